@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * "migrate begin": run on the destination when an incoming migration starts. libvirt uses
+ * what we print on stdout as the domain XML (the original when we print nothing), so this
+ * is where a console bound to the source's address is moved to one that exists here.
+ */
+#include "hook.h"
+#include "runtime.h"
+
+int hook_migrate_begin(HookContext *ctx)
+{
+        _cleanup_(domxml_freep) DomXml *d = NULL;
+        int r;
+
+        /* Parse first so refusals can name the instance; an unreadable XML is libvirt's to
+         * reject, the markers below still apply. */
+        d = hook_parse_domain(ctx);
+
+        r = hook_check_node_markers(ctx, d, "receive");
+        if (r != HOOK_CONTINUE)
+                return r;
+
+        if (ctx->config && ctx->config->hook.refuse_incoming_when_disabled) {
+                RuntimeRecord rec = { NULL };
+
+                if (runtime_marker_lookup(ctx->runtime_dir, NODE_MARKER_DISABLED, &rec) > 0) {
+                        const char *reason = runtime_record_get(&rec, "reason");
+                        r = hook_refuse(ctx, d, "disabled",
+                                        "refusing incoming migration of '%s': node '%s' is "
+                                        "disabled (%s) and [hook] refuse_incoming_when_disabled "
+                                        "is set; enable the node or pick another destination",
+                                        ctx->domain, ctx->config->node.name,
+                                        reason ? reason : "no reason given");
+                        runtime_record_done(&rec);
+                        return r;
+                }
+        }
+
+        if (!d)
+                return HOOK_CONTINUE;
+        return hook_rewrite_listen(ctx, d);
+}

@@ -1,0 +1,955 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define CONFIG_MAX_FILE_SIZE (1024 * 1024)
+/* libinih's fixed limits (ini.h: INI_MAX_LINE, MAX_SECTION, MAX_NAME); longer input is
+ * reported instead of being silently cut. */
+#define INIH_MAX_LINE    INI_MAX_LINE
+#define INIH_MAX_SECTION 50
+#define INIH_MAX_NAME    50
+
+static const char *const console_listen_table[_CONSOLE_LISTEN_MAX] = {
+        [CONSOLE_LISTEN_ANY] = "0.0.0.0",
+        [CONSOLE_LISTEN_NODE] = "node",
+        [CONSOLE_LISTEN_KEEP] = "keep",
+};
+static const char *const store_backend_table[_STORE_BACKEND_MAX] = {
+        [STORE_BACKEND_DIR] = "dir",
+        [STORE_BACKEND_ETCD] = "etcd",
+};
+static const char *const disable_action_table[_DISABLE_ACTION_MAX] = {
+        [DISABLE_ACTION_NONE] = "none",
+        [DISABLE_ACTION_STOP] = "stop",
+};
+static const char *const timeout_action_table[_TIMEOUT_ACTION_MAX] = {
+        [TIMEOUT_ACTION_ABORT] = "abort",
+        [TIMEOUT_ACTION_FORCE_COMPLETE] = "force_complete",
+};
+
+const char *console_listen_to_string(ConsoleListen l)
+{
+        return l >= 0 && l < _CONSOLE_LISTEN_MAX ? console_listen_table[l] : NULL;
+}
+const char *store_backend_to_string(StoreBackend b)
+{
+        return b >= 0 && b < _STORE_BACKEND_MAX ? store_backend_table[b] : NULL;
+}
+const char *disable_action_to_string(DisableAction a)
+{
+        return a >= 0 && a < _DISABLE_ACTION_MAX ? disable_action_table[a] : NULL;
+}
+const char *timeout_action_to_string(TimeoutAction a)
+{
+        return a >= 0 && a < _TIMEOUT_ACTION_MAX ? timeout_action_table[a] : NULL;
+}
+
+/* ---- value parsers ---------------------------------------------------------------------- */
+
+typedef struct ConfigItem ConfigItem;
+typedef int (*ValueParser)(const ConfigItem *item, const char *value, void *dst);
+
+struct ConfigItem {
+        const char *section; /* "peer" for [peer NAME] */
+        const char *key;
+        ValueParser parse;
+        size_t offset; /* into Config, or into ConfigPeer for "peer" */
+        const char *expected;
+        uint64_t min, max;
+        const char *const *names; /* enum tables */
+        size_t n_names;
+        bool multiline; /* may continue on indented lines */
+        bool secret;    /* value never echoed in messages */
+};
+
+static int parse_string(const ConfigItem *item, const char *value, void *dst)
+{
+        char *s;
+
+        (void)item;
+        if (isempty(value))
+                return -EINVAL;
+        s = strdup(value);
+        if (!s)
+                return -ENOMEM;
+        free(*(char **)dst);
+        *(char **)dst = s;
+        return 0;
+}
+
+static int parse_hostname(const ConfigItem *item, const char *value, void *dst)
+{
+        if (!hostname_is_valid(value))
+                return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+static int parse_address(const ConfigItem *item, const char *value, void *dst)
+{
+        if (!ip_address_is_valid(value, NULL) && !hostname_is_valid(value))
+                return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+static int parse_path(const ConfigItem *item, const char *value, void *dst)
+{
+        if (value[0] != '/' || strstr(value, "/../") || strlen(value) >= PATH_MAX)
+                return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+static int parse_unit(const ConfigItem *item, const char *value, void *dst)
+{
+        static const char *const suffixes[] = { ".service", ".target", ".socket", ".scope" };
+        size_t n = strlen(value);
+        bool ok = false;
+
+        if (n == 0 || n > 255 ||
+            strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW"
+                          "XYZ0123456789:-_.\\@") != n)
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                size_t l = strlen(suffixes[i]);
+                if (n > l && streq(value + n - l, suffixes[i]))
+                        ok = true;
+        }
+        if (!ok)
+                return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+static int parse_uri(const ConfigItem *item, const char *value, void *dst)
+{
+        const char *sep = strstr(value, "://");
+
+        if (!sep || sep == value || strpbrk(value, " \t\"'"))
+                return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+static int parse_fence_agent(const ConfigItem *item, const char *value, void *dst)
+{
+        size_t n = strlen(value);
+
+        if (value[0] == '/')
+                return parse_path(item, value, dst);
+        if (n == 0 || strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n)
+                return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+static int parse_key_value_lines(const ConfigItem *item, const char *value, void *dst)
+{
+        const char *p = value;
+
+        for (;;) {
+                size_t n = strcspn(p, "\n");
+                const char *eq = memchr(p, '=', n);
+
+                /* Each line must be key=value with a non-empty key made of agent option chars. */
+                if (!eq || eq == p ||
+                    strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_-") != (size_t)(eq - p))
+                        return -EINVAL;
+                p += n;
+                if (!*p)
+                        break;
+                p++;
+        }
+        return parse_string(item, value, dst);
+}
+
+static int parse_bool(const ConfigItem *item, const char *value, void *dst)
+{
+        int r = parse_boolean(value);
+
+        (void)item;
+        if (r < 0)
+                return r;
+        *(bool *)dst = r;
+        return 0;
+}
+
+static int parse_duration_item(const ConfigItem *item, const char *value, void *dst)
+{
+        usec_t u;
+        int r;
+
+        r = parse_duration(value, &u);
+        if (r < 0)
+                return r;
+        if (u < item->min || u > item->max)
+                return -ERANGE;
+        *(usec_t *)dst = u;
+        return 0;
+}
+
+static int parse_unsigned(const ConfigItem *item, const char *value, void *dst)
+{
+        uint64_t v;
+        int r;
+
+        r = parse_uint_range(value, item->min, item->max, &v);
+        if (r < 0)
+                return r;
+        *(unsigned *)dst = (unsigned)v;
+        return 0;
+}
+
+static int parse_uint64(const ConfigItem *item, const char *value, void *dst)
+{
+        return parse_uint_range(value, item->min, item->max, (uint64_t *)dst);
+}
+
+static int parse_enum(const ConfigItem *item, const char *value, void *dst)
+{
+        for (size_t i = 0; i < item->n_names; i++)
+                if (item->names[i] && streq(item->names[i], value)) {
+                        *(int *)dst = (int)i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static int parse_console_listen(const ConfigItem *item, const char *value, void *dst)
+{
+        /* "::" is the IPv6 spelling of the same wildcard. */
+        if (streq(value, "::")) {
+                *(int *)dst = CONSOLE_LISTEN_ANY;
+                return 0;
+        }
+        return parse_enum(item, value, dst);
+}
+
+static int replace_strv(void *dst, char **l)
+{
+        strv_free(*(char ***)dst);
+        *(char ***)dst = l;
+        return 0;
+}
+
+static int parse_cidr_list(const ConfigItem *item, const char *value, void *dst)
+{
+        char **l = NULL;
+        int r;
+
+        (void)item;
+        r = strv_split_list(value, &l);
+        if (r < 0)
+                return r;
+        STRV_FOREACH (s, l)
+                if (!cidr_is_valid(*s)) {
+                        strv_free(l);
+                        return -EINVAL;
+                }
+        return replace_strv(dst, l);
+}
+
+static int parse_url_list(const ConfigItem *item, const char *value, void *dst)
+{
+        char **l = NULL;
+        int r;
+
+        (void)item;
+        r = strv_split_list(value, &l);
+        if (r < 0)
+                return r;
+        STRV_FOREACH (s, l)
+                if (!startswith(*s, "http://") && !startswith(*s, "https://")) {
+                        strv_free(l);
+                        return -EINVAL;
+                }
+        return replace_strv(dst, l);
+}
+
+#define C(field)     offsetof(Config, field)
+#define P(field)     offsetof(ConfigPeer, field)
+#define ENUM(table)  .names = table, .n_names = ELEMENTSOF(table)
+#define DURATION_MAX (365ULL * 24 * USEC_PER_HOUR)
+
+static const ConfigItem config_items[] = {
+        { "node", "name", parse_hostname, C(node.name), "a host name" },
+        { "node", "address", parse_address, C(node.address), "an IP address or a host name" },
+        { "node", "instances_path", parse_path, C(node.instances_path), "an absolute path" },
+        { "node", "compute_unit", parse_unit, C(node.compute_unit),
+          "a systemd unit name such as nova-compute.service" },
+        { "node", "disable_action", parse_enum, C(node.disable_action), "none or stop",
+          ENUM(disable_action_table) },
+
+        { "cluster", "store", parse_enum, C(cluster.store), "dir or etcd",
+          ENUM(store_backend_table) },
+        { "cluster", "state_dir", parse_path, C(cluster.state_dir), "an absolute path" },
+        { "cluster", "etcd_endpoints", parse_url_list, C(cluster.etcd_endpoints),
+          "a list of http:// or https:// URLs", .multiline = true },
+        { "cluster", "heartbeat_interval", parse_duration_item, C(cluster.heartbeat_interval),
+          "a duration from 100ms to 1h, such as 10s", 100 * USEC_PER_MSEC, USEC_PER_HOUR },
+        { "cluster", "down_after", parse_duration_item, C(cluster.down_after),
+          "a duration from 1s to 1h, such as 60s", USEC_PER_SEC, USEC_PER_HOUR },
+
+        { "migration", "max_concurrent", parse_unsigned, C(migration.max_concurrent),
+          "an integer from 1 to 64", 1, 64 },
+        { "migration", "bandwidth", parse_uint64, C(migration.bandwidth),
+          "a bandwidth in MiB/s from 0 (unlimited) to 1048576", 0, 1048576 },
+        { "migration", "downtime", parse_duration_item, C(migration.downtime),
+          "a duration from 10ms to 1h, such as 500ms", 10 * USEC_PER_MSEC, USEC_PER_HOUR },
+        { "migration", "downtime_steps", parse_unsigned, C(migration.downtime_steps),
+          "an integer from 1 to 1000", 1, 1000 },
+        { "migration", "downtime_delay", parse_duration_item, C(migration.downtime_delay),
+          "a duration per GiB from 0s to 1h, such as 75s", 0, USEC_PER_HOUR },
+        { "migration", "stall_iterations", parse_unsigned, C(migration.stall_iterations),
+          "an integer from 1 to 1000", 1, 1000 },
+        { "migration", "completion_timeout", parse_duration_item, C(migration.completion_timeout),
+          "a duration per GiB from 0s (no timeout) to 1h, such as 800s", 0, USEC_PER_HOUR },
+        { "migration", "timeout_action", parse_enum, C(migration.timeout_action),
+          "abort or force_complete", ENUM(timeout_action_table) },
+        { "migration", "permit_auto_converge", parse_bool, C(migration.permit_auto_converge),
+          "yes or no" },
+        { "migration", "permit_post_copy", parse_bool, C(migration.permit_post_copy), "yes or no" },
+        { "migration", "tls", parse_bool, C(migration.tls), "yes or no" },
+        { "migration", "port_min", parse_unsigned, C(migration.port_min),
+          "a port from 1024 to 65535", 1024, 65535 },
+        { "migration", "port_max", parse_unsigned, C(migration.port_max),
+          "a port from 1024 to 65535", 1024, 65535 },
+
+        { "firewall", "enable", parse_bool, C(firewall.enable), "yes or no" },
+        { "firewall", "migration_sources", parse_cidr_list, C(firewall.migration_sources),
+          "a list of IPv4/IPv6 addresses or CIDRs such as 192.0.2.0/24, 2001:db8::/64",
+          .multiline = true },
+        { "firewall", "open_window", parse_duration_item, C(firewall.open_window),
+          "a duration from 10s to 24h, such as 10min", 10 * USEC_PER_SEC, 24 * USEC_PER_HOUR },
+        { "firewall", "console_clients", parse_cidr_list, C(firewall.console_clients),
+          "a list of IPv4/IPv6 addresses or CIDRs such as 192.0.2.10, 2001:db8::/64",
+          .multiline = true },
+        { "firewall", "console_port_min", parse_unsigned, C(firewall.console_port_min),
+          "a port from 1 to 65535", 1, 65535 },
+        { "firewall", "console_port_max", parse_unsigned, C(firewall.console_port_max),
+          "a port from 1 to 65535", 1, 65535 },
+
+        { "console", "listen", parse_console_listen, C(console.listen), "0.0.0.0, node or keep",
+          ENUM(console_listen_table) },
+
+        { "hook", "refuse_incoming_when_disabled", parse_bool,
+          C(hook.refuse_incoming_when_disabled), "yes or no" },
+
+        { "peer", "address", parse_address, P(address), "an IP address or a host name" },
+        { "peer", "libvirt_uri", parse_uri, P(libvirt_uri),
+          "a libvirt URI such as qemu+tls://node2.example.com/system" },
+        { "peer", "fence_agent", parse_fence_agent, P(fence_agent),
+          "a fence agent name such as fence_ipmilan, or an absolute path" },
+        { "peer", "fence_options", parse_key_value_lines, P(fence_options),
+          "key=value lines (indent the lines after the first)", .multiline = true, .secret = true },
+};
+
+#define N_ITEMS ELEMENTSOF(config_items)
+
+static const ConfigItem *item_find(const char *section, const char *key)
+{
+        for (size_t i = 0; i < N_ITEMS; i++)
+                if (streq(config_items[i].section, section) && streq(config_items[i].key, key))
+                        return &config_items[i];
+        return NULL;
+}
+
+static bool section_known(const char *section)
+{
+        for (size_t i = 0; i < N_ITEMS; i++)
+                if (streq(config_items[i].section, section))
+                        return true;
+        return false;
+}
+
+/* ---- diagnostics ------------------------------------------------------------------------ */
+
+void config_diags_clear(ConfigDiags *d)
+{
+        for (size_t i = 0; i < d->n; i++) {
+                free(d->items[i].file);
+                free(d->items[i].message);
+        }
+        free(d->items);
+        *d = (ConfigDiags){ 0 };
+}
+
+const char *config_diag_format(const ConfigDiag *d, char *buf, size_t size)
+{
+        if (d->file && d->line > 0)
+                snprintf(buf, size, "%s:%u: %s", d->file, d->line, d->message);
+        else if (d->file)
+                snprintf(buf, size, "%s: %s", d->file, d->message);
+        else
+                snprintf(buf, size, "%s", d->message);
+        return buf;
+}
+
+_printf_(5, 6) static int diag(ConfigDiags *d, ConfigDiagLevel level, const char *file,
+                               unsigned line, const char *format, ...)
+{
+        ConfigDiag *t;
+        char *msg = NULL;
+        va_list ap;
+        int k;
+
+        if (!d)
+                return 0;
+        va_start(ap, format);
+        k = vasprintf(&msg, format, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+
+        t = realloc(d->items, sizeof(ConfigDiag) * (d->n + 1));
+        if (!t) {
+                free(msg);
+                return -ENOMEM;
+        }
+        d->items = t;
+        d->items[d->n] = (ConfigDiag){
+                .level = level,
+                .file = file ? strdup(file) : NULL,
+                .line = line,
+                .message = msg,
+        };
+        d->n++;
+        if (level == CONFIG_DIAG_ERROR)
+                d->n_errors++;
+        return 0;
+}
+
+/* ---- the Config object ------------------------------------------------------------------ */
+
+/* Where each item was last set, for errors about keys that depend on each other. */
+typedef struct ItemLocation {
+        const char *file; /* points into Config.files */
+        unsigned line;
+} ItemLocation;
+
+typedef struct ConfigPrivate {
+        Config config;
+        ItemLocation locations[N_ITEMS];
+} ConfigPrivate;
+
+static ItemLocation *item_location(Config *c, const ConfigItem *item)
+{
+        return &((ConfigPrivate *)c)->locations[item - config_items];
+}
+
+static int strdup_to(char **dst, const char *s)
+{
+        *dst = strdup(s);
+        return *dst ? 0 : -ENOMEM;
+}
+
+int config_new(Config **ret)
+{
+        ConfigPrivate *p;
+        Config *c;
+
+        p = calloc(1, sizeof(ConfigPrivate));
+        if (!p)
+                return -ENOMEM;
+        c = &p->config;
+
+        c->node.disable_action = DISABLE_ACTION_NONE;
+        c->cluster.store = STORE_BACKEND_DIR;
+        c->cluster.heartbeat_interval = 10 * USEC_PER_SEC;
+        c->cluster.down_after = 60 * USEC_PER_SEC;
+        c->migration.max_concurrent = 1;
+        c->migration.bandwidth = 0;
+        c->migration.downtime = 500 * USEC_PER_MSEC;
+        c->migration.downtime_steps = 10;
+        c->migration.downtime_delay = 75 * USEC_PER_SEC;
+        c->migration.stall_iterations = 3;
+        c->migration.completion_timeout = 800 * USEC_PER_SEC;
+        c->migration.timeout_action = TIMEOUT_ACTION_ABORT;
+        c->migration.port_min = 49152;
+        c->migration.port_max = 49215;
+        c->firewall.enable = true;
+        c->firewall.open_window = 10 * USEC_PER_MINUTE;
+        c->firewall.console_port_min = 5900;
+        c->firewall.console_port_max = 6923;
+        c->console.listen = CONSOLE_LISTEN_ANY;
+        c->hook.refuse_incoming_when_disabled = false;
+
+        if (strdup_to(&c->node.instances_path, "/var/lib/nova/instances") < 0 ||
+            strdup_to(&c->node.compute_unit, "nova-compute.service") < 0) {
+                config_free(c);
+                return -ENOMEM;
+        }
+
+        *ret = c;
+        return 0;
+}
+
+static void peer_done(ConfigPeer *p)
+{
+        free(p->name);
+        free(p->address);
+        free(p->libvirt_uri);
+        free(p->fence_agent);
+        if (p->fence_options) {
+                /* A secret: do not leave it in freed heap memory. */
+                explicit_bzero(p->fence_options, strlen(p->fence_options));
+                free(p->fence_options);
+        }
+        free(p->file);
+}
+
+Config *config_free(Config *c)
+{
+        if (!c)
+                return NULL;
+        free(c->node.name);
+        free(c->node.address);
+        free(c->node.instances_path);
+        free(c->node.compute_unit);
+        free(c->cluster.state_dir);
+        strv_free(c->cluster.etcd_endpoints);
+        for (size_t i = 0; i < c->n_peers; i++)
+                peer_done(&c->peers[i]);
+        free(c->peers);
+        strv_free(c->firewall.migration_sources);
+        strv_free(c->firewall.console_clients);
+        strv_free(c->files);
+        free((ConfigPrivate *)c);
+        return NULL;
+}
+
+const ConfigPeer *config_find_peer(const Config *c, const char *name)
+{
+        for (size_t i = 0; i < c->n_peers; i++)
+                if (streq(c->peers[i].name, name))
+                        return &c->peers[i];
+        return NULL;
+}
+
+static int peer_get(Config *c, const char *name, const char *file, unsigned line, ConfigPeer **ret)
+{
+        ConfigPeer *t;
+
+        for (size_t i = 0; i < c->n_peers; i++)
+                if (streq(c->peers[i].name, name)) {
+                        *ret = &c->peers[i];
+                        return 0;
+                }
+
+        t = realloc(c->peers, sizeof(ConfigPeer) * (c->n_peers + 1));
+        if (!t)
+                return -ENOMEM;
+        c->peers = t;
+        t = &c->peers[c->n_peers];
+        *t = (ConfigPeer){ .line = line };
+        if (strdup_to(&t->name, name) < 0 || strdup_to(&t->file, file) < 0) {
+                peer_done(t);
+                return -ENOMEM;
+        }
+        c->n_peers++;
+        *ret = t;
+        return 0;
+}
+
+/* ---- parsing one file with libinih ------------------------------------------------------ */
+
+typedef struct ParseCtx {
+        Config *config;
+        ConfigDiags *diags;
+        const char *file; /* owned by config->files */
+        const char *p;    /* next unread byte of the text */
+        unsigned line;    /* line number of the line last handed to inih */
+        char section[INIH_MAX_SECTION + 1];
+        char *peer_name; /* [peer NAME] currently open, else NULL */
+        bool section_known;
+        const ConfigItem *last_item; /* the key the previous value line set */
+        bool continuation;           /* the current line continues last_item */
+        char *accumulated;           /* last_item's value so far, for continuations */
+        int error;                   /* -ENOMEM and the like: stop */
+} ParseCtx;
+
+static void ctx_enter_section(ParseCtx *ctx, const char *raw)
+{
+        char name[INIH_MAX_LINE + 1];
+        const char *end = strchr(raw, ']');
+        size_t n = end ? (size_t)(end - raw) : strlen(raw);
+        const char *peer;
+        char *s;
+        int r;
+
+        if (n >= sizeof(name))
+                n = sizeof(name) - 1;
+        memcpy(name, raw, n);
+        name[n] = 0;
+        s = strstrip(name);
+
+        free(ctx->peer_name);
+        ctx->peer_name = NULL;
+        ctx->last_item = NULL;
+        ctx->section_known = true;
+
+        if (n >= INIH_MAX_SECTION) {
+                diag(ctx->diags, CONFIG_DIAG_ERROR, ctx->file, ctx->line,
+                     "section name '%s' is too long (at most %d characters)", s,
+                     INIH_MAX_SECTION - 1);
+                ctx->section_known = false;
+                return;
+        }
+
+        peer = startswith(s, "peer");
+        if (peer && (*peer == ' ' || *peer == '\t' || *peer == 0)) {
+                while (*peer == ' ' || *peer == '\t')
+                        peer++;
+                if (!hostname_is_valid(peer)) {
+                        diag(ctx->diags, CONFIG_DIAG_ERROR, ctx->file, ctx->line,
+                             "[%s]: expected [peer NAME] with NAME the peer's node name", s);
+                        ctx->section_known = false;
+                        return;
+                }
+                ConfigPeer *p;
+                r = peer_get(ctx->config, peer, ctx->file, ctx->line, &p);
+                if (r < 0) {
+                        ctx->error = r;
+                        return;
+                }
+                ctx->peer_name = strdup(peer);
+                if (!ctx->peer_name)
+                        ctx->error = -ENOMEM;
+                return;
+        }
+
+        if (!section_known(s) || streq(s, "peer")) {
+                diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
+                     "unknown section [%s], its keys are ignored", s);
+                ctx->section_known = false;
+        }
+}
+
+/* libinih's reader callback: hands it one line at a time so we know the line numbers. */
+static char *ctx_reader(char *str, int num, void *stream)
+{
+        ParseCtx *ctx = stream;
+        const char *eol;
+        size_t n, body;
+
+        if (ctx->error < 0 || !*ctx->p)
+                return NULL;
+
+        eol = strchr(ctx->p, '\n');
+        n = eol ? (size_t)(eol - ctx->p) + 1 : strlen(ctx->p);
+        ctx->line++;
+        ctx->continuation = false;
+
+        body = n;
+        while (body > 0 && (ctx->p[body - 1] == '\n' || ctx->p[body - 1] == '\r'))
+                body--;
+        if (body + 2 > (size_t)num) {
+                diag(ctx->diags, CONFIG_DIAG_ERROR, ctx->file, ctx->line,
+                     "line is too long (at most %d characters)", num - 2);
+                ctx->p += n;
+                ctx->last_item = NULL;
+                strcpy(str, "\n");
+                return str;
+        }
+        memcpy(str, ctx->p, n);
+        str[n] = 0;
+        ctx->p += n;
+
+        size_t lead = strspn(str, " \t");
+        char c = str[lead];
+        if (c == 0 || c == '\n' || c == '\r' || c == '#' || c == ';')
+                return str; /* blank or comment: does not end a multi-line value */
+
+        if (c == '[') {
+                /* libinih would take an indented section header as a continuation line. */
+                memmove(str, str + lead, strlen(str + lead) + 1);
+                ctx_enter_section(ctx, str + 1);
+                return str;
+        }
+
+        if (lead > 0) {
+                if (ctx->last_item && ctx->last_item->multiline) {
+                        ctx->continuation = true;
+                        return str;
+                }
+                /* libinih would take an indented line as a continuation of the previous
+                 * value; for single-value keys, indentation is just layout. */
+                memmove(str, str + lead, strlen(str + lead) + 1);
+        }
+        return str;
+}
+
+static void *item_target(ParseCtx *ctx, const ConfigItem *item)
+{
+        if (streq(item->section, "peer")) {
+                ConfigPeer *p = (ConfigPeer *)config_find_peer(ctx->config, ctx->peer_name);
+                return p ? (char *)p + item->offset : NULL;
+        }
+        return (char *)ctx->config + item->offset;
+}
+
+static int ctx_handler(void *user, const char *section, const char *name, const char *value)
+{
+        ParseCtx *ctx = user;
+        const char *sname = ctx->peer_name ? "peer" : section;
+        const ConfigItem *item;
+        const char *v = value;
+        char shown[64];
+        void *dst;
+        int r;
+
+        (void)section;
+        if (ctx->error < 0 || !ctx->section_known)
+                return 1;
+
+        if (ctx->continuation && ctx->last_item) {
+                char *joined = NULL;
+
+                if (asprintf(&joined, "%s\n%s", ctx->accumulated ? ctx->accumulated : "", value) <
+                    0) {
+                        ctx->error = -ENOMEM;
+                        return 1;
+                }
+                free(ctx->accumulated);
+                ctx->accumulated = joined;
+                item = ctx->last_item;
+                v = joined;
+        } else {
+                item = item_find(sname, name);
+                if (!item) {
+                        if (ctx->peer_name)
+                                diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
+                                     "unknown key '%s' in [peer %s], ignored", name,
+                                     ctx->peer_name);
+                        else
+                                diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
+                                     "unknown key '%s' in [%s], ignored", name, section);
+                        ctx->last_item = NULL;
+                        return 1;
+                }
+                free(ctx->accumulated);
+                ctx->accumulated = strdup(value);
+                if (!ctx->accumulated) {
+                        ctx->error = -ENOMEM;
+                        return 1;
+                }
+                ctx->last_item = item;
+        }
+
+        dst = item_target(ctx, item);
+        if (!dst)
+                return 1;
+        r = item->parse(item, v, dst);
+        if (r == -ENOMEM) {
+                ctx->error = r;
+                return 1;
+        }
+        if (r < 0) {
+                char where[INIH_MAX_SECTION + 8];
+
+                if (ctx->peer_name)
+                        snprintf(where, sizeof(where), "peer %s", ctx->peer_name);
+                else
+                        snprintf(where, sizeof(where), "%s", sname);
+                if (item->secret)
+                        snprintf(shown, sizeof(shown), "(value not shown)");
+                else
+                        snprintf(shown, sizeof(shown), "'%.40s%s'", v, strlen(v) > 40 ? "..." : "");
+                diag(ctx->diags, CONFIG_DIAG_ERROR, ctx->file, ctx->line,
+                     "[%s] %s = %s: expected %s", where, item->key, shown, item->expected);
+                return 1;
+        }
+
+        *item_location(ctx->config, item) = (ItemLocation){ ctx->file, ctx->line };
+        return 1;
+}
+
+int config_parse_text(Config *c, const char *filename, const char *text, ConfigDiags *diags)
+{
+        ParseCtx ctx = {
+                .config = c,
+                .diags = diags,
+                .p = text,
+                .section_known = true,
+        };
+        int r;
+
+        /* Locations point into c->files, which lives as long as c. */
+        r = strv_extend(&c->files, filename);
+        if (r < 0)
+                return r;
+        ctx.file = c->files[strv_length(c->files) - 1];
+
+        r = ini_parse_stream(ctx_reader, &ctx, ctx_handler, &ctx);
+        free(ctx.accumulated);
+        free(ctx.peer_name);
+        if (ctx.error < 0)
+                return ctx.error;
+        if (r > 0) {
+                /* libinih names only its first syntax error. */
+                diag(diags, CONFIG_DIAG_ERROR, ctx.file, (unsigned)r,
+                     "expected '[section]', 'key = value' or a comment");
+        } else if (r < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int parse_file(Config *c, const char *path, ConfigDiags *diags)
+{
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        int r;
+
+        r = read_full_file(path, CONFIG_MAX_FILE_SIZE, &text, &size);
+        if (r == -ENOENT)
+                return 0;
+        if (r == -EFBIG)
+                return diag(diags, CONFIG_DIAG_ERROR, path, 0, "file is larger than %d bytes",
+                            CONFIG_MAX_FILE_SIZE);
+        if (r < 0)
+                return diag(diags, CONFIG_DIAG_ERROR, path, 0, "cannot read: %s", strerror(-r));
+        if (strlen(text) != size)
+                return diag(diags, CONFIG_DIAG_ERROR, path, 0,
+                            "file contains a NUL byte: not a text file");
+
+        return config_parse_text(c, path, text, diags);
+}
+
+static int dropin_filter(const struct dirent *de)
+{
+        size_t n = strlen(de->d_name);
+
+        return de->d_name[0] != '.' && n > 5 && streq(de->d_name + n - 5, ".conf");
+}
+
+int config_finish(Config *c, ConfigDiags *diags)
+{
+        const ConfigItem *it;
+        ItemLocation *loc;
+
+        if (!c->node.name) {
+                char host[HOST_NAME_MAX + 1] = "";
+
+                if (gethostname(host, sizeof(host)) < 0 || !hostname_is_valid(host))
+                        diag(diags, CONFIG_DIAG_ERROR, NULL, 0,
+                             "[node] name is not set and the host name is not usable; set it");
+                else if (strdup_to(&c->node.name, host) < 0)
+                        return -ENOMEM;
+        }
+
+        if (!c->cluster.state_dir &&
+            asprintf(&c->cluster.state_dir, "%s/.hostwarden", c->node.instances_path) < 0) {
+                c->cluster.state_dir = NULL;
+                return -ENOMEM;
+        }
+
+        for (size_t i = 0; i < c->n_peers; i++) {
+                ConfigPeer *p = &c->peers[i];
+
+                if (!p->address) {
+                        diag(diags, CONFIG_DIAG_ERROR, p->file, p->line,
+                             "[peer %s] has no address: set address = its migration address",
+                             p->name);
+                        continue;
+                }
+                if (!p->libvirt_uri) {
+                        bool v6 = strchr(p->address, ':') != NULL;
+                        if (asprintf(&p->libvirt_uri, "qemu+tls://%s%s%s/system", v6 ? "[" : "",
+                                     p->address, v6 ? "]" : "") < 0) {
+                                p->libvirt_uri = NULL;
+                                return -ENOMEM;
+                        }
+                }
+                if (c->node.name && streq(p->name, c->node.name))
+                        diag(diags, CONFIG_DIAG_ERROR, p->file, p->line,
+                             "[peer %s] names this node itself ([node] name)", p->name);
+        }
+
+        if (c->migration.port_min > c->migration.port_max) {
+                it = item_find("migration", "port_max");
+                loc = item_location(c, it);
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                     "[migration] port_max = %u is below port_min = %u", c->migration.port_max,
+                     c->migration.port_min);
+        }
+        if (c->firewall.console_port_min > c->firewall.console_port_max) {
+                it = item_find("firewall", "console_port_max");
+                loc = item_location(c, it);
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                     "[firewall] console_port_max = %u is below console_port_min = %u",
+                     c->firewall.console_port_max, c->firewall.console_port_min);
+        }
+        if (c->cluster.down_after <= c->cluster.heartbeat_interval) {
+                it = item_find("cluster", "down_after");
+                loc = item_location(c, it);
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                     "[cluster] down_after must be longer than heartbeat_interval, or every "
+                     "peer would look down between two heartbeats");
+        }
+        if (c->cluster.store == STORE_BACKEND_ETCD && strv_length(c->cluster.etcd_endpoints) == 0) {
+                it = item_find("cluster", "store");
+                loc = item_location(c, it);
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                     "[cluster] store = etcd needs etcd_endpoints");
+        }
+        if (c->console.listen == CONSOLE_LISTEN_NODE && !c->node.address) {
+                it = item_find("console", "listen");
+                loc = item_location(c, it);
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                     "[console] listen = node needs [node] address");
+        }
+
+        return 0;
+}
+
+int config_load(const char *conf_dir, ConfigDiags *diags, Config **ret)
+{
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *main_path = NULL, *dropin_dir = NULL;
+        struct dirent **entries = NULL;
+        size_t errors_before = diags->n_errors;
+        int n, r;
+
+        r = config_new(&c);
+        if (r < 0)
+                return r;
+
+        if (asprintf(&main_path, "%s/hostwarden.conf", conf_dir) < 0 ||
+            asprintf(&dropin_dir, "%s/hostwarden.conf.d", conf_dir) < 0)
+                return -ENOMEM;
+
+        r = parse_file(c, main_path, diags);
+        if (r < 0)
+                return r;
+
+        n = scandir(dropin_dir, &entries, dropin_filter, alphasort);
+        if (n < 0 && errno != ENOENT)
+                diag(diags, CONFIG_DIAG_ERROR, dropin_dir, 0, "cannot read directory: %s",
+                     strerror(errno));
+        for (int i = 0; i < n; i++) {
+                _cleanup_free_ char *path = NULL;
+
+                if (r >= 0 && asprintf(&path, "%s/%s", dropin_dir, entries[i]->d_name) < 0)
+                        r = -ENOMEM;
+                if (r >= 0)
+                        r = parse_file(c, path, diags);
+                free(entries[i]);
+        }
+        free(entries);
+        if (r < 0)
+                return r;
+
+        r = config_finish(c, diags);
+        if (r < 0)
+                return r;
+        if (diags->n_errors > errors_before)
+                return -EINVAL;
+
+        *ret = TAKE_PTR(c);
+        return 0;
+}

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+/*
+ * hostwarden.conf (DESIGN.md §3): /etc/hostwarden/hostwarden.conf, then
+ * hostwarden.conf.d/ *.conf in lexical order, later values win. A bad value is an error
+ * naming file, line, key and what was expected; unknown sections and keys are warnings.
+ */
+
+typedef enum ConsoleListen {
+        CONSOLE_LISTEN_ANY,  /* "0.0.0.0" (or "::"): the wildcard of the guest's address family */
+        CONSOLE_LISTEN_NODE, /* "node": [node] address */
+        CONSOLE_LISTEN_KEEP, /* "keep": never rewrite */
+        _CONSOLE_LISTEN_MAX,
+} ConsoleListen;
+
+typedef enum StoreBackend {
+        STORE_BACKEND_DIR,
+        STORE_BACKEND_ETCD,
+        _STORE_BACKEND_MAX,
+} StoreBackend;
+
+typedef enum DisableAction {
+        DISABLE_ACTION_NONE,
+        DISABLE_ACTION_STOP,
+        _DISABLE_ACTION_MAX,
+} DisableAction;
+
+typedef enum TimeoutAction {
+        TIMEOUT_ACTION_ABORT,
+        TIMEOUT_ACTION_FORCE_COMPLETE,
+        _TIMEOUT_ACTION_MAX,
+} TimeoutAction;
+
+const char *console_listen_to_string(ConsoleListen l);
+const char *store_backend_to_string(StoreBackend b);
+const char *disable_action_to_string(DisableAction a);
+const char *timeout_action_to_string(TimeoutAction a);
+
+typedef struct ConfigPeer {
+        char *name;
+        char *address;
+        char *libvirt_uri; /* default qemu+tls://ADDRESS/system */
+        char *fence_agent;
+        char *fence_options; /* key=value lines; a secret: never log it */
+        char *file;          /* where the [peer NAME] section was (last) opened */
+        unsigned line;
+} ConfigPeer;
+
+typedef struct Config {
+        struct {
+                char *name; /* default: the host name */
+                char *address;
+                char *instances_path;
+                char *compute_unit;
+                DisableAction disable_action;
+        } node;
+        struct {
+                StoreBackend store;
+                char *state_dir; /* default <instances_path>/.hostwarden */
+                char **etcd_endpoints;
+                usec_t heartbeat_interval;
+                usec_t down_after;
+        } cluster;
+        ConfigPeer *peers;
+        size_t n_peers;
+        struct {
+                unsigned max_concurrent;
+                uint64_t bandwidth; /* MiB/s, 0 = unlimited */
+                usec_t downtime;
+                unsigned downtime_steps;
+                usec_t downtime_delay; /* per GiB */
+                unsigned stall_iterations;
+                usec_t completion_timeout; /* per GiB */
+                TimeoutAction timeout_action;
+                bool permit_auto_converge;
+                bool permit_post_copy;
+                bool tls;
+                unsigned port_min, port_max;
+        } migration;
+        struct {
+                bool enable;
+                char **migration_sources; /* CIDRs */
+                usec_t open_window;
+                char **console_clients; /* CIDRs */
+                unsigned console_port_min, console_port_max;
+        } firewall;
+        struct {
+                ConsoleListen listen;
+        } console;
+        struct {
+                bool refuse_incoming_when_disabled;
+        } hook;
+
+        char **files; /* the files read, in order */
+} Config;
+
+typedef enum ConfigDiagLevel {
+        CONFIG_DIAG_WARNING,
+        CONFIG_DIAG_ERROR,
+} ConfigDiagLevel;
+
+typedef struct ConfigDiag {
+        ConfigDiagLevel level;
+        char *file;    /* NULL when not about a file */
+        unsigned line; /* 0 when not about a line */
+        char *message;
+} ConfigDiag;
+
+typedef struct ConfigDiags {
+        ConfigDiag *items;
+        size_t n;
+        size_t n_errors;
+} ConfigDiags;
+
+void config_diags_clear(ConfigDiags *d);
+/* "FILE:LINE: message" into buf. */
+const char *config_diag_format(const ConfigDiag *d, char *buf, size_t size);
+
+/* A Config with every default applied (node.name from the host name). */
+int config_new(Config **ret);
+Config *config_free(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+/*
+ * Reads conf_dir/hostwarden.conf (a missing file means defaults) and its drop-ins, then
+ * checks values that depend on each other. Warnings and errors are appended to diags;
+ * returns -EINVAL when there was at least one error, and then writes no *ret.
+ */
+int config_load(const char *conf_dir, ConfigDiags *diags, Config **ret);
+
+/* Parses one file's text into c (used by config_load and the fuzzer). */
+int config_parse_text(Config *c, const char *filename, const char *text, ConfigDiags *diags);
+/* Cross-key checks and derived defaults, after all files are parsed. */
+int config_finish(Config *c, ConfigDiags *diags);
+
+const ConfigPeer *config_find_peer(const Config *c, const char *name);

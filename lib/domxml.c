@@ -1,0 +1,552 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <stdarg.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xmlsave.h>
+
+#include "domxml.h"
+#include "util.h"
+
+#define DOMXML_MAX_SIZE (64U * 1024U * 1024U)
+
+static bool node_is(const xmlNode *n, const char *name)
+{
+        return n->type == XML_ELEMENT_NODE && streq((const char *)n->name, name);
+}
+
+static xmlNode *child_element(const xmlNode *parent, const char *name)
+{
+        for (xmlNode *c = parent->children; c; c = c->next)
+                if (node_is(c, name))
+                        return c;
+        return NULL;
+}
+
+/* A copy of an attribute's value (NULL when absent), as a libc-owned string. */
+static int attr_dup(const xmlNode *n, const char *name, char **ret)
+{
+        xmlChar *v = n ? xmlGetNoNsProp(n, (const xmlChar *)name) : NULL;
+
+        if (!v) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup((const char *)v);
+        xmlFree(v);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int text_dup(const xmlNode *n, char **ret)
+{
+        xmlChar *v = xmlNodeGetContent(n);
+
+        if (!v)
+                return -ENOMEM;
+        *ret = strdup(strstrip((char *)v));
+        xmlFree(v);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static void listen_done(DomListen *l)
+{
+        free(l->address);
+        free(l->network);
+        free(l->socket);
+}
+
+static void graphics_done(DomGraphics *g)
+{
+        free(g->type);
+        free(g->listen);
+        free(g->socket);
+        for (size_t i = 0; i < g->n_listens; i++)
+                listen_done(&g->listens[i]);
+        free(g->listens);
+}
+
+static void disk_done(DomDisk *d)
+{
+        free(d->type);
+        free(d->device);
+        free(d->driver_type);
+        free(d->source);
+        free(d->target);
+        free(d->bus);
+}
+
+static void interface_done(DomInterface *i)
+{
+        free(i->type);
+        free(i->mac);
+        free(i->source);
+        free(i->source_mode);
+        free(i->model);
+}
+
+static void graphics_clear(DomXml *d)
+{
+        for (size_t i = 0; i < d->n_graphics; i++)
+                graphics_done(&d->graphics[i]);
+        free(d->graphics);
+        d->graphics = NULL;
+        d->n_graphics = 0;
+}
+
+DomXml *domxml_free(DomXml *d)
+{
+        if (!d)
+                return NULL;
+        graphics_clear(d);
+        for (size_t i = 0; i < d->n_disks; i++)
+                disk_done(&d->disks[i]);
+        free(d->disks);
+        for (size_t i = 0; i < d->n_interfaces; i++)
+                interface_done(&d->interfaces[i]);
+        free(d->interfaces);
+        free(d->domain_type);
+        free(d->name);
+        free(d->uuid);
+        xmlFreeDoc(d->doc);
+        free(d);
+        return NULL;
+}
+
+/* Grows *array by one zeroed element of size elem. */
+static void *array_grow(void *array_ptr, size_t *n, size_t elem)
+{
+        void **array = array_ptr;
+        char *t;
+
+        t = realloc(*array, elem * (*n + 1));
+        if (!t)
+                return NULL;
+        memset(t + elem * *n, 0, elem);
+        *array = t;
+        return t + elem * (*n)++;
+}
+
+static DomListenType listen_type_from_string(const char *s)
+{
+        if (!s || streq(s, "address"))
+                return DOM_LISTEN_ADDRESS;
+        if (streq(s, "network"))
+                return DOM_LISTEN_NETWORK;
+        if (streq(s, "socket"))
+                return DOM_LISTEN_SOCKET;
+        if (streq(s, "none"))
+                return DOM_LISTEN_NONE;
+        return DOM_LISTEN_OTHER;
+}
+
+static int collect_graphics(DomXml *d, xmlNode *devices)
+{
+        int r;
+
+        for (xmlNode *g = devices->children; g; g = g->next) {
+                DomGraphics *dg;
+
+                if (!node_is(g, "graphics"))
+                        continue;
+                dg = array_grow(&d->graphics, &d->n_graphics, sizeof(DomGraphics));
+                if (!dg)
+                        return -ENOMEM;
+                if ((r = attr_dup(g, "type", &dg->type)) < 0 ||
+                    (r = attr_dup(g, "listen", &dg->listen)) < 0 ||
+                    (r = attr_dup(g, "socket", &dg->socket)) < 0)
+                        return r;
+
+                for (xmlNode *l = g->children; l; l = l->next) {
+                        _cleanup_free_ char *type = NULL;
+                        DomListen *dl;
+
+                        if (!node_is(l, "listen"))
+                                continue;
+                        if ((r = attr_dup(l, "type", &type)) < 0)
+                                return r;
+                        dl = array_grow(&dg->listens, &dg->n_listens, sizeof(DomListen));
+                        if (!dl)
+                                return -ENOMEM;
+                        dl->type = listen_type_from_string(type);
+                        if ((r = attr_dup(l, "address", &dl->address)) < 0 ||
+                            (r = attr_dup(l, "network", &dl->network)) < 0 ||
+                            (r = attr_dup(l, "socket", &dl->socket)) < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+static int collect_disks(DomXml *d, xmlNode *devices)
+{
+        int r;
+
+        for (xmlNode *n = devices->children; n; n = n->next) {
+                xmlNode *source, *target, *driver;
+                DomDisk *dd;
+
+                if (!node_is(n, "disk"))
+                        continue;
+                dd = array_grow(&d->disks, &d->n_disks, sizeof(DomDisk));
+                if (!dd)
+                        return -ENOMEM;
+                source = child_element(n, "source");
+                target = child_element(n, "target");
+                driver = child_element(n, "driver");
+                if ((r = attr_dup(n, "type", &dd->type)) < 0 ||
+                    (r = attr_dup(n, "device", &dd->device)) < 0 ||
+                    (r = attr_dup(driver, "type", &dd->driver_type)) < 0 ||
+                    (r = attr_dup(target, "dev", &dd->target)) < 0 ||
+                    (r = attr_dup(target, "bus", &dd->bus)) < 0)
+                        return r;
+                if (!dd->device && !(dd->device = strdup("disk")))
+                        return -ENOMEM;
+
+                if (source) {
+                        static const char *const attrs[] = { "file", "dev", "name", "volume" };
+                        for (size_t i = 0; i < ELEMENTSOF(attrs) && !dd->source; i++)
+                                if ((r = attr_dup(source, attrs[i], &dd->source)) < 0)
+                                        return r;
+                }
+                dd->readonly = child_element(n, "readonly") != NULL;
+                dd->shareable = child_element(n, "shareable") != NULL;
+        }
+        return 0;
+}
+
+static int collect_interfaces(DomXml *d, xmlNode *devices)
+{
+        int r;
+
+        for (xmlNode *n = devices->children; n; n = n->next) {
+                xmlNode *source;
+                DomInterface *di;
+
+                if (!node_is(n, "interface"))
+                        continue;
+                di = array_grow(&d->interfaces, &d->n_interfaces, sizeof(DomInterface));
+                if (!di)
+                        return -ENOMEM;
+                source = child_element(n, "source");
+                if ((r = attr_dup(n, "type", &di->type)) < 0 ||
+                    (r = attr_dup(child_element(n, "mac"), "address", &di->mac)) < 0 ||
+                    (r = attr_dup(child_element(n, "model"), "type", &di->model)) < 0 ||
+                    (r = attr_dup(source, "mode", &di->source_mode)) < 0)
+                        return r;
+                if (source) {
+                        static const char *const attrs[] = { "bridge", "network", "dev" };
+                        for (size_t i = 0; i < ELEMENTSOF(attrs) && !di->source; i++)
+                                if ((r = attr_dup(source, attrs[i], &di->source)) < 0)
+                                        return r;
+                }
+        }
+        return 0;
+}
+
+/* <memory unit='KiB'>65536</memory>: libvirt's units, KiB when none is given. */
+static int parse_memory(xmlNode *mem, uint64_t *ret)
+{
+        static const struct {
+                const char *unit;
+                uint64_t bytes;
+        } units[] = {
+                { "b", 1ULL },       { "bytes", 1ULL },     { "KB", 1000ULL },
+                { "k", 1024ULL },    { "KiB", 1024ULL },    { "MB", 1000000ULL },
+                { "M", 1ULL << 20 }, { "MiB", 1ULL << 20 }, { "GB", 1000000000ULL },
+                { "G", 1ULL << 30 }, { "GiB", 1ULL << 30 }, { "TB", 1000000000000ULL },
+                { "T", 1ULL << 40 }, { "TiB", 1ULL << 40 },
+        };
+        _cleanup_free_ char *text = NULL, *unit = NULL;
+        uint64_t v, bytes = 1024;
+        int r;
+
+        if ((r = text_dup(mem, &text)) < 0 || (r = attr_dup(mem, "unit", &unit)) < 0)
+                return r;
+        if (parse_uint_range(text, 0, UINT64_MAX, &v) < 0)
+                return -EBADMSG;
+        if (unit) {
+                size_t i;
+                for (i = 0; i < ELEMENTSOF(units); i++)
+                        if (streq(unit, units[i].unit))
+                                break;
+                if (i >= ELEMENTSOF(units))
+                        return -EBADMSG;
+                bytes = units[i].bytes;
+        }
+        if (v > UINT64_MAX / bytes)
+                return -EBADMSG;
+        *ret = v * bytes / 1024;
+        return 0;
+}
+
+static int set_error(char **ret_error, const char *format, ...) _printf_(2, 3);
+static int set_error(char **ret_error, const char *format, ...)
+{
+        va_list ap;
+
+        if (!ret_error)
+                return 0;
+        va_start(ap, format);
+        if (vasprintf(ret_error, format, ap) < 0)
+                *ret_error = NULL;
+        va_end(ap);
+        return 0;
+}
+
+static int collect(DomXml *d, xmlNode *root, char **ret_error)
+{
+        xmlNode *n, *devices;
+        int r;
+
+        if (!node_is(root, "domain"))
+                return set_error(ret_error, "root element is <%s>, expected <domain>",
+                                 (const char *)root->name),
+                       -EBADMSG;
+        if ((r = attr_dup(root, "type", &d->domain_type)) < 0)
+                return r;
+
+        n = child_element(root, "name");
+        if (!n)
+                return set_error(ret_error, "<domain> has no <name>"), -EBADMSG;
+        if ((r = text_dup(n, &d->name)) < 0)
+                return r;
+        if (isempty(d->name))
+                return set_error(ret_error, "<domain> has an empty <name>"), -EBADMSG;
+
+        n = child_element(root, "uuid");
+        if (!n)
+                return set_error(ret_error, "domain '%s' has no <uuid>", d->name), -EBADMSG;
+        if ((r = text_dup(n, &d->uuid)) < 0)
+                return r;
+        if (!uuid_is_valid(d->uuid))
+                return set_error(ret_error, "domain '%s' has an invalid <uuid> '%s'", d->name,
+                                 d->uuid),
+                       -EBADMSG;
+
+        n = child_element(root, "memory");
+        if (n && parse_memory(n, &d->memory_kib) < 0)
+                return set_error(ret_error, "domain '%s' has an invalid <memory>", d->name),
+                       -EBADMSG;
+
+        devices = child_element(root, "devices");
+        if (!devices)
+                return 0;
+        if ((r = collect_graphics(d, devices)) < 0 || (r = collect_disks(d, devices)) < 0 ||
+            (r = collect_interfaces(d, devices)) < 0)
+                return r;
+        return 0;
+}
+
+int domxml_parse(const char *xml, size_t size, DomXml **ret, char **ret_error)
+{
+        _cleanup_(domxml_freep) DomXml *d = NULL;
+        xmlParserCtxt *ctxt;
+        xmlDoc *doc;
+        xmlNode *root;
+        int r;
+
+        if (size > DOMXML_MAX_SIZE || size > INT_MAX)
+                return set_error(ret_error, "domain XML is larger than %u bytes", DOMXML_MAX_SIZE),
+                       -EINVAL;
+
+        ctxt = xmlNewParserCtxt();
+        if (!ctxt)
+                return -ENOMEM;
+        /* No network, no DTD loading, no entity substitution; errors are collected, not
+         * printed, and reported through ret_error. */
+        doc = xmlCtxtReadMemory(ctxt, xml, (int)size, "domain.xml", NULL,
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        if (!doc) {
+                const xmlError *e = xmlCtxtGetLastError(ctxt);
+                if (e && e->message) {
+                        _cleanup_free_ char *m = strdup(e->message);
+                        set_error(ret_error, "domain XML is not well-formed: line %d: %s", e->line,
+                                  m ? strstrip(m) : "?");
+                } else
+                        set_error(ret_error, "domain XML is not well-formed");
+                xmlFreeParserCtxt(ctxt);
+                return -EINVAL;
+        }
+        xmlFreeParserCtxt(ctxt);
+
+        d = calloc(1, sizeof(DomXml));
+        if (!d) {
+                xmlFreeDoc(doc);
+                return -ENOMEM;
+        }
+        d->doc = doc;
+
+        if (doc->intSubset || doc->extSubset)
+                return set_error(ret_error, "domain XML must not have a DOCTYPE"), -EINVAL;
+        root = xmlDocGetRootElement(doc);
+        if (!root)
+                return set_error(ret_error, "domain XML has no root element"), -EBADMSG;
+
+        r = collect(d, root, ret_error);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+const char *console_listen_target(ConsoleListen mode, const char *node_address, const char *current)
+{
+        int family = 0;
+        bool literal;
+
+        if (mode == CONSOLE_LISTEN_KEEP || isempty(current))
+                return NULL;
+        /* A console bound to loopback is meant to be reached only from the node itself (an
+         * SSH tunnel); it binds on every node, so it never blocks a migration. */
+        if (ip_address_is_loopback(current) || streq(current, "localhost"))
+                return NULL;
+
+        literal = ip_address_is_valid(current, &family);
+        switch (mode) {
+        case CONSOLE_LISTEN_ANY: {
+                const char *any = literal && family == AF_INET6 ? "::" : "0.0.0.0";
+                if (literal && ip_address_is_any(current))
+                        return NULL;
+                return any;
+        }
+        case CONSOLE_LISTEN_NODE:
+                if (isempty(node_address) || streq(current, node_address))
+                        return NULL;
+                return node_address;
+        default:
+                return NULL;
+        }
+}
+
+static int rewrite_attr(xmlNode *n, const char *attr, ConsoleListen mode, const char *node_address,
+                        unsigned *changed)
+{
+        _cleanup_free_ char *current = NULL;
+        const char *target;
+        int r;
+
+        r = attr_dup(n, attr, &current);
+        if (r < 0)
+                return r;
+        target = console_listen_target(mode, node_address, current);
+        if (!target)
+                return 0;
+        if (!xmlSetProp(n, (const xmlChar *)attr, (const xmlChar *)target))
+                return -ENOMEM;
+        (*changed)++;
+        return 0;
+}
+
+static bool graphics_rewritable(xmlNode *g)
+{
+        _cleanup_free_ char *type = NULL, *socket = NULL;
+
+        if (attr_dup(g, "type", &type) < 0 || attr_dup(g, "socket", &socket) < 0)
+                return false;
+        if (!type || (!streq(type, "vnc") && !streq(type, "spice")))
+                return false;
+        if (socket)
+                return false;
+
+        /* libvirt derives the listen attribute from the first <listen>: when that is a
+         * network or a socket, the attribute is not an address of ours to move. */
+        for (xmlNode *l = g->children; l; l = l->next) {
+                _cleanup_free_ char *ltype = NULL;
+
+                if (!node_is(l, "listen"))
+                        continue;
+                if (attr_dup(l, "type", &ltype) < 0)
+                        return false;
+                return listen_type_from_string(ltype) == DOM_LISTEN_ADDRESS;
+        }
+        return true;
+}
+
+int domxml_rewrite_listen(DomXml *d, ConsoleListen mode, const char *node_address,
+                          unsigned *ret_changed)
+{
+        xmlNode *root = xmlDocGetRootElement(d->doc), *devices;
+        unsigned changed = 0;
+        int r;
+
+        devices = root ? child_element(root, "devices") : NULL;
+        for (xmlNode *g = devices ? devices->children : NULL; g; g = g->next) {
+                if (!node_is(g, "graphics") || !graphics_rewritable(g))
+                        continue;
+
+                if (xmlHasProp(g, (const xmlChar *)"listen")) {
+                        r = rewrite_attr(g, "listen", mode, node_address, &changed);
+                        if (r < 0)
+                                return r;
+                }
+                for (xmlNode *l = g->children; l; l = l->next) {
+                        _cleanup_free_ char *ltype = NULL;
+
+                        if (!node_is(l, "listen"))
+                                continue;
+                        r = attr_dup(l, "type", &ltype);
+                        if (r < 0)
+                                return r;
+                        if (listen_type_from_string(ltype) != DOM_LISTEN_ADDRESS)
+                                continue;
+                        r = rewrite_attr(l, "address", mode, node_address, &changed);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
+        if (changed > 0) {
+                graphics_clear(d);
+                if (devices && (r = collect_graphics(d, devices)) < 0)
+                        return r;
+        }
+        if (ret_changed)
+                *ret_changed = changed;
+        return 0;
+}
+
+int domxml_format(const DomXml *d, char **ret, size_t *ret_size)
+{
+        xmlBuffer *buf;
+        xmlSaveCtxt *save;
+        char *s;
+        size_t n;
+
+        buf = xmlBufferCreate();
+        if (!buf)
+                return -ENOMEM;
+        save = xmlSaveToBuffer(buf, "UTF-8", XML_SAVE_NO_DECL);
+        if (!save) {
+                xmlBufferFree(buf);
+                return -ENOMEM;
+        }
+        if (xmlSaveDoc(save, d->doc) < 0) {
+                xmlSaveClose(save);
+                xmlBufferFree(buf);
+                return -ENOMEM;
+        }
+        xmlSaveClose(save);
+
+        n = (size_t)xmlBufferLength(buf);
+        s = malloc(n + 1);
+        if (!s) {
+                xmlBufferFree(buf);
+                return -ENOMEM;
+        }
+        memcpy(s, xmlBufferContent(buf), n);
+        s[n] = 0;
+        xmlBufferFree(buf);
+
+        *ret = s;
+        if (ret_size)
+                *ret_size = n;
+        return 0;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <syslog.h>
+
+#include "macro.h"
+
+/*
+ * Logging for the executables. Messages go to the journal with structured fields when
+ * journald's socket is there, and to stderr otherwise (or when HOSTWARDEN_LOG=stderr).
+ *
+ * The journal is spoken to directly over its native datagram protocol instead of through
+ * libsystemd: the hook runs synchronously inside libvirtd for every domain event, and not
+ * loading libsystemd keeps its start-up within the latency budget (docs/decisions.md).
+ */
+
+typedef struct LogField {
+        const char *key;
+        const char *value; /* NULL: field left out */
+} LogField;
+
+#define LOG_FIELDS(...) ((const LogField[]){ __VA_ARGS__, { NULL, NULL } })
+
+/* MESSAGE_IDs (journalctl MESSAGE_ID=...); the catalog documents each. */
+#define HW_MESSAGE_REFUSED    "be94857a800f4d1b983ace9d9418e187"
+#define HW_MESSAGE_LISTEN     "1ce2263c1a85430d8ed8a955ae89cb8f"
+#define HW_MESSAGE_CONFIG_BAD "dde32ec3eca741ffbd95836aced6a71d"
+
+/* ident: SYSLOG_IDENTIFIER, e.g. "hostwarden-hook". */
+void log_setup(const char *ident);
+void log_set_max_level(int level);
+int log_get_max_level(void);
+
+/* Returns -abs(error) (or 0 when error is 0), so callers can 'return log_error_errno(r, ...)'. */
+int log_fields(int level, int error, const LogField *fields, const char *format, ...)
+        _printf_(4, 5);
+
+#define log_full_errno(level, error, ...) log_fields(level, error, NULL, __VA_ARGS__)
+#define log_debug(...)                    log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
+#define log_info(...)                     log_full_errno(LOG_INFO, 0, __VA_ARGS__)
+#define log_notice(...)                   log_full_errno(LOG_NOTICE, 0, __VA_ARGS__)
+#define log_warning(...)                  log_full_errno(LOG_WARNING, 0, __VA_ARGS__)
+#define log_error(...)                    log_full_errno(LOG_ERR, 0, __VA_ARGS__)
+#define log_warning_errno(error, ...)     log_full_errno(LOG_WARNING, error, __VA_ARGS__)
+#define log_error_errno(error, ...)       log_full_errno(LOG_ERR, error, __VA_ARGS__)

@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime.h"
+#include "util.h"
+
+#define RECORD_MAX_SIZE 4096
+
+static const char *const node_marker_table[_NODE_MARKER_MAX] = {
+        [NODE_MARKER_FENCED] = "fenced",
+        [NODE_MARKER_FORCED_DOWN] = "forced-down",
+        [NODE_MARKER_DISABLED] = "disabled",
+};
+
+const char *node_marker_to_string(NodeMarker m)
+{
+        return m >= 0 && m < _NODE_MARKER_MAX ? node_marker_table[m] : NULL;
+}
+
+void runtime_record_done(RuntimeRecord *r)
+{
+        r->kv = strv_free(r->kv);
+}
+
+const char *runtime_record_get(const RuntimeRecord *r, const char *key)
+{
+        for (size_t i = 0; r->kv && r->kv[i] && r->kv[i + 1]; i += 2)
+                if (streq(r->kv[i], key))
+                        return r->kv[i + 1];
+        return NULL;
+}
+
+static bool key_is_valid(const char *k, size_t n)
+{
+        if (n == 0 || n > 64)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!islower((unsigned char)k[i]) && k[i] != '_')
+                        return false;
+        return true;
+}
+
+int runtime_record_set(RuntimeRecord *r, const char *key, const char *value)
+{
+        int k;
+
+        if (!key_is_valid(key, strlen(key)) || strchr(value, '\n'))
+                return -EINVAL;
+        for (size_t i = 0; r->kv && r->kv[i] && r->kv[i + 1]; i += 2)
+                if (streq(r->kv[i], key)) {
+                        char *v = strdup(value);
+                        if (!v)
+                                return -ENOMEM;
+                        free(r->kv[i + 1]);
+                        r->kv[i + 1] = v;
+                        return 0;
+                }
+        k = strv_extend(&r->kv, key);
+        if (k < 0)
+                return k;
+        k = strv_extend(&r->kv, value);
+        if (k < 0) {
+                /* keep kv pairs even: drop the dangling key */
+                size_t n = strv_length(r->kv);
+                free(r->kv[n - 1]);
+                r->kv[n - 1] = NULL;
+        }
+        return k;
+}
+
+int runtime_record_parse(const char *text, RuntimeRecord *ret)
+{
+        RuntimeRecord rec = { NULL };
+        const char *p = text;
+        int r;
+
+        while (*p) {
+                size_t n = strcspn(p, "\n");
+                const char *eq = memchr(p, '=', n);
+
+                if (eq && key_is_valid(p, (size_t)(eq - p))) {
+                        _cleanup_free_ char *key = strndup(p, (size_t)(eq - p));
+                        _cleanup_free_ char *value = strndup(eq + 1, n - (size_t)(eq - p) - 1);
+
+                        if (!key || !value) {
+                                runtime_record_done(&rec);
+                                return -ENOMEM;
+                        }
+                        r = runtime_record_set(&rec, key, value);
+                        if (r < 0) {
+                                runtime_record_done(&rec);
+                                return r;
+                        }
+                }
+                p += n;
+                if (*p)
+                        p++;
+        }
+        *ret = rec;
+        return 0;
+}
+
+static int lookup(const char *path, RuntimeRecord *ret)
+{
+        _cleanup_free_ char *text = NULL;
+        RuntimeRecord rec = { NULL };
+        int r;
+
+        r = read_full_file(path, RECORD_MAX_SIZE, &text, NULL);
+        if (r == -ENOENT || r == -ENOTDIR)
+                return 0;
+        /* Present but unreadable or oversized: it still denies, with unknown details. */
+        if (r >= 0)
+                (void)runtime_record_parse(text, &rec);
+        if (ret)
+                *ret = rec;
+        else
+                runtime_record_done(&rec);
+        return 1;
+}
+
+static int mkdir_parents(const char *runtime_dir, const char *sub)
+{
+        char path[PATH_MAX];
+
+        if (mkdir(runtime_dir, 0755) < 0 && errno != EEXIST)
+                return negative_errno();
+        if (snprintf(path, sizeof(path), "%s/%s", runtime_dir, sub) >= (int)sizeof(path))
+                return -ENAMETOOLONG;
+        if (mkdir(path, 0755) < 0 && errno != EEXIST)
+                return negative_errno();
+        return 0;
+}
+
+static char *format_record(const RuntimeRecord *rec)
+{
+        char *s = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&s, &size);
+
+        if (!f)
+                return NULL;
+        for (size_t i = 0; rec && rec->kv && rec->kv[i] && rec->kv[i + 1]; i += 2)
+                fprintf(f, "%s=%s\n", rec->kv[i], rec->kv[i + 1]);
+        if (fclose(f) != 0) {
+                free(s);
+                return NULL;
+        }
+        return s;
+}
+
+static int write_record(const char *runtime_dir, const char *sub, const char *name,
+                        const RuntimeRecord *rec)
+{
+        _cleanup_free_ char *text = NULL;
+        char path[PATH_MAX];
+        int r;
+
+        r = mkdir_parents(runtime_dir, sub);
+        if (r < 0)
+                return r;
+        text = format_record(rec);
+        if (!text)
+                return -ENOMEM;
+        if (snprintf(path, sizeof(path), "%s/%s/%s", runtime_dir, sub, name) >= (int)sizeof(path))
+                return -ENAMETOOLONG;
+        return write_file_atomic(path, text, 0644);
+}
+
+static int remove_record(const char *runtime_dir, const char *sub, const char *name)
+{
+        char path[PATH_MAX];
+
+        if (snprintf(path, sizeof(path), "%s/%s/%s", runtime_dir, sub, name) >= (int)sizeof(path))
+                return -ENAMETOOLONG;
+        if (unlink(path) < 0 && errno != ENOENT)
+                return negative_errno();
+        return 0;
+}
+
+/* UUIDs are compared in libvirt's canonical lower case. */
+static int normalize_uuid(const char *uuid, char out[static 37])
+{
+        if (!uuid_is_valid(uuid))
+                return -EINVAL;
+        for (size_t i = 0; i < 36; i++)
+                out[i] = (char)tolower((unsigned char)uuid[i]);
+        out[36] = 0;
+        return 0;
+}
+
+int runtime_deny_lookup(const char *runtime_dir, const char *uuid, RuntimeRecord *ret)
+{
+        char u[37], path[PATH_MAX];
+
+        if (normalize_uuid(uuid, u) < 0)
+                return -EINVAL;
+        if (snprintf(path, sizeof(path), "%s/deny/%s", runtime_dir, u) >= (int)sizeof(path))
+                return -ENAMETOOLONG;
+        return lookup(path, ret);
+}
+
+int runtime_deny_add(const char *runtime_dir, const char *uuid, const RuntimeRecord *rec)
+{
+        char u[37];
+
+        if (normalize_uuid(uuid, u) < 0)
+                return -EINVAL;
+        return write_record(runtime_dir, "deny", u, rec);
+}
+
+int runtime_deny_remove(const char *runtime_dir, const char *uuid)
+{
+        char u[37];
+
+        if (normalize_uuid(uuid, u) < 0)
+                return -EINVAL;
+        return remove_record(runtime_dir, "deny", u);
+}
+
+int runtime_marker_lookup(const char *runtime_dir, NodeMarker m, RuntimeRecord *ret)
+{
+        char path[PATH_MAX];
+
+        if (!node_marker_to_string(m))
+                return -EINVAL;
+        if (snprintf(path, sizeof(path), "%s/node/%s", runtime_dir, node_marker_to_string(m)) >=
+            (int)sizeof(path))
+                return -ENAMETOOLONG;
+        return lookup(path, ret);
+}
+
+int runtime_marker_set(const char *runtime_dir, NodeMarker m, const RuntimeRecord *rec)
+{
+        if (!node_marker_to_string(m))
+                return -EINVAL;
+        return write_record(runtime_dir, "node", node_marker_to_string(m), rec);
+}
+
+int runtime_marker_clear(const char *runtime_dir, NodeMarker m)
+{
+        if (!node_marker_to_string(m))
+                return -EINVAL;
+        return remove_record(runtime_dir, "node", node_marker_to_string(m));
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+
+#include "macro.h"
+
+/*
+ * The runtime directory (default /run/hostwarden) is what the hook reads on its hot path
+ * instead of the shared store: hostwardend keeps it in sync (docs/runtime-dir.md).
+ *
+ *   deny/<uuid>          an instance this node must not start (it was evacuated elsewhere)
+ *   node/fenced          this node was fenced: start and receive nothing
+ *   node/forced-down     an admin declared this node down: start and receive nothing
+ *   node/disabled        this node is disabled (refuse incoming only when configured)
+ *
+ * Each file holds "key=value" lines. Presence is what counts: a file that exists but cannot
+ * be read or parsed still denies (fail closed), its details are then unknown.
+ */
+
+typedef enum NodeMarker {
+        NODE_MARKER_FENCED,
+        NODE_MARKER_FORCED_DOWN,
+        NODE_MARKER_DISABLED,
+        _NODE_MARKER_MAX,
+} NodeMarker;
+
+const char *node_marker_to_string(NodeMarker m);
+
+/* Parsed "key=value" lines; keys used: owner, since, evacuated_from, name, reason, by. */
+typedef struct RuntimeRecord {
+        char **kv; /* key, value, key, value, ..., NULL */
+} RuntimeRecord;
+
+void runtime_record_done(RuntimeRecord *r);
+const char *runtime_record_get(const RuntimeRecord *r, const char *key);
+int runtime_record_set(RuntimeRecord *r, const char *key, const char *value);
+/* Parses text; unknown and malformed lines are skipped. */
+int runtime_record_parse(const char *text, RuntimeRecord *ret);
+
+/* 1 and *ret filled (possibly empty when unreadable) if denied, 0 if not, <0 on bad input. */
+int runtime_deny_lookup(const char *runtime_dir, const char *uuid, RuntimeRecord *ret);
+int runtime_deny_add(const char *runtime_dir, const char *uuid, const RuntimeRecord *rec);
+int runtime_deny_remove(const char *runtime_dir, const char *uuid);
+
+int runtime_marker_lookup(const char *runtime_dir, NodeMarker m, RuntimeRecord *ret);
+int runtime_marker_set(const char *runtime_dir, NodeMarker m, const RuntimeRecord *rec);
+int runtime_marker_clear(const char *runtime_dir, NodeMarker m);

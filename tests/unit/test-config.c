@@ -1,0 +1,471 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "test-helpers.h"
+
+/* Parses one file's text and finishes; returns the Config (also when there were errors). */
+static Config *parse(const char *text, ConfigDiags *diags)
+{
+        Config *c = NULL;
+
+        assert_int_equal(config_new(&c), 0);
+        assert_int_equal(config_parse_text(c, "/etc/hostwarden/hostwarden.conf", text, diags), 0);
+        assert_int_equal(config_finish(c, diags), 0);
+        return c;
+}
+
+/* The text of the only diagnostic of the given level; fails when there is not exactly one. */
+static const char *only_diag(const ConfigDiags *d, ConfigDiagLevel level)
+{
+        static char buf[1024];
+        const ConfigDiag *found = NULL;
+        size_t n = 0;
+
+        for (size_t i = 0; i < d->n; i++)
+                if (d->items[i].level == level) {
+                        found = &d->items[i];
+                        n++;
+                }
+        if (n != 1) {
+                for (size_t i = 0; i < d->n; i++)
+                        print_error("diag: %s\n",
+                                    config_diag_format(&d->items[i], buf, sizeof(buf)));
+                fail_msg("expected exactly one %s, got %zu",
+                         level == CONFIG_DIAG_ERROR ? "error" : "warning", n);
+        }
+        return config_diag_format(found, buf, sizeof(buf));
+}
+
+/* Asserts that text yields exactly one error, containing each of the NULL-terminated needles. */
+static void expect_error(const char *text, ...)
+{
+        ConfigDiags d = { 0 };
+        Config *c = parse(text, &d);
+        const char *msg = only_diag(&d, CONFIG_DIAG_ERROR);
+        va_list ap;
+
+        va_start(ap, text);
+        for (const char *needle; (needle = va_arg(ap, const char *));)
+                assert_true(test_contains(msg, needle));
+        va_end(ap);
+        config_diags_clear(&d);
+        config_free(c);
+}
+
+static void test_defaults_match_design(void **state)
+{
+        ConfigDiags d = { 0 };
+        Config *c = parse("", &d);
+
+        assert_int_equal(d.n, 0);
+        assert_non_null(c->node.name); /* from the host name */
+        assert_null(c->node.address);
+        assert_string_equal(c->node.instances_path, "/var/lib/nova/instances");
+        assert_string_equal(c->node.compute_unit, "nova-compute.service");
+        assert_int_equal(c->node.disable_action, DISABLE_ACTION_NONE);
+        assert_int_equal(c->cluster.store, STORE_BACKEND_DIR);
+        assert_string_equal(c->cluster.state_dir, "/var/lib/nova/instances/.hostwarden");
+        assert_int_equal(c->cluster.heartbeat_interval, 10 * USEC_PER_SEC);
+        assert_int_equal(c->cluster.down_after, 60 * USEC_PER_SEC);
+        assert_int_equal(c->migration.max_concurrent, 1);
+        assert_int_equal(c->migration.bandwidth, 0);
+        assert_int_equal(c->migration.downtime, 500 * USEC_PER_MSEC);
+        assert_int_equal(c->migration.downtime_steps, 10);
+        assert_int_equal(c->migration.downtime_delay, 75 * USEC_PER_SEC);
+        assert_int_equal(c->migration.stall_iterations, 3);
+        assert_int_equal(c->migration.completion_timeout, 800 * USEC_PER_SEC);
+        assert_int_equal(c->migration.timeout_action, TIMEOUT_ACTION_ABORT);
+        assert_false(c->migration.permit_auto_converge);
+        assert_false(c->migration.permit_post_copy);
+        assert_false(c->migration.tls);
+        assert_int_equal(c->migration.port_min, 49152);
+        assert_int_equal(c->migration.port_max, 49215);
+        assert_true(c->firewall.enable);
+        assert_int_equal(c->firewall.console_port_min, 5900);
+        assert_int_equal(c->firewall.console_port_max, 6923);
+        assert_int_equal(c->console.listen, CONSOLE_LISTEN_ANY);
+        assert_false(c->hook.refuse_incoming_when_disabled);
+        config_free(c);
+}
+
+static void test_full_config_is_read(void **state)
+{
+        ConfigDiags d = { 0 };
+        Config *c = parse("# a comment\n"
+                          "; another\n"
+                          "[node]\n"
+                          "name = compute1\n"
+                          "address = 192.0.2.11\n"
+                          "instances_path = /srv/instances\n"
+                          "compute_unit = openstack-nova-compute.service\n"
+                          "disable_action = stop\n"
+                          "[cluster]\n"
+                          "store = etcd\n"
+                          "etcd_endpoints = http://192.0.2.1:2379, http://192.0.2.2:2379\n"
+                          "heartbeat_interval = 2s\n"
+                          "down_after = 1min 30s\n"
+                          "[peer compute2]\n"
+                          "address = 2001:db8::12\n"
+                          "fence_agent = fence_ipmilan\n"
+                          "fence_options = ip=192.0.2.112\n"
+                          "   username=admin\n"
+                          "   password=s3cret\n"
+                          "[migration]\n"
+                          "max_concurrent = 4\n"
+                          "bandwidth = 1000\n"
+                          "downtime = 300ms\n"
+                          "downtime_steps = 5\n"
+                          "downtime_delay = 30s\n"
+                          "stall_iterations = 2\n"
+                          "completion_timeout = 2min\n"
+                          "timeout_action = force_complete\n"
+                          "permit_auto_converge = yes\n"
+                          "permit_post_copy = true\n"
+                          "tls = on\n"
+                          "port_min = 50000\n"
+                          "port_max = 50100\n"
+                          "[firewall]\n"
+                          "enable = no\n"
+                          "migration_sources = 192.0.2.0/24 2001:db8::/64\n"
+                          "    198.51.100.7\n"
+                          "open_window = 5min\n"
+                          "console_clients = 192.0.2.200 ; the noVNC proxy\n"
+                          "console_port_min = 5900\n"
+                          "console_port_max = 5999\n"
+                          "[console]\n"
+                          "listen = node\n"
+                          "[hook]\n"
+                          "refuse_incoming_when_disabled = yes\n",
+                          &d);
+
+        for (size_t i = 0; i < d.n; i++)
+                print_error("unexpected diag: %s\n", d.items[i].message);
+        assert_int_equal(d.n, 0);
+        assert_string_equal(c->node.name, "compute1");
+        assert_string_equal(c->node.address, "192.0.2.11");
+        assert_string_equal(c->node.instances_path, "/srv/instances");
+        assert_string_equal(c->cluster.state_dir, "/srv/instances/.hostwarden");
+        assert_string_equal(c->node.compute_unit, "openstack-nova-compute.service");
+        assert_int_equal(c->node.disable_action, DISABLE_ACTION_STOP);
+        assert_int_equal(c->cluster.store, STORE_BACKEND_ETCD);
+        assert_int_equal(strv_length(c->cluster.etcd_endpoints), 2);
+        assert_string_equal(c->cluster.etcd_endpoints[1], "http://192.0.2.2:2379");
+        assert_int_equal(c->cluster.heartbeat_interval, 2 * USEC_PER_SEC);
+        assert_int_equal(c->cluster.down_after, 90 * USEC_PER_SEC);
+
+        assert_int_equal(c->n_peers, 1);
+        const ConfigPeer *p = config_find_peer(c, "compute2");
+        assert_non_null(p);
+        assert_string_equal(p->address, "2001:db8::12");
+        assert_string_equal(p->libvirt_uri, "qemu+tls://[2001:db8::12]/system");
+        assert_string_equal(p->fence_agent, "fence_ipmilan");
+        assert_string_equal(p->fence_options, "ip=192.0.2.112\nusername=admin\npassword=s3cret");
+        assert_int_equal(p->line, 14);
+
+        assert_int_equal(c->migration.max_concurrent, 4);
+        assert_int_equal(c->migration.bandwidth, 1000);
+        assert_int_equal(c->migration.downtime, 300 * USEC_PER_MSEC);
+        assert_int_equal(c->migration.downtime_steps, 5);
+        assert_int_equal(c->migration.downtime_delay, 30 * USEC_PER_SEC);
+        assert_int_equal(c->migration.stall_iterations, 2);
+        assert_int_equal(c->migration.completion_timeout, 120 * USEC_PER_SEC);
+        assert_int_equal(c->migration.timeout_action, TIMEOUT_ACTION_FORCE_COMPLETE);
+        assert_true(c->migration.permit_auto_converge);
+        assert_true(c->migration.permit_post_copy);
+        assert_true(c->migration.tls);
+        assert_int_equal(c->migration.port_min, 50000);
+        assert_int_equal(c->migration.port_max, 50100);
+        assert_false(c->firewall.enable);
+        assert_int_equal(strv_length(c->firewall.migration_sources), 3);
+        assert_string_equal(c->firewall.migration_sources[2], "198.51.100.7");
+        assert_int_equal(c->firewall.open_window, 5 * USEC_PER_MINUTE);
+        assert_int_equal(strv_length(c->firewall.console_clients), 1);
+        assert_string_equal(c->firewall.console_clients[0], "192.0.2.200");
+        assert_int_equal(c->firewall.console_port_max, 5999);
+        assert_int_equal(c->console.listen, CONSOLE_LISTEN_NODE);
+        assert_true(c->hook.refuse_incoming_when_disabled);
+        config_free(c);
+}
+
+static void test_indented_keys_are_layout_not_continuations(void **state)
+{
+        ConfigDiags d = { 0 };
+        Config *c = parse("[node]\n"
+                          "    name = compute1\n"
+                          "    address = 192.0.2.11\n"
+                          "\t[console]\n"
+                          "\tlisten = keep\n",
+                          &d);
+
+        assert_int_equal(d.n, 0);
+        assert_string_equal(c->node.name, "compute1");
+        assert_string_equal(c->node.address, "192.0.2.11");
+        assert_int_equal(c->console.listen, CONSOLE_LISTEN_KEEP);
+        config_free(c);
+}
+
+static void test_ipv6_wildcard_is_any(void **state)
+{
+        ConfigDiags d = { 0 };
+        Config *c = parse("[console]\nlisten = ::\n", &d);
+
+        assert_int_equal(d.n, 0);
+        assert_int_equal(c->console.listen, CONSOLE_LISTEN_ANY);
+        config_free(c);
+}
+
+/* Every value parser's error names file, line, section, key, the value and what was expected. */
+static void test_bad_values_name_file_line_key_and_expectation(void **state)
+{
+        expect_error("[migration]\n\ndowntime = 500\n",
+                     "hostwarden.conf:3:", "[migration] downtime", "'500'", "expected a duration",
+                     NULL);
+        expect_error("[migration]\ndowntime = 5 parsecs\n", ":2:", "downtime", NULL);
+        expect_error("[migration]\ndowntime = 5ms\n", ":2:", "from 10ms", NULL);
+        expect_error("[migration]\ntls = maybe\n", ":2:", "[migration] tls = 'maybe'",
+                     "expected yes or no", NULL);
+        expect_error("[migration]\nmax_concurrent = 0\n", ":2:", "an integer from 1 to 64", NULL);
+        expect_error("[migration]\nmax_concurrent = -3\n", "an integer from 1 to 64", NULL);
+        expect_error("[migration]\nmax_concurrent = 99999999999999999999999\n", "from 1 to 64",
+                     NULL);
+        expect_error("[migration]\nbandwidth = fast\n", "MiB/s", NULL);
+        expect_error("[migration]\nport_min = 80\n", "a port from 1024 to 65535", NULL);
+        expect_error("[migration]\ntimeout_action = explode\n", "abort or force_complete", NULL);
+        expect_error("[node]\ndisable_action = reboot\n", "none or stop", NULL);
+        expect_error("[cluster]\nstore = zookeeper\n", "dir or etcd", NULL);
+        expect_error("[cluster]\netcd_endpoints = 192.0.2.1:2379\n", "http://", NULL);
+        expect_error("[cluster]\nstate_dir = relative/path\n", "an absolute path", NULL);
+        expect_error("[node]\ninstances_path = /a/../b\n", "an absolute path", NULL);
+        expect_error("[node]\nname = -bad-\n", "[node] name", "a host name", NULL);
+        expect_error("[node]\naddress = not an address\n", "an IP address or a host name", NULL);
+        expect_error("[node]\ncompute_unit = nova compute\n", "a systemd unit name", NULL);
+        expect_error("[node]\ncompute_unit = nova-compute\n", "a systemd unit name", NULL);
+        expect_error("[firewall]\nmigration_sources = 192.0.2.0/24, 10.0.0.300/8\n",
+                     "[firewall] migration_sources", "CIDRs", NULL);
+        expect_error("[firewall]\nconsole_clients = 192.0.2.0/33\n", "console_clients", NULL);
+        expect_error("[firewall]\nconsole_clients = 2001:db8::/129\n", "console_clients", NULL);
+        expect_error("[firewall]\nopen_window = 1s\n", "from 10s to 24h", NULL);
+        expect_error("[console]\nlisten = 192.0.2.1\n", "0.0.0.0, node or keep", NULL);
+        expect_error("[hook]\nrefuse_incoming_when_disabled = 2\n", "yes or no", NULL);
+        expect_error("[peer n2]\naddress = 192.0.2.12\nlibvirt_uri = n2/system\n",
+                     "[peer n2] libvirt_uri", "a libvirt URI", NULL);
+        expect_error("[peer n2]\naddress = 192.0.2.12\nfence_agent = ../fence\n",
+                     "fence agent name", NULL);
+}
+
+static void test_fence_options_errors_never_show_the_secret(void **state)
+{
+        ConfigDiags d = { 0 };
+        Config *c = parse("[peer n2]\n"
+                          "address = 192.0.2.12\n"
+                          "fence_options = ip=192.0.2.112\n"
+                          "  password hunter2\n",
+                          &d);
+        const char *msg = only_diag(&d, CONFIG_DIAG_ERROR);
+
+        assert_true(test_contains(msg, ":4:"));
+        assert_true(test_contains(msg, "[peer n2] fence_options"));
+        assert_true(test_contains(msg, "value not shown"));
+        assert_null(strstr(msg, "hunter2"));
+        config_diags_clear(&d);
+        config_free(c);
+}
+
+static void test_unknown_keys_and_sections_warn(void **state)
+{
+        ConfigDiags d = { 0 };
+        Config *c = parse("[node]\n"
+                          "nmae = compute1\n"
+                          "[nodes]\n"
+                          "name = x\n"
+                          "[console]\n"
+                          "listen = keep\n",
+                          &d);
+
+        assert_int_equal(d.n_errors, 0);
+        assert_int_equal(d.n, 2);
+        char buf[512];
+        assert_true(test_contains(config_diag_format(&d.items[0], buf, sizeof(buf)),
+                                  "hostwarden.conf:2: unknown key 'nmae' in [node], ignored"));
+        assert_true(test_contains(config_diag_format(&d.items[1], buf, sizeof(buf)),
+                                  "hostwarden.conf:3: unknown section [nodes]"));
+        /* keys of an unknown section are ignored, not applied elsewhere */
+        assert_int_equal(c->console.listen, CONSOLE_LISTEN_KEEP);
+        config_diags_clear(&d);
+        config_free(c);
+}
+
+static void test_unknown_peer_key_warns(void **state)
+{
+        ConfigDiags d = { 0 };
+        Config *c = parse("[peer n2]\naddress = 192.0.2.12\nadress = x\n", &d);
+
+        assert_int_equal(d.n_errors, 0);
+        assert_true(test_contains(only_diag(&d, CONFIG_DIAG_WARNING),
+                                  ":3: unknown key 'adress' in [peer n2]"));
+        config_diags_clear(&d);
+        config_free(c);
+}
+
+static void test_syntax_errors(void **state)
+{
+        expect_error("[node]\nname = a\nthis line has no equals sign\n",
+                     ":3:", "expected '[section]', 'key = value' or a comment", NULL);
+        expect_error("[node\nname = a\n", ":1:", NULL);
+        expect_error("[peer]\naddress = x\n", ":1:", "[peer NAME]", NULL);
+        expect_error("[peer bad name!]\naddress = x\n", ":1:", "[peer NAME]", NULL);
+        expect_error("[peer aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n",
+                     ":1:", "too long", NULL);
+}
+
+static void test_overlong_line_is_an_error_not_a_truncation(void **state)
+{
+        char text[1024];
+
+        snprintf(text, sizeof(text),
+                 "[node]\ncompute_unit = %0300d.service\n[console]\nlisten = keep\n", 7);
+        ConfigDiags d = { 0 };
+        Config *c = parse(text, &d);
+
+        assert_true(test_contains(only_diag(&d, CONFIG_DIAG_ERROR), ":2: line is too long"));
+        /* the rest of the file is still read */
+        assert_int_equal(c->console.listen, CONSOLE_LISTEN_KEEP);
+        assert_string_equal(c->node.compute_unit, "nova-compute.service");
+        config_diags_clear(&d);
+        config_free(c);
+}
+
+static void test_cross_key_checks(void **state)
+{
+        expect_error("[migration]\nport_min = 50000\nport_max = 49999\n",
+                     ":3:", "port_max = 49999 is below port_min = 50000", NULL);
+        expect_error("[firewall]\nconsole_port_min = 6000\nconsole_port_max = 5999\n",
+                     ":3:", "console_port_max", NULL);
+        expect_error("[cluster]\ndown_after = 5s\nheartbeat_interval = 10s\n",
+                     ":2:", "down_after must be longer than heartbeat_interval", NULL);
+        expect_error("[cluster]\nstore = etcd\n", ":2:", "etcd_endpoints", NULL);
+        expect_error("[console]\nlisten = node\n", ":2:", "needs [node] address", NULL);
+        expect_error("[peer n2]\nlibvirt_uri = qemu+tcp://x/system\n",
+                     ":1:", "[peer n2] has no address", NULL);
+        expect_error("[node]\nname = n1\n[peer n1]\naddress = 192.0.2.1\n",
+                     ":3:", "names this node itself", NULL);
+}
+
+static void test_dropins_apply_in_lexical_order_later_wins(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        ConfigDiags d = { 0 };
+        Config *c = NULL;
+
+        test_write(dir, "hostwarden.conf",
+                   "[node]\nname = base\naddress = 192.0.2.1\n"
+                   "[console]\nlisten = keep\n");
+        test_write(dir, "hostwarden.conf.d/20-second.conf", "[console]\nlisten = node\n");
+        test_write(dir, "hostwarden.conf.d/10-first.conf",
+                   "[console]\nlisten = 0.0.0.0\n[node]\nname = first\n");
+        test_write(dir, "hostwarden.conf.d/30-ignored.conf.dpkg-old", "[node]\nname = nope\n");
+        test_write(dir, "hostwarden.conf.d/.hidden.conf", "[node]\nname = hidden\n");
+
+        assert_int_equal(config_load(dir, &d, &c), 0);
+        assert_int_equal(d.n, 0);
+        assert_string_equal(c->node.name, "first");
+        assert_int_equal(c->console.listen, CONSOLE_LISTEN_NODE);
+        assert_int_equal(strv_length(c->files), 3);
+        assert_true(test_contains(c->files[1], "10-first.conf"));
+        assert_true(test_contains(c->files[2], "20-second.conf"));
+        config_free(c);
+        test_rm_rf(dir);
+}
+
+static void test_load_errors_name_the_dropin_and_write_no_config(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        ConfigDiags d = { 0 };
+        Config *c = NULL;
+
+        test_write(dir, "hostwarden.conf.d/50-typo.conf", "[migration]\n\nmax_concurrent = many\n");
+        assert_int_equal(config_load(dir, &d, &c), -EINVAL);
+        assert_null(c);
+        assert_true(test_contains(only_diag(&d, CONFIG_DIAG_ERROR),
+                                  "hostwarden.conf.d/50-typo.conf:3: [migration] max_concurrent = "
+                                  "'many': expected an integer from 1 to 64"));
+        config_diags_clear(&d);
+        test_rm_rf(dir);
+}
+
+static void test_missing_config_means_defaults(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        ConfigDiags d = { 0 };
+        Config *c = NULL;
+
+        assert_int_equal(config_load(dir, &d, &c), 0);
+        assert_int_equal(d.n, 0);
+        assert_int_equal(c->console.listen, CONSOLE_LISTEN_ANY);
+        config_free(c);
+        test_rm_rf(dir);
+}
+
+static void test_unreadable_and_binary_files_are_errors(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        char path[4096];
+        ConfigDiags d = { 0 };
+        Config *c = NULL;
+        FILE *f;
+
+        /* a directory where the main file should be */
+        snprintf(path, sizeof(path), "%s/hostwarden.conf", dir);
+        assert_int_equal(mkdir(path, 0755), 0);
+        assert_int_equal(config_load(dir, &d, &c), -EINVAL);
+        assert_true(
+                test_contains(only_diag(&d, CONFIG_DIAG_ERROR), "hostwarden.conf: cannot read"));
+        config_diags_clear(&d);
+        rmdir(path);
+
+        f = fopen(path, "we");
+        fwrite("[node]\nname = a\0b\n", 1, 18, f);
+        fclose(f);
+        assert_int_equal(config_load(dir, &d, &c), -EINVAL);
+        assert_true(test_contains(only_diag(&d, CONFIG_DIAG_ERROR), "NUL byte"));
+        config_diags_clear(&d);
+        test_rm_rf(dir);
+}
+
+static void test_example_config_shipped_is_valid(void **state)
+{
+        _cleanup_free_ char *text = test_read_data("../../etc/hostwarden.conf", NULL);
+        ConfigDiags d = { 0 };
+        Config *c = parse(text, &d);
+
+        assert_int_equal(d.n, 0);
+        config_free(c);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults_match_design),
+                cmocka_unit_test(test_full_config_is_read),
+                cmocka_unit_test(test_indented_keys_are_layout_not_continuations),
+                cmocka_unit_test(test_ipv6_wildcard_is_any),
+                cmocka_unit_test(test_bad_values_name_file_line_key_and_expectation),
+                cmocka_unit_test(test_fence_options_errors_never_show_the_secret),
+                cmocka_unit_test(test_unknown_keys_and_sections_warn),
+                cmocka_unit_test(test_unknown_peer_key_warns),
+                cmocka_unit_test(test_syntax_errors),
+                cmocka_unit_test(test_overlong_line_is_an_error_not_a_truncation),
+                cmocka_unit_test(test_cross_key_checks),
+                cmocka_unit_test(test_dropins_apply_in_lexical_order_later_wins),
+                cmocka_unit_test(test_load_errors_name_the_dropin_and_write_no_config),
+                cmocka_unit_test(test_missing_config_means_defaults),
+                cmocka_unit_test(test_unreadable_and_binary_files_are_errors),
+                cmocka_unit_test(test_example_config_shipped_is_valid),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <libxml/parser.h>
+
+#include "hook.h"
+#include "log.h"
+#include "runtime.h"
+#include "test-helpers.h"
+
+#define NOVA_UUID "3f8c5b9e-2d4a-4f61-9b7e-0c1d2e3f4a5b"
+
+typedef struct Run {
+        int status;
+        char *out;
+        char *err;
+} Run;
+
+static void run_free(Run *r)
+{
+        free(r->out);
+        free(r->err);
+}
+
+/* Runs one hook operation in-process against a config text (NULL: broken config). */
+static Run run_hook(const char *config_text, const char *runtime_dir, const char *op,
+                    const char *subop, const char *fixture)
+{
+        _cleanup_free_ char *input = NULL;
+        Config *c = NULL;
+        ConfigDiags diags = { 0 };
+        size_t size = 0, out_size = 0, err_size = 0;
+        Run run = { 0 };
+
+        if (config_text) {
+                assert_int_equal(config_new(&c), 0);
+                assert_int_equal(config_parse_text(c, "test.conf", config_text, &diags), 0);
+                assert_int_equal(config_finish(c, &diags), 0);
+                assert_int_equal(diags.n_errors, 0);
+                config_diags_clear(&diags);
+        }
+        input = fixture ? test_read_data(fixture, &size) : strdup("");
+
+        FILE *out = open_memstream(&run.out, &out_size);
+        FILE *err = open_memstream(&run.err, &err_size);
+        HookContext ctx = {
+                .config = c,
+                .runtime_dir = runtime_dir,
+                .domain = "instance-0000002a",
+                .op = op,
+                .subop = subop,
+                .extra = "-",
+                .input = input,
+                .input_size = size,
+                .out = out,
+                .err = err,
+        };
+        run.status = hook_dispatch(&ctx);
+        fclose(out);
+        fclose(err);
+        config_free(c);
+        return run;
+}
+
+static const char node2_conf[] = "[node]\nname = node2\naddress = 192.0.2.12\n"
+                                 "[console]\nlisten = node\n";
+
+static void test_migrate_begin_prints_rewritten_xml(void **state)
+{
+        _cleanup_free_ char *rt = test_mkdtemp();
+        Run r = run_hook(node2_conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");
+
+        assert_int_equal(r.status, 0);
+        assert_true(test_contains(r.out, "<graphics type=\"vnc\""));
+        assert_true(test_contains(r.out, "listen=\"192.0.2.12\""));
+        assert_null(strstr(r.out, "192.0.2.11"));
+        assert_true(test_contains(r.out, "<uuid>" NOVA_UUID "</uuid>"));
+        assert_string_equal(r.err, "");
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
+static void test_migrate_begin_prints_nothing_when_unchanged(void **state)
+{
+        _cleanup_free_ char *rt = test_mkdtemp();
+        Run r;
+
+        r = run_hook("[console]\nlisten = keep\n", rt, "migrate", "begin",
+                     "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, 0);
+        assert_string_equal(r.out, "");
+        run_free(&r);
+
+        r = run_hook(node2_conf, rt, "migrate", "begin", "domains/no-graphics.xml");
+        assert_int_equal(r.status, 0);
+        assert_string_equal(r.out, "");
+        run_free(&r);
+
+        r = run_hook(node2_conf, rt, "migrate", "begin", "domains/vnc-network.xml");
+        assert_int_equal(r.status, 0);
+        assert_string_equal(r.out, "");
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
+static void test_restore_begin_rewrites_too(void **state)
+{
+        _cleanup_free_ char *rt = test_mkdtemp();
+        Run r = run_hook("", rt, "restore", "begin", "domains/vnc-ipv6.xml");
+
+        assert_int_equal(r.status, 0);
+        assert_true(test_contains(r.out, "listen=\"::\""));
+        assert_true(test_contains(r.out, "address=\"::\""));
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
+static void test_broken_config_leaves_xml_alone_and_continues(void **state)
+{
+        _cleanup_free_ char *rt = test_mkdtemp();
+        Run r = run_hook(NULL, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");
+
+        assert_int_equal(r.status, 0);
+        assert_string_equal(r.out, "");
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
+static void test_unreadable_xml_is_not_a_refusal(void **state)
+{
+        _cleanup_free_ char *rt = test_mkdtemp();
+        Run r = run_hook(node2_conf, rt, "migrate", "begin", NULL);
+
+        assert_int_equal(r.status, 0);
+        assert_string_equal(r.out, "");
+        run_free(&r);
+        r = run_hook(node2_conf, rt, "prepare", "begin", NULL);
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
+static void test_prepare_begin_refuses_denied_uuid_naming_owner_and_time(void **state)
+{
+        _cleanup_free_ char *rt = test_mkdtemp();
+        RuntimeRecord rec = { NULL };
+
+        assert_int_equal(runtime_record_set(&rec, "owner", "node3"), 0);
+        assert_int_equal(runtime_record_set(&rec, "since", "2026-11-24T01:02:03Z"), 0);
+        assert_int_equal(runtime_record_set(&rec, "evacuated_from", "node2"), 0);
+        assert_int_equal(runtime_deny_add(rt, NOVA_UUID, &rec), 0);
+        runtime_record_done(&rec);
+
+        Run r = run_hook(node2_conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, HOOK_REFUSE);
+        assert_true(
+                test_contains(r.err, "hostwarden: refusing to start domain 'instance-0000002a'"));
+        assert_true(test_contains(r.err, NOVA_UUID));
+        assert_true(test_contains(r.err, "on node 'node2'"));
+        assert_true(test_contains(r.err, "evacuated to node 'node3' at 2026-11-24T01:02:03Z"));
+        assert_string_equal(r.out, "");
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
+static void test_prepare_begin_allows_other_uuids(void **state)
+{
+        _cleanup_free_ char *rt = test_mkdtemp();
+        RuntimeRecord rec = { NULL };
+
+        assert_int_equal(runtime_record_set(&rec, "owner", "node3"), 0);
+        assert_int_equal(runtime_deny_add(rt, "6a0f7c1e-8b2d-4e3f-a4b5-c6d7e8f90a1b", &rec), 0);
+        runtime_record_done(&rec);
+
+        Run r = run_hook(node2_conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, 0);
+        assert_string_equal(r.err, "");
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
+static void test_denied_entry_that_cannot_be_read_still_refuses(void **state)
+{
+        _cleanup_free_ char *rt = test_mkdtemp();
+
+        /* a directory where the record file should be: unreadable, but present */
+        test_write(rt, "deny/" NOVA_UUID "/x", "");
+        Run r = run_hook(node2_conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, HOOK_REFUSE);
+        assert_true(test_contains(r.err, "evacuated to node 'unknown'"));
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
+static void test_fenced_or_forced_down_node_refuses_start_and_incoming(void **state)
+{
+        static const NodeMarker markers[] = { NODE_MARKER_FENCED, NODE_MARKER_FORCED_DOWN };
+        static const char *const words[] = { "this node is fenced", "this node is forced down" };
+
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_free_ char *rt = test_mkdtemp();
+                RuntimeRecord rec = { NULL };
+                Run r;
+
+                assert_int_equal(runtime_record_set(&rec, "since", "2026-11-24T02:00:00Z"), 0);
+                assert_int_equal(runtime_record_set(&rec, "by", "admin"), 0);
+                assert_int_equal(runtime_marker_set(rt, markers[i], &rec), 0);
+                runtime_record_done(&rec);
+
+                r = run_hook(node2_conf, rt, "prepare", "begin", "domains/no-graphics.xml");
+                assert_int_equal(r.status, HOOK_REFUSE);
+                assert_true(test_contains(r.err, "refusing to start"));
+                assert_true(test_contains(r.err, words[i]));
+                assert_true(test_contains(r.err, "since 2026-11-24T02:00:00Z, by admin"));
+                run_free(&r);
+
+                r = run_hook(node2_conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");
+                assert_int_equal(r.status, HOOK_REFUSE);
+                assert_true(test_contains(r.err, "refusing to receive"));
+                assert_string_equal(r.out, "");
+                run_free(&r);
+
+                /* cleared: allowed again */
+                assert_int_equal(runtime_marker_clear(rt, markers[i]), 0);
+                r = run_hook(node2_conf, rt, "prepare", "begin", "domains/no-graphics.xml");
+                assert_int_equal(r.status, 0);
+                run_free(&r);
+                test_rm_rf(rt);
+        }
+}
+
+static void test_disabled_node_refuses_incoming_only_when_configured(void **state)
+{
+        _cleanup_free_ char *rt = test_mkdtemp();
+        RuntimeRecord rec = { NULL };
+        char conf[256];
+        Run r;
+
+        assert_int_equal(runtime_record_set(&rec, "reason", "kernel upgrade"), 0);
+        assert_int_equal(runtime_marker_set(rt, NODE_MARKER_DISABLED, &rec), 0);
+        runtime_record_done(&rec);
+
+        r = run_hook(node2_conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, 0);
+        assert_true(test_contains(r.out, "192.0.2.12"));
+        run_free(&r);
+
+        snprintf(conf, sizeof(conf), "%s[hook]\nrefuse_incoming_when_disabled = yes\n", node2_conf);
+        r = run_hook(conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, HOOK_REFUSE);
+        assert_true(test_contains(r.err, "node 'node2' is disabled (kernel upgrade)"));
+        run_free(&r);
+
+        /* a disabled node still starts its own guests */
+        r = run_hook(conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
+static void test_unknown_and_notification_ops_exit_zero(void **state)
+{
+        static const char *const ops[][2] = {
+                { "start", "begin" }, { "started", "begin" },   { "stopped", "end" },
+                { "release", "end" }, { "reconnect", "begin" }, { "attach", "begin" },
+                { "migrate", "end" }, { "frobnicate", "now" },
+        };
+        _cleanup_free_ char *rt = test_mkdtemp();
+        RuntimeRecord rec = { NULL };
+
+        /* even with a deny entry: only prepare refuses */
+        assert_int_equal(runtime_record_set(&rec, "owner", "node3"), 0);
+        assert_int_equal(runtime_deny_add(rt, NOVA_UUID, &rec), 0);
+        runtime_record_done(&rec);
+
+        for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
+                Run r = run_hook(node2_conf, rt, ops[i][0], ops[i][1],
+                                 "domains/nova-vnc-spice.xml");
+                assert_int_equal(r.status, 0);
+                assert_string_equal(r.out, "");
+                assert_string_equal(r.err, "");
+                run_free(&r);
+        }
+        test_rm_rf(rt);
+}
+
+/* The installed binary end to end: argv, stdin, stdout, exit status, environment paths. */
+static int spawn_hook(const char *conf_dir, const char *rt, const char *op, const char *subop,
+                      const char *fixture, char **ret_out)
+{
+        const char *hook = getenv("HW_HOOK_PATH");
+        const char *data = getenv("HW_TEST_DATA");
+        char in_path[4096], out_path[4096], env_conf[4200], env_rt[4200];
+        char *argv[] = { (char *)hook, (char *)"instance-0000002a",
+                         (char *)op,   (char *)subop,
+                         (char *)"-",  NULL };
+        char *envp[] = { env_conf, env_rt, (char *)"HOSTWARDEN_LOG=stderr", NULL };
+        posix_spawn_file_actions_t fa;
+        int status;
+        pid_t pid;
+
+        assert_non_null(hook);
+        snprintf(in_path, sizeof(in_path), "%s/%s", data, fixture);
+        snprintf(out_path, sizeof(out_path), "%s/stdout", rt);
+        snprintf(env_conf, sizeof(env_conf), "HOSTWARDEN_CONF_DIR=%s", conf_dir);
+        snprintf(env_rt, sizeof(env_rt), "HOSTWARDEN_RUNTIME_DIR=%s", rt);
+
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 0, in_path, O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        assert_int_equal(posix_spawn(&pid, hook, &fa, NULL, argv, envp), 0);
+        posix_spawn_file_actions_destroy(&fa);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(read_full_file(out_path, 1 << 24, ret_out, NULL), 0);
+        return WEXITSTATUS(status);
+}
+
+static void test_hook_binary_end_to_end(void **state)
+{
+        _cleanup_free_ char *conf = test_mkdtemp(), *rt = test_mkdtemp();
+        char *out = NULL;
+        RuntimeRecord rec = { NULL };
+
+        test_write(conf, "hostwarden.conf", node2_conf);
+        assert_int_equal(
+                spawn_hook(conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml", &out), 0);
+        assert_true(test_contains(out, "listen=\"192.0.2.12\""));
+        free(out);
+
+        assert_int_equal(
+                spawn_hook(conf, rt, "started", "begin", "domains/nova-vnc-spice.xml", &out), 0);
+        assert_string_equal(out, "");
+        free(out);
+
+        assert_int_equal(runtime_record_set(&rec, "owner", "node3"), 0);
+        assert_int_equal(runtime_deny_add(rt, NOVA_UUID, &rec), 0);
+        runtime_record_done(&rec);
+        assert_int_equal(
+                spawn_hook(conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml", &out), 1);
+        free(out);
+
+        /* a config typo: the hook carries on without rewriting */
+        test_write(conf, "hostwarden.conf", "[console]\nlisten = nodee\n");
+        assert_int_equal(
+                spawn_hook(conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml", &out), 0);
+        assert_string_equal(out, "");
+        free(out);
+        test_rm_rf(conf);
+        test_rm_rf(rt);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_migrate_begin_prints_rewritten_xml),
+                cmocka_unit_test(test_migrate_begin_prints_nothing_when_unchanged),
+                cmocka_unit_test(test_restore_begin_rewrites_too),
+                cmocka_unit_test(test_broken_config_leaves_xml_alone_and_continues),
+                cmocka_unit_test(test_unreadable_xml_is_not_a_refusal),
+                cmocka_unit_test(test_prepare_begin_refuses_denied_uuid_naming_owner_and_time),
+                cmocka_unit_test(test_prepare_begin_allows_other_uuids),
+                cmocka_unit_test(test_denied_entry_that_cannot_be_read_still_refuses),
+                cmocka_unit_test(test_fenced_or_forced_down_node_refuses_start_and_incoming),
+                cmocka_unit_test(test_disabled_node_refuses_incoming_only_when_configured),
+                cmocka_unit_test(test_unknown_and_notification_ops_exit_zero),
+                cmocka_unit_test(test_hook_binary_end_to_end),
+        };
+        int r;
+
+        /* In-process runs log to stderr, not to the host's journal. */
+        setenv("HOSTWARDEN_LOG", "stderr", 1);
+        log_setup("test-hook");
+        r = cmocka_run_group_tests(tests, NULL, NULL);
+        xmlCleanupParser();
+        return r;
+}
