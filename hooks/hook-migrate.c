@@ -9,14 +9,9 @@
 
 int hook_migrate_begin(HookContext *ctx)
 {
-        _cleanup_(domxml_freep) DomXml *d = NULL;
         int r;
 
-        /* Parse first so refusals can name the instance; an unreadable XML is libvirt's to
-         * reject, the markers below still apply. */
-        d = hook_parse_domain(ctx);
-
-        r = hook_check_node_markers(ctx, d, "receive");
+        r = hook_check_node_markers(ctx, "receive");
         if (r != HOOK_CONTINUE)
                 return r;
 
@@ -25,7 +20,7 @@ int hook_migrate_begin(HookContext *ctx)
 
                 if (runtime_marker_lookup(ctx->runtime_dir, NODE_MARKER_DISABLED, &rec) > 0) {
                         const char *reason = runtime_record_get(&rec, "reason");
-                        r = hook_refuse(ctx, d, "disabled",
+                        r = hook_refuse(ctx, "disabled",
                                         "refusing incoming migration of '%s': node '%s' is "
                                         "disabled (%s) and [hook] refuse_incoming_when_disabled "
                                         "is set; enable the node or pick another destination",
@@ -36,7 +31,5 @@ int hook_migrate_begin(HookContext *ctx)
                 }
         }
 
-        if (!d)
-                return HOOK_CONTINUE;
-        return hook_rewrite_listen(ctx, d);
+        return hook_rewrite_listen(ctx);
 }

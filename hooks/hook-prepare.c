@@ -13,31 +13,30 @@
 
 int hook_prepare_begin(HookContext *ctx)
 {
-        _cleanup_(domxml_freep) DomXml *d = NULL;
+        const DomIdentity *id;
         RuntimeRecord rec = { NULL };
         int r;
 
-        d = hook_parse_domain(ctx);
-
-        r = hook_check_node_markers(ctx, d, "start");
+        r = hook_check_node_markers(ctx, "start");
         if (r != HOOK_CONTINUE)
                 return r;
-        if (!d)
+        id = hook_identity(ctx);
+        if (!id)
                 return HOOK_CONTINUE; /* no UUID to look up; libvirt will reject such XML */
 
-        r = runtime_deny_lookup(ctx->runtime_dir, d->uuid, &rec);
+        r = runtime_deny_lookup(ctx->runtime_dir, id->uuid, &rec);
         if (r <= 0)
                 return HOOK_CONTINUE;
 
         const char *owner = runtime_record_get(&rec, "owner");
         const char *since = runtime_record_get(&rec, "since");
         r = hook_refuse(
-                ctx, d, "evacuated",
+                ctx, "evacuated",
                 "refusing to start domain '%s' (%s) on node '%s': it was evacuated to "
                 "node '%s' at %s and runs there; this copy is stale and must not start "
                 "(its disks belong to the instance on '%s'). Remove it here with "
                 "'virsh undefine %s'.",
-                ctx->domain, d->uuid,
+                ctx->domain, id->uuid,
                 ctx->config && ctx->config->node.name ? ctx->config->node.name : "this node",
                 isempty(owner) ? "unknown" : owner, isempty(since) ? "an unknown time" : since,
                 isempty(owner) ? "unknown" : owner, ctx->domain);

@@ -7,10 +7,5 @@
 
 int hook_restore_begin(HookContext *ctx)
 {
-        _cleanup_(domxml_freep) DomXml *d = NULL;
-
-        d = hook_parse_domain(ctx);
-        if (!d)
-                return HOOK_CONTINUE;
-        return hook_rewrite_listen(ctx, d);
+        return hook_rewrite_listen(ctx);
 }

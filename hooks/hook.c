@@ -14,24 +14,38 @@ static const char *node_name(const HookContext *ctx)
         return ctx->config && ctx->config->node.name ? ctx->config->node.name : "this node";
 }
 
-DomXml *hook_parse_domain(HookContext *ctx)
+void hook_context_done(HookContext *ctx)
 {
-        _cleanup_free_ char *error = NULL;
-        DomXml *d = NULL;
-        int r;
-
-        r = domxml_parse(ctx->input, ctx->input_size, &d, &error);
-        if (r < 0) {
-                log_fields(LOG_ERR, r, LOG_FIELDS({ "HOSTWARDEN_DOMAIN", ctx->domain }),
-                           "%s %s for domain '%s': cannot read the domain XML: %s", ctx->op,
-                           ctx->subop, ctx->domain, error ? error : strerror(-r));
-                return NULL;
-        }
-        return d;
+        dom_identity_done(&ctx->identity);
+        ctx->identity_read = false;
 }
 
-int hook_refuse(HookContext *ctx, const DomXml *d, const char *reason, const char *format, ...)
+static void log_unreadable(HookContext *ctx, int r, const char *error)
 {
+        log_fields(LOG_ERR, r, LOG_FIELDS({ "HOSTWARDEN_DOMAIN_NAME", ctx->domain }),
+                   "%s %s for domain '%s': cannot read the domain XML: %s", ctx->op, ctx->subop,
+                   ctx->domain, error ? error : strerror(-r));
+}
+
+const DomIdentity *hook_identity(HookContext *ctx)
+{
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        if (ctx->identity_read)
+                return ctx->identity.uuid ? &ctx->identity : NULL;
+        ctx->identity_read = true;
+        r = domxml_peek_identity(ctx->input, ctx->input_size, &ctx->identity, &error);
+        if (r < 0) {
+                log_unreadable(ctx, r, error);
+                return NULL;
+        }
+        return &ctx->identity;
+}
+
+int hook_refuse(HookContext *ctx, const char *reason, const char *format, ...)
+{
+        const DomIdentity *id = hook_identity(ctx);
         char message[1024];
         va_list ap;
 
@@ -44,7 +58,7 @@ int hook_refuse(HookContext *ctx, const DomXml *d, const char *reason, const cha
         fflush(ctx->err);
         log_fields(LOG_WARNING, 0,
                    LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_REFUSED },
-                              { "HOSTWARDEN_DOMAIN", d ? d->uuid : NULL },
+                              { "HOSTWARDEN_DOMAIN", id ? id->uuid : NULL },
                               { "HOSTWARDEN_DOMAIN_NAME", ctx->domain },
                               { "HOSTWARDEN_REASON", reason }, { "HOSTWARDEN_OP", ctx->op }),
                    "%s", message);
@@ -57,7 +71,7 @@ static const char *get_or(const RuntimeRecord *rec, const char *key, const char 
         return isempty(v) ? fallback : v;
 }
 
-int hook_check_node_markers(HookContext *ctx, const DomXml *d, const char *what)
+int hook_check_node_markers(HookContext *ctx, const char *what)
 {
         static const struct {
                 NodeMarker marker;
@@ -74,7 +88,7 @@ int hook_check_node_markers(HookContext *ctx, const DomXml *d, const char *what)
                 r = runtime_marker_lookup(ctx->runtime_dir, checks[i].marker, &rec);
                 if (r <= 0)
                         continue;
-                r = hook_refuse(ctx, d, node_marker_to_string(checks[i].marker),
+                r = hook_refuse(ctx, node_marker_to_string(checks[i].marker),
                                 "refusing to %s domain '%s' on node '%s': this node is %s "
                                 "(since %s, by %s); its instances may be running elsewhere. "
                                 "hostwardend clears this once the node is reconciled.",
@@ -87,31 +101,28 @@ int hook_check_node_markers(HookContext *ctx, const DomXml *d, const char *what)
         return HOOK_CONTINUE;
 }
 
-int hook_rewrite_listen(HookContext *ctx, DomXml *d)
+int hook_rewrite_listen(HookContext *ctx)
 {
-        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ char *text = NULL, *error = NULL;
         unsigned changed = 0;
-        size_t size;
+        size_t size = 0;
         int r;
 
         if (!ctx->config)
                 return HOOK_CONTINUE; /* broken configuration: already logged, keep as is */
 
-        r = domxml_rewrite_listen(d, ctx->config->console.listen, ctx->config->node.address,
-                                  &changed);
+        dom_identity_done(&ctx->identity);
+        r = domxml_rewrite_listen_text(ctx->input, ctx->input_size, ctx->config->console.listen,
+                                       ctx->config->node.address, &ctx->identity, &text, &size,
+                                       &changed, &error);
+        ctx->identity_read = true;
         if (r < 0) {
-                log_error_errno(r, "Failed to rewrite the console listen address of '%s': %m",
-                                ctx->domain);
+                log_unreadable(ctx, r, error);
                 return HOOK_CONTINUE;
         }
         if (changed == 0)
                 return HOOK_CONTINUE;
 
-        r = domxml_format(d, &text, &size);
-        if (r < 0) {
-                log_error_errno(r, "Failed to format the domain XML of '%s': %m", ctx->domain);
-                return HOOK_CONTINUE;
-        }
         if (fwrite(text, 1, size, ctx->out) != size || fflush(ctx->out) != 0) {
                 log_error_errno(errno, "Failed to hand the rewritten XML of '%s' to libvirt: %m",
                                 ctx->domain);
@@ -119,15 +130,14 @@ int hook_rewrite_listen(HookContext *ctx, DomXml *d)
         }
 
         log_fields(LOG_INFO, 0,
-                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_LISTEN }, { "HOSTWARDEN_DOMAIN", d->uuid },
+                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_LISTEN },
+                              { "HOSTWARDEN_DOMAIN", ctx->identity.uuid },
                               { "HOSTWARDEN_DOMAIN_NAME", ctx->domain },
                               { "HOSTWARDEN_OP", ctx->op }),
-                   "%s: console of '%s' now listens on %s ([console] listen = %s, %u address%s "
-                   "changed)",
-                   ctx->op, ctx->domain,
-                   d->n_graphics > 0 && d->graphics[0].listen ? d->graphics[0].listen : "?",
-                   console_listen_to_string(ctx->config->console.listen), changed,
-                   changed == 1 ? "" : "es");
+                   "%s: console of '%s' moved to this node's listen address ([console] listen = "
+                   "%s, %u address%s changed)",
+                   ctx->op, ctx->domain, console_listen_to_string(ctx->config->console.listen),
+                   changed, changed == 1 ? "" : "es");
         return HOOK_CONTINUE;
 }
 

@@ -21,7 +21,12 @@ typedef struct HookContext {
         size_t input_size;
         FILE *out; /* stdout: the rewritten XML, if any */
         FILE *err; /* stderr: what libvirt shows when we refuse */
+
+        DomIdentity identity; /* filled on first use by hook_identity() */
+        bool identity_read;
 } HookContext;
+
+void hook_context_done(HookContext *ctx);
 
 /* Exit status for libvirt: 0 to go on, 1 for a deliberate refusal. */
 #define HOOK_CONTINUE 0
@@ -35,12 +40,11 @@ int hook_prepare_begin(HookContext *ctx);
 
 /* Shared by the operations. */
 
-/* Parses ctx->input; logs and returns NULL when it cannot. */
-DomXml *hook_parse_domain(HookContext *ctx);
-/* HOOK_REFUSE after telling libvirt (stderr) and the journal why; else HOOK_CONTINUE. */
-int hook_refuse(HookContext *ctx, const DomXml *d, const char *reason, const char *format, ...)
-        _printf_(4, 5);
+/* The domain's name and UUID from ctx->input, read once; NULL (logged) when unreadable. */
+const DomIdentity *hook_identity(HookContext *ctx);
+/* HOOK_REFUSE after telling libvirt (stderr) and the journal why. */
+int hook_refuse(HookContext *ctx, const char *reason, const char *format, ...) _printf_(3, 4);
 /* Refuses when this node is fenced or forced down; what says what is refused. */
-int hook_check_node_markers(HookContext *ctx, const DomXml *d, const char *what);
-/* Applies [console] listen to d and prints the document on ctx->out if anything changed. */
-int hook_rewrite_listen(HookContext *ctx, DomXml *d);
+int hook_check_node_markers(HookContext *ctx, const char *what);
+/* Applies [console] listen to ctx->input and prints the document on ctx->out if it changed. */
+int hook_rewrite_listen(HookContext *ctx);

@@ -88,5 +88,7 @@ int main(int argc, char *argv[])
                 .out = stdout,
                 .err = stderr,
         };
-        return hook_dispatch(&ctx);
+        r = hook_dispatch(&ctx);
+        hook_context_done(&ctx);
+        return r;
 }

@@ -98,3 +98,27 @@ int domxml_rewrite_listen(DomXml *d, ConsoleListen mode, const char *node_addres
 
 /* The document as text, without an XML declaration, everything else as parsed. */
 int domxml_format(const DomXml *d, char **ret, size_t *ret_size);
+
+/* What the hook needs to name a domain in logs and refusals. */
+typedef struct DomIdentity {
+        char *name;
+        char *uuid;
+} DomIdentity;
+
+void dom_identity_done(DomIdentity *id);
+
+/*
+ * The domain's name and UUID, read from the start of the document only (libxml2 SAX, stops
+ * at </uuid>); falls back to domxml_parse() and its errors when the start is not plain.
+ */
+int domxml_peek_identity(const char *xml, size_t size, DomIdentity *ret, char **ret_error);
+
+/*
+ * The console listen rewrite on text: the same result as domxml_parse() +
+ * domxml_rewrite_listen() + domxml_format(), but every byte outside the changed attribute
+ * values stays as it was, and no tree is built (the hook's hot path, lib/domxml-text.c).
+ * *ret_xml is NULL when nothing changed. Errors as domxml_parse().
+ */
+int domxml_rewrite_listen_text(const char *xml, size_t size, ConsoleListen mode,
+                               const char *node_address, DomIdentity *ret_identity, char **ret_xml,
+                               size_t *ret_size, unsigned *ret_changed, char **ret_error);

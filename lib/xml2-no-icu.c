@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Linked only into hostwarden-hook when it links libxml2 statically (meson option
- * hook_static_libxml2). Debian builds libxml2 with ICU, whose shared libraries (and
- * libstdc++ behind them) cost more at exec time than the whole hook does otherwise:
- * measured 1.5 ms vs 0.65 ms per call (docs/decisions.md). Domain XML is UTF-8, which
+ * Linked only into hostwarden-hook when it is linked statically (meson option hook_static).
+ * Debian builds libxml2 with ICU, and linking ICU (and libstdc++ behind it) would make the
+ * hook many megabytes of converters it never uses: domain XML is UTF-8 (docs/decisions.md). Domain XML is UTF-8, which
  * libxml2 decodes by itself; other encodings still go through glibc's iconv. These
  * definitions answer libxml2's ICU converter look-up with "no such converter", which
  * libxml2 handles as an unsupported encoding. They are never reached for UTF-8 input.

@@ -276,6 +276,142 @@ static void test_memory_units(void **state)
         domxml_free(d);
 }
 
+/* The text path must give what the tree path gives (canonical XML equal) and keep every other
+ * byte of the input. */
+static void check_text_equals_tree(const char *name, const char *xml, size_t size,
+                                   ConsoleListen mode, const char *node_address)
+{
+        _cleanup_free_ char *fast = NULL, *tree = NULL, *c_fast = NULL, *c_tree = NULL;
+        DomXml *d = NULL;
+        DomIdentity id = { NULL };
+        unsigned fast_changed = 99, tree_changed = 99;
+        size_t fast_size = 0, tree_size = 0;
+
+        assert_int_equal(domxml_rewrite_listen_text(xml, size, mode, node_address, &id, &fast,
+                                                    &fast_size, &fast_changed, NULL),
+                         0);
+        assert_int_equal(domxml_parse(xml, size, &d, NULL), 0);
+        assert_int_equal(domxml_rewrite_listen(d, mode, node_address, &tree_changed), 0);
+        assert_int_equal(fast_changed, tree_changed);
+        assert_string_equal(id.uuid, d->uuid);
+        assert_string_equal(id.name, d->name);
+        dom_identity_done(&id);
+        if (tree_changed == 0) {
+                if (fast)
+                        fail_msg("%s: text path printed XML although nothing changed", name);
+                domxml_free(d);
+                return;
+        }
+        assert_non_null(fast);
+        assert_int_equal(domxml_format(d, &tree, &tree_size), 0);
+        c_fast = canonical(fast, fast_size, NULL, NULL);
+        c_tree = canonical(tree, tree_size, NULL, NULL);
+        assert_string_equal(c_fast, c_tree);
+        domxml_free(d);
+}
+
+static void test_text_rewrite_equals_tree_on_every_fixture(void **state)
+{
+        static const char *const fixtures[] = {
+                "domains/nova-vnc-spice.xml", "domains/vnc-ipv6.xml",    "domains/vnc-network.xml",
+                "domains/vnc-socket.xml",     "domains/no-graphics.xml", "domains/vnc-loopback.xml",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(fixtures); i++)
+                for (ConsoleListen m = 0; m < _CONSOLE_LISTEN_MAX; m++) {
+                        _cleanup_free_ char *xml = NULL;
+                        size_t size;
+
+                        xml = test_read_data(fixtures[i], &size);
+                        check_text_equals_tree(fixtures[i], xml, size, m, "2001:db8::12");
+                }
+}
+
+static void test_text_rewrite_keeps_every_other_byte(void **state)
+{
+        _cleanup_free_ char *xml = NULL, *out = NULL;
+        size_t size, out_size;
+        unsigned changed;
+
+        xml = test_read_data("domains/nova-vnc-spice.xml", &size);
+        assert_int_equal(domxml_rewrite_listen_text(xml, size, CONSOLE_LISTEN_NODE, "192.0.2.200",
+                                                    NULL, &out, &out_size, &changed, NULL),
+                         0);
+        assert_int_equal(changed, 4);
+        assert_int_equal(out_size, size + 4 * 1);
+        /* replace back and compare byte for byte */
+        for (char *p; (p = strstr(out, "192.0.2.200"));)
+                memmove(p + 9, p + 10, strlen(p + 10) + 1), p[8] = '1', p[9] = '1';
+        assert_string_equal(out, xml);
+}
+
+static void test_text_rewrite_falls_back_where_it_cannot_splice(void **state)
+{
+        /* a character reference in the value, white space libxml2 normalizes, an encoding
+         * libxml2 converts: the tree path does these */
+        static const char *const docs[] = {
+                "<domain><name>a</name><uuid>00000000-0000-4000-8000-000000000001</uuid><devices>"
+                "<graphics type='vnc' listen='192.0.2&#46;11'><listen type='address' "
+                "address='192.0.2.11'/></graphics></devices></domain>",
+                "<?xml version='1.0' encoding='ISO-8859-1'?>\n<domain><name>caf\xe9</name>"
+                "<uuid>00000000-0000-4000-8000-000000000001</uuid><devices>"
+                "<graphics type='spice' listen='192.0.2.11'/></devices></domain>",
+                "<domain><name>a</name><uuid>00000000-0000-4000-8000-000000000001</uuid><devices>"
+                "<graphics type='vnc' listen='192.0.2.11'/><graphics type='vnc' "
+                "listen='192.0.2.11'/>"
+                "<graphics type='vnc' listen='192.0.2.11'/><graphics type='vnc' "
+                "listen='192.0.2.11'/>"
+                "</devices></domain>",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(docs); i++)
+                check_text_equals_tree("inline", docs[i], strlen(docs[i]), CONSOLE_LISTEN_ANY,
+                                       NULL);
+}
+
+static void test_text_rewrite_reports_errors_like_the_tree(void **state)
+{
+        static const char *const bad[] = {
+                "<domain><name>a</name>",
+                "<network><name>a</name><uuid>00000000-0000-4000-8000-000000000001</uuid></"
+                "network>",
+                "<!DOCTYPE domain [<!ENTITY x 'y'>]><domain><name>&x;</name></domain>",
+                "<domain><name>a</name><uuid>bad</uuid></domain>",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *e1 = NULL, *e2 = NULL, *out = NULL;
+                DomXml *d = NULL;
+                int r1, r2;
+
+                r1 = domxml_rewrite_listen_text(bad[i], strlen(bad[i]), CONSOLE_LISTEN_ANY, NULL,
+                                                NULL, &out, NULL, NULL, &e1);
+                r2 = domxml_parse(bad[i], strlen(bad[i]), &d, &e2);
+                assert_true(r1 < 0);
+                assert_int_equal(r1, r2);
+                assert_string_equal(e1, e2);
+                assert_null(out);
+        }
+}
+
+static void test_peek_identity(void **state)
+{
+        _cleanup_free_ char *xml = NULL;
+        DomIdentity id = { NULL };
+        size_t size;
+
+        xml = test_read_data("domains/nova-vnc-spice.xml", &size);
+        assert_int_equal(domxml_peek_identity(xml, size, &id, NULL), 0);
+        assert_string_equal(id.name, "instance-0000002a");
+        assert_string_equal(id.uuid, "3f8c5b9e-2d4a-4f61-9b7e-0c1d2e3f4a5b");
+        dom_identity_done(&id);
+
+        static const char no_uuid[] = "<domain><name>a</name></domain>";
+        _cleanup_free_ char *error = NULL;
+        assert_int_equal(domxml_peek_identity(no_uuid, strlen(no_uuid), &id, &error), -EBADMSG);
+        assert_true(test_contains(error, "has no <uuid>"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -292,6 +428,11 @@ int main(void)
                 cmocka_unit_test(test_rewrite_listen_attribute_only),
                 cmocka_unit_test(test_parse_errors_say_what_is_wrong),
                 cmocka_unit_test(test_memory_units),
+                cmocka_unit_test(test_text_rewrite_equals_tree_on_every_fixture),
+                cmocka_unit_test(test_text_rewrite_keeps_every_other_byte),
+                cmocka_unit_test(test_text_rewrite_falls_back_where_it_cannot_splice),
+                cmocka_unit_test(test_text_rewrite_reports_errors_like_the_tree),
+                cmocka_unit_test(test_peek_identity),
         };
         int r;
 

@@ -62,6 +62,7 @@ static Run run_hook(const char *config_text, const char *runtime_dir, const char
                 .err = err,
         };
         run.status = hook_dispatch(&ctx);
+        hook_context_done(&ctx);
         fclose(out);
         fclose(err);
         config_free(c);
@@ -77,10 +78,15 @@ static void test_migrate_begin_prints_rewritten_xml(void **state)
         Run r = run_hook(node2_conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");
 
         assert_int_equal(r.status, 0);
-        assert_true(test_contains(r.out, "<graphics type=\"vnc\""));
-        assert_true(test_contains(r.out, "listen=\"192.0.2.12\""));
-        assert_null(strstr(r.out, "192.0.2.11"));
-        assert_true(test_contains(r.out, "<uuid>" NOVA_UUID "</uuid>"));
+        /* byte for byte the input, but for the four listen addresses */
+        {
+                _cleanup_free_ char *orig = test_read_data("domains/nova-vnc-spice.xml", NULL);
+                char *expect = strdup(orig);
+                for (char *p; (p = strstr(expect, "192.0.2.11"));)
+                        p[9] = '2';
+                assert_string_equal(r.out, expect);
+                free(expect);
+        }
         assert_string_equal(r.err, "");
         run_free(&r);
         test_rm_rf(rt);
@@ -115,8 +121,8 @@ static void test_restore_begin_rewrites_too(void **state)
         Run r = run_hook("", rt, "restore", "begin", "domains/vnc-ipv6.xml");
 
         assert_int_equal(r.status, 0);
-        assert_true(test_contains(r.out, "listen=\"::\""));
-        assert_true(test_contains(r.out, "address=\"::\""));
+        assert_true(test_contains(r.out, "listen='::'"));
+        assert_true(test_contains(r.out, "address='::'"));
         run_free(&r);
         test_rm_rf(rt);
 }
@@ -332,7 +338,7 @@ static void test_hook_binary_end_to_end(void **state)
         test_write(conf, "hostwarden.conf", node2_conf);
         assert_int_equal(
                 spawn_hook(conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml", &out), 0);
-        assert_true(test_contains(out, "listen=\"192.0.2.12\""));
+        assert_true(test_contains(out, "listen='192.0.2.12'"));
         free(out);
 
         assert_int_equal(

@@ -1,0 +1,123 @@
+"""pytest fixtures for hostwarden's simulated-cluster tests.
+
+Fixtures:
+- ``make_cluster(n_nodes=2, **kw)``: factory; boots a `hwcluster.Cluster`
+  and returns it.  Every cluster it made is torn down when the test ends
+  (passed, failed or interrupted), and the test then fails if anything of
+  them is left (netns, cgroups, directories, mounts, processes).
+- ``cluster``: a fresh 2-node cluster for one test.
+- ``module_cluster``: one 2-node cluster shared by the tests of a module
+  (tests must clean up the guests they create).
+- ``record_timing(label, seconds)``: report a measured duration in the
+  summary at the end of the run.
+
+Nothing is skipped: when the machine cannot run simulated nodes (not root,
+libvirtd or systemd missing, ...), every test here fails with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hwcluster  # noqa: E402  (after the path fix above)
+
+_timings: list[tuple[str, float]] = []
+_stale_removed: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cluster_environment():
+    """Fail (never skip) every test if simulated nodes cannot run here."""
+    problems = hwcluster.check_environment()
+    if problems:
+        pytest.fail(
+            "simulated compute nodes cannot run on this machine:\n  "
+            + "\n  ".join(problems),
+            pytrace=False,
+        )
+    # Whatever a killed earlier run left behind (only dead PIDs' names).
+    _stale_removed.extend(hwcluster.cleanup_stale())
+    yield
+
+
+class _ClusterFactory:
+    """Boots clusters and guarantees their teardown."""
+
+    def __init__(self, record):
+        self._clusters: list[hwcluster.Cluster] = []
+        self._record = record
+
+    def __call__(self, n_nodes: int = 2, **kwargs) -> hwcluster.Cluster:
+        cluster = hwcluster.Cluster(n_nodes, **kwargs)
+        # Registered before start(): a failing boot is torn down too.
+        self._clusters.append(cluster)
+        cluster.start()
+        self._record(f"boot {n_nodes} node(s) until libvirtd answers", cluster.boot_seconds)
+        return cluster
+
+    def close(self) -> None:
+        errors = []
+        for cluster in reversed(self._clusters):
+            try:
+                cluster.teardown()
+            except Exception as e:  # noqa: BLE001 - tear down the others first
+                errors.append(f"{cluster.tag}: {e}")
+            errors += [f"{cluster.tag}: left behind {x}" for x in cluster.leftovers()]
+        self._clusters.clear()
+        if errors:
+            pytest.fail("cluster teardown failed:\n  " + "\n  ".join(errors), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def record_timing():
+    def record(label: str, seconds: float | None) -> None:
+        if seconds is not None:
+            _timings.append((label, seconds))
+    return record
+
+
+@pytest.fixture
+def make_cluster(record_timing):
+    factory = _ClusterFactory(record_timing)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture
+def cluster(make_cluster) -> hwcluster.Cluster:
+    return make_cluster(2)
+
+
+@pytest.fixture(scope="module")
+def module_cluster(record_timing):
+    factory = _ClusterFactory(record_timing)
+    try:
+        yield factory(2)
+    finally:
+        factory.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _stale_removed:
+        terminalreporter.section("hwcluster: removed leftovers of killed earlier runs")
+        for item in _stale_removed:
+            terminalreporter.write_line(item)
+    if not _timings:
+        return
+    terminalreporter.section("hwcluster timings")
+    by_label: dict[str, list[float]] = {}
+    for label, seconds in _timings:
+        by_label.setdefault(label, []).append(seconds)
+    for label, values in by_label.items():
+        with contextlib.suppress(ValueError):
+            terminalreporter.write_line(
+                f"{label}: n={len(values)} min={min(values):.2f}s "
+                f"max={max(values):.2f}s mean={sum(values) / len(values):.2f}s"
+            )

@@ -1,0 +1,297 @@
+"""Tests of the simulated-cluster harness itself (hwcluster.py)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import hwcluster
+
+HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+# --------------------------------------------------------------------------
+# A booted pair of nodes
+
+
+def test_nodes_boot_to_running(module_cluster):
+    for node in module_cluster.nodes:
+        state = node.system_state()
+        assert state in ("running", "degraded"), f"{node.name}: system state {state!r}"
+        if state == "degraded":
+            # Visible with -s / in the failure report; only libvirtd matters.
+            print(f"{node.name} degraded, failed units: {node.failed_units()}")
+        assert node.unit_active("libvirtd.service"), node.journal("-u", "libvirtd")
+        assert node.unit_active("dbus.service")
+        assert node.unit_active("systemd-journald.service")
+        assert node.run(["hostname"]).stdout.strip() == node.name
+        assert node.boot_seconds is not None and node.boot_seconds < 15
+    assert module_cluster.boot_seconds < 15
+
+
+def test_libvirtd_answers_with_distinct_host_uuids(module_cluster):
+    uuids = set()
+    for node in module_cluster.nodes:
+        assert "libvirt" in node.virsh("version").stdout
+        assert node.virsh("hostname").stdout.strip() == node.name
+        caps = node.virsh("capabilities").stdout
+        assert f"<uuid>{node.host_uuid}</uuid>" in caps
+        # TCG only: a guest of type 'qemu' must be possible.
+        assert "<domain type='qemu'" in caps
+        uuids.add(node.host_uuid)
+    assert len(uuids) == len(module_cluster.nodes)
+
+
+def test_nodes_reach_each_other_over_ipv4_and_ipv6(module_cluster):
+    for a, b in itertools.permutations(module_cluster.nodes, 2):
+        # Real TCP connects to the peer's libvirtd (libvirtd-tcp.socket).
+        assert hwcluster.tcp_connect(a, b.address, hwcluster.LIBVIRT_TCP_PORT), (a, b.address)
+        assert hwcluster.tcp_connect(a, b.address6, hwcluster.LIBVIRT_TCP_PORT), (a, b.address6)
+        # ... and by name, through the /etc/hosts the harness wrote.
+        assert hwcluster.tcp_connect(a, b.name, hwcluster.LIBVIRT_TCP_PORT), (a, b.name)
+        # libvirt itself over TCP (what p2p migration uses).
+        out = a.virsh("-c", f"qemu+tcp://{b.address}/system", "hostname").stdout
+        assert out.strip() == b.name
+        out = a.virsh("-c", f"qemu+tcp://[{b.address6}]/system", "hostname").stdout
+        assert out.strip() == b.name
+
+
+def test_network_is_isolated(module_cluster):
+    node = module_cluster.nodes[0]
+    links = node.run(["ip", "-o", "link", "show"]).stdout
+    names = sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines())
+    assert names == ["eth0", "lo"]
+    assert "default" not in node.run(["ip", "route", "show"]).stdout
+    assert "default" not in node.run(["ip", "-6", "route", "show"]).stdout
+    # Nothing listens on 16509 outside the nodes' namespaces.
+    assert not hwcluster.tcp_connect(node, "10.77.0.1", hwcluster.LIBVIRT_TCP_PORT, timeout=1)
+
+
+def test_shared_directory_is_the_same_in_every_node(module_cluster):
+    node1, node2 = module_cluster.nodes
+    path = f"{hwcluster.INSTANCES_PATH}/probe-{os.getpid()}"
+    node1.write_file(path, "written by node1\n")
+    assert node2.read_file(path) == "written by node1\n"
+    assert Path(module_cluster.shared_dir, os.path.basename(path)).read_text() == "written by node1\n"
+    node2.run(["rm", path])
+    assert node1.run(["test", "-e", path], check=False).returncode == 1
+
+
+def test_node_roots_are_private(module_cluster):
+    node1, node2 = module_cluster.nodes
+    node1.write_file("/etc/hwt-probe", "node1 only\n")
+    node1.write_file("/tmp/hwt-probe", "node1 only\n")
+    assert not os.path.exists("/etc/hwt-probe")
+    assert not os.path.exists("/tmp/hwt-probe")
+    assert node2.run(["test", "-e", "/etc/hwt-probe"], check=False).returncode == 1
+    assert node2.run(["test", "-e", "/tmp/hwt-probe"], check=False).returncode == 1
+    node1.run(["rm", "/etc/hwt-probe", "/tmp/hwt-probe"])
+    # Each node has its own PID namespace with systemd as PID 1 ...
+    assert node1.run(["cat", "/proc/1/comm"]).stdout.strip() == "systemd"
+    # ... and its own cgroup subtree: the other node's units are not visible.
+    units = node1.run(["ls", "/sys/fs/cgroup/systemd/system.slice"]).stdout.split()
+    assert "libvirtd.service" in units
+    assert node1.pid != node2.pid
+
+
+def test_journal_has_the_boot(module_cluster):
+    journal = module_cluster.nodes[0].journal()
+    assert f"Reached target {hwcluster.NODE_TARGET}" in journal or "Startup finished" in journal
+    assert "libvirtd" in journal
+
+
+# --------------------------------------------------------------------------
+# Install trees, configuration, hooks
+
+
+def _hook_stage(tmp_path: Path) -> Path:
+    """A DESTDIR-like tree with a qemu.d hook that logs its arguments."""
+    stage = tmp_path / "stage"
+    hook = stage / "etc/libvirt/hooks/qemu.d/50-hwt-test"
+    hook.parent.mkdir(parents=True)
+    hook.write_text(
+        "#!/bin/sh\n"
+        "# test hook: log 'NAME OP SUBOP' and let everything pass\n"
+        'echo "$1 $2 $3" >> /var/log/hwt-hook.log\n'
+        "cat > /dev/null\n"
+        "exit 0\n"
+    )
+    hook.chmod(0o755)
+    (stage / "usr/share/hwt-test").mkdir(parents=True)
+    (stage / "usr/share/hwt-test/marker").write_text("installed\n")
+    return stage
+
+
+def test_install_tree_config_and_hooks(make_cluster, tmp_path, record_timing):
+    stage = _hook_stage(tmp_path)
+    cluster = make_cluster(
+        2,
+        install_dir={1: stage},  # node1 at boot; node2 below, while running
+        configs={1: "[node]\nname = node1\n", 2: "[node]\nname = node2\n"},
+        files={"/etc/hwt-extra.conf": "extra\n"},
+    )
+    node1, node2 = cluster.nodes
+    assert node1.read_file("/usr/share/hwt-test/marker") == "installed\n"
+    assert node2.run(["test", "-e", "/usr/share/hwt-test/marker"], check=False).returncode == 1
+    for node in cluster.nodes:
+        assert node.read_file("/etc/hostwarden/hostwarden.conf") == f"[node]\nname = {node.name}\n"
+        assert node.read_file("/etc/hwt-extra.conf") == "extra\n"
+    assert not os.path.exists("/usr/share/hwt-test")  # the host is untouched
+
+    node2.install(stage)
+    node2.restart_libvirtd()
+    assert node2.read_file("/usr/share/hwt-test/marker") == "installed\n"
+
+    name = f"hook-{os.getpid()}"
+    t0 = time.monotonic()
+    hwcluster.define_and_start(node1, hwcluster.domain_xml(name))
+    record_timing("define + start a 64 MiB TCG guest", time.monotonic() - t0)
+    assert f"{name} prepare begin" in node1.read_file("/var/log/hwt-hook.log")
+    assert f"{name} started begin" in node1.read_file("/var/log/hwt-hook.log")
+
+    proc = hwcluster.migrate(node1, node2, name, "--persistent", "--undefinesource")
+    assert proc.returncode == 0, proc.stderr
+    # The destination's hook ran: installed into a running node + restart.
+    log2 = node2.read_file("/var/log/hwt-hook.log")
+    assert f"{name} migrate begin" in log2
+    assert f"{name} prepare begin" in log2
+    assert f"{name} stopped end" in node1.read_file("/var/log/hwt-hook.log")
+
+
+# --------------------------------------------------------------------------
+# Teardown on every exit path
+
+
+def _assert_clean(prefix: str) -> None:
+    assert hwcluster.leftovers(prefix) == []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert prefix not in netns
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert prefix not in mounts
+    assert hwcluster.INSTANCES_PATH not in mounts
+
+
+def test_teardown_leaves_nothing(record_timing):
+    with hwcluster.Cluster(2) as cluster:
+        node1, node2 = cluster.nodes
+        hwcluster.define_and_start(node1, hwcluster.domain_xml("running-at-teardown"))
+        t0 = time.monotonic()
+    record_timing("teardown of 2 nodes (one with a running guest)", time.monotonic() - t0)
+    assert not any(n.alive for n in cluster.nodes)
+    _assert_clean(cluster.tag + "-")
+
+
+def test_teardown_after_an_exception_in_the_body():
+    with pytest.raises(RuntimeError, match="test body failed"):
+        with hwcluster.Cluster(2) as cluster:
+            raise RuntimeError("test body failed")
+    assert not any(n.alive for n in cluster.nodes)
+    _assert_clean(cluster.tag + "-")
+
+
+def test_teardown_after_a_node_was_killed():
+    # A node that dies abruptly (a simulated host crash) is also cleaned up.
+    with hwcluster.Cluster(2) as cluster:
+        node1, node2 = cluster.nodes
+        node2.kill()
+        assert not node2.alive
+        assert node1.virsh("version").returncode == 0
+    _assert_clean(cluster.tag + "-")
+
+
+def test_teardown_when_a_pytest_test_fails(tmp_path):
+    """The fixtures tear down after a failing test body (inner pytest run)."""
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    # Re-export this directory's conftest (fixtures and hooks) to the inner run.
+    (inner / "conftest.py").write_text(textwrap.dedent(f"""\
+        import importlib.util, sys
+        sys.path.insert(0, {HARNESS_DIR!r})
+        _spec = importlib.util.spec_from_file_location(
+            "hwt_outer_conftest", {os.path.join(HARNESS_DIR, "conftest.py")!r})
+        _mod = importlib.util.module_from_spec(_spec)
+        _spec.loader.exec_module(_mod)
+        globals().update({{k: v for k, v in vars(_mod).items() if not k.startswith("__")}})
+        """))
+    (inner / "test_inner.py").write_text(textwrap.dedent("""\
+        import os
+        def test_body_raises(cluster):
+            with open(os.environ["HWT_INNER_PID_FILE"], "w") as f:
+                f.write(str(os.getpid()))
+            assert cluster.nodes[0].virsh("version").returncode == 0
+            raise RuntimeError("deliberate failure in a test body")
+        """))
+    pid_file = tmp_path / "inner.pid"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(inner)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "HWT_INNER_PID_FILE": str(pid_file)},
+    )
+    assert "deliberate failure in a test body" in proc.stdout, proc.stdout + proc.stderr
+    assert "1 failed" in proc.stdout, proc.stdout
+    assert "error" not in proc.stdout.splitlines()[-1], proc.stdout  # no teardown error
+    _assert_clean(f"hwt-{pid_file.read_text()}-")
+
+
+_SIGNAL_CHILD = """\
+import sys, time
+sys.path.insert(0, {harness_dir!r})
+import hwcluster
+with hwcluster.Cluster({n}) as cluster:
+    hwcluster.define_and_start(cluster.nodes[0], hwcluster.domain_xml("vm"))
+    print("ready", *[n.pid for n in cluster.nodes], flush=True)
+    time.sleep(300)
+"""
+
+
+def _start_signal_child(tmp_path: Path, n_nodes: int):
+    script = tmp_path / "child.py"
+    script.write_text(_SIGNAL_CHILD.format(harness_dir=HARNESS_DIR, n=n_nodes))
+    child = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )
+    line = child.stdout.readline()
+    if not line.startswith("ready"):
+        child.kill()
+        pytest.fail(f"child did not boot its cluster: {line}{child.stderr.read()}")
+    return child, [int(p) for p in line.split()[1:]]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_teardown_on_signal(tmp_path, signum):
+    child, node_pids = _start_signal_child(tmp_path, 2)
+    try:
+        os.kill(child.pid, signum)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert "KeyboardInterrupt" in stderr, stderr
+    assert not any(hwcluster.pid_alive(pid) for pid in node_pids)
+    _assert_clean(f"hwt-{child.pid}-")
+
+
+def test_sigkill_of_the_test_process_kills_the_nodes(tmp_path):
+    child, node_pids = _start_signal_child(tmp_path, 1)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=10)
+    # Parent-death signal -> unshare dies -> --kill-child SIGKILLs PID 1.
+    deadline = time.monotonic() + 10
+    while any(hwcluster.pid_alive(p) for p in node_pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(hwcluster.pid_alive(p) for p in node_pids)
+    prefix = f"hwt-{child.pid}-"
+    assert hwcluster.leftovers(prefix), "a SIGKILLed run cannot clean up itself"
+    removed = hwcluster.cleanup_stale()
+    assert any(prefix in r for r in removed), removed
+    _assert_clean(prefix)
