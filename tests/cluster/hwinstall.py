@@ -1,0 +1,36 @@
+"""Install hostwarden from a build directory into a staging tree (a meson DESTDIR),
+which the harness copies over a simulated node's root before it boots, as a package would
+install it: /usr/libexec/hostwarden/hostwarden-hook, the qemu.d link, /etc/hostwarden."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+SOURCE_DIR = os.environ.get(
+    "HW_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+BUILD_DIR = os.environ.get("HW_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
+
+HOOK = "/usr/libexec/hostwarden/hostwarden-hook"
+HOOK_LINK = "/etc/libvirt/hooks/qemu.d/50-hostwarden"
+
+
+def stage(build_dir: str = BUILD_DIR) -> str:
+    """`meson install --destdir` into a new directory under /var/tmp; returns its path.
+
+    The caller removes it (shutil.rmtree) when done."""
+    if not os.path.exists(os.path.join(build_dir, "build.ninja")):
+        raise RuntimeError(f"{build_dir} is not a configured build directory (run scripts/build)")
+    dest = tempfile.mkdtemp(prefix="hw-stage-", dir="/var/tmp")
+    try:
+        subprocess.run(["meson", "install", "-C", build_dir, "--no-rebuild", "--quiet",
+                        "--destdir", dest], check=True, capture_output=True, text=True)
+        for path in (HOOK, HOOK_LINK):
+            if not os.path.lexists(dest + path):
+                raise RuntimeError(f"meson install did not install {path}")
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return dest
