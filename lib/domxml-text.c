@@ -45,6 +45,8 @@ typedef struct TextState {
         char *name, *uuid;
         size_t name_len, uuid_len;
 
+        bool in_devices; /* inside the first /domain/devices, the one libvirt reads */
+        bool seen_devices;
         /* the <graphics> being read */
         bool in_graphics;
         bool graphics_rewritable;
@@ -203,7 +205,9 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
                         s->capture = 1;
                 else if (streq(name, "uuid") && !s->uuid)
                         s->capture = 2;
-        } else if (s->depth == 3 && streq(name, "graphics"))
+                else if (streq(name, "devices") && !s->seen_devices)
+                        s->in_devices = s->seen_devices = true;
+        } else if (s->depth == 3 && s->in_devices && streq(name, "graphics"))
                 graphics_start(s, pctx, n_attrs, attrs);
         else if (s->depth == 4 && s->in_graphics && streq(name, "listen"))
                 listen_start(s, pctx, n_attrs, attrs);
@@ -223,7 +227,9 @@ static void on_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, c
                 s->capture = 0;
                 if (s->identity_only && s->name && s->uuid)
                         xmlStopParser(pctx);
-        } else if (s->depth == 3 && s->in_graphics && !uri && !prefix)
+        } else if (s->depth == 2)
+                s->in_devices = false;
+        else if (s->depth == 3 && s->in_graphics && !uri && !prefix)
                 graphics_end(s);
         s->depth--;
 }

@@ -17,9 +17,10 @@
 
 #define DOMXML_MAX_SIZE (64U * 1024U * 1024U)
 
+/* libvirt's own elements are in no namespace; <metadata> children are in theirs. */
 static bool node_is(const xmlNode *n, const char *name)
 {
-        return n->type == XML_ELEMENT_NODE && streq((const char *)n->name, name);
+        return n->type == XML_ELEMENT_NODE && !n->ns && streq((const char *)n->name, name);
 }
 
 static xmlNode *child_element(const xmlNode *parent, const char *name)

@@ -2,10 +2,10 @@
 /*
  * Linked only into hostwarden-hook when it is linked statically (meson option hook_static).
  * Debian builds libxml2 with ICU, and linking ICU (and libstdc++ behind it) would make the
- * hook many megabytes of converters it never uses: domain XML is UTF-8 (docs/decisions.md). Domain XML is UTF-8, which
- * libxml2 decodes by itself; other encodings still go through glibc's iconv. These
- * definitions answer libxml2's ICU converter look-up with "no such converter", which
- * libxml2 handles as an unsupported encoding. They are never reached for UTF-8 input.
+ * hook many megabytes of converters it never uses: domain XML is UTF-8 (docs/decisions.md). Domain
+ * XML is UTF-8, which libxml2 decodes by itself; other encodings still go through glibc's iconv.
+ * These definitions answer libxml2's ICU converter look-up with "no such converter", which libxml2
+ * handles as an unsupported encoding. They are never reached for UTF-8 input.
  *
  * HW_ICU_SUFFIX is ICU's symbol version suffix (e.g. _72), set by meson from icu-uc.
  */
