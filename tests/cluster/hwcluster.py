@@ -528,6 +528,7 @@ class Node:
         self.pid: int | None = None
         self.process: subprocess.Popen | None = None
         self.boot_seconds: float | None = None
+        self.ready = False  # booted and libvirtd answered
         self._boot_started: float | None = None
 
     def __repr__(self) -> str:
@@ -733,13 +734,19 @@ class Node:
         else:
             raise self._fail(f"boot did not finish in {timeout}s (state {state!r})")
         self._wait_libvirtd(deadline)
+        self.ready = True
         if self.boot_seconds is None and self._boot_started is not None:
             self.boot_seconds = time.monotonic() - self._boot_started
 
     def poweroff(self, timeout: float = 20) -> None:
-        """Clean shutdown (systemctl poweroff inside), SIGKILL of PID 1 after TIMEOUT."""
-        self._request_poweroff()
-        self._wait_down(timeout)
+        """Clean shutdown (systemctl poweroff inside), SIGKILL of PID 1 after TIMEOUT.
+
+        A node that never finished booting is killed at once: its systemd
+        may not even listen for a poweroff yet.
+        """
+        if self.ready:
+            self._request_poweroff()
+        self._shutdown(timeout if self.ready else 0)
 
     def _request_poweroff(self) -> None:
         if self.alive:
@@ -747,34 +754,65 @@ class Node:
                 # --no-block: systemd kills everything, including us, anyway.
                 self.run(["systemctl", "--no-block", "poweroff"], check=False, timeout=10)
 
-    def _wait_down(self, timeout: float) -> None:
-        """Wait for PID 1 to exit; SIGKILL it (by PID) if it does not."""
-        pidfile = os.path.join(self.dir, "pid")
-        if self.pid is None and os.path.exists(pidfile):
-            # Booted after a start() that gave up waiting for it.
-            with contextlib.suppress(ValueError):
-                self.pid = int(Path(pidfile).read_text())
+    def _shutdown(self, timeout: float) -> None:
+        """Wait up to TIMEOUT for PID 1 to exit, then kill what is left.
+
+        In order: SIGKILL of PID 1 (the kernel kills its PID namespace),
+        reaping our unshare process (killing it if need be: --kill-child
+        takes PID 1 along), and SIGKILL of anything still in the node's
+        cgroup (only node processes can be there).
+        """
+        self._read_pidfile()
         deadline = time.monotonic() + timeout
         while self.alive and time.monotonic() < deadline:
             time.sleep(0.05)
-        if self.alive:
-            self.kill()
-        if self.process is not None:
+        self.kill()
+        if self.process is not None and self.process.poll() is None:
             try:
-                self.process.wait(timeout=10)
+                # It exits as soon as its child (PID 1) is gone.
+                self.process.wait(timeout=5 if self.pid is not None else 0)
             except subprocess.TimeoutExpired:
-                # unshare survived its child? End it (our own PID) too.
                 self.process.kill()
                 self.process.wait(timeout=10)
+        self._kill_cgroup_members()
+        self.ready = False
+
+    def _read_pidfile(self) -> None:
+        pidfile = os.path.join(self.dir, "pid")
+        if self.pid is None and os.path.exists(pidfile):
+            # Written after a start() that gave up waiting for it.
+            with contextlib.suppress(ValueError):
+                self.pid = int(Path(pidfile).read_text())
+
+    def _cgroup_members(self) -> list[int]:
+        base = self.cgroup_dirs.get("systemd")
+        pids: list[int] = []
+        if base and os.path.isdir(base):
+            for dirpath, _, files in os.walk(base):
+                if "cgroup.procs" in files:
+                    with contextlib.suppress(OSError):
+                        text = Path(dirpath, "cgroup.procs").read_text()
+                        pids += [int(p) for p in text.split()]
+        return pids
+
+    def _kill_cgroup_members(self, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while (pids := self._cgroup_members()) and time.monotonic() < deadline:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
 
     def kill(self) -> None:
-        """SIGKILL the node's PID 1: the kernel kills its whole PID namespace."""
-        if self.pid is not None and self.alive:
+        """SIGKILL the node's PID 1 (a simulated crash): the kernel kills its
+        whole PID namespace.  Waits until it is gone."""
+        if self.alive:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
             while self.alive and time.monotonic() < deadline:
                 time.sleep(0.02)
+        self.ready = False
 
     # -- configuration written before boot -------------------------------
 
@@ -1056,12 +1094,14 @@ class Cluster:
             _teardown_depth += 1
         errors: list[str] = []
         try:
-            # Ask all nodes at once, then wait for all: shutdowns overlap.
+            # Ask all booted nodes at once, then wait for each: shutdowns
+            # overlap.  Nodes still booting are killed outright.
             for n in self.nodes:
-                n._request_poweroff()
+                if n.ready:
+                    n._request_poweroff()
             for n in self.nodes:
                 try:
-                    n._wait_down(timeout=15)
+                    n._shutdown(timeout=15 if n.ready else 0)
                 except Exception as e:  # noqa: BLE001 - go on removing the rest
                     errors.append(f"{n.name}: {e}")
             for n in self.nodes:
