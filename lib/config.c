@@ -635,7 +635,7 @@ static char *ctx_reader(char *str, int num, void *stream)
 {
         ParseCtx *ctx = stream;
         const char *eol;
-        size_t n, body;
+        size_t n;
 
         if (ctx->error < 0 || !*ctx->p)
                 return NULL;
@@ -645,10 +645,8 @@ static char *ctx_reader(char *str, int num, void *stream)
         ctx->line++;
         ctx->continuation = false;
 
-        body = n;
-        while (body > 0 && (ctx->p[body - 1] == '\n' || ctx->p[body - 1] == '\r'))
-                body--;
-        if (body + 2 > (size_t)num) {
+        /* All n bytes (\r and \n included) and a NUL must fit inih's line buffer. */
+        if (n + 1 > (size_t)num) {
                 diag(ctx->diags, CONFIG_DIAG_ERROR, ctx->file, ctx->line,
                      "line is too long (at most %d characters)", num - 2);
                 ctx->p += n;

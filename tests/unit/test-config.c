@@ -339,6 +339,21 @@ static void test_overlong_line_is_an_error_not_a_truncation(void **state)
         config_free(c);
 }
 
+static void test_line_with_many_carriage_returns_is_too_long_not_an_overflow(void **state)
+{
+        char text[1024] = "[node]\nname = a";
+        ConfigDiags d = { 0 };
+
+        /* inih's line buffer is 200 bytes: \r count toward it (once overflowed it) */
+        memset(text + strlen(text), '\r', 400);
+        strcat(text, "\n[console]\nlisten = keep\n");
+        Config *c = parse(text, &d);
+        assert_true(test_contains(only_diag(&d, CONFIG_DIAG_ERROR), ":2: line is too long"));
+        assert_int_equal(c->console.listen, CONSOLE_LISTEN_KEEP);
+        config_diags_clear(&d);
+        config_free(c);
+}
+
 static void test_cross_key_checks(void **state)
 {
         expect_error("[migration]\nport_min = 50000\nport_max = 49999\n",
@@ -459,6 +474,7 @@ int main(void)
                 cmocka_unit_test(test_unknown_peer_key_warns),
                 cmocka_unit_test(test_syntax_errors),
                 cmocka_unit_test(test_overlong_line_is_an_error_not_a_truncation),
+                cmocka_unit_test(test_line_with_many_carriage_returns_is_too_long_not_an_overflow),
                 cmocka_unit_test(test_cross_key_checks),
                 cmocka_unit_test(test_dropins_apply_in_lexical_order_later_wins),
                 cmocka_unit_test(test_load_errors_name_the_dropin_and_write_no_config),
