@@ -230,8 +230,25 @@ static int parse_console_listen(const ConfigItem *item, const char *value, void 
         return parse_enum(item, value, dst);
 }
 
-static int replace_strv(void *dst, char **l)
+static bool url_is_valid(const char *s)
 {
+        return startswith(s, "http://") || startswith(s, "https://");
+}
+
+/* A comma or white space separated list whose every item passes valid(). */
+static int parse_list(const char *value, void *dst, bool (*valid)(const char *s))
+{
+        char **l = NULL;
+        int r;
+
+        r = strv_split_list(value, &l);
+        if (r < 0)
+                return r;
+        STRV_FOREACH (s, l)
+                if (!valid(*s)) {
+                        strv_free(l);
+                        return -EINVAL;
+                }
         strv_free(*(char ***)dst);
         *(char ***)dst = l;
         return 0;
@@ -239,36 +256,12 @@ static int replace_strv(void *dst, char **l)
 
 static int parse_cidr_list(const ConfigItem *item, const char *value, void *dst)
 {
-        char **l = NULL;
-        int r;
-
-        (void)item;
-        r = strv_split_list(value, &l);
-        if (r < 0)
-                return r;
-        STRV_FOREACH (s, l)
-                if (!cidr_is_valid(*s)) {
-                        strv_free(l);
-                        return -EINVAL;
-                }
-        return replace_strv(dst, l);
+        return parse_list(value, dst, cidr_is_valid);
 }
 
 static int parse_url_list(const ConfigItem *item, const char *value, void *dst)
 {
-        char **l = NULL;
-        int r;
-
-        (void)item;
-        r = strv_split_list(value, &l);
-        if (r < 0)
-                return r;
-        STRV_FOREACH (s, l)
-                if (!startswith(*s, "http://") && !startswith(*s, "https://")) {
-                        strv_free(l);
-                        return -EINVAL;
-                }
-        return replace_strv(dst, l);
+        return parse_list(value, dst, url_is_valid);
 }
 
 #define C(field)     offsetof(Config, field)

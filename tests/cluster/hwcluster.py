@@ -1161,15 +1161,9 @@ def leftovers(prefix: str = PREFIX) -> list[str]:
             found.append(f"mount {m}")
     # Node processes: their cgroups are gone once they are; but also catch
     # processes of a node whose cgroup was never created or was escaped.
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            env = Path(f"/proc/{entry}/environ").read_bytes()
-        except OSError:
-            continue
+    for pid, env in _process_environs():
         if any(f"{var}={prefix}".encode() in env for var in ("HWT_CGROUP", "HWT_NODE")):
-            found.append(f"process {entry} ({_comm(int(entry))})")
+            found.append(f"process {pid} ({_comm(pid)})")
     return found
 
 
@@ -1185,6 +1179,17 @@ def _cgroup_candidates() -> list[str]:
                 dirs.update(os.path.join(base, d) for d in os.listdir(base)
                             if os.path.isdir(os.path.join(base, d)))
     return sorted(dirs)
+
+
+def _process_environs():
+    """(pid, environment bytes) of every process we may read."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            yield int(entry), Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
 
 
 def _comm(pid: int) -> str:
@@ -1205,18 +1210,12 @@ def cleanup_stale() -> list[str]:
 
     removed = []
     # Processes first (still-running nodes of a dead run, by PID).
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            env = Path(f"/proc/{entry}/environ").read_bytes()
-        except OSError:
-            continue
+    for pid, env in _process_environs():
         m = re.search(rb"HWT_(?:CGROUP|NODE)=(hwt-\d+-[^\0]*)", env)
         if m and dead(m[1].decode()):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry), signal.SIGKILL)
-                removed.append(f"process {entry}")
+                os.kill(pid, signal.SIGKILL)
+                removed.append(f"process {pid}")
     time.sleep(0.2 if removed else 0)
     for d in _cgroup_candidates():
         if os.path.basename(d).startswith("hwt-") and dead(os.path.basename(d)):
