@@ -651,9 +651,10 @@ static char *ctx_reader(char *str, int num, void *stream)
         str[n] = 0;
         ctx->p += n;
 
-        size_t lead = strspn(str, " \t");
+        /* The white space libinih's lskip() skips, so both see the same first character. */
+        size_t lead = strspn(str, " \t\r\v\f");
         char c = str[lead];
-        if (c == 0 || c == '\n' || c == '\r' || c == '#' || c == ';')
+        if (c == 0 || c == '\n' || c == '#' || c == ';')
                 return str; /* blank or comment: does not end a multi-line value */
 
         if (c == '[') {
@@ -678,7 +679,11 @@ static char *ctx_reader(char *str, int num, void *stream)
 static void *item_target(ParseCtx *ctx, const ConfigItem *item)
 {
         if (streq(item->section, "peer")) {
-                ConfigPeer *p = (ConfigPeer *)config_find_peer(ctx->config, ctx->peer_name);
+                ConfigPeer *p;
+
+                if (!ctx->peer_name)
+                        return NULL;
+                p = (ConfigPeer *)config_find_peer(ctx->config, ctx->peer_name);
                 return p ? (char *)p + item->offset : NULL;
         }
         return (char *)ctx->config + item->offset;
@@ -687,7 +692,8 @@ static void *item_target(ParseCtx *ctx, const ConfigItem *item)
 static int ctx_handler(void *user, const char *section, const char *name, const char *value)
 {
         ParseCtx *ctx = user;
-        const char *sname = ctx->peer_name ? "peer" : section;
+        /* Our reader decides sections ([peer NAME] included), never inih's "peer" alone. */
+        const char *sname = ctx->peer_name ? "peer" : streq(section, "peer") ? "" : section;
         const ConfigItem *item;
         const char *v = value;
         char shown[64];

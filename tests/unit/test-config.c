@@ -354,6 +354,21 @@ static void test_line_with_many_carriage_returns_is_too_long_not_an_overflow(voi
         config_free(c);
 }
 
+static void test_sections_after_odd_white_space_are_sections(void **state)
+{
+        ConfigDiags d = { 0 };
+        /* libinih skips \r, \v and \f before a '[': so must we (a NULL peer crashed here) */
+        Config *c = parse("[node]\nname = n1\n\r[peer n2]\naddress = 192.0.2.12\n"
+                          "\v[peer]\naddress = 192.0.2.13\n",
+                          &d);
+
+        assert_int_equal(d.n_errors, 1); /* [peer] without a name */
+        assert_int_equal(c->n_peers, 1);
+        assert_string_equal(c->peers[0].address, "192.0.2.12");
+        config_diags_clear(&d);
+        config_free(c);
+}
+
 static void test_cross_key_checks(void **state)
 {
         expect_error("[migration]\nport_min = 50000\nport_max = 49999\n",
@@ -475,6 +490,7 @@ int main(void)
                 cmocka_unit_test(test_syntax_errors),
                 cmocka_unit_test(test_overlong_line_is_an_error_not_a_truncation),
                 cmocka_unit_test(test_line_with_many_carriage_returns_is_too_long_not_an_overflow),
+                cmocka_unit_test(test_sections_after_odd_white_space_are_sections),
                 cmocka_unit_test(test_cross_key_checks),
                 cmocka_unit_test(test_dropins_apply_in_lexical_order_later_wins),
                 cmocka_unit_test(test_load_errors_name_the_dropin_and_write_no_config),
