@@ -16,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 static int cmp_double(const void *a, const void *b)
 {
         double x = *(const double *)a, y = *(const double *)b;
