@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "macro.h"
+#include "util.h"
+
+/*
+ * The hostwarden nftables table (DESIGN.md §6), on libnftnl + libmnl:
+ *
+ *   table inet hostwarden {
+ *     set migration_sources4/6 { type ipv4_addr/ipv6_addr; flags interval; }
+ *     set migration_open4/6    { type ...; flags interval, timeout; }
+ *     set console_clients4/6   { type ...; flags interval; }
+ *     chain input { type filter hook input priority filter; policy accept; ... }
+ *   }
+ *
+ * The table, its sets, their static elements and the rules are created and replaced in one
+ * batch; what changes at run time are the elements of migration_open4/6 (the migration
+ * window), each with a timeout, so a lost "close" can never leave the ports open.
+ */
+
+#define FW_TABLE            "hostwarden"
+#define FW_CHAIN            "input"
+#define FW_SET_SOURCES4     "migration_sources4"
+#define FW_SET_SOURCES6     "migration_sources6"
+#define FW_SET_OPEN4        "migration_open4"
+#define FW_SET_OPEN6        "migration_open6"
+#define FW_SET_CONSOLE4     "console_clients4"
+#define FW_SET_CONSOLE6     "console_clients6"
+#define FW_LIBVIRT_PORT     16509
+#define FW_LIBVIRT_TLS_PORT 16514
+
+/* What the table must hold; pointers into a Config. */
+typedef struct FwSpec {
+        char *const *migration_sources; /* CIDRs */
+        char *const *console_clients;   /* CIDRs */
+        unsigned migration_port_min, migration_port_max;
+        unsigned console_port_min, console_port_max;
+        usec_t open_window;
+} FwSpec;
+
+void fw_spec_from_config(const Config *c, FwSpec *ret);
+/* A digest of everything in the spec; stored in the table so that re-applying the same
+ * spec is a no-op. */
+uint64_t fw_spec_digest(const FwSpec *s);
+
+/* One netlink socket for one use (an apply, a window change); freed by fw_close(). */
+typedef struct FwContext FwContext;
+int fw_open(FwContext **ret);
+FwContext *fw_close(FwContext *ctx);
+DEFINE_TRIVIAL_CLEANUP_FUNC(FwContext *, fw_close);
+
+/* Creates or replaces the table; *ret_changed false when it already matched (no-op). */
+int fw_apply(FwContext *ctx, const FwSpec *s, bool *ret_changed);
+/* Deletes the table (idempotent). */
+int fw_remove(FwContext *ctx);
+/* 1 and the stored digest when our table exists, 0 when it does not. */
+int fw_table_digest(FwContext *ctx, uint64_t *ret_digest);
+
+/* Opens the migration window: migration_open4/6 become exactly the migration sources, each
+ * for s->open_window. Re-creates a flushed table once and retries. */
+int fw_window_open(FwContext *ctx, const FwSpec *s);
+/* Closes it: migration_open4/6 become empty. */
+int fw_window_close(FwContext *ctx);
+/* The elements of a set as "addr/len" or "start-end" strings (for status and tests). */
+int fw_set_list(FwContext *ctx, const char *set, char ***ret);
+
+/*
+ * The window batches as bytes, for replay by fw_replay() in the hook (which cannot link
+ * libmnl: docs/decisions.md). Built by libnftnl, like everything else here.
+ */
+int fw_window_batch(const FwSpec *s, bool open, void **ret, size_t *ret_size);
