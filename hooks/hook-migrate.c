@@ -2,7 +2,8 @@
 /*
  * "migrate begin": run on the destination when an incoming migration starts. libvirt uses
  * what we print on stdout as the domain XML (the original when we print nothing), so this
- * is where a console bound to the source's address is moved to one that exists here.
+ * is where a console bound to the source's address is moved to one that exists here, and
+ * where the migration ports open for the sources (hook-firewall.c).
  */
 #include "hook.h"
 #include "runtime.h"
@@ -31,5 +32,11 @@ int hook_migrate_begin(HookContext *ctx)
                 }
         }
 
-        return hook_rewrite_listen(ctx);
+        r = hook_rewrite_listen(ctx);
+        if (r != HOOK_CONTINUE)
+                return r;
+        /* a window that cannot open is logged, not a refusal: without our table's drop the
+         * migration still works, and with it the error says why it did not */
+        (void)hook_window_open(ctx);
+        return HOOK_CONTINUE;
 }

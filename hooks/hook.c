@@ -151,12 +151,15 @@ int hook_dispatch(HookContext *ctx)
                 { "migrate", "begin", hook_migrate_begin },
                 { "restore", "begin", hook_restore_begin },
                 { "prepare", "begin", hook_prepare_begin },
+                { "started", "begin", hook_window_release },
+                { "stopped", "end", hook_window_release },
+                { "release", "end", hook_window_release },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(table); i++)
                 if (streq(ctx->op, table[i].op) && streq(ctx->subop, table[i].subop))
                         return table[i].run(ctx);
 
-        /* started, stopped, release, reconnect, attach...: nothing to do here yet. */
+        /* start, reconnect, attach...: nothing to do here yet. */
         return HOOK_CONTINUE;
 }

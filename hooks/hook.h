@@ -37,6 +37,11 @@ int hook_dispatch(HookContext *ctx);
 int hook_migrate_begin(HookContext *ctx);
 int hook_restore_begin(HookContext *ctx);
 int hook_prepare_begin(HookContext *ctx);
+/* "started begin", "stopped end", "release end": the end of an incoming migration? */
+int hook_window_release(HookContext *ctx);
+
+/* Opens the migration window for an incoming migration; <0 (logged) when it could not. */
+int hook_window_open(HookContext *ctx);
 
 /* Shared by the operations. */
 

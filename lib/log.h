@@ -25,6 +25,7 @@ typedef struct LogField {
 #define HW_MESSAGE_REFUSED    "be94857a800f4d1b983ace9d9418e187"
 #define HW_MESSAGE_LISTEN     "1ce2263c1a85430d8ed8a955ae89cb8f"
 #define HW_MESSAGE_CONFIG_BAD "dde32ec3eca741ffbd95836aced6a71d"
+#define HW_MESSAGE_WINDOW     "738eb0afdc664a0488e78225e7dab7b3"
 
 /* ident: SYSLOG_IDENTIFIER, e.g. "hostwarden-hook". */
 void log_setup(const char *ident);

@@ -232,6 +232,9 @@ int fw_rules_build(const FwSpec *s, const FwSetIds *ids, FwRuleFn add_rule, void
         EMIT(rule_loopback(r));
         EMIT(rule_established(r));
         for (size_t i = 0; i < ELEMENTSOF(groups); i++) {
+                /* no console clients configured: the console ports are not ours to close */
+                if (i == 1 && !(s->console_clients && s->console_clients[0]))
+                        continue;
                 EMIT(rule_ports_from_set(r, groups[i].min, groups[i].max, AF_INET, groups[i].set4,
                                          groups[i].id4));
                 EMIT(rule_ports_from_set(r, groups[i].min, groups[i].max, AF_INET6, groups[i].set6,

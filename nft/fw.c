@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -9,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/batch.h>
@@ -21,6 +24,7 @@
 
 #include "fw-internal.h"
 #include "fw-ranges.h"
+#include "fw-replay.h"
 
 #define USERDATA_PREFIX "hostwarden:"
 #define ELEMS_PER_MSG   64
@@ -36,48 +40,6 @@ struct FwContext {
         uint32_t portid;
         uint32_t seq;
 };
-
-void fw_spec_from_config(const Config *c, FwSpec *ret)
-{
-        *ret = (FwSpec){
-                .migration_sources = c->firewall.migration_sources,
-                .console_clients = c->firewall.console_clients,
-                .migration_port_min = c->migration.port_min,
-                .migration_port_max = c->migration.port_max,
-                .console_port_min = c->firewall.console_port_min,
-                .console_port_max = c->firewall.console_port_max,
-                .open_window = c->firewall.open_window,
-        };
-}
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-        const uint8_t *p = data;
-
-        for (size_t i = 0; i < n; i++) {
-                h ^= p[i];
-                h *= 0x100000001b3ULL;
-        }
-        return h;
-}
-
-uint64_t fw_spec_digest(const FwSpec *s)
-{
-        /* includes the layout version: a new release's table is never taken for the old */
-        uint64_t h = fnv1a(0xcbf29ce484222325ULL, "hostwarden-fw-1", 15);
-        unsigned ports[] = { s->migration_port_min, s->migration_port_max, s->console_port_min,
-                             s->console_port_max };
-
-        h = fnv1a(h, ports, sizeof(ports));
-        h = fnv1a(h, &s->open_window, sizeof(s->open_window));
-        for (int list = 0; list < 2; list++) {
-                char *const *l = list == 0 ? s->migration_sources : s->console_clients;
-                h = fnv1a(h, "|", 1);
-                for (char *const *i = l; i && *i; i++)
-                        h = fnv1a(h, *i, strlen(*i) + 1);
-        }
-        return h;
-}
 
 int fw_open(FwContext **ret)
 {
@@ -580,7 +542,8 @@ int fw_window_close(FwContext *ctx)
         return window(ctx, NULL, false);
 }
 
-int fw_window_batch(const FwSpec *s, bool open, void **ret, size_t *ret_size)
+int fw_window_batch(const FwSpec *s, bool open, void **ret, size_t *ret_size,
+                    uint32_t *ret_last_seq)
 {
         Batch b = { NULL };
         size_t size = 0;
@@ -611,9 +574,58 @@ int fw_window_batch(const FwSpec *s, bool open, void **ret, size_t *ret_size)
                 memcpy(buf + size, iov[i].iov_base, iov[i].iov_len);
                 size += iov[i].iov_len;
         }
+        if (ret_last_seq)
+                *ret_last_seq = b.last_seq;
         batch_free(&b);
         *ret = buf;
         *ret_size = size;
+        return 0;
+}
+
+int fw_blobs_write(const char *runtime_dir, const FwSpec *s)
+{
+        char dir[4096];
+        int r;
+
+        if (snprintf(dir, sizeof(dir), "%s/%s", runtime_dir, FW_BLOB_SUBDIR) >= (int)sizeof(dir))
+                return -ENAMETOOLONG;
+        if (mkdir(runtime_dir, 0755) < 0 && errno != EEXIST)
+                return negative_errno();
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return negative_errno();
+
+        for (int opening = 0; opening < 2; opening++) {
+                _cleanup_free_ void *batch = NULL;
+                _cleanup_free_ char *path = NULL;
+                _cleanup_close_ int fd = -EBADF;
+                FwBlobHeader h = { .digest = fw_spec_digest(s) };
+                size_t size;
+
+                r = fw_window_batch(s, opening, &batch, &size, &h.last_seq);
+                if (r < 0)
+                        return r;
+                memcpy(h.magic, FW_BLOB_MAGIC, sizeof(h.magic));
+                h.size = (uint32_t)size;
+                if (asprintf(&path, "%s/%s.tmp", dir, opening ? FW_BLOB_OPEN : FW_BLOB_CLOSE) < 0)
+                        return -ENOMEM;
+                fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd < 0)
+                        return negative_errno();
+                if (write(fd, &h, sizeof(h)) != (ssize_t)sizeof(h) ||
+                    write(fd, batch, size) != (ssize_t)size || fsync(fd) < 0) {
+                        r = errno > 0 ? -errno : -EIO;
+                        (void)unlink(path);
+                        return r;
+                }
+                /* rename over the old one: the hook never reads half a file */
+                char *final = strndup(path, strlen(path) - 4);
+                if (!final)
+                        return -ENOMEM;
+                r = rename(path, final) < 0 ? negative_errno() : 0;
+                free(final);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 

@@ -45,6 +45,9 @@ typedef struct FwSpec {
 } FwSpec;
 
 void fw_spec_from_config(const Config *c, FwSpec *ret);
+/* Without migration sources there is nobody to let in: hostwarden then leaves nftables alone
+ * (a table that drops the migration ports for everyone would break every migration). */
+bool fw_spec_active(const FwSpec *s);
 /* A digest of everything in the spec; stored in the table so that re-applying the same
  * spec is a no-op. */
 uint64_t fw_spec_digest(const FwSpec *s);
@@ -72,6 +75,10 @@ int fw_set_list(FwContext *ctx, const char *set, char ***ret);
 
 /*
  * The window batches as bytes, for replay by fw_replay() in the hook (which cannot link
- * libmnl: docs/decisions.md). Built by libnftnl, like everything else here.
+ * libmnl: fw-replay.h). Built by libnftnl, like everything else here. ret_last_seq: the
+ * sequence number of the last message (its ack ends the batch).
  */
-int fw_window_batch(const FwSpec *s, bool open, void **ret, size_t *ret_size);
+int fw_window_batch(const FwSpec *s, bool open, void **ret, size_t *ret_size,
+                    uint32_t *ret_last_seq);
+/* Writes both window batches for s into <runtime_dir>/firewall/ (fw-replay.h). */
+int fw_blobs_write(const char *runtime_dir, const FwSpec *s);

@@ -117,15 +117,27 @@ int main(int argc, char *argv[])
                 return 1;
         }
 
-        if (streq(verb, "apply")) {
+        if (!fw_spec_active(&spec) && (streq(verb, "apply") || streq(verb, "open-window"))) {
+                /* sources removed from the configuration: undo what an earlier apply did */
+                r = fw_remove(ctx);
+                if (r >= 0)
+                        printf("[firewall] migration_sources is empty: table inet %s removed, "
+                               "nftables left alone\n",
+                               FW_TABLE);
+        } else if (streq(verb, "apply") || streq(verb, "open-window")) {
+                /* the table as configured, and the hook's batches for it (fw-replay.h) */
                 r = fw_apply(ctx, &spec, &changed);
                 if (r >= 0)
+                        r = fw_blobs_write(hw_runtime_dir(), &spec);
+                if (r >= 0 && streq(verb, "apply"))
                         printf("table inet %s %s\n", FW_TABLE, changed ? "applied" : "unchanged");
-        } else if (streq(verb, "open-window"))
-                r = fw_window_open(ctx, &spec);
-        else if (streq(verb, "close-window"))
+                if (r >= 0 && streq(verb, "open-window"))
+                        r = fw_window_open(ctx, &spec);
+        } else if (streq(verb, "close-window")) {
                 r = fw_window_close(ctx);
-        else if (streq(verb, "status"))
+                if (r == -ENOENT)
+                        r = 0; /* no table: nothing is open */
+        } else if (streq(verb, "status"))
                 r = status(ctx, &spec);
         else if (streq(verb, "remove"))
                 r = fw_remove(ctx);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <sched.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include <libxml/parser.h>
 
+#include "fw.h"
 #include "hook.h"
 #include "log.h"
 #include "runtime.h"
@@ -363,6 +365,152 @@ static void test_hook_binary_end_to_end(void **state)
         test_rm_rf(rt);
 }
 
+/* Runs one hook operation in-process with the configuration of a directory, as the hook
+ * binary would (the firewall helper reads the same directory). */
+static Run run_hook_dir(const char *conf_dir, const char *rt, const char *op, const char *subop,
+                        const char *fixture)
+{
+        _cleanup_free_ char *input = NULL;
+        Config *c = NULL;
+        ConfigDiags diags = { 0 };
+        size_t size = 0, out_size = 0, err_size = 0;
+        Run run = { 0 };
+
+        assert_int_equal(config_load(conf_dir, &diags, &c), 0);
+        config_diags_clear(&diags);
+        setenv("HOSTWARDEN_CONF_DIR", conf_dir, 1);
+        setenv("HOSTWARDEN_RUNTIME_DIR", rt, 1);
+        input = test_read_data(fixture, &size);
+        FILE *out = open_memstream(&run.out, &out_size);
+        FILE *err = open_memstream(&run.err, &err_size);
+        HookContext ctx = {
+                .config = c,
+                .runtime_dir = rt,
+                .domain = "guest",
+                .op = op,
+                .subop = subop,
+                .extra = "-",
+                .input = input,
+                .input_size = size,
+                .out = out,
+                .err = err,
+        };
+        run.status = hook_dispatch(&ctx);
+        hook_context_done(&ctx);
+        fclose(out);
+        fclose(err);
+        config_free(c);
+        return run;
+}
+
+static char *open_set(void)
+{
+        _cleanup_(fw_closep) FwContext *fw = NULL;
+        char **l = NULL, *joined;
+        uint64_t digest;
+
+        assert_int_equal(fw_open(&fw), 0);
+        if (fw_table_digest(fw, &digest) == 0)
+                return strdup("(no table)");
+        assert_int_equal(fw_set_list(fw, FW_SET_OPEN4, &l), 0);
+        joined = strdup(l[0] ? l[0] : "");
+        strv_free(l);
+        return joined;
+}
+
+static void expect_open_set(const char *expect)
+{
+        char *got = open_set();
+        assert_string_equal(got, expect);
+        free(got);
+}
+
+static void remove_table(void)
+{
+        _cleanup_(fw_closep) FwContext *fw = NULL;
+
+        assert_int_equal(fw_open(&fw), 0);
+        assert_int_equal(fw_remove(fw), 0);
+}
+
+static void test_window_opens_on_incoming_and_closes_after_the_last(void **state)
+{
+        _cleanup_free_ char *conf = test_mkdtemp(), *rt = test_mkdtemp();
+        Run r;
+
+        test_write(conf, "hostwarden.conf",
+                   "[firewall]\nmigration_sources = 192.0.2.0/24\nopen_window = 1min\n");
+        remove_table();
+
+        /* first incoming migration: no prepared batch yet, the helper builds table and batches */
+        r = run_hook_dir(conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+        expect_open_set("192.0.2.0/24");
+        assert_int_equal(access(rt, F_OK), 0);
+        {
+                char path[4096];
+                snprintf(path, sizeof(path), "%s/firewall/window-open", rt);
+                assert_int_equal(access(path, F_OK), 0);
+        }
+
+        /* a second one at the same time (replayed batch) */
+        r = run_hook_dir(conf, rt, "migrate", "begin", "domains/vnc-ipv6.xml");
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+
+        /* a start of an unrelated domain changes nothing */
+        r = run_hook_dir(conf, rt, "started", "begin", "domains/no-graphics.xml");
+        run_free(&r);
+        expect_open_set("192.0.2.0/24");
+
+        /* the first completes: one remains, the window stays */
+        r = run_hook_dir(conf, rt, "started", "begin", "domains/nova-vnc-spice.xml");
+        run_free(&r);
+        expect_open_set("192.0.2.0/24");
+
+        /* the second fails (released on the destination): the last one out closes it */
+        r = run_hook_dir(conf, rt, "release", "end", "domains/vnc-ipv6.xml");
+        run_free(&r);
+        expect_open_set("");
+
+        /* someone flushed the ruleset: the next incoming migration re-creates the table */
+        assert_int_equal(system("nft flush ruleset"), 0);
+        expect_open_set("(no table)");
+        r = run_hook_dir(conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");
+        run_free(&r);
+        expect_open_set("192.0.2.0/24");
+        r = run_hook_dir(conf, rt, "stopped", "end", "domains/nova-vnc-spice.xml");
+        run_free(&r);
+        expect_open_set("");
+
+        remove_table();
+        test_rm_rf(conf);
+        test_rm_rf(rt);
+}
+
+static void test_firewall_left_alone_when_disabled_or_without_sources(void **state)
+{
+        static const char *const confs[] = {
+                "[firewall]\nenable = no\nmigration_sources = 192.0.2.0/24\n",
+                "[firewall]\nenable = yes\n",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(confs); i++) {
+                _cleanup_free_ char *conf = test_mkdtemp(), *rt = test_mkdtemp();
+                Run r;
+
+                remove_table();
+                test_write(conf, "hostwarden.conf", confs[i]);
+                r = run_hook_dir(conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");
+                assert_int_equal(r.status, 0);
+                run_free(&r);
+                expect_open_set("(no table)");
+                test_rm_rf(conf);
+                test_rm_rf(rt);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -378,11 +526,23 @@ int main(void)
                 cmocka_unit_test(test_disabled_node_refuses_incoming_only_when_configured),
                 cmocka_unit_test(test_unknown_and_notification_ops_exit_zero),
                 cmocka_unit_test(test_hook_binary_end_to_end),
+                cmocka_unit_test(test_window_opens_on_incoming_and_closes_after_the_last),
+                cmocka_unit_test(test_firewall_left_alone_when_disabled_or_without_sources),
         };
         int r;
 
-        /* In-process runs log to stderr, not to the host's journal. */
+        /* In-process runs log to stderr, not to the host's journal, and every firewall change
+         * happens in a network namespace of our own, never in the host's nftables. */
         setenv("HOSTWARDEN_LOG", "stderr", 1);
+        if (unshare(CLONE_NEWNET) < 0) {
+                perror("test-hook: unshare(CLONE_NEWNET) (needs root)");
+                return 1;
+        }
+        if (!getenv("HOSTWARDEN_FIREWALL_HELPER")) {
+                fprintf(stderr, "test-hook: HOSTWARDEN_FIREWALL_HELPER is not set (run it through "
+                                "meson test)\n");
+                return 1;
+        }
         log_setup("test-hook");
         r = cmocka_run_group_tests(tests, NULL, NULL);
         xmlCleanupParser();
