@@ -98,7 +98,8 @@ static int window_change(HookContext *ctx, bool open)
         int r;
 
         fw_spec_from_config(ctx->config, &spec);
-        r = fw_replay(ctx->runtime_dir, open ? FW_BLOB_OPEN : FW_BLOB_CLOSE, fw_spec_digest(&spec));
+        r = fw_replay(ctx->runtime_dir, open ? FW_BLOB_OPEN : FW_BLOB_CLOSE, fw_spec_digest(&spec),
+                      !open);
         if (r == 0)
                 return 0;
         /* -ESTALE: not prepared for this configuration; -ENOENT: the table is gone */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -32,5 +33,6 @@ typedef struct FwBlobHeader {
 
 /* Sends <runtime>/firewall/NAME if it was built for digest. 0 on success; -ESTALE when
  * the file is missing or built for another spec; otherwise the kernel's -errno (-ENOENT:
- * the table is gone). */
-int fw_replay(const char *runtime_dir, const char *name, uint64_t digest);
+ * the table is gone). removes: the batch removes elements (fw-replay.c says why that
+ * matters). */
+int fw_replay(const char *runtime_dir, const char *name, uint64_t digest, bool removes);

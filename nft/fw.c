@@ -500,14 +500,24 @@ static int build_window_batch(Batch *b, const FwSpec *s, bool open, uint32_t seq
         uint64_t timeout_ms = s ? s->open_window / USEC_PER_MSEC : 0;
         int r;
 
-        if ((r = batch_begin(b, seq)) < 0 || (r = batch_flush_set(b, FW_SET_OPEN4)) < 0 ||
-            (r = batch_flush_set(b, FW_SET_OPEN6)) < 0)
+        r = batch_begin(b, seq);
+        if (r < 0)
                 return r;
-        if (open &&
-            ((r = batch_add_elements(b, FW_SET_OPEN4, AF_INET, s->migration_sources, timeout_ms)) <
-                     0 ||
-             (r = batch_add_elements(b, FW_SET_OPEN6, AF_INET6, s->migration_sources, timeout_ms)) <
-                     0))
+        if (open) {
+                /* Adding what is there already refreshes its timeout (kernels that update
+                 * element timeouts) and is never an error. Opening removes nothing: a
+                 * removal makes the next release of a netfilter socket wait for an RCU
+                 * grace period (fw-replay.c). */
+                r = batch_add_elements(b, FW_SET_OPEN4, AF_INET, s->migration_sources, timeout_ms);
+                if (r >= 0)
+                        r = batch_add_elements(b, FW_SET_OPEN6, AF_INET6, s->migration_sources,
+                                               timeout_ms);
+        } else {
+                r = batch_flush_set(b, FW_SET_OPEN4);
+                if (r >= 0)
+                        r = batch_flush_set(b, FW_SET_OPEN6);
+        }
+        if (r < 0)
                 return r;
         return batch_end(b);
 }

@@ -65,8 +65,9 @@ int fw_remove(FwContext *ctx);
 /* 1 and the stored digest when our table exists, 0 when it does not. */
 int fw_table_digest(FwContext *ctx, uint64_t *ret_digest);
 
-/* Opens the migration window: migration_open4/6 become exactly the migration sources, each
- * for s->open_window. Re-creates a flushed table once and retries. */
+/* Opens the migration window: the migration sources are added to migration_open4/6, each
+ * for s->open_window (an open window gets a fresh timeout). Re-creates a flushed table once
+ * and retries. */
 int fw_window_open(FwContext *ctx, const FwSpec *s);
 /* Closes it: migration_open4/6 become empty. */
 int fw_window_close(FwContext *ctx);
