@@ -5,7 +5,14 @@
 
 #include "fw.h"
 
+#include <libmnl/libmnl.h>
+
 struct nftnl_rule;
+
+/* A sequence number for the next request on ctx. */
+uint32_t fw_next_seq(FwContext *ctx);
+/* Sends one request and runs cb on every reply until the ack or the end of a dump. */
+int fw_request(FwContext *ctx, struct nlmsghdr *nlh, mnl_cb_t cb, void *data);
 
 /* Transaction-local IDs of the sets, so rules in the same batch can refer to them. */
 typedef struct FwSetIds {

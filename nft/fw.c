@@ -407,8 +407,12 @@ static int table_digest_cb(const struct nlmsghdr *nlh, void *data)
         return MNL_CB_OK;
 }
 
-/* Sends one request and runs cb on every reply until the ack or DONE. */
-static int request(FwContext *ctx, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+uint32_t fw_next_seq(FwContext *ctx)
+{
+        return ++ctx->seq;
+}
+
+int fw_request(FwContext *ctx, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
         char buf[RECV_BUF];
         uint32_t seq = nlh->nlmsg_seq;
@@ -442,7 +446,7 @@ int fw_table_digest(FwContext *ctx, uint64_t *ret_digest)
         nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, ++ctx->seq);
         nftnl_table_nlmsg_build_payload(nlh, t);
         nftnl_table_free(t);
-        r = request(ctx, nlh, table_digest_cb, &digest);
+        r = fw_request(ctx, nlh, table_digest_cb, &digest);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -687,7 +691,7 @@ int fw_set_list(FwContext *ctx, const char *set, char ***ret)
         nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK,
                                     ++ctx->seq);
         nftnl_set_elems_nlmsg_build_payload(nlh, l.set);
-        r = request(ctx, nlh, set_elems_cb, &l);
+        r = fw_request(ctx, nlh, set_elems_cb, &l);
         if (r < 0) {
                 nftnl_set_free(l.set);
                 return r;

@@ -81,5 +81,9 @@ int fw_set_list(FwContext *ctx, const char *set, char ***ret);
  */
 int fw_window_batch(const FwSpec *s, bool open, void **ret, size_t *ret_size,
                     uint32_t *ret_last_seq);
+/* Input-hook chains of other tables whose policy or rules may drop our ports, one
+ * sentence per finding (an empty array when there is none). nftables cannot override a
+ * drop in another table, so these break migrations whatever hostwarden accepts. */
+int fw_check_conflicts(FwContext *ctx, const FwSpec *s, char ***ret);
 /* Writes both window batches for s into <runtime_dir>/firewall/ (fw-replay.h). */
 int fw_blobs_write(const char *runtime_dir, const FwSpec *s);

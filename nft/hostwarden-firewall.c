@@ -90,12 +90,14 @@ int main(int argc, char *argv[])
         log_setup("hostwarden-firewall");
         if (argc != 2 || streq(verb, "--help")) {
                 fprintf(argc == 2 ? stdout : stderr,
-                        "Usage: %s apply|open-window|close-window|status|remove\n"
+                        "Usage: %s apply|open-window|close-window|status|check|remove\n"
                         "  apply         create or replace table inet %s from the configuration\n"
                         "  open-window   let migration_sources reach the migration ports for "
                         "[firewall] open_window\n"
                         "  close-window  close the migration ports again\n"
                         "  status        show the table and its sets\n"
+                        "  check         find other tables that drop our ports (exit 3 if any)\n"
+                        "  check         find other tables that drop our ports (exit 3 if any)\n"
                         "  remove        delete the table\n",
                         program_invocation_short_name, FW_TABLE);
                 return argc == 2 ? 0 : 2;
@@ -104,7 +106,8 @@ int main(int argc, char *argv[])
         r = load_config(&config);
         if (r < 0)
                 return 1;
-        if (!config->firewall.enable && !streq(verb, "remove") && !streq(verb, "status")) {
+        if (!config->firewall.enable && !streq(verb, "remove") && !streq(verb, "status") &&
+            !streq(verb, "check")) {
                 printf("[firewall] enable = no: leaving nftables alone\n");
                 return 0;
         }
@@ -139,7 +142,18 @@ int main(int argc, char *argv[])
                         r = 0; /* no table: nothing is open */
         } else if (streq(verb, "status"))
                 r = status(ctx, &spec);
-        else if (streq(verb, "remove"))
+        else if (streq(verb, "check")) {
+                _cleanup_strv_free_ char **findings = NULL;
+
+                r = fw_check_conflicts(ctx, &spec, &findings);
+                if (r >= 0) {
+                        STRV_FOREACH (f, findings)
+                                printf("conflict: %s\n", *f);
+                        if (strv_length(findings) > 0)
+                                return 3;
+                        printf("no other table drops the migration ports\n");
+                }
+        } else if (streq(verb, "remove"))
                 r = fw_remove(ctx);
         else {
                 fprintf(stderr, "hostwarden-firewall: unknown command '%s' (see --help)\n", verb);

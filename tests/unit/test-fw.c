@@ -269,6 +269,42 @@ static void test_kernel_window_expires_by_itself(void **state)
         fw_close(ctx);
 }
 
+static void test_kernel_conflicts_in_other_tables_are_found(void **state)
+{
+        char *sources[] = { "192.0.2.0/24", NULL };
+        FwSpec s = spec_with(sources, NULL, 60 * USEC_PER_SEC);
+        FwContext *ctx = NULL;
+        char **findings = NULL;
+
+        assert_int_equal(fw_open(&ctx), 0);
+        assert_int_equal(fw_apply(ctx, &s, NULL), 0);
+        /* our own table's drops are not conflicts */
+        assert_int_equal(fw_check_conflicts(ctx, &s, &findings), 0);
+        assert_int_equal(strv_length(findings), 0);
+        strv_free(findings);
+
+        /* a port-22 drop elsewhere is none of our business; a drop of our ports is */
+        assert_int_equal(
+                system("nft add table ip other && "
+                       "nft add chain ip other in '{ type filter hook input priority 0; }' && "
+                       "nft add rule ip other in tcp dport 22 drop"),
+                0);
+        assert_int_equal(fw_check_conflicts(ctx, &s, &findings), 0);
+        assert_int_equal(strv_length(findings), 0);
+        strv_free(findings);
+
+        assert_int_equal(system("nft add rule ip other in tcp dport 49100-49160 drop"), 0);
+        assert_int_equal(fw_check_conflicts(ctx, &s, &findings), 0);
+        assert_int_equal(strv_length(findings), 1);
+        assert_true(test_contains(findings[0], "table ip other, chain in"));
+        assert_true(test_contains(findings[0], "drops tcp ports 49100-49160"));
+        strv_free(findings);
+
+        assert_int_equal(system("nft delete table ip other"), 0);
+        assert_int_equal(fw_remove(ctx), 0);
+        fw_close(ctx);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -278,6 +314,7 @@ int main(void)
                 cmocka_unit_test(test_digest_changes_with_every_field),
                 cmocka_unit_test(test_kernel_apply_window_flush_remove),
                 cmocka_unit_test(test_kernel_window_expires_by_itself),
+                cmocka_unit_test(test_kernel_conflicts_in_other_tables_are_found),
         };
 
         /* a network namespace of our own: nothing here reaches the host's nftables */
