@@ -27,6 +27,7 @@
 #include "fw.h"
 #include "hook.h"
 #include "log.h"
+#include "runtime.h"
 #include "util.h"
 
 #ifndef HW_FIREWALL_HELPER
@@ -92,20 +93,34 @@ static int incoming_path(const HookContext *ctx, const char *uuid, char *buf, si
 }
 
 /* Replays the prepared batch; falls back to hostwarden-firewall when it cannot. */
-static int window_change(HookContext *ctx, bool open)
+static int window_change(HookContext *ctx, FwWindow w)
 {
+        static const char *const verbs[_FW_WINDOW_MAX] = {
+                [FW_WINDOW_OPEN] = "open-window",
+                [FW_WINDOW_GRACE] = "grace-window",
+                [FW_WINDOW_CLOSE] = "close-window",
+        };
         FwSpec spec;
         int r;
 
         fw_spec_from_config(ctx->config, &spec);
-        r = fw_replay(ctx->runtime_dir, open ? FW_BLOB_OPEN : FW_BLOB_CLOSE, fw_spec_digest(&spec),
-                      !open);
+        r = fw_replay(ctx->runtime_dir, fw_blob_name(w), fw_spec_digest(&spec),
+                      w == FW_WINDOW_CLOSE);
         if (r == 0)
                 return 0;
         /* -ESTALE: not prepared for this configuration; -ENOENT: the table is gone */
-        log_debug("replaying the window batch failed (%s), running %s", strerror(-r),
+        log_debug("replaying %s failed (%s), running %s", fw_blob_name(w), strerror(-r),
                   helper_path());
-        return run_helper(open ? "open-window" : "close-window");
+        return run_helper(verbs[w]);
+}
+
+static int write_record(const char *path, const char *state)
+{
+        char text[160], since[64];
+
+        snprintf(text, sizeof(text), "state=%s\nsince=%s\n", state,
+                 format_timestamp_now(since, sizeof(since)));
+        return write_file_atomic(path, text, 0644);
 }
 
 static bool firewall_active(const HookContext *ctx)
@@ -122,7 +137,7 @@ int hook_window_open(HookContext *ctx)
 {
         _cleanup_close_ int lock = -EBADF;
         const DomIdentity *id;
-        char path[4096], since[64];
+        char path[4096];
         int r;
 
         if (!firewall_active(ctx))
@@ -136,16 +151,13 @@ int hook_window_open(HookContext *ctx)
                 snprintf(path, sizeof(path), "%s/incoming", ctx->runtime_dir);
                 (void)mkdir(path, 0755);
                 if (incoming_path(ctx, id->uuid, path, sizeof(path)) == 0) {
-                        char text[128];
-                        snprintf(text, sizeof(text), "since=%s\n",
-                                 format_timestamp_now(since, sizeof(since)));
-                        r = write_file_atomic(path, text, 0644);
+                        r = write_record(path, "begun");
                         if (r < 0)
                                 log_warning_errno(r, "Cannot record the incoming migration: %m");
                 }
         }
 
-        r = window_change(ctx, true);
+        r = window_change(ctx, FW_WINDOW_OPEN);
         if (r < 0)
                 return log_fields(LOG_ERR, r,
                                   LOG_FIELDS({ "HOSTWARDEN_DOMAIN", id ? id->uuid : NULL }),
@@ -163,22 +175,24 @@ int hook_window_open(HookContext *ctx)
         return 0;
 }
 
-/* Incoming migrations still recorded; drops records older than open_window (their window
- * element has expired in the kernel anyway: a lost event). */
-static unsigned incoming_remaining(HookContext *ctx)
+/* Incoming migrations still recorded, and how many of them have not started yet; drops
+ * records older than open_window (their window element has expired in the kernel anyway:
+ * a lost event, or a migration long done). */
+static unsigned incoming_remaining(HookContext *ctx, unsigned *ret_pending)
 {
-        char dir[4096];
-        struct dirent *de;
-        unsigned n = 0;
-        DIR *d;
-        time_t now = time(NULL);
         time_t max_age = (time_t)(ctx->config->firewall.open_window / USEC_PER_SEC);
+        time_t now = time(NULL);
+        unsigned n = 0, pending = 0;
+        struct dirent *de;
+        char dir[4096];
+        DIR *d;
 
         snprintf(dir, sizeof(dir), "%s/incoming", ctx->runtime_dir);
         d = opendir(dir);
-        if (!d)
-                return 0;
-        while ((de = readdir(d))) {
+        while (d && (de = readdir(d))) {
+                _cleanup_free_ char *text = NULL;
+                RuntimeRecord rec = { NULL };
+                char path[4096 + 256];
                 struct stat st;
 
                 if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, 0) < 0)
@@ -188,22 +202,39 @@ static unsigned incoming_remaining(HookContext *ctx)
                         continue;
                 }
                 n++;
+                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+                if (read_full_file(path, 4096, &text, NULL) >= 0 &&
+                    runtime_record_parse(text, &rec) >= 0 &&
+                    !streq_ptr(runtime_record_get(&rec, "state"), "started"))
+                        pending++;
+                runtime_record_done(&rec);
         }
-        closedir(d);
+        if (d)
+                closedir(d);
+        *ret_pending = pending;
         return n;
 }
 
+/*
+ * "started begin" of an incoming migration comes when QEMU runs on this node, before the
+ * source connects to it; "stopped end" and "release end" when the domain is gone (the
+ * migration failed, or it ended later). Once no incoming migration is still starting, the
+ * window only has to last until the sources are connected (conntrack keeps them): grace.
+ * Once none remains at all, it closes.
+ */
 int hook_window_release(HookContext *ctx)
 {
         _cleanup_close_ int lock = -EBADF;
+        bool started = streq(ctx->op, "started");
         const DomIdentity *id;
+        unsigned left, pending;
         char path[4096];
-        unsigned left;
+        FwWindow w;
         int r;
 
         if (!firewall_active(ctx))
                 return HOOK_CONTINUE;
-        /* cheap test first: most starts and stops are not the end of an incoming migration */
+        /* cheap test first: most starts and stops are not part of an incoming migration */
         id = hook_identity(ctx);
         if (!id || incoming_path(ctx, id->uuid, path, sizeof(path)) < 0 || access(path, F_OK) < 0)
                 return HOOK_CONTINUE;
@@ -213,27 +244,34 @@ int hook_window_release(HookContext *ctx)
                 log_error_errno(lock, "Cannot lock %s: %m", ctx->runtime_dir);
                 return HOOK_CONTINUE;
         }
-        if (unlink(path) < 0 && errno != ENOENT)
-                log_warning_errno(errno, "Cannot remove %s: %m", path);
-        left = incoming_remaining(ctx);
-        if (left > 0) {
-                log_debug("%u incoming migration(s) remain: the window stays open", left);
+        r = started ? write_record(path, "started") : (unlink(path) < 0 ? negative_errno() : 0);
+        if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "Cannot update %s: %m", path);
+
+        left = incoming_remaining(ctx, &pending);
+        if (pending > 0) {
+                log_debug("%u incoming migration(s) still starting: the window stays open",
+                          pending);
                 return HOOK_CONTINUE;
         }
-
-        r = window_change(ctx, false);
+        w = left > 0 ? FW_WINDOW_GRACE : FW_WINDOW_CLOSE;
+        r = window_change(ctx, w);
         if (r < 0)
                 log_error_errno(r,
-                                "Failed to close the migration window after '%s': %m; it "
-                                "closes by itself within [firewall] open_window",
-                                ctx->domain);
+                                "Failed to %s the migration window after '%s': %m; it closes "
+                                "by itself within [firewall] open_window",
+                                w == FW_WINDOW_CLOSE ? "close" : "shorten", ctx->domain);
         else
                 log_fields(LOG_INFO, 0,
                            LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_WINDOW },
                                       { "HOSTWARDEN_DOMAIN", id->uuid },
-                                      { "HOSTWARDEN_WINDOW", "closed" }),
-                           "Migration window closed: no incoming migration remains (%s %s of "
-                           "'%s')",
+                                      { "HOSTWARDEN_WINDOW",
+                                        w == FW_WINDOW_CLOSE ? "closed" : "grace" }),
+                           w == FW_WINDOW_CLOSE
+                                   ? "Migration window closed: no incoming migration remains "
+                                     "(%s %s of '%s')"
+                                   : "Migration window closes within 30s: every incoming "
+                                     "migration has started (%s %s of '%s')",
                            ctx->op, ctx->subop, ctx->domain);
         return HOOK_CONTINUE;
 }

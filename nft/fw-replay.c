@@ -112,3 +112,15 @@ int fw_replay(const char *runtime_dir, const char *name, uint64_t digest, bool r
                 }
         }
 }
+
+const char *fw_blob_name(FwWindow w)
+{
+        switch (w) {
+        case FW_WINDOW_OPEN:
+                return FW_BLOB_OPEN;
+        case FW_WINDOW_GRACE:
+                return FW_BLOB_GRACE;
+        default:
+                return FW_BLOB_CLOSE;
+        }
+}

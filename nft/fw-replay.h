@@ -13,13 +13,15 @@
  * netlink socket. Each file carries the spec digest it was built for: a stale or missing
  * file is not replayed, the hook runs hostwarden-firewall instead.
  *
- *   <runtime>/firewall/window-open    flush migration_open4/6, add the sources (timeout)
+ *   <runtime>/firewall/window-open    add the sources to migration_open4/6 (open_window)
+ *   <runtime>/firewall/window-grace   the same with the grace timeout (fw.h)
  *   <runtime>/firewall/window-close   flush migration_open4/6
  */
 
 #define FW_BLOB_SUBDIR   "firewall"
 #define FW_BLOB_OPEN     "window-open"
 #define FW_BLOB_CLOSE    "window-close"
+#define FW_BLOB_GRACE    "window-grace"
 #define FW_BLOB_MAX_SIZE (4U * 1024U * 1024U)
 
 typedef struct FwBlobHeader {
@@ -36,3 +38,7 @@ typedef struct FwBlobHeader {
  * the table is gone). removes: the batch removes elements (fw-replay.c says why that
  * matters). */
 int fw_replay(const char *runtime_dir, const char *name, uint64_t digest, bool removes);
+
+#include "fw.h"
+/* The file name of a window batch. */
+const char *fw_blob_name(FwWindow w);

@@ -499,19 +499,25 @@ int fw_remove(FwContext *ctx)
 
 /* ---- the migration window --------------------------------------------------------------- */
 
-static int build_window_batch(Batch *b, const FwSpec *s, bool open, uint32_t seq)
+static usec_t window_timeout(const FwSpec *s, FwWindow w)
 {
-        uint64_t timeout_ms = s ? s->open_window / USEC_PER_MSEC : 0;
+        return w == FW_WINDOW_GRACE ? MIN(s->open_window, FW_GRACE_USEC) : s->open_window;
+}
+
+static int build_window_batch(Batch *b, const FwSpec *s, FwWindow w, uint32_t seq)
+{
         int r;
 
         r = batch_begin(b, seq);
         if (r < 0)
                 return r;
-        if (open) {
-                /* Adding what is there already refreshes its timeout (kernels that update
-                 * element timeouts) and is never an error. Opening removes nothing: a
-                 * removal makes the next release of a netfilter socket wait for an RCU
-                 * grace period (fw-replay.c). */
+        if (w != FW_WINDOW_CLOSE) {
+                uint64_t timeout_ms = window_timeout(s, w) / USEC_PER_MSEC;
+
+                /* Adding what is there already sets its timeout anew (kernels that update
+                 * element timeouts) and is never an error. This removes nothing: a removal
+                 * makes the next release of a netfilter socket wait for an RCU grace period
+                 * (fw-replay.c). */
                 r = batch_add_elements(b, FW_SET_OPEN4, AF_INET, s->migration_sources, timeout_ms);
                 if (r >= 0)
                         r = batch_add_elements(b, FW_SET_OPEN6, AF_INET6, s->migration_sources,
@@ -526,13 +532,13 @@ static int build_window_batch(Batch *b, const FwSpec *s, bool open, uint32_t seq
         return batch_end(b);
 }
 
-static int window(FwContext *ctx, const FwSpec *s, bool open)
+static int window(FwContext *ctx, const FwSpec *s, FwWindow w)
 {
         for (int attempt = 0;; attempt++) {
                 Batch b = { NULL };
                 int r;
 
-                r = build_window_batch(&b, s, open, ++ctx->seq);
+                r = build_window_batch(&b, s, w, ++ctx->seq);
                 if (r >= 0)
                         r = batch_send(ctx, &b);
                 ctx->seq = b.seq;
@@ -548,15 +554,20 @@ static int window(FwContext *ctx, const FwSpec *s, bool open)
 
 int fw_window_open(FwContext *ctx, const FwSpec *s)
 {
-        return window(ctx, s, true);
+        return window(ctx, s, FW_WINDOW_OPEN);
+}
+
+int fw_window_grace(FwContext *ctx, const FwSpec *s)
+{
+        return window(ctx, s, FW_WINDOW_GRACE);
 }
 
 int fw_window_close(FwContext *ctx)
 {
-        return window(ctx, NULL, false);
+        return window(ctx, NULL, FW_WINDOW_CLOSE);
 }
 
-int fw_window_batch(const FwSpec *s, bool open, void **ret, size_t *ret_size,
+int fw_window_batch(const FwSpec *s, FwWindow w, void **ret, size_t *ret_size,
                     uint32_t *ret_last_seq)
 {
         Batch b = { NULL };
@@ -564,7 +575,7 @@ int fw_window_batch(const FwSpec *s, bool open, void **ret, size_t *ret_size,
         char *buf;
         int r, n;
 
-        r = build_window_batch(&b, s, open, 1);
+        r = build_window_batch(&b, s, w, 1);
         if (r < 0) {
                 batch_free(&b);
                 return r;
@@ -608,19 +619,19 @@ int fw_blobs_write(const char *runtime_dir, const FwSpec *s)
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return negative_errno();
 
-        for (int opening = 0; opening < 2; opening++) {
+        for (FwWindow w = 0; w < _FW_WINDOW_MAX; w++) {
                 _cleanup_free_ void *batch = NULL;
                 _cleanup_free_ char *path = NULL;
                 _cleanup_close_ int fd = -EBADF;
                 FwBlobHeader h = { .digest = fw_spec_digest(s) };
                 size_t size;
 
-                r = fw_window_batch(s, opening, &batch, &size, &h.last_seq);
+                r = fw_window_batch(s, w, &batch, &size, &h.last_seq);
                 if (r < 0)
                         return r;
                 memcpy(h.magic, FW_BLOB_MAGIC, sizeof(h.magic));
                 h.size = (uint32_t)size;
-                if (asprintf(&path, "%s/%s.tmp", dir, opening ? FW_BLOB_OPEN : FW_BLOB_CLOSE) < 0)
+                if (asprintf(&path, "%s/%s.tmp", dir, fw_blob_name(w)) < 0)
                         return -ENOMEM;
                 fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
                 if (fd < 0)

@@ -35,6 +35,22 @@
 #define FW_LIBVIRT_PORT     16509
 #define FW_LIBVIRT_TLS_PORT 16514
 
+/*
+ * The window: OPEN adds the sources for open_window; GRACE re-adds them for at most
+ * FW_GRACE_USEC (libvirt runs "started" on the destination before the source connects,
+ * so the end of an incoming migration is not an event the hook sees: once every incoming
+ * migration has started, the window only needs to last until their connections exist,
+ * which conntrack then keeps); CLOSE removes them.
+ */
+typedef enum FwWindow {
+        FW_WINDOW_OPEN,
+        FW_WINDOW_GRACE,
+        FW_WINDOW_CLOSE,
+        _FW_WINDOW_MAX,
+} FwWindow;
+
+#define FW_GRACE_USEC (30 * USEC_PER_SEC)
+
 /* What the table must hold; pointers into a Config. */
 typedef struct FwSpec {
         char *const *migration_sources; /* CIDRs */
@@ -71,6 +87,8 @@ int fw_table_digest(FwContext *ctx, uint64_t *ret_digest);
 int fw_window_open(FwContext *ctx, const FwSpec *s);
 /* Closes it: migration_open4/6 become empty. */
 int fw_window_close(FwContext *ctx);
+/* Shortens it to at most FW_GRACE_USEC (on kernels that update element timeouts). */
+int fw_window_grace(FwContext *ctx, const FwSpec *s);
 /* The elements of a set as "addr/len" or "start-end" strings (for status and tests). */
 int fw_set_list(FwContext *ctx, const char *set, char ***ret);
 
@@ -79,11 +97,11 @@ int fw_set_list(FwContext *ctx, const char *set, char ***ret);
  * libmnl: fw-replay.h). Built by libnftnl, like everything else here. ret_last_seq: the
  * sequence number of the last message (its ack ends the batch).
  */
-int fw_window_batch(const FwSpec *s, bool open, void **ret, size_t *ret_size,
+int fw_window_batch(const FwSpec *s, FwWindow w, void **ret, size_t *ret_size,
                     uint32_t *ret_last_seq);
 /* Input-hook chains of other tables whose policy or rules may drop our ports, one
  * sentence per finding (an empty array when there is none). nftables cannot override a
  * drop in another table, so these break migrations whatever hostwarden accepts. */
 int fw_check_conflicts(FwContext *ctx, const FwSpec *s, char ***ret);
-/* Writes both window batches for s into <runtime_dir>/firewall/ (fw-replay.h). */
+/* Writes the window batches for s into <runtime_dir>/firewall/ (fw-replay.h). */
 int fw_blobs_write(const char *runtime_dir, const FwSpec *s);

@@ -90,10 +90,12 @@ int main(int argc, char *argv[])
         log_setup("hostwarden-firewall");
         if (argc != 2 || streq(verb, "--help")) {
                 fprintf(argc == 2 ? stdout : stderr,
-                        "Usage: %s apply|open-window|close-window|status|check|remove\n"
+                        "Usage: %s "
+                        "apply|open-window|grace-window|close-window|status|check|remove\n"
                         "  apply         create or replace table inet %s from the configuration\n"
                         "  open-window   let migration_sources reach the migration ports for "
                         "[firewall] open_window\n"
+                        "  grace-window  let the window close within 30s\n"
                         "  close-window  close the migration ports again\n"
                         "  status        show the table and its sets\n"
                         "  check         find other tables that drop our ports (exit 3 if any)\n"
@@ -120,14 +122,17 @@ int main(int argc, char *argv[])
                 return 1;
         }
 
-        if (!fw_spec_active(&spec) && (streq(verb, "apply") || streq(verb, "open-window"))) {
+        bool applying =
+                streq(verb, "apply") || streq(verb, "open-window") || streq(verb, "grace-window");
+
+        if (!fw_spec_active(&spec) && applying) {
                 /* sources removed from the configuration: undo what an earlier apply did */
                 r = fw_remove(ctx);
                 if (r >= 0)
                         printf("[firewall] migration_sources is empty: table inet %s removed, "
                                "nftables left alone\n",
                                FW_TABLE);
-        } else if (streq(verb, "apply") || streq(verb, "open-window")) {
+        } else if (applying) {
                 /* the table as configured, and the hook's batches for it (fw-replay.h) */
                 r = fw_apply(ctx, &spec, &changed);
                 if (r >= 0)
@@ -136,6 +141,8 @@ int main(int argc, char *argv[])
                         printf("table inet %s %s\n", FW_TABLE, changed ? "applied" : "unchanged");
                 if (r >= 0 && streq(verb, "open-window"))
                         r = fw_window_open(ctx, &spec);
+                if (r >= 0 && streq(verb, "grace-window"))
+                        r = fw_window_grace(ctx, &spec);
         } else if (streq(verb, "close-window")) {
                 r = fw_window_close(ctx);
                 if (r == -ENOENT)

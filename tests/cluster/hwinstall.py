@@ -17,6 +17,19 @@ HOOK = "/usr/libexec/hostwarden/hostwarden-hook"
 HOOK_LINK = "/etc/libvirt/hooks/qemu.d/50-hostwarden"
 
 
+def _merge_usr(dest: str) -> None:
+    """Debian 12 has a merged /usr (/lib -> usr/lib): move what meson installed under /lib,
+    /bin or /sbin to /usr, as dpkg ends up with, so copying the tree over a root works."""
+    for top in ("lib", "bin", "sbin"):
+        src = os.path.join(dest, top)
+        if not os.path.isdir(src) or os.path.islink(src) or not os.path.islink("/" + top):
+            continue
+        target = os.path.join(dest, "usr", top)
+        os.makedirs(target, exist_ok=True)
+        shutil.copytree(src, target, symlinks=True, dirs_exist_ok=True)
+        shutil.rmtree(src)
+
+
 def stage(build_dir: str = BUILD_DIR) -> str:
     """`meson install --destdir` into a new directory under /var/tmp; returns its path.
 
@@ -27,6 +40,7 @@ def stage(build_dir: str = BUILD_DIR) -> str:
     try:
         subprocess.run(["meson", "install", "-C", build_dir, "--no-rebuild", "--quiet",
                         "--destdir", dest], check=True, capture_output=True, text=True)
+        _merge_usr(dest)
         for path in (HOOK, HOOK_LINK):
             if not os.path.lexists(dest + path):
                 raise RuntimeError(f"meson install did not install {path}")

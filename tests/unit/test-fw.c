@@ -105,7 +105,7 @@ static void test_window_batch_messages(void **state)
         void *buf = NULL;
         size_t size = 0;
 
-        assert_int_equal(fw_window_batch(&s, true, &buf, &size, NULL), 0);
+        assert_int_equal(fw_window_batch(&s, FW_WINDOW_OPEN, &buf, &size, NULL), 0);
         int len = (int)size;
         for (const struct nlmsghdr *h = buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
                 uint16_t type = h->nlmsg_type;
@@ -148,7 +148,7 @@ static void test_window_batch_messages(void **state)
         assert_int_equal(n_timeouts, 2);
 
         /* closing is the two flushes alone */
-        assert_int_equal(fw_window_batch(&s, false, &buf, &size, NULL), 0);
+        assert_int_equal(fw_window_batch(&s, FW_WINDOW_CLOSE, &buf, &size, NULL), 0);
         len = (int)size;
         n_types = 0;
         for (const struct nlmsghdr *h = buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len))

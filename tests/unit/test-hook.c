@@ -433,9 +433,35 @@ static void remove_table(void)
         assert_int_equal(fw_remove(fw), 0);
 }
 
+/* The timeout nft shows on the window's elements, e.g. "1m" or "30s". */
+static char *window_timeout(void)
+{
+        char line[1024], *found = NULL;
+        FILE *p = popen("nft list set inet hostwarden migration_open4", "r");
+
+        assert_non_null(p);
+        while (fgets(line, sizeof(line), p)) {
+                char *t = strstr(line, " timeout ");
+                if (t && !found) {
+                        t += strlen(" timeout ");
+                        found = strndup(t, strcspn(t, " ,}"));
+                }
+        }
+        pclose(p);
+        return found ? found : strdup("(none)");
+}
+
+static void expect_window_timeout(const char *expect)
+{
+        char *got = window_timeout();
+        assert_string_equal(got, expect);
+        free(got);
+}
+
 static void test_window_opens_on_incoming_and_closes_after_the_last(void **state)
 {
         _cleanup_free_ char *conf = test_mkdtemp(), *rt = test_mkdtemp();
+        char path[4096];
         Run r;
 
         test_write(conf, "hostwarden.conf",
@@ -447,12 +473,9 @@ static void test_window_opens_on_incoming_and_closes_after_the_last(void **state
         assert_int_equal(r.status, 0);
         run_free(&r);
         expect_open_set("192.0.2.0/24");
-        assert_int_equal(access(rt, F_OK), 0);
-        {
-                char path[4096];
-                snprintf(path, sizeof(path), "%s/firewall/window-open", rt);
-                assert_int_equal(access(path, F_OK), 0);
-        }
+        expect_window_timeout("1m");
+        snprintf(path, sizeof(path), "%s/firewall/window-open", rt);
+        assert_int_equal(access(path, F_OK), 0);
 
         /* a second one at the same time (replayed batch) */
         r = run_hook_dir(conf, rt, "migrate", "begin", "domains/vnc-ipv6.xml");
@@ -462,15 +485,24 @@ static void test_window_opens_on_incoming_and_closes_after_the_last(void **state
         /* a start of an unrelated domain changes nothing */
         r = run_hook_dir(conf, rt, "started", "begin", "domains/no-graphics.xml");
         run_free(&r);
-        expect_open_set("192.0.2.0/24");
+        expect_window_timeout("1m");
 
-        /* the first completes: one remains, the window stays */
+        /* the first one's QEMU runs here ("started" comes before the source connects): the
+         * second is still starting, the window stays as it is */
         r = run_hook_dir(conf, rt, "started", "begin", "domains/nova-vnc-spice.xml");
         run_free(&r);
         expect_open_set("192.0.2.0/24");
+        expect_window_timeout("1m");
 
-        /* the second fails (released on the destination): the last one out closes it */
+        /* the second fails (released here): none is starting any more, one remains: the
+         * window is cut to the grace time the started one needs to connect */
         r = run_hook_dir(conf, rt, "release", "end", "domains/vnc-ipv6.xml");
+        run_free(&r);
+        expect_open_set("192.0.2.0/24");
+        expect_window_timeout("30s");
+
+        /* the first one's domain goes away: none remains, the window closes now */
+        r = run_hook_dir(conf, rt, "stopped", "end", "domains/nova-vnc-spice.xml");
         run_free(&r);
         expect_open_set("");
 
@@ -480,7 +512,8 @@ static void test_window_opens_on_incoming_and_closes_after_the_last(void **state
         r = run_hook_dir(conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");
         run_free(&r);
         expect_open_set("192.0.2.0/24");
-        r = run_hook_dir(conf, rt, "stopped", "end", "domains/nova-vnc-spice.xml");
+        /* a failed incoming migration: released before it started, closed at once */
+        r = run_hook_dir(conf, rt, "release", "end", "domains/nova-vnc-spice.xml");
         run_free(&r);
         expect_open_set("");
 
