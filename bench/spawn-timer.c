@@ -6,6 +6,8 @@
  * stdout to /dev/null, wait for exit. The commands are run round-robin, so drift of the
  * machine (other load, frequency) hits all of them alike. Prints one line per command:
  *   NAME p50_us p99_us mean_us failures
+ * HW_SPAWN_GAP_US: an untimed pause after each command (lets the kernel finish deferred
+ * work a command left, so it is not billed to the next one).
  */
 #include <fcntl.h>
 #include <spawn.h>
@@ -43,6 +45,8 @@ int main(int argc, char *argv[])
                 return 2;
         }
         n = strtol(argv[1], NULL, 10);
+        const char *gap_env = getenv("HW_SPAWN_GAP_US");
+        long gap = gap_env ? strtol(gap_env, NULL, 10) : 0;
         if (n < 10) {
                 fprintf(stderr, "N must be at least 10\n");
                 return 2;
@@ -81,6 +85,8 @@ int main(int argc, char *argv[])
                         posix_spawn_file_actions_destroy(&fa);
                         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                                 failures[c]++;
+                        if (gap > 0)
+                                usleep((useconds_t)gap);
                 }
 
         for (size_t c = 0; c < n_cmds; c++) {

@@ -562,8 +562,16 @@ typedef struct ParseCtx {
         bool section_known;
         const ConfigItem *last_item; /* the key the previous value line set */
         bool continuation;           /* the current line continues last_item */
-        char *accumulated;           /* last_item's value so far, for continuations */
-        int error;                   /* -ENOMEM and the like: stop */
+
+        /* A value is parsed once it is complete (a multi-line one can continue on the next
+         * line): the item, where it goes, where it started, and the text so far. */
+        const ConfigItem *pending;
+        void *pending_dst;
+        unsigned pending_line;
+        char pending_where[INIH_MAX_SECTION + 8];
+        char *accumulated;
+        size_t acc_len, acc_size;
+        int error; /* -ENOMEM and the like: stop */
 } ParseCtx;
 
 static void ctx_enter_section(ParseCtx *ctx, const char *raw)
@@ -623,6 +631,8 @@ static void ctx_enter_section(ParseCtx *ctx, const char *raw)
         }
 }
 
+static void ctx_flush(ParseCtx *ctx);
+
 /* libinih's reader callback: hands it one line at a time so we know the line numbers. */
 static char *ctx_reader(char *str, int num, void *stream)
 {
@@ -658,6 +668,7 @@ static char *ctx_reader(char *str, int num, void *stream)
                 return str; /* blank or comment: does not end a multi-line value */
 
         if (c == '[') {
+                ctx_flush(ctx);
                 /* libinih would take an indented section header as a continuation line. */
                 memmove(str, str + lead, strlen(str + lead) + 1);
                 ctx_enter_section(ctx, str + 1);
@@ -689,80 +700,93 @@ static void *item_target(ParseCtx *ctx, const ConfigItem *item)
         return (char *)ctx->config + item->offset;
 }
 
+static int acc_append(ParseCtx *ctx, const char *sep, const char *value)
+{
+        size_t need = ctx->acc_len + strlen(sep) + strlen(value) + 1;
+
+        if (need > ctx->acc_size) {
+                size_t size = MAX(need, ctx->acc_size * 2);
+                char *t = realloc(ctx->accumulated, size);
+
+                if (!t)
+                        return -ENOMEM;
+                ctx->accumulated = t;
+                ctx->acc_size = size;
+        }
+        ctx->acc_len += (size_t)sprintf(ctx->accumulated + ctx->acc_len, "%s%s", sep, value);
+        return 0;
+}
+
+/* Parses the pending value, now complete. */
+static void ctx_flush(ParseCtx *ctx)
+{
+        const ConfigItem *item = ctx->pending;
+        const char *v = ctx->accumulated ? ctx->accumulated : "";
+        char shown[64];
+        int r;
+
+        if (!item)
+                return;
+        ctx->pending = NULL;
+        r = item->parse(item, v, ctx->pending_dst);
+        if (r == -ENOMEM) {
+                ctx->error = r;
+                return;
+        }
+        if (r < 0) {
+                if (item->secret)
+                        snprintf(shown, sizeof(shown), "(value not shown)");
+                else
+                        snprintf(shown, sizeof(shown), "'%.40s%s'", v, strlen(v) > 40 ? "..." : "");
+                diag(ctx->diags, CONFIG_DIAG_ERROR, ctx->file, ctx->pending_line,
+                     "[%s] %s = %s: expected %s", ctx->pending_where, item->key, shown,
+                     item->expected);
+                return;
+        }
+        *item_location(ctx->config, item) = (ItemLocation){ ctx->file, ctx->pending_line };
+}
+
 static int ctx_handler(void *user, const char *section, const char *name, const char *value)
 {
         ParseCtx *ctx = user;
         /* Our reader decides sections ([peer NAME] included), never inih's "peer" alone. */
         const char *sname = ctx->peer_name ? "peer" : streq(section, "peer") ? "" : section;
         const ConfigItem *item;
-        const char *v = value;
-        char shown[64];
-        void *dst;
-        int r;
 
-        (void)section;
         if (ctx->error < 0 || !ctx->section_known)
                 return 1;
 
         if (ctx->continuation && ctx->last_item) {
-                char *joined = NULL;
-
-                if (asprintf(&joined, "%s\n%s", ctx->accumulated ? ctx->accumulated : "", value) <
-                    0) {
+                if (ctx->pending == ctx->last_item && acc_append(ctx, "\n", value) < 0)
                         ctx->error = -ENOMEM;
-                        return 1;
-                }
-                free(ctx->accumulated);
-                ctx->accumulated = joined;
-                item = ctx->last_item;
-                v = joined;
-        } else {
-                item = item_find(sname, name);
-                if (!item) {
-                        if (ctx->peer_name)
-                                diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
-                                     "unknown key '%s' in [peer %s], ignored", name,
-                                     ctx->peer_name);
-                        else
-                                diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
-                                     "unknown key '%s' in [%s], ignored", name, section);
-                        ctx->last_item = NULL;
-                        return 1;
-                }
-                free(ctx->accumulated);
-                ctx->accumulated = strdup(value);
-                if (!ctx->accumulated) {
-                        ctx->error = -ENOMEM;
-                        return 1;
-                }
-                ctx->last_item = item;
-        }
-
-        dst = item_target(ctx, item);
-        if (!dst)
-                return 1;
-        r = item->parse(item, v, dst);
-        if (r == -ENOMEM) {
-                ctx->error = r;
                 return 1;
         }
-        if (r < 0) {
-                char where[INIH_MAX_SECTION + 8];
 
+        ctx_flush(ctx);
+        item = item_find(sname, name);
+        if (!item) {
                 if (ctx->peer_name)
-                        snprintf(where, sizeof(where), "peer %s", ctx->peer_name);
+                        diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
+                             "unknown key '%s' in [peer %s], ignored", name, ctx->peer_name);
                 else
-                        snprintf(where, sizeof(where), "%s", sname);
-                if (item->secret)
-                        snprintf(shown, sizeof(shown), "(value not shown)");
-                else
-                        snprintf(shown, sizeof(shown), "'%.40s%s'", v, strlen(v) > 40 ? "..." : "");
-                diag(ctx->diags, CONFIG_DIAG_ERROR, ctx->file, ctx->line,
-                     "[%s] %s = %s: expected %s", where, item->key, shown, item->expected);
+                        diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
+                             "unknown key '%s' in [%s], ignored", name, section);
+                ctx->last_item = NULL;
                 return 1;
         }
-
-        *item_location(ctx->config, item) = (ItemLocation){ ctx->file, ctx->line };
+        ctx->last_item = item;
+        ctx->pending_dst = item_target(ctx, item);
+        if (!ctx->pending_dst)
+                return 1;
+        ctx->pending = item;
+        ctx->pending_line = ctx->line;
+        if (ctx->peer_name)
+                snprintf(ctx->pending_where, sizeof(ctx->pending_where), "peer %s", ctx->peer_name);
+        else
+                snprintf(ctx->pending_where, sizeof(ctx->pending_where), "%s", sname);
+        ctx->acc_len = 0;
+        if (acc_append(ctx, "", value) < 0)
+                ctx->error = -ENOMEM;
         return 1;
 }
 
@@ -783,6 +807,7 @@ int config_parse_text(Config *c, const char *filename, const char *text, ConfigD
         ctx.file = c->files[strv_length(c->files) - 1];
 
         r = ini_parse_stream(ctx_reader, &ctx, ctx_handler, &ctx);
+        ctx_flush(&ctx);
         free(ctx.accumulated);
         free(ctx.peer_name);
         if (ctx.error < 0)

@@ -267,7 +267,7 @@ static void test_fence_options_errors_never_show_the_secret(void **state)
                           &d);
         const char *msg = only_diag(&d, CONFIG_DIAG_ERROR);
 
-        assert_true(test_contains(msg, ":4:"));
+        assert_true(test_contains(msg, ":3:")); /* where the key is */
         assert_true(test_contains(msg, "[peer n2] fence_options"));
         assert_true(test_contains(msg, "value not shown"));
         assert_null(strstr(msg, "hunter2"));
@@ -367,6 +367,25 @@ static void test_sections_after_odd_white_space_are_sections(void **state)
         assert_string_equal(c->peers[0].address, "192.0.2.12");
         config_diags_clear(&d);
         config_free(c);
+}
+
+static void test_a_thousand_continued_sources_parse_once(void **state)
+{
+        size_t size = 64 + 1000 * 32;
+        char *text = malloc(size);
+        ConfigDiags d = { 0 };
+        size_t off;
+
+        off = (size_t)snprintf(text, size, "[firewall]\nmigration_sources = 198.18.0.0\n");
+        for (int i = 1; i < 1000; i++)
+                off += (size_t)snprintf(text + off, size - off, "    198.18.%d.%d\n", i / 250,
+                                        i % 250);
+        Config *c = parse(text, &d);
+        assert_int_equal(d.n, 0);
+        assert_int_equal(strv_length(c->firewall.migration_sources), 1000);
+        assert_string_equal(c->firewall.migration_sources[999], "198.18.3.249");
+        config_free(c);
+        free(text);
 }
 
 static void test_cross_key_checks(void **state)
@@ -491,6 +510,7 @@ int main(void)
                 cmocka_unit_test(test_overlong_line_is_an_error_not_a_truncation),
                 cmocka_unit_test(test_line_with_many_carriage_returns_is_too_long_not_an_overflow),
                 cmocka_unit_test(test_sections_after_odd_white_space_are_sections),
+                cmocka_unit_test(test_a_thousand_continued_sources_parse_once),
                 cmocka_unit_test(test_cross_key_checks),
                 cmocka_unit_test(test_dropins_apply_in_lexical_order_later_wins),
                 cmocka_unit_test(test_load_errors_name_the_dropin_and_write_no_config),
