@@ -5,9 +5,11 @@ Run through scripts/demo (which installs dependencies and builds first)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import textwrap
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -55,13 +57,26 @@ def main() -> int:
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def window(node: hwcluster.Node) -> str:
+    """The migration window: what migration_open4 holds right now."""
+    out = node.run(["nft", "list", "set", "inet", "hostwarden", "migration_open4"],
+                   check=False).stdout
+    if "elements" not in out:
+        return ""
+    # "10.77.0.11 timeout 1m expires 59s996ms": the countdown is not a change of the window
+    return re.sub(r" expires \S+", "", out.split("elements = {", 1)[1].split("}", 1)[0].strip())
+
+
 def run(stage: str) -> int:
-    config = "[node]\nname = {name}\naddress = {address}\n[console]\nlisten = node\n"
+    config = ("[node]\nname = {name}\naddress = {address}\n[console]\nlisten = node\n"
+              "[firewall]\nmigration_sources = {peer}\nopen_window = 1min\n")
     step("Booting two compute nodes: systemd, journald, dbus, libvirtd, QEMU (TCG),\n"
          "    shared /var/lib/nova/instances; hostwarden installed before libvirtd starts")
     t0 = time.monotonic()
-    cluster = hwcluster.Cluster(2, install_dir=stage, configs={
-        i: config.format(name=f"node{i}", address=f"10.77.0.{10 + i}") for i in (1, 2)})
+    cluster = hwcluster.Cluster(2, install_dir=stage, units=("hostwarden-firewall.service",),
+                                configs={i: config.format(name=f"node{i}", address=f"10.77.0.{10 + i}",
+                                                          peer=f"10.77.0.{13 - i}")
+                                         for i in (1, 2)})
     with cluster:
         node1, node2 = cluster.nodes
         say(f"    {node1.name} {node1.address}   {node2.name} {node2.address}   "
@@ -69,6 +84,14 @@ def run(stage: str) -> int:
         say("    /etc/hostwarden/hostwarden.conf on node2:")
         for line in node2.read_file("/etc/hostwarden/hostwarden.conf").splitlines():
             say(f"        {line}")
+
+        step("node2's firewall: migration ports 49152-49215 dropped unless the window is open")
+        show(node2, ["nft", "list", "chain", "inet", "hostwarden", "input"])
+        show(node2, ["nft", "list", "set", "inet", "hostwarden", "migration_open4"])
+        t0 = time.monotonic()
+        reachable = hwcluster.tcp_connect(node1, node2.address, 49152, timeout=1.0)
+        say(f"    node1 -> node2:49152 now: {'open' if reachable else 'dropped'} "
+            f"({time.monotonic() - t0:.1f}s)")
 
         step(f"Starting {GUEST} on node1 with its VNC console on node1's own address")
         hwcluster.define_and_start(node1, hwcluster.domain_xml(
@@ -80,15 +103,34 @@ def run(stage: str) -> int:
             -vnc {node1.address} and cannot bind an address node2 does not have
             ("Failed to bind socket: Cannot assign requested address")."""), "    "))
 
-        step("Live-migrating it to node2 with plain virsh (peer-to-peer)")
+        step("Live-migrating it to node2 with plain virsh (peer-to-peer), watching node2's "
+             "window")
+        seen: list[tuple[float, str]] = []
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                w = window(node2)
+                if not seen or seen[-1][1] != w:
+                    seen.append((time.monotonic(), w))
+
+        watcher = threading.Thread(target=watch)
         t0 = time.monotonic()
+        watcher.start()
         cmd = ["virsh", "migrate", "--live", "--p2p", "--persistent", "--undefinesource",
                "--verbose", GUEST, f"qemu+tcp://{node2.address}/system"]
-        proc = show(node1, cmd, check=False)
+        try:
+            proc = show(node1, cmd, check=False)
+        finally:
+            stop.set()
+            watcher.join()
         if proc.returncode != 0:
             say("    MIGRATION FAILED")
             return 1
-        say(f"    done in {time.monotonic() - t0:.1f}s")
+        done = time.monotonic()
+        say(f"    done in {done - t0:.1f}s")
+        for t, w in seen:
+            say(f"    +{t - t0:5.2f}s  window: {w or '(closed)'}")
 
         step("The guest now runs on node2, and its console listens on node2's address")
         show(node2, ["virsh", "list", "--all"])
@@ -101,6 +143,19 @@ def run(stage: str) -> int:
                 f"asks for {node2.address}")
             return 1
 
+        step("The window after the migration: cut to a grace time for the connections to "
+             "settle, then gone")
+        say(f"    window: {window(node2) or '(closed)'}")
+        while window(node2) and time.monotonic() - done < 45:
+            time.sleep(0.5)
+        say(f"    +{time.monotonic() - done:.0f}s after the migration: "
+            f"{window(node2) or '(closed)'}")
+        reachable = hwcluster.tcp_connect(node1, node2.address, 49152, timeout=1.0)
+        say(f"    node1 -> node2:49152: {'open' if reachable else 'dropped'}")
+        if reachable or window(node2):
+            say("    UNEXPECTED: the window did not close")
+            return 1
+
         step("What hostwarden-hook logged on node2 (journalctl SYSLOG_IDENTIFIER=hostwarden-hook)")
         journal = node2.run(["journalctl", "-q", "--no-pager", "-o", "cat",
                              "SYSLOG_IDENTIFIER=hostwarden-hook"], check=False).stdout
@@ -111,8 +166,9 @@ def run(stage: str) -> int:
     left = cluster.leftovers()
     say("    nothing left behind" if not left else f"    LEFT BEHIND: {left}")
     say()
-    say("Demo complete: the guest whose console was bound to its source node live-migrated,")
-    say("and on node2 its console listens where node2's [console] listen says.")
+    say("Demo complete: the guest whose console was bound to its source node live-migrated")
+    say("into a node whose migration ports are closed except while a migration arrives, and")
+    say("on node2 its console listens where node2's [console] listen says.")
     return 0 if not left else 1
 
 
