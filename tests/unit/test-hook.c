@@ -30,31 +30,21 @@ static void run_free(Run *r)
         free(r->err);
 }
 
-/* Runs one hook operation in-process against a config text (NULL: broken config). */
-static Run run_hook(const char *config_text, const char *runtime_dir, const char *op,
+/* Runs one hook operation in-process; takes c (NULL: a broken configuration). */
+static Run run_with(Config *c, const char *runtime_dir, const char *domain, const char *op,
                     const char *subop, const char *fixture)
 {
         _cleanup_free_ char *input = NULL;
-        Config *c = NULL;
-        ConfigDiags diags = { 0 };
         size_t size = 0, out_size = 0, err_size = 0;
         Run run = { 0 };
 
-        if (config_text) {
-                assert_int_equal(config_new(&c), 0);
-                assert_int_equal(config_parse_text(c, "test.conf", config_text, &diags), 0);
-                assert_int_equal(config_finish(c, &diags), 0);
-                assert_int_equal(diags.n_errors, 0);
-                config_diags_clear(&diags);
-        }
         input = fixture ? test_read_data(fixture, &size) : strdup("");
-
         FILE *out = open_memstream(&run.out, &out_size);
         FILE *err = open_memstream(&run.err, &err_size);
         HookContext ctx = {
                 .config = c,
                 .runtime_dir = runtime_dir,
-                .domain = "instance-0000002a",
+                .domain = domain,
                 .op = op,
                 .subop = subop,
                 .extra = "-",
@@ -69,6 +59,23 @@ static Run run_hook(const char *config_text, const char *runtime_dir, const char
         fclose(err);
         config_free(c);
         return run;
+}
+
+/* ... against a config text (NULL: broken config). */
+static Run run_hook(const char *config_text, const char *runtime_dir, const char *op,
+                    const char *subop, const char *fixture)
+{
+        ConfigDiags diags = { 0 };
+        Config *c = NULL;
+
+        if (config_text) {
+                assert_int_equal(config_new(&c), 0);
+                assert_int_equal(config_parse_text(c, "test.conf", config_text, &diags), 0);
+                assert_int_equal(config_finish(c, &diags), 0);
+                assert_int_equal(diags.n_errors, 0);
+                config_diags_clear(&diags);
+        }
+        return run_with(c, runtime_dir, "instance-0000002a", op, subop, fixture);
 }
 
 static const char node2_conf[] = "[node]\nname = node2\naddress = 192.0.2.12\n"
@@ -365,42 +372,19 @@ static void test_hook_binary_end_to_end(void **state)
         test_rm_rf(rt);
 }
 
-/* Runs one hook operation in-process with the configuration of a directory, as the hook
- * binary would (the firewall helper reads the same directory). */
+/* ... with the configuration of a directory, as the hook binary would (the firewall helper
+ * reads the same directory and runtime directory). */
 static Run run_hook_dir(const char *conf_dir, const char *rt, const char *op, const char *subop,
                         const char *fixture)
 {
-        _cleanup_free_ char *input = NULL;
-        Config *c = NULL;
         ConfigDiags diags = { 0 };
-        size_t size = 0, out_size = 0, err_size = 0;
-        Run run = { 0 };
+        Config *c = NULL;
 
         assert_int_equal(config_load(conf_dir, &diags, &c), 0);
         config_diags_clear(&diags);
         setenv("HOSTWARDEN_CONF_DIR", conf_dir, 1);
         setenv("HOSTWARDEN_RUNTIME_DIR", rt, 1);
-        input = test_read_data(fixture, &size);
-        FILE *out = open_memstream(&run.out, &out_size);
-        FILE *err = open_memstream(&run.err, &err_size);
-        HookContext ctx = {
-                .config = c,
-                .runtime_dir = rt,
-                .domain = "guest",
-                .op = op,
-                .subop = subop,
-                .extra = "-",
-                .input = input,
-                .input_size = size,
-                .out = out,
-                .err = err,
-        };
-        run.status = hook_dispatch(&ctx);
-        hook_context_done(&ctx);
-        fclose(out);
-        fclose(err);
-        config_free(c);
-        return run;
+        return run_with(c, rt, "guest", op, subop, fixture);
 }
 
 static char *open_set(void)
