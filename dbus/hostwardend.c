@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* hostwardend: the org.hostwarden.Warden1 system service (DESIGN.md §7). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "manager.h"
+
+int main(int argc, char *argv[])
+{
+        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        sigset_t mask;
+        int r;
+
+        log_setup("hostwardend");
+        if (argc > 1) {
+                if (streq(argv[1], "--version")) {
+                        printf("hostwardend %s\n", HW_VERSION);
+                        return 0;
+                }
+                fprintf(stderr,
+                        "Usage: %s [--version]\nThe hostwarden system service; see "
+                        "hostwardend(8).\n",
+                        program_invocation_short_name);
+                return 2;
+        }
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+
+        r = manager_new(&m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the manager: %m"), 1;
+        r = manager_load_config(m, &error);
+        if (r < 0) {
+                log_error("Cannot start: %s", error.message ? error.message : strerror(-r));
+                return 1;
+        }
+        r = manager_apply_firewall(m, &error);
+        if (r < 0)
+                log_error("%s", error.message ? error.message : strerror(-r)); /* serve anyway */
+        sd_bus_error_free(&error);
+
+        (void)sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
+        (void)sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+
+        r = manager_startup(m);
+        if (r < 0)
+                return 1;
+
+        (void)sd_notify(false, "READY=1\nSTATUS=Serving org.hostwarden.Warden1");
+        log_info("hostwardend %s serving on node '%s'", HW_VERSION, m->config->node.name);
+        r = sd_event_loop(m->event);
+        (void)sd_notify(false, "STOPPING=1");
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m"), 1;
+        return 0;
+}

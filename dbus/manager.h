@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "macro.h"
+
+typedef struct AuthQuery AuthQuery;
+
+/* One Manager owns the world: event loop, bus, configuration, pending polkit queries. */
+typedef struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        Config *config;
+        AuthQuery *auth_queries; /* a list; each holds its slot and the method call */
+} Manager;
+
+int manager_new(Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* Loads the configuration; on errors fills error (InvalidArgs-like, per-line messages) and
+ * keeps the current configuration. */
+int manager_load_config(Manager *m, sd_bus_error *error);
+/* Connects to the system bus, exports the objects, takes the bus name. */
+int manager_startup(Manager *m);
+/* Applies [firewall] (table and the hook's window batches). */
+int manager_apply_firewall(Manager *m, sd_bus_error *error);
+/* "active", "absent", "stale" (differs from the configuration), "disabled", "unconfigured" */
+const char *manager_firewall_state(Manager *m);
+
+extern const sd_bus_vtable node_vtable[];
