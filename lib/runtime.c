@@ -139,21 +139,22 @@ static int mkdir_parents(const char *runtime_dir, const char *sub)
         return 0;
 }
 
-static char *format_record(const RuntimeRecord *rec)
+int runtime_record_format(const RuntimeRecord *rec, char **ret)
 {
         char *s = NULL;
         size_t size = 0;
         FILE *f = open_memstream(&s, &size);
 
         if (!f)
-                return NULL;
+                return -ENOMEM;
         for (size_t i = 0; rec && rec->kv && rec->kv[i] && rec->kv[i + 1]; i += 2)
                 fprintf(f, "%s=%s\n", rec->kv[i], rec->kv[i + 1]);
         if (fclose(f) != 0) {
                 free(s);
-                return NULL;
+                return -ENOMEM;
         }
-        return s;
+        *ret = s;
+        return 0;
 }
 
 static int write_record(const char *runtime_dir, const char *sub, const char *name,
@@ -166,9 +167,9 @@ static int write_record(const char *runtime_dir, const char *sub, const char *na
         r = mkdir_parents(runtime_dir, sub);
         if (r < 0)
                 return r;
-        text = format_record(rec);
-        if (!text)
-                return -ENOMEM;
+        r = runtime_record_format(rec, &text);
+        if (r < 0)
+                return r;
         if (snprintf(path, sizeof(path), "%s/%s/%s", runtime_dir, sub, name) >= (int)sizeof(path))
                 return -ENAMETOOLONG;
         return write_file_atomic(path, text, 0644);

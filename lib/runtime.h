@@ -37,6 +37,8 @@ const char *runtime_record_get(const RuntimeRecord *r, const char *key);
 int runtime_record_set(RuntimeRecord *r, const char *key, const char *value);
 /* Parses text; unknown and malformed lines are skipped. */
 int runtime_record_parse(const char *text, RuntimeRecord *ret);
+/* The inverse: one "key=value\n" line per pair, in insertion order (rec may be NULL: ""). */
+int runtime_record_format(const RuntimeRecord *rec, char **ret);
 
 /* 1 and *ret filled (possibly empty when unreadable) if denied, 0 if not, <0 on bad input. */
 int runtime_deny_lookup(const char *runtime_dir, const char *uuid, RuntimeRecord *ret);
