@@ -2,6 +2,7 @@
 /* org.hostwarden.Warden1.Node on /org/hostwarden/Warden1 (DESIGN.md §7). */
 #include <errno.h>
 
+#include "check.h"
 #include "config.h"
 #include "errors.h"
 #include "log.h"
@@ -50,6 +51,21 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return polkit_authorize(userdata, msg, reload_authorized, error);
 }
 
+/* CheckNode() -> a(sss): readiness findings; read-only, no authorization. */
+static int method_check_node(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = check_node(userdata, reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 const sd_bus_vtable node_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Name", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -61,5 +77,7 @@ const sd_bus_vtable node_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CheckNode", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sss)", findings),
+                                method_check_node, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };

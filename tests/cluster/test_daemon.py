@@ -112,3 +112,57 @@ def test_without_polkit_unprivileged_callers_are_denied(daemon_node):
         assert daemon_node.run(BUSCTL + ["call", *DEST, "Reload"], check=False).returncode == 0
     finally:
         daemon_node.run("systemctl unmask --runtime polkit.service")
+
+
+def check_node(node: hwcluster.Node) -> dict[str, tuple[str, str]]:
+    """CheckNode() as {code: (severity, message)} (the last finding of each code)."""
+    import json
+    out = node.run(BUSCTL + ["--json=short", "call", *DEST, "CheckNode"]).stdout
+    return {code: (severity, message) for severity, code, message in json.loads(out)["data"][0]}
+
+
+def test_check_node_reports_the_readiness_list(daemon_node):
+    findings = check_node(daemon_node)
+    assert set(findings) >= {"libvirt-listen", "hook-active", "firewall", "console-exposure",
+                             "instances-path", "peer-resolvable", "migration-ports"}, findings
+    assert findings["hook-active"][0] == "ok", findings["hook-active"]
+    assert findings["migration-ports"][0] == "ok", findings["migration-ports"]
+    # the harness's libvirtd listens on 16509 without TLS
+    assert findings["libvirt-listen"][0] == "warning"
+    assert "16509 without TLS" in findings["libvirt-listen"][1]
+    # defaults: no migration sources, consoles on 0.0.0.0 with nothing in front
+    assert findings["firewall"][0] == "warning"
+    assert "migration_sources is empty" in findings["firewall"][1]
+    assert findings["console-exposure"][0] == "warning"
+    # the shared directory of the test cluster is a local file system of the host
+    assert findings["instances-path"][0] == "warning"
+
+
+def test_check_node_says_to_restart_libvirt_when_the_hook_is_newer(daemon_node):
+    daemon_node.run(["touch", "-h", "/etc/libvirt/hooks/qemu.d/50-hostwarden"])
+    severity, message = check_node(daemon_node)["hook-active"]
+    assert severity == "error"
+    assert "restart libvirtd.service" in message, message
+    daemon_node.restart_libvirtd()
+    assert check_node(daemon_node)["hook-active"][0] == "ok"
+
+
+def test_check_node_finds_port_mismatch_and_firewall_conflicts(daemon_node):
+    daemon_node.write_file("/etc/hostwarden/hostwarden.conf.d/60-fw.conf",
+                           "[firewall]\nmigration_sources = 10.77.0.12\n"
+                           "[migration]\nport_max = 49300\n")
+    daemon_node.run("nft add table ip legacy && "
+                    "nft add chain ip legacy INPUT '{ type filter hook input priority 0; policy drop; }'")
+    try:
+        daemon_node.run(BUSCTL + ["call", *DEST, "Reload"])
+        findings = check_node(daemon_node)
+        assert findings["migration-ports"][0] == "error"
+        assert "49152-49215" in findings["migration-ports"][1]
+        assert findings["firewall"][0] == "ok", findings["firewall"]
+        assert findings["firewall-conflict"][0] == "error"
+        assert "table ip legacy, chain INPUT (hook input) has policy drop" in \
+            findings["firewall-conflict"][1]
+    finally:
+        daemon_node.run(["nft", "delete", "table", "ip", "legacy"])
+        daemon_node.run(["rm", "-f", "/etc/hostwarden/hostwarden.conf.d/60-fw.conf"])
+        daemon_node.run(BUSCTL + ["call", *DEST, "Reload"])

@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * CheckNode(): the seeds' readiness list for live migration, each item as (severity, code,
+ * message), the message saying what to do. Severity is "ok", "warning" or "error".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "fw.h"
+#include "manager.h"
+#include "util.h"
+
+#define QEMU_CONF "/etc/libvirt/qemu.conf"
+#define HOOK_LINK HW_LIBVIRT_HOOKS_DIR "/qemu.d/50-hostwarden"
+
+typedef struct Findings {
+        sd_bus_message *reply;
+        int error;
+} Findings;
+
+static void add(Findings *f, const char *severity, const char *code, const char *format, ...)
+        _printf_(4, 5);
+static void add(Findings *f, const char *severity, const char *code, const char *format, ...)
+{
+        char *msg = NULL;
+        va_list ap;
+
+        if (f->error < 0)
+                return;
+        va_start(ap, format);
+        if (vasprintf(&msg, format, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        if (!msg) {
+                f->error = -ENOMEM;
+                return;
+        }
+        f->error = sd_bus_message_append(f->reply, "(sss)", severity, code, msg);
+        free(msg);
+        if (f->error > 0)
+                f->error = 0;
+}
+
+/* A TCP socket listening on port (IPv4 or IPv6, any address) per /proc/net/tcp{,6}. */
+static bool tcp_listening(unsigned port)
+{
+        static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_fclose_ FILE *f = fopen(files[i], "re");
+                char line[512];
+
+                while (f && fgets(line, sizeof(line), f)) {
+                        char local[128];
+                        unsigned state, p;
+                        char *colon;
+
+                        if (sscanf(line, " %*d: %127s %*s %x", local, &state) != 2 || state != 0x0A)
+                                continue; /* 0A: LISTEN */
+                        colon = strrchr(local, ':');
+                        if (colon && sscanf(colon + 1, "%x", &p) == 1 && p == port)
+                                return true;
+                }
+        }
+        return false;
+}
+
+static void check_libvirt_listen(Findings *f)
+{
+        if (tcp_listening(16514))
+                add(f, "ok", "libvirt-listen", "libvirt accepts peers on 16514 (TLS)");
+        else if (tcp_listening(16509))
+                add(f, "warning", "libvirt-listen",
+                    "libvirt accepts peers on 16509 without TLS: use libvirtd-tls.socket in "
+                    "production (the seeds: secure the migration streams)");
+        else
+                add(f, "error", "libvirt-listen",
+                    "libvirt does not listen for peers (neither 16514 nor 16509): enable "
+                    "libvirtd-tls.socket (or virtproxyd-tls.socket), or live migration cannot "
+                    "reach this node");
+}
+
+/* libvirt finds hooks only when it starts: the hook counts once libvirtd started after it
+ * was installed. */
+static void check_hook(Manager *m, Findings *f)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        static const char *const units[] = { "virtqemud.service", "libvirtd.service" };
+        struct stat st;
+        uint64_t started = 0;
+        const char *unit = NULL;
+
+        if (lstat(HOOK_LINK, &st) < 0 || access(HOOK_LINK, X_OK) < 0) {
+                add(f, "error", "hook-installed",
+                    "%s is missing or not executable: reinstall hostwarden, then restart "
+                    "libvirtd",
+                    HOOK_LINK);
+                return;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(units) && started == 0; i++) {
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+                if (sd_bus_call_method(m->bus, "org.freedesktop.systemd1",
+                                       "/org/freedesktop/systemd1",
+                                       "org.freedesktop.systemd1.Manager", "GetUnit", &error,
+                                       &reply, "s", units[i]) < 0) {
+                        sd_bus_error_free(&error);
+                        continue;
+                }
+                const char *p;
+                if (sd_bus_message_read(reply, "o", &p) < 0)
+                        continue;
+                path = strdup(p);
+                if (path && sd_bus_get_property_trivial(m->bus, "org.freedesktop.systemd1", path,
+                                                        "org.freedesktop.systemd1.Service",
+                                                        "ExecMainStartTimestamp", &error, 't',
+                                                        &started) < 0)
+                        sd_bus_error_free(&error);
+                if (started > 0)
+                        unit = units[i];
+        }
+        if (!unit) {
+                add(f, "warning", "hook-active",
+                    "neither libvirtd nor virtqemud is running: start it, it loads the hook then");
+                return;
+        }
+        if ((uint64_t)st.st_mtim.tv_sec * USEC_PER_SEC > started)
+                add(f, "error", "hook-active",
+                    "the hook was installed after %s started, and libvirt finds hooks only when "
+                    "it starts: restart %s (running guests keep running)",
+                    unit, unit);
+        else
+                add(f, "ok", "hook-active", "the hook is active in the running %s", unit);
+}
+
+static void check_firewall(Manager *m, Findings *f)
+{
+        const char *state = manager_firewall_state(m);
+        _cleanup_(fw_closep) FwContext *fw = NULL;
+        _cleanup_strv_free_ char **conflicts = NULL;
+        FwSpec spec;
+
+        if (streq(state, "disabled")) {
+                add(f, "warning", "firewall",
+                    "[firewall] enable = no: the migration ports are as open as the rest of the "
+                    "host's firewall leaves them (the seeds: open 49152 and up between all nodes)");
+                return;
+        }
+        if (streq(state, "unconfigured")) {
+                add(f, "warning", "firewall",
+                    "[firewall] migration_sources is empty: hostwarden leaves nftables alone; list "
+                    "the peers to open the migration ports only while a migration arrives");
+                return;
+        }
+        if (streq(state, "active"))
+                add(f, "ok", "firewall", "table inet hostwarden matches the configuration");
+        else
+                add(f, "error", "firewall",
+                    "table inet hostwarden is %s: run 'hostwarden-firewall apply' or Reload()",
+                    state);
+
+        fw_spec_from_config(m->config, &spec);
+        if (fw_open(&fw) < 0 || fw_check_conflicts(fw, &spec, &conflicts) < 0) {
+                add(f, "warning", "firewall-conflict", "cannot read the other nftables tables");
+                return;
+        }
+        STRV_FOREACH (c, conflicts)
+                add(f, "error", "firewall-conflict", "%s", *c);
+}
+
+static void check_console(Manager *m, Findings *f)
+{
+        const Config *c = m->config;
+        bool restricted = c->firewall.enable && strv_length(c->firewall.console_clients) > 0;
+
+        if (c->console.listen == CONSOLE_LISTEN_ANY && !restricted)
+                add(f, "warning", "console-exposure",
+                    "consoles listen on every address ([console] listen = 0.0.0.0) and nothing "
+                    "restricts who connects: set [firewall] console_clients to the VNC/SPICE "
+                    "proxies, or [console] listen = node");
+        else
+                add(f, "ok", "console-exposure", "console listen %s, %s",
+                    console_listen_to_string(c->console.listen),
+                    restricted ? "reachable only from console_clients" : "address bound");
+}
+
+static const char *shared_fs_name(long type)
+{
+        static const struct {
+                long type;
+                const char *name;
+        } fs[] = {
+                { NFS_SUPER_MAGIC, "nfs" }, { 0xFF534D42, "cifs" },
+                { 0xFE534D42, "smb2" },     { 0x00C36400, "ceph" },
+                { 0x01161970, "gfs2" },     { 0x7461636f, "ocfs2" },
+                { 0x0BD00BD0, "lustre" },   { 0x65735546, "fuse" /* glusterfs */ },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(fs); i++)
+                if (fs[i].type == type)
+                        return fs[i].name;
+        return NULL;
+}
+
+static void check_storage(Manager *m, Findings *f)
+{
+        const char *path = m->config->node.instances_path;
+        struct statfs sfs;
+
+        if (statfs(path, &sfs) < 0) {
+                add(f, "error", "instances-path",
+                    "instances_path %s is not accessible (%s): mount the shared storage there",
+                    path, strerror(errno));
+                return;
+        }
+        if (shared_fs_name((long)sfs.f_type))
+                add(f, "ok", "instances-path", "instances_path %s is on shared storage (%s)", path,
+                    shared_fs_name((long)sfs.f_type));
+        else
+                add(f, "warning", "instances-path",
+                    "instances_path %s is on a local file system (type 0x%lx): live migration "
+                    "without block migration needs it on storage shared by all nodes, mounted at "
+                    "the same path",
+                    path, (unsigned long)sfs.f_type);
+}
+
+static void check_peers(Manager *m, Findings *f)
+{
+        const Config *c = m->config;
+        unsigned bad = 0;
+
+        for (size_t i = 0; i < c->n_peers; i++) {
+                struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+                int r = getaddrinfo(c->peers[i].address, NULL, &hints, &ai);
+
+                if (r != 0) {
+                        add(f, "error", "peer-resolvable",
+                            "peer %s: address '%s' does not resolve (%s): name resolution must be "
+                            "identical on all compute nodes",
+                            c->peers[i].name, c->peers[i].address, gai_strerror(r));
+                        bad++;
+                }
+                if (ai)
+                        freeaddrinfo(ai);
+        }
+        if (bad == 0)
+                add(f, "ok", "peer-resolvable", "%zu peer(s) resolve", c->n_peers);
+}
+
+/* migration_port_min/max in qemu.conf (libvirt's defaults when not set). */
+static void check_ports(Manager *m, Findings *f)
+{
+        _cleanup_fclose_ FILE *qf = fopen(QEMU_CONF, "re");
+        unsigned min = 49152, max = 49215;
+        char line[512];
+
+        while (qf && fgets(line, sizeof(line), qf)) {
+                unsigned v;
+                if (sscanf(line, " migration_port_min = %u", &v) == 1)
+                        min = v;
+                else if (sscanf(line, " migration_port_max = %u", &v) == 1)
+                        max = v;
+        }
+        if (min == m->config->migration.port_min && max == m->config->migration.port_max)
+                add(f, "ok", "migration-ports", "migration ports %u-%u as in %s", min, max,
+                    QEMU_CONF);
+        else
+                add(f, "error", "migration-ports",
+                    "libvirt uses migration ports %u-%u (%s) but [migration] port_min/port_max "
+                    "say %u-%u: make them agree, or the firewall opens the wrong ports",
+                    min, max, QEMU_CONF, m->config->migration.port_min,
+                    m->config->migration.port_max);
+}
+
+int check_node(Manager *m, sd_bus_message *reply)
+{
+        Findings f = { .reply = reply };
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(sss)");
+        if (r < 0)
+                return r;
+        check_libvirt_listen(&f);
+        check_hook(m, &f);
+        check_firewall(m, &f);
+        check_console(m, &f);
+        check_storage(m, &f);
+        check_peers(m, &f);
+        check_ports(m, &f);
+        if (f.error < 0)
+                return f.error;
+        return sd_bus_message_close_container(reply);
+}
