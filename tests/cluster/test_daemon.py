@@ -166,3 +166,25 @@ def test_check_node_finds_port_mismatch_and_firewall_conflicts(daemon_node):
         daemon_node.run(["nft", "delete", "table", "ip", "legacy"])
         daemon_node.run(["rm", "-f", "/etc/hostwarden/hostwarden.conf.d/60-fw.conf"])
         daemon_node.run(BUSCTL + ["call", *DEST, "Reload"])
+
+
+def test_hostwardenctl_status_check_reload(daemon_node):
+    import json
+    out = daemon_node.run(["hostwardenctl", "status"]).stdout
+    assert "Node: node1" in out and "Address: 10.77.0.11" in out, out
+    status = json.loads(daemon_node.run(["hostwardenctl", "--json", "status"]).stdout)
+    assert status["Name"] == "node1" and status["FirewallState"] == "unconfigured", status
+
+    proc = daemon_node.run(["hostwardenctl", "check"], check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # warnings only on this node
+    assert "hook-active" in proc.stdout and "0 error(s)" in proc.stdout, proc.stdout
+    findings = json.loads(daemon_node.run(["hostwardenctl", "--json", "check"]).stdout)
+    assert {f["check"] for f in findings} >= {"hook-active", "firewall"}, findings
+
+    assert daemon_node.run(["hostwardenctl", "reload"], check=False).returncode == 0
+    proc = as_user(daemon_node, "alice", "hostwardenctl", "--no-ask-password", "reload")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Could not reload: "), proc.stderr
+
+    proc = daemon_node.run(["hostwardenctl", "frobnicate"], check=False)
+    assert proc.returncode == 1 and "Unknown command 'frobnicate'" in proc.stderr

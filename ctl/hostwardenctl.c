@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * hostwardenctl: the admin CLI on org.hostwarden.Warden1 (machinectl-like). Listings take
+ * --json; exit status 0 on success, 1 on failure (for check: when a finding is an error).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+
+#include "util.h"
+
+#define DEST       "org.hostwarden.Warden1"
+#define PATH       "/org/hostwarden/Warden1"
+#define NODE_IFACE "org.hostwarden.Warden1.Node"
+
+static bool arg_json = false;
+static bool arg_ask_password = true;
+
+static const char *error_message(const sd_bus_error *e, int r)
+{
+        if (e && e->message)
+                return e->message;
+        return strerror(r < 0 ? -r : r);
+}
+
+/* A JSON string literal of s on stdout. */
+static void json_string(const char *s)
+{
+        putchar('"');
+        for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        printf("\\%c", *p);
+                else if (*p < 0x20)
+                        printf("\\u%04x", *p);
+                else
+                        putchar(*p);
+        }
+        putchar('"');
+}
+
+static int get_string(sd_bus *bus, const char *property, char **ret)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_get_property_string(bus, DEST, PATH, NODE_IFACE, property, &error, ret);
+        if (r < 0)
+                fprintf(stderr, "Could not get property %s: %s\n", property,
+                        error_message(&error, r));
+        return r;
+}
+
+static int verb_status(sd_bus *bus)
+{
+        static const char *const props[] = { "Name", "Address", "Version", "Store",
+                                             "FirewallState" };
+        char *values[ELEMENTSOF(props)] = { NULL };
+        int r = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(props) && r >= 0; i++)
+                r = get_string(bus, props[i], &values[i]);
+        if (r >= 0) {
+                if (arg_json) {
+                        printf("{");
+                        for (size_t i = 0; i < ELEMENTSOF(props); i++) {
+                                printf("%s\"%s\":", i ? "," : "", props[i]);
+                                json_string(values[i]);
+                        }
+                        printf("}\n");
+                } else {
+                        printf("        Node: %s\n", values[0]);
+                        printf("     Address: %s\n", isempty(values[1]) ? "(not set)" : values[1]);
+                        printf("     Version: %s\n", values[2]);
+                        printf("       Store: %s\n", values[3]);
+                        printf("    Firewall: %s\n", values[4]);
+                }
+        }
+        for (size_t i = 0; i < ELEMENTSOF(props); i++)
+                free(values[i]);
+        return r < 0 ? 1 : 0;
+}
+
+static int verb_check(sd_bus *bus)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *severity, *code, *message;
+        unsigned errors = 0, n = 0;
+        int r;
+
+        r = sd_bus_call_method(bus, DEST, PATH, NODE_IFACE, "CheckNode", &error, &reply, NULL);
+        if (r < 0) {
+                fprintf(stderr, "Could not check the node: %s\n", error_message(&error, r));
+                return 1;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "(sss)");
+        if (r < 0)
+                goto bad;
+        if (arg_json)
+                printf("[");
+        else
+                printf("%-8s %-18s %s\n", "SEVERITY", "CHECK", "MESSAGE");
+        while ((r = sd_bus_message_read(reply, "(sss)", &severity, &code, &message)) > 0) {
+                if (streq(severity, "error"))
+                        errors++;
+                if (arg_json) {
+                        printf("%s{\"severity\":", n ? "," : "");
+                        json_string(severity);
+                        printf(",\"check\":");
+                        json_string(code);
+                        printf(",\"message\":");
+                        json_string(message);
+                        printf("}");
+                } else
+                        printf("%-8s %-18s %s\n", severity, code, message);
+                n++;
+        }
+        if (r < 0)
+                goto bad;
+        if (arg_json)
+                printf("]\n");
+        else
+                printf("\n%u check(s), %u error(s).\n", n, errors);
+        return errors > 0 ? 1 : 0;
+bad:
+        fprintf(stderr, "Could not read the findings: %s\n", strerror(-r));
+        return 1;
+}
+
+static int verb_reload(sd_bus *bus)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &call, DEST, PATH, NODE_IFACE, "Reload");
+        if (r >= 0)
+                r = sd_bus_message_set_allow_interactive_authorization(call, arg_ask_password);
+        if (r >= 0)
+                r = sd_bus_call(bus, call, 0, &error, NULL);
+        if (r < 0) {
+                fprintf(stderr, "Could not reload: %s\n", error_message(&error, r));
+                return 1;
+        }
+        return 0;
+}
+
+static void help(void)
+{
+        printf("%s [OPTIONS...] COMMAND\n\n"
+               "Control hostwarden on this compute node.\n\n"
+               "Commands:\n"
+               "  status        Show this node\n"
+               "  check         Check the node's readiness for live migration\n"
+               "  reload        Re-read the configuration, re-apply the firewall\n\n"
+               "Options:\n"
+               "  -h --help             Show this help\n"
+               "     --version          Show the version\n"
+               "     --json             Output listings as JSON\n"
+               "     --no-ask-password  Do not ask for a password (polkit)\n",
+               program_invocation_short_name);
+}
+
+int main(int argc, char *argv[])
+{
+        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_NO_ASK_PASSWORD };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
+                {},
+        };
+        static const struct {
+                const char *verb;
+                int (*run)(sd_bus *bus);
+        } verbs[] = {
+                { "status", verb_status },
+                { "check", verb_check },
+                { "reload", verb_reload },
+        };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        const char *verb;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("hostwardenctl %s\n", HW_VERSION);
+                        return 0;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+                case ARG_NO_ASK_PASSWORD:
+                        arg_ask_password = false;
+                        break;
+                default:
+                        return 1;
+                }
+
+        verb = optind < argc ? argv[optind] : "status";
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                if (!streq(verb, verbs[i].verb))
+                        continue;
+                if (optind + 1 < argc) {
+                        fprintf(stderr, "Too many arguments for '%s'.\n", verb);
+                        return 1;
+                }
+                r = sd_bus_default_system(&bus);
+                if (r < 0) {
+                        fprintf(stderr, "Failed to connect to the system bus: %s\n", strerror(-r));
+                        return 1;
+                }
+                return verbs[i].run(bus);
+        }
+        fprintf(stderr, "Unknown command '%s'; see '%s --help'.\n", verb,
+                program_invocation_short_name);
+        return 1;
+}
