@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+/*
+ * The cluster state store (DESIGN.md §4): node records, instance ownership records and the
+ * last known inactive definition of each instance, shared by all compute nodes.
+ *
+ * This is the "dir" backend: files under a state directory on the storage every node mounts
+ * (the layout and the locking are described at the top of store.c). Every write is atomic
+ * (a reader sees the old or the new record, never a mix) and durable when the call returns.
+ *
+ * All functions return 0 or a negative errno and write their ret parameters only on success.
+ * Common errors: -EINVAL for a UUID or node name that is not valid (no path is ever built from
+ * one), -ENOENT for a record that does not exist, -EBADMSG for a record that exists but
+ * cannot be parsed (it is never treated as absent: an operator has to look at it).
+ *
+ * Calls that change state block while another node, process or Store object holds the lock
+ * of the same record (normally for the time of one small write).
+ *
+ * A Store object must not be used by two threads at once; give each thread its own (they
+ * serialize against each other through the file locks like separate processes do).
+ */
+
+typedef struct Store Store;
+
+/*
+ * Opens the store in state_dir for the node called node_name (the name heartbeats are
+ * written for). Creates state_dir (not its parents: they are the shared mount, whose absence
+ * is an error) and the directories in it.
+ */
+int store_open_dir(const char *state_dir, const char *node_name, Store **ret);
+Store *store_free(Store *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
+
+const char *store_node_name(const Store *s);
+
+/* The last result of a node's fence agent (or of an admin's ForceDown). */
+typedef enum FenceState {
+        FENCE_UNKNOWN,
+        FENCE_ON,
+        FENCE_OFF,
+        _FENCE_STATE_MAX,
+        _FENCE_STATE_INVALID = -EINVAL,
+} FenceState;
+
+const char *fence_state_to_string(FenceState f); /* "unknown", "on", "off" */
+FenceState fence_state_from_string(const char *s);
+
+/* Times are usec since the epoch (CLOCK_REALTIME of the node that wrote them), 0 = never.
+ * They are for people reading them: no decision in hostwarden compares them across nodes. */
+typedef struct NodeRecord {
+        char *name;
+        char *address; /* may be NULL */
+
+        bool disabled;
+        char *disabled_reason; /* may be NULL */
+        uint64_t disabled_since;
+
+        uint64_t heartbeat;      /* counter, bumped only by the node itself (store_heartbeat) */
+        uint64_t heartbeat_time; /* when, by that node's clock; informational only */
+
+        bool forced_down;
+        char *forced_down_by; /* may be NULL */
+        uint64_t forced_down_since;
+
+        FenceState fence;
+        uint64_t fence_time;
+
+        uint64_t generation; /* bumped by every write, set by the store */
+} NodeRecord;
+
+void node_record_done(NodeRecord *r);
+/* Frees an array from store_node_list(); returns NULL. */
+NodeRecord *node_record_array_free(NodeRecord *a, size_t n);
+
+/* Reads the record of node name. -ENOENT if there is none. */
+int store_node_get(Store *s, const char *name, NodeRecord *ret);
+
+/*
+ * Read-modify-write of node name's record under its lock. mutate() gets the current record,
+ * or, when there is none, a fresh one (generation 0, name set, fence FENCE_UNKNOWN, all else
+ * zero) that it may fill in or refuse by returning -ENOENT. When mutate() returns < 0,
+ * nothing is written and that value is returned. mutate() must not change name (-EINVAL)
+ * and must not write to the store through any Store object: the record's lock is held, and
+ * a nested write (which may hash to the same lock byte) would wait for it forever. The
+ * generation is bumped on every write; if ret is not NULL it gets the record as written.
+ *
+ * String fields must not contain newlines (-EINVAL); address must be a host name or an IP
+ * address.
+ */
+typedef int (*NodeMutateFunc)(NodeRecord *r, void *userdata);
+int store_node_update(Store *s, const char *name, NodeMutateFunc mutate, void *userdata,
+                      NodeRecord *ret);
+
+/*
+ * All node records, sorted by name (*ret_n may be 0, *ret then NULL). Files that are not
+ * records (temporary files of writers, anything not named like a node) are skipped; a
+ * record that cannot be parsed fails the whole listing with -EBADMSG.
+ */
+int store_node_list(Store *s, NodeRecord **ret, size_t *ret_n);
+
+/* Bumps this node's heartbeat counter (creating its record if needed). */
+int store_heartbeat(Store *s);
+
+/*
+ * Liveness of node name as judged by this observer. The store remembers, per node, the last
+ * heartbeat counter this Store saw and the observer's monotonic time (now_monotonic, e.g.
+ * CLOCK_MONOTONIC) when it saw it change. Wall clock times written by other nodes play no
+ * part, so clock skew cannot make a live node look dead.
+ *
+ *   NODE_UP       the counter changed since this Store first looked, and less than
+ *                 down_after ago
+ *   NODE_DOWN     the counter did not change for down_after (since the last change seen or,
+ *                 when none was ever seen, since this Store first looked)
+ *   NODE_UNKNOWN  not watched long enough to tell (first look less than down_after ago and no
+ *                 change seen yet)
+ *
+ * Call it at least every down_after / 2 or so for each peer: a change is only noticed when
+ * this is called, and it is dated at the call (a late look makes DOWN come later, never
+ * earlier). -ENOENT when the node has no record.
+ */
+typedef enum NodeLiveness {
+        NODE_UP,
+        NODE_DOWN,
+        NODE_UNKNOWN,
+        _NODE_LIVENESS_MAX,
+        _NODE_LIVENESS_INVALID = -EINVAL,
+} NodeLiveness;
+
+const char *node_liveness_to_string(NodeLiveness l); /* "up", "down", "unknown" */
+
+int store_node_liveness(Store *s, const char *name, usec_t now_monotonic, usec_t down_after,
+                        NodeLiveness *ret);
+
+typedef struct InstanceRecord {
+        char uuid[37];        /* canonical lower case */
+        char *name;           /* libvirt domain name, may be NULL */
+        char *owner;          /* the node that may run it */
+        char *evacuated_from; /* may be NULL */
+        uint64_t time;        /* usec realtime of the last ownership change */
+        uint64_t generation;  /* set by the store */
+} InstanceRecord;
+
+void instance_record_done(InstanceRecord *r);
+/* Frees an array from store_instance_list(); returns NULL. */
+InstanceRecord *instance_record_array_free(InstanceRecord *a, size_t n);
+
+/* Reads the record of instance uuid (any case). -ENOENT if there is none. */
+int store_instance_get(Store *s, const char *uuid, InstanceRecord *ret);
+
+/*
+ * Compare-and-swap of an instance record. Writes rec (rec->generation is ignored) if the
+ * stored generation equals expected_generation, where 0 means the record must not exist yet
+ * (-EEXIST if it does). Any other mismatch, including a record that disappeared, is
+ * -ESTALE: re-read and decide again. The stored generation becomes expected_generation + 1,
+ * which ret_generation (may be NULL) gets.
+ *
+ * rec->owner must be a valid node name, rec->evacuated_from NULL or one, rec->name free of
+ * newlines (-EINVAL otherwise).
+ *
+ * Note that a removed and re-created record starts again at generation 1; a caller holding
+ * generation 1 of the old record would win a CAS against the new one. Remove records only
+ * when the instance itself is gone.
+ */
+int store_instance_cas(Store *s, const InstanceRecord *rec, uint64_t expected_generation,
+                       uint64_t *ret_generation);
+
+/* Removes the record if its generation is expected_generation: -ENOENT if there is none,
+ * -ESTALE if the generation differs. */
+int store_instance_remove(Store *s, const char *uuid, uint64_t expected_generation);
+
+/* All instance records, sorted by UUID; skipping and -EBADMSG as store_node_list(). */
+int store_instance_list(Store *s, InstanceRecord **ret, size_t *ret_n);
+
+/*
+ * The last known inactive domain XML of an instance (it may hold secrets such as console
+ * passwords, so it is mode 0600 in a 0700 directory). Put replaces atomically, last writer
+ * wins; there is no generation. Get is -ENOENT when there is none; remove of a missing
+ * definition succeeds.
+ */
+int store_definition_put(Store *s, const char *uuid, const char *xml);
+int store_definition_get(Store *s, const char *uuid, char **ret);
+int store_definition_remove(Store *s, const char *uuid);

@@ -1,0 +1,805 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "test-helpers.h"
+#include "util.h"
+
+#define UUID_A       "3f8c5b9e-2d4a-4f61-9b7e-0c1d2e3f4a5b"
+#define UUID_A_UPPER "3F8C5B9E-2D4A-4F61-9B7E-0C1D2E3F4A5B"
+#define UUID_B       "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+#define N_WORKERS       4U
+#define N_INCREMENTS    25U
+#define DOWN_AFTER      (60 * USEC_PER_SEC)
+#define T0              (1000 * USEC_PER_SEC)
+#define SKEWED_FUTURE   4102444800000000ULL /* 2100-01-01, as usec */
+#define VALID_NODE_TEXT "name=node1\nheartbeat=1\nfence=unknown\ngeneration=1\n"
+
+static char *read_text(const char *dir, const char *name)
+{
+        char path[4096];
+        char *text = NULL;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        assert_int_equal(read_full_file(path, 1 << 20, &text, NULL), 0);
+        return text;
+}
+
+static mode_t file_mode(const char *dir, const char *name)
+{
+        char path[4096];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        assert_int_equal(stat(path, &st), 0);
+        return st.st_mode & 07777;
+}
+
+static Store *open_store(const char *dir, const char *node)
+{
+        Store *s = NULL;
+
+        assert_int_equal(store_open_dir(dir, node, &s), 0);
+        assert_non_null(s);
+        return s;
+}
+
+/* ---- round trips ---------------------------------------------------------------------- */
+
+static int fill_node(NodeRecord *r, void *userdata)
+{
+        r->address = strdup("192.0.2.7");
+        r->disabled = true;
+        r->disabled_reason = strdup("maintenance: swap DIMM 3 (ticket #42)");
+        r->disabled_since = 1700000000000001ULL;
+        r->forced_down = true;
+        r->forced_down_by = strdup("admin");
+        r->forced_down_since = 1700000000000002ULL;
+        r->fence = FENCE_OFF;
+        r->fence_time = 1700000000000003ULL;
+        r->generation = 999; /* ignored: the store sets it */
+        return 0;
+}
+
+static int enable_node(NodeRecord *r, void *userdata)
+{
+        r->disabled = false;
+        free(r->disabled_reason);
+        r->disabled_reason = NULL;
+        r->fence = FENCE_ON;
+        return 0;
+}
+
+static void test_node_record_round_trip(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = open_store(dir, "node1");
+        _cleanup_(node_record_done) NodeRecord n = {}, written = {};
+        NodeRecord *list = NULL;
+        size_t n_list = 0;
+
+        assert_int_equal(store_node_get(s, "node2", &n), -ENOENT);
+        assert_int_equal(store_node_update(s, "node2", fill_node, NULL, &written), 0);
+        assert_int_equal(written.generation, 1);
+
+        assert_int_equal(store_node_get(s, "node2", &n), 0);
+        assert_string_equal(n.name, "node2");
+        assert_string_equal(n.address, "192.0.2.7");
+        assert_true(n.disabled);
+        assert_string_equal(n.disabled_reason, "maintenance: swap DIMM 3 (ticket #42)");
+        assert_int_equal(n.disabled_since, 1700000000000001ULL);
+        assert_int_equal(n.heartbeat, 0);
+        assert_true(n.forced_down);
+        assert_string_equal(n.forced_down_by, "admin");
+        assert_int_equal(n.forced_down_since, 1700000000000002ULL);
+        assert_int_equal(n.fence, FENCE_OFF);
+        assert_int_equal(n.fence_time, 1700000000000003ULL);
+        assert_int_equal(n.generation, 1);
+        node_record_done(&n);
+
+        assert_int_equal(store_node_update(s, "node2", enable_node, NULL, NULL), 0);
+        assert_int_equal(store_node_get(s, "node2", &n), 0);
+        assert_false(n.disabled);
+        assert_null(n.disabled_reason);
+        assert_string_equal(n.address, "192.0.2.7"); /* untouched fields survive */
+        assert_int_equal(n.fence, FENCE_ON);
+        assert_int_equal(n.generation, 2);
+        node_record_done(&n);
+
+        /* the heartbeat creates the record of this node */
+        assert_int_equal(store_heartbeat(s), 0);
+        assert_int_equal(store_heartbeat(s), 0);
+        assert_int_equal(store_node_get(s, "node1", &n), 0);
+        assert_int_equal(n.heartbeat, 2);
+        assert_int_equal(n.generation, 2);
+        assert_int_equal(n.fence, FENCE_UNKNOWN);
+        assert_null(n.address);
+        assert_true(n.heartbeat_time > 0);
+
+        assert_int_equal(store_node_list(s, &list, &n_list), 0);
+        assert_int_equal(n_list, 2);
+        assert_string_equal(list[0].name, "node1");
+        assert_string_equal(list[1].name, "node2");
+        assert_int_equal(list[1].fence, FENCE_ON);
+        list = node_record_array_free(list, n_list);
+
+        assert_string_equal(fence_state_to_string(FENCE_OFF), "off");
+        assert_int_equal(fence_state_from_string("on"), FENCE_ON);
+        assert_int_equal(fence_state_from_string("maybe"), _FENCE_STATE_INVALID);
+        test_rm_rf(dir);
+}
+
+static void test_instance_record_round_trip(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = open_store(dir, "node1");
+        _cleanup_(instance_record_done) InstanceRecord got = {};
+        _cleanup_free_ char *text = NULL;
+        InstanceRecord rec = {
+                .uuid = UUID_A_UPPER, /* stored in canonical lower case */
+                .name = "instance-0000002a",
+                .owner = "node2",
+                .evacuated_from = "node1",
+                .time = 1700000000123456ULL,
+        };
+        InstanceRecord rec_b = { .uuid = UUID_B, .owner = "node1", .time = 1 };
+        InstanceRecord *list = NULL;
+        size_t n_list = 0;
+        uint64_t gen = 0;
+
+        assert_int_equal(store_instance_get(s, UUID_A, &got), -ENOENT);
+        assert_int_equal(store_instance_cas(s, &rec, 0, &gen), 0);
+        assert_int_equal(gen, 1);
+        assert_int_equal(store_instance_cas(s, &rec_b, 0, NULL), 0);
+
+        assert_int_equal(store_instance_get(s, UUID_A, &got), 0);
+        assert_string_equal(got.uuid, UUID_A);
+        assert_string_equal(got.name, "instance-0000002a");
+        assert_string_equal(got.owner, "node2");
+        assert_string_equal(got.evacuated_from, "node1");
+        assert_int_equal(got.time, 1700000000123456ULL);
+        assert_int_equal(got.generation, 1);
+        instance_record_done(&got);
+
+        assert_int_equal(store_instance_get(s, UUID_A_UPPER, &got), 0);
+        assert_string_equal(got.uuid, UUID_A);
+        instance_record_done(&got);
+
+        /* the on-disk format: key=value lines, generation last */
+        text = read_text(dir, "instances/" UUID_A);
+        assert_true(test_contains(text, "owner=node2\n"));
+        assert_true(test_contains(text, "\ngeneration=1\n"));
+        assert_string_equal(strstr(text, "generation="), "generation=1\n");
+        assert_int_equal(file_mode(dir, "instances/" UUID_A), 0644);
+
+        assert_int_equal(store_instance_get(s, UUID_B, &got), 0);
+        assert_null(got.name);
+        assert_null(got.evacuated_from);
+
+        assert_int_equal(store_instance_list(s, &list, &n_list), 0);
+        assert_int_equal(n_list, 2);
+        assert_string_equal(list[0].uuid, UUID_B); /* sorted */
+        assert_string_equal(list[1].uuid, UUID_A);
+        assert_string_equal(list[1].owner, "node2");
+        list = instance_record_array_free(list, n_list);
+        test_rm_rf(dir);
+}
+
+static void test_definition_round_trip_mode_0600(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_free_ char *xml = NULL;
+        char defs[4096];
+        mode_t old_umask;
+
+        /* a definitions directory left too open (another node's umask) is tightened */
+        snprintf(defs, sizeof(defs), "%s/definitions", dir);
+        assert_int_equal(mkdir(defs, 0777), 0);
+        assert_int_equal(chmod(defs, 0777), 0);
+
+        old_umask = umask(0);
+        s = open_store(dir, "node1");
+        assert_int_equal(store_definition_get(s, UUID_A, &xml), -ENOENT);
+        assert_int_equal(store_definition_put(s, UUID_A_UPPER, "<domain><name>a</name></domain>"),
+                         0);
+        umask(old_umask);
+
+        assert_int_equal(file_mode(dir, "definitions"), 0700);
+        assert_int_equal(file_mode(dir, "definitions/" UUID_A ".xml"), 0600);
+        assert_int_equal(store_definition_get(s, UUID_A, &xml), 0);
+        assert_string_equal(xml, "<domain><name>a</name></domain>");
+        free(xml);
+        xml = NULL;
+
+        assert_int_equal(store_definition_put(s, UUID_A, "<domain>v2</domain>\n"), 0);
+        assert_int_equal(store_definition_get(s, UUID_A_UPPER, &xml), 0);
+        assert_string_equal(xml, "<domain>v2</domain>\n");
+        assert_int_equal(file_mode(dir, "definitions/" UUID_A ".xml"), 0600);
+
+        assert_int_equal(store_definition_remove(s, UUID_A), 0);
+        assert_int_equal(store_definition_get(s, UUID_A, &xml), -ENOENT);
+        assert_int_equal(store_definition_remove(s, UUID_A), 0); /* idempotent */
+        test_rm_rf(dir);
+}
+
+/* ---- compare-and-swap ----------------------------------------------------------------- */
+
+static void test_instance_cas_semantics(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = open_store(dir, "node1");
+        _cleanup_(instance_record_done) InstanceRecord got = {};
+        InstanceRecord rec = { .uuid = UUID_A, .owner = "node1", .time = 1 };
+        uint64_t gen = 0;
+
+        assert_int_equal(store_instance_cas(s, &rec, 0, &gen), 0);
+        assert_int_equal(gen, 1);
+
+        /* create again: refused, the record is untouched */
+        rec.owner = "node2";
+        gen = 77;
+        assert_int_equal(store_instance_cas(s, &rec, 0, &gen), -EEXIST);
+        assert_int_equal(gen, 77); /* not written on failure */
+        assert_int_equal(store_instance_get(s, UUID_A, &got), 0);
+        assert_string_equal(got.owner, "node1");
+        instance_record_done(&got);
+
+        /* wrong generations */
+        assert_int_equal(store_instance_cas(s, &rec, 2, &gen), -ESTALE);
+        assert_int_equal(store_instance_cas(s, &rec, 5, &gen), -ESTALE);
+        assert_int_equal(store_instance_get(s, UUID_A, &got), 0);
+        assert_string_equal(got.owner, "node1");
+        assert_int_equal(got.generation, 1);
+        instance_record_done(&got);
+
+        /* the right one, and the generation increments */
+        assert_int_equal(store_instance_cas(s, &rec, 1, &gen), 0);
+        assert_int_equal(gen, 2);
+        rec.owner = "node3";
+        assert_int_equal(store_instance_cas(s, &rec, 2, &gen), 0);
+        assert_int_equal(gen, 3);
+        assert_int_equal(store_instance_cas(s, &rec, 2, &gen), -ESTALE); /* used up */
+        assert_int_equal(store_instance_get(s, UUID_A, &got), 0);
+        assert_string_equal(got.owner, "node3");
+        assert_int_equal(got.generation, 3);
+        instance_record_done(&got);
+
+        /* remove with the wrong generation is refused */
+        assert_int_equal(store_instance_remove(s, UUID_A, 2), -ESTALE);
+        assert_int_equal(store_instance_remove(s, UUID_A, 0), -ESTALE);
+        assert_int_equal(store_instance_get(s, UUID_A, &got), 0);
+        instance_record_done(&got);
+        assert_int_equal(store_instance_remove(s, UUID_A_UPPER, 3), 0);
+        assert_int_equal(store_instance_get(s, UUID_A, &got), -ENOENT);
+        assert_int_equal(store_instance_remove(s, UUID_A, 3), -ENOENT);
+
+        /* gone: only a create succeeds */
+        assert_int_equal(store_instance_cas(s, &rec, 3, &gen), -ESTALE);
+        assert_int_equal(store_instance_cas(s, &rec, 0, &gen), 0);
+        assert_int_equal(gen, 1);
+        test_rm_rf(dir);
+}
+
+/* ---- concurrency ---------------------------------------------------------------------- */
+
+/*
+ * One read-CAS-increment: the count travels in the record's name, so a lost update shows both
+ * in the generation and in the count. Returns 0, or <0 on an unexpected error. Counts -ESTALE
+ * retries in *retries.
+ */
+static int instance_increment(Store *s, unsigned *retries)
+{
+        for (;;) {
+                _cleanup_(instance_record_done) InstanceRecord cur = {};
+                char name[32];
+                InstanceRecord next;
+                unsigned long count;
+                int r;
+
+                r = store_instance_get(s, UUID_A, &cur);
+                if (r < 0)
+                        return r;
+                if (sscanf(cur.name, "count-%lu", &count) != 1)
+                        return -EBADMSG;
+                snprintf(name, sizeof(name), "count-%lu", count + 1);
+                next = cur;
+                next.name = name;
+                r = store_instance_cas(s, &next, cur.generation, NULL);
+                if (r != -ESTALE)
+                        return r;
+                (*retries)++;
+        }
+}
+
+static int count_heartbeat(NodeRecord *r, void *userdata)
+{
+        r->heartbeat++;
+        return 0;
+}
+
+typedef struct Worker {
+        const char *dir;
+        char node[16];
+        int result;
+        unsigned retries;
+        pthread_t thread;
+} Worker;
+
+/* Each worker has its own Store, as each process or node would. */
+static void worker_run(Worker *w)
+{
+        Store *s = NULL;
+
+        w->result = store_open_dir(w->dir, w->node, &s);
+        for (unsigned i = 0; w->result >= 0 && i < N_INCREMENTS; i++) {
+                w->result = instance_increment(s, &w->retries);
+                if (w->result >= 0)
+                        w->result = store_node_update(s, "shared", count_heartbeat, NULL, NULL);
+                if (w->result >= 0)
+                        w->result = store_heartbeat(s);
+        }
+        store_free(s);
+}
+
+static void *worker_thread(void *userdata)
+{
+        worker_run(userdata);
+        return NULL;
+}
+
+static void create_counter(const char *dir)
+{
+        _cleanup_(store_freep) Store *s = open_store(dir, "node0");
+        InstanceRecord rec = { .uuid = UUID_A, .name = "count-0", .owner = "node0", .time = 1 };
+
+        assert_int_equal(store_instance_cas(s, &rec, 0, NULL), 0);
+}
+
+static void check_counts(const char *dir, unsigned n_workers, bool same_node)
+{
+        _cleanup_(store_freep) Store *s = open_store(dir, "node0");
+        _cleanup_(instance_record_done) InstanceRecord inst = {};
+        _cleanup_(node_record_done) NodeRecord shared = {}, own = {};
+        char expect[32];
+
+        assert_int_equal(store_instance_get(s, UUID_A, &inst), 0);
+        snprintf(expect, sizeof(expect), "count-%u", n_workers * N_INCREMENTS);
+        assert_string_equal(inst.name, expect);
+        assert_int_equal(inst.generation, 1 + n_workers * N_INCREMENTS);
+
+        assert_int_equal(store_node_get(s, "shared", &shared), 0);
+        assert_int_equal(shared.heartbeat, n_workers * N_INCREMENTS);
+        assert_int_equal(shared.generation, n_workers * N_INCREMENTS);
+
+        if (same_node) {
+                /* all workers heartbeat as "worker": one record, every bump counted */
+                assert_int_equal(store_node_get(s, "worker", &own), 0);
+                assert_int_equal(own.heartbeat, n_workers * N_INCREMENTS);
+                assert_int_equal(own.generation, n_workers * N_INCREMENTS);
+        }
+}
+
+static void test_concurrent_processes_lose_no_update(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        pid_t pids[N_WORKERS];
+
+        create_counter(dir);
+        for (unsigned i = 0; i < N_WORKERS; i++) {
+                pids[i] = fork();
+                assert_true(pids[i] >= 0);
+                if (pids[i] == 0) {
+                        Worker w = { .dir = dir, .node = "worker" };
+
+                        worker_run(&w);
+                        _exit(w.result < 0 ? 1 : 0);
+                }
+        }
+        for (unsigned i = 0; i < N_WORKERS; i++) {
+                int status;
+
+                assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+                assert_true(WIFEXITED(status));
+                assert_int_equal(WEXITSTATUS(status), 0);
+        }
+        check_counts(dir, N_WORKERS, true);
+        test_rm_rf(dir);
+}
+
+/* OFD locks, unlike classic POSIX locks, also exclude threads of one process. */
+static void test_concurrent_threads_lose_no_update(void **state)
+{
+        _cleanup_free_ char *dir = NULL;
+        Worker w[N_WORKERS] = {};
+        unsigned retries = 0;
+
+        /* Valgrind (3.19) does not know that F_OFD_SETLKW blocks: it keeps its one big lock
+         * while a thread waits in it, so the thread holding our lock never runs again. */
+
+        dir = test_mkdtemp();
+        create_counter(dir);
+        for (unsigned i = 0; i < N_WORKERS; i++) {
+                w[i].dir = dir;
+                snprintf(w[i].node, sizeof(w[i].node), "worker%u", i);
+                assert_int_equal(pthread_create(&w[i].thread, NULL, worker_thread, &w[i]), 0);
+        }
+        for (unsigned i = 0; i < N_WORKERS; i++) {
+                assert_int_equal(pthread_join(w[i].thread, NULL), 0);
+                assert_int_equal(w[i].result, 0);
+                retries += w[i].retries;
+        }
+        check_counts(dir, N_WORKERS, false);
+        print_message("%u CAS retries on -ESTALE among %u threads\n", retries, N_WORKERS);
+        test_rm_rf(dir);
+}
+
+/* ---- atomicity ------------------------------------------------------------------------ */
+
+static void test_temp_files_are_not_records(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = open_store(dir, "node1");
+        _cleanup_(instance_record_done) InstanceRecord got = {};
+        InstanceRecord rec = { .uuid = UUID_A, .owner = "node1", .time = 1 };
+        InstanceRecord *list = NULL;
+        NodeRecord *nodes = NULL;
+        size_t n = 0;
+
+        assert_int_equal(store_instance_cas(s, &rec, 0, NULL), 0);
+        assert_int_equal(store_heartbeat(s), 0);
+
+        /* what crashed writers leave behind: complete and half-written temp files */
+        test_write(dir, "instances/." UUID_B ".tmp.0123456789abcdef",
+                   "uuid=" UUID_B "\nowner=node2\ntime=1\ngeneration=1\n");
+        test_write(dir, "instances/." UUID_A ".tmp.fedcba9876543210", "uuid=" UUID_A "\nown");
+        test_write(dir, "nodes/.node2.tmp.0123456789abcdef", "name=node2\nheartbeat=4");
+        test_write(dir, "nodes/.node1.tmp.0123456789abcdef", "");
+
+        assert_int_equal(store_instance_list(s, &list, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(list[0].uuid, UUID_A);
+        list = instance_record_array_free(list, n);
+        assert_int_equal(store_instance_get(s, UUID_B, &got), -ENOENT);
+        assert_int_equal(store_instance_get(s, UUID_A, &got), 0);
+        assert_int_equal(got.generation, 1);
+
+        assert_int_equal(store_node_list(s, &nodes, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(nodes[0].name, "node1");
+        nodes = node_record_array_free(nodes, n);
+        assert_int_equal(store_node_get(s, "node2", &(NodeRecord){}), -ENOENT);
+
+        /* and writing still works next to them */
+        assert_int_equal(store_instance_cas(s, &rec, 1, NULL), 0);
+        assert_int_equal(store_heartbeat(s), 0);
+        test_rm_rf(dir);
+}
+
+static void test_half_written_record_is_bad_not_absent(void **state)
+{
+        static const char *const cut[] = {
+                "uuid=" UUID_B "\nowner=node2\ntime=1\ngeneration=1", /* no final newline */
+                "uuid=" UUID_B "\nowner=node2\ntime=1\n",             /* generation missing */
+                "uuid=" UUID_B "\nowner=no",
+                "",
+        };
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = open_store(dir, "node1");
+        InstanceRecord rec = { .uuid = UUID_A, .owner = "node1", .time = 1 };
+        InstanceRecord *list = NULL;
+        size_t n = 0;
+
+        assert_int_equal(store_instance_cas(s, &rec, 0, NULL), 0);
+        for (size_t i = 0; i < ELEMENTSOF(cut); i++) {
+                InstanceRecord got = {};
+
+                test_write(dir, "instances/" UUID_B, cut[i]);
+                assert_int_equal(store_instance_get(s, UUID_B, &got), -EBADMSG);
+                assert_int_equal(store_instance_list(s, &list, &n), -EBADMSG);
+                assert_null(list);
+                /* nor is it overwritten as if it were absent */
+                rec = (InstanceRecord){ .uuid = UUID_B, .owner = "node1", .time = 1 };
+                assert_int_equal(store_instance_cas(s, &rec, 0, NULL), -EBADMSG);
+                assert_int_equal(store_instance_remove(s, UUID_B, 1), -EBADMSG);
+        }
+        /* the complete version is fine */
+        test_write(dir, "instances/" UUID_B,
+                   "uuid=" UUID_B "\nowner=node2\ntime=1\ngeneration=1\n");
+        assert_int_equal(store_instance_list(s, &list, &n), 0);
+        assert_int_equal(n, 2);
+        list = instance_record_array_free(list, n);
+        test_rm_rf(dir);
+}
+
+/* ---- liveness ------------------------------------------------------------------------- */
+
+static int skew_clock(NodeRecord *r, void *userdata)
+{
+        r->heartbeat++;
+        r->heartbeat_time = *(uint64_t *)userdata;
+        r->disabled_since = *(uint64_t *)userdata;
+        return 0;
+}
+
+static int fenced_off(NodeRecord *r, void *userdata)
+{
+        r->fence = FENCE_OFF;
+        r->fence_time = SKEWED_FUTURE;
+        return 0;
+}
+
+static void check_liveness(Store *s, const char *node, usec_t now, NodeLiveness expected)
+{
+        NodeLiveness l = _NODE_LIVENESS_INVALID;
+
+        assert_int_equal(store_node_liveness(s, node, now, DOWN_AFTER, &l), 0);
+        if (l != expected)
+                fail_msg("%s at %llus: %s, expected %s", node,
+                         (unsigned long long)(now / USEC_PER_SEC), node_liveness_to_string(l),
+                         node_liveness_to_string(expected));
+}
+
+static void test_liveness_by_observer_monotonic_clock(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *a = open_store(dir, "node-a");
+        _cleanup_(store_freep) Store *b = open_store(dir, "node-b");
+        NodeLiveness l = NODE_UP;
+        usec_t t = T0;
+
+        assert_int_equal(store_node_liveness(b, "node-a", t, DOWN_AFTER, &l), -ENOENT);
+        assert_int_equal(l, NODE_UP); /* untouched */
+
+        assert_int_equal(store_heartbeat(a), 0);
+        check_liveness(b, "node-a", t, NODE_UNKNOWN); /* first look */
+        check_liveness(b, "node-a", t + DOWN_AFTER - 1, NODE_UNKNOWN);
+
+        /* a counter that keeps changing stays up, however long it runs */
+        for (unsigned i = 0; i < 20; i++) {
+                t += 10 * USEC_PER_SEC;
+                assert_int_equal(store_heartbeat(a), 0);
+                check_liveness(b, "node-a", t, NODE_UP);
+        }
+
+        /* unchanged: up until down_after has passed since the last change seen */
+        check_liveness(b, "node-a", t + DOWN_AFTER - 1, NODE_UP);
+        check_liveness(b, "node-a", t + DOWN_AFTER, NODE_DOWN);
+        check_liveness(b, "node-a", t + 10 * DOWN_AFTER, NODE_DOWN);
+
+        /* peers writing its record (a fence result) is not a sign of life */
+        assert_int_equal(store_node_update(b, "node-a", fenced_off, NULL, NULL), 0);
+        check_liveness(b, "node-a", t + 11 * DOWN_AFTER, NODE_DOWN);
+
+        /* it comes back */
+        t += 12 * DOWN_AFTER;
+        assert_int_equal(store_heartbeat(a), 0);
+        check_liveness(b, "node-a", t, NODE_UP);
+
+        /* a node never seen changing goes down down_after after the first look */
+        assert_int_equal(store_heartbeat(b), 0);
+        check_liveness(a, "node-b", T0, NODE_UNKNOWN);
+        check_liveness(a, "node-b", T0 + DOWN_AFTER, NODE_DOWN);
+
+        assert_int_equal(store_node_liveness(b, "../node-a", t, DOWN_AFTER, &l), -EINVAL);
+        test_rm_rf(dir);
+}
+
+static void test_liveness_ignores_skewed_wall_clock(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *a = open_store(dir, "node-a");
+        _cleanup_(store_freep) Store *b = open_store(dir, "node-b");
+        uint64_t past = 1, future = SKEWED_FUTURE;
+        usec_t t = T0;
+
+        /* node-a's clock is years behind, then years ahead: its records say so */
+        assert_int_equal(store_node_update(a, "node-a", skew_clock, &past, NULL), 0);
+        check_liveness(b, "node-a", t, NODE_UNKNOWN);
+        t += 10 * USEC_PER_SEC;
+        assert_int_equal(store_node_update(a, "node-a", skew_clock, &past, NULL), 0);
+        check_liveness(b, "node-a", t, NODE_UP);
+        t += 10 * USEC_PER_SEC;
+        assert_int_equal(store_node_update(a, "node-a", skew_clock, &future, NULL), 0);
+        check_liveness(b, "node-a", t, NODE_UP);
+        check_liveness(b, "node-a", t + DOWN_AFTER - 1, NODE_UP);
+
+        /* a wall clock far ahead does not keep a silent node up either */
+        check_liveness(b, "node-a", t + DOWN_AFTER, NODE_DOWN);
+        test_rm_rf(dir);
+}
+
+/* ---- invalid input -------------------------------------------------------------------- */
+
+static int rename_node(NodeRecord *r, void *userdata)
+{
+        free(r->name);
+        r->name = strdup("other");
+        return 0;
+}
+
+static int refuse(NodeRecord *r, void *userdata)
+{
+        r->heartbeat = 1000;
+        return -ECANCELED;
+}
+
+static int set_reason(NodeRecord *r, void *userdata)
+{
+        r->disabled_reason = strdup(userdata);
+        return 0;
+}
+
+static int set_address(NodeRecord *r, void *userdata)
+{
+        r->address = strdup(userdata);
+        return 0;
+}
+
+static void test_invalid_names_are_refused(void **state)
+{
+        static const char *const bad_nodes[] = {
+                "", "..", ".", "../etc", "a/b", ".node1", "node1.tmp/x", "-node", "no de",
+        };
+        static const char *const bad_uuids[] = {
+                "",
+                "not-a-uuid",
+                "../../etc/passwd",
+                UUID_A "x",
+                "3f8c5b9e-2d4a-4f61-9b7e-0c1d2e3f4a5/",
+                "3f8c5b9e/2d4a-4f61-9b7e-0c1d2e3f4a5b",
+        };
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = open_store(dir, "node1");
+        Store *t = NULL;
+        NodeRecord n = {};
+        InstanceRecord i = {};
+        NodeLiveness l;
+        char *xml = NULL;
+
+        for (size_t k = 0; k < ELEMENTSOF(bad_nodes); k++) {
+                assert_int_equal(store_open_dir(dir, bad_nodes[k], &t), -EINVAL);
+                assert_null(t);
+                assert_int_equal(store_node_get(s, bad_nodes[k], &n), -EINVAL);
+                assert_int_equal(store_node_update(s, bad_nodes[k], enable_node, NULL, NULL),
+                                 -EINVAL);
+                assert_int_equal(store_node_liveness(s, bad_nodes[k], 0, 1, &l), -EINVAL);
+                i = (InstanceRecord){ .uuid = UUID_A, .owner = (char *)bad_nodes[k] };
+                assert_int_equal(store_instance_cas(s, &i, 0, NULL), -EINVAL);
+                i.owner = "node1";
+                i.evacuated_from = (char *)bad_nodes[k];
+                assert_int_equal(store_instance_cas(s, &i, 0, NULL), -EINVAL);
+        }
+        for (size_t k = 0; k < ELEMENTSOF(bad_uuids); k++) {
+                assert_int_equal(store_instance_get(s, bad_uuids[k], &i), -EINVAL);
+                assert_int_equal(store_instance_remove(s, bad_uuids[k], 1), -EINVAL);
+                assert_int_equal(store_definition_put(s, bad_uuids[k], "<domain/>"), -EINVAL);
+                assert_int_equal(store_definition_get(s, bad_uuids[k], &xml), -EINVAL);
+                assert_int_equal(store_definition_remove(s, bad_uuids[k]), -EINVAL);
+        }
+        i = (InstanceRecord){ .owner = "node1", .time = 1 };
+        memcpy(i.uuid, "not-a-uuid", sizeof("not-a-uuid"));
+        assert_int_equal(store_instance_cas(s, &i, 0, NULL), -EINVAL);
+
+        /* values that would break the line format, bad addresses, no owner */
+        i = (InstanceRecord){ .uuid = UUID_A, .owner = "node1", .name = "a\nowner=node9" };
+        assert_int_equal(store_instance_cas(s, &i, 0, NULL), -EINVAL);
+        i = (InstanceRecord){ .uuid = UUID_A };
+        assert_int_equal(store_instance_cas(s, &i, 0, NULL), -EINVAL);
+        assert_int_equal(store_instance_get(s, UUID_A, &i), -ENOENT);
+        assert_int_equal(store_node_update(s, "node2", set_reason, "x\nfence=off", NULL), -EINVAL);
+        assert_int_equal(store_node_update(s, "node2", set_address, "not an address", NULL),
+                         -EINVAL);
+        assert_int_equal(store_node_get(s, "node2", &n), -ENOENT);
+
+        /* mutate may abort, and must not rename */
+        assert_int_equal(store_heartbeat(s), 0);
+        assert_int_equal(store_node_update(s, "node1", refuse, NULL, NULL), -ECANCELED);
+        assert_int_equal(store_node_update(s, "node1", rename_node, NULL, NULL), -EINVAL);
+        assert_int_equal(store_node_get(s, "node1", &n), 0);
+        assert_int_equal(n.heartbeat, 1);
+        assert_int_equal(n.generation, 1);
+        node_record_done(&n);
+        assert_int_equal(store_node_get(s, "other", &n), -ENOENT);
+
+        assert_int_equal(store_open_dir("", "node1", &t), -EINVAL);
+        test_rm_rf(dir);
+}
+
+static void test_unparsable_records_are_ebadmsg(void **state)
+{
+        static const char *const bad_nodes[] = {
+                "garbage\n",
+                "name=node2\nheartbeat=1\nfence=unknown\ngeneration=1\n", /* wrong name */
+                "name=node1\nheartbeat=x\nfence=unknown\ngeneration=1\n",
+                "name=node1\nheartbeat=1\nfence=maybe\ngeneration=1\n",
+                "name=node1\nheartbeat=1\nfence=unknown\ngeneration=0\n",
+                "name=node1\nheartbeat=1\nfence=unknown\n",
+                "name=node1\nfence=unknown\ngeneration=1\n",
+                "name=node1\nheartbeat=1\nfence=unknown\ndisabled=perhaps\ngeneration=1\n",
+                "name=node1\naddress=a b\nheartbeat=1\nfence=unknown\ngeneration=1\n",
+                "name=node1\nheartbeat=1\nfence=unknown\ngeneration=99999999999999999999\n",
+                "Name=node1\nheartbeat=1\nfence=unknown\ngeneration=1\n",
+        };
+        static const char *const bad_instances[] = {
+                "uuid=" UUID_B "\nowner=node1\ntime=1\ngeneration=1\n", /* wrong uuid */
+                "uuid=" UUID_A "\nowner=../x\ntime=1\ngeneration=1\n",
+                "uuid=" UUID_A "\ntime=1\ngeneration=1\n",
+                "uuid=" UUID_A "\nowner=node1\ngeneration=1\n",
+                "uuid=" UUID_A "\nowner=node1\nevacuated_from=a/b\ntime=1\ngeneration=1\n",
+                "uuid=" UUID_A "\nowner=node1\ntime=-1\ngeneration=1\n",
+        };
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = open_store(dir, "node1");
+        NodeRecord n = {};
+        InstanceRecord i = {};
+        NodeLiveness l;
+        NodeRecord *nodes = NULL;
+        size_t n_nodes = 0;
+
+        for (size_t k = 0; k < ELEMENTSOF(bad_nodes); k++) {
+                test_write(dir, "nodes/node1", bad_nodes[k]);
+                assert_int_equal(store_node_get(s, "node1", &n), -EBADMSG);
+                assert_int_equal(store_node_list(s, &nodes, &n_nodes), -EBADMSG);
+                assert_int_equal(store_heartbeat(s), -EBADMSG); /* not overwritten */
+                assert_int_equal(store_node_liveness(s, "node1", 0, 1, &l), -EBADMSG);
+        }
+        test_write(dir, "nodes/node1", VALID_NODE_TEXT);
+        assert_int_equal(store_node_get(s, "node1", &n), 0);
+        node_record_done(&n);
+        assert_int_equal(store_heartbeat(s), 0);
+
+        for (size_t k = 0; k < ELEMENTSOF(bad_instances); k++) {
+                test_write(dir, "instances/" UUID_A, bad_instances[k]);
+                assert_int_equal(store_instance_get(s, UUID_A, &i), -EBADMSG);
+        }
+        /* unknown keys are for newer versions: ignored */
+        test_write(dir, "instances/" UUID_A,
+                   "uuid=" UUID_A "\nowner=node1\nfuture_key=1\ntime=1\ngeneration=4\n");
+        assert_int_equal(store_instance_get(s, UUID_A, &i), 0);
+        assert_int_equal(i.generation, 4);
+        instance_record_done(&i);
+
+        /* a definition with a NUL byte cannot be handed out as a string */
+        {
+                char path[4096];
+                int fd;
+                char *xml = NULL;
+
+                snprintf(path, sizeof(path), "%s/definitions/%s.xml", dir, UUID_A);
+                fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                assert_true(fd >= 0);
+                assert_int_equal(write(fd, "<a>\0</a>", 8), 8);
+                close(fd);
+                assert_int_equal(store_definition_get(s, UUID_A, &xml), -EBADMSG);
+        }
+        test_rm_rf(dir);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_node_record_round_trip),
+                cmocka_unit_test(test_instance_record_round_trip),
+                cmocka_unit_test(test_definition_round_trip_mode_0600),
+                cmocka_unit_test(test_instance_cas_semantics),
+                cmocka_unit_test(test_concurrent_processes_lose_no_update),
+                cmocka_unit_test(test_concurrent_threads_lose_no_update),
+                cmocka_unit_test(test_temp_files_are_not_records),
+                cmocka_unit_test(test_half_written_record_is_bad_not_absent),
+                cmocka_unit_test(test_liveness_by_observer_monotonic_clock),
+                cmocka_unit_test(test_liveness_ignores_skewed_wall_clock),
+                cmocka_unit_test(test_invalid_names_are_refused),
+                cmocka_unit_test(test_unparsable_records_are_ebadmsg),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
