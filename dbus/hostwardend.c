@@ -33,6 +33,7 @@ int main(int argc, char *argv[])
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGCHLD); /* notify.d children are reaped by the event loop */
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
         r = manager_new(&m);
@@ -43,6 +44,12 @@ int main(int argc, char *argv[])
                 log_error("Cannot start: %s", error.message ? error.message : strerror(-r));
                 return 1;
         }
+        r = manager_open_store(m);
+        if (r < 0)
+                return 1;
+        r = manager_sync_runtime(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to write the runtime markers: %m");
         r = manager_apply_firewall(m, &error);
         if (r < 0)
                 log_error("%s", error.message ? error.message : strerror(-r)); /* serve anyway */

@@ -9,6 +9,12 @@
 #include "manager.h"
 #include "paths.h"
 #include "polkit.h"
+#include "runtime.h"
+
+#include <dirent.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
 
 int manager_new(Manager **ret)
 {
@@ -32,6 +38,8 @@ Manager *manager_free(Manager *m)
         if (!m)
                 return NULL;
         auth_queries_free(m);
+        sd_event_source_disable_unref(m->heartbeat);
+        store_free(m->store);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         config_free(m->config);
@@ -139,4 +147,138 @@ int manager_startup(Manager *m)
         if (r < 0)
                 return log_error_errno(r, "Failed to take the bus name %s: %m", HW_BUS_NAME);
         return 0;
+}
+
+static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Manager *m = userdata;
+        int r;
+
+        r = store_heartbeat(m->store);
+        if (r < 0)
+                log_warning_errno(r, "Failed to write this node's heartbeat: %m");
+        /* watch the peers' counters: liveness is judged by our own clock */
+        NodeRecord *nodes = NULL;
+        size_t n = 0;
+        if (store_node_list(m->store, &nodes, &n) >= 0) {
+                uint64_t now = 0;
+                (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+                for (size_t i = 0; i < n; i++) {
+                        NodeLiveness l;
+                        (void)store_node_liveness(m->store, nodes[i].name, now,
+                                                  m->config->cluster.down_after, &l);
+                }
+                node_record_array_free(nodes, n);
+        }
+        return sd_event_source_set_time_relative(s, m->config->cluster.heartbeat_interval);
+}
+
+int manager_open_store(Manager *m)
+{
+        const char *dir = hw_state_dir(m->config->cluster.state_dir);
+        int r;
+
+        if (m->config->cluster.store != STORE_BACKEND_DIR)
+                return log_error_errno(-EOPNOTSUPP,
+                                       "[cluster] store = %s is not supported by this version; "
+                                       "use store = dir",
+                                       store_backend_to_string(m->config->cluster.store));
+        r = store_open_dir(dir, m->config->node.name, &m->store);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the cluster store in %s: %m", dir);
+        r = store_heartbeat(m->store);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write the first heartbeat to %s: %m", dir);
+        r = sd_event_add_time_relative(m->event, &m->heartbeat, CLOCK_MONOTONIC,
+                                       m->config->cluster.heartbeat_interval, 0, heartbeat_cb, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the heartbeat: %m");
+        return sd_event_source_set_enabled(m->heartbeat, SD_EVENT_ON);
+}
+
+static char *format_usec(uint64_t usec, char *buf, size_t size)
+{
+        time_t t = (time_t)(usec / USEC_PER_SEC);
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && size > 0)
+                buf[0] = 0;
+        return buf;
+}
+
+int manager_sync_runtime(Manager *m)
+{
+        const char *rt = hw_runtime_dir();
+        NodeRecord rec = { 0 };
+        char since[64];
+        int r;
+
+        r = store_node_get(m->store, m->config->node.name, &rec);
+        if (r == -ENOENT)
+                return runtime_marker_clear(rt, NODE_MARKER_DISABLED);
+        if (r < 0)
+                return r;
+        if (rec.disabled) {
+                RuntimeRecord marker = { NULL };
+                (void)runtime_record_set(&marker, "since",
+                                         format_usec(rec.disabled_since, since, sizeof(since)));
+                if (rec.disabled_reason)
+                        (void)runtime_record_set(&marker, "reason", rec.disabled_reason);
+                r = runtime_marker_set(rt, NODE_MARKER_DISABLED, &marker);
+                runtime_record_done(&marker);
+        } else
+                r = runtime_marker_clear(rt, NODE_MARKER_DISABLED);
+        node_record_done(&rec);
+        return r;
+}
+
+static int notify_done(sd_event_source *s, const siginfo_t *si, void *userdata)
+{
+        if (si->si_code != CLD_EXITED || si->si_status != 0)
+                log_warning("notify.d script %s failed", (char *)userdata);
+        free(userdata);
+        sd_event_source_unref(s);
+        return 0;
+}
+
+void manager_run_notify(Manager *m, const char *event, const char *state, const char *reason)
+{
+        _cleanup_free_ char *dir = NULL;
+        struct dirent **entries = NULL;
+        int n;
+
+        if (asprintf(&dir, "%s/notify.d", hw_conf_dir()) < 0)
+                return;
+        n = scandir(dir, &entries, NULL, alphasort);
+        for (int i = 0; i < n; i++) {
+                _cleanup_free_ char *path = NULL, *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL;
+                sd_event_source *child = NULL;
+                pid_t pid;
+
+                if (entries[i]->d_name[0] == '.' ||
+                    asprintf(&path, "%s/%s", dir, entries[i]->d_name) < 0 ||
+                    access(path, X_OK) < 0) {
+                        free(entries[i]);
+                        continue;
+                }
+                free(entries[i]);
+                if (asprintf(&e1, "HOSTWARDEN_EVENT=%s", event) < 0 ||
+                    asprintf(&e2, "HOSTWARDEN_NODE=%s", m->config->node.name) < 0 ||
+                    asprintf(&e3, "HOSTWARDEN_STATE=%s", state) < 0 ||
+                    asprintf(&e4, "HOSTWARDEN_REASON=%s", reason ? reason : "") < 0)
+                        continue;
+                char *argv[] = { path, NULL };
+                char *envp[] = {
+                        e1, e2, e3, e4, (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL
+                };
+                if (posix_spawn(&pid, path, NULL, NULL, argv, envp) != 0) {
+                        log_warning("Cannot run %s", path);
+                        continue;
+                }
+                if (sd_event_add_child(m->event, &child, pid, WEXITED, notify_done, strdup(path)) <
+                    0)
+                        log_warning("Cannot watch %s", path);
+        }
+        free(entries);
 }

@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "macro.h"
+#include "store.h"
 
 typedef struct AuthQuery AuthQuery;
 
@@ -14,6 +15,8 @@ typedef struct Manager {
         sd_event *event;
         sd_bus *bus;
         Config *config;
+        Store *store;
+        sd_event_source *heartbeat;
         AuthQuery *auth_queries; /* a list; each holds its slot and the method call */
 } Manager;
 
@@ -26,6 +29,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 int manager_load_config(Manager *m, sd_bus_error *error);
 /* Connects to the system bus, exports the objects, takes the bus name. */
 int manager_startup(Manager *m);
+/* Opens the cluster store and starts the heartbeat. */
+int manager_open_store(Manager *m);
+/* Brings the runtime dir's node markers in line with this node's record (docs/runtime-dir.md). */
+int manager_sync_runtime(Manager *m);
+/* Runs <conf>/notify.d/ * with HOSTWARDEN_EVENT, _NODE, _STATE, _REASON in the environment. */
+void manager_run_notify(Manager *m, const char *event, const char *state, const char *reason);
 /* Applies [firewall] (table and the hook's window batches). */
 int manager_apply_firewall(Manager *m, sd_bus_error *error);
 /* "active", "absent", "stale" (differs from the configuration), "disabled", "unconfigured" */

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.hostwarden.Warden1.Node on /org/hostwarden/Warden1 (DESIGN.md §7). */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "config.h"
@@ -27,6 +31,195 @@ static int property_get_string(sd_bus *bus, const char *path, const char *interf
         else if (streq(property, "FirewallState"))
                 v = manager_firewall_state(m);
         return sd_bus_message_append(reply, "s", v ? v : "");
+}
+
+/* This node's own record; an absent one is an enabled node. */
+static int own_record(Manager *m, NodeRecord *ret)
+{
+        int r = store_node_get(m->store, m->config->node.name, ret);
+
+        if (r == -ENOENT) {
+                *ret = (NodeRecord){ 0 };
+                return 0;
+        }
+        return r;
+}
+
+static int property_get_state(sd_bus *bus, const char *path, const char *interface,
+                              const char *property, sd_bus_message *reply, void *userdata,
+                              sd_bus_error *error)
+{
+        Manager *m = userdata;
+        NodeRecord rec;
+        int r;
+
+        r = own_record(m, &rec);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot read this node's record: %m");
+        if (streq(property, "State"))
+                r = sd_bus_message_append(reply, "s", rec.disabled ? "disabled" : "enabled");
+        else if (streq(property, "DisabledReason"))
+                r = sd_bus_message_append(
+                        reply, "s", rec.disabled && rec.disabled_reason ? rec.disabled_reason : "");
+        else
+                r = sd_bus_message_append(reply, "t",
+                                          rec.disabled ? rec.disabled_since : (uint64_t)0);
+        node_record_done(&rec);
+        return r;
+}
+
+typedef struct DisableArgs {
+        bool disable;
+        const char *reason;
+} DisableArgs;
+
+static int mutate_disabled(NodeRecord *rec, void *userdata)
+{
+        const DisableArgs *a = userdata;
+        struct timespec ts;
+
+        rec->disabled = a->disable;
+        free(rec->disabled_reason);
+        rec->disabled_reason = a->disable && a->reason ? strdup(a->reason) : NULL;
+        if (a->disable && a->reason && !rec->disabled_reason)
+                return -ENOMEM;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        rec->disabled_since =
+                a->disable ? (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000 : 0;
+        return 0;
+}
+
+/* [node] disable_action = stop: stop compute_unit on Disable, start it on Enable. */
+static void apply_disable_action(Manager *m, bool disable)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        if (m->config->node.disable_action != DISABLE_ACTION_STOP)
+                return;
+        r = sd_bus_call_method(m->bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                               "org.freedesktop.systemd1.Manager",
+                               disable ? "StopUnit" : "StartUnit", &error, NULL, "ss",
+                               m->config->node.compute_unit, "replace");
+        if (r < 0)
+                log_warning("Failed to %s %s ([node] disable_action = stop): %s",
+                            disable ? "stop" : "start", m->config->node.compute_unit,
+                            error.message ? error.message : strerror(-r));
+}
+
+static int set_disabled(Manager *m, sd_bus_message *msg, const DisableArgs *a, sd_bus_error *error)
+{
+        const char *state = a->disable ? "disabled" : "enabled";
+        int r;
+
+        r = store_node_update(m->store, m->config->node.name, mutate_disabled, (void *)a, NULL);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot record the node's state: %m");
+        r = manager_sync_runtime(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the runtime markers: %m");
+        apply_disable_action(m, a->disable);
+        manager_run_notify(m, a->disable ? "disable" : "enable", state, a->reason);
+        log_fields(LOG_NOTICE, 0, LOG_FIELDS({ "HOSTWARDEN_NODE", m->config->node.name }),
+                   "Node %s %s%s%s", m->config->node.name, state, a->reason ? ": " : "",
+                   a->reason ? a->reason : "");
+        (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "NodeChanged", "ss",
+                                 m->config->node.name, state);
+        (void)sd_bus_emit_properties_changed(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "State",
+                                             "DisabledReason", "DisabledSince", NULL);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int disable_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        DisableArgs a = { .disable = true };
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &a.reason);
+        if (r < 0)
+                return r;
+        return set_disabled(m, msg, &a, error);
+}
+
+static int enable_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        DisableArgs a = { .disable = false };
+
+        return set_disabled(m, msg, &a, error);
+}
+
+/* Disable(s reason) [manage-node]: validate, authorize, change. */
+static int method_disable(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        const char *reason;
+        size_t n;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &reason);
+        if (r < 0)
+                return r;
+        n = strlen(reason);
+        if (n == 0 || n > 255 || strpbrk(reason, "\n\r"))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a reason of 1 to 255 characters on one line, "
+                                         "e.g. \"kernel upgrade\"");
+        r = sd_bus_message_rewind(msg, true);
+        if (r < 0)
+                return r;
+        return polkit_authorize(userdata, msg, disable_authorized, error);
+}
+
+static int method_enable(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        return polkit_authorize(userdata, msg, enable_authorized, error);
+}
+
+/* ListNodes() -> a(ssssst): name, address, state, fence, store detail, last change. */
+static int method_list_nodes(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        NodeRecord *nodes = NULL;
+        uint64_t now = 0;
+        size_t n = 0;
+        int r;
+
+        r = store_node_list(m->store, &nodes, &n);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot list the nodes: %m");
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssssst)");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                const NodeRecord *rec = &nodes[i];
+                NodeLiveness l = NODE_UNKNOWN;
+                char detail[128];
+                const char *state;
+
+                if (streq(rec->name, m->config->node.name))
+                        l = NODE_UP;
+                else
+                        (void)store_node_liveness(m->store, rec->name, now,
+                                                  m->config->cluster.down_after, &l);
+                state = rec->forced_down ? "forced-down"
+                        : l == NODE_DOWN ? "down"
+                        : rec->disabled  ? "disabled"
+                        : l == NODE_UP   ? "up"
+                                         : "unknown";
+                snprintf(detail, sizeof(detail), "heartbeat %llu, generation %llu",
+                         (unsigned long long)rec->heartbeat, (unsigned long long)rec->generation);
+                r = sd_bus_message_append(
+                        reply, "(ssssst)", rec->name, rec->address ? rec->address : "", state,
+                        fence_state_to_string(rec->fence), detail,
+                        rec->disabled ? rec->disabled_since : rec->heartbeat_time);
+        }
+        node_record_array_free(nodes, n);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
 }
 
 static int reload_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
@@ -75,6 +268,18 @@ const sd_bus_vtable node_vtable[] = {
         SD_BUS_PROPERTY("Store", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FirewallState", "s", property_get_string, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DisabledReason", "s", property_get_state, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DisabledSince", "t", property_get_state, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("Disable", SD_BUS_ARGS("s", reason), SD_BUS_NO_RESULT,
+                                method_disable, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Enable", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_enable,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListNodes", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssssst)", nodes),
+                                method_list_nodes, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("NodeChanged", SD_BUS_ARGS("s", name, "s", state), 0),
         SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CheckNode", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sss)", findings),

@@ -1,0 +1,117 @@
+"""Node state through hostwardend on two real nodes sharing the instances directory:
+Disable/Enable persisted in the shared store and mirrored for the hook, notify.d, ListNodes
+with heartbeats judged by the observer's clock (issue 5)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+
+import hwcluster
+import hwinstall
+
+BUSCTL = ["busctl", "--system"]
+DEST = ["org.hostwarden.Warden1", "/org/hostwarden/Warden1", "org.hostwarden.Warden1.Node"]
+CONFIG = """[node]
+name = node{i}
+address = 10.77.0.1{i}
+[cluster]
+heartbeat_interval = 500ms
+down_after = 3s
+"""
+NOTIFY = "#!/bin/sh\necho \"$HOSTWARDEN_EVENT $HOSTWARDEN_NODE $HOSTWARDEN_STATE $HOSTWARDEN_REASON\" >> /run/notified\n"
+
+
+@pytest.fixture(scope="module")
+def nodes(record_timing):
+    stage = hwinstall.stage()
+    cluster = hwcluster.Cluster(
+        2, install_dir=stage, units=("hostwardend.service",),
+        configs={i: CONFIG.format(i=i) for i in (1, 2)},
+        files={i: {"/etc/hostwarden/notify.d/10-record": NOTIFY} for i in (1, 2)})
+    try:
+        cluster.start()
+        for node in cluster.nodes:
+            node.run("chmod +x /etc/hostwarden/notify.d/10-record && useradd -M alice")
+        yield cluster
+    finally:
+        cluster.teardown()
+        shutil.rmtree(stage, ignore_errors=True)
+        assert cluster.leftovers() == []
+
+
+def prop(node, name):
+    out = node.run(BUSCTL + ["--json=short", "get-property", *DEST, name]).stdout
+    return json.loads(out)["data"]
+
+
+def list_nodes(node):
+    out = node.run(BUSCTL + ["--json=short", "call", *DEST, "ListNodes"]).stdout
+    return {n[0]: n for n in json.loads(out)["data"][0]}
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    return predicate()
+
+
+def test_both_nodes_see_each_other_up(nodes):
+    node1, node2 = nodes.nodes
+    seen = wait_for(lambda: list_nodes(node1).get("node2", [None, None, ""])[2] == "up")
+    assert seen, list_nodes(node1)
+    assert list_nodes(node2)["node1"][2] == "up"
+    assert list_nodes(node1)["node1"][1] == "10.77.0.11" or list_nodes(node1)["node1"][1] == ""
+
+
+def test_disable_and_enable_persist_and_reach_the_hook(nodes):
+    node1, node2 = nodes.nodes
+    node1.run(BUSCTL + ["call", *DEST, "Disable", "s", "kernel upgrade"])
+    try:
+        assert prop(node1, "State") == "disabled"
+        assert prop(node1, "DisabledReason") == "kernel upgrade"
+        assert prop(node1, "DisabledSince") > 0
+        # the hook's marker (refuse_incoming_when_disabled reads it)
+        marker = node1.read_file("/run/hostwarden/node/disabled")
+        assert "reason=kernel upgrade" in marker, marker
+        # the other node reads the shared store
+        assert list_nodes(node2)["node1"][2] == "disabled"
+        assert wait_for(lambda: "disable node1 disabled kernel upgrade" in
+                        node1.run("cat /run/notified", check=False).stdout)
+    finally:
+        node1.run(BUSCTL + ["call", *DEST, "Enable"])
+    assert prop(node1, "State") == "enabled"
+    assert node1.run(["test", "-e", "/run/hostwarden/node/disabled"], check=False).returncode != 0
+    assert list_nodes(node2)["node1"][2] == "up"
+    assert wait_for(lambda: "enable node1 enabled" in node1.run("cat /run/notified").stdout)
+    # and it survives a daemon restart: the state lives in the store
+    node1.run(BUSCTL + ["call", *DEST, "Disable", "s", "maintenance"])
+    node1.systemctl("restart", "hostwardend")
+    assert prop(node1, "DisabledReason") == "maintenance"
+    node1.run(BUSCTL + ["call", *DEST, "Enable"])
+
+
+def test_disable_validates_then_authorizes(nodes):
+    node1 = nodes.node(1)
+    proc = node1.run(BUSCTL + ["call", *DEST, "Disable", "s", ""], check=False)
+    assert proc.returncode != 0
+    assert "Expected a reason of 1 to 255 characters" in proc.stderr, proc.stderr
+    proc = node1.run(["setpriv", "--reuid=alice", "--regid=alice", "--init-groups", "--",
+                      *BUSCTL, "call", *DEST, "Disable", "s", "x"], check=False)
+    assert proc.returncode != 0
+    assert "Interactive authentication required" in proc.stderr, proc.stderr
+    assert prop(node1, "State") == "enabled"
+
+
+def test_a_powered_off_node_is_down_by_the_observers_clock(nodes):
+    node1, node2 = nodes.nodes
+    node2.poweroff()
+    state = wait_for(lambda: list_nodes(node1)["node2"][2] == "down", timeout=15)
+    assert state, list_nodes(node1)
