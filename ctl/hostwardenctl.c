@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,90 @@ static int verb_reload(sd_bus *bus)
         return 0;
 }
 
+/* A method call with the caller's password policy (polkit may ask). */
+static int call(sd_bus *bus, const char *member, const char *what, const char *types, ...)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        va_list ap;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, DEST, PATH, NODE_IFACE, member);
+        if (r >= 0)
+                r = sd_bus_message_set_allow_interactive_authorization(m, arg_ask_password);
+        if (r >= 0 && types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+        }
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, &error, NULL);
+        if (r < 0) {
+                fprintf(stderr, "Could not %s: %s\n", what, error_message(&error, r));
+                return 1;
+        }
+        return 0;
+}
+
+static char **arg_rest; /* arguments after the verb */
+
+static int verb_disable(sd_bus *bus)
+{
+        return call(bus, "Disable", "disable the node", "s", arg_rest[0]);
+}
+
+static int verb_enable(sd_bus *bus)
+{
+        return call(bus, "Enable", "enable the node", NULL);
+}
+
+static int verb_nodes(sd_bus *bus)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *name, *address, *state, *fence, *detail;
+        uint64_t since;
+        unsigned n = 0;
+        int r;
+
+        r = sd_bus_call_method(bus, DEST, PATH, NODE_IFACE, "ListNodes", &error, &reply, NULL);
+        if (r < 0) {
+                fprintf(stderr, "Could not list the nodes: %s\n", error_message(&error, r));
+                return 1;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "(ssssst)");
+        if (r < 0)
+                return 1;
+        if (arg_json)
+                printf("[");
+        else
+                printf("%-20s %-24s %-12s %-8s %s\n", "NODE", "ADDRESS", "STATE", "FENCE", "STORE");
+        while ((r = sd_bus_message_read(reply, "(ssssst)", &name, &address, &state, &fence, &detail,
+                                        &since)) > 0) {
+                if (arg_json) {
+                        printf("%s{\"name\":", n ? "," : "");
+                        json_string(name);
+                        printf(",\"address\":");
+                        json_string(address);
+                        printf(",\"state\":");
+                        json_string(state);
+                        printf(",\"fence\":");
+                        json_string(fence);
+                        printf(",\"store\":");
+                        json_string(detail);
+                        printf(",\"since\":%llu}", (unsigned long long)since);
+                } else
+                        printf("%-20s %-24s %-12s %-8s %s\n", name,
+                               isempty(address) ? "-" : address, state, fence, detail);
+                n++;
+        }
+        if (arg_json)
+                printf("]\n");
+        else
+                printf("\n%u node(s) listed.\n", n);
+        return r < 0 ? 1 : 0;
+}
+
 static void help(void)
 {
         printf("%s [OPTIONS...] COMMAND\n\n"
@@ -157,7 +242,10 @@ static void help(void)
                "Commands:\n"
                "  status        Show this node\n"
                "  check         Check the node's readiness for live migration\n"
-               "  reload        Re-read the configuration, re-apply the firewall\n\n"
+               "  reload        Re-read the configuration, re-apply the firewall\n"
+               "  nodes         List the compute nodes in the store\n"
+               "  disable REASON  Disable this node\n"
+               "  enable        Enable this node\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -178,11 +266,12 @@ int main(int argc, char *argv[])
         };
         static const struct {
                 const char *verb;
+                int n_args;
                 int (*run)(sd_bus *bus);
         } verbs[] = {
-                { "status", verb_status },
-                { "check", verb_check },
-                { "reload", verb_reload },
+                { "status", 0, verb_status },   { "check", 0, verb_check },
+                { "reload", 0, verb_reload },   { "nodes", 0, verb_nodes },
+                { "disable", 1, verb_disable }, { "enable", 0, verb_enable },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;
@@ -210,10 +299,13 @@ int main(int argc, char *argv[])
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
                 if (!streq(verb, verbs[i].verb))
                         continue;
-                if (optind + 1 < argc) {
-                        fprintf(stderr, "Too many arguments for '%s'.\n", verb);
+                if (argc - optind - 1 != verbs[i].n_args &&
+                    !(optind >= argc && verbs[i].n_args == 0)) {
+                        fprintf(stderr, "'%s' takes %d argument(s); see '%s --help'.\n", verb,
+                                verbs[i].n_args, program_invocation_short_name);
                         return 1;
                 }
+                arg_rest = argv + optind + 1;
                 r = sd_bus_default_system(&bus);
                 if (r < 0) {
                         fprintf(stderr, "Failed to connect to the system bus: %s\n", strerror(-r));

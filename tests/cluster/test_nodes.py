@@ -110,6 +110,21 @@ def test_disable_validates_then_authorizes(nodes):
     assert prop(node1, "State") == "enabled"
 
 
+def test_hostwardenctl_nodes_disable_enable(nodes):
+    node1 = nodes.node(1)
+    assert node1.run(["hostwardenctl", "disable", "firmware update"]).returncode == 0
+    out = node1.run(["hostwardenctl", "nodes"]).stdout
+    assert "node1" in out and "disabled" in out, out
+    listed = {n["name"]: n for n in json.loads(node1.run(["hostwardenctl", "--json", "nodes"]).stdout)}
+    assert listed["node1"]["state"] == "disabled", listed
+    assert node1.run(["hostwardenctl", "enable"]).returncode == 0
+    assert prop(node1, "State") == "enabled"
+    proc = node1.run(["hostwardenctl", "disable"], check=False)
+    assert proc.returncode == 1 and "takes 1 argument" in proc.stderr, proc.stderr
+    proc = node1.run(["hostwardenctl", "disable", ""], check=False)
+    assert proc.returncode == 1 and "Expected a reason" in proc.stderr, proc.stderr
+
+
 def test_a_powered_off_node_is_down_by_the_observers_clock(nodes):
     node1, node2 = nodes.nodes
     node2.poweroff()
