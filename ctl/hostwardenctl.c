@@ -188,6 +188,16 @@ static int verb_enable(sd_bus *bus)
         return call(bus, "Enable", "enable the node", NULL);
 }
 
+static int verb_force_down(sd_bus *bus)
+{
+        return call(bus, "ForceDown", "declare the node down", "sb", arg_rest[0], 1);
+}
+
+static int verb_force_up(sd_bus *bus)
+{
+        return call(bus, "ForceDown", "clear the node's forced-down state", "sb", arg_rest[0], 0);
+}
+
 static int verb_nodes(sd_bus *bus)
 {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -245,7 +255,9 @@ static void help(void)
                "  reload        Re-read the configuration, re-apply the firewall\n"
                "  nodes         List the compute nodes in the store\n"
                "  disable REASON  Disable this node\n"
-               "  enable        Enable this node\n\n"
+               "  enable        Enable this node\n"
+               "  force-down NODE  Declare NODE powered off (an admin's assertion)\n"
+               "  force-up NODE    Take that back\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -269,9 +281,10 @@ int main(int argc, char *argv[])
                 int n_args;
                 int (*run)(sd_bus *bus);
         } verbs[] = {
-                { "status", 0, verb_status },   { "check", 0, verb_check },
-                { "reload", 0, verb_reload },   { "nodes", 0, verb_nodes },
-                { "disable", 1, verb_disable }, { "enable", 0, verb_enable },
+                { "status", 0, verb_status },         { "check", 0, verb_check },
+                { "reload", 0, verb_reload },         { "nodes", 0, verb_nodes },
+                { "disable", 1, verb_disable },       { "enable", 0, verb_enable },
+                { "force-down", 1, verb_force_down }, { "force-up", 1, verb_force_up },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;

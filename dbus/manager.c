@@ -149,6 +149,17 @@ int manager_startup(Manager *m)
         return 0;
 }
 
+static char *format_usec(uint64_t usec, char *buf, size_t size)
+{
+        time_t t = (time_t)(usec / USEC_PER_SEC);
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && size > 0)
+                buf[0] = 0;
+        return buf;
+}
+
 static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Manager *m = userdata;
@@ -157,6 +168,9 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         r = store_heartbeat(m->store);
         if (r < 0)
                 log_warning_errno(r, "Failed to write this node's heartbeat: %m");
+        r = manager_sync_runtime(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the runtime markers: %m");
         /* watch the peers' counters: liveness is judged by our own clock */
         NodeRecord *nodes = NULL;
         size_t n = 0;
@@ -196,15 +210,24 @@ int manager_open_store(Manager *m)
         return sd_event_source_set_enabled(m->heartbeat, SD_EVENT_ON);
 }
 
-static char *format_usec(uint64_t usec, char *buf, size_t size)
+/* Sets or clears one marker; returns whether it changed. */
+static int sync_marker(const char *rt, NodeMarker marker, bool on, const char *since,
+                       const char *key, const char *value)
 {
-        time_t t = (time_t)(usec / USEC_PER_SEC);
-        struct tm tm;
+        bool was = runtime_marker_lookup(rt, marker, NULL) > 0;
+        RuntimeRecord rec = { NULL };
+        int r;
 
-        gmtime_r(&t, &tm);
-        if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && size > 0)
-                buf[0] = 0;
-        return buf;
+        if (was == on)
+                return 0;
+        if (!on)
+                return runtime_marker_clear(rt, marker) < 0 ? -EIO : 1;
+        (void)runtime_record_set(&rec, "since", since);
+        if (value)
+                (void)runtime_record_set(&rec, key, value);
+        r = runtime_marker_set(rt, marker, &rec);
+        runtime_record_done(&rec);
+        return r < 0 ? r : 1;
 }
 
 int manager_sync_runtime(Manager *m)
@@ -215,10 +238,22 @@ int manager_sync_runtime(Manager *m)
         int r;
 
         r = store_node_get(m->store, m->config->node.name, &rec);
-        if (r == -ENOENT)
+        if (r == -ENOENT) {
+                (void)runtime_marker_clear(rt, NODE_MARKER_FORCED_DOWN);
+                (void)runtime_marker_clear(rt, NODE_MARKER_FENCED);
                 return runtime_marker_clear(rt, NODE_MARKER_DISABLED);
+        }
         if (r < 0)
                 return r;
+        /* markers other nodes decide (ForceDown, fencing) reach the hook through the store */
+        if (sync_marker(rt, NODE_MARKER_FORCED_DOWN, rec.forced_down,
+                        format_usec(rec.forced_down_since, since, sizeof(since)), "by",
+                        rec.forced_down_by) > 0)
+                log_notice("This node is %s", rec.forced_down ? "forced down: the hook refuses "
+                                                                "every start and incoming migration"
+                                                              : "no longer forced down");
+        (void)sync_marker(rt, NODE_MARKER_FENCED, rec.fence == FENCE_OFF,
+                          format_usec(rec.fence_time, since, sizeof(since)), "by", "fence agent");
         if (rec.disabled) {
                 RuntimeRecord marker = { NULL };
                 (void)runtime_record_set(&marker, "since",

@@ -222,6 +222,81 @@ static int method_list_nodes(sd_bus_message *msg, void *userdata, sd_bus_error *
         return sd_bus_send(NULL, reply, NULL);
 }
 
+typedef struct ForceArgs {
+        bool down;
+        char by[64];
+} ForceArgs;
+
+static int mutate_forced(NodeRecord *rec, void *userdata)
+{
+        const ForceArgs *a = userdata;
+        struct timespec ts;
+
+        if (rec->generation == 0)
+                return -ENOENT; /* no such node in the store */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        rec->forced_down = a->down;
+        free(rec->forced_down_by);
+        rec->forced_down_by = a->down ? strdup(a->by) : NULL;
+        if (a->down && !rec->forced_down_by)
+                return -ENOMEM;
+        rec->forced_down_since =
+                a->down ? (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000 : 0;
+        return 0;
+}
+
+static int force_down_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        ForceArgs a = { .down = false };
+        const char *node;
+        int down, r;
+        uid_t uid;
+
+        r = sd_bus_message_read(msg, "sb", &node, &down);
+        if (r < 0)
+                return r;
+        a.down = down;
+        if (sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds) >= 0 &&
+            sd_bus_creds_get_euid(creds, &uid) >= 0)
+                snprintf(a.by, sizeof(a.by), "uid %u on %s", (unsigned)uid, m->config->node.name);
+        else
+                snprintf(a.by, sizeof(a.by), "an admin on %s", m->config->node.name);
+
+        r = store_node_update(m->store, node, mutate_forced, &a, NULL);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
+                                         "No node '%s' in the store: ListNodes() shows the nodes",
+                                         node);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot record the node's state: %m");
+        if (streq(node, m->config->node.name))
+                (void)manager_sync_runtime(m);
+        log_fields(LOG_WARNING, 0, LOG_FIELDS({ "HOSTWARDEN_NODE", node }), "Node %s %s by %s",
+                   node, a.down ? "declared down (ForceDown)" : "no longer forced down", a.by);
+        (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "NodeChanged", "ss", node,
+                                 a.down ? "forced-down" : "up");
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+/* ForceDown(s node, b down) [fence]: the admin asserts node is powered off (Nova's force-down). */
+static int method_force_down(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        const char *node;
+        int down, r;
+
+        r = sd_bus_message_read(msg, "sb", &node, &down);
+        if (r < 0)
+                return r;
+        if (!hostname_is_valid(node))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a node name, got '%s'", node);
+        r = sd_bus_message_rewind(msg, true);
+        if (r < 0)
+                return r;
+        return polkit_authorize(userdata, msg, force_down_authorized, error);
+}
+
 static int reload_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
 {
         int r;
@@ -277,6 +352,8 @@ const sd_bus_vtable node_vtable[] = {
                                 method_disable, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Enable", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_enable,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ForceDown", SD_BUS_ARGS("s", node, "b", down), SD_BUS_NO_RESULT,
+                                method_force_down, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListNodes", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssssst)", nodes),
                                 method_list_nodes, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("NodeChanged", SD_BUS_ARGS("s", name, "s", state), 0),

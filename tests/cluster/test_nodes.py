@@ -125,6 +125,31 @@ def test_hostwardenctl_nodes_disable_enable(nodes):
     assert proc.returncode == 1 and "Expected a reason" in proc.stderr, proc.stderr
 
 
+def test_force_down_from_a_peer_reaches_the_hook_of_the_node(nodes):
+    node1, node2 = nodes.nodes
+    node1.run(["virsh", "define", "/dev/stdin"], input=hwcluster.domain_xml("fd-guest"))
+    try:
+        assert node2.run(["hostwardenctl", "force-down", "node1"]).returncode == 0
+        assert list_nodes(node2)["node1"][2] == "forced-down"
+        # node1's daemon picks its record up from the store and tells its hook
+        assert wait_for(lambda: node1.run(["test", "-e", "/run/hostwarden/node/forced-down"],
+                                          check=False).returncode == 0)
+        proc = node1.virsh("start", "fd-guest", check=False)
+        assert proc.returncode != 0
+        assert "this node is forced down" in proc.stderr, proc.stderr
+        assert "by uid 0 on node2" in proc.stderr, proc.stderr
+
+        assert node2.run(["hostwardenctl", "force-up", "node1"]).returncode == 0
+        assert wait_for(lambda: node1.run(["test", "-e", "/run/hostwarden/node/forced-down"],
+                                          check=False).returncode != 0)
+        node1.virsh("start", "fd-guest")
+    finally:
+        node1.virsh("destroy", "fd-guest", check=False)
+        node1.virsh("undefine", "fd-guest", check=False)
+    proc = node2.run(BUSCTL + ["call", *DEST, "ForceDown", "sb", "nosuchnode", "true"], check=False)
+    assert proc.returncode != 0 and "No node 'nosuchnode' in the store" in proc.stderr, proc.stderr
+
+
 def test_a_powered_off_node_is_down_by_the_observers_clock(nodes):
     node1, node2 = nodes.nodes
     node2.poweroff()
