@@ -188,3 +188,49 @@ def test_hostwardenctl_status_check_reload(daemon_node):
 
     proc = daemon_node.run(["hostwardenctl", "frobnicate"], check=False)
     assert proc.returncode == 1 and "Unknown command 'frobnicate'" in proc.stderr
+
+
+def test_a_slow_polkit_does_not_block_a_concurrent_read_only_call(daemon_node):
+    import subprocess
+    # a rule that makes polkit think for 3 s about alice
+    daemon_node.write_file("/etc/polkit-1/rules.d/05-slow.rules",
+                           'polkit.addRule(function(action, subject) {\n'
+                           '  if (subject.user == "alice") {\n'
+                           '    var t = Date.now(); while (Date.now() - t < 3000) {}\n'
+                           '  }\n});\n')
+    time.sleep(1)  # polkitd reloads its rules
+    slow = subprocess.Popen(daemon_node._nsenter() + [
+        "setpriv", "--reuid=alice", "--regid=alice", "--init-groups", "--",
+        *BUSCTL, "--timeout=30", "call", *DEST, "Reload"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)  # the slow authorization is under way
+        t0 = time.monotonic()
+        out = daemon_node.run(BUSCTL + ["get-property", *DEST, "Name"]).stdout
+        fast = time.monotonic() - t0
+        assert out.strip() == 's "node1"'
+        assert fast < 1.5, f"a read-only call took {fast:.2f}s while polkit was busy"
+        assert slow.poll() is None, "the slow authorization was not slow"
+    finally:
+        slow.communicate(timeout=30)
+        daemon_node.run(["rm", "-f", "/etc/polkit-1/rules.d/05-slow.rules"])
+
+
+def test_check_node_flags_a_broken_node(daemon_node):
+    link = "/etc/libvirt/hooks/qemu.d/50-hostwarden"
+    target = daemon_node.run(["readlink", link]).stdout.strip()
+    # libvirtd keeps the socket systemd handed it: stop both
+    daemon_node.run("systemctl stop libvirtd-tcp.socket libvirtd.service")
+    daemon_node.run(["rm", link])
+    try:
+        findings = check_node(daemon_node)
+        assert findings["libvirt-listen"][0] == "error", findings["libvirt-listen"]
+        assert "does not listen for peers" in findings["libvirt-listen"][1]
+        assert findings["hook-installed"][0] == "error", findings
+        assert daemon_node.run(["hostwardenctl", "check"], check=False).returncode == 1
+    finally:
+        daemon_node.run(["ln", "-s", target, link])
+        # the socket comes back only with libvirtd stopped first
+        daemon_node.run("systemctl stop libvirtd.service && "
+                        "systemctl start libvirtd-tcp.socket libvirtd.service")
+        assert check_node(daemon_node)["libvirt-listen"][0] == "warning"

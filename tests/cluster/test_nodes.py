@@ -150,6 +150,37 @@ def test_force_down_from_a_peer_reaches_the_hook_of_the_node(nodes):
     assert proc.returncode != 0 and "No node 'nosuchnode' in the store" in proc.stderr, proc.stderr
 
 
+def test_disable_stops_and_enable_starts_the_compute_unit(nodes):
+    node1 = nodes.node(1)
+    node1.write_file("/etc/systemd/system/fake-compute.service",
+                     "[Service]\nExecStart=/bin/sleep infinity\n")
+    node1.write_file("/etc/hostwarden/hostwarden.conf.d/70-action.conf",
+                     "[node]\ncompute_unit = fake-compute.service\ndisable_action = stop\n")
+    node1.run("systemctl daemon-reload && systemctl start fake-compute.service")
+    node1.run(BUSCTL + ["call", *DEST, "Reload"])
+    try:
+        node1.run(BUSCTL + ["call", *DEST, "Disable", "s", "drain"])
+        assert wait_for(lambda: not node1.unit_active("fake-compute.service"))
+        node1.run(BUSCTL + ["call", *DEST, "Enable"])
+        assert wait_for(lambda: node1.unit_active("fake-compute.service"))
+    finally:
+        node1.run(["rm", "-f", "/etc/hostwarden/hostwarden.conf.d/70-action.conf"])
+        node1.run(BUSCTL + ["call", *DEST, "Reload"])
+        node1.run("systemctl stop fake-compute.service", check=False)
+
+
+def test_a_node_whose_daemon_stops_becomes_down_on_its_peer(nodes):
+    node1, node2 = nodes.nodes
+    assert list_nodes(node2)["node1"][2] == "up"
+    node1.systemctl("stop", "hostwardend")
+    try:
+        assert wait_for(lambda: list_nodes(node2)["node1"][2] == "down", timeout=15), \
+            list_nodes(node2)
+    finally:
+        node1.systemctl("start", "hostwardend")
+    assert wait_for(lambda: list_nodes(node2)["node1"][2] == "up", timeout=15)
+
+
 def test_a_powered_off_node_is_down_by_the_observers_clock(nodes):
     node1, node2 = nodes.nodes
     node2.poweroff()
