@@ -58,8 +58,8 @@ static int get_string(sd_bus *bus, const char *property, char **ret)
 
 static int verb_status(sd_bus *bus)
 {
-        static const char *const props[] = { "Name", "Address", "Version", "Store",
-                                             "FirewallState" };
+        static const char *const props[] = { "Name",          "Address", "Version",       "Store",
+                                             "FirewallState", "State",   "DisabledReason" };
         char *values[ELEMENTSOF(props)] = { NULL };
         int r = 0;
 
@@ -79,6 +79,9 @@ static int verb_status(sd_bus *bus)
                         printf("     Version: %s\n", values[2]);
                         printf("       Store: %s\n", values[3]);
                         printf("    Firewall: %s\n", values[4]);
+                        printf("       State: %s%s%s%s\n", values[5],
+                               isempty(values[6]) ? "" : " (", values[6],
+                               isempty(values[6]) ? "" : ")");
                 }
         }
         for (size_t i = 0; i < ELEMENTSOF(props); i++)

@@ -187,6 +187,17 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         return sd_event_source_set_time_relative(s, m->config->cluster.heartbeat_interval);
 }
 
+static int mutate_address(NodeRecord *rec, void *userdata)
+{
+        const char *address = userdata;
+
+        if (streq_ptr(rec->address, address))
+                return 0;
+        free(rec->address);
+        rec->address = address ? strdup(address) : NULL;
+        return address && !rec->address ? -ENOMEM : 0;
+}
+
 int manager_open_store(Manager *m)
 {
         const char *dir = hw_state_dir(m->config->cluster.state_dir);
@@ -203,6 +214,11 @@ int manager_open_store(Manager *m)
         r = store_heartbeat(m->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to write the first heartbeat to %s: %m", dir);
+        /* peers list this node with the address they migrate to */
+        r = store_node_update(m->store, m->config->node.name, mutate_address,
+                              m->config->node.address, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to record this node's address: %m");
         r = sd_event_add_time_relative(m->event, &m->heartbeat, CLOCK_MONOTONIC,
                                        m->config->cluster.heartbeat_interval, 0, heartbeat_cb, m);
         if (r < 0)

@@ -73,7 +73,8 @@ def run(stage: str) -> int:
     step("Booting two compute nodes: systemd, journald, dbus, libvirtd, QEMU (TCG),\n"
          "    shared /var/lib/nova/instances; hostwarden installed before libvirtd starts")
     t0 = time.monotonic()
-    cluster = hwcluster.Cluster(2, install_dir=stage, units=("hostwarden-firewall.service",),
+    cluster = hwcluster.Cluster(2, install_dir=stage,
+                                units=("hostwarden-firewall.service", "hostwardend.service"),
                                 configs={i: config.format(name=f"node{i}", address=f"10.77.0.{10 + i}",
                                                           peer=f"10.77.0.{13 - i}")
                                          for i in (1, 2)})
@@ -155,6 +156,15 @@ def run(stage: str) -> int:
         if reachable or window(node2):
             say("    UNEXPECTED: the window did not close")
             return 1
+
+        step("Taking node1 out of service for maintenance, seen from node2 (shared store)")
+        show(node1, ["hostwardenctl", "disable", "kernel upgrade"])
+        show(node1, ["hostwardenctl", "status"])
+        out = show(node2, ["hostwardenctl", "nodes"]).stdout
+        if "disabled" not in out:
+            say("    UNEXPECTED: node2 does not see node1 disabled")
+            return 1
+        show(node1, ["hostwardenctl", "enable"])
 
         step("What hostwarden-hook logged on node2 (journalctl SYSLOG_IDENTIFIER=hostwarden-hook)")
         journal = node2.run(["journalctl", "-q", "--no-pager", "-o", "cat",
