@@ -179,8 +179,8 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
                 (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
                 for (size_t i = 0; i < n; i++) {
                         NodeLiveness l;
-                        (void)store_node_liveness(m->store, nodes[i].name, now,
-                                                  m->config->cluster.down_after, &l);
+                        (void)store_node_liveness_of(m->store, &nodes[i], now,
+                                                     m->config->cluster.down_after, &l);
                 }
                 node_record_array_free(nodes, n);
         }

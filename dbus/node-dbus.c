@@ -200,8 +200,8 @@ static int method_list_nodes(sd_bus_message *msg, void *userdata, sd_bus_error *
                 if (streq(rec->name, m->config->node.name))
                         l = NODE_UP;
                 else
-                        (void)store_node_liveness(m->store, rec->name, now,
-                                                  m->config->cluster.down_after, &l);
+                        (void)store_node_liveness_of(m->store, rec, now,
+                                                     m->config->cluster.down_after, &l);
                 state = rec->forced_down ? "forced-down"
                         : l == NODE_DOWN ? "down"
                         : rec->disabled  ? "disabled"

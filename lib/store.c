@@ -688,21 +688,15 @@ static LivenessEntry *liveness_find(Store *s, const char *name)
         return NULL;
 }
 
-int store_node_liveness(Store *s, const char *name, usec_t now_monotonic, usec_t down_after,
-                        NodeLiveness *ret)
+int store_node_liveness_of(Store *s, const NodeRecord *rec, usec_t now_monotonic, usec_t down_after,
+                           NodeLiveness *ret)
 {
-        _cleanup_(node_record_done) NodeRecord n = { .fence = FENCE_UNKNOWN };
+        const NodeRecord n = *rec; /* read only: the fields below are used, nothing freed */
+        const char *name = rec->name;
         LivenessEntry *e;
-        int r;
 
-        if (!node_name_is_valid(name))
+        if (!name || !node_name_is_valid(name))
                 return -EINVAL;
-
-        /* Only the counter counts: peers write fence results and admins write Disable into a
-         * node's record too, which bumps its generation but says nothing about the node. */
-        r = node_read(s, name, &n);
-        if (r < 0)
-                return r;
 
         e = liveness_find(s, name);
         if (!e) {
@@ -734,6 +728,22 @@ int store_node_liveness(Store *s, const char *name, usec_t now_monotonic, usec_t
         else
                 *ret = e->changed ? NODE_UP : NODE_UNKNOWN;
         return 0;
+}
+
+int store_node_liveness(Store *s, const char *name, usec_t now_monotonic, usec_t down_after,
+                        NodeLiveness *ret)
+{
+        _cleanup_(node_record_done) NodeRecord n = { .fence = FENCE_UNKNOWN };
+        int r;
+
+        if (!node_name_is_valid(name))
+                return -EINVAL;
+        /* Only the counter counts: peers write fence results and admins write Disable into a
+         * node's record too, which bumps its generation but says nothing about the node. */
+        r = node_read(s, name, &n);
+        if (r < 0)
+                return r;
+        return store_node_liveness_of(s, &n, now_monotonic, down_after, ret);
 }
 
 /* ---- listing -------------------------------------------------------------------------- */

@@ -135,6 +135,9 @@ typedef enum NodeLiveness {
 
 const char *node_liveness_to_string(NodeLiveness l); /* "up", "down", "unknown" */
 
+/* The same for a record just read (a listing), without reading it again. */
+int store_node_liveness_of(Store *s, const NodeRecord *rec, usec_t now_monotonic, usec_t down_after,
+                           NodeLiveness *ret);
 int store_node_liveness(Store *s, const char *name, usec_t now_monotonic, usec_t down_after,
                         NodeLiveness *ret);
 
