@@ -160,6 +160,77 @@ static char *format_usec(uint64_t usec, char *buf, size_t size)
         return buf;
 }
 
+int manager_sync_deny_list(Manager *m)
+{
+        _cleanup_free_ char *deny_dir = NULL;
+        const char *rt = hw_runtime_dir();
+        InstanceRecord *inst = NULL;
+        struct dirent *de;
+        size_t n = 0;
+        DIR *d;
+        int r;
+
+        r = store_instance_list(m->store, &inst, &n);
+        if (r < 0)
+                return r;
+        /* an instance another node owns must not start here */
+        for (size_t i = 0; i < n; i++) {
+                RuntimeRecord cur = { NULL }, rec = { NULL };
+                char since[64], gen[32];
+                bool mine = streq(inst[i].owner, m->config->node.name);
+
+                if (mine) {
+                        (void)runtime_deny_remove(rt, inst[i].uuid);
+                        continue;
+                }
+                snprintf(gen, sizeof(gen), "%llu", (unsigned long long)inst[i].generation);
+                if (runtime_deny_lookup(rt, inst[i].uuid, &cur) > 0 &&
+                    streq_ptr(runtime_record_get(&cur, "generation"), gen)) {
+                        runtime_record_done(&cur);
+                        continue; /* up to date */
+                }
+                runtime_record_done(&cur);
+                (void)runtime_record_set(&rec, "owner", inst[i].owner);
+                (void)runtime_record_set(&rec, "since",
+                                         format_usec(inst[i].time, since, sizeof(since)));
+                if (inst[i].evacuated_from)
+                        (void)runtime_record_set(&rec, "evacuated_from", inst[i].evacuated_from);
+                if (inst[i].name)
+                        (void)runtime_record_set(&rec, "name", inst[i].name);
+                (void)runtime_record_set(&rec, "generation", gen);
+                r = runtime_deny_add(rt, inst[i].uuid, &rec);
+                runtime_record_done(&rec);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to deny %s here: %m", inst[i].uuid);
+                else
+                        log_fields(LOG_NOTICE, 0, LOG_FIELDS({ "HOSTWARDEN_DOMAIN", inst[i].uuid }),
+                                   "Instance %s (%s) is owned by node %s: it may not start here",
+                                   inst[i].uuid, inst[i].name ? inst[i].name : "?", inst[i].owner);
+        }
+
+        /* entries whose record is gone or came back to this node */
+        if (asprintf(&deny_dir, "%s/deny", rt) < 0) {
+                instance_record_array_free(inst, n);
+                return -ENOMEM;
+        }
+        d = opendir(deny_dir);
+        while (d && (de = readdir(d))) {
+                bool keep = false;
+
+                if (!uuid_is_valid(de->d_name))
+                        continue;
+                for (size_t i = 0; i < n && !keep; i++)
+                        keep = streq(inst[i].uuid, de->d_name) &&
+                               !streq(inst[i].owner, m->config->node.name);
+                if (!keep)
+                        (void)runtime_deny_remove(rt, de->d_name);
+        }
+        if (d)
+                closedir(d);
+        instance_record_array_free(inst, n);
+        return 0;
+}
+
 static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Manager *m = userdata;
@@ -171,6 +242,9 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         r = manager_sync_runtime(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to update the runtime markers: %m");
+        r = manager_sync_deny_list(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the deny list: %m");
         /* watch the peers' counters: liveness is judged by our own clock */
         NodeRecord *nodes = NULL;
         size_t n = 0;

@@ -33,6 +33,9 @@ int manager_startup(Manager *m);
 int manager_open_store(Manager *m);
 /* Brings the runtime dir's node markers in line with this node's record (docs/runtime-dir.md). */
 int manager_sync_runtime(Manager *m);
+/* Brings /run/hostwarden/deny/ in line with the instance records: every instance another
+ * node owns is denied here, nothing else (docs/runtime-dir.md). */
+int manager_sync_deny_list(Manager *m);
 /* Runs <conf>/notify.d/ * with HOSTWARDEN_EVENT, _NODE, _STATE, _REASON in the environment. */
 void manager_run_notify(Manager *m, const char *event, const char *state, const char *reason);
 /* Applies [firewall] (table and the hook's window batches). */

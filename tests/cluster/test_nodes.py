@@ -181,6 +181,38 @@ def test_a_node_whose_daemon_stops_becomes_down_on_its_peer(nodes):
     assert wait_for(lambda: list_nodes(node2)["node1"][2] == "up", timeout=15)
 
 
+def instance_record(uuid: str, name: str, owner: str, generation: int) -> str:
+    """An instance record as the store writes it (lib/store.c: key=value, generation last)."""
+    return (f"uuid={uuid}\nname={name}\nowner={owner}\nevacuated_from=node1\n"
+            f"time={int(time.time() * 1e6)}\ngeneration={generation}\n")
+
+
+def test_an_instance_owned_elsewhere_is_denied_here(nodes):
+    """Split-brain protection end to end: the record in the shared store says node2 owns the
+    instance; node1's daemon denies it, and node1's hook refuses to start it."""
+    import uuid as uuidlib
+    node1, node2 = nodes.nodes
+    uuid = str(uuidlib.uuid4())
+    record = f"/var/lib/nova/instances/.hostwarden/instances/{uuid}"
+    node1.run(["virsh", "define", "/dev/stdin"], input=hwcluster.domain_xml("owned", uuid=uuid))
+    try:
+        node2.write_file(record, instance_record(uuid, "owned", "node2", 1))
+        assert wait_for(lambda: node1.run(["test", "-e", f"/run/hostwarden/deny/{uuid}"],
+                                          check=False).returncode == 0)
+        proc = node1.virsh("start", "owned", check=False)
+        assert proc.returncode != 0
+        assert "evacuated to node 'node2'" in proc.stderr, proc.stderr
+        # ownership comes back to node1: the entry goes, the start works
+        node2.write_file(record, instance_record(uuid, "owned", "node1", 2))
+        assert wait_for(lambda: node1.run(["test", "-e", f"/run/hostwarden/deny/{uuid}"],
+                                          check=False).returncode != 0)
+        node1.virsh("start", "owned")
+    finally:
+        node1.virsh("destroy", "owned", check=False)
+        node1.virsh("undefine", "owned", check=False)
+        node2.run(["rm", "-f", record])
+
+
 def test_a_powered_off_node_is_down_by_the_observers_clock(nodes):
     node1, node2 = nodes.nodes
     node2.poweroff()
