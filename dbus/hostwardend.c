@@ -47,13 +47,8 @@ int main(int argc, char *argv[])
         r = manager_open_store(m);
         if (r < 0)
                 return 1;
-        r = manager_sync_runtime(m);
-        if (r < 0)
-                log_warning_errno(r, "Failed to write the runtime markers: %m");
         /* before libvirt autostarts anything (hostwardend.service is ordered before it) */
-        r = manager_sync_deny_list(m);
-        if (r < 0)
-                log_warning_errno(r, "Failed to write the deny list: %m");
+        manager_sync_hook_state(m);
         r = manager_apply_firewall(m, &error);
         if (r < 0)
                 log_error("%s", error.message ? error.message : strerror(-r)); /* serve anyway */

@@ -231,6 +231,18 @@ int manager_sync_deny_list(Manager *m)
         return 0;
 }
 
+void manager_sync_hook_state(Manager *m)
+{
+        int r;
+
+        r = manager_sync_runtime(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the runtime markers: %m");
+        r = manager_sync_deny_list(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the deny list: %m");
+}
+
 static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Manager *m = userdata;
@@ -239,12 +251,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         r = store_heartbeat(m->store);
         if (r < 0)
                 log_warning_errno(r, "Failed to write this node's heartbeat: %m");
-        r = manager_sync_runtime(m);
-        if (r < 0)
-                log_warning_errno(r, "Failed to update the runtime markers: %m");
-        r = manager_sync_deny_list(m);
-        if (r < 0)
-                log_warning_errno(r, "Failed to update the deny list: %m");
+        manager_sync_hook_state(m);
         /* watch the peers' counters: liveness is judged by our own clock */
         NodeRecord *nodes = NULL;
         size_t n = 0;
