@@ -248,6 +248,49 @@ static int verb_nodes(sd_bus *bus)
         return r < 0 ? 1 : 0;
 }
 
+static int verb_domains(sd_bus *bus)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *uuid, *name, *state, *owner;
+        unsigned n = 0;
+        int r;
+
+        r = sd_bus_call_method(bus, DEST, PATH, NODE_IFACE, "ListDomains", &error, &reply, NULL);
+        if (r < 0) {
+                fprintf(stderr, "Could not list the domains: %s\n", error_message(&error, r));
+                return 1;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "(ssss)");
+        if (r < 0)
+                return 1;
+        if (arg_json)
+                printf("[");
+        else
+                printf("%-36s %-24s %-12s %s\n", "UUID", "NAME", "STATE", "OWNER");
+        while ((r = sd_bus_message_read(reply, "(ssss)", &uuid, &name, &state, &owner)) > 0) {
+                if (arg_json) {
+                        printf("%s{\"uuid\":", n ? "," : "");
+                        json_string(uuid);
+                        printf(",\"name\":");
+                        json_string(name);
+                        printf(",\"state\":");
+                        json_string(state);
+                        printf(",\"owner\":");
+                        json_string(owner);
+                        printf("}");
+                } else
+                        printf("%-36s %-24s %-12s %s\n", uuid, name, state,
+                               isempty(owner) ? "-" : owner);
+                n++;
+        }
+        if (arg_json)
+                printf("]\n");
+        else
+                printf("\n%u domain(s) listed.\n", n);
+        return r < 0 ? 1 : 0;
+}
+
 static void help(void)
 {
         printf("%s [OPTIONS...] COMMAND\n\n"
@@ -257,6 +300,7 @@ static void help(void)
                "  check         Check the node's readiness for live migration\n"
                "  reload        Re-read the configuration, re-apply the firewall\n"
                "  nodes         List the compute nodes in the store\n"
+               "  domains       List the domains of this node's libvirt and their owners\n"
                "  disable REASON  Disable this node\n"
                "  enable        Enable this node\n"
                "  force-down NODE  Declare NODE powered off (an admin's assertion)\n"
@@ -288,6 +332,7 @@ int main(int argc, char *argv[])
                 { "reload", 0, verb_reload },         { "nodes", 0, verb_nodes },
                 { "disable", 1, verb_disable },       { "enable", 0, verb_enable },
                 { "force-down", 1, verb_force_down }, { "force-up", 1, verb_force_up },
+                { "domains", 0, verb_domains },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;

@@ -5,11 +5,13 @@
 
 #include "errors.h"
 #include "fw.h"
+#include "job.h"
 #include "log.h"
 #include "manager.h"
 #include "paths.h"
 #include "polkit.h"
 #include "runtime.h"
+#include "virt.h"
 
 #include <dirent.h>
 #include <spawn.h>
@@ -29,6 +31,7 @@ int manager_new(Manager **ret)
                 free(m);
                 return r;
         }
+        m->job_pipe[0] = m->job_pipe[1] = -EBADF;
         *ret = m;
         return 0;
 }
@@ -37,6 +40,8 @@ Manager *manager_free(Manager *m)
 {
         if (!m)
                 return NULL;
+        jobs_drain(m); /* their replies go out before the bus is closed */
+        virt_free(m->virt);
         auth_queries_free(m);
         sd_event_source_disable_unref(m->heartbeat);
         store_free(m->store);
@@ -132,8 +137,15 @@ int manager_apply_firewall(Manager *m, sd_bus_error *error)
 
 int manager_startup(Manager *m)
 {
+        const char *uri = getenv("HOSTWARDEN_LIBVIRT_URI");
         int r;
 
+        r = virt_new(uri && *uri ? uri : "qemu:///system", &m->virt);
+        if (r < 0)
+                return r;
+        r = jobs_setup(m);
+        if (r < 0)
+                return r;
         r = sd_bus_default_system(&m->bus);
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to the system bus: %m");

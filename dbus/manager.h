@@ -9,6 +9,8 @@
 #include "store.h"
 
 typedef struct AuthQuery AuthQuery;
+typedef struct Job Job;
+typedef struct Virt Virt;
 
 /* One Manager owns the world: event loop, bus, configuration, pending polkit queries. */
 typedef struct Manager {
@@ -18,6 +20,10 @@ typedef struct Manager {
         Store *store;
         sd_event_source *heartbeat;
         AuthQuery *auth_queries; /* a list; each holds its slot and the method call */
+        Virt *virt;              /* the local libvirt (virt.h) */
+        Job *jobs;               /* running worker threads (job.h) */
+        int job_pipe[2];         /* finished jobs come back through it */
+        sd_event_source *job_source;
 } Manager;
 
 int manager_new(Manager **ret);
@@ -27,7 +33,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 /* Loads the configuration; on errors fills error (InvalidArgs-like, per-line messages) and
  * keeps the current configuration. */
 int manager_load_config(Manager *m, sd_bus_error *error);
-/* Connects to the system bus, exports the objects, takes the bus name. */
+/* Connects to the system bus, exports the objects, takes the bus name; sets up the libvirt
+ * connection (opened on first use) and the worker threads. */
 int manager_startup(Manager *m);
 /* Opens the cluster store and starts the heartbeat. */
 int manager_open_store(Manager *m);

@@ -9,9 +9,11 @@
 #include "check.h"
 #include "config.h"
 #include "errors.h"
+#include "job.h"
 #include "log.h"
 #include "manager.h"
 #include "polkit.h"
+#include "virt.h"
 
 static int property_get_string(sd_bus *bus, const char *path, const char *interface,
                                const char *property, sd_bus_message *reply, void *userdata,
@@ -222,6 +224,150 @@ static int method_list_nodes(sd_bus_message *msg, void *userdata, sd_bus_error *
         return sd_bus_send(NULL, reply, NULL);
 }
 
+typedef struct DomainRow {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        char *name;
+        int state;
+} DomainRow;
+
+typedef struct ListDomainsJob {
+        sd_bus_message *msg;
+        DomainRow *rows;
+        size_t n;
+        int error; /* < 0: errmsg says why */
+        char errmsg[512];
+} ListDomainsJob;
+
+static void list_domains_work(Manager *m, void *userdata)
+{
+        ListDomainsJob *j = userdata;
+        Virt *virt = m->virt;
+        virConnectPtr conn = NULL;
+        virDomainPtr *doms = NULL;
+        int n;
+
+        j->error = virt_connect(virt, &conn, j->errmsg, sizeof(j->errmsg));
+        if (j->error < 0)
+                return;
+        n = virConnectListAllDomains(conn, &doms, 0);
+        if (n < 0) {
+                j->error = -EIO;
+                snprintf(j->errmsg, sizeof(j->errmsg), "%s", virt_last_error("unknown error"));
+                virConnectClose(conn);
+                return;
+        }
+        j->rows = calloc(n > 0 ? (size_t)n : 1, sizeof(DomainRow));
+        if (!j->rows)
+                j->error = -ENOMEM;
+        for (int i = 0; i < n; i++) {
+                int state = VIR_DOMAIN_NOSTATE, reason;
+                const char *name;
+
+                if (j->rows && virDomainGetUUIDString(doms[i], j->rows[j->n].uuid) == 0) {
+                        name = virDomainGetName(doms[i]);
+                        /* a domain undefined meanwhile is skipped */
+                        if (virDomainGetState(doms[i], &state, &reason, 0) == 0) {
+                                j->rows[j->n].state = state;
+                                j->rows[j->n].name = strdup(name ? name : "");
+                                if (!j->rows[j->n].name)
+                                        j->error = -ENOMEM;
+                                else
+                                        j->n++;
+                        }
+                }
+                virDomainFree(doms[i]);
+        }
+        free(doms);
+        virConnectClose(conn);
+}
+
+static int owner_cmp(const void *key, const void *elem)
+{
+        return strcmp(key, ((const InstanceRecord *)elem)->uuid);
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+        const DomainRow *x = a, *y = b;
+        int c = strcmp(x->name, y->name);
+
+        return c != 0 ? c : strcmp(x->uuid, y->uuid);
+}
+
+static void list_domains_done(Manager *m, void *userdata)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        ListDomainsJob *j = userdata;
+        InstanceRecord *inst = NULL;
+        size_t n_inst = 0;
+        int r;
+
+        if (j->error < 0) {
+                if (j->error == -ENOMEM)
+                        (void)sd_bus_reply_method_errno(j->msg, ENOMEM, NULL);
+                else
+                        (void)sd_bus_reply_method_errorf(
+                                j->msg, HW_ERROR_LIBVIRT,
+                                "Cannot list the domains of libvirt at %s: %s (is libvirtd "
+                                "running? 'systemctl status libvirtd')",
+                                virt_uri(m->virt), j->errmsg);
+                goto out;
+        }
+        /* the owner column: instance records, sorted by UUID */
+        r = store_instance_list(m->store, &inst, &n_inst);
+        if (r < 0) {
+                (void)sd_bus_reply_method_errnof(j->msg, -r,
+                                                 "Cannot read the instance records: %m");
+                goto out;
+        }
+        qsort(j->rows, j->n, sizeof(DomainRow), row_cmp);
+        r = sd_bus_message_new_method_return(j->msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssss)");
+        for (size_t i = 0; r >= 0 && i < j->n; i++) {
+                const InstanceRecord *rec =
+                        bsearch(j->rows[i].uuid, inst, n_inst, sizeof(InstanceRecord), owner_cmp);
+
+                r = sd_bus_message_append(reply, "(ssss)", j->rows[i].uuid, j->rows[i].name,
+                                          virt_state_to_string(j->rows[i].state),
+                                          rec ? rec->owner : "");
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                log_error_errno(r, "Cannot send the domain list: %m");
+out:
+        instance_record_array_free(inst, n_inst);
+        for (size_t i = 0; i < j->n; i++)
+                free(j->rows[i].name);
+        free(j->rows);
+        sd_bus_message_unref(j->msg);
+        free(j);
+}
+
+/* ListDomains() -> a(ssss): uuid, name, state, owner of every domain libvirt has here. The
+ * libvirt calls run in a worker thread; the reply is sent when they are done. */
+static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        ListDomainsJob *j;
+        int r;
+
+        j = calloc(1, sizeof(ListDomainsJob));
+        if (!j)
+                return -ENOMEM;
+        j->msg = sd_bus_message_ref(msg);
+        r = job_start(m, list_domains_work, list_domains_done, j);
+        if (r < 0) {
+                sd_bus_message_unref(j->msg);
+                free(j);
+                return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
+        }
+        return 1;
+}
+
 typedef struct ForceArgs {
         bool down;
         char by[64];
@@ -354,6 +500,8 @@ const sd_bus_vtable node_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ForceDown", SD_BUS_ARGS("s", node, "b", down), SD_BUS_NO_RESULT,
                                 method_force_down, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssss)", domains),
+                                method_list_domains, 0),
         SD_BUS_METHOD_WITH_ARGS("ListNodes", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssssst)", nodes),
                                 method_list_nodes, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("NodeChanged", SD_BUS_ARGS("s", name, "s", state), 0),

@@ -213,6 +213,65 @@ def test_an_instance_owned_elsewhere_is_denied_here(nodes):
         node2.run(["rm", "-f", record])
 
 
+def list_domains(node):
+    out = node.run(BUSCTL + ["--json=short", "call", *DEST, "ListDomains"]).stdout
+    return {d[1]: d for d in json.loads(out)["data"][0]}
+
+
+def test_list_domains_shows_libvirts_domains_with_state_and_owner(nodes):
+    """ListDomains asks the node's own libvirtd (from a worker thread) and takes the owner
+    from the instance records; `hostwardenctl domains` shows the same. With libvirtd gone
+    the call fails with Error.Libvirt saying so, and the daemon reconnects once it is back."""
+    import uuid as uuidlib
+    node1, node2 = nodes.nodes
+    running, idle = str(uuidlib.uuid4()), str(uuidlib.uuid4())
+    record = f"/var/lib/nova/instances/.hostwarden/instances/{running}"
+    hwcluster.define_and_start(node1, hwcluster.domain_xml("dom-running", uuid=running))
+    node1.run(["virsh", "define", "/dev/stdin"], input=hwcluster.domain_xml("dom-idle", uuid=idle))
+    try:
+        node2.write_file(record, instance_record(running, "dom-running", "node1", 1))
+        doms = list_domains(node1)
+        assert doms["dom-running"] == [running, "dom-running", "running", "node1"]
+        assert doms["dom-idle"] == [idle, "dom-idle", "shutoff", ""]  # no record: no owner
+        assert "dom-running" not in list_domains(node2)  # each node lists its own libvirt
+
+        ctl = json.loads(node1.run(["hostwardenctl", "--json", "domains"]).stdout)
+        assert {"uuid": running, "name": "dom-running", "state": "running",
+                "owner": "node1"} in ctl
+        text = node1.run(["hostwardenctl", "domains"]).stdout
+        assert "dom-idle" in text and "shutoff" in text and "domain(s) listed." in text
+
+        node1.virsh("destroy", "dom-running")
+        assert list_domains(node1)["dom-running"][2] == "shutoff"
+
+        # libvirtd gone (service and its sockets): a clear error, not a hang
+        node1.systemctl("stop", "libvirtd.service", "libvirtd.socket", "libvirtd-ro.socket",
+                        "libvirtd-admin.socket", "libvirtd-tcp.socket")
+        proc = node1.run(["dbus-send", "--system", "--print-reply",
+                          "--dest=org.hostwarden.Warden1", "/org/hostwarden/Warden1",
+                          "org.hostwarden.Warden1.Node.ListDomains"], check=False)
+        assert proc.returncode != 0
+        assert "org.hostwarden.Warden1.Error.Libvirt" in proc.stderr, proc.stderr
+        assert "is libvirtd running?" in proc.stderr, proc.stderr
+        proc = node1.run(["hostwardenctl", "domains"], check=False)
+        assert proc.returncode == 1 and "Could not list the domains" in proc.stderr
+    finally:
+        node1.systemctl("start", "libvirtd.socket", "libvirtd-ro.socket",
+                        "libvirtd-admin.socket", "libvirtd-tcp.socket", "libvirtd.service")
+    try:
+        def listed():
+            try:
+                return "dom-idle" in list_domains(node1)
+            except hwcluster.NodeCommandError:
+                return False
+        assert wait_for(listed, timeout=30)
+    finally:
+        for name in ("dom-running", "dom-idle"):
+            node1.virsh("destroy", name, check=False)
+            node1.virsh("undefine", name, check=False)
+        node2.run(["rm", "-f", record])
+
+
 def test_a_powered_off_node_is_down_by_the_observers_clock(nodes):
     node1, node2 = nodes.nodes
     node2.poweroff()

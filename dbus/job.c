@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "job.h"
+#include "log.h"
+
+struct Job {
+        Manager *manager;
+        pthread_t thread;
+        JobWorkFunc work;
+        JobDoneFunc done;
+        void *userdata;
+        Job *next;
+};
+
+static void *job_thread(void *p)
+{
+        Job *j = p;
+        ssize_t n;
+
+        j->work(j->manager, j->userdata);
+        /* a pointer is far below PIPE_BUF: the write is atomic and the pipe never fills up
+         * with fewer than 512 jobs in flight */
+        do
+                n = write(j->manager->job_pipe[1], &j, sizeof(j));
+        while (n < 0 && errno == EINTR);
+        if (n != sizeof(j))
+                log_error_errno(-errno, "Cannot hand a finished job back: %m");
+        return NULL;
+}
+
+static void job_finish(Manager *m, Job *j)
+{
+        for (Job **p = &m->jobs; *p; p = &(*p)->next)
+                if (*p == j) {
+                        *p = j->next;
+                        break;
+                }
+        pthread_join(j->thread, NULL);
+        j->done(m, j->userdata);
+        free(j);
+}
+
+static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        Manager *m = userdata;
+        Job *j;
+
+        while (read(fd, &j, sizeof(j)) == sizeof(j))
+                job_finish(m, j);
+        return 0;
+}
+
+int jobs_setup(Manager *m)
+{
+        int r;
+
+        if (pipe2(m->job_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+                return log_error_errno(-errno, "Cannot create the job pipe: %m");
+        /* the writer blocks rather than lose a job */
+        (void)fcntl(m->job_pipe[1], F_SETFL, 0);
+        r = sd_event_add_io(m->event, &m->job_source, m->job_pipe[0], EPOLLIN, on_job_done, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch the job pipe: %m");
+        return 0;
+}
+
+int job_start(Manager *m, JobWorkFunc work, JobDoneFunc done, void *userdata)
+{
+        Job *j;
+        int r;
+
+        if (!m->job_source)
+                return -ENOTCONN;
+        j = calloc(1, sizeof(Job));
+        if (!j)
+                return -ENOMEM;
+        *j = (Job){ .manager = m, .work = work, .done = done, .userdata = userdata };
+        r = -pthread_create(&j->thread, NULL, job_thread, j);
+        if (r < 0) {
+                free(j);
+                return r;
+        }
+        j->next = m->jobs;
+        m->jobs = j;
+        return 0;
+}
+
+void jobs_drain(Manager *m)
+{
+        while (m->jobs) {
+                Job *j = NULL;
+
+                /* blocking read: some job will finish */
+                (void)fcntl(m->job_pipe[0], F_SETFL, 0);
+                if (read(m->job_pipe[0], &j, sizeof(j)) != sizeof(j))
+                        break;
+                job_finish(m, j);
+        }
+        m->job_source = sd_event_source_disable_unref(m->job_source);
+        m->job_pipe[0] = safe_close(m->job_pipe[0]);
+        m->job_pipe[1] = safe_close(m->job_pipe[1]);
+}

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "manager.h"
+
+/*
+ * Work that may block (libvirt calls) runs in a thread of its own, and its result is handed
+ * back to the event loop: work(m, userdata) runs in the thread and must touch nothing of the
+ * Manager but what is thread-safe (m->virt); done(m, userdata) then runs in the event loop,
+ * where it may reply on the bus, read the store and free userdata.
+ *
+ * A D-Bus method starts a job and returns 1 without replying; done() sends the reply.
+ */
+typedef void (*JobWorkFunc)(Manager *m, void *userdata);
+typedef void (*JobDoneFunc)(Manager *m, void *userdata);
+
+int job_start(Manager *m, JobWorkFunc work, JobDoneFunc done, void *userdata);
+/* Sets up the hand-back channel; called by manager_startup(). */
+int jobs_setup(Manager *m);
+/* Waits for every running job and runs its done(): at shutdown. */
+void jobs_drain(Manager *m);

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libvirt/virterror.h>
+
+#include "log.h"
+#include "util.h"
+#include "virt.h"
+
+/* Keepalive: a libvirtd that answers nothing for interval × (count + 1) is given up on. */
+#define VIRT_KEEPALIVE_INTERVAL 5
+#define VIRT_KEEPALIVE_COUNT    3
+
+struct Virt {
+        char *uri;
+        pthread_mutex_t lock; /* guards conn */
+        virConnectPtr conn;
+        pthread_t event_thread;
+        bool event_thread_started;
+        atomic_bool quit;
+};
+
+/* libvirt prints every error on stderr unless told otherwise; callers report them. */
+static void silent_error(void *userdata, virErrorPtr err)
+{
+}
+
+static void *event_thread(void *userdata)
+{
+        Virt *v = userdata;
+
+        while (!atomic_load(&v->quit))
+                if (virEventRunDefaultImpl() < 0) {
+                        log_error("libvirt event loop failed: %s",
+                                  virt_last_error("unknown error"));
+                        break;
+                }
+        return NULL;
+}
+
+static void wake_timeout(int timer, void *opaque)
+{
+        virEventRemoveTimeout(timer);
+}
+
+static int init_result;
+
+static void init_once(void)
+{
+        init_result = virInitialize() < 0 || virEventRegisterDefaultImpl() < 0 ? -EIO : 0;
+        virSetErrorFunc(NULL, silent_error);
+}
+
+int virt_new(const char *uri, Virt **ret)
+{
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        Virt *v;
+        int r;
+
+        pthread_once(&once, init_once);
+        if (init_result < 0)
+                return log_error_errno(init_result, "Cannot initialize libvirt: %s",
+                                       virt_last_error("unknown error"));
+
+        v = calloc(1, sizeof(Virt));
+        if (!v)
+                return -ENOMEM;
+        v->uri = strdup(uri);
+        if (!v->uri) {
+                free(v);
+                return -ENOMEM;
+        }
+        pthread_mutex_init(&v->lock, NULL);
+        r = -pthread_create(&v->event_thread, NULL, event_thread, v);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start the libvirt event thread: %m");
+                virt_free(v);
+                return r;
+        }
+        v->event_thread_started = true;
+        *ret = v;
+        return 0;
+}
+
+Virt *virt_free(Virt *v)
+{
+        if (!v)
+                return NULL;
+        if (v->event_thread_started) {
+                atomic_store(&v->quit, true);
+                /* a timeout that fires at once makes virEventRunDefaultImpl() return */
+                if (virEventAddTimeout(0, wake_timeout, NULL, NULL) >= 0)
+                        pthread_join(v->event_thread, NULL);
+                else
+                        pthread_detach(v->event_thread);
+        }
+        if (v->conn)
+                virConnectClose(v->conn);
+        pthread_mutex_destroy(&v->lock);
+        free(v->uri);
+        free(v);
+        return NULL;
+}
+
+const char *virt_uri(const Virt *v)
+{
+        return v->uri;
+}
+
+const char *virt_last_error(const char *fallback)
+{
+        virErrorPtr e = virGetLastError();
+
+        return e && e->message ? e->message : fallback;
+}
+
+int virt_connect(Virt *v, virConnectPtr *ret, char *err, size_t err_size)
+{
+        int r = 0;
+
+        pthread_mutex_lock(&v->lock);
+        if (v->conn && virConnectIsAlive(v->conn) != 1) {
+                log_info("The connection to libvirt (%s) was lost; connecting again", v->uri);
+                virConnectClose(v->conn);
+                v->conn = NULL;
+        }
+        if (!v->conn) {
+                v->conn = virConnectOpen(v->uri);
+                if (!v->conn) {
+                        snprintf(err, err_size, "%s", virt_last_error("unknown error"));
+                        r = -EHOSTDOWN;
+                } else if (virConnectSetKeepAlive(v->conn, VIRT_KEEPALIVE_INTERVAL,
+                                                  VIRT_KEEPALIVE_COUNT) < 0)
+                        log_warning("No keepalive on the libvirt connection: %s",
+                                    virt_last_error("unknown error"));
+        }
+        if (r == 0) {
+                virConnectRef(v->conn);
+                *ret = v->conn;
+        }
+        pthread_mutex_unlock(&v->lock);
+        return r;
+}
+
+const char *virt_state_to_string(int state)
+{
+        static const char *const names[] = {
+                [VIR_DOMAIN_NOSTATE] = "nostate",   [VIR_DOMAIN_RUNNING] = "running",
+                [VIR_DOMAIN_BLOCKED] = "blocked",   [VIR_DOMAIN_PAUSED] = "paused",
+                [VIR_DOMAIN_SHUTDOWN] = "shutdown", [VIR_DOMAIN_SHUTOFF] = "shutoff",
+                [VIR_DOMAIN_CRASHED] = "crashed",   [VIR_DOMAIN_PMSUSPENDED] = "pmsuspended",
+        };
+
+        if (state < 0 || (size_t)state >= ELEMENTSOF(names) || !names[state])
+                return "nostate";
+        return names[state];
+}

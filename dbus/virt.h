@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+
+#include <libvirt/libvirt.h>
+
+#include "macro.h"
+
+/*
+ * The daemon's connection to the local libvirt (DESIGN.md §7).
+ *
+ * hostwardend starts before libvirtd (the deny list must exist before guests autostart), so
+ * the connection is opened on first use and opened again whenever it died (libvirtd
+ * restarted). libvirt's own event loop runs in a thread of its own; it drives keepalive (a
+ * hung libvirtd makes calls fail after ~20 s instead of blocking forever) and, later, domain
+ * events. Calls that talk to libvirt run in worker threads (job.h), never in the sd-event
+ * loop: a slow libvirtd must not stall the D-Bus service.
+ *
+ * Everything here is thread-safe.
+ */
+
+typedef struct Virt Virt;
+
+/* uri: the local libvirt, normally "qemu:///system". Starts the event thread. */
+int virt_new(const char *uri, Virt **ret);
+/* Stops the event thread and closes the connection. */
+Virt *virt_free(Virt *v);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Virt *, virt_free);
+
+const char *virt_uri(const Virt *v);
+
+/*
+ * A reference to a live connection (release it with virConnectClose()), connecting when
+ * there is none or the last one died. On failure returns -EHOSTDOWN and writes libvirt's
+ * reason to err.
+ */
+int virt_connect(Virt *v, virConnectPtr *ret, char *err, size_t err_size);
+
+/* libvirt's last error of this thread, or fallback. */
+const char *virt_last_error(const char *fallback);
+
+/* A domain state as a word: running, blocked, paused, shutdown, shutoff, crashed,
+ * pmsuspended, nostate. */
+const char *virt_state_to_string(int state);
