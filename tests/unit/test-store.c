@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -520,6 +522,196 @@ static void test_half_written_record_is_bad_not_absent(void **state)
         test_rm_rf(dir);
 }
 
+/*
+ * Crash safety: a writer killed at any point leaves the old record or the new one, never
+ * none, never a mix, and never a lock that keeps others out. The writer runs in a child
+ * under ptrace, which is killed (SIGKILL, as the OOM killer or a power cut would) at its
+ * k-th system call, for k = 1, 2, ... until a run completes without reaching k: every
+ * boundary between two system calls of the write is tried.
+ */
+typedef enum CrashOp { CRASH_INSTANCE_CAS, CRASH_NODE_UPDATE, CRASH_DEFINITION_PUT } CrashOp;
+
+#define OLD_XML "<domain><name>old</name></domain>"
+#define NEW_XML "<domain><name>new</name><description>longer</description></domain>"
+
+static int set_new_address(NodeRecord *r, void *userdata)
+{
+        free(r->address);
+        r->address = strdup("192.0.2.2");
+        return r->address ? 0 : -ENOMEM;
+}
+
+static int set_old_address(NodeRecord *r, void *userdata)
+{
+        free(r->address);
+        r->address = strdup("192.0.2.1");
+        return r->address ? 0 : -ENOMEM;
+}
+
+static int crash_op_run(Store *s, CrashOp op, bool new_value, uint64_t generation)
+{
+        InstanceRecord rec = { .uuid = UUID_A,
+                               .name = new_value ? "new" : "old",
+                               .owner = new_value ? "node2" : "node1",
+                               .time = 1 };
+
+        switch (op) {
+        case CRASH_INSTANCE_CAS:
+                return store_instance_cas(s, &rec, generation, NULL);
+        case CRASH_NODE_UPDATE:
+                return store_node_update(s, "node1", new_value ? set_new_address : set_old_address,
+                                         NULL, NULL);
+        case CRASH_DEFINITION_PUT:
+                return store_definition_put(s, UUID_A, new_value ? NEW_XML : OLD_XML);
+        }
+        return -EINVAL;
+}
+
+/* What the store holds now: 0 old, 1 new; fails the test on anything else. */
+static int crash_op_state(Store *s, CrashOp op, uint64_t *ret_generation)
+{
+        _cleanup_(instance_record_done) InstanceRecord inst = {};
+        _cleanup_(node_record_done) NodeRecord node = {};
+        _cleanup_free_ char *xml = NULL;
+
+        switch (op) {
+        case CRASH_INSTANCE_CAS:
+                assert_int_equal(store_instance_get(s, UUID_A, &inst), 0);
+                *ret_generation = inst.generation;
+                if (streq(inst.owner, "node1") && streq(inst.name, "old"))
+                        return 0;
+                assert_string_equal(inst.owner, "node2");
+                assert_string_equal(inst.name, "new");
+                return 1;
+        case CRASH_NODE_UPDATE:
+                assert_int_equal(store_node_get(s, "node1", &node), 0);
+                *ret_generation = node.generation;
+                if (streq(node.address, "192.0.2.1"))
+                        return 0;
+                assert_string_equal(node.address, "192.0.2.2");
+                return 1;
+        case CRASH_DEFINITION_PUT:
+                assert_int_equal(store_definition_get(s, UUID_A, &xml), 0);
+                *ret_generation = 0;
+                if (streq(xml, OLD_XML))
+                        return 0;
+                assert_string_equal(xml, NEW_XML);
+                return 1;
+        }
+        return -1;
+}
+
+/* Runs op in a traced child killed at its k-th system call; returns false if the op
+ * completed before reaching it. */
+static bool crash_at(const char *dir, CrashOp op, uint64_t generation, unsigned k)
+{
+        unsigned calls = 0;
+        int status;
+        pid_t pid;
+
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                Store *s = NULL;
+                int r;
+
+                if (store_open_dir(dir, "node1", &s) < 0)
+                        _exit(2);
+                if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) < 0)
+                        _exit(3);
+                raise(SIGSTOP);
+                r = crash_op_run(s, op, true, generation);
+                /* done: what follows (exit, or valgrind's exit) is not the write's */
+                raise(SIGUSR1);
+                _exit(r == 0 ? 0 : 4);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSTOPPED(status));
+        assert_int_equal(ptrace(PTRACE_SETOPTIONS, pid, NULL,
+                                (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)),
+                         0);
+        for (;;) {
+                assert_int_equal(ptrace(PTRACE_SYSCALL, pid, NULL, NULL), 0);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                if (WIFEXITED(status)) {
+                        assert_int_equal(WEXITSTATUS(status), 0);
+                        return false;
+                }
+                assert_true(WIFSTOPPED(status));
+                if (WSTOPSIG(status) == SIGUSR1) {
+                        assert_int_equal(ptrace(PTRACE_CONT, pid, NULL, NULL), 0);
+                        assert_int_equal(waitpid(pid, &status, 0), pid);
+                        assert_true(WIFEXITED(status));
+                        assert_int_equal(WEXITSTATUS(status), 0);
+                        return false;
+                }
+                if (WSTOPSIG(status) != (SIGTRAP | 0x80))
+                        continue; /* another stop: let it go on */
+                /* stops come at syscall entry and exit: count entries */
+                if (++calls / 2 + 1 == k && calls % 2 == 1) {
+                        assert_int_equal(kill(pid, SIGKILL), 0);
+                        assert_int_equal(waitpid(pid, &status, 0), pid);
+                        assert_true(WIFSIGNALED(status));
+                        return true;
+                }
+        }
+}
+
+static void check_crash_safety(CrashOp op)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = open_store(dir, "observer");
+        unsigned seen[2] = { 0, 0 }, k;
+        uint64_t generation = 0;
+
+        /* the old value */
+        assert_int_equal(crash_op_run(s, op, false, 0), 0);
+        for (k = 1;; k++) {
+                uint64_t g;
+                int st;
+
+                if (!crash_at(dir, op, op == CRASH_INSTANCE_CAS ? 1 : 0, k))
+                        break;
+                st = crash_op_state(s, op, &g);
+                seen[st]++;
+                /* nobody is locked out, and the next writer goes on from what is there */
+                if (st == 1) {
+                        if (op == CRASH_INSTANCE_CAS) {
+                                assert_int_equal(g, 2);
+                                assert_int_equal(store_instance_remove(s, UUID_A, 2), 0);
+                                assert_int_equal(crash_op_run(s, op, false, 0), 0);
+                        } else
+                                assert_int_equal(crash_op_run(s, op, false, 0), 0);
+                } else if (op == CRASH_INSTANCE_CAS)
+                        assert_int_equal(g, 1);
+                else if (op == CRASH_NODE_UPDATE)
+                        assert_int_equal(crash_op_run(s, op, false, 0), 0);
+        }
+        /* and the run that was never killed wrote the new value */
+        assert_int_equal(crash_op_state(s, op, &generation), 1);
+        print_message("killed at each of %u system calls: %u left the old record, %u the new\n",
+                      k - 1, seen[0], seen[1]);
+        /* both outcomes happened: the kills came before and after the rename */
+        assert_true(seen[0] > 0);
+        assert_true(seen[1] > 0);
+        test_rm_rf(dir);
+}
+
+static void test_killed_instance_cas_leaves_old_or_new(void **state)
+{
+        check_crash_safety(CRASH_INSTANCE_CAS);
+}
+
+static void test_killed_node_update_leaves_old_or_new(void **state)
+{
+        check_crash_safety(CRASH_NODE_UPDATE);
+}
+
+static void test_killed_definition_put_leaves_old_or_new(void **state)
+{
+        check_crash_safety(CRASH_DEFINITION_PUT);
+}
+
 /* ---- liveness ------------------------------------------------------------------------- */
 
 static int skew_clock(NodeRecord *r, void *userdata)
@@ -795,6 +987,9 @@ int main(void)
                 cmocka_unit_test(test_concurrent_threads_lose_no_update),
                 cmocka_unit_test(test_temp_files_are_not_records),
                 cmocka_unit_test(test_half_written_record_is_bad_not_absent),
+                cmocka_unit_test(test_killed_instance_cas_leaves_old_or_new),
+                cmocka_unit_test(test_killed_node_update_leaves_old_or_new),
+                cmocka_unit_test(test_killed_definition_put_leaves_old_or_new),
                 cmocka_unit_test(test_liveness_by_observer_monotonic_clock),
                 cmocka_unit_test(test_liveness_ignores_skewed_wall_clock),
                 cmocka_unit_test(test_invalid_names_are_refused),
