@@ -176,6 +176,8 @@ static int method_enable(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return polkit_authorize(userdata, msg, enable_authorized, error);
 }
 
+#define LIST_NODES_MAX_AGE (1 * USEC_PER_SEC)
+
 /* ListNodes() -> a(ssssst): name, address, state, fence, store detail, last change. */
 static int method_list_nodes(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
@@ -186,10 +188,11 @@ static int method_list_nodes(sd_bus_message *msg, void *userdata, sd_bus_error *
         size_t n = 0;
         int r;
 
-        r = store_node_list(m->store, &nodes, &n);
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        /* monitoring polls this: at most one read of the shared storage per LIST_NODES_MAX_AGE */
+        r = store_node_list_cached(m->store, now, LIST_NODES_MAX_AGE, &nodes, &n);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot list the nodes: %m");
-        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(ssssst)");

@@ -78,6 +78,13 @@ struct Store {
 
         LivenessEntry *liveness;
         size_t n_liveness;
+
+        /* store_node_list_cached(): the last listing and when it was read; dropped by every
+         * node record write through this Store */
+        NodeRecord *node_cache;
+        size_t n_node_cache;
+        usec_t node_cache_time;
+        bool node_cache_valid;
 };
 
 static const char *const fence_state_table[_FENCE_STATE_MAX] = {
@@ -503,6 +510,7 @@ Store *store_free(Store *s)
         for (size_t i = 0; i < s->n_liveness; i++)
                 free(s->liveness[i].name);
         free(s->liveness);
+        node_record_array_free(s->node_cache, s->n_node_cache);
         free(s->state_dir);
         free(s->node_name);
         free(s);
@@ -656,6 +664,8 @@ int store_node_update(Store *s, const char *name, NodeMutateFunc mutate, void *u
         r = node_record_to_text(&n, generation + 1, &text);
         if (r < 0)
                 return r;
+        /* whether or not the write succeeds, the cached listing may be stale now */
+        s->node_cache_valid = false;
         r = write_file(s, NODES_DIR, name, text, 0644);
         if (r < 0)
                 return r;
@@ -849,6 +859,70 @@ int store_node_list(Store *s, NodeRecord **ret, size_t *ret_n)
                 return r;
         *ret = array;
         *ret_n = n;
+        return 0;
+}
+
+static int dup_str(const char *src, char **dst)
+{
+        if (!src) {
+                *dst = NULL;
+                return 0;
+        }
+        *dst = strdup(src);
+        return *dst ? 0 : -ENOMEM;
+}
+
+static int node_record_copy(const NodeRecord *src, NodeRecord *dst)
+{
+        _cleanup_(node_record_done) NodeRecord n = *src;
+
+        n.name = n.address = n.disabled_reason = n.forced_down_by = NULL;
+        if (dup_str(src->name, &n.name) < 0 || dup_str(src->address, &n.address) < 0 ||
+            dup_str(src->disabled_reason, &n.disabled_reason) < 0 ||
+            dup_str(src->forced_down_by, &n.forced_down_by) < 0)
+                return -ENOMEM;
+        *dst = n;
+        n = (NodeRecord){};
+        return 0;
+}
+
+int store_node_list_cached(Store *s, usec_t now_monotonic, usec_t max_age, NodeRecord **ret,
+                           size_t *ret_n)
+{
+        NodeRecord *copy;
+        int r;
+
+        if (!s->node_cache_valid || now_monotonic < s->node_cache_time ||
+            now_monotonic - s->node_cache_time >= max_age) {
+                NodeRecord *list = NULL;
+                size_t n = 0;
+
+                r = store_node_list(s, &list, &n);
+                if (r < 0)
+                        return r;
+                node_record_array_free(s->node_cache, s->n_node_cache);
+                s->node_cache = list;
+                s->n_node_cache = n;
+                s->node_cache_time = now_monotonic;
+                s->node_cache_valid = true;
+        }
+        if (s->n_node_cache == 0) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        copy = calloc(s->n_node_cache, sizeof(NodeRecord));
+        if (!copy)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_node_cache; i++) {
+                r = node_record_copy(&s->node_cache[i], &copy[i]);
+                if (r < 0) {
+                        node_record_array_free(copy, i);
+                        return r;
+                }
+        }
+        *ret = copy;
+        *ret_n = s->n_node_cache;
         return 0;
 }
 

@@ -105,6 +105,15 @@ int store_node_update(Store *s, const char *name, NodeMutateFunc mutate, void *u
  */
 int store_node_list(Store *s, NodeRecord **ret, size_t *ret_n);
 
+/*
+ * The same from a listing at most max_age old (by the caller's monotonic clock
+ * now_monotonic): for read-only answers polled by monitoring, which must not turn into file
+ * reads on the shared storage at their rate. A write of a node record through this Store
+ * drops the cached listing, so this Store's own changes are always seen.
+ */
+int store_node_list_cached(Store *s, usec_t now_monotonic, usec_t max_age, NodeRecord **ret,
+                           size_t *ret_n);
+
 /* Bumps this node's heartbeat counter (creating its record if needed). */
 int store_heartbeat(Store *s);
 

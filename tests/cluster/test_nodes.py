@@ -67,7 +67,7 @@ def test_both_nodes_see_each_other_up(nodes):
     node1, node2 = nodes.nodes
     seen = wait_for(lambda: list_nodes(node1).get("node2", [None, None, ""])[2] == "up")
     assert seen, list_nodes(node1)
-    assert list_nodes(node2)["node1"][2] == "up"
+    assert wait_for(lambda: list_nodes(node2)["node1"][2] == "up")
     assert list_nodes(node2)["node1"][1] == "10.77.0.11"  # each daemon records its address
 
 
@@ -81,15 +81,15 @@ def test_disable_and_enable_persist_and_reach_the_hook(nodes):
         # the hook's marker (refuse_incoming_when_disabled reads it)
         marker = node1.read_file("/run/hostwarden/node/disabled")
         assert "reason=kernel upgrade" in marker, marker
-        # the other node reads the shared store
-        assert list_nodes(node2)["node1"][2] == "disabled"
+        # the other node reads the shared store (its listing may be up to 1 s old)
+        assert wait_for(lambda: list_nodes(node2)["node1"][2] == "disabled", timeout=3)
         assert wait_for(lambda: "disable node1 disabled kernel upgrade" in
                         node1.run("cat /run/notified", check=False).stdout)
     finally:
         node1.run(BUSCTL + ["call", *DEST, "Enable"])
     assert prop(node1, "State") == "enabled"
     assert node1.run(["test", "-e", "/run/hostwarden/node/disabled"], check=False).returncode != 0
-    assert list_nodes(node2)["node1"][2] == "up"
+    assert wait_for(lambda: list_nodes(node2)["node1"][2] == "up", timeout=3)
     assert wait_for(lambda: "enable node1 enabled" in node1.run("cat /run/notified").stdout)
     # and it survives a daemon restart: the state lives in the store
     node1.run(BUSCTL + ["call", *DEST, "Disable", "s", "maintenance"])
@@ -171,7 +171,7 @@ def test_disable_stops_and_enable_starts_the_compute_unit(nodes):
 
 def test_a_node_whose_daemon_stops_becomes_down_on_its_peer(nodes):
     node1, node2 = nodes.nodes
-    assert list_nodes(node2)["node1"][2] == "up"
+    assert wait_for(lambda: list_nodes(node2)["node1"][2] == "up")
     node1.systemctl("stop", "hostwardend")
     try:
         assert wait_for(lambda: list_nodes(node2)["node1"][2] == "down", timeout=15), \

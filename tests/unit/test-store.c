@@ -233,6 +233,53 @@ static void test_definition_round_trip_mode_0600(void **state)
         test_rm_rf(dir);
 }
 
+static void test_cached_node_list(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = open_store(dir, "node1");
+        _cleanup_(store_freep) Store *other = open_store(dir, "node2");
+        NodeRecord *list = NULL;
+        size_t n = 0;
+
+        assert_int_equal(store_node_list_cached(s, T0, USEC_PER_SEC, &list, &n), 0);
+        assert_int_equal(n, 0);
+        assert_null(list);
+
+        assert_int_equal(store_heartbeat(s), 0); /* own write: seen at once */
+        assert_int_equal(store_node_list_cached(s, T0 + 1, USEC_PER_SEC, &list, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(list[0].name, "node1");
+        assert_int_equal(list[0].heartbeat, 1);
+        list = node_record_array_free(list, n);
+
+        /* another writer: not seen until the listing is max_age old */
+        assert_int_equal(store_heartbeat(other), 0);
+        assert_int_equal(store_node_list_cached(s, T0 + USEC_PER_SEC, USEC_PER_SEC, &list, &n), 0);
+        assert_int_equal(n, 1);
+        list = node_record_array_free(list, n);
+        assert_int_equal(store_node_list_cached(s, T0 + 1 + USEC_PER_SEC, USEC_PER_SEC, &list, &n),
+                         0);
+        assert_int_equal(n, 2);
+        assert_string_equal(list[1].name, "node2");
+        /* the copy is the caller's: changing it does not change the cache */
+        free(list[0].name);
+        list[0].name = strdup("changed");
+        list = node_record_array_free(list, n);
+        assert_int_equal(store_node_list_cached(s, T0 + 2 + USEC_PER_SEC, USEC_PER_SEC, &list, &n),
+                         0);
+        assert_string_equal(list[0].name, "node1");
+        list = node_record_array_free(list, n);
+
+        /* own update with its strings: seen at once */
+        assert_int_equal(store_node_update(s, "node1", fill_node, NULL, NULL), 0);
+        assert_int_equal(store_node_list_cached(s, T0 + 3 + USEC_PER_SEC, USEC_PER_SEC, &list, &n),
+                         0);
+        assert_string_equal(list[0].disabled_reason, "maintenance: swap DIMM 3 (ticket #42)");
+        assert_string_equal(list[0].forced_down_by, "admin");
+        list = node_record_array_free(list, n);
+        test_rm_rf(dir);
+}
+
 /* ---- compare-and-swap ----------------------------------------------------------------- */
 
 static void test_instance_cas_semantics(void **state)
@@ -982,6 +1029,7 @@ int main(void)
                 cmocka_unit_test(test_node_record_round_trip),
                 cmocka_unit_test(test_instance_record_round_trip),
                 cmocka_unit_test(test_definition_round_trip_mode_0600),
+                cmocka_unit_test(test_cached_node_list),
                 cmocka_unit_test(test_instance_cas_semantics),
                 cmocka_unit_test(test_concurrent_processes_lose_no_update),
                 cmocka_unit_test(test_concurrent_threads_lose_no_update),
