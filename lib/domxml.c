@@ -112,6 +112,22 @@ DomXml *domxml_free(DomXml *d)
         for (size_t i = 0; i < d->n_interfaces; i++)
                 interface_done(&d->interfaces[i]);
         free(d->interfaces);
+        for (size_t i = 0; i < d->n_hostdevs; i++) {
+                free(d->hostdevs[i].mode);
+                free(d->hostdevs[i].type);
+                free(d->hostdevs[i].device);
+        }
+        free(d->hostdevs);
+        for (size_t i = 0; i < d->n_pins; i++) {
+                free(d->pins[i].what);
+                free(d->pins[i].cpuset);
+        }
+        free(d->pins);
+        free(d->numa_nodeset);
+        strv_free(d->numa_memnodes);
+        free(d->arch);
+        free(d->cpu_mode);
+        free(d->cpu_model);
         free(d->domain_type);
         free(d->name);
         free(d->uuid);
@@ -251,6 +267,129 @@ static int collect_interfaces(DomXml *d, xmlNode *devices)
         return 0;
 }
 
+/* "0000:03:00.0" from <address domain='0x0000' bus='0x03' slot='0x00' function='0x0'/>. */
+static int pci_address_dup(xmlNode *address, char **ret)
+{
+        static const char *const attrs[] = { "domain", "bus", "slot", "function" };
+        unsigned long v[4] = { 0 };
+
+        *ret = NULL;
+        if (!address)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(attrs); i++) {
+                _cleanup_free_ char *a = NULL;
+                char *end;
+                int r;
+
+                if ((r = attr_dup(address, attrs[i], &a)) < 0)
+                        return r;
+                if (!a)
+                        continue; /* libvirt's defaults are 0 */
+                errno = 0;
+                v[i] = strtoul(a, &end, 0);
+                if (errno != 0 || *end || end == a)
+                        return 0; /* not an address we can show: leave it out */
+        }
+        return asprintf(ret, "%04lx:%02lx:%02lx.%lx", v[0] & 0xffff, v[1] & 0xff, v[2] & 0x1f,
+                        v[3] & 0x7) < 0
+                       ? -ENOMEM
+                       : 0;
+}
+
+static int collect_hostdevs(DomXml *d, xmlNode *devices)
+{
+        int r;
+
+        for (xmlNode *n = devices->children; n; n = n->next) {
+                xmlNode *source;
+                DomHostdev *h;
+
+                if (!node_is(n, "hostdev"))
+                        continue;
+                h = array_grow(&d->hostdevs, &d->n_hostdevs, sizeof(DomHostdev));
+                if (!h)
+                        return -ENOMEM;
+                source = child_element(n, "source");
+                if ((r = attr_dup(n, "mode", &h->mode)) < 0 ||
+                    (r = attr_dup(n, "type", &h->type)) < 0)
+                        return r;
+                if (h->type && streq(h->type, "pci"))
+                        r = pci_address_dup(source ? child_element(source, "address") : NULL,
+                                            &h->device);
+                else if (h->type && streq(h->type, "mdev"))
+                        r = attr_dup(source ? child_element(source, "address") : NULL, "uuid",
+                                     &h->device);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int add_pin(DomXml *d, xmlNode *n, const char *what, const char *id_attr)
+{
+        _cleanup_free_ char *id = NULL;
+        DomPin *p;
+        int r;
+
+        p = array_grow(&d->pins, &d->n_pins, sizeof(DomPin));
+        if (!p)
+                return -ENOMEM;
+        if ((r = attr_dup(n, "cpuset", &p->cpuset)) < 0)
+                return r;
+        if (id_attr && (r = attr_dup(n, id_attr, &id)) < 0)
+                return r;
+        if (asprintf(&p->what, "%s%s%s", what, id ? " " : "", id ? id : "") < 0) {
+                p->what = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int collect_tuning(DomXml *d, xmlNode *root)
+{
+        xmlNode *n;
+        int r;
+
+        n = child_element(root, "os");
+        if (n && (r = attr_dup(child_element(n, "type"), "arch", &d->arch)) < 0)
+                return r;
+        n = child_element(root, "cpu");
+        if (n) {
+                xmlNode *model = child_element(n, "model");
+
+                if ((r = attr_dup(n, "mode", &d->cpu_mode)) < 0)
+                        return r;
+                if (!d->cpu_mode && !(d->cpu_mode = strdup("custom")))
+                        return -ENOMEM;
+                if (model && (r = text_dup(model, &d->cpu_model)) < 0)
+                        return r;
+                if (d->cpu_model && isempty(d->cpu_model)) {
+                        free(d->cpu_model);
+                        d->cpu_model = NULL;
+                }
+        }
+        n = child_element(root, "cputune");
+        for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
+                if ((node_is(c, "vcpupin") && (r = add_pin(d, c, "vcpu", "vcpu")) < 0) ||
+                    (node_is(c, "emulatorpin") && (r = add_pin(d, c, "emulator", NULL)) < 0) ||
+                    (node_is(c, "iothreadpin") && (r = add_pin(d, c, "iothread", "iothread")) < 0))
+                        return r;
+        n = child_element(root, "numatune");
+        if (n && (r = attr_dup(child_element(n, "memory"), "nodeset", &d->numa_nodeset)) < 0)
+                return r;
+        for (xmlNode *c = n ? n->children : NULL; c; c = c->next) {
+                _cleanup_free_ char *set = NULL;
+
+                if (!node_is(c, "memnode"))
+                        continue;
+                if ((r = attr_dup(c, "nodeset", &set)) < 0)
+                        return r;
+                if (set && (r = strv_push(&d->numa_memnodes, TAKE_PTR(set))) < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* <memory unit='KiB'>65536</memory>: libvirt's units, KiB when none is given. */
 static int parse_memory(xmlNode *mem, uint64_t *ret)
 {
@@ -335,12 +474,20 @@ static int collect(DomXml *d, xmlNode *root, char **ret_error)
         if (n && parse_memory(n, &d->memory_kib) < 0)
                 return set_error(ret_error, "domain '%s' has an invalid <memory>", d->name),
                        -EBADMSG;
+        n = child_element(root, "currentMemory");
+        if (n && parse_memory(n, &d->current_memory_kib) < 0)
+                return set_error(ret_error, "domain '%s' has an invalid <currentMemory>", d->name),
+                       -EBADMSG;
+        if (!n)
+                d->current_memory_kib = d->memory_kib;
+        if ((r = collect_tuning(d, root)) < 0)
+                return r;
 
         devices = child_element(root, "devices");
         if (!devices)
                 return 0;
         if ((r = collect_graphics(d, devices)) < 0 || (r = collect_disks(d, devices)) < 0 ||
-            (r = collect_interfaces(d, devices)) < 0)
+            (r = collect_interfaces(d, devices)) < 0 || (r = collect_hostdevs(d, devices)) < 0)
                 return r;
         return 0;
 }

@@ -56,12 +56,37 @@ typedef struct DomInterface {
         char *model;
 } DomInterface;
 
+/* <hostdev>: a host device handed to the guest (PCI, USB, SCSI, mediated). */
+typedef struct DomHostdev {
+        char *mode;   /* subsystem, capabilities */
+        char *type;   /* pci, usb, scsi, mdev, ... */
+        char *device; /* PCI address 0000:03:00.0, mdev UUID, ... (may be NULL) */
+} DomHostdev;
+
+/* A pinning: <vcpupin vcpu='N' cpuset=...>, <emulatorpin>, <iothreadpin> (what "vcpu 1",
+ * "emulator", "iothread 2") */
+typedef struct DomPin {
+        char *what;
+        char *cpuset; /* libvirt syntax: "0-3,^2,8" */
+} DomPin;
+
 typedef struct DomXml {
         void *doc;         /* xmlDoc */
         char *domain_type; /* qemu, kvm */
         char *name;
         char *uuid;
         uint64_t memory_kib;
+        uint64_t current_memory_kib; /* <currentMemory>, else memory_kib */
+        char *arch;                  /* <os><type arch=...> (may be NULL) */
+        char *cpu_mode;              /* <cpu mode=...>: custom (the default), host-model,
+                                        host-passthrough, maximum; NULL without <cpu> */
+        char *cpu_model;             /* <cpu><model> (may be NULL) */
+        DomHostdev *hostdevs;
+        size_t n_hostdevs;
+        DomPin *pins;
+        size_t n_pins;
+        char *numa_nodeset;   /* <numatune><memory nodeset=...> (may be NULL) */
+        char **numa_memnodes; /* <numatune><memnode nodeset=...>, strv (may be NULL) */
         DomGraphics *graphics;
         size_t n_graphics;
         DomDisk *disks;

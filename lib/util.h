@@ -19,6 +19,11 @@ static inline bool streq(const char *a, const char *b)
         return strcmp(a, b) == 0;
 }
 
+static inline const char *strna(const char *s)
+{
+        return s ? s : "n/a";
+}
+
 static inline bool streq_ptr(const char *a, const char *b)
 {
         if (!a || !b)

@@ -1,0 +1,402 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migcheck.h"
+#include "util.h"
+
+#define CPUSET_MAX 65535U
+
+const char *mig_severity_to_string(MigSeverity s)
+{
+        return s == MIG_ERROR ? "error" : s == MIG_WARNING ? "warning" : "ok";
+}
+
+void mig_findings_done(MigFindings *f)
+{
+        for (size_t i = 0; i < f->n; i++) {
+                free(f->items[i].code);
+                free(f->items[i].message);
+        }
+        free(f->items);
+        *f = (MigFindings){};
+}
+
+MigSeverity mig_findings_worst(const MigFindings *f)
+{
+        MigSeverity w = MIG_OK;
+
+        for (size_t i = 0; i < f->n; i++)
+                if (f->items[i].severity > w)
+                        w = f->items[i].severity;
+        return w;
+}
+
+static int add(MigFindings *f, MigSeverity severity, const char *code, const char *format, ...)
+        _printf_(4, 5);
+static int add(MigFindings *f, MigSeverity severity, const char *code, const char *format, ...)
+{
+        MigFinding *t;
+        va_list ap;
+        char *msg;
+        int k;
+
+        va_start(ap, format);
+        k = vasprintf(&msg, format, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        t = realloc(f->items, (f->n + 1) * sizeof(MigFinding));
+        if (!t) {
+                free(msg);
+                return -ENOMEM;
+        }
+        f->items = t;
+        t[f->n] = (MigFinding){ .severity = severity, .code = strdup(code), .message = msg };
+        if (!t[f->n].code) {
+                free(msg);
+                return -ENOMEM;
+        }
+        f->n++;
+        return 0;
+}
+
+/* "0-3,6" */
+static char *format_ids(const unsigned *ids, size_t n)
+{
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < n;) {
+                size_t j = i;
+
+                while (j + 1 < n && ids[j + 1] == ids[j] + 1)
+                        j++;
+                if (j == i)
+                        fprintf(f, "%s%u", i ? "," : "", ids[i]);
+                else
+                        fprintf(f, "%s%u-%u", i ? "," : "", ids[i], ids[j]);
+                i = j + 1;
+        }
+        if (n == 0)
+                fputs("none", f);
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+static bool id_in(const unsigned *ids, size_t n, unsigned id)
+{
+        for (size_t i = 0; i < n; i++)
+                if (ids[i] == id)
+                        return true;
+        return false;
+}
+
+/* The ids of set that the destination lacks, as "7" or "6-7"; NULL when none (or on ENOMEM,
+ * which *r reports). */
+static char *missing_ids(const char *set, const unsigned *have, size_t n_have, int *r)
+{
+        _cleanup_free_ unsigned *ids = NULL, *missing = NULL;
+        size_t n = 0, n_missing = 0;
+        char *s;
+
+        *r = cpuset_parse(set, CPUSET_MAX, &ids, &n);
+        if (*r < 0)
+                return NULL;
+        missing = calloc(n ? n : 1, sizeof(unsigned));
+        if (!missing) {
+                *r = -ENOMEM;
+                return NULL;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (!id_in(have, n_have, ids[i]))
+                        missing[n_missing++] = ids[i];
+        if (n_missing == 0)
+                return NULL;
+        s = format_ids(missing, n_missing);
+        if (!s)
+                *r = -ENOMEM;
+        return s;
+}
+
+static bool strv_contains_before(char **l, size_t end, const char *s)
+{
+        for (size_t i = 0; i < end; i++)
+                if (streq(l[i], s))
+                        return true;
+        return false;
+}
+
+static int check_destination(const MigCheckInput *in, MigFindings *f)
+{
+        const char *d = in->dest_name;
+
+        if (streq_ptr(in->source_name, d))
+                return add(f, MIG_ERROR, "destination-self",
+                           "The destination %s is this node: pick another node, or pass \"\" to "
+                           "let hostwarden choose one",
+                           d);
+        if (streq_ptr(in->dest_fence, "off"))
+                return add(f, MIG_ERROR, "destination-fenced",
+                           "%s is fenced (its fence agent reported it powered off): it cannot "
+                           "receive a migration",
+                           d);
+        if (streq_ptr(in->dest_state, "forced-down"))
+                return add(f, MIG_ERROR, "destination-down",
+                           "%s is forced down (an admin declared it powered off): pick another "
+                           "node",
+                           d);
+        if (streq_ptr(in->dest_state, "down"))
+                return add(f, MIG_ERROR, "destination-down",
+                           "%s is down (its heartbeat stopped): pick another node, or check "
+                           "hostwardend on %s",
+                           d, d);
+        if (streq_ptr(in->dest_state, "disabled"))
+                return add(f, MIG_ERROR, "destination-disabled",
+                           "%s is disabled: enable it ('hostwardenctl enable' on %s) or pick "
+                           "another node",
+                           d, d);
+        if (streq_ptr(in->dest_state, "unknown"))
+                return add(f, MIG_WARNING, "destination-unknown",
+                           "%s has not been seen alive yet (no heartbeat change observed since "
+                           "this daemon started)",
+                           d);
+        return 0;
+}
+
+static int check_cpu(const MigCheckInput *in, MigFindings *f)
+{
+        const DomXml *dom = in->domain;
+        const char *arch = dom->arch ? dom->arch : in->source->arch;
+        int r;
+
+        if (!streq(arch, in->dest->arch))
+                return add(f, MIG_ERROR, "cpu-arch",
+                           "The domain is %s and %s is %s: live migration cannot change the CPU "
+                           "architecture; pick a %s node",
+                           arch, in->dest_name, in->dest->arch, arch);
+        if (!streq(in->source->arch, in->dest->arch))
+                return add(f, MIG_ERROR, "cpu-arch", "This node is %s and %s is %s: pick a %s node",
+                           in->source->arch, in->dest_name, in->dest->arch, in->source->arch);
+
+        if (dom->cpu_mode &&
+            (streq(dom->cpu_mode, "host-passthrough") || streq(dom->cpu_mode, "maximum"))) {
+                if (!host_caps_cpu_identical(in->source, in->dest))
+                        return add(f, MIG_ERROR, "cpu-passthrough",
+                                   "The domain's CPU is %s: %s's CPU (%s %s) must be identical "
+                                   "to this node's (%s %s), model and features; pick an "
+                                   "identical node, or give the domain a named CPU model both "
+                                   "support (Nova: cpu_mode=custom, cpu_models)",
+                                   dom->cpu_mode, in->dest_name, strna(in->dest->cpu_vendor),
+                                   strna(in->dest->cpu_model), strna(in->source->cpu_vendor),
+                                   strna(in->source->cpu_model));
+                return 0;
+        }
+        switch (in->cpu_compare) {
+        case MIG_CPU_INCOMPATIBLE:
+                r = add(f, MIG_ERROR, "cpu-model",
+                        "%s's CPU (%s %s) cannot provide the domain's CPU (%s%s%s): the "
+                        "destination must have every feature the domain uses; pick a node "
+                        "with a newer CPU or give the domain an older CPU model",
+                        in->dest_name, strna(in->dest->cpu_vendor), strna(in->dest->cpu_model),
+                        dom->cpu_mode ? dom->cpu_mode : "default", dom->cpu_model ? " " : "",
+                        dom->cpu_model ? dom->cpu_model : "");
+                break;
+        case MIG_CPU_COMPARE_FAILED:
+                r = add(f, MIG_WARNING, "cpu-model",
+                        "Could not compare the domain's CPU with %s's: %s", in->dest_name,
+                        in->cpu_compare_error ? in->cpu_compare_error : "unknown error");
+                break;
+        default:
+                r = 0;
+        }
+        return r;
+}
+
+static int check_memory(const MigCheckInput *in, MigFindings *f)
+{
+        uint64_t need = in->domain->current_memory_kib * 1024;
+
+        if (in->dest_free_bytes == UINT64_MAX || need <= in->dest_free_bytes)
+                return 0;
+        return add(f, MIG_ERROR, "memory",
+                   "The domain needs %llu MiB and %s has %llu MiB free: free memory there or "
+                   "pick another node (oversubscribed memory makes the migration fail)",
+                   (unsigned long long)(need >> 20), in->dest_name,
+                   (unsigned long long)(in->dest_free_bytes >> 20));
+}
+
+static int check_devices(const MigCheckInput *in, MigFindings *f)
+{
+        const DomXml *dom = in->domain;
+        int r;
+
+        for (size_t i = 0; i < dom->n_hostdevs; i++) {
+                const DomHostdev *h = &dom->hostdevs[i];
+
+                if (streq_ptr(h->type, "pci"))
+                        r = add(f, MIG_ERROR, "pci-passthrough",
+                                "PCI device %s is passed through to the domain: QEMU cannot "
+                                "live-migrate a physical device; use cold migration (stop the "
+                                "domain and migrate it)",
+                                h->device ? h->device : "(no address)");
+                else
+                        r = add(f, MIG_ERROR, "hostdev",
+                                "A %s host device%s%s is passed through to the domain: QEMU "
+                                "cannot live-migrate it; detach it first or use cold migration",
+                                strna(h->type), h->device ? " " : "", h->device ? h->device : "");
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < dom->n_interfaces; i++) {
+                const DomInterface *nic = &dom->interfaces[i];
+
+                if (!streq_ptr(nic->type, "hostdev"))
+                        continue;
+                r = add(f, MIG_WARNING, "sriov-direct",
+                        "Interface %s is a direct-mode SR-IOV port (a VF of the host): it is "
+                        "detached before the migration and attached again on %s, so the guest "
+                        "loses this network for that time",
+                        nic->mac ? nic->mac : "(no MAC)", in->dest_name);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+bool mig_disk_is_copied(const DomDisk *disk, const MigDiskInfo *info)
+{
+        return info->storage == DISK_LOCAL;
+}
+
+static int check_disks(const MigCheckInput *in, MigFindings *f)
+{
+        const DomXml *dom = in->domain;
+        int r = 0;
+
+        for (size_t i = 0; i < dom->n_disks && r >= 0; i++) {
+                const DomDisk *d = &dom->disks[i];
+                const MigDiskInfo *info = &in->disks[i];
+                const char *target = d->target ? d->target : "?";
+                const char *where = info->where ? info->where : "";
+                bool readonly = d->readonly || streq_ptr(d->device, "cdrom");
+
+                if (info->storage == DISK_EMPTY || info->storage == DISK_VOLUME)
+                        continue;
+                if (in->block && info->iso9660)
+                        r = add(f, MIG_ERROR, "config-drive-iso9660",
+                                "Disk %s (%s) is an ISO 9660 config drive: block migration "
+                                "cannot copy it; use a vfat config drive (Nova: "
+                                "config_drive_format=vfat) or keep instances on shared storage "
+                                "and migrate without block",
+                                target, strna(d->source));
+                else if (in->block && readonly)
+                        r = add(f, MIG_ERROR, "readonly-drive",
+                                "Disk %s (%s%s, %s) is read-only: block migration can copy only "
+                                "drives that are read-write; eject it first ('virsh "
+                                "change-media %s %s --eject') or migrate without block from "
+                                "shared storage",
+                                target, strna(d->device), d->readonly ? ", readonly" : "",
+                                strna(d->source), dom->name, target);
+                else if (in->block && info->storage == DISK_SHARED)
+                        r = add(f, MIG_ERROR, "shared-disk-block",
+                                "Disk %s (%s) is on shared storage%s%s%s: block migration would "
+                                "copy it onto itself; migrate without block",
+                                target, strna(d->source), *where ? " (" : "", where,
+                                *where ? ")" : "");
+                else if (!in->block && info->storage == DISK_LOCAL)
+                        r = add(f, MIG_ERROR, "local-disk",
+                                "Disk %s (%s) is local to %s%s%s%s: %s cannot see it; use "
+                                "block migration (hostwardenctl migrate --block, option "
+                                "block=true)",
+                                target, strna(d->source), strna(in->source_name),
+                                *where ? " (" : "", where, *where ? ")" : "", in->dest_name);
+        }
+        return r;
+}
+
+static int check_numa(const MigCheckInput *in, MigFindings *f)
+{
+        const DomXml *dom = in->domain;
+        _cleanup_free_ char *have_cpus = format_ids(in->dest->cpus, in->dest->n_cpus);
+        _cleanup_free_ char *have_cells = format_ids(in->dest->cells, in->dest->n_cells);
+        int r = 0;
+
+        if (!have_cpus || !have_cells)
+                return -ENOMEM;
+        for (size_t i = 0; i < dom->n_pins && r >= 0; i++) {
+                const DomPin *p = &dom->pins[i];
+                _cleanup_free_ char *missing = NULL;
+
+                if (!p->cpuset)
+                        continue;
+                missing = missing_ids(p->cpuset, in->dest->cpus, in->dest->n_cpus, &r);
+                if (r == -EINVAL)
+                        r = add(f, MIG_WARNING, "cpu-pinning",
+                                "Cannot read the pinning of %s ('%s'): check it by hand", p->what,
+                                p->cpuset);
+                else if (missing)
+                        r = add(f, MIG_ERROR, "cpu-pinning",
+                                "The domain pins %s to host CPU(s) %s, which %s does not have "
+                                "(it has CPUs %s): pick a node with the same CPU layout "
+                                "(Nova: same cpu_dedicated_set/cpu_shared_set on every node)",
+                                p->what, missing, in->dest_name, have_cpus);
+        }
+        for (size_t i = 0; r >= 0 && (i == 0 || (dom->numa_memnodes && dom->numa_memnodes[i - 1]));
+             i++) {
+                const char *set = i == 0 ? dom->numa_nodeset : dom->numa_memnodes[i - 1];
+                _cleanup_free_ char *missing = NULL;
+
+                if (!set)
+                        continue;
+                /* the same nodeset twice (memory and a memnode, as Nova writes): one finding */
+                if (i > 0 && (streq_ptr(set, dom->numa_nodeset) ||
+                              strv_contains_before(dom->numa_memnodes, i - 1, set)))
+                        continue;
+                missing = missing_ids(set, in->dest->cells, in->dest->n_cells, &r);
+                if (r == -EINVAL)
+                        r = add(f, MIG_WARNING, "numa",
+                                "Cannot read the domain's NUMA nodeset '%s': check it by hand",
+                                set);
+                else if (missing)
+                        r = add(f, MIG_ERROR, "numa",
+                                "The domain's memory is bound to NUMA node(s) %s, which %s does "
+                                "not have (it has node(s) %s): pick a node with the same NUMA "
+                                "topology",
+                                missing, in->dest_name, have_cells);
+        }
+        return r;
+}
+
+int mig_check(const MigCheckInput *in, MigFindings *ret)
+{
+        MigFindings f = {};
+        int r;
+
+        r = check_destination(in, &f);
+        if (r >= 0 && in->dest && in->source)
+                r = check_cpu(in, &f);
+        if (r >= 0)
+                r = check_memory(in, &f);
+        if (r >= 0)
+                r = check_devices(in, &f);
+        if (r >= 0)
+                r = check_disks(in, &f);
+        if (r >= 0 && in->dest)
+                r = check_numa(in, &f);
+        if (r < 0) {
+                mig_findings_done(&f);
+                return r;
+        }
+        *ret = f;
+        return 0;
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "caps.h"
+#include "domxml.h"
+
+/*
+ * The live migration constraints of the operator procedures (DESIGN.md §7 CheckMigration),
+ * as a pure function of what the daemon gathered: the domain's live XML, both hosts'
+ * capabilities, the destination's free memory and CPU comparison, where each disk lives,
+ * and the destination's state in the store. Every finding says what to do.
+ */
+
+typedef enum MigSeverity {
+        MIG_OK,
+        MIG_WARNING,
+        MIG_ERROR,
+} MigSeverity;
+
+const char *mig_severity_to_string(MigSeverity s); /* "ok", "warning", "error" */
+
+/* Where a disk's data lives, as seen from the source (the daemon works it out). */
+typedef enum DiskStorage {
+        DISK_EMPTY,  /* no source (an empty CD-ROM tray) */
+        DISK_LOCAL,  /* a file or device only this node sees */
+        DISK_SHARED, /* a file on storage the destination sees too */
+        DISK_VOLUME, /* a network disk or a block device attached on both (Cinder volume) */
+} DiskStorage;
+
+typedef struct MigDiskInfo {
+        DiskStorage storage;
+        bool iso9660; /* the source is an ISO 9660 image (a config drive in that format) */
+        const char
+                *where; /* for messages, in brackets: "ext4", "nfs4", "the store's file system" */
+} MigDiskInfo;
+
+/* virConnectCompareCPU() on the destination with the domain's CPU (VIR_CPU_COMPARE_*). */
+typedef enum MigCpuCompare {
+        MIG_CPU_NOT_COMPARED = -2, /* no custom/host-model CPU to compare */
+        MIG_CPU_COMPARE_FAILED = -1,
+        MIG_CPU_INCOMPATIBLE = 0,
+        MIG_CPU_IDENTICAL = 1,
+        MIG_CPU_SUPERSET = 2,
+} MigCpuCompare;
+
+typedef struct MigCheckInput {
+        const DomXml *domain;
+        const MigDiskInfo *disks; /* one per domain->disks */
+        const HostCaps *source;
+        const HostCaps *dest; /* NULL: the destination could not be asked (a finding says so) */
+        const char *source_name;
+        const char *dest_name;
+        const char *dest_state;   /* as ListNodes: up, disabled, down, forced-down, unknown */
+        const char *dest_fence;   /* unknown, on, off */
+        uint64_t dest_free_bytes; /* UINT64_MAX: unknown */
+        MigCpuCompare cpu_compare;
+        const char *cpu_compare_error; /* libvirt's message when COMPARE_FAILED */
+        bool block;                    /* block migration (copy local disks) */
+} MigCheckInput;
+
+typedef struct MigFinding {
+        MigSeverity severity;
+        char *code;
+        char *message;
+} MigFinding;
+
+typedef struct MigFindings {
+        MigFinding *items;
+        size_t n;
+} MigFindings;
+
+void mig_findings_done(MigFindings *f);
+/* The worst severity among them (MIG_OK when none). */
+MigSeverity mig_findings_worst(const MigFindings *f);
+
+/* Appends every finding for in; an empty list means nothing stands in the way. */
+int mig_check(const MigCheckInput *in, MigFindings *ret);
+
+/* Does this disk take part in a block migration's copy (virDomainMigrateToURI3 migrate_disks)? */
+bool mig_disk_is_copied(const DomDisk *disk, const MigDiskInfo *info);
