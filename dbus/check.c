@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "diskinfo.h"
 #include "fw.h"
 #include "manager.h"
 #include "util.h"
@@ -195,24 +196,6 @@ static void check_console(Manager *m, Findings *f)
                     restricted ? "reachable only from console_clients" : "address bound");
 }
 
-static const char *shared_fs_name(long type)
-{
-        static const struct {
-                long type;
-                const char *name;
-        } fs[] = {
-                { NFS_SUPER_MAGIC, "nfs" }, { 0xFF534D42, "cifs" },
-                { 0xFE534D42, "smb2" },     { 0x00C36400, "ceph" },
-                { 0x01161970, "gfs2" },     { 0x7461636f, "ocfs2" },
-                { 0x0BD00BD0, "lustre" },   { 0x65735546, "fuse" /* glusterfs */ },
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(fs); i++)
-                if (fs[i].type == type)
-                        return fs[i].name;
-        return NULL;
-}
-
 static void check_storage(Manager *m, Findings *f)
 {
         const char *path = m->config->node.instances_path;
@@ -224,9 +207,9 @@ static void check_storage(Manager *m, Findings *f)
                     path, strerror(errno));
                 return;
         }
-        if (shared_fs_name((long)sfs.f_type))
+        if (fs_shared_name((long)sfs.f_type))
                 add(f, "ok", "instances-path", "instances_path %s is on shared storage (%s)", path,
-                    shared_fs_name((long)sfs.f_type));
+                    fs_shared_name((long)sfs.f_type));
         else
                 add(f, "warning", "instances-path",
                     "instances_path %s is on a local file system (type 0x%lx): live migration "

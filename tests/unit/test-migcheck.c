@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* CheckMigration's rules (lib/migcheck.c) on real domain XML and capabilities fixtures. */
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include "caps.h"
+#include "diskinfo.h"
 #include "domxml.h"
 #include "migcheck.h"
 #include "test-helpers.h"
@@ -423,6 +425,67 @@ static void test_unknown_destination_caps_skip_only_what_needs_them(void **state
         teardown(&x);
 }
 
+static void test_disk_classification(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        char path[4096], iso[4096], where[128];
+        char image[0x8010] = { 0 };
+        MigDiskInfo info;
+        struct stat st;
+        DomDisk d = { .type = "file", .device = "disk", .source = path };
+
+        snprintf(path, sizeof(path), "%s/disk", dir);
+        snprintf(iso, sizeof(iso), "%s/disk.config", dir);
+        test_write(dir, "disk", "QFI\xfb");
+        memcpy(image + 0x8001, "CD001", 5);
+        {
+                FILE *f = fopen(iso, "we");
+                assert_non_null(f);
+                assert_int_equal(fwrite(image, 1, sizeof(image), f), sizeof(image));
+                assert_int_equal(fclose(f), 0);
+        }
+        assert_int_equal(stat(dir, &st), 0);
+
+        /* a file on a local file system: local, named by its type */
+        disk_classify(&d, 0, &info, where, sizeof(where));
+        assert_int_equal(info.storage, DISK_LOCAL);
+        assert_false(info.iso9660);
+        assert_string_not_equal(where, "");
+        /* on the file system of the shared state directory: shared */
+        disk_classify(&d, st.st_dev, &info, where, sizeof(where));
+        assert_int_equal(info.storage, DISK_SHARED);
+        assert_true(test_contains(info.where, "shared state directory"));
+        /* an ISO 9660 image is recognised by its volume descriptor */
+        d.source = iso;
+        d.device = "cdrom";
+        disk_classify(&d, 0, &info, where, sizeof(where));
+        assert_true(info.iso9660);
+        /* a file that is not there: local (the peer cannot see it either), saying so */
+        d.source = "/nonexistent/disk";
+        disk_classify(&d, st.st_dev, &info, where, sizeof(where));
+        assert_int_equal(info.storage, DISK_LOCAL);
+        assert_true(test_contains(info.where, "cannot be read"));
+        /* no medium */
+        d.source = NULL;
+        disk_classify(&d, 0, &info, where, sizeof(where));
+        assert_int_equal(info.storage, DISK_EMPTY);
+        /* volumes */
+        d = (DomDisk){ .type = "network", .device = "disk", .source = "volumes/volume-1" };
+        disk_classify(&d, 0, &info, where, sizeof(where));
+        assert_int_equal(info.storage, DISK_VOLUME);
+        d = (DomDisk){ .type = "block",
+                       .device = "disk",
+                       .source = "/dev/disk/by-path/ip-192.0.2.9:3260-iscsi-iqn.2010-10.org."
+                                 "openstack:volume-1-lun-1" };
+        disk_classify(&d, 0, &info, where, sizeof(where));
+        assert_int_equal(info.storage, DISK_VOLUME);
+        /* an LVM volume of this node (Nova images_type=lvm) is local */
+        d.source = "/dev/nova-vg/6c1a4d5e_disk";
+        disk_classify(&d, 0, &info, where, sizeof(where));
+        assert_int_equal(info.storage, DISK_LOCAL);
+        test_rm_rf(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -441,6 +504,7 @@ int main(void)
                 cmocka_unit_test(test_shared_disks_with_block_migration),
                 cmocka_unit_test(test_pinning_and_numa_the_destination_cannot_satisfy),
                 cmocka_unit_test(test_unknown_destination_caps_skip_only_what_needs_them),
+                cmocka_unit_test(test_disk_classification),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
