@@ -426,3 +426,18 @@ void manager_run_notify(Manager *m, const char *event, const char *state, const 
         }
         free(entries);
 }
+
+const char *manager_node_state(Manager *m, const NodeRecord *rec, uint64_t now)
+{
+        NodeLiveness l = NODE_UNKNOWN;
+
+        if (streq(rec->name, m->config->node.name))
+                l = NODE_UP;
+        else
+                (void)store_node_liveness_of(m->store, rec, now, m->config->cluster.down_after, &l);
+        return rec->forced_down ? "forced-down"
+               : l == NODE_DOWN ? "down"
+               : rec->disabled  ? "disabled"
+               : l == NODE_UP   ? "up"
+                                : "unknown";
+}

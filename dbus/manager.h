@@ -52,4 +52,8 @@ int manager_apply_firewall(Manager *m, sd_bus_error *error);
 /* "active", "absent", "stale" (differs from the configuration), "disabled", "unconfigured" */
 const char *manager_firewall_state(Manager *m);
 
+/* A node's state as ListNodes shows it (up, disabled, down, forced-down, unknown), liveness
+ * judged by this daemon at now (CLOCK_MONOTONIC). */
+const char *manager_node_state(Manager *m, const NodeRecord *rec, uint64_t now);
+
 extern const sd_bus_vtable node_vtable[];

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "manager.h"
 #include "polkit.h"
+#include "preflight.h"
 #include "virt.h"
 
 static int property_get_string(sd_bus *bus, const char *path, const char *interface,
@@ -198,20 +199,9 @@ static int method_list_nodes(sd_bus_message *msg, void *userdata, sd_bus_error *
                 r = sd_bus_message_open_container(reply, 'a', "(ssssst)");
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 const NodeRecord *rec = &nodes[i];
-                NodeLiveness l = NODE_UNKNOWN;
+                const char *state = manager_node_state(m, rec, now);
                 char detail[128];
-                const char *state;
 
-                if (streq(rec->name, m->config->node.name))
-                        l = NODE_UP;
-                else
-                        (void)store_node_liveness_of(m->store, rec, now,
-                                                     m->config->cluster.down_after, &l);
-                state = rec->forced_down ? "forced-down"
-                        : l == NODE_DOWN ? "down"
-                        : rec->disabled  ? "disabled"
-                        : l == NODE_UP   ? "up"
-                                         : "unknown";
                 snprintf(detail, sizeof(detail), "heartbeat %llu, generation %llu",
                          (unsigned long long)rec->heartbeat, (unsigned long long)rec->generation);
                 r = sd_bus_message_append(
@@ -371,6 +361,85 @@ static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error
         return 1;
 }
 
+typedef struct CheckMigrationJob {
+        sd_bus_message *msg;
+        Preflight *preflight;
+} CheckMigrationJob;
+
+static void check_migration_work(Manager *m, void *userdata)
+{
+        CheckMigrationJob *j = userdata;
+
+        preflight_gather(m, j->preflight);
+}
+
+static void check_migration_done(Manager *m, void *userdata)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        CheckMigrationJob *j = userdata;
+        Preflight *p = j->preflight;
+        int r;
+
+        if (p->error < 0)
+                r = sd_bus_reply_method_errorf(j->msg, p->error_name, "%s", p->error_message);
+        else {
+                r = sd_bus_message_new_method_return(j->msg, &reply);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'a', "(sss)");
+                for (size_t i = 0; r >= 0 && i < p->findings.n; i++)
+                        r = sd_bus_message_append(
+                                reply, "(sss)",
+                                mig_severity_to_string(p->findings.items[i].severity),
+                                p->findings.items[i].code, p->findings.items[i].message);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r >= 0)
+                        r = sd_bus_send(NULL, reply, NULL);
+        }
+        if (r < 0)
+                log_error_errno(r, "Cannot answer CheckMigration: %m");
+        preflight_free(p);
+        sd_bus_message_unref(j->msg);
+        free(j);
+}
+
+/* CheckMigration(s dom, s dest, a{sv} opts) -> a(sss): the constraints that stand in the way
+ * of live-migrating dom to dest (DESIGN.md §7), from libvirt here and there, in a worker. */
+static int method_check_migration(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        CheckMigrationJob *j;
+        MigrateOptions opts;
+        Preflight *p = NULL;
+        const char *dom, *dest;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &dom, &dest);
+        if (r < 0)
+                return r;
+        migrate_options_defaults(m->config, &opts);
+        r = migrate_options_read(msg, m->config, &opts, error);
+        if (r < 0)
+                return r;
+        r = preflight_new(m, dom, dest, &opts, &p, error);
+        if (r < 0)
+                return r;
+        j = calloc(1, sizeof(CheckMigrationJob));
+        if (!j) {
+                preflight_free(p);
+                return -ENOMEM;
+        }
+        *j = (CheckMigrationJob){ .msg = sd_bus_message_ref(msg), .preflight = p };
+        r = job_start(m, check_migration_work, check_migration_done, j);
+        if (r < 0) {
+                sd_bus_message_unref(j->msg);
+                preflight_free(p);
+                free(j);
+                return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
+        }
+        return 1;
+}
+
 typedef struct ForceArgs {
         bool down;
         char by[64];
@@ -505,6 +574,9 @@ const sd_bus_vtable node_vtable[] = {
                                 method_force_down, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssss)", domains),
                                 method_list_domains, 0),
+        SD_BUS_METHOD_WITH_ARGS("CheckMigration",
+                                SD_BUS_ARGS("s", domain, "s", destination, "a{sv}", options),
+                                SD_BUS_RESULT("a(sss)", findings), method_check_migration, 0),
         SD_BUS_METHOD_WITH_ARGS("ListNodes", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssssst)", nodes),
                                 method_list_nodes, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("NodeChanged", SD_BUS_ARGS("s", name, "s", state), 0),

@@ -128,6 +128,7 @@ DomXml *domxml_free(DomXml *d)
         free(d->arch);
         free(d->cpu_mode);
         free(d->cpu_model);
+        free(d->cpu_xml);
         free(d->domain_type);
         free(d->name);
         free(d->uuid);
@@ -363,6 +364,17 @@ static int collect_tuning(DomXml *d, xmlNode *root)
                         return -ENOMEM;
                 if (model && (r = text_dup(model, &d->cpu_model)) < 0)
                         return r;
+                {
+                        xmlBuffer *buf = xmlBufferCreate();
+
+                        if (!buf)
+                                return -ENOMEM;
+                        if (xmlNodeDump(buf, n->doc, n, 0, 0) > 0)
+                                d->cpu_xml = strdup((const char *)xmlBufferContent(buf));
+                        xmlBufferFree(buf);
+                        if (!d->cpu_xml)
+                                return -ENOMEM;
+                }
                 if (d->cpu_model && isempty(d->cpu_model)) {
                         free(d->cpu_model);
                         d->cpu_model = NULL;

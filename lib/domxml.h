@@ -81,6 +81,7 @@ typedef struct DomXml {
         char *cpu_mode;              /* <cpu mode=...>: custom (the default), host-model,
                                         host-passthrough, maximum; NULL without <cpu> */
         char *cpu_model;             /* <cpu><model> (may be NULL) */
+        char *cpu_xml;               /* the <cpu> element as text (may be NULL) */
         DomHostdev *hostdevs;
         size_t n_hostdevs;
         DomPin *pins;

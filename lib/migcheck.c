@@ -35,9 +35,8 @@ MigSeverity mig_findings_worst(const MigFindings *f)
         return w;
 }
 
-static int add(MigFindings *f, MigSeverity severity, const char *code, const char *format, ...)
-        _printf_(4, 5);
-static int add(MigFindings *f, MigSeverity severity, const char *code, const char *format, ...)
+int mig_findings_add(MigFindings *f, MigSeverity severity, const char *code, const char *format,
+                     ...)
 {
         MigFinding *t;
         va_list ap;
@@ -141,35 +140,41 @@ static int check_destination(const MigCheckInput *in, MigFindings *f)
         const char *d = in->dest_name;
 
         if (streq_ptr(in->source_name, d))
-                return add(f, MIG_ERROR, "destination-self",
-                           "The destination %s is this node: pick another node, or pass \"\" to "
-                           "let hostwarden choose one",
-                           d);
+                return mig_findings_add(
+                        f, MIG_ERROR, "destination-self",
+                        "The destination %s is this node: pick another node, or pass \"\" to "
+                        "let hostwarden choose one",
+                        d);
         if (streq_ptr(in->dest_fence, "off"))
-                return add(f, MIG_ERROR, "destination-fenced",
-                           "%s is fenced (its fence agent reported it powered off): it cannot "
-                           "receive a migration",
-                           d);
+                return mig_findings_add(
+                        f, MIG_ERROR, "destination-fenced",
+                        "%s is fenced (its fence agent reported it powered off): it cannot "
+                        "receive a migration",
+                        d);
         if (streq_ptr(in->dest_state, "forced-down"))
-                return add(f, MIG_ERROR, "destination-down",
-                           "%s is forced down (an admin declared it powered off): pick another "
-                           "node",
-                           d);
+                return mig_findings_add(
+                        f, MIG_ERROR, "destination-down",
+                        "%s is forced down (an admin declared it powered off): pick another "
+                        "node",
+                        d);
         if (streq_ptr(in->dest_state, "down"))
-                return add(f, MIG_ERROR, "destination-down",
-                           "%s is down (its heartbeat stopped): pick another node, or check "
-                           "hostwardend on %s",
-                           d, d);
+                return mig_findings_add(
+                        f, MIG_ERROR, "destination-down",
+                        "%s is down (its heartbeat stopped): pick another node, or check "
+                        "hostwardend on %s",
+                        d, d);
         if (streq_ptr(in->dest_state, "disabled"))
-                return add(f, MIG_ERROR, "destination-disabled",
-                           "%s is disabled: enable it ('hostwardenctl enable' on %s) or pick "
-                           "another node",
-                           d, d);
+                return mig_findings_add(
+                        f, MIG_ERROR, "destination-disabled",
+                        "%s is disabled: enable it ('hostwardenctl enable' on %s) or pick "
+                        "another node",
+                        d, d);
         if (streq_ptr(in->dest_state, "unknown"))
-                return add(f, MIG_WARNING, "destination-unknown",
-                           "%s has not been seen alive yet (no heartbeat change observed since "
-                           "this daemon started)",
-                           d);
+                return mig_findings_add(
+                        f, MIG_WARNING, "destination-unknown",
+                        "%s has not been seen alive yet (no heartbeat change observed since "
+                        "this daemon started)",
+                        d);
         return 0;
 }
 
@@ -180,30 +185,34 @@ static int check_cpu(const MigCheckInput *in, MigFindings *f)
         int r;
 
         if (!streq(arch, in->dest->arch))
-                return add(f, MIG_ERROR, "cpu-arch",
-                           "The domain is %s and %s is %s: live migration cannot change the CPU "
-                           "architecture; pick a %s node",
-                           arch, in->dest_name, in->dest->arch, arch);
+                return mig_findings_add(
+                        f, MIG_ERROR, "cpu-arch",
+                        "The domain is %s and %s is %s: live migration cannot change the CPU "
+                        "architecture; pick a %s node",
+                        arch, in->dest_name, in->dest->arch, arch);
         if (!streq(in->source->arch, in->dest->arch))
-                return add(f, MIG_ERROR, "cpu-arch", "This node is %s and %s is %s: pick a %s node",
-                           in->source->arch, in->dest_name, in->dest->arch, in->source->arch);
+                return mig_findings_add(
+                        f, MIG_ERROR, "cpu-arch", "This node is %s and %s is %s: pick a %s node",
+                        in->source->arch, in->dest_name, in->dest->arch, in->source->arch);
 
         if (dom->cpu_mode &&
             (streq(dom->cpu_mode, "host-passthrough") || streq(dom->cpu_mode, "maximum"))) {
                 if (!host_caps_cpu_identical(in->source, in->dest))
-                        return add(f, MIG_ERROR, "cpu-passthrough",
-                                   "The domain's CPU is %s: %s's CPU (%s %s) must be identical "
-                                   "to this node's (%s %s), model and features; pick an "
-                                   "identical node, or give the domain a named CPU model both "
-                                   "support (Nova: cpu_mode=custom, cpu_models)",
-                                   dom->cpu_mode, in->dest_name, strna(in->dest->cpu_vendor),
-                                   strna(in->dest->cpu_model), strna(in->source->cpu_vendor),
-                                   strna(in->source->cpu_model));
+                        return mig_findings_add(
+                                f, MIG_ERROR, "cpu-passthrough",
+                                "The domain's CPU is %s: %s's CPU (%s %s) must be identical "
+                                "to this node's (%s %s), model and features; pick an "
+                                "identical node, or give the domain a named CPU model both "
+                                "support (Nova: cpu_mode=custom, cpu_models)",
+                                dom->cpu_mode, in->dest_name, strna(in->dest->cpu_vendor),
+                                strna(in->dest->cpu_model), strna(in->source->cpu_vendor),
+                                strna(in->source->cpu_model));
                 return 0;
         }
         switch (in->cpu_compare) {
         case MIG_CPU_INCOMPATIBLE:
-                r = add(f, MIG_ERROR, "cpu-model",
+                r = mig_findings_add(
+                        f, MIG_ERROR, "cpu-model",
                         "%s's CPU (%s %s) cannot provide the domain's CPU (%s%s%s): the "
                         "destination must have every feature the domain uses; pick a node "
                         "with a newer CPU or give the domain an older CPU model",
@@ -212,7 +221,8 @@ static int check_cpu(const MigCheckInput *in, MigFindings *f)
                         dom->cpu_model ? dom->cpu_model : "");
                 break;
         case MIG_CPU_COMPARE_FAILED:
-                r = add(f, MIG_WARNING, "cpu-model",
+                r = mig_findings_add(
+                        f, MIG_WARNING, "cpu-model",
                         "Could not compare the domain's CPU with %s's: %s", in->dest_name,
                         in->cpu_compare_error ? in->cpu_compare_error : "unknown error");
                 break;
@@ -228,11 +238,12 @@ static int check_memory(const MigCheckInput *in, MigFindings *f)
 
         if (in->dest_free_bytes == UINT64_MAX || need <= in->dest_free_bytes)
                 return 0;
-        return add(f, MIG_ERROR, "memory",
-                   "The domain needs %llu MiB and %s has %llu MiB free: free memory there or "
-                   "pick another node (oversubscribed memory makes the migration fail)",
-                   (unsigned long long)(need >> 20), in->dest_name,
-                   (unsigned long long)(in->dest_free_bytes >> 20));
+        return mig_findings_add(
+                f, MIG_ERROR, "memory",
+                "The domain needs %llu MiB and %s has %llu MiB free: free memory there or "
+                "pick another node (oversubscribed memory makes the migration fail)",
+                (unsigned long long)(need >> 20), in->dest_name,
+                (unsigned long long)(in->dest_free_bytes >> 20));
 }
 
 static int check_devices(const MigCheckInput *in, MigFindings *f)
@@ -244,13 +255,15 @@ static int check_devices(const MigCheckInput *in, MigFindings *f)
                 const DomHostdev *h = &dom->hostdevs[i];
 
                 if (streq_ptr(h->type, "pci"))
-                        r = add(f, MIG_ERROR, "pci-passthrough",
+                        r = mig_findings_add(
+                                f, MIG_ERROR, "pci-passthrough",
                                 "PCI device %s is passed through to the domain: QEMU cannot "
                                 "live-migrate a physical device; use cold migration (stop the "
                                 "domain and migrate it)",
                                 h->device ? h->device : "(no address)");
                 else
-                        r = add(f, MIG_ERROR, "hostdev",
+                        r = mig_findings_add(
+                                f, MIG_ERROR, "hostdev",
                                 "A %s host device%s%s is passed through to the domain: QEMU "
                                 "cannot live-migrate it; detach it first or use cold migration",
                                 strna(h->type), h->device ? " " : "", h->device ? h->device : "");
@@ -262,7 +275,8 @@ static int check_devices(const MigCheckInput *in, MigFindings *f)
 
                 if (!streq_ptr(nic->type, "hostdev"))
                         continue;
-                r = add(f, MIG_WARNING, "sriov-direct",
+                r = mig_findings_add(
+                        f, MIG_WARNING, "sriov-direct",
                         "Interface %s is a direct-mode SR-IOV port (a VF of the host): it is "
                         "detached before the migration and attached again on %s, so the guest "
                         "loses this network for that time",
@@ -293,14 +307,16 @@ static int check_disks(const MigCheckInput *in, MigFindings *f)
                 if (info->storage == DISK_EMPTY || info->storage == DISK_VOLUME)
                         continue;
                 if (in->block && info->iso9660)
-                        r = add(f, MIG_ERROR, "config-drive-iso9660",
+                        r = mig_findings_add(
+                                f, MIG_ERROR, "config-drive-iso9660",
                                 "Disk %s (%s) is an ISO 9660 config drive: block migration "
                                 "cannot copy it; use a vfat config drive (Nova: "
                                 "config_drive_format=vfat) or keep instances on shared storage "
                                 "and migrate without block",
                                 target, strna(d->source));
                 else if (in->block && readonly)
-                        r = add(f, MIG_ERROR, "readonly-drive",
+                        r = mig_findings_add(
+                                f, MIG_ERROR, "readonly-drive",
                                 "Disk %s (%s%s, %s) is read-only: block migration can copy only "
                                 "drives that are read-write; eject it first ('virsh "
                                 "change-media %s %s --eject') or migrate without block from "
@@ -308,13 +324,15 @@ static int check_disks(const MigCheckInput *in, MigFindings *f)
                                 target, strna(d->device), d->readonly ? ", readonly" : "",
                                 strna(d->source), dom->name, target);
                 else if (in->block && info->storage == DISK_SHARED)
-                        r = add(f, MIG_ERROR, "shared-disk-block",
+                        r = mig_findings_add(
+                                f, MIG_ERROR, "shared-disk-block",
                                 "Disk %s (%s) is on shared storage%s%s%s: block migration would "
                                 "copy it onto itself; migrate without block",
                                 target, strna(d->source), *where ? " (" : "", where,
                                 *where ? ")" : "");
                 else if (!in->block && info->storage == DISK_LOCAL)
-                        r = add(f, MIG_ERROR, "local-disk",
+                        r = mig_findings_add(
+                                f, MIG_ERROR, "local-disk",
                                 "Disk %s (%s) is local to %s%s%s%s: %s cannot see it; use "
                                 "block migration (hostwardenctl migrate --block, option "
                                 "block=true)",
@@ -341,11 +359,13 @@ static int check_numa(const MigCheckInput *in, MigFindings *f)
                         continue;
                 missing = missing_ids(p->cpuset, in->dest->cpus, in->dest->n_cpus, &r);
                 if (r == -EINVAL)
-                        r = add(f, MIG_WARNING, "cpu-pinning",
+                        r = mig_findings_add(
+                                f, MIG_WARNING, "cpu-pinning",
                                 "Cannot read the pinning of %s ('%s'): check it by hand", p->what,
                                 p->cpuset);
                 else if (missing)
-                        r = add(f, MIG_ERROR, "cpu-pinning",
+                        r = mig_findings_add(
+                                f, MIG_ERROR, "cpu-pinning",
                                 "The domain pins %s to host CPU(s) %s, which %s does not have "
                                 "(it has CPUs %s): pick a node with the same CPU layout "
                                 "(Nova: same cpu_dedicated_set/cpu_shared_set on every node)",
@@ -364,11 +384,13 @@ static int check_numa(const MigCheckInput *in, MigFindings *f)
                         continue;
                 missing = missing_ids(set, in->dest->cells, in->dest->n_cells, &r);
                 if (r == -EINVAL)
-                        r = add(f, MIG_WARNING, "numa",
+                        r = mig_findings_add(
+                                f, MIG_WARNING, "numa",
                                 "Cannot read the domain's NUMA nodeset '%s': check it by hand",
                                 set);
                 else if (missing)
-                        r = add(f, MIG_ERROR, "numa",
+                        r = mig_findings_add(
+                                f, MIG_ERROR, "numa",
                                 "The domain's memory is bound to NUMA node(s) %s, which %s does "
                                 "not have (it has node(s) %s): pick a node with the same NUMA "
                                 "topology",

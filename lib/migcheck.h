@@ -77,6 +77,9 @@ void mig_findings_done(MigFindings *f);
 /* The worst severity among them (MIG_OK when none). */
 MigSeverity mig_findings_worst(const MigFindings *f);
 
+int mig_findings_add(MigFindings *f, MigSeverity severity, const char *code, const char *format,
+                     ...) _printf_(4, 5);
+
 /* Appends every finding for in; an empty list means nothing stands in the way. */
 int mig_check(const MigCheckInput *in, MigFindings *ret);
 

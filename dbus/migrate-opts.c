@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <string.h>
+
+#include "migrate-opts.h"
+#include "util.h"
+
+#define OPTION_KEYS                                                                         \
+        "block (b), bandwidth (t, MiB/s), auto-converge (b), post-copy (b), tls (b), "      \
+        "max-downtime-ms (t), completion-timeout (t, seconds per GiB), timeout-action (s: " \
+        "abort or force_complete)"
+
+void migrate_options_defaults(const Config *c, MigrateOptions *ret)
+{
+        *ret = (MigrateOptions){
+                .block = false,
+                .bandwidth = c->migration.bandwidth,
+                /* as Nova: auto-converge when permitted and post-copy is not */
+                .auto_converge =
+                        c->migration.permit_auto_converge && !c->migration.permit_post_copy,
+                .post_copy = c->migration.permit_post_copy,
+                .tls = c->migration.tls,
+                .max_downtime_ms = c->migration.downtime / USEC_PER_MSEC,
+                .completion_timeout = c->migration.completion_timeout,
+                .timeout_action = c->migration.timeout_action,
+        };
+}
+
+static int read_bool(sd_bus_message *msg, const char *key, const char *type, bool *ret,
+                     sd_bus_error *error)
+{
+        int v, r;
+
+        if (!streq(type, "b"))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option '%s' must be a boolean (b), not '%s'", key, type);
+        r = sd_bus_message_read(msg, "v", "b", &v);
+        if (r < 0)
+                return r;
+        *ret = v;
+        return 0;
+}
+
+static int read_uint(sd_bus_message *msg, const char *key, const char *type, uint64_t max,
+                     uint64_t *ret, sd_bus_error *error)
+{
+        uint64_t v;
+        uint32_t u;
+        int r;
+
+        if (streq(type, "t"))
+                r = sd_bus_message_read(msg, "v", "t", &v);
+        else if (streq(type, "u")) {
+                r = sd_bus_message_read(msg, "v", "u", &u);
+                v = u;
+        } else
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option '%s' must be an unsigned integer (t or u), not "
+                                         "'%s'",
+                                         key, type);
+        if (r < 0)
+                return r;
+        if (v > max)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option '%s' is %llu; expected at most %llu", key,
+                                         (unsigned long long)v, (unsigned long long)max);
+        *ret = v;
+        return 0;
+}
+
+int migrate_options_read(sd_bus_message *msg, const Config *c, MigrateOptions *opts,
+                         sd_bus_error *error)
+{
+        bool asked_auto_converge = false, asked_post_copy = false;
+        int r;
+
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                const char *key, *type;
+                uint64_t v;
+
+                r = sd_bus_message_read(msg, "s", &key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_peek_type(msg, NULL, &type);
+                if (r < 0)
+                        return r;
+                if (streq(key, "block"))
+                        r = read_bool(msg, key, type, &opts->block, error);
+                else if (streq(key, "auto-converge")) {
+                        r = read_bool(msg, key, type, &opts->auto_converge, error);
+                        asked_auto_converge = opts->auto_converge;
+                } else if (streq(key, "post-copy")) {
+                        r = read_bool(msg, key, type, &opts->post_copy, error);
+                        asked_post_copy = opts->post_copy;
+                } else if (streq(key, "tls"))
+                        r = read_bool(msg, key, type, &opts->tls, error);
+                else if (streq(key, "bandwidth"))
+                        r = read_uint(msg, key, type, 1024 * 1024, &opts->bandwidth, error);
+                else if (streq(key, "max-downtime-ms")) {
+                        r = read_uint(msg, key, type, 3600 * 1000, &v, error);
+                        if (r >= 0 && v == 0)
+                                r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                      "Option 'max-downtime-ms' must be at "
+                                                      "least 1");
+                        if (r >= 0)
+                                opts->max_downtime_ms = v;
+                } else if (streq(key, "completion-timeout")) {
+                        r = read_uint(msg, key, type, 7 * 24 * 3600, &v, error);
+                        if (r >= 0)
+                                opts->completion_timeout = v * USEC_PER_SEC;
+                } else if (streq(key, "timeout-action")) {
+                        const char *s;
+
+                        if (!streq(type, "s"))
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Option 'timeout-action' must be a "
+                                                         "string (s), not '%s'",
+                                                         type);
+                        r = sd_bus_message_read(msg, "v", "s", &s);
+                        if (r >= 0 && streq(s, "abort"))
+                                opts->timeout_action = TIMEOUT_ACTION_ABORT;
+                        else if (r >= 0 && streq(s, "force_complete"))
+                                opts->timeout_action = TIMEOUT_ACTION_FORCE_COMPLETE;
+                        else if (r >= 0)
+                                r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                      "Option 'timeout-action' is '%s'; expected "
+                                                      "abort or force_complete",
+                                                      s);
+                } else
+                        r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                              "Unknown option '%s'; expected " OPTION_KEYS, key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+
+        if (asked_auto_converge && !c->migration.permit_auto_converge)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'auto-converge' is not permitted on this node: "
+                                         "[migration] permit_auto_converge = no");
+        if (asked_post_copy && !c->migration.permit_post_copy)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'post-copy' is not permitted on this node: "
+                                         "[migration] permit_post_copy = no");
+        return 0;
+}

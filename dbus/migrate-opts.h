@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+
+#include "config.h"
+
+/* The a{sv} options of CheckMigration and Migrate (DESIGN.md §7), defaults from [migration]. */
+typedef struct MigrateOptions {
+        bool block;                   /* "block" b: copy local disks */
+        uint64_t bandwidth;           /* "bandwidth" t|u: MiB/s, 0 = unlimited */
+        bool auto_converge;           /* "auto-converge" b */
+        bool post_copy;               /* "post-copy" b */
+        bool tls;                     /* "tls" b */
+        uint64_t max_downtime_ms;     /* "max-downtime-ms" t|u: the last downtime step */
+        usec_t completion_timeout;    /* "completion-timeout" t|u: seconds per GiB, 0 = none */
+        TimeoutAction timeout_action; /* "timeout-action" s: abort | force_complete */
+} MigrateOptions;
+
+void migrate_options_defaults(const Config *c, MigrateOptions *ret);
+
+/*
+ * Reads an a{sv} from msg over the defaults. Unknown keys, wrong types and values out of
+ * range, and asking for auto-converge or post-copy where [migration] does not permit them,
+ * are InvalidArgs saying what was expected (returns -EINVAL with error set).
+ */
+int migrate_options_read(sd_bus_message *msg, const Config *c, MigrateOptions *opts,
+                         sd_bus_error *error);

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <libvirt/virterror.h>
+
+#include "caps.h"
+#include "diskinfo.h"
+#include "errors.h"
+#include "log.h"
+#include "paths.h"
+#include "preflight.h"
+#include "util.h"
+#include "virt.h"
+
+Preflight *preflight_free(Preflight *p)
+{
+        if (!p)
+                return NULL;
+        free(p->domain_arg);
+        free(p->source_name);
+        free(p->dest_name);
+        free(p->dest_uri);
+        free(p->dest_state);
+        free(p->dest_fence);
+        domxml_free(p->domain);
+        free(p->domain_xml);
+        mig_findings_done(&p->findings);
+        free(p);
+        return NULL;
+}
+
+int preflight_new(Manager *m, const char *domain, const char *dest, const MigrateOptions *opts,
+                  Preflight **ret, sd_bus_error *error)
+{
+        const Config *c = m->config;
+        const ConfigPeer *peer = NULL;
+        _cleanup_(node_record_done) NodeRecord rec = {};
+        Preflight *p;
+        struct stat st;
+        uint64_t now = 0;
+        int r;
+
+        if (isempty(domain))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a domain name or UUID");
+        if (isempty(dest))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected the name of the destination node");
+        if (!streq(dest, c->node.name)) {
+                peer = config_find_peer(c, dest);
+                if (!peer)
+                        return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
+                                                 "No peer '%s' in the configuration: nodes are "
+                                                 "[peer NAME] sections of %s/hostwarden.conf",
+                                                 dest, hw_conf_dir());
+        }
+
+        p = calloc(1, sizeof(Preflight));
+        if (!p)
+                return -ENOMEM;
+        p->opts = *opts;
+        p->domain_arg = strdup(domain);
+        p->source_name = strdup(c->node.name);
+        p->dest_name = strdup(dest);
+        p->dest_uri = peer ? strdup(peer->libvirt_uri) : NULL;
+        if (!p->domain_arg || !p->source_name || !p->dest_name || (peer && !p->dest_uri)) {
+                preflight_free(p);
+                return -ENOMEM;
+        }
+
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        r = store_node_get(m->store, dest, &rec);
+        if (r >= 0) {
+                p->dest_state = strdup(manager_node_state(m, &rec, now));
+                p->dest_fence = strdup(fence_state_to_string(rec.fence));
+        } else {
+                /* no record: its hostwardend never ran against this store */
+                p->dest_state = strdup("unknown");
+                p->dest_fence = strdup("unknown");
+        }
+        if (!p->dest_state || !p->dest_fence) {
+                preflight_free(p);
+                return -ENOMEM;
+        }
+        if (stat(hw_state_dir(c->cluster.state_dir), &st) >= 0)
+                p->store_dev = st.st_dev;
+        *ret = p;
+        return 0;
+}
+
+static void set_error(Preflight *p, int error, const char *name, const char *format, ...)
+        _printf_(4, 5);
+static void set_error(Preflight *p, int error, const char *name, const char *format, ...)
+{
+        va_list ap;
+
+        p->error = error;
+        p->error_name = name;
+        va_start(ap, format);
+        vsnprintf(p->error_message, sizeof(p->error_message), format, ap);
+        va_end(ap);
+}
+
+static virDomainPtr lookup(virConnectPtr conn, const char *arg)
+{
+        virDomainPtr d = NULL;
+
+        if (uuid_is_valid(arg))
+                d = virDomainLookupByUUIDString(conn, arg);
+        if (!d)
+                d = virDomainLookupByName(conn, arg);
+        return d;
+}
+
+static int caps_of(virConnectPtr conn, HostCaps **ret)
+{
+        _cleanup_free_ char *xml = virConnectGetCapabilities(conn);
+
+        if (!xml)
+                return -EIO;
+        return host_caps_parse(xml, strlen(xml), ret);
+}
+
+void preflight_gather(Manager *m, Preflight *p)
+{
+        _cleanup_(host_caps_freep) HostCaps *src_caps = NULL, *dst_caps = NULL;
+        virConnectPtr conn = NULL, dconn = NULL;
+        virDomainPtr dom = NULL;
+        MigDiskInfo *disks = NULL;
+        char(*where)[128] = NULL;
+        char err[512] = "";
+        char dest_error[512] = "";
+        _cleanup_free_ char *parse_error = NULL;
+        MigCheckInput in;
+        int r;
+
+        r = virt_connect(m->virt, &conn, err, sizeof(err));
+        if (r < 0) {
+                set_error(p, r, HW_ERROR_LIBVIRT,
+                          "Cannot connect to libvirt at %s: %s (is libvirtd running?)",
+                          virt_uri(m->virt), err);
+                return;
+        }
+        dom = lookup(conn, p->domain_arg);
+        if (!dom) {
+                set_error(p, -ENOENT, HW_ERROR_NO_SUCH_DOMAIN,
+                          "No domain '%s' on %s: ListDomains() shows this node's domains",
+                          p->domain_arg, p->source_name);
+                goto out;
+        }
+        p->domain_xml = virDomainGetXMLDesc(dom, 0);
+        if (!p->domain_xml) {
+                set_error(p, -EIO, HW_ERROR_LIBVIRT, "Cannot read the XML of domain '%s': %s",
+                          p->domain_arg, virt_last_error("unknown error"));
+                goto out;
+        }
+        r = domxml_parse(p->domain_xml, strlen(p->domain_xml), &p->domain, &parse_error);
+        if (r >= 0)
+                r = caps_of(conn, &src_caps);
+        if (r < 0) {
+                set_error(p, r, HW_ERROR_LIBVIRT,
+                          "Cannot read domain '%s' or this node's capabilities: %s", p->domain_arg,
+                          parse_error ? parse_error : strerror(-r));
+                goto out;
+        }
+
+        disks = calloc(p->domain->n_disks + 1, sizeof(MigDiskInfo));
+        where = calloc(p->domain->n_disks + 1, sizeof(*where));
+        if (!disks || !where) {
+                set_error(p, -ENOMEM, SD_BUS_ERROR_NO_MEMORY, "Out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < p->domain->n_disks; i++)
+                disk_classify(&p->domain->disks[i], p->store_dev, &disks[i], where[i],
+                              sizeof(where[i]));
+
+        in = (MigCheckInput){
+                .domain = p->domain,
+                .disks = disks,
+                .source = src_caps,
+                .source_name = p->source_name,
+                .dest_name = p->dest_name,
+                .dest_state = p->dest_state,
+                .dest_fence = p->dest_fence,
+                .dest_free_bytes = UINT64_MAX,
+                .cpu_compare = MIG_CPU_NOT_COMPARED,
+                .block = p->opts.block,
+        };
+        if (p->dest_uri) {
+                dconn = virConnectOpen(p->dest_uri);
+                if (!dconn)
+                        snprintf(dest_error, sizeof(dest_error), "%s",
+                                 virt_last_error("unknown error"));
+                else if (caps_of(dconn, &dst_caps) < 0) {
+                        snprintf(dest_error, sizeof(dest_error), "%s",
+                                 virt_last_error("cannot read its capabilities"));
+                        dst_caps = host_caps_free(dst_caps);
+                }
+        }
+        if (dst_caps) {
+                unsigned long long free_bytes = virNodeGetFreeMemory(dconn);
+
+                in.dest = dst_caps;
+                if (free_bytes > 0)
+                        in.dest_free_bytes = free_bytes;
+                /* a CPU to compare: a named model (custom, host-model as libvirt expanded it) */
+                if (p->domain->cpu_xml && p->domain->cpu_model &&
+                    !streq_ptr(p->domain->cpu_mode, "host-passthrough") &&
+                    !streq_ptr(p->domain->cpu_mode, "maximum")) {
+                        int c = virConnectCompareHypervisorCPU(dconn, NULL, p->domain->arch, NULL,
+                                                               p->domain->domain_type,
+                                                               p->domain->cpu_xml, 0);
+                        if (c < 0) {
+                                in.cpu_compare = MIG_CPU_COMPARE_FAILED;
+                                in.cpu_compare_error = virt_last_error("unknown error");
+                        } else
+                                in.cpu_compare =
+                                        c == VIR_CPU_COMPARE_INCOMPATIBLE ? MIG_CPU_INCOMPATIBLE
+                                        : c == VIR_CPU_COMPARE_IDENTICAL  ? MIG_CPU_IDENTICAL
+                                                                          : MIG_CPU_SUPERSET;
+                }
+        }
+
+        r = mig_check(&in, &p->findings);
+        if (r >= 0 && p->dest_uri && !dst_caps)
+                /* the destination's libvirt is part of the answer: say it could not be asked */
+                r = mig_findings_add(&p->findings, MIG_ERROR, "destination-unreachable",
+                                     "Cannot reach libvirt on %s at %s: %s; check that libvirtd "
+                                     "listens there and the firewall lets this node in",
+                                     p->dest_name, p->dest_uri, dest_error);
+        if (r < 0)
+                set_error(p, r, SD_BUS_ERROR_NO_MEMORY, "Out of memory");
+out:
+        free(disks);
+        free(where);
+        if (dom)
+                virDomainFree(dom);
+        if (dconn)
+                virConnectClose(dconn);
+        virConnectClose(conn);
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <sys/types.h>
+
+#include "domxml.h"
+#include "manager.h"
+#include "migcheck.h"
+#include "migrate-opts.h"
+
+/*
+ * Everything CheckMigration looks at, and Migrate checks before it starts: gathered in a
+ * worker thread from the local libvirt and the destination's (preflight_gather), judged by
+ * lib/migcheck.c. The fields up to the results are filled in the event loop first (the store
+ * is read there).
+ */
+typedef struct Preflight {
+        /* in */
+        char *domain_arg; /* name or UUID as the caller gave it */
+        char *source_name;
+        char *dest_name;
+        char *dest_uri; /* NULL: the destination is this node, not contacted */
+        char *dest_state;
+        char *dest_fence;
+        dev_t store_dev;
+        MigrateOptions opts;
+
+        /* out */
+        int error; /* < 0: error_name and error_message say why; no findings */
+        const char *error_name;
+        char error_message[1024];
+        DomXml *domain;   /* the live XML's model */
+        char *domain_xml; /* the live XML as libvirt gave it */
+        MigFindings findings;
+} Preflight;
+
+Preflight *preflight_free(Preflight *p);
+
+/*
+ * Validates and fills in the event loop: the destination must be this node or a [peer];
+ * its state comes from the store. InvalidArgs / NoSuchNode in error.
+ */
+int preflight_new(Manager *m, const char *domain, const char *dest, const MigrateOptions *opts,
+                  Preflight **ret, sd_bus_error *error);
+
+/* In a worker thread: asks libvirt here and on the destination, runs the checks. */
+void preflight_gather(Manager *m, Preflight *p);

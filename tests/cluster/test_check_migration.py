@@ -1,0 +1,192 @@
+"""CheckMigration on two real nodes (issue 6): the constraints a TCG node can show, each with
+its code and an actionable message; bad arguments get InvalidArgs / NoSuchDomain /
+NoSuchNode. The other rules are unit-tested on fixtures (tests/unit/test-migcheck.c)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid as uuidlib
+
+import pytest
+
+import hwcluster
+import hwinstall
+
+BUSCTL = ["busctl", "--system"]
+DEST = ["org.hostwarden.Warden1", "/org/hostwarden/Warden1", "org.hostwarden.Warden1.Node"]
+CONFIG = """[node]
+name = node{i}
+address = 10.77.0.1{i}
+[cluster]
+heartbeat_interval = 500ms
+down_after = 3s
+[peer node{j}]
+address = 10.77.0.1{j}
+libvirt_uri = qemu+tcp://10.77.0.1{j}/system
+[peer node3]
+address = 10.77.0.13
+libvirt_uri = qemu+tcp://10.77.0.13/system
+"""
+ISO_DIR = "/var/lib/libvirt/images"  # node-local: each node has its own
+
+
+@pytest.fixture(scope="module")
+def nodes(record_timing):
+    stage = hwinstall.stage()
+    cluster = hwcluster.Cluster(
+        2, install_dir=stage, units=("hostwardend.service",),
+        configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)})
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.teardown()
+        shutil.rmtree(stage, ignore_errors=True)
+        assert cluster.leftovers() == []
+
+
+def check(node, dom, dest, *opts):
+    """CheckMigration → {code: (severity, message)}; opts as busctl a{sv} words."""
+    args = ["a{sv}", str(len(opts) // 3), *opts] if opts else ["a{sv}", "0"]
+    out = node.run(BUSCTL + ["--json=short", "call", *DEST, "CheckMigration", "ssa{sv}",
+                             dom, dest, *args[1:]]).stdout
+    findings = json.loads(out)["data"][0]
+    return {code: (sev, msg) for sev, code, msg in findings}
+
+
+def call_error(node, dom, dest, opts="{}"):
+    """CheckMigration through gdbus, which shows the D-Bus error name; returns stderr."""
+    proc = node.run(["gdbus", "call", "--system", "--dest", "org.hostwarden.Warden1",
+                     "--object-path", "/org/hostwarden/Warden1", "--method",
+                     "org.hostwarden.Warden1.Node.CheckMigration", dom, dest, opts], check=False)
+    assert proc.returncode != 0, proc.stdout
+    return proc.stderr
+
+
+def wait_up(node, peer, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = node.run(BUSCTL + ["--json=short", "call", *DEST, "ListNodes"]).stdout
+        states = {n[0]: n[2] for n in json.loads(out)["data"][0]}
+        if states.get(peer) == "up":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{peer} not up as seen from {node.name}")
+
+
+@pytest.fixture
+def domain(nodes):
+    """Defines domains on node1 (not started: CheckMigration reads the definition) and
+    removes them afterwards."""
+    node1 = nodes.node(1)
+    names = []
+
+    def define(name, memory_mib=64, devices=""):
+        xml = hwcluster.domain_xml(name, memory_mib=memory_mib, devices=devices)
+        node1.run(["virsh", "define", "/dev/stdin"], input=xml)
+        names.append(name)
+        return name
+    yield define
+    for name in names:
+        node1.virsh("undefine", name, check=False)
+
+
+def test_a_plain_guest_to_a_live_peer_has_no_error(nodes, domain):
+    node1 = nodes.node(1)
+    wait_up(node1, "node2")
+    findings = check(node1, domain("cm-plain"), "node2")
+    assert all(sev != "error" for sev, _ in findings.values()), findings
+
+
+def test_destination_is_this_node(nodes, domain):
+    findings = check(nodes.node(1), domain("cm-self"), "node1")
+    assert findings["destination-self"][0] == "error"
+    assert "is this node" in findings["destination-self"][1]
+
+
+def test_not_enough_free_memory_on_the_destination(nodes, domain):
+    findings = check(nodes.node(1), domain("cm-huge", memory_mib=1024 * 1024), "node2")
+    sev, msg = findings["memory"]
+    assert sev == "error"
+    assert "needs 1048576 MiB" in msg and "node2 has" in msg, msg
+
+
+def test_a_disabled_destination(nodes, domain):
+    node1, node2 = nodes.nodes
+    name = domain("cm-disabled")
+    node2.run(BUSCTL + ["call", *DEST, "Disable", "s", "maintenance"])
+    try:
+        findings = check(node1, name, "node2")
+        assert findings["destination-disabled"][0] == "error"
+        assert "hostwardenctl enable" in findings["destination-disabled"][1]
+    finally:
+        node2.run(BUSCTL + ["call", *DEST, "Enable"])
+    assert "destination-disabled" not in check(node1, name, "node2")
+
+
+def test_cdrom_with_block_migration(nodes, domain):
+    node1 = nodes.node(1)
+    node1.run(["mkdir", "-p", ISO_DIR])
+    # a data CD and an ISO 9660 config drive (volume descriptor "CD001" at 0x8001)
+    node1.run(["truncate", "-s", "1M", f"{ISO_DIR}/data.img"])
+    node1.run(["truncate", "-s", "1M", f"{ISO_DIR}/disk.config"])
+    node1.run(f"printf CD001 | dd of={ISO_DIR}/disk.config bs=1 seek=32769 conv=notrunc "
+              "status=none")
+    cdroms = (f"<disk type='file' device='cdrom'><source file='{ISO_DIR}/data.img'/>"
+              "<target dev='sda' bus='sata'/><readonly/></disk>"
+              f"<disk type='file' device='cdrom'><source file='{ISO_DIR}/disk.config'/>"
+              "<target dev='sdb' bus='sata'/><readonly/></disk>")
+    name = domain("cm-cdrom", devices=cdroms)
+    findings = check(node1, name, "node2", "block", "b", "true")
+    assert findings["readonly-drive"][0] == "error"
+    assert "sda" in findings["readonly-drive"][1] and "--eject" in findings["readonly-drive"][1]
+    assert findings["config-drive-iso9660"][0] == "error"
+    assert "config_drive_format=vfat" in findings["config-drive-iso9660"][1]
+    # without block migration those node-local images are the problem instead
+    findings = check(node1, name, "node2")
+    assert findings["local-disk"][0] == "error" and "--block" in findings["local-disk"][1]
+
+
+def test_shared_disk_with_block_migration(nodes, domain):
+    node1 = nodes.node(1)
+    path = f"/var/lib/nova/instances/{uuidlib.uuid4()}.qcow2"
+    node1.run(["qemu-img", "create", "-q", "-f", "qcow2", path, "16M"])
+    try:
+        disk = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+                f"<source file='{path}'/><target dev='vda' bus='virtio'/></disk>")
+        name = domain("cm-shared", devices=disk)
+        findings = check(node1, name, "node2", "block", "b", "true")
+        assert findings["shared-disk-block"][0] == "error"
+        assert "without block" in findings["shared-disk-block"][1]
+        assert "error" not in [sev for sev, _ in check(node1, name, "node2").values()]
+    finally:
+        node1.run(["rm", "-f", path])
+
+
+def test_an_unreachable_destination_is_a_finding(nodes, domain):
+    findings = check(nodes.node(1), domain("cm-unreach"), "node3")
+    assert findings["destination-unreachable"][0] == "error"
+    assert "qemu+tcp://10.77.0.13/system" in findings["destination-unreachable"][1]
+
+
+def test_bad_arguments(nodes, domain):
+    node1 = nodes.node(1)
+    name = domain("cm-args")
+    err = call_error(node1, "no-such-guest", "node2")
+    assert "org.hostwarden.Warden1.Error.NoSuchDomain" in err, err
+    assert "ListDomains()" in err, err
+    err = call_error(node1, name, "node9")
+    assert "org.hostwarden.Warden1.Error.NoSuchNode" in err and "[peer NAME]" in err, err
+    err = call_error(node1, name, "")
+    assert "org.freedesktop.DBus.Error.InvalidArgs" in err and "destination node" in err, err
+    err = call_error(node1, name, "node2", "{'block': <'yes'>}")
+    assert "org.freedesktop.DBus.Error.InvalidArgs" in err, err
+    assert "'block' must be a boolean" in err, err
+    err = call_error(node1, name, "node2", "{'blok': <true>}")
+    assert "Unknown option 'blok'" in err and "block (b)" in err, err
+    err = call_error(node1, name, "node2", "{'post-copy': <true>}")
+    assert "permit_post_copy = no" in err, err
+    err = call_error(node1, name, "node2", "{'timeout-action': <'pause'>}")
+    assert "expected abort or force_complete" in err, err
