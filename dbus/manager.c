@@ -6,6 +6,7 @@
 #include "errors.h"
 #include "fw.h"
 #include "job.h"
+#include "migration.h"
 #include "log.h"
 #include "manager.h"
 #include "paths.h"
@@ -41,6 +42,7 @@ Manager *manager_free(Manager *m)
         if (!m)
                 return NULL;
         jobs_drain(m); /* their replies go out before the bus is closed */
+        migrations_free(m);
         virt_free(m->virt);
         auth_queries_free(m);
         sd_event_source_disable_unref(m->heartbeat);

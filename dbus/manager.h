@@ -10,6 +10,7 @@
 
 typedef struct AuthQuery AuthQuery;
 typedef struct Job Job;
+typedef struct Migration Migration;
 typedef struct Virt Virt;
 
 /* One Manager owns the world: event loop, bus, configuration, pending polkit queries. */
@@ -24,6 +25,7 @@ typedef struct Manager {
         Job *jobs;               /* running worker threads (job.h) */
         int job_pipe[2];         /* finished jobs come back through it */
         sd_event_source *job_source;
+        Migration *migrations; /* newest first (migration.h) */
 } Manager;
 
 int manager_new(Manager **ret);

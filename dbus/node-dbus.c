@@ -12,6 +12,7 @@
 #include "job.h"
 #include "log.h"
 #include "manager.h"
+#include "migration.h"
 #include "polkit.h"
 #include "preflight.h"
 #include "virt.h"
@@ -573,10 +574,19 @@ const sd_bus_vtable node_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("ForceDown", SD_BUS_ARGS("s", node, "b", down), SD_BUS_NO_RESULT,
                                 method_force_down, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssss)", domains),
-                                method_list_domains, 0),
+                                method_list_domains, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CheckMigration",
                                 SD_BUS_ARGS("s", domain, "s", destination, "a{sv}", options),
-                                SD_BUS_RESULT("a(sss)", findings), method_check_migration, 0),
+                                SD_BUS_RESULT("a(sss)", findings), method_check_migration,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "Migrate", SD_BUS_ARGS("s", domain, "s", destination, "a{sv}", options),
+                SD_BUS_RESULT("o", migration), method_migrate, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListMigrations", SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(sssssso)", migrations), method_list_migrations,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("MigrationNew", SD_BUS_ARGS("s", id, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MigrationRemoved", SD_BUS_ARGS("s", id, "o", path), 0),
         SD_BUS_METHOD_WITH_ARGS("ListNodes", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssssst)", nodes),
                                 method_list_nodes, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("NodeChanged", SD_BUS_ARGS("s", name, "s", state), 0),

@@ -28,6 +28,7 @@ Preflight *preflight_free(Preflight *p)
         free(p->dest_state);
         free(p->dest_fence);
         domxml_free(p->domain);
+        free(p->disk_copied);
         free(p->domain_xml);
         mig_findings_done(&p->findings);
         free(p);
@@ -175,9 +176,16 @@ void preflight_gather(Manager *m, Preflight *p)
                 set_error(p, -ENOMEM, SD_BUS_ERROR_NO_MEMORY, "Out of memory");
                 goto out;
         }
-        for (size_t i = 0; i < p->domain->n_disks; i++)
+        p->disk_copied = calloc(p->domain->n_disks + 1, sizeof(bool));
+        if (!p->disk_copied) {
+                set_error(p, -ENOMEM, SD_BUS_ERROR_NO_MEMORY, "Out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < p->domain->n_disks; i++) {
                 disk_classify(&p->domain->disks[i], p->store_dev, &disks[i], where[i],
                               sizeof(where[i]));
+                p->disk_copied[i] = mig_disk_is_copied(&p->domain->disks[i], &disks[i]);
+        }
 
         in = (MigCheckInput){
                 .domain = p->domain,
@@ -202,12 +210,13 @@ void preflight_gather(Manager *m, Preflight *p)
                         dst_caps = host_caps_free(dst_caps);
                 }
         }
+        p->dest_free_bytes = UINT64_MAX;
         if (dst_caps) {
                 unsigned long long free_bytes = virNodeGetFreeMemory(dconn);
 
                 in.dest = dst_caps;
                 if (free_bytes > 0)
-                        in.dest_free_bytes = free_bytes;
+                        in.dest_free_bytes = p->dest_free_bytes = free_bytes;
                 /* a CPU to compare: a named model (custom, host-model as libvirt expanded it) */
                 if (p->domain->cpu_xml && p->domain->cpu_model &&
                     !streq_ptr(p->domain->cpu_mode, "host-passthrough") &&

@@ -29,8 +29,10 @@ typedef struct Preflight {
         int error; /* < 0: error_name and error_message say why; no findings */
         const char *error_name;
         char error_message[1024];
-        DomXml *domain;   /* the live XML's model */
-        char *domain_xml; /* the live XML as libvirt gave it */
+        uint64_t dest_free_bytes; /* UINT64_MAX: unknown */
+        DomXml *domain;           /* the live XML's model */
+        bool *disk_copied;        /* per domain->disks: copied by a block migration */
+        char *domain_xml;         /* the live XML as libvirt gave it */
         MigFindings findings;
 } Preflight;
 

@@ -22,10 +22,13 @@ typedef struct LogField {
 #define LOG_FIELDS(...) ((const LogField[]){ __VA_ARGS__, { NULL, NULL } })
 
 /* MESSAGE_IDs (journalctl MESSAGE_ID=...); the catalog documents each. */
-#define HW_MESSAGE_REFUSED    "be94857a800f4d1b983ace9d9418e187"
-#define HW_MESSAGE_LISTEN     "1ce2263c1a85430d8ed8a955ae89cb8f"
-#define HW_MESSAGE_CONFIG_BAD "dde32ec3eca741ffbd95836aced6a71d"
-#define HW_MESSAGE_WINDOW     "738eb0afdc664a0488e78225e7dab7b3"
+#define HW_MESSAGE_REFUSED             "be94857a800f4d1b983ace9d9418e187"
+#define HW_MESSAGE_LISTEN              "1ce2263c1a85430d8ed8a955ae89cb8f"
+#define HW_MESSAGE_CONFIG_BAD          "dde32ec3eca741ffbd95836aced6a71d"
+#define HW_MESSAGE_WINDOW              "738eb0afdc664a0488e78225e7dab7b3"
+#define HW_MESSAGE_MIGRATION_STARTED   "c4ca0a45c3fb468699ce61c279adad22"
+#define HW_MESSAGE_MIGRATION_COMPLETED "3d625884a32349409cb0b8db84a3ebe6"
+#define HW_MESSAGE_MIGRATION_FAILED    "87e8fceaef3b4eb3add0230f7fa972d1"
 
 /* ident: SYSLOG_IDENTIFIER, e.g. "hostwarden-hook". */
 void log_setup(const char *ident);

@@ -1,0 +1,1319 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The migration engine and org.hostwarden.Warden1.Migration (DESIGN.md §7). */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <libvirt/virterror.h>
+
+#include "domxml.h"
+#include "errors.h"
+#include "job.h"
+#include "log.h"
+#include "migration.h"
+#include "polkit.h"
+#include "preflight.h"
+#include "util.h"
+#include "virt.h"
+
+#define MONITOR_INTERVAL_MS 500
+#define PUBLISH_INTERVAL    (500 * USEC_PER_MSEC) /* PropertiesChanged at most twice a second */
+#define KEEP_FINISHED       (USEC_PER_HOUR)       /* finished migrations stay listed this long */
+#define MAX_TEMP_POOLS      8
+
+static const char *const state_table[_MIGRATION_STATE_MAX] = {
+        [MIGRATION_QUEUED] = "queued",       [MIGRATION_PREPARING] = "preparing",
+        [MIGRATION_RUNNING] = "running",     [MIGRATION_POST_MIGRATING] = "post-migrating",
+        [MIGRATION_COMPLETED] = "completed", [MIGRATION_FAILED] = "failed",
+        [MIGRATION_ABORTED] = "aborted",
+};
+
+const char *migration_state_to_string(MigrationState s)
+{
+        return s >= 0 && s < _MIGRATION_STATE_MAX ? state_table[s] : "unknown";
+}
+
+static bool state_is_final(MigrationState s)
+{
+        return s == MIGRATION_COMPLETED || s == MIGRATION_FAILED || s == MIGRATION_ABORTED;
+}
+
+static bool state_is_active(MigrationState s)
+{
+        return s == MIGRATION_PREPARING || s == MIGRATION_RUNNING || s == MIGRATION_POST_MIGRATING;
+}
+
+static uint64_t now_realtime(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t now_monotonic(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void info_done(MigrationInfo *i)
+{
+        free(i->domain_uuid);
+        free(i->domain_name);
+        free(i->destination);
+        free(i->error);
+        *i = (MigrationInfo){};
+}
+
+static int set_str(char **dst, const char *src)
+{
+        char *t = NULL;
+
+        if (src && !(t = strdup(src)))
+                return -ENOMEM;
+        free(*dst);
+        *dst = t;
+        return 0;
+}
+
+/* ---- worker state --------------------------------------------------------------------- */
+
+typedef struct MigrationWork {
+        /* set up in the event loop */
+        Preflight **candidates;
+        char **candidate_addresses; /* the peers' addresses, for the console listen */
+        size_t n_candidates;
+        ConsoleListen console_listen;
+        unsigned downtime_steps, stall_iterations;
+        usec_t downtime_delay;
+
+        /* the worker's */
+        Preflight *chosen;
+        const char *dest_address;
+        virConnectPtr conn, dconn;
+        virDomainPtr dom;
+        char *persist_xml;
+        char *temp_pools[MAX_TEMP_POOLS];
+        size_t n_temp_pools;
+        MigPolicy policy;
+        uint64_t started_monotonic;
+
+        pthread_mutex_t wait_lock;
+        pthread_cond_t wait_cond;
+        bool migrate_returned; /* under wait_lock */
+        bool aborted;          /* by Abort() or timeout_action=abort */
+        bool paused_by_us;     /* ForceComplete without post-copy */
+        bool succeeded;
+        char error[1024];
+} MigrationWork;
+
+static void work_free(MigrationWork *w)
+{
+        if (!w)
+                return;
+        for (size_t i = 0; i < w->n_candidates; i++) {
+                preflight_free(w->candidates[i]);
+                free(w->candidate_addresses[i]);
+        }
+        free(w->candidates);
+        free(w->candidate_addresses);
+        free(w->persist_xml);
+        for (size_t i = 0; i < w->n_temp_pools; i++)
+                free(w->temp_pools[i]);
+        if (w->dom)
+                virDomainFree(w->dom);
+        if (w->conn)
+                virConnectClose(w->conn);
+        if (w->dconn)
+                virConnectClose(w->dconn);
+        pthread_mutex_destroy(&w->wait_lock);
+        pthread_cond_destroy(&w->wait_cond);
+        free(w);
+}
+
+static void live_update(Migration *mig, void (*f)(MigrationInfo *i, void *u), void *u)
+{
+        pthread_mutex_lock(&mig->lock);
+        f(&mig->live, u);
+        pthread_mutex_unlock(&mig->lock);
+}
+
+static void set_state_cb(MigrationInfo *i, void *u)
+{
+        i->state = *(MigrationState *)u;
+        if (i->state == MIGRATION_RUNNING && i->started == 0)
+                i->started = now_realtime();
+}
+
+static void live_set_state(Migration *mig, MigrationState s)
+{
+        live_update(mig, set_state_cb, &s);
+}
+
+static void fail(MigrationWork *w, const char *format, ...) _printf_(2, 3);
+static void fail(MigrationWork *w, const char *format, ...)
+{
+        va_list ap;
+
+        if (w->error[0])
+                return; /* the first reason is the one to tell */
+        va_start(ap, format);
+        vsnprintf(w->error, sizeof(w->error), format, ap);
+        va_end(ap);
+}
+
+/* ---- choosing and checking the destination -------------------------------------------- */
+
+static bool preflight_ok(const Preflight *p)
+{
+        return p->error >= 0 && mig_findings_worst(&p->findings) < MIG_ERROR;
+}
+
+/* Why p cannot be used, in one line. */
+static void describe_refusal(const Preflight *p, char *buf, size_t size)
+{
+        size_t used = 0;
+
+        if (p->error < 0) {
+                snprintf(buf, size, "%s", p->error_message);
+                return;
+        }
+        buf[0] = 0;
+        for (size_t i = 0; i < p->findings.n && used + 1 < size; i++) {
+                const MigFinding *f = &p->findings.items[i];
+                int k;
+
+                if (f->severity < MIG_ERROR)
+                        continue;
+                k = snprintf(buf + used, size - used, "%s%s (%s)", used ? "; " : "", f->message,
+                             f->code);
+                if (k < 0)
+                        break;
+                used += (size_t)k;
+        }
+}
+
+static int choose_destination(Manager *m, Migration *mig, MigrationWork *w)
+{
+        char why[1024];
+
+        for (size_t i = 0; i < w->n_candidates; i++)
+                preflight_gather(m, w->candidates[i]);
+
+        if (w->n_candidates == 1) {
+                Preflight *p = w->candidates[0];
+
+                if (p->error < 0 && p->error_name && streq(p->error_name, HW_ERROR_NO_SUCH_DOMAIN))
+                        return fail(w, "%s", p->error_message), -ENOENT;
+                if (!preflight_ok(p)) {
+                        describe_refusal(p, why, sizeof(why));
+                        fail(w, "Cannot migrate to %s: %s", p->dest_name, why);
+                        return -EPERM;
+                }
+                w->chosen = p;
+                w->dest_address = w->candidate_addresses[0];
+                return 0;
+        }
+        /* hostwarden chooses: a peer that passes every check, the most free memory first */
+        for (size_t i = 0; i < w->n_candidates; i++) {
+                Preflight *p = w->candidates[i];
+
+                if (p->error < 0 && p->error_name && streq(p->error_name, HW_ERROR_NO_SUCH_DOMAIN))
+                        return fail(w, "%s", p->error_message), -ENOENT;
+                if (!preflight_ok(p))
+                        continue;
+                if (!w->chosen || (p->dest_free_bytes != UINT64_MAX &&
+                                   (w->chosen->dest_free_bytes == UINT64_MAX ||
+                                    p->dest_free_bytes > w->chosen->dest_free_bytes))) {
+                        w->chosen = p;
+                        w->dest_address = w->candidate_addresses[i];
+                }
+        }
+        if (!w->chosen) {
+                char all[2048] = "";
+                size_t used = 0;
+
+                for (size_t i = 0; i < w->n_candidates && used + 1 < sizeof(all); i++) {
+                        int k;
+
+                        describe_refusal(w->candidates[i], why, sizeof(why));
+                        k = snprintf(all + used, sizeof(all) - used, "%s%s: %s", i ? "; " : "",
+                                     w->candidates[i]->dest_name, why);
+                        if (k < 0)
+                                break;
+                        used += (size_t)k;
+                }
+                fail(w, "No peer can take the domain: %s",
+                     w->n_candidates ? all : "no [peer] is configured");
+                return -EPERM;
+        }
+        return 0;
+}
+
+typedef struct Chosen {
+        const Preflight *p;
+} Chosen;
+
+static void set_chosen_cb(MigrationInfo *i, void *u)
+{
+        const Preflight *p = ((Chosen *)u)->p;
+
+        (void)set_str(&i->destination, p->dest_name);
+        (void)set_str(&i->domain_uuid, p->domain->uuid);
+        (void)set_str(&i->domain_name, p->domain->name);
+}
+
+/* ---- libvirt --------------------------------------------------------------------------- */
+
+/* The domain's XML for the destination: console listen rewritten for its address. */
+static char *dest_xml(MigrationWork *w, unsigned flags)
+{
+        _cleanup_free_ char *xml = virDomainGetXMLDesc(w->dom, flags);
+        _cleanup_free_ char *error = NULL;
+        DomIdentity id = {};
+        char *out = NULL;
+        size_t size = 0;
+        unsigned changed = 0;
+        int r;
+
+        if (!xml)
+                return NULL;
+        r = domxml_rewrite_listen_text(xml, strlen(xml), w->console_listen, w->dest_address, &id,
+                                       &out, &size, &changed, &error);
+        dom_identity_done(&id);
+        if (r < 0)
+                return NULL;
+        return out ? out : TAKE_PTR(xml);
+}
+
+/*
+ * Block migration: libvirt creates the copied disks on the destination itself when their
+ * directory is a storage pool there. Where it is not, a transient pool is created for the
+ * time of the migration (and destroyed after; the disks stay).
+ */
+static int ensure_dest_pools(Migration *mig, MigrationWork *w)
+{
+        const Preflight *p = w->chosen;
+
+        for (size_t i = 0; i < p->domain->n_disks; i++) {
+                const DomDisk *d = &p->domain->disks[i];
+                _cleanup_free_ char *copy = NULL, *xml = NULL, *name = NULL;
+                virStoragePoolPtr pool;
+                const char *dir;
+
+                if (!p->disk_copied || !p->disk_copied[i] || !d->source)
+                        continue;
+                copy = strdup(d->source);
+                if (!copy)
+                        return -ENOMEM;
+                dir = dirname(copy);
+                pool = virStoragePoolLookupByTargetPath(w->dconn, dir);
+                if (pool) {
+                        virStoragePoolFree(pool);
+                        continue;
+                }
+                if (w->n_temp_pools >= MAX_TEMP_POOLS)
+                        return fail(w, "Too many disk directories for block migration"), -E2BIG;
+                if (asprintf(&name, "hostwarden-%s-%zu", mig->id, w->n_temp_pools) < 0 ||
+                    asprintf(&xml,
+                             "<pool type='dir'><name>%s</name><target><path>%s</path></target>"
+                             "</pool>",
+                             name, dir) < 0)
+                        return -ENOMEM;
+                pool = virStoragePoolCreateXML(w->dconn, xml, VIR_STORAGE_POOL_CREATE_WITH_BUILD);
+                if (!pool) {
+                        fail(w, "Cannot prepare %s on %s for the copied disks: %s", dir,
+                             p->dest_name, virt_last_error("unknown error"));
+                        return -EIO;
+                }
+                virStoragePoolFree(pool);
+                w->temp_pools[w->n_temp_pools++] = TAKE_PTR(name);
+        }
+        return 0;
+}
+
+static void destroy_temp_pools(MigrationWork *w)
+{
+        for (size_t i = 0; i < w->n_temp_pools; i++) {
+                virStoragePoolPtr pool = virStoragePoolLookupByName(w->dconn, w->temp_pools[i]);
+
+                if (pool) {
+                        (void)virStoragePoolDestroy(pool); /* transient: gone; files stay */
+                        virStoragePoolFree(pool);
+                }
+        }
+}
+
+static void force_complete(Migration *mig, MigrationWork *w)
+{
+        if (mig->opts.post_copy) {
+                if (virDomainMigrateStartPostCopy(w->dom, 0) == 0) {
+                        bool on = true;
+
+                        pthread_mutex_lock(&mig->lock);
+                        mig->live.post_copy = on;
+                        pthread_mutex_unlock(&mig->lock);
+                        return;
+                }
+                log_warning("Migration %s: cannot switch to post-copy (%s); pausing instead",
+                            mig->id, virt_last_error("unknown error"));
+        }
+        /* paused, the guest dirties nothing: the copy converges; it runs again on the
+         * destination afterwards */
+        if (virDomainSuspend(w->dom) == 0)
+                w->paused_by_us = true;
+        else
+                log_warning("Migration %s: cannot pause the domain to complete: %s", mig->id,
+                            virt_last_error("unknown error"));
+}
+
+static uint64_t param_u64(virTypedParameterPtr params, int n, const char *name)
+{
+        unsigned long long v = 0;
+
+        if (virTypedParamsGetULLong(params, n, name, &v) <= 0)
+                return 0;
+        return v;
+}
+
+typedef struct Sample {
+        MigSample s;
+        MigrationInfo stats;
+        bool have;
+} Sample;
+
+static void store_sample_cb(MigrationInfo *i, void *u)
+{
+        const MigrationInfo *s = u;
+
+        i->memory_total = s->memory_total;
+        i->memory_processed = s->memory_processed;
+        i->memory_remaining = s->memory_remaining;
+        i->disk_total = s->disk_total;
+        i->disk_processed = s->disk_processed;
+        i->disk_remaining = s->disk_remaining;
+        i->dirty_rate = s->dirty_rate;
+        i->iteration = s->iteration;
+        i->max_downtime = s->max_downtime;
+        i->progress = s->progress;
+}
+
+static void monitor_once(Migration *mig, MigrationWork *w)
+{
+        virTypedParameterPtr params = NULL;
+        MigrationInfo stats = {};
+        MigDecision d;
+        MigSample s = {};
+        int type = 0, n = 0;
+        int req;
+
+        req = atomic_exchange(&mig->request, MIGRATION_REQUEST_NONE);
+        if (req == MIGRATION_REQUEST_ABORT) {
+                w->aborted = true;
+                fail(w, "Aborted by an operator");
+                if (virDomainAbortJob(w->dom) < 0)
+                        log_warning("Migration %s: abort failed: %s", mig->id,
+                                    virt_last_error("unknown error"));
+        } else if (req == MIGRATION_REQUEST_FORCE_COMPLETE)
+                force_complete(mig, w);
+
+        if (virDomainGetJobStats(w->dom, &type, &params, &n, 0) < 0 ||
+            type == VIR_DOMAIN_JOB_NONE) {
+                virTypedParamsFree(params, n);
+                return;
+        }
+        stats.memory_total = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_TOTAL);
+        stats.memory_processed = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_PROCESSED);
+        stats.memory_remaining = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_REMAINING);
+        stats.disk_total = param_u64(params, n, VIR_DOMAIN_JOB_DISK_TOTAL);
+        stats.disk_processed = param_u64(params, n, VIR_DOMAIN_JOB_DISK_PROCESSED);
+        stats.disk_remaining = param_u64(params, n, VIR_DOMAIN_JOB_DISK_REMAINING);
+        stats.dirty_rate = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE) *
+                           (param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE)
+                                    ?: 4096); /* pages/s → bytes/s */
+        stats.iteration = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_ITERATION);
+        virTypedParamsFree(params, n);
+
+        s.elapsed = (now_monotonic() - w->started_monotonic);
+        s.total = stats.memory_total + stats.disk_total;
+        s.remaining = stats.memory_remaining + stats.disk_remaining;
+        s.memory_remaining = stats.memory_remaining;
+        s.iteration = stats.iteration;
+        mig_policy_sample(&w->policy, &s, &d);
+        if (d.set_downtime) {
+                if (virDomainMigrateSetMaxDowntime(w->dom, d.downtime_ms, 0) < 0 &&
+                    virGetLastErrorCode() != VIR_ERR_NO_DOMAIN) /* it just completed */
+                        log_warning("Migration %s: cannot set max downtime %llu ms: %s", mig->id,
+                                    (unsigned long long)d.downtime_ms,
+                                    virt_last_error("unknown error"));
+                else if (d.stalled)
+                        log_info("Migration %s stalls (no new low of remaining memory in %u "
+                                 "iterations): max downtime now %llu ms",
+                                 mig->id, w->stall_iterations, (unsigned long long)d.downtime_ms);
+        }
+        if (d.timeout) {
+                if (mig->opts.timeout_action == TIMEOUT_ACTION_ABORT) {
+                        w->aborted = true;
+                        fail(w,
+                             "Not completed within completion-timeout (%llu s): aborted "
+                             "(timeout-action abort)",
+                             (unsigned long long)(w->policy.timeout / USEC_PER_SEC));
+                        (void)virDomainAbortJob(w->dom);
+                } else {
+                        log_info("Migration %s: completion timeout, forcing completion", mig->id);
+                        force_complete(mig, w);
+                }
+        }
+        stats.max_downtime = w->policy.current_downtime_ms;
+        stats.progress = mig_policy_percent(&w->policy, &s, false);
+        live_update(mig, store_sample_cb, &stats);
+}
+
+static void *monitor_thread(void *userdata)
+{
+        Migration *mig = userdata;
+        MigrationWork *w = mig->work;
+
+        pthread_mutex_lock(&w->wait_lock);
+        while (!w->migrate_returned) {
+                struct timespec deadline;
+
+                pthread_mutex_unlock(&w->wait_lock);
+                monitor_once(mig, w);
+                pthread_mutex_lock(&w->wait_lock);
+                clock_gettime(CLOCK_MONOTONIC, &deadline);
+                deadline.tv_nsec += MONITOR_INTERVAL_MS * 1000000L;
+                deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+                deadline.tv_nsec %= 1000000000L;
+                while (!w->migrate_returned &&
+                       pthread_cond_timedwait(&w->wait_cond, &w->wait_lock, &deadline) == 0)
+                        ;
+        }
+        pthread_mutex_unlock(&w->wait_lock);
+        return NULL;
+}
+
+typedef struct Params {
+        virTypedParameterPtr p;
+        int n, max;
+} Params;
+
+static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
+{
+        const Preflight *p = w->chosen;
+        _cleanup_free_ char *xml = NULL;
+        Params params = {};
+        unsigned flags;
+        pthread_t monitor;
+        char err[512];
+        int r, state = 0, reason = 0;
+        uint64_t disk_mib = 0;
+
+        r = virt_connect(m->virt, &w->conn, err, sizeof(err));
+        if (r < 0)
+                return fail(w, "Cannot connect to libvirt here: %s", err), r;
+        w->dom = virDomainLookupByUUIDString(w->conn, p->domain->uuid);
+        if (!w->dom)
+                return fail(w, "Domain %s is gone", p->domain->name), -ENOENT;
+        if (virDomainGetState(w->dom, &state, &reason, 0) < 0)
+                return fail(w, "Cannot read the state of %s: %s", p->domain->name,
+                            virt_last_error("unknown error")),
+                       -EIO;
+        if (state != VIR_DOMAIN_RUNNING && state != VIR_DOMAIN_PAUSED)
+                return fail(w,
+                            "Domain %s is %s: live migration needs a running domain (a shut off "
+                            "one is migrated cold)",
+                            p->domain->name, virt_state_to_string(state)),
+                       -EINVAL;
+
+        xml = dest_xml(w, VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_SECURE);
+        w->persist_xml = dest_xml(w, VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_SECURE |
+                                             VIR_DOMAIN_XML_INACTIVE);
+        if (!xml || !w->persist_xml)
+                return fail(w, "Cannot read the XML of %s: %s", p->domain->name,
+                            virt_last_error("unknown error")),
+                       -EIO;
+
+        flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
+                VIR_MIGRATE_UNDEFINE_SOURCE;
+        if (mig->opts.auto_converge)
+                flags |= VIR_MIGRATE_AUTO_CONVERGE;
+        if (mig->opts.post_copy)
+                flags |= VIR_MIGRATE_POSTCOPY;
+        if (mig->opts.tls)
+                flags |= VIR_MIGRATE_TLS;
+        if (virTypedParamsAddString(&params.p, &params.n, &params.max, VIR_MIGRATE_PARAM_DEST_XML,
+                                    xml) < 0 ||
+            virTypedParamsAddString(&params.p, &params.n, &params.max,
+                                    VIR_MIGRATE_PARAM_PERSIST_XML, w->persist_xml) < 0 ||
+            (mig->opts.bandwidth > 0 &&
+             virTypedParamsAddULLong(&params.p, &params.n, &params.max, VIR_MIGRATE_PARAM_BANDWIDTH,
+                                     mig->opts.bandwidth) < 0))
+                return fail(w, "Out of memory"), -ENOMEM;
+
+        if (mig->opts.block) {
+                bool any = false;
+
+                flags |= VIR_MIGRATE_NON_SHARED_DISK;
+                for (size_t i = 0; i < p->domain->n_disks; i++) {
+                        virDomainBlockInfo info;
+
+                        if (!p->disk_copied || !p->disk_copied[i])
+                                continue;
+                        any = true;
+                        if (virTypedParamsAddString(&params.p, &params.n, &params.max,
+                                                    VIR_MIGRATE_PARAM_MIGRATE_DISKS,
+                                                    p->domain->disks[i].target) < 0)
+                                return fail(w, "Out of memory"), -ENOMEM;
+                        if (virDomainGetBlockInfo(w->dom, p->domain->disks[i].target, &info, 0) ==
+                            0)
+                                disk_mib += info.capacity >> 20;
+                }
+                if (!any) /* nothing local to copy: a plain live migration */
+                        flags &= ~VIR_MIGRATE_NON_SHARED_DISK;
+                else {
+                        w->dconn = virConnectOpen(p->dest_uri);
+                        if (!w->dconn)
+                                return fail(w, "Cannot connect to libvirt on %s: %s", p->dest_name,
+                                            virt_last_error("unknown error")),
+                                       -EHOSTDOWN;
+                        r = ensure_dest_pools(mig, w);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
+        mig_policy_init(&w->policy, mig->opts.max_downtime_ms, w->downtime_steps, w->downtime_delay,
+                        w->stall_iterations, mig->opts.completion_timeout,
+                        p->domain->current_memory_kib >> 10, disk_mib);
+        w->started_monotonic = now_monotonic();
+        live_set_state(mig, MIGRATION_RUNNING);
+
+        r = -pthread_create(&monitor, NULL, monitor_thread, mig);
+        if (r < 0)
+                return fail(w, "Cannot start the migration monitor: %s", strerror(-r)), r;
+        r = virDomainMigrateToURI3(w->dom, p->dest_uri, params.p, params.n, flags);
+        if (r < 0)
+                fail(w, "%s", virt_last_error("migration failed"));
+        pthread_mutex_lock(&w->wait_lock);
+        w->migrate_returned = true;
+        pthread_cond_signal(&w->wait_cond);
+        pthread_mutex_unlock(&w->wait_lock);
+        pthread_join(monitor, NULL);
+        virTypedParamsFree(params.p, params.n);
+        return r < 0 ? -EIO : 0;
+}
+
+/* The completed job's statistics: what a migration shorter than a monitor interval shows. */
+static void set_completed_cb(MigrationInfo *i, void *u)
+{
+        const MigrationInfo *c = u;
+
+        i->downtime = c->downtime;
+        if (c->memory_total > 0) {
+                i->memory_total = c->memory_total;
+                i->memory_processed = c->memory_processed;
+                i->memory_remaining = c->memory_remaining;
+        }
+        if (c->disk_total > 0) {
+                i->disk_total = c->disk_total;
+                i->disk_processed = c->disk_processed;
+                i->disk_remaining = c->disk_remaining;
+        }
+}
+
+/* After success: resume on the destination if we paused it, measure the downtime there. */
+static void after_success(Migration *mig, MigrationWork *w)
+{
+        const Preflight *p = w->chosen;
+        virTypedParameterPtr params = NULL;
+        virDomainPtr ddom;
+        MigrationInfo c = {};
+        int type, n = 0;
+
+        live_set_state(mig, MIGRATION_POST_MIGRATING);
+        if (!w->dconn)
+                w->dconn = virConnectOpen(p->dest_uri);
+        if (!w->dconn)
+                return;
+        ddom = virDomainLookupByUUIDString(w->dconn, p->domain->uuid);
+        if (!ddom)
+                return;
+        if (w->paused_by_us && virDomainResume(ddom) < 0)
+                log_warning("Migration %s: the domain is paused on %s and cannot be resumed: %s",
+                            mig->id, p->dest_name, virt_last_error("unknown error"));
+        /* the source's completed job has the copy's figures, the destination's the downtime */
+        if (virDomainGetJobStats(w->dom, &type, &params, &n, VIR_DOMAIN_JOB_STATS_COMPLETED) == 0) {
+                c.memory_total = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_TOTAL);
+                c.memory_processed = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_PROCESSED);
+                c.memory_remaining = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_REMAINING);
+                c.disk_total = param_u64(params, n, VIR_DOMAIN_JOB_DISK_TOTAL);
+                c.disk_processed = param_u64(params, n, VIR_DOMAIN_JOB_DISK_PROCESSED);
+                c.disk_remaining = param_u64(params, n, VIR_DOMAIN_JOB_DISK_REMAINING);
+                c.downtime = param_u64(params, n, VIR_DOMAIN_JOB_DOWNTIME);
+                virTypedParamsFree(params, n);
+                params = NULL;
+                n = 0;
+        }
+        /* the destination has them too (the source sends its statistics in the migration
+         * cookie), and the source's are gone with its undefined domain; keep them for
+         * 'virsh domjobinfo --completed' */
+        if (virDomainGetJobStats(ddom, &type, &params, &n,
+                                 VIR_DOMAIN_JOB_STATS_COMPLETED |
+                                         VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) == 0) {
+                uint64_t d = param_u64(params, n, VIR_DOMAIN_JOB_DOWNTIME);
+
+                if (d > 0)
+                        c.downtime = d;
+                if (c.memory_total == 0) {
+                        c.memory_total = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_TOTAL);
+                        c.memory_processed = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_PROCESSED);
+                        c.memory_remaining = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_REMAINING);
+                        c.disk_total = param_u64(params, n, VIR_DOMAIN_JOB_DISK_TOTAL);
+                        c.disk_processed = param_u64(params, n, VIR_DOMAIN_JOB_DISK_PROCESSED);
+                        c.disk_remaining = param_u64(params, n, VIR_DOMAIN_JOB_DISK_REMAINING);
+                }
+                virTypedParamsFree(params, n);
+        }
+        live_update(mig, set_completed_cb, &c);
+        virDomainFree(ddom);
+}
+
+/* After failure: the guest must still run here. */
+static void after_failure(Migration *mig, MigrationWork *w)
+{
+        int state = 0, reason = 0;
+
+        if (!w->dom)
+                return;
+        if (w->paused_by_us && virDomainResume(w->dom) < 0)
+                log_error("Migration %s failed and the domain, paused to complete it, cannot be "
+                          "resumed: %s",
+                          mig->id, virt_last_error("unknown error"));
+        if (virDomainGetState(w->dom, &state, &reason, 0) == 0 && state != VIR_DOMAIN_RUNNING) {
+                size_t len = strlen(w->error);
+
+                snprintf(w->error + len, sizeof(w->error) - len, " (the domain is %s on this node)",
+                         virt_state_to_string(state));
+        }
+}
+
+static void migration_work(Manager *m, void *userdata)
+{
+        Migration *mig = userdata;
+        MigrationWork *w = mig->work;
+        Chosen c;
+
+        if (choose_destination(m, mig, w) < 0)
+                return;
+        c.p = w->chosen;
+        live_update(mig, set_chosen_cb, &c);
+        if (run_migration(m, mig, w) < 0) {
+                after_failure(mig, w);
+                return;
+        }
+        w->succeeded = true;
+        after_success(mig, w);
+        if (w->n_temp_pools > 0)
+                destroy_temp_pools(w);
+}
+
+/* ---- event loop side ------------------------------------------------------------------- */
+
+static Migration *migration_free(Migration *mig);
+static void migrations_schedule(Manager *m);
+
+static int emit_changes(Migration *mig)
+{
+        MigrationInfo *a = &mig->pub, *b = &mig->live;
+        const char *names[32];
+        size_t n = 0;
+
+#define CHANGED_U(field, name)               \
+        do {                                 \
+                if (a->field != b->field) {  \
+                        a->field = b->field; \
+                        names[n++] = name;   \
+                }                            \
+        } while (0)
+#define CHANGED_S(field, name)                                \
+        do {                                                  \
+                if (!streq_ptr(a->field, b->field)) {         \
+                        if (set_str(&a->field, b->field) < 0) \
+                                return -ENOMEM;               \
+                        names[n++] = name;                    \
+                }                                             \
+        } while (0)
+
+        pthread_mutex_lock(&mig->lock);
+        CHANGED_U(state, "State");
+        CHANGED_U(started, "Started");
+        CHANGED_U(finished, "Finished");
+        CHANGED_U(memory_total, "MemoryTotal");
+        CHANGED_U(memory_processed, "MemoryProcessed");
+        CHANGED_U(memory_remaining, "MemoryRemaining");
+        CHANGED_U(disk_total, "DiskTotal");
+        CHANGED_U(disk_processed, "DiskProcessed");
+        CHANGED_U(disk_remaining, "DiskRemaining");
+        CHANGED_U(dirty_rate, "DirtyRate");
+        CHANGED_U(iteration, "Iteration");
+        CHANGED_U(max_downtime, "MaxDowntime");
+        CHANGED_U(downtime, "Downtime");
+        CHANGED_U(progress, "Progress");
+        CHANGED_U(post_copy, "PostCopy");
+        pthread_mutex_unlock(&mig->lock);
+        /* strings are only set by the event loop or before the worker reads them: the lock
+         * also covers them for the worker's set_chosen_cb */
+        pthread_mutex_lock(&mig->lock);
+        CHANGED_S(domain_uuid, "Domain");
+        CHANGED_S(domain_name, "DomainName");
+        CHANGED_S(destination, "Destination");
+        CHANGED_S(error, "Error");
+        pthread_mutex_unlock(&mig->lock);
+#undef CHANGED_U
+#undef CHANGED_S
+        if (n == 0)
+                return 0;
+        names[n] = NULL;
+        return sd_bus_emit_properties_changed_strv(mig->manager->bus, mig->path,
+                                                   HW_MIGRATION_INTERFACE, (char **)names);
+}
+
+static int on_publish(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Migration *mig = userdata;
+        int r;
+
+        r = emit_changes(mig);
+        if (r < 0)
+                log_warning_errno(r, "Migration %s: cannot announce changes: %m", mig->id);
+        if (state_is_final(mig->pub.state))
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return sd_event_source_set_time_relative(s, PUBLISH_INTERVAL);
+}
+
+/* Makes sure changes go out within PUBLISH_INTERVAL, never more often. */
+static void publish_soon(Migration *mig)
+{
+        int enabled = SD_EVENT_OFF;
+
+        if (!mig->publish_timer) {
+                if (sd_event_add_time_relative(mig->manager->event, &mig->publish_timer,
+                                               CLOCK_MONOTONIC, 0, 0, on_publish, mig) < 0)
+                        return;
+                (void)sd_event_source_set_enabled(mig->publish_timer, SD_EVENT_ONESHOT);
+                return;
+        }
+        (void)sd_event_source_get_enabled(mig->publish_timer, &enabled);
+        if (enabled == SD_EVENT_OFF) {
+                /* the last emission was at least PUBLISH_INTERVAL ago only if the timer ran
+                 * out; keep the spacing: fire one interval after it last fired */
+                (void)sd_event_source_set_time_relative(mig->publish_timer, PUBLISH_INTERVAL);
+                (void)sd_event_source_set_enabled(mig->publish_timer, SD_EVENT_ONESHOT);
+        }
+}
+
+static void set_final_cb(MigrationInfo *i, void *u)
+{
+        const MigrationWork *w = u;
+
+        i->finished = now_realtime();
+        if (w->succeeded) {
+                i->state = MIGRATION_COMPLETED;
+                i->progress = 100;
+        } else {
+                i->state = w->aborted ? MIGRATION_ABORTED : MIGRATION_FAILED;
+                (void)set_str(&i->error, w->error[0] ? w->error : "failed");
+        }
+}
+
+/* The instance record and its definition follow the guest to the destination. */
+static void move_ownership(Manager *m, Migration *mig, MigrationWork *w)
+{
+        const Preflight *p = w->chosen;
+        InstanceRecord rec = {};
+        int r = -ESTALE;
+
+        for (unsigned attempt = 0; attempt < 5 && r == -ESTALE; attempt++) {
+                InstanceRecord cur = {};
+                uint64_t gen = 0;
+
+                r = store_instance_get(m->store, p->domain->uuid, &cur);
+                if (r == -ENOENT)
+                        gen = 0;
+                else if (r < 0)
+                        break;
+                else {
+                        gen = cur.generation;
+                        if (!streq(cur.owner, p->source_name))
+                                log_warning("Instance %s was recorded as %s's, not this node's; "
+                                            "it now runs on %s",
+                                            p->domain->uuid, cur.owner, p->dest_name);
+                }
+                instance_record_done(&cur);
+                rec = (InstanceRecord){ .name = p->domain->name,
+                                        .owner = p->dest_name,
+                                        .time = now_realtime() };
+                memcpy(rec.uuid, p->domain->uuid, sizeof(rec.uuid) - 1);
+                r = store_instance_cas(m->store, &rec, gen, NULL);
+                if (r == -EEXIST)
+                        r = -ESTALE;
+        }
+        if (r < 0)
+                log_error_errno(r,
+                                "Migration %s completed but the instance record of %s cannot be "
+                                "moved to %s: %m",
+                                mig->id, p->domain->uuid, p->dest_name);
+        if (w->persist_xml) {
+                r = store_definition_put(m->store, p->domain->uuid, w->persist_xml);
+                if (r < 0)
+                        log_error_errno(r, "Cannot save the definition of %s: %m", p->domain->uuid);
+        }
+        (void)manager_sync_deny_list(m);
+}
+
+static void migration_done(Manager *m, void *userdata)
+{
+        Migration *mig = userdata;
+        MigrationWork *w = mig->work;
+        const char *name = w->chosen ? w->chosen->domain->name : mig->domain_arg;
+        const char *dest = w->chosen ? w->chosen->dest_name : "(none)";
+
+        if (w->succeeded)
+                move_ownership(m, mig, w);
+        live_update(mig, set_final_cb, w);
+        if (w->succeeded)
+                log_fields(LOG_INFO, 0,
+                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_MIGRATION_COMPLETED },
+                                      { "HOSTWARDEN_MIGRATION", mig->id },
+                                      { "HOSTWARDEN_DOMAIN", name }, { "HOSTWARDEN_NODE", dest }),
+                           "Migration %s of %s to %s completed", mig->id, name, dest);
+        else
+                log_fields(LOG_ERR, 0,
+                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_MIGRATION_FAILED },
+                                      { "HOSTWARDEN_MIGRATION", mig->id },
+                                      { "HOSTWARDEN_DOMAIN", name }, { "HOSTWARDEN_NODE", dest }),
+                           "Migration %s of %s to %s %s: %s", mig->id, name, dest,
+                           w->aborted ? "aborted" : "failed", w->error);
+        mig->work = NULL;
+        work_free(w);
+        publish_soon(mig);
+        (void)sd_event_source_set_enabled(mig->expire_timer, SD_EVENT_ONESHOT);
+        migrations_schedule(m);
+}
+
+static int start(Manager *m, Migration *mig)
+{
+        int r;
+
+        mig->live.state = MIGRATION_PREPARING;
+        r = job_start(m, migration_work, migration_done, mig);
+        if (r < 0) {
+                mig->live.state = MIGRATION_FAILED;
+                (void)set_str(&mig->live.error, "Cannot start a worker thread");
+        } else
+                log_fields(LOG_INFO, 0,
+                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_MIGRATION_STARTED },
+                                      { "HOSTWARDEN_MIGRATION", mig->id },
+                                      { "HOSTWARDEN_DOMAIN", mig->domain_arg }),
+                           "Migration %s of %s started", mig->id, mig->domain_arg);
+        publish_soon(mig);
+        return r;
+}
+
+static void migrations_schedule(Manager *m)
+{
+        unsigned active = 0;
+        Migration *oldest;
+
+        for (Migration *x = m->migrations; x; x = x->next)
+                if (state_is_active(x->live.state))
+                        active++;
+        while (active < m->config->migration.max_concurrent) {
+                oldest = NULL;
+                /* the list is newest first: the last queued one is the oldest */
+                for (Migration *x = m->migrations; x; x = x->next)
+                        if (x->live.state == MIGRATION_QUEUED)
+                                oldest = x;
+                if (!oldest)
+                        break;
+                if (start(m, oldest) >= 0)
+                        active++;
+        }
+}
+
+static void unlink_migration(Manager *m, Migration *mig)
+{
+        for (Migration **p = &m->migrations; *p; p = &(*p)->next)
+                if (*p == mig) {
+                        *p = mig->next;
+                        break;
+                }
+}
+
+static int on_expire(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Migration *mig = userdata;
+        Manager *m = mig->manager;
+
+        (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "MigrationRemoved", "so",
+                                 mig->id, mig->path);
+        unlink_migration(m, mig);
+        migration_free(mig);
+        return 0;
+}
+
+static Migration *migration_free(Migration *mig)
+{
+        if (!mig)
+                return NULL;
+        sd_bus_slot_unref(mig->slot);
+        sd_event_source_disable_unref(mig->publish_timer);
+        sd_event_source_disable_unref(mig->expire_timer);
+        work_free(mig->work);
+        info_done(&mig->live);
+        info_done(&mig->pub);
+        pthread_mutex_destroy(&mig->lock);
+        free(mig->path);
+        free(mig->domain_arg);
+        free(mig->source);
+        free(mig);
+        return NULL;
+}
+
+void migrations_free(Manager *m)
+{
+        /* jobs_drain() ran first: no thread uses them any more */
+        while (m->migrations) {
+                Migration *mig = m->migrations;
+
+                m->migrations = mig->next;
+                migration_free(mig);
+        }
+}
+
+/* ---- D-Bus ---------------------------------------------------------------------------- */
+
+static Migration *find_by_path(Manager *m, const char *path)
+{
+        for (Migration *x = m->migrations; x; x = x->next)
+                if (streq(x->path, path))
+                        return x;
+        return NULL;
+}
+
+static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        Migration *mig = userdata;
+        const MigrationInfo *i = &mig->pub;
+
+#define U(name, value)             \
+        if (streq(property, name)) \
+                return sd_bus_message_append(reply, "t", (uint64_t)(value));
+#define S(name, value)             \
+        if (streq(property, name)) \
+                return sd_bus_message_append(reply, "s", (value) ? (value) : "");
+
+        S("Id", mig->id);
+        S("Domain", i->domain_uuid ? i->domain_uuid : mig->domain_arg);
+        S("DomainName", i->domain_name);
+        S("Source", mig->source);
+        S("Destination", i->destination);
+        S("Mode", mig->opts.block ? "block" : "live");
+        S("State", migration_state_to_string(i->state));
+        S("Error", i->error);
+        U("Created", mig->created);
+        U("Started", i->started);
+        U("Finished", i->finished);
+        U("MemoryTotal", i->memory_total);
+        U("MemoryProcessed", i->memory_processed);
+        U("MemoryRemaining", i->memory_remaining);
+        U("DiskTotal", i->disk_total);
+        U("DiskProcessed", i->disk_processed);
+        U("DiskRemaining", i->disk_remaining);
+        U("DirtyRate", i->dirty_rate);
+        U("Iteration", i->iteration);
+        U("MaxDowntime", i->max_downtime);
+        U("Downtime", i->downtime);
+        if (streq(property, "Progress"))
+                return sd_bus_message_append(reply, "u", i->progress);
+        if (streq(property, "PostCopy"))
+                return sd_bus_message_append(reply, "b", i->post_copy);
+#undef U
+#undef S
+        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "No property %s", property);
+}
+
+static int abort_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        Migration *mig = find_by_path(m, sd_bus_message_get_path(msg));
+
+        if (!mig)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT,
+                                         "The migration is gone");
+        if (mig->live.state == MIGRATION_QUEUED) {
+                mig->live.state = MIGRATION_ABORTED;
+                mig->live.finished = now_realtime();
+                (void)set_str(&mig->live.error, "Aborted by an operator before it started");
+                work_free(mig->work);
+                mig->work = NULL;
+                publish_soon(mig);
+                (void)sd_event_source_set_enabled(mig->expire_timer, SD_EVENT_ONESHOT);
+                return sd_bus_reply_method_return(msg, NULL);
+        }
+        if (state_is_final(mig->live.state))
+                return sd_bus_error_setf(error, HW_ERROR_NOT_RUNNING, "Migration %s is %s already",
+                                         mig->id, migration_state_to_string(mig->live.state));
+        atomic_store(&mig->request, MIGRATION_REQUEST_ABORT);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int force_complete_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        Migration *mig = find_by_path(m, sd_bus_message_get_path(msg));
+
+        if (!mig)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT,
+                                         "The migration is gone");
+        if (mig->live.state != MIGRATION_RUNNING)
+                return sd_bus_error_setf(error, HW_ERROR_NOT_RUNNING,
+                                         "Migration %s is %s: only a running migration can be "
+                                         "forced to complete",
+                                         mig->id, migration_state_to_string(mig->live.state));
+        atomic_store(&mig->request, MIGRATION_REQUEST_FORCE_COMPLETE);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_abort(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Migration *mig = userdata;
+
+        return polkit_authorize(mig->manager, msg, abort_authorized, error);
+}
+
+static int method_force_complete(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Migration *mig = userdata;
+
+        return polkit_authorize(mig->manager, msg, force_complete_authorized, error);
+}
+
+#define PROP_S(name) \
+        SD_BUS_PROPERTY(name, "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE)
+#define PROP_T(name) \
+        SD_BUS_PROPERTY(name, "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE)
+
+static const sd_bus_vtable migration_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        PROP_S("Domain"),
+        PROP_S("DomainName"),
+        SD_BUS_PROPERTY("Source", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        PROP_S("Destination"),
+        SD_BUS_PROPERTY("Mode", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        PROP_S("State"),
+        PROP_S("Error"),
+        SD_BUS_PROPERTY("Created", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        PROP_T("Started"),
+        PROP_T("Finished"),
+        PROP_T("MemoryTotal"),
+        PROP_T("MemoryProcessed"),
+        PROP_T("MemoryRemaining"),
+        PROP_T("DiskTotal"),
+        PROP_T("DiskProcessed"),
+        PROP_T("DiskRemaining"),
+        PROP_T("DirtyRate"),
+        PROP_T("Iteration"),
+        PROP_T("MaxDowntime"),
+        PROP_T("Downtime"),
+        SD_BUS_PROPERTY("Progress", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PostCopy", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("Abort", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_abort,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ForceComplete", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+                                method_force_complete, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+/* Builds the candidates (the given destination, or every peer) in the event loop. */
+static int prepare_work(Manager *m, Migration *mig, const char *dest, sd_bus_error *error)
+{
+        const Config *c = m->config;
+        MigrationWork *w;
+        int r = 0;
+
+        w = calloc(1, sizeof(MigrationWork));
+        if (!w)
+                return -ENOMEM;
+        pthread_mutex_init(&w->wait_lock, NULL);
+        pthread_cond_init(&w->wait_cond, NULL);
+        w->console_listen = c->console.listen;
+        w->downtime_steps = c->migration.downtime_steps;
+        w->downtime_delay = c->migration.downtime_delay;
+        w->stall_iterations = c->migration.stall_iterations;
+        mig->work = w;
+
+        w->candidates = calloc(c->n_peers + 1, sizeof(Preflight *));
+        w->candidate_addresses = calloc(c->n_peers + 1, sizeof(char *));
+        if (!w->candidates || !w->candidate_addresses)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_peers; i++) {
+                const ConfigPeer *peer = &c->peers[i];
+
+                if (!isempty(dest) && !streq(dest, peer->name))
+                        continue;
+                r = preflight_new(m, mig->domain_arg, peer->name, &mig->opts,
+                                  &w->candidates[w->n_candidates], error);
+                if (r < 0)
+                        return r;
+                w->candidate_addresses[w->n_candidates] = strdup(peer->address);
+                if (!w->candidate_addresses[w->n_candidates]) {
+                        w->n_candidates++;
+                        return -ENOMEM;
+                }
+                w->n_candidates++;
+        }
+        return 0;
+}
+
+static int migrate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        _cleanup_free_ char *path = NULL;
+        const char *dom, *dest;
+        Migration *mig;
+        uint64_t rnd;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &dom, &dest);
+        if (r < 0)
+                return r;
+        mig = calloc(1, sizeof(Migration));
+        if (!mig)
+                return -ENOMEM;
+        mig->manager = m;
+        pthread_mutex_init(&mig->lock, NULL);
+        migrate_options_defaults(m->config, &mig->opts);
+        r = migrate_options_read(msg, m->config, &mig->opts, error);
+        if (r < 0)
+                goto fail;
+        if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+                r = -errno;
+                goto fail;
+        }
+        snprintf(mig->id, sizeof(mig->id), "%016llx", (unsigned long long)rnd);
+        mig->created = now_realtime();
+        mig->domain_arg = strdup(dom);
+        mig->source = strdup(m->config->node.name);
+        if (!mig->domain_arg || !mig->source ||
+            asprintf(&mig->path, HW_MIGRATION_PATH_PREFIX "/%s", mig->id) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = prepare_work(m, mig, dest, error);
+        if (r < 0)
+                goto fail;
+        if (!isempty(dest) && set_str(&mig->live.destination, dest) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        mig->dest_chosen_by_us = isempty(dest);
+        r = sd_bus_add_object_vtable(m->bus, &mig->slot, mig->path, HW_MIGRATION_INTERFACE,
+                                     migration_vtable, mig);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_time_relative(m->event, &mig->expire_timer, CLOCK_MONOTONIC, KEEP_FINISHED,
+                                       0, on_expire, mig);
+        if (r < 0)
+                goto fail;
+        (void)sd_event_source_set_enabled(mig->expire_timer, SD_EVENT_OFF);
+
+        mig->live.state = MIGRATION_QUEUED;
+        mig->next = m->migrations;
+        m->migrations = mig;
+        (void)emit_changes(mig); /* pub = live, before anyone reads it */
+        r = sd_bus_reply_method_return(msg, "o", mig->path);
+        (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "MigrationNew", "so",
+                                 mig->id, mig->path);
+        migrations_schedule(m);
+        return r;
+fail:
+        migration_free(mig);
+        return r;
+}
+
+/* Migrate(s dom, s dest, a{sv} opts) -> o [migrate]: validate, authorize, queue. */
+int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        MigrateOptions opts;
+        const char *dom, *dest;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &dom, &dest);
+        if (r < 0)
+                return r;
+        if (isempty(dom))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a domain name or UUID");
+        if (streq(dest, m->config->node.name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The destination %s is this node: name a peer, or \"\" "
+                                         "to let hostwarden choose one",
+                                         dest);
+        if (!isempty(dest) && !config_find_peer(m->config, dest))
+                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
+                                         "No peer '%s' in the configuration: nodes are [peer "
+                                         "NAME] sections",
+                                         dest);
+        migrate_options_defaults(m->config, &opts);
+        r = migrate_options_read(msg, m->config, &opts, error);
+        if (r < 0)
+                return r;
+        for (Migration *x = m->migrations; x; x = x->next)
+                if (!state_is_final(x->live.state) &&
+                    (streq(x->domain_arg, dom) || streq_ptr(x->live.domain_uuid, dom) ||
+                     streq_ptr(x->live.domain_name, dom)))
+                        return sd_bus_error_setf(error, HW_ERROR_BUSY,
+                                                 "Domain %s is being migrated already (%s)", dom,
+                                                 x->path);
+        r = sd_bus_message_rewind(msg, true);
+        if (r < 0)
+                return r;
+        return polkit_authorize(m, msg, migrate_authorized, error);
+}
+
+/* ListMigrations() -> a(sssssso): id, domain, source, destination, state, mode, path */
+int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sssssso)");
+        for (Migration *x = m->migrations; r >= 0 && x; x = x->next)
+                r = sd_bus_message_append(reply, "(sssssso)", x->id,
+                                          x->pub.domain_name ? x->pub.domain_name : x->domain_arg,
+                                          x->source, x->pub.destination ? x->pub.destination : "",
+                                          migration_state_to_string(x->pub.state),
+                                          x->opts.block ? "block" : "live", x->path);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+int migrations_setup(Manager *m)
+{
+        return 0;
+}

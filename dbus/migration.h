@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "manager.h"
+#include "migpolicy.h"
+#include "migrate-opts.h"
+
+/*
+ * Live migrations started on this node (DESIGN.md §7): one object each on
+ * /org/hostwarden/Warden1/migration/<id>, interface org.hostwarden.Warden1.Migration.
+ *
+ * A migration is queued, then run by a worker thread (at most [migration] max_concurrent at
+ * once): preflight (CheckMigration, and the choice of destination when none was given), then
+ * peer-to-peer virDomainMigrateToURI3 while a monitor thread reads the job statistics every
+ * 500 ms and applies lib/migpolicy.c (downtime steps, stalls, completion timeout) and the
+ * operator's Abort/ForceComplete. The event loop publishes what the threads found with
+ * PropertiesChanged at most twice a second, and on success moves the instance record and
+ * definition to the destination.
+ */
+
+typedef enum MigrationState {
+        MIGRATION_QUEUED,
+        MIGRATION_PREPARING,
+        MIGRATION_RUNNING,
+        MIGRATION_POST_MIGRATING,
+        MIGRATION_COMPLETED,
+        MIGRATION_FAILED,
+        MIGRATION_ABORTED,
+        _MIGRATION_STATE_MAX,
+} MigrationState;
+
+const char *migration_state_to_string(MigrationState s);
+
+typedef enum MigrationRequest {
+        MIGRATION_REQUEST_NONE,
+        MIGRATION_REQUEST_ABORT,
+        MIGRATION_REQUEST_FORCE_COMPLETE,
+} MigrationRequest;
+
+/* What is published: the worker writes a copy under the lock, the event loop publishes it. */
+typedef struct MigrationInfo {
+        MigrationState state;
+        char *domain_uuid; /* known after the preflight */
+        char *domain_name;
+        char *destination;
+        char *error;
+        uint64_t started, finished; /* usec realtime, 0 = not yet */
+        uint64_t memory_total, memory_processed, memory_remaining;
+        uint64_t disk_total, disk_processed, disk_remaining;
+        uint64_t dirty_rate; /* bytes per second */
+        uint64_t iteration;
+        uint64_t max_downtime; /* ms: the current step */
+        uint64_t downtime;     /* ms: measured, when completed */
+        unsigned progress;     /* percent, never backwards */
+        bool post_copy;
+} MigrationInfo;
+
+typedef struct Migration Migration;
+struct Migration {
+        Manager *manager;
+        char id[17];
+        char *path;
+        char *domain_arg; /* as the caller gave it */
+        char *source;
+        MigrateOptions opts;
+        uint64_t created;
+        bool dest_chosen_by_us;
+
+        pthread_mutex_t lock;
+        MigrationInfo live; /* guarded by lock */
+        MigrationInfo pub;  /* event loop only: what properties show */
+        atomic_int request; /* MigrationRequest, event loop → threads */
+
+        void *work; /* worker-only state (migration.c) */
+        sd_bus_slot *slot;
+        sd_event_source *publish_timer;
+        sd_event_source *expire_timer;
+        Migration *next;
+};
+
+/* Migrate(s dom, s dest, a{sv} opts) → o [migrate]: in node_vtable. */
+int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+/* ListMigrations() → a(sssssso) */
+int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+
+/* Exports the fallback object tree; called by manager_startup(). */
+int migrations_setup(Manager *m);
+/* At shutdown: asks running migrations' threads to let go (libvirt carries on p2p). */
+void migrations_free(Manager *m);
