@@ -21,9 +21,11 @@
 #include "virt.h"
 
 #define MONITOR_INTERVAL_MS 500
-#define PUBLISH_INTERVAL    (500 * USEC_PER_MSEC) /* PropertiesChanged at most twice a second */
-#define KEEP_FINISHED       (USEC_PER_HOUR)       /* finished migrations stay listed this long */
-#define MAX_TEMP_POOLS      8
+/* PropertiesChanged at most twice a second: never two within this (a little over 500 ms, so
+ * that no window of one second can hold three) */
+#define PUBLISH_INTERVAL (510 * USEC_PER_MSEC)
+#define KEEP_FINISHED    (USEC_PER_HOUR) /* finished migrations stay listed this long */
+#define MAX_TEMP_POOLS   8
 
 static const char *const state_table[_MIGRATION_STATE_MAX] = {
         [MIGRATION_QUEUED] = "queued",       [MIGRATION_PREPARING] = "preparing",
@@ -97,8 +99,8 @@ typedef struct MigrationWork {
         /* the worker's */
         Preflight *chosen;
         const char *dest_address;
-        virConnectPtr conn, dconn;
-        virDomainPtr dom;
+        virConnectPtr conn, dconn, mconn; /* mconn: the monitor thread's */
+        virDomainPtr dom, mdom;
         char *persist_xml;
         char *temp_pools[MAX_TEMP_POOLS];
         size_t n_temp_pools;
@@ -129,6 +131,10 @@ static void work_free(MigrationWork *w)
                 free(w->temp_pools[i]);
         if (w->dom)
                 virDomainFree(w->dom);
+        if (w->mdom)
+                virDomainFree(w->mdom);
+        if (w->mconn)
+                virConnectClose(w->mconn);
         if (w->conn)
                 virConnectClose(w->conn);
         if (w->dconn)
@@ -351,10 +357,16 @@ static void destroy_temp_pools(MigrationWork *w)
         }
 }
 
+/* The domain as the monitor thread sees it. */
+static virDomainPtr mon_dom(MigrationWork *w)
+{
+        return w->mdom ? w->mdom : w->dom;
+}
+
 static void force_complete(Migration *mig, MigrationWork *w)
 {
         if (mig->opts.post_copy) {
-                if (virDomainMigrateStartPostCopy(w->dom, 0) == 0) {
+                if (virDomainMigrateStartPostCopy(mon_dom(w), 0) == 0) {
                         bool on = true;
 
                         pthread_mutex_lock(&mig->lock);
@@ -367,7 +379,7 @@ static void force_complete(Migration *mig, MigrationWork *w)
         }
         /* paused, the guest dirties nothing: the copy converges; it runs again on the
          * destination afterwards */
-        if (virDomainSuspend(w->dom) == 0)
+        if (virDomainSuspend(mon_dom(w)) == 0)
                 w->paused_by_us = true;
         else
                 log_warning("Migration %s: cannot pause the domain to complete: %s", mig->id,
@@ -418,13 +430,13 @@ static void monitor_once(Migration *mig, MigrationWork *w)
         if (req == MIGRATION_REQUEST_ABORT) {
                 w->aborted = true;
                 fail(w, "Aborted by an operator");
-                if (virDomainAbortJob(w->dom) < 0)
+                if (virDomainAbortJob(mon_dom(w)) < 0)
                         log_warning("Migration %s: abort failed: %s", mig->id,
                                     virt_last_error("unknown error"));
         } else if (req == MIGRATION_REQUEST_FORCE_COMPLETE)
                 force_complete(mig, w);
 
-        if (virDomainGetJobStats(w->dom, &type, &params, &n, 0) < 0 ||
+        if (virDomainGetJobStats(mon_dom(w), &type, &params, &n, 0) < 0 ||
             type == VIR_DOMAIN_JOB_NONE) {
                 virTypedParamsFree(params, n);
                 return;
@@ -448,7 +460,7 @@ static void monitor_once(Migration *mig, MigrationWork *w)
         s.iteration = stats.iteration;
         mig_policy_sample(&w->policy, &s, &d);
         if (d.set_downtime) {
-                if (virDomainMigrateSetMaxDowntime(w->dom, d.downtime_ms, 0) < 0 &&
+                if (virDomainMigrateSetMaxDowntime(mon_dom(w), d.downtime_ms, 0) < 0 &&
                     virGetLastErrorCode() != VIR_ERR_NO_DOMAIN) /* it just completed */
                         log_warning("Migration %s: cannot set max downtime %llu ms: %s", mig->id,
                                     (unsigned long long)d.downtime_ms,
@@ -465,12 +477,15 @@ static void monitor_once(Migration *mig, MigrationWork *w)
                              "Not completed within completion-timeout (%llu s): aborted "
                              "(timeout-action abort)",
                              (unsigned long long)(w->policy.timeout / USEC_PER_SEC));
-                        (void)virDomainAbortJob(w->dom);
+                        (void)virDomainAbortJob(mon_dom(w));
                 } else {
                         log_info("Migration %s: completion timeout, forcing completion", mig->id);
                         force_complete(mig, w);
                 }
         }
+        log_debug("Migration %s: sample at %llu ms: remaining %llu, iteration %llu", mig->id,
+                  (unsigned long long)(s.elapsed / 1000), (unsigned long long)s.remaining,
+                  (unsigned long long)s.iteration);
         stats.max_downtime = w->policy.current_downtime_ms;
         stats.progress = mig_policy_percent(&w->policy, &s, false);
         live_update(mig, store_sample_cb, &stats);
@@ -480,6 +495,15 @@ static void *monitor_thread(void *userdata)
 {
         Migration *mig = userdata;
         MigrationWork *w = mig->work;
+
+        /* a connection of its own: the shared one carries the long migration call */
+        w->mconn = virConnectOpen(virt_uri(mig->manager->virt));
+        if (w->mconn)
+                w->mdom = virDomainLookupByUUIDString(w->mconn, w->chosen->domain->uuid);
+        if (!w->mdom)
+                log_warning("Migration %s: no monitor connection (%s); monitoring on the "
+                            "migration's",
+                            mig->id, virt_last_error("unknown error"));
 
         pthread_mutex_lock(&w->wait_lock);
         while (!w->migrate_returned) {
@@ -730,7 +754,7 @@ static void migration_work(Manager *m, void *userdata)
 static Migration *migration_free(Migration *mig);
 static void migrations_schedule(Manager *m);
 
-static int emit_changes(Migration *mig)
+static int emit_changes(Migration *mig, bool silently)
 {
         MigrationInfo *a = &mig->pub, *b = &mig->live;
         const char *names[32];
@@ -779,7 +803,7 @@ static int emit_changes(Migration *mig)
         pthread_mutex_unlock(&mig->lock);
 #undef CHANGED_U
 #undef CHANGED_S
-        if (n == 0)
+        if (n == 0 || silently)
                 return 0;
         names[n] = NULL;
         return sd_bus_emit_properties_changed_strv(mig->manager->bus, mig->path,
@@ -791,12 +815,16 @@ static int on_publish(sd_event_source *s, uint64_t usec, void *userdata)
         Migration *mig = userdata;
         int r;
 
-        r = emit_changes(mig);
+        r = emit_changes(mig, false);
         if (r < 0)
                 log_warning_errno(r, "Migration %s: cannot announce changes: %m", mig->id);
         if (state_is_final(mig->pub.state))
                 return sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        return sd_event_source_set_time_relative(s, PUBLISH_INTERVAL);
+        /* while it runs: look again in PUBLISH_INTERVAL */
+        r = sd_event_source_set_time_relative(s, PUBLISH_INTERVAL);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return r;
 }
 
 /* Makes sure changes go out within PUBLISH_INTERVAL, never more often. */
@@ -1154,7 +1182,14 @@ static int prepare_work(Manager *m, Migration *mig, const char *dest, sd_bus_err
         if (!w)
                 return -ENOMEM;
         pthread_mutex_init(&w->wait_lock, NULL);
-        pthread_cond_init(&w->wait_cond, NULL);
+        {
+                pthread_condattr_t attr;
+
+                pthread_condattr_init(&attr);
+                pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* the deadlines' clock */
+                pthread_cond_init(&w->wait_cond, &attr);
+                pthread_condattr_destroy(&attr);
+        }
         w->console_listen = c->console.listen;
         w->downtime_steps = c->migration.downtime_steps;
         w->downtime_delay = c->migration.downtime_delay;
@@ -1238,7 +1273,7 @@ static int migrate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *err
         mig->live.state = MIGRATION_QUEUED;
         mig->next = m->migrations;
         m->migrations = mig;
-        (void)emit_changes(mig); /* pub = live, before anyone reads it */
+        (void)emit_changes(mig, true); /* pub = live: the initial values, not changes */
         r = sd_bus_reply_method_return(msg, "o", mig->path);
         (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "MigrationNew", "so",
                                  mig->id, mig->path);

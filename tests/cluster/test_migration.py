@@ -13,6 +13,7 @@ import uuid as uuidlib
 
 import pytest
 
+import dirtyguest
 import hwcluster
 import hwinstall
 
@@ -43,11 +44,18 @@ def nodes(record_timing):
         configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)})
     try:
         cluster.start()
+        cluster.node(1).write_file(KERNEL, dirtyguest.kernel())
+        cluster.node(1).run("useradd -M alice && useradd -M -G hostwarden bob")
         yield cluster
     finally:
         cluster.teardown()
         shutil.rmtree(stage, ignore_errors=True)
         assert cluster.leftovers() == []
+
+
+KERNEL = "/var/lib/nova/instances/dirty.kernel"  # shared: the destination needs it too
+# 10 MiB/s against ~46 MiB always dirty: pending memory never fits the max downtime
+SLOW = ("bandwidth", "t", "10")
 
 
 def migrate(node, dom, dest, *opts):
@@ -91,10 +99,11 @@ def persistent(node, name):
 def guest(nodes):
     names = []
 
-    def start(name, node=1, memory_mib=64):
+    def start(name, node=1, memory_mib=64, dirty=False):
         uuid = str(uuidlib.uuid4())
-        hwcluster.define_and_start(nodes.node(node),
-                                   hwcluster.domain_xml(name, uuid=uuid, memory_mib=memory_mib))
+        xml = (dirtyguest.domain_xml(name, uuid, KERNEL) if dirty else
+               hwcluster.domain_xml(name, uuid=uuid, memory_mib=memory_mib))
+        hwcluster.define_and_start(nodes.node(node), xml)
         names.append(name)
         return uuid
     yield start
@@ -144,3 +153,127 @@ def test_a_migration_to_a_dead_destination_fails_and_the_guest_runs_on(nodes, gu
     finally:
         node2.systemctl("start", "libvirtd.socket", "libvirtd-ro.socket",
                         "libvirtd-admin.socket", "libvirtd-tcp.socket", "libvirtd.service")
+
+
+def mig_call(node, path, method, user=None):
+    cmd = BUSCTL + ["call", BUS, path, MIG_IFACE, method]
+    if user:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *cmd]
+    return node.run(cmd, check=False)
+
+
+def wait_running(node, path, timeout=30.0):
+    """Until the copy is under way (memory statistics are published)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        p = props(node, path)
+        if p["State"] == "running" and p["MemoryTotal"] > 0:
+            return p
+        assert p["State"] in ("queued", "preparing", "running"), p
+        time.sleep(0.2)
+    raise AssertionError(f"not running: {props(node, path)}")
+
+
+def test_abort_leaves_a_non_converging_guest_running_on_the_source(nodes, guest):
+    node1, node2 = nodes.nodes
+    guest("dirty-abort", dirty=True)
+    path = migrate(node1, "dirty-abort", "node2", *SLOW)
+    wait_running(node1, path)
+    time.sleep(3)
+    assert props(node1, path)["State"] == "running"  # it does not converge by itself
+    assert mig_call(node1, path, "Abort").returncode == 0
+    final = wait_final(node1, path, timeout=30)
+    assert final["State"] == "aborted", final
+    assert "Aborted by an operator" in final["Error"]
+    assert domstate(node1, "dirty-abort") == "running"
+    assert persistent(node1, "dirty-abort")
+    assert domstate(node2, "dirty-abort") is None
+    # a finished migration cannot be aborted again
+    proc = mig_call(node1, path, "Abort")
+    assert proc.returncode != 0 and "aborted already" in proc.stderr, proc.stderr
+
+
+def test_force_complete_lands_a_non_converging_guest_on_the_destination(nodes, guest):
+    node1, node2 = nodes.nodes
+    guest("dirty-force", dirty=True)
+    path = migrate(node1, "dirty-force", "node2", *SLOW)
+    wait_running(node1, path)
+    assert mig_call(node1, path, "ForceComplete").returncode == 0
+    final = wait_final(node1, path, timeout=60)
+    assert final["State"] == "completed", final
+    assert domstate(node2, "dirty-force") == "running"  # paused to complete, running again
+    assert domstate(node1, "dirty-force") is None
+
+
+@pytest.mark.parametrize("action,state,where", [("abort", "aborted", 1),
+                                                ("force_complete", "completed", 2)])
+def test_timeout_action_fires_after_the_completion_timeout(nodes, guest, action, state, where):
+    node1, node2 = nodes.nodes
+    name = f"dirty-timeout-{action}"
+    guest(name, dirty=True)
+    # 2 s per GiB × 2 GiB (64 MiB counts as 2, as Nova) = 4 s
+    started = time.monotonic()
+    path = migrate(node1, name, "node2", *SLOW, "completion-timeout", "t", "2",
+                   "timeout-action", "s", action)
+    final = wait_final(node1, path, timeout=60)
+    took = time.monotonic() - started
+    assert final["State"] == state, final
+    assert took >= 4.0, f"the timeout action came after {took:.1f}s, before the 4 s timeout"
+    if action == "abort":
+        assert "completion-timeout" in final["Error"], final
+    assert domstate(nodes.node(where), name) == "running"
+
+
+def test_downtime_steps_and_properties_changed_rate(nodes, guest):
+    """MaxDowntime climbs in steps (downtime_delay 1 s × 2 GiB = a step every 2 s, 50 ms
+    first, 500 ms / 10 steps); PropertiesChanged comes at most twice in any second."""
+    node1, node2 = nodes.nodes
+    guest("dirty-steps", dirty=True)
+    node1.run("rm -f /run/pc.log; (timeout 9 dbus-monitor --system \"type='signal',"
+              "interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
+              "path_namespace='/org/hostwarden/Warden1/migration'\" > /run/pc.log 2>&1 &)")
+    time.sleep(0.5)
+    path = migrate(node1, "dirty-steps", "node2", *SLOW)
+    seen = []
+    deadline = time.monotonic() + 7
+    while time.monotonic() < deadline:
+        seen.append(json.loads(node1.run(BUSCTL + ["--json=short", "get-property", BUS, path,
+                                                   MIG_IFACE, "MaxDowntime"]).stdout)["data"])
+        time.sleep(0.25)
+    assert mig_call(node1, path, "Abort").returncode == 0
+    wait_final(node1, path, timeout=30)
+    steps = sorted(set(v for v in seen if v))
+    assert steps[:3] == [50, 95, 140], seen
+    assert seen == sorted(seen), seen  # never down
+    time.sleep(2.5)  # dbus-monitor ends
+    times = [float(line.split("time=")[1].split()[0])
+             for line in node1.read_file("/run/pc.log").splitlines()
+             if line.startswith("signal") and path in line]
+    assert len(times) >= 8, times
+    for i in range(len(times) - 2):
+        assert times[i + 2] - times[i] > 1.0, f"3 PropertiesChanged within 1 s: {times[i:i+3]}"
+
+
+def test_an_unprivileged_caller_is_refused_migrate_abort_and_force_complete(nodes, guest):
+    node1, node2 = nodes.nodes
+    guest("mig-authz")
+    as_alice = ["setpriv", "--reuid=alice", "--regid=alice", "--init-groups", "--"]
+    proc = node1.run(as_alice + BUSCTL + ["call", *NODE, "Migrate", "ssa{sv}", "mig-authz",
+                                          "node2", "0"], check=False)
+    assert proc.returncode != 0
+    assert "Interactive authentication required for org.hostwarden.migrate" in proc.stderr, \
+        proc.stderr
+    assert domstate(node1, "mig-authz") == "running"
+    assert json.loads(node1.run(BUSCTL + ["--json=short", "call", *NODE,
+                                          "ListMigrations"]).stdout)["data"][0] is not None
+    # with the shipped rule, group hostwarden may
+    out = node1.run(["setpriv", "--reuid=bob", "--regid=bob", "--init-groups", "--"] + BUSCTL +
+                    ["--json=short", "call", *NODE, "Migrate", "ssa{sv}", "mig-authz", "node2",
+                     "0"]).stdout
+    path = json.loads(out)["data"][0]
+    # Abort and ForceComplete are [migrate] too
+    proc = mig_call(node1, path, "Abort", user="alice")
+    assert proc.returncode != 0 and "org.hostwarden.migrate" in proc.stderr, proc.stderr
+    proc = mig_call(node1, path, "ForceComplete", user="alice")
+    assert proc.returncode != 0 and "org.hostwarden.migrate" in proc.stderr, proc.stderr
+    assert wait_final(node1, path)["State"] == "completed"

@@ -1,0 +1,74 @@
+"""A guest that never lets a live migration converge: a 64-byte multiboot kernel that writes
+one word into every 4 KiB page between 2 MiB and END over and over, so every page of that
+range is always dirty again. Built here from its machine code (no assembler needed):
+
+    start:  mov  edi, 0x00200000
+            mov  ecx, END
+    loop:   mov  [edi], eax
+            add  edi, 4096
+            cmp  edi, ecx
+            jb   loop
+            inc  eax
+            mov  edi, 0x00200000
+            jmp  loop
+
+QEMU loads it with -kernel (multiboot v1, the "a.out kludge": flag 16 and load addresses
+in the header) at 1 MiB and enters it in 32-bit protected mode.
+"""
+
+from __future__ import annotations
+
+import struct
+from xml.sax.saxutils import escape as xml_escape
+
+LOAD = 0x00100000
+MAGIC = 0x1BADB002
+FLAGS = 0x00010000  # address fields valid
+
+
+def kernel(end: int = 0x03000000) -> bytes:
+    """The image; END (exclusive) must lie inside the guest's RAM."""
+    header_len = 32
+    entry = LOAD + header_len
+    code = bytearray()
+    code += b"\xBF" + struct.pack("<I", 0x00200000)  # mov edi, 2 MiB
+    code += b"\xB9" + struct.pack("<I", end)         # mov ecx, END
+    loop = len(code)
+    code += b"\x89\x07"                               # mov [edi], eax
+    code += b"\x81\xC7" + struct.pack("<I", 4096)    # add edi, 4096
+    code += b"\x39\xCF"                               # cmp edi, ecx
+    code += b"\x72" + struct.pack("<b", loop - (len(code) + 2))  # jb loop
+    code += b"\x40"                                   # inc eax
+    code += b"\xBF" + struct.pack("<I", 0x00200000)  # mov edi, 2 MiB
+    code += b"\xEB" + struct.pack("<b", loop - (len(code) + 2))  # jmp loop
+    checksum = (-(MAGIC + FLAGS)) & 0xFFFFFFFF
+    header = struct.pack("<8I", MAGIC, FLAGS, checksum,
+                         LOAD,                       # header_addr
+                         LOAD,                       # load_addr
+                         0,                          # load_end_addr: the whole file
+                         0,                          # bss_end_addr: none
+                         entry)
+    return header + bytes(code)
+
+
+def domain_xml(name: str, uuid: str, kernel_path: str, memory_mib: int = 64) -> str:
+    return f"""<domain type='qemu'>
+  <name>{xml_escape(name)}</name>
+  <uuid>{uuid}</uuid>
+  <memory unit='MiB'>{memory_mib}</memory>
+  <currentMemory unit='MiB'>{memory_mib}</currentMemory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{xml_escape(kernel_path)}</kernel>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+"""
