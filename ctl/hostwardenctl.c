@@ -13,16 +13,18 @@
 
 #include <systemd/sd-bus.h>
 
+#include "ctl.h"
 #include "util.h"
 
-#define DEST       "org.hostwarden.Warden1"
-#define PATH       "/org/hostwarden/Warden1"
-#define NODE_IFACE "org.hostwarden.Warden1.Node"
+bool arg_json = false;
+bool arg_ask_password = true;
+bool arg_block = false;
+bool arg_wait = false;
+uint64_t arg_bandwidth = 0;
+char **arg_rest = NULL;
+int arg_n_rest = 0;
 
-static bool arg_json = false;
-static bool arg_ask_password = true;
-
-static const char *error_message(const sd_bus_error *e, int r)
+const char *error_message(const sd_bus_error *e, int r)
 {
         if (e && e->message)
                 return e->message;
@@ -30,7 +32,7 @@ static const char *error_message(const sd_bus_error *e, int r)
 }
 
 /* A JSON string literal of s on stdout. */
-static void json_string(const char *s)
+void json_string(const char *s)
 {
         putchar('"');
         for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
@@ -179,8 +181,6 @@ static int call(sd_bus *bus, const char *member, const char *what, const char *t
         return 0;
 }
 
-static char **arg_rest; /* arguments after the verb */
-
 static int verb_disable(sd_bus *bus)
 {
         return call(bus, "Disable", "disable the node", "s", arg_rest[0]);
@@ -301,6 +301,11 @@ static void help(void)
                "  reload        Re-read the configuration, re-apply the firewall\n"
                "  nodes         List the compute nodes in the store\n"
                "  domains       List the domains of this node's libvirt and their owners\n"
+               "  migrate DOMAIN [NODE]  Live-migrate DOMAIN (to NODE, or where hostwarden\n"
+               "                chooses); --block copies local disks, --wait follows it\n"
+               "  migrations    List the migrations started on this node\n"
+               "  migration show|abort|force-complete ID\n"
+               "                Show, abort or force to complete one migration\n"
                "  disable REASON  Disable this node\n"
                "  enable        Enable this node\n"
                "  force-down NODE  Declare NODE powered off (an admin's assertion)\n"
@@ -309,30 +314,44 @@ static void help(void)
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
                "     --json             Output listings as JSON\n"
+               "     --block            migrate: copy the local disks too (block migration)\n"
+               "     --wait             migrate: wait until it ends, showing progress\n"
+               "     --bandwidth=MIB    migrate: at most MIB MiB/s\n"
                "     --no-ask-password  Do not ask for a password (polkit)\n",
                program_invocation_short_name);
 }
 
 int main(int argc, char *argv[])
 {
-        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_NO_ASK_PASSWORD };
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_JSON,
+                ARG_NO_ASK_PASSWORD,
+                ARG_BLOCK,
+                ARG_WAIT,
+                ARG_BANDWIDTH
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
+                { "block", no_argument, NULL, ARG_BLOCK },
+                { "wait", no_argument, NULL, ARG_WAIT },
+                { "bandwidth", required_argument, NULL, ARG_BANDWIDTH },
                 {},
         };
         static const struct {
                 const char *verb;
-                int n_args;
+                int min_args, max_args;
                 int (*run)(sd_bus *bus);
         } verbs[] = {
-                { "status", 0, verb_status },         { "check", 0, verb_check },
-                { "reload", 0, verb_reload },         { "nodes", 0, verb_nodes },
-                { "disable", 1, verb_disable },       { "enable", 0, verb_enable },
-                { "force-down", 1, verb_force_down }, { "force-up", 1, verb_force_up },
-                { "domains", 0, verb_domains },
+                { "status", 0, 0, verb_status },         { "check", 0, 0, verb_check },
+                { "reload", 0, 0, verb_reload },         { "nodes", 0, 0, verb_nodes },
+                { "disable", 1, 1, verb_disable },       { "enable", 0, 0, verb_enable },
+                { "force-down", 1, 1, verb_force_down }, { "force-up", 1, 1, verb_force_up },
+                { "domains", 0, 0, verb_domains },       { "migrate", 1, 2, verb_migrate },
+                { "migrations", 0, 0, verb_migrations }, { "migration", 2, 2, verb_migration },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;
@@ -352,6 +371,19 @@ int main(int argc, char *argv[])
                 case ARG_NO_ASK_PASSWORD:
                         arg_ask_password = false;
                         break;
+                case ARG_BLOCK:
+                        arg_block = true;
+                        break;
+                case ARG_WAIT:
+                        arg_wait = true;
+                        break;
+                case ARG_BANDWIDTH:
+                        if (parse_uint_range(optarg, 1, 1024 * 1024, &arg_bandwidth) < 0) {
+                                fprintf(stderr, "--bandwidth=%s: expected MiB/s, 1 to 1048576.\n",
+                                        optarg);
+                                return 1;
+                        }
+                        break;
                 default:
                         return 1;
                 }
@@ -360,10 +392,15 @@ int main(int argc, char *argv[])
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
                 if (!streq(verb, verbs[i].verb))
                         continue;
-                if (argc - optind - 1 != verbs[i].n_args &&
-                    !(optind >= argc && verbs[i].n_args == 0)) {
-                        fprintf(stderr, "'%s' takes %d argument(s); see '%s --help'.\n", verb,
-                                verbs[i].n_args, program_invocation_short_name);
+                arg_n_rest = optind < argc ? argc - optind - 1 : 0;
+                if (arg_n_rest < verbs[i].min_args || arg_n_rest > verbs[i].max_args) {
+                        if (verbs[i].min_args == verbs[i].max_args)
+                                fprintf(stderr, "'%s' takes %d argument(s); see '%s --help'.\n",
+                                        verb, verbs[i].min_args, program_invocation_short_name);
+                        else
+                                fprintf(stderr, "'%s' takes %d to %d arguments; see '%s --help'.\n",
+                                        verb, verbs[i].min_args, verbs[i].max_args,
+                                        program_invocation_short_name);
                         return 1;
                 }
                 arg_rest = argv + optind + 1;

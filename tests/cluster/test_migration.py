@@ -277,3 +277,39 @@ def test_an_unprivileged_caller_is_refused_migrate_abort_and_force_complete(node
     proc = mig_call(node1, path, "ForceComplete", user="alice")
     assert proc.returncode != 0 and "org.hostwarden.migrate" in proc.stderr, proc.stderr
     assert wait_final(node1, path)["State"] == "completed"
+
+
+def test_hostwardenctl_migrate_wait_migrations_and_migration_verbs(nodes, guest):
+    node1, node2 = nodes.nodes
+    guest("ctl-idle")
+    proc = node1.run(["hostwardenctl", "migrate", "--wait", "ctl-idle", "node2"])
+    # not a terminal: plain lines, then the summary
+    assert "completed in" in proc.stdout and "downtime" in proc.stdout, proc.stdout
+    assert domstate(node2, "ctl-idle") == "running"
+    listed = json.loads(node1.run(["hostwardenctl", "--json", "migrations"]).stdout)
+    mine = [m for m in listed if m["domain"] == "ctl-idle"]
+    assert mine and mine[0]["state"] == "completed" and mine[0]["destination"] == "node2"
+    shown = json.loads(node1.run(["hostwardenctl", "--json", "migration", "show",
+                                  mine[0]["id"]]).stdout)
+    assert shown["state"] == "completed" and shown["progress"] == 100
+    assert shown["memory_total_bytes"] > 0
+    text = node1.run(["hostwardenctl", "migration", "show", mine[0]["id"]]).stdout
+    assert "node1 -> node2" in text, text
+
+    # a non-converging one, aborted through the CLI; --wait reports the failure
+    guest("ctl-dirty", dirty=True)
+    proc = node1.run(["hostwardenctl", "migrate", "--bandwidth=10", "ctl-dirty", "node2"])
+    mig_id = proc.stdout.strip().split()[-1]
+    wait_running(node1, f"/org/hostwarden/Warden1/migration/{mig_id}")
+    node1.run(["hostwardenctl", "migration", "abort", mig_id])
+    final = wait_final(node1, f"/org/hostwarden/Warden1/migration/{mig_id}")
+    assert final["State"] == "aborted"
+    proc = node1.run(["hostwardenctl", "migration", "abort", mig_id], check=False)
+    assert proc.returncode == 1 and "aborted already" in proc.stderr, proc.stderr
+    proc = node1.run(["hostwardenctl", "migration", "frobnicate", mig_id], check=False)
+    assert proc.returncode == 1 and "expected show, abort or force-complete" in proc.stderr
+    proc = node1.run(["hostwardenctl", "migrate"], check=False)
+    assert proc.returncode == 1 and "takes 1 to 2 arguments" in proc.stderr
+    proc = node1.run(["hostwardenctl", "migrate", "--wait", "no-such-guest", "node2"],
+                     check=False)
+    assert proc.returncode == 1 and "No domain 'no-such-guest'" in proc.stderr, proc.stderr

@@ -1,0 +1,442 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* hostwardenctl migrate, migrations, migration show|abort|force-complete */
+#include <errno.h>
+#include <stddef.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "util.h"
+
+typedef struct MigrationProps {
+        char *id, *domain, *domain_name, *source, *destination, *mode, *state, *error;
+        uint64_t created, started, finished;
+        uint64_t memory_total, memory_processed, memory_remaining;
+        uint64_t disk_total, disk_processed, disk_remaining;
+        uint64_t dirty_rate, iteration, max_downtime, downtime;
+        uint32_t progress;
+        int post_copy;
+} MigrationProps;
+
+static void props_done(MigrationProps *p)
+{
+        free(p->id);
+        free(p->domain);
+        free(p->domain_name);
+        free(p->source);
+        free(p->destination);
+        free(p->mode);
+        free(p->state);
+        free(p->error);
+        *p = (MigrationProps){};
+}
+
+static int get_props(sd_bus *bus, const char *path, MigrationProps *p, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        props_done(p);
+        r = sd_bus_call_method(bus, DEST, path, "org.freedesktop.DBus.Properties", "GetAll", error,
+                               &reply, "s", MIG_IFACE);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                static const struct {
+                        const char *name;
+                        char type;
+                        size_t offset;
+                } fields[] = {
+#define F(n, t, f) { n, t, offsetof(MigrationProps, f) }
+                        F("Id", 's', id),
+                        F("Domain", 's', domain),
+                        F("DomainName", 's', domain_name),
+                        F("Source", 's', source),
+                        F("Destination", 's', destination),
+                        F("Mode", 's', mode),
+                        F("State", 's', state),
+                        F("Error", 's', error),
+                        F("Created", 't', created),
+                        F("Started", 't', started),
+                        F("Finished", 't', finished),
+                        F("MemoryTotal", 't', memory_total),
+                        F("MemoryProcessed", 't', memory_processed),
+                        F("MemoryRemaining", 't', memory_remaining),
+                        F("DiskTotal", 't', disk_total),
+                        F("DiskProcessed", 't', disk_processed),
+                        F("DiskRemaining", 't', disk_remaining),
+                        F("DirtyRate", 't', dirty_rate),
+                        F("Iteration", 't', iteration),
+                        F("MaxDowntime", 't', max_downtime),
+                        F("Downtime", 't', downtime),
+                        F("Progress", 'u', progress),
+                        F("PostCopy", 'b', post_copy),
+#undef F
+                };
+                const char *name;
+                size_t i;
+
+                r = sd_bus_message_read(reply, "s", &name);
+                if (r < 0)
+                        return r;
+                for (i = 0; i < ELEMENTSOF(fields); i++)
+                        if (streq(fields[i].name, name))
+                                break;
+                if (i == ELEMENTSOF(fields))
+                        r = sd_bus_message_skip(reply, "v");
+                else {
+                        void *at = (char *)p + fields[i].offset;
+                        char sig[2] = { fields[i].type, 0 };
+
+                        if (fields[i].type == 's') {
+                                const char *s;
+
+                                r = sd_bus_message_read(reply, "v", "s", &s);
+                                if (r >= 0 && !(*(char **)at = strdup(s)))
+                                        r = -ENOMEM;
+                        } else
+                                r = sd_bus_message_read(reply, "v", sig, at);
+                }
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+static bool state_final(const char *s)
+{
+        return s && (streq(s, "completed") || streq(s, "failed") || streq(s, "aborted"));
+}
+
+static char *path_of(const char *id_or_path)
+{
+        char *p;
+
+        if (id_or_path[0] == '/')
+                return strdup(id_or_path);
+        if (asprintf(&p, PATH "/migration/%s", id_or_path) < 0)
+                return NULL;
+        return p;
+}
+
+static double mib(uint64_t bytes)
+{
+        return (double)bytes / (1024.0 * 1024.0);
+}
+
+/* "42s", "3m07s" */
+static void fmt_eta(double s, char *buf, size_t size)
+{
+        if (s < 0 || s > 99 * 3600)
+                snprintf(buf, size, "-");
+        else if (s < 60)
+                snprintf(buf, size, "%.0fs", s);
+        else
+                snprintf(buf, size, "%dm%02ds", (int)s / 60, (int)s % 60);
+}
+
+static double now_seconds(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void show_progress(const MigrationProps *p, double rate, bool tty)
+{
+        uint64_t remaining = p->memory_remaining + p->disk_remaining;
+        char eta[16];
+        char bar[31];
+        unsigned filled = p->progress * 30 / 100;
+
+        fmt_eta(rate > 0 ? (double)remaining / rate : -1, eta, sizeof(eta));
+        for (unsigned i = 0; i < 30; i++)
+                bar[i] = i < filled ? '#' : '.';
+        bar[30] = 0;
+        if (tty)
+                printf("\r\033[K[%s] %3u%%  memory %.1f/%.1f MiB", bar, p->progress,
+                       mib(p->memory_processed), mib(p->memory_total));
+        else
+                printf("%s %u%% memory %.1f/%.1f MiB", p->state, p->progress,
+                       mib(p->memory_processed), mib(p->memory_total));
+        if (p->disk_total > 0)
+                printf("  disk %.1f/%.1f MiB", mib(p->disk_processed), mib(p->disk_total));
+        printf("  %.1f MiB/s  ETA %s  max downtime %" PRIu64 " ms%s", mib((uint64_t)rate), eta,
+               p->max_downtime, p->post_copy ? "  post-copy" : "");
+        if (tty)
+                printf("  %s", p->state);
+        if (!tty)
+                putchar('\n');
+        fflush(stdout);
+}
+
+static int wait_for(sd_bus *bus, const char *path)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        MigrationProps p = {};
+        bool tty = isatty(STDOUT_FILENO);
+        double last_t = now_seconds(), start_t = last_t, last_plain = 0, rate = 0;
+        uint64_t last_done = 0;
+        _cleanup_free_ char *last_state = NULL;
+        int r, ret = 1;
+
+        for (;;) {
+                double t;
+                uint64_t done;
+
+                r = get_props(bus, path, &p, &error);
+                if (r < 0) {
+                        fprintf(stderr, "%sCould not follow the migration: %s\n", tty ? "\n" : "",
+                                error_message(&error, r));
+                        break;
+                }
+                t = now_seconds();
+                done = p.memory_processed + p.disk_processed;
+                if (t > last_t && done >= last_done && done > 0) {
+                        double now_rate = (double)(done - last_done) / (t - last_t);
+
+                        rate = rate > 0 ? 0.5 * rate + 0.5 * now_rate : now_rate;
+                }
+                last_t = t;
+                last_done = done;
+                if (state_final(p.state)) {
+                        if (tty)
+                                putchar('\n');
+                        if (streq(p.state, "completed")) {
+                                printf("Migration %s of %s to %s completed in %.1fs (downtime "
+                                       "%" PRIu64 " ms).\n",
+                                       p.id, p.domain_name, p.destination, t - start_t, p.downtime);
+                                ret = 0;
+                        } else
+                                fprintf(stderr, "Migration %s of %s to %s %s: %s\n", p.id,
+                                        p.domain_name, isempty(p.destination) ? "-" : p.destination,
+                                        p.state, p.error);
+                        break;
+                }
+                if (tty || !streq_ptr(last_state, p.state) || t - last_plain >= 2.0) {
+                        show_progress(&p, rate, tty);
+                        last_plain = t;
+                        free(last_state);
+                        last_state = p.state ? strdup(p.state) : NULL;
+                }
+                usleep(500 * 1000);
+        }
+        props_done(&p);
+        return ret;
+}
+
+int verb_migrate(sd_bus *bus)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *path;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, DEST, PATH, NODE_IFACE, "Migrate");
+        if (r >= 0)
+                r = sd_bus_message_set_allow_interactive_authorization(m, arg_ask_password);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ss", arg_rest[0], arg_n_rest > 1 ? arg_rest[1] : "");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && arg_block)
+                r = sd_bus_message_append(m, "{sv}", "block", "b", 1);
+        if (r >= 0 && arg_bandwidth > 0)
+                r = sd_bus_message_append(m, "{sv}", "bandwidth", "t", arg_bandwidth);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0) {
+                fprintf(stderr, "Could not migrate %s: %s\n", arg_rest[0],
+                        error_message(&error, r));
+                return 1;
+        }
+        if (!arg_wait) {
+                if (arg_json) {
+                        printf("{\"path\":");
+                        json_string(path);
+                        printf("}\n");
+                } else
+                        printf("Migration started: %s\n", strrchr(path, '/') + 1);
+                return 0;
+        }
+        return wait_for(bus, path);
+}
+
+int verb_migrations(sd_bus *bus)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *id, *domain, *source, *dest, *state, *mode, *path;
+        unsigned n = 0;
+        int r;
+
+        r = sd_bus_call_method(bus, DEST, PATH, NODE_IFACE, "ListMigrations", &error, &reply, NULL);
+        if (r < 0) {
+                fprintf(stderr, "Could not list the migrations: %s\n", error_message(&error, r));
+                return 1;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "(sssssso)");
+        if (r < 0)
+                return 1;
+        if (arg_json)
+                printf("[");
+        else
+                printf("%-16s %-24s %-12s %-12s %-15s %s\n", "ID", "DOMAIN", "SOURCE",
+                       "DESTINATION", "STATE", "MODE");
+        while ((r = sd_bus_message_read(reply, "(sssssso)", &id, &domain, &source, &dest, &state,
+                                        &mode, &path)) > 0) {
+                if (arg_json) {
+                        printf("%s{\"id\":", n ? "," : "");
+                        json_string(id);
+                        printf(",\"domain\":");
+                        json_string(domain);
+                        printf(",\"source\":");
+                        json_string(source);
+                        printf(",\"destination\":");
+                        json_string(dest);
+                        printf(",\"state\":");
+                        json_string(state);
+                        printf(",\"mode\":");
+                        json_string(mode);
+                        printf(",\"path\":");
+                        json_string(path);
+                        printf("}");
+                } else
+                        printf("%-16s %-24s %-12s %-12s %-15s %s\n", id, domain, source,
+                               isempty(dest) ? "-" : dest, state, mode);
+                n++;
+        }
+        if (arg_json)
+                printf("]\n");
+        else
+                printf("\n%u migration(s) listed.\n", n);
+        return r < 0 ? 1 : 0;
+}
+
+static int show(sd_bus *bus, const char *path)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        MigrationProps p = {};
+        int r;
+
+        r = get_props(bus, path, &p, &error);
+        if (r < 0) {
+                fprintf(stderr, "Could not read migration %s: %s\n", strrchr(path, '/') + 1,
+                        error_message(&error, r));
+                props_done(&p);
+                return 1;
+        }
+        if (arg_json) {
+                const struct {
+                        const char *k, *v;
+                } strs[] = {
+                        { "id", p.id },
+                        { "domain", p.domain },
+                        { "domain_name", p.domain_name },
+                        { "source", p.source },
+                        { "destination", p.destination },
+                        { "mode", p.mode },
+                        { "state", p.state },
+                        { "error", p.error },
+                };
+                const struct {
+                        const char *k;
+                        uint64_t v;
+                } nums[] = {
+                        { "created", p.created },
+                        { "started", p.started },
+                        { "finished", p.finished },
+                        { "memory_total_bytes", p.memory_total },
+                        { "memory_processed_bytes", p.memory_processed },
+                        { "memory_remaining_bytes", p.memory_remaining },
+                        { "disk_total_bytes", p.disk_total },
+                        { "disk_processed_bytes", p.disk_processed },
+                        { "disk_remaining_bytes", p.disk_remaining },
+                        { "dirty_rate", p.dirty_rate },
+                        { "iteration", p.iteration },
+                        { "max_downtime_ms", p.max_downtime },
+                        { "downtime_ms", p.downtime },
+                        { "progress", p.progress },
+                };
+
+                printf("{");
+                for (size_t i = 0; i < ELEMENTSOF(strs); i++) {
+                        printf("%s\"%s\":", i ? "," : "", strs[i].k);
+                        json_string(strs[i].v);
+                }
+                for (size_t i = 0; i < ELEMENTSOF(nums); i++)
+                        printf(",\"%s\":%" PRIu64, nums[i].k, nums[i].v);
+                printf(",\"post_copy\":%s}\n", p.post_copy ? "true" : "false");
+        } else {
+                printf("%24s: %s\n", "Id", p.id);
+                printf("%24s: %s (%s)\n", "Domain", p.domain_name, p.domain);
+                printf("%24s: %s -> %s\n", "Nodes", p.source,
+                       isempty(p.destination) ? "(not chosen yet)" : p.destination);
+                printf("%24s: %s, %s%s\n", "State", p.state, p.mode,
+                       p.post_copy ? ", post-copy" : "");
+                if (!isempty(p.error))
+                        printf("%24s: %s\n", "Error", p.error);
+                printf("%24s: %u%%\n", "Progress", p.progress);
+                printf("%24s: %" PRIu64 " / %" PRIu64 " / %" PRIu64 "\n", "Memory total/done/left",
+                       p.memory_total, p.memory_processed, p.memory_remaining);
+                printf("%24s: %" PRIu64 " / %" PRIu64 " / %" PRIu64 "\n", "Disk total/done/left",
+                       p.disk_total, p.disk_processed, p.disk_remaining);
+                printf("%24s: %" PRIu64 " bytes/s, iteration %" PRIu64 "\n", "Dirty rate",
+                       p.dirty_rate, p.iteration);
+                printf("%24s: %" PRIu64 " ms max, %" PRIu64 " ms measured\n", "Downtime",
+                       p.max_downtime, p.downtime);
+        }
+        props_done(&p);
+        return 0;
+}
+
+static int call_migration(sd_bus *bus, const char *path, const char *member, const char *what)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, DEST, path, MIG_IFACE, member);
+        if (r >= 0)
+                r = sd_bus_message_set_allow_interactive_authorization(m, arg_ask_password);
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, &error, NULL);
+        if (r < 0) {
+                fprintf(stderr, "Could not %s migration %s: %s\n", what, strrchr(path, '/') + 1,
+                        error_message(&error, r));
+                return 1;
+        }
+        return 0;
+}
+
+int verb_migration(sd_bus *bus)
+{
+        _cleanup_free_ char *path = path_of(arg_rest[1]);
+        const char *sub = arg_rest[0];
+
+        if (!path)
+                return 1;
+        if (streq(sub, "show"))
+                return show(bus, path);
+        if (streq(sub, "abort"))
+                return call_migration(bus, path, "Abort", "abort");
+        if (streq(sub, "force-complete"))
+                return call_migration(bus, path, "ForceComplete", "force-complete");
+        fprintf(stderr, "Unknown 'migration %s'; expected show, abort or force-complete.\n", sub);
+        return 1;
+}
