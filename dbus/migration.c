@@ -213,7 +213,7 @@ static int choose_destination(Manager *m, Migration *mig, MigrationWork *w)
         for (size_t i = 0; i < w->n_candidates; i++)
                 preflight_gather(m, w->candidates[i]);
 
-        if (w->n_candidates == 1) {
+        if (!mig->dest_chosen_by_us && w->n_candidates == 1) {
                 Preflight *p = w->candidates[0];
 
                 if (p->error < 0 && p->error_name && streq(p->error_name, HW_ERROR_NO_SUCH_DOMAIN))
@@ -650,6 +650,11 @@ static void set_completed_cb(MigrationInfo *i, void *u)
                 i->disk_total = c->disk_total;
                 i->disk_processed = c->disk_processed;
                 i->disk_remaining = c->disk_remaining;
+        } else if (i->disk_total > 0) {
+                /* completed: the mirrored disks are all there (libvirt keeps no completed disk
+                 * figures after the source is undefined) */
+                i->disk_processed = i->disk_total;
+                i->disk_remaining = 0;
         }
 }
 

@@ -313,3 +313,91 @@ def test_hostwardenctl_migrate_wait_migrations_and_migration_verbs(nodes, guest)
     proc = node1.run(["hostwardenctl", "migrate", "--wait", "no-such-guest", "node2"],
                      check=False)
     assert proc.returncode == 1 and "No domain 'no-such-guest'" in proc.stderr, proc.stderr
+
+
+def test_block_migration_copies_a_local_qcow2_disk(nodes, guest):
+    node1, node2 = nodes.nodes
+    image = f"/var/lib/libvirt/images/blk-{uuidlib.uuid4().hex[:8]}.qcow2"  # node-local
+    node1.run(["qemu-img", "create", "-q", "-f", "qcow2", image, "64M"])
+    # something to find on the other side: a pattern written into the image
+    node1.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 48M", image])
+    disk = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+            f"<source file='{image}'/><target dev='vda' bus='virtio'/></disk>")
+    uuid = str(uuidlib.uuid4())
+    hwcluster.define_and_start(node1, hwcluster.domain_xml("blk", uuid=uuid, devices=disk))
+    try:
+        # without block migration the local disk is a constraint
+        path = migrate(node1, "blk", "node2")
+        final = wait_final(node1, path)
+        assert final["State"] == "failed" and "local-disk" in final["Error"], final
+        assert domstate(node1, "blk") == "running"
+
+        # 48 MiB of data at 16 MiB/s: long enough to watch the disk copy go
+        path = migrate(node1, "blk", "node2", "block", "b", "true", "bandwidth", "t", "16")
+        during = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            out = node1.run(BUSCTL + ["--json=short", "get-property", BUS, path, MIG_IFACE,
+                                      "State", "DiskTotal", "DiskProcessed"]).stdout
+            state, total, done = [json.loads(line)["data"] for line in out.splitlines()]
+            if state in ("completed", "failed", "aborted"):
+                break
+            if total:
+                during.append((total, done))
+            time.sleep(0.2)
+        assert [d for d in during if 0 < d[1] < d[0]], during  # seen part-way
+        assert sorted(d[1] for d in during) == [d[1] for d in during]  # never backwards
+        final = wait_final(node1, path, timeout=180)
+        assert final["State"] == "completed", final
+        mode = json.loads(node1.run(BUSCTL + ["--json=short", "get-property", BUS, path,
+                                              MIG_IFACE, "Mode"]).stdout)["data"]
+        assert mode == "block"
+        disk_total = json.loads(node1.run(BUSCTL + ["--json=short", "get-property", BUS, path,
+                                                    MIG_IFACE, "DiskTotal"]).stdout)["data"]
+        assert disk_total >= 48 * 1024 * 1024, disk_total
+        assert domstate(node2, "blk") == "running"
+        # the copy has the data (read while the guest runs: -U, shared lock)
+        out = node2.run(["qemu-io", "-r", "-U", "-f", "qcow2", "-c", "read -P 0x5a 0 48M",
+                         image]).stdout
+        assert "read 50331648/50331648 bytes" in out, out
+        # no transient pool of hostwarden left on the destination
+        assert "hostwarden-" not in node2.virsh("pool-list", "--all").stdout
+    finally:
+        for n in nodes.nodes:
+            n.virsh("destroy", "blk", check=False)
+            n.virsh("undefine", "blk", check=False)
+            n.run(["rm", "-f", image])
+
+
+def test_max_concurrent_queues_the_rest(nodes, guest):
+    """[migration] max_concurrent = 1 (the default): a second migration waits, queued, until
+    the first one ends."""
+    node1, node2 = nodes.nodes
+    guest("q-first", dirty=True)
+    guest("q-second")
+    first = migrate(node1, "q-first", "node2", *SLOW)
+    wait_running(node1, first)
+    second = migrate(node1, "q-second", "node2")
+    time.sleep(1.5)
+    assert props(node1, second)["State"] == "queued"
+    assert domstate(node1, "q-second") == "running"
+    mig_call(node1, first, "Abort")
+    assert wait_final(node1, first)["State"] == "aborted"
+    assert wait_final(node1, second)["State"] == "completed"
+    assert domstate(node2, "q-second") == "running"
+
+
+def test_hostwarden_chooses_the_destination(nodes, guest):
+    node1, node2 = nodes.nodes
+    guest("pick-me")
+    node2.run(BUSCTL + ["call", *NODE, "Disable", "s", "no room"])
+    try:
+        final = wait_final(node1, migrate(node1, "pick-me", ""))
+        assert final["State"] == "failed", final
+        assert "No peer can take the domain" in final["Error"], final
+        assert "node2 is disabled" in final["Error"], final
+        assert domstate(node1, "pick-me") == "running"
+    finally:
+        node2.run(BUSCTL + ["call", *NODE, "Enable"])
+    final = wait_final(node1, migrate(node1, "pick-me", ""))
+    assert final["State"] == "completed" and final["Destination"] == "node2", final
