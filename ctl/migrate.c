@@ -184,6 +184,7 @@ static void show_progress(const MigrationProps *p, double rate, bool tty)
 static int wait_for(sd_bus *bus, const char *path)
 {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *match = NULL;
         MigrationProps p = {};
         bool tty = isatty(STDOUT_FILENO);
         double last_t = now_seconds(), start_t = last_t, last_plain = 0, rate = 0;
@@ -191,6 +192,12 @@ static int wait_for(sd_bus *bus, const char *path)
         _cleanup_free_ char *last_state = NULL;
         int r, ret = 1;
 
+        /* woken by PropertiesChanged (the daemon sends them at most twice a second), and at
+         * least once a second anyway */
+        r = sd_bus_match_signal(bus, &match, DEST, path, "org.freedesktop.DBus.Properties",
+                                "PropertiesChanged", NULL, NULL);
+        if (r < 0)
+                fprintf(stderr, "Cannot watch the migration, polling: %s\n", strerror(-r));
         for (;;) {
                 double t;
                 uint64_t done;
@@ -230,7 +237,17 @@ static int wait_for(sd_bus *bus, const char *path)
                         free(last_state);
                         last_state = p.state ? strdup(p.state) : NULL;
                 }
-                usleep(500 * 1000);
+                /* the signals that came meanwhile are all answered by the next GetAll */
+                while ((r = sd_bus_process(bus, NULL)) > 0)
+                        ;
+                if (r >= 0)
+                        r = sd_bus_wait(bus, USEC_PER_SEC);
+                if (r < 0) {
+                        fprintf(stderr, "%sLost the bus: %s\n", tty ? "\n" : "", strerror(-r));
+                        break;
+                }
+                while (sd_bus_process(bus, NULL) > 0)
+                        ;
         }
         props_done(&p);
         return ret;

@@ -24,6 +24,7 @@
 /* PropertiesChanged at most twice a second: never two within this (a little over 500 ms, so
  * that no window of one second can hold three) */
 #define PUBLISH_INTERVAL (510 * USEC_PER_MSEC)
+#define QUIET_START      (1 * USEC_PER_SEC)
 #define KEEP_FINISHED    (USEC_PER_HOUR) /* finished migrations stay listed this long */
 #define MAX_TEMP_POOLS   8
 
@@ -491,36 +492,46 @@ static void monitor_once(Migration *mig, MigrationWork *w)
         live_update(mig, store_sample_cb, &stats);
 }
 
+/* Sleeps one interval; false when the migration call returned meanwhile. */
+static bool monitor_wait(MigrationWork *w)
+{
+        struct timespec deadline;
+        bool go_on;
+
+        pthread_mutex_lock(&w->wait_lock);
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_nsec += MONITOR_INTERVAL_MS * 1000000L;
+        deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+        deadline.tv_nsec %= 1000000000L;
+        while (!w->migrate_returned &&
+               pthread_cond_timedwait(&w->wait_cond, &w->wait_lock, &deadline) == 0)
+                ;
+        go_on = !w->migrate_returned;
+        pthread_mutex_unlock(&w->wait_lock);
+        return go_on;
+}
+
 static void *monitor_thread(void *userdata)
 {
         Migration *mig = userdata;
         MigrationWork *w = mig->work;
 
-        /* a connection of its own: the shared one carries the long migration call */
-        w->mconn = virConnectOpen(virt_uri(mig->manager->virt));
-        if (w->mconn)
-                w->mdom = virDomainLookupByUUIDString(w->mconn, w->chosen->domain->uuid);
-        if (!w->mdom)
-                log_warning("Migration %s: no monitor connection (%s); monitoring on the "
-                            "migration's",
-                            mig->id, virt_last_error("unknown error"));
-
-        pthread_mutex_lock(&w->wait_lock);
-        while (!w->migrate_returned) {
-                struct timespec deadline;
-
-                pthread_mutex_unlock(&w->wait_lock);
+        /* nothing to look at in the first interval (libvirt is setting the copy up, and a
+         * small guest is done by then): the monitor costs a migration nothing until then */
+        while (monitor_wait(w)) {
+                if (!w->mconn) {
+                        /* a connection of its own: the shared one carries the migration call */
+                        w->mconn = virConnectOpen(virt_uri(mig->manager->virt));
+                        if (w->mconn)
+                                w->mdom = virDomainLookupByUUIDString(w->mconn,
+                                                                      w->chosen->domain->uuid);
+                        if (!w->mdom)
+                                log_warning("Migration %s: no monitor connection (%s); "
+                                            "monitoring on the migration's",
+                                            mig->id, virt_last_error("unknown error"));
+                }
                 monitor_once(mig, w);
-                pthread_mutex_lock(&w->wait_lock);
-                clock_gettime(CLOCK_MONOTONIC, &deadline);
-                deadline.tv_nsec += MONITOR_INTERVAL_MS * 1000000L;
-                deadline.tv_sec += deadline.tv_nsec / 1000000000L;
-                deadline.tv_nsec %= 1000000000L;
-                while (!w->migrate_returned &&
-                       pthread_cond_timedwait(&w->wait_cond, &w->wait_lock, &deadline) == 0)
-                        ;
         }
-        pthread_mutex_unlock(&w->wait_lock);
         return NULL;
 }
 
@@ -623,6 +634,7 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
         r = -pthread_create(&monitor, NULL, monitor_thread, mig);
         if (r < 0)
                 return fail(w, "Cannot start the migration monitor: %s", strerror(-r)), r;
+        log_debug("Migration %s: calling virDomainMigrateToURI3", mig->id);
         r = virDomainMigrateToURI3(w->dom, p->dest_uri, params.p, params.n, flags);
         if (r < 0)
                 fail(w, "%s", virt_last_error("migration failed"));
@@ -740,8 +752,12 @@ static void migration_work(Manager *m, void *userdata)
         MigrationWork *w = mig->work;
         Chosen c;
 
+        uint64_t t0 = now_monotonic();
+
         if (choose_destination(m, mig, w) < 0)
                 return;
+        log_debug("Migration %s: preflight took %llu us", mig->id,
+                  (unsigned long long)(now_monotonic() - t0));
         c.p = w->chosen;
         live_update(mig, set_chosen_cb, &c);
         if (run_migration(m, mig, w) < 0) {
@@ -749,7 +765,11 @@ static void migration_work(Manager *m, void *userdata)
                 return;
         }
         w->succeeded = true;
+        log_debug("Migration %s: migrated after %llu us", mig->id,
+                  (unsigned long long)(now_monotonic() - t0));
         after_success(mig, w);
+        log_debug("Migration %s: after-success done after %llu us", mig->id,
+                  (unsigned long long)(now_monotonic() - t0));
         if (w->n_temp_pools > 0)
                 destroy_temp_pools(w);
 }
@@ -759,9 +779,11 @@ static void migration_work(Manager *m, void *userdata)
 static Migration *migration_free(Migration *mig);
 static void migrations_schedule(Manager *m);
 
+/* Returns 1 when PropertiesChanged went out. */
 static int emit_changes(Migration *mig, bool silently)
 {
         MigrationInfo *a = &mig->pub, *b = &mig->live;
+        int r;
         const char *names[32];
         size_t n = 0;
 
@@ -811,8 +833,9 @@ static int emit_changes(Migration *mig, bool silently)
         if (n == 0 || silently)
                 return 0;
         names[n] = NULL;
-        return sd_bus_emit_properties_changed_strv(mig->manager->bus, mig->path,
-                                                   HW_MIGRATION_INTERFACE, (char **)names);
+        r = sd_bus_emit_properties_changed_strv(mig->manager->bus, mig->path,
+                                                HW_MIGRATION_INTERFACE, (char **)names);
+        return r < 0 ? r : 1;
 }
 
 static int on_publish(sd_event_source *s, uint64_t usec, void *userdata)
@@ -820,37 +843,44 @@ static int on_publish(sd_event_source *s, uint64_t usec, void *userdata)
         Migration *mig = userdata;
         int r;
 
+        /* the time it really fired, not when it was due: the spacing is from emission to
+         * emission */
+        (void)sd_event_now(mig->manager->event, CLOCK_MONOTONIC, &usec);
         r = emit_changes(mig, false);
         if (r < 0)
                 log_warning_errno(r, "Migration %s: cannot announce changes: %m", mig->id);
+        if (r > 0)
+                mig->last_emit = usec;
         if (state_is_final(mig->pub.state))
                 return sd_event_source_set_enabled(s, SD_EVENT_OFF);
         /* while it runs: look again in PUBLISH_INTERVAL */
-        r = sd_event_source_set_time_relative(s, PUBLISH_INTERVAL);
+        r = sd_event_source_set_time(s, usec + PUBLISH_INTERVAL);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return r;
 }
 
-/* Makes sure changes go out within PUBLISH_INTERVAL, never more often. */
+/* Changes go out now, or PUBLISH_INTERVAL after the last emission if that is later: never
+ * more often, never later than needed (a completion is announced at once). */
 static void publish_soon(Migration *mig)
 {
-        int enabled = SD_EVENT_OFF;
+        uint64_t now = 0, when;
 
+        (void)sd_event_now(mig->manager->event, CLOCK_MONOTONIC, &now);
+        when = now;
+        /* progress is announced from the first second on; a migration that ends before
+         * that is announced once, when it ends (Get shows the current values anyway) */
+        if (!state_is_final(mig->live.state) && when < mig->created_monotonic + QUIET_START)
+                when = mig->created_monotonic + QUIET_START;
+        if (mig->last_emit > 0 && when < mig->last_emit + PUBLISH_INTERVAL)
+                when = mig->last_emit + PUBLISH_INTERVAL;
         if (!mig->publish_timer) {
-                if (sd_event_add_time_relative(mig->manager->event, &mig->publish_timer,
-                                               CLOCK_MONOTONIC, 0, 0, on_publish, mig) < 0)
+                if (sd_event_add_time(mig->manager->event, &mig->publish_timer, CLOCK_MONOTONIC,
+                                      when, 0, on_publish, mig) < 0)
                         return;
-                (void)sd_event_source_set_enabled(mig->publish_timer, SD_EVENT_ONESHOT);
-                return;
-        }
-        (void)sd_event_source_get_enabled(mig->publish_timer, &enabled);
-        if (enabled == SD_EVENT_OFF) {
-                /* the last emission was at least PUBLISH_INTERVAL ago only if the timer ran
-                 * out; keep the spacing: fire one interval after it last fired */
-                (void)sd_event_source_set_time_relative(mig->publish_timer, PUBLISH_INTERVAL);
-                (void)sd_event_source_set_enabled(mig->publish_timer, SD_EVENT_ONESHOT);
-        }
+        } else
+                (void)sd_event_source_set_time(mig->publish_timer, when);
+        (void)sd_event_source_set_enabled(mig->publish_timer, SD_EVENT_ONESHOT);
 }
 
 static void set_final_cb(MigrationInfo *i, void *u)
@@ -914,6 +944,7 @@ static void move_ownership(Manager *m, Migration *mig, MigrationWork *w)
 
 static void migration_done(Manager *m, void *userdata)
 {
+        uint64_t t0 = now_monotonic();
         Migration *mig = userdata;
         MigrationWork *w = mig->work;
         const char *name = w->chosen ? w->chosen->domain->name : mig->domain_arg;
@@ -935,6 +966,8 @@ static void migration_done(Manager *m, void *userdata)
                                       { "HOSTWARDEN_DOMAIN", name }, { "HOSTWARDEN_NODE", dest }),
                            "Migration %s of %s to %s %s: %s", mig->id, name, dest,
                            w->aborted ? "aborted" : "failed", w->error);
+        log_debug("Migration %s: done in the event loop in %llu us", mig->id,
+                  (unsigned long long)(now_monotonic() - t0));
         mig->work = NULL;
         work_free(w);
         publish_soon(mig);
@@ -1046,7 +1079,17 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                         sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Migration *mig = userdata;
-        const MigrationInfo *i = &mig->pub;
+        _cleanup_(info_done) MigrationInfo copy = {};
+        const MigrationInfo *i = &copy;
+
+        /* the current values: PropertiesChanged is rate-limited, Get is not */
+        pthread_mutex_lock(&mig->lock);
+        copy = mig->live;
+        copy.domain_uuid = copy.domain_uuid ? strdup(copy.domain_uuid) : NULL;
+        copy.domain_name = copy.domain_name ? strdup(copy.domain_name) : NULL;
+        copy.destination = copy.destination ? strdup(copy.destination) : NULL;
+        copy.error = copy.error ? strdup(copy.error) : NULL;
+        pthread_mutex_unlock(&mig->lock);
 
 #define U(name, value)             \
         if (streq(property, name)) \
@@ -1250,6 +1293,7 @@ static int migrate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *err
         }
         snprintf(mig->id, sizeof(mig->id), "%016llx", (unsigned long long)rnd);
         mig->created = now_realtime();
+        mig->created_monotonic = now_monotonic();
         mig->domain_arg = strdup(dom);
         mig->source = strdup(m->config->node.name);
         if (!mig->domain_arg || !mig->source ||
@@ -1340,12 +1384,15 @@ int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *er
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(sssssso)");
-        for (Migration *x = m->migrations; r >= 0 && x; x = x->next)
+        for (Migration *x = m->migrations; r >= 0 && x; x = x->next) {
+                pthread_mutex_lock(&x->lock);
                 r = sd_bus_message_append(reply, "(sssssso)", x->id,
-                                          x->pub.domain_name ? x->pub.domain_name : x->domain_arg,
-                                          x->source, x->pub.destination ? x->pub.destination : "",
-                                          migration_state_to_string(x->pub.state),
+                                          x->live.domain_name ? x->live.domain_name : x->domain_arg,
+                                          x->source, x->live.destination ? x->live.destination : "",
+                                          migration_state_to_string(x->live.state),
                                           x->opts.block ? "block" : "live", x->path);
+                pthread_mutex_unlock(&x->lock);
+        }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)

@@ -69,16 +69,18 @@ struct Migration {
         char *source;
         MigrateOptions opts;
         uint64_t created;
+        uint64_t created_monotonic;
         bool dest_chosen_by_us;
 
         pthread_mutex_t lock;
         MigrationInfo live; /* guarded by lock */
-        MigrationInfo pub;  /* event loop only: what properties show */
+        MigrationInfo pub;  /* event loop only: as last announced by PropertiesChanged */
         atomic_int request; /* MigrationRequest, event loop → threads */
 
         void *work; /* worker-only state (migration.c) */
         sd_bus_slot *slot;
         sd_event_source *publish_timer;
+        uint64_t last_emit; /* CLOCK_MONOTONIC of the last PropertiesChanged, 0 = none */
         sd_event_source *expire_timer;
         Migration *next;
 };
