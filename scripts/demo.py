@@ -34,7 +34,8 @@ def step(text: str) -> None:
 def show(node: hwcluster.Node, cmd: list[str], check: bool = True):
     say(f"    [{node.name}]# {' '.join(cmd)}")
     proc = node.run(cmd, check=check)
-    for line in (proc.stdout + proc.stderr).replace("\r", "\n").splitlines():
+    out = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", proc.stdout + proc.stderr)  # terminal codes
+    for line in out.replace("\r", "\n").splitlines():
         if line.strip():
             say(f"        {line}")
     return proc
@@ -69,14 +70,17 @@ def window(node: hwcluster.Node) -> str:
 
 def run(stage: str) -> int:
     config = ("[node]\nname = {name}\naddress = {address}\n[console]\nlisten = node\n"
-              "[firewall]\nmigration_sources = {peer}\nopen_window = 1min\n")
+              "[cluster]\nheartbeat_interval = 1s\ndown_after = 5s\n"
+              "[firewall]\nmigration_sources = {peer}\nopen_window = 1min\n"
+              "[peer {peer_name}]\naddress = {peer}\nlibvirt_uri = qemu+tcp://{peer}/system\n")
     step("Booting two compute nodes: systemd, journald, dbus, libvirtd, QEMU (TCG),\n"
          "    shared /var/lib/nova/instances; hostwarden installed before libvirtd starts")
     t0 = time.monotonic()
     cluster = hwcluster.Cluster(2, install_dir=stage,
                                 units=("hostwarden-firewall.service", "hostwardend.service"),
                                 configs={i: config.format(name=f"node{i}", address=f"10.77.0.{10 + i}",
-                                                          peer=f"10.77.0.{13 - i}")
+                                                          peer=f"10.77.0.{13 - i}",
+                                                          peer_name=f"node{3 - i}")
                                          for i in (1, 2)})
     with cluster:
         node1, node2 = cluster.nodes
@@ -104,8 +108,18 @@ def run(stage: str) -> int:
             -vnc {node1.address} and cannot bind an address node2 does not have
             ("Failed to bind socket: Cannot assign requested address")."""), "    "))
 
-        step("Live-migrating it to node2 with plain virsh (peer-to-peer), watching node2's "
-             "window")
+        step("Checking the constraints first (hostwarden's CheckMigration), once node1 has seen "
+             "node2's heartbeat")
+        for _ in range(50):
+            if " up " in node1.run(["hostwardenctl", "nodes"]).stdout.split("node2", 1)[-1]:
+                break
+            time.sleep(0.2)
+        show(node1, ["busctl", "--system", "call", "org.hostwarden.Warden1",
+                     "/org/hostwarden/Warden1", "org.hostwarden.Warden1.Node", "CheckMigration",
+                     "ssa{sv}", GUEST, "node2", "0"])
+
+        step("Live-migrating it to node2 through hostwarden (hostwardenctl migrate --wait, on a "
+             "terminal),\n    watching node2's window")
         seen: list[tuple[float, str]] = []
         stop = threading.Event()
 
@@ -118,8 +132,8 @@ def run(stage: str) -> int:
         watcher = threading.Thread(target=watch)
         t0 = time.monotonic()
         watcher.start()
-        cmd = ["virsh", "migrate", "--live", "--p2p", "--persistent", "--undefinesource",
-               "--verbose", GUEST, f"qemu+tcp://{node2.address}/system"]
+        # script(1) gives it a terminal: the progress bar
+        cmd = ["script", "-qec", f"hostwardenctl migrate --wait {GUEST} node2", "/dev/null"]
         try:
             proc = show(node1, cmd, check=False)
         finally:
@@ -132,6 +146,8 @@ def run(stage: str) -> int:
         say(f"    done in {done - t0:.1f}s")
         for t, w in seen:
             say(f"    +{t - t0:5.2f}s  window: {w or '(closed)'}")
+
+        show(node1, ["hostwardenctl", "migrations"])
 
         step("The guest now runs on node2, and its console listens on node2's address")
         show(node2, ["virsh", "list", "--all"])
