@@ -875,8 +875,9 @@ static void publish_soon(Migration *mig)
         if (mig->last_emit > 0 && when < mig->last_emit + PUBLISH_INTERVAL)
                 when = mig->last_emit + PUBLISH_INTERVAL;
         if (!mig->publish_timer) {
+                /* accuracy 1 µs: sd-event's default (250 ms) would let it coalesce late */
                 if (sd_event_add_time(mig->manager->event, &mig->publish_timer, CLOCK_MONOTONIC,
-                                      when, 0, on_publish, mig) < 0)
+                                      when, 1, on_publish, mig) < 0)
                         return;
         } else
                 (void)sd_event_source_set_time(mig->publish_timer, when);
