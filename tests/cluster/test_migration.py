@@ -30,6 +30,7 @@ down_after = 3s
 [migration]
 downtime_delay = 1s
 completion_timeout = 30s
+permit_post_copy = yes
 [peer node{j}]
 address = 10.77.0.1{j}
 libvirt_uri = qemu+tcp://10.77.0.1{j}/system
@@ -54,8 +55,9 @@ def nodes(record_timing):
 
 
 KERNEL = "/var/lib/nova/instances/dirty.kernel"  # shared: the destination needs it too
-# 10 MiB/s against ~46 MiB always dirty: pending memory never fits the max downtime
-SLOW = ("bandwidth", "t", "10")
+# 10 MiB/s against ~46 MiB always dirty: pending memory never fits the max downtime; no
+# post-copy (permitted here, so on by default): ForceComplete pauses
+SLOW = ("bandwidth", "t", "10", "post-copy", "b", "false")
 
 
 def migrate(node, dom, dest, *opts):
@@ -153,6 +155,22 @@ def test_a_migration_to_a_dead_destination_fails_and_the_guest_runs_on(nodes, gu
     finally:
         node2.systemctl("start", "libvirtd.socket", "libvirtd-ro.socket",
                         "libvirtd-admin.socket", "libvirtd-tcp.socket", "libvirtd.service")
+
+
+def test_force_complete_switches_to_post_copy_when_the_migration_has_it(nodes, guest):
+    node1, node2 = nodes.nodes
+    guest("dirty-postcopy", dirty=True)
+    path = migrate(node1, "dirty-postcopy", "node2", "bandwidth", "t", "10", "post-copy", "b",
+                   "true")
+    wait_running(node1, path)
+    assert mig_call(node1, path, "ForceComplete").returncode == 0
+    final = wait_final(node1, path, timeout=90)
+    assert final["State"] == "completed", final
+    post_copy = json.loads(node1.run(BUSCTL + ["--json=short", "get-property", BUS, path,
+                                               MIG_IFACE, "PostCopy"]).stdout)["data"]
+    assert post_copy is True
+    assert domstate(node2, "dirty-postcopy") == "running"
+    assert domstate(node1, "dirty-postcopy") is None
 
 
 def mig_call(node, path, method, user=None):
