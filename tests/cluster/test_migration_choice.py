@@ -1,0 +1,66 @@
+"""Migrate(dom, "") on three nodes: hostwarden picks a peer that passes every check, skipping
+a disabled one (issue 6). Free memory ranks the rest; simulated nodes share one kernel, so
+here they all report the same free memory and the first passing peer wins."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+
+import hwcluster
+import hwinstall
+from test_migration import BUSCTL, NODE, domstate, migrate, wait_final
+
+CONFIG = """[node]
+name = node{i}
+address = 10.77.0.1{i}
+[cluster]
+heartbeat_interval = 500ms
+down_after = 3s
+"""
+PEER = """[peer node{j}]
+address = 10.77.0.1{j}
+libvirt_uri = qemu+tcp://10.77.0.1{j}/system
+"""
+
+
+@pytest.fixture(scope="module")
+def nodes(record_timing):
+    stage = hwinstall.stage()
+    configs = {i: CONFIG.format(i=i) + "".join(PEER.format(j=j) for j in (1, 2, 3) if j != i)
+               for i in (1, 2, 3)}
+    cluster = hwcluster.Cluster(3, install_dir=stage, units=("hostwardend.service",),
+                                configs=configs)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.teardown()
+        shutil.rmtree(stage, ignore_errors=True)
+        assert cluster.leftovers() == []
+
+
+def test_a_disabled_peer_is_skipped(nodes):
+    node1, node2, node3 = nodes.nodes
+    hwcluster.define_and_start(node1, hwcluster.domain_xml("choose"))
+    node2.run(BUSCTL + ["call", *NODE, "Disable", "s", "draining"])
+    try:
+        deadline = time.monotonic() + 15  # node1 sees node3's heartbeat (else: a warning only)
+        while time.monotonic() < deadline:
+            out = node1.run(BUSCTL + ["--json=short", "call", *NODE, "ListNodes"]).stdout
+            if {n[0]: n[2] for n in json.loads(out)["data"][0]}.get("node3") == "up":
+                break
+            time.sleep(0.2)
+        final = wait_final(node1, migrate(node1, "choose", ""))
+        assert final["State"] == "completed", final
+        assert final["Destination"] == "node3", final
+        assert domstate(node3, "choose") == "running"
+        assert domstate(node2, "choose") is None
+    finally:
+        node2.run(BUSCTL + ["call", *NODE, "Enable"])
+        for n in nodes.nodes:
+            n.virsh("destroy", "choose", check=False)
+            n.virsh("undefine", "choose", check=False)
