@@ -396,11 +396,21 @@ static uint64_t param_u64(virTypedParameterPtr params, int n, const char *name)
         return v;
 }
 
-typedef struct Sample {
-        MigSample s;
-        MigrationInfo stats;
-        bool have;
-} Sample;
+/* What virDomainGetJobStats() says of the copy (running or completed). */
+static void stats_from_params(virTypedParameterPtr params, int n, MigrationInfo *s)
+{
+        s->memory_total = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_TOTAL);
+        s->memory_processed = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_PROCESSED);
+        s->memory_remaining = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_REMAINING);
+        s->disk_total = param_u64(params, n, VIR_DOMAIN_JOB_DISK_TOTAL);
+        s->disk_processed = param_u64(params, n, VIR_DOMAIN_JOB_DISK_PROCESSED);
+        s->disk_remaining = param_u64(params, n, VIR_DOMAIN_JOB_DISK_REMAINING);
+        /* pages per second → bytes per second */
+        s->dirty_rate = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE) *
+                        (param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE) ?: 4096);
+        s->iteration = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_ITERATION);
+        s->downtime = param_u64(params, n, VIR_DOMAIN_JOB_DOWNTIME);
+}
 
 static void store_sample_cb(MigrationInfo *i, void *u)
 {
@@ -442,16 +452,7 @@ static void monitor_once(Migration *mig, MigrationWork *w)
                 virTypedParamsFree(params, n);
                 return;
         }
-        stats.memory_total = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_TOTAL);
-        stats.memory_processed = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_PROCESSED);
-        stats.memory_remaining = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_REMAINING);
-        stats.disk_total = param_u64(params, n, VIR_DOMAIN_JOB_DISK_TOTAL);
-        stats.disk_processed = param_u64(params, n, VIR_DOMAIN_JOB_DISK_PROCESSED);
-        stats.disk_remaining = param_u64(params, n, VIR_DOMAIN_JOB_DISK_REMAINING);
-        stats.dirty_rate = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE) *
-                           (param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE)
-                                    ?: 4096); /* pages/s → bytes/s */
-        stats.iteration = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_ITERATION);
+        stats_from_params(params, n, &stats);
         virTypedParamsFree(params, n);
 
         s.elapsed = (now_monotonic() - w->started_monotonic);
@@ -690,37 +691,13 @@ static void after_success(Migration *mig, MigrationWork *w)
         if (w->paused_by_us && virDomainResume(ddom) < 0)
                 log_warning("Migration %s: the domain is paused on %s and cannot be resumed: %s",
                             mig->id, p->dest_name, virt_last_error("unknown error"));
-        /* the source's completed job has the copy's figures, the destination's the downtime */
-        if (virDomainGetJobStats(w->dom, &type, &params, &n, VIR_DOMAIN_JOB_STATS_COMPLETED) == 0) {
-                c.memory_total = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_TOTAL);
-                c.memory_processed = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_PROCESSED);
-                c.memory_remaining = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_REMAINING);
-                c.disk_total = param_u64(params, n, VIR_DOMAIN_JOB_DISK_TOTAL);
-                c.disk_processed = param_u64(params, n, VIR_DOMAIN_JOB_DISK_PROCESSED);
-                c.disk_remaining = param_u64(params, n, VIR_DOMAIN_JOB_DISK_REMAINING);
-                c.downtime = param_u64(params, n, VIR_DOMAIN_JOB_DOWNTIME);
-                virTypedParamsFree(params, n);
-                params = NULL;
-                n = 0;
-        }
-        /* the destination has them too (the source sends its statistics in the migration
-         * cookie), and the source's are gone with its undefined domain; keep them for
+        /* the source's domain is gone (undefined); the destination has the completed job's
+         * statistics (the source sends them in the migration cookie): keep them there for
          * 'virsh domjobinfo --completed' */
         if (virDomainGetJobStats(ddom, &type, &params, &n,
                                  VIR_DOMAIN_JOB_STATS_COMPLETED |
                                          VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) == 0) {
-                uint64_t d = param_u64(params, n, VIR_DOMAIN_JOB_DOWNTIME);
-
-                if (d > 0)
-                        c.downtime = d;
-                if (c.memory_total == 0) {
-                        c.memory_total = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_TOTAL);
-                        c.memory_processed = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_PROCESSED);
-                        c.memory_remaining = param_u64(params, n, VIR_DOMAIN_JOB_MEMORY_REMAINING);
-                        c.disk_total = param_u64(params, n, VIR_DOMAIN_JOB_DISK_TOTAL);
-                        c.disk_processed = param_u64(params, n, VIR_DOMAIN_JOB_DISK_PROCESSED);
-                        c.disk_remaining = param_u64(params, n, VIR_DOMAIN_JOB_DISK_REMAINING);
-                }
+                stats_from_params(params, n, &c);
                 virTypedParamsFree(params, n);
         }
         live_update(mig, set_completed_cb, &c);
