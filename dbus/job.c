@@ -13,6 +13,7 @@ struct Job {
         pthread_t thread;
         JobWorkFunc work;
         JobDoneFunc done;
+        sd_bus_message *msg;
         void *userdata;
         Job *next;
 };
@@ -41,7 +42,8 @@ static void job_finish(Manager *m, Job *j)
                         break;
                 }
         pthread_join(j->thread, NULL);
-        j->done(m, j->userdata);
+        j->done(m, j->msg, j->userdata);
+        sd_bus_message_unref(j->msg);
         free(j);
 }
 
@@ -69,7 +71,7 @@ int jobs_setup(Manager *m)
         return 0;
 }
 
-int job_start(Manager *m, JobWorkFunc work, JobDoneFunc done, void *userdata)
+int job_start(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done, void *userdata)
 {
         Job *j;
         int r;
@@ -85,6 +87,7 @@ int job_start(Manager *m, JobWorkFunc work, JobDoneFunc done, void *userdata)
                 free(j);
                 return r;
         }
+        j->msg = sd_bus_message_ref(msg); /* NULL stays NULL */
         j->next = m->jobs;
         m->jobs = j;
         return 0;

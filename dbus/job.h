@@ -9,12 +9,14 @@
  * Manager but what is thread-safe (m->virt); done(m, userdata) then runs in the event loop,
  * where it may reply on the bus, read the store and free userdata.
  *
- * A D-Bus method starts a job and returns 1 without replying; done() sends the reply.
+ * A D-Bus method passes its call as msg (the job holds a reference until done() returned),
+ * returns 1 without replying, and done(m, msg, userdata) sends the reply. Jobs that answer no
+ * call pass NULL. On failure nothing is taken: the caller still owns userdata.
  */
 typedef void (*JobWorkFunc)(Manager *m, void *userdata);
-typedef void (*JobDoneFunc)(Manager *m, void *userdata);
+typedef void (*JobDoneFunc)(Manager *m, sd_bus_message *msg, void *userdata);
 
-int job_start(Manager *m, JobWorkFunc work, JobDoneFunc done, void *userdata);
+int job_start(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done, void *userdata);
 /* Sets up the hand-back channel; called by manager_startup(). */
 int jobs_setup(Manager *m);
 /* Waits for every running job and runs its done(): at shutdown. */

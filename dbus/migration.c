@@ -920,7 +920,7 @@ static void move_ownership(Manager *m, Migration *mig, MigrationWork *w)
         (void)manager_sync_deny_list(m);
 }
 
-static void migration_done(Manager *m, void *userdata)
+static void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         uint64_t t0 = now_monotonic();
         Migration *mig = userdata;
@@ -958,7 +958,7 @@ static int start(Manager *m, Migration *mig)
         int r;
 
         mig->live.state = MIGRATION_PREPARING;
-        r = job_start(m, migration_work, migration_done, mig);
+        r = job_start(m, NULL, migration_work, migration_done, mig);
         if (r < 0) {
                 mig->live.state = MIGRATION_FAILED;
                 (void)set_str(&mig->live.error, "Cannot start a worker thread");

@@ -225,7 +225,6 @@ typedef struct DomainRow {
 } DomainRow;
 
 typedef struct ListDomainsJob {
-        sd_bus_message *msg;
         DomainRow *rows;
         size_t n;
         int error; /* < 0: errmsg says why */
@@ -288,7 +287,7 @@ static int row_cmp(const void *a, const void *b)
         return c != 0 ? c : strcmp(x->uuid, y->uuid);
 }
 
-static void list_domains_done(Manager *m, void *userdata)
+static void list_domains_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         ListDomainsJob *j = userdata;
@@ -298,10 +297,10 @@ static void list_domains_done(Manager *m, void *userdata)
 
         if (j->error < 0) {
                 if (j->error == -ENOMEM)
-                        (void)sd_bus_reply_method_errno(j->msg, ENOMEM, NULL);
+                        (void)sd_bus_reply_method_errno(msg, ENOMEM, NULL);
                 else
                         (void)sd_bus_reply_method_errorf(
-                                j->msg, HW_ERROR_LIBVIRT,
+                                msg, HW_ERROR_LIBVIRT,
                                 "Cannot list the domains of libvirt at %s: %s (is libvirtd "
                                 "running? 'systemctl status libvirtd')",
                                 virt_uri(m->virt), j->errmsg);
@@ -310,12 +309,11 @@ static void list_domains_done(Manager *m, void *userdata)
         /* the owner column: instance records, sorted by UUID */
         r = store_instance_list(m->store, &inst, &n_inst);
         if (r < 0) {
-                (void)sd_bus_reply_method_errnof(j->msg, -r,
-                                                 "Cannot read the instance records: %m");
+                (void)sd_bus_reply_method_errnof(msg, -r, "Cannot read the instance records: %m");
                 goto out;
         }
         qsort(j->rows, j->n, sizeof(DomainRow), row_cmp);
-        r = sd_bus_message_new_method_return(j->msg, &reply);
+        r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(ssss)");
         for (size_t i = 0; r >= 0 && i < j->n; i++) {
@@ -337,7 +335,6 @@ out:
         for (size_t i = 0; i < j->n; i++)
                 free(j->rows[i].name);
         free(j->rows);
-        sd_bus_message_unref(j->msg);
         free(j);
 }
 
@@ -352,39 +349,29 @@ static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error
         j = calloc(1, sizeof(ListDomainsJob));
         if (!j)
                 return -ENOMEM;
-        j->msg = sd_bus_message_ref(msg);
-        r = job_start(m, list_domains_work, list_domains_done, j);
+        r = job_start(m, msg, list_domains_work, list_domains_done, j);
         if (r < 0) {
-                sd_bus_message_unref(j->msg);
                 free(j);
                 return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
         }
         return 1;
 }
 
-typedef struct CheckMigrationJob {
-        sd_bus_message *msg;
-        Preflight *preflight;
-} CheckMigrationJob;
-
 static void check_migration_work(Manager *m, void *userdata)
 {
-        CheckMigrationJob *j = userdata;
-
-        preflight_gather(m, j->preflight);
+        preflight_gather(m, userdata);
 }
 
-static void check_migration_done(Manager *m, void *userdata)
+static void check_migration_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        CheckMigrationJob *j = userdata;
-        Preflight *p = j->preflight;
+        Preflight *p = userdata;
         int r;
 
         if (p->error < 0)
-                r = sd_bus_reply_method_errorf(j->msg, p->error_name, "%s", p->error_message);
+                r = sd_bus_reply_method_errorf(msg, p->error_name, "%s", p->error_message);
         else {
-                r = sd_bus_message_new_method_return(j->msg, &reply);
+                r = sd_bus_message_new_method_return(msg, &reply);
                 if (r >= 0)
                         r = sd_bus_message_open_container(reply, 'a', "(sss)");
                 for (size_t i = 0; r >= 0 && i < p->findings.n; i++)
@@ -400,8 +387,6 @@ static void check_migration_done(Manager *m, void *userdata)
         if (r < 0)
                 log_error_errno(r, "Cannot answer CheckMigration: %m");
         preflight_free(p);
-        sd_bus_message_unref(j->msg);
-        free(j);
 }
 
 /* CheckMigration(s dom, s dest, a{sv} opts) -> a(sss): the constraints that stand in the way
@@ -409,7 +394,6 @@ static void check_migration_done(Manager *m, void *userdata)
 static int method_check_migration(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
         Manager *m = userdata;
-        CheckMigrationJob *j;
         MigrateOptions opts;
         Preflight *p = NULL;
         const char *dom, *dest;
@@ -425,17 +409,9 @@ static int method_check_migration(sd_bus_message *msg, void *userdata, sd_bus_er
         r = preflight_new(m, dom, dest, &opts, &p, error);
         if (r < 0)
                 return r;
-        j = calloc(1, sizeof(CheckMigrationJob));
-        if (!j) {
-                preflight_free(p);
-                return -ENOMEM;
-        }
-        *j = (CheckMigrationJob){ .msg = sd_bus_message_ref(msg), .preflight = p };
-        r = job_start(m, check_migration_work, check_migration_done, j);
+        r = job_start(m, msg, check_migration_work, check_migration_done, p);
         if (r < 0) {
-                sd_bus_message_unref(j->msg);
                 preflight_free(p);
-                free(j);
                 return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
         }
         return 1;
