@@ -12,14 +12,14 @@ range is always dirty again. Built here from its machine code (no assembler need
             mov  edi, 0x00200000
             jmp  loop
 
-QEMU loads it with -kernel (multiboot v1, the "a.out kludge": flag 16 and load addresses
-in the header) at 1 MiB and enters it in 32-bit protected mode.
+Boot it with hwcluster.domain_xml(..., kernel=PATH). QEMU loads it with -kernel
+(multiboot v1, the "a.out kludge": flag 16 and load addresses in the header) at 1 MiB and
+enters it in 32-bit protected mode.
 """
 
 from __future__ import annotations
 
 import struct
-from xml.sax.saxutils import escape as xml_escape
 
 LOAD = 0x00100000
 MAGIC = 0x1BADB002
@@ -50,25 +50,3 @@ def kernel(end: int = 0x03000000) -> bytes:
                          entry)
     return header + bytes(code)
 
-
-def domain_xml(name: str, uuid: str, kernel_path: str, memory_mib: int = 64) -> str:
-    return f"""<domain type='qemu'>
-  <name>{xml_escape(name)}</name>
-  <uuid>{uuid}</uuid>
-  <memory unit='MiB'>{memory_mib}</memory>
-  <currentMemory unit='MiB'>{memory_mib}</currentMemory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{xml_escape(kernel_path)}</kernel>
-  </os>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>restart</on_reboot>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <controller type='usb' model='none'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-"""

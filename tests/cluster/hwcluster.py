@@ -1239,15 +1239,19 @@ def cleanup_stale() -> list[str]:
 
 
 def domain_xml(name: str, uuid: str | None = None, graphics: str | None = None,
-               memory_mib: int = 64, vcpus: int = 1, devices: str = "") -> str:
+               memory_mib: int = 64, vcpus: int = 1, devices: str = "",
+               kernel: str | None = None) -> str:
     """A minimal TCG guest: no disk (SeaBIOS finds nothing to boot and idles).
 
     graphics: a raw device snippet, e.g. "<graphics type='vnc' listen='10.77.0.11'/>".
     devices: more raw device XML.
+    kernel: a kernel image QEMU boots directly (<os><kernel>) instead of the firmware's
+    boot order.
     """
     uuid = uuid or str(uuidlib.uuid4())
     name = xml_escape(name)
     extra = "\n".join(s for s in (graphics, devices) if s)
+    boot = f"<kernel>{xml_escape(kernel)}</kernel>" if kernel else "<boot dev='hd'/>"
     return f"""<domain type='qemu'>
   <name>{name}</name>
   <uuid>{uuid}</uuid>
@@ -1256,7 +1260,7 @@ def domain_xml(name: str, uuid: str | None = None, graphics: str | None = None,
   <vcpu>{vcpus}</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
-    <boot dev='hd'/>
+    {boot}
   </os>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>

@@ -4,14 +4,22 @@ install it: /usr/libexec/hostwarden/hostwarden-hook, the qemu.d link, /etc/hostw
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
+from typing import Iterator
+
+import hwcluster
 
 SOURCE_DIR = os.environ.get(
     "HW_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD_DIR = os.environ.get("HW_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
+
+# hostwardend's Node interface, for `busctl call *NODE_API METHOD ...`
+BUSCTL = ["busctl", "--system"]
+NODE_API = ["org.hostwarden.Warden1", "/org/hostwarden/Warden1", "org.hostwarden.Warden1.Node"]
 
 HOOK = "/usr/libexec/hostwarden/hostwarden-hook"
 HOOK_LINK = "/etc/libvirt/hooks/qemu.d/50-hostwarden"
@@ -48,3 +56,19 @@ def stage(build_dir: str = BUILD_DIR) -> str:
         shutil.rmtree(dest, ignore_errors=True)
         raise
     return dest
+
+
+@contextlib.contextmanager
+def installed_cluster(n: int, **kwargs) -> Iterator[hwcluster.Cluster]:
+    """A started hwcluster.Cluster of N nodes, every one with this build installed
+    (kwargs go to hwcluster.Cluster). At the end it is torn down, the staging tree removed,
+    and nothing may be left behind."""
+    dest = stage()
+    cluster = hwcluster.Cluster(n, install_dir=dest, **kwargs)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.teardown()
+        shutil.rmtree(dest, ignore_errors=True)
+        assert cluster.leftovers() == []

@@ -5,7 +5,6 @@ NoSuchNode. The other rules are unit-tested on fixtures (tests/unit/test-migchec
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid as uuidlib
 
@@ -14,8 +13,7 @@ import pytest
 import hwcluster
 import hwinstall
 
-BUSCTL = ["busctl", "--system"]
-DEST = ["org.hostwarden.Warden1", "/org/hostwarden/Warden1", "org.hostwarden.Warden1.Node"]
+BUSCTL, DEST = hwinstall.BUSCTL, hwinstall.NODE_API
 CONFIG = """[node]
 name = node{i}
 address = 10.77.0.1{i}
@@ -34,17 +32,10 @@ ISO_DIR = "/var/lib/libvirt/images"  # node-local: each node has its own
 
 @pytest.fixture(scope="module")
 def nodes(record_timing):
-    stage = hwinstall.stage()
-    cluster = hwcluster.Cluster(
-        2, install_dir=stage, units=("hostwardend.service",),
-        configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)})
-    try:
-        cluster.start()
+    with hwinstall.installed_cluster(
+            2, units=("hostwardend.service",),
+            configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)}) as cluster:
         yield cluster
-    finally:
-        cluster.teardown()
-        shutil.rmtree(stage, ignore_errors=True)
-        assert cluster.leftovers() == []
 
 
 def check(node, dom, dest, *opts):

@@ -4,7 +4,6 @@ shipped bus policy, and polkitd with the shipped policy and rules (issue 5, firs
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
@@ -12,25 +11,18 @@ import pytest
 import hwcluster
 import hwinstall
 
-BUSCTL = ["busctl", "--system"]
-DEST = ["org.hostwarden.Warden1", "/org/hostwarden/Warden1", "org.hostwarden.Warden1.Node"]
+BUSCTL, DEST = hwinstall.BUSCTL, hwinstall.NODE_API
 CONFIG = "[node]\nname = node1\naddress = 10.77.0.11\n"
 
 
 @pytest.fixture(scope="module")
 def daemon_node(record_timing):
-    stage = hwinstall.stage()
-    cluster = hwcluster.Cluster(1, install_dir=stage, configs=CONFIG, units=("hostwardend.service",))
-    try:
-        cluster.start()
+    with hwinstall.installed_cluster(1, configs=CONFIG,
+                                     units=("hostwardend.service",)) as cluster:
         node = cluster.node(1)
         # two unprivileged users: alice, and bob in group hostwarden (sysusers made it)
         node.run("useradd -M alice && useradd -M -G hostwarden bob")
         yield node
-    finally:
-        cluster.teardown()
-        shutil.rmtree(stage, ignore_errors=True)
-        assert cluster.leftovers() == []
 
 
 def as_user(node: hwcluster.Node, user: str, *args: str, check: bool = False):

@@ -6,8 +6,6 @@ guest; a failed migration leaves the guest running on the source."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 import uuid as uuidlib
 
@@ -17,9 +15,8 @@ import dirtyguest
 import hwcluster
 import hwinstall
 
-BUSCTL = ["busctl", "--system"]
 BUS = "org.hostwarden.Warden1"
-NODE = ["org.hostwarden.Warden1", "/org/hostwarden/Warden1", "org.hostwarden.Warden1.Node"]
+BUSCTL, NODE = hwinstall.BUSCTL, hwinstall.NODE_API
 MIG_IFACE = "org.hostwarden.Warden1.Migration"
 CONFIG = """[node]
 name = node{i}
@@ -39,19 +36,12 @@ libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 
 @pytest.fixture(scope="module")
 def nodes(record_timing):
-    stage = hwinstall.stage()
-    cluster = hwcluster.Cluster(
-        2, install_dir=stage, units=("hostwardend.service",),
-        configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)})
-    try:
-        cluster.start()
+    with hwinstall.installed_cluster(
+            2, units=("hostwardend.service",),
+            configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)}) as cluster:
         cluster.node(1).write_file(KERNEL, dirtyguest.kernel())
         cluster.node(1).run("useradd -M alice && useradd -M -G hostwarden bob")
         yield cluster
-    finally:
-        cluster.teardown()
-        shutil.rmtree(stage, ignore_errors=True)
-        assert cluster.leftovers() == []
 
 
 KERNEL = "/var/lib/nova/instances/dirty.kernel"  # shared: the destination needs it too
@@ -103,8 +93,8 @@ def guest(nodes):
 
     def start(name, node=1, memory_mib=64, dirty=False):
         uuid = str(uuidlib.uuid4())
-        xml = (dirtyguest.domain_xml(name, uuid, KERNEL) if dirty else
-               hwcluster.domain_xml(name, uuid=uuid, memory_mib=memory_mib))
+        xml = hwcluster.domain_xml(name, uuid=uuid, memory_mib=memory_mib,
+                                   kernel=KERNEL if dirty else None)
         hwcluster.define_and_start(nodes.node(node), xml)
         names.append(name)
         return uuid

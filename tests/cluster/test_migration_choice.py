@@ -5,7 +5,6 @@ here they all report the same free memory and the first passing peer wins."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import pytest
@@ -29,18 +28,11 @@ libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 
 @pytest.fixture(scope="module")
 def nodes(record_timing):
-    stage = hwinstall.stage()
     configs = {i: CONFIG.format(i=i) + "".join(PEER.format(j=j) for j in (1, 2, 3) if j != i)
                for i in (1, 2, 3)}
-    cluster = hwcluster.Cluster(3, install_dir=stage, units=("hostwardend.service",),
-                                configs=configs)
-    try:
-        cluster.start()
+    with hwinstall.installed_cluster(3, units=("hostwardend.service",),
+                                     configs=configs) as cluster:
         yield cluster
-    finally:
-        cluster.teardown()
-        shutil.rmtree(stage, ignore_errors=True)
-        assert cluster.leftovers() == []
 
 
 def test_a_disabled_peer_is_skipped(nodes):

@@ -5,7 +5,6 @@ with heartbeats judged by the observer's clock (issue 5)."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import pytest
@@ -13,8 +12,7 @@ import pytest
 import hwcluster
 import hwinstall
 
-BUSCTL = ["busctl", "--system"]
-DEST = ["org.hostwarden.Warden1", "/org/hostwarden/Warden1", "org.hostwarden.Warden1.Node"]
+BUSCTL, DEST = hwinstall.BUSCTL, hwinstall.NODE_API
 CONFIG = """[node]
 name = node{i}
 address = 10.77.0.1{i}
@@ -27,20 +25,13 @@ NOTIFY = "#!/bin/sh\necho \"$HOSTWARDEN_EVENT $HOSTWARDEN_NODE $HOSTWARDEN_STATE
 
 @pytest.fixture(scope="module")
 def nodes(record_timing):
-    stage = hwinstall.stage()
-    cluster = hwcluster.Cluster(
-        2, install_dir=stage, units=("hostwardend.service",),
-        configs={i: CONFIG.format(i=i) for i in (1, 2)},
-        files={i: {"/etc/hostwarden/notify.d/10-record": NOTIFY} for i in (1, 2)})
-    try:
-        cluster.start()
+    with hwinstall.installed_cluster(
+            2, units=("hostwardend.service",),
+            configs={i: CONFIG.format(i=i) for i in (1, 2)},
+            files={i: {"/etc/hostwarden/notify.d/10-record": NOTIFY} for i in (1, 2)}) as cluster:
         for node in cluster.nodes:
             node.run("chmod +x /etc/hostwarden/notify.d/10-record && useradd -M alice")
         yield cluster
-    finally:
-        cluster.teardown()
-        shutil.rmtree(stage, ignore_errors=True)
-        assert cluster.leftovers() == []
 
 
 def prop(node, name):
