@@ -197,16 +197,24 @@ read -r hostpid _ < /proc/self/stat
 echo "$hostpid" > "$dir/pid.tmp"
 mv "$dir/pid.tmp" "$dir/pid"
 
-# Root filesystem: overlay of the host's / with a private tmpfs upper layer.
-mount -t tmpfs -o mode=0755 hwt-rw "$rw"
-mkdir "$rw/upper" "$rw/work"
+# Root filesystem: overlay of the host's / with the node's own upper layer,
+# on a tmpfs the harness mounted at $rw (it outlives a power-off: the node's
+# "disk").  The first boot finds it empty.
+first_boot=
+if [ ! -d "$rw/upper" ]; then
+    first_boot=1
+    mkdir "$rw/upper" "$rw/work"
+fi
 mount -t overlay -o "lowerdir=/,upperdir=$rw/upper,workdir=$rw/work" hwt-root "$root"
 
 # The host's enablement state (timers, getty, multi-user services) is not
-# the node's: the node target names what it wants.
-for w in "$root"/etc/systemd/system/*.wants; do
-    [ -e "$w" ] && rm -rf "$w"
-done
+# the node's: the node target names what it wants.  Only on the first boot:
+# what the node enabled itself stays enabled.
+if [ -n "$first_boot" ]; then
+    for w in "$root"/etc/systemd/system/*.wants; do
+        [ -e "$w" ] && rm -rf "$w"
+    done
+fi
 
 # Install tree (meson DESTDIR) first, then the harness' files, which win.
 if [ -n "${HWT_INSTALL_DIR:-}" ]; then
@@ -529,6 +537,7 @@ class Node:
         self.process: subprocess.Popen | None = None
         self.boot_seconds: float | None = None
         self.ready = False  # booted and libvirtd answered
+        self.bmc: Bmc | None = None
         self._boot_started: float | None = None
 
     def __repr__(self) -> str:
@@ -640,9 +649,8 @@ class Node:
             return False
         return f"/{self.cgroup}" in cgroups
 
-    def _spawn(self) -> None:
-        """Start the node's init (non-blocking). Must run in a long-lived thread."""
-        env = {
+    def _boot_env(self) -> dict[str, str]:
+        return {
             "PATH": _NODE_ENV["PATH"],
             "HWT_PATH": _NODE_ENV["PATH"],
             "HWT_NODE_DIR": self.dir,
@@ -656,27 +664,59 @@ class Node:
             "HWT_HOSTNAME": self.name,
             "HWT_TARGET": NODE_TARGET,
         }
-        argv = [
+
+    def _boot_argv(self) -> list[str]:
+        return [
             "nsenter", f"--net=/run/netns/{self.netns}", "--",
             "unshare", "--mount", "--pid", "--uts", "--fork",
             "--kill-child=SIGKILL", "--propagation", "private",
             "/bin/sh", os.path.join(self.dir, "init.sh"),
         ]
+
+    def _spawn(self) -> None:
+        """Start the node's init (non-blocking). Must run in a long-lived thread."""
+        argv = self._boot_argv()
         # If the test process dies (even by SIGKILL), the kernel kills
         # unshare, and --kill-child makes it take the node's PID 1 (hence the
         # whole PID namespace) along.  PR_SET_PDEATHSIG fires when the
         # *thread* that forked exits, so only use it from the main thread.
         if threading.current_thread() is threading.main_thread():
             argv = ["setpriv", "--pdeathsig", "SIGKILL", "--"] + argv
-        log = open(os.path.join(self.dir, "console.log"), "wb")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.dir, "pid"))
+        log = open(os.path.join(self.dir, "console.log"), "ab")
         try:
             self._boot_started = time.monotonic()
             self.process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True,  # no terminal SIGINT for nodes
+                env=self._boot_env(), start_new_session=True,  # no terminal SIGINT for nodes
             )
         finally:
             log.close()
+
+    def boot(self, timeout: float = 60) -> None:
+        """Boot a node that was powered off or killed again, with its disk
+        (root overlay layer) as it was; waits until it is ready."""
+        if self.alive:
+            raise HarnessError(f"{self.name} is running")
+        self._forget_boot()
+        self._spawn()
+        self.wait_ready(timeout)
+
+    def _forget_boot(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
+        self.pid = None
+        self.process = None
+        self.ready = False
+        self.boot_seconds = None
+
+    def wait_powered_on(self, timeout: float = 60) -> None:
+        """After a power-on through the node's BMC: wait until the new boot is ready."""
+        self._forget_boot()
+        self._boot_started = time.monotonic()
+        self.wait_ready(timeout)
 
     def _check_cancel(self) -> None:
         if self.cluster._cancel.is_set():
@@ -883,6 +923,11 @@ class Node:
         for sub in ("root", "rw", "files"):
             os.makedirs(os.path.join(self.dir, sub))
         Path(self.dir, "init.sh").write_text(_INIT_SCRIPT)
+        # The node's disk: the upper layer of its root overlay lives on this
+        # tmpfs, mounted here (not inside the node) so that it outlives a
+        # power-off; teardown unmounts it.
+        _run(["mount", "-t", "tmpfs", "-o", "mode=0755", f"{self.cluster.tag}-rw",
+              os.path.join(self.dir, "rw")])
         files_root = os.path.join(self.dir, "files")
         for rel, content in self._files().items():
             dest = os.path.join(files_root, rel)
@@ -902,6 +947,143 @@ class Node:
                 for knob in ("cpuset.cpus", "cpuset.mems"):
                     value = Path(parent, knob).read_text().strip()
                     Path(path, knob).write_text(value)
+        # What a BMC's power-on runs (the same boot as _spawn's, without the
+        # test process as parent).
+        env = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self._boot_env().items())
+        Path(self.dir, "boot.sh").write_text(
+            "#!/bin/sh\n# Boot the simulated node (hwcluster.py); used by its BMC.\n" + env +
+            "exec " + " ".join(shlex.quote(a) for a in self._boot_argv()) + "\n")
+
+
+# --------------------------------------------------------------------------
+# BMCs
+
+#: Where the simulated nodes' BMCs listen (on the bridge); node N's on UDP port BMC_PORT_BASE + N.
+BMC_ADDRESS = "10.77.0.254"
+BMC_PORT_BASE = 7000
+BMC_USER = "admin"
+
+_BMC_POWER_SCRIPT = r"""#!/bin/sh
+# ipmi_sim chassis_control of one simulated node (hwcluster.py):
+#   get power        -> "power:1" while the node's PID 1 runs, else "power:0"
+#   set power 0|1    -> SIGKILL of its PID 1 (disk kept) | boot it again
+dir=$1 cgroup=$2
+shift 2
+alive() {
+    pid=$(cat "$dir/pid" 2>/dev/null) || return 1
+    grep -qF "/$cgroup" "/proc/$pid/cgroup" 2>/dev/null || return 1
+    state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+case "$1 $2" in
+"get power")
+    if alive; then echo power:1; else echo power:0; fi ;;
+"set power")
+    echo "$(date '+%T.%N') power $3" >> "$dir/bmc/power.log"
+    if [ "$3" = 0 ]; then
+        if alive; then
+            kill -KILL "$pid"
+            n=0
+            while alive && [ $n -lt 100 ]; do sleep 0.05; n=$((n + 1)); done
+        fi
+    elif ! alive; then
+        rm -f "$dir/pid"
+        setsid /bin/sh "$dir/boot.sh" </dev/null >>"$dir/console.log" 2>&1 &
+    fi ;;
+esac
+exit 0
+"""
+
+
+class Bmc:
+    """A simulated BMC for one node: Debian's ipmi_sim speaking IPMI over LAN
+    (lanplus) on BMC_ADDRESS:port, whose chassis power control powers the
+    node off (SIGKILL of its PID 1, its disk kept) and on (boots it again).
+    Attributes: ``address``, ``port``, ``user``, ``password``."""
+
+    def __init__(self, node: Node):
+        self.node = node
+        self.address = BMC_ADDRESS
+        self.port = BMC_PORT_BASE + node.index
+        self.user = BMC_USER
+        self.password = f"bmc-{uuidlib.uuid4().hex[:12]}"
+        self.dir = os.path.join(node.dir, "bmc")
+        self.process: subprocess.Popen | None = None
+
+    def __repr__(self) -> str:
+        return f"<Bmc {self.node.name} {self.address}:{self.port}>"
+
+    def fence_options(self) -> str:
+        """fence_ipmilan's options (key=value lines) for this BMC."""
+        return (f"ip={self.address}\nipport={self.port}\nusername={self.user}\n"
+                f"password={self.password}\nlanplus=1\ncipher=3\n")
+
+    def start(self) -> None:
+        os.makedirs(os.path.join(self.dir, "state"))
+        power = os.path.join(self.dir, "power.sh")
+        Path(power).write_text(_BMC_POWER_SCRIPT)
+        os.chmod(power, 0o755)
+        auths = "none md2 md5 straight"
+        Path(self.dir, "lan.conf").write_text(
+            f'name "{self.node.cluster.tag}-{self.node.name}"\n'
+            "set_working_mc 0x20\n"
+            "  startlan 1\n"
+            f"    addr {self.address} {self.port}\n"
+            "    priv_limit admin\n"
+            f"    allowed_auths_callback {auths}\n"
+            f"    allowed_auths_user {auths}\n"
+            f"    allowed_auths_operator {auths}\n"
+            f"    allowed_auths_admin {auths}\n"
+            f"    guid {uuidlib.uuid4().hex}\n"
+            "  endlan\n"
+            f'  chassis_control "{power} {self.node.dir} {self.node.cgroup}"\n'
+            f'  user 2 true "{self.user}" "{self.password}" admin 10 md5\n')
+        Path(self.dir, "bmc.emu").write_text(
+            "mc_setbmc 0x20\n"
+            "mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\n"
+            "mc_enable 0x20\n")
+        argv = ["nsenter", f"--net=/run/netns/{self.node.cluster.bridge_netns}", "--",
+                "ipmi_sim", "-n", "-c", os.path.join(self.dir, "lan.conf"),
+                "-f", os.path.join(self.dir, "bmc.emu"), "-s", os.path.join(self.dir, "state")]
+        if threading.current_thread() is threading.main_thread():
+            argv = ["setpriv", "--pdeathsig", "SIGKILL", "--"] + argv
+        log = open(os.path.join(self.dir, "ipmi_sim.log"), "wb")
+        try:
+            # HWT_NODE names it as ours for leftovers() and cleanup_stale().
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env={"PATH": _NODE_ENV["PATH"], "HWT_NODE": f"{self.node.cgroup}-bmc"},
+                start_new_session=True)
+        finally:
+            log.close()
+        deadline = time.monotonic() + 10
+        while not self._listening():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise HarnessError(f"{self}: ipmi_sim did not start: "
+                                   + Path(self.dir, "ipmi_sim.log").read_text(errors="replace"))
+            time.sleep(0.02)
+
+    def _listening(self) -> bool:
+        out = _run(["ip", "netns", "exec", self.node.cluster.bridge_netns, "ss", "-Hlun",
+                    f"sport = :{self.port}"], check=False).stdout
+        return bool(out.strip())
+
+    def ipmitool(self, *args: str, check: bool = True):
+        """ipmitool (lanplus) against this BMC from the bridge's namespace."""
+        return _run(["ip", "netns", "exec", self.node.cluster.bridge_netns, "ipmitool",
+                     "-I", "lanplus", "-C", "3", "-H", self.address, "-p", str(self.port),
+                     "-U", self.user, "-P", self.password, *args], check=check, timeout=30)
+
+    def power_log(self) -> str:
+        try:
+            return Path(self.dir, "power.log").read_text()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
 
 # --------------------------------------------------------------------------
@@ -931,7 +1113,7 @@ class Cluster:
     _seq_lock = threading.Lock()
 
     def __init__(self, n_nodes: int = 2, install_dir=None, configs=None, files=None,
-                 units: Iterable[str] = (), boot_timeout: float = 60):
+                 units: Iterable[str] = (), boot_timeout: float = 60, bmc: bool = False):
         if not 1 <= n_nodes <= 200:
             raise ValueError("n_nodes must be between 1 and 200")
         with Cluster._seq_lock:
@@ -947,6 +1129,8 @@ class Cluster:
         self.tmpdir = ""
         self.shared_dir = ""
         self.bridge_netns = f"{self.tag}-sw"
+        self.with_bmc = bmc
+        self.bmcs: list[Bmc] = []
         self.nodes: list[Node] = []
         self.boot_seconds: float | None = None
         self._started = False
@@ -1026,6 +1210,12 @@ class Cluster:
             self._setup_network()
             for n in self.nodes:
                 n._prepare()
+            if self.with_bmc:
+                for n in self.nodes:
+                    bmc = Bmc(n)
+                    self.bmcs.append(bmc)
+                    n.bmc = bmc
+                    bmc.start()
             # Popen from this thread (see Node._spawn), then wait in parallel.
             for n in self.nodes:
                 n._spawn()
@@ -1062,6 +1252,8 @@ class Cluster:
         _ip("-n", sw, "link", "add", "br0", "type", "bridge",
             "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0")
         _ip("-n", sw, "link", "set", "br0", "up")
+        # The BMCs' address (one UDP port per node's BMC, see Bmc).
+        _ip("-n", sw, "addr", "add", f"{BMC_ADDRESS}/24", "dev", "br0")
         for n in self.nodes:
             _ip("netns", "add", n.netns)
             # Both ends are created directly in our namespaces: the host's
@@ -1094,6 +1286,12 @@ class Cluster:
             _teardown_depth += 1
         errors: list[str] = []
         try:
+            # BMCs first: none may power a node on again during teardown.
+            for bmc in self.bmcs:
+                try:
+                    bmc.stop()
+                except Exception as e:  # noqa: BLE001
+                    errors.append(f"{bmc}: {e}")
             # Ask all booted nodes at once, then wait for each: shutdowns
             # overlap.  Nodes still booting are killed outright.
             for n in self.nodes:
@@ -1115,6 +1313,12 @@ class Cluster:
                     proc = _ip("netns", "delete", ns, check=False)
                     if proc.returncode != 0:
                         errors.append(f"netns {ns}: {proc.stderr.strip()}")
+            for n in self.nodes:
+                rw = os.path.join(n.dir, "rw")
+                if os.path.realpath(rw) in _host_mounts():
+                    proc = _run(["umount", "-l", rw], check=False)
+                    if proc.returncode != 0:
+                        errors.append(f"umount {rw}: {proc.stderr.strip()}")
             if self.tmpdir:
                 try:
                     _safe_rmtree(self.tmpdir)
@@ -1228,6 +1432,11 @@ def cleanup_stale() -> list[str]:
                 removed.append(f"netns {ns}")
     for d in sorted(os.listdir(TMP_PARENT)):
         if d.startswith("hwt-") and dead(d):
+            top = os.path.join(TMP_PARENT, d)
+            for m in _host_mounts():  # the nodes' disks (tmpfs)
+                if m.startswith(top + "/"):
+                    if _run(["umount", "-l", m], check=False).returncode == 0:
+                        removed.append(f"mount {m}")
             with contextlib.suppress(Exception):
                 _safe_rmtree(os.path.join(TMP_PARENT, d))
                 removed.append(f"directory {TMP_PARENT}/{d}")

@@ -207,6 +207,47 @@ def test_teardown_after_a_node_was_killed():
     _assert_clean(cluster.tag + "-")
 
 
+def _fence_ipmilan(node: hwcluster.Node, bmc: hwcluster.Bmc, action: str):
+    """The real fence agent, run inside NODE, options on stdin (fence-agents' protocol)."""
+    return node.run(["fence_ipmilan"], input=bmc.fence_options() + f"action={action}\n",
+                    check=False, timeout=60)
+
+
+def test_bmc_powers_a_node_off_and_on_with_its_disk_kept(record_timing):
+    """ipmi_sim BMCs: fence_ipmilan in node2 powers node1 off (its systemd is SIGKILLed),
+    reports it off, powers it on again; node1 boots with what it wrote before."""
+    with hwcluster.Cluster(2, bmc=True) as cluster:
+        node1, node2 = cluster.nodes
+        node1.write_file("/var/lib/hwt-disk-test", "kept\n")
+        status = _fence_ipmilan(node2, node1.bmc, "status")
+        assert status.returncode == 0 and "Status: ON" in status.stdout, status
+        old_pid = node1.pid
+        t0 = time.monotonic()
+        off = _fence_ipmilan(node2, node1.bmc, "off")
+        record_timing("fence off", time.monotonic() - t0)
+        assert off.returncode == 0, off
+        assert not node1.alive and not hwcluster.pid_alive(old_pid)
+        status = _fence_ipmilan(node2, node1.bmc, "status")
+        assert status.returncode == 2 and "Status: OFF" in status.stdout, status
+        # A wrong password is refused by the BMC (and the node stays off).
+        bad = node2.run(["fence_ipmilan"], check=False, timeout=60, input=(
+            node1.bmc.fence_options().replace(node1.bmc.password, "wrong") + "action=on\n"))
+        assert bad.returncode == 1
+        assert not node1.alive
+        on = _fence_ipmilan(node2, node1.bmc, "on")
+        assert on.returncode == 0, on
+        node1.wait_powered_on()
+        assert node1.pid != old_pid
+        assert node1.read_file("/var/lib/hwt-disk-test") == "kept\n"
+        assert node1.virsh("version").returncode == 0
+        assert "power 0" in node1.bmc.power_log() and "power 1" in node1.bmc.power_log()
+        # And the harness can boot a killed node again, too.
+        node2.kill()
+        node2.boot()
+        assert node2.virsh("version").returncode == 0
+    _assert_clean(cluster.tag + "-")
+
+
 def test_teardown_when_a_pytest_test_fails(tmp_path):
     """The fixtures tear down after a failing test body (inner pytest run)."""
     inner = tmp_path / "inner"
