@@ -25,3 +25,4 @@ void json_string(const char *s);
 int verb_migrate(sd_bus *bus);
 int verb_migrations(sd_bus *bus);
 int verb_migration(sd_bus *bus);
+int verb_fence(sd_bus *bus);

@@ -309,7 +309,9 @@ static void help(void)
                "  disable REASON  Disable this node\n"
                "  enable        Enable this node\n"
                "  force-down NODE  Declare NODE powered off (an admin's assertion)\n"
-               "  force-up NODE    Take that back\n\n"
+               "  force-up NODE    Take that back\n"
+               "  fence NODE status|off|on\n"
+               "                Run NODE's fence agent (off fences it)\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -352,6 +354,7 @@ int main(int argc, char *argv[])
                 { "force-down", 1, 1, verb_force_down }, { "force-up", 1, 1, verb_force_up },
                 { "domains", 0, 0, verb_domains },       { "migrate", 1, 2, verb_migrate },
                 { "migrations", 0, 0, verb_migrations }, { "migration", 2, 2, verb_migration },
+                { "fence", 2, 2, verb_fence },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;

@@ -9,6 +9,7 @@
 #include "check.h"
 #include "config.h"
 #include "errors.h"
+#include "evacuate.h"
 #include "job.h"
 #include "log.h"
 #include "manager.h"
@@ -549,6 +550,8 @@ const sd_bus_vtable node_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ForceDown", SD_BUS_ARGS("s", node, "b", down), SD_BUS_NO_RESULT,
                                 method_force_down, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Fence", SD_BUS_ARGS("s", node, "s", action),
+                                SD_BUS_RESULT("s", power), method_fence, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssss)", domains),
                                 method_list_domains, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CheckMigration",

@@ -29,6 +29,9 @@ typedef struct LogField {
 #define HW_MESSAGE_MIGRATION_STARTED   "c4ca0a45c3fb468699ce61c279adad22"
 #define HW_MESSAGE_MIGRATION_COMPLETED "3d625884a32349409cb0b8db84a3ebe6"
 #define HW_MESSAGE_MIGRATION_FAILED    "87e8fceaef3b4eb3add0230f7fa972d1"
+#define HW_MESSAGE_FENCE               "9b22479fd7eb4ace97570ee7708f8074"
+#define HW_MESSAGE_EVACUATION          "1332e98f29b34e32bfc81300b1d54ee9"
+#define HW_MESSAGE_RECONCILED          "e59a5c230b524d669a621f14a97b1cef"
 
 /* ident: SYSLOG_IDENTIFIER, e.g. "hostwarden-hook". */
 void log_setup(const char *ident);

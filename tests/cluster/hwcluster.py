@@ -995,6 +995,13 @@ exit 0
 """
 
 
+def bmc_fence_options(cluster: "Cluster", index: int) -> str:
+    """fence_ipmilan's options (key=value lines) for the BMC of node INDEX of CLUSTER
+    (usable before the cluster started, e.g. in its nodes' configurations)."""
+    return (f"ip={BMC_ADDRESS}\nipport={BMC_PORT_BASE + index}\nusername={BMC_USER}\n"
+            f"password={cluster.bmc_password}\nlanplus=1\ncipher=3\n")
+
+
 class Bmc:
     """A simulated BMC for one node: Debian's ipmi_sim speaking IPMI over LAN
     (lanplus) on BMC_ADDRESS:port, whose chassis power control powers the
@@ -1006,7 +1013,7 @@ class Bmc:
         self.address = BMC_ADDRESS
         self.port = BMC_PORT_BASE + node.index
         self.user = BMC_USER
-        self.password = f"bmc-{uuidlib.uuid4().hex[:12]}"
+        self.password = node.cluster.bmc_password
         self.dir = os.path.join(node.dir, "bmc")
         self.process: subprocess.Popen | None = None
 
@@ -1015,8 +1022,7 @@ class Bmc:
 
     def fence_options(self) -> str:
         """fence_ipmilan's options (key=value lines) for this BMC."""
-        return (f"ip={self.address}\nipport={self.port}\nusername={self.user}\n"
-                f"password={self.password}\nlanplus=1\ncipher=3\n")
+        return bmc_fence_options(self.node.cluster, self.node.index)
 
     def start(self) -> None:
         os.makedirs(os.path.join(self.dir, "state"))
@@ -1103,6 +1109,8 @@ class Cluster:
     - files: {path: content} written into every node before boot, or
       {node_index: {path: content}}.
     - units: extra units the node target wants (e.g. "hostwardend.service").
+    - bmc: give every node a simulated BMC (Bmc; ``node.bmc``), bmc_password
+      its admin password (default: random; ``cluster.bmc_password``).
 
     Node indices are 1-based and match the names (node1 = 10.77.0.11).
     Use as a context manager; `start()`/`teardown()` are also public and
@@ -1113,7 +1121,8 @@ class Cluster:
     _seq_lock = threading.Lock()
 
     def __init__(self, n_nodes: int = 2, install_dir=None, configs=None, files=None,
-                 units: Iterable[str] = (), boot_timeout: float = 60, bmc: bool = False):
+                 units: Iterable[str] = (), boot_timeout: float = 60, bmc: bool = False,
+                 bmc_password: str | None = None):
         if not 1 <= n_nodes <= 200:
             raise ValueError("n_nodes must be between 1 and 200")
         with Cluster._seq_lock:
@@ -1130,6 +1139,8 @@ class Cluster:
         self.shared_dir = ""
         self.bridge_netns = f"{self.tag}-sw"
         self.with_bmc = bmc
+        #: The BMCs' admin password (known before start, for the nodes' fence_options).
+        self.bmc_password = bmc_password or f"bmc-{uuidlib.uuid4().hex[:12]}"
         self.bmcs: list[Bmc] = []
         self.nodes: list[Node] = []
         self.boot_seconds: float | None = None

@@ -70,6 +70,19 @@ void test_write(const char *dir, const char *name, const char *content)
         fclose(f);
 }
 
+char *test_read_file(const char *dir, const char *name)
+{
+        char path[PATH_MAX];
+        char *text = NULL;
+        int r;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        r = read_full_file(path, 64 * 1024 * 1024, &text, NULL);
+        if (r < 0)
+                fail_msg("cannot read %s: %s", path, strerror(-r));
+        return text;
+}
+
 bool test_contains(const char *haystack, const char *needle)
 {
         if (haystack && strstr(haystack, needle))

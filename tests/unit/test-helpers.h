@@ -18,5 +18,7 @@ char *test_mkdtemp(void);
 void test_rm_rf(const char *path);
 /* Writes dir/name (creating parent directories). */
 void test_write(const char *dir, const char *name, const char *content);
+/* Contents of dir/name, NUL-terminated; fails the test if it cannot be read. */
+char *test_read_file(const char *dir, const char *name);
 /* Does haystack contain needle? Prints both on failure to help reading test logs. */
 bool test_contains(const char *haystack, const char *needle);

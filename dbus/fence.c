@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Fence(s node, s action) → s [org.hostwarden.fence]: runs the fence agent configured for a
+ * peer ([peer NAME] fence_agent, fence_options) with fence-agents' stdin protocol, records the
+ * result in the peer's node record (DESIGN.md §4: a node reported off is fenced) and answers
+ * the power state, "on" or "off". The options hold the BMC's password: they are never logged,
+ * the agent's output is scrubbed of them before it reaches the journal or the caller, and the
+ * copies are wiped when the job ends.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "errors.h"
+#include "evacuate.h"
+#include "fence.h"
+#include "job.h"
+#include "log.h"
+#include "manager.h"
+#include "polkit.h"
+
+#define FENCE_TIMEOUT (120 * USEC_PER_SEC)
+
+typedef struct FenceJob {
+        char *node;
+        FenceAction action;
+        char *agent;
+        char *options; /* secret */
+        /* results */
+        int error;         /* < 0: the agent could not run or failed */
+        FenceState state;  /* after success */
+        char *message;     /* scrubbed: what the agent said last */
+} FenceJob;
+
+/* *dst = the formatted text (NULL when out of memory: the error code still says enough). */
+_printf_(2, 3) static void set_message(char **dst, const char *format, ...)
+{
+        va_list ap;
+        char *s;
+
+        va_start(ap, format);
+        if (vasprintf(&s, format, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        free(*dst);
+        *dst = s;
+}
+
+static void wipe_free(char *s)
+{
+        if (s) {
+                explicit_bzero(s, strlen(s));
+                free(s);
+        }
+}
+
+static void fence_job_free(FenceJob *j)
+{
+        if (!j)
+                return;
+        free(j->node);
+        free(j->agent);
+        wipe_free(j->options);
+        free(j->message);
+        free(j);
+}
+
+/* The last non-empty line of text (scrubbed output), at most 300 characters. */
+static char *last_line(const char *text)
+{
+        const char *end = text + strlen(text), *start;
+
+        while (end > text && (end[-1] == '\n' || end[-1] == ' '))
+                end--;
+        start = end;
+        while (start > text && start[-1] != '\n')
+                start--;
+        if (end - start > 300)
+                start = end - 300;
+        return strndup(start, (size_t)(end - start));
+}
+
+static void fence_work(Manager *m, void *userdata)
+{
+        FenceJob *j = userdata;
+        _cleanup_free_ char *path = NULL;
+        char *input = NULL;
+        FenceRun run = {};
+        int r;
+
+        r = fence_agent_path(j->agent, &path);
+        if (r < 0) {
+                j->error = r;
+                set_message(&j->message, "fence agent %s not found", j->agent);
+                return;
+        }
+        r = fence_agent_input(j->options, j->action, &input);
+        if (r < 0) {
+                j->error = r;
+                return;
+        }
+        r = fence_run(path, input, FENCE_TIMEOUT, &run);
+        wipe_free(input);
+        if (r < 0) {
+                j->error = r;
+                set_message(&j->message, "cannot run %s: %s", path, strerror(-r));
+                return;
+        }
+        {
+                _cleanup_free_ char *scrubbed = fence_scrub(run.output, j->options);
+
+                explicit_bzero(run.output, strlen(run.output));
+                j->message = scrubbed ? last_line(scrubbed) : NULL;
+        }
+        r = fence_result(j->action, &run, &j->state);
+        if (r < 0) {
+                _cleanup_free_ char *said = j->message;
+
+                j->message = NULL;
+                j->error = r;
+                if (run.timed_out)
+                        set_message(&j->message, "%s did not finish within %llu s and was killed",
+                                    j->agent, (unsigned long long)(FENCE_TIMEOUT / USEC_PER_SEC));
+                else
+                        set_message(&j->message, "%s exited with status %d (%s)", j->agent,
+                                    run.status, said ? said : "no output");
+        }
+        fence_run_done(&run);
+}
+
+static int mutate_fence(NodeRecord *rec, void *userdata)
+{
+        const FenceState *state = userdata;
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        rec->fence = *state;
+        rec->fence_time = (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+        return 0;
+}
+
+static void fence_done(Manager *m, sd_bus_message *msg, void *userdata)
+{
+        FenceJob *j = userdata;
+        const char *action = fence_action_to_string(j->action);
+        int r;
+
+        if (j->error < 0) {
+                log_fields(LOG_ERR, 0,
+                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_FENCE }, { "HOSTWARDEN_NODE", j->node },
+                                      { "HOSTWARDEN_FENCE_ACTION", action }),
+                           "Fencing %s (%s) failed: %s", j->node, action,
+                           j->message ? j->message : strerror(-j->error));
+                (void)sd_bus_reply_method_errorf(
+                        msg, HW_ERROR_FENCE_FAILED,
+                        "Fencing %s (%s) failed: %s. The recorded fence state is unchanged.",
+                        j->node, action, j->message ? j->message : strerror(-j->error));
+                fence_job_free(j);
+                return;
+        }
+
+        r = store_node_update(m->store, j->node, mutate_fence, &j->state, NULL);
+        log_fields(LOG_WARNING, 0,
+                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_FENCE }, { "HOSTWARDEN_NODE", j->node },
+                              { "HOSTWARDEN_FENCE_ACTION", action },
+                              { "HOSTWARDEN_FENCE", fence_state_to_string(j->state) }),
+                   "Fence agent %s reports node %s %s (action %s)", j->agent, j->node,
+                   fence_state_to_string(j->state), action);
+        if (r < 0) {
+                (void)sd_bus_reply_method_errnof(
+                        msg, -r, "Node %s is %s, but the result cannot be recorded: %m", j->node,
+                        fence_state_to_string(j->state));
+                fence_job_free(j);
+                return;
+        }
+        (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "NodeChanged", "ss",
+                                 j->node, j->state == FENCE_OFF ? "fenced" : "powered-on");
+        (void)sd_bus_reply_method_return(msg, "s", fence_state_to_string(j->state));
+        fence_job_free(j);
+}
+
+static int fence_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        const ConfigPeer *peer;
+        const char *node, *action;
+        FenceJob *j;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &node, &action);
+        if (r < 0)
+                return r;
+        /* The configuration may have been reloaded while polkit answered: look again. */
+        peer = config_find_peer(m->config, node);
+        if (!peer || !peer->fence_agent)
+                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
+                                         "No fence agent configured for node '%s'", node);
+        j = calloc(1, sizeof(FenceJob));
+        if (!j)
+                return -ENOMEM;
+        j->action = fence_action_from_string(action);
+        j->node = strdup(node);
+        j->agent = strdup(peer->fence_agent);
+        j->options = peer->fence_options ? strdup(peer->fence_options) : NULL;
+        if (!j->node || !j->agent || (peer->fence_options && !j->options)) {
+                fence_job_free(j);
+                return -ENOMEM;
+        }
+        log_fields(LOG_NOTICE, 0,
+                   LOG_FIELDS({ "HOSTWARDEN_NODE", node }, { "HOSTWARDEN_FENCE_ACTION", action }),
+                   "Running fence agent %s for node %s, action %s", j->agent, node, action);
+        r = job_start(m, msg, fence_work, fence_done, j);
+        if (r < 0) {
+                fence_job_free(j);
+                return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
+        }
+        return 1;
+}
+
+int method_fence(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        const ConfigPeer *peer;
+        const char *node, *action;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &node, &action);
+        if (r < 0)
+                return r;
+        if (!hostname_is_valid(node))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a node name, got '%s'", node);
+        if (fence_action_from_string(action) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected action 'status', 'off' or 'on', got '%s'",
+                                         action);
+        if (streq(node, m->config->node.name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Node %s cannot fence itself: call Fence on a peer", node);
+        peer = config_find_peer(m->config, node);
+        if (!peer)
+                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
+                                         "No [peer %s] in the configuration of %s", node,
+                                         m->config->node.name);
+        if (!peer->fence_agent)
+                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
+                                         "[peer %s] (%s:%u) has no fence_agent: set fence_agent "
+                                         "and fence_options there",
+                                         node, strna(peer->file), peer->line);
+        r = sd_bus_message_rewind(msg, true);
+        if (r < 0)
+                return r;
+        return polkit_authorize(m, msg, fence_authorized, error);
+}
