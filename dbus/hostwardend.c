@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "manager.h"
+#include "reconcile.h"
 
 int main(int argc, char *argv[])
 {
@@ -63,6 +64,8 @@ int main(int argc, char *argv[])
 
         (void)sd_notify(false, "READY=1\nSTATUS=Serving org.hostwarden.Warden1");
         log_info("hostwardend %s serving on node '%s'", HW_VERSION, m->config->node.name);
+        /* After READY: libvirtd (socket-activated, ordered after us) may only start now. */
+        reconcile_schedule(m);
         r = sd_event_loop(m->event);
         (void)sd_notify(false, "STOPPING=1");
         if (r < 0)

@@ -7,6 +7,7 @@
 #include "fw.h"
 #include "job.h"
 #include "migration.h"
+#include "reconcile.h"
 #include "log.h"
 #include "manager.h"
 #include "paths.h"
@@ -42,6 +43,8 @@ Manager *manager_free(Manager *m)
         if (!m)
                 return NULL;
         jobs_drain(m); /* their replies go out before the bus is closed */
+        reconcile_free(m);
+        strv_free(m->rebuilding);
         migrations_free(m);
         virt_free(m->virt);
         auth_queries_free(m);
@@ -148,6 +151,9 @@ int manager_startup(Manager *m)
         r = jobs_setup(m);
         if (r < 0)
                 return r;
+        r = reconcile_setup(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up reconciliation: %m");
         r = sd_bus_default_system(&m->bus);
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to the system bus: %m");
@@ -266,6 +272,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         if (r < 0)
                 log_warning_errno(r, "Failed to write this node's heartbeat: %m");
         manager_sync_hook_state(m);
+        reconcile_schedule(m);
         /* watch the peers' counters: liveness is judged by our own clock */
         NodeRecord *nodes = NULL;
         size_t n = 0;

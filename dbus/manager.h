@@ -26,6 +26,8 @@ typedef struct Manager {
         int job_pipe[2];         /* finished jobs come back through it */
         sd_event_source *job_source;
         Migration *migrations; /* newest first (migration.h) */
+        struct Reconciler *reconciler; /* reconcile.h */
+        char **rebuilding;             /* UUIDs of instances a Rebuild works on here */
 } Manager;
 
 int manager_new(Manager **ret);

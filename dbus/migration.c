@@ -1032,6 +1032,23 @@ static Migration *migration_free(Migration *mig)
         return NULL;
 }
 
+bool migration_busy(Manager *m, const char *uuid, const char *name)
+{
+        for (Migration *x = m->migrations; x; x = x->next) {
+                bool match;
+
+                if (!x->work && x->live.state != MIGRATION_QUEUED)
+                        continue; /* finished in the event loop */
+                pthread_mutex_lock(&x->lock);
+                match = streq_ptr(x->live.domain_uuid, uuid) || streq_ptr(x->domain_arg, uuid) ||
+                        (name && streq_ptr(x->domain_arg, name));
+                pthread_mutex_unlock(&x->lock);
+                if (match)
+                        return true;
+        }
+        return false;
+}
+
 void migrations_free(Manager *m)
 {
         /* jobs_drain() ran first: no thread uses them any more */

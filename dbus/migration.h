@@ -92,5 +92,8 @@ int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *er
 
 /* Exports the fallback object tree; called by manager_startup(). */
 int migrations_setup(Manager *m);
+/* Whether a migration of the instance (uuid, or name as the caller gave it) is queued or
+ * running here, its end not yet handled by the event loop. */
+bool migration_busy(Manager *m, const char *uuid, const char *name);
 /* At shutdown: asks running migrations' threads to let go (libvirt carries on p2p). */
 void migrations_free(Manager *m);

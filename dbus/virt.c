@@ -23,6 +23,9 @@ struct Virt {
         pthread_t event_thread;
         bool event_thread_started;
         atomic_bool quit;
+        pthread_mutex_t cb_lock; /* guards the two below (never held with lock) */
+        void (*lifecycle_cb)(void *userdata);
+        void *lifecycle_userdata;
 };
 
 /* libvirt prints every error on stderr unless told otherwise; callers report them. */
@@ -76,6 +79,7 @@ int virt_new(const char *uri, Virt **ret)
                 return -ENOMEM;
         }
         pthread_mutex_init(&v->lock, NULL);
+        pthread_mutex_init(&v->cb_lock, NULL);
         r = -pthread_create(&v->event_thread, NULL, event_thread, v);
         if (r < 0) {
                 log_error_errno(r, "Cannot start the libvirt event thread: %m");
@@ -102,6 +106,7 @@ Virt *virt_free(Virt *v)
         if (v->conn)
                 virConnectClose(v->conn);
         pthread_mutex_destroy(&v->lock);
+        pthread_mutex_destroy(&v->cb_lock);
         free(v->uri);
         free(v);
         return NULL;
@@ -119,6 +124,30 @@ const char *virt_last_error(const char *fallback)
         return e && e->message ? e->message : fallback;
 }
 
+static int lifecycle_event(virConnectPtr conn, virDomainPtr dom, int event, int detail,
+                           void *opaque)
+{
+        Virt *v = opaque;
+        void (*cb)(void *);
+        void *userdata;
+
+        pthread_mutex_lock(&v->cb_lock);
+        cb = v->lifecycle_cb;
+        userdata = v->lifecycle_userdata;
+        pthread_mutex_unlock(&v->cb_lock);
+        if (cb)
+                cb(userdata);
+        return 0;
+}
+
+void virt_set_lifecycle_callback(Virt *v, void (*cb)(void *userdata), void *userdata)
+{
+        pthread_mutex_lock(&v->cb_lock);
+        v->lifecycle_cb = cb;
+        v->lifecycle_userdata = userdata;
+        pthread_mutex_unlock(&v->cb_lock);
+}
+
 int virt_connect(Virt *v, virConnectPtr *ret, char *err, size_t err_size)
 {
         int r = 0;
@@ -134,10 +163,17 @@ int virt_connect(Virt *v, virConnectPtr *ret, char *err, size_t err_size)
                 if (!v->conn) {
                         snprintf(err, err_size, "%s", virt_last_error("unknown error"));
                         r = -EHOSTDOWN;
-                } else if (virConnectSetKeepAlive(v->conn, VIRT_KEEPALIVE_INTERVAL,
-                                                  VIRT_KEEPALIVE_COUNT) < 0)
-                        log_warning("No keepalive on the libvirt connection: %s",
-                                    virt_last_error("unknown error"));
+                } else {
+                        if (virConnectSetKeepAlive(v->conn, VIRT_KEEPALIVE_INTERVAL,
+                                                   VIRT_KEEPALIVE_COUNT) < 0)
+                                log_warning("No keepalive on the libvirt connection: %s",
+                                            virt_last_error("unknown error"));
+                        if (virConnectDomainEventRegisterAny(
+                                    v->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                    VIR_DOMAIN_EVENT_CALLBACK(lifecycle_event), v, NULL) < 0)
+                                log_warning("No domain events from libvirt: %s",
+                                            virt_last_error("unknown error"));
+                }
         }
         if (r == 0) {
                 virConnectRef(v->conn);

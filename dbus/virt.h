@@ -37,6 +37,13 @@ const char *virt_uri(const Virt *v);
  */
 int virt_connect(Virt *v, virConnectPtr *ret, char *err, size_t err_size);
 
+/*
+ * cb(userdata) runs in libvirt's event thread on every domain lifecycle event of the local
+ * libvirt (defined, started, stopped, undefined ...), on every connection made from now on
+ * (NULL: none). It must only hand the news on (e.g. write to an eventfd).
+ */
+void virt_set_lifecycle_callback(Virt *v, void (*cb)(void *userdata), void *userdata);
+
 /* libvirt's last error of this thread, or fallback. */
 const char *virt_last_error(const char *fallback);
 

@@ -6,10 +6,12 @@
  * where the migration ports open for the sources (hook-firewall.c).
  */
 #include "hook.h"
+#include "log.h"
 #include "runtime.h"
 
 int hook_migrate_begin(HookContext *ctx)
 {
+        const DomIdentity *id;
         int r;
 
         r = hook_check_node_markers(ctx, "receive");
@@ -35,6 +37,15 @@ int hook_migrate_begin(HookContext *ctx)
         r = hook_rewrite_listen(ctx);
         if (r != HOOK_CONTINUE)
                 return r;
+        /* "prepare begin" comes next: the deny list does not apply to an arriving migration
+         * (the instance is owned elsewhere until it succeeds) */
+        id = hook_identity(ctx);
+        if (id) {
+                r = runtime_arriving_add(ctx->runtime_dir, id->uuid);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot record the arriving migration of %s: %m",
+                                          id->uuid);
+        }
         /* a window that cannot open is logged, not a refusal: without our table's drop the
          * migration still works, and with it the error says why it did not */
         (void)hook_window_open(ctx);

@@ -27,6 +27,11 @@ int hook_prepare_begin(HookContext *ctx)
         r = runtime_deny_lookup(ctx->runtime_dir, id->uuid, &rec);
         if (r <= 0)
                 return HOOK_CONTINUE;
+        if (runtime_arriving_lookup(ctx->runtime_dir, id->uuid) > 0) {
+                /* the destination side of a live migration the owner started */
+                runtime_record_done(&rec);
+                return HOOK_CONTINUE;
+        }
 
         const char *owner = runtime_record_get(&rec, "owner");
         const char *since = runtime_record_get(&rec, "since");

@@ -141,6 +141,16 @@ int hook_rewrite_listen(HookContext *ctx)
         return HOOK_CONTINUE;
 }
 
+/* "stopped end", "release end": no migration arrives for this domain any more. */
+static int hook_domain_gone(HookContext *ctx)
+{
+        const DomIdentity *id = hook_identity(ctx);
+
+        if (id)
+                (void)runtime_arriving_remove(ctx->runtime_dir, id->uuid);
+        return hook_window_release(ctx);
+}
+
 int hook_dispatch(HookContext *ctx)
 {
         static const struct {
@@ -152,8 +162,8 @@ int hook_dispatch(HookContext *ctx)
                 { "restore", "begin", hook_restore_begin },
                 { "prepare", "begin", hook_prepare_begin },
                 { "started", "begin", hook_window_release },
-                { "stopped", "end", hook_window_release },
-                { "release", "end", hook_window_release },
+                { "stopped", "end", hook_domain_gone },
+                { "release", "end", hook_domain_gone },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(table); i++)

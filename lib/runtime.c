@@ -226,6 +226,41 @@ int runtime_deny_remove(const char *runtime_dir, const char *uuid)
         return remove_record(runtime_dir, "deny", u);
 }
 
+int runtime_arriving_add(const char *runtime_dir, const char *uuid)
+{
+        RuntimeRecord rec = { NULL };
+        char u[37], since[64];
+        int r;
+
+        if (normalize_uuid(uuid, u) < 0)
+                return -EINVAL;
+        r = runtime_record_set(&rec, "since", format_timestamp_now(since, sizeof(since)));
+        if (r >= 0)
+                r = write_record(runtime_dir, "arriving", u, &rec);
+        runtime_record_done(&rec);
+        return r;
+}
+
+int runtime_arriving_lookup(const char *runtime_dir, const char *uuid)
+{
+        char u[37], path[PATH_MAX];
+
+        if (normalize_uuid(uuid, u) < 0)
+                return -EINVAL;
+        if (snprintf(path, sizeof(path), "%s/arriving/%s", runtime_dir, u) >= (int)sizeof(path))
+                return -ENAMETOOLONG;
+        return access(path, F_OK) == 0;
+}
+
+int runtime_arriving_remove(const char *runtime_dir, const char *uuid)
+{
+        char u[37];
+
+        if (normalize_uuid(uuid, u) < 0)
+                return -EINVAL;
+        return remove_record(runtime_dir, "arriving", u);
+}
+
 int runtime_marker_lookup(const char *runtime_dir, NodeMarker m, RuntimeRecord *ret)
 {
         char path[PATH_MAX];

@@ -13,6 +13,7 @@
  *   node/fenced          this node was fenced: start and receive nothing
  *   node/forced-down     an admin declared this node down: start and receive nothing
  *   node/disabled        this node is disabled (refuse incoming only when configured)
+ *   arriving/<uuid>      an incoming migration of the instance is under way here
  *
  * Each file holds "key=value" lines. Presence is what counts: a file that exists but cannot
  * be read or parsed still denies (fail closed), its details are then unknown.
@@ -44,6 +45,16 @@ int runtime_record_format(const RuntimeRecord *rec, char **ret);
 int runtime_deny_lookup(const char *runtime_dir, const char *uuid, RuntimeRecord *ret);
 int runtime_deny_add(const char *runtime_dir, const char *uuid, const RuntimeRecord *rec);
 int runtime_deny_remove(const char *runtime_dir, const char *uuid);
+
+/*
+ * arriving/<uuid>: an incoming migration of the instance passed "migrate begin" on this node.
+ * Its "prepare begin" is then not refused for the deny list: the instance is owned elsewhere
+ * until the migration succeeds, when the source moves the record here. Removed when the
+ * domain stops or is released here ("stopped end", "release end").
+ */
+int runtime_arriving_add(const char *runtime_dir, const char *uuid);
+int runtime_arriving_lookup(const char *runtime_dir, const char *uuid); /* 1, 0, <0 */
+int runtime_arriving_remove(const char *runtime_dir, const char *uuid);
 
 int runtime_marker_lookup(const char *runtime_dir, NodeMarker m, RuntimeRecord *ret);
 int runtime_marker_set(const char *runtime_dir, NodeMarker m, const RuntimeRecord *rec);

@@ -180,28 +180,65 @@ def instance_record(uuid: str, name: str, owner: str, generation: int) -> str:
 
 def test_an_instance_owned_elsewhere_is_denied_here(nodes):
     """Split-brain protection end to end: the record in the shared store says node2 owns the
-    instance; node1's daemon denies it, and node1's hook refuses to start it."""
+    instance; node1's daemon denies it, node1's hook refuses to start it, and a definition of
+    it on node1 is undefined by the reconciliation (nothing deleted)."""
     import uuid as uuidlib
     node1, node2 = nodes.nodes
     uuid = str(uuidlib.uuid4())
     record = f"/var/lib/nova/instances/.hostwarden/instances/{uuid}"
-    node1.run(["virsh", "define", "/dev/stdin"], input=hwcluster.domain_xml("owned", uuid=uuid))
+    xml = hwcluster.domain_xml("owned", uuid=uuid)
+    node1.write_file("/root/owned.xml", xml)
     try:
         node2.write_file(record, instance_record(uuid, "owned", "node2", 1))
         assert wait_for(lambda: node1.run(["test", "-e", f"/run/hostwarden/deny/{uuid}"],
                                           check=False).returncode == 0)
-        proc = node1.virsh("start", "owned", check=False)
+        proc = node1.virsh("create", "/root/owned.xml", check=False)
         assert proc.returncode != 0
         assert "evacuated to node 'node2'" in proc.stderr, proc.stderr
+        # A definition of it here is a stale copy: undefined, the record left as it is.
+        node1.virsh("define", "/root/owned.xml")
+        assert wait_for(lambda: node1.virsh("domuuid", "owned", check=False).returncode != 0)
+        assert "owner=node2" in node2.read_file(record)
+        assert f"Stale copy of instance {uuid} (owned) undefined" in \
+            node1.journal("-u", "hostwardend")
         # ownership comes back to node1: the entry goes, the start works
         node2.write_file(record, instance_record(uuid, "owned", "node1", 2))
         assert wait_for(lambda: node1.run(["test", "-e", f"/run/hostwarden/deny/{uuid}"],
                                           check=False).returncode != 0)
-        node1.virsh("start", "owned")
+        node1.virsh("create", "/root/owned.xml")
     finally:
         node1.virsh("destroy", "owned", check=False)
         node1.virsh("undefine", "owned", check=False)
         node2.run(["rm", "-f", record])
+
+
+def test_a_domain_defined_here_is_claimed_and_its_record_removed_with_it(nodes):
+    """Instance records are kept current: a domain defined on node1 gets a record owned by
+    node1 and its inactive definition saved (0600); undefining it removes both."""
+    import uuid as uuidlib
+    node1, node2 = nodes.nodes
+    uuid = str(uuidlib.uuid4())
+    state = "/var/lib/nova/instances/.hostwarden"
+    node1.run(["virsh", "define", "/dev/stdin"], input=hwcluster.domain_xml("claimed", uuid=uuid))
+    try:
+        assert wait_for(lambda: node2.run(["cat", f"{state}/instances/{uuid}"],
+                                          check=False).stdout)
+        record = node2.read_file(f"{state}/instances/{uuid}")
+        assert "owner=node1" in record and "name=claimed" in record, record
+        assert wait_for(lambda: node2.run(["test", "-e", f"{state}/definitions/{uuid}.xml"],
+                                          check=False).returncode == 0)
+        mode = node2.run(["stat", "-c", "%a", f"{state}/definitions/{uuid}.xml"]).stdout.strip()
+        assert mode == "600"
+        assert f"<uuid>{uuid}</uuid>" in node2.read_file(f"{state}/definitions/{uuid}.xml")
+        # The listing shows the owner.
+        assert wait_for(lambda: list_domains(node1).get("claimed", [""] * 4)[3] == "node1")
+        node1.virsh("undefine", "claimed")
+        assert wait_for(lambda: node2.run(["test", "-e", f"{state}/instances/{uuid}"],
+                                          check=False).returncode != 0, timeout=15)
+        assert node2.run(["test", "-e", f"{state}/definitions/{uuid}.xml"],
+                         check=False).returncode != 0
+    finally:
+        node1.virsh("undefine", "claimed", check=False)
 
 
 def list_domains(node):
@@ -223,7 +260,9 @@ def test_list_domains_shows_libvirts_domains_with_state_and_owner(nodes):
         node2.write_file(record, instance_record(running, "dom-running", "node1", 1))
         doms = list_domains(node1)
         assert doms["dom-running"] == [running, "dom-running", "running", "node1"]
-        assert doms["dom-idle"] == [idle, "dom-idle", "shutoff", ""]  # no record: no owner
+        # no record at first; the reconciliation claims it for node1
+        assert wait_for(lambda: list_domains(node1)["dom-idle"] ==
+                        [idle, "dom-idle", "shutoff", "node1"])
         assert "dom-running" not in list_domains(node2)  # each node lists its own libvirt
 
         ctl = json.loads(node1.run(["hostwardenctl", "--json", "domains"]).stdout)

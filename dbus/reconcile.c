@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Instance records ↔ local libvirt (reconcile.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "job.h"
+#include "log.h"
+#include "migration.h"
+#include "reconcile.h"
+#include "util.h"
+#include "virt.h"
+
+typedef struct LocalDomain {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        char *name;
+        bool active;
+        bool migrating; /* a job, or paused for a migration */
+        char *xml;      /* inactive definition (secure), may be NULL */
+} LocalDomain;
+
+typedef enum ActionKind {
+        ACTION_UNDEFINE,         /* inactive copy of an instance owned elsewhere */
+        ACTION_DESTROY_UNDEFINE, /* running copy of an instance evacuated from here */
+        ACTION_ASK_OWNER,        /* running here, owned elsewhere: does it run there? */
+} ActionKind;
+
+typedef struct Action {
+        ActionKind kind;
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        char *name;
+        char *owner;
+        char *owner_uri; /* ACTION_ASK_OWNER */
+        uint64_t generation;
+        /* result */
+        int result; /* < 0 failed; ASK_OWNER: 1 runs on the owner, 0 does not */
+        char *error;
+} Action;
+
+typedef struct Pass {
+        /* gather */
+        int error;
+        char *error_message;
+        LocalDomain *domains;
+        size_t n_domains;
+        /* act */
+        Action *actions;
+        size_t n_actions;
+} Pass;
+
+typedef struct Reconciler {
+        sd_event_source *wakeup; /* eventfd written by libvirt's event thread */
+        int fd;
+        bool running, again;
+        char **missing;     /* uuids of own records without a domain on the last pass */
+        char **suspect;     /* uuids running here, owned elsewhere, on the last pass */
+        char **saved;       /* "uuid hash" of the definitions saved by this daemon */
+} Reconciler;
+
+static void pass_free(Pass *p)
+{
+        if (!p)
+                return;
+        for (size_t i = 0; i < p->n_domains; i++) {
+                free(p->domains[i].name);
+                free(p->domains[i].xml);
+        }
+        free(p->domains);
+        for (size_t i = 0; i < p->n_actions; i++) {
+                free(p->actions[i].name);
+                free(p->actions[i].owner);
+                free(p->actions[i].owner_uri);
+                free(p->actions[i].error);
+        }
+        free(p->actions);
+        free(p->error_message);
+        free(p);
+}
+
+static uint64_t now_realtime(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+        uint64_t h = 1469598103934665603ULL;
+
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+        return h;
+}
+
+static bool strv_contains(char **l, const char *s)
+{
+        for (size_t i = 0; l && l[i]; i++)
+                if (streq(l[i], s))
+                        return true;
+        return false;
+}
+
+/* ---- pass 1: list the local domains (worker) ---- */
+
+static void gather_work(Manager *m, void *userdata)
+{
+        Pass *p = userdata;
+        virConnectPtr conn = NULL;
+        virDomainPtr *doms = NULL;
+        char err[512];
+        int n;
+
+        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0) {
+                p->error = -EHOSTDOWN;
+                p->error_message = strdup(err);
+                return;
+        }
+        n = virConnectListAllDomains(conn, &doms, 0);
+        if (n < 0) {
+                p->error = -EIO;
+                p->error_message = strdup(virt_last_error("cannot list domains"));
+                virConnectClose(conn);
+                return;
+        }
+        p->domains = calloc((size_t)n + 1, sizeof(LocalDomain));
+        for (int i = 0; i < n; i++) {
+                LocalDomain *d = p->domains ? &p->domains[p->n_domains] : NULL;
+                virDomainJobInfo job = {};
+                int state = 0, reason = 0;
+
+                if (d && virDomainGetUUIDString(doms[i], d->uuid) == 0 &&
+                    virDomainGetState(doms[i], &state, &reason, 0) == 0) {
+                        const char *name = virDomainGetName(doms[i]);
+
+                        d->name = name ? strdup(name) : NULL;
+                        d->active = virDomainIsActive(doms[i]) == 1;
+                        d->migrating = (state == VIR_DOMAIN_PAUSED &&
+                                        (reason == VIR_DOMAIN_PAUSED_MIGRATION ||
+                                         reason == VIR_DOMAIN_PAUSED_POSTCOPY ||
+                                         reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED)) ||
+                                       (d->active && virDomainGetJobInfo(doms[i], &job) == 0 &&
+                                        job.type != VIR_DOMAIN_JOB_NONE);
+                        if (virDomainIsPersistent(doms[i]) == 1)
+                                d->xml = virDomainGetXMLDesc(doms[i], VIR_DOMAIN_XML_INACTIVE |
+                                                                              VIR_DOMAIN_XML_SECURE);
+                        p->n_domains++;
+                }
+                virDomainFree(doms[i]);
+        }
+        free(doms);
+        virConnectClose(conn);
+        if (!p->domains && n > 0) {
+                p->error = -ENOMEM;
+                p->n_domains = 0;
+        }
+}
+
+/* ---- pass 2: what libvirt has to do (worker) ---- */
+
+static void act_work(Manager *m, void *userdata)
+{
+        Pass *p = userdata;
+        virConnectPtr conn = NULL;
+        char err[512];
+
+        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0) {
+                for (size_t i = 0; i < p->n_actions; i++) {
+                        p->actions[i].result = -EHOSTDOWN;
+                        p->actions[i].error = strdup(err);
+                }
+                return;
+        }
+        for (size_t i = 0; i < p->n_actions; i++) {
+                Action *a = &p->actions[i];
+                virDomainPtr dom;
+
+                if (a->kind == ACTION_ASK_OWNER) {
+                        virConnectPtr peer = virConnectOpen(a->owner_uri);
+                        virDomainPtr there;
+
+                        if (!peer) {
+                                a->result = 0; /* unreachable: it does not run there for us */
+                                a->error = strdup(virt_last_error("cannot connect"));
+                                continue;
+                        }
+                        there = virDomainLookupByUUIDString(peer, a->uuid);
+                        a->result = there && virDomainIsActive(there) == 1;
+                        if (there)
+                                virDomainFree(there);
+                        virConnectClose(peer);
+                        continue;
+                }
+                dom = virDomainLookupByUUIDString(conn, a->uuid);
+                if (!dom) {
+                        a->result = 0; /* gone already */
+                        continue;
+                }
+                if (a->kind == ACTION_DESTROY_UNDEFINE && virDomainIsActive(dom) == 1 &&
+                    virDomainDestroy(dom) < 0) {
+                        a->result = -EIO;
+                        a->error = strdup(virt_last_error("destroy failed"));
+                } else if (virDomainIsPersistent(dom) == 1 &&
+                           virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                                               VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                                                               VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
+                                                               VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) < 0) {
+                        a->result = -EIO;
+                        a->error = strdup(virt_last_error("undefine failed"));
+                } else
+                        a->result = 0;
+                virDomainFree(dom);
+        }
+        virConnectClose(conn);
+}
+
+static void pass_finished(Manager *m);
+
+static int claim(Manager *m, const char *uuid, const char *name, uint64_t expected,
+                 const char *why)
+{
+        InstanceRecord rec = { .name = (char *)name,
+                               .owner = m->config->node.name,
+                               .time = now_realtime() };
+        int r;
+
+        memcpy(rec.uuid, uuid, sizeof(rec.uuid) - 1);
+        r = store_instance_cas(m->store, &rec, expected, NULL);
+        if (r < 0)
+                return log_warning_errno(r, "Cannot claim instance %s (%s): %m", uuid, strna(name));
+        log_fields(LOG_NOTICE, 0,
+                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED }, { "HOSTWARDEN_DOMAIN", name },
+                              { "HOSTWARDEN_INSTANCE", uuid }),
+                   "Instance %s (%s) recorded as this node's: %s", uuid, strna(name), why);
+        return 0;
+}
+
+static void save_definition(Manager *m, const LocalDomain *d)
+{
+        Reconciler *rc = m->reconciler;
+        char key[VIR_UUID_STRING_BUFLEN + 24];
+        int r;
+
+        if (!d->xml)
+                return;
+        snprintf(key, sizeof(key), "%s %016llx", d->uuid, (unsigned long long)fnv1a(d->xml));
+        if (strv_contains(rc->saved, key))
+                return;
+        r = store_definition_put(m->store, d->uuid, d->xml);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot save the definition of %s: %m", d->uuid);
+                return;
+        }
+        /* forget the older hash of this instance */
+        for (size_t i = 0; rc->saved && rc->saved[i];)
+                if (strncmp(rc->saved[i], d->uuid, strlen(d->uuid)) == 0) {
+                        free(rc->saved[i]);
+                        memmove(rc->saved + i, rc->saved + i + 1,
+                                (strv_length(rc->saved + i + 1) + 1) * sizeof(char *));
+                } else
+                        i++;
+        (void)strv_extend(&rc->saved, key);
+}
+
+static bool instance_busy(Manager *m, const char *uuid, const char *name)
+{
+        return migration_busy(m, uuid, name) || strv_contains(m->rebuilding, uuid);
+}
+
+static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
+{
+        Pass *p = userdata;
+
+        for (size_t i = 0; i < p->n_actions; i++) {
+                Action *a = &p->actions[i];
+
+                if (a->kind == ACTION_ASK_OWNER) {
+                        InstanceRecord cur = {};
+
+                        if (a->result == 1) {
+                                log_fields(LOG_ERR, 0,
+                                           LOG_FIELDS({ "HOSTWARDEN_DOMAIN", a->name },
+                                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
+                                           "Instance %s (%s) runs here and on its owner %s: "
+                                           "left alone, an operator must decide",
+                                           a->uuid, strna(a->name), a->owner);
+                                continue;
+                        }
+                        /* Claim only if the record is still what was looked at. */
+                        if (store_instance_get(m->store, a->uuid, &cur) == 0 &&
+                            cur.generation == a->generation)
+                                (void)claim(m, a->uuid, a->name, a->generation,
+                                            "it runs here and not on the recorded owner (a "
+                                            "migration that completed while its source's "
+                                            "daemon was away)");
+                        instance_record_done(&cur);
+                        continue;
+                }
+                if (a->result < 0)
+                        log_error("Cannot remove the stale copy of instance %s (%s) owned by %s: %s",
+                                  a->uuid, strna(a->name), a->owner, strna(a->error));
+                else
+                        log_fields(LOG_WARNING, 0,
+                                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
+                                              { "HOSTWARDEN_DOMAIN", a->name },
+                                              { "HOSTWARDEN_INSTANCE", a->uuid }),
+                                   "Stale copy of instance %s (%s) %s: it belongs to %s now "
+                                   "(no file was deleted)",
+                                   a->uuid, strna(a->name),
+                                   a->kind == ACTION_DESTROY_UNDEFINE ? "destroyed and undefined"
+                                                                      : "undefined",
+                                   a->owner);
+        }
+        pass_free(p);
+        (void)manager_sync_deny_list(m);
+        pass_finished(m);
+}
+
+static int add_action(Pass *p, ActionKind kind, const LocalDomain *d, const InstanceRecord *rec,
+                      const char *owner_uri)
+{
+        Action *n = realloc(p->actions, (p->n_actions + 1) * sizeof(Action));
+
+        if (!n)
+                return -ENOMEM;
+        p->actions = n;
+        n = &p->actions[p->n_actions++];
+        *n = (Action){ .kind = kind, .generation = rec->generation };
+        memcpy(n->uuid, d->uuid, sizeof(n->uuid));
+        n->name = d->name ? strdup(d->name) : NULL;
+        n->owner = strdup(rec->owner);
+        n->owner_uri = owner_uri ? strdup(owner_uri) : NULL;
+        return 0;
+}
+
+static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
+{
+        Reconciler *rc = m->reconciler;
+        _cleanup_strv_free_ char **missing = NULL, **suspect = NULL;
+        InstanceRecord *inst = NULL;
+        size_t n_inst = 0;
+        Pass *p = userdata;
+        const char *self = m->config->node.name;
+        int r;
+
+        if (p->error < 0) {
+                log_debug("Reconciliation skipped: libvirt cannot be listed (%s)",
+                          strna(p->error_message));
+                goto finish;
+        }
+        r = store_instance_list(m->store, &inst, &n_inst);
+        if (r < 0) {
+                log_warning_errno(r, "Reconciliation skipped: cannot read the instance records: %m");
+                goto finish;
+        }
+
+        for (size_t i = 0; i < p->n_domains; i++) {
+                const LocalDomain *d = &p->domains[i];
+                const InstanceRecord *rec = NULL;
+
+                for (size_t k = 0; k < n_inst; k++)
+                        if (streq(inst[k].uuid, d->uuid))
+                                rec = &inst[k];
+                if (!rec) {
+                        if (!instance_busy(m, d->uuid, d->name) &&
+                            claim(m, d->uuid, d->name, 0, "it has no record") == 0)
+                                save_definition(m, d);
+                        continue;
+                }
+                if (streq(rec->owner, self)) {
+                        save_definition(m, d);
+                        continue;
+                }
+                if (d->migrating || instance_busy(m, d->uuid, d->name))
+                        continue;
+                if (!d->active)
+                        (void)add_action(p, ACTION_UNDEFINE, d, rec, NULL);
+                else if (streq_ptr(rec->evacuated_from, self))
+                        (void)add_action(p, ACTION_DESTROY_UNDEFINE, d, rec, NULL);
+                else {
+                        const ConfigPeer *peer = config_find_peer(m->config, rec->owner);
+
+                        if (strv_contains(rc->suspect, d->uuid) && peer && peer->libvirt_uri)
+                                (void)add_action(p, ACTION_ASK_OWNER, d, rec, peer->libvirt_uri);
+                        (void)strv_extend(&suspect, d->uuid);
+                }
+        }
+
+        /* Own records whose domain is gone: removed when so on two passes in a row. */
+        for (size_t k = 0; k < n_inst; k++) {
+                bool here = false;
+
+                if (!streq(inst[k].owner, self))
+                        continue;
+                for (size_t i = 0; i < p->n_domains && !here; i++)
+                        here = streq(p->domains[i].uuid, inst[k].uuid);
+                if (here || instance_busy(m, inst[k].uuid, inst[k].name))
+                        continue;
+                if (!strv_contains(rc->missing, inst[k].uuid)) {
+                        (void)strv_extend(&missing, inst[k].uuid);
+                        continue;
+                }
+                r = store_instance_remove(m->store, inst[k].uuid, inst[k].generation);
+                if (r < 0 && r != -ENOENT && r != -ESTALE)
+                        log_warning_errno(r, "Cannot remove the record of instance %s: %m",
+                                          inst[k].uuid);
+                if (r == 0) {
+                        (void)store_definition_remove(m->store, inst[k].uuid);
+                        log_fields(LOG_NOTICE, 0,
+                                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
+                                              { "HOSTWARDEN_INSTANCE", inst[k].uuid }),
+                                   "Instance %s (%s) is no longer defined here: its record is "
+                                   "removed",
+                                   inst[k].uuid, strna(inst[k].name));
+                }
+        }
+        strv_free(rc->missing);
+        rc->missing = TAKE_PTR(missing);
+        strv_free(rc->suspect);
+        rc->suspect = TAKE_PTR(suspect);
+        instance_record_array_free(inst, n_inst);
+
+        if (p->n_actions > 0) {
+                r = job_start(m, NULL, act_work, act_done, p);
+                if (r >= 0)
+                        return;
+                log_warning_errno(r, "Cannot start a worker thread: %m");
+        }
+finish:
+        pass_free(p);
+        (void)manager_sync_deny_list(m);
+        pass_finished(m);
+}
+
+static void pass_start(Manager *m)
+{
+        Reconciler *rc = m->reconciler;
+        Pass *p = calloc(1, sizeof(Pass));
+
+        if (!p || job_start(m, NULL, gather_work, gather_done, p) < 0) {
+                free(p);
+                log_warning("Cannot start a reconciliation pass");
+                return;
+        }
+        rc->running = true;
+        rc->again = false;
+}
+
+static void pass_finished(Manager *m)
+{
+        Reconciler *rc = m->reconciler;
+
+        rc->running = false;
+        if (rc->again)
+                pass_start(m);
+}
+
+void reconcile_schedule(Manager *m)
+{
+        Reconciler *rc = m->reconciler;
+
+        if (!rc || !m->store)
+                return;
+        if (rc->running)
+                rc->again = true;
+        else
+                pass_start(m);
+}
+
+static int wakeup_cb(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        uint64_t v;
+
+        if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                log_full_errno(LOG_DEBUG, errno, "eventfd read: %m");
+        reconcile_schedule(userdata);
+        return 0;
+}
+
+/* libvirt's event thread: a domain was defined, started, stopped, undefined ... */
+static void lifecycle_event(void *userdata)
+{
+        Reconciler *rc = userdata;
+        uint64_t one = 1;
+
+        if (write(rc->fd, &one, sizeof(one)) < 0) {
+                /* full (never in practice): a pass is due anyway */
+        }
+}
+
+int reconcile_setup(Manager *m)
+{
+        Reconciler *rc = calloc(1, sizeof(Reconciler));
+        int r;
+
+        if (!rc)
+                return -ENOMEM;
+        rc->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (rc->fd < 0) {
+                r = -errno;
+                free(rc);
+                return r;
+        }
+        r = sd_event_add_io(m->event, &rc->wakeup, rc->fd, EPOLLIN, wakeup_cb, m);
+        if (r < 0) {
+                close(rc->fd);
+                free(rc);
+                return r;
+        }
+        m->reconciler = rc;
+        virt_set_lifecycle_callback(m->virt, lifecycle_event, rc);
+        return 0;
+}
+
+void reconcile_free(Manager *m)
+{
+        Reconciler *rc = m->reconciler;
+
+        if (!rc)
+                return;
+        if (m->virt)
+                virt_set_lifecycle_callback(m->virt, NULL, NULL);
+        sd_event_source_disable_unref(rc->wakeup);
+        close(rc->fd);
+        strv_free(rc->missing);
+        strv_free(rc->suspect);
+        strv_free(rc->saved);
+        free(rc);
+        m->reconciler = NULL;
+}
