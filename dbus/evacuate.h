@@ -7,3 +7,7 @@
 
 /* Fence(s node, s action) → s [fence]: runs the peer's fence agent (dbus/fence.c). */
 int method_fence(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+/* Rebuild(s uuid, s source, a{sv} opts) [evacuate] (dbus/evacuate.c) */
+int method_rebuild(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+/* EvacuateFrom(s source, a{sv} opts) → a(sss) [evacuate]: uuid, result, name or message */
+int method_evacuate_from(sd_bus_message *msg, void *userdata, sd_bus_error *error);

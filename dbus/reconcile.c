@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "diskinfo.h"
 #include "job.h"
 #include "log.h"
 #include "migration.h"
@@ -150,6 +151,15 @@ static void gather_work(Manager *m, void *userdata)
                         if (virDomainIsPersistent(doms[i]) == 1)
                                 d->xml = virDomainGetXMLDesc(doms[i], VIR_DOMAIN_XML_INACTIVE |
                                                                               VIR_DOMAIN_XML_SECURE);
+                        if (d->xml) {
+                                /* the base images of its disks, for a Rebuild elsewhere */
+                                char *annotated = NULL;
+
+                                if (disk_bases_annotate(d->xml, &annotated) >= 0) {
+                                        free(d->xml);
+                                        d->xml = annotated;
+                                }
+                        }
                         p->n_domains++;
                 }
                 virDomainFree(doms[i]);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -110,4 +111,145 @@ void disk_classify(const DomDisk *d, dev_t store_dev, MigDiskInfo *ret, char *wh
         else
                 snprintf(where_buf, where_size, "a local file system, type 0x%lx",
                          (unsigned long)sfs.f_type);
+}
+
+static uint64_t be64(const unsigned char *p)
+{
+        uint64_t v = 0;
+
+        for (int i = 0; i < 8; i++)
+                v = (v << 8) | p[i];
+        return v;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int qcow2_probe(const char *path, char **ret_backing, uint64_t *ret_size)
+{
+        _cleanup_close_ int fd = -EBADF;
+        unsigned char h[72];
+        uint64_t off;
+        uint32_t len;
+        char *backing = NULL;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) || memcmp(h, "QFI\xfb", 4) != 0)
+                return -EMEDIUMTYPE;
+        off = be64(h + 8);
+        len = be32(h + 16);
+        if (off > 0 && len > 0) {
+                char name[4097];
+                ssize_t k;
+
+                if (len >= sizeof(name))
+                        return -EBADMSG;
+                k = pread(fd, name, len, (off_t)off);
+                if (k != (ssize_t)len)
+                        return -EBADMSG;
+                name[len] = '\0';
+                if (memchr(name, '\0', len))
+                        return -EBADMSG;
+                if (name[0] == '/')
+                        backing = strdup(name);
+                else {
+                        const char *slash = strrchr(path, '/');
+                        int n = slash ? (int)(slash - path) : 1;
+
+                        if (asprintf(&backing, "%.*s/%s", n, slash ? path : ".", name) < 0)
+                                backing = NULL;
+                }
+                if (!backing)
+                        return -ENOMEM;
+        }
+        *ret_backing = backing;
+        *ret_size = be64(h + 24);
+        return 0;
+}
+
+static bool annotatable(const char *s)
+{
+        return s && !strpbrk(s, "\"<>\n") && !strstr(s, "--");
+}
+
+int disk_bases_annotate(const char *xml, char **ret)
+{
+        _cleanup_(domxml_freep) DomXml *d = NULL;
+        size_t len = strlen(xml), cap = len + 1, used = len;
+        char *out;
+        int r;
+
+        r = domxml_parse(xml, len, &d, NULL);
+        if (r < 0)
+                return r;
+        out = malloc(cap);
+        if (!out)
+                return -ENOMEM;
+        memcpy(out, xml, len + 1);
+        for (size_t i = 0; i < d->n_disks; i++) {
+                const DomDisk *disk = &d->disks[i];
+                _cleanup_free_ char *backing = NULL;
+                char line[9000];
+                uint64_t size;
+                int n;
+
+                if (!streq_ptr(disk->type, "file") || !annotatable(disk->source) ||
+                    qcow2_probe(disk->source, &backing, &size) < 0 || !annotatable(backing))
+                        continue;
+                n = snprintf(line, sizeof(line),
+                             "\n<!-- hostwarden-disk-base path=\"%s\" backing=\"%s\" size=%llu -->",
+                             disk->source, backing, (unsigned long long)size);
+                if (n < 0 || (size_t)n >= sizeof(line))
+                        continue;
+                if (used + (size_t)n + 1 > cap) {
+                        char *bigger = realloc(out, used + (size_t)n + 1);
+
+                        if (!bigger) {
+                                free(out);
+                                return -ENOMEM;
+                        }
+                        out = bigger;
+                        cap = used + (size_t)n + 1;
+                }
+                memcpy(out + used, line, (size_t)n + 1);
+                used += (size_t)n;
+        }
+        *ret = out;
+        return 0;
+}
+
+int disk_bases_lookup(const char *xml, const char *path, char **ret_backing, uint64_t *ret_size)
+{
+        const char *p = xml;
+        size_t plen;
+
+        if (!annotatable(path))
+                return -ENOENT;
+        plen = strlen(path);
+        while ((p = strstr(p, "<!-- hostwarden-disk-base path=\""))) {
+                const char *v = p + strlen("<!-- hostwarden-disk-base path=\"");
+                const char *b, *e;
+                unsigned long long size;
+
+                p = v;
+                if (strncmp(v, path, plen) != 0 || v[plen] != '"')
+                        continue;
+                b = v + plen + 1;
+                if (strncmp(b, " backing=\"", 10) != 0)
+                        return -EBADMSG;
+                b += 10;
+                e = strchr(b, '"');
+                if (!e || sscanf(e, "\" size=%llu -->", &size) != 1)
+                        return -EBADMSG;
+                *ret_backing = strndup(b, (size_t)(e - b));
+                if (!*ret_backing)
+                        return -ENOMEM;
+                *ret_size = size;
+                return 0;
+        }
+        return -ENOENT;
 }

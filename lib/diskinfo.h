@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "domxml.h"
@@ -25,3 +26,21 @@ const char *fs_shared_name(long type);
  */
 void disk_classify(const DomDisk *d, dev_t store_dev, MigDiskInfo *ret, char *where_buf,
                    size_t where_size);
+
+/*
+ * qcow2 header of path: the backing file (NULL when none; a relative one is made absolute
+ * against the image's directory) and the virtual size. -EMEDIUMTYPE when it is not qcow2.
+ */
+int qcow2_probe(const char *path, char **ret_backing, uint64_t *ret_size);
+
+/*
+ * The base images of a domain's disks, kept with its saved definition so that a lost local
+ * disk can be re-created from its base after its node died (Rebuild). Each qcow2 file disk
+ * with a backing file adds, after the root element (libvirt ignores comments there), a line
+ *   <!-- hostwarden-disk-base path="P" backing="B" size=N -->
+ * Paths holding '"', "--", '<' or '>' are left out. *ret is a copy of xml with the lines.
+ */
+int disk_bases_annotate(const char *xml, char **ret);
+
+/* The base (and virtual size) annotated for disk path in xml: -ENOENT when none is. */
+int disk_bases_lookup(const char *xml, const char *path, char **ret_backing, uint64_t *ret_size);

@@ -37,11 +37,18 @@ def config(i: int, cluster_password: str) -> str:
     return text
 
 
+# Local disks outside instances_path (here on a node's own root): hostwardend's sandbox
+# must let it re-create them there, as an operator's drop-in would.
+DROPIN = "[Service]\nReadWritePaths=-/var/lib/hw-local\n"
+
+
 @pytest.fixture(scope="module")
 def nodes(record_timing):
     with hwinstall.installed_cluster(
             N, units=("hostwardend.service",), bmc=True, bmc_password=PASSWORD,
-            configs={i: config(i, PASSWORD) for i in range(1, N + 1)}) as cluster:
+            configs={i: config(i, PASSWORD) for i in range(1, N + 1)},
+            files={i: {"/etc/systemd/system/hostwardend.service.d/local-disks.conf": DROPIN,
+                       "/var/lib/hw-local/.keep": ""} for i in range(1, N + 1)}) as cluster:
         cluster.node(2).run("useradd -M alice")
         yield cluster
 
@@ -105,3 +112,146 @@ def test_a_wrong_bmc_password_fails_clearly_and_changes_nothing(nodes):
     finally:
         node2.write_file("/etc/hostwarden/hostwarden.conf", conf)
         ctl(node2, "reload")
+
+
+SHARED = hwcluster.INSTANCES_PATH
+LOCAL = "/var/lib/hw-local"  # a node's own disk (its overlay), not shared
+
+
+def guest_xml(name: str, uuid: str, mac: str, disk: str) -> str:
+    devices = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+               f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>"
+               f"<interface type='user'><mac address='{mac}'/><model type='virtio'/></interface>")
+    return hwcluster.domain_xml(name, uuid=uuid, devices=devices)
+
+
+def record(node, uuid):
+    text = node.run(["cat", f"{SHARED}/.hostwarden/instances/{uuid}"], check=False).stdout
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def running(node, name) -> bool:
+    proc = node.virsh("domstate", name, check=False)
+    return proc.returncode == 0 and proc.stdout.strip() == "running"
+
+
+def wait_for(predicate, timeout=20.0, interval=0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+def shared_files(node) -> set[str]:
+    out = node.run(["find", SHARED, "-path", f"{SHARED}/.hostwarden", "-prune", "-o",
+                    "-type", "f", "-print"]).stdout
+    return set(out.split())
+
+
+def evacuate_from(node, source):
+    proc = node.run(BUSCTL + ["--json=short", "call", *NODE, "EvacuateFrom", "sa{sv}", source,
+                              "0"], check=False, timeout=300)
+    if proc.returncode != 0:
+        return proc.stderr
+    return {r[0]: (r[1], r[2]) for r in json.loads(proc.stdout)["data"][0]}
+
+
+def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
+    """Node 1 dies with three guests: one on shared storage, one on a local disk whose base
+    image is in _base, one whose base is gone. Evacuation is refused while node 1 is up and
+    while it is down but not fenced; after fence off it rebuilds the first two on node 2 with
+    the same UUIDs, MACs and disks and refuses the third. Node 1 boots again: none of the
+    evacuated guests runs there, the third (still its own) does; no shared file is gone."""
+    node1, node2, node3 = nodes.node(1), nodes.node(2), nodes.node(3)
+    guests = {}
+    node1.run(f"mkdir -p {SHARED}/_base && qemu-img create -q -f raw {SHARED}/_base/base1 32M "
+              f"&& qemu-img create -q -f raw {SHARED}/_base/base2 32M")
+    for i, kind in enumerate(("shared", "local", "nobase")):
+        uuid = str(uuidlib.uuid4())
+        mac = f"52:54:00:77:01:{i + 10:02x}"
+        if kind == "shared":
+            disk = f"{SHARED}/{uuid}/disk"
+            base = f"{SHARED}/_base/base1"
+        else:
+            disk = f"{LOCAL}/{uuid}/disk"
+            base = f"{SHARED}/_base/base{1 if kind == 'local' else 2}"
+        node1.run(f"mkdir -p $(dirname {disk}) && qemu-img create -q -f qcow2 -F raw -b {base} "
+                  f"{disk} 48M")
+        name = f"evac-{kind}"
+        node1.run(["virsh", "define", "/dev/stdin"], input=guest_xml(name, uuid, mac, disk))
+        node1.virsh("autostart", name)
+        node1.virsh("start", name)
+        guests[kind] = (name, uuid, mac, disk)
+    # Records claimed by node1, definitions saved with the local disks' bases.
+    for name, uuid, _, disk in guests.values():
+        assert wait_for(lambda: record(node2, uuid).get("owner") == "node1"), record(node2, uuid)
+        assert wait_for(lambda: f'hostwarden-disk-base path="{disk}"' in node2.run(
+            ["cat", f"{SHARED}/.hostwarden/definitions/{uuid}.xml"], check=False).stdout)
+    before = shared_files(node2)
+
+    # Refused while node1 is up.
+    answer = evacuate_from(node2, "node1")
+    assert isinstance(answer, str) and "NotFenced" in answer or "is up" in answer, answer
+
+    # node1 loses power (a crash as far as the cluster knows): down, but not fenced yet.
+    node1.bmc.ipmitool("chassis", "power", "off")
+    assert wait_for(lambda: not node1.alive)
+    assert wait_for(lambda: list_nodes(node2)["node1"][2] == "down", timeout=15)
+    answer = evacuate_from(node2, "node1")
+    assert isinstance(answer, str) and "not fenced" in answer, answer
+    node2.run(["rm", f"{SHARED}/_base/base2"])  # the third guest's base image is gone
+
+    out = ctl(node2, "fence", "node1", "off").stdout
+    assert "power off" in out
+    t0 = time.monotonic()
+    results = evacuate_from(node2, "node1")
+    record_timing("EvacuateFrom, 3 instances", time.monotonic() - t0)
+    assert isinstance(results, dict), results
+    name, uuid, mac, disk = guests["shared"]
+    assert results[uuid][0] == "rebuilt", results
+    name_l, uuid_l, mac_l, disk_l = guests["local"]
+    assert results[uuid_l][0] == "rebuilt", results[uuid_l]
+    name_n, uuid_n, _, disk_n = guests["nobase"]
+    assert results[uuid_n][0] == "refused" and "base image" in results[uuid_n][1], results
+
+    for name, uuid, mac, disk in (guests["shared"], guests["local"]):
+        assert running(node2, name)
+        assert node2.virsh("domuuid", name).stdout.strip() == uuid
+        assert mac in node2.virsh("domiflist", name).stdout
+        assert disk in node2.virsh("domblklist", name).stdout
+        rec = record(node2, uuid)
+        assert rec["owner"] == "node2" and rec["evacuated_from"] == "node1", rec
+    info = node2.run(["qemu-img", "info", "-U", disk_l]).stdout  # re-created on node2 from its base
+    assert f"backing file: {SHARED}/_base/base1" in info and "48 MiB" in info, info
+    assert record(node2, uuid_n)["owner"] == "node1"
+    assert not running(node2, name_n) and not running(node3, name_n)
+    # Nothing on shared storage is gone but the base we deleted ourselves.
+    assert before - shared_files(node2) == {f"{SHARED}/_base/base2"}
+    # Refused a second time: they belong to node2 now.
+    again = evacuate_from(node2, "node1")
+    assert isinstance(again, dict) and set(again) == {uuid_n}, again
+
+    # node1 comes back (its BMC powers it on): none of the evacuated guests runs there.
+    ctl(node2, "fence", "node1", "on")
+    node1.wait_powered_on()
+    assert wait_for(lambda: node1.virsh("domuuid", guests["shared"][0], check=False).returncode
+                    != 0 and node1.virsh("domuuid", name_l, check=False).returncode != 0,
+                    timeout=30), node1.virsh("list", "--all").stdout
+    for name, uuid, _, _ in (guests["shared"], guests["local"]):
+        assert running(node2, name) and not running(node1, name) and not running(node3, name)
+    journal = node1.journal("-u", "libvirtd", "-u", "hostwardend")
+    assert "evacuated to node 'node2'" in journal or "Stale copy of instance" in journal
+    # The guest that was not evacuated is still node1's, defined there (its base image is
+    # gone, so it cannot start anywhere until an operator restores it).
+    assert node1.virsh("domuuid", name_n).stdout.strip() == uuid_n
+    assert record(node1, uuid_n)["owner"] == "node1"
+    assert not any(running(n, name_n) for n in nodes.nodes)
+    assert node1.run(["test", "-e", disk_l]).returncode == 0  # its old local disk is kept
+    assert before - shared_files(node2) == {f"{SHARED}/_base/base2"}
+    for name, _, _, _ in guests.values():
+        for n in nodes.nodes:
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)

@@ -1,0 +1,682 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Rebuild(s uuid, s source, a{sv}) and EvacuateFrom(s source, a{sv}) → a(sss) [evacuate]:
+ * the instances of a dead node started again here, as Nova's evacuate does, from the saved
+ * definition: same name, UUID, MACs, disks. Allowed only when the source is down (by this
+ * node's clock) or forced down, and fenced (DESIGN.md §4); nothing else unlocks it.
+ *
+ * One instance goes through three steps:
+ *  1. event loop: the checks against the store (source down and fenced, record owned by the
+ *     source, definition saved);
+ *  2. worker: the disk plan: every file disk that exists is used as it is (shared storage);
+ *     a lost one is re-created from the base image annotated in the definition
+ *     (diskinfo.h), which must be in <instances_path>/_base; otherwise the rebuild is
+ *     refused before anything changed (no data is invented, nothing deleted);
+ *  3. event loop: compare-and-swap of the record to this node with evacuated_from; then a
+ *     worker creates the lost disks (qemu-img), defines and starts the domain.
+ * The record moves before the domain starts here, so at no time do two nodes own it; if the
+ * start fails the instance stays this node's, defined and shut off, for an operator.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "diskinfo.h"
+#include "domxml.h"
+#include "errors.h"
+#include "evacuate.h"
+#include "job.h"
+#include "log.h"
+#include "manager.h"
+#include "polkit.h"
+#include "virt.h"
+
+typedef struct DiskFix {
+        char *path;
+        char *backing;
+        uint64_t size;
+} DiskFix;
+
+typedef struct Rebuild {
+        char uuid[37];
+        char *name;
+        char *source;
+        uint64_t generation; /* of the record when checked */
+        char *xml;           /* the definition, console listen rewritten for this node */
+        DiskFix *fixes;
+        size_t n_fixes;
+        /* outcome */
+        const char *error_name; /* NULL: fine so far */
+        char *message;
+        bool claimed;
+        bool started;
+} Rebuild;
+
+typedef struct Evacuation {
+        sd_bus_message *msg; /* EvacuateFrom's call, or NULL for a single Rebuild */
+        char *source;
+        Rebuild *items;
+        size_t n, next;
+} Evacuation;
+
+_printf_(3, 4) static void fail(Rebuild *r, const char *error_name, const char *format, ...)
+{
+        va_list ap;
+        char *s;
+
+        va_start(ap, format);
+        if (vasprintf(&s, format, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        free(r->message);
+        r->message = s;
+        r->error_name = error_name;
+}
+
+static void rebuild_done_free(Rebuild *r)
+{
+        free(r->name);
+        free(r->source);
+        free(r->xml);
+        for (size_t i = 0; i < r->n_fixes; i++) {
+                free(r->fixes[i].path);
+                free(r->fixes[i].backing);
+        }
+        free(r->fixes);
+        free(r->message);
+}
+
+static void evacuation_free(Evacuation *e)
+{
+        if (!e)
+                return;
+        for (size_t i = 0; i < e->n; i++)
+                rebuild_done_free(&e->items[i]);
+        free(e->items);
+        free(e->source);
+        sd_bus_message_unref(e->msg);
+        free(e);
+}
+
+static uint64_t now_realtime(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Source down-or-forced-down and fenced? Sets error on the Rebuild and returns false if not. */
+static bool source_fenced(Manager *m, const char *source, Rebuild *r)
+{
+        NodeRecord rec = {};
+        NodeLiveness l = NODE_UNKNOWN;
+        uint64_t now = 0;
+        bool ok = false;
+        int k;
+
+        k = store_node_get(m->store, source, &rec);
+        if (k < 0) {
+                fail(r, HW_ERROR_NO_SUCH_NODE, "No node '%s' in the store", source);
+                return false;
+        }
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        (void)store_node_liveness_of(m->store, &rec, now, m->config->cluster.down_after, &l);
+        if (!rec.forced_down && l != NODE_DOWN)
+                fail(r, HW_ERROR_NOT_FENCED,
+                     "Node %s is %s: an evacuation needs it down (no heartbeat for %llu s) or "
+                     "forced down, and fenced",
+                     source, l == NODE_UP ? "up" : "not known to be down yet",
+                     (unsigned long long)(m->config->cluster.down_after / USEC_PER_SEC));
+        else if (!rec.forced_down && rec.fence != FENCE_OFF)
+                fail(r, HW_ERROR_NOT_FENCED,
+                     "Node %s is down but not fenced (fence state %s): power it off with "
+                     "'hostwardenctl fence %s off', or, if you know it is off, declare it with "
+                     "'hostwardenctl force-down %s'",
+                     source, fence_state_to_string(rec.fence), source, source);
+        else
+                ok = true;
+        node_record_done(&rec);
+        return ok;
+}
+
+/* Step 1 (event loop): checks against the store. */
+static void rebuild_check(Manager *m, Rebuild *r)
+{
+        InstanceRecord rec = {};
+        _cleanup_free_ char *xml = NULL;
+        _cleanup_(domxml_freep) DomXml *d = NULL;
+        size_t size;
+        int k;
+
+        if (!source_fenced(m, r->source, r))
+                return;
+        k = store_instance_get(m->store, r->uuid, &rec);
+        if (k < 0) {
+                fail(r, HW_ERROR_NO_SUCH_DOMAIN, "No instance record for %s: %s", r->uuid,
+                     k == -ENOENT ? "hostwarden never saw it" : strerror(-k));
+                return;
+        }
+        r->generation = rec.generation;
+        if (!r->name && rec.name)
+                r->name = strdup(rec.name);
+        if (!streq(rec.owner, r->source) &&
+            !(streq(rec.owner, m->config->node.name) && streq_ptr(rec.evacuated_from, r->source)))
+                fail(r, HW_ERROR_ALREADY_EVACUATED,
+                     "Instance %s (%s) belongs to %s%s%s, not to %s: nothing to rebuild", r->uuid,
+                     strna(rec.name), rec.owner, rec.evacuated_from ? ", evacuated from " : "",
+                     rec.evacuated_from ? rec.evacuated_from : "", r->source);
+        instance_record_done(&rec);
+        if (r->error_name)
+                return;
+        k = store_definition_get(m->store, r->uuid, &xml);
+        if (k < 0) {
+                fail(r, HW_ERROR_NO_SUCH_DOMAIN,
+                     "No saved definition of instance %s: it cannot be rebuilt", r->uuid);
+                return;
+        }
+        /* The console listens where this node says (as for an incoming migration). */
+        size = strlen(xml);
+        unsigned changed = 0;
+        if (domxml_parse(xml, size, &d, NULL) >= 0 &&
+            domxml_rewrite_listen(d, m->config->console.listen, m->config->node.address,
+                                  &changed) >= 0) {
+                _cleanup_free_ char *doc = NULL;
+
+                if (domxml_format(d, &doc, &size) >= 0) {
+                        /* keep the disk-base annotations (comments after the root) */
+                        const char *notes = strstr(xml, "\n<!-- hostwarden-disk-base ");
+                        if (asprintf(&r->xml, "%s%s", doc, notes ? notes : "") < 0)
+                                r->xml = NULL;
+                }
+        }
+        if (!r->xml)
+                r->xml = TAKE_PTR(xml);
+}
+
+static bool under_base_dir(const char *instances_path, const char *path)
+{
+        size_t n = strlen(instances_path);
+
+        return strncmp(path, instances_path, n) == 0 && strncmp(path + n, "/_base/", 7) == 0 &&
+               !strstr(path, "/../");
+}
+
+/* Step 2 (worker): the disk plan. */
+static void rebuild_plan(Manager *m, Rebuild *r)
+{
+        _cleanup_(domxml_freep) DomXml *d = NULL;
+        const char *base_dir = m->config->node.instances_path;
+        int k;
+
+        k = domxml_parse(r->xml, strlen(r->xml), &d, NULL);
+        if (k < 0) {
+                fail(r, HW_ERROR_CONSTRAINT, "The saved definition of %s cannot be parsed", r->uuid);
+                return;
+        }
+        for (size_t i = 0; i < d->n_disks; i++) {
+                const DomDisk *disk = &d->disks[i];
+                char *backing = NULL;
+                uint64_t size = 0;
+                struct stat st;
+                DiskFix *n;
+
+                if (!streq_ptr(disk->type, "file") || !disk->source)
+                        continue; /* volumes and network disks are reached from anywhere */
+                if (stat(disk->source, &st) == 0)
+                        continue; /* on shared storage (or still here): used as it is */
+                if (streq_ptr(disk->device, "cdrom") || streq_ptr(disk->device, "floppy")) {
+                        fail(r, HW_ERROR_CONSTRAINT,
+                             "Disk %s (%s) of %s is gone and is removable media: it cannot be "
+                             "re-created",
+                             strna(disk->target), disk->source, r->uuid);
+                        return;
+                }
+                k = disk_bases_lookup(r->xml, disk->source, &backing, &size);
+                if (k < 0) {
+                        fail(r, HW_ERROR_CONSTRAINT,
+                             "Disk %s (%s) of %s is gone and no base image is known for it: "
+                             "refusing to invent its data",
+                             strna(disk->target), disk->source, r->uuid);
+                        return;
+                }
+                if (!under_base_dir(base_dir, backing) || stat(backing, &st) < 0) {
+                        fail(r, HW_ERROR_CONSTRAINT,
+                             "Disk %s (%s) of %s is gone and its base image %s is %s: refusing "
+                             "to invent its data",
+                             strna(disk->target), disk->source, r->uuid, backing,
+                             under_base_dir(base_dir, backing) ? "missing"
+                                                               : "not in <instances_path>/_base");
+                        free(backing);
+                        return;
+                }
+                n = realloc(r->fixes, (r->n_fixes + 1) * sizeof(DiskFix));
+                if (!n) {
+                        free(backing);
+                        fail(r, HW_ERROR_CONSTRAINT, "Out of memory");
+                        return;
+                }
+                r->fixes = n;
+                r->fixes[r->n_fixes++] = (DiskFix){ .path = strdup(disk->source),
+                                                    .backing = backing,
+                                                    .size = size };
+        }
+}
+
+static int run_qemu_img(const char *const argv[], char *err, size_t err_size)
+{
+        int out[2], status;
+        posix_spawn_file_actions_t fa;
+        pid_t pid;
+        ssize_t n;
+        int r;
+
+        if (pipe2(out, O_CLOEXEC) < 0)
+                return -errno;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+        posix_spawn_file_actions_adddup2(&fa, out[1], STDERR_FILENO);
+        r = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        close(out[1]);
+        if (r != 0) {
+                close(out[0]);
+                snprintf(err, err_size, "cannot run %s: %s", argv[0], strerror(r));
+                return -r;
+        }
+        for (size_t used = 0;;) {
+                n = read(out[0], err + used, err_size - 1 - used);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n > 0)
+                        used += (size_t)n;
+                err[used] = '\0';
+                if (n <= 0 || used == err_size - 1)
+                        break;
+        }
+        close(out[0]);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+/* Step 3b (worker): create the lost disks, define, start. */
+static void rebuild_apply(Manager *m, Rebuild *r)
+{
+        virConnectPtr conn = NULL;
+        virDomainPtr dom = NULL;
+        char err[1024];
+
+        for (size_t i = 0; i < r->n_fixes; i++) {
+                DiskFix *f = &r->fixes[i];
+                char size[32], fmt[16] = "raw", info[1024];
+                _cleanup_free_ char *dir = strdup(f->path);
+                char *slash = dir ? strrchr(dir, '/') : NULL;
+                const char *info_argv[] = { "qemu-img", "info", "--output=json", f->backing, NULL };
+
+                if (slash && slash != dir) {
+                        *slash = '\0';
+                        /* mkdir -p: the instance's directory on this node */
+                        for (char *p = strchr(dir + 1, '/');; p = strchr(p + 1, '/')) {
+                                if (p)
+                                        *p = '\0';
+                                (void)mkdir(dir, 0755);
+                                if (!p)
+                                        break;
+                                *p = '/';
+                        }
+                }
+                /* the base's own format ("raw" as Nova's _base, or qcow2) */
+                if (run_qemu_img(info_argv, info, sizeof(info)) == 0 &&
+                    strstr(info, "\"format\": \"qcow2\""))
+                        snprintf(fmt, sizeof(fmt), "qcow2");
+                snprintf(size, sizeof(size), "%llu", (unsigned long long)f->size);
+                const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt,
+                                 "-b", f->backing, f->path, size, NULL };
+                if (run_qemu_img(argv, err, sizeof(err)) < 0) {
+                        fail(r, HW_ERROR_CONSTRAINT, "Cannot re-create disk %s from %s: %s",
+                             f->path, f->backing, err);
+                        return;
+                }
+                log_fields(LOG_NOTICE, 0, LOG_FIELDS({ "HOSTWARDEN_INSTANCE", r->uuid }),
+                           "Disk %s of %s re-created from its base image %s", f->path, r->uuid,
+                           f->backing);
+        }
+        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0) {
+                fail(r, HW_ERROR_LIBVIRT, "Cannot connect to libvirt: %s", err);
+                return;
+        }
+        dom = virDomainLookupByUUIDString(conn, r->uuid);
+        if (!dom)
+                dom = virDomainDefineXML(conn, r->xml);
+        if (!dom)
+                fail(r, HW_ERROR_LIBVIRT, "Cannot define %s here: %s", r->uuid,
+                     virt_last_error("unknown error"));
+        else if (virDomainIsActive(dom) != 1 && virDomainCreate(dom) < 0)
+                fail(r, HW_ERROR_LIBVIRT, "%s is defined here but does not start: %s", r->uuid,
+                     virt_last_error("unknown error"));
+        else
+                r->started = true;
+        if (dom)
+                virDomainFree(dom);
+        virConnectClose(conn);
+}
+
+static void evacuation_step(Manager *m, Evacuation *e);
+
+static void strv_remove(char **l, const char *s)
+{
+        for (size_t i = 0; l && l[i]; i++)
+                if (streq(l[i], s)) {
+                        free(l[i]);
+                        memmove(l + i, l + i + 1, (strv_length(l + i + 1) + 1) * sizeof(char *));
+                        return;
+                }
+}
+
+static void apply_work(Manager *m, void *userdata)
+{
+        Evacuation *e = userdata;
+
+        rebuild_apply(m, &e->items[e->next]);
+}
+
+static void apply_done(Manager *m, sd_bus_message *msg, void *userdata)
+{
+        Evacuation *e = userdata;
+        Rebuild *r = &e->items[e->next];
+
+        strv_remove(m->rebuilding, r->uuid);
+        log_fields(r->started ? LOG_WARNING : LOG_ERR, 0,
+                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_EVACUATION },
+                              { "HOSTWARDEN_INSTANCE", r->uuid }, { "HOSTWARDEN_DOMAIN", r->name },
+                              { "HOSTWARDEN_NODE", r->source }),
+                   r->started ? "Instance %s (%s) of fenced node %s rebuilt here"
+                              : "Instance %s (%s) of fenced node %s is this node's now but did "
+                                "not start: %s",
+                   r->uuid, strna(r->name), r->source, strna(r->message));
+        (void)manager_sync_deny_list(m);
+        e->next++;
+        evacuation_step(m, e);
+}
+
+static void plan_work(Manager *m, void *userdata)
+{
+        Evacuation *e = userdata;
+
+        rebuild_plan(m, &e->items[e->next]);
+}
+
+static void plan_done(Manager *m, sd_bus_message *msg, void *userdata)
+{
+        Evacuation *e = userdata;
+        Rebuild *r = &e->items[e->next];
+        InstanceRecord rec = {};
+        int k;
+
+        if (r->error_name)
+                goto next;
+        /* Step 3a: the record moves here (compare-and-swap on what was checked). */
+        rec = (InstanceRecord){ .name = r->name,
+                                .owner = m->config->node.name,
+                                .evacuated_from = r->source,
+                                .time = now_realtime() };
+        memcpy(rec.uuid, r->uuid, sizeof(rec.uuid));
+        if (!source_fenced(m, r->source, r))
+                goto next; /* it came back while we planned */
+        k = store_instance_cas(m->store, &rec, r->generation, NULL);
+        if (k == -ESTALE || k == -EEXIST) {
+                fail(r, HW_ERROR_BUSY,
+                     "The record of %s changed while it was being rebuilt: look again", r->uuid);
+                goto next;
+        }
+        if (k < 0) {
+                fail(r, HW_ERROR_BUSY, "Cannot record %s as this node's: %s", r->uuid,
+                     strerror(-k));
+                goto next;
+        }
+        r->claimed = true;
+        (void)strv_extend(&m->rebuilding, r->uuid);
+        /* the hook must not refuse it for the deny list: it is this node's now */
+        (void)manager_sync_deny_list(m);
+        k = job_start(m, NULL, apply_work, apply_done, e);
+        if (k >= 0)
+                return;
+        strv_remove(m->rebuilding, r->uuid);
+        fail(r, HW_ERROR_BUSY, "Cannot start a worker thread");
+next:
+        e->next++;
+        evacuation_step(m, e);
+}
+
+static void evacuation_reply(Manager *m, Evacuation *e)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int k;
+
+        if (streq(sd_bus_message_get_member(e->msg), "Rebuild")) {
+                Rebuild *r = &e->items[0];
+
+                if (r->error_name && !r->claimed)
+                        (void)sd_bus_reply_method_errorf(e->msg, r->error_name, "%s",
+                                                         strna(r->message));
+                else if (!r->started)
+                        (void)sd_bus_reply_method_errorf(
+                                e->msg, r->error_name ? r->error_name : HW_ERROR_LIBVIRT,
+                                "%s (the instance is recorded as this node's now)",
+                                strna(r->message));
+                else
+                        (void)sd_bus_reply_method_return(e->msg, NULL);
+                return;
+        }
+        k = sd_bus_message_new_method_return(e->msg, &reply);
+        if (k >= 0)
+                k = sd_bus_message_open_container(reply, 'a', "(sss)");
+        for (size_t i = 0; k >= 0 && i < e->n; i++) {
+                Rebuild *r = &e->items[i];
+
+                k = sd_bus_message_append(reply, "(sss)", r->uuid,
+                                          r->started   ? "rebuilt"
+                                          : r->claimed ? "failed"
+                                                       : "refused",
+                                          r->started ? (r->name ? r->name : "") : strna(r->message));
+        }
+        if (k >= 0)
+                k = sd_bus_message_close_container(reply);
+        if (k >= 0)
+                k = sd_bus_send(NULL, reply, NULL);
+        if (k < 0)
+                (void)sd_bus_reply_method_errnof(e->msg, -k, "Cannot send the results: %m");
+}
+
+/* Runs the next instance's steps, or replies when all are done. */
+static void evacuation_step(Manager *m, Evacuation *e)
+{
+        while (e->next < e->n) {
+                Rebuild *r = &e->items[e->next];
+                int k;
+
+                rebuild_check(m, r);
+                if (!r->error_name) {
+                        k = job_start(m, NULL, plan_work, plan_done, e);
+                        if (k >= 0)
+                                return;
+                        fail(r, HW_ERROR_BUSY, "Cannot start a worker thread");
+                }
+                e->next++;
+        }
+        evacuation_reply(m, e);
+        evacuation_free(e);
+}
+
+static int add_item(Evacuation *e, const char *uuid, const char *name)
+{
+        Rebuild *n = realloc(e->items, (e->n + 1) * sizeof(Rebuild));
+
+        if (!n)
+                return -ENOMEM;
+        e->items = n;
+        n = &e->items[e->n];
+        *n = (Rebuild){};
+        snprintf(n->uuid, sizeof(n->uuid), "%s", uuid);
+        n->name = name ? strdup(name) : NULL;
+        n->source = strdup(e->source);
+        if (!n->source)
+                return -ENOMEM;
+        e->n++;
+        return 0;
+}
+
+static bool self_may_host(Manager *m, sd_bus_error *error)
+{
+        NodeRecord rec = {};
+        bool ok = true;
+
+        if (store_node_get(m->store, m->config->node.name, &rec) == 0 &&
+            (rec.forced_down || rec.fence == FENCE_OFF)) {
+                sd_bus_error_setf(error, HW_ERROR_NOT_FENCED,
+                                  "This node (%s) is itself recorded as %s: it hosts nothing "
+                                  "until that is cleared",
+                                  m->config->node.name, rec.forced_down ? "forced down" : "fenced");
+                ok = false;
+        }
+        node_record_done(&rec);
+        return ok;
+}
+
+static int evacuate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        const char *member = sd_bus_message_get_member(msg);
+        bool single = streq(member, "Rebuild");
+        const char *uuid = NULL, *source;
+        Evacuation *e;
+        int k;
+
+        if (single)
+                k = sd_bus_message_read(msg, "ss", &uuid, &source);
+        else
+                k = sd_bus_message_read(msg, "s", &source);
+        if (k < 0)
+                return k;
+        if (!self_may_host(m, error))
+                return -EPERM;
+        e = calloc(1, sizeof(Evacuation));
+        if (!e)
+                return -ENOMEM;
+        e->msg = sd_bus_message_ref(msg);
+        e->source = strdup(source);
+        if (!e->source) {
+                evacuation_free(e);
+                return -ENOMEM;
+        }
+        if (single)
+                k = add_item(e, uuid, NULL);
+        else {
+                InstanceRecord *inst = NULL;
+                size_t n = 0;
+                Rebuild probe = {};
+
+                /* refuse the whole call at once when the source may not be evacuated */
+                if (!source_fenced(m, source, &probe)) {
+                        k = sd_bus_error_setf(error, probe.error_name, "%s", strna(probe.message));
+                        rebuild_done_free(&probe);
+                        evacuation_free(e);
+                        return k;
+                }
+                k = store_instance_list(m->store, &inst, &n);
+                for (size_t i = 0; k >= 0 && i < n; i++)
+                        if (streq(inst[i].owner, source))
+                                k = add_item(e, inst[i].uuid, inst[i].name);
+                instance_record_array_free(inst, n);
+        }
+        if (k < 0) {
+                evacuation_free(e);
+                return sd_bus_error_set_errnof(error, -k, "Cannot read the instance records: %m");
+        }
+        log_fields(LOG_WARNING, 0,
+                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_EVACUATION }, { "HOSTWARDEN_NODE", source }),
+                   "Evacuation of %zu instance(s) from %s to this node begins", e->n, source);
+        evacuation_step(m, e);
+        return 1;
+}
+
+static int read_no_options(sd_bus_message *msg, sd_bus_error *error)
+{
+        int k;
+
+        k = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (k < 0)
+                return k;
+        if (sd_bus_message_at_end(msg, false) == 0) {
+                const char *key = "?";
+
+                (void)sd_bus_message_enter_container(msg, 'e', "sv");
+                (void)sd_bus_message_read(msg, "s", &key);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Unknown option '%s': no options are supported", key);
+        }
+        return sd_bus_message_exit_container(msg);
+}
+
+int method_rebuild(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        const char *uuid, *source;
+        int k;
+
+        k = sd_bus_message_read(msg, "ss", &uuid, &source);
+        if (k < 0)
+                return k;
+        if (strlen(uuid) != 36 || strspn(uuid, "0123456789abcdefABCDEF-") != 36)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected an instance UUID, got '%s'", uuid);
+        if (!hostname_is_valid(source))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a node name, got '%s'", source);
+        if (streq(source, m->config->node.name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Cannot rebuild on %s an instance of %s itself", source,
+                                         source);
+        k = read_no_options(msg, error);
+        if (k < 0)
+                return k;
+        k = sd_bus_message_rewind(msg, true);
+        if (k < 0)
+                return k;
+        return polkit_authorize(m, msg, evacuate_authorized, error);
+}
+
+int method_evacuate_from(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        const char *source;
+        int k;
+
+        k = sd_bus_message_read(msg, "s", &source);
+        if (k < 0)
+                return k;
+        if (!hostname_is_valid(source))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a node name, got '%s'", source);
+        if (streq(source, m->config->node.name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Cannot evacuate %s to itself", source);
+        k = read_no_options(msg, error);
+        if (k < 0)
+                return k;
+        k = sd_bus_message_rewind(msg, true);
+        if (k < 0)
+                return k;
+        return polkit_authorize(m, msg, evacuate_authorized, error);
+}
