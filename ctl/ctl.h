@@ -16,6 +16,9 @@ extern bool arg_ask_password;
 extern bool arg_block;
 extern bool arg_wait;
 extern uint64_t arg_bandwidth; /* MiB/s, 0: the node's default */
+extern bool arg_live;
+extern const char *arg_to;
+extern const char *arg_from;
 extern char **arg_rest;        /* arguments after the verb */
 extern int arg_n_rest;
 
@@ -26,3 +29,5 @@ int verb_migrate(sd_bus *bus);
 int verb_migrations(sd_bus *bus);
 int verb_migration(sd_bus *bus);
 int verb_fence(sd_bus *bus);
+int verb_evacuate(sd_bus *bus);
+int verb_rebuild(sd_bus *bus);

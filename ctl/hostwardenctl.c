@@ -20,6 +20,9 @@ bool arg_json = false;
 bool arg_ask_password = true;
 bool arg_block = false;
 bool arg_wait = false;
+bool arg_live = false;
+const char *arg_to = NULL;
+const char *arg_from = NULL;
 uint64_t arg_bandwidth = 0;
 char **arg_rest = NULL;
 int arg_n_rest = 0;
@@ -311,7 +314,13 @@ static void help(void)
                "  force-down NODE  Declare NODE powered off (an admin's assertion)\n"
                "  force-up NODE    Take that back\n"
                "  fence NODE status|off|on\n"
-               "                Run NODE's fence agent (off fences it)\n\n"
+               "                Run NODE's fence agent (off fences it)\n"
+               "  evacuate --live [--to NODE] [--wait]\n"
+               "                Disable this node and live-migrate every running domain away\n"
+               "  evacuate --from NODE | evacuate NODE\n"
+               "                Rebuild here every instance of NODE (down and fenced)\n"
+               "  rebuild UUID --from NODE\n"
+               "                Rebuild here one instance of NODE (down and fenced)\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -319,6 +328,9 @@ static void help(void)
                "     --block            migrate: copy the local disks too (block migration)\n"
                "     --wait             migrate: wait until it ends, showing progress\n"
                "     --bandwidth=MIB    migrate: at most MIB MiB/s\n"
+               "     --live             evacuate: drain this node by live migration\n"
+               "     --to=NODE          evacuate --live: the destination of every domain\n"
+               "     --from=NODE        evacuate, rebuild: the fenced node\n"
                "     --no-ask-password  Do not ask for a password (polkit)\n",
                program_invocation_short_name);
 }
@@ -330,6 +342,9 @@ int main(int argc, char *argv[])
                 ARG_JSON,
                 ARG_NO_ASK_PASSWORD,
                 ARG_BLOCK,
+                ARG_LIVE,
+                ARG_TO,
+                ARG_FROM,
                 ARG_WAIT,
                 ARG_BANDWIDTH
         };
@@ -341,6 +356,9 @@ int main(int argc, char *argv[])
                 { "block", no_argument, NULL, ARG_BLOCK },
                 { "wait", no_argument, NULL, ARG_WAIT },
                 { "bandwidth", required_argument, NULL, ARG_BANDWIDTH },
+                { "live", no_argument, NULL, ARG_LIVE },
+                { "to", required_argument, NULL, ARG_TO },
+                { "from", required_argument, NULL, ARG_FROM },
                 {},
         };
         static const struct {
@@ -354,7 +372,8 @@ int main(int argc, char *argv[])
                 { "force-down", 1, 1, verb_force_down }, { "force-up", 1, 1, verb_force_up },
                 { "domains", 0, 0, verb_domains },       { "migrate", 1, 2, verb_migrate },
                 { "migrations", 0, 0, verb_migrations }, { "migration", 2, 2, verb_migration },
-                { "fence", 2, 2, verb_fence },
+                { "fence", 2, 2, verb_fence },           { "evacuate", 0, 1, verb_evacuate },
+                { "rebuild", 1, 1, verb_rebuild },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;
@@ -379,6 +398,15 @@ int main(int argc, char *argv[])
                         break;
                 case ARG_WAIT:
                         arg_wait = true;
+                        break;
+                case ARG_LIVE:
+                        arg_live = true;
+                        break;
+                case ARG_TO:
+                        arg_to = optarg;
+                        break;
+                case ARG_FROM:
+                        arg_from = optarg;
                         break;
                 case ARG_BANDWIDTH:
                         if (parse_uint_range(optarg, 1, 1024 * 1024, &arg_bandwidth) < 0) {

@@ -56,6 +56,10 @@ int manager_apply_firewall(Manager *m, sd_bus_error *error);
 /* "active", "absent", "stale" (differs from the configuration), "disabled", "unconfigured" */
 const char *manager_firewall_state(Manager *m);
 
+/* Disable (with reason) or enable this node: the store, the hook's marker, disable_action,
+ * notify.d, NodeChanged (node-dbus.c). */
+int manager_set_disabled(Manager *m, bool disable, const char *reason, sd_bus_error *error);
+
 /* A node's state as ListNodes shows it (up, disabled, down, forced-down, unknown), liveness
  * judged by this daemon at now (CLOCK_MONOTONIC). */
 const char *manager_node_state(Manager *m, const NodeRecord *rec, uint64_t now);

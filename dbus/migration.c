@@ -1262,26 +1262,21 @@ static int prepare_work(Manager *m, Migration *mig, const char *dest, sd_bus_err
         return 0;
 }
 
-static int migrate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+/* A queued Migration of dom (to dest, "" = hostwarden chooses) with opts, announced with
+ * MigrationNew; the queue is not run (the caller calls migrations_schedule()). */
+static int migration_create(Manager *m, const char *dom, const char *dest,
+                            const MigrateOptions *opts, Migration **ret, sd_bus_error *error)
 {
-        _cleanup_free_ char *path = NULL;
-        const char *dom, *dest;
         Migration *mig;
         uint64_t rnd;
         int r;
 
-        r = sd_bus_message_read(msg, "ss", &dom, &dest);
-        if (r < 0)
-                return r;
         mig = calloc(1, sizeof(Migration));
         if (!mig)
                 return -ENOMEM;
         mig->manager = m;
         pthread_mutex_init(&mig->lock, NULL);
-        migrate_options_defaults(m->config, &mig->opts);
-        r = migrate_options_read(msg, m->config, &mig->opts, error);
-        if (r < 0)
-                goto fail;
+        mig->opts = *opts;
         if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
                 r = -errno;
                 goto fail;
@@ -1318,14 +1313,187 @@ static int migrate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *err
         mig->next = m->migrations;
         m->migrations = mig;
         (void)emit_changes(mig, true); /* pub = live: the initial values, not changes */
-        r = sd_bus_reply_method_return(msg, "o", mig->path);
         (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "MigrationNew", "so",
                                  mig->id, mig->path);
-        migrations_schedule(m);
-        return r;
+        *ret = mig;
+        return 0;
 fail:
         migration_free(mig);
         return r;
+}
+
+static int migrate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        const char *dom, *dest;
+        MigrateOptions opts;
+        Migration *mig;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &dom, &dest);
+        if (r < 0)
+                return r;
+        migrate_options_defaults(m->config, &opts);
+        r = migrate_options_read(msg, m->config, &opts, error);
+        if (r < 0)
+                return r;
+        r = migration_create(m, dom, dest, &opts, &mig, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_reply_method_return(msg, "o", mig->path);
+        migrations_schedule(m);
+        return r;
+}
+
+/* ---- EvacuateLive ---------------------------------------------------------------------- */
+
+typedef struct Drain {
+        char *dest;
+        MigrateOptions opts;
+        char **domains; /* uuids of the running domains */
+        char *error;
+} Drain;
+
+static void drain_free(Drain *d)
+{
+        if (!d)
+                return;
+        free(d->dest);
+        strv_free(d->domains);
+        free(d->error);
+        free(d);
+}
+
+static void drain_work(Manager *m, void *userdata)
+{
+        Drain *d = userdata;
+        virConnectPtr conn = NULL;
+        virDomainPtr *doms = NULL;
+        char err[512];
+        int n;
+
+        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0) {
+                d->error = strdup(err);
+                return;
+        }
+        n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+        if (n < 0)
+                d->error = strdup(virt_last_error("cannot list the domains"));
+        for (int i = 0; i < n; i++) {
+                char uuid[VIR_UUID_STRING_BUFLEN];
+
+                if (virDomainGetUUIDString(doms[i], uuid) == 0)
+                        (void)strv_extend(&d->domains, uuid);
+                virDomainFree(doms[i]);
+        }
+        free(doms);
+        virConnectClose(conn);
+}
+
+static void drain_done(Manager *m, sd_bus_message *msg, void *userdata)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Drain *d = userdata;
+        int r;
+
+        if (d->error) {
+                (void)sd_bus_reply_method_errorf(msg, HW_ERROR_LIBVIRT,
+                                                 "Cannot list this node's domains: %s", d->error);
+                drain_free(d);
+                return;
+        }
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "o");
+        for (size_t i = 0; r >= 0 && d->domains && d->domains[i]; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                Migration *mig;
+
+                if (migration_busy(m, d->domains[i], NULL))
+                        continue; /* being migrated already: that migration drains it */
+                if (migration_create(m, d->domains[i], d->dest, &d->opts, &mig, &e) < 0) {
+                        log_warning("EvacuateLive: %s cannot be queued: %s", d->domains[i],
+                                    e.message ? e.message : "error");
+                        continue;
+                }
+                r = sd_bus_message_append(reply, "o", mig->path);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                (void)sd_bus_reply_method_errnof(msg, -r, "Cannot reply: %m");
+        log_fields(LOG_WARNING, 0,
+                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_EVACUATION },
+                              { "HOSTWARDEN_NODE", m->config->node.name }),
+                   "Live evacuation of %zu running domain(s) of this node begins",
+                   strv_length(d->domains));
+        migrations_schedule(m);
+        drain_free(d);
+}
+
+static int evacuate_live_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        char reason[128], since[64];
+        const char *dest;
+        Drain *d;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &dest);
+        if (r < 0)
+                return r;
+        d = calloc(1, sizeof(Drain));
+        if (!d)
+                return -ENOMEM;
+        migrate_options_defaults(m->config, &d->opts);
+        r = migrate_options_read(msg, m->config, &d->opts, error);
+        if (r >= 0) {
+                d->dest = strdup(dest);
+                r = d->dest ? 0 : -ENOMEM;
+        }
+        if (r >= 0) {
+                snprintf(reason, sizeof(reason), "evacuating live (EvacuateLive at %s)",
+                         format_timestamp_now(since, sizeof(since)));
+                r = manager_set_disabled(m, true, reason, error);
+        }
+        if (r >= 0)
+                r = job_start(m, msg, drain_work, drain_done, d);
+        if (r < 0) {
+                drain_free(d);
+                return r;
+        }
+        return 1;
+}
+
+/* EvacuateLive(s dest, a{sv} opts) -> ao [evacuate]: disable, then Migrate every running domain. */
+int method_evacuate_live(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        MigrateOptions opts;
+        const char *dest;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &dest);
+        if (r < 0)
+                return r;
+        if (streq(dest, m->config->node.name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The destination %s is this node: name a peer, or \"\" "
+                                         "to let hostwarden choose for each domain",
+                                         dest);
+        if (!isempty(dest) && !config_find_peer(m->config, dest))
+                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
+                                         "No peer '%s' in the configuration: nodes are [peer "
+                                         "NAME] sections",
+                                         dest);
+        migrate_options_defaults(m->config, &opts);
+        r = migrate_options_read(msg, m->config, &opts, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_rewind(msg, true);
+        if (r < 0)
+                return r;
+        return polkit_authorize(m, msg, evacuate_live_authorized, error);
 }
 
 /* Migrate(s dom, s dest, a{sv} opts) -> o [migrate]: validate, authorize, queue. */

@@ -87,6 +87,8 @@ struct Migration {
 
 /* Migrate(s dom, s dest, a{sv} opts) → o [migrate]: in node_vtable. */
 int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+/* EvacuateLive(s dest, a{sv} opts) → ao [evacuate]: in node_vtable. */
+int method_evacuate_live(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 /* ListMigrations() → a(sssssso) */
 int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 

@@ -112,8 +112,9 @@ static void apply_disable_action(Manager *m, bool disable)
                             error.message ? error.message : strerror(-r));
 }
 
-static int set_disabled(Manager *m, sd_bus_message *msg, const DisableArgs *a, sd_bus_error *error)
+int manager_set_disabled(Manager *m, bool disable, const char *reason, sd_bus_error *error)
 {
+        const DisableArgs args = { .disable = disable, .reason = reason }, *a = &args;
         const char *state = a->disable ? "disabled" : "enabled";
         int r;
 
@@ -132,6 +133,15 @@ static int set_disabled(Manager *m, sd_bus_message *msg, const DisableArgs *a, s
                                  m->config->node.name, state);
         (void)sd_bus_emit_properties_changed(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "State",
                                              "DisabledReason", "DisabledSince", NULL);
+        return 0;
+}
+
+static int set_disabled(Manager *m, sd_bus_message *msg, const DisableArgs *a, sd_bus_error *error)
+{
+        int r = manager_set_disabled(m, a->disable, a->reason, error);
+
+        if (r < 0)
+                return r;
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -552,6 +562,9 @@ const sd_bus_vtable node_vtable[] = {
                                 method_force_down, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Fence", SD_BUS_ARGS("s", node, "s", action),
                                 SD_BUS_RESULT("s", power), method_fence, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("EvacuateLive", SD_BUS_ARGS("s", destination, "a{sv}", options),
+                                SD_BUS_RESULT("ao", migrations), method_evacuate_live,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Rebuild", SD_BUS_ARGS("s", uuid, "s", source, "a{sv}", options),
                                 SD_BUS_NO_RESULT, method_rebuild, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("EvacuateFrom", SD_BUS_ARGS("s", source, "a{sv}", options),

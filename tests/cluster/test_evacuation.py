@@ -255,3 +255,34 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
         for n in nodes.nodes:
             n.virsh("destroy", name, check=False)
             n.virsh("undefine", name, check=False)
+
+
+def test_evacuate_live_drains_a_node_to_its_peers(nodes, record_timing):
+    """`hostwardenctl evacuate --live --wait` on node1: node1 is disabled with a reason, its
+    four running guests are live-migrated (max_concurrent 2) to node2 and node3, chosen by
+    hostwarden, each running on exactly one node afterwards."""
+    node1 = nodes.node(1)
+    names = [f"drain-{i}" for i in range(4)]
+    for name in names:
+        hwcluster.define_and_start(node1, hwcluster.domain_xml(name))
+    try:
+        t0 = time.monotonic()
+        out = ctl(node1, "evacuate", "--live", "--wait", timeout=300).stdout
+        record_timing("EvacuateLive, 4 idle guests", time.monotonic() - t0)
+        assert "4 domain(s) moved, 0 not." in out, out
+        for name in names:
+            where = [n.name for n in nodes.nodes if running(n, name)]
+            assert len(where) == 1 and where[0] in ("node2", "node3"), (name, where)
+        reason = json.loads(node1.run(BUSCTL + ["--json=short", "get-property", *NODE,
+                                                "DisabledReason"]).stdout)["data"]
+        assert "EvacuateLive" in reason, reason
+        assert wait_for(lambda: list_nodes(nodes.node(2))["node1"][2] == "disabled")
+        # Nothing left to drain: an empty list, not an error.
+        again = ctl(node1, "evacuate", "--live").stdout
+        assert "0 migration(s) queued" in again, again
+    finally:
+        ctl(node1, "enable")
+        for name in names:
+            for n in nodes.nodes:
+                n.virsh("destroy", name, check=False)
+                n.virsh("undefine", name, check=False)
