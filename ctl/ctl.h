@@ -19,7 +19,7 @@ extern uint64_t arg_bandwidth; /* MiB/s, 0: the node's default */
 extern bool arg_live;
 extern const char *arg_to;
 extern const char *arg_from;
-extern char **arg_rest;        /* arguments after the verb */
+extern char **arg_rest; /* arguments after the verb */
 extern int arg_n_rest;
 
 const char *error_message(const sd_bus_error *e, int r);

@@ -42,8 +42,7 @@ int verb_fence(sd_bus *bus)
                 json_string(power);
                 printf("}\n");
         } else
-                printf("%s: power %s%s\n", node, power,
-                       streq(power, "off") ? " (fenced)" : "");
+                printf("%s: power %s%s\n", node, power, streq(power, "off") ? " (fenced)" : "");
         return 0;
 }
 
@@ -217,12 +216,14 @@ int verb_rebuild(sd_bus *bus)
         int r;
 
         if (!arg_from) {
-                fprintf(stderr, "rebuild: give the fenced node the instance ran on (--from NODE).\n");
+                fprintf(stderr,
+                        "rebuild: give the fenced node the instance ran on (--from NODE).\n");
                 return 1;
         }
         r = call_with_options(bus, "Rebuild", NULL, &error, "ss", arg_rest[0], arg_from);
         if (r < 0) {
-                fprintf(stderr, "Could not rebuild %s: %s\n", arg_rest[0], error_message(&error, r));
+                fprintf(stderr, "Could not rebuild %s: %s\n", arg_rest[0],
+                        error_message(&error, r));
                 return 1;
         }
         printf("%s rebuilt here (it ran on %s).\n", arg_rest[0], arg_from);

@@ -220,7 +220,8 @@ static void rebuild_plan(Manager *m, Rebuild *r)
 
         k = domxml_parse(r->xml, strlen(r->xml), &d, NULL);
         if (k < 0) {
-                fail(r, HW_ERROR_CONSTRAINT, "The saved definition of %s cannot be parsed", r->uuid);
+                fail(r, HW_ERROR_CONSTRAINT, "The saved definition of %s cannot be parsed",
+                     r->uuid);
                 return;
         }
         for (size_t i = 0; i < d->n_disks; i++) {
@@ -266,9 +267,8 @@ static void rebuild_plan(Manager *m, Rebuild *r)
                         return;
                 }
                 r->fixes = n;
-                r->fixes[r->n_fixes++] = (DiskFix){ .path = strdup(disk->source),
-                                                    .backing = backing,
-                                                    .size = size };
+                r->fixes[r->n_fixes++] =
+                        (DiskFix){ .path = strdup(disk->source), .backing = backing, .size = size };
         }
 }
 
@@ -342,8 +342,8 @@ static void rebuild_apply(Manager *m, Rebuild *r)
                     strstr(info, "\"format\": \"qcow2\""))
                         snprintf(fmt, sizeof(fmt), "qcow2");
                 snprintf(size, sizeof(size), "%llu", (unsigned long long)f->size);
-                const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt,
-                                 "-b", f->backing, f->path, size, NULL };
+                const char *argv[] = { "qemu-img", "create", "-q",       "-f",    "qcow2", "-F",
+                                       fmt,        "-b",     f->backing, f->path, size,    NULL };
                 if (run_qemu_img(argv, err, sizeof(err)) < 0) {
                         fail(r, HW_ERROR_CONSTRAINT, "Cannot re-create disk %s from %s: %s",
                              f->path, f->backing, err);
@@ -490,7 +490,8 @@ static void evacuation_reply(Manager *m, Evacuation *e)
                                           r->started   ? "rebuilt"
                                           : r->claimed ? "failed"
                                                        : "refused",
-                                          r->started ? (r->name ? r->name : "") : strna(r->message));
+                                          r->started ? (r->name ? r->name : "")
+                                                     : strna(r->message));
         }
         if (k >= 0)
                 k = sd_bus_message_close_container(reply);
@@ -604,9 +605,10 @@ static int evacuate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *er
                 evacuation_free(e);
                 return sd_bus_error_set_errnof(error, -k, "Cannot read the instance records: %m");
         }
-        log_fields(LOG_WARNING, 0,
-                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_EVACUATION }, { "HOSTWARDEN_NODE", source }),
-                   "Evacuation of %zu instance(s) from %s to this node begins", e->n, source);
+        log_fields(
+                LOG_WARNING, 0,
+                LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_EVACUATION }, { "HOSTWARDEN_NODE", source }),
+                "Evacuation of %zu instance(s) from %s to this node begins", e->n, source);
         evacuation_step(m, e);
         return 1;
 }

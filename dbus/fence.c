@@ -31,9 +31,9 @@ typedef struct FenceJob {
         char *agent;
         char *options; /* secret */
         /* results */
-        int error;         /* < 0: the agent could not run or failed */
-        FenceState state;  /* after success */
-        char *message;     /* scrubbed: what the agent said last */
+        int error;        /* < 0: the agent could not run or failed */
+        FenceState state; /* after success */
+        char *message;    /* scrubbed: what the agent said last */
 } FenceJob;
 
 /* *dst = the formatted text (NULL when out of memory: the error code still says enough). */
@@ -151,7 +151,8 @@ static void fence_done(Manager *m, sd_bus_message *msg, void *userdata)
 
         if (j->error < 0) {
                 log_fields(LOG_ERR, 0,
-                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_FENCE }, { "HOSTWARDEN_NODE", j->node },
+                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_FENCE },
+                                      { "HOSTWARDEN_NODE", j->node },
                                       { "HOSTWARDEN_FENCE_ACTION", action }),
                            "Fencing %s (%s) failed: %s", j->node, action,
                            j->message ? j->message : strerror(-j->error));

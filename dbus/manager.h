@@ -25,7 +25,7 @@ typedef struct Manager {
         Job *jobs;               /* running worker threads (job.h) */
         int job_pipe[2];         /* finished jobs come back through it */
         sd_event_source *job_source;
-        Migration *migrations; /* newest first (migration.h) */
+        Migration *migrations;         /* newest first (migration.h) */
         struct Reconciler *reconciler; /* reconcile.h */
         char **rebuilding;             /* UUIDs of instances a Rebuild works on here */
 } Manager;

@@ -883,6 +883,7 @@ static void move_ownership(Manager *m, Migration *mig, MigrationWork *w)
         int r = -ESTALE;
 
         for (unsigned attempt = 0; attempt < 5 && r == -ESTALE; attempt++) {
+                _cleanup_free_ char *evacuated_from = NULL;
                 InstanceRecord cur = {};
                 uint64_t gen = 0;
 
@@ -898,9 +899,14 @@ static void move_ownership(Manager *m, Migration *mig, MigrationWork *w)
                                             "it now runs on %s",
                                             p->domain->uuid, cur.owner, p->dest_name);
                 }
+                /* Where it was evacuated from stays known: that node must keep denying it
+                 * wherever the instance moves next (unless it moves back there). */
+                if (cur.evacuated_from && !streq(cur.evacuated_from, p->dest_name))
+                        evacuated_from = TAKE_PTR(cur.evacuated_from);
                 instance_record_done(&cur);
                 rec = (InstanceRecord){ .name = p->domain->name,
                                         .owner = p->dest_name,
+                                        .evacuated_from = evacuated_from,
                                         .time = now_realtime() };
                 memcpy(rec.uuid, p->domain->uuid, sizeof(rec.uuid) - 1);
                 r = store_instance_cas(m->store, &rec, gen, NULL);

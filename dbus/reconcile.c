@@ -58,9 +58,9 @@ typedef struct Reconciler {
         sd_event_source *wakeup; /* eventfd written by libvirt's event thread */
         int fd;
         bool running, again;
-        char **missing;     /* uuids of own records without a domain on the last pass */
-        char **suspect;     /* uuids running here, owned elsewhere, on the last pass */
-        char **saved;       /* "uuid hash" of the definitions saved by this daemon */
+        char **missing; /* uuids of own records without a domain on the last pass */
+        char **suspect; /* uuids running here, owned elsewhere, on the last pass */
+        char **saved;   /* "uuid hash" of the definitions saved by this daemon */
 } Reconciler;
 
 static void pass_free(Pass *p)
@@ -149,8 +149,8 @@ static void gather_work(Manager *m, void *userdata)
                                        (d->active && virDomainGetJobInfo(doms[i], &job) == 0 &&
                                         job.type != VIR_DOMAIN_JOB_NONE);
                         if (virDomainIsPersistent(doms[i]) == 1)
-                                d->xml = virDomainGetXMLDesc(doms[i], VIR_DOMAIN_XML_INACTIVE |
-                                                                              VIR_DOMAIN_XML_SECURE);
+                                d->xml = virDomainGetXMLDesc(
+                                        doms[i], VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
                         if (d->xml) {
                                 /* the base images of its disks, for a Rebuild elsewhere */
                                 char *annotated = NULL;
@@ -217,10 +217,11 @@ static void act_work(Manager *m, void *userdata)
                         a->result = -EIO;
                         a->error = strdup(virt_last_error("destroy failed"));
                 } else if (virDomainIsPersistent(dom) == 1 &&
-                           virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                                                               VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-                                                               VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
-                                                               VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) < 0) {
+                           virDomainUndefineFlags(dom,
+                                                  VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                                          VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                                                          VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
+                                                          VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) < 0) {
                         a->result = -EIO;
                         a->error = strdup(virt_last_error("undefine failed"));
                 } else
@@ -232,8 +233,7 @@ static void act_work(Manager *m, void *userdata)
 
 static void pass_finished(Manager *m);
 
-static int claim(Manager *m, const char *uuid, const char *name, uint64_t expected,
-                 const char *why)
+static int claim(Manager *m, const char *uuid, const char *name, uint64_t expected, const char *why)
 {
         InstanceRecord rec = { .name = (char *)name,
                                .owner = m->config->node.name,
@@ -245,8 +245,8 @@ static int claim(Manager *m, const char *uuid, const char *name, uint64_t expect
         if (r < 0)
                 return log_warning_errno(r, "Cannot claim instance %s (%s): %m", uuid, strna(name));
         log_fields(LOG_NOTICE, 0,
-                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED }, { "HOSTWARDEN_DOMAIN", name },
-                              { "HOSTWARDEN_INSTANCE", uuid }),
+                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
+                              { "HOSTWARDEN_DOMAIN", name }, { "HOSTWARDEN_INSTANCE", uuid }),
                    "Instance %s (%s) recorded as this node's: %s", uuid, strna(name), why);
         return 0;
 }
@@ -313,8 +313,9 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
                         continue;
                 }
                 if (a->result < 0)
-                        log_error("Cannot remove the stale copy of instance %s (%s) owned by %s: %s",
-                                  a->uuid, strna(a->name), a->owner, strna(a->error));
+                        log_error(
+                                "Cannot remove the stale copy of instance %s (%s) owned by %s: %s",
+                                a->uuid, strna(a->name), a->owner, strna(a->error));
                 else
                         log_fields(LOG_WARNING, 0,
                                    LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
@@ -366,7 +367,8 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         }
         r = store_instance_list(m->store, &inst, &n_inst);
         if (r < 0) {
-                log_warning_errno(r, "Reconciliation skipped: cannot read the instance records: %m");
+                log_warning_errno(r,
+                                  "Reconciliation skipped: cannot read the instance records: %m");
                 goto finish;
         }
 

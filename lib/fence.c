@@ -284,10 +284,10 @@ int fence_run(const char *path, const char *input, usec_t timeout, FenceRun *ret
         ret->output = buf;
         buf = NULL;
         ret->timed_out = timed_out;
-        ret->status = timed_out                ? -1
-                      : WIFEXITED(status)      ? WEXITSTATUS(status)
-                      : WIFSIGNALED(status)    ? 128 + WTERMSIG(status)
-                                               : -1;
+        ret->status = timed_out             ? -1
+                      : WIFEXITED(status)   ? WEXITSTATUS(status)
+                      : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
+                                            : -1;
         r = 0;
 finish:
         for (int i = 0; i < 2; i++) {

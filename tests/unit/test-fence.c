@@ -40,8 +40,8 @@ static void test_input_is_options_then_action(void **state)
         assert_string_equal(in, OPTIONS "action=off\n");
         free(in);
         /* An action among the options never wins over the one asked for. */
-        assert_int_equal(fence_agent_input("ip=1.2.3.4\naction=on\nport=3", FENCE_ACTION_STATUS, &in),
-                         0);
+        assert_int_equal(
+                fence_agent_input("ip=1.2.3.4\naction=on\nport=3", FENCE_ACTION_STATUS, &in), 0);
         assert_string_equal(in, "ip=1.2.3.4\nport=3\naction=status\n");
         free(in);
         assert_int_equal(fence_agent_input(NULL, FENCE_ACTION_ON, &in), 0);
@@ -88,13 +88,14 @@ static void test_run_protocol_and_status(void **state)
         FenceState f;
 
         /* Records its stdin, answers by the action line: status of a powered-off node. */
-        assert_true(asprintf(&body,
-                             "#!/bin/sh\ncat > %s/stdin\n"
-                             "grep -q '^action=status$' %s/stdin && { echo 'Status: OFF'; exit 2; }\n"
-                             "grep -q '^action=on$' %s/stdin && { echo 'failed: password '"
-                             "Secr3t-pw >&2; exit 1; }\n"
-                             "echo Success; exit 0\n",
-                             dir, dir, dir) > 0);
+        assert_true(
+                asprintf(&body,
+                         "#!/bin/sh\ncat > %s/stdin\n"
+                         "grep -q '^action=status$' %s/stdin && { echo 'Status: OFF'; exit 2; }\n"
+                         "grep -q '^action=on$' %s/stdin && { echo 'failed: password '"
+                         "Secr3t-pw >&2; exit 1; }\n"
+                         "echo Success; exit 0\n",
+                         dir, dir, dir) > 0);
         agent = make_agent(dir, body);
 
         assert_int_equal(fence_agent_input(OPTIONS, FENCE_ACTION_STATUS, &in), 0);

@@ -364,8 +364,8 @@ static void test_hook_binary_end_to_end(void **state)
                 spawn_hook(conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml", &out), 0);
         free(out);
         /* once the domain stopped here, a start of it is refused */
-        assert_int_equal(
-                spawn_hook(conf, rt, "stopped", "end", "domains/nova-vnc-spice.xml", &out), 0);
+        assert_int_equal(spawn_hook(conf, rt, "stopped", "end", "domains/nova-vnc-spice.xml", &out),
+                         0);
         free(out);
         assert_int_equal(runtime_arriving_lookup(rt, NOVA_UUID), 0);
         assert_int_equal(
