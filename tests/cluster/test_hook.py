@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
