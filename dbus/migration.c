@@ -1350,6 +1350,22 @@ static int migrate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *err
         return r;
 }
 
+/* A destination argument: "" (hostwarden chooses) or a configured peer, never this node. */
+static int check_destination(Manager *m, const char *dest, sd_bus_error *error)
+{
+        if (streq(dest, m->config->node.name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The destination %s is this node: name a peer, or \"\" "
+                                         "to let hostwarden choose one",
+                                         dest);
+        if (!isempty(dest) && !config_find_peer(m->config, dest))
+                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
+                                         "No peer '%s' in the configuration: nodes are [peer "
+                                         "NAME] sections",
+                                         dest);
+        return 0;
+}
+
 /* ---- EvacuateLive ---------------------------------------------------------------------- */
 
 typedef struct Drain {
@@ -1482,16 +1498,9 @@ int method_evacuate_live(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = sd_bus_message_read(msg, "s", &dest);
         if (r < 0)
                 return r;
-        if (streq(dest, m->config->node.name))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "The destination %s is this node: name a peer, or \"\" "
-                                         "to let hostwarden choose for each domain",
-                                         dest);
-        if (!isempty(dest) && !config_find_peer(m->config, dest))
-                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
-                                         "No peer '%s' in the configuration: nodes are [peer "
-                                         "NAME] sections",
-                                         dest);
+        r = check_destination(m, dest, error);
+        if (r < 0)
+                return r;
         migrate_options_defaults(m->config, &opts);
         r = migrate_options_read(msg, m->config, &opts, error);
         if (r < 0)
@@ -1516,16 +1525,9 @@ int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (isempty(dom))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Expected a domain name or UUID");
-        if (streq(dest, m->config->node.name))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "The destination %s is this node: name a peer, or \"\" "
-                                         "to let hostwarden choose one",
-                                         dest);
-        if (!isempty(dest) && !config_find_peer(m->config, dest))
-                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
-                                         "No peer '%s' in the configuration: nodes are [peer "
-                                         "NAME] sections",
-                                         dest);
+        r = check_destination(m, dest, error);
+        if (r < 0)
+                return r;
         migrate_options_defaults(m->config, &opts);
         r = migrate_options_read(msg, m->config, &opts, error);
         if (r < 0)
