@@ -107,14 +107,6 @@ static void evacuation_free(Evacuation *e)
         free(e);
 }
 
-static uint64_t now_realtime(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* Source down-or-forced-down and fenced? Sets error on the Rebuild and returns false if not. */
 static bool source_fenced(Manager *m, const char *source, Rebuild *r)
 {

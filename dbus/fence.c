@@ -135,11 +135,9 @@ static void fence_work(Manager *m, void *userdata)
 static int mutate_fence(NodeRecord *rec, void *userdata)
 {
         const FenceState *state = userdata;
-        struct timespec ts;
 
-        clock_gettime(CLOCK_REALTIME, &ts);
         rec->fence = *state;
-        rec->fence_time = (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+        rec->fence_time = now_realtime();
         return 0;
 }
 

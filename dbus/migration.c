@@ -50,14 +50,6 @@ static bool state_is_active(MigrationState s)
         return s == MIGRATION_PREPARING || s == MIGRATION_RUNNING || s == MIGRATION_POST_MIGRATING;
 }
 
-static uint64_t now_realtime(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static uint64_t now_monotonic(void)
 {
         struct timespec ts;

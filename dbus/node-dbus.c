@@ -81,16 +81,13 @@ typedef struct DisableArgs {
 static int mutate_disabled(NodeRecord *rec, void *userdata)
 {
         const DisableArgs *a = userdata;
-        struct timespec ts;
 
         rec->disabled = a->disable;
         free(rec->disabled_reason);
         rec->disabled_reason = a->disable && a->reason ? strdup(a->reason) : NULL;
         if (a->disable && a->reason && !rec->disabled_reason)
                 return -ENOMEM;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        rec->disabled_since =
-                a->disable ? (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000 : 0;
+        rec->disabled_since = a->disable ? now_realtime() : 0;
         return 0;
 }
 
@@ -436,18 +433,15 @@ typedef struct ForceArgs {
 static int mutate_forced(NodeRecord *rec, void *userdata)
 {
         const ForceArgs *a = userdata;
-        struct timespec ts;
 
         if (rec->generation == 0)
                 return -ENOENT; /* no such node in the store */
-        clock_gettime(CLOCK_REALTIME, &ts);
         rec->forced_down = a->down;
         free(rec->forced_down_by);
         rec->forced_down_by = a->down ? strdup(a->by) : NULL;
         if (a->down && !rec->forced_down_by)
                 return -ENOMEM;
-        rec->forced_down_since =
-                a->down ? (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000 : 0;
+        rec->forced_down_since = a->down ? now_realtime() : 0;
         return 0;
 }
 

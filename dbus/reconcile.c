@@ -83,14 +83,6 @@ static void pass_free(Pass *p)
         free(p);
 }
 
-static uint64_t now_realtime(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static uint64_t fnv1a(const char *s)
 {
         uint64_t h = 1469598103934665603ULL;

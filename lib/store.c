@@ -117,14 +117,6 @@ const char *node_liveness_to_string(NodeLiveness l)
         return l >= 0 && l < _NODE_LIVENESS_MAX ? node_liveness_table[l] : NULL;
 }
 
-static usec_t now_realtime(void)
-{
-        struct timespec ts;
-
-        (void)clock_gettime(CLOCK_REALTIME, &ts);
-        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
-}
-
 /* ---- files ---------------------------------------------------------------------------- */
 
 /* Creates path if needed; with tighten, also takes away permissions beyond mode. */

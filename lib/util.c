@@ -450,3 +450,11 @@ char *format_timestamp_now(char *buf, size_t size)
                 buf[0] = 0;
         return buf;
 }
+
+usec_t now_realtime(void)
+{
+        struct timespec ts;
+
+        (void)clock_gettime(CLOCK_REALTIME, &ts);
+        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
+}

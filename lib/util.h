@@ -84,5 +84,9 @@ bool cidr_is_valid(const char *s);
 /* A DNS host name (RFC 1123 labels). */
 bool hostname_is_valid(const char *s);
 
+/* CLOCK_REALTIME in usec since the epoch (for records people read; no decision compares it
+ * across nodes). */
+usec_t now_realtime(void);
+
 /* Current wall time in RFC 3339 UTC, e.g. 2026-11-24T01:42:17Z. */
 char *format_timestamp_now(char *buf, size_t size);
