@@ -623,6 +623,20 @@ static int read_no_options(sd_bus_message *msg, sd_bus_error *error)
         return sd_bus_message_exit_container(msg);
 }
 
+/* The source argument: a node name, not this node. */
+static int check_source(Manager *m, const char *source, sd_bus_error *error)
+{
+        if (!hostname_is_valid(source))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a node name, got '%s'", source);
+        if (streq(source, m->config->node.name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The source %s is this node: evacuation moves a fenced "
+                                         "peer's instances here",
+                                         source);
+        return 0;
+}
+
 int method_rebuild(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
         Manager *m = userdata;
@@ -635,13 +649,9 @@ int method_rebuild(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (strlen(uuid) != 36 || strspn(uuid, "0123456789abcdefABCDEF-") != 36)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Expected an instance UUID, got '%s'", uuid);
-        if (!hostname_is_valid(source))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Expected a node name, got '%s'", source);
-        if (streq(source, m->config->node.name))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Cannot rebuild on %s an instance of %s itself", source,
-                                         source);
+        k = check_source(m, source, error);
+        if (k < 0)
+                return k;
         k = read_no_options(msg, error);
         if (k < 0)
                 return k;
@@ -660,12 +670,9 @@ int method_evacuate_from(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         k = sd_bus_message_read(msg, "s", &source);
         if (k < 0)
                 return k;
-        if (!hostname_is_valid(source))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Expected a node name, got '%s'", source);
-        if (streq(source, m->config->node.name))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Cannot evacuate %s to itself", source);
+        k = check_source(m, source, error);
+        if (k < 0)
+                return k;
         k = read_no_options(msg, error);
         if (k < 0)
                 return k;
