@@ -180,19 +180,14 @@ static char *format_usec(uint64_t usec, char *buf, size_t size)
         return buf;
 }
 
-int manager_sync_deny_list(Manager *m)
+int manager_sync_deny_list_from(Manager *m, const InstanceRecord *inst, size_t n)
 {
         _cleanup_free_ char *deny_dir = NULL;
         const char *rt = hw_runtime_dir();
-        InstanceRecord *inst = NULL;
         struct dirent *de;
-        size_t n = 0;
         DIR *d;
         int r;
 
-        r = store_instance_list(m->store, &inst, &n);
-        if (r < 0)
-                return r;
         /* an instance another node owns must not start here */
         for (size_t i = 0; i < n; i++) {
                 RuntimeRecord cur = { NULL }, rec = { NULL };
@@ -229,10 +224,8 @@ int manager_sync_deny_list(Manager *m)
         }
 
         /* entries whose record is gone or came back to this node */
-        if (asprintf(&deny_dir, "%s/deny", rt) < 0) {
-                instance_record_array_free(inst, n);
+        if (asprintf(&deny_dir, "%s/deny", rt) < 0)
                 return -ENOMEM;
-        }
         d = opendir(deny_dir);
         while (d && (de = readdir(d))) {
                 bool keep = false;
@@ -247,8 +240,21 @@ int manager_sync_deny_list(Manager *m)
         }
         if (d)
                 closedir(d);
-        instance_record_array_free(inst, n);
         return 0;
+}
+
+int manager_sync_deny_list(Manager *m)
+{
+        InstanceRecord *inst = NULL;
+        size_t n = 0;
+        int r;
+
+        r = store_instance_list(m->store, &inst, &n);
+        if (r < 0)
+                return r;
+        r = manager_sync_deny_list_from(m, inst, n);
+        instance_record_array_free(inst, n);
+        return r;
 }
 
 void manager_sync_hook_state(Manager *m)
@@ -271,8 +277,10 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         r = store_heartbeat(m->store);
         if (r < 0)
                 log_warning_errno(r, "Failed to write this node's heartbeat: %m");
-        manager_sync_hook_state(m);
-        reconcile_schedule(m);
+        r = manager_sync_runtime(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the runtime markers: %m");
+        reconcile_schedule(m); /* brings the deny list in line, too */
         /* watch the peers' counters: liveness is judged by our own clock */
         NodeRecord *nodes = NULL;
         size_t n = 0;

@@ -47,6 +47,8 @@ int manager_sync_runtime(Manager *m);
 /* Brings /run/hostwarden/deny/ in line with the instance records: every instance another
  * node owns is denied here, nothing else (docs/runtime-dir.md). */
 int manager_sync_deny_list(Manager *m);
+/* The same from a listing of the instance records the caller just read. */
+int manager_sync_deny_list_from(Manager *m, const InstanceRecord *inst, size_t n);
 /* Both of the above, logging what fails: at start and on every heartbeat. */
 void manager_sync_hook_state(Manager *m);
 /* Runs <conf>/notify.d/ * with HOSTWARDEN_EVENT, _NODE, _STATE, _REASON in the environment. */

@@ -277,6 +277,7 @@ static bool instance_busy(Manager *m, const char *uuid, const char *name)
 
 static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
+        bool claimed = false;
         Pass *p = userdata;
 
         for (size_t i = 0; i < p->n_actions; i++) {
@@ -297,10 +298,10 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
                         /* Claim only if the record is still what was looked at. */
                         if (store_instance_get(m->store, a->uuid, &cur) == 0 &&
                             cur.generation == a->generation)
-                                (void)claim(m, a->uuid, a->name, a->generation,
-                                            "it runs here and not on the recorded owner (a "
-                                            "migration that completed while its source's "
-                                            "daemon was away)");
+                                claimed |= claim(m, a->uuid, a->name, a->generation,
+                                                 "it runs here and not on the recorded owner "
+                                                 "(a migration that completed while its "
+                                                 "source's daemon was away)") == 0;
                         instance_record_done(&cur);
                         continue;
                 }
@@ -321,7 +322,8 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
                                    a->owner);
         }
         pass_free(p);
-        (void)manager_sync_deny_list(m);
+        if (claimed)
+                (void)manager_sync_deny_list(m); /* its entry goes: it is this node's now */
         pass_finished(m);
 }
 
@@ -352,15 +354,21 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         const char *self = m->config->node.name;
         int r;
 
-        if (p->error < 0) {
-                log_debug("Reconciliation skipped: libvirt cannot be listed (%s)",
-                          strna(p->error_message));
-                goto finish;
-        }
         r = store_instance_list(m->store, &inst, &n_inst);
         if (r < 0) {
                 log_warning_errno(r,
                                   "Reconciliation skipped: cannot read the instance records: %m");
+                goto finish;
+        }
+        /* The deny list from this listing: what the pass changes below are records of this
+         * node's own (claims, removals), which the deny list never holds. */
+        r = manager_sync_deny_list_from(m, inst, n_inst);
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the deny list: %m");
+        if (p->error < 0) {
+                log_debug("Reconciliation skipped: libvirt cannot be listed (%s)",
+                          strna(p->error_message));
+                instance_record_array_free(inst, n_inst);
                 goto finish;
         }
 
@@ -438,7 +446,6 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         }
 finish:
         pass_free(p);
-        (void)manager_sync_deny_list(m);
         pass_finished(m);
 }
 
