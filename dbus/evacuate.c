@@ -38,6 +38,7 @@
 #include "log.h"
 #include "manager.h"
 #include "polkit.h"
+#include "reconcile.h"
 #include "virt.h"
 
 typedef struct DiskFix {
@@ -54,11 +55,13 @@ typedef struct Rebuild {
         char *xml;           /* the definition, console listen rewritten for this node */
         DiskFix *fixes;
         size_t n_fixes;
+        char **ask; /* "name uri" of the peers that are not down: does it run there? */
         /* outcome */
         const char *error_name; /* NULL: fine so far */
         char *message;
         bool claimed;
         bool started;
+        bool locked; /* in m->rebuilding */
 } Rebuild;
 
 typedef struct Evacuation {
@@ -92,6 +95,7 @@ static void rebuild_done_free(Rebuild *r)
                 free(r->fixes[i].backing);
         }
         free(r->fixes);
+        strv_free(r->ask);
         free(r->message);
 }
 
@@ -141,6 +145,38 @@ static bool source_fenced(Manager *m, const char *source, Rebuild *r)
         return ok;
 }
 
+/* The peers that may run the instance: every one but the source that is not down or forced
+ * down. Asked in step 2, since a migration may have finished on one of them while the
+ * source's daemon, which would have moved the record, was dying. */
+static int peers_to_ask(Manager *m, Rebuild *r)
+{
+        uint64_t now = 0;
+
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        for (size_t i = 0; i < m->config->n_peers; i++) {
+                const ConfigPeer *peer = &m->config->peers[i];
+                NodeRecord rec = {};
+                NodeLiveness l = NODE_UNKNOWN;
+                bool down;
+                char *line;
+
+                if (streq(peer->name, r->source) || !peer->libvirt_uri)
+                        continue;
+                if (store_node_get(m->store, peer->name, &rec) < 0)
+                        continue; /* never joined: it runs nothing of ours */
+                (void)store_node_liveness_of(m->store, &rec, now, m->config->cluster.down_after,
+                                             &l);
+                down = rec.forced_down || l == NODE_DOWN;
+                node_record_done(&rec);
+                if (down)
+                        continue;
+                if (asprintf(&line, "%s %s", peer->name, peer->libvirt_uri) < 0 ||
+                    strv_push(&r->ask, line) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 /* Step 1 (event loop): checks against the store. */
 static void rebuild_check(Manager *m, Rebuild *r)
 {
@@ -170,6 +206,10 @@ static void rebuild_check(Manager *m, Rebuild *r)
         instance_record_done(&rec);
         if (r->error_name)
                 return;
+        if (peers_to_ask(m, r) < 0) {
+                fail(r, HW_ERROR_BUSY, "Cannot read the node records");
+                return;
+        }
         k = store_definition_get(m->store, r->uuid, &xml);
         if (k < 0) {
                 fail(r, HW_ERROR_NO_SUCH_DOMAIN,
@@ -203,6 +243,64 @@ static bool under_base_dir(const char *instances_path, const char *path)
                !strstr(path, "/../");
 }
 
+/* Step 2a (worker): it must not run anywhere else, nor be arriving here. */
+static bool runs_nowhere(Manager *m, Rebuild *r)
+{
+        virConnectPtr conn = NULL;
+        virDomainPtr dom;
+        char err[512];
+
+        for (size_t i = 0; r->ask && r->ask[i]; i++) {
+                const char *uri = strchr(r->ask[i], ' ') + 1;
+                int name_len = (int)(uri - 1 - r->ask[i]);
+                virConnectPtr peer = virConnectOpen(uri);
+                bool active, arriving;
+
+                if (!peer) {
+                        fail(r, HW_ERROR_CONSTRAINT,
+                             "Cannot ask node %.*s, which is up, whether it runs %s (%s): not "
+                             "rebuilt",
+                             name_len, r->ask[i], r->uuid, virt_last_error("cannot connect"));
+                        return false;
+                }
+                dom = virDomainLookupByUUIDString(peer, r->uuid);
+                active = dom && virDomainIsActive(dom) == 1;
+                arriving = active && virt_migration_in_progress(dom);
+                if (dom)
+                        virDomainFree(dom);
+                virConnectClose(peer);
+                if (arriving) {
+                        fail(r, HW_ERROR_BUSY,
+                             "A migration of %s into node %.*s is still in progress: try again "
+                             "when libvirt there has finished or cleaned it up",
+                             r->uuid, name_len, r->ask[i]);
+                        return false;
+                }
+                if (active) {
+                        fail(r, HW_ERROR_CONSTRAINT,
+                             "Instance %s runs on node %.*s (a migration finished there while "
+                             "%s failed): not rebuilt; that node records it as its own",
+                             r->uuid, name_len, r->ask[i], r->source);
+                        return false;
+                }
+        }
+        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0) {
+                fail(r, HW_ERROR_LIBVIRT, "Cannot connect to libvirt: %s", err);
+                return false;
+        }
+        dom = virDomainLookupByUUIDString(conn, r->uuid);
+        if (dom) {
+                if (virDomainIsActive(dom) == 1 && virt_migration_in_progress(dom))
+                        fail(r, HW_ERROR_BUSY,
+                             "A migration of %s into this node is still in progress: try again "
+                             "when libvirt has finished or cleaned it up",
+                             r->uuid);
+                virDomainFree(dom);
+        }
+        virConnectClose(conn);
+        return !r->error_name;
+}
+
 /* Step 2 (worker): the disk plan. */
 static void rebuild_plan(Manager *m, Rebuild *r)
 {
@@ -210,6 +308,8 @@ static void rebuild_plan(Manager *m, Rebuild *r)
         const char *base_dir = m->config->node.instances_path;
         int k;
 
+        if (!runs_nowhere(m, r))
+                return;
         k = domxml_parse(r->xml, strlen(r->xml), &d, NULL);
         if (k < 0) {
                 fail(r, HW_ERROR_CONSTRAINT, "The saved definition of %s cannot be parsed",
@@ -367,14 +467,15 @@ static void rebuild_apply(Manager *m, Rebuild *r)
 
 static void evacuation_step(Manager *m, Evacuation *e);
 
-static void strv_remove(char **l, const char *s)
+/* The instance's steps are over: reconciliation may look at it again. */
+static void item_done(Manager *m, Evacuation *e)
 {
-        for (size_t i = 0; l && l[i]; i++)
-                if (streq(l[i], s)) {
-                        free(l[i]);
-                        memmove(l + i, l + i + 1, (strv_length(l + i + 1) + 1) * sizeof(char *));
-                        return;
-                }
+        Rebuild *r = &e->items[e->next];
+
+        if (r->locked)
+                strv_remove(m->rebuilding, r->uuid);
+        r->locked = false;
+        e->next++;
 }
 
 static void apply_work(Manager *m, void *userdata)
@@ -389,7 +490,6 @@ static void apply_done(Manager *m, sd_bus_message *msg, void *userdata)
         Evacuation *e = userdata;
         Rebuild *r = &e->items[e->next];
 
-        strv_remove(m->rebuilding, r->uuid);
         log_fields(r->started ? LOG_WARNING : LOG_ERR, 0,
                    LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_EVACUATION },
                               { "HOSTWARDEN_INSTANCE", r->uuid }, { "HOSTWARDEN_DOMAIN", r->name },
@@ -399,7 +499,7 @@ static void apply_done(Manager *m, sd_bus_message *msg, void *userdata)
                                 "not start: %s",
                    r->uuid, strna(r->name), r->source, strna(r->message));
         (void)manager_sync_deny_list(m);
-        e->next++;
+        item_done(m, e);
         evacuation_step(m, e);
 }
 
@@ -439,16 +539,14 @@ static void plan_done(Manager *m, sd_bus_message *msg, void *userdata)
                 goto next;
         }
         r->claimed = true;
-        (void)strv_extend(&m->rebuilding, r->uuid);
         /* the hook must not refuse it for the deny list: it is this node's now */
         (void)manager_sync_deny_list(m);
         k = job_start(m, NULL, apply_work, apply_done, e);
         if (k >= 0)
                 return;
-        strv_remove(m->rebuilding, r->uuid);
         fail(r, HW_ERROR_BUSY, "Cannot start a worker thread");
 next:
-        e->next++;
+        item_done(m, e);
         evacuation_step(m, e);
 }
 
@@ -500,14 +598,29 @@ static void evacuation_step(Manager *m, Evacuation *e)
                 Rebuild *r = &e->items[e->next];
                 int k;
 
-                rebuild_check(m, r);
+                /* From the checks to the start, reconciliation leaves it alone, and it
+                 * waits for what reconciliation is doing to it. */
+                if (strv_contains(m->rebuilding, r->uuid))
+                        fail(r, HW_ERROR_BUSY, "Instance %s is being rebuilt here already",
+                             r->uuid);
+                else if (reconcile_acting_on(m, r->uuid))
+                        fail(r, HW_ERROR_BUSY,
+                             "Instance %s is being reconciled with libvirt right now: try again "
+                             "in a moment",
+                             r->uuid);
+                else if (strv_extend(&m->rebuilding, r->uuid) < 0)
+                        fail(r, HW_ERROR_BUSY, "Out of memory");
+                else {
+                        r->locked = true;
+                        rebuild_check(m, r);
+                }
                 if (!r->error_name) {
                         k = job_start(m, NULL, plan_work, plan_done, e);
                         if (k >= 0)
                                 return;
                         fail(r, HW_ERROR_BUSY, "Cannot start a worker thread");
                 }
-                e->next++;
+                item_done(m, e);
         }
         evacuation_reply(m, e);
         evacuation_free(e);

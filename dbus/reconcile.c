@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Instance records ↔ local libvirt (reconcile.h). */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,9 @@
 #include "job.h"
 #include "log.h"
 #include "migration.h"
+#include "paths.h"
 #include "reconcile.h"
+#include "runtime.h"
 #include "util.h"
 #include "virt.h"
 
@@ -27,7 +30,8 @@ typedef struct LocalDomain {
 
 typedef enum ActionKind {
         ACTION_UNDEFINE,         /* inactive copy of an instance owned elsewhere */
-        ACTION_DESTROY_UNDEFINE, /* running copy of an instance evacuated from here */
+        ACTION_DESTROY_UNDEFINE, /* running copy of an instance evacuated from here, if its
+                                    owner runs it (asked first) */
         ACTION_ASK_OWNER,        /* running here, owned elsewhere: does it run there? */
 } ActionKind;
 
@@ -36,12 +40,19 @@ typedef struct Action {
         char uuid[VIR_UUID_STRING_BUFLEN];
         char *name;
         char *owner;
-        char *owner_uri; /* ACTION_ASK_OWNER */
+        char *owner_uri; /* the owner's libvirt: asked first (NULL: not configured) */
         uint64_t generation;
         /* result */
-        int result; /* < 0 failed; ASK_OWNER: 1 runs on the owner, 0 does not */
+        int result; /* < 0 failed; ASK_OWNER: 1 runs on the owner, 0 does not; DESTROY_UNDEFINE:
+                       0 done, RESULT_* */
         char *error;
 } Action;
+
+/* ACTION_DESTROY_UNDEFINE's outcomes other than done (0) or failed (< 0) */
+enum {
+        RESULT_NOT_ON_OWNER = 1, /* the owner does not run it: it migrated back here */
+        RESULT_OWNER_UNREACHABLE = 2,
+};
 
 typedef struct Pass {
         /* gather */
@@ -58,9 +69,12 @@ typedef struct Reconciler {
         sd_event_source *wakeup; /* eventfd written by libvirt's event thread */
         int fd;
         bool running, again;
-        char **missing; /* uuids of own records without a domain on the last pass */
-        char **suspect; /* uuids running here, owned elsewhere, on the last pass */
+        /* "uuid since" (CLOCK_MONOTONIC usec) of what the last pass noticed, for as long as it
+         * lasts: passes come in bursts (lifecycle events), so waiting is by time */
+        char **missing; /* own records without a domain here */
+        char **suspect; /* running here, owned elsewhere, no migration of it seen */
         char **saved;   /* "uuid hash" of the definitions saved by this daemon */
+        char **acting;  /* uuids with an action of the pass under way */
 } Reconciler;
 
 static void pass_free(Pass *p)
@@ -92,14 +106,6 @@ static uint64_t fnv1a(const char *s)
         return h;
 }
 
-static bool strv_contains(char **l, const char *s)
-{
-        for (size_t i = 0; l && l[i]; i++)
-                if (streq(l[i], s))
-                        return true;
-        return false;
-}
-
 /* ---- pass 1: list the local domains (worker) ---- */
 
 static void gather_work(Manager *m, void *userdata)
@@ -125,7 +131,6 @@ static void gather_work(Manager *m, void *userdata)
         p->domains = calloc((size_t)n + 1, sizeof(LocalDomain));
         for (int i = 0; i < n; i++) {
                 LocalDomain *d = p->domains ? &p->domains[p->n_domains] : NULL;
-                virDomainJobInfo job = {};
                 int state = 0, reason = 0;
 
                 if (d && virDomainGetUUIDString(doms[i], d->uuid) == 0 &&
@@ -134,12 +139,7 @@ static void gather_work(Manager *m, void *userdata)
 
                         d->name = name ? strdup(name) : NULL;
                         d->active = virDomainIsActive(doms[i]) == 1;
-                        d->migrating = (state == VIR_DOMAIN_PAUSED &&
-                                        (reason == VIR_DOMAIN_PAUSED_MIGRATION ||
-                                         reason == VIR_DOMAIN_PAUSED_POSTCOPY ||
-                                         reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED)) ||
-                                       (d->active && virDomainGetJobInfo(doms[i], &job) == 0 &&
-                                        job.type != VIR_DOMAIN_JOB_NONE);
+                        d->migrating = d->active && virt_migration_in_progress(doms[i]);
                         if (virDomainIsPersistent(doms[i]) == 1)
                                 d->xml = virDomainGetXMLDesc(
                                         doms[i], VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
@@ -166,6 +166,25 @@ static void gather_work(Manager *m, void *userdata)
 
 /* ---- pass 2: what libvirt has to do (worker) ---- */
 
+/* 1 the owner runs it, 0 it does not, -1 the owner cannot be asked (a->error set). */
+static int runs_on_owner(Action *a)
+{
+        virConnectPtr peer = virConnectOpen(a->owner_uri);
+        virDomainPtr there;
+        int r;
+
+        if (!peer) {
+                a->error = strdup(virt_last_error("cannot connect"));
+                return -1;
+        }
+        there = virDomainLookupByUUIDString(peer, a->uuid);
+        r = there && virDomainIsActive(there) == 1;
+        if (there)
+                virDomainFree(there);
+        virConnectClose(peer);
+        return r;
+}
+
 static void act_work(Manager *m, void *userdata)
 {
         Pass *p = userdata;
@@ -184,20 +203,24 @@ static void act_work(Manager *m, void *userdata)
                 virDomainPtr dom;
 
                 if (a->kind == ACTION_ASK_OWNER) {
-                        virConnectPtr peer = virConnectOpen(a->owner_uri);
-                        virDomainPtr there;
-
-                        if (!peer) {
+                        a->result = runs_on_owner(a);
+                        if (a->result < 0)
                                 a->result = 0; /* unreachable: it does not run there for us */
-                                a->error = strdup(virt_last_error("cannot connect"));
+                        continue;
+                }
+                if (a->kind == ACTION_DESTROY_UNDEFINE && a->owner_uri) {
+                        /* The owner rebuilt it, or it migrated back here and the record did
+                         * not follow (its source died): only the owner can tell. */
+                        int there = runs_on_owner(a);
+
+                        if (there == 0) {
+                                a->result = RESULT_NOT_ON_OWNER;
                                 continue;
                         }
-                        there = virDomainLookupByUUIDString(peer, a->uuid);
-                        a->result = there && virDomainIsActive(there) == 1;
-                        if (there)
-                                virDomainFree(there);
-                        virConnectClose(peer);
-                        continue;
+                        if (there < 0) {
+                                a->result = RESULT_OWNER_UNREACHABLE;
+                                continue;
+                        }
                 }
                 dom = virDomainLookupByUUIDString(conn, a->uuid);
                 if (!dom) {
@@ -280,13 +303,25 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
         bool claimed = false;
         Pass *p = userdata;
 
+        strv_free(m->reconciler->acting);
+        m->reconciler->acting = NULL;
         for (size_t i = 0; i < p->n_actions; i++) {
                 Action *a = &p->actions[i];
 
-                if (a->kind == ACTION_ASK_OWNER) {
+                if (a->kind == ACTION_DESTROY_UNDEFINE && a->result == RESULT_OWNER_UNREACHABLE) {
+                        log_fields(LOG_WARNING, 0,
+                                   LOG_FIELDS({ "HOSTWARDEN_DOMAIN", a->name },
+                                              { "HOSTWARDEN_INSTANCE", a->uuid }),
+                                   "Instance %s (%s), evacuated from here to %s, runs here; %s "
+                                   "cannot be asked whether it runs there (%s): left alone",
+                                   a->uuid, strna(a->name), a->owner, a->owner, strna(a->error));
+                        continue;
+                }
+                if (a->kind == ACTION_ASK_OWNER ||
+                    (a->kind == ACTION_DESTROY_UNDEFINE && a->result == RESULT_NOT_ON_OWNER)) {
                         InstanceRecord cur = {};
 
-                        if (a->result == 1) {
+                        if (a->kind == ACTION_ASK_OWNER && a->result == 1) {
                                 log_fields(LOG_ERR, 0,
                                            LOG_FIELDS({ "HOSTWARDEN_DOMAIN", a->name },
                                                       { "HOSTWARDEN_INSTANCE", a->uuid }),
@@ -344,6 +379,46 @@ static int add_action(Pass *p, ActionKind kind, const LocalDomain *d, const Inst
         return 0;
 }
 
+/* When the last passes first noticed uuid in list l (0: they did not). */
+static uint64_t noticed(char **l, const char *uuid)
+{
+        size_t n = strlen(uuid);
+
+        STRV_FOREACH (i, l)
+                if (strncmp(*i, uuid, n) == 0 && (*i)[n] == ' ')
+                        return strtoull(*i + n + 1, NULL, 16);
+        return 0;
+}
+
+static bool settled(char **l, const char *uuid, uint64_t now, usec_t settle)
+{
+        uint64_t since = noticed(l, uuid);
+
+        return since > 0 && now - since >= settle;
+}
+
+/* Carries uuid into the next pass' list, noticed since when the last passes did, or now. */
+static int notice(char ***next, char **prev, const char *uuid, uint64_t now)
+{
+        uint64_t since = noticed(prev, uuid);
+        char *e;
+
+        if (asprintf(&e, "%s %" PRIx64, uuid, since ? since : now) < 0)
+                return -ENOMEM;
+        return strv_push(next, e);
+}
+
+/* Did the domain arrive here by a migration after the record last changed hands? Then the
+ * record has not caught up with that migration yet (its source died before it moved the
+ * record): not a stale copy. A node that was fenced kept no marker (the runtime directory
+ * is a tmpfs). */
+static bool arrived_since(const LocalDomain *d, const InstanceRecord *rec)
+{
+        uint64_t since = 0;
+
+        return runtime_arriving_lookup(hw_runtime_dir(), d->uuid, &since) > 0 && since > rec->time;
+}
+
 static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         Reconciler *rc = m->reconciler;
@@ -352,8 +427,12 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         size_t n_inst = 0;
         Pass *p = userdata;
         const char *self = m->config->node.name;
+        /* long enough for a migration's source to move the record, and more than a burst */
+        usec_t settle = MAX(2 * m->config->cluster.heartbeat_interval, 2 * USEC_PER_SEC);
+        uint64_t now = 0;
         int r;
 
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         r = store_instance_list(m->store, &inst, &n_inst);
         if (r < 0) {
                 log_warning_errno(r,
@@ -375,6 +454,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         for (size_t i = 0; i < p->n_domains; i++) {
                 const LocalDomain *d = &p->domains[i];
                 const InstanceRecord *rec = NULL;
+                const ConfigPeer *peer;
 
                 for (size_t k = 0; k < n_inst; k++)
                         if (streq(inst[k].uuid, d->uuid))
@@ -391,20 +471,20 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                 }
                 if (d->migrating || instance_busy(m, d->uuid, d->name))
                         continue;
+                peer = config_find_peer(m->config, rec->owner);
                 if (!d->active)
                         (void)add_action(p, ACTION_UNDEFINE, d, rec, NULL);
-                else if (streq_ptr(rec->evacuated_from, self))
-                        (void)add_action(p, ACTION_DESTROY_UNDEFINE, d, rec, NULL);
+                else if (streq_ptr(rec->evacuated_from, self) && !arrived_since(d, rec))
+                        (void)add_action(p, ACTION_DESTROY_UNDEFINE, d, rec,
+                                         peer ? peer->libvirt_uri : NULL);
                 else {
-                        const ConfigPeer *peer = config_find_peer(m->config, rec->owner);
-
-                        if (strv_contains(rc->suspect, d->uuid) && peer && peer->libvirt_uri)
+                        if (settled(rc->suspect, d->uuid, now, settle) && peer && peer->libvirt_uri)
                                 (void)add_action(p, ACTION_ASK_OWNER, d, rec, peer->libvirt_uri);
-                        (void)strv_extend(&suspect, d->uuid);
+                        (void)notice(&suspect, rc->suspect, d->uuid, now);
                 }
         }
 
-        /* Own records whose domain is gone: removed when so on two passes in a row. */
+        /* Own records whose domain is gone: removed when so for the settle time. */
         for (size_t k = 0; k < n_inst; k++) {
                 bool here = false;
 
@@ -414,8 +494,8 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                         here = streq(p->domains[i].uuid, inst[k].uuid);
                 if (here || instance_busy(m, inst[k].uuid, inst[k].name))
                         continue;
-                if (!strv_contains(rc->missing, inst[k].uuid)) {
-                        (void)strv_extend(&missing, inst[k].uuid);
+                if (!settled(rc->missing, inst[k].uuid, now, settle)) {
+                        (void)notice(&missing, rc->missing, inst[k].uuid, now);
                         continue;
                 }
                 r = store_instance_remove(m->store, inst[k].uuid, inst[k].generation);
@@ -439,9 +519,14 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         instance_record_array_free(inst, n_inst);
 
         if (p->n_actions > 0) {
+                /* an evacuation leaves these alone until the actions are done */
+                for (size_t i = 0; i < p->n_actions; i++)
+                        (void)strv_extend(&rc->acting, p->actions[i].uuid);
                 r = job_start(m, NULL, act_work, act_done, p);
                 if (r >= 0)
                         return;
+                strv_free(rc->acting);
+                rc->acting = NULL;
                 log_warning_errno(r, "Cannot start a worker thread: %m");
         }
 finish:
@@ -542,6 +627,12 @@ void reconcile_free(Manager *m)
         strv_free(rc->missing);
         strv_free(rc->suspect);
         strv_free(rc->saved);
+        strv_free(rc->acting);
         free(rc);
         m->reconciler = NULL;
+}
+
+bool reconcile_acting_on(Manager *m, const char *uuid)
+{
+        return m->reconciler && strv_contains(m->reconciler->acting, uuid);
 }

@@ -196,3 +196,15 @@ const char *virt_state_to_string(int state)
                 return "nostate";
         return names[state];
 }
+
+bool virt_migration_in_progress(virDomainPtr dom)
+{
+        virDomainJobInfo job = {};
+        int state = 0, reason = 0;
+
+        if (virDomainGetState(dom, &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED &&
+            (reason == VIR_DOMAIN_PAUSED_MIGRATION || reason == VIR_DOMAIN_PAUSED_STARTING_UP ||
+             reason == VIR_DOMAIN_PAUSED_POSTCOPY || reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED))
+                return true;
+        return virDomainGetJobInfo(dom, &job) < 0 || job.type != VIR_DOMAIN_JOB_NONE;
+}

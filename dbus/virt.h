@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <libvirt/libvirt.h>
@@ -43,6 +44,11 @@ int virt_connect(Virt *v, virConnectPtr *ret, char *err, size_t err_size);
  * (NULL: none). It must only hand the news on (e.g. write to an eventfd).
  */
 void virt_set_lifecycle_callback(Virt *v, void (*cb)(void *userdata), void *userdata);
+
+/* Is a migration of this active domain under way, incoming or outgoing? Paused for one (or
+ * starting up, as an incoming one is), or a job, or no job info at all: libvirt refuses it
+ * for an incoming migration ("available only on the source host"). */
+bool virt_migration_in_progress(virDomainPtr dom);
 
 /* libvirt's last error of this thread, or fallback. */
 const char *virt_last_error(const char *fallback);

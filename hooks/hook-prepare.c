@@ -27,7 +27,7 @@ int hook_prepare_begin(HookContext *ctx)
         r = runtime_deny_lookup(ctx->runtime_dir, id->uuid, &rec);
         if (r <= 0)
                 return HOOK_CONTINUE;
-        if (runtime_arriving_lookup(ctx->runtime_dir, id->uuid) > 0) {
+        if (runtime_arriving_lookup(ctx->runtime_dir, id->uuid, NULL) > 0) {
                 /* the destination side of a live migration the owner started */
                 runtime_record_done(&rec);
                 return HOOK_CONTINUE;

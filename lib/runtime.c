@@ -241,15 +241,21 @@ int runtime_arriving_add(const char *runtime_dir, const char *uuid)
         return r;
 }
 
-int runtime_arriving_lookup(const char *runtime_dir, const char *uuid)
+int runtime_arriving_lookup(const char *runtime_dir, const char *uuid, uint64_t *ret_since)
 {
         char u[37], path[PATH_MAX];
+        struct stat st;
 
         if (normalize_uuid(uuid, u) < 0)
                 return -EINVAL;
         if (snprintf(path, sizeof(path), "%s/arriving/%s", runtime_dir, u) >= (int)sizeof(path))
                 return -ENAMETOOLONG;
-        return access(path, F_OK) == 0;
+        if (stat(path, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (ret_since)
+                *ret_since = (uint64_t)st.st_mtim.tv_sec * 1000000ULL +
+                             (uint64_t)st.st_mtim.tv_nsec / 1000ULL;
+        return 1;
 }
 
 int runtime_arriving_remove(const char *runtime_dir, const char *uuid)

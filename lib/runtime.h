@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "macro.h"
 
@@ -53,7 +54,8 @@ int runtime_deny_remove(const char *runtime_dir, const char *uuid);
  * domain stops or is released here ("stopped end", "release end").
  */
 int runtime_arriving_add(const char *runtime_dir, const char *uuid);
-int runtime_arriving_lookup(const char *runtime_dir, const char *uuid); /* 1, 0, <0 */
+/* 1 and the time it was written (usec, realtime; ret_since may be NULL), 0, or < 0. */
+int runtime_arriving_lookup(const char *runtime_dir, const char *uuid, uint64_t *ret_since);
 int runtime_arriving_remove(const char *runtime_dir, const char *uuid);
 
 int runtime_marker_lookup(const char *runtime_dir, NodeMarker m, RuntimeRecord *ret);

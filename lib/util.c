@@ -66,6 +66,24 @@ int strv_extend(char ***l, const char *value)
         return strv_push(l, v);
 }
 
+bool strv_contains(char *const *l, const char *s)
+{
+        STRV_FOREACH (i, l)
+                if (streq(*i, s))
+                        return true;
+        return false;
+}
+
+void strv_remove(char **l, const char *s)
+{
+        for (size_t i = 0; l && l[i]; i++)
+                if (streq(l[i], s)) {
+                        free(l[i]);
+                        memmove(l + i, l + i + 1, (strv_length(l + i + 1) + 1) * sizeof(char *));
+                        return;
+                }
+}
+
 int strv_split_list(const char *s, char ***ret)
 {
         _cleanup_strv_free_ char **l = NULL;

@@ -46,6 +46,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 size_t strv_length(char *const *l);
 int strv_push(char ***l, char *value); /* takes ownership of value, also on failure */
 int strv_extend(char ***l, const char *value);
+bool strv_contains(char *const *l, const char *s);
+/* Removes (and frees) the first item equal to s, if any. */
+void strv_remove(char **l, const char *s);
 #define STRV_FOREACH(s, l) for (char *const *s = (l); s && *s; s++)
 
 /* Splits on commas and white space, dropping empty items. */

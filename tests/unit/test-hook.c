@@ -359,7 +359,7 @@ static void test_hook_binary_end_to_end(void **state)
         assert_int_equal(runtime_deny_add(rt, NOVA_UUID, &rec), 0);
         runtime_record_done(&rec);
         /* owned by node3, but arriving by a migration node3 started: not refused */
-        assert_int_equal(runtime_arriving_lookup(rt, NOVA_UUID), 1);
+        assert_int_equal(runtime_arriving_lookup(rt, NOVA_UUID, NULL), 1);
         assert_int_equal(
                 spawn_hook(conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml", &out), 0);
         free(out);
@@ -367,7 +367,7 @@ static void test_hook_binary_end_to_end(void **state)
         assert_int_equal(spawn_hook(conf, rt, "stopped", "end", "domains/nova-vnc-spice.xml", &out),
                          0);
         free(out);
-        assert_int_equal(runtime_arriving_lookup(rt, NOVA_UUID), 0);
+        assert_int_equal(runtime_arriving_lookup(rt, NOVA_UUID, NULL), 0);
         assert_int_equal(
                 spawn_hook(conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml", &out), 1);
         free(out);
