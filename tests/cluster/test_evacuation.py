@@ -13,28 +13,15 @@ import uuid as uuidlib
 import pytest
 
 import hwcluster
+import hwevac
 import hwinstall
+from hwevac import (config, ctl, evacuate_from, list_nodes, record, running, shared_files,
+                    wait_for)
 
 BUS = "org.hostwarden.Warden1"
 BUSCTL, NODE = hwinstall.BUSCTL, hwinstall.NODE_API
 PASSWORD = f"bmc-{uuidlib.uuid4().hex[:12]}"
 N = 3
-
-
-def config(i: int, cluster_password: str) -> str:
-    text = (f"[node]\nname = node{i}\naddress = 10.77.0.1{i}\n"
-            "[cluster]\nheartbeat_interval = 500ms\ndown_after = 3s\n"
-            "[migration]\nmax_concurrent = 2\n")
-    for j in range(1, N + 1):
-        if j == i:
-            continue
-        options = (f"ip={hwcluster.BMC_ADDRESS}\n    ipport={hwcluster.BMC_PORT_BASE + j}\n"
-                   f"    username={hwcluster.BMC_USER}\n    password={cluster_password}\n"
-                   "    lanplus=1\n    cipher=3\n")
-        text += (f"[peer node{j}]\naddress = 10.77.0.1{j}\n"
-                 f"libvirt_uri = qemu+tcp://10.77.0.1{j}/system\n"
-                 f"fence_agent = fence_ipmilan\nfence_options = {options}")
-    return text
 
 
 # Local disks outside instances_path (here on a node's own root): hostwardend's sandbox
@@ -46,20 +33,11 @@ DROPIN = "[Service]\nReadWritePaths=-/var/lib/hw-local\n"
 def nodes(record_timing):
     with hwinstall.installed_cluster(
             N, units=("hostwardend.service",), bmc=True, bmc_password=PASSWORD,
-            configs={i: config(i, PASSWORD) for i in range(1, N + 1)},
+            configs={i: config(i, N, PASSWORD) for i in range(1, N + 1)},
             files={i: {"/etc/systemd/system/hostwardend.service.d/local-disks.conf": DROPIN,
                        "/var/lib/hw-local/.keep": ""} for i in range(1, N + 1)}) as cluster:
         cluster.node(2).run("useradd -M alice")
         yield cluster
-
-
-def ctl(node, *args, check=True, timeout=180):
-    return node.run(["hostwardenctl", "--no-ask-password", *args], check=check, timeout=timeout)
-
-
-def list_nodes(node):
-    out = node.run(BUSCTL + ["--json=short", "call", *NODE, "ListNodes"]).stdout
-    return {n[0]: n for n in json.loads(out)["data"][0]}
 
 
 def gdbus(node, method, *args, check=False):
@@ -114,7 +92,7 @@ def test_a_wrong_bmc_password_fails_clearly_and_changes_nothing(nodes):
         ctl(node2, "reload")
 
 
-SHARED = hwcluster.INSTANCES_PATH
+SHARED = hwevac.SHARED
 LOCAL = "/var/lib/hw-local"  # a node's own disk (its overlay), not shared
 
 
@@ -123,40 +101,6 @@ def guest_xml(name: str, uuid: str, mac: str, disk: str) -> str:
                f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>"
                f"<interface type='user'><mac address='{mac}'/><model type='virtio'/></interface>")
     return hwcluster.domain_xml(name, uuid=uuid, devices=devices)
-
-
-def record(node, uuid):
-    text = node.run(["cat", f"{SHARED}/.hostwarden/instances/{uuid}"], check=False).stdout
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-
-
-def running(node, name) -> bool:
-    proc = node.virsh("domstate", name, check=False)
-    return proc.returncode == 0 and proc.stdout.strip() == "running"
-
-
-def wait_for(predicate, timeout=20.0, interval=0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
-
-
-def shared_files(node) -> set[str]:
-    out = node.run(["find", SHARED, "-path", f"{SHARED}/.hostwarden", "-prune", "-o",
-                    "-type", "f", "-print"]).stdout
-    return set(out.split())
-
-
-def evacuate_from(node, source):
-    proc = node.run(BUSCTL + ["--json=short", "call", *NODE, "EvacuateFrom", "sa{sv}", source,
-                              "0"], check=False, timeout=300)
-    if proc.returncode != 0:
-        return proc.stderr
-    return {r[0]: (r[1], r[2]) for r in json.loads(proc.stdout)["data"][0]}
 
 
 def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
