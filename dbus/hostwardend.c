@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "manager.h"
+#include "migration.h"
 #include "reconcile.h"
 
 int main(int argc, char *argv[])
@@ -66,6 +67,9 @@ int main(int argc, char *argv[])
         log_info("hostwardend %s serving on node '%s'", HW_VERSION, m->config->node.name);
         /* After READY: libvirtd (socket-activated, ordered after us) may only start now. */
         reconcile_schedule(m);
+        r = migrations_adopt(m);
+        if (r < 0)
+                log_warning_errno(r, "Cannot look for migrations in flight: %m");
         r = sd_event_loop(m->event);
         (void)sd_notify(false, "STOPPING=1");
         if (r < 0)

@@ -107,6 +107,10 @@ typedef struct MigrationWork {
         bool paused_by_us;     /* ForceComplete without post-copy */
         bool succeeded;
         char error[1024];
+
+        /* adopted: in flight when this daemon started (a previous one started it) */
+        bool adopted;
+        char *a_uuid, *a_name, *a_dest, *a_dest_uri; /* a_dest, a_dest_uri may be NULL */
 } MigrationWork;
 
 static void work_free(MigrationWork *w)
@@ -120,6 +124,10 @@ static void work_free(MigrationWork *w)
         free(w->candidates);
         free(w->candidate_addresses);
         free(w->persist_xml);
+        free(w->a_uuid);
+        free(w->a_name);
+        free(w->a_dest);
+        free(w->a_dest_uri);
         for (size_t i = 0; i < w->n_temp_pools; i++)
                 free(w->temp_pools[i]);
         if (w->dom)
@@ -870,37 +878,42 @@ static void set_final_cb(MigrationInfo *i, void *u)
 /* The instance record and its definition follow the guest to the destination. */
 static void move_ownership(Manager *m, Migration *mig, MigrationWork *w)
 {
-        const Preflight *p = w->chosen;
+        const char *uuid = w->chosen ? w->chosen->domain->uuid : w->a_uuid;
+        const char *name = w->chosen ? w->chosen->domain->name : w->a_name;
+        const char *dest = w->chosen ? w->chosen->dest_name : w->a_dest;
         InstanceRecord rec = {};
         int r = -ESTALE;
+
+        if (!uuid || !dest)
+                return; /* adopted, destination unknown: its reconciliation claims it */
 
         for (unsigned attempt = 0; attempt < 5 && r == -ESTALE; attempt++) {
                 _cleanup_free_ char *evacuated_from = NULL;
                 InstanceRecord cur = {};
                 uint64_t gen = 0;
 
-                r = store_instance_get(m->store, p->domain->uuid, &cur);
+                r = store_instance_get(m->store, uuid, &cur);
                 if (r == -ENOENT)
                         gen = 0;
                 else if (r < 0)
                         break;
                 else {
                         gen = cur.generation;
-                        if (!streq(cur.owner, p->source_name))
+                        if (!streq(cur.owner, mig->source))
                                 log_warning("Instance %s was recorded as %s's, not this node's; "
                                             "it now runs on %s",
-                                            p->domain->uuid, cur.owner, p->dest_name);
+                                            uuid, cur.owner, dest);
                 }
                 /* Where it was evacuated from stays known: that node must keep denying it
                  * wherever the instance moves next (unless it moves back there). */
-                if (cur.evacuated_from && !streq(cur.evacuated_from, p->dest_name))
+                if (cur.evacuated_from && !streq(cur.evacuated_from, dest))
                         evacuated_from = TAKE_PTR(cur.evacuated_from);
                 instance_record_done(&cur);
-                rec = (InstanceRecord){ .name = p->domain->name,
-                                        .owner = p->dest_name,
+                rec = (InstanceRecord){ .name = (char *)name,
+                                        .owner = (char *)dest,
                                         .evacuated_from = evacuated_from,
                                         .time = now_realtime() };
-                memcpy(rec.uuid, p->domain->uuid, sizeof(rec.uuid) - 1);
+                memcpy(rec.uuid, uuid, sizeof(rec.uuid) - 1);
                 r = store_instance_cas(m->store, &rec, gen, NULL);
                 if (r == -EEXIST)
                         r = -ESTALE;
@@ -909,11 +922,11 @@ static void move_ownership(Manager *m, Migration *mig, MigrationWork *w)
                 log_error_errno(r,
                                 "Migration %s completed but the instance record of %s cannot be "
                                 "moved to %s: %m",
-                                mig->id, p->domain->uuid, p->dest_name);
+                                mig->id, uuid, dest);
         if (w->persist_xml) {
-                r = store_definition_put(m->store, p->domain->uuid, w->persist_xml);
+                r = store_definition_put(m->store, uuid, w->persist_xml);
                 if (r < 0)
-                        log_error_errno(r, "Cannot save the definition of %s: %m", p->domain->uuid);
+                        log_error_errno(r, "Cannot save the definition of %s: %m", uuid);
         }
         (void)manager_sync_deny_list(m);
 }
@@ -923,8 +936,10 @@ static void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
         uint64_t t0 = now_monotonic();
         Migration *mig = userdata;
         MigrationWork *w = mig->work;
-        const char *name = w->chosen ? w->chosen->domain->name : mig->domain_arg;
-        const char *dest = w->chosen ? w->chosen->dest_name : "(none)";
+        const char *name = w->chosen    ? w->chosen->domain->name
+                           : w->adopted ? w->a_name
+                                        : mig->domain_arg;
+        const char *dest = w->chosen ? w->chosen->dest_name : w->a_dest ? w->a_dest : "(none)";
 
         if (w->succeeded)
                 move_ownership(m, mig, w);
@@ -1212,6 +1227,21 @@ static const sd_bus_vtable migration_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+static MigrationWork *work_new(void)
+{
+        MigrationWork *w = calloc(1, sizeof(MigrationWork));
+        pthread_condattr_t attr;
+
+        if (!w)
+                return NULL;
+        pthread_mutex_init(&w->wait_lock, NULL);
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* the deadlines' clock */
+        pthread_cond_init(&w->wait_cond, &attr);
+        pthread_condattr_destroy(&attr);
+        return w;
+}
+
 /* Builds the candidates (the given destination, or every peer) in the event loop. */
 static int prepare_work(Manager *m, Migration *mig, const char *dest, sd_bus_error *error)
 {
@@ -1219,18 +1249,9 @@ static int prepare_work(Manager *m, Migration *mig, const char *dest, sd_bus_err
         MigrationWork *w;
         int r = 0;
 
-        w = calloc(1, sizeof(MigrationWork));
+        w = work_new();
         if (!w)
                 return -ENOMEM;
-        pthread_mutex_init(&w->wait_lock, NULL);
-        {
-                pthread_condattr_t attr;
-
-                pthread_condattr_init(&attr);
-                pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* the deadlines' clock */
-                pthread_cond_init(&w->wait_cond, &attr);
-                pthread_condattr_destroy(&attr);
-        }
         w->console_listen = c->console.listen;
         w->downtime_steps = c->migration.downtime_steps;
         w->downtime_delay = c->migration.downtime_delay;
@@ -1260,14 +1281,11 @@ static int prepare_work(Manager *m, Migration *mig, const char *dest, sd_bus_err
         return 0;
 }
 
-/* A queued Migration of dom (to dest, "" = hostwarden chooses) with opts, announced with
- * MigrationNew; the queue is not run (the caller calls migrations_schedule()). */
-static int migration_create(Manager *m, const char *dom, const char *dest,
-                            const MigrateOptions *opts, Migration **ret, sd_bus_error *error)
+/* A Migration of dom with opts, not published yet. */
+static int migration_new(Manager *m, const char *dom, const MigrateOptions *opts, Migration **ret)
 {
         Migration *mig;
         uint64_t rnd;
-        int r;
 
         mig = calloc(1, sizeof(Migration));
         if (!mig)
@@ -1276,8 +1294,10 @@ static int migration_create(Manager *m, const char *dom, const char *dest,
         pthread_mutex_init(&mig->lock, NULL);
         mig->opts = *opts;
         if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-                r = -errno;
-                goto fail;
+                int r = -errno;
+
+                migration_free(mig);
+                return r;
         }
         snprintf(mig->id, sizeof(mig->id), "%016llx", (unsigned long long)rnd);
         mig->created = now_realtime();
@@ -1286,9 +1306,48 @@ static int migration_create(Manager *m, const char *dom, const char *dest,
         mig->source = strdup(m->config->node.name);
         if (!mig->domain_arg || !mig->source ||
             asprintf(&mig->path, HW_MIGRATION_PATH_PREFIX "/%s", mig->id) < 0) {
-                r = -ENOMEM;
-                goto fail;
+                migration_free(mig);
+                return -ENOMEM;
         }
+        *ret = mig;
+        return 0;
+}
+
+/* Exports it on the bus in state and announces it with MigrationNew. */
+static int migration_publish(Manager *m, Migration *mig, MigrationState state)
+{
+        int r;
+
+        r = sd_bus_add_object_vtable(m->bus, &mig->slot, mig->path, HW_MIGRATION_INTERFACE,
+                                     migration_vtable, mig);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time_relative(m->event, &mig->expire_timer, CLOCK_MONOTONIC, KEEP_FINISHED,
+                                       0, on_expire, mig);
+        if (r < 0)
+                return r;
+        (void)sd_event_source_set_enabled(mig->expire_timer, SD_EVENT_OFF);
+
+        mig->live.state = state;
+        mig->next = m->migrations;
+        m->migrations = mig;
+        (void)emit_changes(mig, true); /* pub = live: the initial values, not changes */
+        (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "MigrationNew", "so",
+                                 mig->id, mig->path);
+        return 0;
+}
+
+/* A queued Migration of dom (to dest, "" = hostwarden chooses) with opts, announced with
+ * MigrationNew; the queue is not run (the caller calls migrations_schedule()). */
+static int migration_create(Manager *m, const char *dom, const char *dest,
+                            const MigrateOptions *opts, Migration **ret, sd_bus_error *error)
+{
+        Migration *mig;
+        int r;
+
+        r = migration_new(m, dom, opts, &mig);
+        if (r < 0)
+                return r;
         r = prepare_work(m, mig, dest, error);
         if (r < 0)
                 goto fail;
@@ -1297,26 +1356,294 @@ static int migration_create(Manager *m, const char *dom, const char *dest,
                 goto fail;
         }
         mig->dest_chosen_by_us = isempty(dest);
-        r = sd_bus_add_object_vtable(m->bus, &mig->slot, mig->path, HW_MIGRATION_INTERFACE,
-                                     migration_vtable, mig);
+        r = migration_publish(m, mig, MIGRATION_QUEUED);
         if (r < 0)
                 goto fail;
-        r = sd_event_add_time_relative(m->event, &mig->expire_timer, CLOCK_MONOTONIC, KEEP_FINISHED,
-                                       0, on_expire, mig);
-        if (r < 0)
-                goto fail;
-        (void)sd_event_source_set_enabled(mig->expire_timer, SD_EVENT_OFF);
-
-        mig->live.state = MIGRATION_QUEUED;
-        mig->next = m->migrations;
-        m->migrations = mig;
-        (void)emit_changes(mig, true); /* pub = live: the initial values, not changes */
-        (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "MigrationNew", "so",
-                                 mig->id, mig->path);
         *ret = mig;
         return 0;
 fail:
         migration_free(mig);
+        return r;
+}
+
+/* ---- adopted: migrations in flight when this daemon started ------------------------------ */
+
+/* An outgoing migration job on dom? Its elapsed time (ms) then. */
+static bool migrating_out(virDomainPtr dom, uint64_t *ret_elapsed_ms)
+{
+        virTypedParameterPtr params = NULL;
+        int type = VIR_DOMAIN_JOB_NONE, n = 0, op = 0;
+        unsigned long long elapsed = 0;
+        bool out;
+
+        if (virDomainGetJobStats(dom, &type, &params, &n, 0) < 0)
+                return false;
+        out = type != VIR_DOMAIN_JOB_NONE &&
+              virTypedParamsGetInt(params, n, VIR_DOMAIN_JOB_OPERATION, &op) > 0 &&
+              op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT;
+        (void)virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_TIME_ELAPSED, &elapsed);
+        *ret_elapsed_ms = elapsed;
+        virTypedParamsFree(params, n);
+        return out;
+}
+
+typedef struct Adoptee {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        char *name, *dest, *dest_uri;
+        uint64_t elapsed_ms;
+} Adoptee;
+
+typedef struct AdoptScan {
+        char **peers; /* "name uri" */
+        Adoptee *items;
+        size_t n;
+} AdoptScan;
+
+static void adopt_scan_free(AdoptScan *a)
+{
+        for (size_t i = 0; i < a->n; i++) {
+                free(a->items[i].name);
+                free(a->items[i].dest);
+                free(a->items[i].dest_uri);
+        }
+        free(a->items);
+        strv_free(a->peers);
+        free(a);
+}
+
+/* Worker: the local domains with an outgoing migration job, and where each is going (the
+ * peer whose libvirt has it). */
+static void adopt_scan_work(Manager *m, void *userdata)
+{
+        AdoptScan *a = userdata;
+        virConnectPtr conn = NULL;
+        virDomainPtr *doms = NULL;
+        char err[512];
+        int n;
+
+        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0)
+                return;
+        n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+        for (int i = 0; i < n; i++) {
+                uint64_t elapsed = 0;
+                Adoptee *x;
+
+                if (migrating_out(doms[i], &elapsed) &&
+                    (x = realloc(a->items, (a->n + 1) * sizeof(Adoptee)))) {
+                        const char *name = virDomainGetName(doms[i]);
+
+                        a->items = x;
+                        x = &a->items[a->n++];
+                        *x = (Adoptee){ .elapsed_ms = elapsed };
+                        (void)virDomainGetUUIDString(doms[i], x->uuid);
+                        x->name = name ? strdup(name) : NULL;
+                        STRV_FOREACH (p, a->peers) {
+                                const char *uri = strchr(*p, ' ') + 1;
+                                virConnectPtr peer = virConnectOpen(uri);
+                                virDomainPtr there =
+                                        peer ? virDomainLookupByUUIDString(peer, x->uuid) : NULL;
+
+                                if (there) {
+                                        x->dest = strndup(*p, (size_t)(uri - 1 - *p));
+                                        x->dest_uri = strdup(uri);
+                                        virDomainFree(there);
+                                }
+                                if (peer)
+                                        virConnectClose(peer);
+                                if (x->dest)
+                                        break;
+                        }
+                }
+                virDomainFree(doms[i]);
+        }
+        free(doms);
+        virConnectClose(conn);
+}
+
+static void adopted_sample_cb(MigrationInfo *i, void *u)
+{
+        const MigrationInfo *s = u;
+        unsigned progress = i->progress;
+
+        store_sample_cb(i, (void *)s);
+        i->max_downtime = 0; /* not steered by this daemon: unknown */
+        if (s->memory_total + s->disk_total > 0) {
+                uint64_t done = s->memory_processed + s->disk_processed;
+                uint64_t total = s->memory_total + s->disk_total;
+
+                i->progress = (unsigned)MIN(99, done * 100 / total);
+        }
+        i->progress = MAX(i->progress, progress); /* never backwards */
+}
+
+/* Worker: follows libvirt's job until it ends (Abort and ForceComplete act on it), then
+ * tells how it ended: the domain gone here and running on the destination is a success. */
+static void adopted_work(Manager *m, void *userdata)
+{
+        Migration *mig = userdata;
+        MigrationWork *w = mig->work;
+        virDomainPtr ddom = NULL;
+        char err[512];
+        int state = 0, reason = 0;
+
+        if (virt_connect(m->virt, &w->conn, err, sizeof(err)) < 0) {
+                fail(w, "Cannot connect to libvirt here: %s", err);
+                return;
+        }
+        w->dom = virDomainLookupByUUIDString(w->conn, w->a_uuid);
+        for (;;) {
+                virTypedParameterPtr params = NULL;
+                MigrationInfo stats = {};
+                int type = VIR_DOMAIN_JOB_NONE, n = 0;
+                int req = atomic_exchange(&mig->request, MIGRATION_REQUEST_NONE);
+
+                if (!w->dom)
+                        break;
+                if (req == MIGRATION_REQUEST_ABORT) {
+                        w->aborted = true;
+                        fail(w, "Aborted by an operator");
+                        if (virDomainAbortJob(w->dom) < 0)
+                                log_warning("Migration %s: abort failed: %s", mig->id,
+                                            virt_last_error("unknown error"));
+                } else if (req == MIGRATION_REQUEST_FORCE_COMPLETE)
+                        force_complete(mig, w);
+                if (virDomainGetJobStats(w->dom, &type, &params, &n, 0) < 0 ||
+                    type == VIR_DOMAIN_JOB_NONE) {
+                        virTypedParamsFree(params, n);
+                        break;
+                }
+                stats_from_params(params, n, &stats);
+                virTypedParamsFree(params, n);
+                live_update(mig, adopted_sample_cb, &stats);
+                (void)usleep(MONITOR_INTERVAL_MS * 1000);
+        }
+        /* how it ended */
+        if (w->dom && virDomainGetState(w->dom, &state, &reason, 0) == 0 &&
+            (state == VIR_DOMAIN_RUNNING || state == VIR_DOMAIN_PAUSED)) {
+                if (w->paused_by_us && virDomainResume(w->dom) < 0)
+                        log_error("Migration %s failed and the domain, paused to complete it, "
+                                  "cannot be resumed: %s",
+                                  mig->id, virt_last_error("unknown error"));
+                fail(w, "%s",
+                     w->aborted ? "Aborted by an operator"
+                                : "libvirt's migration job ended without completing; "
+                                  "the domain runs here");
+                return;
+        }
+        if (w->a_dest_uri && (w->dconn = virConnectOpen(w->a_dest_uri)))
+                ddom = virDomainLookupByUUIDString(w->dconn, w->a_uuid);
+        if (!ddom || virDomainIsActive(ddom) != 1) {
+                fail(w, "The domain no longer runs here, and not on %s either",
+                     w->a_dest ? w->a_dest : "a peer that could be asked");
+                if (ddom)
+                        virDomainFree(ddom);
+                return;
+        }
+        w->succeeded = true;
+        if (w->paused_by_us && virDomainResume(ddom) < 0)
+                log_warning("Migration %s: the domain is paused on %s and cannot be resumed: %s",
+                            mig->id, w->a_dest, virt_last_error("unknown error"));
+        {
+                virTypedParameterPtr params = NULL;
+                MigrationInfo c = {};
+                int type, n = 0;
+
+                if (virDomainGetJobStats(ddom, &type, &params, &n,
+                                         VIR_DOMAIN_JOB_STATS_COMPLETED |
+                                                 VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) == 0) {
+                        stats_from_params(params, n, &c);
+                        virTypedParamsFree(params, n);
+                }
+                live_update(mig, set_completed_cb, &c);
+        }
+        virDomainFree(ddom);
+}
+
+static int adopt(Manager *m, const Adoptee *x)
+{
+        MigrateOptions opts = {};
+        Migration *mig;
+        MigrationWork *w;
+        int r;
+
+        r = migration_new(m, x->uuid, &opts, &mig);
+        if (r < 0)
+                return r;
+        w = mig->work = work_new();
+        if (!w) {
+                migration_free(mig);
+                return -ENOMEM;
+        }
+        w->adopted = true;
+        w->a_uuid = strdup(x->uuid);
+        w->a_name = x->name ? strdup(x->name) : NULL;
+        w->a_dest = x->dest ? strdup(x->dest) : NULL;
+        w->a_dest_uri = x->dest_uri ? strdup(x->dest_uri) : NULL;
+        if (!w->a_uuid || set_str(&mig->live.domain_uuid, x->uuid) < 0 ||
+            (x->name && set_str(&mig->live.domain_name, x->name) < 0) ||
+            (x->dest && set_str(&mig->live.destination, x->dest) < 0)) {
+                migration_free(mig);
+                return -ENOMEM;
+        }
+        mig->live.started = now_realtime() - MIN(now_realtime(), x->elapsed_ms * USEC_PER_MSEC);
+        r = migration_publish(m, mig, MIGRATION_RUNNING);
+        if (r < 0) {
+                migration_free(mig);
+                return r;
+        }
+        r = job_start(m, NULL, adopted_work, migration_done, mig);
+        if (r < 0) {
+                fail(w, "Cannot start a worker thread");
+                migration_done(m, NULL, mig);
+                return r;
+        }
+        log_fields(LOG_NOTICE, 0,
+                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_MIGRATION_STARTED },
+                              { "HOSTWARDEN_MIGRATION", mig->id },
+                              { "HOSTWARDEN_DOMAIN", x->name }),
+                   "Migration %s of %s to %s was in flight when hostwardend started: followed "
+                   "from libvirt's job",
+                   mig->id, strna(x->name), x->dest ? x->dest : "(a node that cannot be told)");
+        return 0;
+}
+
+static void adopt_scan_done(Manager *m, sd_bus_message *msg, void *userdata)
+{
+        AdoptScan *a = userdata;
+
+        for (size_t i = 0; i < a->n; i++)
+                if (!migration_busy(m, a->items[i].uuid, a->items[i].name)) {
+                        int r = adopt(m, &a->items[i]);
+
+                        if (r < 0)
+                                log_warning_errno(r, "Cannot follow the migration of %s: %m",
+                                                  a->items[i].uuid);
+                }
+        adopt_scan_free(a);
+}
+
+int migrations_adopt(Manager *m)
+{
+        AdoptScan *a = calloc(1, sizeof(AdoptScan));
+        int r;
+
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->config->n_peers; i++) {
+                const ConfigPeer *peer = &m->config->peers[i];
+                char *line;
+
+                if (!peer->libvirt_uri)
+                        continue;
+                if (asprintf(&line, "%s %s", peer->name, peer->libvirt_uri) < 0 ||
+                    strv_push(&a->peers, line) < 0) {
+                        adopt_scan_free(a);
+                        return -ENOMEM;
+                }
+        }
+        r = job_start(m, NULL, adopt_scan_work, adopt_scan_done, a);
+        if (r < 0)
+                adopt_scan_free(a);
         return r;
 }
 

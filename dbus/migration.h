@@ -94,6 +94,9 @@ int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *er
 
 /* Exports the fallback object tree; called by manager_startup(). */
 int migrations_setup(Manager *m);
+/* At start: a Migration object for every outgoing migration libvirt is running here (a
+ * previous hostwardend started it), followed from libvirt's job until it ends. */
+int migrations_adopt(Manager *m);
 /* Whether a migration of the instance (uuid, or name as the caller gave it) is queued or
  * running here, its end not yet handled by the event loop. */
 bool migration_busy(Manager *m, const char *uuid, const char *name);

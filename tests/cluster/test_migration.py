@@ -14,6 +14,7 @@ import pytest
 import dirtyguest
 import hwcluster
 import hwinstall
+from hwevac import wait_for
 
 BUS = "org.hostwarden.Warden1"
 BUSCTL, NODE = hwinstall.BUSCTL, hwinstall.NODE_API
@@ -212,6 +213,45 @@ def test_force_complete_lands_a_non_converging_guest_on_the_destination(nodes, g
     assert domstate(node2, "dirty-force") == "running"  # paused to complete, running again
     assert domstate(node1, "dirty-force") is None
 
+
+
+def test_a_migration_in_flight_when_hostwardend_dies_is_reported_after_restart(nodes, guest):
+    """hostwardend is killed (SIGKILL) during a migration that does not converge; libvirt
+    carries the peer-to-peer migration on. The restarted daemon reports it as a Migration
+    object from libvirt's job (domain, destination, progress), ForceComplete lands it, and
+    the instance record follows the guest."""
+    node1, node2 = nodes.nodes
+    uuid = guest("dirty-restart", dirty=True)
+    path = migrate(node1, "dirty-restart", "node2", *SLOW)
+    wait_running(node1, path)
+    pid = node1.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip()
+    node1.run(["systemctl", "kill", "-s", "KILL", "hostwardend"])
+    assert "Unbounded" in node1.virsh("domjobinfo", "dirty-restart").stdout  # libvirt goes on
+
+    def adopted():
+        if node1.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip() \
+                in ("0", pid):
+            return None
+        proc = node1.run(BUSCTL + ["--json=short", "call", *NODE, "ListMigrations"],
+                         check=False)
+        if proc.returncode != 0:
+            return None
+        return [m for m in json.loads(proc.stdout)["data"][0] if m[1] == "dirty-restart"]
+    found = wait_for(adopted, timeout=30)
+    assert found and len(found) == 1, found
+    new_path = found[0][6]
+    assert new_path != path  # a new object: the old daemon's are gone with it
+    p = wait_running(node1, new_path)
+    assert p["Domain"] == uuid and p["DomainName"] == "dirty-restart", p
+    assert p["Destination"] == "node2", p
+    assert "was in flight when hostwardend started" in node1.journal("-u", "hostwardend")
+    assert mig_call(node1, new_path, "ForceComplete").returncode == 0
+    final = wait_final(node1, new_path, timeout=60)
+    assert final["State"] == "completed", final
+    assert domstate(node2, "dirty-restart") == "running"
+    assert domstate(node1, "dirty-restart") is None
+    rec = node1.run(["cat", f"/var/lib/nova/instances/.hostwarden/instances/{uuid}"]).stdout
+    assert "owner=node2" in rec, rec
 
 @pytest.mark.parametrize("action,state,where", [("abort", "aborted", 1),
                                                 ("force_complete", "completed", 2)])
