@@ -1,4 +1,6 @@
-"""hostwarden demo: a VNC-listening guest live-migrates between two compute nodes.
+"""hostwarden demo: a VNC-listening guest live-migrates between two compute nodes; then
+a node dies, is fenced through its BMC, its guest is rebuilt on the other node, and when it
+comes back its stale copy stays off.
 
 Run through scripts/demo (which installs dependencies and builds first)."""
 
@@ -17,9 +19,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "cluster"))
 
 import hwcluster  # noqa: E402
+import hwevac  # noqa: E402
 import hwinstall  # noqa: E402
 
 GUEST = "instance-00000001"
+GUEST2 = "instance-00000002"
 
 
 def say(text: str = "") -> None:
@@ -72,23 +76,27 @@ def run(stage: str) -> int:
     config = ("[node]\nname = {name}\naddress = {address}\n[console]\nlisten = node\n"
               "[cluster]\nheartbeat_interval = 1s\ndown_after = 5s\n"
               "[firewall]\nmigration_sources = {peer}\nopen_window = 1min\n"
-              "[peer {peer_name}]\naddress = {peer}\nlibvirt_uri = qemu+tcp://{peer}/system\n")
+              "[peer {peer_name}]\naddress = {peer}\nlibvirt_uri = qemu+tcp://{peer}/system\n"
+              "{fencing}")
+    bmc_password = f"demo-{os.urandom(6).hex()}"
     step("Booting two compute nodes: systemd, journald, dbus, libvirtd, QEMU (TCG),\n"
          "    shared /var/lib/nova/instances; hostwarden installed before libvirtd starts")
     t0 = time.monotonic()
-    cluster = hwcluster.Cluster(2, install_dir=stage,
+    cluster = hwcluster.Cluster(2, install_dir=stage, bmc=True, bmc_password=bmc_password,
                                 units=("hostwarden-firewall.service", "hostwardend.service"),
                                 configs={i: config.format(name=f"node{i}", address=f"10.77.0.{10 + i}",
                                                           peer=f"10.77.0.{13 - i}",
-                                                          peer_name=f"node{3 - i}")
+                                                          peer_name=f"node{3 - i}",
+                                                          fencing=hwevac.fencing(3 - i,
+                                                                                 bmc_password))
                                          for i in (1, 2)})
     with cluster:
         node1, node2 = cluster.nodes
         say(f"    {node1.name} {node1.address}   {node2.name} {node2.address}   "
             f"(up in {time.monotonic() - t0:.1f}s)")
-        say("    /etc/hostwarden/hostwarden.conf on node2:")
+        say("    /etc/hostwarden/hostwarden.conf on node2 (the BMC password elided here):")
         for line in node2.read_file("/etc/hostwarden/hostwarden.conf").splitlines():
-            say(f"        {line}")
+            say(f"        {line.replace(bmc_password, '********')}")
 
         step("node2's firewall: migration ports 49152-49215 dropped unless the window is open")
         show(node2, ["nft", "list", "chain", "inet", "hostwarden", "input"])
@@ -188,14 +196,78 @@ def run(stage: str) -> int:
         for line in journal.strip().splitlines():
             say(f"        {line}")
 
+        if not node_failure(node1, node2, bmc_password):
+            return 1
+
         step("Powering the nodes off and removing their namespaces, mounts and files")
     left = cluster.leftovers()
     say("    nothing left behind" if not left else f"    LEFT BEHIND: {left}")
     say()
     say("Demo complete: the guest whose console was bound to its source node live-migrated")
     say("into a node whose migration ports are closed except while a migration arrives, and")
-    say("on node2 its console listens where node2's [console] listen says.")
+    say("on node2 its console listens where node2's [console] listen says. When node1 died,")
+    say("its guest was rebuilt on node2 only once node1 was fenced, and when node1 came back")
+    say("its stale copy was refused and removed: the guest never ran twice.")
     return 0 if not left else 1
+
+
+def node_failure(node1: hwcluster.Node, node2: hwcluster.Node, bmc_password: str) -> bool:
+    """node1 dies with a guest; fenced, the guest rebuilt on node2; node1 comes back."""
+    disk = f"{hwcluster.INSTANCES_PATH}/{GUEST2}/disk"
+    step(f"Starting {GUEST2} on node1 (autostart, its disk on the shared instances directory)")
+    node1.run(f"mkdir -p $(dirname {disk}) && qemu-img create -q -f raw {disk} 1M")
+    node1.run(["virsh", "define", "/dev/stdin"], input=hwcluster.domain_xml(
+        GUEST2, devices=f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                        f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>"))
+    node1.virsh("autostart", GUEST2)
+    show(node1, ["virsh", "start", GUEST2])
+    uuid = node1.virsh("domuuid", GUEST2).stdout.strip()
+    hwevac.wait_for(lambda: hwevac.record(node2, uuid).get("owner") == "node1")
+    say(f"    its record on shared storage: {hwevac.record(node2, uuid)}")
+
+    step("node1 loses power (its BMC, an ipmi_sim, switches it off): what node2 sees")
+    t0 = time.monotonic()
+    node1.bmc.ipmitool("chassis", "power", "off")
+    hwevac.wait_for(lambda: not node1.alive, timeout=15)
+    hwevac.wait_for(lambda: hwevac.list_nodes(node2)["node1"][2] == "down", timeout=30)
+    say(f"    node1 is down for node2 after {time.monotonic() - t0:.1f}s without heartbeats")
+    show(node2, ["hostwardenctl", "nodes"])
+
+    step("Evacuating node1 before it is fenced is refused: it may still run its guests")
+    if show(node2, ["hostwardenctl", "evacuate", "--from", "node1"], check=False).returncode == 0:
+        say("    UNEXPECTED: the evacuation of an unfenced node was allowed")
+        return False
+
+    step("Fencing node1: fence_ipmilan against its BMC (the password never reaches a log)")
+    show(node2, ["hostwardenctl", "fence", "node1", "off"])
+
+    step(f"Evacuating node1: {GUEST2} rebuilt on node2, same name, UUID and disk")
+    t0 = time.monotonic()
+    show(node2, ["hostwardenctl", "evacuate", "--from", "node1"])
+    say(f"    done in {time.monotonic() - t0:.1f}s")
+    show(node2, ["virsh", "list", "--all"])
+    say(f"    its record: {hwevac.record(node2, uuid)}")
+
+    step("node1 comes back (fence on: its BMC powers it on); its stale copy stays off")
+    show(node2, ["hostwardenctl", "fence", "node1", "on"])
+    node1.wait_powered_on()
+    hwevac.wait_for(lambda: node1.virsh("domuuid", GUEST2, check=False).returncode != 0,
+                    timeout=30)
+    show(node1, ["virsh", "list", "--all"])
+    journal = node1.run(["journalctl", "-q", "--no-pager", "-o", "cat", "-b",
+                         "SYSLOG_IDENTIFIER=hostwarden-hook", "+",
+                         "SYSLOG_IDENTIFIER=hostwardend"], check=False).stdout
+    say("    node1's journal since it booted, about the guest:")
+    for line in journal.splitlines():
+        if GUEST2 in line or uuid in line:
+            say(f"        {line}")
+    where = [n.name for n in (node1, node2) if hwevac.running(n, GUEST2)]
+    say(f"    {GUEST2} runs on: {', '.join(where) or 'no node'}; its disk "
+        f"{'is still there' if node2.run(['test', '-e', disk], check=False).returncode == 0 else 'IS GONE'}")
+    if where != ["node2"] or bmc_password in journal:
+        say("    UNEXPECTED: the guest must run on node2 only")
+        return False
+    return True
 
 
 if __name__ == "__main__":
