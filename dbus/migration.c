@@ -108,6 +108,8 @@ typedef struct MigrationWork {
         bool succeeded;
         char error[1024];
 
+        uint64_t reserved; /* bytes counted against the chosen destination (reserve()) */
+
         /* adopted: in flight when this daemon started (a previous one started it) */
         bool adopted;
         char *a_uuid, *a_name, *a_dest, *a_dest_uri; /* a_dest, a_dest_uri may be NULL */
@@ -207,6 +209,72 @@ static void describe_refusal(const Preflight *p, char *buf, size_t size)
         }
 }
 
+/*
+ * The memory of the migrations this node sends to each peer right now, which the peer's free
+ * memory does not show yet. Choosing a destination counts it, so that migrations chosen at
+ * the same moment (a drain with max_concurrent > 1) spread over the peers instead of all
+ * taking the one that looked emptiest. Shared by the workers; one Manager per process.
+ */
+static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **reserve_dests;    /* guarded by reserve_lock */
+static uint64_t *reserve_bytes; /* same length */
+
+static uint64_t reserved_locked(const char *dest)
+{
+        for (size_t i = 0; reserve_dests && reserve_dests[i]; i++)
+                if (streq(reserve_dests[i], dest))
+                        return reserve_bytes[i];
+        return 0;
+}
+
+/* delta: bytes to add (> 0) or take back (< 0); under reserve_lock */
+static void reserve_locked(const char *dest, int64_t delta)
+{
+        size_t n = strv_length(reserve_dests);
+        uint64_t *b;
+
+        for (size_t i = 0; i < n; i++)
+                if (streq(reserve_dests[i], dest)) {
+                        reserve_bytes[i] += (uint64_t)delta;
+                        return;
+                }
+        if (delta <= 0 || !(b = realloc(reserve_bytes, (n + 1) * sizeof(uint64_t))))
+                return;
+        reserve_bytes = b;
+        if (strv_extend(&reserve_dests, dest) < 0)
+                return;
+        reserve_bytes[n] = (uint64_t)delta;
+}
+
+static void reserve(MigrationWork *w)
+{
+        pthread_mutex_lock(&reserve_lock);
+        w->reserved = w->chosen->domain->current_memory_kib * 1024;
+        reserve_locked(w->chosen->dest_name, (int64_t)w->reserved);
+        pthread_mutex_unlock(&reserve_lock);
+}
+
+static void unreserve(MigrationWork *w)
+{
+        if (!w->reserved || !w->chosen)
+                return;
+        pthread_mutex_lock(&reserve_lock);
+        reserve_locked(w->chosen->dest_name, -(int64_t)w->reserved);
+        pthread_mutex_unlock(&reserve_lock);
+        w->reserved = 0;
+}
+
+/* Free memory of the candidate less what is on its way there from here (under reserve_lock). */
+static uint64_t free_after_reserved(const Preflight *p)
+{
+        uint64_t r;
+
+        if (p->dest_free_bytes == UINT64_MAX)
+                return UINT64_MAX;
+        r = reserved_locked(p->dest_name);
+        return p->dest_free_bytes > r ? p->dest_free_bytes - r : 0;
+}
+
 static int choose_destination(Manager *m, Migration *mig, MigrationWork *w)
 {
         char why[1024];
@@ -226,23 +294,36 @@ static int choose_destination(Manager *m, Migration *mig, MigrationWork *w)
                 }
                 w->chosen = p;
                 w->dest_address = w->candidate_addresses[0];
+                reserve(w);
                 return 0;
         }
-        /* hostwarden chooses: a peer that passes every check, the most free memory first */
+        /* hostwarden chooses: a peer that passes every check, the most free memory first
+         * (less what this node is migrating there right now) */
+        pthread_mutex_lock(&reserve_lock);
         for (size_t i = 0; i < w->n_candidates; i++) {
                 Preflight *p = w->candidates[i];
+                uint64_t free_p, free_chosen;
 
-                if (p->error < 0 && p->error_name && streq(p->error_name, HW_ERROR_NO_SUCH_DOMAIN))
+                if (p->error < 0 && p->error_name &&
+                    streq(p->error_name, HW_ERROR_NO_SUCH_DOMAIN)) {
+                        pthread_mutex_unlock(&reserve_lock);
                         return fail(w, "%s", p->error_message), -ENOENT;
+                }
                 if (!preflight_ok(p))
                         continue;
-                if (!w->chosen || (p->dest_free_bytes != UINT64_MAX &&
-                                   (w->chosen->dest_free_bytes == UINT64_MAX ||
-                                    p->dest_free_bytes > w->chosen->dest_free_bytes))) {
+                free_p = free_after_reserved(p);
+                free_chosen = w->chosen ? free_after_reserved(w->chosen) : 0;
+                if (!w->chosen ||
+                    (free_p != UINT64_MAX && (free_chosen == UINT64_MAX || free_p > free_chosen))) {
                         w->chosen = p;
                         w->dest_address = w->candidate_addresses[i];
                 }
         }
+        if (w->chosen) { /* under the same lock: the next choice counts this one */
+                w->reserved = w->chosen->domain->current_memory_kib * 1024;
+                reserve_locked(w->chosen->dest_name, (int64_t)w->reserved);
+        }
+        pthread_mutex_unlock(&reserve_lock);
         if (!w->chosen) {
                 char all[2048] = "";
                 size_t used = 0;
@@ -941,6 +1022,7 @@ static void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
                                         : mig->domain_arg;
         const char *dest = w->chosen ? w->chosen->dest_name : w->a_dest ? w->a_dest : "(none)";
 
+        unreserve(w);
         if (w->succeeded)
                 move_ownership(m, mig, w);
         live_update(mig, set_final_cb, w);
@@ -1064,6 +1146,11 @@ bool migration_busy(Manager *m, const char *uuid, const char *name)
 
 void migrations_free(Manager *m)
 {
+        pthread_mutex_lock(&reserve_lock);
+        reserve_dests = strv_free(reserve_dests);
+        free(reserve_bytes);
+        reserve_bytes = NULL;
+        pthread_mutex_unlock(&reserve_lock);
         /* jobs_drain() ran first: no thread uses them any more */
         while (m->migrations) {
                 Migration *mig = m->migrations;
