@@ -55,7 +55,11 @@ typedef struct Rebuild {
         char *xml;           /* the definition, console listen rewritten for this node */
         DiskFix *fixes;
         size_t n_fixes;
-        char **ask; /* "name uri" of the peers that are not down: does it run there? */
+        char **ask;     /* "name uri" of the peers that are not fenced: does it run there? */
+        char *base_dir; /* <instances_path>, copied for the worker */
+        char *orig_evacuated_from; /* of the record when checked (to swap back) */
+        uint64_t claimed_generation;
+        bool defined; /* the domain is defined here (by us or before) */
         /* outcome */
         const char *error_name; /* NULL: fine so far */
         char *message;
@@ -96,6 +100,8 @@ static void rebuild_done_free(Rebuild *r)
         }
         free(r->fixes);
         strv_free(r->ask);
+        free(r->base_dir);
+        free(r->orig_evacuated_from);
         free(r->message);
 }
 
@@ -145,30 +151,29 @@ static bool source_fenced(Manager *m, const char *source, Rebuild *r)
         return ok;
 }
 
-/* The peers that may run the instance: every one but the source that is not down or forced
- * down. Asked in step 2, since a migration may have finished on one of them while the
- * source's daemon, which would have moved the record, was dying. */
+/* The peers that may run the instance: every one but the source that is not fenced or
+ * forced down (a peer that is only down by its heartbeat may still run guests: its daemon
+ * or the store may be what failed). Asked in step 2, since a migration may have finished on
+ * one of them while the source's daemon, which would have moved the record, was dying. */
 static int peers_to_ask(Manager *m, Rebuild *r)
 {
-        uint64_t now = 0;
-
-        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         for (size_t i = 0; i < m->config->n_peers; i++) {
                 const ConfigPeer *peer = &m->config->peers[i];
                 NodeRecord rec = {};
-                NodeLiveness l = NODE_UNKNOWN;
-                bool down;
+                bool off;
                 char *line;
+                int k;
 
-                if (streq(peer->name, r->source) || !peer->libvirt_uri)
+                if (streq(peer->name, r->source))
                         continue;
-                if (store_node_get(m->store, peer->name, &rec) < 0)
+                k = store_node_get(m->store, peer->name, &rec);
+                if (k == -ENOENT)
                         continue; /* never joined: it runs nothing of ours */
-                (void)store_node_liveness_of(m->store, &rec, now, m->config->cluster.down_after,
-                                             &l);
-                down = rec.forced_down || l == NODE_DOWN;
+                if (k < 0)
+                        return k;
+                off = rec.forced_down || rec.fence == FENCE_OFF;
                 node_record_done(&rec);
-                if (down)
+                if (off)
                         continue;
                 if (asprintf(&line, "%s %s", peer->name, peer->libvirt_uri) < 0 ||
                     strv_push(&r->ask, line) < 0)
@@ -195,6 +200,8 @@ static void rebuild_check(Manager *m, Rebuild *r)
                 return;
         }
         r->generation = rec.generation;
+        if (rec.evacuated_from)
+                r->orig_evacuated_from = strdup(rec.evacuated_from);
         if (!r->name && rec.name)
                 r->name = strdup(rec.name);
         if (!streq(rec.owner, r->source) &&
@@ -208,6 +215,11 @@ static void rebuild_check(Manager *m, Rebuild *r)
                 return;
         if (peers_to_ask(m, r) < 0) {
                 fail(r, HW_ERROR_BUSY, "Cannot read the node records");
+                return;
+        }
+        r->base_dir = strdup(m->config->node.instances_path);
+        if (!r->base_dir) {
+                fail(r, HW_ERROR_BUSY, "Out of memory");
                 return;
         }
         k = store_definition_get(m->store, r->uuid, &xml);
@@ -258,8 +270,9 @@ static bool runs_nowhere(Manager *m, Rebuild *r)
 
                 if (!peer) {
                         fail(r, HW_ERROR_CONSTRAINT,
-                             "Cannot ask node %.*s, which is up, whether it runs %s (%s): not "
-                             "rebuilt",
+                             "Cannot ask node %.*s, which is not fenced, whether it runs %s "
+                             "(%s): not rebuilt (fence it, or declare it forced down, if it is "
+                             "off)",
                              name_len, r->ask[i], r->uuid, virt_last_error("cannot connect"));
                         return false;
                 }
@@ -305,7 +318,7 @@ static bool runs_nowhere(Manager *m, Rebuild *r)
 static void rebuild_plan(Manager *m, Rebuild *r)
 {
         _cleanup_(domxml_freep) DomXml *d = NULL;
-        const char *base_dir = m->config->node.instances_path;
+        const char *base_dir = r->base_dir;
         int k;
 
         if (!runs_nowhere(m, r))
@@ -452,6 +465,7 @@ static void rebuild_apply(Manager *m, Rebuild *r)
         dom = virDomainLookupByUUIDString(conn, r->uuid);
         if (!dom)
                 dom = virDomainDefineXML(conn, r->xml);
+        r->defined = dom != NULL;
         if (!dom)
                 fail(r, HW_ERROR_LIBVIRT, "Cannot define %s here: %s", r->uuid,
                      virt_last_error("unknown error"));
@@ -485,18 +499,46 @@ static void apply_work(Manager *m, void *userdata)
         rebuild_apply(m, &e->items[e->next]);
 }
 
+/* Nothing was defined here (a disk could not be created, or the definition was refused): the
+ * record goes back to the source as it was, so that the instance is not left owned by a
+ * node that has no domain of it (reconciliation would take that for a deleted instance). */
+static void give_back(Manager *m, Rebuild *r)
+{
+        InstanceRecord rec = { .name = r->name,
+                               .owner = r->source,
+                               .evacuated_from = r->orig_evacuated_from,
+                               .time = now_realtime() };
+        int k;
+
+        memcpy(rec.uuid, r->uuid, sizeof(rec.uuid));
+        k = store_instance_cas(m->store, &rec, r->claimed_generation, NULL);
+        if (k < 0) {
+                log_error_errno(k,
+                                "Instance %s is recorded as this node's but not defined here, "
+                                "and its record cannot go back to %s: %m",
+                                r->uuid, r->source);
+                return;
+        }
+        r->claimed = false; /* reported as refused: nothing changed */
+        log_notice("Instance %s was not defined here: its record goes back to %s", r->uuid,
+                   r->source);
+}
+
 static void apply_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         Evacuation *e = userdata;
         Rebuild *r = &e->items[e->next];
 
+        if (r->claimed && !r->defined)
+                give_back(m, r);
         log_fields(r->started ? LOG_WARNING : LOG_ERR, 0,
                    LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_EVACUATION },
                               { "HOSTWARDEN_INSTANCE", r->uuid }, { "HOSTWARDEN_DOMAIN", r->name },
                               { "HOSTWARDEN_NODE", r->source }),
-                   r->started ? "Instance %s (%s) of fenced node %s rebuilt here"
-                              : "Instance %s (%s) of fenced node %s is this node's now but did "
-                                "not start: %s",
+                   r->started   ? "Instance %s (%s) of fenced node %s rebuilt here"
+                   : r->claimed ? "Instance %s (%s) of fenced node %s is this node's now but did "
+                                  "not start: %s"
+                                : "Instance %s (%s) of fenced node %s was not rebuilt: %s",
                    r->uuid, strna(r->name), r->source, strna(r->message));
         (void)manager_sync_deny_list(m);
         item_done(m, e);
@@ -527,7 +569,7 @@ static void plan_done(Manager *m, sd_bus_message *msg, void *userdata)
         memcpy(rec.uuid, r->uuid, sizeof(rec.uuid));
         if (!source_fenced(m, r->source, r))
                 goto next; /* it came back while we planned */
-        k = store_instance_cas(m->store, &rec, r->generation, NULL);
+        k = store_instance_cas(m->store, &rec, r->generation, &r->claimed_generation);
         if (k == -ESTALE || k == -EEXIST) {
                 fail(r, HW_ERROR_BUSY,
                      "The record of %s changed while it was being rebuilt: look again", r->uuid);

@@ -113,6 +113,7 @@ typedef struct MigrationWork {
         /* adopted: in flight when this daemon started (a previous one started it) */
         bool adopted;
         char *a_uuid, *a_name, *a_dest, *a_dest_uri; /* a_dest, a_dest_uri may be NULL */
+        char **a_peers;                              /* "name uri": where it may be going */
 } MigrationWork;
 
 static void work_free(MigrationWork *w)
@@ -130,6 +131,7 @@ static void work_free(MigrationWork *w)
         free(w->a_name);
         free(w->a_dest);
         free(w->a_dest_uri);
+        strv_free(w->a_peers);
         for (size_t i = 0; i < w->n_temp_pools; i++)
                 free(w->temp_pools[i]);
         if (w->dom)
@@ -227,8 +229,9 @@ static uint64_t reserved_locked(const char *dest)
         return 0;
 }
 
-/* delta: bytes to add (> 0) or take back (< 0); under reserve_lock */
-static void reserve_locked(const char *dest, int64_t delta)
+/* delta: bytes to add (> 0) or take back (< 0); under reserve_lock. False if it could not
+ * be counted (no memory). */
+static bool reserve_locked(const char *dest, int64_t delta)
 {
         size_t n = strv_length(reserve_dests);
         uint64_t *b;
@@ -236,21 +239,29 @@ static void reserve_locked(const char *dest, int64_t delta)
         for (size_t i = 0; i < n; i++)
                 if (streq(reserve_dests[i], dest)) {
                         reserve_bytes[i] += (uint64_t)delta;
-                        return;
+                        return true;
                 }
         if (delta <= 0 || !(b = realloc(reserve_bytes, (n + 1) * sizeof(uint64_t))))
-                return;
+                return false;
         reserve_bytes = b;
         if (strv_extend(&reserve_dests, dest) < 0)
-                return;
+                return false;
         reserve_bytes[n] = (uint64_t)delta;
+        return true;
+}
+
+/* Counts w's domain against its chosen destination; under reserve_lock. */
+static void reserve_chosen_locked(MigrationWork *w)
+{
+        uint64_t bytes = w->chosen->domain->current_memory_kib * 1024;
+
+        w->reserved = reserve_locked(w->chosen->dest_name, (int64_t)bytes) ? bytes : 0;
 }
 
 static void reserve(MigrationWork *w)
 {
         pthread_mutex_lock(&reserve_lock);
-        w->reserved = w->chosen->domain->current_memory_kib * 1024;
-        reserve_locked(w->chosen->dest_name, (int64_t)w->reserved);
+        reserve_chosen_locked(w);
         pthread_mutex_unlock(&reserve_lock);
 }
 
@@ -312,6 +323,8 @@ static int choose_destination(Manager *m, Migration *mig, MigrationWork *w)
                 if (!preflight_ok(p))
                         continue;
                 free_p = free_after_reserved(p);
+                if (free_p != UINT64_MAX && free_p < p->domain->current_memory_kib * 1024)
+                        continue; /* it fits only if the migrations on their way there did not */
                 free_chosen = w->chosen ? free_after_reserved(w->chosen) : 0;
                 if (!w->chosen ||
                     (free_p != UINT64_MAX && (free_chosen == UINT64_MAX || free_p > free_chosen))) {
@@ -319,10 +332,8 @@ static int choose_destination(Manager *m, Migration *mig, MigrationWork *w)
                         w->dest_address = w->candidate_addresses[i];
                 }
         }
-        if (w->chosen) { /* under the same lock: the next choice counts this one */
-                w->reserved = w->chosen->domain->current_memory_kib * 1024;
-                reserve_locked(w->chosen->dest_name, (int64_t)w->reserved);
-        }
+        if (w->chosen) /* under the same lock: the next choice counts this one */
+                reserve_chosen_locked(w);
         pthread_mutex_unlock(&reserve_lock);
         if (!w->chosen) {
                 char all[2048] = "";
@@ -1498,6 +1509,28 @@ static void adopt_scan_free(AdoptScan *a)
         free(a);
 }
 
+/* The peer whose libvirt runs (or receives) the domain: name and uri from "name uri" lines. */
+static bool find_destination(char **peers, const char *uuid, char **ret_name, char **ret_uri)
+{
+        STRV_FOREACH (p, peers) {
+                const char *uri = strchr(*p, ' ') + 1;
+                virConnectPtr peer = virConnectOpen(uri);
+                virDomainPtr there = peer ? virDomainLookupByUUIDString(peer, uuid) : NULL;
+                bool found = there && virDomainIsActive(there) == 1;
+
+                if (there)
+                        virDomainFree(there);
+                if (peer)
+                        virConnectClose(peer);
+                if (found) {
+                        *ret_name = strndup(*p, (size_t)(uri - 1 - *p));
+                        *ret_uri = strdup(uri);
+                        return *ret_name && *ret_uri;
+                }
+        }
+        return false;
+}
+
 /* Worker: the local domains with an outgoing migration job, and where each is going (the
  * peer whose libvirt has it). */
 static void adopt_scan_work(Manager *m, void *userdata)
@@ -1524,22 +1557,7 @@ static void adopt_scan_work(Manager *m, void *userdata)
                         *x = (Adoptee){ .elapsed_ms = elapsed };
                         (void)virDomainGetUUIDString(doms[i], x->uuid);
                         x->name = name ? strdup(name) : NULL;
-                        STRV_FOREACH (p, a->peers) {
-                                const char *uri = strchr(*p, ' ') + 1;
-                                virConnectPtr peer = virConnectOpen(uri);
-                                virDomainPtr there =
-                                        peer ? virDomainLookupByUUIDString(peer, x->uuid) : NULL;
-
-                                if (there) {
-                                        x->dest = strndup(*p, (size_t)(uri - 1 - *p));
-                                        x->dest_uri = strdup(uri);
-                                        virDomainFree(there);
-                                }
-                                if (peer)
-                                        virConnectClose(peer);
-                                if (x->dest)
-                                        break;
-                        }
+                        (void)find_destination(a->peers, x->uuid, &x->dest, &x->dest_uri);
                 }
                 virDomainFree(doms[i]);
         }
@@ -1564,7 +1582,8 @@ static void adopted_sample_cb(MigrationInfo *i, void *u)
 }
 
 /* Worker: follows libvirt's job until it ends (Abort and ForceComplete act on it), then
- * tells how it ended: the domain gone here and running on the destination is a success. */
+ * tells how it ended: the domain gone here and running on the destination, no migration of
+ * it under way there any more, is a success. */
 static void adopted_work(Manager *m, void *userdata)
 {
         Migration *mig = userdata;
@@ -1572,20 +1591,20 @@ static void adopted_work(Manager *m, void *userdata)
         virDomainPtr ddom = NULL;
         char err[512];
         int state = 0, reason = 0;
+        unsigned errors = 0;
+        bool settled = false;
 
         if (virt_connect(m->virt, &w->conn, err, sizeof(err)) < 0) {
                 fail(w, "Cannot connect to libvirt here: %s", err);
                 return;
         }
         w->dom = virDomainLookupByUUIDString(w->conn, w->a_uuid);
-        for (;;) {
+        while (w->dom) {
                 virTypedParameterPtr params = NULL;
                 MigrationInfo stats = {};
                 int type = VIR_DOMAIN_JOB_NONE, n = 0;
                 int req = atomic_exchange(&mig->request, MIGRATION_REQUEST_NONE);
 
-                if (!w->dom)
-                        break;
                 if (req == MIGRATION_REQUEST_ABORT) {
                         w->aborted = true;
                         fail(w, "Aborted by an operator");
@@ -1594,19 +1613,29 @@ static void adopted_work(Manager *m, void *userdata)
                                             virt_last_error("unknown error"));
                 } else if (req == MIGRATION_REQUEST_FORCE_COMPLETE)
                         force_complete(mig, w);
-                if (virDomainGetJobStats(w->dom, &type, &params, &n, 0) < 0 ||
-                    type == VIR_DOMAIN_JOB_NONE) {
-                        virTypedParamsFree(params, n);
-                        break;
+                if (virDomainGetJobStats(w->dom, &type, &params, &n, 0) < 0) {
+                        /* gone (it completed), or libvirt is away for a moment */
+                        if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN || ++errors > 20)
+                                break;
+                        (void)usleep(MONITOR_INTERVAL_MS * 1000);
+                        continue;
                 }
+                errors = 0;
+                if (type == VIR_DOMAIN_JOB_NONE)
+                        break;
                 stats_from_params(params, n, &stats);
                 virTypedParamsFree(params, n);
                 live_update(mig, adopted_sample_cb, &stats);
                 (void)usleep(MONITOR_INTERVAL_MS * 1000);
         }
-        /* how it ended */
-        if (w->dom && virDomainGetState(w->dom, &state, &reason, 0) == 0 &&
-            (state == VIR_DOMAIN_RUNNING || state == VIR_DOMAIN_PAUSED)) {
+        /* how it ended: still here? */
+        if (w->dom && virDomainGetState(w->dom, &state, &reason, 0) < 0 &&
+            virGetLastErrorCode() != VIR_ERR_NO_DOMAIN) {
+                fail(w, "Cannot tell how the migration ended: %s",
+                     virt_last_error("unknown error"));
+                return;
+        }
+        if (w->dom && state != 0 && state != VIR_DOMAIN_SHUTOFF) {
                 if (w->paused_by_us && virDomainResume(w->dom) < 0)
                         log_error("Migration %s failed and the domain, paused to complete it, "
                                   "cannot be resumed: %s",
@@ -1617,11 +1646,21 @@ static void adopted_work(Manager *m, void *userdata)
                                   "the domain runs here");
                 return;
         }
+        /* gone here: it must run on the destination, its incoming migration finished */
+        if (!w->a_dest)
+                (void)find_destination(w->a_peers, w->a_uuid, &w->a_dest, &w->a_dest_uri);
         if (w->a_dest_uri && (w->dconn = virConnectOpen(w->a_dest_uri)))
                 ddom = virDomainLookupByUUIDString(w->dconn, w->a_uuid);
-        if (!ddom || virDomainIsActive(ddom) != 1) {
-                fail(w, "The domain no longer runs here, and not on %s either",
-                     w->a_dest ? w->a_dest : "a peer that could be asked");
+        for (unsigned i = 0; ddom && i < 60 && !settled; i++) {
+                settled = virDomainIsActive(ddom) == 1 && !virt_migration_in_progress(ddom);
+                if (!settled)
+                        (void)usleep(MONITOR_INTERVAL_MS * 1000);
+        }
+        if (!settled) {
+                fail(w, "The domain no longer runs here, and %s",
+                     !w->a_dest ? "no peer that could be asked runs it"
+                     : !ddom    ? "not on the destination either"
+                                : "its migration into the destination did not finish");
                 if (ddom)
                         virDomainFree(ddom);
                 return;
@@ -1646,7 +1685,7 @@ static void adopted_work(Manager *m, void *userdata)
         virDomainFree(ddom);
 }
 
-static int adopt(Manager *m, const Adoptee *x)
+static int adopt(Manager *m, const Adoptee *x, char **peers)
 {
         MigrateOptions opts = {};
         Migration *mig;
@@ -1666,6 +1705,11 @@ static int adopt(Manager *m, const Adoptee *x)
         w->a_name = x->name ? strdup(x->name) : NULL;
         w->a_dest = x->dest ? strdup(x->dest) : NULL;
         w->a_dest_uri = x->dest_uri ? strdup(x->dest_uri) : NULL;
+        STRV_FOREACH (p, peers)
+                if (strv_extend(&w->a_peers, *p) < 0) {
+                        migration_free(mig);
+                        return -ENOMEM;
+                }
         if (!w->a_uuid || set_str(&mig->live.domain_uuid, x->uuid) < 0 ||
             (x->name && set_str(&mig->live.domain_name, x->name) < 0) ||
             (x->dest && set_str(&mig->live.destination, x->dest) < 0)) {
@@ -1700,7 +1744,7 @@ static void adopt_scan_done(Manager *m, sd_bus_message *msg, void *userdata)
 
         for (size_t i = 0; i < a->n; i++)
                 if (!migration_busy(m, a->items[i].uuid, a->items[i].name)) {
-                        int r = adopt(m, &a->items[i]);
+                        int r = adopt(m, &a->items[i], a->peers);
 
                         if (r < 0)
                                 log_warning_errno(r, "Cannot follow the migration of %s: %m",

@@ -474,12 +474,16 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                 peer = config_find_peer(m->config, rec->owner);
                 if (!d->active)
                         (void)add_action(p, ACTION_UNDEFINE, d, rec, NULL);
-                else if (streq_ptr(rec->evacuated_from, self) && !arrived_since(d, rec))
-                        (void)add_action(p, ACTION_DESTROY_UNDEFINE, d, rec,
-                                         peer ? peer->libvirt_uri : NULL);
                 else {
-                        if (settled(rc->suspect, d->uuid, now, settle) && peer && peer->libvirt_uri)
-                                (void)add_action(p, ACTION_ASK_OWNER, d, rec, peer->libvirt_uri);
+                        /* Running here, owned elsewhere: decided once it stays so for the
+                         * settle time (the owner may be between its claim and its start). */
+                        bool stale = streq_ptr(rec->evacuated_from, self) && !arrived_since(d, rec);
+
+                        if (settled(rc->suspect, d->uuid, now, settle) &&
+                            (stale || (peer && peer->libvirt_uri)))
+                                (void)add_action(p,
+                                                 stale ? ACTION_DESTROY_UNDEFINE : ACTION_ASK_OWNER,
+                                                 d, rec, peer ? peer->libvirt_uri : NULL);
                         (void)notice(&suspect, rc->suspect, d->uuid, now);
                 }
         }

@@ -14,16 +14,16 @@
  *  - a record of this node's: its definition kept current;
  *  - a domain whose record names another node:
  *      inactive: undefined here (never a file deleted: libvirt's undefine keeps disks);
- *      running, and the record says it was evacuated from this node: the owner's libvirt is
- *      asked first; when the owner runs it, this copy is destroyed and undefined (the
- *      evacuated copy is the instance now); when it does not, this node claims it (it
- *      migrated back here and its source died before the record followed); when the owner
- *      cannot be asked, it is logged and left alone;
- *      running otherwise, no migration job, and still so after the settle time (two
- *      heartbeat intervals, at least 2 s; passes come in bursts on lifecycle events): the
- *      owner's libvirt is asked; when the guest does not run there (a migration completed while the
- *      source's daemon was down) this node claims it, when it does both are logged and left
- *      alone (split brain: an operator decides);
+ *      running, and the record says it was evacuated from this node (and it did not arrive
+ *      by a migration since the record changed hands), still so after the settle time: the
+ *      owner's libvirt is asked first; when the owner runs it, this copy is destroyed and undefined
+ * (the evacuated copy is the instance now); when it does not, this node claims it (it migrated back
+ * here and its source died before the record followed); when the owner cannot be asked, it is
+ * logged and left alone; running otherwise, no migration job, and still so after the settle time
+ * (two heartbeat intervals, at least 2 s; passes come in bursts on lifecycle events): the owner's
+ * libvirt is asked; when the guest does not run there (a migration completed while the source's
+ * daemon was down) this node claims it, when it does both are logged and left alone (split brain:
+ * an operator decides);
  *  - a record of this node's whose domain is gone for the settle time, with no migration or
  *    rebuild of it under way here: removed with its definition (the instance was deleted).
  *

@@ -104,20 +104,25 @@ def guest_xml(name: str, uuid: str, mac: str, disk: str) -> str:
 
 
 def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
-    """Node 1 dies with three guests: one on shared storage, one on a local disk whose base
-    image is in _base, one whose base is gone. Evacuation is refused while node 1 is up and
-    while it is down but not fenced; after fence off it rebuilds the first two on node 2 with
-    the same UUIDs, MACs and disks and refuses the third. Node 1 boots again: none of the
-    evacuated guests runs there, the third (still its own) does; no shared file is gone."""
+    """Node 1 dies with four guests: one on shared storage, one on a local disk whose base
+    image is in _base, one whose base is gone, one whose local disk node 2 cannot re-create
+    (a directory hostwardend's sandbox does not let it write). Evacuation is refused while
+    node 1 is up and while it is down but not fenced; after fence off it rebuilds the first
+    two on node 2 with the same UUIDs, MACs and disks and refuses the third; the fourth is
+    claimed, fails, and its record goes back to node 1. Node 1 boots again: none of the
+    evacuated guests runs there, the other two are still its own; no shared file is gone."""
     node1, node2, node3 = nodes.node(1), nodes.node(2), nodes.node(3)
     guests = {}
     node1.run(f"mkdir -p {SHARED}/_base && qemu-img create -q -f raw {SHARED}/_base/base1 32M "
               f"&& qemu-img create -q -f raw {SHARED}/_base/base2 32M")
-    for i, kind in enumerate(("shared", "local", "nobase")):
+    for i, kind in enumerate(("shared", "local", "nobase", "nowrite")):
         uuid = str(uuidlib.uuid4())
         mac = f"52:54:00:77:01:{i + 10:02x}"
         if kind == "shared":
             disk = f"{SHARED}/{uuid}/disk"
+            base = f"{SHARED}/_base/base1"
+        elif kind == "nowrite":
+            disk = f"/var/lib/hw-nowrite/{uuid}/disk"
             base = f"{SHARED}/_base/base1"
         else:
             disk = f"{LOCAL}/{uuid}/disk"
@@ -152,7 +157,7 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
     assert "power off" in out
     t0 = time.monotonic()
     results = evacuate_from(node2, "node1")
-    record_timing("EvacuateFrom, 3 instances", time.monotonic() - t0)
+    record_timing("EvacuateFrom, 4 instances", time.monotonic() - t0)
     assert isinstance(results, dict), results
     name, uuid, mac, disk = guests["shared"]
     assert results[uuid][0] == "rebuilt", results
@@ -160,6 +165,11 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
     assert results[uuid_l][0] == "rebuilt", results[uuid_l]
     name_n, uuid_n, _, disk_n = guests["nobase"]
     assert results[uuid_n][0] == "refused" and "base image" in results[uuid_n][1], results
+    name_w, uuid_w, _, _ = guests["nowrite"]
+    assert results[uuid_w][0] == "refused" and "Cannot re-create disk" in results[uuid_w][1], \
+        results[uuid_w]
+    assert record(node2, uuid_w)["owner"] == "node1" and "evacuated_from" not in \
+        record(node2, uuid_w), record(node2, uuid_w)  # given back: nothing changed
 
     for name, uuid, mac, disk in (guests["shared"], guests["local"]):
         assert running(node2, name)
@@ -176,7 +186,7 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
     assert before - shared_files(node2) == {f"{SHARED}/_base/base2"}
     # Refused a second time: they belong to node2 now.
     again = evacuate_from(node2, "node1")
-    assert isinstance(again, dict) and set(again) == {uuid_n}, again
+    assert isinstance(again, dict) and set(again) == {uuid_n, uuid_w}, again
 
     # node1 comes back (its BMC powers it on): none of the evacuated guests runs there.
     ctl(node2, "fence", "node1", "on")
@@ -192,6 +202,7 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
     # gone, so it cannot start anywhere until an operator restores it).
     assert node1.virsh("domuuid", name_n).stdout.strip() == uuid_n
     assert record(node1, uuid_n)["owner"] == "node1"
+    assert record(node1, uuid_w)["owner"] == "node1"  # not lost to node2's reconciliation
     assert not any(running(n, name_n) for n in nodes.nodes)
     assert node1.run(["test", "-e", disk_l]).returncode == 0  # its old local disk is kept
     assert before - shared_files(node2) == {f"{SHARED}/_base/base2"}
