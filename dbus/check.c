@@ -91,8 +91,8 @@ static void check_libvirt_listen(Findings *f)
                     "reach this node");
 }
 
-/* libvirt finds hooks only when it starts: the hook counts once libvirtd started after it
- * was installed. */
+/* libvirt finds hooks only when it starts: the hook counts once libvirtd started after its
+ * link in qemu.d was created. */
 static void check_hook(Manager *m, Findings *f)
 {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -136,7 +136,9 @@ static void check_hook(Manager *m, Findings *f)
                     "neither libvirtd nor virtqemud is running: start it, it loads the hook then");
                 return;
         }
-        if ((uint64_t)st.st_mtim.tv_sec * USEC_PER_SEC > started)
+        /* the link's change time: when it was created here (a package manager sets the mtime
+         * to the archive's, which can be older than libvirtd's start) */
+        if ((uint64_t)st.st_ctim.tv_sec * USEC_PER_SEC > started)
                 add(f, "error", "hook-active",
                     "the hook was installed after %s started, and libvirt finds hooks only when "
                     "it starts: restart %s (running guests keep running)",

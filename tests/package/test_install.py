@@ -1,0 +1,128 @@
+"""The .deb on a fresh simulated compute node (issue 8): built from this tree with
+packaging/build-deb, installed with `apt-get install ./hostwarden_*.deb` into a node where
+the source and build trees are hidden, then: group and services there, the hook active once
+libvirtd restarts (CheckNode says so before and after), `hostwardenctl status` answers, a
+guest whose VNC console listens on its source's address migrates in and listens on this
+node's; `apt-get purge` removes every file of the package but the operator's drop-in and
+the shared state."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("HW_SOURCE_DIR", os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "cluster"))
+import hwcluster  # noqa: E402
+
+DROPIN = "/etc/hostwarden/hostwarden.conf.d/50-site.conf"
+SITE = """[node]
+address = 10.77.0.12
+[console]
+listen = node
+[firewall]
+migration_sources = 10.77.0.11
+[peer node1]
+address = 10.77.0.11
+libvirt_uri = qemu+tcp://10.77.0.11/system
+"""
+GUEST = "instance-0000000a"
+
+
+@pytest.fixture(scope="module")
+def deb():
+    out = tempfile.mkdtemp(prefix="hw-deb-out-", dir="/var/tmp")
+    try:
+        proc = subprocess.run([os.path.join(SOURCE_DIR, "packaging", "build-deb"), out],
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        debs = glob.glob(os.path.join(out, "hostwarden_*_amd64.deb"))
+        assert len(debs) == 1, os.listdir(out)
+        yield debs[0]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def nodes():
+    with hwcluster.Cluster(2) as cluster:  # nothing of hostwarden installed
+        yield cluster
+    assert cluster.leftovers() == []
+
+
+def run(node, cmd, check=True, timeout=300):
+    return node.run(cmd, check=check, timeout=timeout,
+                    env={"DEBIAN_FRONTEND": "noninteractive"})
+
+
+def test_the_deb_makes_a_node_ready_and_purge_leaves_only_the_operators_files(deb, nodes):
+    node1, node2 = nodes.nodes
+    # No build tree on the node: the package is all there is.
+    run(node2, ["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", SOURCE_DIR])
+    assert run(node2, ["ls", "-A", SOURCE_DIR]).stdout == ""
+    assert run(node2, ["test", "-e", "/usr/libexec/hostwarden/hostwarden-hook"],
+               check=False).returncode != 0
+    # The machine's root (the node's lower layer) may carry a container's policy-rc.d that
+    # forbids maintainer scripts to start services; a compute node has none.
+    run(node2, ["rm", "-f", "/usr/sbin/policy-rc.d"])
+    with open(deb, "rb") as f:
+        node2.write_file("/root/" + os.path.basename(deb), f.read())
+
+    proc = run(node2, f"cd /root && apt-get install -y --no-install-recommends "
+                      f"./{os.path.basename(deb)}")
+    # libvirtd was not restarted (the operator did not ask): the package says what to do.
+    assert "restart libvirtd for its hook to take effect" in proc.stdout + proc.stderr, \
+        proc.stdout + proc.stderr
+    assert run(node2, ["getent", "group", "hostwarden"]).stdout.startswith("hostwarden:")
+    assert node2.unit_active("hostwardend.service"), node2.journal("-u", "hostwardend")
+    assert node2.unit_active("hostwarden-firewall.service"), \
+        node2.journal("-u", "hostwarden-firewall")
+    # the package's files and links (its directories, and /lib -> usr/lib, are not its own)
+    files = run(node2, 'for p in $(dpkg -L hostwarden); do [ -d "$p" ] || echo "$p"; done'
+                ).stdout.split()
+    assert "/usr/libexec/hostwarden/hostwarden-hook" in files
+    assert "/usr/share/man/man1/hostwardenctl.1.gz" in files
+
+    # The hook is installed but libvirtd started before it: CheckNode says so.
+    check = run(node2, ["hostwardenctl", "check"], check=False)
+    assert check.returncode != 0 and "hook-active" in check.stdout, check.stdout
+    node2.write_file(DROPIN, SITE)
+    run(node2, ["hostwardenctl", "reload"])
+    node2.restart_libvirtd()
+    check = run(node2, ["hostwardenctl", "--json", "check"], check=False).stdout
+    assert '"hook-active"' in check and "is active in the running" in check, check
+
+    status = run(node2, ["hostwardenctl", "status"]).stdout
+    assert "Node: node2" in status and "10.77.0.12" in status, status
+
+    # A guest whose console listens on node1's address migrates in; node2's hook moves it.
+    hwcluster.define_and_start(node1, hwcluster.domain_xml(
+        GUEST, graphics=f"<graphics type='vnc' listen='{node1.address}'/>"))
+    proc = hwcluster.migrate(node1, node2, GUEST, "--persistent", "--undefinesource")
+    assert proc.returncode == 0, proc.stderr
+    assert node2.virsh("domstate", GUEST).stdout.strip() == "running"
+    graphics = ET.fromstring(node2.virsh("dumpxml", GUEST).stdout).find("./devices/graphics")
+    assert graphics.get("listen") == node2.address, ET.tostring(graphics)
+
+    # Purge: every file of the package goes; the operator's drop-in, the shared state and
+    # the guest stay.
+    run(node2, ["apt-get", "purge", "-y", "hostwarden"])
+    left = [p for p in files
+            if run(node2, f"test -e '{p}' || test -L '{p}'", check=False).returncode == 0]
+    assert left == [], left
+    assert run(node2, ["test", "-f", DROPIN], check=False).returncode == 0
+    assert run(node2, ["test", "-d", f"{hwcluster.INSTANCES_PATH}/.hostwarden"],
+               check=False).returncode == 0
+    assert run(node2, ["test", "-e", "/run/hostwarden"], check=False).returncode != 0
+    assert not node2.unit_active("hostwardend.service")
+    assert node2.virsh("domstate", GUEST).stdout.strip() == "running"
+    node2.virsh("destroy", GUEST, check=False)
+    node2.virsh("undefine", GUEST, check=False)
