@@ -1,0 +1,57 @@
+"""packaging/rpm/hostwarden.spec (issue 8): `rpmbuild -bb` succeeds here (Debian's rpm,
+--nodeps) through packaging/build-rpm; the package carries every file the .deb does, the
+systemd scriptlets, the group, and the configuration as %config(noreplace)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+
+SOURCE_DIR = os.environ.get(
+    "HW_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def rpmq(rpm: str, *args: str) -> str:
+    return subprocess.run(["rpm", "-qp", *args, rpm], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_rpmbuild_builds_the_spec_with_scriptlets_and_noreplace_config():
+    out = tempfile.mkdtemp(prefix="hw-rpm-out-", dir="/var/tmp")
+    try:
+        proc = subprocess.run([os.path.join(SOURCE_DIR, "packaging", "build-rpm"), out],
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        rpms = glob.glob(os.path.join(out, "hostwarden-*.x86_64.rpm"))
+        assert len(rpms) == 1, os.listdir(out)
+        rpm = rpms[0]
+
+        files = set(rpmq(rpm, "-l").split())
+        for path in ("/usr/libexec/hostwarden/hostwarden-hook",
+                     "/usr/libexec/hostwarden/hostwardend",
+                     "/usr/libexec/hostwarden/hostwarden-firewall",
+                     "/usr/bin/hostwardenctl",
+                     "/etc/libvirt/hooks/qemu.d/50-hostwarden",
+                     "/usr/lib/systemd/system/hostwardend.service",
+                     "/usr/lib/systemd/system/hostwarden-firewall.service",
+                     "/usr/lib/sysusers.d/hostwarden.conf",
+                     "/usr/share/dbus-1/system.d/org.hostwarden.Warden1.conf",
+                     "/usr/share/polkit-1/actions/org.hostwarden.policy",
+                     "/usr/lib/systemd/catalog/hostwarden.catalog"):
+            assert path in files, (path, sorted(files))
+        assert any(p.startswith("/usr/share/man/man1/hostwardenctl.1") for p in files)
+
+        flags = dict(line.split(" ", 1)[::-1] for line in rpmq(
+            rpm, "--qf", "[%{FILEFLAGS:fflags} %{FILENAMES}\n]").splitlines())
+        assert flags["/etc/hostwarden/hostwarden.conf"] == "cn", flags  # config(noreplace)
+
+        scripts = rpmq(rpm, "--scripts")
+        assert "groupadd -r hostwarden" in scripts
+        assert "preset hostwardend.service hostwarden-firewall.service" in scripts, scripts
+        assert "disable --now hostwardend.service" in scripts, scripts
+        assert "try-restart hostwardend.service" in scripts, scripts
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
