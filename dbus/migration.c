@@ -1023,6 +1023,13 @@ static void move_ownership(Manager *m, Migration *mig, MigrationWork *w)
         (void)manager_sync_deny_list(m);
 }
 
+/* A finished migration stays listed for KEEP_FINISHED from now. */
+static void keep_finished(Migration *mig)
+{
+        (void)sd_event_source_set_time_relative(mig->expire_timer, KEEP_FINISHED);
+        (void)sd_event_source_set_enabled(mig->expire_timer, SD_EVENT_ONESHOT);
+}
+
 static void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         uint64_t t0 = now_monotonic();
@@ -1055,7 +1062,7 @@ static void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
         mig->work = NULL;
         work_free(w);
         publish_soon(mig);
-        (void)sd_event_source_set_enabled(mig->expire_timer, SD_EVENT_ONESHOT);
+        keep_finished(mig);
         migrations_schedule(m);
 }
 
@@ -1248,7 +1255,7 @@ static int abort_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error
                 work_free(mig->work);
                 mig->work = NULL;
                 publish_soon(mig);
-                (void)sd_event_source_set_enabled(mig->expire_timer, SD_EVENT_ONESHOT);
+                keep_finished(mig);
                 return sd_bus_reply_method_return(msg, NULL);
         }
         if (state_is_final(mig->live.state))

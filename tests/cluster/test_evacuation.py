@@ -246,3 +246,29 @@ def test_evacuate_live_drains_a_node_to_its_peers(nodes, record_timing):
             for n in nodes.nodes:
                 n.virsh("destroy", name, check=False)
                 n.virsh("undefine", name, check=False)
+
+
+MESSAGE_IDS = {
+    "migration started": "c4ca0a45c3fb468699ce61c279adad22",
+    "migration completed": "3d625884a32349409cb0b8db84a3ebe6",
+    "fence": "9b22479fd7eb4ace97570ee7708f8074",
+    "evacuation": "1332e98f29b34e32bfc81300b1d54ee9",
+    "refusal": "be94857a800f4d1b983ace9d9418e187",
+    "reconciled": "e59a5c230b524d669a621f14a97b1cef",
+}
+
+
+def test_the_journals_carry_the_message_ids_and_never_the_bmc_password(nodes):
+    """After the tests above (fencing, an evacuation, a node's return, a drain): the nodes'
+    journals have a message of each kind an operator searches for, by MESSAGE_ID, and the
+    BMC password of fence_options is nowhere in them."""
+    found = {}
+    for n in nodes.nodes:
+        out = n.run(["journalctl", "--no-pager", "-o", "json",
+                     "--output-fields=MESSAGE_ID"]).stdout
+        ids = {json.loads(line).get("MESSAGE_ID") for line in out.splitlines() if line}
+        for kind, mid in MESSAGE_IDS.items():
+            if mid in ids:
+                found.setdefault(kind, []).append(n.name)
+        assert PASSWORD not in n.run(["journalctl", "--no-pager", "-o", "verbose"]).stdout
+    assert set(found) == set(MESSAGE_IDS), (sorted(set(MESSAGE_IDS) - set(found)), found)

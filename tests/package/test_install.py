@@ -119,6 +119,21 @@ def test_the_deb_makes_a_node_ready_and_purge_leaves_only_the_operators_files(de
     assert GUEST in explained and "Subject: hostwarden rewrote a guest's console" in explained, \
         explained
 
+    # Tab completion: commands, then domain and node names from hostwardend.
+    def complete(line):
+        script = ("source /usr/share/bash-completion/bash_completion; "
+                  "source /usr/share/bash-completion/completions/hostwardenctl; "
+                  f"COMP_LINE={line!r}; COMP_POINT=${{#COMP_LINE}}; "
+                  "read -ra COMP_WORDS <<< \"$COMP_LINE\"; "
+                  "[[ $COMP_LINE == *' ' ]] && COMP_WORDS+=(''); "
+                  "COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _hostwardenctl; "
+                  "printf '%s\\n' \"${COMPREPLY[@]}\"")
+        return run(node2, ["bash", "-c", script]).stdout.split()
+    assert complete("hostwardenctl ev") == ["evacuate"]
+    assert complete("hostwardenctl migrate ") == [GUEST]
+    assert complete("hostwardenctl fence ") == ["node2"]
+    assert complete("hostwardenctl fence node2 o") == ["off", "on"]
+
     # Purge: every file of the package goes; the operator's drop-in, the shared state and
     # the guest stay.
     run(node2, ["apt-get", "purge", "-y", "hostwarden"])

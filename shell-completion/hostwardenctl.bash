@@ -1,0 +1,77 @@
+# bash completion for hostwardenctl(1): commands, options, domain, node and migration names.
+# Names come from hostwardend itself (hostwardenctl domains|nodes|migrations), so they are
+# those of this node's libvirt and of the cluster's store.
+
+__hostwardenctl_column() { # COMMAND COLUMN: the values of a listing's column, no header
+        hostwardenctl --no-ask-password "$1" 2>/dev/null |
+                awk -v col="$2" 'NR > 1 && NF >= col && $0 !~ /listed\.$/ { print $col }'
+}
+
+_hostwardenctl() {
+        local cur prev words cword
+        _init_completion -s || return
+
+        local commands="status check reload nodes domains migrate migrations migration
+                disable enable force-down force-up fence evacuate rebuild"
+        local options="--help --version --json --no-ask-password --block --wait --bandwidth=
+                --live --to= --from="
+
+        case $prev in
+        --to | --from)
+                COMPREPLY=($(compgen -W "$(__hostwardenctl_column nodes 1)" -- "$cur"))
+                return
+                ;;
+        --bandwidth)
+                return
+                ;;
+        esac
+        if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "$options" -- "$cur"))
+                [[ ${COMPREPLY-} == *= ]] && compopt -o nospace
+                return
+        fi
+
+        # the command and its arguments so far (options left out)
+        local i verb="" args=()
+        for ((i = 1; i < cword; i++)); do
+                [[ ${words[i]} == -* ]] && continue
+                [[ ${words[i - 1]} == --to || ${words[i - 1]} == --from ||
+                        ${words[i - 1]} == --bandwidth ]] && continue
+                if [[ -z $verb ]]; then
+                        verb=${words[i]}
+                else
+                        args+=("${words[i]}")
+                fi
+        done
+
+        local n=${#args[@]}
+        case $verb in
+        "")
+                COMPREPLY=($(compgen -W "$commands" -- "$cur")) ;;
+        migrate)
+                if ((n == 0)); then
+                        COMPREPLY=($(compgen -W "$(__hostwardenctl_column domains 2)" -- "$cur"))
+                elif ((n == 1)); then
+                        COMPREPLY=($(compgen -W "$(__hostwardenctl_column nodes 1)" -- "$cur"))
+                fi ;;
+        migration)
+                if ((n == 0)); then
+                        COMPREPLY=($(compgen -W "show abort force-complete" -- "$cur"))
+                elif ((n == 1)); then
+                        COMPREPLY=($(compgen -W "$(__hostwardenctl_column migrations 1)" -- "$cur"))
+                fi ;;
+        fence)
+                if ((n == 0)); then
+                        COMPREPLY=($(compgen -W "$(__hostwardenctl_column nodes 1)" -- "$cur"))
+                elif ((n == 1)); then
+                        COMPREPLY=($(compgen -W "status off on" -- "$cur"))
+                fi ;;
+        force-down | force-up | evacuate)
+                ((n == 0)) &&
+                        COMPREPLY=($(compgen -W "$(__hostwardenctl_column nodes 1)" -- "$cur")) ;;
+        rebuild)
+                ((n == 0)) &&
+                        COMPREPLY=($(compgen -W "$(__hostwardenctl_column domains 1)" -- "$cur")) ;;
+        esac
+}
+complete -F _hostwardenctl hostwardenctl
