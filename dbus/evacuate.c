@@ -265,10 +265,10 @@ static bool runs_nowhere(Manager *m, Rebuild *r)
         for (size_t i = 0; r->ask && r->ask[i]; i++) {
                 const char *uri = strchr(r->ask[i], ' ') + 1;
                 int name_len = (int)(uri - 1 - r->ask[i]);
-                virConnectPtr peer = virConnectOpen(uri);
-                bool active, arriving;
+                bool arriving = false;
+                int active = virt_remote_domain_active(uri, r->uuid, &arriving);
 
-                if (!peer) {
+                if (active < 0) {
                         fail(r, HW_ERROR_CONSTRAINT,
                              "Cannot ask node %.*s, which is not fenced, whether it runs %s "
                              "(%s): not rebuilt (fence it, or declare it forced down, if it is "
@@ -276,12 +276,6 @@ static bool runs_nowhere(Manager *m, Rebuild *r)
                              name_len, r->ask[i], r->uuid, virt_last_error("cannot connect"));
                         return false;
                 }
-                dom = virDomainLookupByUUIDString(peer, r->uuid);
-                active = dom && virDomainIsActive(dom) == 1;
-                arriving = active && virt_migration_in_progress(dom);
-                if (dom)
-                        virDomainFree(dom);
-                virConnectClose(peer);
                 if (arriving) {
                         fail(r, HW_ERROR_BUSY,
                              "A migration of %s into node %.*s is still in progress: try again "
@@ -792,18 +786,13 @@ static int check_source(Manager *m, const char *source, sd_bus_error *error)
         return 0;
 }
 
-int method_rebuild(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+/* The rest of both calls (source, options), then polkit: evacuate_authorized() reads the
+ * arguments again. */
+static int check_rest_and_authorize(Manager *m, sd_bus_message *msg, const char *source,
+                                    sd_bus_error *error)
 {
-        Manager *m = userdata;
-        const char *uuid, *source;
         int k;
 
-        k = sd_bus_message_read(msg, "ss", &uuid, &source);
-        if (k < 0)
-                return k;
-        if (strlen(uuid) != 36 || strspn(uuid, "0123456789abcdefABCDEF-") != 36)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Expected an instance UUID, got '%s'", uuid);
         k = check_source(m, source, error);
         if (k < 0)
                 return k;
@@ -816,23 +805,27 @@ int method_rebuild(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         return polkit_authorize(m, msg, evacuate_authorized, error);
 }
 
+int method_rebuild(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        const char *uuid, *source;
+        int k;
+
+        k = sd_bus_message_read(msg, "ss", &uuid, &source);
+        if (k < 0)
+                return k;
+        if (strlen(uuid) != 36 || strspn(uuid, "0123456789abcdefABCDEF-") != 36)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected an instance UUID, got '%s'", uuid);
+        return check_rest_and_authorize(userdata, msg, source, error);
+}
+
 int method_evacuate_from(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
-        Manager *m = userdata;
         const char *source;
         int k;
 
         k = sd_bus_message_read(msg, "s", &source);
         if (k < 0)
                 return k;
-        k = check_source(m, source, error);
-        if (k < 0)
-                return k;
-        k = read_no_options(msg, error);
-        if (k < 0)
-                return k;
-        k = sd_bus_message_rewind(msg, true);
-        if (k < 0)
-                return k;
-        return polkit_authorize(m, msg, evacuate_authorized, error);
+        return check_rest_and_authorize(userdata, msg, source, error);
 }

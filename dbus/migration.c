@@ -763,26 +763,16 @@ static void set_completed_cb(MigrationInfo *i, void *u)
         }
 }
 
-/* After success: resume on the destination if we paused it, measure the downtime there. */
-static void after_success(Migration *mig, MigrationWork *w)
+/* Landed on dest: resume it there if we paused it, measure the downtime there. Frees ddom. */
+static void landed(Migration *mig, MigrationWork *w, virDomainPtr ddom, const char *dest)
 {
-        const Preflight *p = w->chosen;
         virTypedParameterPtr params = NULL;
-        virDomainPtr ddom;
         MigrationInfo c = {};
         int type, n = 0;
 
-        live_set_state(mig, MIGRATION_POST_MIGRATING);
-        if (!w->dconn)
-                w->dconn = virConnectOpen(p->dest_uri);
-        if (!w->dconn)
-                return;
-        ddom = virDomainLookupByUUIDString(w->dconn, p->domain->uuid);
-        if (!ddom)
-                return;
         if (w->paused_by_us && virDomainResume(ddom) < 0)
                 log_warning("Migration %s: the domain is paused on %s and cannot be resumed: %s",
-                            mig->id, p->dest_name, virt_last_error("unknown error"));
+                            mig->id, dest, virt_last_error("unknown error"));
         /* the source's domain is gone (undefined); the destination has the completed job's
          * statistics (the source sends them in the migration cookie): keep them there for
          * 'virsh domjobinfo --completed' */
@@ -794,6 +784,22 @@ static void after_success(Migration *mig, MigrationWork *w)
         }
         live_update(mig, set_completed_cb, &c);
         virDomainFree(ddom);
+}
+
+/* After success: see landed(). */
+static void after_success(Migration *mig, MigrationWork *w)
+{
+        const Preflight *p = w->chosen;
+        virDomainPtr ddom;
+
+        live_set_state(mig, MIGRATION_POST_MIGRATING);
+        if (!w->dconn)
+                w->dconn = virConnectOpen(p->dest_uri);
+        if (!w->dconn)
+                return;
+        ddom = virDomainLookupByUUIDString(w->dconn, p->domain->uuid);
+        if (ddom)
+                landed(mig, w, ddom, p->dest_name);
 }
 
 /* After failure: the guest must still run here. */
@@ -1521,15 +1527,8 @@ static bool find_destination(char **peers, const char *uuid, char **ret_name, ch
 {
         STRV_FOREACH (p, peers) {
                 const char *uri = strchr(*p, ' ') + 1;
-                virConnectPtr peer = virConnectOpen(uri);
-                virDomainPtr there = peer ? virDomainLookupByUUIDString(peer, uuid) : NULL;
-                bool found = there && virDomainIsActive(there) == 1;
 
-                if (there)
-                        virDomainFree(there);
-                if (peer)
-                        virConnectClose(peer);
-                if (found) {
+                if (virt_remote_domain_active(uri, uuid, NULL) == 1) {
                         *ret_name = strndup(*p, (size_t)(uri - 1 - *p));
                         *ret_uri = strdup(uri);
                         return *ret_name && *ret_uri;
@@ -1673,23 +1672,7 @@ static void adopted_work(Manager *m, void *userdata)
                 return;
         }
         w->succeeded = true;
-        if (w->paused_by_us && virDomainResume(ddom) < 0)
-                log_warning("Migration %s: the domain is paused on %s and cannot be resumed: %s",
-                            mig->id, w->a_dest, virt_last_error("unknown error"));
-        {
-                virTypedParameterPtr params = NULL;
-                MigrationInfo c = {};
-                int type, n = 0;
-
-                if (virDomainGetJobStats(ddom, &type, &params, &n,
-                                         VIR_DOMAIN_JOB_STATS_COMPLETED |
-                                                 VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) == 0) {
-                        stats_from_params(params, n, &c);
-                        virTypedParamsFree(params, n);
-                }
-                live_update(mig, set_completed_cb, &c);
-        }
-        virDomainFree(ddom);
+        landed(mig, w, ddom, w->a_dest);
 }
 
 static int adopt(Manager *m, const Adoptee *x, char **peers)

@@ -169,19 +169,10 @@ static void gather_work(Manager *m, void *userdata)
 /* 1 the owner runs it, 0 it does not, -1 the owner cannot be asked (a->error set). */
 static int runs_on_owner(Action *a)
 {
-        virConnectPtr peer = virConnectOpen(a->owner_uri);
-        virDomainPtr there;
-        int r;
+        int r = virt_remote_domain_active(a->owner_uri, a->uuid, NULL);
 
-        if (!peer) {
+        if (r < 0)
                 a->error = strdup(virt_last_error("cannot connect"));
-                return -1;
-        }
-        there = virDomainLookupByUUIDString(peer, a->uuid);
-        r = there && virDomainIsActive(there) == 1;
-        if (there)
-                virDomainFree(there);
-        virConnectClose(peer);
         return r;
 }
 

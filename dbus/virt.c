@@ -208,3 +208,22 @@ bool virt_migration_in_progress(virDomainPtr dom)
                 return true;
         return virDomainGetJobInfo(dom, &job) < 0 || job.type != VIR_DOMAIN_JOB_NONE;
 }
+
+int virt_remote_domain_active(const char *uri, const char *uuid, bool *ret_migrating)
+{
+        virConnectPtr peer = virConnectOpen(uri);
+        virDomainPtr dom;
+        bool active, migrating;
+
+        if (!peer)
+                return -1;
+        dom = virDomainLookupByUUIDString(peer, uuid);
+        active = dom && virDomainIsActive(dom) == 1;
+        migrating = active && virt_migration_in_progress(dom);
+        if (dom)
+                virDomainFree(dom);
+        virConnectClose(peer);
+        if (ret_migrating)
+                *ret_migrating = migrating;
+        return active;
+}

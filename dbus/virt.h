@@ -50,6 +50,12 @@ void virt_set_lifecycle_callback(Virt *v, void (*cb)(void *userdata), void *user
  * for an incoming migration ("available only on the source host"). */
 bool virt_migration_in_progress(virDomainPtr dom);
 
+/* On the libvirt at uri (a peer's): 1 if domain uuid is active there, with *ret_migrating
+ * (may be NULL) telling whether a migration of it is under way; 0 if it is not active or
+ * not there; -1 if that libvirt cannot be reached (virt_last_error() says why). Connects
+ * for this one question: for worker threads. */
+int virt_remote_domain_active(const char *uri, const char *uuid, bool *ret_migrating);
+
 /* libvirt's last error of this thread, or fallback. */
 const char *virt_last_error(const char *fallback);
 
