@@ -78,14 +78,10 @@ typedef struct Evacuation {
 _printf_(3, 4) static void fail(Rebuild *r, const char *error_name, const char *format, ...)
 {
         va_list ap;
-        char *s;
 
         va_start(ap, format);
-        if (vasprintf(&s, format, ap) < 0)
-                s = NULL;
+        set_messagev(&r->message, format, ap);
         va_end(ap);
-        free(r->message);
-        r->message = s;
         r->error_name = error_name;
 }
 

@@ -36,20 +36,6 @@ typedef struct FenceJob {
         char *message;    /* scrubbed: what the agent said last */
 } FenceJob;
 
-/* *dst = the formatted text (NULL when out of memory: the error code still says enough). */
-_printf_(2, 3) static void set_message(char **dst, const char *format, ...)
-{
-        va_list ap;
-        char *s;
-
-        va_start(ap, format);
-        if (vasprintf(&s, format, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        free(*dst);
-        *dst = s;
-}
-
 static void wipe_free(char *s)
 {
         if (s) {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -64,6 +65,25 @@ int strv_extend(char ***l, const char *value)
         if (!v)
                 return -ENOMEM;
         return strv_push(l, v);
+}
+
+void set_messagev(char **dst, const char *format, va_list ap)
+{
+        char *s;
+
+        if (vasprintf(&s, format, ap) < 0)
+                s = NULL;
+        free(*dst);
+        *dst = s;
+}
+
+void set_message(char **dst, const char *format, ...)
+{
+        va_list ap;
+
+        va_start(ap, format);
+        set_messagev(dst, format, ap);
+        va_end(ap);
 }
 
 bool strv_contains(char *const *l, const char *s)

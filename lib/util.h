@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +54,11 @@ void strv_remove(char **l, const char *s);
 
 /* Splits on commas and white space, dropping empty items. */
 int strv_split_list(const char *s, char ***ret);
+
+/* Replaces *dst (freed) with the formatted text; NULL when out of memory (callers keep an
+ * error code that says enough). */
+_printf_(2, 3) void set_message(char **dst, const char *format, ...);
+_printf_(2, 0) void set_messagev(char **dst, const char *format, va_list ap);
 
 /* Removes leading and trailing white space in place. */
 char *strstrip(char *s);
