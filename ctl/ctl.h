@@ -15,6 +15,7 @@ extern bool arg_json;
 extern bool arg_ask_password;
 extern bool arg_block;
 extern bool arg_wait;
+extern bool arg_watch;
 extern uint64_t arg_bandwidth; /* MiB/s, 0: the node's default */
 extern bool arg_live;
 extern const char *arg_to;
@@ -27,6 +28,8 @@ void json_string(const char *s);
 
 int verb_migrate(sd_bus *bus);
 int verb_migrations(sd_bus *bus);
+int verb_overview(sd_bus *bus);
+int verb_instances(sd_bus *bus);
 int verb_migration(sd_bus *bus);
 int verb_fence(sd_bus *bus);
 int verb_evacuate(sd_bus *bus);

@@ -20,6 +20,7 @@ bool arg_json = false;
 bool arg_ask_password = true;
 bool arg_block = false;
 bool arg_wait = false;
+bool arg_watch = false;
 bool arg_live = false;
 const char *arg_to = NULL;
 const char *arg_from = NULL;
@@ -302,11 +303,13 @@ static void help(void)
                "  status        Show this node\n"
                "  check         Check the node's readiness for live migration\n"
                "  reload        Re-read the configuration, re-apply the firewall\n"
+               "  overview      The nodes at a glance: state, fencing, instances, what to do\n"
                "  nodes         List the compute nodes in the store\n"
+               "  instances     List the instance records of the store and their owners\n"
                "  domains       List the domains of this node's libvirt and their owners\n"
                "  migrate DOMAIN [NODE]  Live-migrate DOMAIN (to NODE, or where hostwarden\n"
                "                chooses); --block copies local disks, --wait follows it\n"
-               "  migrations    List the migrations started on this node\n"
+               "  migrations    List the migrations started on this node (--watch: live)\n"
                "  migration show|abort|force-complete ID\n"
                "                Show, abort or force to complete one migration\n"
                "  disable REASON  Disable this node\n"
@@ -327,6 +330,7 @@ static void help(void)
                "     --json             Output listings as JSON\n"
                "     --block            migrate: copy the local disks too (block migration)\n"
                "     --wait             migrate: wait until it ends, showing progress\n"
+               "     --watch            overview, migrations: redraw live until Ctrl-C\n"
                "     --bandwidth=MIB    migrate: at most MIB MiB/s\n"
                "     --live             evacuate: drain this node by live migration\n"
                "     --to=NODE          evacuate --live: the destination of every domain\n"
@@ -346,7 +350,8 @@ int main(int argc, char *argv[])
                 ARG_TO,
                 ARG_FROM,
                 ARG_WAIT,
-                ARG_BANDWIDTH
+                ARG_BANDWIDTH,
+                ARG_WATCH
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -355,6 +360,7 @@ int main(int argc, char *argv[])
                 { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
                 { "block", no_argument, NULL, ARG_BLOCK },
                 { "wait", no_argument, NULL, ARG_WAIT },
+                { "watch", no_argument, NULL, ARG_WATCH },
                 { "bandwidth", required_argument, NULL, ARG_BANDWIDTH },
                 { "live", no_argument, NULL, ARG_LIVE },
                 { "to", required_argument, NULL, ARG_TO },
@@ -373,7 +379,8 @@ int main(int argc, char *argv[])
                 { "domains", 0, 0, verb_domains },       { "migrate", 1, 2, verb_migrate },
                 { "migrations", 0, 0, verb_migrations }, { "migration", 2, 2, verb_migration },
                 { "fence", 2, 2, verb_fence },           { "evacuate", 0, 1, verb_evacuate },
-                { "rebuild", 1, 1, verb_rebuild },
+                { "rebuild", 1, 1, verb_rebuild },       { "overview", 0, 0, verb_overview },
+                { "instances", 0, 0, verb_instances },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;
@@ -398,6 +405,9 @@ int main(int argc, char *argv[])
                         break;
                 case ARG_WAIT:
                         arg_wait = true;
+                        break;
+                case ARG_WATCH:
+                        arg_watch = true;
                         break;
                 case ARG_LIVE:
                         arg_live = true;
@@ -432,6 +442,18 @@ int main(int argc, char *argv[])
                                 fprintf(stderr, "'%s' takes %d to %d arguments; see '%s --help'.\n",
                                         verb, verbs[i].min_args, verbs[i].max_args,
                                         program_invocation_short_name);
+                        return 1;
+                }
+                if (arg_watch && !streq(verb, "migrations") && !streq(verb, "overview")) {
+                        fprintf(stderr, "--watch is for 'overview' and 'migrations'.\n");
+                        return 1;
+                }
+                if (arg_json && (arg_watch || streq(verb, "overview"))) {
+                        fprintf(stderr,
+                                "%s draws a screen and has no JSON form; 'nodes --json', "
+                                "'instances --json' and 'migrations --json' have its "
+                                "data.\n",
+                                arg_watch ? "--watch" : "'overview'");
                         return 1;
                 }
                 arg_rest = argv + optind + 1;

@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "table.h"
 #include "util.h"
+#include "watch.h"
 
 typedef struct MigrationProps {
         char *id, *domain, *domain_name, *source, *destination, *mode, *state, *error;
@@ -294,7 +296,292 @@ int verb_migrate(sd_bus *bus)
         return wait_for(bus, path);
 }
 
+static int list_migrations(sd_bus *bus);
+
+/* ---- migrations --watch ------------------------------------------------------------- */
+
+/* What the live table knows of one migration between frames. */
+typedef struct Sample {
+        MigrationProps p;
+        bool final; /* its properties no longer change: not read again */
+        bool seen;  /* in the last listing */
+        uint64_t last_done;
+        double last_t, rate; /* bytes/s, smoothed */
+} Sample;
+
+typedef struct MigrationsView {
+        Sample *samples;
+        size_t n;
+} MigrationsView;
+
+static void view_done(MigrationsView *v)
+{
+        for (size_t i = 0; i < v->n; i++)
+                props_done(&v->samples[i].p);
+        free(v->samples);
+        *v = (MigrationsView){};
+}
+
+static Sample *sample_for(MigrationsView *v, const char *id)
+{
+        Sample *s;
+
+        for (size_t i = 0; i < v->n; i++)
+                if (streq_ptr(v->samples[i].p.id, id))
+                        return &v->samples[i];
+        s = reallocarray(v->samples, v->n + 1, sizeof(Sample));
+        if (!s)
+                return NULL;
+        v->samples = s;
+        s = &v->samples[v->n++];
+        *s = (Sample){};
+        return s;
+}
+
+static void sample_update(Sample *s, double t)
+{
+        uint64_t done = s->p.memory_processed + s->p.disk_processed;
+
+        if (s->last_t > 0 && t > s->last_t && done >= s->last_done && done > 0) {
+                double now_rate = (double)(done - s->last_done) / (t - s->last_t);
+
+                s->rate = s->rate > 0 ? 0.5 * s->rate + 0.5 * now_rate : now_rate;
+        }
+        s->last_t = t;
+        s->last_done = done;
+        s->final = state_final(s->p.state);
+}
+
+/* in flight first, oldest first; then the finished ones, the latest first */
+static int sample_cmp(const void *a, const void *b)
+{
+        const Sample *x = *(const Sample *const *)a, *y = *(const Sample *const *)b;
+
+        if (x->final != y->final)
+                return x->final ? 1 : -1;
+        if (!x->final)
+                return x->p.created < y->p.created ? -1 : x->p.created > y->p.created;
+        return x->p.finished > y->p.finished ? -1 : x->p.finished < y->p.finished;
+}
+
+static const char *state_color(const char *state)
+{
+        if (streq_ptr(state, "completed"))
+                return COLOR_GREEN;
+        if (streq_ptr(state, "failed") || streq_ptr(state, "aborted"))
+                return COLOR_RED;
+        if (streq_ptr(state, "running") || streq_ptr(state, "post-migrating"))
+                return COLOR_CYAN;
+        return NULL;
+}
+
+static void header_line(FILE *f, const Screen *screen, const char *title)
+{
+        char clock[16] = "";
+        time_t t = time(NULL);
+        struct tm tm;
+        size_t n;
+
+        if (screen->tty && localtime_r(&t, &tm))
+                strftime(clock, sizeof(clock), "%H:%M:%S", &tm);
+        if (screen->color)
+                fputs(COLOR_BOLD, f);
+        n = print_cut(f, title, screen->width > 0 ? screen->width : SIZE_MAX, 0);
+        if (screen->color)
+                fputs(COLOR_RESET, f);
+        if (clock[0] && screen->width >= n + 2 + strlen(clock))
+                fprintf(f, "%*s", (int)(screen->width - n), clock);
+        fputc('\n', f);
+}
+
+static int add_sample_row(Table *t, const Sample *s, bool disks)
+{
+        const MigrationProps *p = &s->p;
+        char bar[11], eta[16];
+        unsigned filled = (p->progress > 100 ? 100 : p->progress) / 10;
+        int r;
+
+        for (unsigned i = 0; i < 10; i++)
+                bar[i] = i < filled ? '#' : '.';
+        bar[10] = 0;
+        r = table_add(t, NULL, p->id);
+        if (r >= 0)
+                r = table_add(t, NULL, p->domain_name);
+        if (r >= 0)
+                r = table_add(t, NULL, isempty(p->destination) ? NULL : p->destination);
+        if (r >= 0)
+                r = table_add(t, state_color(p->state), p->state);
+        if (r >= 0)
+                r = table_addf(t, state_color(p->state), "[%s] %3u%%", bar, p->progress);
+        if (r >= 0)
+                r = p->memory_total > 0 ? table_addf(t, NULL, "%.1f/%.1f", mib(p->memory_processed),
+                                                     mib(p->memory_total))
+                                        : table_add(t, NULL, NULL);
+        if (r >= 0 && disks)
+                r = p->disk_total > 0 ? table_addf(t, NULL, "%.1f/%.1f", mib(p->disk_processed),
+                                                   mib(p->disk_total))
+                                      : table_add(t, NULL, NULL);
+        if (s->final) {
+                if (r >= 0)
+                        r = table_add(t, NULL, NULL);
+                if (r >= 0)
+                        r = table_add(t, NULL, NULL);
+                if (r >= 0)
+                        r = streq_ptr(p->state, "completed")
+                                    ? table_addf(t, NULL, "%" PRIu64 " ms", p->downtime)
+                                    : table_add(t, NULL, NULL);
+                if (r >= 0) {
+                        if (!isempty(p->error))
+                                r = table_add(t, COLOR_RED, p->error);
+                        else if (p->finished > p->started && p->started > 0)
+                                r = table_addf(t, NULL, "took %.1fs",
+                                               (double)(p->finished - p->started) / 1e6);
+                        else
+                                r = table_add(t, NULL, "");
+                }
+                return r;
+        }
+        fmt_eta(s->rate > 0 ? (double)(p->memory_remaining + p->disk_remaining) / s->rate : -1, eta,
+                sizeof(eta));
+        if (r >= 0)
+                r = s->rate > 0 ? table_addf(t, NULL, "%.1f MiB/s", mib((uint64_t)s->rate))
+                                : table_add(t, NULL, NULL);
+        if (r >= 0)
+                r = table_add(t, NULL, eta);
+        if (r >= 0)
+                r = p->max_downtime > 0 ? table_addf(t, NULL, "max %" PRIu64 " ms", p->max_downtime)
+                                        : table_add(t, NULL, NULL);
+        if (r >= 0) {
+                if (p->iteration > 0 && p->dirty_rate > 0)
+                        r = table_addf(t, p->post_copy ? COLOR_YELLOW : NULL,
+                                       "pass %" PRIu64 ", dirtying %.1f MiB/s%s", p->iteration,
+                                       mib(p->dirty_rate), p->post_copy ? ", post-copy" : "");
+                else if (p->iteration > 0)
+                        r = table_addf(t, p->post_copy ? COLOR_YELLOW : NULL, "pass %" PRIu64 "%s",
+                                       p->iteration, p->post_copy ? ", post-copy" : "");
+                else
+                        r = table_add(t, p->post_copy ? COLOR_YELLOW : NULL,
+                                      p->post_copy ? "post-copy" : "");
+        }
+        return r;
+}
+
+/* One frame of the live table: the migrations this node started, as ListMigrations keeps
+ * them (an hour after they ended). */
+static int view_migrations(sd_bus *bus, FILE *f, const Screen *screen, void *userdata)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
+        _cleanup_free_ char *node = NULL, *title = NULL;
+        _cleanup_free_ Sample **order = NULL;
+        MigrationsView *v = userdata;
+        const char *id, *domain, *source, *dest, *state, *mode, *path;
+        unsigned active = 0, queued = 0, finished = 0;
+        bool disks = false;
+        double now = now_seconds();
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_get_property_string(bus, DEST, PATH, NODE_IFACE, "Name", &error, &node);
+        if (r >= 0)
+                r = sd_bus_call_method(bus, DEST, PATH, NODE_IFACE, "ListMigrations", &error,
+                                       &reply, NULL);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "(sssssso)");
+        if (r < 0) {
+                header_line(f, screen, "Migrations: hostwardend does not answer");
+                fprintf(f, "%s\nTrying again every second.\n", error_message(&error, r));
+                return 1;
+        }
+        for (size_t i = 0; i < v->n; i++)
+                v->samples[i].seen = false;
+        while ((r = sd_bus_message_read(reply, "(sssssso)", &id, &domain, &source, &dest, &state,
+                                        &mode, &path)) > 0) {
+                Sample *s = sample_for(v, id);
+
+                if (!s)
+                        return -ENOMEM;
+                s->seen = true;
+                if (s->final)
+                        continue;
+                sd_bus_error_free(&error);
+                if (get_props(bus, path, &s->p, &error) < 0) {
+                        /* removed meanwhile: show what the listing said */
+                        props_done(&s->p);
+                        s->p.id = strdup(id);
+                        s->p.domain_name = strdup(domain);
+                        s->p.destination = strdup(dest);
+                        s->p.state = strdup(state);
+                        if (!s->p.id || !s->p.domain_name || !s->p.destination || !s->p.state)
+                                return -ENOMEM;
+                }
+                sample_update(s, now);
+        }
+        /* forget what hostwardend no longer lists */
+        for (size_t i = 0; i < v->n;)
+                if (!v->samples[i].seen) {
+                        props_done(&v->samples[i].p);
+                        v->samples[i] = v->samples[--v->n];
+                } else
+                        i++;
+
+        order = calloc(v->n ? v->n : 1, sizeof(Sample *));
+        if (!order)
+                return -ENOMEM;
+        for (size_t i = 0; i < v->n; i++) {
+                Sample *s = &v->samples[i];
+
+                order[n++] = s;
+                if (s->final)
+                        finished++;
+                else if (streq_ptr(s->p.state, "queued"))
+                        queued++;
+                else
+                        active++;
+                if (s->p.disk_total > 0)
+                        disks = true;
+        }
+        qsort(order, n, sizeof(Sample *), sample_cmp);
+
+        if (asprintf(&title, "Migrations from %s: %u in flight, %u queued, %u finished%s", node,
+                     active, queued, finished, screen->tty ? " (Ctrl-C quits)" : "") < 0)
+                return -ENOMEM;
+        header_line(f, screen, title);
+        fputc('\n', f);
+        if (n == 0) {
+                fprintf(f, "No migration started on %s in the last hour.\n", node);
+                return 0;
+        }
+        t = disks ? table_new("ID", "DOMAIN", "TO", "STATE", "PROGRESS", "MEMORY MiB", "DISK MiB",
+                              "SPEED", "ETA", "DOWNTIME", "NOTE", NULL)
+                  : table_new("ID", "DOMAIN", "TO", "STATE", "PROGRESS", "MEMORY MiB", "SPEED",
+                              "ETA", "DOWNTIME", "NOTE", NULL);
+        if (!t)
+                return -ENOMEM;
+        table_set_right(t, 5);
+        if (disks)
+                table_set_right(t, 6);
+        for (size_t i = 0; i < n; i++)
+                if (add_sample_row(t, order[i], disks) < 0)
+                        return -ENOMEM;
+        table_print(t, f, screen->width, screen->color);
+        return 0;
+}
+
 int verb_migrations(sd_bus *bus)
+{
+        if (arg_watch) {
+                MigrationsView v = {};
+                int r = watch_run(bus, view_migrations, &v);
+
+                view_done(&v);
+                return r;
+        }
+        return list_migrations(bus);
+}
+
+static int list_migrations(sd_bus *bus)
 {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;

@@ -209,16 +209,49 @@ static int method_list_nodes(sd_bus_message *msg, void *userdata, sd_bus_error *
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 const NodeRecord *rec = &nodes[i];
                 const char *state = manager_node_state(m, rec, now);
-                char detail[128];
+                char detail[512];
 
-                snprintf(detail, sizeof(detail), "heartbeat %llu, generation %llu",
-                         (unsigned long long)rec->heartbeat, (unsigned long long)rec->generation);
+                /* the operator's reason first: an overview shows it */
+                if (rec->disabled && !isempty(rec->disabled_reason))
+                        snprintf(detail, sizeof(detail), "disabled: %s; ", rec->disabled_reason);
+                else
+                        detail[0] = 0;
+                snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail),
+                         "heartbeat %llu, generation %llu", (unsigned long long)rec->heartbeat,
+                         (unsigned long long)rec->generation);
                 r = sd_bus_message_append(
                         reply, "(ssssst)", rec->name, rec->address ? rec->address : "", state,
                         fence_state_to_string(rec->fence), detail,
                         rec->disabled ? rec->disabled_since : rec->heartbeat_time);
         }
         node_record_array_free(nodes, n);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* ListInstances() -> a(sssst): uuid, name, owner, evacuated from, last ownership change. */
+static int method_list_instances(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        InstanceRecord *inst = NULL;
+        size_t n = 0;
+        int r;
+
+        r = store_instance_list(m->store, &inst, &n);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot read the instance records: %m");
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sssst)");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "(sssst)", inst[i].uuid, strempty(inst[i].name),
+                                          strempty(inst[i].owner), strempty(inst[i].evacuated_from),
+                                          inst[i].time);
+        instance_record_array_free(inst, n);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -581,6 +614,9 @@ const sd_bus_vtable node_vtable[] = {
         SD_BUS_SIGNAL_WITH_ARGS("MigrationRemoved", SD_BUS_ARGS("s", id, "o", path), 0),
         SD_BUS_METHOD_WITH_ARGS("ListNodes", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssssst)", nodes),
                                 method_list_nodes, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListInstances", SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(sssst)", instances), method_list_instances,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("NodeChanged", SD_BUS_ARGS("s", name, "s", state), 0),
         SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

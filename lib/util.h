@@ -25,6 +25,11 @@ static inline const char *strna(const char *s)
         return s ? s : "n/a";
 }
 
+static inline const char *strempty(const char *s)
+{
+        return s ? s : "";
+}
+
 static inline bool streq_ptr(const char *a, const char *b)
 {
         if (!a || !b)

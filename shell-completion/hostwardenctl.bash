@@ -1,6 +1,6 @@
 # bash completion for hostwardenctl(1): commands, options, domain, node and migration names.
-# Names come from hostwardend itself (hostwardenctl domains|nodes|migrations), so they are
-# those of this node's libvirt and of the cluster's store.
+# Names come from hostwardend itself (hostwardenctl domains|nodes|instances|migrations), so
+# they are those of this node's libvirt and of the cluster's store.
 
 __hostwardenctl_column() { # COMMAND COLUMN: the values of a listing's column, no header
         hostwardenctl --no-ask-password "$1" 2>/dev/null |
@@ -11,9 +11,9 @@ _hostwardenctl() {
         local cur prev words cword
         _init_completion -s || return
 
-        local commands="status check reload nodes domains migrate migrations migration
-                disable enable force-down force-up fence evacuate rebuild"
-        local options="--help --version --json --no-ask-password --block --wait --bandwidth=
+        local commands="status check reload overview nodes instances domains migrate
+                migrations migration disable enable force-down force-up fence evacuate rebuild"
+        local options="--help --version --json --no-ask-password --block --wait --watch --bandwidth=
                 --live --to= --from="
 
         case $prev in
@@ -69,9 +69,9 @@ _hostwardenctl() {
         force-down | force-up | evacuate)
                 ((n == 0)) &&
                         COMPREPLY=($(compgen -W "$(__hostwardenctl_column nodes 1)" -- "$cur")) ;;
-        rebuild)
+        rebuild) # an instance of another node: the store's records, not this libvirt's domains
                 ((n == 0)) &&
-                        COMPREPLY=($(compgen -W "$(__hostwardenctl_column domains 1)" -- "$cur")) ;;
+                        COMPREPLY=($(compgen -W "$(__hostwardenctl_column instances 1)" -- "$cur")) ;;
         esac
 }
 complete -F _hostwardenctl hostwardenctl

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -133,6 +134,15 @@ def test_the_deb_makes_a_node_ready_and_purge_leaves_only_the_operators_files(de
     assert complete("hostwardenctl migrate ") == [GUEST]
     assert complete("hostwardenctl fence ") == ["node2"]
     assert complete("hostwardenctl fence node2 o") == ["off", "on"]
+    assert complete("hostwardenctl ov") == ["overview"]
+    assert complete("hostwardenctl migrations --wat") == ["--watch"]
+    # rebuild takes an instance of the store (reconciliation records the guest here)
+    uuid = node2.virsh("domuuid", GUEST).stdout.strip()
+    for _ in range(20):
+        if complete("hostwardenctl rebuild ") == [uuid]:
+            break
+        time.sleep(0.5)
+    assert complete("hostwardenctl rebuild ") == [uuid]
 
     # Purge: every file of the package goes; the operator's drop-in, the shared state and
     # the guest stay.

@@ -1,0 +1,259 @@
+"""hostwardenctl in a real terminal (issue 8): `migrations --watch` redraws a live table of
+migrations and `overview --watch` the nodes at a glance, checked by what tmux shows on its
+screen (capture-pane). tmux runs inside the simulated node, so hostwardenctl talks to that
+node's hostwardend over its own system bus."""
+
+from __future__ import annotations
+
+import re
+import uuid as uuidlib
+
+import pytest
+
+import dirtyguest
+import hwcluster
+import hwinstall
+from hwevac import ctl, record, wait_for
+
+CONFIG = """[node]
+name = node{i}
+address = 10.77.0.1{i}
+[cluster]
+heartbeat_interval = 500ms
+down_after = 3s
+[migration]
+downtime_delay = 1s
+completion_timeout = 120s
+[peer node{j}]
+address = 10.77.0.1{j}
+libvirt_uri = qemu+tcp://10.77.0.1{j}/system
+"""
+KERNEL = "/var/lib/nova/instances/dirty.kernel"
+SOCKET = "/run/hwtest-tmux.sock"
+WIDTH, HEIGHT = 120, 30
+ESC = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class Terminal:
+    """One tmux session inside NODE running COMMAND in a WIDTH x HEIGHT window. When the
+    command ends, the pane shows its exit status and stays."""
+
+    def __init__(self, node, command: str, name: str):
+        self.node, self.name = node, name
+        self.tmux("new-session", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT),
+                  f"{command}; echo \"exit status $?\"; sleep 3600")
+
+    def tmux(self, *args: str, check: bool = True):
+        return self.node.run(["tmux", "-S", SOCKET, "-f", "/dev/null", *args], check=check)
+
+    def screen(self, escapes: bool = False) -> str:
+        """What the window shows; wrapped lines joined back (-J), so a line wider than the
+        window shows as one."""
+        args = ["capture-pane", "-p", "-J", "-t", self.name] + (["-e"] if escapes else [])
+        return self.tmux(*args).stdout
+
+    def wait(self, predicate, timeout: float = 30.0) -> str:
+        """The screen once PREDICATE(screen) holds; fails with the screen otherwise."""
+        shown = wait_for(lambda: (lambda s: s if predicate(s) else None)(self.screen()),
+                         timeout=timeout, interval=0.25)
+        assert shown, f"{self.name}: not shown within {timeout}s:\n{self.screen()}"
+        return shown
+
+    def resize(self, width: int, height: int) -> None:
+        self.tmux("resize-window", "-t", self.name, "-x", str(width), "-y", str(height))
+
+    def send(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", self.name, *keys)
+
+    def cursor_visible(self) -> bool:
+        return self.tmux("display-message", "-p", "-t", self.name,
+                         "#{cursor_flag}").stdout.strip() == "1"
+
+    def close(self) -> None:
+        self.tmux("kill-session", "-t", self.name, check=False)
+
+
+@pytest.fixture(scope="module")
+def nodes(record_timing):
+    with hwinstall.installed_cluster(
+            2, units=("hostwardend.service",),
+            configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)}) as cluster:
+        cluster.node(1).write_file(KERNEL, dirtyguest.kernel())
+        yield cluster
+        cluster.node(1).run(["tmux", "-S", SOCKET, "kill-server"], check=False)
+
+
+@pytest.fixture
+def terminal(nodes):
+    opened = []
+
+    def open_(command: str, node=None) -> Terminal:
+        t = Terminal(node or nodes.node(1), command, f"t{len(opened)}")
+        opened.append(t)
+        return t
+    yield open_
+    for t in opened:
+        t.close()
+
+
+def start_guest(node, name, dirty=False) -> str:
+    uuid = str(uuidlib.uuid4())
+    xml = hwcluster.domain_xml(name, uuid=uuid, memory_mib=64, kernel=KERNEL if dirty else None)
+    hwcluster.define_and_start(node, xml)
+    assert wait_for(lambda: record(node, uuid).get("owner") == node.name), record(node, uuid)
+    return uuid
+
+
+def stop_daemon(node) -> None:
+    """hostwardend stopped, and not started again by D-Bus activation meanwhile."""
+    node.systemctl("mask", "--runtime", "hostwardend.service")
+    node.systemctl("stop", "hostwardend.service")
+
+
+def start_daemon(node) -> None:
+    node.systemctl("unmask", "--runtime", "hostwardend.service")
+    node.systemctl("start", "hostwardend.service")
+
+
+def row(screen: str, word: str) -> str:
+    lines = [line for line in screen.splitlines() if word in line]
+    assert lines, f"no line with {word!r}:\n{screen}"
+    return lines[0]
+
+
+def colored(screen: str, word: str) -> set[str]:
+    """The SGR codes in force where WORD is first shown (tmux may split "1;31" into two)."""
+    m = re.search(r"((?:\x1b\[[0-9;]*m)+) *" + re.escape(word), screen)
+    assert m, f"{word!r} has no colour: {screen!r}"
+    return set(";".join(re.findall(r"\x1b\[([0-9;]*)m", m.group(1))).split(";"))
+
+
+def memory_done(screen: str, domain: str) -> float:
+    m = re.search(r"(\d+\.\d)/\d+\.\d", row(screen, domain))
+    assert m, row(screen, domain)
+    return float(m.group(1))
+
+
+def test_migrations_watch_is_a_live_table(nodes, terminal):
+    node1, node2 = nodes.nodes
+    term = terminal("hostwardenctl migrations --watch")
+    term.wait(lambda s: "No migration started on node1" in s and "Migrations from node1" in s)
+
+    # a guest that dirties its memory faster than 10 MiB/s: it does not converge by itself
+    start_guest(node1, "tty-dirty", dirty=True)
+    started = ctl(node1, "migrate", "--bandwidth=10", "tty-dirty", "node2").stdout
+    mig_id = started.split()[-1]
+    shown = term.wait(lambda s: re.search(r"tty-dirty +node2 +running +\[#*\.*\] +\d+%", s))
+    assert "1 in flight, 0 queued, 0 finished" in shown, shown
+    for header in ("ID", "DOMAIN", "TO", "STATE", "PROGRESS", "MEMORY MiB", "SPEED", "ETA",
+                   "DOWNTIME", "NOTE"):
+        assert header in row(shown, "PROGRESS"), shown
+    assert mig_id in row(shown, "tty-dirty")
+    # it moves: memory sent grows, a speed and the memory passes show up, without a new
+    # listing being asked for
+    shown = term.wait(lambda s: re.search(r"\d+\.\d/\d+\.\d", row(s, "tty-dirty")))
+    first = memory_done(shown, "tty-dirty")
+    later = term.wait(lambda s: "MiB/s" in row(s, "tty-dirty") and "pass" in row(s, "tty-dirty")
+                      and memory_done(s, "tty-dirty") > first)
+    assert re.search(r"max \d+ ms", row(later, "tty-dirty")), later
+    assert all(len(line) <= WIDTH for line in later.splitlines()), later
+    # colour on a terminal: the state is cyan while running
+    assert "36" in colored(term.screen(escapes=True), "running")
+
+    # a narrow window: redrawn to fit, no line wraps, the row still says what and where
+    term.resize(64, 20)
+    narrow = term.wait(lambda s: all(len(line) <= 64 for line in s.splitlines())
+                       and "tty-dirty" in s and "NOTE" not in s)
+    assert re.search(r"tty-dirty +node2 +running", narrow), narrow
+    term.resize(WIDTH, HEIGHT)
+    term.wait(lambda s: "NOTE" in s)
+
+    # the end shows as it happens: aborted, in red, with the reason; nothing in flight
+    ctl(node1, "migration", "abort", mig_id)
+    ended = term.wait(lambda s: re.search(r"tty-dirty +node2 +aborted", s)
+                      and "0 in flight, 0 queued, 1 finished" in s)
+    assert "Aborted by an operator" in row(ended, "tty-dirty"), ended
+    assert "31" in colored(term.screen(escapes=True), "aborted")
+
+    # a second migration is added at the top, the finished one stays below it
+    start_guest(node1, "tty-idle")
+    ctl(node1, "migrate", "tty-idle", "node2")
+    both = term.wait(lambda s: re.search(r"tty-idle +node2 +completed +\[#{10}\] +100%", s))
+    assert both.index("tty-idle") < both.index("tty-dirty"), both
+    assert re.search(r"\d+ ms +took \d+\.\ds", row(both, "tty-idle")), both
+    assert "0 in flight, 0 queued, 2 finished" in both, both
+
+    # Ctrl-C: exit status 0, the last frame stays, the cursor is back
+    assert not term.cursor_visible()
+    term.send("C-c")
+    done = term.wait(lambda s: "exit status 0" in s)
+    assert "tty-idle" in done and "tty-dirty" in done, done
+    assert term.cursor_visible()
+    for name in ("tty-dirty", "tty-idle"):
+        for n in (node1, node2):
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)
+
+
+def test_overview_shows_the_nodes_and_what_to_do(nodes, terminal):
+    node1, node2 = nodes.nodes
+    start_guest(node2, "tty-on-node2")
+    term = terminal("hostwardenctl overview --watch")
+    shown = term.wait(lambda s: re.search(r"node2 +10\.77\.0\.12 +up +unknown +1 ", s))
+    assert re.search(r"node1 +10\.77\.0\.11 +up +unknown +\d+ .*this node", shown), shown
+    assert "hostwarden on node1: enabled, firewall" in shown, shown
+    assert "2 node(s): 2 up, 0 disabled, 0 down" in shown, shown
+    assert "node1 runs 0 domain(s); 0 migration(s) in flight" in shown, shown
+
+    # disabled, with the operator's reason, as soon as node2 says so
+    ctl(node2, "disable", "kernel upgrade")
+    shown = term.wait(lambda s: re.search(r"node2 .* disabled .* kernel upgrade", s))
+    assert "1 up, 1 disabled, 0 down" in shown, shown
+
+    # hostwardend gone on node2: down after down_after, red, and what to do about it
+    stop_daemon(node2)
+    try:
+        shown = term.wait(lambda s: re.search(r"node2 .* down .*not fenced: 'fence node2 off'",
+                                              s))
+        assert "1 up, 0 disabled, 1 down" in shown and "1 need(s) an operator" in shown, shown
+        assert colored(term.screen(escapes=True), "down") >= {"1", "31"}
+        # declared down by the admin: the next step is the evacuation of its instance
+        ctl(node1, "force-down", "node2")
+        shown = term.wait(lambda s: re.search(
+            r"node2 .* forced-down .* 1 .*1 instance\(s\) to evacuate: 'evacuate --from node2'",
+            s))
+        ctl(node1, "force-up", "node2")
+    finally:
+        start_daemon(node2)
+    term.wait(lambda s: re.search(r"node2 .* disabled .* kernel upgrade", s))
+    ctl(node2, "enable")
+    term.wait(lambda s: "2 node(s): 2 up, 0 disabled, 0 down" in s)
+    term.send("C-c")
+    term.wait(lambda s: "exit status 0" in s)
+
+    # not on a terminal: the same overview once, plain text, no escape sequences
+    plain = ctl(node1, "overview").stdout
+    assert not ESC.search(plain), repr(plain)
+    assert not [line for line in plain.splitlines() if line.endswith(" ")], repr(plain)
+    assert re.search(r"node2 +10\.77\.0\.12 +up +unknown +1 ", plain), plain
+    assert ctl(node1, "--json", "overview", check=False).returncode == 1
+    assert ctl(node1, "--watch", "nodes", check=False).returncode == 1
+    # the instance records it counts
+    listed = ctl(node1, "instances").stdout
+    assert re.search(r"tty-on-node2 +node2 ", listed), listed
+    node2.virsh("destroy", "tty-on-node2", check=False)
+    node2.virsh("undefine", "tty-on-node2", check=False)
+
+
+def test_watch_says_when_hostwardend_does_not_answer(nodes, terminal):
+    node1 = nodes.node(1)
+    term = terminal("hostwardenctl migrations --watch")
+    term.wait(lambda s: "Migrations from node1" in s)
+    stop_daemon(node1)
+    try:
+        term.wait(lambda s: "hostwardend does not answer" in s)
+    finally:
+        start_daemon(node1)
+    term.wait(lambda s: "Migrations from node1" in s)
+    term.send("C-c")
+    term.wait(lambda s: "exit status 0" in s)
