@@ -231,7 +231,7 @@ def node_failure(node1: hwcluster.Node, node2: hwcluster.Node, bmc_password: str
     hwevac.wait_for(lambda: not node1.alive, timeout=15)
     hwevac.wait_for(lambda: hwevac.list_nodes(node2)["node1"][2] == "down", timeout=30)
     say(f"    node1 is down for node2 after {time.monotonic() - t0:.1f}s without heartbeats")
-    show(node2, ["hostwardenctl", "nodes"])
+    show(node2, ["hostwardenctl", "overview"])
 
     step("Evacuating node1 before it is fenced is refused: it may still run its guests")
     if show(node2, ["hostwardenctl", "evacuate", "--from", "node1"], check=False).returncode == 0:
@@ -240,6 +240,7 @@ def node_failure(node1: hwcluster.Node, node2: hwcluster.Node, bmc_password: str
 
     step("Fencing node1: fence_ipmilan against its BMC (the password never reaches a log)")
     show(node2, ["hostwardenctl", "fence", "node1", "off"])
+    show(node2, ["hostwardenctl", "overview"])
 
     step(f"Evacuating node1: {GUEST2} rebuilt on node2, same name, UUID and disk")
     t0 = time.monotonic()
