@@ -24,6 +24,15 @@ extern char **arg_rest; /* arguments after the verb */
 extern int arg_n_rest;
 
 const char *error_message(const sd_bus_error *e, int r);
+
+/* A call to hostwardend; while watching (--watch), without D-Bus activation: a watch must not
+ * start a hostwardend the operator stopped. */
+int ctl_call(sd_bus *bus, const char *path, const char *iface, const char *member,
+             sd_bus_error *error, sd_bus_message **reply, const char *types, ...);
+/* The string properties names (NULL-terminated) of iface at path into values ("" when not
+ * there); values[i] must be NULL or allocated; the caller frees them. One GetAll call. */
+int ctl_get_strings(sd_bus *bus, const char *path, const char *iface, sd_bus_error *error,
+                    const char *const *names, char **values);
 void json_string(const char *s);
 
 int verb_migrate(sd_bus *bus);

@@ -50,6 +50,74 @@ void json_string(const char *s)
         putchar('"');
 }
 
+int ctl_call(sd_bus *bus, const char *path, const char *iface, const char *member,
+             sd_bus_error *error, sd_bus_message **reply, const char *types, ...)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        va_list ap;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, DEST, path, iface, member);
+        /* a watch must not start a hostwardend the operator stopped (bus activation) */
+        if (r >= 0 && arg_watch)
+                r = sd_bus_message_set_auto_start(m, false);
+        if (r >= 0 && types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+        }
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, error, reply);
+        return r;
+}
+
+int ctl_get_strings(sd_bus *bus, const char *path, const char *iface, sd_bus_error *error,
+                    const char *const *names, char **values)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        size_t n = 0;
+        int r;
+
+        while (names[n])
+                n++;
+        r = ctl_call(bus, path, "org.freedesktop.DBus.Properties", "GetAll", error, &reply, "s",
+                     iface);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *name, *v, *contents = NULL;
+                size_t i;
+
+                r = sd_bus_message_read(reply, "s", &name);
+                for (i = 0; r >= 0 && i < n; i++)
+                        if (streq(names[i], name))
+                                break;
+                if (r >= 0)
+                        r = sd_bus_message_peek_type(reply, NULL, &contents);
+                if (r < 0)
+                        break;
+                if (i < n && streq_ptr(contents, "s")) {
+                        r = sd_bus_message_read(reply, "v", "s", &v);
+                        if (r < 0)
+                                break;
+                        free(values[i]);
+                        values[i] = strdup(v);
+                        if (!values[i])
+                                r = -ENOMEM;
+                } else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                if (!values[i]) {
+                        values[i] = strdup("");
+                        if (!values[i])
+                                r = -ENOMEM;
+                }
+        return r < 0 ? r : 0;
+}
+
 static int get_string(sd_bus *bus, const char *property, char **ret)
 {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;

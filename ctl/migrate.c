@@ -43,8 +43,8 @@ static int get_props(sd_bus *bus, const char *path, MigrationProps *p, sd_bus_er
         int r;
 
         props_done(p);
-        r = sd_bus_call_method(bus, DEST, path, "org.freedesktop.DBus.Properties", "GetAll", error,
-                               &reply, "s", MIG_IFACE);
+        r = ctl_call(bus, path, "org.freedesktop.DBus.Properties", "GetAll", error, &reply, "s",
+                     MIG_IFACE);
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "{sv}");
@@ -375,25 +375,6 @@ static const char *state_color(const char *state)
         return NULL;
 }
 
-static void header_line(FILE *f, const Screen *screen, const char *title)
-{
-        char clock[16] = "";
-        time_t t = time(NULL);
-        struct tm tm;
-        size_t n;
-
-        if (screen->tty && localtime_r(&t, &tm))
-                strftime(clock, sizeof(clock), "%H:%M:%S", &tm);
-        if (screen->color)
-                fputs(COLOR_BOLD, f);
-        n = print_cut(f, title, screen->width > 0 ? screen->width : SIZE_MAX, 0);
-        if (screen->color)
-                fputs(COLOR_RESET, f);
-        if (clock[0] && screen->width >= n + 2 + strlen(clock))
-                fprintf(f, "%*s", (int)(screen->width - n), clock);
-        fputc('\n', f);
-}
-
 static int add_sample_row(Table *t, const Sample *s, bool disks)
 {
         const MigrationProps *p = &s->p;
@@ -473,6 +454,7 @@ static int view_migrations(sd_bus *bus, FILE *f, const Screen *screen, void *use
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(table_freep) Table *t = NULL;
+        static const char *const names[] = { "Name", NULL };
         _cleanup_free_ char *node = NULL, *title = NULL;
         _cleanup_free_ Sample **order = NULL;
         MigrationsView *v = userdata;
@@ -483,21 +465,16 @@ static int view_migrations(sd_bus *bus, FILE *f, const Screen *screen, void *use
         size_t n = 0;
         int r;
 
-        r = sd_bus_get_property_string(bus, DEST, PATH, NODE_IFACE, "Name", &error, &node);
+        r = ctl_get_strings(bus, PATH, NODE_IFACE, &error, names, &node);
         if (r >= 0)
-                r = sd_bus_call_method(bus, DEST, PATH, NODE_IFACE, "ListMigrations", &error,
-                                       &reply, NULL);
+                r = ctl_call(bus, PATH, NODE_IFACE, "ListMigrations", &error, &reply, NULL);
         if (r >= 0)
                 r = sd_bus_message_enter_container(reply, 'a', "(sssssso)");
-        if (r < 0) {
-                header_line(f, screen, "Migrations: hostwardend does not answer");
-                fprintf(f, "%s\nTrying again every second.\n", error_message(&error, r));
-                return 1;
-        }
-        for (size_t i = 0; i < v->n; i++)
+        for (size_t i = 0; r >= 0 && i < v->n; i++)
                 v->samples[i].seen = false;
-        while ((r = sd_bus_message_read(reply, "(sssssso)", &id, &domain, &source, &dest, &state,
-                                        &mode, &path)) > 0) {
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssso)", &id, &domain, &source, &dest,
+                                                  &state, &mode, &path)) > 0) {
+                MigrationProps p = {};
                 Sample *s = sample_for(v, id);
 
                 if (!s)
@@ -505,18 +482,33 @@ static int view_migrations(sd_bus *bus, FILE *f, const Screen *screen, void *use
                 s->seen = true;
                 if (s->final)
                         continue;
-                sd_bus_error_free(&error);
-                if (get_props(bus, path, &s->p, &error) < 0) {
-                        /* removed meanwhile: show what the listing said */
+                if (get_props(bus, path, &p, NULL) >= 0) {
                         props_done(&s->p);
+                        s->p = p;
+                } else if (!s->p.id) {
+                        /* gone meanwhile, and never read: what the listing said */
+                        props_done(&p);
                         s->p.id = strdup(id);
                         s->p.domain_name = strdup(domain);
                         s->p.destination = strdup(dest);
                         s->p.state = strdup(state);
                         if (!s->p.id || !s->p.domain_name || !s->p.destination || !s->p.state)
                                 return -ENOMEM;
+                } else {
+                        /* keep the last reading: progress never goes back */
+                        props_done(&p);
+                        continue;
                 }
                 sample_update(s, now);
+        }
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        return r;
+                view_title(f, screen, "Migrations: hostwardend does not answer");
+                fprintf(f, "%s\n", error_message(&error, r));
+                if (screen->watching)
+                        fprintf(f, "Trying again every %s.\n", screen->tty ? "second" : "5 s");
+                return 1;
         }
         /* forget what hostwardend no longer lists */
         for (size_t i = 0; i < v->n;)
@@ -547,7 +539,7 @@ static int view_migrations(sd_bus *bus, FILE *f, const Screen *screen, void *use
         if (asprintf(&title, "Migrations from %s: %u in flight, %u queued, %u finished%s", node,
                      active, queued, finished, screen->tty ? " (Ctrl-C quits)" : "") < 0)
                 return -ENOMEM;
-        header_line(f, screen, title);
+        view_title(f, screen, title);
         fputc('\n', f);
         if (n == 0) {
                 fprintf(f, "No migration started on %s in the last hour.\n", node);

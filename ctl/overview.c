@@ -37,7 +37,7 @@ static int get_instances(sd_bus *bus, Instance **ret, size_t *ret_n, sd_bus_erro
         uint64_t t;
         int r;
 
-        r = sd_bus_call_method(bus, DEST, PATH, NODE_IFACE, "ListInstances", error, &reply, NULL);
+        r = ctl_call(bus, PATH, NODE_IFACE, "ListInstances", error, &reply, NULL);
         if (r >= 0)
                 r = sd_bus_message_enter_container(reply, 'a', "(sssst)");
         while (r >= 0 &&
@@ -124,6 +124,52 @@ int verb_instances(sd_bus *bus)
 
 /* ---- overview ------------------------------------------------------------------------ */
 
+/* A domain running here that another node owns, and since when this overview sees it. */
+typedef struct Foreign {
+        char uuid[37];
+        uint64_t since; /* CLOCK_MONOTONIC usec */
+        bool seen;
+} Foreign;
+
+typedef struct OverviewState {
+        Foreign *foreign;
+        size_t n_foreign;
+} OverviewState;
+
+/* Such a domain is normal for a moment: a migration that landed before its record moved.
+ * Reconciliation settles it within seconds; an overview that keeps seeing it says so. */
+#define FOREIGN_SETTLE (5 * USEC_PER_SEC)
+
+static uint64_t mono_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Whether uuid has been foreign long enough to alarm (not watching: at once). */
+static bool foreign_settled(OverviewState *st, const char *uuid, uint64_t now)
+{
+        Foreign *f;
+
+        if (!st)
+                return true;
+        for (size_t i = 0; i < st->n_foreign; i++)
+                if (streq(st->foreign[i].uuid, uuid)) {
+                        st->foreign[i].seen = true;
+                        return now >= st->foreign[i].since + FOREIGN_SETTLE;
+                }
+        f = reallocarray(st->foreign, st->n_foreign + 1, sizeof(Foreign));
+        if (!f)
+                return true;
+        st->foreign = f;
+        f = &st->foreign[st->n_foreign++];
+        *f = (Foreign){ .since = now, .seen = true };
+        snprintf(f->uuid, sizeof(f->uuid), "%s", uuid);
+        return false;
+}
+
 static const char *node_state_color(const char *state)
 {
         if (streq(state, "up"))
@@ -135,118 +181,150 @@ static const char *node_state_color(const char *state)
         return NULL;
 }
 
-/* What the operator should know or do about a node, and how loud. */
-static void node_note(const char *name, const char *state, const char *fence, const char *detail,
-                      size_t owned, bool self, char *buf, size_t size, const char **color)
+/* The operator's reason in ListNodes' detail: "disabled: REASON; heartbeat N, generation M"
+ * (the reason may hold "; " itself). */
+static char *disabled_reason(const char *detail)
 {
-        const char *reason = startswith(detail, "disabled: ");
-        bool fenced = streq(fence, "off") || streq(state, "forced-down");
+        const char *reason = startswith(detail, "disabled: "), *end = NULL;
 
-        *color = NULL;
-        if (streq(state, "down") && !fenced) {
-                *color = COLOR_BOLD_RED;
-                snprintf(buf, size, "not fenced: 'fence %s off' (or force-down), then evacuate",
-                         name);
-        } else if ((streq(state, "down") || streq(state, "forced-down")) && owned > 0) {
-                *color = COLOR_YELLOW;
-                snprintf(buf, size, "%s, %zu instance(s) to evacuate: 'evacuate --from %s'",
-                         streq(fence, "off") ? "fenced" : "forced down", owned, name);
-        } else if (streq(state, "down") || streq(state, "forced-down"))
-                snprintf(buf, size, "%s, nothing to evacuate",
-                         streq(fence, "off") ? "fenced" : "forced down");
-        else if (streq(state, "unknown"))
-                snprintf(buf, size, "no heartbeat seen yet");
-        else if (streq(state, "disabled") && reason) {
-                size_t len = strcspn(reason, ";");
-
-                snprintf(buf, size, "%.*s", (int)len, reason);
-        } else
-                snprintf(buf, size, "%s", "");
-        if (self) {
-                size_t len = strlen(buf);
-
-                snprintf(buf + len, size - len, "%sthis node", len ? "; " : "");
-        }
+        if (!reason)
+                return NULL;
+        for (const char *p = strstr(reason, "; heartbeat "); p; p = strstr(p + 1, "; heartbeat "))
+                end = p;
+        return strndup(reason, end ? (size_t)(end - reason) : strlen(reason));
 }
 
-/* One frame: the nodes of the store with what each owns and what needs doing, then this
- * node's domains and migrations. */
+typedef struct NodeAdvice {
+        const char *note; /* short, for the table */
+        const char *color;
+        char *action; /* a sentence with the command, when an operator has to act */
+} NodeAdvice;
+
+/* What the operator should know or do about a node. */
+static int node_advice(const char *name, const char *state, const char *fence, size_t owned,
+                       bool counted, NodeAdvice *ret)
+{
+        bool down = streq(state, "down"), forced = streq(state, "forced-down");
+        bool fenced = streq(fence, "off") || forced;
+        int r = 0;
+
+        *ret = (NodeAdvice){ .note = "" };
+        /* the command first, on a line of its own that fits 80 columns */
+        if (down && !fenced) {
+                ret->note = "not fenced";
+                ret->color = COLOR_BOLD_RED;
+                r = asprintf(&ret->action,
+                             "%s is down and not fenced: hostwardenctl fence %s off\n"
+                             "  (or force-down %s if you know it is off), then evacuate it.",
+                             name, name, name);
+        } else if ((down || forced) && (owned > 0 || !counted)) {
+                const char *how = fenced && !forced ? "fenced" : "forced down";
+
+                ret->note = "to evacuate";
+                ret->color = COLOR_YELLOW;
+                if (counted)
+                        r = asprintf(&ret->action,
+                                     "%s is %s with %zu instance(s): hostwardenctl evacuate "
+                                     "--from %s\n  on the node that should take them.",
+                                     name, how, owned, name);
+                else
+                        r = asprintf(&ret->action,
+                                     "%s is %s: hostwardenctl evacuate --from %s\n  on the "
+                                     "node that should take its instances.",
+                                     name, how, name);
+        } else if (down || forced)
+                ret->note = "nothing to evacuate";
+        else if (streq(state, "unknown"))
+                ret->note = "no heartbeat seen yet";
+        return r < 0 ? -ENOMEM : 0;
+}
+
+/* One frame: a summary (what needs an operator first, so that it shows on any screen),
+ * the nodes of the store with what each owns, what to do, then this node. */
 static int view_overview(sd_bus *bus, FILE *f, const Screen *screen, void *userdata)
 {
+        static const char *const names[] = { "Name", "State", "FirewallState", "Store", NULL };
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *nodes = NULL, *domains = NULL,
                                                         *migrations = NULL;
         _cleanup_(table_freep) Table *t = NULL;
-        _cleanup_free_ char *self = NULL, *self_state = NULL, *firewall = NULL, *store = NULL,
-                            *title = NULL;
-        const char *name, *address, *state, *fence, *detail, *uuid, *owner, *s[5];
-        unsigned n_up = 0, n_disabled = 0, n_down = 0, n_nodes = 0, act = 0;
-        unsigned running = 0, foreign = 0, unowned = 0, mig_flight = 0, mig_failed = 0;
+        _cleanup_free_ char *title = NULL, *actions = NULL, *need = NULL;
+        char *props[ELEMENTSOF(names)] = {};
+        const char *name, *address, *state, *fence, *detail, *uuid, *owner, *x[5];
+        unsigned n_up = 0, n_disabled = 0, n_down = 0, n_nodes = 0, n_act = 0;
+        unsigned active = 0, foreign = 0, unowned = 0, mig_flight = 0, mig_failed = 0;
+        OverviewState *st = userdata;
         Instance *inst = NULL;
-        size_t n_inst = 0;
-        uint64_t since;
-        char clock[16] = "";
-        time_t now = time(NULL);
-        struct tm tm;
+        size_t n_inst = 0, actions_size = 0, need_size = 0;
+        bool counted = true;
+        FILE *act = NULL, *need_f = NULL;
+        uint64_t since, now = mono_usec();
         int r;
 
-        r = sd_bus_get_property_string(bus, DEST, PATH, NODE_IFACE, "Name", &error, &self);
+        r = ctl_get_strings(bus, PATH, NODE_IFACE, &error, names, props);
         if (r >= 0)
-                r = sd_bus_get_property_string(bus, DEST, PATH, NODE_IFACE, "State", &error,
-                                               &self_state);
+                r = ctl_call(bus, PATH, NODE_IFACE, "ListNodes", &error, &nodes, NULL);
         if (r >= 0)
-                r = sd_bus_get_property_string(bus, DEST, PATH, NODE_IFACE, "FirewallState", &error,
-                                               &firewall);
-        if (r >= 0)
-                r = sd_bus_get_property_string(bus, DEST, PATH, NODE_IFACE, "Store", &error,
-                                               &store);
-        if (r >= 0)
-                r = sd_bus_call_method(bus, DEST, PATH, NODE_IFACE, "ListNodes", &error, &nodes,
-                                       NULL);
-        if (r >= 0)
+                r = sd_bus_message_enter_container(nodes, 'a', "(ssssst)");
+        if (r >= 0) {
+                sd_bus_error_free(&error);
                 r = get_instances(bus, &inst, &n_inst, &error);
+                /* a daemon older than this client: no counts */
+                if (r < 0 && r != -ENOMEM &&
+                    sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_METHOD)) {
+                        counted = false;
+                        r = 0;
+                }
+        }
         if (r < 0) {
-                fprintf(f, "hostwardend does not answer: %s\n", error_message(&error, r));
-                if (screen->tty)
-                        fprintf(f, "Trying again every second (Ctrl-C quits).\n");
-                return r == -ENOMEM ? r : 1;
+                for (size_t i = 0; i < ELEMENTSOF(props); i++)
+                        free(props[i]);
+                if (r == -ENOMEM)
+                        return r;
+                view_title(f, screen, "hostwarden: hostwardend does not answer");
+                fprintf(f, "%s\n", error_message(&error, r));
+                if (screen->watching)
+                        fprintf(f, "Trying again every %s.\n", screen->tty ? "second" : "5 s");
+                return 1;
         }
 
-        if (screen->tty && localtime_r(&now, &tm))
-                strftime(clock, sizeof(clock), "%H:%M:%S", &tm);
-        r = asprintf(&title, "hostwarden on %s: %s, firewall %s, store %s", self, self_state,
-                     firewall, store);
-        if (r < 0)
-                goto oom;
-        if (screen->color)
-                fputs(COLOR_BOLD, f);
-        r = (int)print_cut(f, title, screen->width > 0 ? screen->width : SIZE_MAX, 0);
-        if (screen->color)
-                fputs(COLOR_RESET, f);
-        if (clock[0] && screen->width >= (size_t)r + 2 + strlen(clock))
-                fprintf(f, "%*s", (int)(screen->width - (size_t)r), clock);
-        fputs("\n\n", f);
-
-        t = table_new("NODE", "ADDRESS", "STATE", "FENCE", "INSTANCES", "CHANGED", "NOTE", NULL);
-        if (!t)
+        t = table_new("NODE", "ADDRESS", "STATE", "FENCE", "INSTANCES", "SINCE", "NOTE", NULL);
+        act = open_memstream(&actions, &actions_size);
+        need_f = open_memstream(&need, &need_size);
+        if (!t || !act || !need_f)
                 goto oom;
         table_set_right(t, 4);
-        r = sd_bus_message_enter_container(nodes, 'a', "(ssssst)");
-        while (r >= 0 && (r = sd_bus_message_read(nodes, "(ssssst)", &name, &address, &state,
-                                                  &fence, &detail, &since)) > 0) {
+        while ((r = sd_bus_message_read(nodes, "(ssssst)", &name, &address, &state, &fence, &detail,
+                                        &since)) > 0) {
+                _cleanup_free_ char *reason = disabled_reason(detail);
+                bool is_self = streq(name, props[0]);
+                NodeAdvice advice;
+                char ago[32] = "", note[512];
                 size_t owned = 0;
-                char ago[32], note[256];
-                const char *note_color;
-                bool is_self = streq(name, self);
 
                 for (size_t i = 0; i < n_inst; i++)
                         if (streq(inst[i].owner, name))
                                 owned++;
-                format_ago(since, ago, sizeof(ago));
-                node_note(name, state, fence, detail, owned, is_self, note, sizeof(note),
-                          &note_color);
-                if (note_color && !is_self)
-                        act++;
+                if (node_advice(name, state, fence, owned, counted, &advice) < 0)
+                        goto oom;
+                if (advice.action) {
+                        fprintf(act, "%s\n", advice.action);
+                        fprintf(need_f, "%s%s", n_act ? ", " : "", name);
+                        n_act++;
+                        free(advice.action);
+                }
+                /* since when: disabled, or the last heartbeat of a node that is down; an up
+                 * node's heartbeat is always "now" */
+                if (!streq(state, "up"))
+                        format_ago(since, ago, sizeof(ago));
+                /* what to do first; else why it is out */
+                snprintf(note, sizeof(note), "%s",
+                         !isempty(advice.note) ? advice.note
+                         : reason              ? reason
+                                               : "");
+                if (is_self)
+                        snprintf(note + strlen(note), sizeof(note) - strlen(note), "%sthis node",
+                                 note[0] ? "; " : "");
                 n_nodes++;
                 if (streq(state, "up"))
                         n_up++;
@@ -254,81 +332,106 @@ static int view_overview(sd_bus *bus, FILE *f, const Screen *screen, void *userd
                         n_disabled++;
                 else if (streq(state, "down") || streq(state, "forced-down"))
                         n_down++;
-                s[0] = isempty(address) ? NULL : address;
                 if (table_add(t, is_self ? COLOR_BOLD : NULL, name) < 0 ||
-                    table_add(t, NULL, s[0]) < 0 ||
+                    table_add(t, NULL, isempty(address) ? NULL : address) < 0 ||
                     table_add(t, node_state_color(state), state) < 0 ||
                     table_add(t, streq(fence, "off") ? COLOR_YELLOW : NULL, fence) < 0 ||
-                    table_addf(t, NULL, "%zu", owned) < 0 || table_add(t, NULL, ago) < 0 ||
-                    table_add(t, note_color, note) < 0)
+                    (counted ? table_addf(t, NULL, "%zu", owned) : table_add(t, NULL, NULL)) < 0 ||
+                    table_add(t, NULL, ago) < 0 || table_add(t, advice.color, note) < 0)
                         goto oom;
         }
-        if (r < 0) {
-                fprintf(f, "Cannot read the nodes: %s\n", strerror(-r));
-                instances_free(inst, n_inst);
-                return 0;
+        if (r < 0)
+                goto oom;
+        if (fclose(act) < 0 || fclose(need_f) < 0) {
+                act = need_f = NULL;
+                goto oom;
         }
-        table_print(t, f, screen->width, screen->color);
-        fprintf(f, "\n%u node(s): %u up, %u disabled, %u down; %zu instance(s)", n_nodes, n_up,
-                n_disabled, n_down, n_inst);
-        if (act > 0) {
-                if (screen->color)
-                        fputs(COLOR_BOLD_RED, f);
-                fprintf(f, "; %u need(s) an operator", act);
-                if (screen->color)
-                        fputs(COLOR_RESET, f);
-        }
-        fputs(".\n", f);
+        act = need_f = NULL;
 
-        /* this node: its libvirt's domains, and whether any runs without being ours */
+        r = asprintf(&title, "hostwarden on %s: %s, firewall %s, store %s%s", props[0], props[1],
+                     props[2], props[3], screen->watching && screen->tty ? " (Ctrl-C quits)" : "");
+        if (r < 0)
+                goto oom;
+        view_title(f, screen, title);
+        fprintf(f, "%u node(s): %u up, %u disabled, %u down", n_nodes, n_up, n_disabled, n_down);
+        if (counted)
+                fprintf(f, "; %zu instance(s)", n_inst);
+        if (n_act > 0)
+                fprintf(f, ". %sNeeds an operator: %s%s", screen->color ? COLOR_BOLD_RED : "", need,
+                        screen->color ? COLOR_RESET : "");
+        fputs(".\n\n", f);
+        table_print(t, f, screen->width, screen->color);
+        if (n_act > 0)
+                fprintf(f, "\n%s", actions);
+
+        /* this node: its libvirt's domains, and whether one runs without being its own */
         sd_bus_error_free(&error);
-        r = sd_bus_call_method(bus, DEST, PATH, NODE_IFACE, "ListDomains", &error, &domains, NULL);
+        r = ctl_call(bus, PATH, NODE_IFACE, "ListDomains", &error, &domains, NULL);
         if (r >= 0)
                 r = sd_bus_message_enter_container(domains, 'a', "(ssss)");
+        for (size_t i = 0; st && i < st->n_foreign; i++)
+                st->foreign[i].seen = false;
         while (r >= 0 &&
                (r = sd_bus_message_read(domains, "(ssss)", &uuid, &name, &state, &owner)) > 0) {
-                if (!streq(state, "running") && !streq(state, "paused"))
+                if (streq(state, "shutoff") || streq(state, "shutdown") ||
+                    streq(state, "crashed") || streq(state, "nostate"))
                         continue;
-                running++;
+                active++;
                 if (isempty(owner))
                         unowned++;
-                else if (!streq(owner, self))
+                /* paused: an incoming migration, or one being forced to complete */
+                else if (!streq(owner, props[0]) && streq(state, "running") &&
+                         foreign_settled(st, uuid, now))
                         foreign++;
         }
+        for (size_t i = 0; st && i < st->n_foreign;)
+                if (!st->foreign[i].seen)
+                        st->foreign[i] = st->foreign[--st->n_foreign];
+                else
+                        i++;
+        fputc('\n', f);
         if (r < 0)
-                fprintf(f, "%s: cannot list its domains: %s\n", self, error_message(&error, r));
+                fprintf(f, "%s: cannot list its domains: %s\n", props[0], error_message(&error, r));
         else {
-                fprintf(f, "%s runs %u domain(s)", self, running);
+                fprintf(f, "%s runs %u domain(s)", props[0], active);
                 if (unowned > 0)
-                        fprintf(f, ", %u without an instance record", unowned);
-                if (foreign > 0) {
-                        if (screen->color)
-                                fputs(COLOR_BOLD_RED, f);
-                        fprintf(f, ", %u owned by another node", foreign);
-                        if (screen->color)
-                                fputs(COLOR_RESET, f);
-                }
+                        fprintf(f, ", %u without an instance record yet", unowned);
+                if (foreign > 0)
+                        fprintf(f, ", %s%u that another node owns%s",
+                                screen->color ? COLOR_BOLD_RED : "", foreign,
+                                screen->color ? COLOR_RESET : "");
+                fputs(".\n", f);
         }
         sd_bus_error_free(&error);
-        r = sd_bus_call_method(bus, DEST, PATH, NODE_IFACE, "ListMigrations", &error, &migrations,
-                               NULL);
+        r = ctl_call(bus, PATH, NODE_IFACE, "ListMigrations", &error, &migrations, NULL);
         if (r >= 0)
                 r = sd_bus_message_enter_container(migrations, 'a', "(sssssso)");
-        while (r >= 0 && (r = sd_bus_message_read(migrations, "(sssssso)", &s[0], &s[1], &s[2],
-                                                  &s[3], &state, &s[4], &name)) > 0) {
+        while (r >= 0 && (r = sd_bus_message_read(migrations, "(sssssso)", &x[0], &x[1], &x[2],
+                                                  &x[3], &state, &x[4], &name)) > 0) {
                 if (streq(state, "failed") || streq(state, "aborted"))
                         mig_failed++;
                 else if (!streq(state, "completed"))
                         mig_flight++;
         }
-        if (r >= 0)
-                fprintf(f, "; %u migration(s) in flight, %u failed or aborted in the last hour.\n",
-                        mig_flight, mig_failed);
+        if (r < 0)
+                fprintf(f, "%s: cannot list its migrations: %s\n", props[0],
+                        error_message(&error, r));
         else
-                fputs(".\n", f);
+                fprintf(f,
+                        "Migrations from %s: %u in flight, %u failed or aborted in the last "
+                        "hour.\n",
+                        props[0], mig_flight, mig_failed);
+        for (size_t i = 0; i < ELEMENTSOF(props); i++)
+                free(props[i]);
         instances_free(inst, n_inst);
         return 0;
 oom:
+        if (act)
+                fclose(act);
+        if (need_f)
+                fclose(need_f);
+        for (size_t i = 0; i < ELEMENTSOF(props); i++)
+                free(props[i]);
         instances_free(inst, n_inst);
         return -ENOMEM;
 }
@@ -341,8 +444,13 @@ int verb_overview(sd_bus *bus)
         FILE *f;
         int r;
 
-        if (arg_watch)
-                return watch_run(bus, view_overview, NULL);
+        if (arg_watch) {
+                OverviewState st = {};
+
+                r = watch_run(bus, view_overview, &st);
+                free(st.foreign);
+                return r;
+        }
         screen_get(&screen);
         f = open_memstream(&frame, &size);
         if (!f) {
@@ -356,6 +464,6 @@ int verb_overview(sd_bus *bus)
                 return 1;
         }
         /* not answering is an error, on stderr */
-        fputs(frame, r > 0 ? stderr : stdout);
+        frame_print(r > 0 ? stderr : stdout, frame, &screen);
         return r > 0 ? 1 : 0;
 }

@@ -34,29 +34,41 @@ size_t utf8_width(const char *s)
         return n;
 }
 
+/* Prints the code points of s up to width, the last one "…" when s is longer or force is
+ * set; control characters (C0, DEL, C1) become "?", so data never moves the cursor or
+ * changes colours. Returns the code points printed. */
+static size_t emit(FILE *f, const char *s, size_t width, bool force)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        size_t n = utf8_width(s), keep, cps = 0;
+
+        if (width == 0)
+                return 0;
+        force = force || n > width;
+        keep = force ? width - 1 : n;
+        for (; *p; p++) {
+                if ((*p & 0xc0) != 0x80) {
+                        if (cps == keep)
+                                break;
+                        cps++;
+                }
+                if (*p < 0x20 || *p == 0x7f)
+                        fputc('?', f);
+                else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+                        fputc('?', f); /* a C1 control, two bytes */
+                        p++;
+                } else
+                        fputc(*p, f);
+        }
+        if (force)
+                fputs("…", f);
+        return force ? width : n;
+}
+
 size_t print_cut(FILE *f, const char *s, size_t width, size_t pad)
 {
-        size_t n = utf8_width(s), printed = 0;
+        size_t printed = emit(f, s, width, false);
 
-        if (n <= width) {
-                fputs(s, f);
-                printed = n;
-        } else if (width > 0) {
-                /* width - 1 code points, then the ellipsis */
-                const unsigned char *p = (const unsigned char *)s;
-                size_t cps = 0;
-
-                for (; *p; p++) {
-                        if ((*p & 0xc0) != 0x80) {
-                                if (cps == width - 1)
-                                        break;
-                                cps++;
-                        }
-                        fputc(*p, f);
-                }
-                fputs("…", f);
-                printed = width;
-        }
         for (; printed < pad; printed++)
                 fputc(' ', f);
         return printed;
@@ -90,8 +102,8 @@ Table *table_new(const char *header, ...)
         for (const char *h = header; h; h = va_arg(ap, const char *)) {
                 char *s = strdup(h);
 
+                /* add_cell() frees s when it fails */
                 if (!s || add_cell(t, NULL, s) < 0) {
-                        free(s);
                         va_end(ap);
                         return table_free(t);
                 }
@@ -169,13 +181,19 @@ static bool rest_empty(const Table *t, size_t row, size_t column)
 size_t table_print(const Table *t, FILE *f, size_t width, bool color)
 {
         size_t nc = t->n_columns, lines = 0, total = 0;
-        size_t *w;
+        size_t *w, *lead, *shown;
 
         if (nc == 0)
                 return 0;
         w = calloc(nc, sizeof(size_t));
-        if (!w)
+        lead = calloc(nc, sizeof(size_t));
+        shown = calloc(nc, sizeof(size_t));
+        if (!w || !lead || !shown) {
+                free(w);
+                free(lead);
+                free(shown);
                 return 0;
+        }
         for (size_t i = 0; i < t->n_cells; i++) {
                 size_t n = utf8_width(t->cells[i].text);
 
@@ -192,39 +210,59 @@ size_t table_print(const Table *t, FILE *f, size_t width, bool color)
         }
 
         for (size_t row = 0; row * nc < t->n_cells; row++) {
-                size_t left = width > 0 ? width : SIZE_MAX;
+                size_t n_shown = 0, pos = 0, limit = width > 0 ? width : SIZE_MAX;
+                bool cut = false;
 
-                for (size_t c = 0; c < nc && row * nc + c < t->n_cells && left > 0; c++) {
-                        const Cell *cell = &t->cells[row * nc + c];
-                        const char *col = row == 0 ? COLOR_UNDERLINE : cell->color;
-                        bool last = c + 1 == nc;
+                /* what of each cell fits: the blanks before it (the previous cell's padding,
+                 * the separator, right alignment) and how much of its text; nothing but text
+                 * ends a line */
+                for (size_t c = 0; c < nc && row * nc + c < t->n_cells; c++) {
+                        size_t n = utf8_width(t->cells[row * nc + c].text);
+                        size_t cw = n < w[c] ? n : w[c], blanks = 0;
 
                         if (rest_empty(t, row, c))
                                 break;
-                        size_t cw = w[c] < left ? w[c] : left, n = utf8_width(cell->text);
-
-                        if (c > 0) {
-                                fputc(' ', f);
-                                left--;
-                                if (left == 0)
-                                        break;
-                                cw = w[c] < left ? w[c] : left;
+                        if (c > 0)
+                                blanks = (t->right[c - 1] ? 0 : w[c - 1] - shown[c - 1]) + 1;
+                        if (t->right[c])
+                                blanks += w[c] - cw;
+                        if (pos + blanks >= limit) {
+                                cut = true;
+                                break;
                         }
+                        lead[c] = blanks;
+                        shown[c] = cw < limit - pos - blanks ? cw : limit - pos - blanks;
+                        pos += blanks + shown[c];
+                        n_shown = c + 1;
+                        if (shown[c] < cw) {
+                                cut = true;
+                                break;
+                        }
+                }
+                for (size_t c = 0; c < n_shown; c++) {
+                        const Cell *cell = &t->cells[row * nc + c];
+                        const char *col = row == 0 ? COLOR_UNDERLINE : cell->color;
+                        /* columns left out: the last one shown ends with "…" */
+                        bool last_of_cut = cut && c + 1 == n_shown;
+
+                        if (last_of_cut && shown[c] == 0 && lead[c] > 0)
+                                lead[c]--;
+                        for (size_t k = 0; k < lead[c]; k++)
+                                fputc(' ', f);
                         if (color && col)
                                 fputs(col, f);
-                        if (t->right[c] && n < cw)
-                                for (size_t k = n; k < cw; k++)
-                                        fputc(' ', f);
-                        /* nothing after it: not padded, no trailing blanks */
-                        print_cut(f, cell->text, cw,
-                                  t->right[c] || last || rest_empty(t, row, c + 1) ? 0 : cw);
+                        if (last_of_cut && shown[c] == 0)
+                                fputs("…", f);
+                        else
+                                emit(f, cell->text, shown[c], last_of_cut);
                         if (color && col)
                                 fputs(COLOR_RESET, f);
-                        left -= cw;
                 }
                 fputc('\n', f);
                 lines++;
         }
         free(w);
+        free(lead);
+        free(shown);
         return lines;
 }

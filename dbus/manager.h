@@ -28,6 +28,12 @@ typedef struct Manager {
         Migration *migrations;         /* newest first (migration.h) */
         struct Reconciler *reconciler; /* reconcile.h */
         char **rebuilding;             /* UUIDs of instances a Rebuild works on here */
+
+        /* ListInstances answers from a listing at most LIST_INSTANCES_MAX_AGE old */
+        InstanceRecord *instances_cache;
+        size_t n_instances_cache;
+        uint64_t instances_cache_time; /* CLOCK_MONOTONIC */
+        bool instances_cache_valid;
 } Manager;
 
 int manager_new(Manager **ret);

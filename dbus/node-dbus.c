@@ -160,6 +160,15 @@ static int enable_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *erro
         return set_disabled(m, msg, &a, error);
 }
 
+/* C0 controls and DEL: a reason ends up on operators' terminals. */
+static bool has_control_char(const char *s)
+{
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        return true;
+        return false;
+}
+
 /* Disable(s reason) [manage-node]: validate, authorize, change. */
 static int method_disable(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
@@ -171,10 +180,10 @@ static int method_disable(sd_bus_message *msg, void *userdata, sd_bus_error *err
         if (r < 0)
                 return r;
         n = strlen(reason);
-        if (n == 0 || n > 255 || strpbrk(reason, "\n\r"))
+        if (n == 0 || n > 255 || has_control_char(reason))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Expected a reason of 1 to 255 characters on one line, "
-                                         "e.g. \"kernel upgrade\"");
+                                         "without control characters, e.g. \"kernel upgrade\"");
         r = sd_bus_message_rewind(msg, true);
         if (r < 0)
                 return r;
@@ -232,18 +241,36 @@ static int method_list_nodes(sd_bus_message *msg, void *userdata, sd_bus_error *
         return sd_bus_send(NULL, reply, NULL);
 }
 
-/* ListInstances() -> a(sssst): uuid, name, owner, evacuated from, last ownership change. */
+#define LIST_INSTANCES_MAX_AGE (1 * USEC_PER_SEC)
+
+/* ListInstances() -> a(sssst): uuid, name, owner, evacuated from, last ownership change.
+ * Overviews poll it: at most one listing of the store per LIST_INSTANCES_MAX_AGE, as
+ * ListNodes. */
 static int method_list_instances(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Manager *m = userdata;
-        InstanceRecord *inst = NULL;
-        size_t n = 0;
+        InstanceRecord *inst;
+        uint64_t now = 0;
+        size_t n;
         int r;
 
-        r = store_instance_list(m->store, &inst, &n);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot read the instance records: %m");
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (!m->instances_cache_valid || now >= m->instances_cache_time + LIST_INSTANCES_MAX_AGE) {
+                inst = NULL;
+                n = 0;
+                r = store_instance_list(m->store, &inst, &n);
+                if (r < 0)
+                        return sd_bus_error_set_errnof(error, r,
+                                                       "Cannot read the instance records: %m");
+                instance_record_array_free(m->instances_cache, m->n_instances_cache);
+                m->instances_cache = inst;
+                m->n_instances_cache = n;
+                m->instances_cache_time = now;
+                m->instances_cache_valid = true;
+        }
+        inst = m->instances_cache;
+        n = m->n_instances_cache;
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(sssst)");
@@ -251,7 +278,6 @@ static int method_list_instances(sd_bus_message *msg, void *userdata, sd_bus_err
                 r = sd_bus_message_append(reply, "(sssst)", inst[i].uuid, strempty(inst[i].name),
                                           strempty(inst[i].owner), strempty(inst[i].evacuated_from),
                                           inst[i].time);
-        instance_record_array_free(inst, n);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)

@@ -6,6 +6,7 @@ node's hostwardend over its own system bus."""
 from __future__ import annotations
 
 import re
+import time
 import uuid as uuidlib
 
 import pytest
@@ -61,6 +62,11 @@ class Terminal:
 
     def resize(self, width: int, height: int) -> None:
         self.tmux("resize-window", "-t", self.name, "-x", str(width), "-y", str(height))
+
+    def history(self) -> int:
+        """Lines scrolled off the top: a view redrawn in place never scrolls."""
+        return int(self.tmux("display-message", "-p", "-t", self.name,
+                             "#{history_size}").stdout)
 
     def send(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", self.name, *keys)
@@ -153,10 +159,16 @@ def test_migrations_watch_is_a_live_table(nodes, terminal):
     # listing being asked for
     shown = term.wait(lambda s: re.search(r"\d+\.\d/\d+\.\d", row(s, "tty-dirty")))
     first = memory_done(shown, "tty-dirty")
-    later = term.wait(lambda s: "MiB/s" in row(s, "tty-dirty") and "pass" in row(s, "tty-dirty")
+    # the columns in order: progress, memory sent/total, speed measured between frames, time
+    # left, the current max downtime, the memory pass
+    live = re.compile(r"running +\[[#.]{10}\] +\d+% +[\d.]+/[\d.]+ +[\d.]+ MiB/s +\S+ +max \d+ ms"
+                      r" +pass \d+")
+    later = term.wait(lambda s: live.search(row(s, "tty-dirty"))
                       and memory_done(s, "tty-dirty") > first)
-    assert re.search(r"max \d+ ms", row(later, "tty-dirty")), later
     assert all(len(line) <= WIDTH for line in later.splitlines()), later
+    # redrawn in place: one title, nothing ever scrolled off the screen
+    assert later.count("Migrations from node1") == 1, later
+    assert term.history() == 0
     # colour on a terminal: the state is cyan while running
     assert "36" in colored(term.screen(escapes=True), "running")
 
@@ -199,43 +211,67 @@ def test_overview_shows_the_nodes_and_what_to_do(nodes, terminal):
     node1, node2 = nodes.nodes
     start_guest(node2, "tty-on-node2")
     term = terminal("hostwardenctl overview --watch")
-    shown = term.wait(lambda s: re.search(r"node2 +10\.77\.0\.12 +up +unknown +1 ", s))
-    assert re.search(r"node1 +10\.77\.0\.11 +up +unknown +\d+ .*this node", shown), shown
+    shown = term.wait(lambda s: re.search(r"node2 +10\.77\.0\.12 +up +unknown +1$", s, re.M))
+    assert re.search(r"node1 +10\.77\.0\.11 +up +unknown +\d+ +this node$", shown, re.M), shown
     assert "hostwarden on node1: enabled, firewall" in shown, shown
-    assert "2 node(s): 2 up, 0 disabled, 0 down" in shown, shown
-    assert "node1 runs 0 domain(s); 0 migration(s) in flight" in shown, shown
+    assert "2 node(s): 2 up, 0 disabled, 0 down; 1 instance(s)." in shown, shown
+    assert "node1 runs 0 domain(s)." in shown, shown
+    assert "Migrations from node1: 0 in flight" in shown, shown
 
-    # disabled, with the operator's reason, as soon as node2 says so
-    ctl(node2, "disable", "kernel upgrade")
-    shown = term.wait(lambda s: re.search(r"node2 .* disabled .* kernel upgrade", s))
+    # disabled, with the operator's reason (whatever it holds), as soon as node2 says so
+    ctl(node2, "disable", "kernel upgrade; back at 14:00")
+    shown = term.wait(lambda s: re.search(r"node2 .* disabled .* kernel upgrade; back at 14:00$",
+                                          s, re.M))
     assert "1 up, 1 disabled, 0 down" in shown, shown
 
-    # hostwardend gone on node2: down after down_after, red, and what to do about it
+    # hostwardend gone on node2: down after down_after, red, and what to do about it, in
+    # full under the table and named in the summary at the top
     stop_daemon(node2)
     try:
-        shown = term.wait(lambda s: re.search(r"node2 .* down .*not fenced: 'fence node2 off'",
-                                              s))
-        assert "1 up, 0 disabled, 1 down" in shown and "1 need(s) an operator" in shown, shown
+        shown = term.wait(lambda s: re.search(r"node2 .* down .* \d+s ago +not fenced$", s, re.M))
+        assert "1 up, 0 disabled, 1 down; 1 instance(s). Needs an operator: node2." in shown, \
+            shown
+        assert ("node2 is down and not fenced: hostwardenctl fence node2 off\n"
+                "  (or force-down node2 if you know it is off), then evacuate it.") in shown, \
+            shown
         assert colored(term.screen(escapes=True), "down") >= {"1", "31"}
+
+        # an 80x24 terminal: every line fits, the summary with the alarm stays on top, the
+        # frame is redrawn in place (tmux itself rewraps the old lines into its history when
+        # the window shrinks; from then on nothing more may scroll)
+        term.resize(80, 24)
+        narrow = term.wait(lambda s: all(len(line) <= 80 for line in s.splitlines())
+                           and "Needs an operator: node2" in s.splitlines()[1])
+        scrolled = term.history()
+        time.sleep(2.5)  # a few frames
+        assert term.screen().count("hostwarden on node1") == 1, term.screen()
+        assert term.history() == scrolled
+        assert "fence node2 off" in narrow, narrow
+        term.resize(WIDTH, HEIGHT)
+
         # declared down by the admin: the next step is the evacuation of its instance
         ctl(node1, "force-down", "node2")
-        shown = term.wait(lambda s: re.search(
-            r"node2 .* forced-down .* 1 .*1 instance\(s\) to evacuate: 'evacuate --from node2'",
-            s))
+        shown = term.wait(lambda s: re.search(r"node2 .* forced-down .* 1 .* to evacuate$", s,
+                                              re.M))
+        assert ("node2 is forced down with 1 instance(s): hostwardenctl evacuate --from node2\n"
+                "  on the node that should take them.") in shown, shown
         ctl(node1, "force-up", "node2")
     finally:
         start_daemon(node2)
-    term.wait(lambda s: re.search(r"node2 .* disabled .* kernel upgrade", s))
+    term.wait(lambda s: re.search(r"node2 .* disabled .* kernel upgrade; back at 14:00$", s,
+                                  re.M))
     ctl(node2, "enable")
-    term.wait(lambda s: "2 node(s): 2 up, 0 disabled, 0 down" in s)
+    shown = term.wait(lambda s: "2 node(s): 2 up, 0 disabled, 0 down; 1 instance(s)." in s)
+    assert "Needs an operator" not in shown and "not fenced" not in shown, shown
     term.send("C-c")
     term.wait(lambda s: "exit status 0" in s)
 
-    # not on a terminal: the same overview once, plain text, no escape sequences
+    # not on a terminal: the same overview once, plain text, no escape sequence, no line
+    # ending in a blank
     plain = ctl(node1, "overview").stdout
     assert not ESC.search(plain), repr(plain)
     assert not [line for line in plain.splitlines() if line.endswith(" ")], repr(plain)
-    assert re.search(r"node2 +10\.77\.0\.12 +up +unknown +1 ", plain), plain
+    assert re.search(r"node2 +10\.77\.0\.12 +up +unknown +1$", plain, re.M), plain
     assert ctl(node1, "--json", "overview", check=False).returncode == 1
     assert ctl(node1, "--watch", "nodes", check=False).returncode == 1
     # the instance records it counts
@@ -245,15 +281,48 @@ def test_overview_shows_the_nodes_and_what_to_do(nodes, terminal):
     node2.virsh("undefine", "tty-on-node2", check=False)
 
 
-def test_watch_says_when_hostwardend_does_not_answer(nodes, terminal):
+def test_watch_without_a_terminal_is_a_log_woken_by_hostwardend(nodes, terminal):
+    """Output to a file: frames one after another, each with its time, no escape sequence;
+    a migration shows up in the next frame (at most 2 s after the last), not at the 5 s
+    timer; SIGTERM ends it with status 0."""
+    node1 = nodes.node(1)
+    log, pidfile = "/run/hwtest-watch.log", "/run/hwtest-watch.pid"
+    term = terminal(f"hostwardenctl migrations --watch > {log} & echo $! > {pidfile}; "
+                    "wait $!")
+    assert wait_for(lambda: "Migrations from node1" in node1.read_file(log), timeout=10), \
+        node1.read_file(log)
+    first = time.monotonic()
+    start_guest(node1, "tty-logged")
+    mig_id = ctl(node1, "migrate", "tty-logged", "node2").stdout.split()[-1]
+    assert wait_for(lambda: mig_id in node1.read_file(log), timeout=10, interval=0.1)
+    assert time.monotonic() - first < 4.5, node1.read_file(log)
+    node1.run(["sh", "-c", f"kill -TERM $(cat {pidfile})"])
+    term.wait(lambda s: "exit status 0" in s)
+    text = node1.read_file(log)
+    assert not ESC.search(text), repr(text)
+    titles = [line for line in text.splitlines() if line.startswith("Migrations from node1")]
+    assert len(titles) >= 2, text
+    assert all(re.search(r": \d+ in flight, .*  \d\d:\d\d:\d\d$", t) for t in titles), text
+    for n in nodes.nodes:
+        n.virsh("destroy", "tty-logged", check=False)
+        n.virsh("undefine", "tty-logged", check=False)
+
+
+def test_watch_says_when_hostwardend_does_not_answer_and_does_not_start_it(nodes, terminal):
     node1 = nodes.node(1)
     term = terminal("hostwardenctl migrations --watch")
     term.wait(lambda s: "Migrations from node1" in s)
-    stop_daemon(node1)
+    # stopped by the operator: the watch says so and does not bring it back by D-Bus
+    # activation (the bus would start hostwardend.service for a plain call)
+    node1.systemctl("stop", "hostwardend.service")
     try:
-        term.wait(lambda s: "hostwardend does not answer" in s)
+        shown = term.wait(lambda s: "hostwardend does not answer" in s)
+        assert "Trying again every second." in shown, shown
+        time.sleep(3)
+        assert not node1.unit_active("hostwardend.service")
     finally:
-        start_daemon(node1)
+        node1.systemctl("start", "hostwardend.service")
     term.wait(lambda s: "Migrations from node1" in s)
     term.send("C-c")
     term.wait(lambda s: "exit status 0" in s)
+    assert term.cursor_visible()

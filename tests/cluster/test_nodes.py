@@ -94,6 +94,9 @@ def test_disable_validates_then_authorizes(nodes):
     proc = node1.run(BUSCTL + ["call", *DEST, "Disable", "s", ""], check=False)
     assert proc.returncode != 0
     assert "Expected a reason of 1 to 255 characters" in proc.stderr, proc.stderr
+    # control characters would reach every operator's terminal (hostwardenctl overview)
+    proc = node1.run(BUSCTL + ["call", *DEST, "Disable", "s", "a\x1b[2Jb"], check=False)
+    assert proc.returncode != 0 and "without control characters" in proc.stderr, proc.stderr
     proc = node1.run(["setpriv", "--reuid=alice", "--regid=alice", "--init-groups", "--",
                       *BUSCTL, "call", *DEST, "Disable", "s", "x"], check=False)
     assert proc.returncode != 0

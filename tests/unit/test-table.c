@@ -67,6 +67,44 @@ static void test_no_line_is_wider_than_the_screen(void **state)
         }
 }
 
+static void test_a_cut_line_ends_in_text_and_says_so(void **state)
+{
+        _cleanup_(table_freep) Table *t = sample();
+
+        /* every width: no line ends in a blank, and a line that leaves anything out ends
+         * with "…" */
+        for (size_t width = 1; width <= 80; width++) {
+                _cleanup_free_ char *out = render(t, width, false, NULL);
+                _cleanup_free_ char *full = render(t, 0, false, NULL);
+                char *line, *save = NULL, *fline, *fsave = NULL;
+
+                for (line = strtok_r(out, "\n", &save), fline = strtok_r(full, "\n", &fsave);
+                     line && fline;
+                     line = strtok_r(NULL, "\n", &save), fline = strtok_r(NULL, "\n", &fsave)) {
+                        size_t len = strlen(line);
+
+                        assert_true(len > 0 && line[len - 1] != ' ');
+                        if (!streq(line, fline))
+                                assert_true(len >= strlen("…") &&
+                                            streq(line + len - strlen("…"), "…"));
+                }
+        }
+}
+
+static void test_control_characters_never_reach_the_terminal(void **state)
+{
+        _cleanup_(table_freep) Table *t = table_new("REASON", NULL);
+        _cleanup_free_ char *out = NULL;
+
+        assert_int_equal(table_add(t, NULL,
+                                   "a\033[2Jb\tc\x7f\xc2\x9b"
+                                   "d"),
+                         0);
+        out = render(t, 0, true, NULL);
+        assert_non_null(strstr(out, "a?[2Jb?c??d"));
+        assert_null(strstr(out, "\033[2J"));
+}
+
 static void test_the_shrink_column_gives_way_first(void **state)
 {
         _cleanup_(table_freep) Table *t = sample();
@@ -93,9 +131,9 @@ static void test_colour_wraps_cells_and_underlines_the_header(void **state)
         _cleanup_(table_freep) Table *t = sample();
         _cleanup_free_ char *out = render(t, 0, true, NULL);
 
-        assert_non_null(strstr(out, COLOR_UNDERLINE "NODE                 " COLOR_RESET));
-        assert_non_null(strstr(out, COLOR_GREEN "up   " COLOR_RESET));
-        assert_non_null(strstr(out, COLOR_BOLD_RED "down " COLOR_RESET));
+        assert_non_null(strstr(out, COLOR_UNDERLINE "NODE" COLOR_RESET));
+        assert_non_null(strstr(out, COLOR_GREEN "up" COLOR_RESET));
+        assert_non_null(strstr(out, COLOR_BOLD_RED "down" COLOR_RESET));
         /* without colour, not one escape sequence */
         free(out);
         out = render(t, 0, false, NULL);
@@ -151,6 +189,8 @@ int main(void)
                 cmocka_unit_test(test_columns_follow_the_content),
                 cmocka_unit_test(test_no_line_is_wider_than_the_screen),
                 cmocka_unit_test(test_the_shrink_column_gives_way_first),
+                cmocka_unit_test(test_a_cut_line_ends_in_text_and_says_so),
+                cmocka_unit_test(test_control_characters_never_reach_the_terminal),
                 cmocka_unit_test(test_colour_wraps_cells_and_underlines_the_header),
                 cmocka_unit_test(test_utf8_counts_code_points),
                 cmocka_unit_test(test_missing_values_show_as_a_dash),
