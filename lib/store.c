@@ -1,91 +1,38 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * The "dir" backend of the cluster state store (DESIGN.md §4).
- *
- * Layout, on the storage all compute nodes share:
- *
- *   <state_dir>/nodes/<name>               node record (0644)
- *   <state_dir>/instances/<uuid>           instance record (0644), UUID in lower case
- *   <state_dir>/definitions/<uuid>.xml     last known inactive domain XML (0600, dir 0700)
- *   <state_dir>/nodes.lock                 lock file of the node records (never removed)
- *   <state_dir>/instances.lock             lock file of the instance records (never removed)
- *   <dir>/.<file>.tmp.<random>             a write in progress (or left by a crashed writer)
+ * The cluster state store (DESIGN.md §4): node records, instance ownership records and
+ * definitions, with one behaviour whatever the backend (store-dir.c, store-etcd.c) that
+ * keeps their text.
  *
  * Records are "key=value" lines (runtime.h's format). Every key is lower case, every line
- * ends in a newline and "generation=N" (N >= 1) is always the last line written, so a file
+ * ends in a newline and "generation=N" (N >= 1) is always the last line written, so a text
  * cut short anywhere is recognisably incomplete. Unknown keys are ignored so that newer
  * versions can add some. A record whose required keys are missing or malformed, or whose
- * name/uuid does not match its file name, is -EBADMSG.
+ * name/uuid does not match its key, is -EBADMSG.
  *
- * Writes: a temp file with a random name in the same directory (O_EXCL, so writers on
- * different nodes that happen to share a PID do not collide), write, fchmod, fsync, close,
- * rename over the record, fsync the directory. Readers need no lock: they see the old or the
- * new file. Temp file names start with a dot, which neither a node name nor a UUID can, so
- * listings never mistake one for a record.
- *
- * Locking: read-modify-write and compare-and-swap take an open file description lock
- * (F_OFD_SETLK, polled) on one byte of nodes.lock / instances.lock, at an offset hashed from the
- * record's name. OFD locks belong to the open file, not to the process, so two Stores in one
- * process (threads), processes on one node and, through the NFS lock manager, processes on
- * different nodes all exclude each other. Two records whose names hash to the same byte
- * merely serialize. The lock file is opened anew for each operation and closed (which drops
- * the lock) at its end: a long-lived descriptor would keep locking an orphaned inode if the
- * file were ever replaced.
+ * Read-modify-write (node updates) and compare-and-swap (instances): the backend's lock of
+ * the record, a read, the change, and a write on the condition that the record is still
+ * the one read (the backend's version). dir's lock makes that condition hold; etcd has no
+ * lock and checks it in a transaction, and a node update whose record changed meanwhile is
+ * done again on the new one.
  *
  * Liveness is not stored: each Store remembers what it saw of each peer's heartbeat counter
  * and when, by the caller's monotonic clock.
  */
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "runtime.h"
-#include "store.h"
+#include "store-internal.h"
 #include "util.h"
 
-#define NODES_DIR       "nodes"
-#define INSTANCES_DIR   "instances"
-#define DEFINITIONS_DIR "definitions"
-#define NODES_LOCK      "nodes.lock"
-#define INSTANCES_LOCK  "instances.lock"
-
-#define RECORD_MAX_SIZE     (64U * 1024U)
-#define DEFINITION_MAX_SIZE (16U * 1024U * 1024U)
-#define LOCK_SLOTS          65521U /* a prime: lock byte offsets in [0, LOCK_SLOTS) */
-#define ESTALE_RETRIES      5
-
-typedef struct LivenessEntry {
-        char *name;
-        uint64_t counter;
-        usec_t last_change; /* observer's monotonic time; the first look counts as one */
-        bool changed;       /* a change was seen after the first look */
-} LivenessEntry;
-
-struct Store {
-        char *state_dir;
-        char *node_name;
-
-        LivenessEntry *liveness;
-        size_t n_liveness;
-
-        /* store_node_list_cached(): the last listing and when it was read; dropped by every
-         * node record write through this Store */
-        NodeRecord *node_cache;
-        size_t n_node_cache;
-        usec_t node_cache_time;
-        bool node_cache_valid;
-};
+/* a node update whose record changed between read and write (etcd) is done again */
+#define UPDATE_ATTEMPTS 16
 
 static const char *const fence_state_table[_FENCE_STATE_MAX] = {
         [FENCE_UNKNOWN] = "unknown",
@@ -115,216 +62,6 @@ static const char *const node_liveness_table[_NODE_LIVENESS_MAX] = {
 const char *node_liveness_to_string(NodeLiveness l)
 {
         return l >= 0 && l < _NODE_LIVENESS_MAX ? node_liveness_table[l] : NULL;
-}
-
-/* ---- files ---------------------------------------------------------------------------- */
-
-/* Creates path if needed; with tighten, also takes away permissions beyond mode. */
-static int make_dir(const char *path, mode_t mode, bool tighten)
-{
-        struct stat st;
-
-        if (mkdir(path, mode) < 0 && errno != EEXIST)
-                return negative_errno();
-        if (stat(path, &st) < 0)
-                return negative_errno();
-        if (!S_ISDIR(st.st_mode))
-                return -ENOTDIR;
-        /* Another node (or its umask) may have made it wider than a secret wants. */
-        if (tighten && (st.st_mode & ~mode & 07777) != 0 && chmod(path, mode) < 0)
-                return negative_errno();
-        return 0;
-}
-
-static int open_dir(Store *s, const char *sub)
-{
-        _cleanup_free_ char *path = NULL;
-        int fd;
-
-        if (asprintf(&path, "%s/%s", s->state_dir, sub) < 0)
-                return -ENOMEM;
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        return fd < 0 ? negative_errno() : fd;
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-        while (len > 0) {
-                ssize_t k = write(fd, p, len);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                p += k;
-                len -= (size_t)k;
-        }
-        return 0;
-}
-
-static int write_temp(int dir_fd, const char *name, const char *content, mode_t mode,
-                      char **ret_tmp)
-{
-        for (unsigned attempt = 0; attempt < 16; attempt++) {
-                _cleanup_free_ char *tmp = NULL;
-                _cleanup_close_ int fd = -EBADF;
-                uint64_t rnd;
-                int r;
-
-                if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-                        return negative_errno();
-                if (asprintf(&tmp, ".%s.tmp.%016llx", name, (unsigned long long)rnd) < 0)
-                        return -ENOMEM;
-                fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                            0600);
-                if (fd < 0) {
-                        if (errno == EEXIST)
-                                continue;
-                        return negative_errno();
-                }
-
-                r = write_all(fd, content, strlen(content));
-                if (r >= 0 && (fchmod(fd, mode) < 0 || fsync(fd) < 0))
-                        r = negative_errno();
-                /* On NFS, close() can be where a failed write shows. */
-                if (r >= 0 && close(TAKE_FD(fd)) < 0)
-                        r = negative_errno();
-                if (r < 0) {
-                        (void)unlinkat(dir_fd, tmp, 0);
-                        return r;
-                }
-                *ret_tmp = TAKE_PTR(tmp);
-                return 0;
-        }
-        return -EEXIST;
-}
-
-/* Atomically replaces <state_dir>/<sub>/<name> with content, durably. */
-static int write_file(Store *s, const char *sub, const char *name, const char *content, mode_t mode)
-{
-        _cleanup_close_ int dir_fd = -EBADF;
-        _cleanup_free_ char *tmp = NULL;
-        int r;
-
-        dir_fd = open_dir(s, sub);
-        if (dir_fd < 0)
-                return dir_fd;
-        r = write_temp(dir_fd, name, content, mode, &tmp);
-        if (r < 0)
-                return r;
-        if (renameat(dir_fd, tmp, dir_fd, name) < 0) {
-                r = negative_errno();
-                (void)unlinkat(dir_fd, tmp, 0);
-                return r;
-        }
-        if (fsync(dir_fd) < 0)
-                return negative_errno();
-        return 0;
-}
-
-static int remove_file(Store *s, const char *sub, const char *name)
-{
-        _cleanup_close_ int dir_fd = -EBADF;
-
-        dir_fd = open_dir(s, sub);
-        if (dir_fd < 0)
-                return dir_fd;
-        if (unlinkat(dir_fd, name, 0) < 0)
-                return negative_errno();
-        if (fsync(dir_fd) < 0)
-                return negative_errno();
-        return 0;
-}
-
-/*
- * Reads <state_dir>/<sub>/<name>. -ENOENT if missing, -EBADMSG if larger than max or holding
- * a NUL byte. NFS may answer ESTALE when another node replaced the file between our lookup
- * and our read; the lookup is then simply repeated. It is reported as -EIO if it persists,
- * not to be confused with a failed compare-and-swap.
- */
-static int read_file(Store *s, const char *sub, const char *name, size_t max, char **ret)
-{
-        _cleanup_free_ char *path = NULL;
-
-        if (asprintf(&path, "%s/%s/%s", s->state_dir, sub, name) < 0)
-                return -ENOMEM;
-
-        for (unsigned attempt = 0; attempt < ESTALE_RETRIES; attempt++) {
-                _cleanup_close_ int fd = -EBADF;
-                _cleanup_free_ char *text = NULL;
-                size_t size;
-                int r;
-
-                fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-                if (fd < 0) {
-                        if (errno == ESTALE)
-                                continue;
-                        return negative_errno();
-                }
-                r = read_full_fd(fd, max, &text, &size);
-                if (r == -ESTALE)
-                        continue;
-                if (r == -EFBIG)
-                        return -EBADMSG;
-                if (r < 0)
-                        return r;
-                if (strlen(text) != size)
-                        return -EBADMSG;
-                *ret = TAKE_PTR(text);
-                return 0;
-        }
-        return -EIO;
-}
-
-/* ---- locks ---------------------------------------------------------------------------- */
-
-static uint64_t hash_name(const char *s)
-{
-        /* FNV-1a: stable across nodes and versions, which the lock offsets must be. */
-        uint64_t h = 14695981039346656037ULL;
-
-        for (; *s; s++) {
-                h ^= (unsigned char)*s;
-                h *= 1099511628211ULL;
-        }
-        return h;
-}
-
-#define LOCK_TIMEOUT_USEC (60U * 1000U * 1000U)
-
-/* Takes the lock of record key; closing *ret_fd releases it. */
-static int lock_record(Store *s, const char *lock_file, const char *key, int *ret_fd)
-{
-        _cleanup_free_ char *path = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        struct flock fl = {
-                .l_type = F_WRLCK,
-                .l_whence = SEEK_SET,
-                .l_start = (off_t)(hash_name(key) % LOCK_SLOTS),
-                .l_len = 1,
-        };
-
-        if (asprintf(&path, "%s/%s", s->state_dir, lock_file) < 0)
-                return -ENOMEM;
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0644);
-        if (fd < 0)
-                return negative_errno();
-        /* Poll with a non-blocking F_OFD_SETLK rather than wait in F_OFD_SETLKW: a holder on
-         * another node that died with its lock (an NFS lock not yet reclaimed) becomes a
-         * clear -ETIMEDOUT instead of a hang, and valgrind, which does not know that
-         * F_OFD_SETLKW blocks, keeps running the other threads. */
-        for (useconds_t wait = 50, waited = 0;; waited += wait, wait = MIN(wait * 2, 20000)) {
-                if (fcntl(fd, F_OFD_SETLK, &fl) >= 0)
-                        break;
-                if (errno != EAGAIN && errno != EACCES && errno != EINTR)
-                        return negative_errno();
-                if (waited >= LOCK_TIMEOUT_USEC)
-                        return -ETIMEDOUT;
-                (void)usleep(wait);
-        }
-        *ret_fd = TAKE_FD(fd);
-        return 0;
 }
 
 /* ---- record text ---------------------------------------------------------------------- */
@@ -453,45 +190,27 @@ static bool address_is_valid(const char *a)
 
 /* ---- open/free ------------------------------------------------------------------------ */
 
-int store_open_dir(const char *state_dir, const char *node_name, Store **ret)
+bool store_node_name_is_valid(const char *name)
 {
-        static const struct {
-                const char *name;
-                mode_t mode;
-                bool tighten;
-        } dirs[] = {
-                { NODES_DIR, 0755, false },
-                { INSTANCES_DIR, 0755, false },
-                { DEFINITIONS_DIR, 0700, true },
-        };
-        _cleanup_(store_freep) Store *s = NULL;
-        int r;
+        return node_name_is_valid(name);
+}
 
-        if (isempty(state_dir) || !node_name_is_valid(node_name))
+int store_new(const StoreOps *ops, const char *node_name, Store **ret)
+{
+        Store *s;
+
+        if (!node_name_is_valid(node_name))
                 return -EINVAL;
-
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
-        s->state_dir = strdup(state_dir);
+        s->ops = ops;
         s->node_name = strdup(node_name);
-        if (!s->state_dir || !s->node_name)
+        if (!s->node_name) {
+                free(s);
                 return -ENOMEM;
-
-        r = make_dir(state_dir, 0755, false);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-                _cleanup_free_ char *path = NULL;
-
-                if (asprintf(&path, "%s/%s", state_dir, dirs[i].name) < 0)
-                        return -ENOMEM;
-                r = make_dir(path, dirs[i].mode, dirs[i].tighten);
-                if (r < 0)
-                        return r;
         }
-
-        *ret = TAKE_PTR(s);
+        *ret = s;
         return 0;
 }
 
@@ -499,11 +218,12 @@ Store *store_free(Store *s)
 {
         if (!s)
                 return NULL;
+        if (s->ops && s->ops->free)
+                s->ops->free(s);
         for (size_t i = 0; i < s->n_liveness; i++)
                 free(s->liveness[i].name);
         free(s->liveness);
         node_record_array_free(s->node_cache, s->n_node_cache);
-        free(s->state_dir);
         free(s->node_name);
         free(s);
         return NULL;
@@ -512,6 +232,11 @@ Store *store_free(Store *s)
 const char *store_node_name(const Store *s)
 {
         return s->node_name;
+}
+
+const char *store_backend_name(const Store *s)
+{
+        return s->ops->name;
 }
 
 /* ---- nodes ---------------------------------------------------------------------------- */
@@ -602,12 +327,12 @@ static int node_record_to_text(const NodeRecord *n, uint64_t generation, char **
         return format_record_text(&rec, generation, ret);
 }
 
-static int node_read(Store *s, const char *name, NodeRecord *ret)
+static int node_read(Store *s, const char *name, NodeRecord *ret, uint64_t *ret_version)
 {
         _cleanup_free_ char *text = NULL;
         int r;
 
-        r = read_file(s, NODES_DIR, name, RECORD_MAX_SIZE, &text);
+        r = s->ops->read(s, STORE_NODES, name, RECORD_MAX_SIZE, &text, ret_version);
         if (r < 0)
                 return r;
         return node_record_from_text(name, text, ret);
@@ -617,57 +342,61 @@ int store_node_get(Store *s, const char *name, NodeRecord *ret)
 {
         if (!node_name_is_valid(name))
                 return -EINVAL;
-        return node_read(s, name, ret);
+        return node_read(s, name, ret, NULL);
 }
 
 int store_node_update(Store *s, const char *name, NodeMutateFunc mutate, void *userdata,
                       NodeRecord *ret)
 {
-        _cleanup_(node_record_done) NodeRecord n = { .fence = FENCE_UNKNOWN };
-        _cleanup_close_ int lock_fd = -EBADF;
-        _cleanup_free_ char *text = NULL;
-        uint64_t generation;
-        int r;
+        int r = -ESTALE;
 
         if (!node_name_is_valid(name) || !mutate)
                 return -EINVAL;
 
-        r = lock_record(s, NODES_LOCK, name, &lock_fd);
-        if (r < 0)
-                return r;
+        for (unsigned attempt = 0; attempt < UPDATE_ATTEMPTS && r == -ESTALE; attempt++) {
+                _cleanup_(node_record_done) NodeRecord n = { .fence = FENCE_UNKNOWN };
+                _cleanup_close_ int lock_fd = -EBADF;
+                _cleanup_free_ char *text = NULL;
+                uint64_t generation, version = 0;
 
-        r = node_read(s, name, &n);
-        if (r == -ENOENT) {
-                n.name = strdup(name);
-                if (!n.name)
-                        return -ENOMEM;
-        } else if (r < 0)
-                return r;
-        generation = n.generation;
-        if (generation == UINT64_MAX)
-                return -EOVERFLOW;
+                r = s->ops->lock(s, STORE_NODES, name, &lock_fd);
+                if (r < 0)
+                        return r;
 
-        r = mutate(&n, userdata);
-        if (r < 0)
-                return r;
-        if (!streq_ptr(n.name, name))
-                return -EINVAL;
+                r = node_read(s, name, &n, &version);
+                if (r == -ENOENT) {
+                        version = 0;
+                        n.name = strdup(name);
+                        if (!n.name)
+                                return -ENOMEM;
+                } else if (r < 0)
+                        return r;
+                generation = n.generation;
+                if (generation == UINT64_MAX)
+                        return -EOVERFLOW;
 
-        r = node_record_to_text(&n, generation + 1, &text);
-        if (r < 0)
-                return r;
-        /* whether or not the write succeeds, the cached listing may be stale now */
-        s->node_cache_valid = false;
-        r = write_file(s, NODES_DIR, name, text, 0644);
-        if (r < 0)
-                return r;
+                r = mutate(&n, userdata);
+                if (r < 0)
+                        return r;
+                if (!streq_ptr(n.name, name))
+                        return -EINVAL;
 
-        if (ret) {
-                n.generation = generation + 1;
-                *ret = n;
-                n = (NodeRecord){ .fence = FENCE_UNKNOWN };
+                r = node_record_to_text(&n, generation + 1, &text);
+                if (r < 0)
+                        return r;
+                /* whether or not the write succeeds, the cached listing may be stale now */
+                s->node_cache_valid = false;
+                r = s->ops->write(s, STORE_NODES, name, text, version, 0644);
+                if (r < 0)
+                        continue; /* -ESTALE: changed since it was read, again */
+
+                if (ret) {
+                        n.generation = generation + 1;
+                        *ret = n;
+                        n = (NodeRecord){ .fence = FENCE_UNKNOWN };
+                }
         }
-        return 0;
+        return r == -ESTALE ? -EBUSY : r;
 }
 
 static int heartbeat_mutate(NodeRecord *r, void *userdata)
@@ -679,7 +408,12 @@ static int heartbeat_mutate(NodeRecord *r, void *userdata)
 
 int store_heartbeat(Store *s)
 {
-        return store_node_update(s, s->node_name, heartbeat_mutate, NULL, NULL);
+        int r;
+
+        r = store_node_update(s, s->node_name, heartbeat_mutate, NULL, NULL);
+        if (r >= 0 && s->ops->heartbeat)
+                r = s->ops->heartbeat(s);
+        return r;
 }
 
 static LivenessEntry *liveness_find(Store *s, const char *name)
@@ -742,7 +476,7 @@ int store_node_liveness(Store *s, const char *name, usec_t now_monotonic, usec_t
                 return -EINVAL;
         /* Only the counter counts: peers write fence results and admins write Disable into a
          * node's record too, which bumps its generation but says nothing about the node. */
-        r = node_read(s, name, &n);
+        r = node_read(s, name, &n, NULL);
         if (r < 0)
                 return r;
         return store_node_liveness_of(s, &n, now_monotonic, down_after, ret);
@@ -750,83 +484,63 @@ int store_node_liveness(Store *s, const char *name, usec_t now_monotonic, usec_t
 
 /* ---- listing -------------------------------------------------------------------------- */
 
-typedef bool (*NameFilter)(const char *name);
-typedef int (*ListItemFunc)(Store *s, const char *name, void *array, size_t i);
+typedef int (*ParseItemFunc)(const char *key, const char *text, void *item);
 
-/* Reads every record in <state_dir>/<sub> whose file name passes filter into a new array. */
-static int list_records(Store *s, const char *sub, NameFilter filter, size_t item_size,
-                        ListItemFunc read_item, void (*done_item)(void *item),
-                        int (*compare)(const void *, const void *), void **ret, size_t *ret_n)
+typedef struct ListState {
+        char *array;
+        size_t n, allocated, item_size;
+        ParseItemFunc parse;
+} ListState;
+
+static int list_add(const char *key, const char *text, void *userdata)
 {
-        _cleanup_close_ int dir_fd = -EBADF;
-        DIR *d;
-        char *array = NULL;
-        size_t n = 0, allocated = 0;
-        int r = 0;
+        ListState *l = userdata;
+        int r;
 
-        dir_fd = open_dir(s, sub);
-        if (dir_fd < 0)
-                return dir_fd;
-        d = fdopendir(dir_fd);
-        if (!d)
-                return negative_errno();
-        dir_fd = -EBADF; /* owned by d now */
+        if (l->n == l->allocated) {
+                size_t want = l->allocated ? l->allocated * 2 : 16;
+                char *a = reallocarray(l->array, want, l->item_size);
 
-        for (;;) {
-                struct dirent *de;
-
-                errno = 0;
-                de = readdir(d);
-                if (!de) {
-                        if (errno != 0)
-                                r = negative_errno();
-                        break;
-                }
-                /* Temp files start with a dot and so never pass the filter. */
-                if (!filter(de->d_name))
-                        continue;
-
-                if (n == allocated) {
-                        size_t want = allocated ? allocated * 2 : 16;
-                        char *a = reallocarray(array, want, item_size);
-
-                        if (!a) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        array = a;
-                        allocated = want;
-                }
-                r = read_item(s, de->d_name, array, n);
-                if (r == -ENOENT) { /* removed since readdir() */
-                        r = 0;
-                        continue;
-                }
-                if (r < 0)
-                        break;
-                n++;
+                if (!a)
+                        return -ENOMEM;
+                l->array = a;
+                l->allocated = want;
         }
-        (void)closedir(d);
-
-        if (r < 0) {
-                for (size_t i = 0; i < n; i++)
-                        done_item(array + i * item_size);
-                free(array);
+        r = l->parse(key, text, l->array + l->n * l->item_size);
+        if (r < 0)
                 return r;
-        }
-        if (n == 0) {
-                free(array);
-                array = NULL;
-        } else
-                qsort(array, n, item_size, compare);
-        *ret = array;
-        *ret_n = n;
+        l->n++;
         return 0;
 }
 
-static int node_list_item(Store *s, const char *name, void *array, size_t i)
+/* Every record of the space whose key passes filter, parsed into a new sorted array. */
+static int list_records(Store *s, StoreSpace sp, bool (*filter)(const char *), size_t item_size,
+                        ParseItemFunc parse, void (*done_item)(void *item),
+                        int (*compare)(const void *, const void *), void **ret, size_t *ret_n)
 {
-        return node_read(s, name, (NodeRecord *)array + i);
+        ListState l = { .item_size = item_size, .parse = parse };
+        int r;
+
+        r = s->ops->list(s, sp, filter, list_add, &l);
+        if (r < 0) {
+                for (size_t i = 0; i < l.n; i++)
+                        done_item(l.array + i * item_size);
+                free(l.array);
+                return r;
+        }
+        if (l.n == 0) {
+                free(l.array);
+                l.array = NULL;
+        } else
+                qsort(l.array, l.n, item_size, compare);
+        *ret = l.array;
+        *ret_n = l.n;
+        return 0;
+}
+
+static int node_parse_item(const char *name, const char *text, void *item)
+{
+        return node_record_from_text(name, text, item);
 }
 
 static void node_done_item(void *item)
@@ -845,7 +559,7 @@ int store_node_list(Store *s, NodeRecord **ret, size_t *ret_n)
         size_t n;
         int r;
 
-        r = list_records(s, NODES_DIR, hostname_is_valid, sizeof(NodeRecord), node_list_item,
+        r = list_records(s, STORE_NODES, hostname_is_valid, sizeof(NodeRecord), node_parse_item,
                          node_done_item, node_compare, &array, &n);
         if (r < 0)
                 return r;
@@ -990,12 +704,12 @@ static int instance_record_to_text(const InstanceRecord *i, const char *uuid, ui
         return format_record_text(&rec, generation, ret);
 }
 
-static int instance_read(Store *s, const char *uuid, InstanceRecord *ret)
+static int instance_read(Store *s, const char *uuid, InstanceRecord *ret, uint64_t *ret_version)
 {
         _cleanup_free_ char *text = NULL;
         int r;
 
-        r = read_file(s, INSTANCES_DIR, uuid, RECORD_MAX_SIZE, &text);
+        r = s->ops->read(s, STORE_INSTANCES, uuid, RECORD_MAX_SIZE, &text, ret_version);
         if (r < 0)
                 return r;
         return instance_record_from_text(uuid, text, ret);
@@ -1007,18 +721,21 @@ int store_instance_get(Store *s, const char *uuid, InstanceRecord *ret)
 
         if (normalize_uuid(uuid, u) < 0)
                 return -EINVAL;
-        return instance_read(s, u, ret);
+        return instance_read(s, u, ret, NULL);
 }
 
-/* The stored generation of instance u, 0 if there is none. Call with the lock held. */
-static int instance_current_generation(Store *s, const char *u, uint64_t *ret)
+/* The stored generation of instance u, 0 if there is none, and the backend's version of
+ * it. Call with the lock held. */
+static int instance_current_generation(Store *s, const char *u, uint64_t *ret,
+                                       uint64_t *ret_version)
 {
         _cleanup_(instance_record_done) InstanceRecord cur = {};
         int r;
 
-        r = instance_read(s, u, &cur);
+        r = instance_read(s, u, &cur, ret_version);
         if (r == -ENOENT) {
                 *ret = 0;
+                *ret_version = 0;
                 return 0;
         }
         if (r < 0)
@@ -1032,7 +749,7 @@ int store_instance_cas(Store *s, const InstanceRecord *rec, uint64_t expected_ge
 {
         _cleanup_close_ int lock_fd = -EBADF;
         _cleanup_free_ char *text = NULL;
-        uint64_t current;
+        uint64_t current, version;
         char u[37];
         int r;
 
@@ -1045,16 +762,19 @@ int store_instance_cas(Store *s, const InstanceRecord *rec, uint64_t expected_ge
         if (r < 0)
                 return r;
 
-        r = lock_record(s, INSTANCES_LOCK, u, &lock_fd);
+        r = s->ops->lock(s, STORE_INSTANCES, u, &lock_fd);
         if (r < 0)
                 return r;
-        r = instance_current_generation(s, u, &current);
+        r = instance_current_generation(s, u, &current, &version);
         if (r < 0)
                 return r;
         if (current != expected_generation)
                 return expected_generation == 0 ? -EEXIST : -ESTALE;
 
-        r = write_file(s, INSTANCES_DIR, u, text, 0644);
+        /* changed since it was read (etcd): the same answer as a generation that differs */
+        r = s->ops->write(s, STORE_INSTANCES, u, text, version, 0644);
+        if (r == -ESTALE && expected_generation == 0)
+                return -EEXIST;
         if (r < 0)
                 return r;
         if (ret_generation)
@@ -1065,24 +785,26 @@ int store_instance_cas(Store *s, const InstanceRecord *rec, uint64_t expected_ge
 int store_instance_remove(Store *s, const char *uuid, uint64_t expected_generation)
 {
         _cleanup_close_ int lock_fd = -EBADF;
-        uint64_t current;
+        uint64_t current, version;
         char u[37];
         int r;
 
         if (normalize_uuid(uuid, u) < 0)
                 return -EINVAL;
 
-        r = lock_record(s, INSTANCES_LOCK, u, &lock_fd);
+        r = s->ops->lock(s, STORE_INSTANCES, u, &lock_fd);
         if (r < 0)
                 return r;
-        r = instance_current_generation(s, u, &current);
+        r = instance_current_generation(s, u, &current, &version);
         if (r < 0)
                 return r;
         if (current == 0)
                 return -ENOENT;
         if (current != expected_generation)
                 return -ESTALE;
-        return remove_file(s, INSTANCES_DIR, u);
+        r = s->ops->remove(s, STORE_INSTANCES, u, version);
+        /* removed meanwhile: it no longer has that generation */
+        return r == -ENOENT ? -ESTALE : r;
 }
 
 static bool instance_file_name_is_valid(const char *name)
@@ -1096,9 +818,9 @@ static bool instance_file_name_is_valid(const char *name)
         return true;
 }
 
-static int instance_list_item(Store *s, const char *name, void *array, size_t i)
+static int instance_parse_item(const char *uuid, const char *text, void *item)
 {
-        return instance_read(s, name, (InstanceRecord *)array + i);
+        return instance_record_from_text(uuid, text, item);
 }
 
 static void instance_done_item(void *item)
@@ -1117,8 +839,8 @@ int store_instance_list(Store *s, InstanceRecord **ret, size_t *ret_n)
         size_t n;
         int r;
 
-        r = list_records(s, INSTANCES_DIR, instance_file_name_is_valid, sizeof(InstanceRecord),
-                         instance_list_item, instance_done_item, instance_compare, &array, &n);
+        r = list_records(s, STORE_INSTANCES, instance_file_name_is_valid, sizeof(InstanceRecord),
+                         instance_parse_item, instance_done_item, instance_compare, &array, &n);
         if (r < 0)
                 return r;
         *ret = array;
@@ -1128,43 +850,33 @@ int store_instance_list(Store *s, InstanceRecord **ret, size_t *ret_n)
 
 /* ---- definitions ---------------------------------------------------------------------- */
 
-static int definition_file_name(const char *uuid, char out[static 41])
+int store_definition_put(Store *s, const char *uuid, const char *xml)
+{
+        char u[37];
+
+        if (normalize_uuid(uuid, u) < 0 || !xml)
+                return -EINVAL;
+        if (strlen(xml) > DEFINITION_MAX_SIZE)
+                return -EFBIG;
+        return s->ops->write(s, STORE_DEFINITIONS, u, xml, STORE_ANY_VERSION, 0600);
+}
+
+int store_definition_get(Store *s, const char *uuid, char **ret)
 {
         char u[37];
 
         if (normalize_uuid(uuid, u) < 0)
                 return -EINVAL;
-        snprintf(out, 41, "%s.xml", u);
-        return 0;
-}
-
-int store_definition_put(Store *s, const char *uuid, const char *xml)
-{
-        char name[41];
-
-        if (definition_file_name(uuid, name) < 0 || !xml)
-                return -EINVAL;
-        if (strlen(xml) > DEFINITION_MAX_SIZE)
-                return -EFBIG;
-        return write_file(s, DEFINITIONS_DIR, name, xml, 0600);
-}
-
-int store_definition_get(Store *s, const char *uuid, char **ret)
-{
-        char name[41];
-
-        if (definition_file_name(uuid, name) < 0)
-                return -EINVAL;
-        return read_file(s, DEFINITIONS_DIR, name, DEFINITION_MAX_SIZE, ret);
+        return s->ops->read(s, STORE_DEFINITIONS, u, DEFINITION_MAX_SIZE, ret, NULL);
 }
 
 int store_definition_remove(Store *s, const char *uuid)
 {
-        char name[41];
+        char u[37];
         int r;
 
-        if (definition_file_name(uuid, name) < 0)
+        if (normalize_uuid(uuid, u) < 0)
                 return -EINVAL;
-        r = remove_file(s, DEFINITIONS_DIR, name);
+        r = s->ops->remove(s, STORE_DEFINITIONS, u, STORE_ANY_VERSION);
         return r == -ENOENT ? 0 : r;
 }

@@ -11,9 +11,10 @@
  * The cluster state store (DESIGN.md §4): node records, instance ownership records and the
  * last known inactive definition of each instance, shared by all compute nodes.
  *
- * This is the "dir" backend: files under a state directory on the storage every node mounts
- * (the layout and the locking are described at the top of store.c). Every write is atomic
- * (a reader sees the old or the new record, never a mix) and durable when the call returns.
+ * Two backends with one behaviour: "dir", files under a state directory on the storage
+ * every node mounts (store-dir.c), and "etcd", an etcd v3 cluster through its JSON gateway
+ * (store-etcd.c). Every write is atomic (a reader sees the old or the new record, never a
+ * mix) and durable when the call returns.
  *
  * All functions return 0 or a negative errno and write their ret parameters only on success.
  * Common errors: -EINVAL for a UUID or node name that is not valid (no path is ever built from
@@ -35,10 +36,20 @@ typedef struct Store Store;
  * is an error) and the directories in it.
  */
 int store_open_dir(const char *state_dir, const char *node_name, Store **ret);
+/*
+ * Opens the store kept in etcd (endpoints: NULL-terminated "http://host:port" URLs of its
+ * members) under prefix (NULL: "/hostwarden"; it starts with "/" and does not end with one)
+ * for node_name. lease_ttl_sec is the TTL of the lease that this node's heartbeats keep
+ * alive. Nothing is asked of etcd until the first call: an unreachable cluster shows there
+ * (-EHOSTUNREACH).
+ */
+int store_open_etcd(char *const *endpoints, const char *prefix, const char *node_name,
+                    uint64_t lease_ttl_sec, Store **ret);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
 const char *store_node_name(const Store *s);
+const char *store_backend_name(const Store *s); /* "dir", "etcd" */
 
 /* The last result of a node's fence agent (or of an admin's ForceDown). */
 typedef enum FenceState {

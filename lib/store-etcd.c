@@ -1,0 +1,672 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The "etcd" backend of the cluster state store (DESIGN.md §4): etcd v3 through its JSON
+ * gateway (POST /v3/kv/range, /v3/kv/put, /v3/kv/txn, /v3/kv/deleterange, /v3/lease/grant and
+ * keepalive; keys and values base64, 64-bit numbers as strings).
+ *
+ * Layout, under the prefix (default "/hostwarden"):
+ *
+ *   <prefix>/nodes/<name>             node record
+ *   <prefix>/instances/<uuid>         instance record, UUID in lower case
+ *   <prefix>/definitions/<uuid>       last known inactive domain XML
+ *   <prefix>/alive/<name>             this node's heartbeat counter, on its lease
+ *
+ * The values are the same "key=value" texts as the dir backend's files (store.c). Versions
+ * are etcd's mod_revision: a conditional write is a transaction that compares the key's
+ * mod_revision with the one read (create_revision 0: the key must not exist), so two nodes
+ * that read the same record cannot both replace it.
+ *
+ * Heartbeats are leases: the node's record carries its heartbeat counter as with dir (so
+ * liveness is judged the same way, by each observer's monotonic clock), and every heartbeat
+ * also keeps a lease alive that holds <prefix>/alive/<name>: when a node stops, etcd removes
+ * that key after the lease's TTL, which any etcd client can watch.
+ *
+ * Endpoints: the first that answers is used until it fails; a request that cannot connect,
+ * times out or meets a member without a leader goes to the next one. Each request takes at
+ * most ETCD_TIMEOUT_MS on one member.
+ */
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <json.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store-internal.h"
+#include "util.h"
+
+#define ETCD_CONNECT_TIMEOUT_MS 1000L
+#define ETCD_TIMEOUT_MS         5000L
+#define ETCD_RESPONSE_MAX       (256U * 1024U * 1024U)
+/* etcd refuses requests over 1.5 MiB by default (--max-request-bytes) */
+#define ETCD_VALUE_MAX (1024U * 1024U)
+
+typedef struct EtcdClient {
+        char **endpoints; /* "http://host:port", no trailing slash */
+        size_t n_endpoints, current;
+        char *prefix;
+        CURL *curl;
+        struct curl_slist *headers;
+        int64_t lease; /* 0: none granted yet */
+        uint64_t lease_ttl;
+        char error[CURL_ERROR_SIZE];
+} EtcdClient;
+
+static const char *const space_name[_STORE_SPACE_MAX] = {
+        [STORE_NODES] = "nodes",
+        [STORE_INSTANCES] = "instances",
+        [STORE_DEFINITIONS] = "definitions",
+};
+
+/* ---- base64 ----------------------------------------------------------------------------- */
+
+static const char b64_alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static char *b64_encode(const char *data, size_t len)
+{
+        const unsigned char *p = (const unsigned char *)data;
+        char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len; i += 3) {
+                uint32_t v = (uint32_t)p[i] << 16;
+
+                if (i + 1 < len)
+                        v |= (uint32_t)p[i + 1] << 8;
+                if (i + 2 < len)
+                        v |= p[i + 2];
+                *o++ = b64_alphabet[(v >> 18) & 63];
+                *o++ = b64_alphabet[(v >> 12) & 63];
+                *o++ = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
+                *o++ = i + 2 < len ? b64_alphabet[v & 63] : '=';
+        }
+        *o = 0;
+        return out;
+}
+
+static int b64_value(char c)
+{
+        const char *p = c ? strchr(b64_alphabet, c) : NULL;
+
+        return p ? (int)(p - b64_alphabet) : -1;
+}
+
+/* Decodes s; -EBADMSG if it is not base64. The result is NUL-terminated, its length in
+ * *ret_len. */
+static int b64_decode(const char *s, char **ret, size_t *ret_len)
+{
+        size_t len = strlen(s), n = 0;
+        char *out;
+
+        if (len % 4 != 0)
+                return -EBADMSG;
+        out = malloc(len / 4 * 3 + 1);
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < len; i += 4) {
+                int a = b64_value(s[i]), b = b64_value(s[i + 1]);
+                int c = s[i + 2] == '=' ? 0 : b64_value(s[i + 2]);
+                int d = s[i + 3] == '=' ? 0 : b64_value(s[i + 3]);
+                bool pad2 = s[i + 2] == '=', pad3 = s[i + 3] == '=';
+                uint32_t v;
+
+                if (a < 0 || b < 0 || c < 0 || d < 0 || (pad2 && !pad3) ||
+                    ((pad2 || pad3) && i + 4 != len)) {
+                        free(out);
+                        return -EBADMSG;
+                }
+                v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+                out[n++] = (char)(v >> 16);
+                if (!pad2)
+                        out[n++] = (char)(v >> 8);
+                if (!pad3)
+                        out[n++] = (char)v;
+        }
+        out[n] = 0;
+        *ret = out;
+        *ret_len = n;
+        return 0;
+}
+
+/* ---- requests --------------------------------------------------------------------------- */
+
+typedef struct Buffer {
+        char *data;
+        size_t size;
+        bool too_big;
+} Buffer;
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+        Buffer *b = userdata;
+        size_t n = size * nmemb;
+        char *d;
+
+        if (b->size + n > ETCD_RESPONSE_MAX) {
+                b->too_big = true;
+                return 0;
+        }
+        d = realloc(b->data, b->size + n + 1);
+        if (!d)
+                return 0;
+        memcpy(d + b->size, ptr, n);
+        b->data = d;
+        b->size += n;
+        b->data[b->size] = 0;
+        return n;
+}
+
+/* A JSON 64-bit number as etcd's gateway writes it (a string) or as a number; 0 if absent. */
+static uint64_t json_u64(json_object *o, const char *field)
+{
+        json_object *v;
+        const char *s;
+        uint64_t u;
+
+        if (!json_object_object_get_ex(o, field, &v))
+                return 0;
+        if (json_object_is_type(v, json_type_int))
+                return (uint64_t)json_object_get_int64(v);
+        s = json_object_get_string(v);
+        return s && parse_uint_range(s, 0, UINT64_MAX, &u) >= 0 ? u : 0;
+}
+
+static bool json_field_true(json_object *o, const char *field)
+{
+        json_object *v;
+
+        return json_object_object_get_ex(o, field, &v) && json_object_get_boolean(v);
+}
+
+/*
+ * POSTs req to path (e.g. "/v3/kv/range") and parses the answer. Tries the endpoints from
+ * the current one on; -EHOSTUNREACH when none answers, -EFBIG when etcd refuses the request
+ * as too large, -EIO for any other error etcd reports, -EBADMSG for an answer that is not
+ * JSON.
+ */
+static int etcd_post(Store *s, const char *path, json_object *req, json_object **ret)
+{
+        EtcdClient *e = s->etcd;
+        const char *body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+        int r = -EHOSTUNREACH;
+
+        if (!body)
+                return -ENOMEM;
+        for (size_t k = 0; k < e->n_endpoints; k++) {
+                size_t i = (e->current + k) % e->n_endpoints;
+                _cleanup_free_ char *url = NULL;
+                Buffer b = {};
+                json_object *resp;
+                CURLcode c;
+                long status = 0;
+
+                if (asprintf(&url, "%s%s", e->endpoints[i], path) < 0)
+                        return -ENOMEM;
+                curl_easy_setopt(e->curl, CURLOPT_URL, url);
+                curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, body);
+                curl_easy_setopt(e->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+                curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &b);
+                c = curl_easy_perform(e->curl);
+                if (c == CURLE_OK)
+                        curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+                if (c != CURLE_OK || status == 0) {
+                        /* cannot connect, or no answer in time: the next member */
+                        free(b.data);
+                        r = b.too_big ? -EBADMSG : -EHOSTUNREACH;
+                        if (b.too_big)
+                                return r;
+                        continue;
+                }
+                resp = b.data ? json_tokener_parse(b.data) : NULL;
+                free(b.data);
+                if (status != 200) {
+                        const char *msg = NULL;
+                        json_object *m;
+                        uint64_t code = resp ? json_u64(resp, "code") : 0;
+
+                        if (resp && json_object_object_get_ex(resp, "error", &m))
+                                msg = json_object_get_string(m);
+                        /* UNAVAILABLE (14), DEADLINE_EXCEEDED (4): no leader, partitioned, or
+                         * stopping: another member may do */
+                        if (code == 14 || code == 4 || status == 503 || status == 504) {
+                                json_object_put(resp);
+                                r = -EHOSTUNREACH;
+                                continue;
+                        }
+                        r = msg && strstr(msg, "too large") ? -EFBIG : -EIO;
+                        json_object_put(resp);
+                        return r;
+                }
+                if (!resp || !json_object_is_type(resp, json_type_object)) {
+                        json_object_put(resp);
+                        return -EBADMSG;
+                }
+                e->current = i;
+                *ret = resp;
+                return 0;
+        }
+        return r;
+}
+
+static char *full_key(Store *s, StoreSpace sp, const char *key)
+{
+        char *k;
+
+        if (asprintf(&k, "%s/%s/%s", s->etcd->prefix, space_name[sp], key) < 0)
+                return NULL;
+        return k;
+}
+
+static int add_b64(json_object *o, const char *field, const char *data, size_t len)
+{
+        char *enc = b64_encode(data, len);
+
+        if (!enc)
+                return -ENOMEM;
+        json_object_object_add(o, field, json_object_new_string(enc));
+        free(enc);
+        return 0;
+}
+
+static int add_u64(json_object *o, const char *field, uint64_t v)
+{
+        char buf[32];
+
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+        json_object_object_add(o, field, json_object_new_string(buf));
+        return 0;
+}
+
+/* The decoded value of a kv; -EBADMSG if it is larger than max or holds a NUL byte. */
+static int kv_value(json_object *kv, size_t max, char **ret)
+{
+        json_object *v;
+        char *text;
+        size_t len;
+        int r;
+
+        if (!json_object_object_get_ex(kv, "value", &v)) {
+                /* the gateway leaves empty values out */
+                text = strdup("");
+                if (!text)
+                        return -ENOMEM;
+                *ret = text;
+                return 0;
+        }
+        r = b64_decode(json_object_get_string(v), &text, &len);
+        if (r < 0)
+                return r;
+        if (len > max || strlen(text) != len) {
+                free(text);
+                return -EBADMSG;
+        }
+        *ret = text;
+        return 0;
+}
+
+/* ---- the backend ------------------------------------------------------------------------- */
+
+static int etcd_read(Store *s, StoreSpace sp, const char *key, size_t max, char **ret,
+                     uint64_t *ret_version)
+{
+        _cleanup_free_ char *k = full_key(s, sp, key);
+        json_object *req, *resp = NULL, *kvs, *kv;
+        int r;
+
+        if (!k)
+                return -ENOMEM;
+        req = json_object_new_object();
+        if (!req)
+                return -ENOMEM;
+        r = add_b64(req, "key", k, strlen(k));
+        if (r >= 0)
+                r = etcd_post(s, "/v3/kv/range", req, &resp);
+        json_object_put(req);
+        if (r < 0)
+                return r;
+        if (!json_object_object_get_ex(resp, "kvs", &kvs) || json_object_array_length(kvs) == 0) {
+                json_object_put(resp);
+                return -ENOENT;
+        }
+        kv = json_object_array_get_idx(kvs, 0);
+        r = kv_value(kv, max, ret);
+        if (r >= 0 && ret_version)
+                *ret_version = json_u64(kv, "mod_revision");
+        json_object_put(resp);
+        return r;
+}
+
+static int etcd_list(Store *s, StoreSpace sp, bool (*filter)(const char *key), StoreListFunc f,
+                     void *userdata)
+{
+        _cleanup_free_ char *from = full_key(s, sp, ""), *to = NULL;
+        json_object *req, *resp = NULL, *kvs;
+        size_t plen, n;
+        int r;
+
+        if (!from)
+                return -ENOMEM;
+        /* the range [<prefix>/<space>/, <prefix>/<space>0): '0' follows '/' */
+        to = strdup(from);
+        if (!to)
+                return -ENOMEM;
+        plen = strlen(from);
+        to[plen - 1] = '0';
+        req = json_object_new_object();
+        if (!req)
+                return -ENOMEM;
+        r = add_b64(req, "key", from, plen);
+        if (r >= 0)
+                r = add_b64(req, "range_end", to, plen);
+        if (r >= 0)
+                r = etcd_post(s, "/v3/kv/range", req, &resp);
+        json_object_put(req);
+        if (r < 0)
+                return r;
+        n = json_object_object_get_ex(resp, "kvs", &kvs) ? json_object_array_length(kvs) : 0;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                json_object *kv = json_object_array_get_idx(kvs, i), *kj;
+                _cleanup_free_ char *key = NULL, *text = NULL;
+                size_t klen;
+
+                if (!json_object_object_get_ex(kv, "key", &kj)) {
+                        r = -EBADMSG;
+                        break;
+                }
+                r = b64_decode(json_object_get_string(kj), &key, &klen);
+                if (r < 0)
+                        break;
+                if (klen <= plen || strncmp(key, from, plen) != 0 || strlen(key) != klen ||
+                    !filter(key + plen))
+                        continue; /* not one of ours */
+                r = kv_value(kv, RECORD_MAX_SIZE, &text);
+                if (r >= 0)
+                        r = f(key + plen, text, userdata);
+        }
+        json_object_put(resp);
+        return r;
+}
+
+static int etcd_lock(Store *s, StoreSpace sp, const char *key, int *ret_fd)
+{
+        *ret_fd = -EBADF; /* the write compares the version instead */
+        return 0;
+}
+
+/* One request of a transaction's success list: request_put or request_delete_range. */
+static json_object *op_on(const char *kind, const char *k, const char *text)
+{
+        json_object *op = json_object_new_object(), *inner = json_object_new_object();
+
+        if (!op || !inner || add_b64(inner, "key", k, strlen(k)) < 0 ||
+            (text && add_b64(inner, "value", text, strlen(text)) < 0)) {
+                json_object_put(op);
+                json_object_put(inner);
+                return NULL;
+        }
+        json_object_object_add(op, kind, inner);
+        return op;
+}
+
+/* A transaction: op if key's version is still version (0: key absent). 0 if it was done,
+ * -ESTALE if not. */
+static int etcd_txn(Store *s, const char *k, uint64_t version, json_object *op)
+{
+        json_object *req = json_object_new_object(), *cmp = json_object_new_object(),
+                    *cmps = json_object_new_array(), *ops = json_object_new_array(), *resp = NULL;
+        int r = -ENOMEM;
+
+        if (!req || !cmp || !cmps || !ops || !op) {
+                json_object_put(req);
+                json_object_put(cmp);
+                json_object_put(cmps);
+                json_object_put(ops);
+                json_object_put(op);
+                return -ENOMEM;
+        }
+        json_object_object_add(cmp, "target", json_object_new_string(version ? "MOD" : "CREATE"));
+        json_object_object_add(cmp, "result", json_object_new_string("EQUAL"));
+        if (add_b64(cmp, "key", k, strlen(k)) >= 0 &&
+            add_u64(cmp, version ? "mod_revision" : "create_revision", version) >= 0) {
+                json_object_array_add(cmps, cmp);
+                cmp = NULL;
+                json_object_array_add(ops, op);
+                op = NULL;
+                json_object_object_add(req, "compare", cmps);
+                cmps = NULL;
+                json_object_object_add(req, "success", ops);
+                ops = NULL;
+                r = etcd_post(s, "/v3/kv/txn", req, &resp);
+        }
+        json_object_put(req);
+        json_object_put(cmp);
+        json_object_put(cmps);
+        json_object_put(ops);
+        json_object_put(op);
+        if (r < 0)
+                return r;
+        r = json_field_true(resp, "succeeded") ? 0 : -ESTALE;
+        json_object_put(resp);
+        return r;
+}
+
+static int etcd_write(Store *s, StoreSpace sp, const char *key, const char *text, uint64_t version,
+                      mode_t mode)
+{
+        _cleanup_free_ char *k = full_key(s, sp, key);
+        json_object *req, *resp = NULL;
+        int r;
+
+        if (!k)
+                return -ENOMEM;
+        if (strlen(text) > ETCD_VALUE_MAX)
+                return -EFBIG;
+        if (version != STORE_ANY_VERSION)
+                return etcd_txn(s, k, version, op_on("request_put", k, text));
+        req = json_object_new_object();
+        if (!req)
+                return -ENOMEM;
+        r = add_b64(req, "key", k, strlen(k));
+        if (r >= 0)
+                r = add_b64(req, "value", text, strlen(text));
+        if (r >= 0)
+                r = etcd_post(s, "/v3/kv/put", req, &resp);
+        json_object_put(req);
+        json_object_put(resp);
+        return r;
+}
+
+static int etcd_remove(Store *s, StoreSpace sp, const char *key, uint64_t version)
+{
+        _cleanup_free_ char *k = full_key(s, sp, key);
+        json_object *req, *resp = NULL;
+        int r;
+
+        if (!k)
+                return -ENOMEM;
+        if (version != STORE_ANY_VERSION) {
+                if (version == 0)
+                        return -ENOENT;
+                r = etcd_txn(s, k, version, op_on("request_delete_range", k, NULL));
+                return r;
+        }
+        req = json_object_new_object();
+        if (!req)
+                return -ENOMEM;
+        r = add_b64(req, "key", k, strlen(k));
+        if (r >= 0)
+                r = etcd_post(s, "/v3/kv/deleterange", req, &resp);
+        json_object_put(req);
+        if (r < 0)
+                return r;
+        r = json_u64(resp, "deleted") > 0 ? 0 : -ENOENT;
+        json_object_put(resp);
+        return r;
+}
+
+/* A new lease holding <prefix>/alive/<name> = the heartbeat counter. */
+static int lease_grant(Store *s)
+{
+        EtcdClient *e = s->etcd;
+        _cleanup_free_ char *k = NULL;
+        json_object *req, *resp = NULL;
+        int64_t id;
+        char lease[32];
+        int r;
+
+        req = json_object_new_object();
+        if (!req)
+                return -ENOMEM;
+        json_object_object_add(req, "TTL", json_object_new_int64((int64_t)e->lease_ttl));
+        r = etcd_post(s, "/v3/lease/grant", req, &resp);
+        json_object_put(req);
+        if (r < 0)
+                return r;
+        id = (int64_t)json_u64(resp, "ID");
+        json_object_put(resp);
+        if (id == 0)
+                return -EIO;
+        e->lease = id;
+
+        if (asprintf(&k, "%s/alive/%s", e->prefix, s->node_name) < 0)
+                return -ENOMEM;
+        req = json_object_new_object();
+        if (!req)
+                return -ENOMEM;
+        snprintf(lease, sizeof(lease), "%lld", (long long)id);
+        r = add_b64(req, "key", k, strlen(k));
+        if (r >= 0)
+                r = add_b64(req, "value", s->node_name, strlen(s->node_name));
+        if (r >= 0) {
+                json_object_object_add(req, "lease", json_object_new_string(lease));
+                resp = NULL;
+                r = etcd_post(s, "/v3/kv/put", req, &resp);
+        }
+        json_object_put(req);
+        json_object_put(resp);
+        return r;
+}
+
+static int etcd_heartbeat(Store *s)
+{
+        EtcdClient *e = s->etcd;
+        json_object *req, *resp = NULL, *result;
+        char lease[32];
+        int r;
+
+        if (e->lease == 0)
+                return lease_grant(s);
+        req = json_object_new_object();
+        if (!req)
+                return -ENOMEM;
+        snprintf(lease, sizeof(lease), "%lld", (long long)e->lease);
+        json_object_object_add(req, "ID", json_object_new_string(lease));
+        r = etcd_post(s, "/v3/lease/keepalive", req, &resp);
+        json_object_put(req);
+        if (r < 0)
+                return r;
+        /* an expired lease answers TTL 0 (or nothing): its key is gone, a new one */
+        if (!json_object_object_get_ex(resp, "result", &result) || json_u64(result, "TTL") == 0) {
+                json_object_put(resp);
+                e->lease = 0;
+                return lease_grant(s);
+        }
+        json_object_put(resp);
+        return 0;
+}
+
+static void etcd_free(Store *s)
+{
+        EtcdClient *e = s->etcd;
+
+        if (!e)
+                return;
+        if (e->curl)
+                curl_easy_cleanup(e->curl);
+        curl_slist_free_all(e->headers);
+        strv_free(e->endpoints);
+        free(e->prefix);
+        free(e);
+        s->etcd = NULL;
+}
+
+const StoreOps store_etcd_ops = {
+        .name = "etcd",
+        .free = etcd_free,
+        .read = etcd_read,
+        .list = etcd_list,
+        .lock = etcd_lock,
+        .write = etcd_write,
+        .remove = etcd_remove,
+        .heartbeat = etcd_heartbeat,
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+        (void)curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int store_open_etcd(char *const *endpoints, const char *prefix, const char *node_name,
+                    uint64_t lease_ttl_sec, Store **ret)
+{
+        _cleanup_(store_freep) Store *s = NULL;
+        EtcdClient *e;
+        size_t n = 0;
+        int r;
+
+        while (endpoints && endpoints[n])
+                n++;
+        if (n == 0 || lease_ttl_sec == 0 || !store_node_name_is_valid(node_name))
+                return -EINVAL;
+        if (prefix && (prefix[0] != '/' || prefix[strlen(prefix) - 1] == '/'))
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (!startswith(endpoints[i], "http://") && !startswith(endpoints[i], "https://"))
+                        return -EINVAL;
+
+        r = store_new(&store_etcd_ops, node_name, &s);
+        if (r < 0)
+                return r;
+        e = s->etcd = calloc(1, sizeof(EtcdClient));
+        if (!e)
+                return -ENOMEM;
+        e->lease_ttl = lease_ttl_sec;
+        e->prefix = strdup(prefix ? prefix : "/hostwarden");
+        e->endpoints = calloc(n + 1, sizeof(char *));
+        if (!e->prefix || !e->endpoints)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                size_t len = strlen(endpoints[i]);
+
+                while (len > 0 && endpoints[i][len - 1] == '/')
+                        len--;
+                e->endpoints[i] = strndup(endpoints[i], len);
+                if (!e->endpoints[i])
+                        return -ENOMEM;
+        }
+        e->n_endpoints = n;
+
+        (void)pthread_once(&curl_once, curl_init_once);
+        e->curl = curl_easy_init();
+        e->headers = curl_slist_append(NULL, "Content-Type: application/json");
+        if (!e->curl || !e->headers)
+                return -ENOMEM;
+        curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, e->headers);
+        curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, ETCD_CONNECT_TIMEOUT_MS);
+        curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, ETCD_TIMEOUT_MS);
+        curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM */
+        curl_easy_setopt(e->curl, CURLOPT_ERRORBUFFER, e->error);
+        curl_easy_setopt(e->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(e->curl, CURLOPT_NOPROXY, "*");
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}

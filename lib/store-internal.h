@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * What store.c (records, compare-and-swap, liveness: one behaviour) needs of a backend
+ * (store-dir.c, store-etcd.c: where the records' text lives).
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "store.h"
+
+typedef enum StoreSpace {
+        STORE_NODES,       /* key: node name */
+        STORE_INSTANCES,   /* key: canonical lower-case UUID */
+        STORE_DEFINITIONS, /* key: canonical lower-case UUID */
+        _STORE_SPACE_MAX,
+} StoreSpace;
+
+#define RECORD_MAX_SIZE     (64U * 1024U)
+#define DEFINITION_MAX_SIZE (16U * 1024U * 1024U)
+
+/* A write or removal whatever is stored (definitions: last writer wins). */
+#define STORE_ANY_VERSION UINT64_MAX
+
+typedef int (*StoreListFunc)(const char *key, const char *text, void *userdata);
+
+typedef struct StoreOps {
+        const char *name;
+        void (*free)(Store *s);
+        /* The text under key (-ENOENT if none; -EBADMSG if larger than max or holding a NUL
+         * byte) and its version, for a later write: what changes with every write of the
+         * key (etcd's mod_revision), or 0 where a lock does that job (dir). */
+        int (*read)(Store *s, StoreSpace sp, const char *key, size_t max, char **ret,
+                    uint64_t *ret_version);
+        /* f(key, text) for every key of the space that passes filter, in no order; a key
+         * removed meanwhile is skipped. A negative return of f ends the listing with it. */
+        int (*list)(Store *s, StoreSpace sp, bool (*filter)(const char *key), StoreListFunc f,
+                    void *userdata);
+        /* Makes a read-modify-write of key exclusive where the backend needs it (dir: the
+         * record's lock; closing *ret_fd releases it); else *ret_fd = -EBADF. */
+        int (*lock)(Store *s, StoreSpace sp, const char *key, int *ret_fd);
+        /* Stores text under key, durably, if the key's version is still version (0: the key
+         * must not exist); -ESTALE if not. STORE_ANY_VERSION: unconditionally. mode: the
+         * file mode where there are files. */
+        int (*write)(Store *s, StoreSpace sp, const char *key, const char *text, uint64_t version,
+                     mode_t mode);
+        /* Removes key under the same condition; -ENOENT if it does not exist. */
+        int (*remove)(Store *s, StoreSpace sp, const char *key, uint64_t version);
+        /* After this node's heartbeat was written: what else the backend keeps alive (etcd:
+         * its lease). May be NULL. */
+        int (*heartbeat)(Store *s);
+} StoreOps;
+
+typedef struct LivenessEntry {
+        char *name;
+        uint64_t counter;
+        usec_t last_change; /* observer's monotonic time; the first look counts as one */
+        bool changed;       /* a change was seen after the first look */
+} LivenessEntry;
+
+struct Store {
+        const StoreOps *ops;
+        char *node_name;
+
+        char *state_dir;         /* dir */
+        struct EtcdClient *etcd; /* etcd */
+
+        LivenessEntry *liveness;
+        size_t n_liveness;
+
+        /* store_node_list_cached(): the last listing and when it was read; dropped by every
+         * node record write through this Store */
+        NodeRecord *node_cache;
+        size_t n_node_cache;
+        usec_t node_cache_time;
+        bool node_cache_valid;
+};
+
+/* A Store of no backend yet, for node_name (-EINVAL if not a valid name). */
+int store_new(const StoreOps *ops, const char *node_name, Store **ret);
+bool store_node_name_is_valid(const char *name);
+
+extern const StoreOps store_dir_ops;
+extern const StoreOps store_etcd_ops;
