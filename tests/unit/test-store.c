@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "store-internal.h"
 #include "store.h"
 #include "test-helpers.h"
 #include "util.h"
@@ -45,13 +50,147 @@ static mode_t file_mode(const char *dir, const char *name)
         return st.st_mode & 07777;
 }
 
+/*
+ * Every behaviour test runs against both backends (DESIGN.md §4: one behaviour). With etcd,
+ * a real etcd member that the group setup starts on loopback; each test's temporary
+ * directory names its own key prefix, so tests never see each other's records.
+ */
+static bool etcd_mode;
+static char etcd_endpoint[64];
+static pid_t etcd_pid;
+static char *etcd_dir;
+
+static int use_dir(void **state)
+{
+        etcd_mode = false;
+        return 0;
+}
+
+static int use_etcd(void **state)
+{
+        etcd_mode = true;
+        return 0;
+}
+
+/* A Store of the current backend for node, in the namespace dir names. */
+static int open_store_any(const char *dir, const char *node, Store **ret)
+{
+        if (etcd_mode) {
+                char *endpoints[] = { etcd_endpoint, NULL };
+                _cleanup_free_ char *copy = strdup(dir), *prefix = NULL;
+
+                if (!copy || asprintf(&prefix, "/hwtest/%s", basename(copy)) < 0)
+                        return -ENOMEM;
+                return store_open_etcd(endpoints, prefix, node, 10, ret);
+        }
+        return store_open_dir(dir, node, ret);
+}
+
 static Store *open_store(const char *dir, const char *node)
 {
         Store *s = NULL;
 
-        assert_int_equal(store_open_dir(dir, node, &s), 0);
+        assert_int_equal(open_store_any(dir, node, &s), 0);
         assert_non_null(s);
         return s;
+}
+
+/* The stored text of a record, as the backend keeps it. */
+static char *raw_read(Store *s, StoreSpace sp, const char *key)
+{
+        char *text = NULL;
+
+        assert_int_equal(s->ops->read(s, sp, key, 1 << 20, &text, NULL), 0);
+        return text;
+}
+
+/* Text written where a record lives, bypassing every check (a corrupt or foreign record). */
+static void raw_write(Store *s, StoreSpace sp, const char *key, const char *text)
+{
+        assert_int_equal(s->ops->write(s, sp, key, text, STORE_ANY_VERSION, 0644), 0);
+}
+
+static uint16_t free_port(void)
+{
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(a);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+        close(fd);
+        return ntohs(a.sin_port);
+}
+
+/* One etcd member on loopback (Debian's etcd-server), for the etcd half of the tests. */
+static int etcd_start(void **state)
+{
+        char client[64], peer[64], cluster[96], data[4096];
+        uint16_t cport = free_port(), pport = free_port();
+        Store *s = NULL;
+        int r = -1;
+
+        etcd_dir = test_mkdtemp();
+        snprintf(data, sizeof(data), "%s/data", etcd_dir);
+        snprintf(client, sizeof(client), "http://127.0.0.1:%u", cport);
+        snprintf(peer, sizeof(peer), "http://127.0.0.1:%u", pport);
+        snprintf(cluster, sizeof(cluster), "test=%s", peer);
+        snprintf(etcd_endpoint, sizeof(etcd_endpoint), "%s", client);
+        etcd_pid = fork();
+        if (etcd_pid < 0)
+                return -1;
+        if (etcd_pid == 0) {
+                char log[4096];
+                int fd;
+
+                snprintf(log, sizeof(log), "%s/etcd.log", etcd_dir);
+                fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (fd >= 0) {
+                        dup2(fd, STDOUT_FILENO);
+                        dup2(fd, STDERR_FILENO);
+                }
+                execlp("etcd", "etcd", "--name", "test", "--data-dir", data, "--listen-client-urls",
+                       client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+                       "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
+                       "--initial-cluster-state", "new", (char *)NULL);
+                _exit(127);
+        }
+        /* ready when a listing answers */
+        for (unsigned i = 0; i < 200 && r < 0; i++) {
+                NodeRecord *list = NULL;
+                size_t n = 0;
+                char *endpoints[] = { etcd_endpoint, NULL };
+
+                usleep(50000);
+                if (store_open_etcd(endpoints, "/hwtest/ready", "probe", 10, &s) < 0)
+                        break;
+                r = store_node_list(s, &list, &n);
+                node_record_array_free(list, n);
+                s = store_free(s);
+                if (waitpid(etcd_pid, NULL, WNOHANG) == etcd_pid) {
+                        print_error("etcd exited: is etcd-server installed? See %s/etcd.log\n",
+                                    etcd_dir);
+                        etcd_pid = 0;
+                        return -1;
+                }
+        }
+        if (r < 0)
+                print_error("etcd did not answer at %s: see %s/etcd.log\n", etcd_endpoint,
+                            etcd_dir);
+        return r < 0 ? -1 : 0;
+}
+
+static int etcd_stop(void **state)
+{
+        if (etcd_pid > 0) {
+                kill(etcd_pid, SIGTERM);
+                waitpid(etcd_pid, NULL, 0);
+        }
+        if (etcd_dir)
+                test_rm_rf(etcd_dir);
+        free(etcd_dir);
+        return 0;
 }
 
 /* ---- round trips ---------------------------------------------------------------------- */
@@ -175,12 +314,17 @@ static void test_instance_record_round_trip(void **state)
         assert_string_equal(got.uuid, UUID_A);
         instance_record_done(&got);
 
-        /* the on-disk format: key=value lines, generation last */
-        text = read_text(dir, "instances/" UUID_A);
+        /* the stored format: key=value lines, generation last */
+        text = raw_read(s, STORE_INSTANCES, UUID_A);
         assert_true(test_contains(text, "owner=node2\n"));
         assert_true(test_contains(text, "\ngeneration=1\n"));
         assert_string_equal(strstr(text, "generation="), "generation=1\n");
-        assert_int_equal(file_mode(dir, "instances/" UUID_A), 0644);
+        if (!etcd_mode) {
+                free(text);
+                text = read_text(dir, "instances/" UUID_A);
+                assert_string_equal(strstr(text, "generation="), "generation=1\n");
+                assert_int_equal(file_mode(dir, "instances/" UUID_A), 0644);
+        }
 
         assert_int_equal(store_instance_get(s, UUID_B, &got), 0);
         assert_null(got.name);
@@ -215,8 +359,10 @@ static void test_definition_round_trip_mode_0600(void **state)
                          0);
         umask(old_umask);
 
-        assert_int_equal(file_mode(dir, "definitions"), 0700);
-        assert_int_equal(file_mode(dir, "definitions/" UUID_A ".xml"), 0600);
+        if (!etcd_mode) {
+                assert_int_equal(file_mode(dir, "definitions"), 0700);
+                assert_int_equal(file_mode(dir, "definitions/" UUID_A ".xml"), 0600);
+        }
         assert_int_equal(store_definition_get(s, UUID_A, &xml), 0);
         assert_string_equal(xml, "<domain><name>a</name></domain>");
         free(xml);
@@ -225,7 +371,8 @@ static void test_definition_round_trip_mode_0600(void **state)
         assert_int_equal(store_definition_put(s, UUID_A, "<domain>v2</domain>\n"), 0);
         assert_int_equal(store_definition_get(s, UUID_A_UPPER, &xml), 0);
         assert_string_equal(xml, "<domain>v2</domain>\n");
-        assert_int_equal(file_mode(dir, "definitions/" UUID_A ".xml"), 0600);
+        if (!etcd_mode)
+                assert_int_equal(file_mode(dir, "definitions/" UUID_A ".xml"), 0600);
 
         assert_int_equal(store_definition_remove(s, UUID_A), 0);
         assert_int_equal(store_definition_get(s, UUID_A, &xml), -ENOENT);
@@ -388,7 +535,7 @@ static void worker_run(Worker *w)
 {
         Store *s = NULL;
 
-        w->result = store_open_dir(w->dir, w->node, &s);
+        w->result = open_store_any(w->dir, w->node, &s);
         for (unsigned i = 0; w->result >= 0 && i < N_INCREMENTS; i++) {
                 w->result = instance_increment(s, &w->retries);
                 if (w->result >= 0)
@@ -905,7 +1052,7 @@ static void test_invalid_names_are_refused(void **state)
         char *xml = NULL;
 
         for (size_t k = 0; k < ELEMENTSOF(bad_nodes); k++) {
-                assert_int_equal(store_open_dir(dir, bad_nodes[k], &t), -EINVAL);
+                assert_int_equal(open_store_any(dir, bad_nodes[k], &t), -EINVAL);
                 assert_null(t);
                 assert_int_equal(store_node_get(s, bad_nodes[k], &n), -EINVAL);
                 assert_int_equal(store_node_update(s, bad_nodes[k], enable_node, NULL, NULL),
@@ -985,30 +1132,31 @@ static void test_unparsable_records_are_ebadmsg(void **state)
         size_t n_nodes = 0;
 
         for (size_t k = 0; k < ELEMENTSOF(bad_nodes); k++) {
-                test_write(dir, "nodes/node1", bad_nodes[k]);
+                raw_write(s, STORE_NODES, "node1", bad_nodes[k]);
                 assert_int_equal(store_node_get(s, "node1", &n), -EBADMSG);
                 assert_int_equal(store_node_list(s, &nodes, &n_nodes), -EBADMSG);
                 assert_int_equal(store_heartbeat(s), -EBADMSG); /* not overwritten */
                 assert_int_equal(store_node_liveness(s, "node1", 0, 1, &l), -EBADMSG);
         }
-        test_write(dir, "nodes/node1", VALID_NODE_TEXT);
+        raw_write(s, STORE_NODES, "node1", VALID_NODE_TEXT);
         assert_int_equal(store_node_get(s, "node1", &n), 0);
         node_record_done(&n);
         assert_int_equal(store_heartbeat(s), 0);
 
         for (size_t k = 0; k < ELEMENTSOF(bad_instances); k++) {
-                test_write(dir, "instances/" UUID_A, bad_instances[k]);
+                raw_write(s, STORE_INSTANCES, UUID_A, bad_instances[k]);
                 assert_int_equal(store_instance_get(s, UUID_A, &i), -EBADMSG);
         }
         /* unknown keys are for newer versions: ignored */
-        test_write(dir, "instances/" UUID_A,
-                   "uuid=" UUID_A "\nowner=node1\nfuture_key=1\ntime=1\ngeneration=4\n");
+        raw_write(s, STORE_INSTANCES, UUID_A,
+                  "uuid=" UUID_A "\nowner=node1\nfuture_key=1\ntime=1\ngeneration=4\n");
         assert_int_equal(store_instance_get(s, UUID_A, &i), 0);
         assert_int_equal(i.generation, 4);
         instance_record_done(&i);
 
-        /* a definition with a NUL byte cannot be handed out as a string */
-        {
+        /* a definition with a NUL byte cannot be handed out as a string (a file can hold
+         * one; the etcd backend only writes C strings) */
+        if (!etcd_mode) {
                 char path[4096];
                 int fd;
                 char *xml = NULL;
@@ -1023,26 +1171,72 @@ static void test_unparsable_records_are_ebadmsg(void **state)
         test_rm_rf(dir);
 }
 
+/* etcd: a member that does not answer is skipped; none answering is -EHOSTUNREACH. */
+static void test_etcd_members_that_do_not_answer(void **state)
+{
+        char closed[64];
+        char *endpoints[] = { closed, etcd_endpoint, NULL }, *none[] = { closed, NULL };
+        _cleanup_(store_freep) Store *s = NULL, *t = NULL;
+        _cleanup_(node_record_done) NodeRecord n = {};
+        NodeRecord *list = NULL;
+        size_t n_list = 0;
+
+        snprintf(closed, sizeof(closed), "http://127.0.0.1:%u", free_port());
+        assert_int_equal(store_open_etcd(endpoints, "/hwtest/members", "node1", 10, &s), 0);
+        assert_string_equal(store_backend_name(s), "etcd");
+        assert_int_equal(store_heartbeat(s), 0);
+        assert_int_equal(store_heartbeat(s), 0);
+        assert_int_equal(store_node_get(s, "node1", &n), 0);
+        assert_int_equal(n.heartbeat, 2);
+
+        assert_int_equal(store_open_etcd(none, "/hwtest/members", "node1", 10, &t), 0);
+        assert_int_equal(store_node_list(t, &list, &n_list), -EHOSTUNREACH);
+        assert_int_equal(store_heartbeat(t), -EHOSTUNREACH);
+
+        /* what cannot be an etcd member or a prefix */
+        t = store_free(t);
+        none[0] = "127.0.0.1:2379";
+        assert_int_equal(store_open_etcd(none, NULL, "node1", 10, &t), -EINVAL);
+        assert_int_equal(store_open_etcd(endpoints, "hostwarden", "node1", 10, &t), -EINVAL);
+        assert_int_equal(store_open_etcd(endpoints, "/hostwarden/", "node1", 10, &t), -EINVAL);
+        assert_int_equal(store_open_etcd(endpoints, NULL, "node1", 0, &t), -EINVAL);
+        assert_null(t);
+}
+
+/* The behaviour tests, once per backend. */
+#define BOTH(f)                                     \
+        { "dir/" #f, f, use_dir, NULL, NULL },      \
+        {                                           \
+                "etcd/" #f, f, use_etcd, NULL, NULL \
+        }
+/* What only files have: temp files, half-written files, modes, a writer killed mid-write. */
+#define DIR_ONLY(f)                               \
+        {                                         \
+                "dir/" #f, f, use_dir, NULL, NULL \
+        }
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_node_record_round_trip),
-                cmocka_unit_test(test_instance_record_round_trip),
-                cmocka_unit_test(test_definition_round_trip_mode_0600),
-                cmocka_unit_test(test_cached_node_list),
-                cmocka_unit_test(test_instance_cas_semantics),
-                cmocka_unit_test(test_concurrent_processes_lose_no_update),
-                cmocka_unit_test(test_concurrent_threads_lose_no_update),
-                cmocka_unit_test(test_temp_files_are_not_records),
-                cmocka_unit_test(test_half_written_record_is_bad_not_absent),
-                cmocka_unit_test(test_killed_instance_cas_leaves_old_or_new),
-                cmocka_unit_test(test_killed_node_update_leaves_old_or_new),
-                cmocka_unit_test(test_killed_definition_put_leaves_old_or_new),
-                cmocka_unit_test(test_liveness_by_observer_monotonic_clock),
-                cmocka_unit_test(test_liveness_ignores_skewed_wall_clock),
-                cmocka_unit_test(test_invalid_names_are_refused),
-                cmocka_unit_test(test_unparsable_records_are_ebadmsg),
+                BOTH(test_node_record_round_trip),
+                BOTH(test_instance_record_round_trip),
+                BOTH(test_definition_round_trip_mode_0600),
+                BOTH(test_cached_node_list),
+                BOTH(test_instance_cas_semantics),
+                BOTH(test_concurrent_processes_lose_no_update),
+                BOTH(test_concurrent_threads_lose_no_update),
+                DIR_ONLY(test_temp_files_are_not_records),
+                DIR_ONLY(test_half_written_record_is_bad_not_absent),
+                DIR_ONLY(test_killed_instance_cas_leaves_old_or_new),
+                DIR_ONLY(test_killed_node_update_leaves_old_or_new),
+                DIR_ONLY(test_killed_definition_put_leaves_old_or_new),
+                BOTH(test_liveness_by_observer_monotonic_clock),
+                BOTH(test_liveness_ignores_skewed_wall_clock),
+                BOTH(test_invalid_names_are_refused),
+                BOTH(test_unparsable_records_are_ebadmsg),
+                { "etcd/test_etcd_members_that_do_not_answer", test_etcd_members_that_do_not_answer,
+                  use_etcd, NULL, NULL },
         };
 
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return cmocka_run_group_tests(tests, etcd_start, etcd_stop);
 }
