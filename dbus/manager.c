@@ -311,20 +311,32 @@ static int mutate_address(NodeRecord *rec, void *userdata)
 
 int manager_open_store(Manager *m)
 {
-        const char *dir = hw_state_dir(m->config->cluster.state_dir);
+        const Config *c = m->config;
+        const char *dir = hw_state_dir(c->cluster.state_dir);
+        _cleanup_free_ char *where = NULL;
         int r;
 
-        if (m->config->cluster.store != STORE_BACKEND_DIR)
-                return log_error_errno(-EOPNOTSUPP,
-                                       "[cluster] store = %s is not supported by this version; "
-                                       "use store = dir",
-                                       store_backend_to_string(m->config->cluster.store));
-        r = store_open_dir(dir, m->config->node.name, &m->store);
+        if (c->cluster.store == STORE_BACKEND_ETCD) {
+                /* the lease of this node's heartbeats lasts as long as it takes to be down */
+                uint64_t ttl = (c->cluster.down_after + USEC_PER_SEC - 1) / USEC_PER_SEC;
+
+                where = strv_join(c->cluster.etcd_endpoints, ", ");
+                if (!where)
+                        return log_error_errno(-ENOMEM, "Out of memory");
+                r = store_open_etcd(c->cluster.etcd_endpoints, NULL, c->node.name, MAX(ttl, 2U),
+                                    &m->store);
+        } else {
+                where = strdup(dir);
+                if (!where)
+                        return log_error_errno(-ENOMEM, "Out of memory");
+                r = store_open_dir(dir, c->node.name, &m->store);
+        }
         if (r < 0)
-                return log_error_errno(r, "Failed to open the cluster store in %s: %m", dir);
+                return log_error_errno(r, "Failed to open the cluster store (%s) at %s: %m",
+                                       store_backend_to_string(c->cluster.store), where);
         r = store_heartbeat(m->store);
         if (r < 0)
-                return log_error_errno(r, "Failed to write the first heartbeat to %s: %m", dir);
+                return log_error_errno(r, "Failed to write the first heartbeat to %s: %m", where);
         /* peers list this node with the address they migrate to */
         r = store_node_update(m->store, m->config->node.name, mutate_address,
                               m->config->node.address, NULL);

@@ -42,6 +42,22 @@ size_t strv_length(char *const *l)
         return n;
 }
 
+char *strv_join(char *const *l, const char *separator)
+{
+        size_t len = 1, sep = strlen(separator);
+        char *out, *p;
+
+        for (size_t i = 0; l && l[i]; i++)
+                len += strlen(l[i]) + (i > 0 ? sep : 0);
+        out = p = malloc(len);
+        if (!out)
+                return NULL;
+        *p = 0;
+        for (size_t i = 0; l && l[i]; i++)
+                p = stpcpy(i > 0 ? stpcpy(p, separator) : p, l[i]);
+        return out;
+}
+
 int strv_push(char ***l, char *value)
 {
         size_t n = strv_length(*l);

@@ -50,6 +50,8 @@ char **strv_free(char **l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 size_t strv_length(char *const *l);
+/* The strings of l one after the other, separator between them ("" for none). NULL: ENOMEM. */
+char *strv_join(char *const *l, const char *separator);
 int strv_push(char ***l, char *value); /* takes ownership of value, also on failure */
 int strv_extend(char ***l, const char *value);
 bool strv_contains(char *const *l, const char *s);

@@ -14,12 +14,54 @@ BUSCTL, NODE = hwinstall.BUSCTL, hwinstall.NODE_API
 SHARED = hwcluster.INSTANCES_PATH
 
 
-def config(i: int, n: int, bmc_password: str) -> str:
+ETCD_UNIT = "hwtest-etcd.service"
+ETCD_PREFIX = "/hostwarden"  # hostwardend's (store-etcd.c)
+
+
+def etcd_endpoints(n: int) -> list[str]:
+    """The client URLs of the etcd members on nodes 1..N (one member on each node)."""
+    return [f"http://10.77.0.1{j}:2379" for j in range(1, n + 1)]
+
+
+def etcd_files(i: int, n: int) -> dict[str, str]:
+    """Files of node I of N for store = etcd: a member of the cluster the N nodes form (a
+    unit of the node's systemd, Type=notify: started once the cluster has a leader), and
+    hostwardend ordered after it."""
+    peers = ",".join(f"node{j}=http://10.77.0.1{j}:2380" for j in range(1, n + 1))
+    unit = ("[Unit]\nDescription=etcd member of the hostwarden test cluster\n"
+            "[Service]\nType=notify\n"
+            f"ExecStart=/usr/bin/etcd --name node{i} --data-dir /var/lib/hwtest-etcd "
+            f"--listen-client-urls http://10.77.0.1{i}:2379 "
+            f"--advertise-client-urls http://10.77.0.1{i}:2379 "
+            f"--listen-peer-urls http://10.77.0.1{i}:2380 "
+            f"--initial-advertise-peer-urls http://10.77.0.1{i}:2380 "
+            f"--initial-cluster {peers} --initial-cluster-state new "
+            "--initial-cluster-token hwtest\n")
+    return {f"/etc/systemd/system/{ETCD_UNIT}": unit,
+            "/etc/systemd/system/hostwardend.service.d/hwtest-etcd.conf":
+                f"[Unit]\nWants={ETCD_UNIT}\nAfter={ETCD_UNIT}\n"}
+
+
+def etcdctl(node, *args, check=True):
+    """etcdctl (API v3) inside NODE against every member."""
+    n = len(node.cluster.nodes)
+    return node.run(["env", "ETCDCTL_API=3", "etcdctl", "--dial-timeout=2s",
+                     "--command-timeout=5s", "--endpoints", ",".join(etcd_endpoints(n)), *args],
+                    check=check, timeout=60)
+
+
+def uses_etcd(node) -> bool:
+    return getattr(node.cluster, "hw_store", "dir") == "etcd"
+
+
+def config(i: int, n: int, bmc_password: str, store: str = "dir") -> str:
     """node I of N: fast heartbeats, max_concurrent 2, every peer fenced by fence_ipmilan
-    against its BMC."""
+    against its BMC; the store in the shared directory or in the nodes' etcd cluster."""
     text = (f"[node]\nname = node{i}\naddress = 10.77.0.1{i}\n"
-            "[cluster]\nheartbeat_interval = 500ms\ndown_after = 3s\n"
-            "[migration]\nmax_concurrent = 2\n")
+            "[cluster]\nheartbeat_interval = 500ms\ndown_after = 3s\n")
+    if store == "etcd":
+        text += f"store = etcd\netcd_endpoints = {' '.join(etcd_endpoints(n))}\n"
+    text += "[migration]\nmax_concurrent = 2\n"
     for j in range(1, n + 1):
         if j == i:
             continue
@@ -48,14 +90,31 @@ def list_nodes(node) -> dict:
 
 
 def record(node, uuid) -> dict:
-    """The instance record of UUID on shared storage ({} if there is none)."""
-    text = node.run(["cat", f"{SHARED}/.hostwarden/instances/{uuid}"], check=False).stdout
+    """The instance record of UUID in the store ({} if there is none)."""
+    if uses_etcd(node):
+        text = etcdctl(node, "get", "--print-value-only", f"{ETCD_PREFIX}/instances/{uuid}",
+                       check=False).stdout
+    else:
+        text = node.run(["cat", f"{SHARED}/.hostwarden/instances/{uuid}"], check=False).stdout
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
 def records(node) -> set[str]:
+    """The UUIDs of the instance records in the store."""
+    if uses_etcd(node):
+        out = etcdctl(node, "get", "--prefix", "--keys-only", f"{ETCD_PREFIX}/instances/",
+                      check=False).stdout
+        return {x.rsplit("/", 1)[-1] for x in out.split() if len(x.rsplit("/", 1)[-1]) == 36}
     out = node.run(["ls", f"{SHARED}/.hostwarden/instances"], check=False).stdout
     return {x for x in out.split() if len(x) == 36}
+
+
+def definition(node, uuid) -> str:
+    """The saved definition (domain XML) of UUID in the store ("" if there is none)."""
+    if uses_etcd(node):
+        return etcdctl(node, "get", "--print-value-only", f"{ETCD_PREFIX}/definitions/{uuid}",
+                       check=False).stdout
+    return node.run(["cat", f"{SHARED}/.hostwarden/definitions/{uuid}.xml"], check=False).stdout
 
 
 def running(node, name) -> bool:

@@ -29,14 +29,26 @@ N = 3
 DROPIN = "[Service]\nReadWritePaths=-/var/lib/hw-local\n"
 
 
-@pytest.fixture(scope="module")
-def nodes(record_timing):
+# The whole suite runs with each store backend (issue 9): the shared directory, and an
+# etcd cluster of three members, one on each node.
+@pytest.fixture(scope="module", params=["dir", "etcd"])
+def nodes(request, record_timing):
+    store = request.param
+    files = {i: {"/etc/systemd/system/hostwardend.service.d/local-disks.conf": DROPIN,
+                 "/var/lib/hw-local/.keep": "",
+                 **(hwevac.etcd_files(i, N) if store == "etcd" else {})}
+             for i in range(1, N + 1)}
     with hwinstall.installed_cluster(
             N, units=("hostwardend.service",), bmc=True, bmc_password=PASSWORD,
-            configs={i: config(i, N, PASSWORD) for i in range(1, N + 1)},
-            files={i: {"/etc/systemd/system/hostwardend.service.d/local-disks.conf": DROPIN,
-                       "/var/lib/hw-local/.keep": ""} for i in range(1, N + 1)}) as cluster:
+            configs={i: config(i, N, PASSWORD, store) for i in range(1, N + 1)},
+            files=files) as cluster:
+        cluster.hw_store = store
         cluster.node(2).run("useradd -M alice")
+        if store == "etcd":
+            assert all(n.unit_active(hwevac.ETCD_UNIT) for n in cluster.nodes)
+            # nothing of the store in the shared directory
+            assert cluster.node(1).run(["test", "-e", f"{hwevac.SHARED}/.hostwarden/nodes"],
+                                       check=False).returncode != 0
         yield cluster
 
 
@@ -137,8 +149,8 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
     # Records claimed by node1, definitions saved with the local disks' bases.
     for name, uuid, _, disk in guests.values():
         assert wait_for(lambda: record(node2, uuid).get("owner") == "node1"), record(node2, uuid)
-        assert wait_for(lambda: f'hostwarden-disk-base path="{disk}"' in node2.run(
-            ["cat", f"{SHARED}/.hostwarden/definitions/{uuid}.xml"], check=False).stdout)
+        assert wait_for(lambda: f'hostwarden-disk-base path="{disk}"' in
+                        hwevac.definition(node2, uuid))
     before = shared_files(node2)
 
     # Refused while node1 is up.

@@ -9,6 +9,18 @@
 #include "test-helpers.h"
 #include "util.h"
 
+static void test_strv_join(void **state)
+{
+        char *three[] = { "a", "bc", "", NULL }, *one[] = { "x", NULL }, *none[] = { NULL };
+        _cleanup_free_ char *j3 = strv_join(three, ", "), *j1 = strv_join(one, ", "),
+                            *j0 = strv_join(none, ", "), *jn = strv_join(NULL, "-");
+
+        assert_string_equal(j3, "a, bc, ");
+        assert_string_equal(j1, "x");
+        assert_string_equal(j0, "");
+        assert_string_equal(jn, "");
+}
+
 static void test_parse_duration(void **state)
 {
         usec_t u;
@@ -160,6 +172,7 @@ static void test_write_file_atomic(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_strv_join),
                 cmocka_unit_test(test_parse_duration),
                 cmocka_unit_test(test_format_duration),
                 cmocka_unit_test(test_parse_boolean),
