@@ -7,6 +7,7 @@ guests runs there; EvacuateLive drains a node."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid as uuidlib
 
@@ -46,6 +47,12 @@ def nodes(request, record_timing):
         cluster.node(2).run("useradd -M alice")
         if store == "etcd":
             assert all(n.unit_active(hwevac.ETCD_UNIT) for n in cluster.nodes)
+            # every node's record and heartbeat lease are in etcd
+            for kind in ("nodes", "alive"):
+                assert wait_for(lambda: set(hwevac.etcdctl(
+                    cluster.node(1), "get", "--prefix", "--keys-only",
+                    f"{hwevac.ETCD_PREFIX}/{kind}/").stdout.split()) == {
+                        f"{hwevac.ETCD_PREFIX}/{kind}/node{i}" for i in range(1, N + 1)})
             # nothing of the store in the shared directory
             assert cluster.node(1).run(["test", "-e", f"{hwevac.SHARED}/.hostwarden/nodes"],
                                        check=False).returncode != 0
@@ -230,12 +237,28 @@ def test_evacuate_live_drains_a_node_to_its_peers(nodes, record_timing):
     hostwarden, each running on exactly one node afterwards."""
     node1 = nodes.node(1)
     names = [f"drain-{i}" for i in range(4)]
+    uuids = {}
     for name in names:
         hwcluster.define_and_start(node1, hwcluster.domain_xml(name))
+        uuids[name] = node1.virsh("domuuid", name).stdout.strip()
+    etcd = hwevac.uses_etcd(node1)
     try:
         t0 = time.monotonic()
-        out = ctl(node1, "evacuate", "--live", "--wait", timeout=300).stdout
-        record_timing("EvacuateLive, 4 idle guests", time.monotonic() - t0)
+        if etcd:
+            # with store = etcd, the member every hostwardend asks first (node1's) is killed
+            # while the drain runs: the others keep the quorum and take its requests
+            result = {}
+            drain = threading.Thread(target=lambda: result.update(out=ctl(
+                node1, "evacuate", "--live", "--wait", timeout=300).stdout))
+            drain.start()
+            time.sleep(0.3)
+            node1.systemctl("kill", "--signal=KILL", hwevac.ETCD_UNIT)
+            drain.join(timeout=320)
+            out = result.get("out", "")
+            assert not node1.unit_active(hwevac.ETCD_UNIT)
+        else:
+            out = ctl(node1, "evacuate", "--live", "--wait", timeout=300).stdout
+        record_timing(f"EvacuateLive, 4 idle guests ({nodes.hw_store})", time.monotonic() - t0)
         assert "4 domain(s) moved, 0 not." in out, out
         landed = set()
         for name in names:
@@ -245,6 +268,11 @@ def test_evacuate_live_drains_a_node_to_its_peers(nodes, record_timing):
         # The two migrations chosen at once count each other's memory: they spread (the
         # simulated nodes report the same free memory, the host's).
         assert landed == {"node2", "node3"}, landed
+        # each record follows its guest
+        for name in names:
+            where = [n.name for n in nodes.nodes if running(n, name)]
+            assert wait_for(lambda: record(node1, uuids[name]).get("owner") == where[0]), \
+                (name, where, record(node1, uuids[name]))
         reason = json.loads(node1.run(BUSCTL + ["--json=short", "get-property", *NODE,
                                                 "DisabledReason"]).stdout)["data"]
         assert "EvacuateLive" in reason, reason
@@ -253,6 +281,8 @@ def test_evacuate_live_drains_a_node_to_its_peers(nodes, record_timing):
         again = ctl(node1, "evacuate", "--live").stdout
         assert "0 migration(s) queued" in again, again
     finally:
+        if etcd and not node1.unit_active(hwevac.ETCD_UNIT):
+            node1.systemctl("start", hwevac.ETCD_UNIT)  # it rejoins with its data
         ctl(node1, "enable")
         for name in names:
             for n in nodes.nodes:
