@@ -39,6 +39,7 @@ int verb_migrate(sd_bus *bus);
 int verb_migrations(sd_bus *bus);
 int verb_overview(sd_bus *bus);
 int verb_instances(sd_bus *bus);
+int verb_setup_leases(sd_bus *bus);
 int verb_migration(sd_bus *bus);
 int verb_fence(sd_bus *bus);
 int verb_evacuate(sd_bus *bus);

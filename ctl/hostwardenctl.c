@@ -391,7 +391,8 @@ static void help(void)
                "  evacuate --from NODE | evacuate NODE\n"
                "                Rebuild here every instance of NODE (down and fenced)\n"
                "  rebuild UUID --from NODE\n"
-               "                Rebuild here one instance of NODE (down and fenced)\n\n"
+               "                Rebuild here one instance of NODE (down and fenced)\n"
+               "  setup-leases  Set up libvirt's disk leases from [locking] (as root, here)\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -440,15 +441,24 @@ int main(int argc, char *argv[])
                 int min_args, max_args;
                 int (*run)(sd_bus *bus);
         } verbs[] = {
-                { "status", 0, 0, verb_status },         { "check", 0, 0, verb_check },
-                { "reload", 0, 0, verb_reload },         { "nodes", 0, 0, verb_nodes },
-                { "disable", 1, 1, verb_disable },       { "enable", 0, 0, verb_enable },
-                { "force-down", 1, 1, verb_force_down }, { "force-up", 1, 1, verb_force_up },
-                { "domains", 0, 0, verb_domains },       { "migrate", 1, 2, verb_migrate },
-                { "migrations", 0, 0, verb_migrations }, { "migration", 2, 2, verb_migration },
-                { "fence", 2, 2, verb_fence },           { "evacuate", 0, 1, verb_evacuate },
-                { "rebuild", 1, 1, verb_rebuild },       { "overview", 0, 0, verb_overview },
+                { "status", 0, 0, verb_status },
+                { "check", 0, 0, verb_check },
+                { "reload", 0, 0, verb_reload },
+                { "nodes", 0, 0, verb_nodes },
+                { "disable", 1, 1, verb_disable },
+                { "enable", 0, 0, verb_enable },
+                { "force-down", 1, 1, verb_force_down },
+                { "force-up", 1, 1, verb_force_up },
+                { "domains", 0, 0, verb_domains },
+                { "migrate", 1, 2, verb_migrate },
+                { "migrations", 0, 0, verb_migrations },
+                { "migration", 2, 2, verb_migration },
+                { "fence", 2, 2, verb_fence },
+                { "evacuate", 0, 1, verb_evacuate },
+                { "rebuild", 1, 1, verb_rebuild },
+                { "overview", 0, 0, verb_overview },
                 { "instances", 0, 0, verb_instances },
+                { "setup-leases", 0, 0, verb_setup_leases },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;

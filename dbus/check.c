@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "leases.h"
 #include "diskinfo.h"
 #include "fw.h"
 #include "manager.h"
@@ -93,24 +94,18 @@ static void check_libvirt_listen(Findings *f)
 
 /* libvirt finds hooks only when it starts: the hook counts once libvirtd started after its
  * link in qemu.d was created. */
-static void check_hook(Manager *m, Findings *f)
+/* The running libvirt daemon (virtqemud or libvirtd) and when it started (usec realtime);
+ * NULL when neither runs. */
+static const char *libvirt_started(Manager *m, uint64_t *ret)
 {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         static const char *const units[] = { "virtqemud.service", "libvirtd.service" };
-        struct stat st;
         uint64_t started = 0;
-        const char *unit = NULL;
 
-        if (lstat(HOOK_LINK, &st) < 0 || access(HOOK_LINK, X_OK) < 0) {
-                add(f, "error", "hook-installed",
-                    "%s is missing or not executable: reinstall hostwarden, then restart "
-                    "libvirtd",
-                    HOOK_LINK);
-                return;
-        }
-        for (size_t i = 0; i < ELEMENTSOF(units) && started == 0; i++) {
+        for (size_t i = 0; i < ELEMENTSOF(units); i++) {
                 _cleanup_free_ char *path = NULL;
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                const char *p;
 
                 if (sd_bus_call_method(m->bus, "org.freedesktop.systemd1",
                                        "/org/freedesktop/systemd1",
@@ -119,7 +114,6 @@ static void check_hook(Manager *m, Findings *f)
                         sd_bus_error_free(&error);
                         continue;
                 }
-                const char *p;
                 if (sd_bus_message_read(reply, "o", &p) < 0)
                         continue;
                 path = strdup(p);
@@ -128,9 +122,28 @@ static void check_hook(Manager *m, Findings *f)
                                                         "ExecMainStartTimestamp", &error, 't',
                                                         &started) < 0)
                         sd_bus_error_free(&error);
-                if (started > 0)
-                        unit = units[i];
+                if (started > 0) {
+                        *ret = started;
+                        return units[i];
+                }
         }
+        return NULL;
+}
+
+static void check_hook(Manager *m, Findings *f)
+{
+        struct stat st;
+        uint64_t started = 0;
+        const char *unit;
+
+        if (lstat(HOOK_LINK, &st) < 0 || access(HOOK_LINK, X_OK) < 0) {
+                add(f, "error", "hook-installed",
+                    "%s is missing or not executable: reinstall hostwarden, then restart "
+                    "libvirtd",
+                    HOOK_LINK);
+                return;
+        }
+        unit = libvirt_started(m, &started);
         if (!unit) {
                 add(f, "warning", "hook-active",
                     "neither libvirtd nor virtqemud is running: start it, it loads the hook then");
@@ -145,6 +158,76 @@ static void check_hook(Manager *m, Findings *f)
                     unit, unit);
         else
                 add(f, "ok", "hook-active", "the hook is active in the running %s", unit);
+}
+
+/* [locking] disk_leases: libvirt's lockd leases set up as hostwardenctl setup-leases does,
+ * the lock space on the shared storage, and libvirt started since. */
+static void check_leases(Manager *m, Findings *f)
+{
+        const Config *c = m->config;
+        _cleanup_free_ char *qemu = NULL, *lockd = NULL, *problem = NULL;
+        struct stat sq, sl, ss, si;
+        uint64_t started = 0, changed;
+        const char *unit;
+        int r;
+
+        if (!c->locking.disk_leases) {
+                add(f, "ok", "disk-leases",
+                    "disk leases are off ([locking] disk_leases = no): the hook's deny list "
+                    "alone keeps an instance from running twice");
+                return;
+        }
+        r = read_full_file(LIBVIRT_QEMU_CONF, 4 << 20, &qemu, NULL);
+        if (r >= 0)
+                r = read_full_file(LIBVIRT_LOCKD_CONF, 1 << 20, &lockd, NULL);
+        if (r == -ENOENT) {
+                add(f, "error", "disk-leases",
+                    "%s is missing: run 'hostwardenctl setup-leases', then restart libvirtd",
+                    lockd ? LIBVIRT_QEMU_CONF : LIBVIRT_LOCKD_CONF);
+                return;
+        }
+        if (r < 0) {
+                add(f, "error", "disk-leases", "cannot read libvirt's configuration: %s",
+                    strerror(-r));
+                return;
+        }
+        r = leases_verify(qemu, lockd, c->locking.lockspace_dir, &problem);
+        if (r < 0) {
+                add(f, "error", "disk-leases",
+                    "%s: run 'hostwardenctl setup-leases', then restart libvirtd",
+                    problem ? problem : strerror(-r));
+                return;
+        }
+        if (stat(c->locking.lockspace_dir, &ss) < 0 || !S_ISDIR(ss.st_mode)) {
+                add(f, "error", "disk-leases",
+                    "the lock space %s does not exist: run 'hostwardenctl setup-leases'",
+                    c->locking.lockspace_dir);
+                return;
+        }
+        if (stat(c->node.instances_path, &si) >= 0 && si.st_dev != ss.st_dev)
+                add(f, "warning", "disk-leases",
+                    "the lock space %s is not on the file system of instances_path %s: every "
+                    "node must see the same lock files",
+                    c->locking.lockspace_dir, c->node.instances_path);
+        unit = libvirt_started(m, &started);
+        changed = 0;
+        if (stat(LIBVIRT_QEMU_CONF, &sq) >= 0)
+                changed = (uint64_t)sq.st_mtim.tv_sec * USEC_PER_SEC;
+        if (stat(LIBVIRT_LOCKD_CONF, &sl) >= 0 &&
+            (uint64_t)sl.st_mtim.tv_sec * USEC_PER_SEC > changed)
+                changed = (uint64_t)sl.st_mtim.tv_sec * USEC_PER_SEC;
+        if (!unit)
+                add(f, "warning", "disk-leases",
+                    "set up, but neither libvirtd nor virtqemud is running");
+        else if (changed > started)
+                add(f, "error", "disk-leases",
+                    "set up after %s started, and libvirt reads its lock manager only when it "
+                    "starts: restart %s",
+                    unit, unit);
+        else
+                add(f, "ok", "disk-leases",
+                    "every disk is leased through virtlockd, in the lock space %s",
+                    c->locking.lockspace_dir);
 }
 
 static void check_firewall(Manager *m, Findings *f)
@@ -278,6 +361,7 @@ int check_node(Manager *m, sd_bus_message *reply)
                 return r;
         check_libvirt_listen(&f);
         check_hook(m, &f);
+        check_leases(m, &f);
         check_firewall(m, &f);
         check_console(m, &f);
         check_storage(m, &f);

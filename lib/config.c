@@ -332,6 +332,8 @@ static const ConfigItem config_items[] = {
 
         { "hook", "refuse_incoming_when_disabled", parse_bool,
           C(hook.refuse_incoming_when_disabled), "yes or no" },
+        { "locking", "disk_leases", parse_bool, C(locking.disk_leases), "yes or no" },
+        { "locking", "lockspace_dir", parse_path, C(locking.lockspace_dir), "an absolute path" },
 
         { "peer", "address", parse_address, P(address), "an IP address or a host name" },
         { "peer", "libvirt_uri", parse_uri, P(libvirt_uri),
@@ -505,6 +507,7 @@ Config *config_free(Config *c)
         free(c->node.instances_path);
         free(c->node.compute_unit);
         free(c->cluster.state_dir);
+        free(c->locking.lockspace_dir);
         strv_free(c->cluster.etcd_endpoints);
         for (size_t i = 0; i < c->n_peers; i++)
                 peer_done(&c->peers[i]);
@@ -867,6 +870,11 @@ int config_finish(Config *c, ConfigDiags *diags)
         if (!c->cluster.state_dir &&
             asprintf(&c->cluster.state_dir, "%s/.hostwarden", c->node.instances_path) < 0) {
                 c->cluster.state_dir = NULL;
+                return -ENOMEM;
+        }
+        if (!c->locking.lockspace_dir &&
+            asprintf(&c->locking.lockspace_dir, "%s/.leases", c->node.instances_path) < 0) {
+                c->locking.lockspace_dir = NULL;
                 return -ENOMEM;
         }
 

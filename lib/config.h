@@ -97,6 +97,10 @@ typedef struct Config {
         struct {
                 bool refuse_incoming_when_disabled;
         } hook;
+        struct {
+                bool disk_leases;    /* libvirt's lockd leases, the second line */
+                char *lockspace_dir; /* default <instances_path>/.leases */
+        } locking;
 
         char **files; /* the files read, in order */
 } Config;

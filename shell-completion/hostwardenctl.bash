@@ -12,7 +12,8 @@ _hostwardenctl() {
         _init_completion -s || return
 
         local commands="status check reload overview nodes instances domains migrate
-                migrations migration disable enable force-down force-up fence evacuate rebuild"
+                migrations migration disable enable force-down force-up fence evacuate rebuild
+                setup-leases"
         local options="--help --version --json --no-ask-password --block --wait --watch --bandwidth=
                 --live --to= --from="
 
