@@ -68,6 +68,18 @@ class Terminal:
         return int(self.tmux("display-message", "-p", "-t", self.name,
                              "#{history_size}").stdout)
 
+    def settled_history(self, timeout: float = 15.0) -> int:
+        """history() once tmux has stopped moving lines into it (it rewraps them into the
+        history when the window shrinks, not always at once)."""
+        last, deadline = self.history(), time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            now = self.history()
+            if now == last:
+                return now
+            last = now
+        raise AssertionError(f"{self.name}: history still growing: {last}")
+
     def send(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", self.name, *keys)
 
@@ -238,11 +250,12 @@ def test_overview_shows_the_nodes_and_what_to_do(nodes, terminal):
 
         # an 80x24 terminal: every line fits, the summary with the alarm stays on top, the
         # frame is redrawn in place (tmux itself rewraps the old lines into its history when
-        # the window shrinks; from then on nothing more may scroll)
+        # the window shrinks, not always at once: once that settled, nothing more may
+        # scroll)
         term.resize(80, 24)
         narrow = term.wait(lambda s: all(len(line) <= 80 for line in s.splitlines())
                            and "Needs an operator: node2" in s.splitlines()[1])
-        scrolled = term.history()
+        scrolled = term.settled_history()
         time.sleep(2.5)  # a few frames
         assert term.screen().count("hostwarden on node1") == 1, term.screen()
         assert term.history() == scrolled
