@@ -76,29 +76,87 @@ static int get_string(sd_bus *bus, const char *path, const char *prop, char **re
         return sd_bus_get_property_string(bus, DEST, path, MIG_IFACE, prop, NULL, ret);
 }
 
+/* The newest migration of domain that hostwardend lists now, or NULL: after a restart of
+ * hostwardend, the migrations it adopted from libvirt have new objects. */
+static char *relocate(sd_bus *bus, const char *domain)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *id, *dom, *src, *dest, *state, *mode, *path;
+        int r;
+
+        if (!domain)
+                return NULL;
+        r = sd_bus_call_method(bus, DEST, PATH, NODE_IFACE, "ListMigrations", NULL, &reply, NULL);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "(sssssso)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssso)", &id, &dom, &src, &dest,
+                                                  &state, &mode, &path)) > 0)
+                if (streq(dom, domain))
+                        return strdup(path); /* newest first */
+        return NULL;
+}
+
+/* How long a migration may be out of sight (hostwardend restarting; one that was only queued
+ * is not adopted: it never started) before --wait gives up on it. */
+#define LOST_AFTER_USEC (30 * USEC_PER_SEC)
+
 /* --wait: one line per domain when its migration ends; exit status 1 if any did not complete. */
 static int follow_migrations(sd_bus *bus, char **paths, size_t n)
 {
         bool *done = calloc(n ? n : 1, sizeof(bool));
+        char **names = calloc(n + 1, sizeof(char *));
+        usec_t *lost = calloc(n ? n : 1, sizeof(usec_t)); /* since when out of sight */
         size_t left = n, failed = 0;
 
-        if (!done)
+        if (!done || !names || !lost) {
+                free(done);
+                free(names);
+                free(lost);
                 return 1;
+        }
+        for (size_t i = 0; i < n; i++)
+                (void)get_string(bus, paths[i], "DomainName", &names[i]);
         while (left > 0) {
                 for (size_t i = 0; i < n; i++) {
-                        _cleanup_free_ char *state = NULL, *name = NULL, *dest = NULL,
-                                            *error = NULL;
+                        _cleanup_free_ char *state = NULL, *dest = NULL, *error = NULL;
 
-                        if (done[i] || get_string(bus, paths[i], "State", &state) < 0)
+                        if (done[i])
                                 continue;
+                        if (get_string(bus, paths[i], "State", &state) < 0) {
+                                usec_t now = now_realtime();
+                                char *moved = relocate(bus, names[i]);
+
+                                if (moved && !streq(moved, paths[i])) {
+                                        free(paths[i]);
+                                        paths[i] = moved;
+                                        lost[i] = 0;
+                                        continue;
+                                }
+                                free(moved);
+                                if (lost[i] == 0)
+                                        lost[i] = now;
+                                else if (now - lost[i] > LOST_AFTER_USEC) {
+                                        printf("%-24s -> %-12s unknown: hostwardend no longer "
+                                               "lists it; see 'hostwardenctl migrations'\n",
+                                               strna(names[i]), "-");
+                                        fflush(stdout);
+                                        done[i] = true;
+                                        left--;
+                                        failed++;
+                                }
+                                continue;
+                        }
+                        lost[i] = 0;
                         if (!streq(state, "completed") && !streq(state, "failed") &&
                             !streq(state, "aborted"))
                                 continue;
-                        (void)get_string(bus, paths[i], "DomainName", &name);
+                        if (!names[i])
+                                (void)get_string(bus, paths[i], "DomainName", &names[i]);
                         (void)get_string(bus, paths[i], "Destination", &dest);
                         (void)get_string(bus, paths[i], "Error", &error);
-                        printf("%-24s -> %-12s %s%s%s\n", strna(name), isempty(dest) ? "-" : dest,
-                               state, isempty(error) ? "" : ": ", error ? error : "");
+                        printf("%-24s -> %-12s %s%s%s\n", strna(names[i]),
+                               isempty(dest) ? "-" : dest, state, isempty(error) ? "" : ": ",
+                               error ? error : "");
                         fflush(stdout);
                         done[i] = true;
                         left--;
@@ -108,7 +166,11 @@ static int follow_migrations(sd_bus *bus, char **paths, size_t n)
                 if (left > 0)
                         (void)usleep(300 * 1000);
         }
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        free(names);
         free(done);
+        free(lost);
         printf("%zu domain(s) moved, %zu not.\n", n - failed, failed);
         return failed > 0 ? 1 : 0;
 }

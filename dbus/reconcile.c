@@ -46,6 +46,7 @@ typedef struct Action {
         int result; /* < 0 failed; ASK_OWNER: 1 runs on the owner, 0 does not; DESTROY_UNDEFINE:
                        0 done, RESULT_* */
         char *error;
+        bool split; /* ASK_OWNER found it on the owner too: destroyed here as a stale copy */
 } Action;
 
 /* ACTION_DESTROY_UNDEFINE's outcomes other than done (0) or failed (< 0) */
@@ -197,9 +198,14 @@ static void act_work(Manager *m, void *userdata)
                         a->result = runs_on_owner(a);
                         if (a->result < 0)
                                 a->result = 0; /* unreachable: it does not run there for us */
-                        continue;
-                }
-                if (a->kind == ACTION_DESTROY_UNDEFINE && a->owner_uri) {
+                        if (a->result != 1)
+                                continue;
+                        /* It runs on its owner too: this copy started without its record
+                         * (libvirt resumed an incoming migration its source gave up on, and
+                         * the source resumed its own). The record decides: this one goes. */
+                        a->kind = ACTION_DESTROY_UNDEFINE;
+                        a->split = true;
+                } else if (a->kind == ACTION_DESTROY_UNDEFINE && a->owner_uri) {
                         /* The owner rebuilt it, or it migrated back here and the record did
                          * not follow (its source died): only the owner can tell. */
                         int there = runs_on_owner(a);
@@ -308,19 +314,28 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
                                    a->uuid, strna(a->name), a->owner, a->owner, strna(a->error));
                         continue;
                 }
+                if (a->split) {
+                        if (a->result < 0)
+                                log_error("Instance %s (%s) runs here and on its owner %s, and "
+                                          "the copy here cannot be destroyed: %s. Destroy it "
+                                          "('virsh destroy %s'): two copies write its disks",
+                                          a->uuid, strna(a->name), a->owner, strna(a->error),
+                                          a->uuid);
+                        else
+                                log_fields(LOG_ERR, 0,
+                                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
+                                                      { "HOSTWARDEN_DOMAIN", a->name },
+                                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
+                                           "Instance %s (%s) ran here and on its owner %s: the "
+                                           "copy here, which its record does not name, was "
+                                           "destroyed and undefined (no file was deleted)",
+                                           a->uuid, strna(a->name), a->owner);
+                        continue;
+                }
                 if (a->kind == ACTION_ASK_OWNER ||
                     (a->kind == ACTION_DESTROY_UNDEFINE && a->result == RESULT_NOT_ON_OWNER)) {
                         InstanceRecord cur = {};
 
-                        if (a->kind == ACTION_ASK_OWNER && a->result == 1) {
-                                log_fields(LOG_ERR, 0,
-                                           LOG_FIELDS({ "HOSTWARDEN_DOMAIN", a->name },
-                                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
-                                           "Instance %s (%s) runs here and on its owner %s: "
-                                           "left alone, an operator must decide",
-                                           a->uuid, strna(a->name), a->owner);
-                                continue;
-                        }
                         /* Claim only if the record is still what was looked at. */
                         if (store_instance_get(m->store, a->uuid, &cur) == 0 &&
                             cur.generation == a->generation)

@@ -1,4 +1,4 @@
-"""Helpers of the evacuation tests (test_evacuation, test_evacuation_faults): the nodes'
+"""Helpers of the evacuation tests (test_evacuation, faults_power, faults_daemons): the nodes'
 configuration with fence agents against their ipmi_sim BMCs, and what the tests ask a node
 (records, domain states, EvacuateFrom)."""
 

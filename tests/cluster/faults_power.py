@@ -1,4 +1,4 @@
-"""Power failures during evacuations (issue 7): on three real nodes with ipmi_sim BMCs, a
+"""Power failures during evacuations (issue 7; suite `faults`): on three real nodes with ipmi_sim BMCs, a
 node loses power while another rebuilds a fenced node's instances (EvacuateFrom), or while
 a node drains itself (EvacuateLive, the source or a destination losing power). After each
 round the operator's recovery: fence every dead node through its BMC, evacuate its
