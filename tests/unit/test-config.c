@@ -89,6 +89,8 @@ static void test_defaults_match_design(void **state)
         assert_int_equal(c->firewall.console_port_max, 6923);
         assert_int_equal(c->console.listen, CONSOLE_LISTEN_ANY);
         assert_false(c->hook.refuse_incoming_when_disabled);
+        assert_false(c->locking.disk_leases);
+        assert_string_equal(c->locking.lockspace_dir, "/var/lib/nova/instances/.leases");
         config_free(c);
 }
 
