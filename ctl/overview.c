@@ -140,14 +140,6 @@ typedef struct OverviewState {
  * Reconciliation settles it within seconds; an overview that keeps seeing it says so. */
 #define FOREIGN_SETTLE (5 * USEC_PER_SEC)
 
-static uint64_t mono_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* Whether uuid has been foreign long enough to alarm (not watching: at once). */
 static bool foreign_settled(OverviewState *st, const char *uuid, uint64_t now)
 {
@@ -258,7 +250,7 @@ static int view_overview(sd_bus *bus, FILE *f, const Screen *screen, void *userd
         size_t n_inst = 0, actions_size = 0, need_size = 0;
         bool counted = true;
         FILE *act = NULL, *need_f = NULL;
-        uint64_t since, now = mono_usec();
+        uint64_t since, now = now_usec(CLOCK_MONOTONIC);
         int r;
 
         r = ctl_get_strings(bus, PATH, NODE_IFACE, &error, names, props);

@@ -37,14 +37,6 @@ static void on_signal(int sig)
                 quit_signal = sig;
 }
 
-static usec_t now_mono(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
-}
-
 void screen_get(Screen *ret)
 {
         struct winsize ws = {};
@@ -289,7 +281,7 @@ int watch_run(sd_bus *bus, ViewFunc view, void *userdata)
 
         while (!quit_signal) {
                 struct pollfd pfd;
-                usec_t now = now_mono(), wake, bus_timeout = UINT64_MAX;
+                usec_t now = now_usec(CLOCK_MONOTONIC), wake, bus_timeout = UINT64_MAX;
                 struct timespec ts;
 
                 if (stopped) { /* Ctrl-Z: the terminal as it was, then stop for real */
@@ -348,7 +340,7 @@ int watch_run(sd_bus *bus, ViewFunc view, void *userdata)
                         ret = 1;
                         break;
                 }
-                now = now_mono();
+                now = now_usec(CLOCK_MONOTONIC);
                 wake = next_draw;
                 if (changed && last_draw + min_gap < wake)
                         wake = last_draw + min_gap;

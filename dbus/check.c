@@ -151,7 +151,7 @@ static void check_hook(Manager *m, Findings *f)
         }
         /* the link's change time: when it was created here (a package manager sets the mtime
          * to the archive's, which can be older than libvirtd's start) */
-        if ((uint64_t)st.st_ctim.tv_sec * USEC_PER_SEC > started)
+        if (timespec_usec(&st.st_ctim) > started)
                 add(f, "error", "hook-active",
                     "the hook was installed after %s started, and libvirt finds hooks only when "
                     "it starts: restart %s (running guests keep running)",
@@ -210,12 +210,13 @@ static void check_leases(Manager *m, Findings *f)
                     "node must see the same lock files",
                     c->locking.lockspace_dir, c->node.instances_path);
         unit = libvirt_started(m, &started);
+        /* to the microsecond, as the start is: a file written in the second libvirtd started
+         * in, but after it, was not read by it */
         changed = 0;
         if (stat(LIBVIRT_QEMU_CONF, &sq) >= 0)
-                changed = (uint64_t)sq.st_mtim.tv_sec * USEC_PER_SEC;
-        if (stat(LIBVIRT_LOCKD_CONF, &sl) >= 0 &&
-            (uint64_t)sl.st_mtim.tv_sec * USEC_PER_SEC > changed)
-                changed = (uint64_t)sl.st_mtim.tv_sec * USEC_PER_SEC;
+                changed = timespec_usec(&sq.st_mtim);
+        if (stat(LIBVIRT_LOCKD_CONF, &sl) >= 0 && timespec_usec(&sl.st_mtim) > changed)
+                changed = timespec_usec(&sl.st_mtim);
         if (!unit)
                 add(f, "warning", "disk-leases",
                     "set up, but neither libvirtd nor virtqemud is running");

@@ -50,14 +50,6 @@ static bool state_is_active(MigrationState s)
         return s == MIGRATION_PREPARING || s == MIGRATION_RUNNING || s == MIGRATION_POST_MIGRATING;
 }
 
-static uint64_t now_monotonic(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static void info_done(MigrationInfo *i)
 {
         free(i->domain_uuid);
@@ -547,7 +539,7 @@ static void monitor_once(Migration *mig, MigrationWork *w)
         stats_from_params(params, n, &stats);
         virTypedParamsFree(params, n);
 
-        s.elapsed = (now_monotonic() - w->started_monotonic);
+        s.elapsed = (now_usec(CLOCK_MONOTONIC) - w->started_monotonic);
         s.total = stats.memory_total + stats.disk_total;
         s.remaining = stats.memory_remaining + stats.disk_remaining;
         s.memory_remaining = stats.memory_remaining;
@@ -721,7 +713,7 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
         mig_policy_init(&w->policy, mig->opts.max_downtime_ms, w->downtime_steps, w->downtime_delay,
                         w->stall_iterations, mig->opts.completion_timeout,
                         p->domain->current_memory_kib >> 10, disk_mib);
-        w->started_monotonic = now_monotonic();
+        w->started_monotonic = now_usec(CLOCK_MONOTONIC);
         live_set_state(mig, MIGRATION_RUNNING);
 
         r = -pthread_create(&monitor, NULL, monitor_thread, mig);
@@ -827,12 +819,12 @@ static void migration_work(Manager *m, void *userdata)
         MigrationWork *w = mig->work;
         Chosen c;
 
-        uint64_t t0 = now_monotonic();
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
 
         if (choose_destination(m, mig, w) < 0)
                 return;
         log_debug("Migration %s: preflight took %llu us", mig->id,
-                  (unsigned long long)(now_monotonic() - t0));
+                  (unsigned long long)(now_usec(CLOCK_MONOTONIC) - t0));
         c.p = w->chosen;
         live_update(mig, set_chosen_cb, &c);
         if (run_migration(m, mig, w) < 0) {
@@ -841,10 +833,10 @@ static void migration_work(Manager *m, void *userdata)
         }
         w->succeeded = true;
         log_debug("Migration %s: migrated after %llu us", mig->id,
-                  (unsigned long long)(now_monotonic() - t0));
+                  (unsigned long long)(now_usec(CLOCK_MONOTONIC) - t0));
         after_success(mig, w);
         log_debug("Migration %s: after-success done after %llu us", mig->id,
-                  (unsigned long long)(now_monotonic() - t0));
+                  (unsigned long long)(now_usec(CLOCK_MONOTONIC) - t0));
         if (w->n_temp_pools > 0)
                 destroy_temp_pools(w);
 }
@@ -1038,7 +1030,7 @@ static void keep_finished(Migration *mig)
 
 static void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
-        uint64_t t0 = now_monotonic();
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         Migration *mig = userdata;
         MigrationWork *w = mig->work;
         const char *name = w->chosen    ? w->chosen->domain->name
@@ -1064,7 +1056,7 @@ static void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
                            "Migration %s of %s to %s %s: %s", mig->id, name, dest,
                            w->aborted ? "aborted" : "failed", w->error);
         log_debug("Migration %s: done in the event loop in %llu us", mig->id,
-                  (unsigned long long)(now_monotonic() - t0));
+                  (unsigned long long)(now_usec(CLOCK_MONOTONIC) - t0));
         mig->work = NULL;
         work_free(w);
         publish_soon(mig);
@@ -1412,7 +1404,7 @@ static int migration_new(Manager *m, const char *dom, const MigrateOptions *opts
         }
         snprintf(mig->id, sizeof(mig->id), "%016llx", (unsigned long long)rnd);
         mig->created = now_realtime();
-        mig->created_monotonic = now_monotonic();
+        mig->created_monotonic = now_usec(CLOCK_MONOTONIC);
         mig->domain_arg = strdup(dom);
         mig->source = strdup(m->config->node.name);
         if (!mig->domain_arg || !mig->source ||

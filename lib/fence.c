@@ -161,14 +161,6 @@ void fence_run_done(FenceRun *r)
         r->output = NULL;
 }
 
-static usec_t now_mono(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
-}
-
 int fence_run(const char *path, const char *input, usec_t timeout, FenceRun *ret)
 {
         int in[2] = { -1, -1 }, out[2] = { -1, -1 }, r, status = 0;
@@ -180,7 +172,7 @@ int fence_run(const char *path, const char *input, usec_t timeout, FenceRun *ret
         bool timed_out = false, exited = false;
         sigset_t empty, all;
         pid_t pid;
-        usec_t deadline = now_mono() + timeout;
+        usec_t deadline = now_usec(CLOCK_MONOTONIC) + timeout;
 
         if (access(path, X_OK) < 0)
                 return -errno;
@@ -216,7 +208,7 @@ int fence_run(const char *path, const char *input, usec_t timeout, FenceRun *ret
         while (out[0] >= 0) {
                 struct pollfd p[2] = { { .fd = out[0], .events = POLLIN },
                                        { .fd = in[1], .events = POLLOUT } };
-                usec_t now = now_mono();
+                usec_t now = now_usec(CLOCK_MONOTONIC);
                 int n;
 
                 if (now >= deadline) {
@@ -271,7 +263,7 @@ int fence_run(const char *path, const char *input, usec_t timeout, FenceRun *ret
                         r = -errno;
                         break;
                 } else if (w == 0) {
-                        if (now_mono() >= deadline) {
+                        if (now_usec(CLOCK_MONOTONIC) >= deadline) {
                                 timed_out = true;
                                 (void)kill(pid, SIGKILL);
                         } else

@@ -505,10 +505,20 @@ char *format_timestamp_now(char *buf, size_t size)
         return buf;
 }
 
-usec_t now_realtime(void)
+usec_t timespec_usec(const struct timespec *ts)
+{
+        return (usec_t)ts->tv_sec * USEC_PER_SEC + (usec_t)ts->tv_nsec / 1000;
+}
+
+usec_t now_usec(clockid_t clock)
 {
         struct timespec ts;
 
-        (void)clock_gettime(CLOCK_REALTIME, &ts);
-        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
+        (void)clock_gettime(clock, &ts);
+        return timespec_usec(&ts);
+}
+
+usec_t now_realtime(void)
+{
+        return now_usec(CLOCK_REALTIME);
 }

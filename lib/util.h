@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "macro.h"
 
@@ -100,6 +101,10 @@ bool cidr_is_valid(const char *s);
 /* A DNS host name (RFC 1123 labels). */
 bool hostname_is_valid(const char *s);
 
+/* A timespec (a clock reading, a file time) in usec. */
+usec_t timespec_usec(const struct timespec *ts);
+/* The clock's time in usec. */
+usec_t now_usec(clockid_t clock);
 /* CLOCK_REALTIME in usec since the epoch (for records people read; no decision compares it
  * across nodes). */
 usec_t now_realtime(void);

@@ -62,6 +62,15 @@ def test_setup_leases_configures_libvirt_and_check_node_follows(nodes):
     # libvirt reads its lock manager only when it starts: CheckNode says so
     sev, msg = check(node1)["disk-leases"]
     assert sev == "error" and "restart" in msg, msg
+    # also when the files were written in the second libvirtd started in, but after it
+    started = int(node1.run([
+        "busctl", "get-property", "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1/unit/libvirtd_2eservice", "org.freedesktop.systemd1.Service",
+        "ExecMainStartTimestamp"]).stdout.split()[1]) + 1
+    stamp = f"@{started // 1_000_000}.{started % 1_000_000:06d}"
+    node1.run(["touch", "-d", stamp, "/etc/libvirt/qemu.conf", "/etc/libvirt/qemu-lockd.conf"])
+    sev, msg = check(node1)["disk-leases"]
+    assert sev == "error" and "restart" in msg, msg
 
     for n in nodes.nodes:
         n.restart_libvirtd()
@@ -93,14 +102,16 @@ def test_a_second_start_elsewhere_is_refused_by_the_lease(nodes):
             node2.run(["ls", "-la", LOCKSPACE]).stdout
 
         # node2 gets the same definition; hostwarden would undefine it there and its hook
-        # would refuse to start it (node1 owns the instance). Bypass both on purpose:
-        # hostwardend stopped, the deny list emptied.
+        # would refuse to start it (node1 owns the instance, node2 denies it). Bypass both
+        # on purpose: hostwardend stopped, the deny list emptied.
+        deny = f"/run/hostwarden/deny/{uuid}"
+        assert wait_for(lambda: node2.run(["test", "-e", deny], check=False).returncode == 0)
         node2.systemctl("mask", "--runtime", "hostwardend.service")
         node2.systemctl("stop", "hostwardend.service")
         try:
             node2.run(["virsh", "-c", "qemu:///system", "define", "/dev/stdin"], input=xml)
             node2.run("rm -f /run/hostwarden/deny/*")
-            assert node2.run(["ls", "/run/hostwarden/deny"]).stdout.split() == []
+            assert node2.run(["ls", "-A", "/run/hostwarden/deny"]).stdout.split() == []
             proc = node2.virsh("start", "leased", check=False)
             assert proc.returncode != 0, proc.stdout
             assert "Lockspace resource" in proc.stderr and "is locked" in proc.stderr, \
