@@ -53,6 +53,8 @@ typedef struct EtcdClient {
         int64_t lease; /* 0: none granted yet */
         uint64_t lease_ttl;
         char error[CURL_ERROR_SIZE];
+        EtcdTransport transport; /* NULL: libcurl */
+        void *transport_data;
 } EtcdClient;
 
 static const char *const space_name[_STORE_SPACE_MAX] = {
@@ -161,6 +163,31 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
         return n;
 }
 
+/* POSTs body to url with libcurl: 0 with the HTTP status and the answer (NUL-terminated, or
+ * NULL if empty); -EHOSTUNREACH if no answer came; -EBADMSG if it was too large. */
+static int curl_post(EtcdClient *e, const char *url, const char *body, long *ret_status,
+                     char **ret_data)
+{
+        Buffer b = {};
+        CURLcode c;
+        long status = 0;
+
+        curl_easy_setopt(e->curl, CURLOPT_URL, url);
+        curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+        curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &b);
+        c = curl_easy_perform(e->curl);
+        if (c == CURLE_OK)
+                curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (c != CURLE_OK || status == 0) {
+                free(b.data);
+                return b.too_big ? -EBADMSG : -EHOSTUNREACH;
+        }
+        *ret_status = status;
+        *ret_data = b.data;
+        return 0;
+}
+
 /* A JSON 64-bit number as etcd's gateway writes it (a string) or as a number; 0 if absent. */
 static uint64_t json_u64(json_object *o, const char *field)
 {
@@ -174,6 +201,33 @@ static uint64_t json_u64(json_object *o, const char *field)
                 return (uint64_t)json_object_get_int64(v);
         s = json_object_get_string(v);
         return s && parse_uint_range(s, 0, UINT64_MAX, &u) >= 0 ? u : 0;
+}
+
+/* o[field] if it is a string, else NULL (json-c hands out JSON null as NULL). */
+static const char *json_string_field(json_object *o, const char *field)
+{
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, field, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+/* The number of entries of the array o["kvs"], in *ret; 0 if absent. -EBADMSG if it is not
+ * an array (json-c's array calls abort on anything else). */
+static int json_kvs(json_object *o, json_object **ret, size_t *ret_n)
+{
+        json_object *v;
+
+        *ret = NULL;
+        *ret_n = 0;
+        if (!json_object_object_get_ex(o, "kvs", &v) || json_object_is_type(v, json_type_null))
+                return 0;
+        if (!json_object_is_type(v, json_type_array))
+                return -EBADMSG;
+        *ret = v;
+        *ret_n = json_object_array_length(v);
+        return 0;
 }
 
 static bool json_field_true(json_object *o, const char *field)
@@ -200,30 +254,20 @@ static int etcd_post(Store *s, const char *path, json_object *req, json_object *
         for (size_t k = 0; k < e->n_endpoints; k++) {
                 size_t i = (e->current + k) % e->n_endpoints;
                 _cleanup_free_ char *url = NULL;
-                Buffer b = {};
+                char *data = NULL;
                 json_object *resp;
-                CURLcode c;
                 long status = 0;
 
                 if (asprintf(&url, "%s%s", e->endpoints[i], path) < 0)
                         return -ENOMEM;
-                curl_easy_setopt(e->curl, CURLOPT_URL, url);
-                curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, body);
-                curl_easy_setopt(e->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-                curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &b);
-                c = curl_easy_perform(e->curl);
-                if (c == CURLE_OK)
-                        curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
-                if (c != CURLE_OK || status == 0) {
-                        /* cannot connect, or no answer in time: the next member */
-                        free(b.data);
-                        r = b.too_big ? -EBADMSG : -EHOSTUNREACH;
-                        if (b.too_big)
-                                return r;
-                        continue;
-                }
-                resp = b.data ? json_tokener_parse(b.data) : NULL;
-                free(b.data);
+                r = e->transport ? e->transport(e->transport_data, url, body, &status, &data)
+                                 : curl_post(e, url, body, &status, &data);
+                if (r == -EHOSTUNREACH)
+                        continue; /* cannot connect, or no answer in time: the next member */
+                if (r < 0)
+                        return r;
+                resp = data ? json_tokener_parse(data) : NULL;
+                free(data);
                 if (status != 200) {
                         const char *msg = NULL;
                         json_object *m;
@@ -286,6 +330,7 @@ static int add_u64(json_object *o, const char *field, uint64_t v)
 static int kv_value(json_object *kv, size_t max, char **ret)
 {
         json_object *v;
+        const char *enc;
         char *text;
         size_t len;
         int r;
@@ -298,7 +343,10 @@ static int kv_value(json_object *kv, size_t max, char **ret)
                 *ret = text;
                 return 0;
         }
-        r = b64_decode(json_object_get_string(v), &text, &len);
+        enc = json_string_field(kv, "value");
+        if (!enc)
+                return -EBADMSG;
+        r = b64_decode(enc, &text, &len);
         if (r < 0)
                 return r;
         if (len > max || strlen(text) != len) {
@@ -316,6 +364,7 @@ static int etcd_read(Store *s, StoreSpace sp, const char *key, size_t max, char 
 {
         _cleanup_free_ char *k = full_key(s, sp, key);
         json_object *req, *resp = NULL, *kvs, *kv;
+        size_t n;
         int r;
 
         if (!k)
@@ -329,9 +378,10 @@ static int etcd_read(Store *s, StoreSpace sp, const char *key, size_t max, char 
         json_object_put(req);
         if (r < 0)
                 return r;
-        if (!json_object_object_get_ex(resp, "kvs", &kvs) || json_object_array_length(kvs) == 0) {
+        r = json_kvs(resp, &kvs, &n);
+        if (r < 0 || n == 0) {
                 json_object_put(resp);
-                return -ENOENT;
+                return r < 0 ? r : -ENOENT;
         }
         kv = json_object_array_get_idx(kvs, 0);
         r = kv_value(kv, max, ret);
@@ -368,17 +418,18 @@ static int etcd_list(Store *s, StoreSpace sp, bool (*filter)(const char *key), S
         json_object_put(req);
         if (r < 0)
                 return r;
-        n = json_object_object_get_ex(resp, "kvs", &kvs) ? json_object_array_length(kvs) : 0;
+        r = json_kvs(resp, &kvs, &n);
         for (size_t i = 0; i < n && r >= 0; i++) {
-                json_object *kv = json_object_array_get_idx(kvs, i), *kj;
+                json_object *kv = json_object_array_get_idx(kvs, i);
+                const char *kenc = json_string_field(kv, "key");
                 _cleanup_free_ char *key = NULL, *text = NULL;
                 size_t klen;
 
-                if (!json_object_object_get_ex(kv, "key", &kj)) {
+                if (!kenc) {
                         r = -EBADMSG;
                         break;
                 }
-                r = b64_decode(json_object_get_string(kj), &key, &klen);
+                r = b64_decode(kenc, &key, &klen);
                 if (r < 0)
                         break;
                 if (klen <= plen || strncmp(key, from, plen) != 0 || strlen(key) != klen ||
@@ -605,6 +656,12 @@ const StoreOps store_etcd_ops = {
         .remove = etcd_remove,
         .heartbeat = etcd_heartbeat,
 };
+
+void store_etcd_set_transport(Store *s, EtcdTransport transport, void *userdata)
+{
+        s->etcd->transport = transport;
+        s->etcd->transport_data = userdata;
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 

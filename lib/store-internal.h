@@ -53,6 +53,14 @@ typedef struct StoreOps {
         int (*heartbeat)(Store *s);
 } StoreOps;
 
+/* etcd: how a request reaches a member. The default POSTs with libcurl; the fuzzer
+ * (tests/fuzz/fuzz-etcd.c) answers from its input instead. Returns 0 with the HTTP status
+ * and the answer (malloc'd and NUL-terminated, or NULL), -EHOSTUNREACH when the member did
+ * not answer (the next one is tried), or another negative errno that fails the request. */
+typedef int (*EtcdTransport)(void *userdata, const char *url, const char *body, long *ret_status,
+                             char **ret_data);
+void store_etcd_set_transport(Store *s, EtcdTransport transport, void *userdata);
+
 typedef struct LivenessEntry {
         char *name;
         uint64_t counter;
