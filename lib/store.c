@@ -522,6 +522,14 @@ static int list_records(Store *s, StoreSpace sp, bool (*filter)(const char *), s
         int r;
 
         r = s->ops->list(s, sp, filter, list_add, &l);
+        if (r >= 0 && l.n > 0) {
+                qsort(l.array, l.n, item_size, compare);
+                /* a key listed twice (a broken etcd answer; a directory cannot): which copy
+                 * holds cannot be told, so the listing is as unreadable as a bad record */
+                for (size_t i = 1; i < l.n && r >= 0; i++)
+                        if (compare(l.array + (i - 1) * item_size, l.array + i * item_size) == 0)
+                                r = -EBADMSG;
+        }
         if (r < 0) {
                 for (size_t i = 0; i < l.n; i++)
                         done_item(l.array + i * item_size);
@@ -531,8 +539,7 @@ static int list_records(Store *s, StoreSpace sp, bool (*filter)(const char *), s
         if (l.n == 0) {
                 free(l.array);
                 l.array = NULL;
-        } else
-                qsort(l.array, l.n, item_size, compare);
+        }
         *ret = l.array;
         *ret_n = l.n;
         return 0;
