@@ -24,8 +24,9 @@ typedef struct LocalDomain {
         char uuid[VIR_UUID_STRING_BUFLEN];
         char *name;
         bool active;
-        bool migrating; /* a job, or paused for a migration */
-        char *xml;      /* inactive definition (secure), may be NULL */
+        bool migrating;    /* a job, or paused for a migration */
+        bool ended_paused; /* paused for a migration that no longer runs */
+        char *xml;         /* inactive definition (secure), may be NULL */
 } LocalDomain;
 
 typedef enum ActionKind {
@@ -46,7 +47,10 @@ typedef struct Action {
         int result; /* < 0 failed; ASK_OWNER: 1 runs on the owner, 0 does not; DESTROY_UNDEFINE:
                        0 done, RESULT_* */
         char *error;
-        bool split; /* ASK_OWNER found it on the owner too: destroyed here as a stale copy */
+        bool split;        /* ASK_OWNER found it on the owner too: destroyed here as a stale copy */
+        bool owner_paused; /* ASK_OWNER: the owner's copy is paused for the switchover of a
+                              migration whose destination (here) runs it */
+        bool postcopy;     /* ASK_OWNER: the owner's copy is in post-copy: left alone */
 } Action;
 
 /* ACTION_DESTROY_UNDEFINE's outcomes other than done (0) or failed (< 0) */
@@ -141,6 +145,7 @@ static void gather_work(Manager *m, void *userdata)
                         d->name = name ? strdup(name) : NULL;
                         d->active = virDomainIsActive(doms[i]) == 1;
                         d->migrating = d->active && virt_migration_in_progress(doms[i]);
+                        d->ended_paused = d->migrating && virt_migration_ended_paused(doms[i]);
                         if (virDomainIsPersistent(doms[i]) == 1)
                                 d->xml = virDomainGetXMLDesc(
                                         doms[i], VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
@@ -166,6 +171,40 @@ static void gather_work(Manager *m, void *userdata)
 }
 
 /* ---- pass 2: what libvirt has to do (worker) ---- */
+
+/* ASK_OWNER: 1 the owner runs it, 0 it does not, -1 the owner cannot be asked (a->error
+ * set). A copy on the owner that paused for the switchover of a migration to here, while
+ * this one runs, does not count: this one holds the guest (precopy resumes the destination
+ * only once the source sent everything; libvirtd died before it killed the source). A copy
+ * in post-copy counts (a->postcopy): both hold part of the guest. */
+static int owner_runs_it(Action *a, virConnectPtr conn)
+{
+        int state, reason, r, lstate = VIR_DOMAIN_NOSTATE, lreason = 0;
+        virDomainPtr dom;
+
+        r = virt_remote_domain_state(a->owner_uri, a->uuid, &state, &reason);
+        if (r < 0) {
+                a->error = strdup(virt_last_error("cannot connect"));
+                return r;
+        }
+        if (r == 0 || state != VIR_DOMAIN_PAUSED)
+                return r;
+        if (reason == VIR_DOMAIN_PAUSED_POSTCOPY || reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED) {
+                a->postcopy = true;
+                return 1;
+        }
+        dom = virDomainLookupByUUIDString(conn, a->uuid);
+        if (dom) {
+                if (virDomainGetState(dom, &lstate, &lreason, 0) < 0)
+                        lstate = VIR_DOMAIN_NOSTATE;
+                virDomainFree(dom);
+        }
+        if (reason == VIR_DOMAIN_PAUSED_MIGRATION && lstate == VIR_DOMAIN_RUNNING) {
+                a->owner_paused = true;
+                return 0;
+        }
+        return 1;
+}
 
 /* 1 the owner runs it, 0 it does not, -1 the owner cannot be asked (a->error set). */
 static int runs_on_owner(Action *a)
@@ -195,10 +234,10 @@ static void act_work(Manager *m, void *userdata)
                 virDomainPtr dom;
 
                 if (a->kind == ACTION_ASK_OWNER) {
-                        a->result = runs_on_owner(a);
+                        a->result = owner_runs_it(a, conn);
                         if (a->result < 0)
                                 a->result = 0; /* unreachable: it does not run there for us */
-                        if (a->result != 1)
+                        if (a->result != 1 || a->postcopy)
                                 continue;
                         /* It runs on its owner too: this copy started without its record
                          * (libvirt resumed an incoming migration its source gave up on, and
@@ -314,6 +353,16 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
                                    a->uuid, strna(a->name), a->owner, a->owner, strna(a->error));
                         continue;
                 }
+                if (a->postcopy) {
+                        log_fields(LOG_ERR, 0,
+                                   LOG_FIELDS({ "HOSTWARDEN_DOMAIN", a->name },
+                                              { "HOSTWARDEN_INSTANCE", a->uuid }),
+                                   "Instance %s (%s) runs here and is paused in post-copy on its "
+                                   "owner %s: each copy holds part of the guest, left alone for "
+                                   "an operator ('virsh domjobinfo' on %s)",
+                                   a->uuid, strna(a->name), a->owner, a->owner);
+                        continue;
+                }
                 if (a->split) {
                         if (a->result < 0)
                                 log_error("Instance %s (%s) runs here and on its owner %s, and "
@@ -339,10 +388,16 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
                         /* Claim only if the record is still what was looked at. */
                         if (store_instance_get(m->store, a->uuid, &cur) == 0 &&
                             cur.generation == a->generation)
-                                claimed |= claim(m, a->uuid, a->name, a->generation,
-                                                 "it runs here and not on the recorded owner "
-                                                 "(a migration that completed while its "
-                                                 "source's daemon was away)") == 0;
+                                claimed |=
+                                        claim(m, a->uuid, a->name, a->generation,
+                                              a->owner_paused ? "it runs here, and its copy on the "
+                                                                "recorded owner is paused for the "
+                                                                "end of a migration to here that "
+                                                                "its libvirtd did not see finish"
+                                                              : "it runs here and not on the "
+                                                                "recorded owner (a migration that "
+                                                                "completed while its source's "
+                                                                "daemon was away)") == 0;
                         instance_record_done(&cur);
                         continue;
                 }
@@ -475,7 +530,9 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                         save_definition(m, d);
                         continue;
                 }
-                if (d->migrating || instance_busy(m, d->uuid, d->name))
+                /* a copy paused for a migration that ended is decided as any other: the
+                 * owner is asked, and if it runs the guest this stale copy goes */
+                if ((d->migrating && !d->ended_paused) || instance_busy(m, d->uuid, d->name))
                         continue;
                 peer = config_find_peer(m->config, rec->owner);
                 if (!d->active)

@@ -209,6 +209,36 @@ bool virt_migration_in_progress(virDomainPtr dom)
         return virDomainGetJobInfo(dom, &job) < 0 || job.type != VIR_DOMAIN_JOB_NONE;
 }
 
+int virt_remote_domain_state(const char *uri, const char *uuid, int *ret_state, int *ret_reason)
+{
+        virConnectPtr peer = virConnectOpen(uri);
+        virDomainPtr dom;
+        int state = VIR_DOMAIN_NOSTATE, reason = 0, active;
+
+        if (!peer)
+                return -1;
+        dom = virDomainLookupByUUIDString(peer, uuid);
+        active = dom && virDomainIsActive(dom) == 1;
+        if (active && virDomainGetState(dom, &state, &reason, 0) < 0)
+                state = VIR_DOMAIN_NOSTATE;
+        if (dom)
+                virDomainFree(dom);
+        virConnectClose(peer);
+        *ret_state = state;
+        *ret_reason = reason;
+        return active;
+}
+
+bool virt_migration_ended_paused(virDomainPtr dom)
+{
+        virDomainJobInfo job = {};
+        int state = 0, reason = 0;
+
+        return virDomainGetState(dom, &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED &&
+               reason == VIR_DOMAIN_PAUSED_MIGRATION && virDomainGetJobInfo(dom, &job) == 0 &&
+               job.type == VIR_DOMAIN_JOB_NONE;
+}
+
 int virt_remote_domain_active(const char *uri, const char *uuid, bool *ret_migrating)
 {
         virConnectPtr peer = virConnectOpen(uri);

@@ -55,6 +55,12 @@ bool virt_migration_in_progress(virDomainPtr dom);
  * not there; -1 if that libvirt cannot be reached (virt_last_error() says why). Connects
  * for this one question: for worker threads. */
 int virt_remote_domain_active(const char *uri, const char *uuid, bool *ret_migrating);
+/* The same with the domain's state and reason (VIR_DOMAIN_NOSTATE when it is not active):
+ * 1 active, 0 not there or inactive, -1 the peer cannot be asked. */
+int virt_remote_domain_state(const char *uri, const char *uuid, int *ret_state, int *ret_reason);
+/* Paused for the switchover of a migration that is no longer running (no job): libvirtd
+ * restarted between the pause and the end, and neither resumed nor killed it. */
+bool virt_migration_ended_paused(virDomainPtr dom);
 
 /* libvirt's last error of this thread, or fallback. */
 const char *virt_last_error(const char *fallback);

@@ -10,6 +10,9 @@ Fixtures:
   (tests must clean up the guests they create).
 - ``record_timing(label, seconds)``: report a measured duration in the
   summary at the end of the run.
+- ``record_fault_round(operation, fault, held, during)``: count a fault round
+  (suite `faults`) in the "fault rounds" summary, which is also written to
+  $HW_FAULT_REPORT when set.
 
 Nothing is skipped: when the machine cannot run simulated nodes (not root,
 libvirtd or systemd missing, ...), every test here fails with the reason.
@@ -28,6 +31,7 @@ import hwcluster  # noqa: E402  (after the path fix above)
 
 _timings: list[tuple[str, float]] = []
 _stale_removed: list[str] = []
+_fault_rounds: list[tuple[str, str, bool, bool]] = []
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -81,6 +85,29 @@ def record_timing():
     return record
 
 
+@pytest.fixture(scope="session")
+def record_fault_round():
+    def record(operation: str, fault: str, held: bool, during: bool) -> None:
+        """DURING: the operation was still going when the fault hit."""
+        _fault_rounds.append((operation, fault, held, during))
+    return record
+
+
+def fault_report() -> list[str]:
+    by: dict[tuple[str, str], list[int]] = {}
+    for op, fault, held, during in _fault_rounds:
+        c = by.setdefault((op, fault), [0, 0, 0])
+        c[0] += 1
+        c[1] += held
+        c[2] += during
+    lines = [f"{op:<8} {fault:<32} rounds {n:>3}, invariants held {h:>3}, "
+             f"fault during the operation {d:>3}" for (op, fault), (n, h, d) in by.items()]
+    n = len(_fault_rounds)
+    held = sum(1 for r in _fault_rounds if r[2])
+    lines.append(f"total: {n} rounds, every invariant held in {held}")
+    return lines
+
+
 @pytest.fixture
 def make_cluster(record_timing):
     factory = _ClusterFactory(record_timing)
@@ -109,6 +136,13 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("hwcluster: removed leftovers of killed earlier runs")
         for item in _stale_removed:
             terminalreporter.write_line(item)
+    if _fault_rounds:
+        terminalreporter.section("fault rounds")
+        for line in fault_report():
+            terminalreporter.write_line(line)
+        if os.environ.get("HW_FAULT_REPORT"):
+            with open(os.environ["HW_FAULT_REPORT"], "w") as f:
+                f.write("\n".join(fault_report()) + "\n")
     if not _timings:
         return
     terminalreporter.section("hwcluster timings")

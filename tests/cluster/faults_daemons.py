@@ -1,20 +1,30 @@
-"""Faults during live drains (issue 9, suite `faults`): on three real nodes with the firewall
-on, a node drains itself (EvacuateLive) and, in the middle of it, one of:
-- hostwardend on the draining node is killed (-9): systemd restarts it, and it adopts the
+"""Faults during operations (issue 9, suite `faults`): on three real nodes with the firewall
+on, one of three operations runs:
+- drain: a node drains itself (EvacuateLive);
+- migrate: one guest live-migrates (hostwardenctl migrate --wait, slowed to 1 MiB/s);
+- rebuild: a node loses power and is fenced, another rebuilds its instances (EvacuateFrom);
+and, in the middle of it, one of these faults:
+- hostwardend on the node doing it is killed (-9): systemd restarts it, and it adopts the
   migrations libvirt still runs;
-- libvirtd on the draining node, or on a destination, is killed (-9): systemd restarts it,
-  the guests keep running;
-- the network between the draining node and a destination is cut (everything between their
-  addresses dropped in the node), then healed.
-After each round the drain is left to end, the daemons run again and the node is enabled.
-Then, every round:
+- libvirtd on the source, or on a destination (the rebuilding node), is killed (-9):
+  systemd restarts it, the guests keep running;
+- the network between the node doing it and a peer is cut (everything between their
+  addresses dropped in the node), then healed 3 s later.
+After each round the operation is left to end, the daemons run again, the node is enabled;
+after a rebuild, the operator's recovery (EvacuateFrom again until every instance is
+placed, the dead node powered on). Then, every round:
 - every guest runs on exactly one node, and that node owns its record;
 - every disk file that existed still exists;
 - no instance record is lost, and none is invented;
 - no migration port stayed open: every node's window sets are empty.
+The report ("fault rounds" at the end, and $HW_FAULT_REPORT) counts the rounds per operation
+and fault, the rounds that held every invariant, and those where the fault hit while the
+operation was still going.
 
-HW_FAULT_DAEMON_ROUNDS sets the number of rounds (default 4, one of each kind, as CI runs
-it; by hand, more); HW_FAULT_SEED the random choices."""
+HW_FAULT_DAEMON_ROUNDS sets the number of rounds (default 11: each fault with each
+operation once, as CI runs it; by hand, more); HW_FAULT_SEED the random choices;
+HW_FAULT_STORE=etcd keeps the store in a 3-member etcd cluster on the nodes (by hand; CI
+runs the shared directory)."""
 
 from __future__ import annotations
 
@@ -25,13 +35,14 @@ import uuid as uuidlib
 
 import pytest
 
+import hwevac
 import hwinstall
-from faults_power import Fleet, in_background
-from hwevac import config, ctl, wait_for
+from faults_power import Fleet, in_background, power_off, recover
+from hwevac import config, ctl, evacuate_from, list_nodes, wait_for
 
 PASSWORD = f"bmc-{uuidlib.uuid4().hex[:12]}"
 N = 3
-ROUNDS = int(os.environ.get("HW_FAULT_DAEMON_ROUNDS", "4"))
+STORE = os.environ.get("HW_FAULT_STORE", "dir")
 FIREWALL = "[firewall]\nmigration_sources = 10.77.0.0/24\nopen_window = 60s\n"
 KINDS = ("kill hostwardend", "kill libvirtd on the source", "kill libvirtd on a destination",
          "partition")
@@ -39,9 +50,12 @@ KINDS = ("kill hostwardend", "kill libvirtd on the source", "kill libvirtd on a 
 
 @pytest.fixture(scope="module")
 def nodes():
+    files = {i: hwevac.etcd_files(i, N) if STORE == "etcd" else {} for i in range(1, N + 1)}
     with hwinstall.installed_cluster(
             N, units=("hostwardend.service",), bmc=True, bmc_password=PASSWORD,
-            configs={i: config(i, N, PASSWORD) + FIREWALL for i in range(1, N + 1)}) as cluster:
+            configs={i: config(i, N, PASSWORD, STORE) + FIREWALL for i in range(1, N + 1)},
+            files=files) as cluster:
+        cluster.hw_store = STORE
         # the window sets this test watches exist (an absent table would have none open)
         for n in cluster.nodes:
             assert wait_for(lambda: n.run(["nft", "list", "set", "inet", "hostwarden",
@@ -76,12 +90,14 @@ def heal(x) -> None:
 
 def daemons_running(fleet: Fleet) -> bool:
     return all(n.unit_active("hostwardend.service") and n.unit_active("libvirtd.service")
-               for n in fleet.cluster.nodes)
+               for n in fleet.cluster.nodes if n.alive)
 
 
 def no_job(fleet: Fleet) -> bool:
     """No migration job left in any libvirt."""
     for n in fleet.cluster.nodes:
+        if not n.alive:
+            continue
         for name in fleet.guests:
             out = n.virsh("domjobinfo", name, check=False).stdout
             if "Unbounded" in out:
@@ -89,14 +105,8 @@ def no_job(fleet: Fleet) -> bool:
     return True
 
 
-def fault_round(fleet: Fleet, rnd: random.Random, kind: str) -> None:
-    cluster = fleet.cluster
-    x = fleet.busiest(cluster.nodes)
-    y = rnd.choice([n for n in cluster.nodes if n is not x])
-    delay = rnd.uniform(0.2, 2.0)
-    t, _ = in_background(lambda: ctl(x, "evacuate", "--live", "--wait", check=False,
-                                     timeout=300))
-    time.sleep(delay)
+def inflict(kind: str, x, y) -> None:
+    """The fault: X is the node doing the operation, Y its peer in it."""
     if kind == "kill hostwardend":
         x.systemctl("kill", "--kill-whom=main", "--signal=KILL", "hostwardend.service")
     elif kind == "kill libvirtd on the source":
@@ -107,17 +117,91 @@ def fault_round(fleet: Fleet, rnd: random.Random, kind: str) -> None:
         cut(x, y)
         time.sleep(3)
         heal(x)
-    t.join(timeout=300)
-    fleet.log.append(f"EvacuateLive on {x.name}, {kind} ({y.name}) after {delay:.2f}s")
-    # systemd restarts what was killed; the drain's migrations end one way or the other
+
+
+def settle(fleet: Fleet) -> None:
+    """systemd restarts what was killed; the migrations end one way or the other."""
     assert wait_for(lambda: daemons_running(fleet), timeout=60), "a daemon did not come back"
-    for n in cluster.nodes:  # libvirt answers again
-        assert wait_for(lambda: n.virsh("list", check=False).returncode == 0, timeout=60)
+    for n in fleet.cluster.nodes:  # libvirt answers again
+        if n.alive:
+            assert wait_for(lambda: n.virsh("list", check=False).returncode == 0, timeout=60)
     assert wait_for(lambda: no_job(fleet), timeout=120), "a migration job is left"
+
+
+def drain_round(fleet: Fleet, rnd: random.Random, kind: str) -> bool:
+    """X drains itself (EvacuateLive); the fault hits X, a destination or the link."""
+    cluster = fleet.cluster
+    x = fleet.busiest(cluster.nodes)
+    y = rnd.choice([n for n in cluster.nodes if n is not x])
+    delay = rnd.uniform(0.2, 2.0)
+    t, _ = in_background(lambda: ctl(x, "evacuate", "--live", "--wait", check=False,
+                                     timeout=300))
+    time.sleep(delay)
+    during = t.is_alive()
+    inflict(kind, x, y)
+    t.join(timeout=300)
+    fleet.log.append(f"EvacuateLive on {x.name}, {kind} ({y.name}) after {delay:.2f}s"
+                     f"{'' if during else ', the drain had ended'}")
+    settle(fleet)
     ctl(x, "enable")
+    return during
 
 
-def test_daemon_and_network_faults_during_drains_lose_nothing(nodes, record_timing):
+def migrate_round(fleet: Fleet, rnd: random.Random, kind: str) -> bool:
+    """One guest live-migrates from X to Y (slowed to 1 MiB/s); the fault hits mid-way."""
+    cluster = fleet.cluster
+    x = fleet.busiest(cluster.nodes)
+    name = rnd.choice([g for g, places in fleet.where().items() if places == [x.name]])
+    y = rnd.choice([n for n in cluster.nodes if n is not x])
+    delay = rnd.uniform(0.3, 1.5)
+    t, _ = in_background(lambda: ctl(x, "migrate", "--wait", "--bandwidth=1", name, y.name,
+                                     check=False, timeout=300))
+    time.sleep(delay)
+    during = t.is_alive()
+    inflict(kind, x, y)
+    t.join(timeout=300)
+    fleet.log.append(f"Migrate {name} {x.name} -> {y.name}, {kind} after {delay:.2f}s"
+                     f"{'' if during else ', the migration had ended'}")
+    settle(fleet)
+    return during
+
+
+def rebuild_round(fleet: Fleet, rnd: random.Random, kind: str) -> bool:
+    """X loses power and is fenced; Y rebuilds X's instances (EvacuateFrom) and the fault hits
+    Y (its hostwardend, its libvirtd) or the link between Y and the third node. Then the
+    operator's recovery: EvacuateFrom again until every instance is placed, X powered on."""
+    cluster = fleet.cluster
+    x = fleet.busiest(cluster.nodes)
+    y, z = [n for n in cluster.nodes if n is not x]
+    if rnd.random() < 0.5:
+        y, z = z, y
+    power_off(x)
+    assert wait_for(lambda: list_nodes(y)[x.name][2] == "down", timeout=20)
+    ctl(y, "fence", x.name, "off")
+    delay = rnd.uniform(0.0, 0.6)
+    t, _ = in_background(lambda: evacuate_from(y, x.name))
+    time.sleep(delay)
+    during = t.is_alive()
+    inflict({"kill libvirtd on a destination": "kill libvirtd on the source"}.get(kind, kind),
+            y, z)
+    t.join(timeout=300)
+    fleet.log.append(f"EvacuateFrom({x.name}) on {y.name}, {kind} after {delay:.2f}s"
+                     f"{'' if during else ', the rebuild had ended'}")
+    settle(fleet)
+    recover(fleet, [x])
+    return during
+
+
+OPERATIONS = {"drain": drain_round, "migrate": migrate_round, "rebuild": rebuild_round}
+# Every fault with every operation; a rebuild has no source but the rebuilding node, whose
+# libvirtd is the destination's.
+SCHEDULE = [(op, kind) for op in OPERATIONS for kind in KINDS
+            if not (op == "rebuild" and kind == "kill libvirtd on the source")]
+ROUNDS = int(os.environ.get("HW_FAULT_DAEMON_ROUNDS", str(len(SCHEDULE))))
+
+
+def test_daemon_and_network_faults_during_operations_lose_nothing(nodes, record_timing,
+                                                                  record_fault_round):
     fleet = Fleet(nodes)
     fleet.create()
     seed = int(os.environ.get("HW_FAULT_SEED", str(random.randrange(1 << 30))))
@@ -126,8 +210,8 @@ def test_daemon_and_network_faults_during_drains_lose_nothing(nodes, record_timi
     try:
         for i in range(ROUNDS):
             t0 = time.monotonic()
-            kind = KINDS[i % len(KINDS)]
-            fault_round(fleet, rnd, kind)
+            op, kind = SCHEDULE[i % len(SCHEDULE)]
+            during = OPERATIONS[op](fleet, rnd, kind)
             settled = wait_for(lambda: not fleet.invariants(), timeout=30)
             problems = [] if settled else fleet.invariants()
             for n in nodes.nodes:
@@ -135,11 +219,12 @@ def test_daemon_and_network_faults_during_drains_lose_nothing(nodes, record_timi
                     problems.append(f"migration ports still open on {n.name}: "
                                     f"{open_windows(n)}")
             fleet.log.append(f"  after: {fleet.where()}")
+            record_fault_round(op, kind, not problems, during)
             assert not problems, \
-                f"round {i + 1} ({kind}, seed {seed}): {problems}\n" + "\n".join(fleet.log) + \
-                fleet.history(problems)
+                f"round {i + 1} ({op}, {kind}, seed {seed}): {problems}\n" + \
+                "\n".join(fleet.log) + fleet.history(problems)
             held += 1
-            record_timing(f"fault round ({kind})", time.monotonic() - t0)
+            record_timing(f"fault round ({op}, {kind})", time.monotonic() - t0)
     finally:
         print(f"\nfault rounds: {held} of {ROUNDS} held every invariant (seed {seed})")
         print("\n".join(fleet.log))

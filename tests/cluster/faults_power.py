@@ -86,8 +86,13 @@ class Fleet:
         return self.cluster.node(max(counts, key=lambda k: (counts[k], k)))
 
     def history(self, problems: list[str]) -> str:
-        """What the live nodes' journals say about the guests named in PROBLEMS."""
+        """What the live nodes' libvirt and journals say about the guests named in
+        PROBLEMS."""
         text = ""
+        for node in self.cluster.nodes:
+            if node.alive:
+                text += f"\n--- {node.name}: virsh list --all\n" + node.virsh(
+                    "list", "--all", "--state-reason", check=False).stdout
         for name, (uuid, _) in self.guests.items():
             if not any(name in p or uuid in p for p in problems):
                 continue
@@ -187,7 +192,7 @@ def in_background(fn):
     return t, result
 
 
-def round_during_evacuate_from(fleet: Fleet, rnd: random.Random) -> list:
+def round_during_evacuate_from(fleet: Fleet, rnd: random.Random) -> tuple[list, bool]:
     """X dies and is fenced; Y rebuilds X's instances; Y loses power while it does."""
     cluster = fleet.cluster
     x = fleet.busiest(cluster.nodes)
@@ -200,13 +205,15 @@ def round_during_evacuate_from(fleet: Fleet, rnd: random.Random) -> list:
     delay = rnd.uniform(0.0, 1.2)
     t, _ = in_background(lambda: evacuate_from(y, x.name))
     time.sleep(delay)
+    during = t.is_alive()
     power_off(y)
     t.join(timeout=60)
     fleet.log.append(f"EvacuateFrom({x.name}) on {y.name}, {y.name} off after {delay:.2f}s")
-    return [x, y]
+    return [x, y], during
 
 
-def round_during_live_drain(fleet: Fleet, rnd: random.Random, kill_source: bool) -> list:
+def round_during_live_drain(fleet: Fleet, rnd: random.Random,
+                            kill_source: bool) -> tuple[list, bool]:
     """X drains itself live (EvacuateLive) and X, or a destination, loses power mid-drain."""
     cluster = fleet.cluster
     x = fleet.busiest(cluster.nodes)
@@ -214,6 +221,7 @@ def round_during_live_drain(fleet: Fleet, rnd: random.Random, kill_source: bool)
     t, _ = in_background(lambda: ctl(x, "evacuate", "--live", "--wait", check=False,
                                      timeout=300))
     time.sleep(delay)
+    during = t.is_alive()
     if kill_source:
         victim = x
     else:
@@ -221,10 +229,11 @@ def round_during_live_drain(fleet: Fleet, rnd: random.Random, kill_source: bool)
     power_off(victim)
     t.join(timeout=300)
     fleet.log.append(f"EvacuateLive on {x.name}, {victim.name} off after {delay:.2f}s")
-    return [victim]
+    return [victim], during
 
 
-def test_power_failures_during_evacuations_lose_nothing(nodes, record_timing):
+def test_power_failures_during_evacuations_lose_nothing(nodes, record_timing,
+                                                        record_fault_round):
     fleet = Fleet(nodes)
     fleet.create()
     seed = int(os.environ.get("HW_FAULT_SEED", str(random.randrange(1 << 30))))
@@ -234,13 +243,17 @@ def test_power_failures_during_evacuations_lose_nothing(nodes, record_timing):
         for i in range(ROUNDS):
             t0 = time.monotonic()
             if i % 2 == 0:
-                dead = round_during_evacuate_from(fleet, rnd)
+                op, fault = "rebuild", "power-off of the rebuilding node"
+                dead, during = round_during_evacuate_from(fleet, rnd)
             else:
-                dead = round_during_live_drain(fleet, rnd, kill_source=(i % 4 != 3))
+                op = "drain"
+                fault = "power-off of the " + ("source" if i % 4 != 3 else "a destination")
+                dead, during = round_during_live_drain(fleet, rnd, kill_source=(i % 4 != 3))
             recover(fleet, dead)
             settled = wait_for(lambda: not fleet.invariants(), timeout=30)
             problems = [] if settled else fleet.invariants()
             fleet.log.append(f"  after: {fleet.where()}")
+            record_fault_round(op, fault, not problems, during)
             assert not problems, \
                 f"round {i + 1} (seed {seed}): {problems}\n" + "\n".join(fleet.log) + \
                 fleet.history(problems)
