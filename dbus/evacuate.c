@@ -406,6 +406,8 @@ static int run_qemu_img(const char *const argv[], char *err, size_t err_size)
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
+#define REBUILD_LIBVIRT_WAIT_SEC 30U
+
 /* Step 3b (worker): create the lost disks, define, start. */
 static void rebuild_apply(Manager *m, Rebuild *r)
 {
@@ -448,25 +450,51 @@ static void rebuild_apply(Manager *m, Rebuild *r)
                            "Disk %s of %s re-created from its base image %s", f->path, r->uuid,
                            f->backing);
         }
-        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0) {
-                fail(r, HW_ERROR_LIBVIRT, "Cannot connect to libvirt: %s", err);
+        /* libvirtd may go away under the define or the start (killed, restarted): the
+         * record is this node's already, so once libvirtd is back, look again and start
+         * what is not running, for up to REBUILD_LIBVIRT_WAIT_SEC */
+        for (unsigned waited = 0;; waited += 2) {
+                bool lost;
+
+                if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0) {
+                        if (waited < REBUILD_LIBVIRT_WAIT_SEC) {
+                                sleep(2);
+                                continue;
+                        }
+                        fail(r, HW_ERROR_LIBVIRT, "Cannot connect to libvirt: %s", err);
+                        return;
+                }
+                dom = virDomainLookupByUUIDString(conn, r->uuid);
+                if (!dom)
+                        dom = virDomainDefineXML(conn, r->xml);
+                r->defined = dom != NULL;
+                if (dom && (virDomainIsActive(dom) == 1 || virDomainCreate(dom) >= 0)) {
+                        r->started = true;
+                        virDomainFree(dom);
+                        virConnectClose(conn);
+                        return;
+                }
+                snprintf(err, sizeof(err), "%s", virt_last_error("unknown error"));
+                lost = virConnectIsAlive(conn) != 1;
+                if (dom)
+                        virDomainFree(dom);
+                dom = NULL;
+                virConnectClose(conn);
+                conn = NULL;
+                if (lost && waited < REBUILD_LIBVIRT_WAIT_SEC) {
+                        log_warning("Lost libvirt while rebuilding %s (%s): trying again once it "
+                                    "is back",
+                                    r->uuid, err);
+                        sleep(2);
+                        continue;
+                }
+                if (!r->defined)
+                        fail(r, HW_ERROR_LIBVIRT, "Cannot define %s here: %s", r->uuid, err);
+                else
+                        fail(r, HW_ERROR_LIBVIRT, "%s is defined here but does not start: %s",
+                             r->uuid, err);
                 return;
         }
-        dom = virDomainLookupByUUIDString(conn, r->uuid);
-        if (!dom)
-                dom = virDomainDefineXML(conn, r->xml);
-        r->defined = dom != NULL;
-        if (!dom)
-                fail(r, HW_ERROR_LIBVIRT, "Cannot define %s here: %s", r->uuid,
-                     virt_last_error("unknown error"));
-        else if (virDomainIsActive(dom) != 1 && virDomainCreate(dom) < 0)
-                fail(r, HW_ERROR_LIBVIRT, "%s is defined here but does not start: %s", r->uuid,
-                     virt_last_error("unknown error"));
-        else
-                r->started = true;
-        if (dom)
-                virDomainFree(dom);
-        virConnectClose(conn);
 }
 
 static void evacuation_step(Manager *m, Evacuation *e);

@@ -92,7 +92,7 @@ class Fleet:
         for node in self.cluster.nodes:
             if node.alive:
                 text += f"\n--- {node.name}: virsh list --all\n" + node.virsh(
-                    "list", "--all", "--state-reason", check=False).stdout
+                    "list", "--all", check=False).stdout
         for name, (uuid, _) in self.guests.items():
             if not any(name in p or uuid in p for p in problems):
                 continue
