@@ -359,23 +359,32 @@ static int kv_value(json_object *kv, size_t max, char **ret)
 
 /* ---- the backend ------------------------------------------------------------------------- */
 
+/* POSTs {"key": k} to path. */
+static int post_key(Store *s, const char *path, const char *k, json_object **ret)
+{
+        json_object *req = json_object_new_object();
+        int r;
+
+        if (!req)
+                return -ENOMEM;
+        r = add_b64(req, "key", k, strlen(k));
+        if (r >= 0)
+                r = etcd_post(s, path, req, ret);
+        json_object_put(req);
+        return r;
+}
+
 static int etcd_read(Store *s, StoreSpace sp, const char *key, size_t max, char **ret,
                      uint64_t *ret_version)
 {
         _cleanup_free_ char *k = full_key(s, sp, key);
-        json_object *req, *resp = NULL, *kvs, *kv;
+        json_object *resp = NULL, *kvs, *kv;
         size_t n;
         int r;
 
         if (!k)
                 return -ENOMEM;
-        req = json_object_new_object();
-        if (!req)
-                return -ENOMEM;
-        r = add_b64(req, "key", k, strlen(k));
-        if (r >= 0)
-                r = etcd_post(s, "/v3/kv/range", req, &resp);
-        json_object_put(req);
+        r = post_key(s, "/v3/kv/range", k, &resp);
         if (r < 0)
                 return r;
         r = json_kvs(resp, &kvs, &n);
@@ -535,7 +544,7 @@ static int etcd_write(Store *s, StoreSpace sp, const char *key, const char *text
 static int etcd_remove(Store *s, StoreSpace sp, const char *key, uint64_t version)
 {
         _cleanup_free_ char *k = full_key(s, sp, key);
-        json_object *req, *resp = NULL;
+        json_object *resp = NULL;
         int r;
 
         if (!k)
@@ -546,13 +555,7 @@ static int etcd_remove(Store *s, StoreSpace sp, const char *key, uint64_t versio
                 r = etcd_txn(s, k, version, op_on("request_delete_range", k, NULL));
                 return r;
         }
-        req = json_object_new_object();
-        if (!req)
-                return -ENOMEM;
-        r = add_b64(req, "key", k, strlen(k));
-        if (r >= 0)
-                r = etcd_post(s, "/v3/kv/deleterange", req, &resp);
-        json_object_put(req);
+        r = post_key(s, "/v3/kv/deleterange", k, &resp);
         if (r < 0)
                 return r;
         r = json_u64(resp, "deleted") > 0 ? 0 : -ENOENT;

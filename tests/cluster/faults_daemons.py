@@ -37,8 +37,8 @@ import pytest
 
 import hwevac
 import hwinstall
-from faults_power import Fleet, in_background, power_off, recover
-from hwevac import config, ctl, evacuate_from, list_nodes, wait_for
+from faults_power import Fleet, in_background, recover, start_rebuild
+from hwevac import config, ctl, wait_for
 
 PASSWORD = f"bmc-{uuidlib.uuid4().hex[:12]}"
 N = 3
@@ -170,18 +170,7 @@ def rebuild_round(fleet: Fleet, rnd: random.Random, kind: str) -> bool:
     """X loses power and is fenced; Y rebuilds X's instances (EvacuateFrom) and the fault hits
     Y (its hostwardend, its libvirtd) or the link between Y and the third node. Then the
     operator's recovery: EvacuateFrom again until every instance is placed, X powered on."""
-    cluster = fleet.cluster
-    x = fleet.busiest(cluster.nodes)
-    y, z = [n for n in cluster.nodes if n is not x]
-    if rnd.random() < 0.5:
-        y, z = z, y
-    power_off(x)
-    assert wait_for(lambda: list_nodes(y)[x.name][2] == "down", timeout=20)
-    ctl(y, "fence", x.name, "off")
-    delay = rnd.uniform(0.0, 0.6)
-    t, _ = in_background(lambda: evacuate_from(y, x.name))
-    time.sleep(delay)
-    during = t.is_alive()
+    x, y, z, t, delay, during = start_rebuild(fleet, rnd, 0.6)
     inflict({"kill libvirtd on a destination": "kill libvirtd on the source"}.get(kind, kind),
             y, z)
     t.join(timeout=300)

@@ -192,8 +192,10 @@ def in_background(fn):
     return t, result
 
 
-def round_during_evacuate_from(fleet: Fleet, rnd: random.Random) -> tuple[list, bool]:
-    """X dies and is fenced; Y rebuilds X's instances; Y loses power while it does."""
+def start_rebuild(fleet: Fleet, rnd: random.Random, max_delay: float):
+    """X (the busiest node) loses power and is fenced; Y, one of the others at random,
+    starts rebuilding X's instances (EvacuateFrom, in the background). After a random delay
+    up to MAX_DELAY: (x, y, z, the thread, the delay, whether the rebuild still runs)."""
     cluster = fleet.cluster
     x = fleet.busiest(cluster.nodes)
     y, z = [n for n in cluster.nodes if n is not x]
@@ -202,10 +204,15 @@ def round_during_evacuate_from(fleet: Fleet, rnd: random.Random) -> tuple[list, 
     power_off(x)
     assert wait_for(lambda: list_nodes(y)[x.name][2] == "down", timeout=20)
     ctl(y, "fence", x.name, "off")
-    delay = rnd.uniform(0.0, 1.2)
+    delay = rnd.uniform(0.0, max_delay)
     t, _ = in_background(lambda: evacuate_from(y, x.name))
     time.sleep(delay)
-    during = t.is_alive()
+    return x, y, z, t, delay, t.is_alive()
+
+
+def round_during_evacuate_from(fleet: Fleet, rnd: random.Random) -> tuple[list, bool]:
+    """X dies and is fenced; Y rebuilds X's instances; Y loses power while it does."""
+    x, y, _, t, delay, during = start_rebuild(fleet, rnd, 1.2)
     power_off(y)
     t.join(timeout=60)
     fleet.log.append(f"EvacuateFrom({x.name}) on {y.name}, {y.name} off after {delay:.2f}s")
