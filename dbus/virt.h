@@ -59,7 +59,9 @@ int virt_remote_domain_active(const char *uri, const char *uuid, bool *ret_migra
  * 1 active, 0 not there or inactive, -1 the peer cannot be asked. */
 int virt_remote_domain_state(const char *uri, const char *uuid, int *ret_state, int *ret_reason);
 /* Paused for the switchover of a migration that is no longer running (no job): libvirtd
- * restarted between the pause and the end, and neither resumed nor killed it. */
+ * restarted between the pause and the end, and neither resumed nor killed it. Never true
+ * for an incoming migration's copy: libvirt refuses its job statistics ("available only on
+ * the source host"), which counts as a job. */
 bool virt_migration_ended_paused(virDomainPtr dom);
 
 /* libvirt's last error of this thread, or fallback. */
