@@ -302,8 +302,10 @@ def test_watch_without_a_terminal_is_a_log_woken_by_hostwardend(nodes, terminal)
     log, pidfile = "/run/hwtest-watch.log", "/run/hwtest-watch.pid"
     term = terminal(f"hostwardenctl migrations --watch > {log} & echo $! > {pidfile}; "
                     "wait $!")
-    assert wait_for(lambda: "Migrations from node1" in node1.read_file(log), timeout=10), \
-        node1.read_file(log)
+    # the shell in tmux creates the file when it gets to it (late on a loaded machine)
+    assert wait_for(lambda: "Migrations from node1" in node1.run(["cat", log],
+                                                                  check=False).stdout,
+                    timeout=10), node1.run(["cat", log], check=False)
     first = time.monotonic()
     start_guest(node1, "tty-logged")
     mig_id = ctl(node1, "migrate", "tty-logged", "node2").stdout.split()[-1]
