@@ -254,7 +254,7 @@ def test_power_failures_during_evacuations_lose_nothing(nodes, record_timing,
                 dead, during = round_during_evacuate_from(fleet, rnd)
             else:
                 op = "drain"
-                fault = "power-off of the " + ("source" if i % 4 != 3 else "a destination")
+                fault = "power-off of " + ("the source" if i % 4 != 3 else "a destination")
                 dead, during = round_during_live_drain(fleet, rnd, kill_source=(i % 4 != 3))
             recover(fleet, dead)
             settled = wait_for(lambda: not fleet.invariants(), timeout=30)
