@@ -34,6 +34,8 @@ typedef enum ActionKind {
         ACTION_DESTROY_UNDEFINE, /* running copy of an instance evacuated from here, if its
                                     owner runs it (asked first) */
         ACTION_ASK_OWNER,        /* running here, owned elsewhere: does it run there? */
+        ACTION_RESUME,           /* owned here, paused here for a migration that ended: resumed
+                                    if no peer has it (every one asked) */
 } ActionKind;
 
 typedef struct Action {
@@ -42,6 +44,7 @@ typedef struct Action {
         char *name;
         char *owner;
         char *owner_uri; /* the owner's libvirt: asked first (NULL: not configured) */
+        char **peers;    /* RESUME: "name" and "libvirt URI" of every peer, in turn */
         uint64_t generation;
         /* result */
         int result; /* < 0 failed; ASK_OWNER: 1 runs on the owner, 0 does not; DESTROY_UNDEFINE:
@@ -57,6 +60,13 @@ typedef struct Action {
 enum {
         RESULT_NOT_ON_OWNER = 1, /* the owner does not run it: it migrated back here */
         RESULT_OWNER_UNREACHABLE = 2,
+};
+
+/* ACTION_RESUME's outcomes other than resumed (0) or failed (< 0) */
+enum {
+        RESULT_ON_PEER = 1,      /* a peer has it active (a->owner names it): left paused */
+        RESULT_PEER_UNREACHABLE, /* a peer cannot be asked (a->owner, a->error): left paused */
+        RESULT_CHANGED,          /* no longer paused so: libvirt or someone else acted */
 };
 
 typedef struct Pass {
@@ -80,6 +90,8 @@ typedef struct Reconciler {
         char **suspect; /* running here, owned elsewhere, no migration of it seen */
         char **saved;   /* "uuid hash" of the definitions saved by this daemon */
         char **acting;  /* uuids with an action of the pass under way */
+        char **paused;  /* own, paused here for a migration that ended (noticed since) */
+        char **told;    /* uuids of those left paused already logged as such */
 } Reconciler;
 
 static void pass_free(Pass *p)
@@ -95,6 +107,7 @@ static void pass_free(Pass *p)
                 free(p->actions[i].name);
                 free(p->actions[i].owner);
                 free(p->actions[i].owner_uri);
+                strv_free(p->actions[i].peers);
                 free(p->actions[i].error);
         }
         free(p->actions);
@@ -216,6 +229,44 @@ static int runs_on_owner(Action *a)
         return r;
 }
 
+/* RESUME: the copy here paused for the switchover of a migration that ended while libvirtd
+ * was away (libvirt leaves it to a third party: it cannot know whether the destination took
+ * over). Resumed only if every peer says it does not have the guest active; a peer that
+ * runs it, or is still receiving it, or cannot be asked, leaves it paused. */
+static int resume_if_nowhere_else(Action *a, virConnectPtr conn)
+{
+        virDomainPtr dom;
+        int r;
+
+        for (char **i = a->peers; i && i[0] && i[1]; i += 2) {
+                int state, reason;
+
+                r = isempty(i[1]) ? -1 : virt_remote_domain_state(i[1], a->uuid, &state, &reason);
+                if (r != 0) {
+                        free(a->owner);
+                        a->owner = strdup(i[0]);
+                        if (r < 0) {
+                                a->error =
+                                        strdup(isempty(i[1]) ? "no libvirt_uri"
+                                                             : virt_last_error("cannot connect"));
+                                return RESULT_PEER_UNREACHABLE;
+                        }
+                        return RESULT_ON_PEER;
+                }
+        }
+        dom = virDomainLookupByUUIDString(conn, a->uuid);
+        if (!dom || !virt_migration_ended_paused(dom))
+                r = RESULT_CHANGED;
+        else if (virDomainResume(dom) < 0) {
+                a->error = strdup(virt_last_error("resume failed"));
+                r = -EIO;
+        } else
+                r = 0;
+        if (dom)
+                virDomainFree(dom);
+        return r;
+}
+
 static void act_work(Manager *m, void *userdata)
 {
         Pass *p = userdata;
@@ -233,6 +284,10 @@ static void act_work(Manager *m, void *userdata)
                 Action *a = &p->actions[i];
                 virDomainPtr dom;
 
+                if (a->kind == ACTION_RESUME) {
+                        a->result = resume_if_nowhere_else(a, conn);
+                        continue;
+                }
                 if (a->kind == ACTION_ASK_OWNER) {
                         a->result = owner_runs_it(a, conn);
                         if (a->result < 0)
@@ -334,6 +389,44 @@ static bool instance_busy(Manager *m, const char *uuid, const char *name)
         return migration_busy(m, uuid, name) || strv_contains(m->rebuilding, uuid);
 }
 
+static void resume_done(Manager *m, const Action *a)
+{
+        Reconciler *rc = m->reconciler;
+        bool told = strv_contains(rc->told, a->uuid);
+
+        if (a->result == RESULT_CHANGED)
+                return;
+        if (a->result == 0) {
+                strv_remove(rc->told, a->uuid);
+                log_fields(LOG_WARNING, 0,
+                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
+                                      { "HOSTWARDEN_DOMAIN", a->name },
+                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
+                           "Instance %s (%s) was paused here for the end of a migration that "
+                           "libvirtd did not see finish, and no peer has it: resumed here",
+                           a->uuid, strna(a->name));
+                return;
+        }
+        if (told)
+                return; /* once: it is asked again on every pass */
+        (void)strv_extend(&rc->told, a->uuid);
+        if (a->result == RESULT_ON_PEER)
+                log_notice("Instance %s (%s) is paused here for the end of a migration, and %s "
+                           "has it: left paused (the node that runs it takes its record, and "
+                           "this copy goes)",
+                           a->uuid, strna(a->name), strna(a->owner));
+        else if (a->result == RESULT_PEER_UNREACHABLE)
+                log_warning("Instance %s (%s) is paused here for the end of a migration that "
+                            "libvirtd did not see finish, and %s cannot be asked whether it has "
+                            "it (%s): left paused until every peer answers ('virsh resume %s' "
+                            "once you know no other node runs it)",
+                            a->uuid, strna(a->name), strna(a->owner), strna(a->error), a->uuid);
+        else
+                log_error("Instance %s (%s) is paused here for the end of a migration, no peer "
+                          "has it, and it cannot be resumed: %s",
+                          a->uuid, strna(a->name), strna(a->error));
+}
+
 static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         bool claimed = false;
@@ -344,6 +437,10 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
         for (size_t i = 0; i < p->n_actions; i++) {
                 Action *a = &p->actions[i];
 
+                if (a->kind == ACTION_RESUME) {
+                        resume_done(m, a);
+                        continue;
+                }
                 if (a->kind == ACTION_DESTROY_UNDEFINE && a->result == RESULT_OWNER_UNREACHABLE) {
                         log_fields(LOG_WARNING, 0,
                                    LOG_FIELDS({ "HOSTWARDEN_DOMAIN", a->name },
@@ -440,6 +537,24 @@ static int add_action(Pass *p, ActionKind kind, const LocalDomain *d, const Inst
         return 0;
 }
 
+static int add_resume(Pass *p, const Config *c, const LocalDomain *d, const InstanceRecord *rec)
+{
+        _cleanup_strv_free_ char **peers = NULL;
+        int r = 0;
+
+        for (size_t i = 0; i < c->n_peers && r >= 0; i++) {
+                r = strv_extend(&peers, c->peers[i].name);
+                if (r >= 0) /* no URI: that peer cannot be asked */
+                        r = strv_extend(&peers, strempty(c->peers[i].libvirt_uri));
+        }
+        if (r >= 0) /* asking fewer peers is not an option */
+                r = add_action(p, ACTION_RESUME, d, rec, NULL);
+        if (r < 0)
+                return r;
+        p->actions[p->n_actions - 1].peers = TAKE_PTR(peers);
+        return 0;
+}
+
 /* When the last passes first noticed uuid in list l (0: they did not). */
 static uint64_t noticed(char **l, const char *uuid)
 {
@@ -483,7 +598,7 @@ static bool arrived_since(const LocalDomain *d, const InstanceRecord *rec)
 static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         Reconciler *rc = m->reconciler;
-        _cleanup_strv_free_ char **missing = NULL, **suspect = NULL;
+        _cleanup_strv_free_ char **missing = NULL, **suspect = NULL, **paused = NULL;
         InstanceRecord *inst = NULL;
         size_t n_inst = 0;
         Pass *p = userdata;
@@ -528,6 +643,13 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                 }
                 if (streq(rec->owner, self)) {
                         save_definition(m, d);
+                        /* paused for a migration that ended: resumed once so for the settle
+                         * time, if no peer has it */
+                        if (d->ended_paused && !instance_busy(m, d->uuid, d->name)) {
+                                if (settled(rc->paused, d->uuid, now, settle))
+                                        (void)add_resume(p, m->config, d, rec);
+                                (void)notice(&paused, rc->paused, d->uuid, now);
+                        }
                         continue;
                 }
                 /* a copy paused for a migration that ended is decided as any other: the
@@ -583,6 +705,14 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         rc->missing = TAKE_PTR(missing);
         strv_free(rc->suspect);
         rc->suspect = TAKE_PTR(suspect);
+        strv_free(rc->paused);
+        rc->paused = TAKE_PTR(paused);
+        /* those no longer left paused are told about again if they are again */
+        for (size_t i = 0; rc->told && rc->told[i];)
+                if (noticed(rc->paused, rc->told[i]))
+                        i++;
+                else
+                        strv_remove(rc->told, rc->told[i]);
         instance_record_array_free(inst, n_inst);
 
         if (p->n_actions > 0) {
@@ -695,6 +825,8 @@ void reconcile_free(Manager *m)
         strv_free(rc->suspect);
         strv_free(rc->saved);
         strv_free(rc->acting);
+        strv_free(rc->paused);
+        strv_free(rc->told);
         free(rc);
         m->reconciler = NULL;
 }

@@ -253,6 +253,50 @@ def test_a_migration_in_flight_when_hostwardend_dies_is_reported_after_restart(n
     rec = node1.run(["cat", f"/var/lib/nova/instances/.hostwarden/instances/{uuid}"]).stdout
     assert "owner=node2" in rec, rec
 
+def test_a_source_left_paused_by_a_lost_switchover_is_resumed_when_no_node_has_it(nodes, guest):
+    """Both libvirtds die at the switchover: the source's after the guest paused and sent
+    everything, while it waited for the destination's Finish; the destination's before it
+    resumed its copy. The restarted destination libvirtd kills the unfinished incoming copy;
+    the restarted source libvirtd leaves its copy paused ('third party needs to check what
+    to do next'). hostwardend on the source asks every peer, none has the guest: it resumes
+    it there, where its record still is."""
+    node1, node2 = nodes.nodes
+    uuid = guest("dirty-lost", dirty=True)
+    path = migrate(node1, "dirty-lost", "node2", *SLOW)
+    wait_running(node1, path)
+    stop, kill = "--signal=STOP", "--signal=KILL"
+    # the destination's libvirtd stops answering: the data still flows QEMU to QEMU
+    node2.systemctl("kill", "--kill-whom=main", stop, "libvirtd.service")
+    try:
+        # let it converge: the source pauses for the switchover and sends the rest
+        node1.virsh("migrate-setmaxdowntime", "dirty-lost", "60000")
+        node1.virsh("migrate-setspeed", "dirty-lost", "8000")
+        assert wait_for(lambda: node1.virsh("domstate", "--reason", "dirty-lost",
+                                            check=False).stdout.strip()
+                        == "paused (migrating)", timeout=30)
+        time.sleep(3)  # the rest is sent; the source libvirtd waits for node2's Finish
+        node1.systemctl("kill", "--kill-whom=main", kill, "libvirtd.service")
+        node1.systemctl("stop", "hostwardend.service")
+    finally:
+        node2.systemctl("kill", "--kill-whom=main", kill, "libvirtd.service")
+    for n in nodes.nodes:
+        assert wait_for(lambda: n.virsh("list", check=False).returncode == 0, timeout=60)
+    assert wait_for(lambda: domstate(node2, "dirty-lost") is None, timeout=30)
+    def reason():
+        return node1.virsh("domstate", "--reason", "dirty-lost").stdout.strip()
+    # libvirt leaves the source's copy paused for good
+    assert reason() == "paused (migrating)"
+    time.sleep(5)
+    assert reason() == "paused (migrating)"
+    assert "Unbounded" not in node1.virsh("domjobinfo", "dirty-lost").stdout
+    node1.systemctl("start", "hostwardend.service")
+    assert wait_for(lambda: domstate(node1, "dirty-lost") == "running", timeout=30), reason()
+    assert domstate(node2, "dirty-lost") is None
+    assert "no peer has it: resumed here" in node1.journal("-u", "hostwardend")
+    rec = node1.read_file(f"/var/lib/nova/instances/.hostwarden/instances/{uuid}")
+    assert "owner=node1" in rec, rec
+
+
 @pytest.mark.parametrize("action,state,where", [("abort", "aborted", 1),
                                                 ("force_complete", "completed", 2)])
 def test_timeout_action_fires_after_the_completion_timeout(nodes, guest, action, state, where):
