@@ -37,7 +37,7 @@ import pytest
 
 import hwevac
 import hwinstall
-from faults_power import Fleet, in_background, recover, start_rebuild
+from faults_power import Fleet, fault_during, recover, run_rounds, start_rebuild
 from hwevac import config, ctl, wait_for
 
 PASSWORD = f"bmc-{uuidlib.uuid4().hex[:12]}"
@@ -133,13 +133,9 @@ def drain_round(fleet: Fleet, rnd: random.Random, kind: str) -> bool:
     cluster = fleet.cluster
     x = fleet.busiest(cluster.nodes)
     y = rnd.choice([n for n in cluster.nodes if n is not x])
-    delay = rnd.uniform(0.2, 2.0)
-    t, _ = in_background(lambda: ctl(x, "evacuate", "--live", "--wait", check=False,
-                                     timeout=300))
-    time.sleep(delay)
-    during = t.is_alive()
-    inflict(kind, x, y)
-    t.join(timeout=300)
+    delay, during = fault_during(
+        lambda: ctl(x, "evacuate", "--live", "--wait", check=False, timeout=300),
+        rnd, 0.2, 2.0, lambda: inflict(kind, x, y))
     fleet.log.append(f"EvacuateLive on {x.name}, {kind} ({y.name}) after {delay:.2f}s"
                      f"{'' if during else ', the drain had ended'}")
     settle(fleet)
@@ -153,13 +149,10 @@ def migrate_round(fleet: Fleet, rnd: random.Random, kind: str) -> bool:
     x = fleet.busiest(cluster.nodes)
     name = rnd.choice([g for g, places in fleet.where().items() if places == [x.name]])
     y = rnd.choice([n for n in cluster.nodes if n is not x])
-    delay = rnd.uniform(0.3, 1.5)
-    t, _ = in_background(lambda: ctl(x, "migrate", "--wait", "--bandwidth=1", name, y.name,
-                                     check=False, timeout=300))
-    time.sleep(delay)
-    during = t.is_alive()
-    inflict(kind, x, y)
-    t.join(timeout=300)
+    delay, during = fault_during(
+        lambda: ctl(x, "migrate", "--wait", "--bandwidth=1", name, y.name, check=False,
+                    timeout=300),
+        rnd, 0.3, 1.5, lambda: inflict(kind, x, y))
     fleet.log.append(f"Migrate {name} {x.name} -> {y.name}, {kind} after {delay:.2f}s"
                      f"{'' if during else ', the migration had ended'}")
     settle(fleet)
@@ -193,28 +186,13 @@ def test_daemon_and_network_faults_during_operations_lose_nothing(nodes, record_
                                                                   record_fault_round):
     fleet = Fleet(nodes)
     fleet.create()
-    seed = int(os.environ.get("HW_FAULT_SEED", str(random.randrange(1 << 30))))
-    rnd = random.Random(seed)
-    held = 0
-    try:
-        for i in range(ROUNDS):
-            t0 = time.monotonic()
-            op, kind = SCHEDULE[i % len(SCHEDULE)]
-            during = OPERATIONS[op](fleet, rnd, kind)
-            settled = wait_for(lambda: not fleet.invariants(), timeout=30)
-            problems = [] if settled else fleet.invariants()
-            for n in nodes.nodes:
-                if not wait_for(lambda: not open_windows(n), timeout=30):
-                    problems.append(f"migration ports still open on {n.name}: "
-                                    f"{open_windows(n)}")
-            fleet.log.append(f"  after: {fleet.where()}")
-            record_fault_round(op, kind, not problems, during)
-            assert not problems, \
-                f"round {i + 1} ({op}, {kind}, seed {seed}): {problems}\n" + \
-                "\n".join(fleet.log) + fleet.history(problems)
-            held += 1
-            record_timing(f"fault round ({op}, {kind})", time.monotonic() - t0)
-    finally:
-        print(f"\nfault rounds: {held} of {ROUNDS} held every invariant (seed {seed})")
-        print("\n".join(fleet.log))
-    assert held == ROUNDS
+
+    def one_round(rnd: random.Random, i: int):
+        op, kind = SCHEDULE[i % len(SCHEDULE)]
+        return op, kind, OPERATIONS[op](fleet, rnd, kind)
+
+    def ports_open() -> list[str]:
+        return [f"migration ports still open on {n.name}: {open_windows(n)}"
+                for n in nodes.nodes if not wait_for(lambda: not open_windows(n), timeout=30)]
+
+    run_rounds(fleet, ROUNDS, one_round, record_timing, record_fault_round, ports_open)

@@ -1,9 +1,9 @@
-"""Power failures during evacuations (issue 7; suite `faults`): on three real nodes with ipmi_sim BMCs, a
-node loses power while another rebuilds a fenced node's instances (EvacuateFrom), or while
-a node drains itself (EvacuateLive, the source or a destination losing power). After each
-round the operator's recovery: fence every dead node through its BMC, evacuate its
-instances to a survivor (again, if needed, when a migration was still being cleaned up),
-power it on again. Then, every round:
+"""Power failures during evacuations (issue 7; suite `faults`): on three real nodes with
+ipmi_sim BMCs, a node loses power while another rebuilds a fenced node's instances
+(EvacuateFrom), or while a node drains itself (EvacuateLive, the source or a destination
+losing power). After each round the operator's recovery: fence every dead node through its
+BMC, evacuate its instances to a survivor (again, if needed, when a migration was still
+being cleaned up), power it on again. Then, every round:
 - every guest runs on exactly one node, and that node owns its record;
 - every disk file that existed still exists;
 - no instance record is lost, and none is invented.
@@ -210,6 +210,47 @@ def start_rebuild(fleet: Fleet, rnd: random.Random, max_delay: float):
     return x, y, z, t, delay, t.is_alive()
 
 
+def fault_during(start, rnd: random.Random, lo: float, hi: float, fault) -> tuple[float, bool]:
+    """START() runs in the background; after a random delay between LO and HI s, FAULT().
+    Then START() is left to end: (the delay, whether it still ran when the fault hit)."""
+    delay = rnd.uniform(lo, hi)
+    t, _ = in_background(start)
+    time.sleep(delay)
+    during = t.is_alive()
+    fault()
+    t.join(timeout=300)
+    return delay, during
+
+
+def run_rounds(fleet: Fleet, n_rounds: int, one_round, record_timing, record_fault_round,
+               more_problems=lambda: []) -> None:
+    """N_ROUNDS rounds, random choices from HW_FAULT_SEED (or a random seed, printed).
+    ONE_ROUND(rnd, i) does round i: the operation, the fault in it, the recovery, and returns
+    (operation, fault, whether the fault hit while the operation was still going). After it
+    every invariant must hold (within 30 s), and MORE_PROBLEMS() must find none. Each round
+    goes into the report."""
+    seed = int(os.environ.get("HW_FAULT_SEED", str(random.randrange(1 << 30))))
+    rnd = random.Random(seed)
+    held = 0
+    try:
+        for i in range(n_rounds):
+            t0 = time.monotonic()
+            op, fault, during = one_round(rnd, i)
+            settled = wait_for(lambda: not fleet.invariants(), timeout=30)
+            problems = ([] if settled else fleet.invariants()) + more_problems()
+            fleet.log.append(f"  after: {fleet.where()}")
+            record_fault_round(op, fault, not problems, during)
+            assert not problems, \
+                f"round {i + 1} ({op}, {fault}, seed {seed}): {problems}\n" + \
+                "\n".join(fleet.log) + fleet.history(problems)
+            held += 1
+            record_timing(f"fault round ({op}, {fault})", time.monotonic() - t0)
+    finally:
+        print(f"\nfault rounds: {held} of {n_rounds} held every invariant (seed {seed})")
+        print("\n".join(fleet.log))
+    assert held == n_rounds
+
+
 def round_during_evacuate_from(fleet: Fleet, rnd: random.Random) -> tuple[list, bool]:
     """X dies and is fenced; Y rebuilds X's instances; Y loses power while it does."""
     x, y, _, t, delay, during = start_rebuild(fleet, rnd, 1.2)
@@ -224,17 +265,10 @@ def round_during_live_drain(fleet: Fleet, rnd: random.Random,
     """X drains itself live (EvacuateLive) and X, or a destination, loses power mid-drain."""
     cluster = fleet.cluster
     x = fleet.busiest(cluster.nodes)
-    delay = rnd.uniform(0.2, 2.5)
-    t, _ = in_background(lambda: ctl(x, "evacuate", "--live", "--wait", check=False,
-                                     timeout=300))
-    time.sleep(delay)
-    during = t.is_alive()
-    if kill_source:
-        victim = x
-    else:
-        victim = rnd.choice([n for n in cluster.nodes if n is not x])
-    power_off(victim)
-    t.join(timeout=300)
+    victim = x if kill_source else rnd.choice([n for n in cluster.nodes if n is not x])
+    delay, during = fault_during(
+        lambda: ctl(x, "evacuate", "--live", "--wait", check=False, timeout=300),
+        rnd, 0.2, 2.5, lambda: power_off(victim))
     fleet.log.append(f"EvacuateLive on {x.name}, {victim.name} off after {delay:.2f}s")
     return [victim], during
 
@@ -243,31 +277,16 @@ def test_power_failures_during_evacuations_lose_nothing(nodes, record_timing,
                                                         record_fault_round):
     fleet = Fleet(nodes)
     fleet.create()
-    seed = int(os.environ.get("HW_FAULT_SEED", str(random.randrange(1 << 30))))
-    rnd = random.Random(seed)
-    held = 0
-    try:
-        for i in range(ROUNDS):
-            t0 = time.monotonic()
-            if i % 2 == 0:
-                op, fault = "rebuild", "power-off of the rebuilding node"
-                dead, during = round_during_evacuate_from(fleet, rnd)
-            else:
-                op = "drain"
-                fault = "power-off of " + ("the source" if i % 4 != 3 else "a destination")
-                dead, during = round_during_live_drain(fleet, rnd, kill_source=(i % 4 != 3))
-            recover(fleet, dead)
-            settled = wait_for(lambda: not fleet.invariants(), timeout=30)
-            problems = [] if settled else fleet.invariants()
-            fleet.log.append(f"  after: {fleet.where()}")
-            record_fault_round(op, fault, not problems, during)
-            assert not problems, \
-                f"round {i + 1} (seed {seed}): {problems}\n" + "\n".join(fleet.log) + \
-                fleet.history(problems)
-            held += 1
-            record_timing("fault round (power-off, fence, evacuate, power-on)",
-                          time.monotonic() - t0)
-    finally:
-        print(f"\nfault rounds: {held} of {ROUNDS} held every invariant (seed {seed})")
-        print("\n".join(fleet.log))
-    assert held == ROUNDS
+
+    def one_round(rnd: random.Random, i: int):
+        if i % 2 == 0:
+            op, fault = "rebuild", "power-off of the rebuilding node"
+            dead, during = round_during_evacuate_from(fleet, rnd)
+        else:
+            op = "drain"
+            fault = "power-off of " + ("the source" if i % 4 != 3 else "a destination")
+            dead, during = round_during_live_drain(fleet, rnd, kill_source=(i % 4 != 3))
+        recover(fleet, dead)
+        return op, fault, during
+
+    run_rounds(fleet, ROUNDS, one_round, record_timing, record_fault_round)
