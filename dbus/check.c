@@ -282,10 +282,39 @@ static void check_console(Manager *m, Findings *f)
                     restricted ? "reachable only from console_clients" : "address bound");
 }
 
+/* Whether each peer mounts this node's instances_path: its storage mark is in it. */
+static int peers_sharing(Manager *m, char ***ret_yes, char ***ret_no)
+{
+        const Config *c = m->config;
+        char **yes = NULL, **no = NULL;
+        int r = 0;
+
+        for (size_t i = 0; i < c->n_peers && r >= 0; i++) {
+                _cleanup_(node_record_done) NodeRecord rec = {};
+                const char *name = c->peers[i].name;
+                int k = store_node_get(m->store, name, &rec);
+
+                k = k < 0 ? 0 : storage_mark_check(c->node.instances_path, name, rec.storage_mark);
+                r = strv_extend(k > 0 ? &yes : &no, name);
+        }
+        if (r < 0) {
+                strv_free(yes);
+                strv_free(no);
+                return r;
+        }
+        *ret_yes = yes;
+        *ret_no = no;
+        return 0;
+}
+
 static void check_storage(Manager *m, Findings *f)
 {
         const char *path = m->config->node.instances_path;
+        _cleanup_strv_free_ char **yes = NULL, **no = NULL;
+        _cleanup_free_ char *missing = NULL;
+        const char *fs;
         struct statfs sfs;
+        int r;
 
         if (statfs(path, &sfs) < 0) {
                 add(f, "error", "instances-path",
@@ -293,9 +322,33 @@ static void check_storage(Manager *m, Findings *f)
                     path, strerror(errno));
                 return;
         }
-        if (fs_shared_name((long)sfs.f_type))
-                add(f, "ok", "instances-path", "instances_path %s is on shared storage (%s)", path,
-                    fs_shared_name((long)sfs.f_type));
+        fs = fs_shared_name((long)sfs.f_type);
+        r = peers_sharing(m, &yes, &no);
+        if (r < 0) {
+                f->error = r;
+                return;
+        }
+        if (no) {
+                missing = strv_join(no, ", ");
+                if (!missing) {
+                        f->error = -ENOMEM;
+                        return;
+                }
+                add(f, "warning", "instances-path",
+                    "instances_path %s (%s) does not hold the storage mark of %s: %s not mount "
+                    "the same directory there, or %s hostwardend has not started since; live "
+                    "migration without block migration needs it on storage shared by all "
+                    "nodes, mounted at the same path",
+                    path, fs ?: "a local file system", missing,
+                    strv_length(no) > 1 ? "they do" : "it does",
+                    strv_length(no) > 1 ? "their" : "its");
+        } else if (fs)
+                add(f, "ok", "instances-path", "instances_path %s is on shared storage (%s)%s",
+                    path, fs, yes ? ", with every peer's storage mark in it" : "");
+        else if (yes)
+                add(f, "ok", "instances-path",
+                    "instances_path %s is shared with every peer: their storage marks are in it",
+                    path);
         else
                 add(f, "warning", "instances-path",
                     "instances_path %s is on a local file system (type 0x%lx): live migration "

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "diskinfo.h"
 #include "errors.h"
 #include "fw.h"
 #include "job.h"
@@ -298,22 +299,36 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         return sd_event_source_set_time_relative(s, m->config->cluster.heartbeat_interval);
 }
 
-static int mutate_address(NodeRecord *rec, void *userdata)
-{
-        const char *address = userdata;
+typedef struct Identity {
+        const char *address;
+        const char *storage_mark;
+} Identity;
 
-        if (streq_ptr(rec->address, address))
+static int replace_str(char **field, const char *value)
+{
+        if (streq_ptr(*field, value))
                 return 0;
-        free(rec->address);
-        rec->address = address ? strdup(address) : NULL;
-        return address && !rec->address ? -ENOMEM : 0;
+        free(*field);
+        *field = value ? strdup(value) : NULL;
+        return value && !*field ? -ENOMEM : 0;
+}
+
+static int mutate_identity(NodeRecord *rec, void *userdata)
+{
+        const Identity *id = userdata;
+        int r;
+
+        r = replace_str(&rec->address, id->address);
+        if (r < 0)
+                return r;
+        return replace_str(&rec->storage_mark, id->storage_mark);
 }
 
 int manager_open_store(Manager *m)
 {
         const Config *c = m->config;
         const char *dir = hw_state_dir(c->cluster.state_dir);
-        _cleanup_free_ char *where = NULL;
+        _cleanup_free_ char *where = NULL, *mark = NULL;
         int r;
 
         if (c->cluster.store == STORE_BACKEND_ETCD) {
@@ -337,11 +352,21 @@ int manager_open_store(Manager *m)
         r = store_heartbeat(m->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to write the first heartbeat to %s: %m", where);
-        /* peers list this node with the address they migrate to */
-        r = store_node_update(m->store, m->config->node.name, mutate_address,
-                              m->config->node.address, NULL);
+        /* A new storage mark in instances_path: peers that read it there share the directory
+         * with this node (diskinfo.h). Without one, they take its files for local disks. */
+        r = storage_mark_write(c->node.instances_path, c->node.name, &mark);
         if (r < 0)
-                log_warning_errno(r, "Failed to record this node's address: %m");
+                log_warning_errno(r,
+                                  "Failed to write this node's storage mark in %s/" STORAGE_MARK_DIR
+                                  ": %m: peers will not count instances_path as shared with "
+                                  "this node unless its file system is a network one",
+                                  c->node.instances_path);
+        /* peers list this node with the address they migrate to */
+        r = store_node_update(m->store, m->config->node.name, mutate_identity,
+                              &(Identity){ .address = c->node.address, .storage_mark = mark },
+                              NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to record this node's address and storage mark: %m");
         r = sd_event_add_time_relative(m->event, &m->heartbeat, CLOCK_MONOTONIC,
                                        m->config->cluster.heartbeat_interval, 0, heartbeat_cb, m);
         if (r < 0)

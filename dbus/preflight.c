@@ -27,6 +27,8 @@ Preflight *preflight_free(Preflight *p)
         free(p->dest_uri);
         free(p->dest_state);
         free(p->dest_fence);
+        free(p->instances_path);
+        free(p->dest_mark);
         domxml_free(p->domain);
         free(p->disk_copied);
         free(p->domain_xml);
@@ -79,6 +81,8 @@ int preflight_new(Manager *m, const char *domain, const char *dest, const Migrat
         if (r >= 0) {
                 p->dest_state = strdup(manager_node_state(m, &rec, now));
                 p->dest_fence = strdup(fence_state_to_string(rec.fence));
+                p->dest_mark = rec.storage_mark;
+                rec.storage_mark = NULL;
         } else {
                 /* no record: its hostwardend never ran against this store */
                 p->dest_state = strdup("unknown");
@@ -88,7 +92,14 @@ int preflight_new(Manager *m, const char *domain, const char *dest, const Migrat
                 preflight_free(p);
                 return -ENOMEM;
         }
-        if (stat(hw_state_dir(c->cluster.state_dir), &st) >= 0)
+        p->instances_path = strdup(c->node.instances_path);
+        if (!p->instances_path) {
+                preflight_free(p);
+                return -ENOMEM;
+        }
+        /* peers that write heartbeats to the dir store mount its file system */
+        if (c->cluster.store == STORE_BACKEND_DIR &&
+            stat(hw_state_dir(c->cluster.state_dir), &st) >= 0)
                 p->store_dev = st.st_dev;
         *ret = p;
         return 0;
@@ -127,6 +138,31 @@ static int caps_of(virConnectPtr conn, HostCaps **ret)
         return host_caps_parse(xml, strlen(xml), ret);
 }
 
+/* The file systems the destination is known to mount too: the dir store's, and this node's
+ * instances_path when the destination's storage mark is in it. */
+static size_t shared_file_systems(const Preflight *p, SharedFs shared[static 2], char *what,
+                                  size_t what_size)
+{
+        struct stat st;
+        size_t n = 0;
+        int r;
+
+        if (p->store_dev != 0)
+                shared[n++] =
+                        (SharedFs){ p->store_dev, "the file system of the shared state directory" };
+        if (!p->dest_uri)
+                return n; /* this node: nothing to compare */
+        r = storage_mark_check(p->instances_path, p->dest_name, p->dest_mark);
+        if (r < 0)
+                log_warning_errno(r, "Cannot read %s's storage mark in %s/" STORAGE_MARK_DIR ": %m",
+                                  p->dest_name, p->instances_path);
+        if (r > 0 && stat(p->instances_path, &st) >= 0) {
+                snprintf(what, what_size, "instances_path, which %s mounts too", p->dest_name);
+                shared[n++] = (SharedFs){ st.st_dev, what };
+        }
+        return n;
+}
+
 void preflight_gather(Manager *m, Preflight *p)
 {
         _cleanup_(host_caps_freep) HostCaps *src_caps = NULL, *dst_caps = NULL;
@@ -137,6 +173,9 @@ void preflight_gather(Manager *m, Preflight *p)
         char err[512] = "";
         char dest_error[512] = "";
         _cleanup_free_ char *parse_error = NULL;
+        SharedFs shared[2];
+        size_t n_shared;
+        char mark_what[128];
         MigCheckInput in;
         int r;
 
@@ -181,8 +220,9 @@ void preflight_gather(Manager *m, Preflight *p)
                 set_error(p, -ENOMEM, SD_BUS_ERROR_NO_MEMORY, "Out of memory");
                 goto out;
         }
+        n_shared = shared_file_systems(p, shared, mark_what, sizeof(mark_what));
         for (size_t i = 0; i < p->domain->n_disks; i++) {
-                disk_classify(&p->domain->disks[i], p->store_dev, &disks[i], where[i],
+                disk_classify(&p->domain->disks[i], shared, n_shared, &disks[i], where[i],
                               sizeof(where[i]));
                 p->disk_copied[i] = mig_disk_is_copied(&p->domain->disks[i], &disks[i]);
         }

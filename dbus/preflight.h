@@ -22,7 +22,9 @@ typedef struct Preflight {
         char *dest_uri; /* NULL: the destination is this node, not contacted */
         char *dest_state;
         char *dest_fence;
-        dev_t store_dev;
+        dev_t store_dev;      /* the dir store's file system (0: store = etcd) */
+        char *instances_path; /* this node's */
+        char *dest_mark;      /* the destination's storage mark from the store, or NULL */
         MigrateOptions opts;
 
         /* out */

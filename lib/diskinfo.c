@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -69,8 +70,8 @@ static bool is_iso9660(const char *path)
         return n == (ssize_t)sizeof(magic) && memcmp(magic, "CD001", 5) == 0;
 }
 
-void disk_classify(const DomDisk *d, dev_t store_dev, MigDiskInfo *ret, char *where_buf,
-                   size_t where_size)
+void disk_classify(const DomDisk *d, const SharedFs *shared, size_t n_shared, MigDiskInfo *ret,
+                   char *where_buf, size_t where_size)
 {
         struct statfs sfs;
         struct stat st;
@@ -100,10 +101,13 @@ void disk_classify(const DomDisk *d, dev_t store_dev, MigDiskInfo *ret, char *wh
                 snprintf(where_buf, where_size, "cannot be read here: %s", strerror(errno));
                 return;
         }
-        if (store_dev != 0 && st.st_dev == store_dev) {
-                ret->storage = DISK_SHARED;
-                snprintf(where_buf, where_size, "the file system of the shared state directory");
-        } else if ((name = fs_shared_name((long)sfs.f_type))) {
+        for (size_t i = 0; i < n_shared; i++)
+                if (st.st_dev == shared[i].dev) {
+                        ret->storage = DISK_SHARED;
+                        snprintf(where_buf, where_size, "%s", shared[i].what);
+                        return;
+                }
+        if ((name = fs_shared_name((long)sfs.f_type))) {
                 ret->storage = DISK_SHARED;
                 snprintf(where_buf, where_size, "%s", name);
         } else if ((name = local_fs_name((long)sfs.f_type)))
@@ -111,6 +115,58 @@ void disk_classify(const DomDisk *d, dev_t store_dev, MigDiskInfo *ret, char *wh
         else
                 snprintf(where_buf, where_size, "a local file system, type 0x%lx",
                          (unsigned long)sfs.f_type);
+}
+
+static int mark_path(const char *instances_path, const char *node, char **ret)
+{
+        if (isempty(instances_path) || isempty(node) || strchr(node, '/') || node[0] == '.')
+                return -EINVAL;
+        return asprintf(ret, "%s/" STORAGE_MARK_DIR "/%s", instances_path, node) < 0 ? -ENOMEM : 0;
+}
+
+int storage_mark_write(const char *instances_path, const char *node, char **ret_mark)
+{
+        _cleanup_free_ char *path = NULL, *dir = NULL, *text = NULL;
+        unsigned char rnd[STORAGE_MARK_LEN / 2];
+        char mark[STORAGE_MARK_LEN + 1];
+        int r;
+
+        r = mark_path(instances_path, node, &path);
+        if (r < 0)
+                return r;
+        if (asprintf(&dir, "%s/" STORAGE_MARK_DIR, instances_path) < 0)
+                return -ENOMEM;
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                return negative_errno();
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+                return -EIO;
+        for (size_t i = 0; i < sizeof(rnd); i++)
+                snprintf(mark + 2 * i, 3, "%02x", rnd[i]);
+        if (asprintf(&text, "%s\n", mark) < 0)
+                return -ENOMEM;
+        r = write_file_atomic(path, text, 0644);
+        if (r < 0)
+                return r;
+        *ret_mark = strdup(mark);
+        return *ret_mark ? 0 : -ENOMEM;
+}
+
+int storage_mark_check(const char *instances_path, const char *node, const char *mark)
+{
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        int r;
+
+        if (isempty(mark))
+                return 0;
+        r = mark_path(instances_path, node, &path);
+        if (r < 0)
+                return r;
+        r = read_full_file(path, 256, &text, NULL);
+        if (r == -ENOENT || r == -EFBIG)
+                return 0;
+        if (r < 0)
+                return r;
+        return streq(strstrip(text), mark);
 }
 
 static uint64_t be64(const unsigned char *p)

@@ -7,9 +7,17 @@
 
 #include "domxml.h"
 #include "migcheck.h"
+#include "store.h"
 
 /* The name of a file system type (statfs f_type) that nodes share (nfs, cephfs, ...), or NULL. */
 const char *fs_shared_name(long type);
+
+/* A file system whose disks every peer in question sees: dev is its st_dev, what a few
+ * words for messages ("the file system of the shared state directory"). */
+typedef struct SharedFs {
+        dev_t dev;
+        const char *what;
+} SharedFs;
 
 /*
  * Where a disk of a domain on this node lives (migcheck.h DiskStorage), looking at the
@@ -17,15 +25,33 @@ const char *fs_shared_name(long type);
  *  - no source: DISK_EMPTY;
  *  - network disks (rbd, iscsi, nbd ...), and block devices of attached volumes (iSCSI or
  *    FC paths under /dev/disk/, multipath under /dev/mapper/, /dev/rbd*): DISK_VOLUME;
- *  - files on the file system of the shared state directory (store_dev, st_dev of
- *    state_dir; the peers' heartbeats arrive there, so they mount it) or on a network file
- *    system: DISK_SHARED;
+ *  - files on one of the n_shared file systems known to be shared (the dir store's, whose
+ *    peers' heartbeats arrive there; an instances_path whose storage mark the peer wrote)
+ *    or on a network file system: DISK_SHARED;
  *  - anything else (a file on a local file system, an LVM volume): DISK_LOCAL.
  * where_buf gets a few words for messages (ret->where points to it); iso9660 is set for an
  * ISO 9660 image (a config drive in that format).
  */
-void disk_classify(const DomDisk *d, dev_t store_dev, MigDiskInfo *ret, char *where_buf,
-                   size_t where_size);
+void disk_classify(const DomDisk *d, const SharedFs *shared, size_t n_shared, MigDiskInfo *ret,
+                   char *where_buf, size_t where_size);
+
+/*
+ * Storage marks: proof that two nodes mount the same instances_path, whatever its file
+ * system (Nova's check writes a temporary file on the destination and looks for it on the
+ * source). At start, hostwardend writes a fresh random mark (STORAGE_MARK_LEN lowercase hex
+ * digits) to <instances_path>/.hostwarden-storage/<node> and records it in its node record
+ * (NodeRecord.storage_mark). A node that reads a peer's recorded mark from that file under
+ * its own instances_path shares the directory with that peer; a copy of an old directory
+ * holds an old mark.
+ */
+#define STORAGE_MARK_DIR ".hostwarden-storage"
+
+/* Writes a new mark for node (0644, atomically) and returns it. */
+int storage_mark_write(const char *instances_path, const char *node, char **ret_mark);
+
+/* 1 when node's mark file under instances_path holds mark, 0 when it holds another or there is
+ * none (or mark is NULL), < 0 when it cannot be read. */
+int storage_mark_check(const char *instances_path, const char *node, const char *mark);
 
 /*
  * qcow2 header of path: the backing file (NULL when none; a relative one is made absolute

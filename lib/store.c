@@ -188,6 +188,11 @@ static bool address_is_valid(const char *a)
         return hostname_is_valid(a) || ip_address_is_valid(a, NULL);
 }
 
+static bool storage_mark_is_valid(const char *m)
+{
+        return strlen(m) == STORAGE_MARK_LEN && strspn(m, "0123456789abcdef") == STORAGE_MARK_LEN;
+}
+
 /* ---- open/free ------------------------------------------------------------------------ */
 
 bool store_node_name_is_valid(const char *name)
@@ -245,6 +250,7 @@ void node_record_done(NodeRecord *r)
 {
         free(r->name);
         free(r->address);
+        free(r->storage_mark);
         free(r->disabled_reason);
         free(r->forced_down_by);
         *r = (NodeRecord){ .fence = FENCE_UNKNOWN };
@@ -279,9 +285,13 @@ static int node_record_from_text(const char *name, const char *text, NodeRecord 
         v = runtime_record_get(&rec, "address");
         if (v && !address_is_valid(v))
                 return -EBADMSG;
+        v = runtime_record_get(&rec, "storage_mark");
+        if (v && !storage_mark_is_valid(v))
+                return -EBADMSG;
 
         if ((r = get_str(&rec, "name", &n.name)) < 0 ||
             (r = get_str(&rec, "address", &n.address)) < 0 ||
+            (r = get_str(&rec, "storage_mark", &n.storage_mark)) < 0 ||
             (r = get_bool(&rec, "disabled", &n.disabled)) < 0 ||
             (r = get_str(&rec, "disabled_reason", &n.disabled_reason)) < 0 ||
             (r = get_u64(&rec, "disabled_since", false, &n.disabled_since)) < 0 ||
@@ -307,12 +317,14 @@ static int node_record_to_text(const NodeRecord *n, uint64_t generation, char **
         int r;
 
         if (!node_name_is_valid(n->name) || (n->address && !address_is_valid(n->address)) ||
+            (n->storage_mark && !storage_mark_is_valid(n->storage_mark)) ||
             !fence_state_to_string(n->fence))
                 return -EINVAL;
 
         /* runtime_record_set() refuses values with newlines (-EINVAL). */
         if ((r = set_str(&rec, "name", n->name)) < 0 ||
             (r = set_str(&rec, "address", n->address)) < 0 ||
+            (r = set_str(&rec, "storage_mark", n->storage_mark)) < 0 ||
             (r = set_str(&rec, "disabled", n->disabled ? "yes" : "no")) < 0 ||
             (r = set_str(&rec, "disabled_reason", n->disabled_reason)) < 0 ||
             (r = set_u64(&rec, "disabled_since", n->disabled_since)) < 0 ||
@@ -589,8 +601,9 @@ static int node_record_copy(const NodeRecord *src, NodeRecord *dst)
 {
         _cleanup_(node_record_done) NodeRecord n = *src;
 
-        n.name = n.address = n.disabled_reason = n.forced_down_by = NULL;
+        n.name = n.address = n.storage_mark = n.disabled_reason = n.forced_down_by = NULL;
         if (dup_str(src->name, &n.name) < 0 || dup_str(src->address, &n.address) < 0 ||
+            dup_str(src->storage_mark, &n.storage_mark) < 0 ||
             dup_str(src->disabled_reason, &n.disabled_reason) < 0 ||
             dup_str(src->forced_down_by, &n.forced_down_by) < 0)
                 return -ENOMEM;

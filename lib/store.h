@@ -63,11 +63,15 @@ typedef enum FenceState {
 const char *fence_state_to_string(FenceState f); /* "unknown", "on", "off" */
 FenceState fence_state_from_string(const char *s);
 
+/* The length of a NodeRecord.storage_mark (diskinfo.h storage marks), in hex digits. */
+#define STORAGE_MARK_LEN 32
+
 /* Times are usec since the epoch (CLOCK_REALTIME of the node that wrote them), 0 = never.
  * They are for people reading them: no decision in hostwarden compares them across nodes. */
 typedef struct NodeRecord {
         char *name;
-        char *address; /* may be NULL */
+        char *address;      /* may be NULL */
+        char *storage_mark; /* diskinfo.h storage marks; may be NULL (none written) */
 
         bool disabled;
         char *disabled_reason; /* may be NULL */
@@ -103,7 +107,7 @@ int store_node_get(Store *s, const char *name, NodeRecord *ret);
  * generation is bumped on every write; if ret is not NULL it gets the record as written.
  *
  * String fields must not contain newlines (-EINVAL); address must be a host name or an IP
- * address.
+ * address, storage_mark STORAGE_MARK_LEN lowercase hex digits.
  */
 typedef int (*NodeMutateFunc)(NodeRecord *r, void *userdata);
 int store_node_update(Store *s, const char *name, NodeMutateFunc mutate, void *userdata,

@@ -70,7 +70,7 @@ class Fleet:
             self.disks.add(disk)
         # Every disk in the directory is one of ours: the file list to keep.
         self.disks |= set(self.cluster.nodes[0].run(
-            ["find", SHARED, "-path", f"{SHARED}/.hostwarden", "-prune", "-o", "-type", "f",
+            ["find", SHARED, "-path", f"{SHARED}/.hostwarden*", "-prune", "-o", "-type", "f",
              "-print"]).stdout.split())
 
     def where(self) -> dict[str, list[str]]:
@@ -228,10 +228,12 @@ def run_rounds(fleet: Fleet, n_rounds: int, one_round, record_timing, record_fau
     ONE_ROUND(rnd, i) does round i: the operation, the fault in it, the recovery, and returns
     (operation, fault, whether the fault hit while the operation was still going). After it
     every invariant must hold (within 30 s), and MORE_PROBLEMS() must find none. Each round
-    goes into the report."""
+    goes into the report. In at least half the rounds of each operation the fault must have
+    hit while it was going: an operation that fails at once proves nothing about faults."""
     seed = int(os.environ.get("HW_FAULT_SEED", str(random.randrange(1 << 30))))
     rnd = random.Random(seed)
     held = 0
+    hit: dict[str, list[int]] = {}  # operation -> [rounds, rounds with the fault during it]
     try:
         for i in range(n_rounds):
             t0 = time.monotonic()
@@ -240,6 +242,8 @@ def run_rounds(fleet: Fleet, n_rounds: int, one_round, record_timing, record_fau
             problems = ([] if settled else fleet.invariants()) + more_problems()
             fleet.log.append(f"  after: {fleet.where()}")
             record_fault_round(op, fault, not problems, during)
+            hit.setdefault(op, [0, 0])[0] += 1
+            hit[op][1] += bool(during)
             assert not problems, \
                 f"round {i + 1} ({op}, {fault}, seed {seed}): {problems}\n" + \
                 "\n".join(fleet.log) + fleet.history(problems)
@@ -249,6 +253,9 @@ def run_rounds(fleet: Fleet, n_rounds: int, one_round, record_timing, record_fau
         print(f"\nfault rounds: {held} of {n_rounds} held every invariant (seed {seed})")
         print("\n".join(fleet.log))
     assert held == n_rounds
+    missed = {op: f"{d} of {n}" for op, (n, d) in hit.items() if 2 * d < n}
+    assert not missed, f"the fault hit these operations while they were going in too few " \
+        f"rounds (seed {seed}): {missed}\n" + "\n".join(fleet.log)
 
 
 def round_during_evacuate_from(fleet: Fleet, rnd: random.Random) -> tuple[list, bool]:

@@ -133,7 +133,7 @@ def wait_for(predicate, timeout=20.0, interval=0.3):
 
 
 def shared_files(node) -> set[str]:
-    out = node.run(["find", SHARED, "-path", f"{SHARED}/.hostwarden", "-prune", "-o",
+    out = node.run(["find", SHARED, "-path", f"{SHARED}/.hostwarden*", "-prune", "-o",
                     "-type", "f", "-print"]).stdout
     return set(out.split())
 

@@ -290,6 +290,68 @@ def test_evacuate_live_drains_a_node_to_its_peers(nodes, record_timing):
                 n.virsh("undefine", name, check=False)
 
 
+def node_findings(node) -> dict[str, tuple[str, str]]:
+    """CheckNode() as {code: (severity, message)}."""
+    out = node.run(BUSCTL + ["--json=short", "call", *NODE, "CheckNode"]).stdout
+    return {code: (sev, msg) for sev, code, msg in json.loads(out)["data"][0]}
+
+
+def migration_findings(node, dom, dest) -> dict[str, tuple[str, str]]:
+    """CheckMigration(dom, dest, {}) as {code: (severity, message)}."""
+    out = node.run(BUSCTL + ["--json=short", "call", *NODE, "CheckMigration", "ssa{sv}", dom,
+                             dest, "0"]).stdout
+    return {code: (sev, msg) for sev, code, msg in json.loads(out)["data"][0]}
+
+
+def test_storage_marks_prove_the_shared_instances_directory_with_either_store(nodes):
+    """Each hostwardend writes a storage mark into instances_path and records it in the
+    store; a peer that finds that mark under its own instances_path shares the directory.
+    CheckNode says so, and a guest whose disk is a file there live-migrates without block
+    migration with either store, also with etcd, where no shared state directory proves it
+    (the test cluster's shared directory is a bind mount of a local file system). A mark
+    that is not the one recorded (another directory mounted there) makes node2 a peer that
+    does not share it: CheckNode warns, and with etcd the disk counts as local again."""
+    node1, node2 = nodes.node(1), nodes.node(2)
+    etcd = hwevac.uses_etcd(node1)
+    name, uuid = "marked-0", str(uuidlib.uuid4())
+    disk = f"{hwevac.SHARED}/{uuid}/disk"
+    mark2 = f"{hwevac.SHARED}/.hostwarden-storage/node2"
+    assert wait_for(lambda: node_findings(node1)["instances-path"][0] == "ok"), \
+        node_findings(node1)
+    assert "storage marks" in node_findings(node1)["instances-path"][1]
+    node1.run(f"mkdir -p {hwevac.SHARED}/{uuid} && qemu-img create -q -f raw {disk} 1M")
+    devices = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+               f"<source file='{disk}'/><target dev='vda' bus='virtio'/><readonly/></disk>")
+    hwcluster.define_and_start(node1, hwcluster.domain_xml(name, uuid=uuid, devices=devices))
+    try:
+        assert "local-disk" not in migration_findings(node1, name, "node2")
+        # node2's mark replaced: node1 no longer sees what node2 recorded
+        node1.run(["sh", "-c", f"echo {'0' * 32} > {mark2}"])
+        severity, message = node_findings(node1)["instances-path"]
+        assert severity == "warning" and "node2" in message and "node3" not in message, message
+        findings = migration_findings(node1, name, "node2")
+        if etcd:
+            assert findings.get("local-disk", ("",))[0] == "error", findings
+            assert "node2 cannot see it" in findings["local-disk"][1], findings
+        else:  # node2's heartbeats in the shared state directory prove it
+            assert "local-disk" not in findings, findings
+        assert "local-disk" not in migration_findings(node1, name, "node3")
+        # node2's hostwardend writes a new mark when it starts
+        node2.systemctl("restart", "hostwardend.service")
+        assert wait_for(lambda: node_findings(node1)["instances-path"][0] == "ok", timeout=30), \
+            node_findings(node1)
+        assert "local-disk" not in migration_findings(node1, name, "node2")
+        out = ctl(node1, "migrate", "--wait", name, "node2", timeout=300).stdout
+        assert "completed" in out, out
+        assert [n.name for n in nodes.nodes if running(n, name)] == ["node2"]
+        assert node2.run(["test", "-f", disk], check=False).returncode == 0
+    finally:
+        for n in nodes.nodes:
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)
+        node1.run(["rm", "-rf", f"{hwevac.SHARED}/{uuid}"], check=False)
+
+
 MESSAGE_IDS = {
     "migration started": "c4ca0a45c3fb468699ce61c279adad22",
     "migration completed": "3d625884a32349409cb0b8db84a3ebe6",

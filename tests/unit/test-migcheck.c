@@ -432,6 +432,7 @@ static void test_disk_classification(void **state)
         char image[0x8010] = { 0 };
         MigDiskInfo info;
         struct stat st;
+        SharedFs shared;
         DomDisk d = { .type = "file", .device = "disk", .source = path };
 
         snprintf(path, sizeof(path), "%s/disk", dir);
@@ -445,44 +446,76 @@ static void test_disk_classification(void **state)
                 assert_int_equal(fclose(f), 0);
         }
         assert_int_equal(stat(dir, &st), 0);
+        shared = (SharedFs){ st.st_dev, "the file system of the shared state directory" };
 
         /* a file on a local file system: local, named by its type */
-        disk_classify(&d, 0, &info, where, sizeof(where));
+        disk_classify(&d, NULL, 0, &info, where, sizeof(where));
         assert_int_equal(info.storage, DISK_LOCAL);
         assert_false(info.iso9660);
         assert_string_not_equal(where, "");
         /* on the file system of the shared state directory: shared */
-        disk_classify(&d, st.st_dev, &info, where, sizeof(where));
+        disk_classify(&d, &shared, 1, &info, where, sizeof(where));
         assert_int_equal(info.storage, DISK_SHARED);
         assert_true(test_contains(info.where, "shared state directory"));
         /* an ISO 9660 image is recognised by its volume descriptor */
         d.source = iso;
         d.device = "cdrom";
-        disk_classify(&d, 0, &info, where, sizeof(where));
+        disk_classify(&d, NULL, 0, &info, where, sizeof(where));
         assert_true(info.iso9660);
         /* a file that is not there: local (the peer cannot see it either), saying so */
         d.source = "/nonexistent/disk";
-        disk_classify(&d, st.st_dev, &info, where, sizeof(where));
+        disk_classify(&d, &shared, 1, &info, where, sizeof(where));
         assert_int_equal(info.storage, DISK_LOCAL);
         assert_true(test_contains(info.where, "cannot be read"));
         /* no medium */
         d.source = NULL;
-        disk_classify(&d, 0, &info, where, sizeof(where));
+        disk_classify(&d, NULL, 0, &info, where, sizeof(where));
         assert_int_equal(info.storage, DISK_EMPTY);
         /* volumes */
         d = (DomDisk){ .type = "network", .device = "disk", .source = "volumes/volume-1" };
-        disk_classify(&d, 0, &info, where, sizeof(where));
+        disk_classify(&d, NULL, 0, &info, where, sizeof(where));
         assert_int_equal(info.storage, DISK_VOLUME);
         d = (DomDisk){ .type = "block",
                        .device = "disk",
                        .source = "/dev/disk/by-path/ip-192.0.2.9:3260-iscsi-iqn.2010-10.org."
                                  "openstack:volume-1-lun-1" };
-        disk_classify(&d, 0, &info, where, sizeof(where));
+        disk_classify(&d, NULL, 0, &info, where, sizeof(where));
         assert_int_equal(info.storage, DISK_VOLUME);
         /* an LVM volume of this node (Nova images_type=lvm) is local */
         d.source = "/dev/nova-vg/6c1a4d5e_disk";
-        disk_classify(&d, 0, &info, where, sizeof(where));
+        disk_classify(&d, NULL, 0, &info, where, sizeof(where));
         assert_int_equal(info.storage, DISK_LOCAL);
+        test_rm_rf(dir);
+}
+
+/* A storage mark proves a shared instances_path only while it is the one the node recorded. */
+static void test_storage_marks(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_free_ char *mark = NULL, *again = NULL;
+        char path[4096];
+
+        assert_int_equal(storage_mark_write(dir, "node2", &mark), 0);
+        assert_int_equal(strlen(mark), STORAGE_MARK_LEN);
+        assert_int_equal(strspn(mark, "0123456789abcdef"), STORAGE_MARK_LEN);
+        assert_int_equal(storage_mark_check(dir, "node2", mark), 1);
+        /* another node's file, no file, no mark recorded */
+        assert_int_equal(storage_mark_check(dir, "node3", mark), 0);
+        assert_int_equal(storage_mark_check(dir, "node2", NULL), 0);
+        /* a restart writes a new mark: the old one (a copied directory holds it) no longer counts
+         */
+        assert_int_equal(storage_mark_write(dir, "node2", &again), 0);
+        assert_string_not_equal(mark, again);
+        assert_int_equal(storage_mark_check(dir, "node2", mark), 0);
+        assert_int_equal(storage_mark_check(dir, "node2", again), 1);
+        /* a file changed by hand */
+        snprintf(path, sizeof(path), "%s/" STORAGE_MARK_DIR, dir);
+        test_write(path, "node2", "0123456789abcdef0123456789abcdef\n");
+        assert_int_equal(storage_mark_check(dir, "node2", again), 0);
+        /* names that are not one file in the directory */
+        assert_int_equal(storage_mark_check(dir, "../node2", again), -EINVAL);
+        assert_int_equal(storage_mark_write(dir, ".", &mark), -EINVAL);
+        assert_int_equal(storage_mark_check("", "node2", again), -EINVAL);
         test_rm_rf(dir);
 }
 
@@ -490,6 +523,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_caps_of_a_real_node),
+                cmocka_unit_test(test_storage_marks),
                 cmocka_unit_test(test_cpuset_syntax),
                 cmocka_unit_test(test_domain_model_for_migration),
                 cmocka_unit_test(test_a_plain_nova_instance_on_shared_storage_passes),

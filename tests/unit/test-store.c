@@ -198,6 +198,7 @@ static int etcd_stop(void **state)
 static int fill_node(NodeRecord *r, void *userdata)
 {
         r->address = strdup("192.0.2.7");
+        r->storage_mark = strdup("0123456789abcdef0123456789abcdef");
         r->disabled = true;
         r->disabled_reason = strdup("maintenance: swap DIMM 3 (ticket #42)");
         r->disabled_since = 1700000000000001ULL;
@@ -234,6 +235,7 @@ static void test_node_record_round_trip(void **state)
         assert_int_equal(store_node_get(s, "node2", &n), 0);
         assert_string_equal(n.name, "node2");
         assert_string_equal(n.address, "192.0.2.7");
+        assert_string_equal(n.storage_mark, "0123456789abcdef0123456789abcdef");
         assert_true(n.disabled);
         assert_string_equal(n.disabled_reason, "maintenance: swap DIMM 3 (ticket #42)");
         assert_int_equal(n.disabled_since, 1700000000000001ULL);
@@ -251,6 +253,7 @@ static void test_node_record_round_trip(void **state)
         assert_false(n.disabled);
         assert_null(n.disabled_reason);
         assert_string_equal(n.address, "192.0.2.7"); /* untouched fields survive */
+        assert_string_equal(n.storage_mark, "0123456789abcdef0123456789abcdef");
         assert_int_equal(n.fence, FENCE_ON);
         assert_int_equal(n.generation, 2);
         node_record_done(&n);
@@ -1030,6 +1033,12 @@ static int set_address(NodeRecord *r, void *userdata)
         return 0;
 }
 
+static int set_storage_mark(NodeRecord *r, void *userdata)
+{
+        r->storage_mark = strdup(userdata);
+        return 0;
+}
+
 static void test_invalid_names_are_refused(void **state)
 {
         static const char *const bad_nodes[] = {
@@ -1084,6 +1093,8 @@ static void test_invalid_names_are_refused(void **state)
         assert_int_equal(store_node_update(s, "node2", set_reason, "x\nfence=off", NULL), -EINVAL);
         assert_int_equal(store_node_update(s, "node2", set_address, "not an address", NULL),
                          -EINVAL);
+        assert_int_equal(store_node_update(s, "node2", set_storage_mark, "0123456789ABCDEF", NULL),
+                         -EINVAL);
         assert_int_equal(store_node_get(s, "node2", &n), -ENOENT);
 
         /* mutate may abort, and must not rename */
@@ -1112,6 +1123,7 @@ static void test_unparsable_records_are_ebadmsg(void **state)
                 "name=node1\nfence=unknown\ngeneration=1\n",
                 "name=node1\nheartbeat=1\nfence=unknown\ndisabled=perhaps\ngeneration=1\n",
                 "name=node1\naddress=a b\nheartbeat=1\nfence=unknown\ngeneration=1\n",
+                "name=node1\nstorage_mark=../x\nheartbeat=1\nfence=unknown\ngeneration=1\n",
                 "name=node1\nheartbeat=1\nfence=unknown\ngeneration=99999999999999999999\n",
                 "Name=node1\nheartbeat=1\nfence=unknown\ngeneration=1\n",
         };
