@@ -408,6 +408,32 @@ static int run_qemu_img(const char *const argv[], char *err, size_t err_size)
 
 #define REBUILD_LIBVIRT_WAIT_SEC 30U
 
+/*
+ * After libvirtd died under the rebuild's start: the domain may be left active but paused (QEMU
+ * launched with its CPUs stopped, the start never finished; seen in the fault rounds, with the
+ * dead libvirtd's start job still recorded). The guest never ran: resume it, or, when libvirt
+ * refuses, destroy it so that the caller starts it again. Only this rebuild starts it here (the
+ * record is this node's, the instance is locked against reconciliation).
+ */
+static void finish_cut_start(virDomainPtr dom, const char *uuid)
+{
+        int state = 0, reason = 0;
+
+        if (virDomainIsActive(dom) != 1 || virDomainGetState(dom, &state, &reason, 0) < 0 ||
+            state != VIR_DOMAIN_PAUSED)
+                return;
+        if (virDomainResume(dom) >= 0) {
+                log_warning("Rebuilt %s was left paused by the start libvirtd did not finish: "
+                            "resumed",
+                            uuid);
+                return;
+        }
+        log_warning("Rebuilt %s was left paused by the start libvirtd did not finish, and does "
+                    "not resume (%s): destroyed, to be started again",
+                    uuid, virt_last_error("unknown error"));
+        (void)virDomainDestroy(dom);
+}
+
 /* Step 3b (worker): create the lost disks, define, start. */
 static void rebuild_apply(Manager *m, Rebuild *r)
 {
@@ -453,7 +479,7 @@ static void rebuild_apply(Manager *m, Rebuild *r)
         /* libvirtd may go away under the define or the start (killed, restarted): the
          * record is this node's already, so once libvirtd is back, look again and start
          * what is not running, for up to REBUILD_LIBVIRT_WAIT_SEC */
-        for (unsigned waited = 0;; waited += 2) {
+        for (unsigned waited = 0, losses = 0;; waited += 2) {
                 bool lost;
 
                 if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0) {
@@ -468,6 +494,8 @@ static void rebuild_apply(Manager *m, Rebuild *r)
                 if (!dom)
                         dom = virDomainDefineXML(conn, r->xml);
                 r->defined = dom != NULL;
+                if (dom && losses > 0)
+                        finish_cut_start(dom, r->uuid);
                 if (dom && (virDomainIsActive(dom) == 1 || virDomainCreate(dom) >= 0)) {
                         r->started = true;
                         virDomainFree(dom);
@@ -482,6 +510,7 @@ static void rebuild_apply(Manager *m, Rebuild *r)
                 virConnectClose(conn);
                 conn = NULL;
                 if (lost && waited < REBUILD_LIBVIRT_WAIT_SEC) {
+                        losses++;
                         log_warning("Lost libvirt while rebuilding %s (%s): trying again once it "
                                     "is back",
                                     r->uuid, err);
