@@ -40,12 +40,22 @@ static double now_us(void)
 
 static int open_as(const char *node, Store **ret)
 {
-        if (streq(backend, "etcd")) {
-                char *endpoints[] = { (char *)where, NULL };
+        char *endpoints[] = { (char *)where, NULL };
+        Store *s = NULL;
+        int r;
 
-                return store_open_etcd(endpoints, "/hwbench", node, 30, ret);
+        r = streq(backend, "etcd") ? store_open_etcd(endpoints, "/hwbench", node, 30, &s)
+                                   : store_open_dir(where, node, &s);
+        if (r < 0)
+                return r;
+        /* the first one makes the bench's cluster, as init-cluster does */
+        r = store_cluster_init(s, NULL, true, NULL);
+        if (r < 0 && r != -EEXIST) {
+                store_free(s);
+                return r;
         }
-        return store_open_dir(where, node, ret);
+        *ret = s;
+        return 0;
 }
 
 static int bump(NodeRecord *r, void *userdata)

@@ -20,7 +20,10 @@ extern uint64_t arg_bandwidth; /* MiB/s, 0: the node's default */
 extern bool arg_live;
 extern const char *arg_to;
 extern const char *arg_from;
-extern char **arg_rest; /* arguments after the verb */
+extern const char *arg_name;   /* init-cluster --name */
+extern const char *arg_reason; /* allow-unsynced-starts --reason */
+extern bool arg_adopt;         /* init-cluster --adopt */
+extern char **arg_rest;        /* arguments after the verb */
 extern int arg_n_rest;
 
 const char *error_message(const sd_bus_error *e, int r);
@@ -40,6 +43,8 @@ int verb_migrations(sd_bus *bus);
 int verb_overview(sd_bus *bus);
 int verb_instances(sd_bus *bus);
 int verb_setup_leases(sd_bus *bus);
+int verb_init_cluster(sd_bus *bus);
+int verb_allow_unsynced_starts(sd_bus *bus);
 int verb_migration(sd_bus *bus);
 int verb_fence(sd_bus *bus);
 int verb_evacuate(sd_bus *bus);

@@ -24,6 +24,9 @@ bool arg_watch = false;
 bool arg_live = false;
 const char *arg_to = NULL;
 const char *arg_from = NULL;
+const char *arg_name = NULL;
+const char *arg_reason = NULL;
+bool arg_adopt = false;
 uint64_t arg_bandwidth = 0;
 char **arg_rest = NULL;
 int arg_n_rest = 0;
@@ -132,8 +135,9 @@ static int get_string(sd_bus *bus, const char *property, char **ret)
 
 static int verb_status(sd_bus *bus)
 {
-        static const char *const props[] = { "Name",          "Address", "Version",       "Store",
-                                             "FirewallState", "State",   "DisabledReason" };
+        static const char *const props[] = { "Name",           "Address",       "Version",
+                                             "Store",          "FirewallState", "State",
+                                             "DisabledReason", "StoreState",    "StoreDetail" };
         char *values[ELEMENTSOF(props)] = { NULL };
         int r = 0;
 
@@ -151,7 +155,9 @@ static int verb_status(sd_bus *bus)
                         printf("        Node: %s\n", values[0]);
                         printf("     Address: %s\n", isempty(values[1]) ? "(not set)" : values[1]);
                         printf("     Version: %s\n", values[2]);
-                        printf("       Store: %s\n", values[3]);
+                        printf("       Store: %s, %s\n", values[3], values[7]);
+                        if (!streq(values[7], "attached") && !isempty(values[8]))
+                                printf("              %s\n", values[8]);
                         printf("    Firewall: %s\n", values[4]);
                         printf("       State: %s%s%s%s\n", values[5],
                                isempty(values[6]) ? "" : " (", values[6],
@@ -392,7 +398,11 @@ static void help(void)
                "                Rebuild here every instance of NODE (down and fenced)\n"
                "  rebuild UUID --from NODE\n"
                "                Rebuild here one instance of NODE (down and fenced)\n"
-               "  setup-leases  Set up libvirt's disk leases from [locking] (as root, here)\n\n"
+               "  setup-leases  Set up libvirt's disk leases from [locking] (as root, here)\n"
+               "  init-cluster [--name N] [--adopt]\n"
+               "                Write a new cluster's identity into the configured store, once\n"
+               "  allow-unsynced-starts --reason TEXT\n"
+               "                Let domains start here before hostwardend read the store\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -404,6 +414,9 @@ static void help(void)
                "     --live             evacuate: drain this node by live migration\n"
                "     --to=NODE          evacuate --live: the destination of every domain\n"
                "     --from=NODE        evacuate, rebuild: the fenced node\n"
+               "     --name=NAME        init-cluster: the cluster's name\n"
+               "     --adopt            init-cluster: adopt a store an older version wrote\n"
+               "     --reason=TEXT      allow-unsynced-starts: why (logged)\n"
                "     --no-ask-password  Do not ask for a password (polkit)\n",
                program_invocation_short_name);
 }
@@ -420,7 +433,10 @@ int main(int argc, char *argv[])
                 ARG_FROM,
                 ARG_WAIT,
                 ARG_BANDWIDTH,
-                ARG_WATCH
+                ARG_WATCH,
+                ARG_NAME,
+                ARG_ADOPT,
+                ARG_REASON,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -434,6 +450,9 @@ int main(int argc, char *argv[])
                 { "live", no_argument, NULL, ARG_LIVE },
                 { "to", required_argument, NULL, ARG_TO },
                 { "from", required_argument, NULL, ARG_FROM },
+                { "name", required_argument, NULL, ARG_NAME },
+                { "adopt", no_argument, NULL, ARG_ADOPT },
+                { "reason", required_argument, NULL, ARG_REASON },
                 {},
         };
         static const struct {
@@ -459,6 +478,8 @@ int main(int argc, char *argv[])
                 { "overview", 0, 0, verb_overview },
                 { "instances", 0, 0, verb_instances },
                 { "setup-leases", 0, 0, verb_setup_leases },
+                { "init-cluster", 0, 0, verb_init_cluster },
+                { "allow-unsynced-starts", 0, 0, verb_allow_unsynced_starts },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;
@@ -495,6 +516,15 @@ int main(int argc, char *argv[])
                         break;
                 case ARG_FROM:
                         arg_from = optarg;
+                        break;
+                case ARG_NAME:
+                        arg_name = optarg;
+                        break;
+                case ARG_ADOPT:
+                        arg_adopt = true;
+                        break;
+                case ARG_REASON:
+                        arg_reason = optarg;
                         break;
                 case ARG_BANDWIDTH:
                         if (parse_uint_range(optarg, 1, 1024 * 1024, &arg_bandwidth) < 0) {

@@ -20,6 +20,9 @@
 #include "diskinfo.h"
 #include "fw.h"
 #include "manager.h"
+#include "paths.h"
+#include "runtime.h"
+#include "store-attach.h"
 #include "util.h"
 
 #define QEMU_CONF "/etc/libvirt/qemu.conf"
@@ -292,7 +295,7 @@ static int peers_sharing(Manager *m, char ***ret_yes, char ***ret_no)
         for (size_t i = 0; i < c->n_peers && r >= 0; i++) {
                 _cleanup_(node_record_done) NodeRecord rec = {};
                 const char *name = c->peers[i].name;
-                int k = store_node_get(m->store, name, &rec);
+                int k = m->store ? store_node_get(m->store, name, &rec) : -EHOSTDOWN;
 
                 k = k < 0 ? 0 : storage_mark_check(c->node.instances_path, name, rec.storage_mark);
                 r = strv_extend(k > 0 ? &yes : &no, name);
@@ -405,6 +408,27 @@ static void check_ports(Manager *m, Findings *f)
                     m->config->migration.port_max);
 }
 
+/* The cluster store: read since this boot, and this cluster's (store-attach.h). */
+static void check_store(Manager *m, Findings *f)
+{
+        StoreState s = store_attach_state(m);
+        bool synced = runtime_marker_lookup(hw_runtime_dir(), NODE_MARKER_SYNCED, NULL) > 0;
+        bool allowed =
+                runtime_marker_lookup(hw_runtime_dir(), NODE_MARKER_ALLOW_UNSYNCED, NULL) > 0;
+
+        if (s == STORE_STATE_ATTACHED && synced)
+                add(f, "ok", "store", "%s", store_attach_detail(m));
+        else if (s == STORE_STATE_ATTACHED || s == STORE_STATE_LOST)
+                add(f, s == STORE_STATE_LOST ? "error" : "warning", "store", "%s%s",
+                    store_attach_detail(m),
+                    synced ? ""
+                           : "; the deny list is not in line with it yet: nothing starts here");
+        else
+                add(f, "error", "store", "%s%s", store_attach_detail(m),
+                    allowed ? " (starts allowed anyway by 'hostwardenctl allow-unsynced-starts')"
+                            : "");
+}
+
 int check_node(Manager *m, sd_bus_message *reply)
 {
         Findings f = { .reply = reply };
@@ -413,6 +437,7 @@ int check_node(Manager *m, sd_bus_message *reply)
         r = sd_bus_message_open_container(reply, 'a', "(sss)");
         if (r < 0)
                 return r;
+        check_store(m, &f);
         check_libvirt_listen(&f);
         check_hook(m, &f);
         check_leases(m, &f);

@@ -15,6 +15,7 @@
 #define HW_ERROR_CONFIG_INVALID    HW_ERROR_PREFIX "ConfigInvalid"
 #define HW_ERROR_FIREWALL          HW_ERROR_PREFIX "Firewall"
 #define HW_ERROR_FENCE_FAILED      HW_ERROR_PREFIX "FenceFailed"
+#define HW_ERROR_STORE_UNAVAILABLE HW_ERROR_PREFIX "StoreUnavailable"
 
 #define HW_BUS_NAME              "org.hostwarden.Warden1"
 #define HW_BUS_PATH              "/org/hostwarden/Warden1"

@@ -11,6 +11,7 @@
 #include "manager.h"
 #include "migration.h"
 #include "reconcile.h"
+#include "store-attach.h"
 
 int main(int argc, char *argv[])
 {
@@ -46,11 +47,6 @@ int main(int argc, char *argv[])
                 log_error("Cannot start: %s", error.message ? error.message : strerror(-r));
                 return 1;
         }
-        r = manager_open_store(m);
-        if (r < 0)
-                return 1;
-        /* before libvirt autostarts anything (hostwardend.service is ordered before it) */
-        manager_sync_hook_state(m);
         r = manager_apply_firewall(m, &error);
         if (r < 0)
                 log_error("%s", error.message ? error.message : strerror(-r)); /* serve anyway */
@@ -62,14 +58,15 @@ int main(int argc, char *argv[])
         r = manager_startup(m);
         if (r < 0)
                 return 1;
-
-        (void)sd_notify(false, "READY=1\nSTATUS=Serving org.hostwarden.Warden1");
-        log_info("hostwardend %s serving on node '%s'", HW_VERSION, m->config->node.name);
-        /* After READY: libvirtd (socket-activated, ordered after us) may only start now. */
-        reconcile_schedule(m);
-        r = migrations_adopt(m);
+        /* A first attempt before READY, so that libvirtd (ordered after us) finds the deny
+         * list in place and its autostarts go through at once; while the store cannot be
+         * read, the hook refuses every start and the attempts go on in the event loop. */
+        r = store_attach_start(m);
         if (r < 0)
-                log_warning_errno(r, "Cannot look for migrations in flight: %m");
+                return 1;
+
+        (void)sd_notify(false, "READY=1");
+        log_info("hostwardend %s serving on node '%s'", HW_VERSION, m->config->node.name);
         r = sd_event_loop(m->event);
         (void)sd_notify(false, "STOPPING=1");
         if (r < 0)

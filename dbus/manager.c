@@ -14,6 +14,7 @@
 #include "paths.h"
 #include "polkit.h"
 #include "runtime.h"
+#include "store-attach.h"
 #include "virt.h"
 
 #include <dirent.h>
@@ -45,6 +46,7 @@ Manager *manager_free(Manager *m)
                 return NULL;
         jobs_drain(m); /* their replies go out before the bus is closed */
         reconcile_free(m);
+        store_attach_free(m);
         strv_free(m->rebuilding);
         migrations_free(m);
         virt_free(m->virt);
@@ -171,17 +173,6 @@ int manager_startup(Manager *m)
         return 0;
 }
 
-static char *format_usec(uint64_t usec, char *buf, size_t size)
-{
-        time_t t = (time_t)(usec / USEC_PER_SEC);
-        struct tm tm;
-
-        gmtime_r(&t, &tm);
-        if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && size > 0)
-                buf[0] = 0;
-        return buf;
-}
-
 int manager_sync_deny_list_from(Manager *m, const InstanceRecord *inst, size_t n)
 {
         _cleanup_free_ char *deny_dir = NULL;
@@ -209,7 +200,7 @@ int manager_sync_deny_list_from(Manager *m, const InstanceRecord *inst, size_t n
                 runtime_record_done(&cur);
                 (void)runtime_record_set(&rec, "owner", inst[i].owner);
                 (void)runtime_record_set(&rec, "since",
-                                         format_usec(inst[i].time, since, sizeof(since)));
+                                         format_realtime(inst[i].time, since, sizeof(since)));
                 if (inst[i].evacuated_from)
                         (void)runtime_record_set(&rec, "evacuated_from", inst[i].evacuated_from);
                 if (inst[i].name)
@@ -242,6 +233,7 @@ int manager_sync_deny_list_from(Manager *m, const InstanceRecord *inst, size_t n
         }
         if (d)
                 closedir(d);
+        store_attach_deny_list_synced(m);
         return 0;
 }
 
@@ -257,121 +249,6 @@ int manager_sync_deny_list(Manager *m)
         r = manager_sync_deny_list_from(m, inst, n);
         instance_record_array_free(inst, n);
         return r;
-}
-
-void manager_sync_hook_state(Manager *m)
-{
-        int r;
-
-        r = manager_sync_runtime(m);
-        if (r < 0)
-                log_warning_errno(r, "Failed to update the runtime markers: %m");
-        r = manager_sync_deny_list(m);
-        if (r < 0)
-                log_warning_errno(r, "Failed to update the deny list: %m");
-}
-
-static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
-{
-        Manager *m = userdata;
-        int r;
-
-        r = store_heartbeat(m->store);
-        if (r < 0)
-                log_warning_errno(r, "Failed to write this node's heartbeat: %m");
-        r = manager_sync_runtime(m);
-        if (r < 0)
-                log_warning_errno(r, "Failed to update the runtime markers: %m");
-        reconcile_schedule(m); /* brings the deny list in line, too */
-        /* watch the peers' counters: liveness is judged by our own clock */
-        NodeRecord *nodes = NULL;
-        size_t n = 0;
-        if (store_node_list(m->store, &nodes, &n) >= 0) {
-                uint64_t now = 0;
-                (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
-                for (size_t i = 0; i < n; i++) {
-                        NodeLiveness l;
-                        (void)store_node_liveness_of(m->store, &nodes[i], now,
-                                                     m->config->cluster.down_after, &l);
-                }
-                node_record_array_free(nodes, n);
-        }
-        return sd_event_source_set_time_relative(s, m->config->cluster.heartbeat_interval);
-}
-
-typedef struct Identity {
-        const char *address;
-        const char *storage_mark;
-} Identity;
-
-static int replace_str(char **field, const char *value)
-{
-        if (streq_ptr(*field, value))
-                return 0;
-        free(*field);
-        *field = value ? strdup(value) : NULL;
-        return value && !*field ? -ENOMEM : 0;
-}
-
-static int mutate_identity(NodeRecord *rec, void *userdata)
-{
-        const Identity *id = userdata;
-        int r;
-
-        r = replace_str(&rec->address, id->address);
-        if (r < 0)
-                return r;
-        return replace_str(&rec->storage_mark, id->storage_mark);
-}
-
-int manager_open_store(Manager *m)
-{
-        const Config *c = m->config;
-        const char *dir = hw_state_dir(c->cluster.state_dir);
-        _cleanup_free_ char *where = NULL, *mark = NULL;
-        int r;
-
-        if (c->cluster.store == STORE_BACKEND_ETCD) {
-                /* the lease of this node's heartbeats lasts as long as it takes to be down */
-                uint64_t ttl = (c->cluster.down_after + USEC_PER_SEC - 1) / USEC_PER_SEC;
-
-                where = strv_join(c->cluster.etcd_endpoints, ", ");
-                if (!where)
-                        return log_error_errno(-ENOMEM, "Out of memory");
-                r = store_open_etcd(c->cluster.etcd_endpoints, NULL, c->node.name, MAX(ttl, 2U),
-                                    &m->store);
-        } else {
-                where = strdup(dir);
-                if (!where)
-                        return log_error_errno(-ENOMEM, "Out of memory");
-                r = store_open_dir(dir, c->node.name, &m->store);
-        }
-        if (r < 0)
-                return log_error_errno(r, "Failed to open the cluster store (%s) at %s: %m",
-                                       store_backend_to_string(c->cluster.store), where);
-        r = store_heartbeat(m->store);
-        if (r < 0)
-                return log_error_errno(r, "Failed to write the first heartbeat to %s: %m", where);
-        /* A new storage mark in instances_path: peers that read it there share the directory
-         * with this node (diskinfo.h). Without one, they take its files for local disks. */
-        r = storage_mark_write(c->node.instances_path, c->node.name, &mark);
-        if (r < 0)
-                log_warning_errno(r,
-                                  "Failed to write this node's storage mark in %s/" STORAGE_MARK_DIR
-                                  ": %m: peers will not count instances_path as shared with "
-                                  "this node unless its file system is a network one",
-                                  c->node.instances_path);
-        /* peers list this node with the address they migrate to */
-        r = store_node_update(m->store, m->config->node.name, mutate_identity,
-                              &(Identity){ .address = c->node.address, .storage_mark = mark },
-                              NULL);
-        if (r < 0)
-                log_warning_errno(r, "Failed to record this node's address and storage mark: %m");
-        r = sd_event_add_time_relative(m->event, &m->heartbeat, CLOCK_MONOTONIC,
-                                       m->config->cluster.heartbeat_interval, 0, heartbeat_cb, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to start the heartbeat: %m");
-        return sd_event_source_set_enabled(m->heartbeat, SD_EVENT_ON);
 }
 
 /* Sets or clears one marker; returns whether it changed. */
@@ -411,17 +288,18 @@ int manager_sync_runtime(Manager *m)
                 return r;
         /* markers other nodes decide (ForceDown, fencing) reach the hook through the store */
         if (sync_marker(rt, NODE_MARKER_FORCED_DOWN, rec.forced_down,
-                        format_usec(rec.forced_down_since, since, sizeof(since)), "by",
+                        format_realtime(rec.forced_down_since, since, sizeof(since)), "by",
                         rec.forced_down_by) > 0)
                 log_notice("This node is %s", rec.forced_down ? "forced down: the hook refuses "
                                                                 "every start and incoming migration"
                                                               : "no longer forced down");
         (void)sync_marker(rt, NODE_MARKER_FENCED, rec.fence == FENCE_OFF,
-                          format_usec(rec.fence_time, since, sizeof(since)), "by", "fence agent");
+                          format_realtime(rec.fence_time, since, sizeof(since)), "by",
+                          "fence agent");
         if (rec.disabled) {
                 RuntimeRecord marker = { NULL };
                 (void)runtime_record_set(&marker, "since",
-                                         format_usec(rec.disabled_since, since, sizeof(since)));
+                                         format_realtime(rec.disabled_since, since, sizeof(since)));
                 if (rec.disabled_reason)
                         (void)runtime_record_set(&marker, "reason", rec.disabled_reason);
                 r = runtime_marker_set(rt, NODE_MARKER_DISABLED, &marker);

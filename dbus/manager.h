@@ -18,7 +18,8 @@ typedef struct Manager {
         sd_event *event;
         sd_bus *bus;
         Config *config;
-        Store *store;
+        Store *store;               /* NULL until attached (store-attach.h) */
+        struct StoreAttach *attach; /* store-attach.h */
         sd_event_source *heartbeat;
         AuthQuery *auth_queries; /* a list; each holds its slot and the method call */
         Virt *virt;              /* the local libvirt (virt.h) */
@@ -46,8 +47,6 @@ int manager_load_config(Manager *m, sd_bus_error *error);
 /* Connects to the system bus, exports the objects, takes the bus name; sets up the libvirt
  * connection (opened on first use) and the worker threads. */
 int manager_startup(Manager *m);
-/* Opens the cluster store and starts the heartbeat. */
-int manager_open_store(Manager *m);
 /* Brings the runtime dir's node markers in line with this node's record (docs/runtime-dir.md). */
 int manager_sync_runtime(Manager *m);
 /* Brings /run/hostwarden/deny/ in line with the instance records: every instance another
@@ -55,8 +54,6 @@ int manager_sync_runtime(Manager *m);
 int manager_sync_deny_list(Manager *m);
 /* The same from a listing of the instance records the caller just read. */
 int manager_sync_deny_list_from(Manager *m, const InstanceRecord *inst, size_t n);
-/* Both of the above, logging what fails: at start and on every heartbeat. */
-void manager_sync_hook_state(Manager *m);
 /* Runs <conf>/notify.d/ * with HOSTWARDEN_EVENT, _NODE, _STATE, _REASON in the environment. */
 void manager_run_notify(Manager *m, const char *event, const char *state, const char *reason);
 /* Applies [firewall] (table and the hook's window batches). */

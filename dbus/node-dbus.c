@@ -16,6 +16,7 @@
 #include "migration.h"
 #include "polkit.h"
 #include "preflight.h"
+#include "store-attach.h"
 #include "virt.h"
 
 static int property_get_string(sd_bus *bus, const char *path, const char *interface,
@@ -35,13 +36,18 @@ static int property_get_string(sd_bus *bus, const char *path, const char *interf
                 v = store_backend_to_string(m->config->cluster.store);
         else if (streq(property, "FirewallState"))
                 v = manager_firewall_state(m);
+        else if (streq(property, "StoreState"))
+                v = store_state_to_string(store_attach_state(m));
+        else if (streq(property, "StoreDetail"))
+                v = store_attach_detail(m);
         return sd_bus_message_append(reply, "s", v ? v : "");
 }
 
-/* This node's own record; an absent one is an enabled node. */
+/* This node's own record; an absent one is an enabled node, and so is one not read yet
+ * (StoreState says why). */
 static int own_record(Manager *m, NodeRecord *ret)
 {
-        int r = store_node_get(m->store, m->config->node.name, ret);
+        int r = m->store ? store_node_get(m->store, m->config->node.name, ret) : -ENOENT;
 
         if (r == -ENOENT) {
                 *ret = (NodeRecord){ 0 };
@@ -600,6 +606,10 @@ const sd_bus_vtable node_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Version", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Store", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("StoreState", "s", property_get_string, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("StoreDetail", "s", property_get_string, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FirewallState", "s", property_get_string, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

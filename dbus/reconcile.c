@@ -24,6 +24,7 @@ typedef struct LocalDomain {
         char uuid[VIR_UUID_STRING_BUFLEN];
         char *name;
         bool active;
+        bool autostart;
         bool migrating;    /* a job, or paused for a migration */
         bool ended_paused; /* paused for a migration that no longer runs */
         char *xml;         /* inactive definition (secure), may be NULL */
@@ -36,6 +37,8 @@ typedef enum ActionKind {
         ACTION_ASK_OWNER,        /* running here, owned elsewhere: does it run there? */
         ACTION_RESUME,           /* owned here, paused here for a migration that ended: resumed
                                     if no peer has it (every one asked) */
+        ACTION_START,            /* owned here, set to autostart, whose start the hook deferred
+                                    until the store was read (runtime.h deferred/) */
 } ActionKind;
 
 typedef struct Action {
@@ -149,7 +152,7 @@ static void gather_work(Manager *m, void *userdata)
         p->domains = calloc((size_t)n + 1, sizeof(LocalDomain));
         for (int i = 0; i < n; i++) {
                 LocalDomain *d = p->domains ? &p->domains[p->n_domains] : NULL;
-                int state = 0, reason = 0;
+                int state = 0, reason = 0, autostart = 0;
 
                 if (d && virDomainGetUUIDString(doms[i], d->uuid) == 0 &&
                     virDomainGetState(doms[i], &state, &reason, 0) == 0) {
@@ -157,6 +160,7 @@ static void gather_work(Manager *m, void *userdata)
 
                         d->name = name ? strdup(name) : NULL;
                         d->active = virDomainIsActive(doms[i]) == 1;
+                        d->autostart = virDomainGetAutostart(doms[i], &autostart) == 0 && autostart;
                         d->migrating = d->active && virt_migration_in_progress(doms[i]);
                         d->ended_paused = d->migrating && virt_migration_ended_paused(doms[i]);
                         if (virDomainIsPersistent(doms[i]) == 1)
@@ -267,6 +271,24 @@ static int resume_if_nowhere_else(Action *a, virConnectPtr conn)
         return r;
 }
 
+/* START: the autostart the hook held back while the store could not be read. */
+static int start_deferred(Action *a, virConnectPtr conn)
+{
+        virDomainPtr dom = virDomainLookupByUUIDString(conn, a->uuid);
+        int r = 0;
+
+        if (!dom)
+                return RESULT_CHANGED;
+        if (virDomainIsActive(dom) == 1)
+                r = RESULT_CHANGED; /* someone started it meanwhile */
+        else if (virDomainCreate(dom) < 0) {
+                a->error = strdup(virt_last_error("start failed"));
+                r = -EIO;
+        }
+        virDomainFree(dom);
+        return r;
+}
+
 static void act_work(Manager *m, void *userdata)
 {
         Pass *p = userdata;
@@ -286,6 +308,10 @@ static void act_work(Manager *m, void *userdata)
 
                 if (a->kind == ACTION_RESUME) {
                         a->result = resume_if_nowhere_else(a, conn);
+                        continue;
+                }
+                if (a->kind == ACTION_START) {
+                        a->result = start_deferred(a, conn);
                         continue;
                 }
                 if (a->kind == ACTION_ASK_OWNER) {
@@ -439,6 +465,22 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
 
                 if (a->kind == ACTION_RESUME) {
                         resume_done(m, a);
+                        continue;
+                }
+                if (a->kind == ACTION_START) {
+                        (void)runtime_deferred_remove(hw_runtime_dir(), a->uuid);
+                        if (a->result == 0)
+                                log_fields(LOG_NOTICE, 0,
+                                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
+                                                      { "HOSTWARDEN_DOMAIN", a->name },
+                                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
+                                           "Instance %s (%s) started: its autostart waited for "
+                                           "the cluster store, which says it is this node's",
+                                           a->uuid, strna(a->name));
+                        else if (a->result < 0)
+                                log_error("Instance %s (%s), whose autostart waited for the "
+                                          "cluster store, cannot be started: %s",
+                                          a->uuid, strna(a->name), strna(a->error));
                         continue;
                 }
                 if (a->kind == ACTION_DESTROY_UNDEFINE && a->result == RESULT_OWNER_UNREACHABLE) {
@@ -595,6 +637,68 @@ static bool arrived_since(const LocalDomain *d, const InstanceRecord *rec)
         return runtime_arriving_lookup(hw_runtime_dir(), d->uuid, &since) > 0 && since > rec->time;
 }
 
+static const LocalDomain *local_domain(const Pass *p, const char *uuid)
+{
+        for (size_t i = 0; i < p->n_domains; i++)
+                if (streq(p->domains[i].uuid, uuid))
+                        return &p->domains[i];
+        return NULL;
+}
+
+/* The starts the hook deferred while the store could not be read (runtime.h deferred/):
+ * an autostart of an instance that the store says is this node's is carried out (libvirt
+ * does not try again); any other is forgotten (an instance owned elsewhere is a stale copy,
+ * and an operator's own start was refused with the reason). One without a record waits for
+ * the claim this pass makes. */
+static void plan_deferred_starts(Manager *m, Pass *p, const InstanceRecord *inst, size_t n_inst)
+{
+        _cleanup_strv_free_ char **deferred = NULL;
+        const char *rt = hw_runtime_dir();
+
+        if (runtime_marker_lookup(rt, NODE_MARKER_SYNCED, NULL) <= 0 ||
+            runtime_deferred_list(rt, &deferred) < 0)
+                return;
+        STRV_FOREACH (u, deferred) {
+                const LocalDomain *d = local_domain(p, *u);
+                const InstanceRecord *rec = NULL;
+
+                for (size_t k = 0; k < n_inst && !rec; k++)
+                        if (streq(inst[k].uuid, *u))
+                                rec = &inst[k];
+                if (d && !rec && !d->active)
+                        continue; /* claimed by this pass: started by the next */
+                if (d && rec && streq(rec->owner, m->config->node.name) && !d->active &&
+                    d->autostart && !instance_busy(m, d->uuid, d->name)) {
+                        (void)add_action(p, ACTION_START, d, rec, NULL);
+                        continue;
+                }
+                (void)runtime_deferred_remove(rt, *u);
+        }
+}
+
+/* arriving/ markers of migrations that never came (refused before "prepare", or their
+ * source died): past open_window the hook no longer honours them; removed once no domain
+ * here is active under that UUID (a running one that arrived keeps its marker until it
+ * stops: arrived_since() reads it). */
+static void remove_stale_arrivals(Manager *m, const Pass *p, uint64_t now)
+{
+        _cleanup_strv_free_ char **uuids = NULL;
+        _cleanup_free_ uint64_t *since = NULL;
+        size_t i = 0;
+
+        if (runtime_arriving_list(hw_runtime_dir(), &uuids, &since) < 0)
+                return;
+        STRV_FOREACH (u, uuids) {
+                const LocalDomain *d = local_domain(p, *u);
+                uint64_t t = since[i++];
+
+                if ((d && d->active) || t > now || now - t <= m->config->firewall.open_window)
+                        continue;
+                (void)runtime_arriving_remove(hw_runtime_dir(), *u);
+                log_debug("Removed the arrival marker of %s: its migration never came", *u);
+        }
+}
+
 static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         Reconciler *rc = m->reconciler;
@@ -672,6 +776,9 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                         (void)notice(&suspect, rc->suspect, d->uuid, now);
                 }
         }
+
+        plan_deferred_starts(m, p, inst, n_inst);
+        remove_stale_arrivals(m, p, now_realtime());
 
         /* Own records whose domain is gone: removed when so for the settle time. */
         for (size_t k = 0; k < n_inst; k++) {

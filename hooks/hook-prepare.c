@@ -8,26 +8,87 @@
 #include <string.h>
 
 #include "hook.h"
+#include "log.h"
 #include "runtime.h"
 #include "util.h"
+
+/* The destination side of a live migration whose "migrate begin" passed here, and recently
+ * enough to be still arriving: a marker left by a migration that never came (refused, or
+ * its source died before "prepare") must not let a denied instance start for good. */
+static bool arriving(HookContext *ctx, const char *uuid)
+{
+        uint64_t since = 0, now = now_realtime();
+
+        if (runtime_arriving_lookup(ctx->runtime_dir, uuid, &since) <= 0)
+                return false;
+        /* a broken configuration knows no window: fail closed */
+        return ctx->config && since <= now && now - since <= ctx->config->firewall.open_window;
+}
+
+/* Until hostwardend has read the cluster's store since this boot, the deny list may be
+ * missing what was evacuated from here while this node was away: nothing starts, except
+ * an incoming migration (its source stops its copy) or what an operator allowed. */
+static int check_synced(HookContext *ctx, const DomIdentity *id)
+{
+        RuntimeRecord rec = { NULL };
+        int r;
+
+        if (runtime_marker_lookup(ctx->runtime_dir, NODE_MARKER_SYNCED, NULL) > 0)
+                return HOOK_CONTINUE;
+        if (runtime_marker_lookup(ctx->runtime_dir, NODE_MARKER_ALLOW_UNSYNCED, &rec) > 0) {
+                log_fields(LOG_WARNING, 0,
+                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_UNSYNCED_START },
+                                      { "HOSTWARDEN_DOMAIN", id ? id->uuid : NULL }),
+                           "Starting domain '%s' although hostwardend has not read the cluster "
+                           "store since this node booted: allowed by %s at %s (%s)",
+                           ctx->domain, strna(runtime_record_get(&rec, "by")),
+                           strna(runtime_record_get(&rec, "since")),
+                           strna(runtime_record_get(&rec, "reason")));
+                runtime_record_done(&rec);
+                return HOOK_CONTINUE;
+        }
+        if (id) {
+                r = runtime_deferred_add(ctx->runtime_dir, id->uuid);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot remember the deferred start of %s: %m",
+                                          id->uuid);
+        }
+        return hook_refuse(
+                ctx, "unsynced",
+                "refusing to start domain '%s' on node '%s': hostwardend has not read the "
+                "cluster store since this node booted, so it cannot tell whether the instance "
+                "was evacuated to another node and runs there. 'hostwardenctl status' says "
+                "why (shared storage not mounted, etcd unreachable, no cluster initialized); "
+                "an autostart is carried out once the store is read. If you know that no "
+                "other node runs it: 'hostwardenctl allow-unsynced-starts --reason TEXT'.",
+                ctx->domain,
+                ctx->config && ctx->config->node.name ? ctx->config->node.name : "this node");
+}
 
 int hook_prepare_begin(HookContext *ctx)
 {
         const DomIdentity *id;
         RuntimeRecord rec = { NULL };
+        bool incoming;
         int r;
 
         r = hook_check_node_markers(ctx, "start");
         if (r != HOOK_CONTINUE)
                 return r;
         id = hook_identity(ctx);
+        incoming = id && arriving(ctx, id->uuid);
+        if (!incoming) {
+                r = check_synced(ctx, id);
+                if (r != HOOK_CONTINUE)
+                        return r;
+        }
         if (!id)
                 return HOOK_CONTINUE; /* no UUID to look up; libvirt will reject such XML */
 
         r = runtime_deny_lookup(ctx->runtime_dir, id->uuid, &rec);
         if (r <= 0)
                 return HOOK_CONTINUE;
-        if (runtime_arriving_lookup(ctx->runtime_dir, id->uuid, NULL) > 0) {
+        if (incoming) {
                 /* the destination side of a live migration the owner started */
                 runtime_record_done(&rec);
                 return HOOK_CONTINUE;

@@ -32,6 +32,8 @@ typedef struct LogField {
 #define HW_MESSAGE_FENCE               "9b22479fd7eb4ace97570ee7708f8074"
 #define HW_MESSAGE_EVACUATION          "1332e98f29b34e32bfc81300b1d54ee9"
 #define HW_MESSAGE_RECONCILED          "e59a5c230b524d669a621f14a97b1cef"
+#define HW_MESSAGE_STORE               "cf43ae47f75e4353a7679159ab6854b7"
+#define HW_MESSAGE_UNSYNCED_START      "a642b5fac0ca4c44acd88a5c7976492f"
 
 /* ident: SYSLOG_IDENTIFIER, e.g. "hostwarden-hook". */
 void log_setup(const char *ident);

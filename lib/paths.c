@@ -8,6 +8,7 @@ static const char *const overrides[] = {
         "HOSTWARDEN_CONF_DIR",
         "HOSTWARDEN_RUNTIME_DIR",
         "HOSTWARDEN_STATE_DIR",
+        "HOSTWARDEN_LIB_DIR",
 };
 
 static const char *env_path(const char *name, const char *fallback)
@@ -25,6 +26,11 @@ const char *hw_conf_dir(void)
 const char *hw_runtime_dir(void)
 {
         return env_path("HOSTWARDEN_RUNTIME_DIR", HW_DEFAULT_RUNTIME_DIR);
+}
+
+const char *hw_lib_dir(void)
+{
+        return env_path("HOSTWARDEN_LIB_DIR", HW_DEFAULT_LIB_DIR);
 }
 
 const char *hw_state_dir(const char *config_state_dir)

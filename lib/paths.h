@@ -9,9 +9,12 @@
  */
 #define HW_DEFAULT_CONF_DIR    "/etc/hostwarden"
 #define HW_DEFAULT_RUNTIME_DIR "/run/hostwarden"
+#define HW_DEFAULT_LIB_DIR     "/var/lib/hostwarden"
 
 const char *hw_conf_dir(void);
 const char *hw_runtime_dir(void);
+/* This node's own lasting state (the cluster it joined): HOSTWARDEN_LIB_DIR. */
+const char *hw_lib_dir(void);
 /* HOSTWARDEN_STATE_DIR, or config_state_dir when that is not set. */
 const char *hw_state_dir(const char *config_state_dir);
 

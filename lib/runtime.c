@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -17,6 +19,8 @@ static const char *const node_marker_table[_NODE_MARKER_MAX] = {
         [NODE_MARKER_FENCED] = "fenced",
         [NODE_MARKER_FORCED_DOWN] = "forced-down",
         [NODE_MARKER_DISABLED] = "disabled",
+        [NODE_MARKER_SYNCED] = "synced",
+        [NODE_MARKER_ALLOW_UNSYNCED] = "allow-unsynced",
 };
 
 const char *node_marker_to_string(NodeMarker m)
@@ -265,6 +269,85 @@ int runtime_arriving_remove(const char *runtime_dir, const char *uuid)
         if (normalize_uuid(uuid, u) < 0)
                 return -EINVAL;
         return remove_record(runtime_dir, "arriving", u);
+}
+
+int runtime_deferred_add(const char *runtime_dir, const char *uuid)
+{
+        RuntimeRecord rec = { NULL };
+        char u[37], since[64];
+        int r;
+
+        if (normalize_uuid(uuid, u) < 0)
+                return -EINVAL;
+        r = runtime_record_set(&rec, "since", format_timestamp_now(since, sizeof(since)));
+        if (r >= 0)
+                r = write_record(runtime_dir, "deferred", u, &rec);
+        runtime_record_done(&rec);
+        return r;
+}
+
+int runtime_deferred_remove(const char *runtime_dir, const char *uuid)
+{
+        char u[37];
+
+        if (normalize_uuid(uuid, u) < 0)
+                return -EINVAL;
+        return remove_record(runtime_dir, "deferred", u);
+}
+
+/* The canonical UUIDs named by the files of runtime_dir/sub, with their times (ret_since may
+ * be NULL). A directory that does not exist is empty. */
+static int list_uuids(const char *runtime_dir, const char *sub, char ***ret, uint64_t **ret_since)
+{
+        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_free_ uint64_t *since = NULL;
+        char path[PATH_MAX];
+        struct dirent *de;
+        size_t n = 0;
+        DIR *d;
+        int r = 0;
+
+        if (snprintf(path, sizeof(path), "%s/%s", runtime_dir, sub) >= (int)sizeof(path))
+                return -ENAMETOOLONG;
+        d = opendir(path);
+        if (!d) {
+                if (errno != ENOENT)
+                        return negative_errno();
+        } else {
+                while (r >= 0 && (de = readdir(d))) {
+                        struct stat st;
+                        uint64_t *ns;
+
+                        if (!uuid_is_valid(de->d_name) ||
+                            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                                continue;
+                        r = strv_extend(&l, de->d_name);
+                        ns = r >= 0 ? realloc(since, (n + 1) * sizeof(uint64_t)) : NULL;
+                        if (!ns) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        since = ns;
+                        since[n++] = timespec_usec(&st.st_mtim);
+                }
+                closedir(d);
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        if (ret_since)
+                *ret_since = TAKE_PTR(since);
+        return 0;
+}
+
+int runtime_deferred_list(const char *runtime_dir, char ***ret)
+{
+        return list_uuids(runtime_dir, "deferred", ret, NULL);
+}
+
+int runtime_arriving_list(const char *runtime_dir, char ***ret_uuids, uint64_t **ret_since)
+{
+        return list_uuids(runtime_dir, "arriving", ret_uuids, ret_since);
 }
 
 int runtime_marker_lookup(const char *runtime_dir, NodeMarker m, RuntimeRecord *ret)

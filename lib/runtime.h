@@ -14,7 +14,11 @@
  *   node/fenced          this node was fenced: start and receive nothing
  *   node/forced-down     an admin declared this node down: start and receive nothing
  *   node/disabled        this node is disabled (refuse incoming only when configured)
+ *   node/synced          hostwardend has read this cluster's store since this boot: until
+ *                        then the deny list may be incomplete, and nothing starts here
+ *   node/allow-unsynced  an operator allowed starts before that (until the next boot)
  *   arriving/<uuid>      an incoming migration of the instance is under way here
+ *   deferred/<uuid>      a start refused before the store was read, carried out once it is
  *
  * Each file holds "key=value" lines. Presence is what counts: a file that exists but cannot
  * be read or parsed still denies (fail closed), its details are then unknown.
@@ -24,6 +28,8 @@ typedef enum NodeMarker {
         NODE_MARKER_FENCED,
         NODE_MARKER_FORCED_DOWN,
         NODE_MARKER_DISABLED,
+        NODE_MARKER_SYNCED,
+        NODE_MARKER_ALLOW_UNSYNCED,
         _NODE_MARKER_MAX,
 } NodeMarker;
 
@@ -57,6 +63,18 @@ int runtime_arriving_add(const char *runtime_dir, const char *uuid);
 /* 1 and the time it was written (usec, realtime; ret_since may be NULL), 0, or < 0. */
 int runtime_arriving_lookup(const char *runtime_dir, const char *uuid, uint64_t *ret_since);
 int runtime_arriving_remove(const char *runtime_dir, const char *uuid);
+
+/*
+ * deferred/<uuid>: the hook refused to start the instance because the store had not been
+ * read since this boot (node/synced absent). Once it is, hostwardend starts the instances
+ * that are this node's and set to autostart (libvirt does not retry an autostart).
+ */
+int runtime_deferred_add(const char *runtime_dir, const char *uuid);
+/* The UUIDs in deferred/ (*ret NULL when none). */
+int runtime_deferred_list(const char *runtime_dir, char ***ret);
+int runtime_deferred_remove(const char *runtime_dir, const char *uuid);
+/* The UUIDs in arriving/ with the time each was written (usec realtime), for clean-up. */
+int runtime_arriving_list(const char *runtime_dir, char ***ret_uuids, uint64_t **ret_since);
 
 int runtime_marker_lookup(const char *runtime_dir, NodeMarker m, RuntimeRecord *ret);
 int runtime_marker_set(const char *runtime_dir, NodeMarker m, const RuntimeRecord *rec);

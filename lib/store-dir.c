@@ -5,6 +5,7 @@
  *
  * Layout, on the storage all compute nodes share:
  *
+ *   <state_dir>/identity                   the cluster's identity (store-cluster.c)
  *   <state_dir>/nodes/<name>               node record (0644)
  *   <state_dir>/instances/<uuid>           instance record (0644), UUID in lower case
  *   <state_dir>/definitions/<uuid>.xml     last known inactive domain XML (0600, dir 0700)
@@ -63,6 +64,7 @@ static const char *const space_dir[_STORE_SPACE_MAX] = {
         [STORE_NODES] = NODES_DIR,
         [STORE_INSTANCES] = INSTANCES_DIR,
         [STORE_DEFINITIONS] = DEFINITIONS_DIR,
+        [STORE_CLUSTER] = ".",
 };
 
 /* ---- files ---------------------------------------------------------------------------- */
@@ -349,7 +351,7 @@ static int dir_lock(Store *s, StoreSpace sp, const char *key, int *ret_fd)
                 *ret_fd = -EBADF;
                 return 0;
         }
-        return lock_record(s, sp == STORE_NODES ? NODES_LOCK : INSTANCES_LOCK, key, ret_fd);
+        return lock_record(s, sp == STORE_INSTANCES ? INSTANCES_LOCK : NODES_LOCK, key, ret_fd);
 }
 
 /* The version needs no check here: writers hold the record's lock (dir_lock). */
@@ -381,17 +383,8 @@ static void dir_free(Store *s)
         free(s->state_dir);
 }
 
-const StoreOps store_dir_ops = {
-        .name = "dir",
-        .free = dir_free,
-        .read = dir_read,
-        .list = dir_list,
-        .lock = dir_lock,
-        .write = dir_write,
-        .remove = dir_remove,
-};
-
-int store_open_dir(const char *state_dir, const char *node_name, Store **ret)
+/* state_dir and its directories; state_dir's parent must exist (it is the shared mount). */
+static int dir_init(Store *s)
 {
         static const struct {
                 const char *name;
@@ -402,6 +395,36 @@ int store_open_dir(const char *state_dir, const char *node_name, Store **ret)
                 { INSTANCES_DIR, 0755, false },
                 { DEFINITIONS_DIR, 0700, true },
         };
+        int r;
+
+        r = make_dir(s->state_dir, 0755, false);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                _cleanup_free_ char *path = NULL;
+
+                if (asprintf(&path, "%s/%s", s->state_dir, dirs[i].name) < 0)
+                        return -ENOMEM;
+                r = make_dir(path, dirs[i].mode, dirs[i].tighten);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+const StoreOps store_dir_ops = {
+        .name = "dir",
+        .free = dir_free,
+        .read = dir_read,
+        .list = dir_list,
+        .lock = dir_lock,
+        .write = dir_write,
+        .remove = dir_remove,
+        .init = dir_init,
+};
+
+int store_open_dir(const char *state_dir, const char *node_name, Store **ret)
+{
         _cleanup_(store_freep) Store *s = NULL;
         int r;
 
@@ -414,20 +437,6 @@ int store_open_dir(const char *state_dir, const char *node_name, Store **ret)
         s->state_dir = strdup(state_dir);
         if (!s->state_dir)
                 return -ENOMEM;
-
-        r = make_dir(state_dir, 0755, false);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-                _cleanup_free_ char *path = NULL;
-
-                if (asprintf(&path, "%s/%s", state_dir, dirs[i].name) < 0)
-                        return -ENOMEM;
-                r = make_dir(path, dirs[i].mode, dirs[i].tighten);
-                if (r < 0)
-                        return r;
-        }
-
         *ret = TAKE_PTR(s);
         return 0;
 }

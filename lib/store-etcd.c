@@ -61,6 +61,7 @@ static const char *const space_name[_STORE_SPACE_MAX] = {
         [STORE_NODES] = "nodes",
         [STORE_INSTANCES] = "instances",
         [STORE_DEFINITIONS] = "definitions",
+        [STORE_CLUSTER] = "cluster",
 };
 
 /* ---- base64 ----------------------------------------------------------------------------- */

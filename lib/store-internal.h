@@ -9,12 +9,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "runtime.h"
 #include "store.h"
 
 typedef enum StoreSpace {
         STORE_NODES,       /* key: node name */
         STORE_INSTANCES,   /* key: canonical lower-case UUID */
         STORE_DEFINITIONS, /* key: canonical lower-case UUID */
+        STORE_CLUSTER,     /* key: "identity" (store-cluster.c) */
         _STORE_SPACE_MAX,
 } StoreSpace;
 
@@ -48,6 +50,10 @@ typedef struct StoreOps {
                      mode_t mode);
         /* Removes key under the same condition; -ENOENT if it does not exist. */
         int (*remove)(Store *s, StoreSpace sp, const char *key, uint64_t version);
+        /* Makes an empty store ready for its first records (dir: creates state_dir, not its
+         * parents, and the directories in it). May be NULL. Only store_cluster_init() calls
+         * it: nothing else creates a store. */
+        int (*init)(Store *s);
         /* After this node's heartbeat was written: what else the backend keeps alive (etcd:
          * its lease). May be NULL. */
         int (*heartbeat)(Store *s);
@@ -85,6 +91,11 @@ struct Store {
         usec_t node_cache_time;
         bool node_cache_valid;
 };
+
+/* Record text (runtime.h's "key=value" lines): -EBADMSG unless every line is one. Format
+ * appends "generation=N" last, so that a text cut short is recognisably incomplete. */
+int store_record_text_parse(const char *text, RuntimeRecord *ret);
+int store_record_text_format(const RuntimeRecord *rec, uint64_t generation, char **ret);
 
 /* A Store of no backend yet, for node_name (-EINVAL if not a valid name). */
 int store_new(const StoreOps *ops, const char *node_name, Store **ret);

@@ -142,14 +142,14 @@ static int set_str(RuntimeRecord *rec, const char *key, const char *v)
         return v ? runtime_record_set(rec, key, v) : 0;
 }
 
-static int parse_record_text(const char *text, RuntimeRecord *ret)
+int store_record_text_parse(const char *text, RuntimeRecord *ret)
 {
         if (!record_text_is_well_formed(text))
                 return -EBADMSG;
         return runtime_record_parse(text, ret);
 }
 
-static int format_record_text(const RuntimeRecord *rec, uint64_t generation, char **ret)
+int store_record_text_format(const RuntimeRecord *rec, uint64_t generation, char **ret)
 {
         _cleanup_(runtime_record_done) RuntimeRecord copy = { NULL };
         int r;
@@ -271,7 +271,7 @@ static int node_record_from_text(const char *name, const char *text, NodeRecord 
         const char *v;
         int r;
 
-        r = parse_record_text(text, &rec);
+        r = store_record_text_parse(text, &rec);
         if (r < 0)
                 return r;
 
@@ -336,7 +336,7 @@ static int node_record_to_text(const NodeRecord *n, uint64_t generation, char **
             (r = set_str(&rec, "fence", fence_state_to_string(n->fence))) < 0 ||
             (r = set_u64(&rec, "fence_time", n->fence_time)) < 0)
                 return r;
-        return format_record_text(&rec, generation, ret);
+        return store_record_text_format(&rec, generation, ret);
 }
 
 static int node_read(Store *s, const char *name, NodeRecord *ret, uint64_t *ret_version)
@@ -677,7 +677,7 @@ static int instance_record_from_text(const char *uuid, const char *text, Instanc
         const char *v;
         int r;
 
-        r = parse_record_text(text, &rec);
+        r = store_record_text_parse(text, &rec);
         if (r < 0)
                 return r;
 
@@ -721,7 +721,7 @@ static int instance_record_to_text(const InstanceRecord *i, const char *uuid, ui
             (r = set_str(&rec, "evacuated_from", i->evacuated_from)) < 0 ||
             (r = set_u64(&rec, "time", i->time)) < 0)
                 return r;
-        return format_record_text(&rec, generation, ret);
+        return store_record_text_format(&rec, generation, ret);
 }
 
 static int instance_read(Store *s, const char *uuid, InstanceRecord *ret, uint64_t *ret_version)

@@ -32,8 +32,8 @@ typedef struct Store Store;
 
 /*
  * Opens the store in state_dir for the node called node_name (the name heartbeats are
- * written for). Creates state_dir (not its parents: they are the shared mount, whose absence
- * is an error) and the directories in it.
+ * written for). Creates nothing and reads nothing: a state_dir that does not exist yet (the
+ * shared storage not mounted, a cluster not initialized) shows in store_cluster_get().
  */
 int store_open_dir(const char *state_dir, const char *node_name, Store **ret);
 /*
@@ -50,6 +50,40 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
 const char *store_node_name(const Store *s);
 const char *store_backend_name(const Store *s); /* "dir", "etcd" */
+
+/*
+ * The cluster's identity (DESIGN.md §7, §11): written once, by store_cluster_init()
+ * (`hostwardenctl init-cluster`), into an empty store. A node acts on a store only once it
+ * has read the identity there and found the one it last joined (cluster_identity_load()),
+ * so a bare directory where the shared storage is not mounted yet, an empty etcd prefix or
+ * another cluster's store is never taken for this cluster's.
+ */
+typedef struct ClusterIdentity {
+        char id[37];      /* a random UUID, lower case */
+        char *name;       /* the operator's name for the cluster (node-name syntax), may be NULL */
+        uint64_t created; /* usec realtime */
+        char *created_by; /* the node that wrote it, may be NULL */
+} ClusterIdentity;
+
+void cluster_identity_done(ClusterIdentity *c);
+bool cluster_name_is_valid(const char *name);
+
+/* -ENOENT: the store holds no identity (never initialized, or not this cluster's store at
+ * all: the shared storage not mounted, an empty etcd prefix); -EBADMSG: one that cannot be
+ * parsed. Any other error: the store cannot be reached. */
+int store_cluster_get(Store *s, ClusterIdentity *ret);
+/*
+ * Writes a new identity named name (may be NULL) into the store, created by this Store's
+ * node: -EEXIST if the store has one already (ret then gets it), -ENOTEMPTY if it holds node
+ * or instance records and adopt is false (a store of a version without identities: adopt
+ * makes it this cluster's), -EINVAL for a bad name.
+ */
+int store_cluster_init(Store *s, const char *name, bool adopt, ClusterIdentity *ret);
+
+/* The identity this node last joined, kept outside the store (<dir>/cluster-id, dir
+ * normally /var/lib/hostwarden): -ENOENT if it never joined one. Save writes it atomically. */
+int cluster_identity_load(const char *dir, ClusterIdentity *ret);
+int cluster_identity_save(const char *dir, const ClusterIdentity *c);
 
 /* The last result of a node's fence agent (or of an admin's ForceDown). */
 typedef enum FenceState {

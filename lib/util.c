@@ -493,16 +493,20 @@ bool hostname_is_valid(const char *s)
         return s[n - 1] != '-';
 }
 
-char *format_timestamp_now(char *buf, size_t size)
+char *format_realtime(usec_t usec, char *buf, size_t size)
 {
-        struct timespec ts;
+        time_t t = (time_t)(usec / USEC_PER_SEC);
         struct tm tm;
 
-        clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
+        gmtime_r(&t, &tm);
         if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && size > 0)
                 buf[0] = 0;
         return buf;
+}
+
+char *format_timestamp_now(char *buf, size_t size)
+{
+        return format_realtime(now_realtime(), buf, size);
 }
 
 usec_t timespec_usec(const struct timespec *ts)

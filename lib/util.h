@@ -111,3 +111,5 @@ usec_t now_realtime(void);
 
 /* Current wall time in RFC 3339 UTC, e.g. 2026-11-24T01:42:17Z. */
 char *format_timestamp_now(char *buf, size_t size);
+/* The same for usec since the epoch. */
+char *format_realtime(usec_t usec, char *buf, size_t size);

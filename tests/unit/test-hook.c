@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "log.h"
 #include "runtime.h"
 #include "test-helpers.h"
+#include "util.h"
 
 #define NOVA_UUID "3f8c5b9e-2d4a-4f61-9b7e-0c1d2e3f4a5b"
 
@@ -81,9 +83,130 @@ static Run run_hook(const char *config_text, const char *runtime_dir, const char
 static const char node2_conf[] = "[node]\nname = node2\naddress = 192.0.2.12\n"
                                  "[console]\nlisten = node\n";
 
-static void test_migrate_begin_prints_rewritten_xml(void **state)
+/* A runtime directory as hostwardend leaves it once it has read the store since this boot
+ * (every test but those of the unsynced state starts from it). */
+static char *synced_runtime_dir(void)
+{
+        char *rt = test_mkdtemp();
+        RuntimeRecord rec = { NULL };
+
+        assert_int_equal(runtime_record_set(&rec, "since", "2026-12-05T00:00:00Z"), 0);
+        assert_int_equal(runtime_marker_set(rt, NODE_MARKER_SYNCED, &rec), 0);
+        runtime_record_done(&rec);
+        return rt;
+}
+
+static bool path_exists(const char *dir, const char *name)
+{
+        _cleanup_free_ char *p = NULL;
+
+        assert_true(asprintf(&p, "%s/%s", dir, name) > 0);
+        return access(p, F_OK) == 0;
+}
+
+static void test_unsynced_node_refuses_every_start_and_remembers_it(void **state)
 {
         _cleanup_free_ char *rt = test_mkdtemp();
+
+        Run r = run_hook(node2_conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, HOOK_REFUSE);
+        assert_true(test_contains(r.err, "refusing to start domain 'instance-0000002a' on node "
+                                         "'node2': hostwardend has not read the cluster store "
+                                         "since this node booted"));
+        assert_true(test_contains(r.err, "'hostwardenctl allow-unsynced-starts --reason TEXT'"));
+        assert_true(path_exists(rt, "deferred/" NOVA_UUID));
+        run_free(&r);
+
+        /* once hostwardend has read the store, the same start goes through */
+        RuntimeRecord rec = { NULL };
+        assert_int_equal(runtime_record_set(&rec, "since", "2026-12-05T00:00:00Z"), 0);
+        assert_int_equal(runtime_marker_set(rt, NODE_MARKER_SYNCED, &rec), 0);
+        runtime_record_done(&rec);
+        r = run_hook(node2_conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
+static void test_unsynced_node_starts_what_an_operator_allowed(void **state)
+{
+        _cleanup_free_ char *rt = test_mkdtemp();
+        RuntimeRecord rec = { NULL };
+
+        assert_int_equal(runtime_record_set(&rec, "by", "alice"), 0);
+        assert_int_equal(runtime_record_set(&rec, "reason", "store lost for good"), 0);
+        assert_int_equal(runtime_marker_set(rt, NODE_MARKER_ALLOW_UNSYNCED, &rec), 0);
+        runtime_record_done(&rec);
+
+        Run r = run_hook(node2_conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, 0);
+        assert_false(path_exists(rt, "deferred/" NOVA_UUID));
+        run_free(&r);
+
+        /* the deny list still counts */
+        assert_int_equal(runtime_record_set(&rec, "owner", "node3"), 0);
+        assert_int_equal(runtime_deny_add(rt, NOVA_UUID, &rec), 0);
+        runtime_record_done(&rec);
+        r = run_hook(node2_conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, HOOK_REFUSE);
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
+static void test_unsynced_node_receives_an_incoming_migration(void **state)
+{
+        _cleanup_free_ char *rt = test_mkdtemp();
+
+        Run r = run_hook(node2_conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+        r = run_hook(node2_conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
+/* Sets the modification time of rt/arriving/NOVA_UUID to age_usec ago. */
+static void age_arrival(const char *rt, uint64_t age_usec)
+{
+        _cleanup_free_ char *p = NULL;
+        uint64_t t = now_realtime() - age_usec;
+        struct timespec ts[2] = { { .tv_sec = (time_t)(t / 1000000), .tv_nsec = 0 },
+                                  { .tv_sec = (time_t)(t / 1000000), .tv_nsec = 0 } };
+
+        assert_true(asprintf(&p, "%s/arriving/%s", rt, NOVA_UUID) > 0);
+        assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+static void test_arrival_marker_lets_a_denied_instance_in_only_within_open_window(void **state)
+{
+        static const char conf[] = "[node]\nname = node2\naddress = 192.0.2.12\n"
+                                   "[firewall]\nopen_window = 30s\n";
+        _cleanup_free_ char *rt = synced_runtime_dir();
+        RuntimeRecord rec = { NULL };
+
+        assert_int_equal(runtime_record_set(&rec, "owner", "node3"), 0);
+        assert_int_equal(runtime_deny_add(rt, NOVA_UUID, &rec), 0);
+        runtime_record_done(&rec);
+        assert_int_equal(runtime_arriving_add(rt, NOVA_UUID), 0);
+
+        age_arrival(rt, 10 * 1000000ULL);
+        Run r = run_hook(conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+
+        /* a marker left by a migration that never came: the deny list decides again */
+        age_arrival(rt, 31 * 1000000ULL);
+        r = run_hook(conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, HOOK_REFUSE);
+        assert_true(test_contains(r.err, "evacuated to node 'node3'"));
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
+static void test_migrate_begin_prints_rewritten_xml(void **state)
+{
+        _cleanup_free_ char *rt = synced_runtime_dir();
         Run r = run_hook(node2_conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");
 
         assert_int_equal(r.status, 0);
@@ -103,7 +226,7 @@ static void test_migrate_begin_prints_rewritten_xml(void **state)
 
 static void test_migrate_begin_prints_nothing_when_unchanged(void **state)
 {
-        _cleanup_free_ char *rt = test_mkdtemp();
+        _cleanup_free_ char *rt = synced_runtime_dir();
         Run r;
 
         r = run_hook("[console]\nlisten = keep\n", rt, "migrate", "begin",
@@ -126,7 +249,7 @@ static void test_migrate_begin_prints_nothing_when_unchanged(void **state)
 
 static void test_restore_begin_rewrites_too(void **state)
 {
-        _cleanup_free_ char *rt = test_mkdtemp();
+        _cleanup_free_ char *rt = synced_runtime_dir();
         Run r = run_hook("", rt, "restore", "begin", "domains/vnc-ipv6.xml");
 
         assert_int_equal(r.status, 0);
@@ -138,7 +261,7 @@ static void test_restore_begin_rewrites_too(void **state)
 
 static void test_broken_config_leaves_xml_alone_and_continues(void **state)
 {
-        _cleanup_free_ char *rt = test_mkdtemp();
+        _cleanup_free_ char *rt = synced_runtime_dir();
         Run r = run_hook(NULL, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");
 
         assert_int_equal(r.status, 0);
@@ -149,7 +272,7 @@ static void test_broken_config_leaves_xml_alone_and_continues(void **state)
 
 static void test_unreadable_xml_is_not_a_refusal(void **state)
 {
-        _cleanup_free_ char *rt = test_mkdtemp();
+        _cleanup_free_ char *rt = synced_runtime_dir();
         Run r = run_hook(node2_conf, rt, "migrate", "begin", NULL);
 
         assert_int_equal(r.status, 0);
@@ -163,7 +286,7 @@ static void test_unreadable_xml_is_not_a_refusal(void **state)
 
 static void test_prepare_begin_refuses_denied_uuid_naming_owner_and_time(void **state)
 {
-        _cleanup_free_ char *rt = test_mkdtemp();
+        _cleanup_free_ char *rt = synced_runtime_dir();
         RuntimeRecord rec = { NULL };
 
         assert_int_equal(runtime_record_set(&rec, "owner", "node3"), 0);
@@ -186,7 +309,7 @@ static void test_prepare_begin_refuses_denied_uuid_naming_owner_and_time(void **
 
 static void test_prepare_begin_allows_other_uuids(void **state)
 {
-        _cleanup_free_ char *rt = test_mkdtemp();
+        _cleanup_free_ char *rt = synced_runtime_dir();
         RuntimeRecord rec = { NULL };
 
         assert_int_equal(runtime_record_set(&rec, "owner", "node3"), 0);
@@ -202,7 +325,7 @@ static void test_prepare_begin_allows_other_uuids(void **state)
 
 static void test_denied_entry_that_cannot_be_read_still_refuses(void **state)
 {
-        _cleanup_free_ char *rt = test_mkdtemp();
+        _cleanup_free_ char *rt = synced_runtime_dir();
 
         /* a directory where the record file should be: unreadable, but present */
         test_write(rt, "deny/" NOVA_UUID "/x", "");
@@ -219,7 +342,7 @@ static void test_fenced_or_forced_down_node_refuses_start_and_incoming(void **st
         static const char *const words[] = { "this node is fenced", "this node is forced down" };
 
         for (size_t i = 0; i < 2; i++) {
-                _cleanup_free_ char *rt = test_mkdtemp();
+                _cleanup_free_ char *rt = synced_runtime_dir();
                 RuntimeRecord rec = { NULL };
                 Run r;
 
@@ -252,7 +375,7 @@ static void test_fenced_or_forced_down_node_refuses_start_and_incoming(void **st
 
 static void test_disabled_node_refuses_incoming_only_when_configured(void **state)
 {
-        _cleanup_free_ char *rt = test_mkdtemp();
+        _cleanup_free_ char *rt = synced_runtime_dir();
         RuntimeRecord rec = { NULL };
         char conf[256];
         Run r;
@@ -286,7 +409,7 @@ static void test_unknown_and_notification_ops_exit_zero(void **state)
                 { "release", "end" }, { "reconnect", "begin" }, { "attach", "begin" },
                 { "migrate", "end" }, { "frobnicate", "now" },
         };
-        _cleanup_free_ char *rt = test_mkdtemp();
+        _cleanup_free_ char *rt = synced_runtime_dir();
         RuntimeRecord rec = { NULL };
 
         /* even with a deny entry: only prepare refuses */
@@ -340,7 +463,7 @@ static int spawn_hook(const char *conf_dir, const char *rt, const char *op, cons
 
 static void test_hook_binary_end_to_end(void **state)
 {
-        _cleanup_free_ char *conf = test_mkdtemp(), *rt = test_mkdtemp();
+        _cleanup_free_ char *conf = test_mkdtemp(), *rt = synced_runtime_dir();
         char *out = NULL;
         RuntimeRecord rec = { NULL };
 
@@ -454,7 +577,7 @@ static void expect_window_timeout(const char *expect)
 
 static void test_window_opens_on_incoming_and_closes_after_the_last(void **state)
 {
-        _cleanup_free_ char *conf = test_mkdtemp(), *rt = test_mkdtemp();
+        _cleanup_free_ char *conf = test_mkdtemp(), *rt = synced_runtime_dir();
         char path[4096];
         Run r;
 
@@ -524,7 +647,7 @@ static void test_firewall_left_alone_when_disabled_or_without_sources(void **sta
         };
 
         for (size_t i = 0; i < ELEMENTSOF(confs); i++) {
-                _cleanup_free_ char *conf = test_mkdtemp(), *rt = test_mkdtemp();
+                _cleanup_free_ char *conf = test_mkdtemp(), *rt = synced_runtime_dir();
                 Run r;
 
                 remove_table();
@@ -548,6 +671,11 @@ int main(void)
                 cmocka_unit_test(test_unreadable_xml_is_not_a_refusal),
                 cmocka_unit_test(test_prepare_begin_refuses_denied_uuid_naming_owner_and_time),
                 cmocka_unit_test(test_prepare_begin_allows_other_uuids),
+                cmocka_unit_test(test_unsynced_node_refuses_every_start_and_remembers_it),
+                cmocka_unit_test(test_unsynced_node_starts_what_an_operator_allowed),
+                cmocka_unit_test(test_unsynced_node_receives_an_incoming_migration),
+                cmocka_unit_test(
+                        test_arrival_marker_lets_a_denied_instance_in_only_within_open_window),
                 cmocka_unit_test(test_denied_entry_that_cannot_be_read_still_refuses),
                 cmocka_unit_test(test_fenced_or_forced_down_node_refuses_start_and_incoming),
                 cmocka_unit_test(test_disabled_node_refuses_incoming_only_when_configured),

@@ -72,8 +72,8 @@ static int use_etcd(void **state)
         return 0;
 }
 
-/* A Store of the current backend for node, in the namespace dir names. */
-static int open_store_any(const char *dir, const char *node, Store **ret)
+/* A Store of the current backend for node, in the namespace dir names, of no cluster yet. */
+static int open_store_bare(const char *dir, const char *node, Store **ret)
 {
         if (etcd_mode) {
                 char *endpoints[] = { etcd_endpoint, NULL };
@@ -84,6 +84,24 @@ static int open_store_any(const char *dir, const char *node, Store **ret)
                 return store_open_etcd(endpoints, prefix, node, 10, ret);
         }
         return store_open_dir(dir, node, ret);
+}
+
+/* The same, initialized as a cluster's store (by whichever Store gets there first). */
+static int open_store_any(const char *dir, const char *node, Store **ret)
+{
+        Store *s = NULL;
+        int r;
+
+        r = open_store_bare(dir, node, &s);
+        if (r < 0)
+                return r;
+        r = store_cluster_init(s, NULL, true, NULL);
+        if (r < 0 && r != -EEXIST) {
+                store_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
 }
 
 static Store *open_store(const char *dir, const char *node)
@@ -812,7 +830,7 @@ static bool crash_at(const char *dir, CrashOp op, uint64_t generation, unsigned 
                 Store *s = NULL;
                 int r;
 
-                if (store_open_dir(dir, "node1", &s) < 0)
+                if (open_store_any(dir, "node1", &s) < 0)
                         _exit(2);
                 if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) < 0)
                         _exit(3);
@@ -1184,6 +1202,132 @@ static void test_unparsable_records_are_ebadmsg(void **state)
 }
 
 /* etcd: a member that does not answer is skipped; none answering is -EHOSTUNREACH. */
+static void test_cluster_identity_is_written_once(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = NULL, *t = NULL;
+        _cleanup_(cluster_identity_done) ClusterIdentity a = {}, b = {}, c = {};
+
+        assert_int_equal(open_store_bare(dir, "node1", &s), 0);
+        assert_int_equal(open_store_bare(dir, "node2", &t), 0);
+        /* nothing there: a store never initialized and a store not mounted look alike */
+        assert_int_equal(store_cluster_get(s, &a), -ENOENT);
+        assert_int_equal(store_cluster_init(s, "no.dots", false, &a), -EINVAL);
+
+        assert_int_equal(store_cluster_init(s, "prod-1", false, &a), 0);
+        assert_true(uuid_is_valid(a.id));
+        assert_string_equal(a.name, "prod-1");
+        assert_string_equal(a.created_by, "node1");
+        assert_true(a.created > 0);
+
+        /* every node reads the same; a second init changes nothing and says what is there */
+        assert_int_equal(store_cluster_get(t, &b), 0);
+        assert_string_equal(b.id, a.id);
+        assert_string_equal(b.name, "prod-1");
+        assert_int_equal(store_cluster_init(t, "other", false, &c), -EEXIST);
+        assert_string_equal(c.id, a.id);
+        cluster_identity_done(&b);
+        assert_int_equal(store_cluster_get(s, &b), 0);
+        assert_string_equal(b.id, a.id);
+        test_rm_rf(dir);
+}
+
+static void test_cluster_init_refuses_a_store_with_records_unless_adopting(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_(cluster_identity_done) ClusterIdentity a = {};
+
+        assert_int_equal(open_store_bare(dir, "node1", &s), 0);
+        if (!etcd_mode) /* what an older version made: the directories and a record */
+                assert_int_equal(s->ops->init(s), 0);
+        assert_int_equal(store_heartbeat(s), 0);
+        assert_int_equal(store_cluster_init(s, NULL, false, &a), -ENOTEMPTY);
+        assert_int_equal(store_cluster_get(s, &a), -ENOENT);
+        assert_int_equal(store_cluster_init(s, NULL, true, &a), 0);
+        assert_null(a.name);
+        test_rm_rf(dir);
+}
+
+static void test_concurrent_inits_make_one_identity(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_(cluster_identity_done) ClusterIdentity a = {};
+        unsigned won = 0;
+        pid_t pids[4];
+
+        for (size_t i = 0; i < ELEMENTSOF(pids); i++) {
+                pids[i] = fork();
+                assert_true(pids[i] >= 0);
+                if (pids[i] == 0) {
+                        Store *c = NULL;
+                        char node[16];
+
+                        snprintf(node, sizeof(node), "node%zu", i + 1);
+                        if (open_store_bare(dir, node, &c) < 0)
+                                _exit(2);
+                        _exit(store_cluster_init(c, NULL, false, NULL) == 0 ? 0 : 1);
+                }
+        }
+        for (size_t i = 0; i < ELEMENTSOF(pids); i++) {
+                int status;
+
+                assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+                assert_true(WIFEXITED(status) && WEXITSTATUS(status) <= 1);
+                won += WEXITSTATUS(status) == 0;
+        }
+        assert_int_equal(won, 1);
+        assert_int_equal(open_store_bare(dir, "node9", &s), 0);
+        assert_int_equal(store_cluster_get(s, &a), 0);
+        test_rm_rf(dir);
+}
+
+static void test_dir_store_is_never_created_by_opening_it(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp(), *state_dir = NULL, *orphan = NULL;
+        _cleanup_(store_freep) Store *s = NULL, *t = NULL;
+        ClusterIdentity a = {};
+        struct stat st;
+
+        assert_true(asprintf(&state_dir, "%s/.hostwarden", dir) > 0);
+        assert_int_equal(store_open_dir(state_dir, "node1", &s), 0);
+        assert_int_equal(store_cluster_get(s, &a), -ENOENT);
+        assert_int_equal(store_heartbeat(s), -ENOENT);
+        assert_int_equal(stat(state_dir, &st), -1);
+
+        /* init creates the state directory, not its parents (the shared mount) */
+        assert_true(asprintf(&orphan, "%s/not-mounted/.hostwarden", dir) > 0);
+        assert_int_equal(store_open_dir(orphan, "node1", &t), 0);
+        assert_int_equal(store_cluster_init(t, NULL, false, NULL), -ENOENT);
+        assert_int_equal(store_cluster_init(s, NULL, false, &a), 0);
+        assert_int_equal(stat(state_dir, &st), 0);
+        assert_int_equal(store_heartbeat(s), 0);
+        cluster_identity_done(&a);
+        test_rm_rf(dir);
+}
+
+static void test_joined_cluster_is_kept_on_the_node(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp(), *text = NULL;
+        _cleanup_(cluster_identity_done) ClusterIdentity a = {}, b = {};
+
+        assert_int_equal(cluster_identity_load(dir, &b), -ENOENT);
+        memcpy(a.id, "0b0e5e5a-1c2d-4e5f-8a9b-0c1d2e3f4a5b", 37);
+        a.name = strdup("prod-1");
+        a.created = 1764892800000000ULL;
+        assert_int_equal(cluster_identity_save(dir, &a), 0);
+        assert_int_equal(cluster_identity_load(dir, &b), 0);
+        assert_string_equal(b.id, a.id);
+        assert_string_equal(b.name, "prod-1");
+        assert_int_equal(b.created, a.created);
+
+        test_write(dir, "cluster-id", "id=not-a-uuid\ngeneration=1\n");
+        cluster_identity_done(&b);
+        assert_int_equal(cluster_identity_load(dir, &b), -EBADMSG);
+        test_rm_rf(dir);
+}
+
 static void test_etcd_members_that_do_not_answer(void **state)
 {
         char closed[64];
@@ -1246,6 +1390,11 @@ int main(void)
                 BOTH(test_liveness_ignores_skewed_wall_clock),
                 BOTH(test_invalid_names_are_refused),
                 BOTH(test_unparsable_records_are_ebadmsg),
+                BOTH(test_cluster_identity_is_written_once),
+                BOTH(test_cluster_init_refuses_a_store_with_records_unless_adopting),
+                BOTH(test_concurrent_inits_make_one_identity),
+                DIR_ONLY(test_dir_store_is_never_created_by_opening_it),
+                DIR_ONLY(test_joined_cluster_is_kept_on_the_node),
                 { "etcd/test_etcd_members_that_do_not_answer", test_etcd_members_that_do_not_answer,
                   use_etcd, NULL, NULL },
         };
