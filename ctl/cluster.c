@@ -141,6 +141,8 @@ int verb_init_cluster(sd_bus *bus)
                    "Cluster %s (%s) initialized in %s%s", id.id, strna(id.name), where,
                    arg_adopt ? ", adopting the records already there" : "");
         print_identity(arg_adopt ? "Adopted the records there as" : "Initialized", &id, where);
+        /* this node's hostwardend reads it now rather than at its next attempt */
+        (void)sd_bus_call_method(bus, DEST, PATH, NODE_IFACE, "Reload", NULL, NULL, NULL);
         return 0;
 }
 

@@ -573,6 +573,7 @@ static int reload_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *erro
         if (r < 0)
                 return r;
         log_info("Configuration reloaded");
+        store_attach_retry_now(m); /* e.g. after init-cluster, or once storage is mounted */
         (void)sd_bus_emit_properties_changed(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "Name",
                                              "Address", "Store", "FirewallState", NULL);
         return sd_bus_reply_method_return(msg, NULL);

@@ -18,7 +18,7 @@
 #include "store-attach.h"
 
 /* Retries start at once and slow down to this (or the heartbeat interval, if shorter). */
-#define RETRY_MAX (10 * USEC_PER_SEC)
+#define RETRY_MAX (5 * USEC_PER_SEC)
 
 typedef struct StoreAttach {
         Store *pending; /* opened, not yet trusted */
@@ -234,6 +234,9 @@ static int check_identity(Manager *m)
                           "cluster-id. Nothing starts on this node until then",
                           a->where, found.id, strna(found.name), joined.id, strna(joined.name),
                           hw_lib_dir());
+                /* what the hook knows came from the store this node joined, which may not
+                 * be the one mounted now: nothing starts until that is sorted out */
+                (void)runtime_marker_clear(hw_runtime_dir(), NODE_MARKER_SYNCED);
                 return -EXDEV;
         }
         memcpy(a->cluster_id, found.id, sizeof(a->cluster_id));
@@ -383,6 +386,17 @@ int store_attach_start(Manager *m)
         }
         attempt(m);
         return 0;
+}
+
+void store_attach_retry_now(Manager *m)
+{
+        StoreAttach *a = m->attach;
+
+        if (!a || m->store)
+                return;
+        a->delay = 0;
+        (void)sd_event_source_set_enabled(a->retry, SD_EVENT_OFF);
+        attempt(m);
 }
 
 void store_attach_free(Manager *m)

@@ -34,6 +34,8 @@ const char *store_state_to_string(StoreState s);
  * store cannot even be opened (a configuration it cannot work with). */
 int store_attach_start(Manager *m);
 void store_attach_free(Manager *m);
+/* While not attached: another attempt now (Reload, after init-cluster), not on the timer. */
+void store_attach_retry_now(Manager *m);
 /* The heartbeat's result, for the state shown (ATTACHED or LOST). */
 void store_attach_heartbeat_result(Manager *m, int r);
 

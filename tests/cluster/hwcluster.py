@@ -270,9 +270,15 @@ mount --bind /proc/self/fd/1 "$root/dev/console"
 mount -t tmpfs -o mode=0755,nosuid,nodev hwt-run "$root/run"
 mount -t tmpfs -o mode=1777,nosuid,nodev hwt-tmp "$root/tmp"
 
-# The shared storage.
+# The shared storage; with HWT_STORAGE_LATE=1 it is only reachable at /run/hwt-storage, and
+# Node.mount_storage() mounts it later (a boot before the shared storage is mounted).
 mkdir -p "$root$HWT_INSTANCES_PATH"
-mount --bind "$HWT_SHARED_DIR" "$root$HWT_INSTANCES_PATH"
+if [ "${HWT_STORAGE_LATE:-0}" = 1 ]; then
+    mkdir -p "$root/run/hwt-storage"
+    mount --bind "$HWT_SHARED_DIR" "$root/run/hwt-storage"
+else
+    mount --bind "$HWT_SHARED_DIR" "$root$HWT_INSTANCES_PATH"
+fi
 
 hostname "$HWT_HOSTNAME"
 
@@ -284,6 +290,10 @@ pivot_root . run/hwt-oldroot
 cd /
 umount -l /run/hwt-oldroot
 rmdir /run/hwt-oldroot
+# Shared, as systemd makes / on a host (it leaves it alone in a container): a file system
+# mounted after a service started (PrivateMounts=, ProtectSystem=) reaches it. The node's
+# mounts were made private from the host's by unshare, so nothing goes back there.
+mount --make-rshared /
 
 # A cgroup namespace rooted at the node's cgroups, then systemd as PID 1.
 exec env -i container=hwt-node "HWT_NODE=$HWT_CGROUP" "PATH=$HWT_PATH" \
@@ -540,6 +550,7 @@ class Node:
         self.boot_seconds: float | None = None
         self.ready = False  # booted and libvirtd answered
         self.bmc: Bmc | None = None
+        self.storage_late = False  # the next boot only: see boot()
         self._boot_started: float | None = None
 
     def __repr__(self) -> str:
@@ -665,6 +676,7 @@ class Node:
             "HWT_INSTANCES_PATH": INSTANCES_PATH,
             "HWT_HOSTNAME": self.name,
             "HWT_TARGET": NODE_TARGET,
+            "HWT_STORAGE_LATE": "1" if self.storage_late else "0",
         }
 
     def _boot_argv(self) -> list[str]:
@@ -696,14 +708,26 @@ class Node:
         finally:
             log.close()
 
-    def boot(self, timeout: float = 60) -> None:
+    def boot(self, timeout: float = 60, storage_late: bool = False) -> None:
         """Boot a node that was powered off or killed again, with its disk
-        (root overlay layer) as it was; waits until it is ready."""
+        (root overlay layer) as it was; waits until it is ready.  With
+        storage_late, the shared storage is not mounted at instances_path
+        until mount_storage()."""
         if self.alive:
             raise HarnessError(f"{self.name} is running")
         self._forget_boot()
-        self._spawn()
+        self.storage_late = storage_late
+        try:
+            self._spawn()
+        finally:
+            self.storage_late = False
         self.wait_ready(timeout)
+
+    def mount_storage(self) -> None:
+        """Mount the shared storage at instances_path of a node booted with
+        storage_late, in the node's mount namespace (services see it as they
+        see a remote file system mounted after they started)."""
+        self.run(["mount", "--bind", "/run/hwt-storage", INSTANCES_PATH])
 
     def _forget_boot(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from typing import Iterator
 
 import hwcluster
@@ -58,15 +59,44 @@ def stage(build_dir: str = BUILD_DIR) -> str:
     return dest
 
 
+SYNCED = "/run/hostwarden/node/synced"
+
+
+def synced(node) -> bool:
+    """Has NODE's hostwardend read the cluster store since the node booted?"""
+    return node.run(["test", "-e", SYNCED], check=False).returncode == 0
+
+
+def wait_synced(nodes, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    for node in nodes:
+        while not synced(node):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{node.name}: hostwardend has not read the store in {timeout} s:\n"
+                    + node.run(["hostwardenctl", "status"], check=False).stdout)
+            time.sleep(0.2)
+
+
+def init_cluster(cluster: hwcluster.Cluster, name: str = "hwtest") -> None:
+    """What an operator does once for a new cluster: `hostwardenctl init-cluster` on one node;
+    then every node whose hostwardend runs reads the store (and starts guests) by itself."""
+    cluster.node(1).run(["hostwardenctl", "init-cluster", "--name", name])
+    wait_synced([n for n in cluster.nodes if n.unit_active("hostwardend.service")])
+
+
 @contextlib.contextmanager
 def installed_cluster(n: int, **kwargs) -> Iterator[hwcluster.Cluster]:
     """A started hwcluster.Cluster of N nodes, every one with this build installed
-    (kwargs go to hwcluster.Cluster). At the end it is torn down, the staging tree removed,
-    and nothing may be left behind."""
+    (kwargs go to hwcluster.Cluster), and, where hostwardend runs, a cluster initialized and
+    read by every node. At the end it is torn down, the staging tree removed, and nothing
+    may be left behind."""
     dest = stage()
     cluster = hwcluster.Cluster(n, install_dir=dest, **kwargs)
     try:
         cluster.start()
+        if "hostwardend.service" in cluster.units:
+            init_cluster(cluster)
         yield cluster
     finally:
         cluster.teardown()
