@@ -646,10 +646,11 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
                 return fail(w, "Cannot read the state of %s: %s", p->domain->name,
                             virt_last_error("unknown error")),
                        -EIO;
+        /* the preflight said so already (domain-shutoff ...); it may have stopped since */
         if (state != VIR_DOMAIN_RUNNING && state != VIR_DOMAIN_PAUSED)
                 return fail(w,
-                            "Domain %s is %s: live migration needs a running domain (a shut off "
-                            "one is migrated cold)",
+                            "Domain %s is %s: live migration needs a running or paused domain; "
+                            "start it or use cold migration (not yet available)",
                             p->domain->name, virt_state_to_string(state)),
                        -EINVAL;
 
