@@ -98,7 +98,6 @@ typedef struct MigrationWork {
         bool migrate_returned; /* under wait_lock */
         bool aborted;          /* by Abort() or timeout_action=abort */
         bool paused_by_us;     /* ForceComplete without post-copy: we resume it, nothing else */
-        bool operator_paused;  /* paused by someone else, as last seen by the monitor */
         bool succeeded;
         char error[1024];
 
@@ -450,23 +449,19 @@ static virDomainPtr mon_dom(MigrationWork *w)
         return w->mdom ? w->mdom : w->dom;
 }
 
-/* Is the guest paused now, and not by us? Remembered in operator_paused, so that it lands
- * paused and stays paused after a failure: the power state is the operator's. libvirt's own
- * pause for the switchover (reason migration or post-copy) is not the operator's. */
-static bool guest_paused(Migration *mig, MigrationWork *w)
+/*
+ * Is the guest paused already? Then the pause is not ours to undo: an operator's from before
+ * the migration (libvirt keeps such a guest paused on the destination, and here after a
+ * failure), or one made during it, which libvirt records as a pause for the migration (reason
+ * migration, as the switchover's) and undoes itself, on the destination or here.
+ */
+static bool guest_paused(MigrationWork *w)
 {
         int state = 0, reason = 0;
 
         if (w->paused_by_us)
                 return true;
-        if (virDomainGetState(mon_dom(w), &state, &reason, 0) < 0)
-                return false;
-        if (state != VIR_DOMAIN_PAUSED)
-                w->operator_paused = false;
-        else if (reason != VIR_DOMAIN_PAUSED_MIGRATION && reason != VIR_DOMAIN_PAUSED_POSTCOPY &&
-                 reason != VIR_DOMAIN_PAUSED_POSTCOPY_FAILED)
-                w->operator_paused = true;
-        return state == VIR_DOMAIN_PAUSED;
+        return virDomainGetState(mon_dom(w), &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED;
 }
 
 static void force_complete(Migration *mig, MigrationWork *w)
@@ -484,11 +479,11 @@ static void force_complete(Migration *mig, MigrationWork *w)
                             mig->id, virt_last_error("unknown error"));
         }
         /* paused, the guest dirties nothing: the copy converges; it runs again on the
-         * destination afterwards. A guest paused already (an operator's pause, or libvirt's for
-         * the switchover) is not ours to resume: virDomainSuspend() would succeed on it. */
-        if (guest_paused(mig, w))
+         * destination afterwards. virDomainSuspend() succeeds on a paused guest too: one that
+         * was paused already must not count as paused by us, or it would be resumed. */
+        if (guest_paused(w))
                 log_info("Migration %s: the domain is paused already; completing without pausing "
-                         "it (it is not resumed after)",
+                         "it (hostwarden does not resume it)",
                          mig->id);
         else if (virDomainSuspend(mon_dom(w)) == 0)
                 w->paused_by_us = true;
@@ -556,8 +551,6 @@ static void monitor_once(Migration *mig, MigrationWork *w)
                                     virt_last_error("unknown error"));
         } else if (req == MIGRATION_REQUEST_FORCE_COMPLETE)
                 force_complete(mig, w);
-        else
-                (void)guest_paused(mig, w); /* an operator may pause it while it migrates */
 
         if (virDomainGetJobStats(mon_dom(w), &type, &params, &n, 0) < 0 ||
             type == VIR_DOMAIN_JOB_NONE) {
@@ -674,9 +667,6 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
                 return fail(w, "Cannot read the state of %s: %s", p->domain->name,
                             virt_last_error("unknown error")),
                        -EIO;
-        /* libvirt keeps a guest paused at the start paused on the destination; remembered
-         * for landed() in case a pause of ours comes in between */
-        w->operator_paused = state == VIR_DOMAIN_PAUSED && reason != VIR_DOMAIN_PAUSED_MIGRATION;
         /* the preflight said so already (domain-shutoff ...); it may have stopped since */
         if (state != VIR_DOMAIN_RUNNING && state != VIR_DOMAIN_PAUSED)
                 return fail(w,
@@ -787,31 +777,17 @@ static void set_completed_cb(MigrationInfo *i, void *u)
         }
 }
 
-/* Landed on dest: resume it there if we paused it, keep it paused if someone else had, measure
- * the downtime there. Frees ddom. */
+/* Landed on dest: resume it there if we paused it (only then), measure the downtime there.
+ * Frees ddom. */
 static void landed(Migration *mig, MigrationWork *w, virDomainPtr ddom, const char *dest)
 {
         virTypedParameterPtr params = NULL;
         MigrationInfo c = {};
-        int type, n = 0, state = 0, reason = 0;
+        int type, n = 0;
 
-        if (w->paused_by_us) {
-                if (virDomainResume(ddom) < 0)
-                        log_warning("Migration %s: the domain is paused on %s and cannot be "
-                                    "resumed: %s",
-                                    mig->id, dest, virt_last_error("unknown error"));
-        } else if (w->operator_paused && virDomainGetState(ddom, &state, &reason, 0) == 0 &&
-                   state == VIR_DOMAIN_RUNNING) {
-                /* paused after libvirt prepared the destination, which then starts the guest's
-                 * CPUs: pause it again, as it was */
-                if (virDomainSuspend(ddom) < 0)
-                        log_warning("Migration %s: the domain was paused here and runs on %s, "
-                                    "and cannot be paused there: %s",
-                                    mig->id, dest, virt_last_error("unknown error"));
-                else
-                        log_info("Migration %s: the domain was paused here: paused on %s too",
-                                 mig->id, dest);
-        }
+        if (w->paused_by_us && virDomainResume(ddom) < 0)
+                log_warning("Migration %s: the domain is paused on %s and cannot be resumed: %s",
+                            mig->id, dest, virt_last_error("unknown error"));
         /* the source's domain is gone (undefined); the destination has the completed job's
          * statistics (the source sends them in the migration cookie): keep them there for
          * 'virsh domjobinfo --completed' */
@@ -852,15 +828,6 @@ static void after_failure(Migration *mig, MigrationWork *w)
                 log_error("Migration %s failed and the domain, paused to complete it, cannot be "
                           "resumed: %s",
                           mig->id, virt_last_error("unknown error"));
-        /* libvirt resumes after a failure what ran when the migration began, also when an
-         * operator paused it meanwhile: paused it stays */
-        if (!w->paused_by_us && w->operator_paused &&
-            virDomainGetState(w->dom, &state, &reason, 0) == 0 && state == VIR_DOMAIN_RUNNING) {
-                if (virDomainSuspend(w->dom) < 0)
-                        log_warning("Migration %s: the domain, paused before the migration "
-                                    "failed, runs again and cannot be paused: %s",
-                                    mig->id, virt_last_error("unknown error"));
-        }
         if (virDomainGetState(w->dom, &state, &reason, 0) == 0 && state != VIR_DOMAIN_RUNNING) {
                 size_t len = strlen(w->error);
 
