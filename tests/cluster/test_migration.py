@@ -259,21 +259,17 @@ def test_migrate_by_name_and_by_uuid_at_once_is_busy_for_the_second(nodes, guest
 PAUSED_SLOW = ("bandwidth", "t", "4", "post-copy", "b", "false")
 
 
-@pytest.mark.parametrize("when", ["before", "during"])
-def test_an_operator_paused_guest_force_completed_lands_paused(nodes, guest, when):
-    """The operator paused the guest (before the migration, or while it runs): ForceComplete
-    finds it paused, does not take the pause as its own, and the guest lands paused."""
+def test_an_operator_paused_guest_force_completed_lands_paused(nodes, guest):
+    """The operator paused the guest before the migration: ForceComplete finds it paused,
+    does not take the pause as its own, and the guest lands paused (libvirt keeps it so).
+    (A pause made while the migration runs is one libvirt records as the migration's, reason
+    'migration', and undoes itself on the destination: not tested here, not ours.)"""
     node1, node2 = nodes.nodes
-    name = f"paused-force-{when}"
+    name = "paused-force"
     guest(name, dirty=True)
-    if when == "before":
-        node1.virsh("suspend", name)
-        path = migrate(node1, name, "node2", *PAUSED_SLOW)
-    else:
-        path = migrate(node1, name, "node2", *SLOW)
+    node1.virsh("suspend", name)
+    path = migrate(node1, name, "node2", *PAUSED_SLOW)
     wait_running(node1, path)
-    if when == "during":
-        node1.virsh("suspend", name)
     assert domstate(node1, name) == "paused"
     assert mig_call(node1, path, "ForceComplete").returncode == 0
     final = wait_final(node1, path, timeout=90)
