@@ -76,6 +76,20 @@ static int get_string(sd_bus *bus, const char *path, const char *prop, char **re
         return sd_bus_get_property_string(bus, DEST, path, MIG_IFACE, prop, NULL, ret);
 }
 
+/* The migration's DomainName into *name unless known already: an older hostwardend filled it
+ * only once the migration left the queue, and an empty string is no name. */
+static void get_name(sd_bus *bus, const char *path, char **name)
+{
+        if (!isempty(*name))
+                return;
+        free(*name);
+        *name = NULL;
+        if (get_string(bus, path, "DomainName", name) >= 0 && isempty(*name)) {
+                free(*name);
+                *name = NULL;
+        }
+}
+
 /* The newest migration of domain that hostwardend lists now, or NULL: after a restart of
  * hostwardend, the migrations it adopted from libvirt have new objects. */
 static char *relocate(sd_bus *bus, const char *domain)
@@ -115,13 +129,14 @@ static int follow_migrations(sd_bus *bus, char **paths, size_t n)
                 return 1;
         }
         for (size_t i = 0; i < n; i++)
-                (void)get_string(bus, paths[i], "DomainName", &names[i]);
+                get_name(bus, paths[i], &names[i]);
         while (left > 0) {
                 for (size_t i = 0; i < n; i++) {
                         _cleanup_free_ char *state = NULL, *dest = NULL, *error = NULL;
 
                         if (done[i])
                                 continue;
+                        get_name(bus, paths[i], &names[i]);
                         if (get_string(bus, paths[i], "State", &state) < 0) {
                                 usec_t now = now_realtime();
                                 char *moved = relocate(bus, names[i]);
@@ -150,8 +165,6 @@ static int follow_migrations(sd_bus *bus, char **paths, size_t n)
                         if (!streq(state, "completed") && !streq(state, "failed") &&
                             !streq(state, "aborted"))
                                 continue;
-                        if (!names[i])
-                                (void)get_string(bus, paths[i], "DomainName", &names[i]);
                         (void)get_string(bus, paths[i], "Destination", &dest);
                         (void)get_string(bus, paths[i], "Error", &error);
                         printf("%-24s -> %-12s %s%s%s\n", strna(names[i]),

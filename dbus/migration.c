@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -96,7 +97,7 @@ typedef struct MigrationWork {
         pthread_cond_t wait_cond;
         bool migrate_returned; /* under wait_lock */
         bool aborted;          /* by Abort() or timeout_action=abort */
-        bool paused_by_us;     /* ForceComplete without post-copy */
+        bool paused_by_us;     /* ForceComplete without post-copy: we resume it, nothing else */
         bool succeeded;
         char error[1024];
 
@@ -448,6 +449,21 @@ static virDomainPtr mon_dom(MigrationWork *w)
         return w->mdom ? w->mdom : w->dom;
 }
 
+/*
+ * Is the guest paused already? Then the pause is not ours to undo: an operator's from before
+ * the migration (libvirt keeps such a guest paused on the destination, and here after a
+ * failure), or one made during it, which libvirt records as a pause for the migration (reason
+ * migration, as the switchover's) and undoes itself, on the destination or here.
+ */
+static bool guest_paused(MigrationWork *w)
+{
+        int state = 0, reason = 0;
+
+        if (w->paused_by_us)
+                return true;
+        return virDomainGetState(mon_dom(w), &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED;
+}
+
 static void force_complete(Migration *mig, MigrationWork *w)
 {
         if (mig->opts.post_copy) {
@@ -463,8 +479,13 @@ static void force_complete(Migration *mig, MigrationWork *w)
                             mig->id, virt_last_error("unknown error"));
         }
         /* paused, the guest dirties nothing: the copy converges; it runs again on the
-         * destination afterwards */
-        if (virDomainSuspend(mon_dom(w)) == 0)
+         * destination afterwards. virDomainSuspend() succeeds on a paused guest too: one that
+         * was paused already must not count as paused by us, or it would be resumed. */
+        if (guest_paused(w))
+                log_info("Migration %s: the domain is paused already; completing without pausing "
+                         "it (hostwarden does not resume it)",
+                         mig->id);
+        else if (virDomainSuspend(mon_dom(w)) == 0)
                 w->paused_by_us = true;
         else
                 log_warning("Migration %s: cannot pause the domain to complete: %s", mig->id,
@@ -646,10 +667,11 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
                 return fail(w, "Cannot read the state of %s: %s", p->domain->name,
                             virt_last_error("unknown error")),
                        -EIO;
+        /* the preflight said so already (domain-shutoff ...); it may have stopped since */
         if (state != VIR_DOMAIN_RUNNING && state != VIR_DOMAIN_PAUSED)
                 return fail(w,
-                            "Domain %s is %s: live migration needs a running domain (a shut off "
-                            "one is migrated cold)",
+                            "Domain %s is %s: live migration needs a running or paused domain; "
+                            "start it or use cold migration (not yet available)",
                             p->domain->name, virt_state_to_string(state)),
                        -EINVAL;
 
@@ -755,7 +777,8 @@ static void set_completed_cb(MigrationInfo *i, void *u)
         }
 }
 
-/* Landed on dest: resume it there if we paused it, measure the downtime there. Frees ddom. */
+/* Landed on dest: resume it there if we paused it (only then), measure the downtime there.
+ * Frees ddom. */
 static void landed(Migration *mig, MigrationWork *w, virDomainPtr ddom, const char *dest)
 {
         virTypedParameterPtr params = NULL;
@@ -1077,8 +1100,8 @@ static int start(Manager *m, Migration *mig)
                 log_fields(LOG_INFO, 0,
                            LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_MIGRATION_STARTED },
                                       { "HOSTWARDEN_MIGRATION", mig->id },
-                                      { "HOSTWARDEN_DOMAIN", mig->domain_arg }),
-                           "Migration %s of %s started", mig->id, mig->domain_arg);
+                                      { "HOSTWARDEN_DOMAIN", strna(mig->live.domain_name) }),
+                           "Migration %s of %s started", mig->id, strna(mig->live.domain_name));
         publish_soon(mig);
         return r;
 }
@@ -1143,21 +1166,33 @@ static Migration *migration_free(Migration *mig)
         return NULL;
 }
 
-bool migration_busy(Manager *m, const char *uuid, const char *name)
+Migration *migration_busy(Manager *m, const char *uuid)
 {
+        if (!uuid)
+                return NULL;
         for (Migration *x = m->migrations; x; x = x->next) {
                 bool match;
 
                 if (!x->work && x->live.state != MIGRATION_QUEUED)
                         continue; /* finished in the event loop */
                 pthread_mutex_lock(&x->lock);
-                match = streq_ptr(x->live.domain_uuid, uuid) || streq_ptr(x->domain_arg, uuid) ||
-                        (name && streq_ptr(x->domain_arg, name));
+                match = x->live.domain_uuid && strcasecmp(x->live.domain_uuid, uuid) == 0;
                 pthread_mutex_unlock(&x->lock);
                 if (match)
-                        return true;
+                        return x;
         }
-        return false;
+        return NULL;
+}
+
+/* Busy, naming the migration that has the instance: what the caller can follow or abort. */
+static int busy_error(sd_bus_error *error, const Migration *x, const char *dom)
+{
+        return sd_bus_error_setf(error, HW_ERROR_BUSY,
+                                 "Domain %s is being migrated already: migration %s (%s, %s, "
+                                 "state %s); follow it with 'hostwardenctl migration show %s' or "
+                                 "stop it with 'hostwardenctl migration abort %s'",
+                                 dom, x->id, x->path, strna(x->live.domain_uuid),
+                                 migration_state_to_string(x->live.state), x->id, x->id);
 }
 
 void migrations_free(Manager *m)
@@ -1345,8 +1380,10 @@ static MigrationWork *work_new(void)
         return w;
 }
 
-/* Builds the candidates (the given destination, or every peer) in the event loop. */
-static int prepare_work(Manager *m, Migration *mig, const char *dest, sd_bus_error *error)
+/* Builds the candidates (the given destination, or every peer) in the event loop; they look
+ * the domain up by uuid, the instance the caller's name or UUID resolved to. */
+static int prepare_work(Manager *m, Migration *mig, const char *uuid, const char *dest,
+                        sd_bus_error *error)
 {
         const Config *c = m->config;
         MigrationWork *w;
@@ -1370,8 +1407,8 @@ static int prepare_work(Manager *m, Migration *mig, const char *dest, sd_bus_err
 
                 if (!isempty(dest) && !streq(dest, peer->name))
                         continue;
-                r = preflight_new(m, mig->domain_arg, peer->name, &mig->opts,
-                                  &w->candidates[w->n_candidates], error);
+                r = preflight_new(m, uuid, peer->name, &mig->opts, &w->candidates[w->n_candidates],
+                                  error);
                 if (r < 0)
                         return r;
                 w->candidate_addresses[w->n_candidates] = strdup(peer->address);
@@ -1440,10 +1477,13 @@ static int migration_publish(Manager *m, Migration *mig, MigrationState state)
         return 0;
 }
 
-/* A queued Migration of dom (to dest, "" = hostwarden chooses) with opts, announced with
- * MigrationNew; the queue is not run (the caller calls migrations_schedule()). */
-static int migration_create(Manager *m, const char *dom, const char *dest,
-                            const MigrateOptions *opts, Migration **ret, sd_bus_error *error)
+/* A queued Migration of dom (as the caller named it; the instance uuid, name) to dest ("" =
+ * hostwarden chooses) with opts, announced with MigrationNew; the queue is not run (the caller
+ * calls migrations_schedule()). Domain and DomainName are known from now on: the busy check
+ * and a client that reads them at once see the instance. */
+static int migration_create(Manager *m, const char *dom, const char *uuid, const char *name,
+                            const char *dest, const MigrateOptions *opts, Migration **ret,
+                            sd_bus_error *error)
 {
         Migration *mig;
         int r;
@@ -1451,9 +1491,14 @@ static int migration_create(Manager *m, const char *dom, const char *dest,
         r = migration_new(m, dom, opts, &mig);
         if (r < 0)
                 return r;
-        r = prepare_work(m, mig, dest, error);
+        r = prepare_work(m, mig, uuid, dest, error);
         if (r < 0)
                 goto fail;
+        if (set_str(&mig->live.domain_uuid, uuid) < 0 ||
+            set_str(&mig->live.domain_name, name) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
         if (!isempty(dest) && set_str(&mig->live.destination, dest) < 0) {
                 r = -ENOMEM;
                 goto fail;
@@ -1725,7 +1770,7 @@ static void adopt_scan_done(Manager *m, sd_bus_message *msg, void *userdata)
         AdoptScan *a = userdata;
 
         for (size_t i = 0; i < a->n; i++)
-                if (!migration_busy(m, a->items[i].uuid, a->items[i].name)) {
+                if (!migration_busy(m, a->items[i].uuid)) {
                         int r = adopt(m, &a->items[i], a->peers);
 
                         if (r < 0)
@@ -1760,26 +1805,123 @@ int migrations_adopt(Manager *m)
         return r;
 }
 
+/* Migrate, authorized: the domain is looked up (a worker: libvirt), so that the busy check
+ * and the Migration object know the instance, whichever name or UUID the caller used. */
+typedef struct MigrateCall {
+        char *dom, *dest;
+        MigrateOptions opts;
+        /* the worker's */
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        char *name;
+        const char *error_name; /* NULL: found */
+        char error_message[768];
+} MigrateCall;
+
+static void migrate_call_free(MigrateCall *c)
+{
+        if (!c)
+                return;
+        free(c->dom);
+        free(c->dest);
+        free(c->name);
+        free(c);
+}
+
+static void resolve_work(Manager *m, void *userdata)
+{
+        MigrateCall *c = userdata;
+        virConnectPtr conn = NULL;
+        virDomainPtr d = NULL;
+        char err[512];
+        const char *name;
+
+        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0) {
+                c->error_name = HW_ERROR_LIBVIRT;
+                snprintf(c->error_message, sizeof(c->error_message),
+                         "Cannot connect to libvirt at %s: %s (is libvirtd running?)",
+                         virt_uri(m->virt), err);
+                return;
+        }
+        if (uuid_is_valid(c->dom))
+                d = virDomainLookupByUUIDString(conn, c->dom);
+        if (!d)
+                d = virDomainLookupByName(conn, c->dom);
+        if (!d) {
+                c->error_name = HW_ERROR_NO_SUCH_DOMAIN;
+                snprintf(c->error_message, sizeof(c->error_message),
+                         "No domain '%s' on %s: ListDomains() shows this node's domains", c->dom,
+                         m->config->node.name);
+        } else if (virDomainGetUUIDString(d, c->uuid) < 0 || !(name = virDomainGetName(d)) ||
+                   !(c->name = strdup(name))) {
+                c->error_name = HW_ERROR_LIBVIRT;
+                snprintf(c->error_message, sizeof(c->error_message),
+                         "Cannot read the UUID and name of domain '%s': %s", c->dom,
+                         virt_last_error("unknown error"));
+        }
+        if (d)
+                virDomainFree(d);
+        virConnectClose(conn);
+}
+
+static void resolve_done(Manager *m, sd_bus_message *msg, void *userdata)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        MigrateCall *c = userdata;
+        Migration *mig, *busy;
+        int r;
+
+        if (c->error_name) {
+                (void)sd_bus_reply_method_errorf(msg, c->error_name, "%s", c->error_message);
+                migrate_call_free(c);
+                return;
+        }
+        /* in the event loop, like the creation below: two calls for one instance cannot both
+         * pass, whatever they named it */
+        busy = migration_busy(m, c->uuid);
+        if (busy)
+                r = busy_error(&error, busy, c->dom);
+        else
+                r = migration_create(m, c->dom, c->uuid, c->name, c->dest, &c->opts, &mig, &error);
+        if (r < 0) {
+                if (sd_bus_error_is_set(&error))
+                        (void)sd_bus_reply_method_error(msg, &error);
+                else
+                        (void)sd_bus_reply_method_errnof(msg, -r, "Cannot queue the migration: %m");
+        } else {
+                r = sd_bus_reply_method_return(msg, "o", mig->path);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot answer Migrate: %m");
+                migrations_schedule(m);
+        }
+        migrate_call_free(c);
+}
+
 static int migrate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
 {
         const char *dom, *dest;
-        MigrateOptions opts;
-        Migration *mig;
+        MigrateCall *c;
         int r;
 
         r = sd_bus_message_read(msg, "ss", &dom, &dest);
         if (r < 0)
                 return r;
-        migrate_options_defaults(m->config, &opts);
-        r = migrate_options_read(msg, m->config, &opts, error);
-        if (r < 0)
+        c = calloc(1, sizeof(MigrateCall));
+        if (!c)
+                return -ENOMEM;
+        migrate_options_defaults(m->config, &c->opts);
+        r = migrate_options_read(msg, m->config, &c->opts, error);
+        if (r >= 0) {
+                c->dom = strdup(dom);
+                c->dest = strdup(dest);
+                r = c->dom && c->dest ? 0 : -ENOMEM;
+        }
+        if (r >= 0)
+                r = job_start(m, msg, resolve_work, resolve_done, c);
+        if (r < 0) {
+                migrate_call_free(c);
                 return r;
-        r = migration_create(m, dom, dest, &opts, &mig, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_reply_method_return(msg, "o", mig->path);
-        migrations_schedule(m);
-        return r;
+        }
+        return 1;
 }
 
 /* A destination argument: "" (hostwarden chooses) or a configured peer, never this node. */
@@ -1804,6 +1946,7 @@ typedef struct Drain {
         char *dest;
         MigrateOptions opts;
         char **domains; /* uuids of the running domains */
+        char **names;   /* their names, same order */
         char *error;
 } Drain;
 
@@ -1813,6 +1956,7 @@ static void drain_free(Drain *d)
                 return;
         free(d->dest);
         strv_free(d->domains);
+        strv_free(d->names);
         free(d->error);
         free(d);
 }
@@ -1834,9 +1978,12 @@ static void drain_work(Manager *m, void *userdata)
                 d->error = strdup(virt_last_error("cannot list the domains"));
         for (int i = 0; i < n; i++) {
                 char uuid[VIR_UUID_STRING_BUFLEN];
+                const char *name = virDomainGetName(doms[i]);
 
-                if (virDomainGetUUIDString(doms[i], uuid) == 0)
-                        (void)strv_extend(&d->domains, uuid);
+                /* both or neither: the lists stay aligned */
+                if (name && virDomainGetUUIDString(doms[i], uuid) == 0 &&
+                    strv_extend(&d->domains, uuid) >= 0 && strv_extend(&d->names, name) < 0)
+                        strv_remove(d->domains, uuid);
                 virDomainFree(doms[i]);
         }
         free(doms);
@@ -1862,9 +2009,10 @@ static void drain_done(Manager *m, sd_bus_message *msg, void *userdata)
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
                 Migration *mig;
 
-                if (migration_busy(m, d->domains[i], NULL))
+                if (migration_busy(m, d->domains[i]))
                         continue; /* being migrated already: that migration drains it */
-                if (migration_create(m, d->domains[i], d->dest, &d->opts, &mig, &e) < 0) {
+                if (migration_create(m, d->domains[i], d->domains[i], d->names[i], d->dest,
+                                     &d->opts, &mig, &e) < 0) {
                         log_warning("EvacuateLive: %s cannot be queued: %s", d->domains[i],
                                     e.message ? e.message : "error");
                         continue;
@@ -1964,13 +2112,13 @@ int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         r = migrate_options_read(msg, m->config, &opts, error);
         if (r < 0)
                 return r;
+        /* before asking polkit, what is plain without libvirt (the name or UUID of a
+         * migration's instance); the instance the name resolves to is checked once
+         * authorized (resolve_done) */
         for (Migration *x = m->migrations; x; x = x->next)
                 if (!state_is_final(x->live.state) &&
-                    (streq(x->domain_arg, dom) || streq_ptr(x->live.domain_uuid, dom) ||
-                     streq_ptr(x->live.domain_name, dom)))
-                        return sd_bus_error_setf(error, HW_ERROR_BUSY,
-                                                 "Domain %s is being migrated already (%s)", dom,
-                                                 x->path);
+                    (streq_ptr(x->live.domain_uuid, dom) || streq_ptr(x->live.domain_name, dom)))
+                        return busy_error(error, x, dom);
         r = sd_bus_message_rewind(msg, true);
         if (r < 0)
                 return r;

@@ -45,7 +45,7 @@ typedef enum MigrationRequest {
 /* What is published: the worker writes a copy under the lock, the event loop publishes it. */
 typedef struct MigrationInfo {
         MigrationState state;
-        char *domain_uuid; /* known after the preflight */
+        char *domain_uuid; /* known from the creation (the domain was looked up then) */
         char *domain_name;
         char *destination;
         char *error;
@@ -97,8 +97,9 @@ int migrations_setup(Manager *m);
 /* At start: a Migration object for every outgoing migration libvirt is running here (a
  * previous hostwardend started it), followed from libvirt's job until it ends. */
 int migrations_adopt(Manager *m);
-/* Whether a migration of the instance (uuid, or name as the caller gave it) is queued or
- * running here, its end not yet handled by the event loop. */
-bool migration_busy(Manager *m, const char *uuid, const char *name);
+/* The migration of the instance uuid that is queued or running here (its end not yet handled
+ * by the event loop), or NULL. Every Migration knows its instance's UUID from its creation, so
+ * a name and a UUID of one guest are one instance here. */
+Migration *migration_busy(Manager *m, const char *uuid);
 /* At shutdown: asks running migrations' threads to let go (libvirt carries on p2p). */
 void migrations_free(Manager *m);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <libvirt/virterror.h>
@@ -129,6 +130,44 @@ static virDomainPtr lookup(virConnectPtr conn, const char *arg)
         return d;
 }
 
+/* Live migration takes a running or paused domain; anything else is a finding. */
+static MigDomainState domain_state_of(virDomainPtr dom, const char **ret_word)
+{
+        int state = VIR_DOMAIN_NOSTATE, reason = 0;
+
+        if (virDomainGetState(dom, &state, &reason, 0) < 0)
+                return *ret_word = "unknown", MIG_DOMAIN_ACTIVE; /* Migrate tells, later */
+        *ret_word = virt_state_to_string(state);
+        switch (state) {
+        case VIR_DOMAIN_RUNNING:
+        case VIR_DOMAIN_PAUSED:
+                return MIG_DOMAIN_ACTIVE;
+        case VIR_DOMAIN_SHUTOFF:
+                return virDomainHasManagedSaveImage(dom, 0) > 0 ? MIG_DOMAIN_MANAGED_SAVE
+                                                                : MIG_DOMAIN_SHUTOFF;
+        default:
+                return MIG_DOMAIN_OTHER;
+        }
+}
+
+/* The UUID of the domain the destination has under name when it is another instance than
+ * uuid (NULL otherwise, also when it cannot be asked: a failed lookup is "no such domain"). */
+static char *same_name_elsewhere(virConnectPtr dconn, const char *name, const char *uuid)
+{
+        char other[VIR_UUID_STRING_BUFLEN] = "";
+        virDomainPtr d;
+        int r;
+
+        d = virDomainLookupByName(dconn, name);
+        if (!d)
+                return NULL;
+        r = virDomainGetUUIDString(d, other);
+        virDomainFree(d);
+        if (r < 0 || strcasecmp(other, uuid) == 0)
+                return NULL;
+        return strdup(other);
+}
+
 static int caps_of(virConnectPtr conn, HostCaps **ret)
 {
         _cleanup_free_ char *xml = virConnectGetCapabilities(conn);
@@ -172,10 +211,12 @@ void preflight_gather(Manager *m, Preflight *p)
         char(*where)[128] = NULL;
         char err[512] = "";
         char dest_error[512] = "";
-        _cleanup_free_ char *parse_error = NULL;
+        _cleanup_free_ char *parse_error = NULL, *same_name_uuid = NULL;
         SharedFs shared[2];
         size_t n_shared;
         char mark_what[128];
+        MigDomainState domain_state;
+        const char *state_word = NULL;
         MigCheckInput in;
         int r;
 
@@ -220,6 +261,7 @@ void preflight_gather(Manager *m, Preflight *p)
                 set_error(p, -ENOMEM, SD_BUS_ERROR_NO_MEMORY, "Out of memory");
                 goto out;
         }
+        domain_state = domain_state_of(dom, &state_word);
         n_shared = shared_file_systems(p, shared, mark_what, sizeof(mark_what));
         for (size_t i = 0; i < p->domain->n_disks; i++) {
                 disk_classify(&p->domain->disks[i], shared, n_shared, &disks[i], where[i],
@@ -229,6 +271,8 @@ void preflight_gather(Manager *m, Preflight *p)
 
         in = (MigCheckInput){
                 .domain = p->domain,
+                .domain_state = domain_state,
+                .domain_state_word = state_word,
                 .disks = disks,
                 .source = src_caps,
                 .source_name = p->source_name,
@@ -255,6 +299,8 @@ void preflight_gather(Manager *m, Preflight *p)
                 unsigned long long free_bytes = virNodeGetFreeMemory(dconn);
 
                 in.dest = dst_caps;
+                in.dest_same_name_uuid = same_name_uuid =
+                        same_name_elsewhere(dconn, p->domain->name, p->domain->uuid);
                 if (free_bytes > 0)
                         in.dest_free_bytes = p->dest_free_bytes = free_bytes;
                 /* a CPU to compare: a named model (custom, host-model as libvirt expanded it) */

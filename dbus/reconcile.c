@@ -410,9 +410,9 @@ static void save_definition(Manager *m, const LocalDomain *d)
         (void)strv_extend(&rc->saved, key);
 }
 
-static bool instance_busy(Manager *m, const char *uuid, const char *name)
+static bool instance_busy(Manager *m, const char *uuid)
 {
-        return migration_busy(m, uuid, name) || strv_contains(m->rebuilding, uuid);
+        return migration_busy(m, uuid) || strv_contains(m->rebuilding, uuid);
 }
 
 static void resume_done(Manager *m, const Action *a)
@@ -740,7 +740,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                         if (streq(inst[k].uuid, d->uuid))
                                 rec = &inst[k];
                 if (!rec) {
-                        if (!instance_busy(m, d->uuid, d->name) &&
+                        if (!instance_busy(m, d->uuid) &&
                             claim(m, d->uuid, d->name, 0, "it has no record") == 0)
                                 save_definition(m, d);
                         continue;
@@ -749,7 +749,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                         save_definition(m, d);
                         /* paused for a migration that ended: resumed once so for the settle
                          * time, if no peer has it */
-                        if (d->ended_paused && !instance_busy(m, d->uuid, d->name)) {
+                        if (d->ended_paused && !instance_busy(m, d->uuid)) {
                                 if (settled(rc->paused, d->uuid, now, settle))
                                         (void)add_resume(p, m->config, d, rec);
                                 (void)notice(&paused, rc->paused, d->uuid, now);
@@ -758,7 +758,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                 }
                 /* a copy paused for a migration that ended is decided as any other: the
                  * owner is asked, and if it runs the guest this stale copy goes */
-                if ((d->migrating && !d->ended_paused) || instance_busy(m, d->uuid, d->name))
+                if ((d->migrating && !d->ended_paused) || instance_busy(m, d->uuid))
                         continue;
                 peer = config_find_peer(m->config, rec->owner);
                 if (!d->active)
@@ -788,7 +788,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                         continue;
                 for (size_t i = 0; i < p->n_domains && !here; i++)
                         here = streq(p->domains[i].uuid, inst[k].uuid);
-                if (here || instance_busy(m, inst[k].uuid, inst[k].name))
+                if (here || instance_busy(m, inst[k].uuid))
                         continue;
                 if (!settled(rc->missing, inst[k].uuid, now, settle)) {
                         (void)notice(&missing, rc->missing, inst[k].uuid, now);

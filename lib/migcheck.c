@@ -178,6 +178,53 @@ static int check_destination(const MigCheckInput *in, MigFindings *f)
         return 0;
 }
 
+/* Migrate refuses the same (dbus/migration.c run_migration()): keep the words alike. */
+static int check_domain_state(const MigCheckInput *in, MigFindings *f)
+{
+        const char *name = in->domain->name;
+
+        switch (in->domain_state) {
+        case MIG_DOMAIN_SHUTOFF:
+                return mig_findings_add(
+                        f, MIG_ERROR, "domain-shutoff",
+                        "Domain %s is shut off: live migration needs a running domain; start it "
+                        "('virsh start %s') or use cold migration (not yet available)",
+                        name, name);
+        case MIG_DOMAIN_MANAGED_SAVE:
+                /* the image is on this node's disk: a cold move would leave the memory behind */
+                return mig_findings_add(
+                        f, MIG_ERROR, "domain-managed-save",
+                        "Domain %s is shut off with a managed save image on %s: live migration "
+                        "needs a running domain; start it ('virsh start %s' restores the saved "
+                        "state), or drop the image ('virsh managedsave-remove %s') and use cold "
+                        "migration (not yet available)",
+                        name, strna(in->source_name), name, name);
+        case MIG_DOMAIN_OTHER:
+                return mig_findings_add(
+                        f, MIG_ERROR, "domain-not-running",
+                        "Domain %s is %s: live migration needs a running or paused domain; "
+                        "bring it back to running ('virsh domstate --reason %s' tells why) "
+                        "first",
+                        name, strna(in->domain_state_word), name);
+        default:
+                return 0;
+        }
+}
+
+/* libvirt keys domains by name as well as UUID: a second instance of that name cannot land. */
+static int check_dest_name(const MigCheckInput *in, MigFindings *f)
+{
+        if (!in->dest_same_name_uuid)
+                return 0;
+        return mig_findings_add(
+                f, MIG_ERROR, "destination-name-taken",
+                "%s already has a domain named %s with UUID %s (another instance; this one is "
+                "%s): libvirt cannot hold two domains of one name; pick another node, or "
+                "rename or remove the one on %s",
+                in->dest_name, in->domain->name, in->dest_same_name_uuid, strna(in->domain->uuid),
+                in->dest_name);
+}
+
 static int check_cpu(const MigCheckInput *in, MigFindings *f)
 {
         const DomXml *dom = in->domain;
@@ -404,7 +451,11 @@ int mig_check(const MigCheckInput *in, MigFindings *ret)
         MigFindings f = {};
         int r;
 
-        r = check_destination(in, &f);
+        r = check_domain_state(in, &f);
+        if (r >= 0)
+                r = check_destination(in, &f);
+        if (r >= 0)
+                r = check_dest_name(in, &f);
         if (r >= 0 && in->dest && in->source)
                 r = check_cpu(in, &f);
         if (r >= 0)

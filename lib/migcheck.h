@@ -47,9 +47,19 @@ typedef enum MigCpuCompare {
         MIG_CPU_SUPERSET = 2,
 } MigCpuCompare;
 
+/* What the domain is doing on the source: live migration takes only an active domain. */
+typedef enum MigDomainState {
+        MIG_DOMAIN_ACTIVE,       /* running or paused (a paused one lands paused) */
+        MIG_DOMAIN_SHUTOFF,      /* defined, not running */
+        MIG_DOMAIN_MANAGED_SAVE, /* shut off with a managed save image on this node */
+        MIG_DOMAIN_OTHER,        /* crashed, pmsuspended, shutting down: domain_state_word */
+} MigDomainState;
+
 typedef struct MigCheckInput {
         const DomXml *domain;
-        const MigDiskInfo *disks; /* one per domain->disks */
+        MigDomainState domain_state;
+        const char *domain_state_word; /* libvirt's state as a word, for MIG_DOMAIN_OTHER */
+        const MigDiskInfo *disks;      /* one per domain->disks */
         const HostCaps *source;
         const HostCaps *dest; /* NULL: the destination could not be asked (a finding says so) */
         const char *source_name;
@@ -60,6 +70,9 @@ typedef struct MigCheckInput {
         MigCpuCompare cpu_compare;
         const char *cpu_compare_error; /* libvirt's message when COMPARE_FAILED */
         bool block;                    /* block migration (copy local disks) */
+        /* The UUID of another domain (a different instance) that the destination's libvirt has
+         * under the domain's name; NULL: none, or the destination could not be asked. */
+        const char *dest_same_name_uuid;
 } MigCheckInput;
 
 typedef struct MigFinding {

@@ -69,26 +69,76 @@ def wait_up(node, peer, timeout=15.0):
 
 @pytest.fixture
 def domain(nodes):
-    """Defines domains on node1 (not started: CheckMigration reads the definition) and
-    removes them afterwards."""
+    """Defines domains on node1 (started only when asked: most rules read the definition, and
+    a shut-off domain is a finding of its own) and removes them afterwards."""
     node1 = nodes.node(1)
     names = []
 
-    def define(name, memory_mib=64, devices=""):
+    def define(name, memory_mib=64, devices="", start=False):
         xml = hwcluster.domain_xml(name, memory_mib=memory_mib, devices=devices)
         node1.run(["virsh", "define", "/dev/stdin"], input=xml)
         names.append(name)
+        if start:
+            node1.virsh("start", name)
         return name
     yield define
     for name in names:
-        node1.virsh("undefine", name, check=False)
+        node1.virsh("destroy", name, check=False)
+        node1.virsh("undefine", "--managed-save", name, check=False)
 
 
 def test_a_plain_guest_to_a_live_peer_has_no_error(nodes, domain):
     node1 = nodes.node(1)
     wait_up(node1, "node2")
-    findings = check(node1, domain("cm-plain"), "node2")
+    findings = check(node1, domain("cm-plain", start=True), "node2")
     assert all(sev != "error" for sev, _ in findings.values()), findings
+
+
+def test_a_shut_off_domain_is_an_error(nodes, domain):
+    """Migrate refuses a domain that does not run: CheckMigration says so first."""
+    node1 = nodes.node(1)
+    wait_up(node1, "node2")
+    findings = check(node1, domain("cm-off"), "node2")
+    sev, msg = findings["domain-shutoff"]
+    assert sev == "error", findings
+    assert "cm-off is shut off" in msg and "virsh start cm-off" in msg, msg
+    assert "cold migration (not yet available)" in msg, msg
+    assert [c for c, (sev, _) in findings.items() if sev == "error"] == ["domain-shutoff"]
+
+
+def test_a_managed_saved_domain_is_an_error(nodes, domain):
+    node1 = nodes.node(1)
+    wait_up(node1, "node2")
+    name = domain("cm-saved", start=True)
+    assert "domain-managed-save" not in check(node1, name, "node2")
+    node1.virsh("managedsave", name)
+    assert "Managed save:   yes" in node1.virsh("dominfo", name).stdout
+    findings = check(node1, name, "node2")
+    sev, msg = findings["domain-managed-save"]
+    assert sev == "error", findings
+    assert "managed save image on node1" in msg and "virsh start cm-saved" in msg, msg
+    assert "managedsave-remove cm-saved" in msg, msg
+    assert "domain-shutoff" not in findings, findings
+
+
+def test_a_destination_with_another_domain_of_that_name(nodes, domain):
+    """libvirt cannot hold two domains of one name: a same-name domain of another UUID on the
+    destination is an error, and gone with it."""
+    node1, node2 = nodes.nodes
+    wait_up(node1, "node2")
+    name = domain("cm-twin", start=True)
+    other = str(uuidlib.uuid4())
+    node2.run(["virsh", "define", "/dev/stdin"],
+              input=hwcluster.domain_xml(name, uuid=other))
+    try:
+        findings = check(node1, name, "node2")
+        sev, msg = findings["destination-name-taken"]
+        assert sev == "error", findings
+        uuid = node1.virsh("domuuid", name).stdout.strip()
+        assert other in msg and uuid in msg and "pick another node" in msg, msg
+    finally:
+        node2.virsh("undefine", name, check=False)
+    assert "destination-name-taken" not in check(node1, name, "node2")
 
 
 def test_destination_is_this_node(nodes, domain):
@@ -147,7 +197,7 @@ def test_shared_disk_with_block_migration(nodes, domain):
     try:
         disk = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
                 f"<source file='{path}'/><target dev='vda' bus='virtio'/></disk>")
-        name = domain("cm-shared", devices=disk)
+        name = domain("cm-shared", devices=disk, start=True)
         findings = check(node1, name, "node2", "block", "b", "true")
         assert findings["shared-disk-block"][0] == "error"
         assert "without block" in findings["shared-disk-block"][1]

@@ -7,6 +7,7 @@ guests runs there; EvacuateLive drains a node."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid as uuidlib
@@ -260,6 +261,10 @@ def test_evacuate_live_drains_a_node_to_its_peers(nodes, record_timing):
             out = ctl(node1, "evacuate", "--live", "--wait", timeout=300).stdout
         record_timing(f"EvacuateLive, 4 idle guests ({nodes.hw_store})", time.monotonic() - t0)
         assert "4 domain(s) moved, 0 not." in out, out
+        # one line per guest, with its name: two of them were still queued when --wait
+        # read their names
+        for name in names:
+            assert re.search(rf"^{name} +-> node[23] +completed$", out, re.M), out
         landed = set()
         for name in names:
             where = [n.name for n in nodes.nodes if running(n, name)]

@@ -215,6 +215,99 @@ def test_force_complete_lands_a_non_converging_guest_on_the_destination(nodes, g
 
 
 
+def test_migrate_by_name_and_by_uuid_at_once_is_busy_for_the_second(nodes, guest):
+    """One guest named two ways in two Migrate calls sent together: one instance, so one
+    migration; the other call gets Error.Busy naming it (it used to be queued too, and to
+    fail later with 'No domain')."""
+    node1, node2 = nodes.nodes
+    uuid = guest("dirty-twice", dirty=True)
+    call = " ".join(BUSCTL) + " --json=short call " + " ".join(NODE) + " Migrate ssa{sv}"
+    slow = "2 bandwidth t 10 post-copy b false"
+    out = node1.run(f"{call} dirty-twice node2 {slow} >/tmp/by-name.out 2>&1 & "
+                    f"{call} {uuid} node2 {slow} >/tmp/by-uuid.out 2>&1 & wait; "
+                    "cat /tmp/by-name.out; echo; cat /tmp/by-uuid.out").stdout
+    paths = [json.loads(line)["data"][0] for line in out.splitlines()
+             if line.startswith("{")]
+    errors = [line for line in out.splitlines() if line.strip() and not line.startswith("{")]
+    assert len(paths) == 1 and len(errors) == 1, out
+    path = paths[0]
+    mig_id = path.rsplit("/", 1)[1]
+    assert "org.hostwarden.Warden1.Error.Busy" in errors[0] or "being migrated already" in \
+        errors[0], errors
+    assert mig_id in errors[0], errors
+    p = props(node1, path)
+    assert p["Domain"] == uuid and p["DomainName"] == "dirty-twice", p
+    # and one after the other, while it runs: by either word
+    wait_running(node1, path)
+    for word in ("dirty-twice", uuid, uuid.upper()):
+        proc = node1.run(["gdbus", "call", "--system", "--dest", BUS, "--object-path",
+                          "/org/hostwarden/Warden1", "--method",
+                          "org.hostwarden.Warden1.Node.Migrate", word, "node2", "{}"],
+                         check=False)
+        assert proc.returncode != 0 and "org.hostwarden.Warden1.Error.Busy" in proc.stderr, \
+            (word, proc.stdout, proc.stderr)
+        assert mig_id in proc.stderr, proc.stderr
+    assert mig_call(node1, path, "Abort").returncode == 0
+    assert wait_final(node1, path, timeout=30)["State"] == "aborted"
+    assert domstate(node1, "dirty-twice") == "running"
+    listed = json.loads(node1.run(BUSCTL + ["--json=short", "call", *NODE,
+                                            "ListMigrations"]).stdout)["data"][0]
+    assert len([m for m in listed if m[1] == "dirty-twice"]) == 1, listed
+
+
+# a paused guest dirties nothing: 4 MiB/s makes its ~46 MiB take ~12 s, time to act on it
+PAUSED_SLOW = ("bandwidth", "t", "4", "post-copy", "b", "false")
+
+
+def test_an_operator_paused_guest_force_completed_lands_paused(nodes, guest):
+    """The operator paused the guest before the migration: ForceComplete finds it paused,
+    does not take the pause as its own, and the guest lands paused (libvirt keeps it so).
+    (A pause made while the migration runs is one libvirt records as the migration's, reason
+    'migration', and undoes itself on the destination: not tested here, not ours.)"""
+    node1, node2 = nodes.nodes
+    name = "paused-force"
+    guest(name, dirty=True)
+    node1.virsh("suspend", name)
+    path = migrate(node1, name, "node2", *PAUSED_SLOW)
+    wait_running(node1, path)
+    assert domstate(node1, name) == "paused"
+    assert mig_call(node1, path, "ForceComplete").returncode == 0
+    final = wait_final(node1, path, timeout=90)
+    assert final["State"] == "completed", final
+    assert domstate(node2, name) == "paused"
+    assert domstate(node1, name) is None
+
+
+def test_an_aborted_migration_of_a_paused_guest_leaves_it_paused(nodes, guest):
+    """ForceComplete then Abort on a guest the operator paused: the abort does not resume
+    it (the pause was never hostwarden's)."""
+    node1, node2 = nodes.nodes
+    guest("paused-abort", dirty=True)
+    node1.virsh("suspend", "paused-abort")
+    path = migrate(node1, "paused-abort", "node2", *PAUSED_SLOW)
+    wait_running(node1, path)
+    assert mig_call(node1, path, "ForceComplete").returncode == 0
+    assert mig_call(node1, path, "Abort").returncode == 0
+    final = wait_final(node1, path, timeout=60)
+    assert final["State"] == "aborted", final
+    assert domstate(node1, "paused-abort") == "paused"
+    assert domstate(node2, "paused-abort") is None
+
+
+def test_timeout_action_force_complete_keeps_a_paused_guest_paused(nodes, guest):
+    node1, node2 = nodes.nodes
+    guest("paused-timeout", dirty=True)
+    node1.virsh("suspend", "paused-timeout")
+    path = migrate(node1, "paused-timeout", "node2", *PAUSED_SLOW, "completion-timeout", "t",
+                   "2", "timeout-action", "s", "force_complete")
+    final = wait_final(node1, path, timeout=90)
+    assert final["State"] == "completed", final
+    mig_id = path.rsplit("/", 1)[1]
+    assert f"Migration {mig_id}: completion timeout, forcing completion" in \
+        node1.journal("-u", "hostwardend")
+    assert domstate(node2, "paused-timeout") == "paused"
+
+
 def test_a_migration_in_flight_when_hostwardend_dies_is_reported_after_restart(nodes, guest):
     """hostwardend is killed (SIGKILL) during a migration that does not converge; libvirt
     carries the peer-to-peer migration on. The restarted daemon reports it as a Migration

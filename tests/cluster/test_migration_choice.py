@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid as uuidlib
 
 import pytest
 
@@ -56,3 +57,38 @@ def test_a_disabled_peer_is_skipped(nodes):
         for n in nodes.nodes:
             n.virsh("destroy", "choose", check=False)
             n.virsh("undefine", "choose", check=False)
+
+
+def test_a_peer_with_another_domain_of_that_name_is_skipped(nodes):
+    """node2, the first peer, has a domain named like the guest (another instance): hostwarden
+    picks node3; when node3 has one too, no peer can take it and the migration says why."""
+    node1, node2, node3 = nodes.nodes
+    name = "twin"
+    hwcluster.define_and_start(node1, hwcluster.domain_xml(name))
+    uuid = node1.virsh("domuuid", name).stdout.strip()
+    others = {}
+    try:
+        for n in (node2, node3):
+            others[n.name] = str(uuidlib.uuid4())
+            n.run(["virsh", "define", "/dev/stdin"],
+                  input=hwcluster.domain_xml(name, uuid=others[n.name]))
+        final = wait_final(node1, migrate(node1, name, ""))
+        assert final["State"] == "failed", final
+        assert "No peer can take the domain" in final["Error"], final
+        for n in ("node2", "node3"):
+            assert f"{n} already has a domain named twin with UUID {others[n]}" in \
+                final["Error"], final
+        assert "destination-name-taken" in final["Error"], final
+        assert domstate(node1, name) == "running"
+
+        node3.virsh("undefine", name)
+        final = wait_final(node1, migrate(node1, name, ""))
+        assert final["State"] == "completed", final
+        assert final["Destination"] == "node3", final
+        assert node3.virsh("domuuid", name).stdout.strip() == uuid
+        assert domstate(node3, name) == "running"
+        assert node2.virsh("domuuid", name).stdout.strip() == others["node2"]  # untouched
+    finally:
+        for n in nodes.nodes:
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)

@@ -256,6 +256,59 @@ static void test_destination_state(void **state)
         }
 }
 
+static void test_only_an_active_domain_migrates_live(void **state)
+{
+        static const struct {
+                MigDomainState state;
+                const char *word, *code, *needle1, *needle2;
+        } cases[] = {
+                { MIG_DOMAIN_SHUTOFF, "shutoff", "domain-shutoff", "start it",
+                  "cold migration (not yet available)" },
+                { MIG_DOMAIN_MANAGED_SAVE, "shutoff", "domain-managed-save",
+                  "managed save image on node1", "managedsave-remove" },
+                { MIG_DOMAIN_OTHER, "crashed", "domain-not-running", "is crashed",
+                  "running or paused" },
+        };
+        Fixture x;
+
+        setup(&x, "migcheck/nova-instance.xml", NULL);
+        x.in.domain_state = MIG_DOMAIN_ACTIVE; /* running or paused */
+        expect_none(&x);
+        teardown(&x);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                setup(&x, "migcheck/nova-instance.xml", NULL);
+                x.in.domain_state = cases[i].state;
+                x.in.domain_state_word = cases[i].word;
+                expect_one(&x, MIG_ERROR, cases[i].code, cases[i].needle1, cases[i].needle2);
+                assert_true(test_contains(x.f.items[0].message, x.dom->name));
+                teardown(&x);
+        }
+        /* it adds to what else stands in the way, first */
+        setup(&x, "migcheck/nova-instance.xml", NULL);
+        x.in.domain_state = MIG_DOMAIN_SHUTOFF;
+        x.in.dest_state = "disabled";
+        run(&x);
+        assert_int_equal(x.f.n, 2);
+        assert_string_equal(x.f.items[0].code, "domain-shutoff");
+        assert_string_equal(x.f.items[1].code, "destination-disabled");
+        teardown(&x);
+}
+
+static void test_a_destination_with_another_domain_of_that_name(void **state)
+{
+        const char *other = "0b6f0e3c-2a67-4f3e-9d1b-4f1c2b6a7e55";
+        Fixture x;
+
+        setup(&x, "migcheck/nova-instance.xml", NULL);
+        x.in.dest_same_name_uuid = other;
+        expect_one(&x, MIG_ERROR, "destination-name-taken", other, "pick another node");
+        assert_true(test_contains(x.f.items[0].message, x.dom->name));
+        assert_true(test_contains(x.f.items[0].message, x.dom->uuid));
+        x.in.dest_same_name_uuid = NULL; /* none, or not known */
+        expect_none(&x);
+        teardown(&x);
+}
+
 static void test_cpu_architecture_must_match(void **state)
 {
         Fixture x;
@@ -528,6 +581,8 @@ int main(void)
                 cmocka_unit_test(test_domain_model_for_migration),
                 cmocka_unit_test(test_a_plain_nova_instance_on_shared_storage_passes),
                 cmocka_unit_test(test_destination_state),
+                cmocka_unit_test(test_only_an_active_domain_migrates_live),
+                cmocka_unit_test(test_a_destination_with_another_domain_of_that_name),
                 cmocka_unit_test(test_cpu_architecture_must_match),
                 cmocka_unit_test(test_host_passthrough_needs_an_identical_cpu),
                 cmocka_unit_test(test_destination_cpu_must_be_compatible),
