@@ -668,7 +668,7 @@ static void plan_deferred_starts(Manager *m, Pass *p, const InstanceRecord *inst
                 if (d && !rec && !d->active)
                         continue; /* claimed by this pass: started by the next */
                 if (d && rec && streq(rec->owner, m->config->node.name) && !d->active &&
-                    d->autostart && !instance_busy(m, d->uuid, d->name)) {
+                    d->autostart && !instance_busy(m, d->uuid)) {
                         (void)add_action(p, ACTION_START, d, rec, NULL);
                         continue;
                 }
