@@ -168,6 +168,8 @@ static int attach(Manager *m)
 
         r = sd_event_add_time_relative(m->event, &m->heartbeat, CLOCK_MONOTONIC,
                                        c->cluster.heartbeat_interval, 0, heartbeat_cb, m);
+        if (r >= 0) /* every interval, not once */
+                r = sd_event_source_set_enabled(m->heartbeat, SD_EVENT_ON);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the heartbeat: %m");
         reconcile_schedule(m);

@@ -94,6 +94,11 @@ def run(stage: str) -> int:
         node1, node2 = cluster.nodes
         say(f"    {node1.name} {node1.address}   {node2.name} {node2.address}   "
             f"(up in {time.monotonic() - t0:.1f}s)")
+        step("Once per cluster, on one node: hostwardenctl init-cluster (hostwardend never makes\n"
+             "    a store by itself; until a node has read its cluster's, nothing starts on it)")
+        show(node1, ["hostwardenctl", "init-cluster", "--name", "demo"])
+        hwinstall.wait_synced(cluster.nodes)
+        show(node2, ["hostwardenctl", "status"])
         say("    /etc/hostwarden/hostwarden.conf on node2 (the BMC password elided here):")
         for line in node2.read_file("/etc/hostwarden/hostwarden.conf").splitlines():
             say(f"        {line.replace(bmc_password, '********')}")

@@ -13,16 +13,16 @@ _hostwardenctl() {
 
         local commands="status check reload overview nodes instances domains migrate
                 migrations migration disable enable force-down force-up fence evacuate rebuild
-                setup-leases"
+                setup-leases init-cluster allow-unsynced-starts"
         local options="--help --version --json --no-ask-password --block --wait --watch --bandwidth=
-                --live --to= --from="
+                --live --to= --from= --name= --adopt --reason="
 
         case $prev in
         --to | --from)
                 COMPREPLY=($(compgen -W "$(__hostwardenctl_column nodes 1)" -- "$cur"))
                 return
                 ;;
-        --bandwidth)
+        --bandwidth | --name | --reason)
                 return
                 ;;
         esac
@@ -37,7 +37,8 @@ _hostwardenctl() {
         for ((i = 1; i < cword; i++)); do
                 [[ ${words[i]} == -* ]] && continue
                 [[ ${words[i - 1]} == --to || ${words[i - 1]} == --from ||
-                        ${words[i - 1]} == --bandwidth ]] && continue
+                        ${words[i - 1]} == --bandwidth || ${words[i - 1]} == --name ||
+                        ${words[i - 1]} == --reason ]] && continue
                 if [[ -z $verb ]]; then
                         verb=${words[i]}
                 else

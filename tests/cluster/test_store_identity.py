@@ -26,8 +26,13 @@ SHARED = hwcluster.INSTANCES_PATH
 BUSCTL, NODE = hwinstall.BUSCTL, hwinstall.NODE_API
 # an nftables table of the test's own in node 1's network namespace (which outlives its
 # boots): etcd's client port unreachable from node 1, its own member included
-CUT_ETCD = "table inet hwtest_cut { chain out { type filter hook output priority 0; " \
-           "tcp dport 2379 drop; } }"
+CUT_ETCD = """table inet hwtest_cut {
+    chain out {
+        type filter hook output priority 0;
+        tcp dport 2379 drop
+    }
+}
+"""
 
 
 def config(i: int, store: str) -> str:
@@ -92,7 +97,7 @@ def test_a_node_booting_without_its_store_starts_nothing_until_it_reads_it(nodes
 
     # node1 boots without its store
     if etcd:
-        hwcluster._run(["ip", "netns", "exec", node1.netns, "nft", CUT_ETCD])
+        hwcluster._run(["ip", "netns", "exec", node1.netns, "nft", "-f", "-"], input=CUT_ETCD)
         node1.boot()
     else:
         node1.boot(storage_late=True)

@@ -105,6 +105,14 @@ def test_the_deb_makes_a_node_ready_and_purge_leaves_only_the_operators_files(de
 
     status = run(node2, ["hostwardenctl", "status"]).stdout
     assert "Node: node2" in status and "10.77.0.12" in status, status
+    # No store yet: hostwardend made none, and says what to do. The operator makes the
+    # cluster (once, here: the only node with hostwarden).
+    assert "no-identity" in status and "init-cluster" in status, status
+    run(node2, ["hostwardenctl", "init-cluster", "--name", "pkgtest"])
+    deadline = time.monotonic() + 30
+    while "Store: dir, attached" not in run(node2, ["hostwardenctl", "status"]).stdout:
+        assert time.monotonic() < deadline, run(node2, ["hostwardenctl", "status"]).stdout
+        time.sleep(0.2)
 
     # A guest whose console listens on node1's address migrates in; node2's hook moves it.
     hwcluster.define_and_start(node1, hwcluster.domain_xml(
