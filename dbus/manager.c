@@ -173,6 +173,15 @@ int manager_startup(Manager *m)
         return 0;
 }
 
+/* Whether this node must refuse to start instance rec: another node owns it, or it was
+ * deleted after it was evacuated from here (any other node may define it again). */
+static bool denied_here(Manager *m, const InstanceRecord *rec)
+{
+        const char *self = m->config->node.name;
+
+        return rec->deleted ? streq_ptr(rec->evacuated_from, self) : !streq(rec->owner, self);
+}
+
 int manager_sync_deny_list_from(Manager *m, const InstanceRecord *inst, size_t n)
 {
         _cleanup_free_ char *deny_dir = NULL;
@@ -185,9 +194,7 @@ int manager_sync_deny_list_from(Manager *m, const InstanceRecord *inst, size_t n
         for (size_t i = 0; i < n; i++) {
                 RuntimeRecord cur = { NULL }, rec = { NULL };
                 char since[64], gen[32];
-                bool mine = streq(inst[i].owner, m->config->node.name);
-
-                if (mine) {
+                if (!denied_here(m, &inst[i])) {
                         (void)runtime_deny_remove(rt, inst[i].uuid);
                         continue;
                 }
@@ -203,6 +210,8 @@ int manager_sync_deny_list_from(Manager *m, const InstanceRecord *inst, size_t n
                                          format_realtime(inst[i].time, since, sizeof(since)));
                 if (inst[i].evacuated_from)
                         (void)runtime_record_set(&rec, "evacuated_from", inst[i].evacuated_from);
+                if (inst[i].deleted)
+                        (void)runtime_record_set(&rec, "deleted", "yes");
                 if (inst[i].name)
                         (void)runtime_record_set(&rec, "name", inst[i].name);
                 (void)runtime_record_set(&rec, "generation", gen);
@@ -212,8 +221,10 @@ int manager_sync_deny_list_from(Manager *m, const InstanceRecord *inst, size_t n
                         log_warning_errno(r, "Failed to deny %s here: %m", inst[i].uuid);
                 else
                         log_fields(LOG_NOTICE, 0, LOG_FIELDS({ "HOSTWARDEN_DOMAIN", inst[i].uuid }),
-                                   "Instance %s (%s) is owned by node %s: it may not start here",
-                                   inst[i].uuid, inst[i].name ? inst[i].name : "?", inst[i].owner);
+                                   "Instance %s (%s) %s %s: it may not start here", inst[i].uuid,
+                                   inst[i].name ? inst[i].name : "?",
+                                   inst[i].deleted ? "was deleted on node" : "is owned by node",
+                                   inst[i].owner);
         }
 
         /* entries whose record is gone or came back to this node */
@@ -226,8 +237,7 @@ int manager_sync_deny_list_from(Manager *m, const InstanceRecord *inst, size_t n
                 if (!uuid_is_valid(de->d_name))
                         continue;
                 for (size_t i = 0; i < n && !keep; i++)
-                        keep = streq(inst[i].uuid, de->d_name) &&
-                               !streq(inst[i].owner, m->config->node.name);
+                        keep = streq(inst[i].uuid, de->d_name) && denied_here(m, &inst[i]);
                 if (!keep)
                         (void)runtime_deny_remove(rt, de->d_name);
         }

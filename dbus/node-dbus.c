@@ -281,9 +281,10 @@ static int method_list_instances(sd_bus_message *msg, void *userdata, sd_bus_err
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(sssst)");
         for (size_t i = 0; r >= 0 && i < n; i++)
-                r = sd_bus_message_append(reply, "(sssst)", inst[i].uuid, strempty(inst[i].name),
-                                          strempty(inst[i].owner), strempty(inst[i].evacuated_from),
-                                          inst[i].time);
+                if (!inst[i].deleted) /* a tombstone is no instance */
+                        r = sd_bus_message_append(reply, "(sssst)", inst[i].uuid,
+                                                  strempty(inst[i].name), strempty(inst[i].owner),
+                                                  strempty(inst[i].evacuated_from), inst[i].time);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -395,7 +396,7 @@ static void list_domains_done(Manager *m, sd_bus_message *msg, void *userdata)
 
                 r = sd_bus_message_append(reply, "(ssss)", j->rows[i].uuid, j->rows[i].name,
                                           virt_state_to_string(j->rows[i].state),
-                                          rec ? rec->owner : "");
+                                          rec && !rec->deleted ? rec->owner : "");
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);

@@ -25,20 +25,26 @@ typedef struct LocalDomain {
         char *name;
         bool active;
         bool autostart;
+        int state, reason; /* virDomainGetState */
         bool migrating;    /* a job, or paused for a migration */
         bool ended_paused; /* paused for a migration that no longer runs */
         char *xml;         /* inactive definition (secure), may be NULL */
 } LocalDomain;
 
 typedef enum ActionKind {
-        ACTION_UNDEFINE,         /* inactive copy of an instance owned elsewhere */
-        ACTION_DESTROY_UNDEFINE, /* running copy of an instance evacuated from here, if its
-                                    owner runs it (asked first) */
-        ACTION_ASK_OWNER,        /* running here, owned elsewhere: does it run there? */
-        ACTION_RESUME,           /* owned here, paused here for a migration that ended: resumed
-                                    if no peer has it (every one asked) */
-        ACTION_START,            /* owned here, set to autostart, whose start the hook deferred
-                                    until the store was read (runtime.h deferred/) */
+        ACTION_UNDEFINE,              /* inactive copy of an instance owned elsewhere */
+        ACTION_DESTROY_UNDEFINE,      /* running copy of an instance evacuated from here, if its
+                                         owner runs it (asked first) */
+        ACTION_ASK_OWNER,             /* running here, owned elsewhere: does it run there? */
+        ACTION_RESUME,                /* owned here, paused here for a migration that ended: resumed
+                                         if no peer has it (every one asked) */
+        ACTION_START,                 /* owned here, set to autostart, whose start the hook deferred
+                                         until the store was read (runtime.h deferred/) */
+        ACTION_UNDEFINE_UNLESS_MOVED, /* inactive copy of an instance owned elsewhere: undefined
+                                         if the owner has it, claimed if it does not (it moved
+                                         here: an offline migration, or a live one and a stop) */
+        ACTION_FIND_ELSEWHERE, /* owned here, gone here (or stopped by a migration): which peer
+                                  has it? The record follows it; if none, a tombstone */
 } ActionKind;
 
 typedef struct Action {
@@ -46,8 +52,12 @@ typedef struct Action {
         char uuid[VIR_UUID_STRING_BUFLEN];
         char *name;
         char *owner;
-        char *owner_uri; /* the owner's libvirt: asked first (NULL: not configured) */
-        char **peers;    /* RESUME: "name" and "libvirt URI" of every peer, in turn */
+        char *owner_uri;      /* the owner's libvirt: asked first (NULL: not configured) */
+        char **peers;         /* RESUME, FIND_ELSEWHERE: "name" and "libvirt URI" of every peer */
+        char *evacuated_from; /* the record's */
+        bool gone;            /* FIND_ELSEWHERE: not defined here any more (else: stopped by a
+                                 migration, and only a peer that runs it counts) */
+        bool holds_state;     /* ASK_OWNER: the copy here arrived by migration */
         uint64_t generation;
         /* result */
         int result; /* < 0 failed; ASK_OWNER: 1 runs on the owner, 0 does not; DESTROY_UNDEFINE:
@@ -57,6 +67,11 @@ typedef struct Action {
         bool owner_paused; /* ASK_OWNER: the owner's copy is paused for the switchover of a
                               migration whose destination (here) runs it */
         bool postcopy;     /* ASK_OWNER: the owner's copy is in post-copy: left alone */
+        bool deleted;      /* UNDEFINE: the record is a tombstone */
+        bool keep_here;    /* ASK_OWNER: both run it; the copy here holds the guest's state
+                              (it arrived by migration), the owner's was booted afresh */
+        bool found_active; /* FIND_ELSEWHERE: a->found runs it */
+        char *found;       /* FIND_ELSEWHERE: the peer that has it */
 } Action;
 
 /* ACTION_DESTROY_UNDEFINE's outcomes other than done (0) or failed (< 0) */
@@ -95,6 +110,8 @@ typedef struct Reconciler {
         char **acting;  /* uuids with an action of the pass under way */
         char **paused;  /* own, paused here for a migration that ended (noticed since) */
         char **told;    /* uuids of those left paused already logged as such */
+        char **moved;   /* own, stopped here by a migration (its peers asked once) */
+        char **unknown; /* own, gone here, a peer could not be asked (logged once) */
 } Reconciler;
 
 static void pass_free(Pass *p)
@@ -110,6 +127,8 @@ static void pass_free(Pass *p)
                 free(p->actions[i].name);
                 free(p->actions[i].owner);
                 free(p->actions[i].owner_uri);
+                free(p->actions[i].evacuated_from);
+                free(p->actions[i].found);
                 strv_free(p->actions[i].peers);
                 free(p->actions[i].error);
         }
@@ -160,6 +179,8 @@ static void gather_work(Manager *m, void *userdata)
 
                         d->name = name ? strdup(name) : NULL;
                         d->active = virDomainIsActive(doms[i]) == 1;
+                        d->state = state;
+                        d->reason = reason;
                         d->autostart = virDomainGetAutostart(doms[i], &autostart) == 0 && autostart;
                         d->migrating = d->active && virt_migration_in_progress(doms[i]);
                         d->ended_paused = d->migrating && virt_migration_ended_paused(doms[i]);
@@ -221,6 +242,65 @@ static int owner_runs_it(Action *a, virConnectPtr conn)
                 return 0;
         }
         return 1;
+}
+
+/* Both copies run: the one that arrived by migration holds the guest's memory and devices;
+ * one the owner booted afresh from the definition left behind (a live migration that kept
+ * its source's definition, then a start there) holds nothing the other does not. */
+static bool owner_copy_booted_afresh(const char *uri, const char *uuid)
+{
+        RemoteDomain o;
+
+        return virt_remote_domain_lookup(uri, uuid, &o) == 0 && o.active &&
+               o.state == VIR_DOMAIN_RUNNING && o.reason == VIR_DOMAIN_RUNNING_BOOTED;
+}
+
+/* UNDEFINE_UNLESS_MOVED: 1 the owner has the domain (this copy is a second definition), 0 it
+ * does not (it moved here), -1 the owner cannot be asked (a->error set). */
+static int owner_has_it(Action *a)
+{
+        RemoteDomain o;
+
+        if (virt_remote_domain_lookup(a->owner_uri, a->uuid, &o) < 0) {
+                a->error = strdup(virt_last_error("cannot connect"));
+                return -1;
+        }
+        return o.present;
+}
+
+/* FIND_ELSEWHERE: asks every peer; a->found is the one that runs it, or else (when it is gone
+ * here) one that has it defined; a copy on the node it was evacuated from is stale and does
+ * not count unless it runs. RESULT_PEER_UNREACHABLE when nothing was found and a peer could
+ * not be asked (a->owner names it). */
+static int find_elsewhere(Action *a)
+{
+        bool unreachable = false;
+
+        for (char **i = a->peers; i && i[0] && i[1]; i += 2) {
+                RemoteDomain o;
+                bool stale;
+
+                if (isempty(i[1]) || virt_remote_domain_lookup(i[1], a->uuid, &o) < 0) {
+                        if (!unreachable) {
+                                free(a->owner);
+                                a->owner = strdup(i[0]);
+                                a->error =
+                                        strdup(isempty(i[1]) ? "no libvirt_uri"
+                                                             : virt_last_error("cannot connect"));
+                        }
+                        unreachable = true;
+                        continue;
+                }
+                stale = !o.active && streq_ptr(i[0], a->evacuated_from);
+                if (!o.present || stale || (!a->gone && !o.active) || a->found_active)
+                        continue;
+                free(a->found);
+                a->found = strdup(i[0]);
+                a->found_active = o.active;
+        }
+        if (a->found)
+                return 0;
+        return unreachable ? RESULT_PEER_UNREACHABLE : RESULT_NOT_ON_OWNER;
 }
 
 /* 1 the owner runs it, 0 it does not, -1 the owner cannot be asked (a->error set). */
@@ -314,12 +394,29 @@ static void act_work(Manager *m, void *userdata)
                         a->result = start_deferred(a, conn);
                         continue;
                 }
+                if (a->kind == ACTION_FIND_ELSEWHERE) {
+                        a->result = find_elsewhere(a);
+                        continue;
+                }
+                if (a->kind == ACTION_UNDEFINE_UNLESS_MOVED) {
+                        int has = owner_has_it(a);
+
+                        if (has <= 0) {
+                                a->result =
+                                        has < 0 ? RESULT_OWNER_UNREACHABLE : RESULT_NOT_ON_OWNER;
+                                continue;
+                        }
+                }
                 if (a->kind == ACTION_ASK_OWNER) {
                         a->result = owner_runs_it(a, conn);
                         if (a->result < 0)
                                 a->result = 0; /* unreachable: it does not run there for us */
                         if (a->result != 1 || a->postcopy)
                                 continue;
+                        if (a->holds_state && owner_copy_booted_afresh(a->owner_uri, a->uuid)) {
+                                a->keep_here = true; /* claimed: the owner's copy goes */
+                                continue;
+                        }
                         /* It runs on its owner too: this copy started without its record
                          * (libvirt resumed an incoming migration its source gave up on, and
                          * the source resumed its own). The record decides: this one goes. */
@@ -381,6 +478,42 @@ static int claim(Manager *m, const char *uuid, const char *name, uint64_t expect
                               { "HOSTWARDEN_DOMAIN", name }, { "HOSTWARDEN_INSTANCE", uuid }),
                    "Instance %s (%s) recorded as this node's: %s", uuid, strna(name), why);
         return 0;
+}
+
+static InstancePower power_of(const LocalDomain *d)
+{
+        if (!d->active)
+                return INSTANCE_POWER_SHUTOFF;
+        return d->state == VIR_DOMAIN_PAUSED ? INSTANCE_POWER_PAUSED : INSTANCE_POWER_RUNNING;
+}
+
+/* An own record follows the domain's name (virsh domrename) and power state (what an
+ * evacuation rebuilds). */
+static void refresh_record(Manager *m, const InstanceRecord *rec, const LocalDomain *d)
+{
+        InstanceRecord n = *rec;
+        int r;
+
+        if (d->migrating || !d->name)
+                return;
+        n.name = d->name;
+        n.power = power_of(d);
+        if (streq_ptr(rec->name, n.name) && rec->power == n.power)
+                return;
+        r = store_instance_cas(m->store, &n, rec->generation, NULL);
+        if (r < 0) {
+                if (r != -ESTALE)
+                        log_warning_errno(r, "Cannot update the record of instance %s: %m",
+                                          rec->uuid);
+                return;
+        }
+        if (!streq_ptr(rec->name, n.name))
+                log_fields(LOG_NOTICE, 0,
+                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
+                                      { "HOSTWARDEN_DOMAIN", n.name },
+                                      { "HOSTWARDEN_INSTANCE", rec->uuid }),
+                           "Instance %s was renamed from %s to %s", rec->uuid, strna(rec->name),
+                           n.name);
 }
 
 static void save_definition(Manager *m, const LocalDomain *d)
@@ -453,9 +586,98 @@ static void resume_done(Manager *m, const Action *a)
                           a->uuid, strna(a->name), strna(a->error));
 }
 
+/* Whether uuid is new to the list l (then added): for what is logged once. */
+static bool tell_once(char ***l, const char *uuid)
+{
+        if (strv_contains(*l, uuid))
+                return false;
+        (void)strv_extend(l, uuid);
+        return true;
+}
+
+static const char *stale_reason(const Action *a)
+{
+        static __thread char buf[256];
+
+        if (a->kind == ACTION_UNDEFINE_UNLESS_MOVED)
+                snprintf(buf, sizeof(buf),
+                         "%s has the instance too, and its record says it is %s's (a migration "
+                         "that kept its source's definition, or a definition copied here)",
+                         a->owner, a->owner);
+        else if (a->deleted)
+                snprintf(buf, sizeof(buf),
+                         "the instance was deleted (on %s) after it was evacuated from here",
+                         a->owner);
+        else
+                snprintf(buf, sizeof(buf), "it belongs to %s now", a->owner);
+        return buf;
+}
+
+/* The record follows the instance to the peer that has it, or becomes a tombstone when no
+ * node has it any more (every peer answered). Returns whether the record changed. */
+static bool found_elsewhere(Manager *m, const Action *a)
+{
+        InstanceRecord rec = {}, cur = {};
+        bool changed = false;
+        int r;
+
+        if (a->result == RESULT_PEER_UNREACHABLE) {
+                if (a->gone && tell_once(&m->reconciler->unknown, a->uuid))
+                        log_warning("Instance %s (%s) is no longer defined here, and %s cannot "
+                                    "be asked whether it has it (%s): its record is kept until "
+                                    "every peer answers (it may have moved, or been deleted)",
+                                    a->uuid, strna(a->name), strna(a->owner), strna(a->error));
+                return false;
+        }
+        if (a->result < 0 || (!a->found && !a->gone))
+                return false;
+        if (store_instance_get(m->store, a->uuid, &cur) < 0 || cur.generation != a->generation) {
+                instance_record_done(&cur);
+                return false; /* changed meanwhile: decided again next pass */
+        }
+        rec = (InstanceRecord){ .name = cur.name, .time = now_realtime() };
+        memcpy(rec.uuid, a->uuid, sizeof(rec.uuid));
+        if (a->found) {
+                rec.owner = a->found;
+                /* back on the node it was evacuated from: nothing there is stale any more */
+                rec.evacuated_from =
+                        streq_ptr(a->found, cur.evacuated_from) ? NULL : cur.evacuated_from;
+                rec.power = a->found_active ? cur.power : INSTANCE_POWER_SHUTOFF;
+        } else {
+                rec.owner = m->config->node.name;
+                rec.evacuated_from = cur.evacuated_from;
+                rec.power = INSTANCE_POWER_SHUTOFF;
+                rec.deleted = true;
+        }
+        r = store_instance_cas(m->store, &rec, cur.generation, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Cannot update the record of instance %s: %m", a->uuid);
+        else if (a->found)
+                log_fields(LOG_NOTICE, 0,
+                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
+                                      { "HOSTWARDEN_DOMAIN", a->name },
+                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
+                           "Instance %s (%s) %s %s: its record follows it there (a migration "
+                           "hostwarden did not make)",
+                           a->uuid, strna(cur.name), a->found_active ? "runs on" : "is defined on",
+                           a->found);
+        else
+                log_fields(LOG_NOTICE, 0,
+                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
+                                      { "HOSTWARDEN_DOMAIN", a->name },
+                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
+                           "Instance %s (%s) is no longer defined here nor on any peer: deleted. "
+                           "Its record stays as a tombstone (with its last definition), so "
+                           "that no stale copy takes it back",
+                           a->uuid, strna(cur.name));
+        changed = r >= 0;
+        instance_record_done(&cur);
+        return changed;
+}
+
 static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
-        bool claimed = false;
+        bool changed = false;
         Pass *p = userdata;
 
         strv_free(m->reconciler->acting);
@@ -481,6 +703,33 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
                                 log_error("Instance %s (%s), whose autostart waited for the "
                                           "cluster store, cannot be started: %s",
                                           a->uuid, strna(a->name), strna(a->error));
+                        continue;
+                }
+                if (a->kind == ACTION_FIND_ELSEWHERE) {
+                        changed |= found_elsewhere(m, a);
+                        continue;
+                }
+                if (a->kind == ACTION_UNDEFINE_UNLESS_MOVED &&
+                    a->result == RESULT_OWNER_UNREACHABLE) {
+                        if (tell_once(&m->reconciler->unknown, a->uuid))
+                                log_warning("Instance %s (%s) is defined here, shut off, and "
+                                            "recorded as %s's, which cannot be asked whether it "
+                                            "has it (%s): left alone until it can",
+                                            a->uuid, strna(a->name), a->owner, strna(a->error));
+                        continue;
+                }
+                if (a->keep_here) {
+                        InstanceRecord cur = {};
+
+                        if (store_instance_get(m->store, a->uuid, &cur) == 0 &&
+                            cur.generation == a->generation)
+                                changed |= claim(m, a->uuid, a->name, a->generation,
+                                                 "it runs here and on the recorded owner, and "
+                                                 "this copy arrived by migration while the "
+                                                 "owner's was booted afresh from the definition "
+                                                 "left behind: this one holds the guest, the "
+                                                 "owner's copy goes") == 0;
+                        instance_record_done(&cur);
                         continue;
                 }
                 if (a->kind == ACTION_DESTROY_UNDEFINE && a->result == RESULT_OWNER_UNREACHABLE) {
@@ -521,22 +770,28 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
                         continue;
                 }
                 if (a->kind == ACTION_ASK_OWNER ||
+                    (a->kind == ACTION_UNDEFINE_UNLESS_MOVED && a->result == RESULT_NOT_ON_OWNER) ||
                     (a->kind == ACTION_DESTROY_UNDEFINE && a->result == RESULT_NOT_ON_OWNER)) {
                         InstanceRecord cur = {};
 
                         /* Claim only if the record is still what was looked at. */
                         if (store_instance_get(m->store, a->uuid, &cur) == 0 &&
                             cur.generation == a->generation)
-                                claimed |=
-                                        claim(m, a->uuid, a->name, a->generation,
-                                              a->owner_paused ? "it runs here, and its copy on the "
-                                                                "recorded owner is paused for the "
-                                                                "end of a migration to here that "
-                                                                "its libvirtd did not see finish"
-                                                              : "it runs here and not on the "
-                                                                "recorded owner (a migration that "
-                                                                "completed while its source's "
-                                                                "daemon was away)") == 0;
+                                changed |= claim(m, a->uuid, a->name, a->generation,
+                                                 a->kind == ACTION_UNDEFINE_UNLESS_MOVED
+                                                         ? "it is defined here and the recorded "
+                                                           "owner does not have it any more (it "
+                                                           "moved here, by a migration "
+                                                           "hostwarden did not make)"
+                                                 : a->owner_paused
+                                                         ? "it runs here, and its copy on the "
+                                                           "recorded owner is paused for the "
+                                                           "end of a migration to here that its "
+                                                           "libvirtd did not see finish"
+                                                         : "it runs here and not on the recorded "
+                                                           "owner (a migration that completed "
+                                                           "while its source's daemon was away, "
+                                                           "or one hostwarden did not make)") == 0;
                         instance_record_done(&cur);
                         continue;
                 }
@@ -549,16 +804,15 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
                                    LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
                                               { "HOSTWARDEN_DOMAIN", a->name },
                                               { "HOSTWARDEN_INSTANCE", a->uuid }),
-                                   "Stale copy of instance %s (%s) %s: it belongs to %s now "
-                                   "(no file was deleted)",
+                                   "Stale copy of instance %s (%s) %s: %s (no file was deleted)",
                                    a->uuid, strna(a->name),
                                    a->kind == ACTION_DESTROY_UNDEFINE ? "destroyed and undefined"
                                                                       : "undefined",
-                                   a->owner);
+                                   stale_reason(a));
         }
         pass_free(p);
-        if (claimed)
-                (void)manager_sync_deny_list(m); /* its entry goes: it is this node's now */
+        if (changed)
+                (void)manager_sync_deny_list(m); /* claims and hand-overs change its entries */
         pass_finished(m);
 }
 
@@ -576,20 +830,53 @@ static int add_action(Pass *p, ActionKind kind, const LocalDomain *d, const Inst
         n->name = d->name ? strdup(d->name) : NULL;
         n->owner = strdup(rec->owner);
         n->owner_uri = owner_uri ? strdup(owner_uri) : NULL;
+        n->evacuated_from = rec->evacuated_from ? strdup(rec->evacuated_from) : NULL;
+        n->deleted = rec->deleted;
         return 0;
 }
 
-static int add_resume(Pass *p, const Config *c, const LocalDomain *d, const InstanceRecord *rec)
+/* "name", "libvirt URI" of every configured peer ("" when it has none: it cannot be asked) */
+static int peer_list(const Config *c, char ***ret)
 {
         _cleanup_strv_free_ char **peers = NULL;
         int r = 0;
 
         for (size_t i = 0; i < c->n_peers && r >= 0; i++) {
                 r = strv_extend(&peers, c->peers[i].name);
-                if (r >= 0) /* no URI: that peer cannot be asked */
+                if (r >= 0)
                         r = strv_extend(&peers, strempty(c->peers[i].libvirt_uri));
         }
-        if (r >= 0) /* asking fewer peers is not an option */
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(peers);
+        return 0;
+}
+
+/* FIND_ELSEWHERE for an own record: gone here (d NULL), or stopped by a migration */
+static int add_find(Pass *p, const Config *c, const InstanceRecord *rec, const LocalDomain *d)
+{
+        LocalDomain none = { .name = rec->name };
+        _cleanup_strv_free_ char **peers = NULL;
+        int r;
+
+        memcpy(none.uuid, rec->uuid, sizeof(none.uuid));
+        r = peer_list(c, &peers);
+        if (r >= 0)
+                r = add_action(p, ACTION_FIND_ELSEWHERE, d ?: &none, rec, NULL);
+        if (r < 0)
+                return r;
+        p->actions[p->n_actions - 1].peers = TAKE_PTR(peers);
+        p->actions[p->n_actions - 1].gone = !d;
+        return 0;
+}
+
+static int add_resume(Pass *p, const Config *c, const LocalDomain *d, const InstanceRecord *rec)
+{
+        _cleanup_strv_free_ char **peers = NULL;
+        int r;
+
+        r = peer_list(c, &peers); /* asking fewer peers is not an option */
+        if (r >= 0)
                 r = add_action(p, ACTION_RESUME, d, rec, NULL);
         if (r < 0)
                 return r;
@@ -702,7 +989,8 @@ static void remove_stale_arrivals(Manager *m, const Pass *p, uint64_t now)
 static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         Reconciler *rc = m->reconciler;
-        _cleanup_strv_free_ char **missing = NULL, **suspect = NULL, **paused = NULL;
+        _cleanup_strv_free_ char **missing = NULL, **suspect = NULL, **paused = NULL,
+                                 **moved = NULL;
         InstanceRecord *inst = NULL;
         size_t n_inst = 0;
         Pass *p = userdata;
@@ -745,8 +1033,31 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                                 save_definition(m, d);
                         continue;
                 }
+                if (rec->deleted) {
+                        /* the copy left on the node it was evacuated from is stale; any other
+                         * is a definition made after the deletion (a restore, a new guest
+                         * with its UUID): the instance lives again */
+                        if (instance_busy(m, d->uuid) || d->migrating)
+                                continue;
+                        if (streq_ptr(rec->evacuated_from, self) && !d->active)
+                                (void)add_action(p, ACTION_UNDEFINE, d, rec, NULL);
+                        else if (claim(m, d->uuid, d->name, rec->generation,
+                                       "it was deleted, and is defined here again") == 0)
+                                save_definition(m, d);
+                        continue;
+                }
                 if (streq(rec->owner, self)) {
                         save_definition(m, d);
+                        refresh_record(m, rec, d);
+                        /* stopped here by a migration (libvirt's shut-off reason): the peer
+                         * that runs it now takes the record at once, so that the definition
+                         * left here is denied before anyone starts it */
+                        if (!d->active && d->reason == VIR_DOMAIN_SHUTOFF_MIGRATED &&
+                            !instance_busy(m, d->uuid)) {
+                                if (!noticed(rc->moved, d->uuid))
+                                        (void)add_find(p, m->config, rec, d);
+                                (void)notice(&moved, rc->moved, d->uuid, now);
+                        }
                         /* paused for a migration that ended: resumed once so for the settle
                          * time, if no peer has it */
                         if (d->ended_paused && !instance_busy(m, d->uuid)) {
@@ -761,18 +1072,26 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                 if ((d->migrating && !d->ended_paused) || instance_busy(m, d->uuid))
                         continue;
                 peer = config_find_peer(m->config, rec->owner);
-                if (!d->active)
+                if (!d->active && streq_ptr(rec->evacuated_from, self))
                         (void)add_action(p, ACTION_UNDEFINE, d, rec, NULL);
-                else {
+                else if (!d->active) {
+                        /* never the last definition: the owner is asked whether it has one */
+                        if (peer && peer->libvirt_uri)
+                                (void)add_action(p, ACTION_UNDEFINE_UNLESS_MOVED, d, rec,
+                                                 peer->libvirt_uri);
+                } else {
                         /* Running here, owned elsewhere: decided once it stays so for the
                          * settle time (the owner may be between its claim and its start). */
                         bool stale = streq_ptr(rec->evacuated_from, self) && !arrived_since(d, rec);
 
                         if (settled(rc->suspect, d->uuid, now, settle) &&
-                            (stale || (peer && peer->libvirt_uri)))
-                                (void)add_action(p,
-                                                 stale ? ACTION_DESTROY_UNDEFINE : ACTION_ASK_OWNER,
-                                                 d, rec, peer ? peer->libvirt_uri : NULL);
+                            (stale || (peer && peer->libvirt_uri)) &&
+                            add_action(p, stale ? ACTION_DESTROY_UNDEFINE : ACTION_ASK_OWNER, d,
+                                       rec, peer ? peer->libvirt_uri : NULL) >= 0)
+                                p->actions[p->n_actions - 1].holds_state =
+                                        (d->state == VIR_DOMAIN_RUNNING &&
+                                         d->reason == VIR_DOMAIN_RUNNING_MIGRATED) ||
+                                        arrived_since(d, rec);
                         (void)notice(&suspect, rc->suspect, d->uuid, now);
                 }
         }
@@ -780,33 +1099,15 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         plan_deferred_starts(m, p, inst, n_inst);
         remove_stale_arrivals(m, p, now_realtime());
 
-        /* Own records whose domain is gone: removed when so for the settle time. */
+        /* Own records whose domain is gone for the settle time: the peers are asked; the
+         * record follows the one that has it, or becomes a tombstone if none has. */
         for (size_t k = 0; k < n_inst; k++) {
-                bool here = false;
-
-                if (!streq(inst[k].owner, self))
+                if (!streq(inst[k].owner, self) || inst[k].deleted ||
+                    local_domain(p, inst[k].uuid) || instance_busy(m, inst[k].uuid))
                         continue;
-                for (size_t i = 0; i < p->n_domains && !here; i++)
-                        here = streq(p->domains[i].uuid, inst[k].uuid);
-                if (here || instance_busy(m, inst[k].uuid))
-                        continue;
-                if (!settled(rc->missing, inst[k].uuid, now, settle)) {
-                        (void)notice(&missing, rc->missing, inst[k].uuid, now);
-                        continue;
-                }
-                r = store_instance_remove(m->store, inst[k].uuid, inst[k].generation);
-                if (r < 0 && r != -ENOENT && r != -ESTALE)
-                        log_warning_errno(r, "Cannot remove the record of instance %s: %m",
-                                          inst[k].uuid);
-                if (r == 0) {
-                        (void)store_definition_remove(m->store, inst[k].uuid);
-                        log_fields(LOG_NOTICE, 0,
-                                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
-                                              { "HOSTWARDEN_INSTANCE", inst[k].uuid }),
-                                   "Instance %s (%s) is no longer defined here: its record is "
-                                   "removed",
-                                   inst[k].uuid, strna(inst[k].name));
-                }
+                if (settled(rc->missing, inst[k].uuid, now, settle))
+                        (void)add_find(p, m->config, &inst[k], NULL);
+                (void)notice(&missing, rc->missing, inst[k].uuid, now);
         }
         strv_free(rc->missing);
         rc->missing = TAKE_PTR(missing);
@@ -814,6 +1115,14 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         rc->suspect = TAKE_PTR(suspect);
         strv_free(rc->paused);
         rc->paused = TAKE_PTR(paused);
+        strv_free(rc->moved);
+        rc->moved = TAKE_PTR(moved);
+        /* what could not be decided is told about again once it is decided */
+        for (size_t i = 0; rc->unknown && rc->unknown[i];)
+                if (noticed(rc->missing, rc->unknown[i]) || local_domain(p, rc->unknown[i]))
+                        i++;
+                else
+                        strv_remove(rc->unknown, rc->unknown[i]);
         /* those no longer left paused are told about again if they are again */
         for (size_t i = 0; rc->told && rc->told[i];)
                 if (noticed(rc->paused, rc->told[i]))
@@ -934,6 +1243,8 @@ void reconcile_free(Manager *m)
         strv_free(rc->acting);
         strv_free(rc->paused);
         strv_free(rc->told);
+        strv_free(rc->moved);
+        strv_free(rc->unknown);
         free(rc);
         m->reconciler = NULL;
 }

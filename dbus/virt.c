@@ -239,6 +239,35 @@ bool virt_migration_ended_paused(virDomainPtr dom)
                job.type == VIR_DOMAIN_JOB_NONE;
 }
 
+int virt_remote_domain_lookup(const char *uri, const char *uuid, RemoteDomain *ret)
+{
+        virConnectPtr peer = virConnectOpen(uri);
+        RemoteDomain d = { .state = VIR_DOMAIN_NOSTATE };
+        virDomainPtr dom;
+        int r = 0;
+
+        if (!peer)
+                return -1;
+        dom = virDomainLookupByUUIDString(peer, uuid);
+        if (!dom) {
+                virErrorPtr e = virGetLastError();
+
+                if (!e || e->code != VIR_ERR_NO_DOMAIN)
+                        r = -1; /* not "not there": the question was not answered */
+        } else {
+                d.present = true;
+                d.active = virDomainIsActive(dom) == 1;
+                d.migrating = d.active && virt_migration_in_progress(dom);
+                if (virDomainGetState(dom, &d.state, &d.reason, 0) < 0)
+                        r = -1;
+                virDomainFree(dom);
+        }
+        virConnectClose(peer);
+        if (r >= 0)
+                *ret = d;
+        return r;
+}
+
 int virt_remote_domain_active(const char *uri, const char *uuid, bool *ret_migrating)
 {
         virConnectPtr peer = virConnectOpen(uri);

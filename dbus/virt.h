@@ -58,6 +58,16 @@ int virt_remote_domain_active(const char *uri, const char *uuid, bool *ret_migra
 /* The same with the domain's state and reason (VIR_DOMAIN_NOSTATE when it is not active):
  * 1 active, 0 not there or inactive, -1 the peer cannot be asked. */
 int virt_remote_domain_state(const char *uri, const char *uuid, int *ret_state, int *ret_reason);
+/* What a peer's libvirt has of a domain: every question reconciliation asks a peer. */
+typedef struct RemoteDomain {
+        bool present; /* defined there, or running there (possibly transient) */
+        bool active;
+        bool migrating;    /* active, with a migration job under way */
+        int state, reason; /* VIR_DOMAIN_NOSTATE when not present */
+} RemoteDomain;
+/* 0 with *ret filled, -1 if that libvirt cannot be reached or answered something other than
+ * "no such domain" (virt_last_error() says why). Connects for this one question. */
+int virt_remote_domain_lookup(const char *uri, const char *uuid, RemoteDomain *ret);
 /* Paused for the switchover of a migration that is no longer running (no job): libvirtd
  * restarted between the pause and the end, and neither resumed nor killed it. Never true
  * for an incoming migration's copy: libvirt refuses its job statistics ("available only on

@@ -65,6 +65,42 @@ static int check_synced(HookContext *ctx, const DomIdentity *id)
                 ctx->config && ctx->config->node.name ? ctx->config->node.name : "this node");
 }
 
+/* The refusal says what the record says, and nothing more: an instance recorded elsewhere
+ * was not necessarily evacuated (a migration hostwarden did not make, a save here and a
+ * restore there, moves its record within seconds). */
+static int refuse_denied(HookContext *ctx, const DomIdentity *id, const RuntimeRecord *rec)
+{
+        const char *owner = runtime_record_get(rec, "owner");
+        const char *since = runtime_record_get(rec, "since");
+        const char *from = runtime_record_get(rec, "evacuated_from");
+        const char *here =
+                ctx->config && ctx->config->node.name ? ctx->config->node.name : "this node";
+
+        owner = isempty(owner) ? "unknown" : owner;
+        since = isempty(since) ? "an unknown time" : since;
+        if (runtime_record_get(rec, "deleted"))
+                return hook_refuse(ctx, "deleted",
+                                   "refusing to start domain '%s' (%s) on node '%s': the instance "
+                                   "was deleted (seen on node '%s' at %s) after it was evacuated "
+                                   "from here; this copy is stale. Remove it with 'virsh "
+                                   "undefine %s'.",
+                                   ctx->domain, id->uuid, here, owner, since, ctx->domain);
+        if (!isempty(from))
+                return hook_refuse(ctx, "evacuated",
+                                   "refusing to start domain '%s' (%s) on node '%s': it was "
+                                   "evacuated to node '%s' at %s and runs there; this copy is "
+                                   "stale and must not start (its disks belong to the instance "
+                                   "on '%s'). Remove it here with 'virsh undefine %s'.",
+                                   ctx->domain, id->uuid, here, owner, since, owner, ctx->domain);
+        return hook_refuse(ctx, "owned-elsewhere",
+                           "refusing to start domain '%s' (%s) on node '%s': the cluster store "
+                           "records it as node '%s''s (since %s), so it may run there. If it "
+                           "moved here by other means (a migration, a restore), node '%s' hands "
+                           "the record over within seconds once it sees the instance gone: try "
+                           "again then; 'hostwardenctl instances' shows the record.",
+                           ctx->domain, id->uuid, here, owner, since, owner);
+}
+
 int hook_prepare_begin(HookContext *ctx)
 {
         const DomIdentity *id;
@@ -94,18 +130,7 @@ int hook_prepare_begin(HookContext *ctx)
                 return HOOK_CONTINUE;
         }
 
-        const char *owner = runtime_record_get(&rec, "owner");
-        const char *since = runtime_record_get(&rec, "since");
-        r = hook_refuse(
-                ctx, "evacuated",
-                "refusing to start domain '%s' (%s) on node '%s': it was evacuated to "
-                "node '%s' at %s and runs there; this copy is stale and must not start "
-                "(its disks belong to the instance on '%s'). Remove it here with "
-                "'virsh undefine %s'.",
-                ctx->domain, id->uuid,
-                ctx->config && ctx->config->node.name ? ctx->config->node.name : "this node",
-                isempty(owner) ? "unknown" : owner, isempty(since) ? "an unknown time" : since,
-                isempty(owner) ? "unknown" : owner, ctx->domain);
+        r = refuse_denied(ctx, id, &rec);
         runtime_record_done(&rec);
         return r;
 }

@@ -654,6 +654,26 @@ int store_node_list_cached(Store *s, usec_t now_monotonic, usec_t max_age, NodeR
 
 /* ---- instances ------------------------------------------------------------------------ */
 
+static const char *const instance_power_table[_INSTANCE_POWER_MAX] = {
+        [INSTANCE_POWER_UNKNOWN] = "unknown",
+        [INSTANCE_POWER_RUNNING] = "running",
+        [INSTANCE_POWER_PAUSED] = "paused",
+        [INSTANCE_POWER_SHUTOFF] = "shutoff",
+};
+
+const char *instance_power_to_string(InstancePower p)
+{
+        return p >= 0 && p < _INSTANCE_POWER_MAX ? instance_power_table[p] : NULL;
+}
+
+InstancePower instance_power_from_string(const char *s)
+{
+        for (int i = 0; i < _INSTANCE_POWER_MAX; i++)
+                if (streq(s, instance_power_table[i]))
+                        return (InstancePower)i;
+        return _INSTANCE_POWER_INVALID;
+}
+
 void instance_record_done(InstanceRecord *r)
 {
         free(r->name);
@@ -696,9 +716,14 @@ static int instance_record_from_text(const char *uuid, const char *text, Instanc
             (r = get_str(&rec, "owner", &i.owner)) < 0 ||
             (r = get_str(&rec, "evacuated_from", &i.evacuated_from)) < 0 ||
             (r = get_u64(&rec, "time", true, &i.time)) < 0 ||
+            (r = get_bool(&rec, "deleted", &i.deleted)) < 0 ||
             (r = get_u64(&rec, "generation", true, &i.generation)) < 0)
                 return r;
         if (i.generation == 0)
+                return -EBADMSG;
+        v = runtime_record_get(&rec, "power");
+        i.power = v ? instance_power_from_string(v) : INSTANCE_POWER_UNKNOWN;
+        if (i.power < 0)
                 return -EBADMSG;
 
         *ret = i;
@@ -719,7 +744,11 @@ static int instance_record_to_text(const InstanceRecord *i, const char *uuid, ui
         if ((r = set_str(&rec, "uuid", uuid)) < 0 || (r = set_str(&rec, "name", i->name)) < 0 ||
             (r = set_str(&rec, "owner", i->owner)) < 0 ||
             (r = set_str(&rec, "evacuated_from", i->evacuated_from)) < 0 ||
-            (r = set_u64(&rec, "time", i->time)) < 0)
+            (r = set_u64(&rec, "time", i->time)) < 0 ||
+            (r = set_str(&rec, "power",
+                         i->power > INSTANCE_POWER_UNKNOWN ? instance_power_to_string(i->power)
+                                                           : NULL)) < 0 ||
+            (r = set_str(&rec, "deleted", i->deleted ? "yes" : NULL)) < 0)
                 return r;
         return store_record_text_format(&rec, generation, ret);
 }

@@ -199,13 +199,32 @@ int store_node_liveness_of(Store *s, const NodeRecord *rec, usec_t now_monotonic
 int store_node_liveness(Store *s, const char *name, usec_t now_monotonic, usec_t down_after,
                         NodeLiveness *ret);
 
+/* An instance's power state as its owner last saw it, so that an evacuation rebuilds it as
+ * it was (Nova's evacuate keeps a stopped instance stopped). */
+typedef enum InstancePower {
+        INSTANCE_POWER_UNKNOWN, /* not recorded (a record of an older version) */
+        INSTANCE_POWER_RUNNING,
+        INSTANCE_POWER_PAUSED,
+        INSTANCE_POWER_SHUTOFF,
+        _INSTANCE_POWER_MAX,
+        _INSTANCE_POWER_INVALID = -EINVAL,
+} InstancePower;
+
+const char *instance_power_to_string(InstancePower p); /* "unknown", "running", ... */
+InstancePower instance_power_from_string(const char *s);
+
 typedef struct InstanceRecord {
         char uuid[37];        /* canonical lower case */
         char *name;           /* libvirt domain name, may be NULL */
-        char *owner;          /* the node that may run it */
+        char *owner;          /* the node that may run it (a tombstone: that saw it deleted) */
         char *evacuated_from; /* may be NULL */
         uint64_t time;        /* usec realtime of the last ownership change */
-        uint64_t generation;  /* set by the store */
+        InstancePower power;  /* as the owner last saw it */
+        /* A tombstone: the instance was deleted (no node had it any more when its owner
+         * asked them all). Kept, so that a stale copy on the node it was evacuated from
+         * cannot claim it again; a new definition elsewhere (a restore) takes it over. */
+        bool deleted;
+        uint64_t generation; /* set by the store */
 } InstanceRecord;
 
 void instance_record_done(InstanceRecord *r);

@@ -199,7 +199,7 @@ static void test_arrival_marker_lets_a_denied_instance_in_only_within_open_windo
         age_arrival(rt, 31 * 1000000ULL);
         r = run_hook(conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
         assert_int_equal(r.status, HOOK_REFUSE);
-        assert_true(test_contains(r.err, "evacuated to node 'node3'"));
+        assert_true(test_contains(r.err, "records it as node 'node3''s"));
         run_free(&r);
         test_rm_rf(rt);
 }
@@ -307,6 +307,34 @@ static void test_prepare_begin_refuses_denied_uuid_naming_owner_and_time(void **
         test_rm_rf(rt);
 }
 
+static void test_prepare_begin_says_what_the_record_says(void **state)
+{
+        _cleanup_free_ char *rt = synced_runtime_dir();
+        RuntimeRecord rec = { NULL };
+
+        /* recorded elsewhere, never evacuated: no word of an evacuation */
+        assert_int_equal(runtime_record_set(&rec, "owner", "node1"), 0);
+        assert_int_equal(runtime_record_set(&rec, "since", "2026-12-05T01:02:03Z"), 0);
+        assert_int_equal(runtime_deny_add(rt, NOVA_UUID, &rec), 0);
+        Run r = run_hook(node2_conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, HOOK_REFUSE);
+        assert_true(
+                test_contains(r.err, "records it as node 'node1''s (since 2026-12-05T01:02:03Z)"));
+        assert_false(test_contains(r.err, "evacuated"));
+        run_free(&r);
+
+        /* a tombstone left after an evacuation from here */
+        assert_int_equal(runtime_record_set(&rec, "evacuated_from", "node2"), 0);
+        assert_int_equal(runtime_record_set(&rec, "deleted", "yes"), 0);
+        assert_int_equal(runtime_deny_add(rt, NOVA_UUID, &rec), 0);
+        runtime_record_done(&rec);
+        r = run_hook(node2_conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
+        assert_int_equal(r.status, HOOK_REFUSE);
+        assert_true(test_contains(r.err, "the instance was deleted (seen on node 'node1'"));
+        run_free(&r);
+        test_rm_rf(rt);
+}
+
 static void test_prepare_begin_allows_other_uuids(void **state)
 {
         _cleanup_free_ char *rt = synced_runtime_dir();
@@ -331,7 +359,7 @@ static void test_denied_entry_that_cannot_be_read_still_refuses(void **state)
         test_write(rt, "deny/" NOVA_UUID "/x", "");
         Run r = run_hook(node2_conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml");
         assert_int_equal(r.status, HOOK_REFUSE);
-        assert_true(test_contains(r.err, "evacuated to node 'unknown'"));
+        assert_true(test_contains(r.err, "records it as node 'unknown''s"));
         run_free(&r);
         test_rm_rf(rt);
 }
@@ -671,6 +699,7 @@ int main(void)
                 cmocka_unit_test(test_unreadable_xml_is_not_a_refusal),
                 cmocka_unit_test(test_prepare_begin_refuses_denied_uuid_naming_owner_and_time),
                 cmocka_unit_test(test_prepare_begin_allows_other_uuids),
+                cmocka_unit_test(test_prepare_begin_says_what_the_record_says),
                 cmocka_unit_test(test_unsynced_node_refuses_every_start_and_remembers_it),
                 cmocka_unit_test(test_unsynced_node_starts_what_an_operator_allowed),
                 cmocka_unit_test(test_unsynced_node_receives_an_incoming_migration),

@@ -311,6 +311,8 @@ static void test_instance_record_round_trip(void **state)
                 .owner = "node2",
                 .evacuated_from = "node1",
                 .time = 1700000000123456ULL,
+                .power = INSTANCE_POWER_PAUSED,
+                .deleted = true,
         };
         InstanceRecord rec_b = { .uuid = UUID_B, .owner = "node1", .time = 1 };
         InstanceRecord *list = NULL;
@@ -328,6 +330,8 @@ static void test_instance_record_round_trip(void **state)
         assert_string_equal(got.owner, "node2");
         assert_string_equal(got.evacuated_from, "node1");
         assert_int_equal(got.time, 1700000000123456ULL);
+        assert_int_equal(got.power, INSTANCE_POWER_PAUSED);
+        assert_true(got.deleted);
         assert_int_equal(got.generation, 1);
         instance_record_done(&got);
 
@@ -350,6 +354,8 @@ static void test_instance_record_round_trip(void **state)
         assert_int_equal(store_instance_get(s, UUID_B, &got), 0);
         assert_null(got.name);
         assert_null(got.evacuated_from);
+        assert_int_equal(got.power, INSTANCE_POWER_UNKNOWN); /* as an older version wrote it */
+        assert_false(got.deleted);
 
         assert_int_equal(store_instance_list(s, &list, &n_list), 0);
         assert_int_equal(n_list, 2);
