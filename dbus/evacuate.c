@@ -59,7 +59,9 @@ typedef struct Rebuild {
         char *base_dir; /* <instances_path>, copied for the worker */
         char *orig_evacuated_from; /* of the record when checked (to swap back) */
         uint64_t claimed_generation;
-        bool defined; /* the domain is defined here (by us or before) */
+        bool defined;        /* the domain is defined here (by us or before) */
+        InstancePower power; /* as its owner last saw it: rebuilt so (Nova's evacuate keeps a
+                                stopped instance stopped) */
         /* outcome */
         const char *error_name; /* NULL: fine so far */
         char *message;
@@ -196,6 +198,14 @@ static void rebuild_check(Manager *m, Rebuild *r)
                 return;
         }
         r->generation = rec.generation;
+        r->power = rec.power;
+        if (rec.deleted) {
+                fail(r, HW_ERROR_NO_SUCH_DOMAIN,
+                     "Instance %s (%s) was deleted (seen on %s): nothing to rebuild", r->uuid,
+                     strna(rec.name), rec.owner);
+                instance_record_done(&rec);
+                return;
+        }
         if (rec.evacuated_from)
                 r->orig_evacuated_from = strdup(rec.evacuated_from);
         if (!r->name && rec.name)
@@ -496,7 +506,10 @@ static void rebuild_apply(Manager *m, Rebuild *r)
                 r->defined = dom != NULL;
                 if (dom && losses > 0)
                         finish_cut_start(dom, r->uuid);
-                if (dom && (virDomainIsActive(dom) == 1 || virDomainCreate(dom) >= 0)) {
+                if (dom && (virDomainIsActive(dom) == 1 || r->power == INSTANCE_POWER_SHUTOFF ||
+                            virDomainCreateWithFlags(dom, r->power == INSTANCE_POWER_PAUSED
+                                                                  ? VIR_DOMAIN_START_PAUSED
+                                                                  : 0) >= 0)) {
                         r->started = true;
                         virDomainFree(dom);
                         virConnectClose(conn);
@@ -582,11 +595,15 @@ static void apply_done(Manager *m, sd_bus_message *msg, void *userdata)
                    LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_EVACUATION },
                               { "HOSTWARDEN_INSTANCE", r->uuid }, { "HOSTWARDEN_DOMAIN", r->name },
                               { "HOSTWARDEN_NODE", r->source }),
-                   r->started   ? "Instance %s (%s) of fenced node %s rebuilt here"
+                   r->started   ? "Instance %s (%s) of fenced node %s rebuilt here%s"
                    : r->claimed ? "Instance %s (%s) of fenced node %s is this node's now but did "
                                   "not start: %s"
                                 : "Instance %s (%s) of fenced node %s was not rebuilt: %s",
-                   r->uuid, strna(r->name), r->source, strna(r->message));
+                   r->uuid, strna(r->name), r->source,
+                   !r->started                          ? strna(r->message)
+                   : r->power == INSTANCE_POWER_SHUTOFF ? ", shut off as it was"
+                   : r->power == INSTANCE_POWER_PAUSED  ? ", paused as it was"
+                                                        : "");
         (void)manager_sync_deny_list(m);
         item_done(m, e);
         evacuation_step(m, e);
@@ -791,7 +808,7 @@ static int evacuate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *er
                 }
                 k = store_instance_list(m->store, &inst, &n);
                 for (size_t i = 0; k >= 0 && i < n; i++)
-                        if (streq(inst[i].owner, source))
+                        if (streq(inst[i].owner, source) && !inst[i].deleted)
                                 k = add_item(e, inst[i].uuid, inst[i].name);
                 instance_record_array_free(inst, n);
         }

@@ -19,6 +19,9 @@ address = 10.77.0.1{i}
 [cluster]
 heartbeat_interval = 500ms
 down_after = 3s
+[peer node{j}]
+address = 10.77.0.1{j}
+libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 """
 NOTIFY = "#!/bin/sh\necho \"$HOSTWARDEN_EVENT $HOSTWARDEN_NODE $HOSTWARDEN_STATE $HOSTWARDEN_REASON\" >> /run/notified\n"
 
@@ -27,7 +30,7 @@ NOTIFY = "#!/bin/sh\necho \"$HOSTWARDEN_EVENT $HOSTWARDEN_NODE $HOSTWARDEN_STATE
 def nodes(record_timing):
     with hwinstall.installed_cluster(
             2, units=("hostwardend.service",),
-            configs={i: CONFIG.format(i=i) for i in (1, 2)},
+            configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)},
             files={i: {"/etc/hostwarden/notify.d/10-record": NOTIFY} for i in (1, 2)}) as cluster:
         for node in cluster.nodes:
             node.run("chmod +x /etc/hostwarden/notify.d/10-record && useradd -M alice")
@@ -175,16 +178,20 @@ def test_a_node_whose_daemon_stops_becomes_down_on_its_peer(nodes):
     assert wait_for(lambda: list_nodes(node2)["node1"][2] == "up", timeout=15)
 
 
-def instance_record(uuid: str, name: str, owner: str, generation: int) -> str:
+def instance_record(uuid: str, name: str, owner: str, generation: int,
+                    evacuated_from: str | None = "node1") -> str:
     """An instance record as the store writes it (lib/store.c: key=value, generation last)."""
-    return (f"uuid={uuid}\nname={name}\nowner={owner}\nevacuated_from=node1\n"
+    evacuated = f"evacuated_from={evacuated_from}\n" if evacuated_from else ""
+    return (f"uuid={uuid}\nname={name}\nowner={owner}\n{evacuated}"
             f"time={int(time.time() * 1e6)}\ngeneration={generation}\n")
 
 
 def test_an_instance_owned_elsewhere_is_denied_here(nodes):
     """Split-brain protection end to end: the record in the shared store says node2 owns the
-    instance; node1's daemon denies it, node1's hook refuses to start it, and a definition of
-    it on node1 is undefined by the reconciliation (nothing deleted)."""
+    instance, and node2 has it; node1's daemon denies it, node1's hook refuses to start it
+    (saying what the record says, no word of an evacuation), and a second definition of it on
+    node1 is undefined by the reconciliation once node2 confirms it has its own (nothing
+    deleted)."""
     import uuid as uuidlib
     node1, node2 = nodes.nodes
     uuid = str(uuidlib.uuid4())
@@ -192,32 +199,39 @@ def test_an_instance_owned_elsewhere_is_denied_here(nodes):
     xml = hwcluster.domain_xml("owned", uuid=uuid)
     node1.write_file("/root/owned.xml", xml)
     try:
-        node2.write_file(record, instance_record(uuid, "owned", "node2", 1))
+        node2.run(["virsh", "define", "/dev/stdin"], input=xml)
+        assert wait_for(lambda: "owner=node2" in node2.run(["cat", record], check=False).stdout)
         assert wait_for(lambda: node1.run(["test", "-e", f"/run/hostwarden/deny/{uuid}"],
                                           check=False).returncode == 0)
         proc = node1.virsh("create", "/root/owned.xml", check=False)
         assert proc.returncode != 0
-        assert "evacuated to node 'node2'" in proc.stderr, proc.stderr
+        assert "records it as node 'node2''s" in proc.stderr, proc.stderr
+        assert "evacuated" not in proc.stderr, proc.stderr
         # A definition of it here is a stale copy: undefined, the record left as it is.
         node1.virsh("define", "/root/owned.xml")
         assert wait_for(lambda: node1.virsh("domuuid", "owned", check=False).returncode != 0)
         assert "owner=node2" in node2.read_file(record)
-        assert f"Stale copy of instance {uuid} (owned) undefined" in \
-            node1.journal("-u", "hostwardend")
+        assert f"Stale copy of instance {uuid} (owned) undefined: node2 has the instance too" \
+            in node1.journal("-u", "hostwardend")
+        assert node2.virsh("domuuid", "owned").stdout.strip() == uuid  # the owner's is kept
         # ownership comes back to node1: the entry goes, the start works
-        node2.write_file(record, instance_record(uuid, "owned", "node1", 2))
+        node2.virsh("undefine", "owned")
+        node2.write_file(record, instance_record(uuid, "owned", "node1", 9, evacuated_from=None))
         assert wait_for(lambda: node1.run(["test", "-e", f"/run/hostwarden/deny/{uuid}"],
                                           check=False).returncode != 0)
         node1.virsh("create", "/root/owned.xml")
     finally:
-        node1.virsh("destroy", "owned", check=False)
-        node1.virsh("undefine", "owned", check=False)
+        for n in (node1, node2):
+            n.virsh("destroy", "owned", check=False)
+            n.virsh("undefine", "owned", check=False)
         node2.run(["rm", "-f", record])
 
 
-def test_a_domain_defined_here_is_claimed_and_its_record_removed_with_it(nodes):
+def test_a_domain_defined_here_is_claimed_and_deleted_leaves_a_tombstone(nodes):
     """Instance records are kept current: a domain defined on node1 gets a record owned by
-    node1 and its inactive definition saved (0600); undefining it removes both."""
+    node1 and its inactive definition saved (0600); undefined there and defined on no peer,
+    the record becomes a tombstone (deleted=yes) and the definition is kept; ListInstances
+    no longer lists it."""
     import uuid as uuidlib
     node1, node2 = nodes.nodes
     uuid = str(uuidlib.uuid4())
@@ -236,12 +250,21 @@ def test_a_domain_defined_here_is_claimed_and_its_record_removed_with_it(nodes):
         # The listing shows the owner.
         assert wait_for(lambda: list_domains(node1).get("claimed", [""] * 4)[3] == "node1")
         node1.virsh("undefine", "claimed")
-        assert wait_for(lambda: node2.run(["test", "-e", f"{state}/instances/{uuid}"],
-                                          check=False).returncode != 0, timeout=15)
+        assert wait_for(lambda: "deleted=yes" in node2.run(["cat", f"{state}/instances/{uuid}"],
+                                                           check=False).stdout, timeout=15)
         assert node2.run(["test", "-e", f"{state}/definitions/{uuid}.xml"],
-                         check=False).returncode != 0
+                         check=False).returncode == 0
+        out = node1.run(BUSCTL + ["--json=short", "call", *DEST, "ListInstances"]).stdout
+        assert uuid not in out, out
+        # defined again (a restore, a new guest with its UUID): the instance lives again
+        node2.run(["virsh", "define", "/dev/stdin"], input=hwcluster.domain_xml("claimed",
+                                                                              uuid=uuid))
+        assert wait_for(lambda: "owner=node2" in node2.run(
+            ["cat", f"{state}/instances/{uuid}"], check=False).stdout, timeout=15)
+        assert "deleted" not in node2.read_file(f"{state}/instances/{uuid}")
     finally:
-        node1.virsh("undefine", "claimed", check=False)
+        for n in (node1, node2):
+            n.virsh("undefine", "claimed", check=False)
 
 
 def list_domains(node):
