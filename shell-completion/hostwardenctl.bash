@@ -15,7 +15,7 @@ _hostwardenctl() {
                 migrations migration disable enable force-down force-up fence evacuate rebuild
                 setup-leases"
         local options="--help --version --json --no-ask-password --block --wait --watch --bandwidth=
-                --live --to= --from="
+                --live --to= --from= --insist"
 
         case $prev in
         --to | --from)
