@@ -14,6 +14,7 @@
 #include <systemd/sd-bus.h>
 
 #include "ctl.h"
+#include "status.h"
 #include "util.h"
 
 bool arg_json = false;
@@ -22,6 +23,7 @@ bool arg_block = false;
 bool arg_wait = false;
 bool arg_watch = false;
 bool arg_live = false;
+bool arg_insist = false;
 const char *arg_to = NULL;
 const char *arg_from = NULL;
 const char *arg_name = NULL;
@@ -133,16 +135,38 @@ static int get_string(sd_bus *bus, const char *property, char **ret)
         return r;
 }
 
+/* A property that an older hostwardend may not have: 0 (or "") when it cannot be read. */
+static uint64_t get_usec_or_zero(sd_bus *bus, const char *property)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        uint64_t v = 0;
+
+        if (sd_bus_get_property_trivial(bus, DEST, PATH, NODE_IFACE, property, &error, 't', &v) < 0)
+                return 0;
+        return v;
+}
+
 static int verb_status(sd_bus *bus)
 {
         static const char *const props[] = { "Name",           "Address",       "Version",
                                              "Store",          "FirewallState", "State",
-                                             "DisabledReason", "StoreState",    "StoreDetail" };
+                                             "DisabledReason", "ForcedDownBy",  "FenceState",
+                                             "StoreState",     "StoreDetail" };
+        static const char *const times[] = { "ForcedDownSince", "FenceTime" };
         char *values[ELEMENTSOF(props)] = { NULL };
+        uint64_t usecs[ELEMENTSOF(times)] = { 0 };
         int r = 0;
 
-        for (size_t i = 0; i < ELEMENTSOF(props) && r >= 0; i++)
+        /* the first ones every hostwardend has; the forced-down and fence state may be
+         * missing from an older one */
+        for (size_t i = 0; i < 7 && r >= 0; i++)
                 r = get_string(bus, props[i], &values[i]);
+        for (size_t i = 7; i < ELEMENTSOF(props) && r >= 0; i++)
+                if (sd_bus_get_property_string(bus, DEST, PATH, NODE_IFACE, props[i], NULL,
+                                               &values[i]) < 0)
+                        values[i] = strdup("");
+        for (size_t i = 0; i < ELEMENTSOF(times) && r >= 0; i++)
+                usecs[i] = get_usec_or_zero(bus, times[i]);
         if (r >= 0) {
                 if (arg_json) {
                         printf("{");
@@ -150,18 +174,26 @@ static int verb_status(sd_bus *bus)
                                 printf("%s\"%s\":", i ? "," : "", props[i]);
                                 json_string(values[i]);
                         }
+                        for (size_t i = 0; i < ELEMENTSOF(times); i++)
+                                printf(",\"%s\":%llu", times[i], (unsigned long long)usecs[i]);
                         printf("}\n");
                 } else {
                         printf("        Node: %s\n", values[0]);
                         printf("     Address: %s\n", isempty(values[1]) ? "(not set)" : values[1]);
                         printf("     Version: %s\n", values[2]);
-                        printf("       Store: %s, %s\n", values[3], values[7]);
-                        if (!streq(values[7], "attached") && !isempty(values[8]))
-                                printf("              %s\n", values[8]);
+                        printf("       Store: %s, %s\n", values[3], values[9]);
+                        if (!streq(values[9], "attached") && !isempty(values[10]))
+                                printf("              %s\n", values[10]);
                         printf("    Firewall: %s\n", values[4]);
-                        printf("       State: %s%s%s%s\n", values[5],
-                               isempty(values[6]) ? "" : " (", values[6],
-                               isempty(values[6]) ? "" : ")");
+                        status_print_state(stdout, &(NodeStatus){
+                                                           .name = values[0],
+                                                           .state = values[5],
+                                                           .disabled_reason = values[6],
+                                                           .forced_down_by = values[7],
+                                                           .forced_down_since = usecs[0],
+                                                           .fence_state = values[8],
+                                                           .fence_time = usecs[1],
+                                                   });
                 }
         }
         for (size_t i = 0; i < ELEMENTSOF(props); i++)
@@ -269,14 +301,24 @@ static int verb_enable(sd_bus *bus)
         return call(bus, "Enable", "enable the node", NULL);
 }
 
+/* --insist: ForceDownWithOptions, which hostwardend refuses without it for a node whose
+ * heartbeat is fresh (and for this node's own force-up) */
+static int force(sd_bus *bus, bool down, const char *what)
+{
+        if (arg_insist)
+                return call(bus, "ForceDownWithOptions", what, "sba{sv}", arg_rest[0], down, 1,
+                            "insist", "b", 1);
+        return call(bus, "ForceDown", what, "sb", arg_rest[0], down);
+}
+
 static int verb_force_down(sd_bus *bus)
 {
-        return call(bus, "ForceDown", "declare the node down", "sb", arg_rest[0], 1);
+        return force(bus, true, "declare the node down");
 }
 
 static int verb_force_up(sd_bus *bus)
 {
-        return call(bus, "ForceDown", "clear the node's forced-down state", "sb", arg_rest[0], 0);
+        return force(bus, false, "clear the node's forced-down state");
 }
 
 static int verb_nodes(sd_bus *bus)
@@ -388,8 +430,9 @@ static void help(void)
                "                Show, abort or force to complete one migration\n"
                "  disable REASON  Disable this node\n"
                "  enable        Enable this node\n"
-               "  force-down NODE  Declare NODE powered off (an admin's assertion)\n"
-               "  force-up NODE    Take that back\n"
+               "  force-down NODE  Declare NODE powered off (an admin's assertion); refused\n"
+               "                while NODE's heartbeat is fresh, unless --insist\n"
+               "  force-up NODE    Take that back (run it on a peer of NODE)\n"
                "  fence NODE status|off|on\n"
                "                Run NODE's fence agent (off fences it)\n"
                "  evacuate --live [--to NODE] [--wait]\n"
@@ -414,6 +457,7 @@ static void help(void)
                "     --live             evacuate: drain this node by live migration\n"
                "     --to=NODE          evacuate --live: the destination of every domain\n"
                "     --from=NODE        evacuate, rebuild: the fenced node\n"
+               "     --insist           force-down: even though NODE's heartbeat is fresh\n"
                "     --name=NAME        init-cluster: the cluster's name\n"
                "     --adopt            init-cluster: adopt a store an older version wrote\n"
                "     --reason=TEXT      allow-unsynced-starts: why (logged)\n"
@@ -434,6 +478,7 @@ int main(int argc, char *argv[])
                 ARG_WAIT,
                 ARG_BANDWIDTH,
                 ARG_WATCH,
+                ARG_INSIST,
                 ARG_NAME,
                 ARG_ADOPT,
                 ARG_REASON,
@@ -450,6 +495,7 @@ int main(int argc, char *argv[])
                 { "live", no_argument, NULL, ARG_LIVE },
                 { "to", required_argument, NULL, ARG_TO },
                 { "from", required_argument, NULL, ARG_FROM },
+                { "insist", no_argument, NULL, ARG_INSIST },
                 { "name", required_argument, NULL, ARG_NAME },
                 { "adopt", no_argument, NULL, ARG_ADOPT },
                 { "reason", required_argument, NULL, ARG_REASON },
@@ -517,6 +563,9 @@ int main(int argc, char *argv[])
                 case ARG_FROM:
                         arg_from = optarg;
                         break;
+                case ARG_INSIST:
+                        arg_insist = true;
+                        break;
                 case ARG_NAME:
                         arg_name = optarg;
                         break;
@@ -550,6 +599,10 @@ int main(int argc, char *argv[])
                                 fprintf(stderr, "'%s' takes %d to %d arguments; see '%s --help'.\n",
                                         verb, verbs[i].min_args, verbs[i].max_args,
                                         program_invocation_short_name);
+                        return 1;
+                }
+                if (arg_insist && !streq(verb, "force-down") && !streq(verb, "force-up")) {
+                        fprintf(stderr, "--insist is for 'force-down' and 'force-up'.\n");
                         return 1;
                 }
                 if (arg_watch && !streq(verb, "migrations") && !streq(verb, "overview")) {

@@ -8,10 +8,11 @@
  * One instance goes through three steps:
  *  1. event loop: the checks against the store (source down and fenced, record owned by the
  *     source, definition saved);
- *  2. worker: the disk plan: every file disk that exists is used as it is (shared storage);
- *     a lost one is re-created from the base image annotated in the definition
- *     (diskinfo.h), which must be in <instances_path>/_base; otherwise the rebuild is
- *     refused before anything changed (no data is invented, nothing deleted);
+ *  2. worker: the source's libvirt, when it answers, must not run it (an operator may have
+ *     forced down a node that runs), nor may any peer that is not fenced; then the disk plan: every
+ * file disk that exists is used as it is (shared storage); a lost one is re-created from the base
+ * image annotated in the definition (diskinfo.h), which must be in <instances_path>/_base;
+ * otherwise the rebuild is refused before anything changed (no data is invented, nothing deleted);
  *  3. event loop: compare-and-swap of the record to this node with evacuated_from; then a
  *     worker creates the lost disks (qemu-img), defines and starts the domain.
  * The record moves before the domain starts here, so at no time do two nodes own it; if the
@@ -55,8 +56,9 @@ typedef struct Rebuild {
         char *xml;           /* the definition, console listen rewritten for this node */
         DiskFix *fixes;
         size_t n_fixes;
-        char **ask;     /* "name uri" of the peers that are not fenced: does it run there? */
-        char *base_dir; /* <instances_path>, copied for the worker */
+        char **ask;       /* "name uri" of the peers that are not fenced: does it run there? */
+        char *source_uri; /* the source's libvirt, asked too: NULL if [peer SOURCE] is gone */
+        char *base_dir;   /* <instances_path>, copied for the worker */
         char *orig_evacuated_from; /* of the record when checked (to swap back) */
         uint64_t claimed_generation;
         bool defined;        /* the domain is defined here (by us or before) */
@@ -98,6 +100,7 @@ static void rebuild_done_free(Rebuild *r)
         }
         free(r->fixes);
         strv_free(r->ask);
+        free(r->source_uri);
         free(r->base_dir);
         free(r->orig_evacuated_from);
         free(r->message);
@@ -223,6 +226,17 @@ static void rebuild_check(Manager *m, Rebuild *r)
                 fail(r, HW_ERROR_BUSY, "Cannot read the node records");
                 return;
         }
+        {
+                const ConfigPeer *peer = config_find_peer(m->config, r->source);
+
+                if (peer && peer->libvirt_uri) {
+                        r->source_uri = strdup(peer->libvirt_uri);
+                        if (!r->source_uri) {
+                                fail(r, HW_ERROR_BUSY, "Out of memory");
+                                return;
+                        }
+                }
+        }
         r->base_dir = strdup(m->config->node.instances_path);
         if (!r->base_dir) {
                 fail(r, HW_ERROR_BUSY, "Out of memory");
@@ -261,6 +275,37 @@ static bool under_base_dir(const char *instances_path, const char *path)
                !strstr(path, "/../");
 }
 
+/*
+ * Step 2a (worker), first: the source itself, whatever its record says. A forced-down flag is
+ * an operator's word and a fence result may be stale (powered on again by hand); a libvirt
+ * that answers is the fact. An unreachable one is what a powered-off node is: then the
+ * record decides, as the checks of step 1 did.
+ */
+static bool source_runs_it(Rebuild *r)
+{
+        int state = VIR_DOMAIN_NOSTATE, reason = 0, active;
+
+        if (!r->source_uri)
+                return false;
+        active = virt_remote_domain_state(r->source_uri, r->uuid, &state, &reason);
+        if (active < 0) {
+                log_info("Cannot ask %s's libvirt whether it runs %s (%s): it counts as off, as "
+                         "recorded",
+                         r->source, r->uuid, virt_last_error("cannot connect"));
+                return false;
+        }
+        if (active == 0)
+                return false;
+        fail(r, HW_ERROR_NOT_FENCED,
+             "Instance %s (%s) runs on %s, its source: libvirt there answers and has it %s, "
+             "although %s is recorded as forced down or fenced. Not rebuilt here, where it would "
+             "run a second time on the same disks: power %s off ('hostwardenctl fence %s off') "
+             "or stop the instance there, then try again",
+             r->uuid, strna(r->name), r->source, virt_state_to_string(state), r->source, r->source,
+             r->source);
+        return true;
+}
+
 /* Step 2a (worker): it must not run anywhere else, nor be arriving here. */
 static bool runs_nowhere(Manager *m, Rebuild *r)
 {
@@ -268,6 +313,8 @@ static bool runs_nowhere(Manager *m, Rebuild *r)
         virDomainPtr dom;
         char err[512];
 
+        if (source_runs_it(r))
+                return false;
         for (size_t i = 0; r->ask && r->ask[i]; i++) {
                 const char *uri = strchr(r->ask[i], ' ') + 1;
                 int name_len = (int)(uri - 1 - r->ask[i]);

@@ -299,10 +299,15 @@ int manager_sync_runtime(Manager *m)
         /* markers other nodes decide (ForceDown, fencing) reach the hook through the store */
         if (sync_marker(rt, NODE_MARKER_FORCED_DOWN, rec.forced_down,
                         format_realtime(rec.forced_down_since, since, sizeof(since)), "by",
-                        rec.forced_down_by) > 0)
+                        rec.forced_down_by) > 0) {
                 log_notice("This node is %s", rec.forced_down ? "forced down: the hook refuses "
                                                                 "every start and incoming migration"
                                                               : "no longer forced down");
+                if (m->bus)
+                        (void)sd_bus_emit_properties_changed(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE,
+                                                             "ForcedDownBy", "ForcedDownSince",
+                                                             NULL);
+        }
         (void)sync_marker(rt, NODE_MARKER_FENCED, rec.fence == FENCE_OFF,
                           format_realtime(rec.fence_time, since, sizeof(since)), "by",
                           "fence agent");

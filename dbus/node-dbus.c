@@ -10,6 +10,7 @@
 #include "config.h"
 #include "errors.h"
 #include "evacuate.h"
+#include "force-down-opts.h"
 #include "job.h"
 #include "log.h"
 #include "manager.h"
@@ -72,9 +73,21 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
         else if (streq(property, "DisabledReason"))
                 r = sd_bus_message_append(
                         reply, "s", rec.disabled && rec.disabled_reason ? rec.disabled_reason : "");
-        else
+        else if (streq(property, "DisabledSince"))
                 r = sd_bus_message_append(reply, "t",
                                           rec.disabled ? rec.disabled_since : (uint64_t)0);
+        /* what a peer decided about this node, which the hook enforces: State alone would say
+         * "enabled" while every start is refused */
+        else if (streq(property, "ForcedDownBy"))
+                r = sd_bus_message_append(reply, "s",
+                                          rec.forced_down ? strempty(rec.forced_down_by) : "");
+        else if (streq(property, "ForcedDownSince"))
+                r = sd_bus_message_append(reply, "t",
+                                          rec.forced_down ? rec.forced_down_since : (uint64_t)0);
+        else if (streq(property, "FenceState"))
+                r = sd_bus_message_append(reply, "s", fence_state_to_string(rec.fence));
+        else
+                r = sd_bus_message_append(reply, "t", rec.fence_time);
         node_record_done(&rec);
         return r;
 }
@@ -511,18 +524,70 @@ static int mutate_forced(NodeRecord *rec, void *userdata)
         return 0;
 }
 
-static int force_down_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+/* The arguments of ForceDown (options: none) and ForceDownWithOptions. */
+static int read_force_down(sd_bus_message *msg, const char **ret_node, bool *ret_down,
+                           ForceDownOptions *ret_opts, sd_bus_error *error)
 {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        ForceArgs a = { .down = false };
+        ForceDownOptions opts = {};
         const char *node;
         int down, r;
-        uid_t uid;
 
         r = sd_bus_message_read(msg, "sb", &node, &down);
         if (r < 0)
                 return r;
-        a.down = down;
+        if (streq_ptr(sd_bus_message_get_member(msg), "ForceDownWithOptions")) {
+                r = force_down_options_read(msg, &opts, error);
+                if (r < 0)
+                        return r;
+        }
+        *ret_node = node;
+        *ret_down = down;
+        *ret_opts = opts;
+        return 0;
+}
+
+/* The request as this node sees it now: node's liveness by this node's clock. */
+static void force_down_request(Manager *m, const char *node, bool down, bool insist,
+                               ForceDownRequest *ret)
+{
+        NodeLiveness l = NODE_UNKNOWN;
+        uint64_t now = 0, seen = 0;
+
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (!streq(node, m->config->node.name))
+                (void)store_node_liveness(m->store, node, now, m->config->cluster.down_after, &l);
+        *ret = (ForceDownRequest){
+                .self = m->config->node.name,
+                .node = node,
+                .down = down,
+                .insist = insist,
+                .liveness = l,
+                .seen_ago = store_node_heartbeat_seen(m->store, node, &seen) >= 0 && now >= seen
+                                    ? now - seen
+                                    : UINT64_MAX,
+                .down_after = m->config->cluster.down_after,
+        };
+}
+
+static int force_down_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        ForceArgs a = { .down = false };
+        ForceDownOptions opts;
+        ForceDownRequest req;
+        bool overrode = false;
+        const char *node;
+        uid_t uid;
+        int r;
+
+        r = read_force_down(msg, &node, &a.down, &opts, error);
+        if (r < 0)
+                return r;
+        /* decided again: the node may have come back while polkit answered */
+        force_down_request(m, node, a.down, opts.insist, &req);
+        r = force_down_decide(&req, &overrode, error);
+        if (r < 0)
+                return r;
         if (sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds) >= 0 &&
             sd_bus_creds_get_euid(creds, &uid) >= 0)
                 snprintf(a.by, sizeof(a.by), "uid %u on %s", (unsigned)uid, m->config->node.name);
@@ -538,29 +603,61 @@ static int force_down_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *
                 return sd_bus_error_set_errnof(error, r, "Cannot record the node's state: %m");
         if (streq(node, m->config->node.name))
                 (void)manager_sync_runtime(m);
-        log_fields(LOG_WARNING, 0, LOG_FIELDS({ "HOSTWARDEN_NODE", node }), "Node %s %s by %s",
-                   node, a.down ? "declared down (ForceDown)" : "no longer forced down", a.by);
+        if (overrode && a.down)
+                log_fields(LOG_WARNING, 0,
+                           LOG_FIELDS({ "HOSTWARDEN_NODE", node }, { "HOSTWARDEN_INSIST", "yes" }),
+                           "Node %s declared down (ForceDown) by %s, who insisted although its "
+                           "heartbeat was fresh (last seen %llu s ago): an evacuation may start "
+                           "its instances elsewhere",
+                           node, a.by,
+                           req.seen_ago == UINT64_MAX
+                                   ? 0ULL
+                                   : (unsigned long long)(req.seen_ago / USEC_PER_SEC));
+        else if (overrode)
+                log_fields(LOG_WARNING, 0,
+                           LOG_FIELDS({ "HOSTWARDEN_NODE", node }, { "HOSTWARDEN_INSIST", "yes" }),
+                           "Node %s no longer forced down: taken back on the node itself by %s, "
+                           "who insisted",
+                           node, a.by);
+        else
+                log_fields(LOG_WARNING, 0, LOG_FIELDS({ "HOSTWARDEN_NODE", node }),
+                           "Node %s %s by %s", node,
+                           a.down ? "declared down (ForceDown)" : "no longer forced down", a.by);
         (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "NodeChanged", "ss", node,
                                  a.down ? "forced-down" : "up");
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-/* ForceDown(s node, b down) [fence]: the admin asserts node is powered off (Nova's force-down). */
+/*
+ * ForceDown(s node, b down) and ForceDownWithOptions(s node, b down, a{sv} options) [fence]:
+ * the admin asserts node is powered off (Nova's force-down). Refused for this node itself and
+ * for a node whose heartbeat is fresh, unless the caller insists: a node forced down while it
+ * runs its guests lets an evacuation start them a second time.
+ */
 static int method_force_down(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
+        Manager *m = userdata;
+        ForceDownOptions opts;
+        ForceDownRequest req;
         const char *node;
-        int down, r;
+        bool down;
+        int r;
 
-        r = sd_bus_message_read(msg, "sb", &node, &down);
+        r = read_force_down(msg, &node, &down, &opts, error);
         if (r < 0)
                 return r;
         if (!hostname_is_valid(node))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Expected a node name, got '%s'", node);
+        /* refused before polkit, so that nobody types a password for nothing */
+        force_down_request(m, node, down, opts.insist, &req);
+        r = force_down_decide(&req, NULL, error);
+        if (r < 0)
+                return r;
         r = sd_bus_message_rewind(msg, true);
         if (r < 0)
                 return r;
-        return polkit_authorize(userdata, msg, force_down_authorized, error);
+        return polkit_authorize(m, msg, force_down_authorized, error);
 }
 
 static int reload_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
@@ -619,12 +716,22 @@ const sd_bus_vtable node_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("DisabledSince", "t", property_get_state, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ForcedDownBy", "s", property_get_state, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ForcedDownSince", "t", property_get_state, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* written by peers' fence agents: read when asked, changes are not announced */
+        SD_BUS_PROPERTY("FenceState", "s", property_get_state, 0, 0),
+        SD_BUS_PROPERTY("FenceTime", "t", property_get_state, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("Disable", SD_BUS_ARGS("s", reason), SD_BUS_NO_RESULT,
                                 method_disable, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Enable", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_enable,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ForceDown", SD_BUS_ARGS("s", node, "b", down), SD_BUS_NO_RESULT,
                                 method_force_down, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ForceDownWithOptions",
+                                SD_BUS_ARGS("s", node, "b", down, "a{sv}", options),
+                                SD_BUS_NO_RESULT, method_force_down, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Fence", SD_BUS_ARGS("s", node, "s", action),
                                 SD_BUS_RESULT("s", power), method_fence,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

@@ -29,6 +29,7 @@ static const struct {
         { HW_NODE_INTERFACE, "Disable", "org.hostwarden.manage-node" },
         { HW_NODE_INTERFACE, "Enable", "org.hostwarden.manage-node" },
         { HW_NODE_INTERFACE, "ForceDown", "org.hostwarden.fence" },
+        { HW_NODE_INTERFACE, "ForceDownWithOptions", "org.hostwarden.fence" },
         { HW_NODE_INTERFACE, "Fence", "org.hostwarden.fence" },
         { HW_NODE_INTERFACE, "Migrate", "org.hostwarden.migrate" },
         { HW_NODE_INTERFACE, "EvacuateLive", "org.hostwarden.evacuate" },

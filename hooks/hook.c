@@ -73,12 +73,15 @@ static const char *get_or(const RuntimeRecord *rec, const char *key, const char 
 
 int hook_check_node_markers(HookContext *ctx, const char *what)
 {
+        /* what takes the marker back: a peer's record of this node, never this node alone */
         static const struct {
                 NodeMarker marker;
                 const char *state;
+                const char *clear_pre, *clear_post;
         } checks[] = {
-                { NODE_MARKER_FENCED, "fenced" },
-                { NODE_MARKER_FORCED_DOWN, "forced down" },
+                { NODE_MARKER_FENCED, "fenced", "once it is on, 'hostwardenctl fence ",
+                  " status'" },
+                { NODE_MARKER_FORCED_DOWN, "forced down", "'hostwardenctl force-up ", "'" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(checks); i++) {
@@ -91,10 +94,11 @@ int hook_check_node_markers(HookContext *ctx, const char *what)
                 r = hook_refuse(ctx, node_marker_to_string(checks[i].marker),
                                 "refusing to %s domain '%s' on node '%s': this node is %s "
                                 "(since %s, by %s); its instances may be running elsewhere. "
-                                "hostwardend clears this once the node is reconciled.",
+                                "%s%s%s run on a peer clears this.",
                                 what, ctx->domain, node_name(ctx), checks[i].state,
                                 get_or(&rec, "since", "an unknown time"),
-                                get_or(&rec, "by", "unknown"));
+                                get_or(&rec, "by", "unknown"), checks[i].clear_pre, node_name(ctx),
+                                checks[i].clear_post);
                 runtime_record_done(&rec);
                 return r;
         }

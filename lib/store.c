@@ -494,6 +494,19 @@ int store_node_liveness(Store *s, const char *name, usec_t now_monotonic, usec_t
         return store_node_liveness_of(s, &n, now_monotonic, down_after, ret);
 }
 
+int store_node_heartbeat_seen(Store *s, const char *name, usec_t *ret_monotonic)
+{
+        LivenessEntry *e;
+
+        if (!node_name_is_valid(name))
+                return -EINVAL;
+        e = liveness_find(s, name);
+        if (!e || !e->changed)
+                return -ENODATA;
+        *ret_monotonic = e->last_change;
+        return 0;
+}
+
 /* ---- listing -------------------------------------------------------------------------- */
 
 typedef int (*ParseItemFunc)(const char *key, const char *text, void *item);

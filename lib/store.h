@@ -198,6 +198,12 @@ int store_node_liveness_of(Store *s, const NodeRecord *rec, usec_t now_monotonic
                            NodeLiveness *ret);
 int store_node_liveness(Store *s, const char *name, usec_t now_monotonic, usec_t down_after,
                         NodeLiveness *ret);
+/*
+ * The observer's monotonic time at which this Store last saw node name's heartbeat counter
+ * change (as passed to store_node_liveness*()), for messages such as "last seen 3 s ago".
+ * -ENODATA when it never saw it change (not watched, or NODE_UNKNOWN so far).
+ */
+int store_node_heartbeat_seen(Store *s, const char *name, usec_t *ret_monotonic);
 
 /* An instance's power state as its owner last saw it, so that an evacuation rebuilds it as
  * it was (Nova's evacuate keeps a stopped instance stopped). */

@@ -15,7 +15,7 @@ _hostwardenctl() {
                 migrations migration disable enable force-down force-up fence evacuate rebuild
                 setup-leases init-cluster allow-unsynced-starts"
         local options="--help --version --json --no-ask-password --block --wait --watch --bandwidth=
-                --live --to= --from= --name= --adopt --reason="
+                --live --to= --from= --insist --name= --adopt --reason="
 
         case $prev in
         --to | --from)

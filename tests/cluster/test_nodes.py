@@ -126,7 +126,10 @@ def test_force_down_from_a_peer_reaches_the_hook_of_the_node(nodes):
     node1, node2 = nodes.nodes
     node1.run(["virsh", "define", "/dev/stdin"], input=hwcluster.domain_xml("fd-guest"))
     try:
-        assert node2.run(["hostwardenctl", "force-down", "node1"]).returncode == 0
+        # node1 is up: a force-down needs insisting (issue 18)
+        proc = node2.run(["hostwardenctl", "force-down", "node1"], check=False)
+        assert proc.returncode == 1 and "heartbeat is fresh" in proc.stderr, proc.stderr
+        assert node2.run(["hostwardenctl", "force-down", "node1", "--insist"]).returncode == 0
         assert list_nodes(node2)["node1"][2] == "forced-down"
         # node1's daemon picks its record up from the store and tells its hook
         assert wait_for(lambda: node1.run(["test", "-e", "/run/hostwarden/node/forced-down"],

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The a{sv} options of Migrate and CheckMigration come from any D-Bus client. The input
+ * The a{sv} options of Migrate and CheckMigration, and those of ForceDownWithOptions (read
+ * from the same dictionary), come from any D-Bus client. The input
  * builds the dictionary: its first byte says which of auto-converge and post-copy
  * [migration] permits, then each entry takes a key (one of the known ones, or raw bytes), a
  * type (b, t, u, s, i, d, as) and a value from the bytes that follow. Beyond "no crash, no
@@ -16,6 +17,7 @@
 #include <systemd/sd-bus.h>
 
 #include "config.h"
+#include "force-down-opts.h"
 #include "fuzz.h"
 #include "migrate-opts.h"
 #include "util.h"
@@ -23,6 +25,7 @@
 static const char *const keys[] = {
         "block",           "bandwidth",          "auto-converge",  "post-copy", "tls",
         "max-downtime-ms", "completion-timeout", "timeout-action", "",          "abort",
+        "insist",
 };
 
 static uint64_t take(const uint8_t **p, const uint8_t *end, size_t n)
@@ -95,6 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sd_bus_error error = SD_BUS_ERROR_NULL;
         const uint8_t *p = data, *end = data + size;
         MigrateOptions opts;
+        ForceDownOptions fd_opts;
         ConfigDiags diags = { 0 };
         unsigned flags;
         int sv[2], r;
@@ -138,6 +142,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (r < 0 && (!sd_bus_error_has_name(&error, SD_BUS_ERROR_INVALID_ARGS) ||
                               isempty(error.message)))
                         abort(); /* a refusal that is not InvalidArgs saying why */
+                sd_bus_error_free(&error);
+                if (sd_bus_message_rewind(m, true) < 0)
+                        abort();
+                r = force_down_options_read(m, &fd_opts, &error);
+                if (r < 0 && (!sd_bus_error_has_name(&error, SD_BUS_ERROR_INVALID_ARGS) ||
+                              isempty(error.message)))
+                        abort();
         }
         sd_bus_error_free(&error);
         sd_bus_message_unref(m);

@@ -368,6 +368,11 @@ static void test_fenced_or_forced_down_node_refuses_start_and_incoming(void **st
 {
         static const NodeMarker markers[] = { NODE_MARKER_FENCED, NODE_MARKER_FORCED_DOWN };
         static const char *const words[] = { "this node is fenced", "this node is forced down" };
+        /* a peer's record of this node decides, not a reconciliation here */
+        static const char *const clears[] = {
+                "once it is on, 'hostwardenctl fence node2 status' run on a peer clears this.",
+                "'hostwardenctl force-up node2' run on a peer clears this.",
+        };
 
         for (size_t i = 0; i < 2; i++) {
                 _cleanup_free_ char *rt = synced_runtime_dir();
@@ -384,6 +389,7 @@ static void test_fenced_or_forced_down_node_refuses_start_and_incoming(void **st
                 assert_true(test_contains(r.err, "refusing to start"));
                 assert_true(test_contains(r.err, words[i]));
                 assert_true(test_contains(r.err, "since 2026-11-24T02:00:00Z, by admin"));
+                assert_true(test_contains(r.err, clears[i]));
                 run_free(&r);
 
                 r = run_hook(node2_conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml");

@@ -967,7 +967,7 @@ static void test_liveness_by_observer_monotonic_clock(void **state)
         _cleanup_(store_freep) Store *a = open_store(dir, "node-a");
         _cleanup_(store_freep) Store *b = open_store(dir, "node-b");
         NodeLiveness l = NODE_UP;
-        usec_t t = T0;
+        usec_t t = T0, seen = 0;
 
         assert_int_equal(store_node_liveness(b, "node-a", t, DOWN_AFTER, &l), -ENOENT);
         assert_int_equal(l, NODE_UP); /* untouched */
@@ -975,6 +975,10 @@ static void test_liveness_by_observer_monotonic_clock(void **state)
         assert_int_equal(store_heartbeat(a), 0);
         check_liveness(b, "node-a", t, NODE_UNKNOWN); /* first look */
         check_liveness(b, "node-a", t + DOWN_AFTER - 1, NODE_UNKNOWN);
+        /* a first look is no sighting of a live heartbeat */
+        assert_int_equal(store_node_heartbeat_seen(b, "node-a", &seen), -ENODATA);
+        assert_int_equal(store_node_heartbeat_seen(b, "node-z", &seen), -ENODATA);
+        assert_int_equal(store_node_heartbeat_seen(b, "../node-a", &seen), -EINVAL);
 
         /* a counter that keeps changing stays up, however long it runs */
         for (unsigned i = 0; i < 20; i++) {
@@ -983,8 +987,14 @@ static void test_liveness_by_observer_monotonic_clock(void **state)
                 check_liveness(b, "node-a", t, NODE_UP);
         }
 
+        /* when it was last seen changing, by b's clock: what "last seen N s ago" says */
+        assert_int_equal(store_node_heartbeat_seen(b, "node-a", &seen), 0);
+        assert_int_equal(seen, t);
+
         /* unchanged: up until down_after has passed since the last change seen */
         check_liveness(b, "node-a", t + DOWN_AFTER - 1, NODE_UP);
+        assert_int_equal(store_node_heartbeat_seen(b, "node-a", &seen), 0);
+        assert_int_equal(seen, t); /* a look without a change does not move it */
         check_liveness(b, "node-a", t + DOWN_AFTER, NODE_DOWN);
         check_liveness(b, "node-a", t + 10 * DOWN_AFTER, NODE_DOWN);
 
