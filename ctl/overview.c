@@ -273,7 +273,12 @@ static int view_overview(sd_bus *bus, FILE *f, const Screen *screen, void *userd
                         free(props[i]);
                 if (r == -ENOMEM)
                         return r;
-                view_title(f, screen, "hostwarden: hostwardend does not answer");
+                /* waiting for its store is a state of its own, with what to do in the message */
+                view_title(f, screen,
+                           sd_bus_error_has_name(&error,
+                                                 "org.hostwarden.Warden1.Error.StoreUnavailable")
+                                   ? "hostwarden: this node has not read its cluster store"
+                                   : "hostwarden: hostwardend does not answer");
                 fprintf(f, "%s\n", error_message(&error, r));
                 if (screen->watching)
                         fprintf(f, "Trying again every %s.\n", screen->tty ? "second" : "5 s");

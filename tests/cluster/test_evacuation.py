@@ -232,6 +232,53 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
             n.virsh("undefine", name, check=False)
 
 
+def test_an_evacuation_keeps_each_guests_power_state(nodes):
+    """Node 1 dies with a running, a paused and a shut-off guest (its records say so, as it
+    last saw them); after fence off, node 2 rebuilds them running, paused and shut off (as
+    Nova's evacuate keeps a stopped instance stopped), not all started. Node 1 boots again
+    and none of them runs there."""
+    node1, node2, node3 = nodes.node(1), nodes.node(2), nodes.node(3)
+    guests = {}
+    for power in ("running", "paused", "shutoff"):
+        uuid, name = str(uuidlib.uuid4()), f"power-{power}"
+        node1.run(["virsh", "define", "/dev/stdin"], input=hwcluster.domain_xml(name, uuid))
+        if power != "shutoff":
+            node1.virsh("start", name)
+        if power == "paused":
+            node1.virsh("suspend", name)
+        guests[power] = (name, uuid)
+    for power, (name, uuid) in guests.items():
+        assert wait_for(lambda: record(node2, uuid).get("power") == power), record(node2, uuid)
+        assert wait_for(lambda: hwevac.definition(node2, uuid))
+
+    node1.bmc.ipmitool("chassis", "power", "off")
+    assert wait_for(lambda: not node1.alive)
+    assert wait_for(lambda: list_nodes(node2)["node1"][2] == "down", timeout=15)
+    ctl(node2, "fence", "node1", "off")
+    results = evacuate_from(node2, "node1")
+    assert isinstance(results, dict), results
+    states = {"running": "running", "paused": "paused", "shutoff": "shut off"}
+    for power, (name, uuid) in guests.items():
+        assert results[uuid][0] == "rebuilt", results[uuid]
+        assert node2.virsh("domstate", name).stdout.strip() == states[power], power
+        assert record(node2, uuid)["owner"] == "node2"
+    assert f"{guests['shutoff'][1]} ({guests['shutoff'][0]}) of fenced node node1 rebuilt here, " \
+        "shut off as it was" in node2.journal("-u", "hostwardend")
+
+    ctl(node2, "fence", "node1", "on")
+    node1.wait_powered_on()
+    assert wait_for(lambda: all(node1.virsh("domuuid", name, check=False).returncode != 0
+                                for name, _ in guests.values()), timeout=30), \
+        node1.virsh("list", "--all").stdout
+    for power, (name, _) in guests.items():
+        assert node2.virsh("domstate", name).stdout.strip() == states[power], power
+        assert not running(node3, name)
+    for name, _ in guests.values():
+        for n in nodes.nodes:
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)
+
+
 def test_evacuate_live_drains_a_node_to_its_peers(nodes, record_timing):
     """`hostwardenctl evacuate --live --wait` on node1: node1 is disabled with a reason, its
     four running guests are live-migrated (max_concurrent 2) to node2 and node3, chosen by
