@@ -488,24 +488,25 @@ static InstancePower power_of(const LocalDomain *d)
 }
 
 /* An own record follows the domain's name (virsh domrename) and power state (what an
- * evacuation rebuilds). */
-static void refresh_record(Manager *m, const InstanceRecord *rec, const LocalDomain *d)
+ * evacuation rebuilds). Returns the record's generation now. */
+static uint64_t refresh_record(Manager *m, const InstanceRecord *rec, const LocalDomain *d)
 {
         InstanceRecord n = *rec;
+        uint64_t gen = rec->generation;
         int r;
 
         if (d->migrating || !d->name)
-                return;
+                return gen;
         n.name = d->name;
         n.power = power_of(d);
         if (streq_ptr(rec->name, n.name) && rec->power == n.power)
-                return;
-        r = store_instance_cas(m->store, &n, rec->generation, NULL);
+                return gen;
+        r = store_instance_cas(m->store, &n, rec->generation, &gen);
         if (r < 0) {
                 if (r != -ESTALE)
                         log_warning_errno(r, "Cannot update the record of instance %s: %m",
                                           rec->uuid);
-                return;
+                return rec->generation;
         }
         if (!streq_ptr(rec->name, n.name))
                 log_fields(LOG_NOTICE, 0,
@@ -514,6 +515,7 @@ static void refresh_record(Manager *m, const InstanceRecord *rec, const LocalDom
                                       { "HOSTWARDEN_INSTANCE", rec->uuid }),
                            "Instance %s was renamed from %s to %s", rec->uuid, strna(rec->name),
                            n.name);
+        return gen;
 }
 
 static void save_definition(Manager *m, const LocalDomain *d)
@@ -642,7 +644,8 @@ static bool found_elsewhere(Manager *m, const Action *a)
                 /* back on the node it was evacuated from: nothing there is stale any more */
                 rec.evacuated_from =
                         streq_ptr(a->found, cur.evacuated_from) ? NULL : cur.evacuated_from;
-                rec.power = a->found_active ? cur.power : INSTANCE_POWER_SHUTOFF;
+                /* what it is exactly, its new owner records at its next pass */
+                rec.power = a->found_active ? INSTANCE_POWER_RUNNING : INSTANCE_POWER_SHUTOFF;
         } else {
                 rec.owner = m->config->node.name;
                 rec.evacuated_from = cur.evacuated_from;
@@ -1047,15 +1050,17 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                         continue;
                 }
                 if (streq(rec->owner, self)) {
+                        InstanceRecord now_rec = *rec;
+
                         save_definition(m, d);
-                        refresh_record(m, rec, d);
+                        now_rec.generation = refresh_record(m, rec, d);
                         /* stopped here by a migration (libvirt's shut-off reason): the peer
                          * that runs it now takes the record at once, so that the definition
                          * left here is denied before anyone starts it */
                         if (!d->active && d->reason == VIR_DOMAIN_SHUTOFF_MIGRATED &&
                             !instance_busy(m, d->uuid)) {
                                 if (!noticed(rc->moved, d->uuid))
-                                        (void)add_find(p, m->config, rec, d);
+                                        (void)add_find(p, m->config, &now_rec, d);
                                 (void)notice(&moved, rc->moved, d->uuid, now);
                         }
                         /* paused for a migration that ended: resumed once so for the settle
