@@ -6,26 +6,37 @@
 /*
  * Reconciliation of the instance records with the local libvirt (DESIGN.md §4, §7 Recovery),
  * at start, on every libvirt lifecycle event and every heartbeat. One pass at a time: a worker
- * lists the local domains, the event loop decides against the store, a second worker does
- * what libvirt has to do:
+ * lists the local domains, the event loop decides against the store, a second worker asks the
+ * peers' libvirt what it must and does what libvirt has to do. It follows what libvirt and
+ * the operators did, whoever did it, and never removes the last definition of an instance:
  *
  *  - a local domain without a record: claimed for this node (compare-and-swap, generation 0),
  *    its inactive definition saved;
- *  - a record of this node's: its definition kept current;
+ *  - a record of this node's: its definition, name (domrename) and power state kept current;
+ *    stopped here by a migration (shut-off reason "migrated"), the peer that runs it takes
+ *    the record at once, so the definition left here is denied before anyone starts it;
+ *  - a tombstone (the instance was deleted): a copy on the node it was evacuated from is
+ *    stale and undefined; any other definition (a restore, a new guest with its UUID) claims
+ *    the instance back;
  *  - a domain whose record names another node:
- *      inactive: undefined here (never a file deleted: libvirt's undefine keeps disks);
- *      running, and the record says it was evacuated from this node (and it did not arrive
- *      by a migration since the record changed hands), still so after the settle time: the
- *      owner's libvirt is asked first; when the owner runs it, this copy is destroyed and undefined
- * (the evacuated copy is the instance now); when it does not, this node claims it (it migrated back
- * here and its source died before the record followed); when the owner cannot be asked, it is
- * logged and left alone; running otherwise, no migration job, and still so after the settle time
- * (two heartbeat intervals, at least 2 s; passes come in bursts on lifecycle events): the owner's
- * libvirt is asked; when the guest does not run there (a migration completed while the source's
- * daemon was down) this node claims it, when it does both are logged and left alone (split brain:
- * an operator decides);
+ *      inactive, evacuated from here: undefined (never a file deleted);
+ *      inactive otherwise: the owner's libvirt is asked; if it has the domain, this second
+ *      definition is undefined; if not, the instance moved here (an offline migration, or a
+ *      live one and a stop) and this node claims it; if it cannot be asked, left alone;
+ *      running, and the record says it was evacuated from here (and it did not arrive by a
+ *      migration since the record changed hands), still so after the settle time: the
+ *      owner's libvirt is asked first; when the owner runs it, this copy is destroyed and
+ *      undefined; when it does not, this node claims it; when it cannot be asked, left alone;
+ *      running otherwise, no migration job, still so after the settle time (two heartbeat
+ *      intervals, at least 2 s; passes come in bursts): the owner's libvirt is asked; when it
+ *      does not run there this node claims it; when it runs on both, the copy that arrived by
+ *      migration is kept if the owner's was booted afresh (the record comes here), else the
+ *      one here goes;
  *  - a record of this node's whose domain is gone for the settle time, with no migration or
- *    rebuild of it under way here: removed with its definition (the instance was deleted).
+ *    rebuild of it under way here: every peer is asked; the record follows the one that runs
+ *    it or has it defined (a copy on the node it was evacuated from does not count unless it
+ *    runs); when none has it and every peer answered, the record becomes a tombstone (the
+ *    saved definition is kept); when a peer cannot be asked, nothing changes.
  *
  * Nothing is decided while libvirt cannot be listed.
  */
