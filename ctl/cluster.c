@@ -20,25 +20,6 @@
 #include "store.h"
 #include "util.h"
 
-static Config *load_config(void)
-{
-        ConfigDiags diags = {};
-        Config *c = NULL;
-        char buf[1024];
-        int r;
-
-        r = config_load(hw_conf_dir(), &diags, &c);
-        for (size_t i = 0; i < diags.n; i++)
-                fprintf(stderr, "%s\n", config_diag_format(&diags.items[i], buf, sizeof(buf)));
-        config_diags_clear(&diags);
-        if (r < 0 || !c) {
-                fprintf(stderr, "Cannot read the configuration in %s.\n", hw_conf_dir());
-                config_free(c);
-                return NULL;
-        }
-        return c;
-}
-
 /* Who runs this, for the record: the user sudo was run by, else the uid's name. */
 static const char *invoking_user(char *buf, size_t size)
 {
@@ -77,7 +58,7 @@ static void print_identity(const char *what, const ClusterIdentity *c, const cha
 
 int verb_init_cluster(sd_bus *bus)
 {
-        _cleanup_(config_freep) Config *c = load_config();
+        _cleanup_(config_freep) Config *c = ctl_load_config();
         _cleanup_(cluster_identity_done) ClusterIdentity id = {};
         _cleanup_(store_freep) Store *s = NULL;
         _cleanup_free_ char *where = NULL;

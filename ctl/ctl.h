@@ -6,6 +6,8 @@
 
 #include <systemd/sd-bus.h>
 
+#include "config.h"
+
 #define DEST       "org.hostwarden.Warden1"
 #define PATH       "/org/hostwarden/Warden1"
 #define NODE_IFACE "org.hostwarden.Warden1.Node"
@@ -38,6 +40,10 @@ int ctl_call(sd_bus *bus, const char *path, const char *iface, const char *membe
 int ctl_get_strings(sd_bus *bus, const char *path, const char *iface, sd_bus_error *error,
                     const char *const *names, char **values);
 void json_string(const char *s);
+/* The node's configuration (hostwarden.conf and its drop-ins), its diagnostics on stderr;
+ * NULL (said on stderr) when it cannot be used. For the commands that run without
+ * hostwardend. */
+Config *ctl_load_config(void);
 
 int verb_migrate(sd_bus *bus);
 int verb_migrations(sd_bus *bus);

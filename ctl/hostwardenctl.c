@@ -13,7 +13,9 @@
 
 #include <systemd/sd-bus.h>
 
+#include "config.h"
 #include "ctl.h"
+#include "paths.h"
 #include "status.h"
 #include "util.h"
 
@@ -121,6 +123,25 @@ int ctl_get_strings(sd_bus *bus, const char *path, const char *iface, sd_bus_err
                                 r = -ENOMEM;
                 }
         return r < 0 ? r : 0;
+}
+
+Config *ctl_load_config(void)
+{
+        ConfigDiags diags = {};
+        Config *c = NULL;
+        char buf[1024];
+        int r;
+
+        r = config_load(hw_conf_dir(), &diags, &c);
+        for (size_t i = 0; i < diags.n; i++)
+                fprintf(stderr, "%s\n", config_diag_format(&diags.items[i], buf, sizeof(buf)));
+        config_diags_clear(&diags);
+        if (r < 0 || !c) {
+                fprintf(stderr, "Cannot read the configuration in %s.\n", hw_conf_dir());
+                config_free(c);
+                return NULL;
+        }
+        return c;
 }
 
 static int get_string(sd_bus *bus, const char *property, char **ret)

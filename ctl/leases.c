@@ -24,20 +24,12 @@ static int replace(const char *path, const char *text, unsigned mode)
 
 int verb_setup_leases(sd_bus *bus)
 {
-        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_(config_freep) Config *c = ctl_load_config();
         _cleanup_free_ char *lockd = NULL, *qemu = NULL, *qemu_new = NULL;
-        ConfigDiags diags = {};
-        char buf[1024];
         int r;
 
-        r = config_load(hw_conf_dir(), &diags, &c);
-        for (size_t i = 0; i < diags.n; i++)
-                fprintf(stderr, "%s\n", config_diag_format(&diags.items[i], buf, sizeof(buf)));
-        config_diags_clear(&diags);
-        if (r < 0 || !c) {
-                fprintf(stderr, "Cannot read the configuration in %s.\n", hw_conf_dir());
+        if (!c)
                 return 1;
-        }
         if (!c->locking.disk_leases) {
                 fprintf(stderr,
                         "[locking] disk_leases = no in %s/hostwarden.conf: nothing to set "

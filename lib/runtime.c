@@ -221,16 +221,8 @@ int runtime_deny_add(const char *runtime_dir, const char *uuid, const RuntimeRec
         return write_record(runtime_dir, "deny", u, rec);
 }
 
-int runtime_deny_remove(const char *runtime_dir, const char *uuid)
-{
-        char u[37];
-
-        if (normalize_uuid(uuid, u) < 0)
-                return -EINVAL;
-        return remove_record(runtime_dir, "deny", u);
-}
-
-int runtime_arriving_add(const char *runtime_dir, const char *uuid)
+/* runtime_dir/sub/<uuid> holding "since=<now>" */
+static int write_since(const char *runtime_dir, const char *sub, const char *uuid)
 {
         RuntimeRecord rec = { NULL };
         char u[37], since[64];
@@ -240,9 +232,29 @@ int runtime_arriving_add(const char *runtime_dir, const char *uuid)
                 return -EINVAL;
         r = runtime_record_set(&rec, "since", format_timestamp_now(since, sizeof(since)));
         if (r >= 0)
-                r = write_record(runtime_dir, "arriving", u, &rec);
+                r = write_record(runtime_dir, sub, u, &rec);
         runtime_record_done(&rec);
         return r;
+}
+
+/* removes runtime_dir/sub/<uuid> */
+static int remove_uuid(const char *runtime_dir, const char *sub, const char *uuid)
+{
+        char u[37];
+
+        if (normalize_uuid(uuid, u) < 0)
+                return -EINVAL;
+        return remove_record(runtime_dir, sub, u);
+}
+
+int runtime_deny_remove(const char *runtime_dir, const char *uuid)
+{
+        return remove_uuid(runtime_dir, "deny", uuid);
+}
+
+int runtime_arriving_add(const char *runtime_dir, const char *uuid)
+{
+        return write_since(runtime_dir, "arriving", uuid);
 }
 
 int runtime_arriving_lookup(const char *runtime_dir, const char *uuid, uint64_t *ret_since)
@@ -264,35 +276,17 @@ int runtime_arriving_lookup(const char *runtime_dir, const char *uuid, uint64_t 
 
 int runtime_arriving_remove(const char *runtime_dir, const char *uuid)
 {
-        char u[37];
-
-        if (normalize_uuid(uuid, u) < 0)
-                return -EINVAL;
-        return remove_record(runtime_dir, "arriving", u);
+        return remove_uuid(runtime_dir, "arriving", uuid);
 }
 
 int runtime_deferred_add(const char *runtime_dir, const char *uuid)
 {
-        RuntimeRecord rec = { NULL };
-        char u[37], since[64];
-        int r;
-
-        if (normalize_uuid(uuid, u) < 0)
-                return -EINVAL;
-        r = runtime_record_set(&rec, "since", format_timestamp_now(since, sizeof(since)));
-        if (r >= 0)
-                r = write_record(runtime_dir, "deferred", u, &rec);
-        runtime_record_done(&rec);
-        return r;
+        return write_since(runtime_dir, "deferred", uuid);
 }
 
 int runtime_deferred_remove(const char *runtime_dir, const char *uuid)
 {
-        char u[37];
-
-        if (normalize_uuid(uuid, u) < 0)
-                return -EINVAL;
-        return remove_record(runtime_dir, "deferred", u);
+        return remove_uuid(runtime_dir, "deferred", uuid);
 }
 
 /* The canonical UUIDs named by the files of runtime_dir/sub, with their times (ret_since may
