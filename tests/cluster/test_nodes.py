@@ -230,6 +230,33 @@ def test_an_instance_owned_elsewhere_is_denied_here(nodes):
         node2.run(["rm", "-f", record])
 
 
+def test_an_old_arrival_marker_does_not_let_a_denied_instance_start(nodes):
+    """arriving/<uuid> lets a denied instance in only while its migration can still be
+    arriving: one older than [firewall] open_window (a migration that never came; libvirt
+    removes it itself when one fails after "migrate begin") does not, and reconciliation
+    removes it."""
+    import uuid as uuidlib
+    node1, node2 = nodes.nodes
+    uuid = str(uuidlib.uuid4())
+    xml = hwcluster.domain_xml("arrive-late", uuid=uuid)
+    marker = f"/run/hostwarden/arriving/{uuid}"
+    try:
+        node2.run(["virsh", "define", "/dev/stdin"], input=xml)
+        assert wait_for(lambda: node1.run(["test", "-e", f"/run/hostwarden/deny/{uuid}"],
+                                          check=False).returncode == 0)
+        node1.write_file("/root/arrive-late.xml", xml)
+        node1.write_file(marker, "since=2026-12-05T00:00:00Z\n")
+        node1.run(["touch", "-d", "-11 minutes", marker])  # open_window is 10 min by default
+        proc = node1.virsh("create", "/root/arrive-late.xml", check=False)
+        assert proc.returncode != 0 and "records it as node 'node2''s" in proc.stderr, \
+            proc.stderr
+        assert wait_for(lambda: node1.run(["test", "-e", marker], check=False).returncode != 0)
+    finally:
+        for n in (node1, node2):
+            n.virsh("destroy", "arrive-late", check=False)
+            n.virsh("undefine", "arrive-late", check=False)
+
+
 def test_a_domain_defined_here_is_claimed_and_deleted_leaves_a_tombstone(nodes):
     """Instance records are kept current: a domain defined on node1 gets a record owned by
     node1 and its inactive definition saved (0600); undefined there and defined on no peer,
