@@ -838,13 +838,16 @@ static int add_action(Pass *p, ActionKind kind, const LocalDomain *d, const Inst
         return 0;
 }
 
-/* "name", "libvirt URI" of every configured peer ("" when it has none: it cannot be asked) */
-static int peer_list(const Config *c, char ***ret)
+/* "name", "libvirt URI" of every configured peer but those in skip ("" when it has none: it
+ * cannot be asked) */
+static int peer_list(const Config *c, char *const *skip, char ***ret)
 {
         _cleanup_strv_free_ char **peers = NULL;
         int r = 0;
 
         for (size_t i = 0; i < c->n_peers && r >= 0; i++) {
+                if (strv_contains(skip, c->peers[i].name))
+                        continue;
                 r = strv_extend(&peers, c->peers[i].name);
                 if (r >= 0)
                         r = strv_extend(&peers, strempty(c->peers[i].libvirt_uri));
@@ -855,15 +858,19 @@ static int peer_list(const Config *c, char ***ret)
         return 0;
 }
 
-/* FIND_ELSEWHERE for an own record: gone here (d NULL), or stopped by a migration */
-static int add_find(Pass *p, const Config *c, const InstanceRecord *rec, const LocalDomain *d)
+/* FIND_ELSEWHERE for an own record: gone here (d NULL), or stopped by a migration. The
+ * fenced peers are not asked: powered off, they run nothing, and a definition they keep
+ * claims a tombstone back when they return (unless the instance was evacuated from there,
+ * when it is stale). */
+static int add_find(Pass *p, const Config *c, char *const *fenced, const InstanceRecord *rec,
+                    const LocalDomain *d)
 {
         LocalDomain none = { .name = rec->name };
         _cleanup_strv_free_ char **peers = NULL;
         int r;
 
         memcpy(none.uuid, rec->uuid, sizeof(none.uuid));
-        r = peer_list(c, &peers);
+        r = peer_list(c, fenced, &peers);
         if (r >= 0)
                 r = add_action(p, ACTION_FIND_ELSEWHERE, d ?: &none, rec, NULL);
         if (r < 0)
@@ -878,7 +885,7 @@ static int add_resume(Pass *p, const Config *c, const LocalDomain *d, const Inst
         _cleanup_strv_free_ char **peers = NULL;
         int r;
 
-        r = peer_list(c, &peers); /* asking fewer peers is not an option */
+        r = peer_list(c, NULL, &peers); /* asking fewer peers is not an option */
         if (r >= 0)
                 r = add_action(p, ACTION_RESUME, d, rec, NULL);
         if (r < 0)
@@ -925,6 +932,25 @@ static bool arrived_since(const LocalDomain *d, const InstanceRecord *rec)
         uint64_t since = 0;
 
         return runtime_arriving_lookup(hw_runtime_dir(), d->uuid, &since) > 0 && since > rec->time;
+}
+
+/* The nodes known to be powered off: fenced (their agent said off) or forced down. */
+static int fenced_nodes(Manager *m, char ***ret)
+{
+        _cleanup_strv_free_ char **l = NULL;
+        NodeRecord *nodes = NULL;
+        size_t n = 0;
+        int r;
+
+        r = store_node_list_cached(m->store, now_usec(CLOCK_MONOTONIC), USEC_PER_SEC, &nodes, &n);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                if (nodes[i].fence == FENCE_OFF || nodes[i].forced_down)
+                        r = strv_extend(&l, nodes[i].name);
+        node_record_array_free(nodes, n);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        return 0;
 }
 
 static const LocalDomain *local_domain(const Pass *p, const char *uuid)
@@ -993,7 +1019,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         Reconciler *rc = m->reconciler;
         _cleanup_strv_free_ char **missing = NULL, **suspect = NULL, **paused = NULL,
-                                 **moved = NULL;
+                                 **moved = NULL, **fenced = NULL;
         InstanceRecord *inst = NULL;
         size_t n_inst = 0;
         Pass *p = userdata;
@@ -1018,6 +1044,12 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         if (p->error < 0) {
                 log_debug("Reconciliation skipped: libvirt cannot be listed (%s)",
                           strna(p->error_message));
+                instance_record_array_free(inst, n_inst);
+                goto finish;
+        }
+        r = fenced_nodes(m, &fenced);
+        if (r < 0) {
+                log_warning_errno(r, "Reconciliation skipped: cannot read the node records: %m");
                 instance_record_array_free(inst, n_inst);
                 goto finish;
         }
@@ -1060,7 +1092,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                         if (!d->active && d->reason == VIR_DOMAIN_SHUTOFF_MIGRATED &&
                             !instance_busy(m, d->uuid)) {
                                 if (!noticed(rc->moved, d->uuid))
-                                        (void)add_find(p, m->config, &now_rec, d);
+                                        (void)add_find(p, m->config, fenced, &now_rec, d);
                                 (void)notice(&moved, rc->moved, d->uuid, now);
                         }
                         /* paused for a migration that ended: resumed once so for the settle
@@ -1111,7 +1143,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                     local_domain(p, inst[k].uuid) || instance_busy(m, inst[k].uuid))
                         continue;
                 if (settled(rc->missing, inst[k].uuid, now, settle))
-                        (void)add_find(p, m->config, &inst[k], NULL);
+                        (void)add_find(p, m->config, fenced, &inst[k], NULL);
                 (void)notice(&missing, rc->missing, inst[k].uuid, now);
         }
         strv_free(rc->missing);

@@ -36,7 +36,8 @@
  *    rebuild of it under way here: every peer is asked; the record follows the one that runs
  *    it or has it defined (a copy on the node it was evacuated from does not count unless it
  *    runs); when none has it and every peer answered, the record becomes a tombstone (the
- *    saved definition is kept); when a peer cannot be asked, nothing changes.
+ *    saved definition is kept); fenced and forced-down peers (powered off) are not asked;
+ *    when another peer cannot be asked, nothing changes.
  *
  * Nothing is decided while libvirt cannot be listed.
  */
