@@ -114,14 +114,16 @@ class Dom:
     name: str
     state: str        # running, paused, shut off, ...
     persistent: bool
+    reason: str = ""  # libvirt's reason for the state (virsh domstate --reason)
 
 
 _LIST = r"""
 V="virsh -q -c qemu:///system"
 for u in $($V list --all --uuid); do
-  $V dominfo "$u" 2>/dev/null | awk -v u="$u" -F': *' '
-    $1=="Name"{n=$2} $1=="State"{s=$2} $1=="Persistent"{p=$2}
-    END{if (n != "") print u "|" n "|" s "|" p}'
+  r=$($V domstate --reason "$u" 2>/dev/null)
+  $V dominfo "$u" 2>/dev/null | awk -v u="$u" -v r="$r" -F': *' '
+    $1=="Name"{n=$2} $1=="Persistent"{p=$2}
+    END{if (n != "") print u "|" n "|" r "|" p}'
 done
 """
 
@@ -133,7 +135,8 @@ def domains(node) -> dict[str, Dom]:
     for line in out.splitlines():
         parts = line.split("|")
         if len(parts) == 4:
-            found[parts[0]] = Dom(parts[1], parts[2], parts[3] == "yes")
+            state, _, reason = parts[2].partition(" (")
+            found[parts[0]] = Dom(parts[1], state, parts[3] == "yes", reason.rstrip(")"))
     return found
 
 
@@ -178,7 +181,7 @@ class Snapshot:
             lines.append(f"  {n}: virsh list --all:")
             for u, dom in sorted(d.items(), key=lambda x: x[1].name):
                 if uuids is None or u in uuids:
-                    lines.append(f"    {u} {dom.name:<14} {dom.state:<9} "
+                    lines.append(f"    {u} {dom.name:<14} {dom.state + ' (' + dom.reason + ')':<22} "
                                  f"{'persistent' if dom.persistent else 'transient'}")
         lines.append("  store records:")
         for u, r in sorted(self.records.items()):
@@ -858,21 +861,24 @@ class Findings:
     def __init__(self, w: World):
         self.w = w
         self.failed: list[str] = []
+        self.notes: list[str] = []
 
     def expect(self, cond, what: str) -> bool:
         if not cond:
             self.failed.append(what)
         return bool(cond)
 
-    def invariants(self, uuids) -> Snapshot:
+    def invariants(self, uuids, phase: str = "") -> Snapshot:
         snap = self.w.settle()
-        self.failed += self.w.problems(snap, set(uuids))
+        self.failed += [f"{phase}: {p}" if phase else p
+                        for p in self.w.problems(snap, set(uuids))]
         return snap
 
     def done(self, uuids) -> None:
         if self.failed:
             snap = snapshot(self.w.cluster)
-            raise AssertionError(self.w.report(snap, self.failed, set(uuids)))
+            raise AssertionError(self.w.report(snap, self.failed, set(uuids))
+                                 + "".join("\n" + n for n in self.notes))
 
 
 def test_case1_live_migrated_then_stopped_on_the_destination_stays_there(world):
@@ -970,17 +976,20 @@ def test_case5_deleted_after_evacuation_never_comes_back(world):
     g.node, g.power = "node2", "running"
     delete(w, g)
     # node3 still off: settle on the two others
-    f.invariants({g.uuid})
+    f.invariants({g.uuid}, "deleted on node2, node3 still off")
     ctl(n2, "fence", "node3", "on")
     n3.wait_powered_on()
     assert wait_for(lambda: list_nodes(n2)["node3"][2] in ("up", "disabled"), timeout=30)
     w.log("node3 powered on again")
-    f.invariants({g.uuid})
+    f.invariants({g.uuid}, "after node3's return")
+    # its journal is volatile: kept here for the report
+    f.notes.append("--- node3: journal lines naming the instance, before the reboot\n" + "\n".join(
+        line for line in n3.journal().splitlines() if g.uuid in line or g.name in line))
     n3.poweroff()
     n3.boot()
     hwinstall.wait_synced([n3])
     w.log("node3 rebooted")
-    f.invariants({g.uuid})
+    f.invariants({g.uuid}, "after another reboot of node3")
     f.done({g.uuid})
 
 
