@@ -28,6 +28,12 @@ and checks DESIGN.md §7's invariants against the model:
   definition (what a rebuild after a power loss needs);
 - a deleted instance never comes back: no definition anywhere, not running, and no record
   that claims it (a tombstone, a record with a `deleted` or `tombstone` key, is allowed).
+Where DESIGN.md leaves room, the model decides: after a copy made without --undefinesource,
+the running (live-migrated) copy is kept, and of two shut-off copies (offline) the record
+owner's; a define of the same UUID elsewhere is a copy that goes; an instance rebuilt after
+a power loss is shut off if it was, and running if it ran or was paused (a pause's memory
+died with the node, as with Nova's evacuate); a restored guest keeps the state it was saved
+in; a tombstone is a record with a `deleted` or `tombstone` key.
 When one fails, the test prints the seed, the step, the steps so far, the model against the
 nodes' libvirt and the store, and the journal lines of the instances concerned, and fails.
 
