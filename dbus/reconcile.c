@@ -70,8 +70,10 @@ typedef struct Action {
         bool deleted;      /* UNDEFINE: the record is a tombstone */
         bool keep_here;    /* ASK_OWNER: both run it; the copy here holds the guest's state
                               (it arrived by migration), the owner's was booted afresh */
-        bool found_active; /* FIND_ELSEWHERE: a->found runs it */
-        char *found;       /* FIND_ELSEWHERE: the peer that has it */
+        InstancePower power;       /* of the copy here, when planned (what a claim records) */
+        bool found_active;         /* FIND_ELSEWHERE: a->found runs it */
+        InstancePower found_power; /* FIND_ELSEWHERE: of a->found's copy */
+        char *found;               /* FIND_ELSEWHERE: the peer that has it */
 } Action;
 
 /* ACTION_DESTROY_UNDEFINE's outcomes other than done (0) or failed (< 0) */
@@ -297,6 +299,9 @@ static int find_elsewhere(Action *a)
                 free(a->found);
                 a->found = strdup(i[0]);
                 a->found_active = o.active;
+                a->found_power = !o.active                      ? INSTANCE_POWER_SHUTOFF
+                                 : o.state == VIR_DOMAIN_PAUSED ? INSTANCE_POWER_PAUSED
+                                                                : INSTANCE_POWER_RUNNING;
         }
         if (a->found)
                 return 0;
@@ -462,14 +467,20 @@ static void act_work(Manager *m, void *userdata)
 
 static void pass_finished(Manager *m);
 
-static int claim(Manager *m, const char *uuid, const char *name, uint64_t expected, const char *why)
+static void forget_saved(Reconciler *rc, const char *uuid);
+
+static int claim(Manager *m, const char *uuid, const char *name, InstancePower power,
+                 uint64_t expected, const char *why)
 {
         InstanceRecord rec = { .name = (char *)name,
                                .owner = m->config->node.name,
-                               .time = now_realtime() };
+                               .time = now_realtime(),
+                               .power = power };
         int r;
 
         memcpy(rec.uuid, uuid, sizeof(rec.uuid) - 1);
+        /* whatever another owner saved meanwhile, this node saves its definition again */
+        forget_saved(m->reconciler, uuid);
         r = store_instance_cas(m->store, &rec, expected, NULL);
         if (r < 0)
                 return log_warning_errno(r, "Cannot claim instance %s (%s): %m", uuid, strna(name));
@@ -534,14 +545,7 @@ static void save_definition(Manager *m, const LocalDomain *d)
                 log_warning_errno(r, "Cannot save the definition of %s: %m", d->uuid);
                 return;
         }
-        /* forget the older hash of this instance */
-        for (size_t i = 0; rc->saved && rc->saved[i];)
-                if (strncmp(rc->saved[i], d->uuid, strlen(d->uuid)) == 0) {
-                        free(rc->saved[i]);
-                        memmove(rc->saved + i, rc->saved + i + 1,
-                                (strv_length(rc->saved + i + 1) + 1) * sizeof(char *));
-                } else
-                        i++;
+        forget_saved(rc, d->uuid); /* the older hash of this instance */
         (void)strv_extend(&rc->saved, key);
 }
 
@@ -644,8 +648,7 @@ static bool found_elsewhere(Manager *m, const Action *a)
                 /* back on the node it was evacuated from: nothing there is stale any more */
                 rec.evacuated_from =
                         streq_ptr(a->found, cur.evacuated_from) ? NULL : cur.evacuated_from;
-                /* what it is exactly, its new owner records at its next pass */
-                rec.power = a->found_active ? INSTANCE_POWER_RUNNING : INSTANCE_POWER_SHUTOFF;
+                rec.power = a->found_power;
         } else {
                 rec.owner = m->config->node.name;
                 rec.evacuated_from = cur.evacuated_from;
@@ -726,7 +729,7 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
 
                         if (store_instance_get(m->store, a->uuid, &cur) == 0 &&
                             cur.generation == a->generation)
-                                changed |= claim(m, a->uuid, a->name, a->generation,
+                                changed |= claim(m, a->uuid, a->name, a->power, a->generation,
                                                  "it runs here and on the recorded owner, and "
                                                  "this copy arrived by migration while the "
                                                  "owner's was booted afresh from the definition "
@@ -780,7 +783,7 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
                         /* Claim only if the record is still what was looked at. */
                         if (store_instance_get(m->store, a->uuid, &cur) == 0 &&
                             cur.generation == a->generation)
-                                changed |= claim(m, a->uuid, a->name, a->generation,
+                                changed |= claim(m, a->uuid, a->name, a->power, a->generation,
                                                  a->kind == ACTION_UNDEFINE_UNLESS_MOVED
                                                          ? "it is defined here and the recorded "
                                                            "owner does not have it any more (it "
@@ -835,6 +838,7 @@ static int add_action(Pass *p, ActionKind kind, const LocalDomain *d, const Inst
         n->owner_uri = owner_uri ? strdup(owner_uri) : NULL;
         n->evacuated_from = rec->evacuated_from ? strdup(rec->evacuated_from) : NULL;
         n->deleted = rec->deleted;
+        n->power = d->active || d->state ? power_of(d) : INSTANCE_POWER_UNKNOWN;
         return 0;
 }
 
@@ -892,6 +896,21 @@ static int add_resume(Pass *p, const Config *c, const LocalDomain *d, const Inst
                 return r;
         p->actions[p->n_actions - 1].peers = TAKE_PTR(peers);
         return 0;
+}
+
+/* Forgets the hash of the definition this daemon saved of uuid: while another node owned
+ * the instance it may have saved another, so this node writes its own again. */
+static void forget_saved(Reconciler *rc, const char *uuid)
+{
+        size_t n = strlen(uuid);
+
+        for (size_t i = 0; rc->saved && rc->saved[i];)
+                if (strncmp(rc->saved[i], uuid, n) == 0) {
+                        free(rc->saved[i]);
+                        memmove(rc->saved + i, rc->saved + i + 1,
+                                (strv_length(rc->saved + i + 1) + 1) * sizeof(char *));
+                } else
+                        i++;
 }
 
 /* When the last passes first noticed uuid in list l (0: they did not). */
@@ -1064,7 +1083,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                                 rec = &inst[k];
                 if (!rec) {
                         if (!instance_busy(m, d->uuid) &&
-                            claim(m, d->uuid, d->name, 0, "it has no record") == 0)
+                            claim(m, d->uuid, d->name, power_of(d), 0, "it has no record") == 0)
                                 save_definition(m, d);
                         continue;
                 }
@@ -1076,7 +1095,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                                 continue;
                         if (streq_ptr(rec->evacuated_from, self) && !d->active)
                                 (void)add_action(p, ACTION_UNDEFINE, d, rec, NULL);
-                        else if (claim(m, d->uuid, d->name, rec->generation,
+                        else if (claim(m, d->uuid, d->name, power_of(d), rec->generation,
                                        "it was deleted, and is defined here again") == 0)
                                 save_definition(m, d);
                         continue;
@@ -1097,7 +1116,10 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                         }
                         /* paused for a migration that ended: resumed once so for the settle
                          * time, if no peer has it */
-                        if (d->ended_paused && !instance_busy(m, d->uuid)) {
+                        /* (a guest the record saw paused stays so: a restore of a paused
+                         * guest looks the same to libvirt) */
+                        if (d->ended_paused && rec->power != INSTANCE_POWER_PAUSED &&
+                            !instance_busy(m, d->uuid)) {
                                 if (settled(rc->paused, d->uuid, now, settle))
                                         (void)add_resume(p, m->config, d, rec);
                                 (void)notice(&paused, rc->paused, d->uuid, now);
