@@ -83,6 +83,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         store_etcd_set_transport(s, answer, &a);
 
+        /* the identity every node reads before it trusts the store */
+        ClusterIdentity id = {};
+        if (store_cluster_get(s, &id) >= 0) {
+                if (!uuid_is_valid(id.id) || (id.name && !cluster_name_is_valid(id.name)) ||
+                    (id.created_by && !store_node_name_is_valid(id.created_by)))
+                        abort(); /* an identity no node could have written */
+                cluster_identity_done(&id);
+        }
+
         if (store_instance_get(s, UUID, &rec) >= 0) {
                 check_instance(&rec);
                 if (!streq(rec.uuid, UUID))
@@ -109,5 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)store_instance_cas(s, &rec, gen, NULL);
         (void)store_instance_remove(s, UUID, gen + 1);
         (void)store_definition_get(s, UUID, &def);
+        (void)store_cluster_init(s, "fuzz", false, &id);
+        cluster_identity_done(&id);
         return 0;
 }
