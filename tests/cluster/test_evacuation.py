@@ -242,6 +242,7 @@ def test_an_evacuation_keeps_each_guests_power_state(nodes):
     for power in ("running", "paused", "shutoff"):
         uuid, name = str(uuidlib.uuid4()), f"power-{power}"
         node1.run(["virsh", "define", "/dev/stdin"], input=hwcluster.domain_xml(name, uuid))
+        node1.virsh("autostart", name)  # refused by node1's hook when it comes back
         if power != "shutoff":
             node1.virsh("start", name)
         if power == "paused":
@@ -270,6 +271,7 @@ def test_an_evacuation_keeps_each_guests_power_state(nodes):
     assert wait_for(lambda: all(node1.virsh("domuuid", name, check=False).returncode != 0
                                 for name, _ in guests.values()), timeout=30), \
         node1.virsh("list", "--all").stdout
+    assert "evacuated to node 'node2'" in node1.journal("-u", "libvirtd")  # autostart refused
     for power, (name, _) in guests.items():
         assert node2.virsh("domstate", name).stdout.strip() == states[power], power
         assert not running(node3, name)
