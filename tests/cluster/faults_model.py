@@ -630,12 +630,18 @@ def drain(w: World, node) -> None:
 
 
 def restart_daemon(w: World, node, kill: bool) -> None:
+    def main_pid() -> str:
+        return node.run(["systemctl", "show", "-p", "MainPID", "--value",
+                         "hostwardend.service"]).stdout.strip()
+
+    before = main_pid()
     if kill:
         node.systemctl("kill", "--kill-whom=main", "--signal=KILL", "hostwardend.service")
-        time.sleep(0.5)  # systemd notices the death; then it restarts it
     else:
         node.systemctl("restart", "hostwardend.service")
-    assert wait_for(lambda: node.unit_active("hostwardend.service"), timeout=60)
+    # a new process, serving (systemd restarts a killed one after it noticed the death)
+    assert wait_for(lambda: main_pid() not in ("0", before) and
+                    node.unit_active("hostwardend.service"), timeout=60)
     w.log(f"{'kill -9' if kill else 'systemctl restart'} of hostwardend on {node.name}")
 
 
