@@ -257,6 +257,41 @@ def test_an_old_arrival_marker_does_not_let_a_denied_instance_start(nodes):
             n.virsh("undefine", "arrive-late", check=False)
 
 
+def test_of_two_running_copies_the_one_that_arrived_by_migration_is_kept(nodes):
+    """node1's daemon is away while a live migration keeps its source's definition (`virsh
+    migrate --live --persistent`, no --undefinesource), and someone starts that leftover on
+    node1: two QEMUs. The copy that holds the guest's state is the migrated one on node2, not
+    the freshly booted one on node1 that the record still names: node2 takes the record,
+    and node1's copy goes once its daemon is back."""
+    import uuid as uuidlib
+    node1, node2 = nodes.nodes
+    uuid = str(uuidlib.uuid4())
+    record = f"/var/lib/nova/instances/.hostwarden/instances/{uuid}"
+    name = hwcluster.define_and_start(node1, hwcluster.domain_xml("two-copies", uuid=uuid))
+    try:
+        assert wait_for(lambda: "owner=node1" in node2.run(["cat", record], check=False).stdout)
+        node1.systemctl("stop", "hostwardend.service")  # nothing follows the migration there
+        try:
+            proc = hwcluster.migrate(node1, node2, name, "--persistent")
+            assert proc.returncode == 0, proc.stderr
+            node1.virsh("start", name)  # the leftover: the record says node1, the hook lets it
+            assert node1.virsh("domstate", name).stdout.strip() == "running"
+            assert wait_for(lambda: "owner=node2" in node2.read_file(record), timeout=30), \
+                node2.journal("-u", "hostwardend")[-2000:]
+            assert "this copy arrived by migration while the owner's was booted afresh" in \
+                node2.journal("-u", "hostwardend")
+        finally:
+            node1.systemctl("start", "hostwardend.service")
+        assert wait_for(lambda: node1.virsh("domuuid", name, check=False).returncode != 0,
+                        timeout=30), node1.journal("-u", "hostwardend")[-2000:]
+        assert node2.virsh("domstate", name).stdout.strip() == "running"
+        assert "owner=node2" in node2.read_file(record)
+    finally:
+        for n in (node1, node2):
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)
+
+
 def test_a_domain_defined_here_is_claimed_and_deleted_leaves_a_tombstone(nodes):
     """Instance records are kept current: a domain defined on node1 gets a record owned by
     node1 and its inactive definition saved (0600); undefined there and defined on no peer,
