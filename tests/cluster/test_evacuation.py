@@ -271,7 +271,8 @@ def test_an_evacuation_keeps_each_guests_power_state(nodes):
     assert wait_for(lambda: all(node1.virsh("domuuid", name, check=False).returncode != 0
                                 for name, _ in guests.values()), timeout=30), \
         node1.virsh("list", "--all").stdout
-    assert "evacuated to node 'node2'" in node1.journal("-u", "libvirtd")  # autostart refused
+    # their autostart was refused by node1's hook (fenced until a peer sees it on, and denied)
+    assert "hostwarden: refusing to start domain 'power-" in node1.journal("-u", "libvirtd")
     for power, (name, _) in guests.items():
         assert node2.virsh("domstate", name).stdout.strip() == states[power], power
         assert not running(node3, name)
