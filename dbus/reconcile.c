@@ -1091,7 +1091,9 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                         /* the copy left on the node it was evacuated from is stale; any other
                          * is a definition made after the deletion (a restore, a new guest
                          * with its UUID): the instance lives again */
-                        if (instance_busy(m, d->uuid) || d->migrating)
+                        /* (a paused guest restored here is "paused for a migration"
+                         * that no longer runs: decided like any other) */
+                        if (instance_busy(m, d->uuid) || (d->migrating && !d->ended_paused))
                                 continue;
                         if (streq_ptr(rec->evacuated_from, self) && !d->active)
                                 (void)add_action(p, ACTION_UNDEFINE, d, rec, NULL);
