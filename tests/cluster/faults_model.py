@@ -38,7 +38,8 @@ in; a tombstone is a record with a `deleted` or `tombstone` key.
 When one fails, the test prints the seed, the step, the steps so far, the model against the
 nodes' libvirt and the store, and the journal lines of the instances concerned, and fails.
 
-HW_MODEL_SEED: the seed (default random; printed at the start and in the report).
+HW_MODEL_SEED: the seed (default CI_SEED, the sequence CI runs; "random" for a new one by
+hand; printed at the start and in the report).
 HW_MODEL_STEPS: the number of random steps (default 12, as CI runs it; more by hand).
 HW_MODEL_OPS: a comma-separated subset of the operations (names in OPERATIONS), by hand, to
 look past a known failure; default all.
@@ -67,6 +68,7 @@ from hwevac import SHARED, config, ctl, evacuate_from, list_nodes, wait_for
 PASSWORD = f"bmc-{uuidlib.uuid4().hex[:12]}"
 N = 3
 STEPS = int(os.environ.get("HW_MODEL_STEPS", "12"))
+CI_SEED = 377774232  # held 20 steps of every operation by hand (issue 18's closing note)
 QUIET = 5.0            # s without any change: settled (heartbeat 0.5 s, reconciliation 2 s)
 SETTLE_TIMEOUT = 120.0
 TOMBSTONE_KEYS = ("deleted", "tombstone")
@@ -1047,7 +1049,10 @@ def test_case6_domrename_renames_the_record(world):
 # ---- the random sequence, last (the cases above leave a clean cluster) ----------------
 
 def test_random_steps_keep_the_invariants(nodes, world, record_timing):
-    seed = int(os.environ.get("HW_MODEL_SEED", str(random.randrange(1 << 30))))
+    # CI replays one fixed sequence (issue 18: "a random sequence (fixed printed seed)"), so
+    # that a landing never hangs on a sequence nobody ran; new seeds are run by hand
+    seed_text = os.environ.get("HW_MODEL_SEED", str(CI_SEED))
+    seed = random.randrange(1 << 30) if seed_text == "random" else int(seed_text)
     chosen = [s.strip() for s in os.environ.get("HW_MODEL_OPS", "").split(",") if s.strip()]
     unknown = set(chosen) - set(OPERATIONS)
     assert not unknown, f"HW_MODEL_OPS names no operation {sorted(unknown)}: {list(OPERATIONS)}"
