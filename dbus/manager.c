@@ -16,6 +16,7 @@
 #include "runtime.h"
 #include "store-attach.h"
 #include "virt.h"
+#include "window-keeper.h"
 
 #include <dirent.h>
 #include <spawn.h>
@@ -44,6 +45,7 @@ Manager *manager_free(Manager *m)
 {
         if (!m)
                 return NULL;
+        window_keeper_free(m); /* before the drain: its last pass must not start another */
         jobs_drain(m); /* their replies go out before the bus is closed */
         reconcile_free(m);
         store_attach_free(m);
@@ -158,6 +160,9 @@ int manager_startup(Manager *m)
         r = reconcile_setup(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up reconciliation: %m");
+        r = window_keeper_setup(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the migration window's keeper: %m");
         r = sd_bus_default_system(&m->bus);
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to the system bus: %m");

@@ -28,6 +28,7 @@ typedef struct Manager {
         sd_event_source *job_source;
         Migration *migrations;         /* newest first (migration.h) */
         struct Reconciler *reconciler; /* reconcile.h */
+        struct WindowKeeper *window_keeper; /* window-keeper.h */
         char **rebuilding;             /* UUIDs of instances a Rebuild works on here */
 
         /* ListInstances answers from a listing at most LIST_INSTANCES_MAX_AGE old */

@@ -19,6 +19,7 @@
 #include "runtime.h"
 #include "util.h"
 #include "virt.h"
+#include "window-keeper.h"
 
 typedef struct LocalDomain {
         char uuid[VIR_UUID_STRING_BUFLEN];
@@ -1250,6 +1251,8 @@ static int wakeup_cb(sd_event_source *s, int fd, uint32_t revents, void *userdat
         if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                 log_full_errno(LOG_DEBUG, errno, "eventfd read: %m");
         reconcile_schedule(userdata);
+        /* the same events may end an incoming migration: its window can close */
+        window_keeper_kick(userdata);
         return 0;
 }
 

@@ -165,7 +165,7 @@ int hook_dispatch(HookContext *ctx)
                 { "migrate", "begin", hook_migrate_begin },
                 { "restore", "begin", hook_restore_begin },
                 { "prepare", "begin", hook_prepare_begin },
-                { "started", "begin", hook_window_release },
+                { "started", "begin", hook_window_started },
                 { "stopped", "end", hook_domain_gone },
                 { "release", "end", hook_domain_gone },
         };

@@ -37,7 +37,8 @@ int hook_dispatch(HookContext *ctx);
 int hook_migrate_begin(HookContext *ctx);
 int hook_restore_begin(HookContext *ctx);
 int hook_prepare_begin(HookContext *ctx);
-/* "started begin", "stopped end", "release end": the end of an incoming migration? */
+/* "started begin" of an incoming migration; "stopped end", "release end": its domain is gone. */
+int hook_window_started(HookContext *ctx);
 int hook_window_release(HookContext *ctx);
 
 /* Opens the migration window for an incoming migration; <0 (logged) when it could not. */

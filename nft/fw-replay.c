@@ -118,8 +118,6 @@ const char *fw_blob_name(FwWindow w)
         switch (w) {
         case FW_WINDOW_OPEN:
                 return FW_BLOB_OPEN;
-        case FW_WINDOW_GRACE:
-                return FW_BLOB_GRACE;
         default:
                 return FW_BLOB_CLOSE;
         }

@@ -14,14 +14,12 @@
  * file is not replayed, the hook runs hostwarden-firewall instead.
  *
  *   <runtime>/firewall/window-open    add the sources to migration_open4/6 (open_window)
- *   <runtime>/firewall/window-grace   the same with the grace timeout (fw.h)
  *   <runtime>/firewall/window-close   flush migration_open4/6
  */
 
 #define FW_BLOB_SUBDIR   "firewall"
 #define FW_BLOB_OPEN     "window-open"
 #define FW_BLOB_CLOSE    "window-close"
-#define FW_BLOB_GRACE    "window-grace"
 #define FW_BLOB_MAX_SIZE (4U * 1024U * 1024U)
 
 typedef struct FwBlobHeader {

@@ -499,11 +499,6 @@ int fw_remove(FwContext *ctx)
 
 /* ---- the migration window --------------------------------------------------------------- */
 
-static usec_t window_timeout(const FwSpec *s, FwWindow w)
-{
-        return w == FW_WINDOW_GRACE ? MIN(s->open_window, FW_GRACE_USEC) : s->open_window;
-}
-
 static int build_window_batch(Batch *b, const FwSpec *s, FwWindow w, uint32_t seq)
 {
         int r;
@@ -512,7 +507,7 @@ static int build_window_batch(Batch *b, const FwSpec *s, FwWindow w, uint32_t se
         if (r < 0)
                 return r;
         if (w != FW_WINDOW_CLOSE) {
-                uint64_t timeout_ms = window_timeout(s, w) / USEC_PER_MSEC;
+                uint64_t timeout_ms = s->open_window / USEC_PER_MSEC;
 
                 /* Adding what is there already sets its timeout anew (kernels that update
                  * element timeouts) and is never an error. This removes nothing: a removal
@@ -555,11 +550,6 @@ static int window(FwContext *ctx, const FwSpec *s, FwWindow w)
 int fw_window_open(FwContext *ctx, const FwSpec *s)
 {
         return window(ctx, s, FW_WINDOW_OPEN);
-}
-
-int fw_window_grace(FwContext *ctx, const FwSpec *s)
-{
-        return window(ctx, s, FW_WINDOW_GRACE);
 }
 
 int fw_window_close(FwContext *ctx)

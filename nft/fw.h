@@ -36,20 +36,14 @@
 #define FW_LIBVIRT_TLS_PORT 16514
 
 /*
- * The window: OPEN adds the sources for open_window; GRACE re-adds them for at most
- * FW_GRACE_USEC (libvirt runs "started" on the destination before the source connects,
- * so the end of an incoming migration is not an event the hook sees: once every incoming
- * migration has started, the window only needs to last until their connections exist,
- * which conntrack then keeps); CLOSE removes them.
+ * The window: OPEN adds the sources for open_window (again: a refresh of their timeout);
+ * CLOSE removes them. Who opens and closes it when: fw-window.h.
  */
 typedef enum FwWindow {
         FW_WINDOW_OPEN,
-        FW_WINDOW_GRACE,
         FW_WINDOW_CLOSE,
         _FW_WINDOW_MAX,
 } FwWindow;
-
-#define FW_GRACE_USEC (30 * USEC_PER_SEC)
 
 /* What the table must hold; pointers into a Config. */
 typedef struct FwSpec {
@@ -87,8 +81,6 @@ int fw_table_digest(FwContext *ctx, uint64_t *ret_digest);
 int fw_window_open(FwContext *ctx, const FwSpec *s);
 /* Closes it: migration_open4/6 become empty. */
 int fw_window_close(FwContext *ctx);
-/* Shortens it to at most FW_GRACE_USEC (on kernels that update element timeouts). */
-int fw_window_grace(FwContext *ctx, const FwSpec *s);
 /* The elements of a set as "addr/len" or "start-end" strings (for status and tests). */
 int fw_set_list(FwContext *ctx, const char *set, char ***ret);
 

@@ -91,11 +91,10 @@ int main(int argc, char *argv[])
         if (argc != 2 || streq(verb, "--help")) {
                 fprintf(argc == 2 ? stdout : stderr,
                         "Usage: %s "
-                        "apply|open-window|grace-window|close-window|status|check|remove\n"
+                        "apply|open-window|close-window|status|check|remove\n"
                         "  apply         create or replace table inet %s from the configuration\n"
                         "  open-window   let migration_sources reach the migration ports for "
                         "[firewall] open_window\n"
-                        "  grace-window  let the window close within 30s\n"
                         "  close-window  close the migration ports again\n"
                         "  status        show the table and its sets\n"
                         "  check         find other tables that drop our ports (exit 3 if any)\n"
@@ -123,7 +122,7 @@ int main(int argc, char *argv[])
         }
 
         bool applying =
-                streq(verb, "apply") || streq(verb, "open-window") || streq(verb, "grace-window");
+                streq(verb, "apply") || streq(verb, "open-window");
 
         if (!fw_spec_active(&spec) && applying) {
                 /* sources removed from the configuration: undo what an earlier apply did */
@@ -141,8 +140,6 @@ int main(int argc, char *argv[])
                         printf("table inet %s %s\n", FW_TABLE, changed ? "applied" : "unchanged");
                 if (r >= 0 && streq(verb, "open-window"))
                         r = fw_window_open(ctx, &spec);
-                if (r >= 0 && streq(verb, "grace-window"))
-                        r = fw_window_grace(ctx, &spec);
         } else if (streq(verb, "close-window")) {
                 r = fw_window_close(ctx);
                 if (r == -ENOENT)

@@ -21,8 +21,7 @@ import hwinstall
 
 MIGRATION_PORT = 49160
 CONSOLE_PORT = 5905
-OPEN_WINDOW = 40  # seconds; longer than the 30 s grace, so the two can be told apart
-GRACE = 30  # FW_GRACE_USEC
+OPEN_WINDOW = 40  # seconds
 
 LISTENER = f"""
 import selectors, socket
@@ -89,7 +88,7 @@ def fresh_window(fw_cluster):
 
 
 def window_timeout(node: hwcluster.Node) -> str:
-    """The timeout nft shows on the window's elements ("40s", "30s"), or ""."""
+    """The timeout nft shows on the window's elements ("40s"), or ""."""
     out = node.run(["nft", "list", "set", "inet", "hostwarden", "migration_open4"]).stdout
     return out.split(" timeout ", 1)[1].split()[0].rstrip(",") if " timeout " in out else ""
 
@@ -186,7 +185,7 @@ def test_libvirt_port_only_from_migration_sources(fw_cluster):
 
 def test_live_migration_into_a_firewalled_node_succeeds_through_the_window(fw_cluster):
     """The migration ports are dropped unless the window is open: the migration works only
-    because the hook opened it, and the window closes after it."""
+    because the hook opened it."""
     node1, node2, _ = fw_cluster.nodes
     name = f"fw-{os.getpid()}"
     graphics = f"<graphics type='vnc' listen='{node1.address}'/>"
@@ -194,19 +193,18 @@ def test_live_migration_into_a_firewalled_node_succeeds_through_the_window(fw_cl
     hwcluster.define_and_start(node1, hwcluster.domain_xml(name, graphics=graphics))
     try:
         proc = hwcluster.migrate(node1, node2, name, "--persistent", "--undefinesource")
-        done = time.monotonic()
         assert proc.returncode == 0, proc.stderr
         assert node2.virsh("domstate", name).stdout.strip() == "running"
         journal = node2.journal("MESSAGE_ID=738eb0afdc664a0488e78225e7dab7b3")
         assert f"incoming migration of '{name}'" in journal, journal
-        # libvirt runs "started" before the source connects: the window was cut to the grace
-        # time then, and is gone after it
-        assert f"Migration window closes within 30s: every incoming migration has started " \
-               f"(started begin of '{name}')" in journal, journal
-        assert window_timeout(node2) in ("", f"{GRACE}s")
-        time.sleep(max(0.0, GRACE + 1 - (time.monotonic() - done)))
-        assert open_set(node2) == ""
-        assert not reach(node1, node2.address, MIGRATION_PORT)
+        # the migration has ended, but libvirt runs no hook on the destination then: with
+        # no hostwardend on this node (test_migration.py has one, which closes it), the
+        # window stays until open_window, and the record says the migration started
+        uuid = node2.virsh("domuuid", name).stdout.strip()
+        assert "state=started" in node2.read_file(f"/run/hostwarden/incoming/{uuid}")
+        assert open_set(node2) != ""
+        seconds = window_timeout(node2).rstrip("s")
+        assert seconds.isdigit() and int(seconds) <= OPEN_WINDOW, window_timeout(node2)
     finally:
         for node in (node1, node2):
             node.virsh("destroy", name, check=False)

@@ -29,6 +29,10 @@ down_after = 3s
 downtime_delay = 1s
 completion_timeout = 30s
 permit_post_copy = yes
+[firewall]
+migration_sources = 10.77.0.0/24 fd77::/64
+# shorter than the slow block migration below: hostwardend must keep the window open
+open_window = {open_window}s
 [peer node{j}]
 address = 10.77.0.1{j}
 libvirt_uri = qemu+tcp://10.77.0.1{j}/system
@@ -38,13 +42,15 @@ libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 @pytest.fixture(scope="module")
 def nodes(record_timing):
     with hwinstall.installed_cluster(
-            2, units=("hostwardend.service",),
-            configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)}) as cluster:
+            2, units=("hostwardend.service", "hostwarden-firewall.service"),
+            configs={i: CONFIG.format(i=i, j=3 - i, open_window=OPEN_WINDOW)
+                     for i in (1, 2)}) as cluster:
         cluster.node(1).write_file(KERNEL, dirtyguest.kernel())
         cluster.node(1).run("useradd -M alice && useradd -M -G hostwarden bob")
         yield cluster
 
 
+OPEN_WINDOW = 20
 KERNEL = "/var/lib/nova/instances/dirty.kernel"  # shared: the destination needs it too
 # 10 MiB/s against ~46 MiB always dirty: pending memory never fits the max downtime; no
 # post-copy (permitted here, so on by default): ForceComplete pauses
@@ -76,6 +82,12 @@ def wait_final(node, path, timeout=120.0):
             return p
         time.sleep(0.3)
     raise AssertionError(f"migration {path} not finished: {props(node, path)}")
+
+
+def window_open(node) -> bool:
+    """Are migration sources in node's window (table inet hostwarden, docs/firewall.md)?"""
+    out = node.run(["nft", "list", "set", "inet", "hostwarden", "migration_open4"]).stdout
+    return "elements" in out
 
 
 def domstate(node, name):
@@ -517,10 +529,14 @@ def test_block_migration_copies_a_local_qcow2_disk(nodes, guest):
         assert final["State"] == "failed" and "local-disk" in final["Error"], final
         assert domstate(node1, "blk") == "running"
 
-        # 48 MiB of data at 16 MiB/s: long enough to watch the disk copy go
-        path = migrate(node1, "blk", "node2", "block", "b", "true", "bandwidth", "t", "16")
+        # 48 MiB of data at 1 MiB/s: the memory stream connects after about 50 s, long
+        # after the hook's window (OPEN_WINDOW) would have expired had hostwardend not kept
+        # it open (before: "unable to connect to server at ...:49152: Connection timed out")
+        assert not window_open(node2)
+        started = time.monotonic()
+        path = migrate(node1, "blk", "node2", "block", "b", "true", "bandwidth", "t", "1")
         during = []
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             out = node1.run(BUSCTL + ["--json=short", "get-property", BUS, path, MIG_IFACE,
                                       "State", "DiskTotal", "DiskProcessed"]).stdout
@@ -534,6 +550,10 @@ def test_block_migration_copies_a_local_qcow2_disk(nodes, guest):
         assert sorted(d[1] for d in during) == [d[1] for d in during]  # never backwards
         final = wait_final(node1, path, timeout=180)
         assert final["State"] == "completed", final
+        assert time.monotonic() - started > 2 * OPEN_WINDOW  # the window was kept open
+        # the migration ended: the destination's hostwardend closes the window
+        assert wait_for(lambda: not window_open(node2), 15), "the window stayed open"
+        assert node2.run("ls /run/hostwarden/incoming").stdout.strip() == ""
         mode = json.loads(node1.run(BUSCTL + ["--json=short", "get-property", BUS, path,
                                               MIG_IFACE, "Mode"]).stdout)["data"]
         assert mode == "block"
