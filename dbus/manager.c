@@ -46,7 +46,7 @@ Manager *manager_free(Manager *m)
         if (!m)
                 return NULL;
         window_keeper_free(m); /* before the drain: its last pass must not start another */
-        jobs_drain(m); /* their replies go out before the bus is closed */
+        jobs_drain(m);         /* their replies go out before the bus is closed */
         reconcile_free(m);
         store_attach_free(m);
         strv_free(m->rebuilding);

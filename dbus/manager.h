@@ -26,10 +26,10 @@ typedef struct Manager {
         Job *jobs;               /* running worker threads (job.h) */
         int job_pipe[2];         /* finished jobs come back through it */
         sd_event_source *job_source;
-        Migration *migrations;         /* newest first (migration.h) */
-        struct Reconciler *reconciler; /* reconcile.h */
+        Migration *migrations;              /* newest first (migration.h) */
+        struct Reconciler *reconciler;      /* reconcile.h */
         struct WindowKeeper *window_keeper; /* window-keeper.h */
-        char **rebuilding;             /* UUIDs of instances a Rebuild works on here */
+        char **rebuilding;                  /* UUIDs of instances a Rebuild works on here */
 
         /* ListInstances answers from a listing at most LIST_INSTANCES_MAX_AGE old */
         InstanceRecord *instances_cache;

@@ -148,7 +148,8 @@ static void pass_done(Manager *m, sd_bus_message *msg, void *userdata)
         else
                 goto out;
         if (r < 0)
-                log_error_errno(r, "Failed to %s the migration window: %m; it closes by itself "
+                log_error_errno(r,
+                                "Failed to %s the migration window: %m; it closes by itself "
                                 "within [firewall] open_window",
                                 n_left > 0 ? "keep open" : "close");
         else if (n_left == 0)

@@ -115,8 +115,7 @@ int hook_window_release(HookContext *ctx)
         }
         r = fw_incoming_drop(ctx->runtime_dir, id->uuid);
         if (r < 0 && r != -ENOENT)
-                log_warning_errno(r, "Cannot remove the incoming record of '%s': %m",
-                                  ctx->domain);
+                log_warning_errno(r, "Cannot remove the incoming record of '%s': %m", ctx->domain);
         (void)fw_incoming_list(ctx->config, ctx->runtime_dir, &left, &n_left);
         if (n_left > 0) {
                 log_debug("%zu incoming migration(s) remain: the window stays open", n_left);

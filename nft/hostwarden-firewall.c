@@ -121,8 +121,7 @@ int main(int argc, char *argv[])
                 return 1;
         }
 
-        bool applying =
-                streq(verb, "apply") || streq(verb, "open-window");
+        bool applying = streq(verb, "apply") || streq(verb, "open-window");
 
         if (!fw_spec_active(&spec) && applying) {
                 /* sources removed from the configuration: undo what an earlier apply did */
