@@ -90,6 +90,7 @@ typedef struct MigrationWork {
         char *persist_xml;
         char *temp_pools[MAX_TEMP_POOLS];
         size_t n_temp_pools;
+        char **created_disks; /* block migration: files libvirt creates on the destination */
         MigPolicy policy;
         uint64_t started_monotonic;
 
@@ -97,6 +98,7 @@ typedef struct MigrationWork {
         pthread_cond_t wait_cond;
         bool migrate_returned; /* under wait_lock */
         bool aborted;          /* by Abort() or timeout_action=abort */
+        bool abort_sent;       /* libvirt took virDomainAbortJob() */
         bool paused_by_us;     /* ForceComplete without post-copy: we resume it, nothing else */
         bool succeeded;
         char error[1024];
@@ -127,6 +129,7 @@ static void work_free(MigrationWork *w)
         strv_free(w->a_peers);
         for (size_t i = 0; i < w->n_temp_pools; i++)
                 free(w->temp_pools[i]);
+        strv_free(w->created_disks);
         if (w->dom)
                 virDomainFree(w->dom);
         if (w->mdom)
@@ -385,10 +388,25 @@ static char *dest_xml(MigrationWork *w, unsigned flags)
         return out ? out : TAKE_PTR(xml);
 }
 
+/* Is path a file on the destination? Asked through its pool (refreshed: libvirt lists a
+ * pool's volumes as of its last scan). */
+static bool dest_file_exists(virConnectPtr dconn, virStoragePoolPtr pool, const char *path)
+{
+        virStorageVolPtr vol;
+
+        (void)virStoragePoolRefresh(pool, 0);
+        vol = virStorageVolLookupByPath(dconn, path);
+        if (!vol)
+                return false;
+        virStorageVolFree(vol);
+        return true;
+}
+
 /*
  * Block migration: libvirt creates the copied disks on the destination itself when their
  * directory is a storage pool there. Where it is not, a transient pool is created for the
- * time of the migration (and destroyed after; the disks stay).
+ * time of the migration (and destroyed after; the disks stay). The disks that do not exist
+ * there yet are remembered: if the migration fails, the partial copies are removed.
  */
 static int ensure_dest_pools(Migration *mig, MigrationWork *w)
 {
@@ -408,7 +426,11 @@ static int ensure_dest_pools(Migration *mig, MigrationWork *w)
                 dir = dirname(copy);
                 pool = virStoragePoolLookupByTargetPath(w->dconn, dir);
                 if (pool) {
+                        bool exists = dest_file_exists(w->dconn, pool, d->source);
+
                         virStoragePoolFree(pool);
+                        if (!exists && strv_extend(&w->created_disks, d->source) < 0)
+                                return -ENOMEM;
                         continue;
                 }
                 if (w->n_temp_pools >= MAX_TEMP_POOLS)
@@ -425,10 +447,51 @@ static int ensure_dest_pools(Migration *mig, MigrationWork *w)
                              p->dest_name, virt_last_error("unknown error"));
                         return -EIO;
                 }
-                virStoragePoolFree(pool);
                 w->temp_pools[w->n_temp_pools++] = TAKE_PTR(name);
+                if (!dest_file_exists(w->dconn, pool, d->source) &&
+                    strv_extend(&w->created_disks, d->source) < 0) {
+                        virStoragePoolFree(pool);
+                        return -ENOMEM;
+                }
+                virStoragePoolFree(pool);
         }
         return 0;
+}
+
+/* After a failed block migration: the copies libvirt created on the destination for it are
+ * partial, and nothing uses them; removed unless the guest runs there after all. */
+static void remove_partial_copies(Migration *mig, MigrationWork *w)
+{
+        virDomainPtr ddom;
+
+        if (!w->created_disks || !w->dconn)
+                return;
+        ddom = virDomainLookupByUUIDString(w->dconn, w->chosen->domain->uuid);
+        if (ddom) {
+                bool active = virDomainIsActive(ddom) == 1;
+
+                virDomainFree(ddom);
+                if (active) {
+                        log_warning("Migration %s failed but the domain runs on %s: its disks "
+                                    "there are kept",
+                                    mig->id, w->chosen->dest_name);
+                        return;
+                }
+        }
+        STRV_FOREACH (path, w->created_disks) {
+                virStorageVolPtr vol = virStorageVolLookupByPath(w->dconn, *path);
+
+                if (!vol)
+                        continue; /* libvirt did not get to create it */
+                if (virStorageVolDelete(vol, 0) == 0)
+                        log_info("Migration %s: removed the partial copy %s on %s", mig->id,
+                                 *path, w->chosen->dest_name);
+                else
+                        log_warning("Migration %s: cannot remove the partial copy %s on %s: %s",
+                                    mig->id, *path, w->chosen->dest_name,
+                                    virt_last_error("unknown error"));
+                virStorageVolFree(vol);
+        }
 }
 
 static void destroy_temp_pools(MigrationWork *w)
@@ -542,14 +605,20 @@ static void monitor_once(Migration *mig, MigrationWork *w)
         int type = 0, n = 0;
         int req;
 
-        req = atomic_exchange(&mig->request, MIGRATION_REQUEST_NONE);
-        if (req == MIGRATION_REQUEST_ABORT) {
+        /* An abort stays requested until libvirt takes it: its job may not exist yet (the
+         * call is setting it up) or be between phases. A force-complete is done once. */
+        req = atomic_load(&mig->request);
+        if (req == MIGRATION_REQUEST_ABORT && !w->abort_sent) {
+                if (!w->aborted)
+                        fail(w, "Aborted by an operator");
                 w->aborted = true;
-                fail(w, "Aborted by an operator");
-                if (virDomainAbortJob(mon_dom(w)) < 0)
-                        log_warning("Migration %s: abort failed: %s", mig->id,
-                                    virt_last_error("unknown error"));
-        } else if (req == MIGRATION_REQUEST_FORCE_COMPLETE)
+                if (virDomainAbortJob(mon_dom(w)) == 0)
+                        w->abort_sent = true;
+                else
+                        log_debug("Migration %s: abort not taken yet (%s); trying again",
+                                  mig->id, virt_last_error("unknown error"));
+        } else if (req == MIGRATION_REQUEST_FORCE_COMPLETE &&
+                   atomic_compare_exchange_strong(&mig->request, &req, MIGRATION_REQUEST_NONE))
                 force_complete(mig, w);
 
         if (virDomainGetJobStats(mon_dom(w), &type, &params, &n, 0) < 0 ||
@@ -584,7 +653,9 @@ static void monitor_once(Migration *mig, MigrationWork *w)
                              "Not completed within completion-timeout (%llu s): aborted "
                              "(timeout-action abort)",
                              (unsigned long long)(w->policy.timeout / USEC_PER_SEC));
-                        (void)virDomainAbortJob(mon_dom(w));
+                        atomic_store(&mig->request, MIGRATION_REQUEST_ABORT);
+                        if (virDomainAbortJob(mon_dom(w)) == 0)
+                                w->abort_sent = true;
                 } else {
                         log_info("Migration %s: completion timeout, forcing completion", mig->id);
                         force_complete(mig, w);
@@ -645,6 +716,16 @@ typedef struct Params {
         virTypedParameterPtr p;
         int n, max;
 } Params;
+
+/* An Abort accepted while the migration was being prepared: nothing to undo in libvirt. */
+static bool aborted_before_copy(Migration *mig, MigrationWork *w)
+{
+        if (atomic_load(&mig->request) != MIGRATION_REQUEST_ABORT)
+                return false;
+        w->aborted = true;
+        fail(w, "Aborted by an operator before the copy started");
+        return true;
+}
 
 static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
 {
@@ -732,6 +813,8 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
                 }
         }
 
+        if (aborted_before_copy(mig, w))
+                return -ECANCELED;
         mig_policy_init(&w->policy, mig->opts.max_downtime_ms, w->downtime_steps, w->downtime_delay,
                         w->stall_iterations, mig->opts.completion_timeout,
                         p->domain->current_memory_kib >> 10, disk_mib);
@@ -850,8 +933,13 @@ static void migration_work(Manager *m, void *userdata)
                   (unsigned long long)(now_usec(CLOCK_MONOTONIC) - t0));
         c.p = w->chosen;
         live_update(mig, set_chosen_cb, &c);
+        if (aborted_before_copy(mig, w))
+                return;
         if (run_migration(m, mig, w) < 0) {
                 after_failure(mig, w);
+                remove_partial_copies(mig, w);
+                if (w->n_temp_pools > 0)
+                        destroy_temp_pools(w);
                 return;
         }
         w->succeeded = true;
@@ -1044,6 +1132,35 @@ static void move_ownership(Manager *m, Migration *mig, MigrationWork *w)
         (void)manager_sync_deny_list(m);
 }
 
+/* The Abort calls of a migration that has ended: done if the guest stayed here. */
+static void answer_aborts(Migration *mig)
+{
+        for (size_t i = 0; i < mig->n_abort_calls; i++) {
+                sd_bus_message *call = mig->abort_calls[i];
+                int r;
+
+                if (mig->live.state == MIGRATION_ABORTED || mig->live.state == MIGRATION_FAILED)
+                        r = sd_bus_reply_method_return(call, NULL);
+                else if (mig->live.state == MIGRATION_COMPLETED)
+                        r = sd_bus_reply_method_errorf(
+                                call, HW_ERROR_NOT_RUNNING,
+                                "Migration %s completed before the abort took effect: the "
+                                "guest runs on %s",
+                                mig->id, strna(mig->live.destination));
+                else
+                        r = sd_bus_reply_method_errorf(call, HW_ERROR_NOT_RUNNING,
+                                                       "Migration %s is no longer followed: "
+                                                       "hostwardend is stopping",
+                                                       mig->id);
+                if (r < 0)
+                        log_full_errno(LOG_DEBUG, r, "Cannot answer an Abort of %s: %m", mig->id);
+                sd_bus_message_unref(call);
+        }
+        free(mig->abort_calls);
+        mig->abort_calls = NULL;
+        mig->n_abort_calls = 0;
+}
+
 /* A finished migration stays listed for KEEP_FINISHED from now. */
 static void keep_finished(Migration *mig)
 {
@@ -1082,6 +1199,7 @@ static void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
                   (unsigned long long)(now_usec(CLOCK_MONOTONIC) - t0));
         mig->work = NULL;
         work_free(w);
+        answer_aborts(mig);
         publish_soon(mig);
         keep_finished(mig);
         migrations_schedule(m);
@@ -1152,6 +1270,7 @@ static Migration *migration_free(Migration *mig)
 {
         if (!mig)
                 return NULL;
+        answer_aborts(mig);
         sd_bus_slot_unref(mig->slot);
         sd_event_source_disable_unref(mig->publish_timer);
         sd_event_source_disable_unref(mig->expire_timer);
@@ -1277,6 +1396,8 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
 static int abort_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
 {
         Migration *mig = find_by_path(m, sd_bus_message_get_path(msg));
+        sd_bus_message **calls;
+        bool post_copy;
 
         if (!mig)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT,
@@ -1291,11 +1412,26 @@ static int abort_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error
                 keep_finished(mig);
                 return sd_bus_reply_method_return(msg, NULL);
         }
-        if (state_is_final(mig->live.state))
+        if (state_is_final(mig->live.state) || !mig->work)
                 return sd_bus_error_setf(error, HW_ERROR_NOT_RUNNING, "Migration %s is %s already",
                                          mig->id, migration_state_to_string(mig->live.state));
+        pthread_mutex_lock(&mig->lock);
+        post_copy = mig->live.post_copy;
+        pthread_mutex_unlock(&mig->lock);
+        if (post_copy)
+                return sd_bus_error_setf(error, HW_ERROR_NOT_RUNNING,
+                                         "Migration %s is in post-copy: the guest runs on the "
+                                         "destination already, and the migration can only "
+                                         "complete",
+                                         mig->id);
+        calls = reallocarray(mig->abort_calls, mig->n_abort_calls + 1, sizeof(*calls));
+        if (!calls)
+                return -ENOMEM;
+        mig->abort_calls = calls;
+        mig->abort_calls[mig->n_abort_calls++] = sd_bus_message_ref(msg);
+        mig->abort_accepted = true;
         atomic_store(&mig->request, MIGRATION_REQUEST_ABORT);
-        return sd_bus_reply_method_return(msg, NULL);
+        return 1; /* answered when the migration has ended: answer_aborts() */
 }
 
 static int force_complete_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
@@ -1310,6 +1446,11 @@ static int force_complete_authorized(Manager *m, sd_bus_message *msg, sd_bus_err
                                          "Migration %s is %s: only a running migration can be "
                                          "forced to complete",
                                          mig->id, migration_state_to_string(mig->live.state));
+        if (mig->abort_accepted || atomic_load(&mig->request) == MIGRATION_REQUEST_ABORT)
+                return sd_bus_error_setf(error, HW_ERROR_NOT_RUNNING,
+                                         "Migration %s is being aborted: it cannot be forced to "
+                                         "complete any more",
+                                         mig->id);
         atomic_store(&mig->request, MIGRATION_REQUEST_FORCE_COMPLETE);
         return sd_bus_reply_method_return(msg, NULL);
 }

@@ -76,6 +76,9 @@ struct Migration {
         MigrationInfo live; /* guarded by lock */
         MigrationInfo pub;  /* event loop only: as last announced by PropertiesChanged */
         atomic_int request; /* MigrationRequest, event loop → threads */
+        bool abort_accepted; /* event loop: an Abort was accepted; ForceComplete is refused */
+        sd_bus_message **abort_calls; /* answered when the migration has ended */
+        size_t n_abort_calls;
 
         void *work; /* worker-only state (migration.c) */
         sd_bus_slot *slot;

@@ -186,6 +186,29 @@ static int rule_ports_from_set(struct nftnl_rule *r, unsigned min, unsigned max,
         return verdict(r, NF_ACCEPT);
 }
 
+/*
+ * nft: tcp dport MIN-MAX ip saddr @SET reject with tcp reset   (or ip6)
+ * A migration source that connects outside the window is told so at once: dropped, its
+ * connect would hang for minutes (the SYN retries), and the migration with it, where a
+ * reset fails it in a second. Others are still dropped: no answer to who is not a peer.
+ */
+static int rule_ports_reset_from_set(struct nftnl_rule *r, unsigned min, unsigned max,
+                                     int family, const char *set, uint32_t set_id)
+{
+        struct nftnl_expr *e;
+        int k;
+
+        if ((k = match_tcp(r)) < 0 || (k = match_dport(r, min, max)) < 0 ||
+            (k = match_saddr_in_set(r, family, set, set_id)) < 0)
+                return k;
+        e = nftnl_expr_alloc("reject");
+        if (!e)
+                return -ENOMEM;
+        nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
+        nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, 0);
+        return add(r, e);
+}
+
 /* nft: tcp dport MIN-MAX drop */
 static int rule_ports_drop(struct nftnl_rule *r, unsigned min, unsigned max)
 {
@@ -239,6 +262,12 @@ int fw_rules_build(const FwSpec *s, const FwSetIds *ids, FwRuleFn add_rule, void
                                          groups[i].id4));
                 EMIT(rule_ports_from_set(r, groups[i].min, groups[i].max, AF_INET6, groups[i].set6,
                                          groups[i].id6));
+                if (i == 0) {
+                        EMIT(rule_ports_reset_from_set(r, groups[i].min, groups[i].max, AF_INET,
+                                                       FW_SET_SOURCES4, ids->sources4));
+                        EMIT(rule_ports_reset_from_set(r, groups[i].min, groups[i].max, AF_INET6,
+                                                       FW_SET_SOURCES6, ids->sources6));
+                }
                 EMIT(rule_ports_drop(r, groups[i].min, groups[i].max));
         }
 #undef EMIT

@@ -31,7 +31,7 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
 uint64_t fw_spec_digest(const FwSpec *s)
 {
         /* includes the layout version: a new release's table is never taken for the old */
-        uint64_t h = fnv1a(0xcbf29ce484222325ULL, "hostwarden-fw-1", 15);
+        uint64_t h = fnv1a(0xcbf29ce484222325ULL, "hostwarden-fw-2", 15);
         unsigned ports[] = { s->migration_port_min, s->migration_port_max, s->console_port_min,
                              s->console_port_max };
 
