@@ -710,8 +710,10 @@ static int call_migration(sd_bus *bus, const char *path, const char *member, con
         r = sd_bus_message_new_method_call(bus, &m, DEST, path, MIG_IFACE, member);
         if (r >= 0)
                 r = sd_bus_message_set_allow_interactive_authorization(m, arg_ask_password);
+        /* Abort answers once the migration has ended: a disk copy being cancelled may take a
+         * while; polkit's own prompt is bounded by this too */
         if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &error, NULL);
+                r = sd_bus_call(bus, m, 10 * USEC_PER_MINUTE, &error, NULL);
         if (r < 0) {
                 fprintf(stderr, "Could not %s migration %s: %s\n", what, strrchr(path, '/') + 1,
                         error_message(&error, r));
