@@ -17,6 +17,13 @@ typedef void (*JobWorkFunc)(Manager *m, void *userdata);
 typedef void (*JobDoneFunc)(Manager *m, sd_bus_message *msg, void *userdata);
 
 int job_start(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done, void *userdata);
+/*
+ * job_start() for a method anybody may call: msg's caller is counted against
+ * m->work_limits (limits.h) until done() returned. Over a cap nothing starts: -EBUSY with
+ * error set to LimitsExceeded; other failures set error too. The caller still owns userdata.
+ */
+int job_start_limited(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
+                      void *userdata, sd_bus_error *error);
 /* Sets up the hand-back channel; called by manager_startup(). */
 int jobs_setup(Manager *m);
 /* Waits for every running job and runs its done(): at shutdown. */

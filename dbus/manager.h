@@ -10,6 +10,7 @@
 
 typedef struct AuthQuery AuthQuery;
 typedef struct Job Job;
+typedef struct Limiter Limiter;
 typedef struct Migration Migration;
 typedef struct Virt Virt;
 
@@ -22,6 +23,9 @@ typedef struct Manager {
         struct StoreAttach *attach; /* store-attach.h */
         sd_event_source *heartbeat;
         AuthQuery *auth_queries; /* a list; each holds its slot and the method call */
+        /* caps on what callers can keep the daemon busy with (limits.h, docs/daemon.md) */
+        Limiter *work_limits; /* worker threads of read-only methods */
+        Limiter *auth_limits; /* polkit queries pending */
         Virt *virt;              /* the local libvirt (virt.h) */
         Job *jobs;               /* running worker threads (job.h) */
         int job_pipe[2];         /* finished jobs come back through it */

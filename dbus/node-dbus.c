@@ -436,10 +436,10 @@ static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error
         j = calloc(1, sizeof(ListDomainsJob));
         if (!j)
                 return -ENOMEM;
-        r = job_start(m, msg, list_domains_work, list_domains_done, j);
+        r = job_start_limited(m, msg, list_domains_work, list_domains_done, j, error);
         if (r < 0) {
                 free(j);
-                return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
+                return r;
         }
         return 1;
 }
@@ -496,10 +496,10 @@ static int method_check_migration(sd_bus_message *msg, void *userdata, sd_bus_er
         r = preflight_new(m, dom, dest, &opts, &p, error);
         if (r < 0)
                 return r;
-        r = job_start(m, msg, check_migration_work, check_migration_done, p);
+        r = job_start_limited(m, msg, check_migration_work, check_migration_done, p, error);
         if (r < 0) {
                 preflight_free(p);
-                return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
+                return r;
         }
         return 1;
 }
