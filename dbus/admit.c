@@ -14,7 +14,7 @@ struct Admission {
         uid_t uid;
 };
 
-static uid_t caller_uid(sd_bus_message *msg)
+uid_t admit_caller_uid(sd_bus_message *msg)
 {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         uid_t uid;
@@ -30,7 +30,7 @@ static uid_t caller_uid(sd_bus_message *msg)
 int admit(Limiter *l, sd_bus_message *msg, Admission **ret, sd_bus_error *error)
 {
         const char *sender = sd_bus_message_get_sender(msg);
-        uid_t uid = caller_uid(msg);
+        uid_t uid = admit_caller_uid(msg);
         LimitVerdict v;
         Admission *a;
         char why[256];

@@ -12,6 +12,9 @@
  */
 typedef struct Admission Admission;
 
+/* msg's caller's effective UID, asked of the bus; LIMIT_UID_UNKNOWN when it cannot say. */
+uid_t admit_caller_uid(sd_bus_message *msg);
+
 /* Counts msg's caller (its unique name and effective UID, asked of the bus) against l.
  * Over a cap: -EBUSY with error set to LimitsExceeded saying which cap and its value. */
 int admit(Limiter *l, sd_bus_message *msg, Admission **ret, sd_bus_error *error);

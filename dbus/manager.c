@@ -121,17 +121,15 @@ int manager_load_config(Manager *m, sd_bus_error *error)
         return 0;
 }
 
-const char *manager_firewall_state(Manager *m)
+const char *firewall_state_of(bool enable, const FwSpec *spec)
 {
         _cleanup_(fw_closep) FwContext *fw = NULL;
         uint64_t digest = 0;
-        FwSpec spec;
         int r;
 
-        if (!m->config->firewall.enable)
+        if (!enable)
                 return "disabled";
-        fw_spec_from_config(m->config, &spec);
-        if (!fw_spec_active(&spec))
+        if (!fw_spec_active(spec))
                 return "unconfigured";
         if (fw_open(&fw) < 0)
                 return "unknown";
@@ -140,7 +138,15 @@ const char *manager_firewall_state(Manager *m)
                 return "unknown";
         if (r == 0)
                 return "absent";
-        return digest == fw_spec_digest(&spec) ? "active" : "stale";
+        return digest == fw_spec_digest(spec) ? "active" : "stale";
+}
+
+const char *manager_firewall_state(Manager *m)
+{
+        FwSpec spec;
+
+        fw_spec_from_config(m->config, &spec);
+        return firewall_state_of(m->config->firewall.enable, &spec);
 }
 
 int manager_apply_firewall(Manager *m, sd_bus_error *error)
