@@ -11,8 +11,10 @@ node as the user under test:
 CALL is PATH,INTERFACE,MEMBER[,SIGNATURE,ARG...] with SIGNATURE made of s (string) and
 the empty a{sv} ("a{sv}"); each connection cycles through the calls. Every answer is
 counted by its outcome ("ok" or the error name, with the first message of each error) and
-the call is sent again, until FILE exists or --max-seconds passed (--once: each call slot
-is sent once). The summary is one JSON object on stdout.
+the call is sent again (after --resend-delay if it was refused), until FILE exists or
+--max-seconds passed (--once: each call slot is sent once). The summary is one JSON object
+on stdout: {"counts": {outcome: n}, "messages": {error: [distinct messages]},
+"unanswered": n, "slowest": s, "seconds": s}.
 """
 
 from __future__ import annotations
@@ -203,7 +205,7 @@ def main() -> None:
     started = time.monotonic()
     deadline = started + opts.max_seconds
     counts: dict[str, int] = {}
-    messages: dict[str, str] = {}
+    messages: dict[str, list[str]] = {}  # the distinct messages of each error, a few
     slowest = 0.0
     resend: list[tuple[float, Connection]] = []
     stopping = opts.once
@@ -217,8 +219,9 @@ def main() -> None:
             c = key.data
             for outcome, text, took in c.answers():
                 counts[outcome] = counts.get(outcome, 0) + 1
-                if outcome != "ok" and outcome not in messages:
-                    messages[outcome] = text or ""
+                seen = messages.setdefault(outcome, []) if outcome != "ok" else None
+                if seen is not None and (text or "") not in seen and len(seen) < 8:
+                    seen.append(text or "")
                 slowest = max(slowest, took)
                 if not stopping:
                     resend.append((now + (opts.resend_delay if outcome != "ok" else 0), c))

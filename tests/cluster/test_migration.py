@@ -627,13 +627,15 @@ def test_an_unprivileged_flood_is_capped_while_root_is_answered_and_migrates(nod
     with open(os.path.join(os.path.dirname(__file__), "dbusflood.py")) as f:
         node1.write_file("/tmp/dbusflood.py", f.read())
 
-    # 200 at once on one connection: dbus-daemon passes 128 (max_replies_per_connection),
-    # hostwardend runs 4 and refuses the rest
+    # 200 at once on one connection: dbus-daemon lets at most 128 wait for an answer
+    # (max_replies_per_connection) and refuses the others itself; hostwardend runs 4 worker
+    # threads for the connection and refuses the rest of what reaches it
     burst = flood(node1, "alice", "--once", "--connections", "1", "--in-flight", "200")
     assert burst["unanswered"] == 0, burst
     assert sum(burst["counts"].values()) == 200, burst
     assert burst["counts"].get(LIMITS_EXCEEDED, 0) >= 50, burst
-    assert "at most 4 worker threads per connection" in burst["messages"][LIMITS_EXCEEDED], burst
+    assert any("at most 4 worker threads per connection" in text
+               for text in burst["messages"][LIMITS_EXCEEDED]), burst
     assert burst["counts"].get("ok", 0) >= 2, burst  # the property reads at least
 
     # 8 connections x 25 kept in flight while root works
@@ -648,6 +650,7 @@ def test_an_unprivileged_flood_is_capped_while_root_is_answered_and_migrates(nod
                                 "--resend-delay", "0.1"))
         except Exception as e:  # reported by the test, not lost in the thread
             failure.append(e)
+    idle = {m: root_call_seconds(node1, m) for m in ("ListDomains", "CheckNode", "ListNodes")}
     t = threading.Thread(target=run)
     t.start()
     root_seconds = {}
@@ -663,7 +666,7 @@ def test_an_unprivileged_flood_is_capped_while_root_is_answered_and_migrates(nod
     finally:
         node1.run(["touch", stop])
         t.join(timeout=150)
-    print(f"root under flood: {root_seconds}; flood: {result}")
+    print(f"root idle: {idle}; root under flood: {root_seconds}; flood: {result}")
     assert not failure, failure
     assert final["State"] == "completed", final
     assert domstate(node2, "flood-me") == "running"
@@ -671,7 +674,8 @@ def test_an_unprivileged_flood_is_capped_while_root_is_answered_and_migrates(nod
     assert all(s < 20 for s in root_seconds.values()), root_seconds
     assert result["unanswered"] == 0, result
     assert result["counts"].get("ok", 0) > 0, result
-    assert "per user over all its connections" in result["messages"][LIMITS_EXCEEDED], result
+    assert any("for UID " in text and "at most 8 worker threads per user over all its "
+               "connections" in text for text in result["messages"][LIMITS_EXCEEDED]), result
 
     # nothing was kept: alice's next calls run, 4 per connection, 8 per user
     after = flood(node1, "alice", "--once", "--connections", "2", "--in-flight", "4",
