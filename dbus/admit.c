@@ -14,11 +14,14 @@ struct Admission {
         uid_t uid;
 };
 
-uid_t admit_caller_uid(sd_bus_message *msg)
+uid_t admit_caller_uid(const Limiter *l, sd_bus_message *msg)
 {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         uid_t uid;
 
+        /* a caller with calls in flight is known: a flood costs no round trip to the bus */
+        if (l && limiter_sender_uid(l, sd_bus_message_get_sender(msg), &uid))
+                return uid;
         /* on dbus-daemon this asks the bus (GetConnectionCredentials): one round trip to the
          * bus daemon, which answers by itself, never to the caller */
         if (sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds) < 0 ||
@@ -30,11 +33,12 @@ uid_t admit_caller_uid(sd_bus_message *msg)
 int admit(Limiter *l, sd_bus_message *msg, Admission **ret, sd_bus_error *error)
 {
         const char *sender = sd_bus_message_get_sender(msg);
-        uid_t uid = admit_caller_uid(msg);
         LimitVerdict v;
+        uid_t uid;
         Admission *a;
         char why[256];
 
+        uid = admit_caller_uid(l, msg);
         a = calloc(1, sizeof(Admission));
         if (!a)
                 return -ENOMEM;

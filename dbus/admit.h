@@ -12,8 +12,9 @@
  */
 typedef struct Admission Admission;
 
-/* msg's caller's effective UID, asked of the bus; LIMIT_UID_UNKNOWN when it cannot say. */
-uid_t admit_caller_uid(sd_bus_message *msg);
+/* msg's caller's effective UID: known to l (may be NULL) while the caller has calls in
+ * flight there, else asked of the bus; LIMIT_UID_UNKNOWN when it cannot say. */
+uid_t admit_caller_uid(const Limiter *l, sd_bus_message *msg);
 
 /* Counts msg's caller (its unique name and effective UID, asked of the bus) against l.
  * Over a cap: -EBUSY with error set to LimitsExceeded saying which cap and its value. */

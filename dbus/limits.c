@@ -178,6 +178,18 @@ void limiter_release(Limiter *l, const char *sender, uid_t uid)
                 l->total--;
 }
 
+bool limiter_sender_uid(const Limiter *l, const char *sender, uid_t *ret)
+{
+        if (!sender)
+                return false;
+        for (const Counter *c = l->senders; c; c = c->next)
+                if (streq(c->name, sender)) {
+                        *ret = c->uid;
+                        return true;
+                }
+        return false;
+}
+
 unsigned limiter_sender_count(const Limiter *l, const char *sender)
 {
         for (const Counter *c = l->senders; c; c = c->next)

@@ -52,6 +52,10 @@ Limiter *limiter_free(Limiter *l);
 LimitVerdict limiter_acquire(Limiter *l, const char *sender, uid_t uid);
 void limiter_release(Limiter *l, const char *sender, uid_t uid);
 
+/* The UID sender was counted with, while it has calls in flight: a unique bus name is never
+ * given to another connection, so the bus need not be asked again. */
+bool limiter_sender_uid(const Limiter *l, const char *sender, uid_t *ret);
+
 /* In flight now. */
 unsigned limiter_sender_count(const Limiter *l, const char *sender);
 unsigned limiter_uid_count(const Limiter *l, uid_t uid);

@@ -489,7 +489,7 @@ static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error
         j = calloc(1, sizeof(ListDomainsJob));
         if (!j)
                 return -ENOMEM;
-        j->fresh = admit_caller_uid(msg) == 0;
+        j->fresh = admit_caller_uid(m->work_limits, msg) == 0;
         r = job_start_limited(m, msg, list_domains_work, list_domains_done, j, error);
         if (r < 0) {
                 free(j);

@@ -27,6 +27,10 @@ static void test_one_connection_is_capped_at_per_sender(void **state)
         assert_int_equal(limiter_acquire(l, ":1.10", 1000), LIMIT_ADMITTED);
         assert_int_equal(limiter_acquire(l, ":1.10", 1000), LIMIT_ADMITTED);
         assert_int_equal(limiter_acquire(l, ":1.10", 1000), LIMIT_SENDER);
+        uid_t uid = 0;
+        assert_true(limiter_sender_uid(l, ":1.10", &uid));
+        assert_int_equal(uid, 1000);
+        assert_false(limiter_sender_uid(l, ":1.11", &uid));
         /* refused calls count nothing */
         assert_int_equal(limiter_sender_count(l, ":1.10"), 2);
         assert_int_equal(limiter_uid_count(l, 1000), 2);
@@ -114,6 +118,8 @@ static void test_released_callers_leave_nothing_behind(void **state)
         assert_int_equal(limiter_total(l), 0);
         assert_int_equal(limiter_uid_count(l, 1003), 0);
         assert_int_equal(limiter_sender_count(l, ":1.4999"), 0);
+        uid_t uid;
+        assert_false(limiter_sender_uid(l, ":1.4999", &uid));
         /* a release nobody acquired (a bug elsewhere) does not underflow */
         limiter_release(l, ":1.1", 1000);
         assert_int_equal(limiter_total(l), 0);
