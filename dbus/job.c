@@ -74,8 +74,8 @@ int jobs_setup(Manager *m)
         return 0;
 }
 
-static int job_start_admitted(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
-                              void *userdata, Admission *admission)
+static int job_start_with(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
+                          void *userdata, Admission *admission)
 {
         Job *j;
         int r;
@@ -102,7 +102,24 @@ static int job_start_admitted(Manager *m, sd_bus_message *msg, JobWorkFunc work,
 
 int job_start(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done, void *userdata)
 {
-        return job_start_admitted(m, msg, work, done, userdata, NULL);
+        return job_start_with(m, msg, work, done, userdata, NULL);
+}
+
+int job_admit(Manager *m, sd_bus_message *msg, Admission **ret, sd_bus_error *error)
+{
+        return admit(m->work_limits, msg, ret, error);
+}
+
+int job_start_admitted(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
+                       void *userdata, Admission **a, sd_bus_error *error)
+{
+        int r;
+
+        r = job_start_with(m, msg, work, done, userdata, *a);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
+        *a = NULL;
+        return 0;
 }
 
 int job_start_limited(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
@@ -111,14 +128,10 @@ int job_start_limited(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDone
         _cleanup_(admission_releasep) Admission *a = NULL;
         int r;
 
-        r = admit(m->work_limits, msg, &a, error);
+        r = job_admit(m, msg, &a, error);
         if (r < 0)
                 return r;
-        r = job_start_admitted(m, msg, work, done, userdata, a);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
-        TAKE_PTR(a);
-        return 0;
+        return job_start_admitted(m, msg, work, done, userdata, &a, error);
 }
 
 void jobs_drain(Manager *m)

@@ -534,6 +534,7 @@ static void check_migration_done(Manager *m, sd_bus_message *msg, void *userdata
  * of live-migrating dom to dest (DESIGN.md §7), from libvirt here and there, in a worker. */
 static int method_check_migration(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
+        _cleanup_(admission_releasep) Admission *a = NULL;
         Manager *m = userdata;
         MigrateOptions opts;
         Preflight *p = NULL;
@@ -547,10 +548,14 @@ static int method_check_migration(sd_bus_message *msg, void *userdata, sd_bus_er
         r = migrate_options_read(msg, m->config, &opts, error);
         if (r < 0)
                 return r;
+        /* before preflight_new() reads the store */
+        r = job_admit(m, msg, &a, error);
+        if (r < 0)
+                return r;
         r = preflight_new(m, dom, dest, &opts, &p, error);
         if (r < 0)
                 return r;
-        r = job_start_limited(m, msg, check_migration_work, check_migration_done, p, error);
+        r = job_start_admitted(m, msg, check_migration_work, check_migration_done, p, &a, error);
         if (r < 0) {
                 preflight_free(p);
                 return r;
@@ -765,14 +770,18 @@ static void check_node_done(Manager *m, sd_bus_message *msg, void *userdata)
  * netlink and the shared storage may block: they are looked at in a worker. */
 static int method_check_node(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
+        _cleanup_(admission_releasep) Admission *a = NULL;
         Manager *m = userdata;
         NodeCheck *c = NULL;
         int r;
 
+        r = job_admit(m, msg, &a, error);
+        if (r < 0)
+                return r;
         r = check_new(m, &c);
         if (r < 0)
                 return r;
-        r = job_start_limited(m, msg, check_node_work, check_node_done, c, error);
+        r = job_start_admitted(m, msg, check_node_work, check_node_done, c, &a, error);
         if (r < 0) {
                 check_free(c);
                 return r;
