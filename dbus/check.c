@@ -20,6 +20,7 @@
 #include "diskinfo.h"
 #include "fw.h"
 #include "manager.h"
+#include "migcheck.h"
 #include "paths.h"
 #include "runtime.h"
 #include "store-attach.h"
@@ -28,17 +29,45 @@
 #define QEMU_CONF "/etc/libvirt/qemu.conf"
 #define HOOK_LINK HW_LIBVIRT_HOOKS_DIR "/qemu.d/50-hostwarden"
 
-typedef struct Findings {
-        sd_bus_message *reply;
-        int error;
-} Findings;
+typedef struct CheckPeer {
+        char *name;
+        char *address;
+        char *storage_mark; /* from its node record; NULL when none was read */
+} CheckPeer;
 
-static void add(Findings *f, const char *severity, const char *code, const char *format, ...)
+/* What the checks need, copied in the event loop, and what they found. */
+struct NodeCheck {
+        /* in */
+        char *instances_path;
+        bool disk_leases;
+        char *lockspace_dir;
+        bool firewall_enable;
+        char **migration_sources, **console_clients;
+        FwSpec spec; /* its lists point to the copies above */
+        ConsoleListen console_listen;
+        unsigned port_min, port_max;
+        CheckPeer *peers;
+        size_t n_peers;
+
+        /* out */
+        MigFindings findings;
+        int error;
+        bool libvirt_asked; /* libvirt_unit, libvirt_started: asked once */
+        const char *libvirt_unit;
+        uint64_t libvirt_started;
+        int bus_error; /* < 0: systemd could not be asked */
+};
+
+static void add(NodeCheck *f, const char *severity, const char *code, const char *format, ...)
         _printf_(4, 5);
-static void add(Findings *f, const char *severity, const char *code, const char *format, ...)
+static void add(NodeCheck *f, const char *severity, const char *code, const char *format, ...)
 {
+        MigSeverity sev = streq(severity, "ok")        ? MIG_OK
+                          : streq(severity, "warning") ? MIG_WARNING
+                                                       : MIG_ERROR;
         char *msg = NULL;
         va_list ap;
+        int r;
 
         if (f->error < 0)
                 return;
@@ -50,10 +79,10 @@ static void add(Findings *f, const char *severity, const char *code, const char 
                 f->error = -ENOMEM;
                 return;
         }
-        f->error = sd_bus_message_append(f->reply, "(sss)", severity, code, msg);
+        r = mig_findings_add(&f->findings, sev, code, "%s", msg);
         free(msg);
-        if (f->error > 0)
-                f->error = 0;
+        if (r < 0)
+                f->error = r;
 }
 
 /* A TCP socket listening on port (IPv4 or IPv6, any address) per /proc/net/tcp{,6}. */
@@ -80,7 +109,7 @@ static bool tcp_listening(unsigned port)
         return false;
 }
 
-static void check_libvirt_listen(Findings *f)
+static void check_libvirt_listen(NodeCheck *f)
 {
         if (tcp_listening(16514))
                 add(f, "ok", "libvirt-listen", "libvirt accepts peers on 16514 (TLS)");
@@ -98,20 +127,24 @@ static void check_libvirt_listen(Findings *f)
 /* libvirt finds hooks only when it starts: the hook counts once libvirtd started after its
  * link in qemu.d was created. */
 /* The running libvirt daemon (virtqemud or libvirtd) and when it started (usec realtime);
- * NULL when neither runs. */
-static const char *libvirt_started(Manager *m, uint64_t *ret)
+ * NULL when neither runs. Asked of systemd on a connection of the worker's own: the daemon's
+ * belongs to the event loop. */
+static const char *libvirt_ask(uint64_t *ret, int *ret_bus_error)
 {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         static const char *const units[] = { "virtqemud.service", "libvirtd.service" };
         uint64_t started = 0;
 
+        *ret_bus_error = sd_bus_open_system(&bus);
+        if (*ret_bus_error < 0)
+                return NULL;
         for (size_t i = 0; i < ELEMENTSOF(units); i++) {
                 _cleanup_free_ char *path = NULL;
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
                 const char *p;
 
-                if (sd_bus_call_method(m->bus, "org.freedesktop.systemd1",
-                                       "/org/freedesktop/systemd1",
+                if (sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                        "org.freedesktop.systemd1.Manager", "GetUnit", &error,
                                        &reply, "s", units[i]) < 0) {
                         sd_bus_error_free(&error);
@@ -120,7 +153,7 @@ static const char *libvirt_started(Manager *m, uint64_t *ret)
                 if (sd_bus_message_read(reply, "o", &p) < 0)
                         continue;
                 path = strdup(p);
-                if (path && sd_bus_get_property_trivial(m->bus, "org.freedesktop.systemd1", path,
+                if (path && sd_bus_get_property_trivial(bus, "org.freedesktop.systemd1", path,
                                                         "org.freedesktop.systemd1.Service",
                                                         "ExecMainStartTimestamp", &error, 't',
                                                         &started) < 0)
@@ -133,7 +166,17 @@ static const char *libvirt_started(Manager *m, uint64_t *ret)
         return NULL;
 }
 
-static void check_hook(Manager *m, Findings *f)
+static const char *libvirt_started(NodeCheck *c, uint64_t *ret)
+{
+        if (!c->libvirt_asked) {
+                c->libvirt_unit = libvirt_ask(&c->libvirt_started, &c->bus_error);
+                c->libvirt_asked = true;
+        }
+        *ret = c->libvirt_started;
+        return c->libvirt_unit;
+}
+
+static void check_hook(NodeCheck *f)
 {
         struct stat st;
         uint64_t started = 0;
@@ -146,7 +189,13 @@ static void check_hook(Manager *m, Findings *f)
                     HOOK_LINK);
                 return;
         }
-        unit = libvirt_started(m, &started);
+        unit = libvirt_started(f, &started);
+        if (!unit && f->bus_error < 0) {
+                add(f, "warning", "hook-active",
+                    "cannot ask systemd whether libvirtd runs (%s): try again",
+                    strerror(-f->bus_error));
+                return;
+        }
         if (!unit) {
                 add(f, "warning", "hook-active",
                     "neither libvirtd nor virtqemud is running: start it, it loads the hook then");
@@ -165,16 +214,16 @@ static void check_hook(Manager *m, Findings *f)
 
 /* [locking] disk_leases: libvirt's lockd leases set up as hostwardenctl setup-leases does,
  * the lock space on the shared storage, and libvirt started since. */
-static void check_leases(Manager *m, Findings *f)
+static void check_leases(NodeCheck *f)
 {
-        const Config *c = m->config;
+        const NodeCheck *c = f;
         _cleanup_free_ char *qemu = NULL, *lockd = NULL, *problem = NULL;
         struct stat sq, sl, ss, si;
         uint64_t started = 0, changed;
         const char *unit;
         int r;
 
-        if (!c->locking.disk_leases) {
+        if (!c->disk_leases) {
                 add(f, "ok", "disk-leases",
                     "disk leases are off ([locking] disk_leases = no): the hook's deny list "
                     "alone keeps an instance from running twice");
@@ -194,25 +243,25 @@ static void check_leases(Manager *m, Findings *f)
                     strerror(-r));
                 return;
         }
-        r = leases_verify(qemu, lockd, c->locking.lockspace_dir, &problem);
+        r = leases_verify(qemu, lockd, c->lockspace_dir, &problem);
         if (r < 0) {
                 add(f, "error", "disk-leases",
                     "%s: run 'hostwardenctl setup-leases', then restart libvirtd",
                     problem ? problem : strerror(-r));
                 return;
         }
-        if (stat(c->locking.lockspace_dir, &ss) < 0 || !S_ISDIR(ss.st_mode)) {
+        if (stat(c->lockspace_dir, &ss) < 0 || !S_ISDIR(ss.st_mode)) {
                 add(f, "error", "disk-leases",
                     "the lock space %s does not exist: run 'hostwardenctl setup-leases'",
-                    c->locking.lockspace_dir);
+                    c->lockspace_dir);
                 return;
         }
-        if (stat(c->node.instances_path, &si) >= 0 && si.st_dev != ss.st_dev)
+        if (stat(c->instances_path, &si) >= 0 && si.st_dev != ss.st_dev)
                 add(f, "warning", "disk-leases",
                     "the lock space %s is not on the file system of instances_path %s: every "
                     "node must see the same lock files",
-                    c->locking.lockspace_dir, c->node.instances_path);
-        unit = libvirt_started(m, &started);
+                    c->lockspace_dir, c->instances_path);
+        unit = libvirt_started(f, &started);
         /* to the microsecond, as the start is: a file written in the second libvirtd started
          * in, but after it, was not read by it */
         changed = 0;
@@ -231,15 +280,14 @@ static void check_leases(Manager *m, Findings *f)
         else
                 add(f, "ok", "disk-leases",
                     "every disk is leased through virtlockd, in the lock space %s",
-                    c->locking.lockspace_dir);
+                    c->lockspace_dir);
 }
 
-static void check_firewall(Manager *m, Findings *f)
+static void check_firewall(NodeCheck *f)
 {
-        const char *state = manager_firewall_state(m);
+        const char *state = firewall_state_of(f->firewall_enable, &f->spec);
         _cleanup_(fw_closep) FwContext *fw = NULL;
         _cleanup_strv_free_ char **conflicts = NULL;
-        FwSpec spec;
 
         if (streq(state, "disabled")) {
                 add(f, "warning", "firewall",
@@ -260,8 +308,7 @@ static void check_firewall(Manager *m, Findings *f)
                     "table inet hostwarden is %s: run 'hostwarden-firewall apply' or Reload()",
                     state);
 
-        fw_spec_from_config(m->config, &spec);
-        if (fw_open(&fw) < 0 || fw_check_conflicts(fw, &spec, &conflicts) < 0) {
+        if (fw_open(&fw) < 0 || fw_check_conflicts(fw, &f->spec, &conflicts) < 0) {
                 add(f, "warning", "firewall-conflict", "cannot read the other nftables tables");
                 return;
         }
@@ -269,35 +316,31 @@ static void check_firewall(Manager *m, Findings *f)
                 add(f, "error", "firewall-conflict", "%s", *c);
 }
 
-static void check_console(Manager *m, Findings *f)
+static void check_console(NodeCheck *f)
 {
-        const Config *c = m->config;
-        bool restricted = c->firewall.enable && strv_length(c->firewall.console_clients) > 0;
+        bool restricted = f->firewall_enable && strv_length(f->console_clients) > 0;
 
-        if (c->console.listen == CONSOLE_LISTEN_ANY && !restricted)
+        if (f->console_listen == CONSOLE_LISTEN_ANY && !restricted)
                 add(f, "warning", "console-exposure",
                     "consoles listen on every address ([console] listen = 0.0.0.0) and nothing "
                     "restricts who connects: set [firewall] console_clients to the VNC/SPICE "
                     "proxies, or [console] listen = node");
         else
                 add(f, "ok", "console-exposure", "console listen %s, %s",
-                    console_listen_to_string(c->console.listen),
+                    console_listen_to_string(f->console_listen),
                     restricted ? "reachable only from console_clients" : "address bound");
 }
 
 /* Whether each peer mounts this node's instances_path: its storage mark is in it. */
-static int peers_sharing(Manager *m, char ***ret_yes, char ***ret_no)
+static int peers_sharing(const NodeCheck *c, char ***ret_yes, char ***ret_no)
 {
-        const Config *c = m->config;
         char **yes = NULL, **no = NULL;
         int r = 0;
 
         for (size_t i = 0; i < c->n_peers && r >= 0; i++) {
-                _cleanup_(node_record_done) NodeRecord rec = {};
                 const char *name = c->peers[i].name;
-                int k = m->store ? store_node_get(m->store, name, &rec) : -EHOSTDOWN;
+                int k = storage_mark_check(c->instances_path, name, c->peers[i].storage_mark);
 
-                k = k < 0 ? 0 : storage_mark_check(c->node.instances_path, name, rec.storage_mark);
                 r = strv_extend(k > 0 ? &yes : &no, name);
         }
         if (r < 0) {
@@ -310,9 +353,9 @@ static int peers_sharing(Manager *m, char ***ret_yes, char ***ret_no)
         return 0;
 }
 
-static void check_storage(Manager *m, Findings *f)
+static void check_storage(NodeCheck *f)
 {
-        const char *path = m->config->node.instances_path;
+        const char *path = f->instances_path;
         _cleanup_strv_free_ char **yes = NULL, **no = NULL;
         _cleanup_free_ char *missing = NULL;
         const char *fs;
@@ -326,7 +369,7 @@ static void check_storage(Manager *m, Findings *f)
                 return;
         }
         fs = fs_shared_name((long)sfs.f_type);
-        r = peers_sharing(m, &yes, &no);
+        r = peers_sharing(f, &yes, &no);
         if (r < 0) {
                 f->error = r;
                 return;
@@ -360,9 +403,9 @@ static void check_storage(Manager *m, Findings *f)
                     path, (unsigned long)sfs.f_type);
 }
 
-static void check_peers(Manager *m, Findings *f)
+static void check_peers(NodeCheck *f)
 {
-        const Config *c = m->config;
+        const NodeCheck *c = f;
         unsigned bad = 0;
 
         for (size_t i = 0; i < c->n_peers; i++) {
@@ -384,7 +427,7 @@ static void check_peers(Manager *m, Findings *f)
 }
 
 /* migration_port_min/max in qemu.conf (libvirt's defaults when not set). */
-static void check_ports(Manager *m, Findings *f)
+static void check_ports(NodeCheck *f)
 {
         _cleanup_fclose_ FILE *qf = fopen(QEMU_CONF, "re");
         unsigned min = 49152, max = 49215;
@@ -397,19 +440,18 @@ static void check_ports(Manager *m, Findings *f)
                 else if (sscanf(line, " migration_port_max = %u", &v) == 1)
                         max = v;
         }
-        if (min == m->config->migration.port_min && max == m->config->migration.port_max)
+        if (min == f->port_min && max == f->port_max)
                 add(f, "ok", "migration-ports", "migration ports %u-%u as in %s", min, max,
                     QEMU_CONF);
         else
                 add(f, "error", "migration-ports",
                     "libvirt uses migration ports %u-%u (%s) but [migration] port_min/port_max "
                     "say %u-%u: make them agree, or the firewall opens the wrong ports",
-                    min, max, QEMU_CONF, m->config->migration.port_min,
-                    m->config->migration.port_max);
+                    min, max, QEMU_CONF, f->port_min, f->port_max);
 }
 
 /* The cluster store: read since this boot, and this cluster's (store-attach.h). */
-static void check_store(Manager *m, Findings *f)
+static void check_store(Manager *m, NodeCheck *f)
 {
         StoreState s = store_attach_state(m);
         bool synced = runtime_marker_lookup(hw_runtime_dir(), NODE_MARKER_SYNCED, NULL) > 0;
@@ -429,24 +471,141 @@ static void check_store(Manager *m, Findings *f)
                             : "");
 }
 
-int check_node(Manager *m, sd_bus_message *reply)
+NodeCheck *check_free(NodeCheck *c)
 {
-        Findings f = { .reply = reply };
+        if (!c)
+                return NULL;
+        free(c->instances_path);
+        free(c->lockspace_dir);
+        strv_free(c->migration_sources);
+        strv_free(c->console_clients);
+        for (size_t i = 0; i < c->n_peers; i++) {
+                free(c->peers[i].name);
+                free(c->peers[i].address);
+                free(c->peers[i].storage_mark);
+        }
+        free(c->peers);
+        mig_findings_done(&c->findings);
+        free(c);
+        return NULL;
+}
+
+static int strv_copy(char *const *l, char ***ret)
+{
+        char **copy = NULL;
         int r;
 
-        r = sd_bus_message_open_container(reply, 'a', "(sss)");
-        if (r < 0)
+        STRV_FOREACH (s, l) {
+                r = strv_extend(&copy, *s);
+                if (r < 0) {
+                        strv_free(copy);
+                        return r;
+                }
+        }
+        *ret = copy;
+        return 0;
+}
+
+#define PEER_RECORDS_MAX_AGE (1 * USEC_PER_SEC)
+
+/* The peers and their storage marks. The node records come from the listing ListNodes
+ * keeps (at most PEER_RECORDS_MAX_AGE old): a caller repeating CheckNode makes no more reads
+ * of the shared storage in the event loop than ListNodes does. */
+static int copy_peers(Manager *m, NodeCheck *c)
+{
+        const Config *conf = m->config;
+        NodeRecord *nodes = NULL;
+        uint64_t now = 0;
+        size_t n = 0;
+        int r = 0;
+
+        c->peers = calloc(conf->n_peers ? conf->n_peers : 1, sizeof(CheckPeer));
+        if (!c->peers)
+                return -ENOMEM;
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (!m->store ||
+            store_node_list_cached(m->store, now, PEER_RECORDS_MAX_AGE, &nodes, &n) < 0) {
+                nodes = NULL; /* no records: no peer shows a storage mark */
+                n = 0;
+        }
+        for (size_t i = 0; i < conf->n_peers && r >= 0; i++) {
+                CheckPeer *p = &c->peers[c->n_peers++];
+
+                p->name = strdup(conf->peers[i].name);
+                p->address = strdup(strempty(conf->peers[i].address));
+                if (!p->name || !p->address)
+                        r = -ENOMEM;
+                for (size_t k = 0; r >= 0 && k < n; k++)
+                        if (streq(nodes[k].name, conf->peers[i].name) && nodes[k].storage_mark) {
+                                p->storage_mark = strdup(nodes[k].storage_mark);
+                                if (!p->storage_mark)
+                                        r = -ENOMEM;
+                        }
+        }
+        node_record_array_free(nodes, n);
+        return r;
+}
+
+int check_new(Manager *m, NodeCheck **ret)
+{
+        const Config *conf = m->config;
+        NodeCheck *c;
+        int r;
+
+        c = calloc(1, sizeof(NodeCheck));
+        if (!c)
+                return -ENOMEM;
+        c->instances_path = strdup(conf->node.instances_path);
+        c->lockspace_dir = conf->locking.lockspace_dir ? strdup(conf->locking.lockspace_dir) : NULL;
+        r = c->instances_path && (c->lockspace_dir || !conf->locking.lockspace_dir) ? 0 : -ENOMEM;
+        if (r >= 0)
+                r = strv_copy(conf->firewall.migration_sources, &c->migration_sources);
+        if (r >= 0)
+                r = strv_copy(conf->firewall.console_clients, &c->console_clients);
+        if (r >= 0)
+                r = copy_peers(m, c);
+        if (r < 0) {
+                check_free(c);
                 return r;
-        check_store(m, &f);
-        check_libvirt_listen(&f);
-        check_hook(m, &f);
-        check_leases(m, &f);
-        check_firewall(m, &f);
-        check_console(m, &f);
-        check_storage(m, &f);
-        check_peers(m, &f);
-        check_ports(m, &f);
-        if (f.error < 0)
-                return f.error;
-        return sd_bus_message_close_container(reply);
+        }
+        c->disk_leases = conf->locking.disk_leases;
+        c->firewall_enable = conf->firewall.enable;
+        fw_spec_from_config(conf, &c->spec);
+        c->spec.migration_sources = c->migration_sources;
+        c->spec.console_clients = c->console_clients;
+        c->console_listen = conf->console.listen;
+        c->port_min = conf->migration.port_min;
+        c->port_max = conf->migration.port_max;
+        /* the store's state is the event loop's, and nothing in it blocks: found here, first */
+        check_store(m, c);
+        *ret = c;
+        return 0;
+}
+
+void check_gather(NodeCheck *c)
+{
+        check_libvirt_listen(c);
+        check_hook(c);
+        check_leases(c);
+        check_firewall(c);
+        check_console(c);
+        check_storage(c);
+        check_peers(c);
+        check_ports(c);
+}
+
+int check_append(NodeCheck *c, sd_bus_message *reply)
+{
+        int r;
+
+        if (c->error < 0)
+                return c->error;
+        r = sd_bus_message_open_container(reply, 'a', "(sss)");
+        for (size_t i = 0; r >= 0 && i < c->findings.n; i++)
+                r = sd_bus_message_append(reply, "(sss)",
+                                          mig_severity_to_string(c->findings.items[i].severity),
+                                          c->findings.items[i].code, c->findings.items[i].message);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
 }

@@ -5,5 +5,17 @@
 
 #include "manager.h"
 
-/* Appends CheckNode()'s a(sss) findings to reply. */
-int check_node(Manager *m, sd_bus_message *reply);
+/*
+ * CheckNode(): most of what it looks at may block (name lookups, netlink, statfs and reads
+ * on the shared storage, systemd over D-Bus), so it runs in a worker thread: check_new()
+ * copies in the event loop what the checks need of the Manager (the configuration may be
+ * reloaded meanwhile, the store is not the thread's), check_gather() looks in the thread,
+ * check_append() answers in the event loop.
+ */
+typedef struct NodeCheck NodeCheck;
+
+int check_new(Manager *m, NodeCheck **ret);
+NodeCheck *check_free(NodeCheck *c);
+void check_gather(NodeCheck *c);
+/* Appends the a(sss) findings to reply; < 0 when gathering or appending failed. */
+int check_append(NodeCheck *c, sd_bus_message *reply);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "job.h"
 #include "log.h"
 
@@ -15,6 +16,7 @@ struct Job {
         JobDoneFunc done;
         sd_bus_message *msg;
         void *userdata;
+        Admission *admission; /* the caller's place under m->work_limits, or NULL */
         Job *next;
 };
 
@@ -43,6 +45,7 @@ static void job_finish(Manager *m, Job *j)
                 }
         pthread_join(j->thread, NULL);
         j->done(m, j->msg, j->userdata);
+        admission_release(j->admission);
         sd_bus_message_unref(j->msg);
         free(j);
 }
@@ -71,7 +74,8 @@ int jobs_setup(Manager *m)
         return 0;
 }
 
-int job_start(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done, void *userdata)
+static int job_start_with(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
+                          void *userdata, Admission *admission)
 {
         Job *j;
         int r;
@@ -82,15 +86,52 @@ int job_start(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc don
         if (!j)
                 return -ENOMEM;
         *j = (Job){ .manager = m, .work = work, .done = done, .userdata = userdata };
-        r = -pthread_create(&j->thread, NULL, job_thread, j);
-        if (r < 0) {
-                free(j);
-                return r;
-        }
+        j->admission = admission;
         j->msg = sd_bus_message_ref(msg); /* NULL stays NULL */
         j->next = m->jobs;
         m->jobs = j;
+        r = -pthread_create(&j->thread, NULL, job_thread, j);
+        if (r < 0) {
+                m->jobs = j->next;
+                sd_bus_message_unref(j->msg);
+                free(j);
+                return r;
+        }
         return 0;
+}
+
+int job_start(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done, void *userdata)
+{
+        return job_start_with(m, msg, work, done, userdata, NULL);
+}
+
+int job_admit(Manager *m, sd_bus_message *msg, Admission **ret, sd_bus_error *error)
+{
+        return admit(m->work_limits, msg, ret, error);
+}
+
+int job_start_admitted(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
+                       void *userdata, Admission **a, sd_bus_error *error)
+{
+        int r;
+
+        r = job_start_with(m, msg, work, done, userdata, *a);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
+        *a = NULL;
+        return 0;
+}
+
+int job_start_limited(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
+                      void *userdata, sd_bus_error *error)
+{
+        _cleanup_(admission_releasep) Admission *a = NULL;
+        int r;
+
+        r = job_admit(m, msg, &a, error);
+        if (r < 0)
+                return r;
+        return job_start_admitted(m, msg, work, done, userdata, &a, error);
 }
 
 void jobs_drain(Manager *m)

@@ -17,6 +17,20 @@ typedef void (*JobWorkFunc)(Manager *m, void *userdata);
 typedef void (*JobDoneFunc)(Manager *m, sd_bus_message *msg, void *userdata);
 
 int job_start(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done, void *userdata);
+/*
+ * job_start() for a method anybody may call: msg's caller is counted against
+ * m->work_limits (limits.h) until done() returned. Over a cap nothing starts: -EBUSY with
+ * error set to LimitsExceeded; other failures set error too. The caller still owns userdata.
+ */
+int job_start_limited(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
+                      void *userdata, sd_bus_error *error);
+/* The same in two steps, for a method that has work to do in the event loop before its job
+ * starts: admitted first, so that a caller over a cap costs nothing more. job_start_admitted()
+ * takes *a on success (it is set to NULL) and leaves it to the caller on failure. */
+typedef struct Admission Admission;
+int job_admit(Manager *m, sd_bus_message *msg, Admission **ret, sd_bus_error *error);
+int job_start_admitted(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
+                       void *userdata, Admission **a, sd_bus_error *error);
 /* Sets up the hand-back channel; called by manager_startup(). */
 int jobs_setup(Manager *m);
 /* Waits for every running job and runs its done(): at shutdown. */

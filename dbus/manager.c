@@ -7,6 +7,7 @@
 #include "errors.h"
 #include "fw.h"
 #include "job.h"
+#include "limits.h"
 #include "migration.h"
 #include "reconcile.h"
 #include "log.h"
@@ -23,6 +24,18 @@
 #include <sys/wait.h>
 #include <time.h>
 
+/*
+ * Read-only methods that run a worker thread (CheckMigration, ListDomains, CheckNode): a
+ * client that waits for its answers, as hostwardenctl and monitoring do, never has more
+ * than a few at once; libvirtd serves 5 calls per client and 20 workers by default, and
+ * every one of these threads holds a libvirt connection (docs/daemon.md, "Limits").
+ */
+static const LimitCaps WORK_LIMITS = { .per_sender = 4, .per_uid = 8, .total = 16, .root = 64 };
+/* Mutating calls of unprivileged callers waiting for polkit, which may be minutes for an
+ * admin typing a password; dbus-daemon lets this daemon wait for 128 replies at most. Root
+ * never asks polkit. */
+static const LimitCaps AUTH_LIMITS = { .per_sender = 8, .per_uid = 16, .total = 64, .root = 0 };
+
 int manager_new(Manager **ret)
 {
         Manager *m;
@@ -37,6 +50,13 @@ int manager_new(Manager **ret)
                 return r;
         }
         m->job_pipe[0] = m->job_pipe[1] = -EBADF;
+        r = limiter_new("worker threads", &WORK_LIMITS, &m->work_limits);
+        if (r >= 0)
+                r = limiter_new("pending authorizations", &AUTH_LIMITS, &m->auth_limits);
+        if (r < 0) {
+                manager_free(m);
+                return r;
+        }
         *ret = m;
         return 0;
 }
@@ -59,6 +79,8 @@ Manager *manager_free(Manager *m)
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         config_free(m->config);
+        limiter_free(m->work_limits); /* after the jobs and queries that hold places */
+        limiter_free(m->auth_limits);
         free(m);
         return NULL;
 }
@@ -101,17 +123,15 @@ int manager_load_config(Manager *m, sd_bus_error *error)
         return 0;
 }
 
-const char *manager_firewall_state(Manager *m)
+const char *firewall_state_of(bool enable, const FwSpec *spec)
 {
         _cleanup_(fw_closep) FwContext *fw = NULL;
         uint64_t digest = 0;
-        FwSpec spec;
         int r;
 
-        if (!m->config->firewall.enable)
+        if (!enable)
                 return "disabled";
-        fw_spec_from_config(m->config, &spec);
-        if (!fw_spec_active(&spec))
+        if (!fw_spec_active(spec))
                 return "unconfigured";
         if (fw_open(&fw) < 0)
                 return "unknown";
@@ -120,7 +140,15 @@ const char *manager_firewall_state(Manager *m)
                 return "unknown";
         if (r == 0)
                 return "absent";
-        return digest == fw_spec_digest(&spec) ? "active" : "stale";
+        return digest == fw_spec_digest(spec) ? "active" : "stale";
+}
+
+const char *manager_firewall_state(Manager *m)
+{
+        FwSpec spec;
+
+        fw_spec_from_config(m->config, &spec);
+        return firewall_state_of(m->config->firewall.enable, &spec);
 }
 
 int manager_apply_firewall(Manager *m, sd_bus_error *error)

@@ -10,6 +10,7 @@
 
 typedef struct AuthQuery AuthQuery;
 typedef struct Job Job;
+typedef struct Limiter Limiter;
 typedef struct Migration Migration;
 typedef struct Virt Virt;
 
@@ -36,6 +37,14 @@ typedef struct Manager {
         size_t n_instances_cache;
         uint64_t instances_cache_time; /* CLOCK_MONOTONIC */
         bool instances_cache_valid;
+
+        /* caps on what callers can keep the daemon busy with (limits.h, docs/daemon.md) */
+        Limiter *work_limits; /* worker threads of read-only methods */
+        Limiter *auth_limits; /* polkit queries pending */
+
+        /* FirewallState as last looked at (NULL: not yet), and when (CLOCK_MONOTONIC) */
+        const char *firewall_state;
+        uint64_t firewall_state_time;
 } Manager;
 
 int manager_new(Manager **ret);
@@ -61,6 +70,9 @@ void manager_run_notify(Manager *m, const char *event, const char *state, const 
 int manager_apply_firewall(Manager *m, sd_bus_error *error);
 /* "active", "absent", "stale" (differs from the configuration), "disabled", "unconfigured" */
 const char *manager_firewall_state(Manager *m);
+/* The same for a spec of one's own (any thread): one netlink dump of the table. */
+struct FwSpec;
+const char *firewall_state_of(bool enable, const struct FwSpec *spec);
 
 /* Disable (with reason) or enable this node: the store, the hook's marker, disable_action,
  * notify.d, NodeChanged (node-dbus.c). */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admit.h"
 #include "check.h"
 #include "config.h"
 #include "errors.h"
@@ -19,6 +20,23 @@
 #include "preflight.h"
 #include "store-attach.h"
 #include "virt.h"
+
+#define FIREWALL_STATE_MAX_AGE (1 * USEC_PER_SEC)
+#define OWN_RECORD_MAX_AGE     (1 * USEC_PER_SEC)
+
+/* FirewallState dumps the table over netlink: anybody may read it, as often as they like, so
+ * it is looked at no more than once per FIREWALL_STATE_MAX_AGE (Reload looks again). */
+static const char *firewall_state_cached(Manager *m)
+{
+        uint64_t now = 0;
+
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (!m->firewall_state || now >= m->firewall_state_time + FIREWALL_STATE_MAX_AGE) {
+                m->firewall_state = manager_firewall_state(m);
+                m->firewall_state_time = now;
+        }
+        return m->firewall_state;
+}
 
 static int property_get_string(sd_bus *bus, const char *path, const char *interface,
                                const char *property, sd_bus_message *reply, void *userdata,
@@ -36,7 +54,7 @@ static int property_get_string(sd_bus *bus, const char *path, const char *interf
         else if (streq(property, "Store"))
                 v = store_backend_to_string(m->config->cluster.store);
         else if (streq(property, "FirewallState"))
-                v = manager_firewall_state(m);
+                v = firewall_state_cached(m);
         else if (streq(property, "StoreState"))
                 v = store_state_to_string(store_attach_state(m));
         else if (streq(property, "StoreDetail"))
@@ -45,16 +63,31 @@ static int property_get_string(sd_bus *bus, const char *path, const char *interf
 }
 
 /* This node's own record; an absent one is an enabled node, and so is one not read yet
- * (StoreState says why). */
+ * (StoreState says why). Anybody may read the properties built from it, as often as they
+ * like: it comes from the node listing ListNodes keeps, read from the store at most once per
+ * OWN_RECORD_MAX_AGE; this node's own writes drop that listing, so they show at once. */
 static int own_record(Manager *m, NodeRecord *ret)
 {
-        int r = m->store ? store_node_get(m->store, m->config->node.name, ret) : -ENOENT;
+        NodeRecord *nodes = NULL;
+        uint64_t now = 0;
+        size_t n = 0;
+        int r;
 
-        if (r == -ENOENT) {
-                *ret = (NodeRecord){ 0 };
+        *ret = (NodeRecord){ 0 };
+        if (!m->store)
                 return 0;
-        }
-        return r;
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        r = store_node_list_cached(m->store, now, OWN_RECORD_MAX_AGE, &nodes, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (streq(nodes[i].name, m->config->node.name)) {
+                        *ret = nodes[i];
+                        nodes[i] = (NodeRecord){ 0 }; /* taken */
+                        break;
+                }
+        node_record_array_free(nodes, n);
+        return 0;
 }
 
 static int property_get_state(sd_bus *bus, const char *path, const char *interface,
@@ -262,6 +295,31 @@ static int method_list_nodes(sd_bus_message *msg, void *userdata, sd_bus_error *
 
 #define LIST_INSTANCES_MAX_AGE (1 * USEC_PER_SEC)
 
+/* The instance records from a listing at most LIST_INSTANCES_MAX_AGE old, sorted by UUID;
+ * they belong to the Manager. */
+static int instances_cached(Manager *m, const InstanceRecord **ret, size_t *ret_n)
+{
+        InstanceRecord *inst = NULL;
+        uint64_t now = 0;
+        size_t n = 0;
+        int r;
+
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (!m->instances_cache_valid || now >= m->instances_cache_time + LIST_INSTANCES_MAX_AGE) {
+                r = store_instance_list(m->store, &inst, &n);
+                if (r < 0)
+                        return r;
+                instance_record_array_free(m->instances_cache, m->n_instances_cache);
+                m->instances_cache = inst;
+                m->n_instances_cache = n;
+                m->instances_cache_time = now;
+                m->instances_cache_valid = true;
+        }
+        *ret = m->instances_cache;
+        *ret_n = m->n_instances_cache;
+        return 0;
+}
+
 /* ListInstances() -> a(sssst): uuid, name, owner, evacuated from, last ownership change.
  * Overviews poll it: at most one listing of the store per LIST_INSTANCES_MAX_AGE, as
  * ListNodes. */
@@ -269,27 +327,13 @@ static int method_list_instances(sd_bus_message *msg, void *userdata, sd_bus_err
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Manager *m = userdata;
-        InstanceRecord *inst;
-        uint64_t now = 0;
+        const InstanceRecord *inst;
         size_t n;
         int r;
 
-        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
-        if (!m->instances_cache_valid || now >= m->instances_cache_time + LIST_INSTANCES_MAX_AGE) {
-                inst = NULL;
-                n = 0;
-                r = store_instance_list(m->store, &inst, &n);
-                if (r < 0)
-                        return sd_bus_error_set_errnof(error, r,
-                                                       "Cannot read the instance records: %m");
-                instance_record_array_free(m->instances_cache, m->n_instances_cache);
-                m->instances_cache = inst;
-                m->n_instances_cache = n;
-                m->instances_cache_time = now;
-                m->instances_cache_valid = true;
-        }
-        inst = m->instances_cache;
-        n = m->n_instances_cache;
+        r = instances_cached(m, &inst, &n);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot read the instance records: %m");
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(sssst)");
@@ -312,6 +356,7 @@ typedef struct DomainRow {
 } DomainRow;
 
 typedef struct ListDomainsJob {
+        bool fresh; /* the owner column from the store now, not from ListInstances' listing */
         DomainRow *rows;
         size_t n;
         int error; /* < 0: errmsg says why */
@@ -379,6 +424,7 @@ static void list_domains_done(Manager *m, sd_bus_message *msg, void *userdata)
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         ListDomainsJob *j = userdata;
         InstanceRecord *inst = NULL;
+        const InstanceRecord *listed = NULL;
         size_t n_inst = 0;
         int r;
 
@@ -393,8 +439,14 @@ static void list_domains_done(Manager *m, sd_bus_message *msg, void *userdata)
                                 virt_uri(m->virt), j->errmsg);
                 goto out;
         }
-        /* the owner column: instance records, sorted by UUID */
-        r = store_instance_list(m->store, &inst, &n_inst);
+        /* the owner column: instance records, sorted by UUID. Read in the event loop: root's
+         * calls see the store as it is now; anybody else's share ListInstances' listing, so
+         * that their rate is not the rate of listings of the shared storage. */
+        if (j->fresh) {
+                r = store_instance_list(m->store, &inst, &n_inst);
+                listed = inst;
+        } else
+                r = instances_cached(m, &listed, &n_inst);
         if (r < 0) {
                 (void)sd_bus_reply_method_errnof(msg, -r, "Cannot read the instance records: %m");
                 goto out;
@@ -405,7 +457,7 @@ static void list_domains_done(Manager *m, sd_bus_message *msg, void *userdata)
                 r = sd_bus_message_open_container(reply, 'a', "(ssss)");
         for (size_t i = 0; r >= 0 && i < j->n; i++) {
                 const InstanceRecord *rec =
-                        bsearch(j->rows[i].uuid, inst, n_inst, sizeof(InstanceRecord), owner_cmp);
+                        bsearch(j->rows[i].uuid, listed, n_inst, sizeof(InstanceRecord), owner_cmp);
 
                 r = sd_bus_message_append(reply, "(ssss)", j->rows[i].uuid, j->rows[i].name,
                                           virt_state_to_string(j->rows[i].state),
@@ -418,7 +470,8 @@ static void list_domains_done(Manager *m, sd_bus_message *msg, void *userdata)
         if (r < 0)
                 log_error_errno(r, "Cannot send the domain list: %m");
 out:
-        instance_record_array_free(inst, n_inst);
+        if (inst)
+                instance_record_array_free(inst, n_inst);
         for (size_t i = 0; i < j->n; i++)
                 free(j->rows[i].name);
         free(j->rows);
@@ -436,10 +489,11 @@ static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error
         j = calloc(1, sizeof(ListDomainsJob));
         if (!j)
                 return -ENOMEM;
-        r = job_start(m, msg, list_domains_work, list_domains_done, j);
+        j->fresh = admit_caller_uid(m->work_limits, msg) == 0;
+        r = job_start_limited(m, msg, list_domains_work, list_domains_done, j, error);
         if (r < 0) {
                 free(j);
-                return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
+                return r;
         }
         return 1;
 }
@@ -480,6 +534,7 @@ static void check_migration_done(Manager *m, sd_bus_message *msg, void *userdata
  * of live-migrating dom to dest (DESIGN.md §7), from libvirt here and there, in a worker. */
 static int method_check_migration(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
+        _cleanup_(admission_releasep) Admission *a = NULL;
         Manager *m = userdata;
         MigrateOptions opts;
         Preflight *p = NULL;
@@ -493,13 +548,17 @@ static int method_check_migration(sd_bus_message *msg, void *userdata, sd_bus_er
         r = migrate_options_read(msg, m->config, &opts, error);
         if (r < 0)
                 return r;
+        /* before preflight_new() reads the store */
+        r = job_admit(m, msg, &a, error);
+        if (r < 0)
+                return r;
         r = preflight_new(m, dom, dest, &opts, &p, error);
         if (r < 0)
                 return r;
-        r = job_start(m, msg, check_migration_work, check_migration_done, p);
+        r = job_start_admitted(m, msg, check_migration_work, check_migration_done, p, &a, error);
         if (r < 0) {
                 preflight_free(p);
-                return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
+                return r;
         }
         return 1;
 }
@@ -670,6 +729,7 @@ static int reload_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *erro
         r = manager_apply_firewall(m, error);
         if (r < 0)
                 return r;
+        m->firewall_state = NULL; /* looked at again when next read */
         log_info("Configuration reloaded");
         store_attach_retry_now(m); /* e.g. after init-cluster, or once storage is mounted */
         (void)sd_bus_emit_properties_changed(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "Name",
@@ -683,19 +743,50 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return polkit_authorize(userdata, msg, reload_authorized, error);
 }
 
-/* CheckNode() -> a(sss): readiness findings; read-only, no authorization. */
-static int method_check_node(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+static void check_node_work(Manager *m, void *userdata)
+{
+        check_gather(userdata);
+}
+
+static void check_node_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        NodeCheck *c = userdata;
         int r;
 
         r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = check_append(c, reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        else
+                r = sd_bus_reply_method_errnof(msg, -r, "Cannot gather the findings: %m");
+        if (r < 0)
+                log_error_errno(r, "Cannot answer CheckNode: %m");
+        check_free(c);
+}
+
+/* CheckNode() -> a(sss): readiness findings; read-only, no authorization. Name lookups,
+ * netlink and the shared storage may block: they are looked at in a worker. */
+static int method_check_node(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        _cleanup_(admission_releasep) Admission *a = NULL;
+        Manager *m = userdata;
+        NodeCheck *c = NULL;
+        int r;
+
+        r = job_admit(m, msg, &a, error);
         if (r < 0)
                 return r;
-        r = check_node(userdata, reply);
+        r = check_new(m, &c);
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        r = job_start_admitted(m, msg, check_node_work, check_node_done, c, &a, error);
+        if (r < 0) {
+                check_free(c);
+                return r;
+        }
+        return 1;
 }
 
 const sd_bus_vtable node_vtable[] = {

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admit.h"
 #include "errors.h"
 #include "log.h"
 #include "polkit.h"
@@ -16,6 +17,7 @@ struct AuthQuery {
         sd_bus_slot *slot;
         AuthContinuation then;
         char *action;
+        Admission *admission; /* the caller's place under m->auth_limits */
         AuthQuery *next;
 };
 
@@ -55,6 +57,7 @@ static AuthQuery *query_free(AuthQuery *q)
         sd_bus_slot_unref(q->slot);
         sd_bus_message_unref(q->request);
         free(q->action);
+        admission_release(q->admission);
         free(q);
         return NULL;
 }
@@ -142,6 +145,7 @@ int polkit_authorize(Manager *m, sd_bus_message *msg, AuthContinuation then, sd_
 {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        _cleanup_(admission_releasep) Admission *admission = NULL;
         const char *action, *sender;
         uid_t uid = 1;
         AuthQuery *q;
@@ -163,6 +167,11 @@ int polkit_authorize(Manager *m, sd_bus_message *msg, AuthContinuation then, sd_
         sender = sd_bus_message_get_sender(msg);
         if (!sender)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "No sender: denied");
+        /* a question to polkit may stay open for minutes (an agent asking for a password):
+         * without a cap, one user could hold every reply dbus-daemon lets this daemon wait for */
+        r = admit(m->auth_limits, msg, &admission, error);
+        if (r < 0)
+                return r;
 
         r = sd_bus_message_new_method_call(m->bus, &call, "org.freedesktop.PolicyKit1",
                                            "/org/freedesktop/PolicyKit1/Authority",
@@ -184,6 +193,7 @@ int polkit_authorize(Manager *m, sd_bus_message *msg, AuthContinuation then, sd_
         q->manager = m;
         q->then = then;
         q->request = sd_bus_message_ref(msg);
+        q->admission = TAKE_PTR(admission);
         q->action = strdup(action);
         if (!q->action) {
                 query_free(q);

@@ -226,3 +226,53 @@ def test_check_node_flags_a_broken_node(daemon_node):
         daemon_node.run("systemctl stop libvirtd.service && "
                         "systemctl start libvirtd-tcp.socket libvirtd.service")
         assert check_node(daemon_node)["libvirt-listen"][0] == "warning"
+
+
+def test_pending_authorizations_are_capped_per_caller_and_given_back(daemon_node):
+    """A caller whose authorizations polkit keeps pending (stopped here; an agent asking for a
+    password does the same) holds at most 8 per connection, 16 per user: the rest is refused
+    at once with LimitsExceeded, and the places come back when polkit answers (issue 19)."""
+    import json
+    import os
+    with open(os.path.join(os.path.dirname(__file__), "dbusflood.py")) as f:
+        daemon_node.write_file("/tmp/dbusflood.py", f.read())
+    reload = "/org/hostwarden/Warden1,org.hostwarden.Warden1.Node,Reload"
+
+    def flood(*args):
+        out = as_user(daemon_node, "alice", "python3", "/tmp/dbusflood.py", "--once", *args,
+                      reload, check=True).stdout
+        return json.loads(out)
+
+    # polkitd is activated on demand: one question starts it
+    assert "Interactive authentication required" in as_user(
+        daemon_node, "alice", *BUSCTL, "call", *DEST, "Reload").stderr
+    pid = daemon_node.systemctl("show", "-p", "MainPID", "--value", "polkit").stdout.strip()
+    assert pid not in ("", "0"), pid
+    daemon_node.run(["kill", "-STOP", pid])
+    try:
+        held = flood("--connections", "1", "--in-flight", "20", "--max-seconds", "3")
+    finally:
+        daemon_node.run(["kill", "-CONT", pid])
+    assert held["unanswered"] == 8, held  # waiting for polkit
+    assert held["counts"] == {"org.hostwarden.Warden1.Error.LimitsExceeded": 12}, held
+    assert held["messages"]["org.hostwarden.Warden1.Error.LimitsExceeded"] == [
+        "Too many calls in progress on this connection: at most 8 pending authorizations "
+        "per connection; wait for an answer before asking again"], held
+
+    # polkit answers those 8 (their caller is gone): alice's 16 places are free again
+    def all_answered_by_polkit():
+        again = flood("--connections", "2", "--in-flight", "8", "--max-seconds", "20")
+        return again["counts"] == {
+            "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired": 16} or again
+    assert wait_for_true(all_answered_by_polkit, timeout=30)
+
+
+def wait_for_true(predicate, timeout: float):
+    """predicate() until it returns True (other values are kept for the message)."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last is True:
+            return True
+        time.sleep(0.5)
+    raise AssertionError(f"not true within {timeout} s: {last!r}")
