@@ -70,6 +70,41 @@ static bool is_iso9660(const char *path)
         return n == (ssize_t)sizeof(magic) && memcmp(magic, "CD001", 5) == 0;
 }
 
+static bool on_shared_storage(const char *path, const SharedFs *shared, size_t n_shared)
+{
+        struct statfs sfs;
+        struct stat st;
+
+        if (stat(path, &st) < 0 || statfs(path, &sfs) < 0)
+                return true; /* not readable here: not ours to judge (libvirt will say) */
+        for (size_t i = 0; i < n_shared; i++)
+                if (st.st_dev == shared[i].dev)
+                        return true;
+        return fs_shared_name((long)sfs.f_type) != NULL;
+}
+
+/* A disk on shared storage is only shared if its whole qcow2 backing chain is: Nova's
+ * _base images are often kept on each node's own disk. */
+static void find_local_backing(const char *source, const SharedFs *shared, size_t n_shared,
+                               MigDiskInfo *ret)
+{
+        _cleanup_free_ char *path = strdup(source);
+
+        for (int depth = 0; path && depth < 16; depth++) {
+                char *backing = NULL;
+                uint64_t size;
+
+                if (qcow2_probe(path, &backing, &size) < 0 || !backing)
+                        return;
+                free(path);
+                path = backing;
+                if (!on_shared_storage(path, shared, n_shared)) {
+                        snprintf(ret->local_backing, sizeof(ret->local_backing), "%s", path);
+                        return;
+                }
+        }
+}
+
 void disk_classify(const DomDisk *d, const SharedFs *shared, size_t n_shared, MigDiskInfo *ret,
                    char *where_buf, size_t where_size)
 {
@@ -101,15 +136,18 @@ void disk_classify(const DomDisk *d, const SharedFs *shared, size_t n_shared, Mi
                 snprintf(where_buf, where_size, "cannot be read here: %s", strerror(errno));
                 return;
         }
+        ret->libvirt_shared = fs_shared_name((long)sfs.f_type) != NULL;
         for (size_t i = 0; i < n_shared; i++)
                 if (st.st_dev == shared[i].dev) {
                         ret->storage = DISK_SHARED;
                         snprintf(where_buf, where_size, "%s", shared[i].what);
+                        find_local_backing(d->source, shared, n_shared, ret);
                         return;
                 }
         if ((name = fs_shared_name((long)sfs.f_type))) {
                 ret->storage = DISK_SHARED;
                 snprintf(where_buf, where_size, "%s", name);
+                find_local_backing(d->source, shared, n_shared, ret);
         } else if ((name = local_fs_name((long)sfs.f_type)))
                 snprintf(where_buf, where_size, "%s", name);
         else

@@ -377,6 +377,17 @@ static int check_disks(const MigCheckInput *in, MigFindings *f)
                                 "copy it onto itself; migrate without block",
                                 target, strna(d->source), *where ? " (" : "", where,
                                 *where ? ")" : "");
+                else if (!in->block && info->storage == DISK_SHARED && !info->libvirt_shared &&
+                         !readonly)
+                        r = mig_findings_add(
+                                f, MIG_ERROR, "unsafe-storage",
+                                "Disk %s (%s) is on storage the nodes share%s%s%s, but libvirt "
+                                "does not take its file system for shared storage: libvirt "
+                                "refuses the migration ('Migration without shared storage is "
+                                "unsafe'); keep instances on a file system libvirt knows as "
+                                "shared (NFS, GlusterFS, CephFS, GFS2, OCFS2)",
+                                target, strna(d->source), *where ? " (" : "", where,
+                                *where ? ")" : "");
                 else if (!in->block && info->storage == DISK_LOCAL)
                         r = mig_findings_add(
                                 f, MIG_ERROR, "local-disk",
@@ -385,6 +396,15 @@ static int check_disks(const MigCheckInput *in, MigFindings *f)
                                 "block=true)",
                                 target, strna(d->source), strna(in->source_name),
                                 *where ? " (" : "", where, *where ? ")" : "", in->dest_name);
+                /* on its own: libvirt's check may refuse the same disk as well */
+                if (r >= 0 && !in->block && info->storage == DISK_SHARED && info->local_backing[0])
+                        r = mig_findings_add(
+                                f, MIG_ERROR, "local-backing-file",
+                                "Disk %s (%s) is on shared storage, but its backing file %s is "
+                                "on %s's own storage: %s cannot open it; keep base images on the "
+                                "shared storage too (Nova: the _base directory of instances_path)",
+                                target, strna(d->source), info->local_backing,
+                                strna(in->source_name), in->dest_name);
         }
         return r;
 }

@@ -36,6 +36,13 @@ typedef struct MigDiskInfo {
         bool iso9660; /* the source is an ISO 9660 image (a config drive in that format) */
         const char
                 *where; /* for messages, in brackets: "ext4", "nfs4", "the store's file system" */
+        /* a shared qcow2 disk whose backing chain has a file on this node's own storage: the
+         * first such file ("" when none); the destination cannot open it */
+        char local_backing[4096];
+        /* its file system is one libvirt itself takes for shared (NFS, GlusterFS, Ceph ...):
+         * libvirt refuses to migrate a writable disk on any other one without copying it
+         * ("Migration without shared storage is unsafe"), whatever hostwarden knows */
+        bool libvirt_shared;
 } MigDiskInfo;
 
 /* virConnectCompareCPU() on the destination with the domain's CPU (VIR_CPU_COMPARE_*). */

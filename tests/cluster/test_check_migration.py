@@ -201,9 +201,78 @@ def test_shared_disk_with_block_migration(nodes, domain):
         findings = check(node1, name, "node2", "block", "b", "true")
         assert findings["shared-disk-block"][0] == "error"
         assert "without block" in findings["shared-disk-block"][1]
-        assert "error" not in [sev for sev, _ in check(node1, name, "node2").values()]
+        # without block: only libvirt's refusal of the test's bind-mounted shared directory
+        errors = [code for code, (sev, _) in check(node1, name, "node2").items()
+                  if sev == "error"]
+        assert errors == ["unsafe-storage"], errors
     finally:
         node1.run(["rm", "-f", path])
+
+
+def test_a_shared_disk_on_a_local_base_is_found_before_migrate_refuses_it(nodes, domain):
+    """A qcow2 disk on the shared storage whose backing file is on the source's own disk:
+    the destination cannot open it, which libvirt learns only when the destination's QEMU
+    fails to start. CheckMigration names it first, and Migrate refuses with that finding,
+    leaving the guest where it runs. With the base on the shared storage, that finding
+    goes and libvirt migrates the guest.
+
+    The test's shared directory is a bind mount, which libvirt does not take for shared
+    storage (it refuses 'Migration without shared storage is unsafe'): CheckMigration
+    predicts that too (unsafe-storage), and the libvirt runs here pass --unsafe to get past
+    it to the backing file."""
+    node1, node2 = nodes.nodes
+    wait_up(node1, "node2")
+    tag = uuidlib.uuid4().hex[:8]
+    name = f"cm-base-{tag}"
+    local_base = f"/var/lib/libvirt/images/base-{tag}.qcow2"
+    shared_base = f"/var/lib/nova/instances/_base/base-{tag}.qcow2"
+    top = f"/var/lib/nova/instances/top-{tag}.qcow2"
+    node1.run(["mkdir", "-p", "/var/lib/nova/instances/_base"])
+    for base in (local_base, shared_base):
+        node1.run(["qemu-img", "create", "-q", "-f", "qcow2", base, "16M"])
+    node1.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", local_base, top])
+    disk = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+            f"<source file='{top}'/><target dev='vda' bus='virtio'/></disk>")
+    try:
+        domain(name, devices=disk, start=True)
+        findings = check(node1, name, "node2")
+        sev, msg = findings["local-backing-file"]
+        assert sev == "error" and local_base in msg and "vda" in msg, msg
+        sev, msg = findings["unsafe-storage"]
+        assert sev == "error" and "vda" in msg, msg
+        proc = hwcluster.migrate(node1, node2, name)
+        assert proc.returncode != 0 and "Migration without shared storage is unsafe" in \
+            proc.stderr, proc.stderr
+        # past libvirt's own check, the destination cannot open the base
+        proc = hwcluster.migrate(node1, node2, name, "--unsafe")
+        assert proc.returncode != 0 and local_base in proc.stderr, proc.stderr
+        assert node1.virsh("domstate", name).stdout.strip() == "running"
+        # hostwarden refuses before anything starts, naming the finding
+        out = node1.run(BUSCTL + ["--json=short", "call", *DEST, "Migrate", "ssa{sv}", name,
+                                  "node2", "0"]).stdout
+        path = json.loads(out)["data"][0]
+        deadline = time.monotonic() + 60
+        while True:
+            state, error = [json.loads(line)["data"] for line in node1.run(
+                BUSCTL + ["--json=short", "get-property", "org.hostwarden.Warden1", path,
+                          "org.hostwarden.Warden1.Migration", "State", "Error"]
+            ).stdout.splitlines()]
+            if state in ("failed", "completed", "aborted") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert state == "failed" and "(local-backing-file)" in error, (state, error)
+        assert node1.virsh("domstate", name).stdout.strip() == "running"
+        # the same disk on a base on the shared storage: that finding goes, and libvirt
+        # (past its own check) migrates it
+        node1.virsh("destroy", name)
+        node1.run(["qemu-img", "rebase", "-u", "-F", "qcow2", "-b", shared_base, top])
+        node1.virsh("start", name)
+        assert "local-backing-file" not in check(node1, name, "node2")
+        proc = hwcluster.migrate(node1, node2, name, "--unsafe")
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        node2.virsh("destroy", name, check=False)
+        node1.run(["rm", "-f", local_base, shared_base, top])
 
 
 def test_an_unreachable_destination_is_a_finding(nodes, domain):

@@ -60,7 +60,8 @@ static void setup(Fixture *x, const char *domain, const char *dst_caps)
         for (size_t i = 0; i < x->dom->n_disks; i++) {
                 const DomDisk *d = &x->dom->disks[i];
 
-                x->disks[i] = (MigDiskInfo){ .storage = DISK_SHARED, .where = "nfs4" };
+                x->disks[i] = (MigDiskInfo){ .storage = DISK_SHARED, .where = "nfs4",
+                                             .libvirt_shared = true };
                 if (!d->source)
                         x->disks[i].storage = DISK_EMPTY;
                 else if (streq(d->type, "network") || streq(d->type, "block"))
@@ -430,6 +431,39 @@ static void test_block_migration_and_read_only_drives(void **state)
         teardown(&x);
 }
 
+static void test_shared_disk_on_a_local_base(void **state)
+{
+        Fixture x;
+
+        setup(&x, "migcheck/nova-vfat-config.xml", NULL);
+        snprintf(x.disks[0].local_backing, sizeof(x.disks[0].local_backing), "%s",
+                 "/var/lib/glance/_base/abc");
+        expect_one(&x, MIG_ERROR, "local-backing-file", "/var/lib/glance/_base/abc", "vda");
+        /* block migration of a shared disk is refused for that reason first */
+        x.in.block = true;
+        run(&x);
+        for (size_t i = 0; i < x.f.n; i++)
+                assert_string_not_equal(x.f.items[i].code, "local-backing-file");
+        teardown(&x);
+}
+
+static void test_shared_storage_libvirt_does_not_know(void **state)
+{
+        Fixture x;
+
+        /* a shared directory on ext4 (a bind mount, a cluster file system libvirt does not
+         * list) that hostwarden knows by its storage mark: libvirt refuses the writable
+         * disks, whatever their cache mode */
+        setup(&x, "migcheck/nova-vfat-config.xml", NULL);
+        x.disks[0].libvirt_shared = false;
+        x.disks[0].where = "the store's file system";
+        expect_one(&x, MIG_ERROR, "unsafe-storage", "vda", "NFS, GlusterFS");
+        /* read-only, it does not matter to libvirt */
+        x.dom->disks[0].readonly = true;
+        expect_none(&x);
+        teardown(&x);
+}
+
 static void test_shared_disks_with_block_migration(void **state)
 {
         Fixture x;
@@ -591,6 +625,8 @@ int main(void)
                 cmocka_unit_test(test_sriov_direct_port_warns_of_network_downtime),
                 cmocka_unit_test(test_block_migration_and_read_only_drives),
                 cmocka_unit_test(test_shared_disks_with_block_migration),
+                cmocka_unit_test(test_shared_disk_on_a_local_base),
+                cmocka_unit_test(test_shared_storage_libvirt_does_not_know),
                 cmocka_unit_test(test_pinning_and_numa_the_destination_cannot_satisfy),
                 cmocka_unit_test(test_unknown_destination_caps_skip_only_what_needs_them),
                 cmocka_unit_test(test_disk_classification),
