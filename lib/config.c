@@ -430,6 +430,7 @@ typedef struct ItemLocation {
 typedef struct ConfigPrivate {
         Config config;
         ItemLocation locations[N_ITEMS];
+        bool skip_secrets; /* config_load_without_secrets() */
 } ConfigPrivate;
 
 static ItemLocation *item_location(Config *c, const ConfigItem *item)
@@ -778,6 +779,10 @@ static int ctx_handler(void *user, const char *section, const char *name, const 
                 return 1;
         }
         ctx->last_item = item;
+        /* Not parsed, not kept: its continuation lines are skipped with it (pending stays
+         * NULL). */
+        if (item->secret && ((ConfigPrivate *)ctx->config)->skip_secrets)
+                return 1;
         ctx->pending_dst = item_target(ctx, item);
         if (!ctx->pending_dst)
                 return 1;
@@ -842,7 +847,10 @@ static int parse_file(Config *c, const char *path, ConfigDiags *diags)
                 return diag(diags, CONFIG_DIAG_ERROR, path, 0,
                             "file contains a NUL byte: not a text file");
 
-        return config_parse_text(c, path, text, diags);
+        r = config_parse_text(c, path, text, diags);
+        /* The text may hold fence_options: not left in freed heap memory. */
+        explicit_bzero(text, size);
+        return r;
 }
 
 static int dropin_filter(const struct dirent *de)
@@ -937,7 +945,7 @@ int config_finish(Config *c, ConfigDiags *diags)
         return 0;
 }
 
-int config_load(const char *conf_dir, ConfigDiags *diags, Config **ret)
+static int load(const char *conf_dir, bool skip_secrets, ConfigDiags *diags, Config **ret)
 {
         _cleanup_(config_freep) Config *c = NULL;
         _cleanup_free_ char *main_path = NULL, *dropin_dir = NULL;
@@ -948,6 +956,7 @@ int config_load(const char *conf_dir, ConfigDiags *diags, Config **ret)
         r = config_new(&c);
         if (r < 0)
                 return r;
+        ((ConfigPrivate *)c)->skip_secrets = skip_secrets;
 
         if (asprintf(&main_path, "%s/hostwarden.conf", conf_dir) < 0 ||
             asprintf(&dropin_dir, "%s/hostwarden.conf.d", conf_dir) < 0)
@@ -982,4 +991,14 @@ int config_load(const char *conf_dir, ConfigDiags *diags, Config **ret)
 
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+int config_load(const char *conf_dir, ConfigDiags *diags, Config **ret)
+{
+        return load(conf_dir, false, diags, ret);
+}
+
+int config_load_without_secrets(const char *conf_dir, ConfigDiags *diags, Config **ret)
+{
+        return load(conf_dir, true, diags, ret);
 }
