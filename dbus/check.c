@@ -429,6 +429,37 @@ static void check_store(Manager *m, Findings *f)
                             : "");
 }
 
+/* The files holding fence_options (BMC passwords): root's only (hostwarden.conf(5)). */
+static void check_secret_files(Manager *m, Findings *f)
+{
+        size_t exposed = 0;
+
+        STRV_FOREACH (p, m->config->secret_files) {
+                struct stat st;
+                const char *what;
+
+                if (stat(*p, &st) < 0) {
+                        add(f, "warning", "secret-file-mode", "Cannot check %s: %s", *p,
+                            strerror(errno));
+                        exposed++;
+                        continue;
+                }
+                what = config_secret_file_exposure(st.st_mode & 07777, st.st_gid);
+                if (!what)
+                        continue;
+                add(f, "warning", "secret-file-mode",
+                    "%s holds fence_options (BMC passwords) and is %s (mode %04o, owner %u, "
+                    "group %u): chown root:root %s && chmod 0640 %s",
+                    *p, what, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
+                    (unsigned)st.st_gid, *p, *p);
+                exposed++;
+        }
+        if (exposed == 0)
+                add(f, "ok", "secret-file-mode", "%s",
+                    m->config->secret_files ? "The files holding fence_options are root's only"
+                                            : "No file holds fence_options");
+}
+
 int check_node(Manager *m, sd_bus_message *reply)
 {
         Findings f = { .reply = reply };
@@ -446,6 +477,7 @@ int check_node(Manager *m, sd_bus_message *reply)
         check_storage(m, &f);
         check_peers(m, &f);
         check_ports(m, &f);
+        check_secret_files(m, &f);
         if (f.error < 0)
                 return f.error;
         return sd_bus_message_close_container(reply);

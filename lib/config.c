@@ -516,6 +516,7 @@ Config *config_free(Config *c)
         strv_free(c->firewall.migration_sources);
         strv_free(c->firewall.console_clients);
         strv_free(c->files);
+        strv_free(c->secret_files);
         free((ConfigPrivate *)c);
         return NULL;
 }
@@ -525,6 +526,15 @@ const ConfigPeer *config_find_peer(const Config *c, const char *name)
         for (size_t i = 0; i < c->n_peers; i++)
                 if (streq(c->peers[i].name, name))
                         return &c->peers[i];
+        return NULL;
+}
+
+const char *config_secret_file_exposure(unsigned mode, unsigned gid)
+{
+        if (mode & 0006)
+                return mode & 0002 ? "writable by others" : "readable by others";
+        if ((mode & 0060) && gid != 0)
+                return mode & 0020 ? "writable by its group" : "readable by its group";
         return NULL;
 }
 
@@ -779,6 +789,11 @@ static int ctx_handler(void *user, const char *section, const char *name, const 
                 return 1;
         }
         ctx->last_item = item;
+        if (item->secret && !strv_contains(ctx->config->secret_files, ctx->file) &&
+            strv_extend(&ctx->config->secret_files, ctx->file) < 0) {
+                ctx->error = -ENOMEM;
+                return 1;
+        }
         /* Not parsed, not kept: its continuation lines are skipped with it (pending stays
          * NULL). */
         if (item->secret && ((ConfigPrivate *)ctx->config)->skip_secrets)

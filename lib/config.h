@@ -102,7 +102,8 @@ typedef struct Config {
                 char *lockspace_dir; /* default <instances_path>/.leases */
         } locking;
 
-        char **files; /* the files read, in order */
+        char **files;        /* the files read, in order */
+        char **secret_files; /* those of them that set a secret ([peer] fence_options) */
 } Config;
 
 typedef enum ConfigDiagLevel {
@@ -150,3 +151,8 @@ int config_parse_text(Config *c, const char *filename, const char *text, ConfigD
 int config_finish(Config *c, ConfigDiags *diags);
 
 const ConfigPeer *config_find_peer(const Config *c, const char *name);
+
+/* What is wrong with the mode and group of a file that holds a secret, or NULL: readable or
+ * writable by others, or readable or writable by a group other than root's (hostwardend, the
+ * one reader of the secrets, runs as root). */
+const char *config_secret_file_exposure(unsigned mode, unsigned gid);

@@ -491,6 +491,38 @@ static void test_load_without_secrets_keeps_no_fence_options(void **state)
         test_rm_rf(dir);
 }
 
+/* CheckNode's secret-file-mode finding: which files hold fence_options, and which modes
+ * expose them. */
+static void test_files_holding_secrets_and_their_modes(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        ConfigDiags d = { 0 };
+        Config *c = NULL;
+
+        test_write(dir, "hostwarden.conf", "[node]\nname = n1\n");
+        test_write(dir, "hostwarden.conf.d/50-peers.conf", "[peer n2]\naddress = 192.0.2.12\n");
+        test_write(dir, "hostwarden.conf.d/90-fence.conf",
+                   "[peer n2]\nfence_agent = fence_ipmilan\nfence_options = password=x\n");
+        for (int without = 0; without < 2; without++) {
+                assert_int_equal((without ? config_load_without_secrets : config_load)(dir, &d, &c),
+                                 0);
+                assert_int_equal(strv_length(c->secret_files), 1);
+                assert_true(test_contains(c->secret_files[0], "90-fence.conf"));
+                config_free(c);
+                c = NULL;
+        }
+
+        assert_null(config_secret_file_exposure(0600, 0));
+        assert_null(config_secret_file_exposure(0640, 0));
+        assert_null(config_secret_file_exposure(0660, 0));
+        assert_null(config_secret_file_exposure(0600, 1000)); /* no group bits */
+        assert_string_equal(config_secret_file_exposure(0644, 0), "readable by others");
+        assert_string_equal(config_secret_file_exposure(0602, 0), "writable by others");
+        assert_string_equal(config_secret_file_exposure(0640, 1000), "readable by its group");
+        assert_string_equal(config_secret_file_exposure(0620, 1000), "writable by its group");
+        test_rm_rf(dir);
+}
+
 static void test_missing_config_means_defaults(void **state)
 {
         _cleanup_free_ char *dir = test_mkdtemp();
@@ -560,6 +592,7 @@ int main(void)
                 cmocka_unit_test(test_dropins_apply_in_lexical_order_later_wins),
                 cmocka_unit_test(test_load_errors_name_the_dropin_and_write_no_config),
                 cmocka_unit_test(test_load_without_secrets_keeps_no_fence_options),
+                cmocka_unit_test(test_files_holding_secrets_and_their_modes),
                 cmocka_unit_test(test_missing_config_means_defaults),
                 cmocka_unit_test(test_unreadable_and_binary_files_are_errors),
                 cmocka_unit_test(test_example_config_shipped_is_valid),
