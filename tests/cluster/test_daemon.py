@@ -374,15 +374,21 @@ def test_every_mutating_method_is_refused_without_a_rule_and_granted_to_group_ho
 
 GATE_DIR = "/run/hwgate"
 # polkit.spawn() waits for the helper (polkitd kills it after 10 s): bob's authorization for
-# org.hostwarden.migrate is held until the test says go. alice may Reload meanwhile: the
-# test's way to see that polkitd has loaded the rule.
+# org.hostwarden.migrate is held until the test says go. A gate that was never opened says
+# no (AccessDenied: the test then fails saying so, it cannot pass by chance). alice may
+# Reload meanwhile: the test's way to see that polkitd has loaded the rule.
 GATE_RULE = """polkit.addRule(function(action, subject) {
         if (action.id == "org.hostwarden.manage-node" && subject.user == "alice")
                 return polkit.Result.YES;
-        if (action.id == "org.hostwarden.migrate" && subject.user == "bob")
-                polkit.spawn(["/bin/sh", "-c", "touch %(d)s/waiting; i=0; " +
-                              "while [ ! -e %(d)s/go ] && [ $i -lt 150 ]; do " +
-                              "sleep 0.05; i=$((i+1)); done"]);
+        if (action.id == "org.hostwarden.migrate" && subject.user == "bob") {
+                try {
+                        polkit.spawn(["/bin/sh", "-c", "touch %(d)s/waiting; i=0; " +
+                                      "while [ ! -e %(d)s/go ] && [ $i -lt 160 ]; do " +
+                                      "sleep 0.05; i=$((i+1)); done; test -e %(d)s/go"]);
+                } catch (e) {
+                        return polkit.Result.NO;
+                }
+        }
 });
 """ % {"d": GATE_DIR}
 
@@ -421,6 +427,7 @@ def test_a_check_made_before_authorization_is_made_again_after_it(daemon_node, r
         daemon_node.run(["touch", f"{GATE_DIR}/go"])
         out, err = call.communicate(timeout=60)
         assert call.returncode != 0, out
+        assert "AccessDenied" not in err, f"the gate closed before the test opened it: {err}"
         assert "org.hostwarden.Warden1.Error.NoSuchNode" in err, err
         assert "No peer 'node2' in the configuration" in err, err
     finally:
