@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -35,12 +34,12 @@ int main(int argc, char *argv[])
         }
 
         /* It holds the BMC passwords (fence_options): no core dump of it (LimitCORE=0 in the
-         * unit too), and its memory (/proc/PID/mem, environ, fd) is not readable by a process
-         * of the same uid without CAP_SYS_PTRACE. Callers are asked about through polkit by
-         * their bus name, and systemd, journald and dbus-daemon read what they need as root:
-         * nothing else reads its /proc (docs/daemon.md). */
-        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
-                log_warning_errno(errno, "Cannot turn core dumps off (PR_SET_DUMPABLE): %m");
+         * unit too), and its memory is not for others (docs/daemon.md, "Secrets"). Callers
+         * are asked about through polkit by their bus name, and systemd, journald and
+         * dbus-daemon read what they need of its /proc as root. */
+        r = process_forbid_core_dumps();
+        if (r < 0)
+                log_warning_errno(r, "Cannot turn core dumps off: %m");
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
