@@ -132,7 +132,7 @@ Config *ctl_load_config(void)
         char buf[1024];
         int r;
 
-        r = config_load(hw_conf_dir(), &diags, &c);
+        r = config_load_without_secrets(hw_conf_dir(), &diags, &c);
         for (size_t i = 0; i < diags.n; i++)
                 fprintf(stderr, "%s\n", config_diag_format(&diags.items[i], buf, sizeof(buf)));
         config_diags_clear(&diags);

@@ -471,6 +471,38 @@ static void check_store(Manager *m, NodeCheck *f)
                             : "");
 }
 
+/* The files holding fence_options (BMC passwords): root's only (hostwarden.conf(5)). A stat of
+ * a few files in /etc: done in the event loop, with the configuration at hand. */
+static void check_secret_files(Manager *m, NodeCheck *f)
+{
+        size_t exposed = 0;
+
+        STRV_FOREACH (p, m->config->secret_files) {
+                struct stat st;
+                const char *what;
+
+                if (stat(*p, &st) < 0) {
+                        add(f, "warning", "secret-file-mode", "Cannot check %s: %s", *p,
+                            strerror(errno));
+                        exposed++;
+                        continue;
+                }
+                what = config_secret_file_exposure(st.st_mode & 07777, st.st_gid);
+                if (!what)
+                        continue;
+                add(f, "warning", "secret-file-mode",
+                    "%s holds fence_options (BMC passwords) and is %s (mode %04o, owner %u, "
+                    "group %u): chown root:root %s && chmod 0640 %s",
+                    *p, what, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
+                    (unsigned)st.st_gid, *p, *p);
+                exposed++;
+        }
+        if (exposed == 0)
+                add(f, "ok", "secret-file-mode", "%s",
+                    m->config->secret_files ? "The files holding fence_options are root's only"
+                                            : "No file holds fence_options");
+}
+
 NodeCheck *check_free(NodeCheck *c)
 {
         if (!c)
@@ -578,6 +610,7 @@ int check_new(Manager *m, NodeCheck **ret)
         c->port_max = conf->migration.port_max;
         /* the store's state is the event loop's, and nothing in it blocks: found here, first */
         check_store(m, c);
+        check_secret_files(m, c);
         *ret = c;
         return 0;
 }

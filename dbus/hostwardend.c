@@ -33,6 +33,14 @@ int main(int argc, char *argv[])
                 return 2;
         }
 
+        /* It holds the BMC passwords (fence_options): no core dump of it (LimitCORE=0 in the
+         * unit too), and its memory is not for others (docs/daemon.md, "Secrets"). Callers
+         * are asked about through polkit by their bus name, and systemd, journald and
+         * dbus-daemon read what they need of its /proc as root. */
+        r = process_forbid_core_dumps();
+        if (r < 0)
+                log_warning_errno(r, "Cannot turn core dumps off: %m");
+
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);

@@ -1474,7 +1474,7 @@ static int method_force_complete(sd_bus_message *msg, void *userdata, sd_bus_err
 #define PROP_T(name) \
         SD_BUS_PROPERTY(name, "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE)
 
-static const sd_bus_vtable migration_vtable[] = {
+const sd_bus_vtable migration_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         PROP_S("Domain"),

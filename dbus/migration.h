@@ -88,6 +88,9 @@ struct Migration {
         Migration *next;
 };
 
+/* The org.hostwarden.Warden1.Migration interface of each migration object. */
+extern const sd_bus_vtable migration_vtable[];
+
 /* Migrate(s dom, s dest, a{sv} opts) → o [migrate]: in node_vtable. */
 int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 /* EvacuateLive(s dest, a{sv} opts) → ao [evacuate]: in node_vtable. */

@@ -14,19 +14,16 @@
 struct AuthQuery {
         Manager *manager;
         sd_bus_message *request;
-        sd_bus_slot *slot;
-        AuthContinuation then;
+        sd_bus_slot *slot;      /* while polkit thinks */
+        sd_event_source *defer; /* once it said yes: frees the query after the re-dispatch */
+        bool authorized;        /* polkit said yes; the request is being dispatched again */
         char *action;
         Admission *admission; /* the caller's place under m->auth_limits */
         AuthQuery *next;
 };
 
 /* The polkit table: a mutating method not listed here is refused. */
-static const struct {
-        const char *interface;
-        const char *member;
-        const char *action;
-} actions[] = {
+static const PolkitEntry actions[] = {
         { HW_NODE_INTERFACE, "Reload", "org.hostwarden.manage-node" },
         { HW_NODE_INTERFACE, "Disable", "org.hostwarden.manage-node" },
         { HW_NODE_INTERFACE, "Enable", "org.hostwarden.manage-node" },
@@ -40,6 +37,29 @@ static const struct {
         { "org.hostwarden.Warden1.Migration", "Abort", "org.hostwarden.migrate" },
         { "org.hostwarden.Warden1.Migration", "ForceComplete", "org.hostwarden.migrate" },
 };
+
+/* Methods that change nothing: no authorization. Every method of every vtable is in exactly
+ * one of the two lists (tests/unit/test-polkit.c). */
+static const PolkitEntry read_only[] = {
+        { HW_NODE_INTERFACE, "ListDomains", NULL },
+        { HW_NODE_INTERFACE, "CheckMigration", NULL },
+        { HW_NODE_INTERFACE, "ListMigrations", NULL },
+        { HW_NODE_INTERFACE, "ListNodes", NULL },
+        { HW_NODE_INTERFACE, "ListInstances", NULL },
+        { HW_NODE_INTERFACE, "CheckNode", NULL },
+};
+
+const PolkitEntry *polkit_table(size_t *ret_n)
+{
+        *ret_n = ELEMENTSOF(actions);
+        return actions;
+}
+
+const PolkitEntry *polkit_read_only_methods(size_t *ret_n)
+{
+        *ret_n = ELEMENTSOF(read_only);
+        return read_only;
+}
 
 const char *polkit_action_for(const char *interface, const char *member)
 {
@@ -55,6 +75,7 @@ static AuthQuery *query_free(AuthQuery *q)
         if (!q)
                 return NULL;
         sd_bus_slot_unref(q->slot);
+        sd_event_source_disable_unref(q->defer);
         sd_bus_message_unref(q->request);
         free(q->action);
         admission_release(q->admission);
@@ -95,6 +116,42 @@ static int run_then(Manager *m, sd_bus_message *msg, AuthContinuation then)
         return r;
 }
 
+/* Idle priority: runs once the bus has dispatched the request again (the bus is processed at
+ * normal priority while it has queued messages). A handler that refused the request this
+ * time, before asking, left the answer unused: it goes here too. */
+static int query_defer(sd_event_source *s, void *userdata)
+{
+        AuthQuery *q = userdata;
+
+        (void)s;
+        query_unlink(q->manager, q);
+        query_free(q);
+        return 0;
+}
+
+/* polkit said yes: dispatch the request again, from the top of its handler, so that every
+ * check made before asking is made again with the state of now (an admin may have typed a
+ * password for minutes meanwhile: the domain may be migrating, the peer gone, the node
+ * disabled). polkit_authorize() then finds this answer and goes on. */
+static int redispatch(Manager *m, AuthQuery *q)
+{
+        int r;
+
+        r = sd_event_add_defer(m->event, &q->defer, query_defer, q);
+        if (r >= 0)
+                r = sd_event_source_set_priority(q->defer, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(q->defer, SD_EVENT_ONESHOT);
+        if (r >= 0)
+                r = sd_bus_message_rewind(q->request, true);
+        if (r >= 0)
+                r = sd_bus_enqueue_for_read(m->bus, q->request);
+        if (r < 0)
+                return r;
+        q->authorized = true;
+        return 0;
+}
+
 static int check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
 {
         AuthQuery *q = userdata;
@@ -103,7 +160,7 @@ static int check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
         const sd_bus_error *e;
 
         (void)ret_error;
-        query_unlink(m, q);
+        q->slot = sd_bus_slot_unref(q->slot);
 
         e = sd_bus_message_get_error(reply);
         if (e) {
@@ -125,9 +182,13 @@ static int check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
                 goto done;
         }
 
-        if (authorized)
-                r = run_then(m, q->request, q->then);
-        else if (challenge)
+        if (authorized) {
+                r = redispatch(m, q);
+                if (r >= 0)
+                        return 0; /* the query lives on until query_defer() */
+                r = sd_bus_reply_method_errnof(q->request, -r,
+                                               "Cannot carry out the authorized call: %m");
+        } else if (challenge)
                 r = sd_bus_reply_method_errorf(
                         q->request, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
                         "Interactive authentication required for %s.", q->action);
@@ -137,6 +198,7 @@ static int check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
 done:
         if (r < 0)
                 log_warning_errno(r, "Failed to reply to an authorized call: %m");
+        query_unlink(m, q);
         query_free(q);
         return 0;
 }
@@ -157,6 +219,14 @@ int polkit_authorize(Manager *m, sd_bus_message *msg, AuthContinuation then, sd_
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "%s is not in the authorization table: denied",
                                          sd_bus_message_get_member(msg));
+
+        /* the same request again, after polkit said yes (redispatch()): its handler has made
+         * its checks anew and goes on; the answer serves once */
+        for (q = m->auth_queries; q; q = q->next)
+                if (q->request == msg && q->authorized && streq(q->action, action)) {
+                        q->authorized = false;
+                        return run_then(m, msg, then);
+                }
 
         /* uid 0 goes through without asking; anyone we cannot identify is polkit's to judge
          * (it knows the caller by its bus name) */
@@ -191,7 +261,6 @@ int polkit_authorize(Manager *m, sd_bus_message *msg, AuthContinuation then, sd_
         if (!q)
                 return -ENOMEM;
         q->manager = m;
-        q->then = then;
         q->request = sd_bus_message_ref(msg);
         q->admission = TAKE_PTR(admission);
         q->action = strdup(action);

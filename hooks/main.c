@@ -66,7 +66,7 @@ int main(int argc, char *argv[])
         if (bad)
                 log_error("%s is not an absolute path, ignoring it", bad);
 
-        r = config_load(hw_conf_dir(), &diags, &config);
+        r = config_load_without_secrets(hw_conf_dir(), &diags, &config);
         log_config_diags(&diags);
         config_diags_clear(&diags);
         if (r < 0 && r != -EINVAL)

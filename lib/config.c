@@ -430,6 +430,7 @@ typedef struct ItemLocation {
 typedef struct ConfigPrivate {
         Config config;
         ItemLocation locations[N_ITEMS];
+        bool skip_secrets; /* config_load_without_secrets() */
 } ConfigPrivate;
 
 static ItemLocation *item_location(Config *c, const ConfigItem *item)
@@ -515,6 +516,7 @@ Config *config_free(Config *c)
         strv_free(c->firewall.migration_sources);
         strv_free(c->firewall.console_clients);
         strv_free(c->files);
+        strv_free(c->secret_files);
         free((ConfigPrivate *)c);
         return NULL;
 }
@@ -524,6 +526,15 @@ const ConfigPeer *config_find_peer(const Config *c, const char *name)
         for (size_t i = 0; i < c->n_peers; i++)
                 if (streq(c->peers[i].name, name))
                         return &c->peers[i];
+        return NULL;
+}
+
+const char *config_secret_file_exposure(unsigned mode, unsigned gid)
+{
+        if (mode & 0006)
+                return mode & 0002 ? "writable by others" : "readable by others";
+        if ((mode & 0060) && gid != 0)
+                return mode & 0020 ? "writable by its group" : "readable by its group";
         return NULL;
 }
 
@@ -778,6 +789,15 @@ static int ctx_handler(void *user, const char *section, const char *name, const 
                 return 1;
         }
         ctx->last_item = item;
+        if (item->secret && !strv_contains(ctx->config->secret_files, ctx->file) &&
+            strv_extend(&ctx->config->secret_files, ctx->file) < 0) {
+                ctx->error = -ENOMEM;
+                return 1;
+        }
+        /* Not parsed, not kept: its continuation lines are skipped with it (pending stays
+         * NULL). */
+        if (item->secret && ((ConfigPrivate *)ctx->config)->skip_secrets)
+                return 1;
         ctx->pending_dst = item_target(ctx, item);
         if (!ctx->pending_dst)
                 return 1;
@@ -842,7 +862,10 @@ static int parse_file(Config *c, const char *path, ConfigDiags *diags)
                 return diag(diags, CONFIG_DIAG_ERROR, path, 0,
                             "file contains a NUL byte: not a text file");
 
-        return config_parse_text(c, path, text, diags);
+        r = config_parse_text(c, path, text, diags);
+        /* The text may hold fence_options: not left in freed heap memory. */
+        explicit_bzero(text, size);
+        return r;
 }
 
 static int dropin_filter(const struct dirent *de)
@@ -937,7 +960,7 @@ int config_finish(Config *c, ConfigDiags *diags)
         return 0;
 }
 
-int config_load(const char *conf_dir, ConfigDiags *diags, Config **ret)
+static int load(const char *conf_dir, bool skip_secrets, ConfigDiags *diags, Config **ret)
 {
         _cleanup_(config_freep) Config *c = NULL;
         _cleanup_free_ char *main_path = NULL, *dropin_dir = NULL;
@@ -948,6 +971,7 @@ int config_load(const char *conf_dir, ConfigDiags *diags, Config **ret)
         r = config_new(&c);
         if (r < 0)
                 return r;
+        ((ConfigPrivate *)c)->skip_secrets = skip_secrets;
 
         if (asprintf(&main_path, "%s/hostwarden.conf", conf_dir) < 0 ||
             asprintf(&dropin_dir, "%s/hostwarden.conf.d", conf_dir) < 0)
@@ -982,4 +1006,14 @@ int config_load(const char *conf_dir, ConfigDiags *diags, Config **ret)
 
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+int config_load(const char *conf_dir, ConfigDiags *diags, Config **ret)
+{
+        return load(conf_dir, false, diags, ret);
+}
+
+int config_load_without_secrets(const char *conf_dir, ConfigDiags *diags, Config **ret)
+{
+        return load(conf_dir, true, diags, ret);
 }

@@ -102,7 +102,8 @@ typedef struct Config {
                 char *lockspace_dir; /* default <instances_path>/.leases */
         } locking;
 
-        char **files; /* the files read, in order */
+        char **files;        /* the files read, in order */
+        char **secret_files; /* those of them that set a secret ([peer] fence_options) */
 } Config;
 
 typedef enum ConfigDiagLevel {
@@ -138,6 +139,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
  * returns -EINVAL when there was at least one error, and then writes no *ret.
  */
 int config_load(const char *conf_dir, ConfigDiags *diags, Config **ret);
+/* The same, but [peer] fence_options (the only secret) is neither parsed nor kept: every
+ * peer's fence_options is NULL, and a bad value there is no error. For the programs that
+ * have no use for it (the hook, hostwarden-firewall, hostwardenctl): only hostwardend, which
+ * runs the fence agents, holds the BMC passwords in memory. */
+int config_load_without_secrets(const char *conf_dir, ConfigDiags *diags, Config **ret);
 
 /* Parses one file's text into c (used by config_load and the fuzzer). */
 int config_parse_text(Config *c, const char *filename, const char *text, ConfigDiags *diags);
@@ -145,3 +151,8 @@ int config_parse_text(Config *c, const char *filename, const char *text, ConfigD
 int config_finish(Config *c, ConfigDiags *diags);
 
 const ConfigPeer *config_find_peer(const Config *c, const char *name);
+
+/* What is wrong with the mode and group of a file that holds a secret, or NULL: readable or
+ * writable by others, or readable or writable by a group other than root's (hostwardend, the
+ * one reader of the secrets, runs as root). */
+const char *config_secret_file_exposure(unsigned mode, unsigned gid);

@@ -98,63 +98,6 @@ int fence_agent_input(const char *options, FenceAction action, char **ret)
         return 0;
 }
 
-/* Replaces every occurrence of needle (length n) in *text by "***". */
-static int replace_all(char **text, const char *needle, size_t n)
-{
-        size_t count = 0, len = strlen(*text);
-        const char *p;
-        char *out, *w;
-
-        for (p = *text; (p = memmem(p, len - (size_t)(p - *text), needle, n)); p += n)
-                count++;
-        if (count == 0)
-                return 0;
-        out = malloc(len + count * 3 + 1);
-        if (!out)
-                return -ENOMEM;
-        w = out;
-        for (const char *q = *text;;) {
-                p = memmem(q, len - (size_t)(q - *text), needle, n);
-                if (!p) {
-                        strcpy(w, q);
-                        break;
-                }
-                memcpy(w, q, (size_t)(p - q));
-                w += p - q;
-                memcpy(w, "***", 3);
-                w += 3;
-                q = p + n;
-        }
-        free(*text);
-        *text = out;
-        return 0;
-}
-
-char *fence_scrub(const char *text, const char *options)
-{
-        char *out = strdup(text ? text : "");
-
-        for (const char *p = options; out && p && *p;) {
-                size_t n = strcspn(p, "\n");
-                const char *eq = memchr(p, '=', n);
-
-                if (eq) {
-                        size_t vn = n - (size_t)(eq + 1 - p);
-
-                        /* Short values (lanplus=1, cipher=3) are not secrets and would
-                         * garble the text. */
-                        if (vn >= 3 && replace_all(&out, eq + 1, vn) < 0) {
-                                free(out);
-                                return NULL;
-                        }
-                }
-                p += n;
-                if (*p)
-                        p++;
-        }
-        return out;
-}
-
 void fence_run_done(FenceRun *r)
 {
         free(r->output);

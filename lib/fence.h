@@ -33,8 +33,21 @@ int fence_agent_path(const char *agent, char **ret);
  * their own, then "action=ACTION". */
 int fence_agent_input(const char *options, FenceAction action, char **ret);
 
-/* A copy of text with every value of the options (the part after '=' of each line, if at
- * least 3 characters long) replaced by "***". */
+/*
+ * Scrubbing (lib/fence-scrub.c): a copy of text in which no masked value of the options is
+ * left, nor any part of one. Masked are the value of every option whose name says secret
+ * (fence_option_is_secret(): pass, secret, community, token, key...), whatever its length,
+ * and every other value of FENCE_SCRUB_MIN_VALUE characters or more. Every occurrence of a
+ * masked value, literal or escaped as an agent may echo it (\x, '\'' and '"'"'), and the word
+ * after a password flag (-p, -P, --password, --passwd, password=, passwd:...) is marked in
+ * the original text; each run of marked bytes becomes three of fence_scrub_mask_char(): the
+ * first of * # ~ ^ % (else of the printable ASCII characters) that no masked value holds, so
+ * that the text left between masks is the agent's own. When every printable character is in
+ * some masked value, the result is "". NULL when out of memory.
+ */
+#define FENCE_SCRUB_MIN_VALUE 3
+bool fence_option_is_secret(const char *key, size_t n);
+char fence_scrub_mask_char(const char *options);
 char *fence_scrub(const char *text, const char *options);
 
 typedef struct FenceRun {

@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -525,4 +527,15 @@ usec_t now_usec(clockid_t clock)
 usec_t now_realtime(void)
 {
         return now_usec(CLOCK_REALTIME);
+}
+
+int process_forbid_core_dumps(void)
+{
+        const struct rlimit none = { 0, 0 };
+
+        if (setrlimit(RLIMIT_CORE, &none) < 0)
+                return -errno;
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+                return -errno;
+        return 0;
 }

@@ -113,3 +113,8 @@ usec_t now_realtime(void);
 char *format_timestamp_now(char *buf, size_t size);
 /* The same for usec since the epoch. */
 char *format_realtime(usec_t usec, char *buf, size_t size);
+
+/* For a process that holds secrets (hostwardend: the BMC passwords): no core dump
+ * (RLIMIT_CORE 0, PR_SET_DUMPABLE 0; the latter also keeps its /proc/PID/mem, environ and fd
+ * from other processes of its uid without CAP_SYS_PTRACE). Negative errno on failure. */
+int process_forbid_core_dumps(void);

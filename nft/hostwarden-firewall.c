@@ -19,7 +19,7 @@ static int load_config(Config **ret)
         ConfigDiags diags = { 0 };
         int r;
 
-        r = config_load(hw_conf_dir(), &diags, ret);
+        r = config_load_without_secrets(hw_conf_dir(), &diags, ret);
         for (size_t i = 0; i < diags.n; i++) {
                 char buf[1024];
                 fprintf(stderr, "%s: %s\n",

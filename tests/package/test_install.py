@@ -93,6 +93,9 @@ def test_the_deb_makes_a_node_ready_and_purge_leaves_only_the_operators_files(de
                 ).stdout.split()
     assert "/usr/libexec/hostwarden/hostwarden-hook" in files
     assert "/usr/share/man/man1/hostwardenctl.1.gz" in files
+    # the configuration may hold fence_options (BMC passwords): not readable by others
+    assert run(node2, ["stat", "-c", "%a %U:%G", "/etc/hostwarden/hostwarden.conf"]
+               ).stdout.strip() == "640 root:root"
 
     # The hook is installed but libvirtd started before it: CheckNode says so.
     check = run(node2, ["hostwardenctl", "check"], check=False)

@@ -47,6 +47,11 @@ def test_rpmbuild_builds_the_spec_with_scriptlets_and_noreplace_config():
         flags = dict(line.split(" ", 1)[::-1] for line in rpmq(
             rpm, "--qf", "[%{FILEFLAGS:fflags} %{FILENAMES}\n]").splitlines())
         assert flags["/etc/hostwarden/hostwarden.conf"] == "cn", flags  # config(noreplace)
+        modes = dict(line.rsplit(" ", 1)[::-1] for line in rpmq(
+            rpm, "--qf", "[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]"
+        ).splitlines())
+        # it may hold fence_options (BMC passwords): not readable by others
+        assert modes["/etc/hostwarden/hostwarden.conf"] == "-rw-r----- root:root", modes
 
         scripts = rpmq(rpm, "--scripts")
         assert "groupadd -r hostwarden" in scripts

@@ -448,6 +448,81 @@ static void test_load_errors_name_the_dropin_and_write_no_config(void **state)
         test_rm_rf(dir);
 }
 
+/* The hook, the firewall helper and hostwardenctl load the configuration without the fence
+ * options: not kept, not even parsed (a bad value there is hostwardend's error only). */
+static void test_load_without_secrets_keeps_no_fence_options(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        ConfigDiags d = { 0 };
+        Config *c = NULL;
+        const ConfigPeer *p;
+
+        test_write(dir, "hostwarden.conf", "[node]\nname = n1\n[console]\nlisten = keep\n");
+        test_write(dir, "hostwarden.conf.d/90-fence.conf",
+                   "[peer n2]\naddress = 192.0.2.12\nfence_agent = fence_ipmilan\n"
+                   "fence_options = ip=192.0.2.112\n  password=hunter2\n"
+                   "libvirt_uri = qemu+tls://n2/system\n");
+        assert_int_equal(config_load(dir, &d, &c), 0);
+        assert_string_equal(config_find_peer(c, "n2")->fence_options,
+                            "ip=192.0.2.112\npassword=hunter2");
+        config_free(c);
+        c = NULL;
+
+        assert_int_equal(config_load_without_secrets(dir, &d, &c), 0);
+        assert_int_equal(d.n, 0);
+        p = config_find_peer(c, "n2");
+        assert_non_null(p);
+        assert_null(p->fence_options);
+        assert_string_equal(p->fence_agent, "fence_ipmilan");
+        /* the keys after it are read as usual */
+        assert_string_equal(p->libvirt_uri, "qemu+tls://n2/system");
+        assert_int_equal(c->console.listen, CONSOLE_LISTEN_KEEP);
+        config_free(c);
+        c = NULL;
+
+        test_write(dir, "hostwarden.conf.d/90-fence.conf",
+                   "[peer n2]\naddress = 192.0.2.12\nfence_options = password hunter2\n");
+        assert_int_equal(config_load(dir, &d, &c), -EINVAL);
+        config_diags_clear(&d);
+        assert_int_equal(config_load_without_secrets(dir, &d, &c), 0);
+        assert_int_equal(d.n, 0);
+        assert_null(config_find_peer(c, "n2")->fence_options);
+        config_free(c);
+        test_rm_rf(dir);
+}
+
+/* CheckNode's secret-file-mode finding: which files hold fence_options, and which modes
+ * expose them. */
+static void test_files_holding_secrets_and_their_modes(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        ConfigDiags d = { 0 };
+        Config *c = NULL;
+
+        test_write(dir, "hostwarden.conf", "[node]\nname = n1\n");
+        test_write(dir, "hostwarden.conf.d/50-peers.conf", "[peer n2]\naddress = 192.0.2.12\n");
+        test_write(dir, "hostwarden.conf.d/90-fence.conf",
+                   "[peer n2]\nfence_agent = fence_ipmilan\nfence_options = password=x\n");
+        for (int without = 0; without < 2; without++) {
+                assert_int_equal((without ? config_load_without_secrets : config_load)(dir, &d, &c),
+                                 0);
+                assert_int_equal(strv_length(c->secret_files), 1);
+                assert_true(test_contains(c->secret_files[0], "90-fence.conf"));
+                config_free(c);
+                c = NULL;
+        }
+
+        assert_null(config_secret_file_exposure(0600, 0));
+        assert_null(config_secret_file_exposure(0640, 0));
+        assert_null(config_secret_file_exposure(0660, 0));
+        assert_null(config_secret_file_exposure(0600, 1000)); /* no group bits */
+        assert_string_equal(config_secret_file_exposure(0644, 0), "readable by others");
+        assert_string_equal(config_secret_file_exposure(0602, 0), "writable by others");
+        assert_string_equal(config_secret_file_exposure(0640, 1000), "readable by its group");
+        assert_string_equal(config_secret_file_exposure(0620, 1000), "writable by its group");
+        test_rm_rf(dir);
+}
+
 static void test_missing_config_means_defaults(void **state)
 {
         _cleanup_free_ char *dir = test_mkdtemp();
@@ -516,6 +591,8 @@ int main(void)
                 cmocka_unit_test(test_cross_key_checks),
                 cmocka_unit_test(test_dropins_apply_in_lexical_order_later_wins),
                 cmocka_unit_test(test_load_errors_name_the_dropin_and_write_no_config),
+                cmocka_unit_test(test_load_without_secrets_keeps_no_fence_options),
+                cmocka_unit_test(test_files_holding_secrets_and_their_modes),
                 cmocka_unit_test(test_missing_config_means_defaults),
                 cmocka_unit_test(test_unreadable_and_binary_files_are_errors),
                 cmocka_unit_test(test_example_config_shipped_is_valid),

@@ -63,6 +63,69 @@ static void test_scrub_hides_every_value(void **state)
         free(s);
 }
 
+static void assert_scrubbed(const char *text, const char *options, const char *expected)
+{
+        char *s = fence_scrub(text, options);
+
+        assert_non_null(s);
+        assert_string_equal(s, expected);
+        free(s);
+}
+
+/* Seen: username=admin was replaced first, and "-P admin123" became "-P ***123". */
+static void test_scrub_values_that_contain_each_other(void **state)
+{
+        assert_scrubbed("ipmitool -U admin -P admin123 -H bmc", "username=admin\npassword=admin123",
+                        "ipmitool -U *** -P *** -H bmc");
+        assert_scrubbed("ipmitool -U admin -P admin123 -H bmc", "password=admin123\nusername=admin",
+                        "ipmitool -U *** -P *** -H bmc");
+        /* overlapping: "abcdef" and "defghi" in "abcdefghi" */
+        assert_scrubbed("x abcdefghi y", "password=abcdef\nusername=defghi", "x *** y");
+        /* the password inside a value that is not a secret, and the other way round */
+        assert_scrubbed("connect to bmc-pw1.example failed", "ip=bmc-pw1.example\npassword=pw1",
+                        "connect to *** failed");
+        assert_scrubbed("login ops failed (pw ops1)", "login=ops\npasswd=ops1",
+                        "login *** failed (pw ***)");
+}
+
+static void test_scrub_short_secrets_and_the_forms_agents_echo(void **state)
+{
+        /* a password's value is masked whatever its length; other short values stay */
+        assert_scrubbed("login failed: ab (lanplus=1)", "password=ab\nlanplus=1",
+                        "login failed: *** (lanplus=1)");
+        /* argv as agents log it */
+        assert_scrubbed("run: ipmitool --password=admin123 -I lanplus", "password=admin123",
+                        "run: ipmitool --password=*** -I lanplus");
+        assert_scrubbed("run: ['ipmitool', '-P', 'admin123']", "password=admin123",
+                        "run: ['ipmitool', '-P', '***']");
+        /* shell-quoted, with a quote in the password: '\'' and '"'"' */
+        assert_scrubbed("ipmitool -P 'p'\\''w x' -H bmc", "password=p'w x",
+                        "ipmitool -P ***' -H bmc");
+        assert_scrubbed("sh -c 'echo p'\"'\"'w'", "password=p'w", "sh -c 'echo ***'");
+        /* backslash escapes, as in JSON or double quotes */
+        assert_scrubbed("{\"pw\": \"a\\\"b\\\\c\"}", "password=a\"b\\c", "{\"pw\": \"***\"}");
+        /* a password no option holds (password_script's): the word after the flag */
+        assert_scrubbed("ipmitool -P s3cr3t -H bmc\npassword: \"x y\" ok",
+                        "password_script=/usr/local/bin/bmc-pw",
+                        "ipmitool -P *** -H bmc\npassword: *** ok");
+        /* -p at the end of a line takes nothing from the next one */
+        assert_scrubbed("usage: -p\nnext line", "", "usage: -p\nnext line");
+}
+
+static void test_scrub_mask_is_never_part_of_a_secret(void **state)
+{
+        assert_int_equal(fence_scrub_mask_char("password=admin123"), '*');
+        assert_int_equal(fence_scrub_mask_char("password=a*b"), '#');
+        /* "a*" next to a mask of '*' would have spelled the password "a**" */
+        assert_scrubbed("xa**b", "password=a**\nusername=**b", "x###");
+        assert_scrubbed("a a**", "password=a**", "a ###");
+        assert_true(fence_option_is_secret("snmp_priv_passwd", 16));
+        assert_true(fence_option_is_secret("community", 9));
+        assert_true(fence_option_is_secret("secret-key", 10));
+        assert_false(fence_option_is_secret("username", 8));
+        assert_false(fence_option_is_secret("ipport", 6));
+}
+
 static void test_agent_path(void **state)
 {
         char *dir = test_mkdtemp(), *agent = make_agent(dir, "#!/bin/sh\nexit 0\n"), *p;
@@ -178,6 +241,9 @@ int main(void)
                 cmocka_unit_test(test_actions),
                 cmocka_unit_test(test_input_is_options_then_action),
                 cmocka_unit_test(test_scrub_hides_every_value),
+                cmocka_unit_test(test_scrub_values_that_contain_each_other),
+                cmocka_unit_test(test_scrub_short_secrets_and_the_forms_agents_echo),
+                cmocka_unit_test(test_scrub_mask_is_never_part_of_a_secret),
                 cmocka_unit_test(test_agent_path),
                 cmocka_unit_test(test_run_protocol_and_status),
                 cmocka_unit_test(test_run_times_out_and_kills),

@@ -529,6 +529,23 @@ static void test_hook_binary_end_to_end(void **state)
                 spawn_hook(conf, rt, "prepare", "begin", "domains/nova-vnc-spice.xml", &out), 1);
         free(out);
 
+        /* the hook keeps no fence options: a value only hostwardend would refuse (it parses
+         * them) leaves the hook's configuration valid, and the rewrite happens */
+        test_write(conf, "hostwarden.conf.d/90-fence.conf",
+                   "[peer node1]\naddress = 192.0.2.11\nfence_agent = fence_ipmilan\n"
+                   "fence_options = password hunter2\n");
+        assert_int_equal(
+                spawn_hook(conf, rt, "migrate", "begin", "domains/nova-vnc-spice.xml", &out), 0);
+        assert_true(test_contains(out, "listen='192.0.2.12'"));
+        free(out);
+        {
+                char *f;
+
+                assert_true(asprintf(&f, "%s/hostwarden.conf.d/90-fence.conf", conf) > 0);
+                assert_int_equal(unlink(f), 0);
+                free(f);
+        }
+
         /* a config typo: the hook carries on without rewriting */
         test_write(conf, "hostwarden.conf", "[console]\nlisten = nodee\n");
         assert_int_equal(

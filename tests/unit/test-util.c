@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test-helpers.h"
@@ -169,6 +172,28 @@ static void test_write_file_atomic(void **state)
         test_rm_rf(dir);
 }
 
+/* hostwardend calls it first thing: checked in a child, which it changes for good. */
+static void test_process_forbid_core_dumps(void **state)
+{
+        int status;
+        pid_t pid = fork();
+
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct rlimit rl;
+
+                if (prctl(PR_GET_DUMPABLE) != 1)
+                        _exit(2); /* the test could not tell */
+                if (process_forbid_core_dumps() < 0 || prctl(PR_GET_DUMPABLE) != 0 ||
+                    getrlimit(RLIMIT_CORE, &rl) < 0 || rl.rlim_cur != 0 || rl.rlim_max != 0)
+                        _exit(1);
+                _exit(0);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -181,6 +206,7 @@ int main(void)
                 cmocka_unit_test(test_split_list),
                 cmocka_unit_test(test_read_full_fd_limits),
                 cmocka_unit_test(test_write_file_atomic),
+                cmocka_unit_test(test_process_forbid_core_dumps),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
