@@ -74,21 +74,30 @@ static const DomIdentity *incoming_identity(HookContext *ctx)
         return access(path, F_OK) == 0 ? id : NULL;
 }
 
+/* The window's lock, for an incoming migration's event (or <0: not one, or no lock). */
+static int lock_incoming(HookContext *ctx, const DomIdentity **ret_id)
+{
+        int lock;
+
+        *ret_id = incoming_identity(ctx);
+        if (!*ret_id)
+                return -ENOENT;
+        lock = fw_window_lock(ctx->runtime_dir);
+        if (lock < 0)
+                log_error_errno(lock, "Cannot lock %s: %m", ctx->runtime_dir);
+        return lock;
+}
+
 /* "started begin": QEMU runs here. The record says so (the keeper then asks libvirt whether
  * the migration still runs); the window stays as it is. */
 int hook_window_started(HookContext *ctx)
 {
-        _cleanup_close_ int lock = -EBADF;
-        const DomIdentity *id = incoming_identity(ctx);
+        const DomIdentity *id;
+        _cleanup_close_ int lock = lock_incoming(ctx, &id);
         int r;
 
-        if (!id)
+        if (lock < 0)
                 return HOOK_CONTINUE;
-        lock = fw_window_lock(ctx->runtime_dir);
-        if (lock < 0) {
-                log_error_errno(lock, "Cannot lock %s: %m", ctx->runtime_dir);
-                return HOOK_CONTINUE;
-        }
         r = fw_incoming_mark(ctx->runtime_dir, id->uuid, "started");
         if (r < 0)
                 log_warning_errno(r, "Cannot mark the incoming migration of '%s' started: %m",
@@ -100,19 +109,14 @@ int hook_window_started(HookContext *ctx)
  * ended long ago); the last incoming migration out closes the window. */
 int hook_window_release(HookContext *ctx)
 {
-        _cleanup_close_ int lock = -EBADF;
         _cleanup_free_ FwIncoming *left = NULL;
-        const DomIdentity *id = incoming_identity(ctx);
+        const DomIdentity *id;
+        _cleanup_close_ int lock = lock_incoming(ctx, &id);
         size_t n_left = 0;
         int r;
 
-        if (!id)
+        if (lock < 0)
                 return HOOK_CONTINUE;
-        lock = fw_window_lock(ctx->runtime_dir);
-        if (lock < 0) {
-                log_error_errno(lock, "Cannot lock %s: %m", ctx->runtime_dir);
-                return HOOK_CONTINUE;
-        }
         r = fw_incoming_drop(ctx->runtime_dir, id->uuid);
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "Cannot remove the incoming record of '%s': %m", ctx->domain);
