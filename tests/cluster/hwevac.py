@@ -9,6 +9,7 @@ import time
 
 import hwcluster
 import hwinstall
+import hwpki
 
 BUSCTL, NODE = hwinstall.BUSCTL, hwinstall.NODE_API
 SHARED = hwcluster.INSTANCES_PATH
@@ -16,38 +17,76 @@ SHARED = hwcluster.INSTANCES_PATH
 
 ETCD_UNIT = "hwtest-etcd.service"
 ETCD_PREFIX = "/hostwarden"  # hostwardend's (store-etcd.c)
+# The members' certificates (server and peer: one certificate of node I's names, usable
+# both ways, as etcd's own JSON gateway presents it to the member too) and hostwardend's
+# client certificate, from the run's CA (hwpki).  The keys are made private by the units
+# that read them (ExecStartPre): the harness writes every file 0644.
+ETCD_PKI = "/etc/hwtest-etcd"
+HW_ETCD_PKI = "/etc/hostwarden/etcd"
+HW_ETCD_CA = f"{HW_ETCD_PKI}/ca.pem"
+HW_ETCD_CERT = f"{HW_ETCD_PKI}/client.pem"
+HW_ETCD_KEY = f"{HW_ETCD_PKI}/client-key.pem"
 
 
 def etcd_endpoints(n: int) -> list[str]:
     """The client URLs of the etcd members on nodes 1..N (one member on each node)."""
-    return [f"http://10.77.0.1{j}:2379" for j in range(1, n + 1)]
+    return [f"https://10.77.0.1{j}:2379" for j in range(1, n + 1)]
+
+
+def etcd_config(n: int) -> str:
+    """The [cluster] lines of hostwardend's configuration for the N nodes' etcd: TLS with
+    the run's CA and the node's client certificate."""
+    return (f"store = etcd\netcd_endpoints = {' '.join(etcd_endpoints(n))}\n"
+            f"etcd_cacert = {HW_ETCD_CA}\netcd_cert = {HW_ETCD_CERT}\n"
+            f"etcd_key = {HW_ETCD_KEY}\n")
 
 
 def etcd_files(i: int, n: int) -> dict[str, str]:
     """Files of node I of N for store = etcd: a member of the cluster the N nodes form (a
-    unit of the node's systemd, Type=notify: started once the cluster has a leader), and
-    hostwardend ordered after it."""
-    peers = ",".join(f"node{j}=http://10.77.0.1{j}:2380" for j in range(1, n + 1))
+    unit of the node's systemd, Type=notify: started once the cluster has a leader) that
+    speaks TLS only, to its clients and peers, and wants a certificate of the run's CA from
+    both (--client-cert-auth, --peer-client-cert-auth); hostwardend's client certificate;
+    hostwardend ordered after the member."""
+    pki = hwpki.shared()
+    member = pki.issue(f"node{i}", (f"10.77.0.1{i}",), server=True, client=True)
+    client = pki.issue(f"hostwarden-node{i}", (), server=False, client=True)
+    peers = ",".join(f"node{j}=https://10.77.0.1{j}:2380" for j in range(1, n + 1))
+    tls = (f"--cert-file {ETCD_PKI}/server.pem --key-file {ETCD_PKI}/server-key.pem "
+           f"--trusted-ca-file {ETCD_PKI}/ca.pem --client-cert-auth "
+           f"--peer-cert-file {ETCD_PKI}/server.pem --peer-key-file {ETCD_PKI}/server-key.pem "
+           f"--peer-trusted-ca-file {ETCD_PKI}/ca.pem --peer-client-cert-auth ")
     unit = ("[Unit]\nDescription=etcd member of the hostwarden test cluster\n"
             "[Service]\nType=notify\n"
+            f"ExecStartPre=/bin/chmod 0600 {ETCD_PKI}/server-key.pem\n"
             f"ExecStart=/usr/bin/etcd --name node{i} --data-dir /var/lib/hwtest-etcd "
-            f"--listen-client-urls http://10.77.0.1{i}:2379 "
-            f"--advertise-client-urls http://10.77.0.1{i}:2379 "
-            f"--listen-peer-urls http://10.77.0.1{i}:2380 "
-            f"--initial-advertise-peer-urls http://10.77.0.1{i}:2380 "
+            f"--listen-client-urls https://10.77.0.1{i}:2379 "
+            f"--advertise-client-urls https://10.77.0.1{i}:2379 "
+            f"--listen-peer-urls https://10.77.0.1{i}:2380 "
+            f"--initial-advertise-peer-urls https://10.77.0.1{i}:2380 "
             f"--initial-cluster {peers} --initial-cluster-state new "
-            "--initial-cluster-token hwtest\n")
+            f"--initial-cluster-token hwtest {tls}\n")
     return {f"/etc/systemd/system/{ETCD_UNIT}": unit,
+            f"{ETCD_PKI}/ca.pem": pki.ca_cert,
+            f"{ETCD_PKI}/server.pem": member.cert,
+            f"{ETCD_PKI}/server-key.pem": member.key,
+            HW_ETCD_CA: pki.ca_cert,
+            HW_ETCD_CERT: client.cert,
+            HW_ETCD_KEY: client.key,
             "/etc/systemd/system/hostwardend.service.d/hwtest-etcd.conf":
-                f"[Unit]\nWants={ETCD_UNIT}\nAfter={ETCD_UNIT}\n"}
+                f"[Unit]\nWants={ETCD_UNIT}\nAfter={ETCD_UNIT}\n"
+                f"[Service]\nExecStartPre=+/bin/chmod 0600 {HW_ETCD_KEY}\n"}
 
 
-def etcdctl(node, *args, check=True):
-    """etcdctl (API v3) inside NODE against every member."""
+def etcdctl(node, *args, check=True, client_cert=True):
+    """etcdctl (API v3) inside NODE against every member, with node's client certificate
+    (client_cert=False: without one, as a client etcd must refuse)."""
     n = len(node.cluster.nodes)
+    tls = ["--cacert", HW_ETCD_CA]
+    if client_cert:
+        tls += ["--cert", HW_ETCD_CERT, "--key", HW_ETCD_KEY]
     return node.run(["env", "ETCDCTL_API=3", "etcdctl", "--dial-timeout=2s",
-                     "--command-timeout=5s", "--endpoints", ",".join(etcd_endpoints(n)), *args],
-                    check=check, timeout=60)
+                     "--command-timeout=5s", "--endpoints", ",".join(etcd_endpoints(n)), *tls,
+                     *args], check=check, timeout=60)
 
 
 def uses_etcd(node) -> bool:
@@ -60,7 +99,7 @@ def config(i: int, n: int, bmc_password: str, store: str = "dir") -> str:
     text = (f"[node]\nname = node{i}\naddress = 10.77.0.1{i}\n"
             "[cluster]\nheartbeat_interval = 500ms\ndown_after = 3s\n")
     if store == "etcd":
-        text += f"store = etcd\netcd_endpoints = {' '.join(etcd_endpoints(n))}\n"
+        text += etcd_config(n)
     text += "[migration]\nmax_concurrent = 2\n"
     for j in range(1, n + 1):
         if j == i:

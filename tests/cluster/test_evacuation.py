@@ -407,6 +407,35 @@ def test_storage_marks_prove_the_shared_instances_directory_with_either_store(no
         node1.run(["rm", "-rf", f"{hwevac.SHARED}/{uuid}"], check=False)
 
 
+def test_the_store_refuses_a_client_without_certificate_and_says_why(nodes):
+    """store = etcd: the members speak TLS only and want a client certificate of the
+    cluster's CA (--client-cert-auth), as production's do. etcdctl with the node's
+    certificate reads the store; without one, etcd refuses it. hostwardenctl with a
+    configuration that names no client certificate fails saying which member refused it and
+    why (hostwardend's StoreDetail carries the same text: store_error_detail())."""
+    node1 = nodes.node(1)
+    if not hwevac.uses_etcd(node1):
+        pytest.skip("store = dir has no etcd to refuse anything")
+    ident = f"{hwevac.ETCD_PREFIX}/cluster/identity"
+    assert hwevac.etcdctl(node1, "get", "--keys-only", ident).stdout.split() == [ident]
+    proc = hwevac.etcdctl(node1, "get", "--keys-only", ident, check=False, client_cert=False)
+    assert proc.returncode != 0 and ident not in proc.stdout, (proc.stdout, proc.stderr)
+
+    conf = node1.read_file("/etc/hostwarden/hostwarden.conf")
+    assert "etcd_cert = " in conf and "https://10.77.0.11:2379" in conf, conf
+    nocert = "".join(line for line in conf.splitlines(True)
+                     if not line.startswith(("etcd_cert", "etcd_key")))
+    node1.write_file("/run/hwtest-nocert/hostwarden.conf", nocert, mode=0o600)
+    try:
+        proc = node1.run(["env", "HOSTWARDEN_CONF_DIR=/run/hwtest-nocert", "hostwardenctl",
+                          "--no-ask-password", "init-cluster"], check=False, timeout=60)
+    finally:
+        node1.run(["rm", "-rf", "/run/hwtest-nocert"])
+    assert proc.returncode != 0, proc.stdout
+    assert "https://10.77.0.11:2379" in proc.stderr and "client certificate" in proc.stderr, \
+        proc.stderr
+
+
 MESSAGE_IDS = {
     "migration started": "c4ca0a45c3fb468699ce61c279adad22",
     "migration completed": "3d625884a32349409cb0b8db84a3ebe6",
