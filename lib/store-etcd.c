@@ -24,14 +24,18 @@
  *
  * Endpoints: the first that answers is used until it fails; a request that cannot connect,
  * times out, fails its TLS handshake or meets a member without a leader goes to the next one.
- * Each request takes at most ETCD_TIMEOUT_MS on one member.
+ * Each request takes at most ETCD_TIMEOUT_MS on one member (ETCD_CONNECT_TIMEOUT_MS to
+ * connect, the TLS handshake included).
  *
  * A request whose answer was lost (a timeout, a member that stopped) may have been carried
  * out all the same. That is harmless for reads and plain puts; a transaction tried again on
- * the next member would find its own write and report "changed meanwhile" for it. So when a
+ * the next member (or sent again by libcurl itself, on a new connection, after the one it
+ * used died) would find its own write and report "changed meanwhile" for it. So when a
  * transaction's compare fails after such a loss, the key is read back: holding the value
  * this transaction meant to write (or gone, for a removal), the write was ours and it
- * succeeded (or another writer's identical one: the same outcome).
+ * succeeded (or another writer's identical one, in that very moment: the same record).
+ * Only after a loss: a conflict without one is a conflict, even with identical text (two
+ * increments of the same counter from the same record must not both succeed).
  *
  * Security: https:// only unless the caller allows http:// (EtcdOptions.insecure); the
  * members' certificates and names are always verified; a client certificate where the
@@ -83,6 +87,7 @@ typedef struct EtcdClient {
         char *token;           /* the last token etcd handed out for them; NULL: none */
         bool auth_disabled;    /* etcd said it has authentication off: no token to ask */
         bool maybe_applied;    /* a request of this call lost its answer: done all the same? */
+        unsigned transfers;    /* answered by libcurl so far */
         char *detail;          /* store_error_detail() */
 } EtcdClient;
 
@@ -251,6 +256,17 @@ int store_etcd_curl(void *userdata, const char *url, const char *body, long *ret
         if (c == CURLE_OK)
                 curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
         if (c == CURLE_OK && status != 0) {
+                long connects = 0;
+
+                /* A connection made anew where one was open: either the open one had been
+                 * closed meanwhile, or libcurl sent the request on it, met it dead before
+                 * an answer, and sent it again on its own; then the first may have been
+                 * done (transactions check, see etcd_txn()). */
+                if (e->transfers > 0 &&
+                    curl_easy_getinfo(e->curl, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK &&
+                    connects > 0)
+                        e->maybe_applied = true;
+                e->transfers++;
                 *ret_status = status;
                 *ret_data = b.data;
                 return 0;
@@ -391,8 +407,9 @@ static int etcd_post_members(Store *s, const char *path, const char *body, json_
                         /* the next member; an answer lost after the request went out may
                          * hide a write that was done */
                         note(e, "%s: %s", e->endpoints[i], e->error[0] ? e->error : strerror(-r));
-                        if (r != -ECONNREFUSED)
-                                e->maybe_applied = true; /* a costly read, only on conflict */
+                        /* even "cannot connect" (libcurl may have sent it on a connection
+                         * that died, and found the member gone when it tried again) */
+                        e->maybe_applied = true;
                         if (r == -EPROTO)
                                 tls_failed = true;
                         continue;
@@ -1032,8 +1049,11 @@ int store_open_etcd(char *const *endpoints, const char *prefix, const char *node
         if (!e->headers)
                 return -ENOMEM;
         curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, ETCD_CONNECT_TIMEOUT_MS);
-        curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, ETCD_TIMEOUT_MS);
+        curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS,
+                         opts->connect_timeout_ms ? (long)opts->connect_timeout_ms
+                                                  : ETCD_CONNECT_TIMEOUT_MS);
+        curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS,
+                         opts->timeout_ms ? (long)opts->timeout_ms : ETCD_TIMEOUT_MS);
         curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM */
         curl_easy_setopt(e->curl, CURLOPT_ERRORBUFFER, e->error);
         curl_easy_setopt(e->curl, CURLOPT_PROTOCOLS_STR, opts->insecure ? "http,https" : "https");

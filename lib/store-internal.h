@@ -65,9 +65,9 @@ typedef struct StoreOps {
  * the fuzzer (tests/fuzz/fuzz-etcd.c) answers from its input instead, and the unit tests
  * wrap the default to lose answers. Returns 0 with the HTTP status and the answer (malloc'd
  * and NUL-terminated, or NULL); or, and then the next member is tried: -ECONNREFUSED when
- * nothing was sent (cannot connect), -EHOSTUNREACH when no answer came (the request may have
- * been carried out all the same), -EPROTO when the TLS handshake failed (a certificate
- * refused by either side); any other negative errno fails the request. */
+ * it cannot connect, -EHOSTUNREACH when no answer came (the request may have been carried
+ * out all the same), -EPROTO when the TLS handshake failed (a certificate refused by either
+ * side); any other negative errno fails the request. */
 typedef int (*EtcdTransport)(void *userdata, const char *url, const char *body, long *ret_status,
                              char **ret_data);
 /* transport NULL: libcurl again */

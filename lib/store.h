@@ -49,6 +49,9 @@ typedef struct EtcdOptions {
         const char *user;     /* etcd authentication (v3 auth), with password */
         const char *password; /* a secret: never in a message; copied and wiped on free */
         bool insecure;        /* http:// endpoints allowed; without it, only https:// */
+        /* 0: the defaults, 1 s to connect (the TLS handshake included) and 5 s in all for a
+         * request on one member (slow test setups such as valgrind need more) */
+        unsigned connect_timeout_ms, timeout_ms;
 } EtcdOptions;
 
 /*

@@ -5,6 +5,7 @@ configuration with fence agents against their ipmi_sim BMCs, and what the tests 
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import hwcluster
@@ -87,6 +88,59 @@ def etcdctl(node, *args, check=True, client_cert=True):
     return node.run(["env", "ETCDCTL_API=3", "etcdctl", "--dial-timeout=2s",
                      "--command-timeout=5s", "--endpoints", ",".join(etcd_endpoints(n)), *tls,
                      *args], check=check, timeout=60)
+
+
+class LossyEtcd:
+    """While in use: NODE's hostwardend asks etcd through a proxy (etcd_lossy_proxy.py, on
+    the node's loopback, before its own member) that loses the answer of the first
+    transaction on each of KEYS, after etcd committed it. `lost()`: the keys whose answers
+    were lost so far. hostwardend is restarted on entry and on exit."""
+
+    PORT = 23790
+    DIR = "/run/hwtest-lossy"
+    DROPIN = "/etc/hostwarden/hostwarden.conf.d/90-hwtest-lossy.conf"
+    UNIT = "hwtest-lossy-etcd"
+
+    def __init__(self, node, keys):
+        self.node, self.keys = node, list(keys)
+
+    def __enter__(self):
+        node, n = self.node, len(self.node.cluster.nodes)
+        issued = hwpki.shared().issue("127.0.0.1", server=True, client=False)
+        source = os.path.join(os.path.dirname(__file__), "etcd_lossy_proxy.py")
+        with open(source) as f:
+            node.write_file(f"{self.DIR}/proxy.py", f.read())
+        node.write_file(f"{self.DIR}/cert.pem", issued.cert)
+        node.write_file(f"{self.DIR}/key.pem", issued.key, mode=0o600)
+        node.write_file(f"{self.DIR}/ca.pem", node.read_file(HW_ETCD_CA))
+        node.write_file(f"{self.DIR}/client.pem", node.read_file(HW_ETCD_CERT))
+        node.write_file(f"{self.DIR}/client-key.pem", node.read_file(HW_ETCD_KEY), mode=0o600)
+        own = f"https://{node.address}:2379"
+        node.run(["systemd-run", "--unit", self.UNIT, "/usr/bin/python3", f"{self.DIR}/proxy.py",
+                  str(self.PORT), own, self.DIR, *self.keys])
+        # the proxy first, then the node's own member (a dead peer's would cost a timeout)
+        endpoints = [f"https://127.0.0.1:{self.PORT}", own] + [
+            e for e in etcd_endpoints(n) if e != own]
+        node.write_file(self.DROPIN, f"[cluster]\netcd_endpoints = {' '.join(endpoints)}\n")
+        self._restart()
+        return self
+
+    def lost(self) -> list[str]:
+        out = self.node.run(["cat", f"{self.DIR}/lost"], check=False).stdout
+        return [line.split()[0] for line in out.splitlines() if line.endswith("succeeded=True")]
+
+    def _restart(self):
+        self.node.systemctl("restart", "hostwardend.service")
+        assert wait_for(lambda: json.loads(self.node.run(
+            BUSCTL + ["--json=short", "get-property", *NODE, "StoreState"]).stdout)["data"]
+                        == "attached", timeout=30)
+
+    def __exit__(self, *exc):
+        self.node.run(["rm", "-f", self.DROPIN])
+        self.node.run(["systemctl", "stop", self.UNIT], check=False)
+        self._restart()
+        self.node.run(["rm", "-rf", self.DIR])
+        return False
 
 
 def uses_etcd(node) -> bool:

@@ -270,8 +270,13 @@ static int etcd_start(void **state)
                             etcd_dir);
                 return -1;
         }
-        etcd_opts =
-                (EtcdOptions){ .ca_file = etcd_ca, .cert_file = etcd_cert, .key_file = etcd_key };
+        /* generous timeouts: under valgrind, a TLS handshake alone takes seconds (no test
+         * waits for one to expire: a member that is not there refuses the connection) */
+        etcd_opts = (EtcdOptions){ .ca_file = etcd_ca,
+                                   .cert_file = etcd_cert,
+                                   .key_file = etcd_key,
+                                   .connect_timeout_ms = 30000,
+                                   .timeout_ms = 60000 };
 
         etcd_pid = fork();
         if (etcd_pid < 0)
