@@ -124,6 +124,15 @@ def guest_xml(name: str, uuid: str, mac: str, disk: str) -> str:
     return hwcluster.domain_xml(name, uuid=uuid, devices=devices)
 
 
+def evacuate_node1(node, restarted: bool):
+    """EvacuateFrom(node1) on NODE; restarted: NODE's hostwardend was restarted since node1
+    went down, and first watches node1 for down_after before it takes it for down."""
+    def once():
+        r = evacuate_from(node, "node1")
+        return None if isinstance(r, str) and "not known to be down yet" in r else r
+    return wait_for(once, timeout=15) if restarted else evacuate_from(node, "node1")
+
+
 def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
     """Node 1 dies with four guests: one on shared storage, one on a local disk whose base
     image is in _base, one whose base is gone, one whose local disk node 2 cannot re-create
@@ -184,14 +193,8 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
     shared_key = f"{hwevac.ETCD_PREFIX}/instances/{guests['shared'][1]}"
     with (hwevac.LossyEtcd(node2, [shared_key]) if hwevac.uses_etcd(node2)
           else contextlib.nullcontext()) as lossy:
-        def evacuate_once_node1_is_down():
-            # node2's hostwardend restarted (lossy): it has to watch node1 for down_after
-            r = evacuate_from(node2, "node1")
-            return None if isinstance(r, str) and "not known to be down yet" in r else r
-
         t0 = time.monotonic()
-        results = (wait_for(evacuate_once_node1_is_down, timeout=15) if lossy
-                   else evacuate_from(node2, "node1"))
+        results = evacuate_node1(node2, restarted=bool(lossy))
         record_timing("EvacuateFrom, 4 instances", time.monotonic() - t0)
         if lossy:
             assert lossy.lost() == [shared_key], results
@@ -222,7 +225,7 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
     # Nothing on shared storage is gone but the base we deleted ourselves.
     assert before - shared_files(node2) == {f"{SHARED}/_base/base2"}
     # Refused a second time: they belong to node2 now.
-    again = evacuate_from(node2, "node1")
+    again = evacuate_node1(node2, restarted=hwevac.uses_etcd(node2))
     assert isinstance(again, dict) and set(again) == {uuid_n, uuid_w}, again
 
     # node1 comes back (its BMC powers it on): none of the evacuated guests runs there.
