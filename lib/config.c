@@ -276,13 +276,22 @@ static int parse_etcd_user(const ConfigItem *item, const char *value, void *dst)
         return parse_string(item, value, dst);
 }
 
+/* parse_string() that wipes the value it replaces */
 static int parse_secret(const ConfigItem *item, const char *value, void *dst)
 {
-        char **old = dst;
+        char **p = dst, *s;
 
-        if (*old)
-                explicit_bzero(*old, strlen(*old));
-        return parse_string(item, value, dst);
+        if (isempty(value))
+                return -EINVAL;
+        s = strdup(value);
+        if (!s)
+                return -ENOMEM;
+        if (*p) {
+                explicit_bzero(*p, strlen(*p));
+                free(*p);
+        }
+        *p = s;
+        return 0;
 }
 
 #define C(field)     offsetof(Config, field)
