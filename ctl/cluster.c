@@ -74,8 +74,18 @@ int verb_init_cluster(sd_bus *bus)
                 return 1;
         }
         if (c->cluster.store == STORE_BACKEND_ETCD) {
+                EtcdOptions opts = {
+                        .ca_file = c->cluster.etcd_cacert,
+                        .cert_file = c->cluster.etcd_cert,
+                        .key_file = c->cluster.etcd_key,
+                        .user = c->cluster.etcd_user,
+                        .password = c->cluster.etcd_password,
+                        .insecure = c->cluster.etcd_insecure,
+                };
+
                 where = strv_join(c->cluster.etcd_endpoints, ", ");
-                r = where ? store_open_etcd(c->cluster.etcd_endpoints, NULL, c->node.name, 60, &s)
+                r = where ? store_open_etcd(c->cluster.etcd_endpoints, NULL, c->node.name, 60,
+                                            &opts, &s)
                           : -ENOMEM;
         } else {
                 where = strdup(hw_state_dir(c->cluster.state_dir));
@@ -107,8 +117,10 @@ int verb_init_cluster(sd_bus *bus)
                 return 1;
         }
         if (r < 0) {
-                fprintf(stderr, "Cannot write the cluster identity into %s: %s\n", where,
-                        strerror(-r));
+                const char *d = store_error_detail(s);
+
+                fprintf(stderr, "Cannot write the cluster identity into %s: %s%s%s%s\n", where,
+                        strerror(-r), *d ? " (" : "", d, *d ? ")" : "");
                 return 1;
         }
         /* this node joins it now; the others when their hostwardend first reads it */

@@ -43,6 +43,16 @@ const char *store_state_to_string(StoreState s)
         return s >= 0 && s < _STORE_STATE_MAX ? store_state_table[s] : NULL;
 }
 
+/* "strerror (what the store met)", for the state's detail: with etcd, which member said what
+ * (a certificate refused, credentials refused, no answer). */
+static const char *store_why(Store *s, int r, char *buf, size_t size)
+{
+        const char *d = s ? store_error_detail(s) : "";
+
+        snprintf(buf, size, "%s%s%s%s", strerror(-r), *d ? " (" : "", d, *d ? ")" : "");
+        return buf;
+}
+
 /* Records the state; says so (journal, systemd's status line) only when it changed. */
 static void set_state(Manager *m, StoreState state, const char *format, ...) _printf_(3, 4);
 static void set_state(Manager *m, StoreState state, const char *format, ...)
@@ -134,9 +144,11 @@ static int attach(Manager *m)
 
         r = store_heartbeat(a->pending);
         if (r < 0) {
+                char why[1024];
+
                 set_state(m, STORE_STATE_UNREACHABLE,
                           "Cannot write this node's heartbeat to the cluster store at %s: %s",
-                          a->where, strerror(-r));
+                          a->where, store_why(a->pending, r, why, sizeof(why)));
                 return r;
         }
         /* A new storage mark in instances_path: peers that read it there share the directory
@@ -204,10 +216,12 @@ static int check_identity(Manager *m)
                 return r;
         }
         if (r < 0) {
+                char why[1024];
+
                 set_state(m, STORE_STATE_UNREACHABLE,
                           "Cannot read the cluster store at %s: %s; hostwardend keeps trying. "
                           "Nothing starts on this node until then",
-                          a->where, strerror(-r));
+                          a->where, store_why(a->pending, r, why, sizeof(why)));
                 return r;
         }
         r = cluster_identity_load(hw_lib_dir(), &joined);
@@ -303,6 +317,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
 void store_attach_heartbeat_result(Manager *m, int r)
 {
         StoreAttach *a = m->attach;
+        char why[1024];
 
         if (r >= 0)
                 set_state(m, STORE_STATE_ATTACHED,
@@ -312,7 +327,7 @@ void store_attach_heartbeat_result(Manager *m, int r)
                 set_state(m, STORE_STATE_LOST,
                           "Cannot write this node's heartbeat to the cluster store at %s: %s "
                           "(peers will see this node down after [cluster] down_after)",
-                          a->where, strerror(-r));
+                          a->where, store_why(m->store, r, why, sizeof(why)));
 }
 
 /* Methods that answer without the store; every other Node method waits for it. */
@@ -370,9 +385,18 @@ int store_attach_start(Manager *m)
                 /* the lease of this node's heartbeats lasts as long as it takes to be down */
                 uint64_t ttl = (c->cluster.down_after + USEC_PER_SEC - 1) / USEC_PER_SEC;
 
+                EtcdOptions opts = {
+                        .ca_file = c->cluster.etcd_cacert,
+                        .cert_file = c->cluster.etcd_cert,
+                        .key_file = c->cluster.etcd_key,
+                        .user = c->cluster.etcd_user,
+                        .password = c->cluster.etcd_password,
+                        .insecure = c->cluster.etcd_insecure,
+                };
+
                 a->where = strv_join(c->cluster.etcd_endpoints, ", ");
                 r = a->where ? store_open_etcd(c->cluster.etcd_endpoints, NULL, c->node.name,
-                                               MAX(ttl, 2U), &a->pending)
+                                               MAX(ttl, 2U), &opts, &a->pending)
                              : -ENOMEM;
         } else {
                 a->where = strdup(hw_state_dir(c->cluster.state_dir));

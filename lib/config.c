@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -264,6 +265,35 @@ static int parse_url_list(const ConfigItem *item, const char *value, void *dst)
         return parse_list(value, dst, url_is_valid);
 }
 
+/* A name etcd can have that survives a configuration line: printable, no blanks. */
+static int parse_etcd_user(const ConfigItem *item, const char *value, void *dst)
+{
+        if (isempty(value) || strlen(value) > 255)
+                return -EINVAL;
+        for (const char *p = value; *p; p++)
+                if ((unsigned char)*p <= ' ' || *p == 0x7f)
+                        return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+/* parse_string() that wipes the value it replaces */
+static int parse_secret(const ConfigItem *item, const char *value, void *dst)
+{
+        char **p = dst, *s;
+
+        if (isempty(value))
+                return -EINVAL;
+        s = strdup(value);
+        if (!s)
+                return -ENOMEM;
+        if (*p) {
+                explicit_bzero(*p, strlen(*p));
+                free(*p);
+        }
+        *p = s;
+        return 0;
+}
+
 #define C(field)     offsetof(Config, field)
 #define P(field)     offsetof(ConfigPeer, field)
 #define ENUM(table)  .names = table, .n_names = ELEMENTSOF(table)
@@ -282,7 +312,15 @@ static const ConfigItem config_items[] = {
           ENUM(store_backend_table) },
         { "cluster", "state_dir", parse_path, C(cluster.state_dir), "an absolute path" },
         { "cluster", "etcd_endpoints", parse_url_list, C(cluster.etcd_endpoints),
-          "a list of http:// or https:// URLs", .multiline = true },
+          "a list of https:// URLs (http:// with etcd_insecure = yes)", .multiline = true },
+        { "cluster", "etcd_cacert", parse_path, C(cluster.etcd_cacert), "an absolute path" },
+        { "cluster", "etcd_cert", parse_path, C(cluster.etcd_cert), "an absolute path" },
+        { "cluster", "etcd_key", parse_path, C(cluster.etcd_key), "an absolute path" },
+        { "cluster", "etcd_user", parse_etcd_user, C(cluster.etcd_user),
+          "an etcd user name (no blanks)" },
+        { "cluster", "etcd_password", parse_secret, C(cluster.etcd_password), "a password",
+          .secret = true },
+        { "cluster", "etcd_insecure", parse_bool, C(cluster.etcd_insecure), "yes or no" },
         { "cluster", "heartbeat_interval", parse_duration_item, C(cluster.heartbeat_interval),
           "a duration from 100ms to 1h, such as 10s", 100 * USEC_PER_MSEC, USEC_PER_HOUR },
         { "cluster", "down_after", parse_duration_item, C(cluster.down_after),
@@ -510,6 +548,14 @@ Config *config_free(Config *c)
         free(c->cluster.state_dir);
         free(c->locking.lockspace_dir);
         strv_free(c->cluster.etcd_endpoints);
+        free(c->cluster.etcd_cacert);
+        free(c->cluster.etcd_cert);
+        free(c->cluster.etcd_key);
+        free(c->cluster.etcd_user);
+        if (c->cluster.etcd_password) {
+                explicit_bzero(c->cluster.etcd_password, strlen(c->cluster.etcd_password));
+                free(c->cluster.etcd_password);
+        }
         for (size_t i = 0; i < c->n_peers; i++)
                 peer_done(&c->peers[i]);
         free(c->peers);
@@ -585,7 +631,8 @@ typedef struct ParseCtx {
         char pending_where[INIH_MAX_SECTION + 8];
         char *accumulated;
         size_t acc_len, acc_size;
-        int error; /* -ENOMEM and the like: stop */
+        int error;            /* -ENOMEM and the like: stop */
+        bool others_can_read; /* the file's mode lets anyone read it: no secrets in it */
 } ParseCtx;
 
 static void ctx_enter_section(ParseCtx *ctx, const char *raw)
@@ -747,6 +794,13 @@ static void ctx_flush(ParseCtx *ctx)
                 ctx->error = r;
                 return;
         }
+        if (r >= 0 && streq(item->key, "etcd_password") && ctx->others_can_read) {
+                diag(ctx->diags, CONFIG_DIAG_ERROR, ctx->file, ctx->pending_line,
+                     "[%s] %s: this file is readable by every user; keep the password in a "
+                     "file only root (and group hostwarden) can read (chmod o-r %s)",
+                     ctx->pending_where, item->key, ctx->file);
+                return;
+        }
         if (r < 0) {
                 if (item->secret)
                         snprintf(shown, sizeof(shown), "(value not shown)");
@@ -813,13 +867,15 @@ static int ctx_handler(void *user, const char *section, const char *name, const 
         return 1;
 }
 
-int config_parse_text(Config *c, const char *filename, const char *text, ConfigDiags *diags)
+static int parse_text(Config *c, const char *filename, const char *text, bool others_can_read,
+                      ConfigDiags *diags)
 {
         ParseCtx ctx = {
                 .config = c,
                 .diags = diags,
                 .p = text,
                 .section_known = true,
+                .others_can_read = others_can_read,
         };
         int r;
 
@@ -831,6 +887,8 @@ int config_parse_text(Config *c, const char *filename, const char *text, ConfigD
 
         r = ini_parse_stream(ctx_reader, &ctx, ctx_handler, &ctx);
         ctx_flush(&ctx);
+        if (ctx.accumulated) /* the last values, secrets among them */
+                explicit_bzero(ctx.accumulated, ctx.acc_size);
         free(ctx.accumulated);
         free(ctx.peer_name);
         if (ctx.error < 0)
@@ -844,9 +902,15 @@ int config_parse_text(Config *c, const char *filename, const char *text, ConfigD
         return 0;
 }
 
+int config_parse_text(Config *c, const char *filename, const char *text, ConfigDiags *diags)
+{
+        return parse_text(c, filename, text, false, diags);
+}
+
 static int parse_file(Config *c, const char *path, ConfigDiags *diags)
 {
         _cleanup_free_ char *text = NULL;
+        struct stat st;
         size_t size;
         int r;
 
@@ -862,9 +926,9 @@ static int parse_file(Config *c, const char *path, ConfigDiags *diags)
                 return diag(diags, CONFIG_DIAG_ERROR, path, 0,
                             "file contains a NUL byte: not a text file");
 
-        r = config_parse_text(c, path, text, diags);
-        /* The text may hold fence_options: not left in freed heap memory. */
-        explicit_bzero(text, size);
+        /* read above: a stat that fails now is a file replaced meanwhile, take it as open */
+        r = parse_text(c, path, text, stat(path, &st) < 0 || (st.st_mode & S_IROTH), diags);
+        explicit_bzero(text, size); /* it may hold secrets */
         return r;
 }
 
@@ -873,6 +937,51 @@ static int dropin_filter(const struct dirent *de)
         size_t n = strlen(de->d_name);
 
         return de->d_name[0] != '.' && n > 5 && streq(de->d_name + n - 5, ".conf");
+}
+
+/* The [cluster] etcd_* keys that only make sense together. */
+static void config_finish_etcd(Config *c, ConfigDiags *diags)
+{
+        const ConfigItem *it;
+        ItemLocation *loc;
+        bool plain = false;
+
+        STRV_FOREACH (e, c->cluster.etcd_endpoints)
+                if (startswith(*e, "http://")) {
+                        plain = true;
+                        if (!c->cluster.etcd_insecure) {
+                                it = item_find("cluster", "etcd_endpoints");
+                                loc = item_location(c, it);
+                                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                                     "[cluster] etcd_endpoints: '%s' is plain HTTP, readable "
+                                     "and forgeable on the network: use https:// (with "
+                                     "etcd_cacert, etcd_cert, etcd_key), or set etcd_insecure = "
+                                     "yes to accept that",
+                                     *e);
+                                break;
+                        }
+                }
+        if (plain && c->cluster.etcd_password) {
+                it = item_find("cluster", "etcd_password");
+                loc = item_location(c, it);
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                     "[cluster] etcd_password would travel in the clear to the http:// members "
+                     "of etcd_endpoints: use https://");
+        }
+        if (!c->cluster.etcd_cert != !c->cluster.etcd_key) {
+                it = item_find("cluster", c->cluster.etcd_cert ? "etcd_cert" : "etcd_key");
+                loc = item_location(c, it);
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                     "[cluster] %s needs %s: the client certificate and its key go together",
+                     it->key, c->cluster.etcd_cert ? "etcd_key" : "etcd_cert");
+        }
+        if (!c->cluster.etcd_user != !c->cluster.etcd_password) {
+                it = item_find("cluster", c->cluster.etcd_user ? "etcd_user" : "etcd_password");
+                loc = item_location(c, it);
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                     "[cluster] %s needs %s: etcd authenticates a user by its password", it->key,
+                     c->cluster.etcd_user ? "etcd_password" : "etcd_user");
+        }
 }
 
 int config_finish(Config *c, ConfigDiags *diags)
@@ -950,6 +1059,7 @@ int config_finish(Config *c, ConfigDiags *diags)
                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
                      "[cluster] store = etcd needs etcd_endpoints");
         }
+        config_finish_etcd(c, diags);
         if (c->console.listen == CONSOLE_LISTEN_NODE && !c->node.address) {
                 it = item_find("console", "listen");
                 loc = item_location(c, it);

@@ -65,6 +65,11 @@ typedef struct Config {
                 StoreBackend store;
                 char *state_dir; /* default <instances_path>/.hostwarden */
                 char **etcd_endpoints;
+                char *etcd_cacert; /* NULL: the system's trust store */
+                char *etcd_cert, *etcd_key;
+                char *etcd_user;
+                char *etcd_password; /* a secret: never log it */
+                bool etcd_insecure;  /* http:// endpoints allowed */
                 usec_t heartbeat_interval;
                 usec_t down_after;
         } cluster;

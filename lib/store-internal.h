@@ -57,15 +57,24 @@ typedef struct StoreOps {
         /* After this node's heartbeat was written: what else the backend keeps alive (etcd:
          * its lease). May be NULL. */
         int (*heartbeat)(Store *s);
+        /* store_error_detail(); may be NULL */
+        const char *(*error_detail)(const Store *s);
 } StoreOps;
 
-/* etcd: how a request reaches a member. The default POSTs with libcurl; the fuzzer
- * (tests/fuzz/fuzz-etcd.c) answers from its input instead. Returns 0 with the HTTP status
- * and the answer (malloc'd and NUL-terminated, or NULL), -EHOSTUNREACH when the member did
- * not answer (the next one is tried), or another negative errno that fails the request. */
+/* etcd: how a request reaches a member. The default POSTs with libcurl (store_etcd_curl());
+ * the fuzzer (tests/fuzz/fuzz-etcd.c) answers from its input instead, and the unit tests
+ * wrap the default to lose answers. Returns 0 with the HTTP status and the answer (malloc'd
+ * and NUL-terminated, or NULL); or, and then the next member is tried: -ECONNREFUSED when
+ * it cannot connect, -EHOSTUNREACH when no answer came (the request may have been carried
+ * out all the same), -EPROTO when the TLS handshake failed (a certificate refused by either
+ * side); any other negative errno fails the request. */
 typedef int (*EtcdTransport)(void *userdata, const char *url, const char *body, long *ret_status,
                              char **ret_data);
+/* transport NULL: libcurl again */
 void store_etcd_set_transport(Store *s, EtcdTransport transport, void *userdata);
+/* The default transport; userdata is the Store. */
+int store_etcd_curl(void *userdata, const char *url, const char *body, long *ret_status,
+                    char **ret_data);
 
 typedef struct LivenessEntry {
         char *name;

@@ -244,6 +244,13 @@ const char *store_backend_name(const Store *s)
         return s->ops->name;
 }
 
+const char *store_error_detail(const Store *s)
+{
+        const char *d = s->ops->error_detail ? s->ops->error_detail(s) : NULL;
+
+        return d ? d : "";
+}
+
 /* ---- nodes ---------------------------------------------------------------------------- */
 
 void node_record_done(NodeRecord *r)

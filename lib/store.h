@@ -37,19 +37,43 @@ typedef struct Store Store;
  */
 int store_open_dir(const char *state_dir, const char *node_name, Store **ret);
 /*
- * Opens the store kept in etcd (endpoints: NULL-terminated "http://host:port" URLs of its
- * members) under prefix (NULL: "/hostwarden"; it starts with "/" and does not end with one)
- * for node_name. lease_ttl_sec is the TTL of the lease that this node's heartbeats keep
- * alive. Nothing is asked of etcd until the first call: an unreachable cluster shows there
- * (-EHOSTUNREACH).
+ * How hostwardend talks to etcd ([cluster] etcd_* keys, hostwarden.conf(5)). Every field may
+ * be NULL/false. The files are read by libcurl when a connection is made, so a missing or
+ * unreadable file shows as the error of the first request, with store_error_detail().
+ */
+typedef struct EtcdOptions {
+        const char *ca_file;   /* the CA that signed the members' certificates; NULL: the
+                                * system's trust store. Peers are always verified, names too */
+        const char *cert_file; /* client certificate (PEM), with key_file */
+        const char *key_file;
+        const char *user;     /* etcd authentication (v3 auth), with password */
+        const char *password; /* a secret: never in a message; copied and wiped on free */
+        bool insecure;        /* http:// endpoints allowed; without it, only https:// */
+        /* 0: the defaults, 1 s to connect (the TLS handshake included) and 5 s in all for a
+         * request on one member (slow test setups such as valgrind need more) */
+        unsigned connect_timeout_ms, timeout_ms;
+} EtcdOptions;
+
+/*
+ * Opens the store kept in etcd (endpoints: NULL-terminated "https://host:port" URLs of its
+ * members; "http://" only with opts->insecure) under prefix (NULL: "/hostwarden"; it starts
+ * with "/" and does not end with one) for node_name. lease_ttl_sec is the TTL of the lease
+ * that this node's heartbeats keep alive. opts may be NULL (https, the system's CAs, no
+ * client certificate, no user). Nothing is asked of etcd until the first call: an
+ * unreachable cluster shows there (-EHOSTUNREACH), and so do a TLS handshake that failed
+ * (-EPROTO: a certificate refused by either side) and credentials etcd refused (-EACCES).
  */
 int store_open_etcd(char *const *endpoints, const char *prefix, const char *node_name,
-                    uint64_t lease_ttl_sec, Store **ret);
+                    uint64_t lease_ttl_sec, const EtcdOptions *opts, Store **ret);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
 const char *store_node_name(const Store *s);
 const char *store_backend_name(const Store *s); /* "dir", "etcd" */
+/* What the last failed call met, for the operator (etcd: each member tried and what it
+ * answered, or why it did not); "" if nothing more is known than the error code. Holds no
+ * secret. Valid until the next call on s. */
+const char *store_error_detail(const Store *s);
 
 /*
  * The cluster's identity (DESIGN.md §7, §11): written once, by store_cluster_init()

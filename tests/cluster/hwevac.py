@@ -5,10 +5,12 @@ configuration with fence agents against their ipmi_sim BMCs, and what the tests 
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import hwcluster
 import hwinstall
+import hwpki
 
 BUSCTL, NODE = hwinstall.BUSCTL, hwinstall.NODE_API
 SHARED = hwcluster.INSTANCES_PATH
@@ -16,38 +18,129 @@ SHARED = hwcluster.INSTANCES_PATH
 
 ETCD_UNIT = "hwtest-etcd.service"
 ETCD_PREFIX = "/hostwarden"  # hostwardend's (store-etcd.c)
+# The members' certificates (server and peer: one certificate of node I's names, usable
+# both ways, as etcd's own JSON gateway presents it to the member too) and hostwardend's
+# client certificate, from the run's CA (hwpki).  The keys are made private by the units
+# that read them (ExecStartPre): the harness writes every file 0644.
+ETCD_PKI = "/etc/hwtest-etcd"
+HW_ETCD_PKI = "/etc/hostwarden/etcd"
+HW_ETCD_CA = f"{HW_ETCD_PKI}/ca.pem"
+HW_ETCD_CERT = f"{HW_ETCD_PKI}/client.pem"
+HW_ETCD_KEY = f"{HW_ETCD_PKI}/client-key.pem"
 
 
 def etcd_endpoints(n: int) -> list[str]:
     """The client URLs of the etcd members on nodes 1..N (one member on each node)."""
-    return [f"http://10.77.0.1{j}:2379" for j in range(1, n + 1)]
+    return [f"https://10.77.0.1{j}:2379" for j in range(1, n + 1)]
+
+
+def etcd_config(n: int) -> str:
+    """The [cluster] lines of hostwardend's configuration for the N nodes' etcd: TLS with
+    the run's CA and the node's client certificate."""
+    return (f"store = etcd\netcd_endpoints = {' '.join(etcd_endpoints(n))}\n"
+            f"etcd_cacert = {HW_ETCD_CA}\netcd_cert = {HW_ETCD_CERT}\n"
+            f"etcd_key = {HW_ETCD_KEY}\n")
 
 
 def etcd_files(i: int, n: int) -> dict[str, str]:
     """Files of node I of N for store = etcd: a member of the cluster the N nodes form (a
-    unit of the node's systemd, Type=notify: started once the cluster has a leader), and
-    hostwardend ordered after it."""
-    peers = ",".join(f"node{j}=http://10.77.0.1{j}:2380" for j in range(1, n + 1))
+    unit of the node's systemd, Type=notify: started once the cluster has a leader) that
+    speaks TLS only, to its clients and peers, and wants a certificate of the run's CA from
+    both (--client-cert-auth, --peer-client-cert-auth); hostwardend's client certificate;
+    hostwardend ordered after the member."""
+    pki = hwpki.shared()
+    member = pki.issue(f"node{i}", (f"10.77.0.1{i}",), server=True, client=True)
+    client = pki.issue(f"hostwarden-node{i}", (), server=False, client=True)
+    peers = ",".join(f"node{j}=https://10.77.0.1{j}:2380" for j in range(1, n + 1))
+    tls = (f"--cert-file {ETCD_PKI}/server.pem --key-file {ETCD_PKI}/server-key.pem "
+           f"--trusted-ca-file {ETCD_PKI}/ca.pem --client-cert-auth "
+           f"--peer-cert-file {ETCD_PKI}/server.pem --peer-key-file {ETCD_PKI}/server-key.pem "
+           f"--peer-trusted-ca-file {ETCD_PKI}/ca.pem --peer-client-cert-auth ")
     unit = ("[Unit]\nDescription=etcd member of the hostwarden test cluster\n"
             "[Service]\nType=notify\n"
+            f"ExecStartPre=/bin/chmod 0600 {ETCD_PKI}/server-key.pem\n"
             f"ExecStart=/usr/bin/etcd --name node{i} --data-dir /var/lib/hwtest-etcd "
-            f"--listen-client-urls http://10.77.0.1{i}:2379 "
-            f"--advertise-client-urls http://10.77.0.1{i}:2379 "
-            f"--listen-peer-urls http://10.77.0.1{i}:2380 "
-            f"--initial-advertise-peer-urls http://10.77.0.1{i}:2380 "
+            f"--listen-client-urls https://10.77.0.1{i}:2379 "
+            f"--advertise-client-urls https://10.77.0.1{i}:2379 "
+            f"--listen-peer-urls https://10.77.0.1{i}:2380 "
+            f"--initial-advertise-peer-urls https://10.77.0.1{i}:2380 "
             f"--initial-cluster {peers} --initial-cluster-state new "
-            "--initial-cluster-token hwtest\n")
+            f"--initial-cluster-token hwtest {tls}\n")
     return {f"/etc/systemd/system/{ETCD_UNIT}": unit,
+            f"{ETCD_PKI}/ca.pem": pki.ca_cert,
+            f"{ETCD_PKI}/server.pem": member.cert,
+            f"{ETCD_PKI}/server-key.pem": member.key,
+            HW_ETCD_CA: pki.ca_cert,
+            HW_ETCD_CERT: client.cert,
+            HW_ETCD_KEY: client.key,
             "/etc/systemd/system/hostwardend.service.d/hwtest-etcd.conf":
-                f"[Unit]\nWants={ETCD_UNIT}\nAfter={ETCD_UNIT}\n"}
+                f"[Unit]\nWants={ETCD_UNIT}\nAfter={ETCD_UNIT}\n"
+                f"[Service]\nExecStartPre=+/bin/chmod 0600 {HW_ETCD_KEY}\n"}
 
 
-def etcdctl(node, *args, check=True):
-    """etcdctl (API v3) inside NODE against every member."""
+def etcdctl(node, *args, check=True, client_cert=True):
+    """etcdctl (API v3) inside NODE against every member, with node's client certificate
+    (client_cert=False: without one, as a client etcd must refuse)."""
     n = len(node.cluster.nodes)
+    tls = ["--cacert", HW_ETCD_CA]
+    if client_cert:
+        tls += ["--cert", HW_ETCD_CERT, "--key", HW_ETCD_KEY]
     return node.run(["env", "ETCDCTL_API=3", "etcdctl", "--dial-timeout=2s",
-                     "--command-timeout=5s", "--endpoints", ",".join(etcd_endpoints(n)), *args],
-                    check=check, timeout=60)
+                     "--command-timeout=5s", "--endpoints", ",".join(etcd_endpoints(n)), *tls,
+                     *args], check=check, timeout=60)
+
+
+class LossyEtcd:
+    """While in use: NODE's hostwardend asks etcd through a proxy (etcd_lossy_proxy.py, on
+    the node's loopback, before its own member) that loses the answer of the first
+    transaction on each of KEYS, after etcd committed it. `lost()`: the keys whose answers
+    were lost so far. hostwardend is restarted on entry and on exit."""
+
+    PORT = 23790
+    DIR = "/run/hwtest-lossy"
+    DROPIN = "/etc/hostwarden/hostwarden.conf.d/90-hwtest-lossy.conf"
+    UNIT = "hwtest-lossy-etcd"
+
+    def __init__(self, node, keys):
+        self.node, self.keys = node, list(keys)
+
+    def __enter__(self):
+        node, n = self.node, len(self.node.cluster.nodes)
+        issued = hwpki.shared().issue("127.0.0.1", server=True, client=False)
+        source = os.path.join(os.path.dirname(__file__), "etcd_lossy_proxy.py")
+        with open(source) as f:
+            node.write_file(f"{self.DIR}/proxy.py", f.read())
+        node.write_file(f"{self.DIR}/cert.pem", issued.cert)
+        node.write_file(f"{self.DIR}/key.pem", issued.key, mode=0o600)
+        node.write_file(f"{self.DIR}/ca.pem", node.read_file(HW_ETCD_CA))
+        node.write_file(f"{self.DIR}/client.pem", node.read_file(HW_ETCD_CERT))
+        node.write_file(f"{self.DIR}/client-key.pem", node.read_file(HW_ETCD_KEY), mode=0o600)
+        own = f"https://{node.address}:2379"
+        node.run(["systemd-run", "--unit", self.UNIT, "/usr/bin/python3", f"{self.DIR}/proxy.py",
+                  str(self.PORT), own, self.DIR, *self.keys])
+        # the proxy first, then the node's own member (a dead peer's would cost a timeout)
+        endpoints = [f"https://127.0.0.1:{self.PORT}", own] + [
+            e for e in etcd_endpoints(n) if e != own]
+        node.write_file(self.DROPIN, f"[cluster]\netcd_endpoints = {' '.join(endpoints)}\n")
+        self._restart()
+        return self
+
+    def lost(self) -> list[str]:
+        out = self.node.run(["cat", f"{self.DIR}/lost"], check=False).stdout
+        return [line.split()[0] for line in out.splitlines() if line.endswith("succeeded=True")]
+
+    def _restart(self):
+        self.node.systemctl("restart", "hostwardend.service")
+        assert wait_for(lambda: json.loads(self.node.run(
+            BUSCTL + ["--json=short", "get-property", *NODE, "StoreState"]).stdout)["data"]
+                        == "attached", timeout=30)
+
+    def __exit__(self, *exc):
+        self.node.run(["rm", "-f", self.DROPIN])
+        self.node.run(["systemctl", "stop", self.UNIT], check=False)
+        self._restart()
+        self.node.run(["rm", "-rf", self.DIR])
+        return False
 
 
 def uses_etcd(node) -> bool:
@@ -60,7 +153,7 @@ def config(i: int, n: int, bmc_password: str, store: str = "dir") -> str:
     text = (f"[node]\nname = node{i}\naddress = 10.77.0.1{i}\n"
             "[cluster]\nheartbeat_interval = 500ms\ndown_after = 3s\n")
     if store == "etcd":
-        text += f"store = etcd\netcd_endpoints = {' '.join(etcd_endpoints(n))}\n"
+        text += etcd_config(n)
     text += "[migration]\nmax_concurrent = 2\n"
     for j in range(1, n + 1):
         if j == i:

@@ -39,7 +39,7 @@ def config(i: int, store: str) -> str:
     text = (f"[node]\nname = node{i}\naddress = 10.77.0.1{i}\n"
             "[cluster]\nheartbeat_interval = 500ms\ndown_after = 3s\n")
     if store == "etcd":
-        text += f"store = etcd\netcd_endpoints = {' '.join(hwevac.etcd_endpoints(N))}\n"
+        text += hwevac.etcd_config(N)
     for j in range(1, N + 1):
         if j != i:
             text += f"[peer node{j}]\naddress = 10.77.0.1{j}\nlibvirt_uri = qemu+tcp://10.77.0.1{j}/system\n"

@@ -79,7 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = 0;
         uint64_t gen = 0;
 
-        if (store_open_etcd(endpoints, "/hostwarden", "node1", 3, &s) < 0)
+        if (store_open_etcd(endpoints, "/hostwarden", "node1", 3,
+                            &(EtcdOptions){ .insecure = true }, &s) < 0)
                 return 0;
         store_etcd_set_transport(s, answer, &a);
 

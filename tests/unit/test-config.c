@@ -107,7 +107,7 @@ static void test_full_config_is_read(void **state)
                           "disable_action = stop\n"
                           "[cluster]\n"
                           "store = etcd\n"
-                          "etcd_endpoints = http://192.0.2.1:2379, http://192.0.2.2:2379\n"
+                          "etcd_endpoints = https://192.0.2.1:2379, https://192.0.2.2:2379\n"
                           "heartbeat_interval = 2s\n"
                           "down_after = 1min 30s\n"
                           "[peer compute2]\n"
@@ -141,7 +141,13 @@ static void test_full_config_is_read(void **state)
                           "[console]\n"
                           "listen = node\n"
                           "[hook]\n"
-                          "refuse_incoming_when_disabled = yes\n",
+                          "refuse_incoming_when_disabled = yes\n"
+                          "[cluster]\n"
+                          "etcd_cacert = /etc/hostwarden/etcd/ca.pem\n"
+                          "etcd_cert = /etc/hostwarden/etcd/client.pem\n"
+                          "etcd_key = /etc/hostwarden/etcd/client-key.pem\n"
+                          "etcd_user = hostwarden\n"
+                          "etcd_password = s3cret etcd\n",
                           &d);
 
         for (size_t i = 0; i < d.n; i++)
@@ -155,7 +161,13 @@ static void test_full_config_is_read(void **state)
         assert_int_equal(c->node.disable_action, DISABLE_ACTION_STOP);
         assert_int_equal(c->cluster.store, STORE_BACKEND_ETCD);
         assert_int_equal(strv_length(c->cluster.etcd_endpoints), 2);
-        assert_string_equal(c->cluster.etcd_endpoints[1], "http://192.0.2.2:2379");
+        assert_string_equal(c->cluster.etcd_endpoints[1], "https://192.0.2.2:2379");
+        assert_string_equal(c->cluster.etcd_cacert, "/etc/hostwarden/etcd/ca.pem");
+        assert_string_equal(c->cluster.etcd_cert, "/etc/hostwarden/etcd/client.pem");
+        assert_string_equal(c->cluster.etcd_key, "/etc/hostwarden/etcd/client-key.pem");
+        assert_string_equal(c->cluster.etcd_user, "hostwarden");
+        assert_string_equal(c->cluster.etcd_password, "s3cret etcd");
+        assert_false(c->cluster.etcd_insecure);
         assert_int_equal(c->cluster.heartbeat_interval, 2 * USEC_PER_SEC);
         assert_int_equal(c->cluster.down_after, 90 * USEC_PER_SEC);
 
@@ -399,11 +411,73 @@ static void test_cross_key_checks(void **state)
         expect_error("[cluster]\ndown_after = 5s\nheartbeat_interval = 10s\n",
                      ":2:", "down_after must be longer than heartbeat_interval", NULL);
         expect_error("[cluster]\nstore = etcd\n", ":2:", "etcd_endpoints", NULL);
+        expect_error("[cluster]\nstore = etcd\netcd_endpoints = https://192.0.2.1:2379\n"
+                     "  http://192.0.2.2:2379\n",
+                     ":3:", "'http://192.0.2.2:2379' is plain HTTP", "etcd_insecure = yes", NULL);
+        expect_error("[cluster]\netcd_cert = /etc/c.pem\n", ":2:", "etcd_cert needs etcd_key",
+                     NULL);
+        expect_error("[cluster]\netcd_key = /etc/k.pem\n", ":2:", "etcd_key needs etcd_cert", NULL);
+        expect_error("[cluster]\n\netcd_user = hw\n", ":3:", "etcd_user needs etcd_password", NULL);
+        expect_error("[cluster]\netcd_password = pw\n", ":2:", "etcd_password needs etcd_user",
+                     NULL);
+        expect_error("[cluster]\netcd_insecure = yes\netcd_endpoints = http://192.0.2.1:2379\n"
+                     "etcd_user = hw\netcd_password = pw\n",
+                     ":5:", "etcd_password would travel in the clear", NULL);
         expect_error("[console]\nlisten = node\n", ":2:", "needs [node] address", NULL);
         expect_error("[peer n2]\nlibvirt_uri = qemu+tcp://x/system\n",
                      ":1:", "[peer n2] has no address", NULL);
         expect_error("[node]\nname = n1\n[peer n1]\naddress = 192.0.2.1\n",
                      ":3:", "names this node itself", NULL);
+}
+
+static void test_etcd_insecure_allows_plain_http(void **state)
+{
+        ConfigDiags d = { 0 };
+        Config *c = parse("[cluster]\nstore = etcd\netcd_endpoints = http://192.0.2.1:2379\n"
+                          "etcd_insecure = yes\n",
+                          &d);
+
+        assert_int_equal(d.n, 0);
+        assert_true(c->cluster.etcd_insecure);
+        config_free(c);
+        expect_error("[cluster]\netcd_user = two words\n", ":2:", "an etcd user name", NULL);
+}
+
+/* The etcd password: never shown in a message, and refused from a file anyone can read (the
+ * package installs hostwarden.conf 0640; a drop-in copied in with 0644 would leak it). */
+static void test_etcd_password_only_in_files_others_cannot_read(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp(), *path = NULL;
+        ConfigDiags d = { 0 };
+        Config *c = NULL;
+        const char *msg;
+
+        test_write(dir, "hostwarden.conf",
+                   "[cluster]\nstore = etcd\netcd_endpoints = https://192.0.2.1:2379\n");
+        test_write(dir, "hostwarden.conf.d/50-etcd.conf",
+                   "[cluster]\netcd_user = hostwarden\netcd_password = hunter2-etcd\n");
+        assert_true(asprintf(&path, "%s/hostwarden.conf.d/50-etcd.conf", dir) > 0);
+        assert_int_equal(chmod(path, 0644), 0);
+        assert_int_equal(config_load(dir, &d, &c), -EINVAL);
+        msg = only_diag(&d, CONFIG_DIAG_ERROR);
+        assert_true(test_contains(msg, "50-etcd.conf:3: [cluster] etcd_password"));
+        assert_true(test_contains(msg, "readable by every user"));
+        assert_null(strstr(msg, "hunter2"));
+        config_diags_clear(&d);
+
+        assert_int_equal(chmod(path, 0640), 0);
+        assert_int_equal(config_load(dir, &d, &c), 0);
+        assert_int_equal(d.n, 0);
+        assert_string_equal(c->cluster.etcd_password, "hunter2-etcd");
+        config_free(c);
+
+        /* a bad value does not show it either */
+        test_write(dir, "hostwarden.conf.d/50-etcd.conf", "[cluster]\netcd_password =\n");
+        assert_int_equal(chmod(path, 0600), 0);
+        assert_int_equal(config_load(dir, &d, &c), -EINVAL);
+        assert_true(test_contains(only_diag(&d, CONFIG_DIAG_ERROR), "value not shown"));
+        config_diags_clear(&d);
+        test_rm_rf(dir);
 }
 
 static void test_dropins_apply_in_lexical_order_later_wins(void **state)
@@ -589,6 +663,8 @@ int main(void)
                 cmocka_unit_test(test_sections_after_odd_white_space_are_sections),
                 cmocka_unit_test(test_a_thousand_continued_sources_parse_once),
                 cmocka_unit_test(test_cross_key_checks),
+                cmocka_unit_test(test_etcd_insecure_allows_plain_http),
+                cmocka_unit_test(test_etcd_password_only_in_files_others_cannot_read),
                 cmocka_unit_test(test_dropins_apply_in_lexical_order_later_wins),
                 cmocka_unit_test(test_load_errors_name_the_dropin_and_write_no_config),
                 cmocka_unit_test(test_load_without_secrets_keeps_no_fence_options),

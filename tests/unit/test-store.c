@@ -52,13 +52,22 @@ static mode_t file_mode(const char *dir, const char *name)
 
 /*
  * Every behaviour test runs against both backends (DESIGN.md §4: one behaviour). With etcd,
- * a real etcd member that the group setup starts on loopback; each test's temporary
- * directory names its own key prefix, so tests never see each other's records.
+ * a real etcd member that the group setup starts on loopback as production runs one: TLS
+ * with certificates of a CA made for the run (gnutls' certtool), client certificates
+ * required (--client-cert-auth), peer TLS, and etcd's authentication on (user "root" with
+ * a password). Each test's temporary directory names its own key prefix, so tests never see
+ * each other's records.
  */
+#define ETCD_PASSWORD "unit-test-password-7f3a"
+
 static bool etcd_mode;
 static char etcd_endpoint[64];
 static pid_t etcd_pid;
 static char *etcd_dir;
+static char etcd_ca[4096], etcd_ca_key[4096], etcd_cert[4096], etcd_key[4096],
+        etcd_server_cert[4096], etcd_server_key[4096];
+/* what hostwardend is given: the CA, a client certificate, the user and its password */
+static EtcdOptions etcd_opts;
 
 static int use_dir(void **state)
 {
@@ -81,7 +90,7 @@ static int open_store_bare(const char *dir, const char *node, Store **ret)
 
                 if (!copy || asprintf(&prefix, "/hwtest/%s", basename(copy)) < 0)
                         return -ENOMEM;
-                return store_open_etcd(endpoints, prefix, node, 10, ret);
+                return store_open_etcd(endpoints, prefix, node, 10, &etcd_opts, ret);
         }
         return store_open_dir(dir, node, ret);
 }
@@ -97,6 +106,7 @@ static int open_store_any(const char *dir, const char *node, Store **ret)
                 return r;
         r = store_cluster_init(s, NULL, true, NULL);
         if (r < 0 && r != -EEXIST) {
+                print_error("store_cluster_init: %s (%s)\n", strerror(-r), store_error_detail(s));
                 store_free(s);
                 return r;
         }
@@ -141,6 +151,90 @@ static uint16_t free_port(void)
         return ntohs(a.sin_port);
 }
 
+/* Runs argv (a tool of the test's setup) with input on its standard input and its output in
+ * etcd_dir/setup.log; its exit status, or -1. env: one more "NAME=value", or NULL. */
+static int run_tool(const char *input, const char *env, char *const argv[])
+{
+        int in[2], status;
+        pid_t pid;
+
+        if (pipe2(in, O_CLOEXEC) < 0)
+                return -1;
+        pid = fork();
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                char log[4096];
+                int fd;
+
+                snprintf(log, sizeof(log), "%s/setup.log", etcd_dir);
+                fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                if (fd >= 0) {
+                        dup2(fd, STDOUT_FILENO);
+                        dup2(fd, STDERR_FILENO);
+                }
+                dup2(in[0], STDIN_FILENO);
+                if (env)
+                        putenv((char *)env);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        close(in[0]);
+        if (input && write(in[1], input, strlen(input)) != (ssize_t)strlen(input)) {
+                close(in[1]);
+                waitpid(pid, NULL, 0);
+                return -1;
+        }
+        close(in[1]);
+        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+                return -1;
+        return WEXITSTATUS(status);
+}
+
+/* name.pem and name-key.pem in etcd_dir: a certificate of template's (certtool's lines)
+ * signed by the run's CA, or (self_signed) that CA. */
+static int make_cert(const char *name, const char *template, bool self_signed, char *ret_cert,
+                     char *ret_key)
+{
+        _cleanup_free_ char *file = NULL, *info = NULL;
+        int r;
+
+        snprintf(ret_key, 4096, "%s/%s-key.pem", etcd_dir, name);
+        snprintf(ret_cert, 4096, "%s/%s.pem", etcd_dir, name);
+        if (asprintf(&file, "%s.info", name) < 0 || asprintf(&info, "%s/%s", etcd_dir, file) < 0)
+                return -1;
+        test_write(etcd_dir, file, template);
+        r = run_tool(NULL, NULL,
+                     (char *[]){ "certtool", "--generate-privkey", "--key-type=ecdsa", "--outfile",
+                                 ret_key, NULL });
+        if (r == 0 && self_signed)
+                r = run_tool(NULL, NULL,
+                             (char *[]){ "certtool", "--generate-self-signed", "--load-privkey",
+                                         ret_key, "--template", info, "--outfile", ret_cert,
+                                         NULL });
+        else if (r == 0)
+                r = run_tool(NULL, NULL,
+                             (char *[]){ "certtool", "--generate-certificate", "--load-privkey",
+                                         ret_key, "--load-ca-certificate", etcd_ca,
+                                         "--load-ca-privkey", etcd_ca_key, "--template", info,
+                                         "--outfile", ret_cert, NULL });
+        return r == 0 ? 0 : -1;
+}
+
+/* etcdctl against the test member, as its client (and as root once authentication is on:
+ * the password in the environment, never on a command line). */
+static int etcdctl(const char *input, char *const args[])
+{
+        char *argv[16] = { "etcdctl", "--endpoints", etcd_endpoint, "--cacert", etcd_ca,
+                           "--cert",  etcd_cert,     "--key",       etcd_key };
+        size_t n = 9;
+
+        for (size_t i = 0; args[i] && n < ELEMENTSOF(argv) - 1; i++)
+                argv[n++] = args[i];
+        argv[n] = NULL;
+        return run_tool(input, "ETCDCTL_USER=root:" ETCD_PASSWORD, argv);
+}
+
 /* One etcd member on loopback (Debian's etcd-server), for the etcd half of the tests. */
 static int etcd_start(void **state)
 {
@@ -151,10 +245,39 @@ static int etcd_start(void **state)
 
         etcd_dir = test_mkdtemp();
         snprintf(data, sizeof(data), "%s/data", etcd_dir);
-        snprintf(client, sizeof(client), "http://127.0.0.1:%u", cport);
-        snprintf(peer, sizeof(peer), "http://127.0.0.1:%u", pport);
+        snprintf(client, sizeof(client), "https://127.0.0.1:%u", cport);
+        snprintf(peer, sizeof(peer), "https://127.0.0.1:%u", pport);
         snprintf(cluster, sizeof(cluster), "test=%s", peer);
         snprintf(etcd_endpoint, sizeof(etcd_endpoint), "%s", client);
+        /* the member's certificate serves its clients and peers, and is the client
+         * certificate of its own JSON gateway */
+        if (make_cert("ca",
+                      "cn = \"hostwarden unit test CA\"\nca\ncert_signing_key\n"
+                      "expiration_days = 2\n",
+                      true, etcd_ca, etcd_ca_key) < 0 ||
+            make_cert("server",
+                      "cn = \"localhost\"\ndns_name = \"localhost\"\nip_address = \"127.0.0.1\"\n"
+                      "tls_www_server\ntls_www_client\nsigning_key\nencryption_key\n"
+                      "expiration_days = 2\n",
+                      false, etcd_server_cert, etcd_server_key) < 0 ||
+            /* no CN: etcd refuses one on the gateway once authentication is on */
+            make_cert("client",
+                      "dns_name = \"hostwarden-unit-test\"\ntls_www_client\nsigning_key\n"
+                      "encryption_key\nexpiration_days = 2\n",
+                      false, etcd_cert, etcd_key) < 0) {
+                print_error("cannot make the test certificates (is gnutls-bin installed?): see "
+                            "%s/setup.log\n",
+                            etcd_dir);
+                return -1;
+        }
+        /* generous timeouts: under valgrind, a TLS handshake alone takes seconds (no test
+         * waits for one to expire: a member that is not there refuses the connection) */
+        etcd_opts = (EtcdOptions){ .ca_file = etcd_ca,
+                                   .cert_file = etcd_cert,
+                                   .key_file = etcd_key,
+                                   .connect_timeout_ms = 30000,
+                                   .timeout_ms = 60000 };
+
         etcd_pid = fork();
         if (etcd_pid < 0)
                 return -1;
@@ -171,7 +294,13 @@ static int etcd_start(void **state)
                 execlp("etcd", "etcd", "--name", "test", "--data-dir", data, "--listen-client-urls",
                        client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
                        "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
-                       "--initial-cluster-state", "new", (char *)NULL);
+                       "--initial-cluster-state", "new", "--cert-file", etcd_server_cert,
+                       "--key-file", etcd_server_key, "--trusted-ca-file", etcd_ca,
+                       "--client-cert-auth", "--peer-cert-file", etcd_server_cert,
+                       "--peer-key-file", etcd_server_key, "--peer-trusted-ca-file", etcd_ca,
+                       "--peer-client-cert-auth",
+                       /* passwords hashed cheaply: every Store authenticates once */
+                       "--bcrypt-cost", "4", (char *)NULL);
                 _exit(127);
         }
         /* ready when a listing answers */
@@ -181,7 +310,7 @@ static int etcd_start(void **state)
                 char *endpoints[] = { etcd_endpoint, NULL };
 
                 usleep(50000);
-                if (store_open_etcd(endpoints, "/hwtest/ready", "probe", 10, &s) < 0)
+                if (store_open_etcd(endpoints, "/hwtest/ready", "probe", 10, &etcd_opts, &s) < 0)
                         break;
                 r = store_node_list(s, &list, &n);
                 node_record_array_free(list, n);
@@ -193,10 +322,21 @@ static int etcd_start(void **state)
                         return -1;
                 }
         }
-        if (r < 0)
+        if (r < 0) {
                 print_error("etcd did not answer at %s: see %s/etcd.log\n", etcd_endpoint,
                             etcd_dir);
-        return r < 0 ? -1 : 0;
+                return -1;
+        }
+        /* authentication on: root first (etcd's rule), its password on etcdctl's stdin */
+        if (etcdctl(ETCD_PASSWORD "\n",
+                    (char *[]){ "user", "add", "root", "--interactive=false", NULL }) != 0 ||
+            etcdctl(NULL, (char *[]){ "auth", "enable", NULL }) != 0) {
+                print_error("cannot turn etcd's authentication on: see %s/setup.log\n", etcd_dir);
+                return -1;
+        }
+        etcd_opts.user = "root";
+        etcd_opts.password = ETCD_PASSWORD;
+        return 0;
 }
 
 static int etcd_stop(void **state)
@@ -1353,26 +1493,323 @@ static void test_etcd_members_that_do_not_answer(void **state)
         NodeRecord *list = NULL;
         size_t n_list = 0;
 
-        snprintf(closed, sizeof(closed), "http://127.0.0.1:%u", free_port());
-        assert_int_equal(store_open_etcd(endpoints, "/hwtest/members", "node1", 10, &s), 0);
+        snprintf(closed, sizeof(closed), "https://127.0.0.1:%u", free_port());
+        assert_int_equal(store_open_etcd(endpoints, "/hwtest/members", "node1", 10, &etcd_opts, &s),
+                         0);
         assert_string_equal(store_backend_name(s), "etcd");
         assert_int_equal(store_heartbeat(s), 0);
         assert_int_equal(store_heartbeat(s), 0);
         assert_int_equal(store_node_get(s, "node1", &n), 0);
         assert_int_equal(n.heartbeat, 2);
 
-        assert_int_equal(store_open_etcd(none, "/hwtest/members", "node1", 10, &t), 0);
+        assert_int_equal(store_open_etcd(none, "/hwtest/members", "node1", 10, &etcd_opts, &t), 0);
         assert_int_equal(store_node_list(t, &list, &n_list), -EHOSTUNREACH);
         assert_int_equal(store_heartbeat(t), -EHOSTUNREACH);
+        /* the operator learns which member and why */
+        assert_true(test_contains(store_error_detail(t), closed));
 
         /* what cannot be an etcd member or a prefix */
         t = store_free(t);
         none[0] = "127.0.0.1:2379";
-        assert_int_equal(store_open_etcd(none, NULL, "node1", 10, &t), -EINVAL);
-        assert_int_equal(store_open_etcd(endpoints, "hostwarden", "node1", 10, &t), -EINVAL);
-        assert_int_equal(store_open_etcd(endpoints, "/hostwarden/", "node1", 10, &t), -EINVAL);
-        assert_int_equal(store_open_etcd(endpoints, NULL, "node1", 0, &t), -EINVAL);
+        assert_int_equal(store_open_etcd(none, NULL, "node1", 10, &etcd_opts, &t), -EINVAL);
+        assert_int_equal(store_open_etcd(endpoints, "hostwarden", "node1", 10, &etcd_opts, &t),
+                         -EINVAL);
+        assert_int_equal(store_open_etcd(endpoints, "/hostwarden/", "node1", 10, &etcd_opts, &t),
+                         -EINVAL);
+        assert_int_equal(store_open_etcd(endpoints, NULL, "node1", 0, &etcd_opts, &t), -EINVAL);
         assert_null(t);
+}
+
+static void test_etcd_plain_http_only_when_insecure_and_without_password(void **state)
+{
+        char *plain[] = { "http://127.0.0.1:2379", NULL };
+        EtcdOptions insecure = { .insecure = true };
+        _cleanup_(store_freep) Store *t = NULL;
+
+        assert_int_equal(store_open_etcd(plain, NULL, "node1", 10, NULL, &t), -EINVAL);
+        assert_int_equal(store_open_etcd(plain, NULL, "node1", 10, &etcd_opts, &t), -EINVAL);
+        insecure.user = "root";
+        insecure.password = ETCD_PASSWORD;
+        assert_int_equal(store_open_etcd(plain, NULL, "node1", 10, &insecure, &t), -EINVAL);
+        assert_null(t);
+        insecure.user = insecure.password = NULL;
+        assert_int_equal(store_open_etcd(plain, NULL, "node1", 10, &insecure, &t), 0);
+        t = store_free(t);
+        /* a certificate without its key, a user without a password */
+        insecure = etcd_opts;
+        insecure.key_file = NULL;
+        assert_int_equal(store_open_etcd(plain + 1, NULL, "node1", 10, &insecure, &t), -EINVAL);
+        insecure = etcd_opts;
+        insecure.password = NULL;
+        assert_int_equal(store_open_etcd((char *[]){ etcd_endpoint, NULL }, NULL, "node1", 10,
+                                         &insecure, &t),
+                         -EINVAL);
+        assert_null(t);
+}
+
+/* A listing through a Store opened with opts: its error, and the detail never holds the
+ * password. */
+static int list_with(const EtcdOptions *opts, char **ret_detail)
+{
+        char *endpoints[] = { etcd_endpoint, NULL };
+        _cleanup_(store_freep) Store *t = NULL;
+        NodeRecord *list = NULL;
+        size_t n = 0;
+        int r;
+
+        assert_int_equal(store_open_etcd(endpoints, "/hwtest/refused", "node1", 10, opts, &t), 0);
+        r = store_node_list(t, &list, &n);
+        node_record_array_free(list, n);
+        assert_null(strstr(store_error_detail(t), ETCD_PASSWORD));
+        *ret_detail = strdup(store_error_detail(t));
+        return r;
+}
+
+static void test_etcd_refuses_clients_without_certificate_or_credentials(void **state)
+{
+        EtcdOptions o = etcd_opts;
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *d = NULL, *e = NULL;
+
+        /* no client certificate: etcd (--client-cert-auth) ends the handshake */
+        o.cert_file = o.key_file = NULL;
+        assert_int_equal(list_with(&o, &a), -EPROTO);
+        assert_true(test_contains(a, etcd_endpoint));
+        assert_true(test_contains(a, "certificate"));
+
+        /* a member whose certificate this node cannot verify (the system's CAs) */
+        o = etcd_opts;
+        o.ca_file = NULL;
+        assert_int_equal(list_with(&o, &b), -EPROTO);
+        assert_true(test_contains(b, etcd_endpoint));
+
+        /* a wrong password, and no credentials at all where etcd asks for them */
+        o = etcd_opts;
+        o.password = "not-" ETCD_PASSWORD;
+        assert_int_equal(list_with(&o, &c), -EACCES);
+        assert_true(test_contains(c, "etcd_password"));
+        assert_null(strstr(c, o.password));
+        o = etcd_opts;
+        o.user = o.password = NULL;
+        assert_int_equal(list_with(&o, &d), -EACCES);
+        assert_true(test_contains(d, "etcd_user"));
+
+        /* and with everything, it answers */
+        assert_int_equal(list_with(&etcd_opts, &e), 0);
+}
+
+/*
+ * The unit tests' transport: libcurl (store_etcd_curl()), except that it counts the
+ * authentications and can lose the answer of the next transactions (done, answer lost, as
+ * when a member times out after committing) or their requests (never sent, while another
+ * writer changes the record).
+ */
+typedef struct Lossy {
+        Store *s;
+        unsigned n_auth;
+        unsigned lose_answers; /* of the next transactions */
+        unsigned lose_requests;
+        void (*meanwhile)(struct Lossy *l); /* when a request is lost */
+        Store *other;
+        const char *uuid;
+} Lossy;
+
+static bool endswith(const char *s, const char *suffix)
+{
+        size_t n = strlen(s), k = strlen(suffix);
+
+        return n >= k && streq(s + n - k, suffix);
+}
+
+static int lossy_post(void *userdata, const char *url, const char *body, long *ret_status,
+                      char **ret_data)
+{
+        Lossy *l = userdata;
+        bool txn = endswith(url, "/v3/kv/txn");
+
+        if (endswith(url, "/v3/auth/authenticate"))
+                l->n_auth++;
+        if (txn && l->lose_answers > 0) {
+                long status = 0;
+                char *data = NULL;
+                int r;
+
+                l->lose_answers--;
+                r = store_etcd_curl(l->s, url, body, &status, &data);
+                assert_int_equal(r, 0);
+                assert_int_equal(status, 200);
+                assert_true(test_contains(data, "\"succeeded\":true"));
+                free(data);
+                return -EHOSTUNREACH; /* as curl says when the answer does not come in time */
+        }
+        if (txn && l->lose_requests > 0) {
+                l->lose_requests--;
+                if (l->meanwhile)
+                        l->meanwhile(l);
+                return -EHOSTUNREACH;
+        }
+        return store_etcd_curl(l->s, url, body, ret_status, ret_data);
+}
+
+/* A Store for dir's prefix whose requests go through l; two endpoints (the same member) so
+ * that a request whose answer is lost is tried again "on the next member". */
+static Store *open_lossy(const char *dir, const char *node, const EtcdOptions *opts, Lossy *l)
+{
+        char *endpoints[] = { etcd_endpoint, etcd_endpoint, NULL };
+        _cleanup_free_ char *copy = strdup(dir), *prefix = NULL;
+        Store *s = NULL;
+
+        assert_true(copy && asprintf(&prefix, "/hwtest/%s", basename(copy)) > 0);
+        assert_int_equal(store_open_etcd(endpoints, prefix, node, 10, opts, &s), 0);
+        l->s = s;
+        store_etcd_set_transport(s, lossy_post, l);
+        return s;
+}
+
+static void test_etcd_reauthenticates_when_the_token_is_refused(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        EtcdOptions o = etcd_opts;
+        Lossy l = {};
+        _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_(node_record_done) NodeRecord n = {};
+        NodeRecord *list = NULL;
+        size_t n_list = 0;
+
+        /* a user of its own: changing its password ends its tokens */
+        assert_int_equal(etcdctl("reauth-pw\n", (char *[]){ "user", "add", "hwtest-reauth",
+                                                            "--interactive=false", NULL }),
+                         0);
+        o.user = "hwtest-reauth";
+        o.password = "reauth-pw";
+        s = open_lossy(dir, "node1", &o, &l);
+
+        /* no permission on the keys yet */
+        assert_int_equal(store_node_list(s, &list, &n_list), -EACCES);
+        assert_true(test_contains(store_error_detail(s), "permission denied"));
+        assert_int_equal(etcdctl(NULL, (char *[]){ "role", "add", "hwtest-rw", NULL }), 0);
+        assert_int_equal(
+                etcdctl(NULL, (char *[]){ "role", "grant-permission", "hwtest-rw", "--prefix=true",
+                                          "readwrite", "/hwtest/", NULL }),
+                0);
+        assert_int_equal(etcdctl(NULL, (char *[]){ "user", "grant-role", "hwtest-reauth",
+                                                   "hwtest-rw", NULL }),
+                         0);
+
+        assert_int_equal(store_cluster_init(s, NULL, false, NULL), 0);
+        assert_int_equal(store_heartbeat(s), 0);
+        assert_int_equal(l.n_auth, 1); /* one token, kept */
+        assert_int_equal(etcdctl("reauth-pw\n", (char *[]){ "user", "passwd", "hwtest-reauth",
+                                                            "--interactive=false", NULL }),
+                         0);
+        assert_int_equal(store_heartbeat(s), 0);
+        assert_int_equal(l.n_auth, 2);
+        assert_int_equal(store_node_get(s, "node1", &n), 0);
+        assert_int_equal(n.heartbeat, 2);
+        assert_int_equal(etcdctl(NULL, (char *[]){ "user", "delete", "hwtest-reauth", NULL }), 0);
+        assert_int_equal(etcdctl(NULL, (char *[]){ "role", "delete", "hwtest-rw", NULL }), 0);
+        test_rm_rf(dir);
+}
+
+static InstanceRecord instance_of(const char *owner)
+{
+        InstanceRecord r = { .owner = (char *)owner, .name = "guest", .time = T0 };
+
+        memcpy(r.uuid, UUID_A, sizeof(r.uuid));
+        return r;
+}
+
+/*
+ * A rebuild claims an instance (evacuate.c): compare-and-swap of its record. The member
+ * commits it and the answer is lost; the retry on the next member finds the record changed
+ * (by itself) and must not report a conflict: the claim happened, and the caller that took
+ * it for "changed meanwhile" would leave the record claimed by a rebuild that gave up.
+ */
+static void test_etcd_lost_answer_of_own_write_is_success(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        Lossy l = {};
+        _cleanup_(store_freep) Store *s = open_lossy(dir, "node2", &etcd_opts, &l), *o = NULL;
+        _cleanup_(instance_record_done) InstanceRecord got = {};
+        InstanceRecord src = instance_of("node1"), mine = instance_of("node2");
+        uint64_t gen = 0;
+
+        assert_int_equal(store_cluster_init(s, NULL, false, NULL), 0);
+        assert_int_equal(open_store_bare(dir, "node1", &o), 0);
+
+        /* created: the retry's create-only compare fails on our own record */
+        l.lose_answers = 1;
+        assert_int_equal(store_instance_cas(s, &src, 0, &gen), 0);
+        assert_int_equal(l.lose_answers, 0);
+        assert_int_equal(gen, 1);
+
+        /* claimed, as a rebuild does */
+        l.lose_answers = 1;
+        mine.evacuated_from = "node1";
+        assert_int_equal(store_instance_cas(s, &mine, 1, &gen), 0);
+        assert_int_equal(l.lose_answers, 0);
+        assert_int_equal(gen, 2);
+        assert_int_equal(store_instance_get(o, UUID_A, &got), 0);
+        assert_string_equal(got.owner, "node2");
+        assert_string_equal(got.evacuated_from, "node1");
+        assert_int_equal(got.generation, 2);
+
+        /* and given back (a rebuild that could not define the guest) */
+        l.lose_answers = 1;
+        assert_int_equal(store_instance_cas(s, &src, 2, &gen), 0);
+        assert_int_equal(gen, 3);
+        instance_record_done(&got);
+        assert_int_equal(store_instance_get(o, UUID_A, &got), 0);
+        assert_string_equal(got.owner, "node1");
+        assert_int_equal(got.generation, 3);
+
+        /* removed */
+        l.lose_answers = 1;
+        assert_int_equal(store_instance_remove(s, UUID_A, 3), 0);
+        assert_int_equal(l.lose_answers, 0);
+        instance_record_done(&got);
+        assert_int_equal(store_instance_get(o, UUID_A, &got), -ENOENT);
+
+        /* a node record's update is done once, not once per try */
+        _cleanup_(node_record_done) NodeRecord n = {};
+        assert_int_equal(store_heartbeat(s), 0);
+        l.lose_answers = 1;
+        assert_int_equal(store_heartbeat(s), 0);
+        assert_int_equal(l.lose_answers, 0);
+        assert_int_equal(store_node_get(o, "node2", &n), 0);
+        assert_int_equal(n.heartbeat, 2);
+        test_rm_rf(dir);
+}
+
+static void change_owner_meanwhile(Lossy *l)
+{
+        InstanceRecord other = instance_of("node3");
+
+        assert_int_equal(store_instance_cas(l->other, &other, 1, NULL), 0);
+}
+
+/* The same loss where the first try was not done and another node's write came between:
+ * that one is a conflict, and is reported as one. */
+static void test_etcd_lost_request_then_other_write_is_conflict(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        Lossy l = {};
+        _cleanup_(store_freep) Store *s = open_lossy(dir, "node2", &etcd_opts, &l), *o = NULL;
+        _cleanup_(instance_record_done) InstanceRecord got = {};
+        InstanceRecord src = instance_of("node1"), mine = instance_of("node2");
+
+        assert_int_equal(store_cluster_init(s, NULL, false, NULL), 0);
+        assert_int_equal(open_store_bare(dir, "node3", &o), 0);
+        assert_int_equal(store_instance_cas(o, &src, 0, NULL), 0);
+
+        l.other = o;
+        l.meanwhile = change_owner_meanwhile;
+        l.lose_requests = 1;
+        assert_int_equal(store_instance_cas(s, &mine, 1, NULL), -ESTALE);
+        assert_int_equal(l.lose_requests, 0);
+        assert_int_equal(store_instance_get(o, UUID_A, &got), 0);
+        assert_string_equal(got.owner, "node3");
+        assert_int_equal(got.generation, 2);
+        test_rm_rf(dir);
 }
 
 /* The behaviour tests, once per backend. */
@@ -1385,6 +1822,11 @@ static void test_etcd_members_that_do_not_answer(void **state)
 #define DIR_ONLY(f)                               \
         {                                         \
                 "dir/" #f, f, use_dir, NULL, NULL \
+        }
+
+#define ETCD_ONLY(f)                                \
+        {                                           \
+                "etcd/" #f, f, use_etcd, NULL, NULL \
         }
 
 int main(void)
@@ -1411,8 +1853,12 @@ int main(void)
                 BOTH(test_concurrent_inits_make_one_identity),
                 DIR_ONLY(test_dir_store_is_never_created_by_opening_it),
                 DIR_ONLY(test_joined_cluster_is_kept_on_the_node),
-                { "etcd/test_etcd_members_that_do_not_answer", test_etcd_members_that_do_not_answer,
-                  use_etcd, NULL, NULL },
+                ETCD_ONLY(test_etcd_members_that_do_not_answer),
+                ETCD_ONLY(test_etcd_plain_http_only_when_insecure_and_without_password),
+                ETCD_ONLY(test_etcd_refuses_clients_without_certificate_or_credentials),
+                ETCD_ONLY(test_etcd_reauthenticates_when_the_token_is_refused),
+                ETCD_ONLY(test_etcd_lost_answer_of_own_write_is_success),
+                ETCD_ONLY(test_etcd_lost_request_then_other_write_is_conflict),
         };
 
         return cmocka_run_group_tests(tests, etcd_start, etcd_stop);
