@@ -58,7 +58,7 @@ static void print_identity(const char *what, const ClusterIdentity *c, const cha
 
 int verb_init_cluster(sd_bus *bus)
 {
-        _cleanup_(config_freep) Config *c = ctl_load_config();
+        _cleanup_(config_freep) Config *c = ctl_load_config(true); /* it opens the store */
         _cleanup_(cluster_identity_done) ClusterIdentity id = {};
         _cleanup_(store_freep) Store *s = NULL;
         _cleanup_free_ char *where = NULL;

@@ -43,7 +43,7 @@ void json_string(const char *s);
 /* The node's configuration (hostwarden.conf and its drop-ins), its diagnostics on stderr;
  * NULL (said on stderr) when it cannot be used. For the commands that run without
  * hostwardend. */
-Config *ctl_load_config(void);
+Config *ctl_load_config(bool store_secrets);
 
 int verb_migrate(sd_bus *bus);
 int verb_migrations(sd_bus *bus);

@@ -125,14 +125,15 @@ int ctl_get_strings(sd_bus *bus, const char *path, const char *iface, sd_bus_err
         return r < 0 ? r : 0;
 }
 
-Config *ctl_load_config(void)
+Config *ctl_load_config(bool store_secrets)
 {
         ConfigDiags diags = {};
         Config *c = NULL;
         char buf[1024];
         int r;
 
-        r = config_load_without_secrets(hw_conf_dir(), &diags, &c);
+        r = store_secrets ? config_load_with_store_secrets(hw_conf_dir(), &diags, &c)
+                          : config_load_without_secrets(hw_conf_dir(), &diags, &c);
         for (size_t i = 0; i < diags.n; i++)
                 fprintf(stderr, "%s\n", config_diag_format(&diags.items[i], buf, sizeof(buf)));
         config_diags_clear(&diags);

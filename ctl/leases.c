@@ -24,7 +24,7 @@ static int replace(const char *path, const char *text, unsigned mode)
 
 int verb_setup_leases(sd_bus *bus)
 {
-        _cleanup_(config_freep) Config *c = ctl_load_config();
+        _cleanup_(config_freep) Config *c = ctl_load_config(false);
         _cleanup_free_ char *lockd = NULL, *qemu = NULL, *qemu_new = NULL;
         int r;
 

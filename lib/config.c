@@ -468,7 +468,8 @@ typedef struct ItemLocation {
 typedef struct ConfigPrivate {
         Config config;
         ItemLocation locations[N_ITEMS];
-        bool skip_secrets; /* config_load_without_secrets() */
+        bool skip_secrets;       /* config_load_without_secrets() ... */
+        bool keep_store_secrets; /* ... but config_load_with_store_secrets() */
 } ConfigPrivate;
 
 static ItemLocation *item_location(Config *c, const ConfigItem *item)
@@ -814,6 +815,12 @@ static void ctx_flush(ParseCtx *ctx)
         *item_location(ctx->config, item) = (ItemLocation){ ctx->file, ctx->pending_line };
 }
 
+/* Is this secret left out of the configuration being loaded? */
+static bool skipped(const ConfigPrivate *p, const ConfigItem *item)
+{
+        return p->skip_secrets && !(p->keep_store_secrets && streq(item->section, "cluster"));
+}
+
 static int ctx_handler(void *user, const char *section, const char *name, const char *value)
 {
         ParseCtx *ctx = user;
@@ -850,7 +857,7 @@ static int ctx_handler(void *user, const char *section, const char *name, const 
         }
         /* Not parsed, not kept: its continuation lines are skipped with it (pending stays
          * NULL). */
-        if (item->secret && ((ConfigPrivate *)ctx->config)->skip_secrets)
+        if (item->secret && skipped((ConfigPrivate *)ctx->config, item))
                 return 1;
         ctx->pending_dst = item_target(ctx, item);
         if (!ctx->pending_dst)
@@ -975,7 +982,8 @@ static void config_finish_etcd(Config *c, ConfigDiags *diags)
                      "[cluster] %s needs %s: the client certificate and its key go together",
                      it->key, c->cluster.etcd_cert ? "etcd_key" : "etcd_cert");
         }
-        if (!c->cluster.etcd_user != !c->cluster.etcd_password) {
+        if (!c->cluster.etcd_user != !c->cluster.etcd_password &&
+            !skipped((ConfigPrivate *)c, item_find("cluster", "etcd_password"))) {
                 it = item_find("cluster", c->cluster.etcd_user ? "etcd_user" : "etcd_password");
                 loc = item_location(c, it);
                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
@@ -1070,7 +1078,8 @@ int config_finish(Config *c, ConfigDiags *diags)
         return 0;
 }
 
-static int load(const char *conf_dir, bool skip_secrets, ConfigDiags *diags, Config **ret)
+static int load(const char *conf_dir, bool skip_secrets, bool keep_store_secrets,
+                ConfigDiags *diags, Config **ret)
 {
         _cleanup_(config_freep) Config *c = NULL;
         _cleanup_free_ char *main_path = NULL, *dropin_dir = NULL;
@@ -1082,6 +1091,7 @@ static int load(const char *conf_dir, bool skip_secrets, ConfigDiags *diags, Con
         if (r < 0)
                 return r;
         ((ConfigPrivate *)c)->skip_secrets = skip_secrets;
+        ((ConfigPrivate *)c)->keep_store_secrets = keep_store_secrets;
 
         if (asprintf(&main_path, "%s/hostwarden.conf", conf_dir) < 0 ||
             asprintf(&dropin_dir, "%s/hostwarden.conf.d", conf_dir) < 0)
@@ -1120,10 +1130,15 @@ static int load(const char *conf_dir, bool skip_secrets, ConfigDiags *diags, Con
 
 int config_load(const char *conf_dir, ConfigDiags *diags, Config **ret)
 {
-        return load(conf_dir, false, diags, ret);
+        return load(conf_dir, false, false, diags, ret);
 }
 
 int config_load_without_secrets(const char *conf_dir, ConfigDiags *diags, Config **ret)
 {
-        return load(conf_dir, true, diags, ret);
+        return load(conf_dir, true, false, diags, ret);
+}
+
+int config_load_with_store_secrets(const char *conf_dir, ConfigDiags *diags, Config **ret)
+{
+        return load(conf_dir, true, true, diags, ret);
 }

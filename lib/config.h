@@ -144,11 +144,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
  * returns -EINVAL when there was at least one error, and then writes no *ret.
  */
 int config_load(const char *conf_dir, ConfigDiags *diags, Config **ret);
-/* The same, but [peer] fence_options (the only secret) is neither parsed nor kept: every
- * peer's fence_options is NULL, and a bad value there is no error. For the programs that
- * have no use for it (the hook, hostwarden-firewall, hostwardenctl): only hostwardend, which
- * runs the fence agents, holds the BMC passwords in memory. */
+/* The same, but no secret ([peer] fence_options, [cluster] etcd_password) is parsed or
+ * kept: they are NULL, and a bad value there is no error. For the programs that have no use
+ * for them (the hook, hostwarden-firewall, hostwardenctl): only hostwardend, which runs the
+ * fence agents, holds the BMC passwords in memory. */
 int config_load_without_secrets(const char *conf_dir, ConfigDiags *diags, Config **ret);
+/* The same with the store's credentials ([cluster] etcd_password) kept: for hostwardenctl's
+ * commands that open the store themselves (init-cluster). */
+int config_load_with_store_secrets(const char *conf_dir, ConfigDiags *diags, Config **ret);
 
 /* Parses one file's text into c (used by config_load and the fuzzer). */
 int config_parse_text(Config *c, const char *filename, const char *text, ConfigDiags *diags);

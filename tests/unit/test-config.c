@@ -565,6 +565,39 @@ static void test_load_without_secrets_keeps_no_fence_options(void **state)
         test_rm_rf(dir);
 }
 
+/* The etcd password is a secret too: the hook and the firewall helper leave it out (and do
+ * not miss it next to etcd_user); hostwardenctl's init-cluster, which opens the store, keeps
+ * it, and still not the fence options. */
+static void test_store_secrets_only_where_the_store_is_opened(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        ConfigDiags d = { 0 };
+        char path[4096];
+        Config *c = NULL;
+
+        test_write(dir, "hostwarden.conf",
+                   "[cluster]\nstore = etcd\netcd_endpoints = https://192.0.2.5:2379\n"
+                   "etcd_user = hw\netcd_password = s3cret\n"
+                   "[peer n2]\naddress = 192.0.2.12\nfence_options = password=hunter2\n");
+        snprintf(path, sizeof(path), "%s/hostwarden.conf", dir);
+        assert_int_equal(chmod(path, 0600), 0);
+
+        assert_int_equal(config_load_without_secrets(dir, &d, &c), 0);
+        assert_int_equal(d.n, 0);
+        assert_string_equal(c->cluster.etcd_user, "hw");
+        assert_null(c->cluster.etcd_password);
+        assert_null(config_find_peer(c, "n2")->fence_options);
+        config_free(c);
+        c = NULL;
+
+        assert_int_equal(config_load_with_store_secrets(dir, &d, &c), 0);
+        assert_int_equal(d.n, 0);
+        assert_string_equal(c->cluster.etcd_password, "s3cret");
+        assert_null(config_find_peer(c, "n2")->fence_options);
+        config_free(c);
+        test_rm_rf(dir);
+}
+
 /* CheckNode's secret-file-mode finding: which files hold fence_options, and which modes
  * expose them. */
 static void test_files_holding_secrets_and_their_modes(void **state)
@@ -668,6 +701,7 @@ int main(void)
                 cmocka_unit_test(test_dropins_apply_in_lexical_order_later_wins),
                 cmocka_unit_test(test_load_errors_name_the_dropin_and_write_no_config),
                 cmocka_unit_test(test_load_without_secrets_keeps_no_fence_options),
+                cmocka_unit_test(test_store_secrets_only_where_the_store_is_opened),
                 cmocka_unit_test(test_files_holding_secrets_and_their_modes),
                 cmocka_unit_test(test_missing_config_means_defaults),
                 cmocka_unit_test(test_unreadable_and_binary_files_are_errors),
