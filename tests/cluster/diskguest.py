@@ -36,7 +36,6 @@ interrupts off; the "pc" machine's IDE controller sits at the legacy ports 0x1F0
 from __future__ import annotations
 
 import re
-import shlex
 import struct
 
 LOAD = 0x00100000
@@ -133,8 +132,3 @@ def parse_counter(qemu_io_output: str) -> int | None:
         raise ValueError("no 512-byte dump in qemu-io output:\n" + qemu_io_output)
     values = set(struct.unpack("<128I", bytes(data)))
     return values.pop() if len(values) == 1 else None
-
-
-def shell_read_counter(path: str, fmt: str = "qcow2") -> str:
-    """counter_command() as a shell command line."""
-    return " ".join(shlex.quote(a) for a in counter_command(path, fmt))

@@ -32,7 +32,7 @@ Only the Python standard library is used.
 from __future__ import annotations
 
 import os
-import shlex
+import shutil
 import time
 from collections.abc import Mapping
 
@@ -51,6 +51,7 @@ __all__ = [
     "mount_on",
     "mounted_type",
     "host_leftovers",
+    "check_environment",
 ]
 
 #: The volume's name.
@@ -177,6 +178,20 @@ def cluster_files(n_nodes: int, storage: int, volume: str = VOLUME,
     return files
 
 
+def check_environment() -> list[str]:
+    """What this machine lacks to serve and mount a GlusterFS volume in the nodes
+    (Debian: glusterfs-server, glusterfs-client; FUSE in the kernel)."""
+    problems = []
+    for prog, package in (("glusterd", "glusterfs-server"), ("gluster", "glusterfs-cli"),
+                          ("mount.glusterfs", "glusterfs-client")):
+        if shutil.which(prog, path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
+            problems.append(f"{prog} not found (Debian package {package})")
+    with open("/proc/filesystems") as f:
+        if not any(line.split()[-1:] == ["fuse"] for line in f):
+            problems.append("the kernel has no FUSE (modprobe fuse)")
+    return problems
+
+
 def _poll(what: str, check, timeout: float, interval: float = 0.1):
     """CHECK() until it returns something true; HarnessError after TIMEOUT seconds."""
     deadline = time.monotonic() + timeout
@@ -289,8 +304,3 @@ def host_leftovers() -> list[str]:
         if os.path.exists(path):
             found.append(f"host state {path}")
     return found
-
-
-def shell(*argv: str) -> str:
-    """ARGV as one shell command line (for node.run)."""
-    return " ".join(shlex.quote(a) for a in argv)

@@ -61,6 +61,8 @@ def _counter_passes(node: hwcluster.Node, disk: str, value: int, timeout: float 
 
 
 def test_writable_qcow2_on_gluster_migrates_live(make_cluster, record_timing):
+    missing = hwgluster.check_environment()
+    assert not missing, "cannot serve GlusterFS in the nodes: " + "; ".join(missing)
     files = hwgluster.cluster_files(n_nodes=3, storage=3)
     cluster = make_cluster(3, files=files)
     node1, node2, storage = cluster.nodes
