@@ -3,30 +3,44 @@ that writes a counter to sector 0 of the first IDE disk, flushes, increments, an
 again, for ever. Built here from its machine code, like dirtyguest.py:
 
     start:  mov  esp, 0x90000           ; a stack (multiboot leaves ESP undefined)
-            xor  ebx, ebx
+            call select_sector0
+            mov  al, 0x20 / out         ; READ SECTORS (PIO)
+            call wait_drq
+            mov  dx, 0x1F0 / in eax, dx / mov ebx, eax    ; the counter on the disk
+            mov  ecx, 127
+    skip:   in   eax, dx / loop skip    ; the rest of the sector
     loop:   inc  ebx
-            call wait_idle              ; BSY clear
+            call select_sector0
+            mov  al, 0x30 / out         ; WRITE SECTORS (PIO)
+            call wait_drq
+            mov  dx, 0x1F0 / ecx, 128 / eax, ebx
+    data:   out  dx, eax / loop data    ; 128 dwords = 512 bytes of the counter
+            call wait_idle
+            mov  dx, 0x1F7 / al, 0xE7 / out   ; FLUSH CACHE: QEMU writes its qcow2 metadata
+            call wait_idle
+            jmp  loop
+    select_sector0:                     ; returns with dx = 0x1F7, for the command
+            call wait_idle
             mov  dx, 0x1F6 / al, 0xE0 / out   ; master, LBA mode, LBA[27:24] = 0
             mov  dx, 0x1F2 / al, 1    / out   ; one sector
             mov  dx, 0x1F3 / al, 0    / out   ; LBA[7:0]   = 0
             mov  dx, 0x1F4 / al, 0    / out   ; LBA[15:8]  = 0
             mov  dx, 0x1F5 / al, 0    / out   ; LBA[23:16] = 0
-            mov  dx, 0x1F7 / al, 0x30 / out   ; WRITE SECTORS (PIO)
-    drq:    in   al, dx / test al, 0x08 / jz drq   ; the drive wants the data
-            mov  dx, 0x1F0 / ecx, 128 / eax, ebx
-    data:   out  dx, eax / loop data          ; 128 dwords = 512 bytes of the counter
-            call wait_idle
-            mov  dx, 0x1F7 / al, 0xE7 / out   ; FLUSH CACHE: QEMU writes its qcow2 metadata
-            call wait_idle
-            jmp  loop
+            mov  dx, 0x1F7
+            ret
+    wait_drq:                           ; the drive has or wants the data
+            in   al, dx / test al, 0x08 / jz wait_drq
+            ret
     wait_idle:
             mov  dx, 0x1F7
     busy:   in   al, dx / test al, 0x80 / jnz busy
             ret
 
 So sector 0 of the disk always holds 128 copies of one 32-bit counter that only grows
-while the guest runs (it starts at 1 on each boot).  Read it from the host with
-`counter_command()` (qemu-io with --force-share while QEMU has the image open).
+while the guest runs, and goes on from the value on the disk when the guest boots again
+(a restart, or a rebuild on another node after a power loss): on a disk nothing else
+writes, it never goes backwards.  A fresh disk (zeros) starts at 1.  Read it from the host
+with `counter_command()` (qemu-io with --force-share while QEMU has the image open).
 
 Boot it with hwcluster.domain_xml(..., kernel=PATH, devices=disk_xml(...)): QEMU loads
 it with -kernel (multiboot v1, the "a.out kludge") at 1 MiB in 32-bit protected mode with
@@ -57,44 +71,62 @@ def _rel8(code: bytearray, target: int, opcode: bytes) -> None:
 
 
 def kernel() -> bytes:
-    """The image (a multiboot v1 kernel of about 130 bytes)."""
+    """The image (a multiboot v1 kernel of about 190 bytes)."""
     header_len = 32
     code = bytearray()
+    calls: list[tuple[int, str]] = []   # (offset of a call, its target's label)
+    labels: dict[str, int] = {}
+
+    def call(label: str) -> None:
+        calls.append((len(code), label))
+        code.extend(b"\xE8\0\0\0\0")
+
     code += b"\xBC" + struct.pack("<I", 0x00090000)     # mov esp, 576 KiB (multiboot sets none)
-    code += b"\x31\xDB"                                   # xor ebx, ebx
+    call("select_sector0")
+    code += b"\xB0\x20\xEE"                               # mov al, 0x20; out dx, al
+    call("wait_drq")
+    code += b"\x66\xBA" + struct.pack("<H", 0x1F0)        # mov dx, 0x1F0
+    code += b"\xED\x89\xC3"                               # in eax, dx; mov ebx, eax
+    code += b"\xB9" + struct.pack("<I", 127)              # mov ecx, 127
+    skip = len(code)
+    code += b"\xED"                                       # in eax, dx
+    _rel8(code, skip, b"\xE2")                            # loop skip
     loop = len(code)
     code += b"\x43"                                       # inc ebx
-    call_sites = [len(code)]
-    code += b"\xE8\0\0\0\0"                               # call wait_idle
-    code += _out(0x1F6, 0xE0)
-    code += _out(0x1F2, 1)
-    code += _out(0x1F3, 0)
-    code += _out(0x1F4, 0)
-    code += _out(0x1F5, 0)
-    code += _out(0x1F7, 0x30)
-    drq = len(code)
-    code += b"\xEC\xA8\x08"                               # in al, dx; test al, 8
-    _rel8(code, drq, b"\x74")                             # jz drq
+    call("select_sector0")
+    code += b"\xB0\x30\xEE"                               # mov al, 0x30; out dx, al
+    call("wait_drq")
     code += b"\x66\xBA" + struct.pack("<H", 0x1F0)        # mov dx, 0x1F0
     code += b"\xB9" + struct.pack("<I", 128)              # mov ecx, 128
     code += b"\x89\xD8"                                   # mov eax, ebx
     data = len(code)
     code += b"\xEF"                                       # out dx, eax
     _rel8(code, data, b"\xE2")                            # loop data
-    call_sites.append(len(code))
-    code += b"\xE8\0\0\0\0"                               # call wait_idle
+    call("wait_idle")
     code += _out(0x1F7, 0xE7)
-    call_sites.append(len(code))
-    code += b"\xE8\0\0\0\0"                               # call wait_idle
+    call("wait_idle")
     code += b"\xE9" + struct.pack("<i", loop - (len(code) + 5))  # jmp loop
-    wait_idle = len(code)
+    labels["select_sector0"] = len(code)
+    call("wait_idle")
+    code += _out(0x1F6, 0xE0)
+    code += _out(0x1F2, 1)
+    code += _out(0x1F3, 0)
+    code += _out(0x1F4, 0)
+    code += _out(0x1F5, 0)
+    code += b"\x66\xBA" + struct.pack("<H", 0x1F7)        # mov dx, 0x1F7
+    code += b"\xC3"                                       # ret
+    labels["wait_drq"] = len(code)
+    code += b"\xEC\xA8\x08"                               # in al, dx; test al, 8
+    _rel8(code, labels["wait_drq"], b"\x74")              # jz wait_drq
+    code += b"\xC3"                                       # ret
+    labels["wait_idle"] = len(code)
     code += b"\x66\xBA" + struct.pack("<H", 0x1F7)        # mov dx, 0x1F7
     busy = len(code)
     code += b"\xEC\xA8\x80"                               # in al, dx; test al, 0x80
     _rel8(code, busy, b"\x75")                            # jnz busy
     code += b"\xC3"                                       # ret
-    for site in call_sites:
-        code[site + 1:site + 5] = struct.pack("<i", wait_idle - (site + 5))
+    for site, label in calls:
+        code[site + 1:site + 5] = struct.pack("<i", labels[label] - (site + 5))
     checksum = (-(MAGIC + FLAGS)) & 0xFFFFFFFF
     header = struct.pack("<8I", MAGIC, FLAGS, checksum,
                          LOAD,                 # header_addr

@@ -25,10 +25,10 @@ def _add_nova_user(node: hwcluster.Node) -> None:
              "-d /var/lib/nova -s /usr/sbin/nologin nova")
 
 
-def _writer_guest(node: hwcluster.Node, name: str) -> str:
+def _writer_guest(node: hwcluster.Node, name: str) -> tuple[str, str]:
     """Nova's layout: a raw image in _base, the instance's qcow2 disk on top of it; the
     guest (diskguest.py, its kernel next to the disk) writes its counter to that disk.
-    Defines and starts it on NODE; returns the disk's path."""
+    Defines and starts it on NODE; returns the disk's path and the domain XML."""
     inst = f"{INSTANCES_PATH}/{name}"
     base = f"{INSTANCES_PATH}/_base/base-64m"
     disk = f"{inst}/disk"
@@ -39,7 +39,13 @@ def _writer_guest(node: hwcluster.Node, name: str) -> str:
     xml = hwcluster.domain_xml(name, uuid=str(uuid.uuid4()), kernel=f"{inst}/kernel",
                                devices=diskguest.disk_xml(disk))
     hwcluster.define_and_start(node, xml)
-    return disk
+    return disk, xml
+
+
+def _assert_clean(node: hwcluster.Node, disk: str) -> None:
+    check = node.run(["qemu-img", "check", disk], check=False)
+    assert check.returncode == 0 and "No errors were found" in check.stdout, \
+        (check.stdout, check.stderr)
 
 
 def _counter(node: hwcluster.Node, disk: str) -> int:
@@ -68,7 +74,7 @@ def test_writable_qcow2_on_gluster_migrates_live(make_cluster, record_timing):
     node1, node2, storage = cluster.nodes
 
     # The control: on the harness's bind mount libvirt refuses the same guest.
-    disk = _writer_guest(node1, "bind-vm")
+    disk, _ = _writer_guest(node1, "bind-vm")
     _counter_passes(node1, disk, 0)
     proc = hwcluster.migrate(node1, node2, "bind-vm")
     assert proc.returncode != 0 and UNSAFE in proc.stderr, (proc.returncode, proc.stderr)
@@ -92,7 +98,7 @@ def test_writable_qcow2_on_gluster_migrates_live(make_cluster, record_timing):
     assert node2.read_file(f"{INSTANCES_PATH}/seen-by-node2") == "hello\n"
 
     # A writable qcow2 disk on the volume: live migration there and back, no --unsafe.
-    disk = _writer_guest(node1, "gluster-vm")
+    disk, xml = _writer_guest(node1, "gluster-vm")
     last = _counter_passes(node1, disk, 0)
     for src, dst in ((node1, node2), (node2, node1)):
         before = _counter(src, disk)
@@ -111,10 +117,16 @@ def test_writable_qcow2_on_gluster_migrates_live(make_cluster, record_timing):
     node1.virsh("destroy", "gluster-vm")
     final = _counter(node1, disk)
     assert final >= last, f"the counter went backwards: {last} -> {final}"
-    check = node1.run(["qemu-img", "check", disk], check=False)
-    assert check.returncode == 0 and "No errors were found" in check.stdout, check.stdout
+    _assert_clean(node1, disk)
     info = node2.run(["qemu-img", "info", disk]).stdout
     assert f"backing file: {INSTANCES_PATH}/_base/base-64m" in info, info
+
+    # Booted again on the other node (as a rebuild would), it goes on from the disk.
+    node1.virsh("undefine", "gluster-vm")
+    hwcluster.define_and_start(node2, xml)
+    _counter_passes(node2, disk, final)
+    node2.virsh("destroy", "gluster-vm")
+    _assert_clean(node2, disk)
 
     # Everything stops with the nodes; nothing of it is on the host.
     cluster.teardown()
