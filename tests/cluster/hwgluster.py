@@ -14,15 +14,21 @@ Typical use::
     files = hwgluster.cluster_files(n_nodes=3, storage=3)
     with Cluster(3, files=files) as cluster:
         node1, node2, storage = cluster.nodes
-        hwgluster.setup_volume(storage)
         for node in (node1, node2):
-            hwgluster.mount_on(node, storage)
+            hwgluster.wait_mounted(node)
         ...   # /var/lib/nova/instances is the volume on node1 and node2
+
+It all happens at boot, so that every boot of a node (a reboot, a BMC power-on) mounts
+the volume again: the storage node's VOLUME_UNIT creates and starts the volume; each
+compute node's MOUNT_UNIT, ordered before libvirtd and hostwardend, moves the harness's
+bind mount out of the way (to /run/hwt-storage, where a boot with storage_late has it),
+waits for the volume and mounts it.  The nodes boot in parallel, so a compute node's
+boot waits for the storage node's volume (about a second here).
 
 Everything runs inside the nodes, never on the host: glusterd, the brick and its state
 (/var/lib/glusterd, /var/log/glusterfs, the brick's tmpfs) live in the storage node's
-overlay and mount namespace, the FUSE clients in the compute nodes' (as systemd mount
-units, so in the nodes' cgroups).  The harness's teardown kills them with the nodes;
+overlay and mount namespace, the FUSE clients in the compute nodes' (started by
+MOUNT_UNIT, so in the nodes' cgroups).  The harness's teardown kills them with the nodes;
 `host_leftovers()` checks that nothing reached the host.  Never run glusterd (or gsyncd,
 which writes /var/lib/glusterd/geo-replication) on the host itself.
 
@@ -41,14 +47,15 @@ from hwcluster import INSTANCES_PATH, NODE_TARGET, HarnessError, Node
 
 __all__ = [
     "VOLUME",
-    "BRICK_MOUNT",
+    "BRICK_DIR",
     "GLUSTERD_PORT",
+    "VOLUME_UNIT",
     "MOUNT_UNIT",
     "cluster_files",
     "server_files",
     "client_files",
-    "setup_volume",
-    "mount_on",
+    "wait_mounted",
+    "unit_seconds",
     "mounted_type",
     "host_leftovers",
     "check_environment",
@@ -56,16 +63,20 @@ __all__ = [
 
 #: The volume's name.
 VOLUME = "instances"
-#: The storage node's brick file system (a tmpfs of its own: see server_files()).
+#: The storage node's brick file system (a tmpfs of its own: see _BRICK_MOUNT_UNIT).
 BRICK_MOUNT = "/srv/gluster"
 BRICK_DIR = f"{BRICK_MOUNT}/brick"
 #: glusterd's management port (clients fetch the volume file there); the brick process
 #: listens on a port glusterd picks from [base-port, max-port] (49152-60999, from the top).
 GLUSTERD_PORT = 24007
-#: The compute nodes' mount unit for INSTANCES_PATH (systemd's name for that path).
-MOUNT_UNIT = "var-lib-nova-instances.mount"
-#: Test-only unit that gives the node's private /dev a /dev/fuse (see client_files()).
-FUSE_DEV_UNIT = "hwt-fuse-dev.service"
+#: The storage node's unit that creates and starts the volume at boot.
+VOLUME_UNIT = "hwt-gluster-volume.service"
+#: The compute nodes' unit that mounts it on INSTANCES_PATH at boot, before libvirtd.
+MOUNT_UNIT = "hwt-gluster-mount.service"
+#: Where the harness's bind mount of its host directory stays reachable in a compute node
+#: (as after a boot with storage_late): the mount unit moves it there.
+BIND_PATH = "/run/hwt-storage"
+_SCRIPTS = "/usr/local/lib/hwt-gluster"
 
 # glusterd runs `gsyncd --version` at start and, when it answers, ~20 more gsyncd (Python)
 # runs to configure geo-replication: 11-15 s on this machine.  Without gsyncd glusterd logs
@@ -84,7 +95,7 @@ ExecStartPre=/bin/sh -c 'rm -f /usr/lib/*/glusterfs/gsyncd /usr/libexec/glusterf
 
 # The brick on a tmpfs of its own: bricks need trusted.* xattrs (tmpfs has them), a brick
 # on the root file system needs `volume create ... force`, and the size caps what the
-# tests can write into the node's memory.
+# tests can write into the node's memory.  It dies with the node: so does the volume.
 _BRICK_MOUNT_UNIT = f"""\
 # Written by hwgluster.py (test only): the GlusterFS brick's file system.
 [Unit]
@@ -99,81 +110,162 @@ Type=tmpfs
 Options=mode=0755,size=1g
 """
 
-_STORAGE_TARGET_DROPIN = """\
-# Written by hwgluster.py: this node serves the GlusterFS volume.
-[Unit]
-Wants=srv-gluster.mount glusterd.service
-After=glusterd.service
+_VOLUME_SCRIPT = r"""#!/bin/sh
+# Written by hwgluster.py: create and start the GlusterFS volume at boot (once).
+set -eu
+vol=$1 brick=$2
+g() { gluster --mode=script "$@"; }
+n=0
+until g volume list >/dev/null 2>&1; do
+    n=$((n + 1))
+    [ $n -lt 600 ] || { echo "glusterd does not answer" >&2; exit 1; }
+    sleep 0.1
+done
+if ! g volume info "$vol" >/dev/null 2>&1; then
+    mkdir -p "$brick"
+    g volume create "$vol" "$(hostname):$brick"
+    # the options in one call: a gluster CLI call costs 0.1-0.5 s here
+    g volume set "$vol" group hwt
+fi
+g volume info "$vol" | grep -q '^Status: Started' || g volume start "$vol"
+n=0
+until g volume status "$vol" --xml 2>/dev/null | grep -q '<status>1</status>'; do
+    n=$((n + 1))
+    [ $n -lt 600 ] || { echo "the brick of $vol is not online" >&2; exit 1; }
+    sleep 0.1
+done
 """
 
-# The harness gives every node a private /dev without /dev/fuse (a real node gets it from
-# the fuse module through devtmpfs).  Test only.
-_FUSE_DEV_SERVICE = """\
-# Written by hwgluster.py (test only): the node's private /dev has no /dev/fuse.
+_MOUNT_SCRIPT = r"""#!/bin/sh
+# Written by hwgluster.py: mount the GlusterFS volume on the instances directory at boot,
+# waiting (up to 60 s) for the storage node to serve it.
+set -u
+what=$1 where=$2 bind=$3
+fstype() { findmnt -n -o FSTYPE --mountpoint "$where" | tail -n 1; }
+# The node's private /dev has no /dev/fuse (a real node's devtmpfs has it).  Test only.
+[ -e /dev/fuse ] || mknod -m 0666 /dev/fuse c 10 229
+# The harness bind-mounted its host directory here: keep it reachable at $bind (as a
+# boot with storage_late does), then out of the way.  (/ is shared: no mount --move.)
+case "$(fstype)" in
+"" | fuse.glusterfs) ;;
+*)
+    if ! mountpoint -q "$bind"; then
+        mkdir -p "$bind"
+        mount --bind "$where" "$bind"
+    fi
+    umount "$where" ;;
+esac
+n=0
+while :; do
+    if [ "$(fstype)" = fuse.glusterfs ]; then
+        stat -f "$where" >/dev/null 2>&1 && exit 0
+        umount -l "$where"   # a client that lost its server
+    fi
+    n=$((n + 1))
+    [ $n -le 120 ] || { echo "cannot mount $what on $where" >&2; exit 1; }
+    mount -t glusterfs -o log-level=WARNING "$what" "$where" 2>/dev/null || sleep 0.5
+done
+"""
+
+_STORAGE_TARGET_DROPIN = f"""\
+# Written by hwgluster.py: this node serves the GlusterFS volume.
 [Unit]
-Description=/dev/fuse in the simulated node's private /dev
-DefaultDependencies=no
-ConditionPathExists=!/dev/fuse
+Wants=srv-gluster.mount glusterd.service {VOLUME_UNIT}
+After={VOLUME_UNIT}
+"""
+
+_COMPUTE_TARGET_DROPIN = f"""\
+# Written by hwgluster.py: the instances directory is a GlusterFS volume.
+[Unit]
+Wants={MOUNT_UNIT}
+After={MOUNT_UNIT}
+"""
+
+
+def _volume_unit(volume: str) -> str:
+    return f"""\
+# Written by hwgluster.py: create and start the GlusterFS volume {volume}.
+[Unit]
+Description=GlusterFS volume {volume} (hwgluster.py)
+Requires=glusterd.service
+After=glusterd.service
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/mknod -m 0666 /dev/fuse c 10 229
+TimeoutStartSec=90
+ExecStart=/bin/sh {_SCRIPTS}/volume.sh {volume} {BRICK_DIR}
 """
+
+
+def _volume_options(owner: tuple[int, int] | None) -> str:
+    options = [
+        "auth.allow=10.77.0.*",          # the test network only
+        "nfs.disable=on",                # gNFS is not built in Debian's packages
+        "network.ping-timeout=10",       # a client that lost the server: ENOTCONN after 10 s
+    ]
+    if owner is not None:
+        options += [f"storage.owner-uid={owner[0]}", f"storage.owner-gid={owner[1]}"]
+    return "".join(f"{o}\n" for o in options)
 
 
 def _mount_unit(server: str, volume: str) -> str:
-    # Before= libvirtd and hostwardend: on a node that boots with it (a real compute
-    # node, or a harness without the bind mount), guests and storage marks only after
-    # the volume is there.  Not wanted by the node target here: at boot the harness has
-    # its bind mount on INSTANCES_PATH (systemd then shows this unit active for it), so
-    # mount_on() unmounts that first and starts the unit.
+    # Before libvirtd and hostwardend: guests and storage marks only once the volume is
+    # there, on every boot (also a reboot or a BMC power-on, where the harness bind-mounts
+    # its host directory again).  A oneshot service rather than a .mount unit: systemd
+    # takes the harness's bind mount for that .mount unit, active, and a mount unit
+    # cannot wait for the storage node.  The FUSE daemon stays in this unit's cgroup.
     return f"""\
 # Written by hwgluster.py: the shared instances directory, a GlusterFS volume (FUSE).
 [Unit]
-Description=Nova instances on GlusterFS {server}:/{volume}
-Requires={FUSE_DEV_UNIT}
-After={FUSE_DEV_UNIT} network-online.target
-Wants=network-online.target
+Description=Nova instances on GlusterFS {server}:/{volume} (hwgluster.py)
 Before=libvirtd.service hostwardend.service
 
-[Mount]
-What={server}:/{volume}
-Where={INSTANCES_PATH}
-Type=glusterfs
-Options=_netdev,log-level=WARNING
-TimeoutSec=60
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+TimeoutStartSec=90
+ExecStart=/bin/sh {_SCRIPTS}/mount.sh {server}:/{volume} {INSTANCES_PATH} {BIND_PATH}
+ExecStop=-/bin/umount {INSTANCES_PATH}
 """
 
 
-def server_files() -> dict[str, str]:
-    """Files for the storage node (pass through Cluster(files={index: ...})): glusterd
-    and the brick's tmpfs wanted by the node target, glusterd without geo-replication."""
+def server_files(volume: str = VOLUME, owner: tuple[int, int] | None = None) -> dict[str, str]:
+    """Files for the storage node (pass through Cluster(files={index: ...})): glusterd,
+    the brick's tmpfs and VOLUME_UNIT wanted by the node target; glusterd without
+    geo-replication.  owner: (uid, gid) of the volume's root (storage.owner-uid/-gid)."""
     return {
         f"/etc/systemd/system/{NODE_TARGET}.d/hwt-gluster.conf": _STORAGE_TARGET_DROPIN,
         "/etc/systemd/system/glusterd.service.d/hwt.conf": _GLUSTERD_DROPIN,
         "/etc/systemd/system/srv-gluster.mount": _BRICK_MOUNT_UNIT,
+        f"/etc/systemd/system/{VOLUME_UNIT}": _volume_unit(volume),
+        f"{_SCRIPTS}/volume.sh": _VOLUME_SCRIPT,
+        # an option group (like the package's groups/virt), in the node's own overlay
+        "/var/lib/glusterd/groups/hwt": _volume_options(owner),
     }
 
 
 def client_files(server: str, volume: str = VOLUME) -> dict[str, str]:
-    """Files for a compute node: the mount unit for INSTANCES_PATH and /dev/fuse."""
+    """Files for a compute node: MOUNT_UNIT, wanted by the node target."""
     return {
+        f"/etc/systemd/system/{NODE_TARGET}.d/hwt-gluster.conf": _COMPUTE_TARGET_DROPIN,
         f"/etc/systemd/system/{MOUNT_UNIT}": _mount_unit(server, volume),
-        f"/etc/systemd/system/{FUSE_DEV_UNIT}": _FUSE_DEV_SERVICE,
+        f"{_SCRIPTS}/mount.sh": _MOUNT_SCRIPT,
     }
 
 
 def cluster_files(n_nodes: int, storage: int, volume: str = VOLUME,
+                  owner: tuple[int, int] | None = None,
                   base: Mapping[str, str] | None = None) -> dict[int, dict[str, str]]:
     """Cluster(files=...) for N_NODES nodes where node STORAGE serves the volume and all
-    others mount it; BASE: more files for every node (the GlusterFS ones win)."""
+    others mount it at boot; BASE: more files for every node (the GlusterFS ones win)."""
     if not 1 <= storage <= n_nodes:
         raise ValueError(f"storage node {storage} is not one of the {n_nodes} nodes")
     server = f"node{storage}"
     files: dict[int, dict[str, str]] = {}
     for index in range(1, n_nodes + 1):
-        extra = server_files() if index == storage else client_files(server, volume)
+        extra = (server_files(volume, owner) if index == storage
+                 else client_files(server, volume))
         files[index] = {**(base or {}), **extra}
     return files
 
@@ -192,60 +284,32 @@ def check_environment() -> list[str]:
     return problems
 
 
-def _poll(what: str, check, timeout: float, interval: float = 0.1):
-    """CHECK() until it returns something true; HarnessError after TIMEOUT seconds."""
+def unit_seconds(node: Node, unit: str) -> float | None:
+    """How long UNIT took to start in NODE's last boot (None if it did not start)."""
+    out = node.run(["systemctl", "show", "-p", "InactiveExitTimestampMonotonic",
+                    "-p", "ActiveEnterTimestampMonotonic", unit]).stdout
+    values = dict(line.split("=", 1) for line in out.split())
+    begin = int(values.get("InactiveExitTimestampMonotonic") or 0)
+    end = int(values.get("ActiveEnterTimestampMonotonic") or 0)
+    return (end - begin) / 1e6 if begin and end >= begin else None
+
+
+def wait_mounted(node: Node, timeout: float = 90) -> None:
+    """Wait until NODE (booted with client_files()) has the volume on INSTANCES_PATH;
+    HarnessError with the unit's journal and the FUSE client's log if it does not."""
     deadline = time.monotonic() + timeout
-    last = None
     while True:
-        result, last = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise HarnessError(f"{what} (after {timeout:.0f}s): {last}")
-        time.sleep(interval)
-
-
-def _gluster(node: Node, *args: str, check: bool = True, timeout: float = 60):
-    return node.run(["gluster", "--mode=script", *args], check=check, timeout=timeout)
-
-
-def setup_volume(server: Node, volume: str = VOLUME, owner: tuple[int, int] | None = None,
-                 allow: str = "10.77.0.*", timeout: float = 60) -> float:
-    """Create and start a one-brick volume on SERVER (booted with server_files()); return
-    the seconds it took, from waiting for glusterd to the brick being online.
-
-    owner: (uid, gid) of the volume's root directory (storage.owner-uid/-gid), e.g.
-    Nova's; allow: the clients glusterd and the brick accept (auth.allow).
-    """
-    start = time.monotonic()
-
-    def glusterd_answers():
-        proc = _gluster(server, "volume", "list", check=False, timeout=30)
-        return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
-
-    _poll(f"{server.name}: glusterd does not answer", glusterd_answers, timeout)
-    server.run(["mkdir", "-p", BRICK_DIR])
-    _gluster(server, "volume", "create", volume, f"{server.name}:{BRICK_DIR}")
-    options = {
-        "auth.allow": allow,
-        # gNFS is not built in Debian's packages; say so rather than rely on the default
-        "nfs.disable": "on",
-        # a client that lost the server gives up (EIO/ENOTCONN) after this, not 42 s
-        "network.ping-timeout": "10",
-    }
-    if owner is not None:
-        options["storage.owner-uid"] = str(owner[0])
-        options["storage.owner-gid"] = str(owner[1])
-    for key, value in options.items():
-        _gluster(server, "volume", "set", volume, key, value)
-    _gluster(server, "volume", "start", volume)
-
-    def brick_online():
-        proc = _gluster(server, "volume", "status", volume, "--xml", check=False)
-        return "<status>1</status>" in proc.stdout, (proc.stdout + proc.stderr)[-400:]
-
-    _poll(f"{server.name}: brick of volume {volume} not online", brick_online, timeout)
-    return time.monotonic() - start
+        state = node.run(["systemctl", "is-active", MOUNT_UNIT], check=False).stdout.strip()
+        if state == "active" and mounted_type(node) == "fuse.glusterfs":
+            return
+        if state == "failed" or time.monotonic() > deadline:
+            log = node.run("tail -n 30 /var/log/glusterfs/var-lib-nova-instances.log",
+                           check=False).stdout
+            raise HarnessError(
+                f"{node.name}: {MOUNT_UNIT} is {state}, {INSTANCES_PATH} is "
+                f"{mounted_type(node)!r}\n--- journal ---\n{node.journal('-u', MOUNT_UNIT)}"
+                f"--- FUSE client log ---\n{log}")
+        time.sleep(0.1)
 
 
 def mounted_type(node: Node, path: str = INSTANCES_PATH) -> str:
@@ -253,26 +317,6 @@ def mounted_type(node: Node, path: str = INSTANCES_PATH) -> str:
     mount_on() ran, the host's type for the harness's bind mount."""
     proc = node.run(["findmnt", "-n", "-o", "FSTYPE", "--mountpoint", path], check=False)
     return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-
-
-def mount_on(node: Node, timeout: float = 60) -> float:
-    """Mount the volume on NODE's INSTANCES_PATH (node booted with client_files()),
-    replacing the harness's bind mount; return the seconds it took."""
-    start = time.monotonic()
-    # the harness's bind mount (several if a test stacked them)
-    while mounted_type(node) not in ("", "fuse.glusterfs"):
-        node.run(["umount", INSTANCES_PATH])
-    try:
-        node.run(["systemctl", "start", MOUNT_UNIT], timeout=timeout)
-    except hwcluster.NodeCommandError as e:
-        log = node.run("tail -n 30 /var/log/glusterfs/var-lib-nova-instances.log",
-                       check=False).stdout
-        raise HarnessError(f"{node.name}: mounting the GlusterFS volume failed: {e}\n"
-                           f"--- client log ---\n{log}") from e
-    fstype = mounted_type(node)
-    if fstype != "fuse.glusterfs":
-        raise HarnessError(f"{node.name}: {INSTANCES_PATH} is {fstype!r} after the mount")
-    return time.monotonic() - start
 
 
 def host_leftovers() -> list[str]:
@@ -299,7 +343,7 @@ def host_leftovers() -> list[str]:
         # a node's processes (this or another test run) sit below an hwt-* cgroup
         if "/hwt-" not in cgroups or f"/{hwcluster.PREFIX}" in cgroups:
             found.append(f"process {pid} ({comm})")
-    for name in ("glusterd.info", "vols", "peers", "geo-replication"):
+    for name in ("glusterd.info", "vols", "peers", "geo-replication", "groups/hwt"):
         path = os.path.join("/var/lib/glusterd", name)
         if os.path.exists(path):
             found.append(f"host state {path}")
