@@ -242,6 +242,12 @@ def server_files(volume: str = VOLUME, owner: tuple[int, int] | None = None) -> 
         f"{_SCRIPTS}/volume.sh": _VOLUME_SCRIPT,
         # an option group (like the package's groups/virt), in the node's own overlay
         "/var/lib/glusterd/groups/hwt": _volume_options(owner),
+        # no compute node: where the build is installed on every node (hwinstall) and
+        # units= starts hostwardend everywhere, it stays off here
+        "/etc/systemd/system/hostwardend.service.d/hwt-storage-node.conf": (
+            "# Written by hwgluster.py: the storage node is no compute node.\n"
+            "[Unit]\nConditionPathExists=!/etc/hwt-storage-node\n"),
+        "/etc/hwt-storage-node": "GlusterFS storage node (hwgluster.py)\n",
     }
 
 
