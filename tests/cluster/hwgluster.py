@@ -55,6 +55,7 @@ __all__ = [
     "server_files",
     "client_files",
     "wait_mounted",
+    "compute_nodes",
     "unit_seconds",
     "mounted_type",
     "host_leftovers",
@@ -77,6 +78,8 @@ MOUNT_UNIT = "hwt-gluster-mount.service"
 #: (as after a boot with storage_late): the mount unit moves it there.
 BIND_PATH = "/run/hwt-storage"
 _SCRIPTS = "/usr/local/lib/hwt-gluster"
+#: A file only the storage node has (hostwardend's unit there checks it).
+STORAGE_MARKER = "/etc/hwt-storage-node"
 
 # glusterd runs `gsyncd --version` at start and, when it answers, ~20 more gsyncd (Python)
 # runs to configure geo-replication: 11-15 s on this machine.  Without gsyncd glusterd logs
@@ -246,8 +249,8 @@ def server_files(volume: str = VOLUME, owner: tuple[int, int] | None = None) -> 
         # units= starts hostwardend everywhere, it stays off here
         "/etc/systemd/system/hostwardend.service.d/hwt-storage-node.conf": (
             "# Written by hwgluster.py: the storage node is no compute node.\n"
-            "[Unit]\nConditionPathExists=!/etc/hwt-storage-node\n"),
-        "/etc/hwt-storage-node": "GlusterFS storage node (hwgluster.py)\n",
+            f"[Unit]\nConditionPathExists=!{STORAGE_MARKER}\n"),
+        STORAGE_MARKER: "GlusterFS storage node (hwgluster.py)\n",
     }
 
 
@@ -274,6 +277,13 @@ def cluster_files(n_nodes: int, storage: int, volume: str = VOLUME,
                  else client_files(server, volume))
         files[index] = {**(base or {}), **extra}
     return files
+
+
+def compute_nodes(cluster: hwcluster.Cluster) -> list[Node]:
+    """CLUSTER's nodes without its storage node (the one cluster_files() made the server):
+    the nodes tests migrate between, fence, power off and partition."""
+    return [n for n in cluster.nodes
+            if STORAGE_MARKER not in cluster._extra_files_for(n.index)]
 
 
 def check_environment() -> list[str]:

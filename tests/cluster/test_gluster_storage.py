@@ -78,7 +78,8 @@ def test_writable_qcow2_on_gluster_migrates_live(make_cluster, record_timing):
     assert not missing, "cannot serve GlusterFS in the nodes: " + "; ".join(missing)
     files = hwgluster.cluster_files(n_nodes=3, storage=3, owner=(NOVA_ID, NOVA_ID))
     cluster = make_cluster(3, files=files)
-    node1, node2, storage = cluster.nodes
+    node1, node2 = hwgluster.compute_nodes(cluster)
+    storage = cluster.node(3)
 
     # Mounted at boot, before libvirtd; owned by nova; one file system for both.
     for node in (node1, node2):
