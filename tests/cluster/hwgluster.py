@@ -206,6 +206,12 @@ def _volume_options(owner: tuple[int, int] | None) -> str:
         "auth.allow=10.77.0.*",          # the test network only
         "nfs.disable=on",                # gNFS is not built in Debian's packages
         "network.ping-timeout=10",       # a client that lost the server: ENOTCONN after 10 s
+        # the server drops a client it cannot reach (a partition: no FIN) and its locks
+        # (the dir store's OFD locks) after ~5.5 s instead of ~42 s (measured)
+        "server.tcp-user-timeout=5",
+        "server.keepalive-time=2",
+        "server.keepalive-interval=1",
+        "server.keepalive-count=2",
     ]
     if owner is not None:
         options += [f"storage.owner-uid={owner[0]}", f"storage.owner-gid={owner[1]}"]
