@@ -68,7 +68,7 @@ VOLUME = "instances"
 BRICK_MOUNT = "/srv/gluster"
 BRICK_DIR = f"{BRICK_MOUNT}/brick"
 #: glusterd's management port (clients fetch the volume file there); the brick process
-#: listens on a port glusterd picks from [base-port, max-port] (49152-60999, from the top).
+#: listens on a port glusterd picks from [base-port, max-port] (49152-60999; seen: 60796).
 GLUSTERD_PORT = 24007
 #: The storage node's unit that creates and starts the volume at boot.
 VOLUME_UNIT = "hwt-gluster-volume.service"
@@ -82,7 +82,7 @@ _SCRIPTS = "/usr/local/lib/hwt-gluster"
 STORAGE_MARKER = "/etc/hwt-storage-node"
 
 # glusterd runs `gsyncd --version` at start and, when it answers, ~20 more gsyncd (Python)
-# runs to configure geo-replication: 11-15 s on this machine.  Without gsyncd glusterd logs
+# runs to configure geo-replication: 11-18 s on this machine.  Without gsyncd glusterd logs
 # "geo-replication module not installed" and starts in ~0.15 s.  A stub that fails is
 # worse: glusterd then refuses to start ("geo-replication module not working as desired").
 # The rm happens in the storage node's overlay (a whiteout in its own upper layer).
@@ -336,7 +336,7 @@ def wait_mounted(node: Node, timeout: float = 90) -> None:
 
 def mounted_type(node: Node, path: str = INSTANCES_PATH) -> str:
     """The file system type mounted at PATH in NODE ("" if none): "fuse.glusterfs" once
-    mount_on() ran, the host's type for the harness's bind mount."""
+    MOUNT_UNIT mounted the volume, the host's type for the harness's bind mount."""
     proc = node.run(["findmnt", "-n", "-o", "FSTYPE", "--mountpoint", path], check=False)
     return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
 
