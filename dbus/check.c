@@ -368,7 +368,7 @@ static void check_storage(NodeCheck *f)
                     path, strerror(errno));
                 return;
         }
-        fs = fs_shared_name((long)sfs.f_type);
+        fs = fs_shared_name(path);
         r = peers_sharing(f, &yes, &no);
         if (r < 0) {
                 f->error = r;

@@ -8,28 +8,57 @@
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "diskinfo.h"
 #include "util.h"
 
-const char *fs_shared_name(long type)
+/* Is the FUSE file system with this st_dev GlusterFS's ("fuse.glusterfs" in mountinfo)? */
+static bool fuse_is_glusterfs(dev_t dev)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        char line[4096];
+
+        while (f && fgets(line, sizeof(line), f)) {
+                unsigned maj, min;
+                const char *sep = strstr(line, " - ");
+
+                /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - FSTYPE SOURCE OPTIONS" */
+                if (sep && sscanf(line, "%*u %*u %u:%u", &maj, &min) == 2 &&
+                    makedev(maj, min) == dev)
+                        return startswith(sep + 3, "fuse.glusterfs ");
+        }
+        return false;
+}
+
+static const char *fs_type_shared_name(long type)
 {
         static const struct {
                 long type;
                 const char *name;
         } fs[] = {
-                { NFS_SUPER_MAGIC, "nfs" }, { 0xFF534D42, "cifs" },
-                { 0xFE534D42, "smb2" },     { 0x00C36400, "ceph" },
-                { 0x01161970, "gfs2" },     { 0x7461636f, "ocfs2" },
-                { 0x0BD00BD0, "lustre" },   { 0x65735546, "fuse" /* glusterfs */ },
-                { 0x47504653, "gpfs" },
+                { NFS_SUPER_MAGIC, "nfs" }, { 0xFF534D42, "cifs" }, { 0xFE534D42, "smb2" },
+                { 0x00C36400, "ceph" },     { 0x01161970, "gfs2" }, { 0x7461636f, "ocfs2" },
+                { 0x0BD00BD0, "lustre" },   { 0x47504653, "gpfs" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(fs); i++)
                 if (fs[i].type == type)
                         return fs[i].name;
         return NULL;
+}
+
+const char *fs_shared_name(const char *path)
+{
+        struct statfs sfs;
+        struct stat st;
+
+        if (statfs(path, &sfs) < 0 || stat(path, &st) < 0)
+                return NULL;
+        if (sfs.f_type == FUSE_SUPER_MAGIC)
+                return fuse_is_glusterfs(st.st_dev) ? "glusterfs" : NULL;
+        return fs_type_shared_name((long)sfs.f_type);
 }
 
 static const char *local_fs_name(long type)
@@ -80,7 +109,7 @@ static bool on_shared_storage(const char *path, const SharedFs *shared, size_t n
         for (size_t i = 0; i < n_shared; i++)
                 if (st.st_dev == shared[i].dev)
                         return true;
-        return fs_shared_name((long)sfs.f_type) != NULL;
+        return fs_shared_name(path) != NULL;
 }
 
 /* A disk on shared storage is only shared if its whole qcow2 backing chain is: Nova's
@@ -136,7 +165,7 @@ void disk_classify(const DomDisk *d, const SharedFs *shared, size_t n_shared, Mi
                 snprintf(where_buf, where_size, "cannot be read here: %s", strerror(errno));
                 return;
         }
-        ret->libvirt_shared = fs_shared_name((long)sfs.f_type) != NULL;
+        ret->libvirt_shared = fs_shared_name(d->source) != NULL;
         for (size_t i = 0; i < n_shared; i++)
                 if (st.st_dev == shared[i].dev) {
                         ret->storage = DISK_SHARED;
@@ -144,7 +173,7 @@ void disk_classify(const DomDisk *d, const SharedFs *shared, size_t n_shared, Mi
                         find_local_backing(d->source, shared, n_shared, ret);
                         return;
                 }
-        if ((name = fs_shared_name((long)sfs.f_type))) {
+        if ((name = fs_shared_name(d->source))) {
                 ret->storage = DISK_SHARED;
                 snprintf(where_buf, where_size, "%s", name);
                 find_local_backing(d->source, shared, n_shared, ret);

@@ -9,8 +9,10 @@
 #include "migcheck.h"
 #include "store.h"
 
-/* The name of a file system type (statfs f_type) that nodes share (nfs, cephfs, ...), or NULL. */
-const char *fs_shared_name(long type);
+/* The name of the file system path is on if it is one nodes share and libvirt takes for
+ * shared storage (nfs, ceph, glusterfs ...), or NULL. FUSE counts only as glusterfs, as for
+ * libvirt: sshfs and the like are one node's view. */
+const char *fs_shared_name(const char *path);
 
 /* A file system whose disks every peer in question sees: dev is its st_dev, what a few
  * words for messages ("the file system of the shared state directory"). */
