@@ -85,13 +85,31 @@ def init_cluster(cluster: hwcluster.Cluster, name: str = "hwtest") -> None:
     wait_synced([n for n in cluster.nodes if n.unit_active("hostwardend.service")])
 
 
+#: The firewall as production runs it: the migration ports open only in a migration's window,
+#: to the nodes of the test network.
+FIREWALL = "[firewall]\nmigration_sources = 10.77.0.0/24 fd77::/64\n"
+
+
+def with_firewall(n: int, configs) -> dict[int, str]:
+    """Every node's hostwarden.conf with the firewall on, unless its text has a [firewall]
+    section of its own (a test that turns it off says why there)."""
+    if configs is None or isinstance(configs, str):
+        configs = {i: configs or "" for i in range(1, n + 1)}
+    return {i: text if "[firewall]" in text else text + "\n" + FIREWALL
+            for i, text in ((i, configs.get(i) or "") for i in range(1, n + 1))}
+
+
 @contextlib.contextmanager
 def installed_cluster(n: int, **kwargs) -> Iterator[hwcluster.Cluster]:
     """A started hwcluster.Cluster of N nodes, every one with this build installed
-    (kwargs go to hwcluster.Cluster), and, where hostwardend runs, a cluster initialized and
-    read by every node. At the end it is torn down, the staging tree removed, and nothing
-    may be left behind."""
+    (kwargs go to hwcluster.Cluster) and its firewall on (with_firewall), and, where
+    hostwardend runs, a cluster initialized and read by every node. At the end it is torn
+    down, the staging tree removed, and nothing may be left behind."""
     dest = stage()
+    kwargs["configs"] = with_firewall(n, kwargs.get("configs"))
+    units = tuple(kwargs.get("units", ()))
+    if "hostwarden-firewall.service" not in units:
+        kwargs["units"] = units + ("hostwarden-firewall.service",)
     cluster = hwcluster.Cluster(n, install_dir=dest, **kwargs)
     try:
         cluster.start()

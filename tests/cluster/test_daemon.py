@@ -14,7 +14,9 @@ import hwcluster
 import hwinstall
 
 BUSCTL, DEST = hwinstall.BUSCTL, hwinstall.NODE_API
-CONFIG = "[node]\nname = node1\naddress = 10.77.0.11\n"
+# No migration_sources: this module checks what a fresh install shows (the firewall
+# "unconfigured", CheckNode's advice to list the peers), and migrates nothing.
+CONFIG = "[node]\nname = node1\naddress = 10.77.0.11\n[firewall]\n"
 
 
 @pytest.fixture(scope="module")
