@@ -22,10 +22,8 @@ heartbeat_interval = 500ms
 down_after = 3s
 [peer node{j}]
 address = 10.77.0.1{j}
-libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 [peer node3]
 address = 10.77.0.13
-libvirt_uri = qemu+tcp://10.77.0.13/system
 """
 ISO_DIR = "/var/lib/libvirt/images"  # node-local: each node has its own
 
@@ -209,7 +207,7 @@ def test_shared_disk_with_block_migration(nodes, domain):
 def test_an_unreachable_destination_is_a_finding(nodes, domain):
     findings = check(nodes.node(1), domain("cm-unreach"), "node3")
     assert findings["destination-unreachable"][0] == "error"
-    assert "qemu+tcp://10.77.0.13/system" in findings["destination-unreachable"][1]
+    assert "qemu+tls://10.77.0.13/system" in findings["destination-unreachable"][1]
 
 
 def test_bad_arguments(nodes, domain):

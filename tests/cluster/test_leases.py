@@ -29,7 +29,6 @@ down_after = 3s
 disk_leases = yes
 [peer node{j}]
 address = 10.77.0.1{j}
-libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 """
 
 

@@ -31,7 +31,6 @@ completion_timeout = 30s
 permit_post_copy = yes
 [peer node{j}]
 address = 10.77.0.1{j}
-libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 """
 
 

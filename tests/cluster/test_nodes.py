@@ -21,7 +21,6 @@ heartbeat_interval = 500ms
 down_after = 3s
 [peer node{j}]
 address = 10.77.0.1{j}
-libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 """
 NOTIFY = "#!/bin/sh\necho \"$HOSTWARDEN_EVENT $HOSTWARDEN_NODE $HOSTWARDEN_STATE $HOSTWARDEN_REASON\" >> /run/notified\n"
 
