@@ -463,6 +463,25 @@ static int run_qemu_img(const char *const argv[], char *err, size_t err_size)
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
+/* A file or directory hostwardend created for an instance gets the owner of the directory it
+ * is in, as Nova, which runs as the nova user, would have made it (libvirt's dynamic ownership
+ * hands the disk to QEMU while the guest runs and back afterwards). */
+static void own_like_parent(const char *path)
+{
+        _cleanup_free_ char *parent = strdup(path);
+        char *slash = parent ? strrchr(parent, '/') : NULL;
+        struct stat st;
+
+        if (!slash || slash == parent)
+                return;
+        *slash = '\0';
+        if (stat(parent, &st) < 0 || (st.st_uid == 0 && st.st_gid == 0))
+                return;
+        if (chown(path, st.st_uid, st.st_gid) < 0)
+                log_warning_errno(errno, "Cannot give %s to the owner of %s (uid %u, gid %u): %m",
+                                  path, parent, (unsigned)st.st_uid, (unsigned)st.st_gid);
+}
+
 #define REBUILD_LIBVIRT_WAIT_SEC 30U
 
 /*
@@ -511,7 +530,8 @@ static void rebuild_apply(Manager *m, Rebuild *r)
                         for (char *p = strchr(dir + 1, '/');; p = strchr(p + 1, '/')) {
                                 if (p)
                                         *p = '\0';
-                                (void)mkdir(dir, 0755);
+                                if (mkdir(dir, 0755) >= 0)
+                                        own_like_parent(dir);
                                 if (!p)
                                         break;
                                 *p = '/';
@@ -529,6 +549,7 @@ static void rebuild_apply(Manager *m, Rebuild *r)
                              f->path, f->backing, err);
                         return;
                 }
+                own_like_parent(f->path);
                 log_fields(LOG_NOTICE, 0, LOG_FIELDS({ "HOSTWARDEN_INSTANCE", r->uuid }),
                            "Disk %s of %s re-created from its base image %s", f->path, r->uuid,
                            f->backing);

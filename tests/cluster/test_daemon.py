@@ -119,9 +119,9 @@ def test_check_node_reports_the_readiness_list(daemon_node):
                              "instances-path", "peer-resolvable", "migration-ports"}, findings
     assert findings["hook-active"][0] == "ok", findings["hook-active"]
     assert findings["migration-ports"][0] == "ok", findings["migration-ports"]
-    # the harness's libvirtd listens on 16509 without TLS
-    assert findings["libvirt-listen"][0] == "warning"
-    assert "16509 without TLS" in findings["libvirt-listen"][1]
+    # the harness's libvirtd listens on 16514 (TLS) only, as in production
+    assert findings["libvirt-listen"][0] == "ok", findings["libvirt-listen"]
+    assert "16514" in findings["libvirt-listen"][1]
     # defaults: no migration sources, consoles on 0.0.0.0 with nothing in front
     assert findings["firewall"][0] == "warning"
     assert "migration_sources is empty" in findings["firewall"][1]
@@ -212,7 +212,7 @@ def test_check_node_flags_a_broken_node(daemon_node):
     link = "/etc/libvirt/hooks/qemu.d/50-hostwarden"
     target = daemon_node.run(["readlink", link]).stdout.strip()
     # libvirtd keeps the socket systemd handed it: stop both
-    daemon_node.run("systemctl stop libvirtd-tcp.socket libvirtd.service")
+    daemon_node.run("systemctl stop libvirtd-tls.socket libvirtd.service")
     daemon_node.run(["rm", link])
     try:
         findings = check_node(daemon_node)
@@ -222,7 +222,13 @@ def test_check_node_flags_a_broken_node(daemon_node):
         assert daemon_node.run(["hostwardenctl", "check"], check=False).returncode == 1
     finally:
         daemon_node.run(["ln", "-s", target, link])
+        # plain TCP alone (libvirtd-tcp.socket, listened on by systemd): a warning
+        daemon_node.run("systemctl start libvirtd-tcp.socket")
+        findings = check_node(daemon_node)
+        daemon_node.run("systemctl stop libvirtd-tcp.socket")
+        assert findings["libvirt-listen"][0] == "warning", findings["libvirt-listen"]
+        assert "16509 without TLS" in findings["libvirt-listen"][1]
         # the socket comes back only with libvirtd stopped first
         daemon_node.run("systemctl stop libvirtd.service && "
-                        "systemctl start libvirtd-tcp.socket libvirtd.service")
-        assert check_node(daemon_node)["libvirt-listen"][0] == "warning"
+                        "systemctl start libvirtd-tls.socket libvirtd.service")
+        assert check_node(daemon_node)["libvirt-listen"][0] == "ok"
