@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <linux/magic.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -15,8 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "certcheck.h"
 #include "check.h"
 #include "leases.h"
+#include "migtls.h"
 #include "diskinfo.h"
 #include "fw.h"
 #include "manager.h"
@@ -93,6 +97,194 @@ static void check_libvirt_listen(Findings *f)
                     "libvirt does not listen for peers (neither 16514 nor 16509): enable "
                     "libvirtd-tls.socket (or virtproxyd-tls.socket), or live migration cannot "
                     "reach this node");
+}
+
+#define LIBVIRT_CA          "/etc/pki/CA/cacert.pem"
+#define LIBVIRT_SERVER_CERT "/etc/pki/libvirt/servercert.pem"
+#define LIBVIRT_CLIENT_CERT "/etc/pki/libvirt/clientcert.pem"
+
+/* One certificate: the CA's signature, the validity, the names. Severity error for what
+ * makes peers refuse it now, warning for what will soon. */
+static void check_cert(Findings *f, const char *code, const char *what, const char *cert,
+                       const char *ca, const char *const *names, const char *names_why)
+{
+        char until[64] = "";
+        CertCheck cc;
+
+        cert_check(cert, ca, names, time(NULL), &cc);
+        if (cc.error < 0) {
+                add(f, "error", code, "%s: %s", what, cc.detail);
+                return;
+        }
+        if (cc.not_after != (time_t)-1) {
+                struct tm tm;
+                strftime(until, sizeof(until), "%Y-%m-%d %H:%M UTC", gmtime_r(&cc.not_after, &tm));
+        }
+        if (!cc.signed_by_ca)
+                add(f, "error", code,
+                    "%s %s is not signed by the CA in %s: peers refuse it; issue it from the "
+                    "cluster's CA",
+                    what, cert, ca);
+        else if (cc.expired || cc.not_yet_valid)
+                add(f, "error", code, "%s %s is %s (valid until %s): peers refuse it; renew it",
+                    what, cert, cc.expired ? "expired" : "not valid yet", until);
+        else if (cc.missing_name[0])
+                add(f, "error", code,
+                    "%s %s does not name %s, which %s: peers refuse it; issue it with that "
+                    "name among its subject alternative names",
+                    what, cert, cc.missing_name, names_why);
+        else if (cc.expiring)
+                add(f, "warning", code,
+                    "%s %s expires on %s, in less than %d days: renew it (libvirtd reads it "
+                    "when it starts, QEMU at each migration)",
+                    what, cert, until, CERT_EXPIRY_WARNING_DAYS);
+        else
+                add(f, "ok", code, "%s %s is signed by the CA, valid until %s", what, cert, until);
+}
+
+/* TLS between the nodes: libvirt's own connections (16514) and QEMU's migration streams. */
+static void check_tls(Manager *m, Findings *f)
+{
+        const Config *c = m->config;
+        _cleanup_free_ char *qemu = NULL, *mhost = NULL, *ca = NULL, *cert = NULL;
+        char host[256] = "";
+        MigrationTlsProbe probe;
+        MigrationTls mode = c->migration.tls;
+        bool on;
+
+        if (read_full_file(LIBVIRT_QEMU_CONF, 4 << 20, &qemu, NULL) < 0)
+                qemu = NULL;
+        migration_tls_probe(qemu, &probe);
+        on = migration_tls_default(mode, &probe);
+
+        /* libvirt: peers connect to qemu+tls://ADDRESS/system and check that the
+         * certificate names ADDRESS; the node's name is what an operator's virsh uses */
+        if (access(LIBVIRT_SERVER_CERT, F_OK) >= 0) {
+                const char *const names[] = { c->node.address ?: "", c->node.name, NULL };
+                check_cert(f, "libvirt-certificate", "libvirt's server certificate",
+                           LIBVIRT_SERVER_CERT, LIBVIRT_CA, names,
+                           "peers connect to ([node] address, name)");
+                if (access(LIBVIRT_CLIENT_CERT, F_OK) >= 0)
+                        check_cert(f, "libvirt-certificate", "libvirt's client certificate",
+                                   LIBVIRT_CLIENT_CERT, LIBVIRT_CA, NULL, "");
+                else
+                        add(f, "error", "libvirt-certificate",
+                            "%s is missing: this node cannot connect to its peers' libvirt "
+                            "over TLS (migrations from here fail)",
+                            LIBVIRT_CLIENT_CERT);
+        } else
+                add(f, "warning", "libvirt-certificate",
+                    "%s is missing: libvirtd does not accept TLS connections, and peers reach "
+                    "this node through qemu+tls:// by default",
+                    LIBVIRT_SERVER_CERT);
+
+        /* QEMU: the migration stream */
+        if (mode == MIGRATION_TLS_NO)
+                add(f, probe.force ? "error" : "warning", "migration-tls",
+                    "[migration] tls = no: migration streams (guest memory and disks) cross the "
+                    "network in the clear%s",
+                    probe.force ? ", and libvirt forces TLS (migrate_tls_force = 1 in "
+                                  "qemu.conf): every migration from here is refused"
+                                : "; set tls = auto (the default) once QEMU has certificates");
+        else if (!on) /* auto, without certificates */
+                add(f, probe.force ? "error" : "warning", "migration-tls",
+                    "%s is missing: migration streams %s; install QEMU's certificates in %s "
+                    "(libvirt's migrate_tls_x509_cert_dir)",
+                    probe.missing,
+                    probe.force ? "cannot be encrypted and libvirt forces TLS "
+                                  "(migrate_tls_force = 1): every migration is refused"
+                                : "go in the clear ([migration] tls = auto)",
+                    probe.dir);
+        else if (!isempty(probe.missing))
+                add(f, "error", "migration-tls",
+                    "[migration] tls = yes but %s is missing: every migration is refused; "
+                    "install QEMU's certificates in %s",
+                    probe.missing, probe.dir);
+        else if (probe.verify && !isempty(probe.missing_client))
+                add(f, "error", "migration-tls",
+                    "%s is missing: destinations check the source's client certificate "
+                    "(migrate_tls_x509_verify), so migrations from here fail",
+                    probe.missing_client);
+        else
+                add(f, "ok", "migration-tls",
+                    "migration streams are encrypted ([migration] tls = %s) with the "
+                    "certificates in %s",
+                    migration_tls_to_string(mode), probe.dir);
+
+        if (probe.force)
+                add(f, "ok", "migration-tls-force",
+                    "libvirt refuses migrations without TLS (migrate_tls_force = 1), whoever "
+                    "asks for them");
+        else if (on)
+                add(f, "warning", "migration-tls-force",
+                    "libvirt still accepts migrations without TLS from other tools (virsh, "
+                    "Nova without live_migration_with_native_tls): set migrate_tls_force = 1 "
+                    "in %s",
+                    LIBVIRT_QEMU_CONF);
+
+        if (!on || !isempty(probe.missing))
+                return;
+        /* the source's QEMU checks the destination's certificate against the migration
+         * address: libvirt's migration_host, else this node's host name */
+        if (qemu && libvirt_conf_get(qemu, "migration_host", &mhost) < 0)
+                mhost = NULL;
+        if (isempty(mhost))
+                (void)gethostname(host, sizeof(host) - 1);
+        if (asprintf(&cert, "%s/server-cert.pem", probe.dir) < 0 ||
+            asprintf(&ca, "%s/ca-cert.pem", probe.dir) < 0) {
+                f->error = -ENOMEM;
+                return;
+        }
+        {
+                const char *const names[] = { isempty(mhost) ? host : mhost, NULL };
+                check_cert(f, "migration-certificate", "QEMU's server certificate", cert, ca, names,
+                           isempty(mhost) ? "is the migration address (this node's host name; "
+                                            "no migration_host in qemu.conf)"
+                                          : "is the migration address (migration_host in "
+                                            "qemu.conf)");
+        }
+        if (isempty(probe.missing_client)) {
+                free(cert);
+                if (asprintf(&cert, "%s/client-cert.pem", probe.dir) < 0) {
+                        cert = NULL;
+                        f->error = -ENOMEM;
+                        return;
+                }
+                check_cert(f, "migration-certificate", "QEMU's client certificate", cert, ca, NULL,
+                           "");
+        }
+}
+
+/* hostwardend writes in instances_path (storage marks, rebuilt disks): Nova's packages make
+ * it the nova user's, and the unit's ProtectSystem=strict leaves only /var/lib/nova/instances
+ * writable. */
+static void check_instances_writable(Manager *m, Findings *f)
+{
+        const char *path = m->config->node.instances_path;
+        struct stat st;
+        struct passwd *pw;
+        struct group *gr;
+
+        if (stat(path, &st) < 0)
+                return; /* check_storage says so */
+        pw = getpwuid(st.st_uid);
+        gr = getgrgid(st.st_gid);
+        if (access(path, W_OK | X_OK) >= 0)
+                add(f, "ok", "instances-writable",
+                    "hostwardend writes in instances_path %s (owner %s:%s)", path,
+                    pw ? pw->pw_name : "?", gr ? gr->gr_name : "?");
+        else if (errno == EROFS)
+                add(f, "error", "instances-writable",
+                    "instances_path %s is read-only for hostwardend: its unit makes everything "
+                    "but /var/lib/nova/instances read-only (ProtectSystem=strict); add "
+                    "ReadWritePaths=%s in a drop-in (systemctl edit hostwardend)",
+                    path, path);
+        else
+                add(f, "error", "instances-writable",
+                    "hostwardend cannot write in instances_path %s (owner %s:%s, mode %04o): "
+                    "%s; storage marks and rebuilds need it",
+                    path, pw ? pw->pw_name : "?", gr ? gr->gr_name : "?",
+                    (unsigned)(st.st_mode & 07777), strerror(errno));
 }
 
 /* libvirt finds hooks only when it starts: the hook counts once libvirtd started after its
@@ -439,11 +631,13 @@ int check_node(Manager *m, sd_bus_message *reply)
                 return r;
         check_store(m, &f);
         check_libvirt_listen(&f);
+        check_tls(m, &f);
         check_hook(m, &f);
         check_leases(m, &f);
         check_firewall(m, &f);
         check_console(m, &f);
         check_storage(m, &f);
+        check_instances_writable(m, &f);
         check_peers(m, &f);
         check_ports(m, &f);
         if (f.error < 0)
