@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <pwd.h>
 #include <linux/magic.h>
 #include <netdb.h>
@@ -142,6 +141,8 @@ static void check_cert(Findings *f, const char *code, const char *what, const ch
                 add(f, "ok", code, "%s %s is signed by the CA, valid until %s", what, cert, until);
 }
 
+static void check_post_copy(Manager *m, const char *qemu_conf, Findings *f);
+
 /* TLS between the nodes: libvirt's own connections (16514) and QEMU's migration streams. */
 static void check_tls(Manager *m, Findings *f)
 {
@@ -154,6 +155,7 @@ static void check_tls(Manager *m, Findings *f)
 
         if (read_full_file(LIBVIRT_QEMU_CONF, 4 << 20, &qemu, NULL) < 0)
                 qemu = NULL;
+        check_post_copy(m, qemu, f);
         migration_tls_probe(qemu, &probe);
         on = migration_tls_default(mode, &probe);
 
@@ -165,10 +167,10 @@ static void check_tls(Manager *m, Findings *f)
                            LIBVIRT_SERVER_CERT, LIBVIRT_CA, names,
                            "peers connect to ([node] address, name)");
                 if (access(LIBVIRT_CLIENT_CERT, F_OK) >= 0)
-                        check_cert(f, "libvirt-certificate", "libvirt's client certificate",
+                        check_cert(f, "libvirt-client-certificate", "libvirt's client certificate",
                                    LIBVIRT_CLIENT_CERT, LIBVIRT_CA, NULL, "");
                 else
-                        add(f, "error", "libvirt-certificate",
+                        add(f, "error", "libvirt-client-certificate",
                             "%s is missing: this node cannot connect to its peers' libvirt "
                             "over TLS (migrations from here fail)",
                             LIBVIRT_CLIENT_CERT);
@@ -250,41 +252,82 @@ static void check_tls(Manager *m, Findings *f)
                         f->error = -ENOMEM;
                         return;
                 }
-                check_cert(f, "migration-certificate", "QEMU's client certificate", cert, ca, NULL,
-                           "");
+                check_cert(f, "migration-client-certificate", "QEMU's client certificate", cert, ca,
+                           NULL, "");
         }
 }
 
-/* hostwardend writes in instances_path (storage marks, rebuilt disks): Nova's packages make
- * it the nova user's, and the unit's ProtectSystem=strict leaves only /var/lib/nova/instances
- * writable. */
+/* Post-copy needs userfaultfd in QEMU. QEMU 7.2 (Debian 12) asks the kernel for it directly,
+ * which a QEMU that is not root (libvirt-qemu, libvirt's default user) may only do with
+ * vm.unprivileged_userfaultfd = 1; Debian's libvirt does not set it. Measured on the test
+ * nodes: "migrate-set-capabilities: Postcopy is not supported", every migration failing. */
+static void check_post_copy(Manager *m, const char *qemu_conf, Findings *f)
+{
+        _cleanup_free_ char *user = NULL, *uffd = NULL;
+
+        if (!m->config->migration.permit_post_copy)
+                return;
+        if (qemu_conf && libvirt_conf_get(qemu_conf, "user", &user) >= 0 &&
+            (streq(user, "root") || streq(user, "+0"))) {
+                add(f, "ok", "post-copy", "post-copy permitted; QEMU runs as root");
+                return;
+        }
+        if (read_full_file("/proc/sys/vm/unprivileged_userfaultfd", 64, &uffd, NULL) >= 0 &&
+            uffd[0] == '1')
+                add(f, "ok", "post-copy",
+                    "post-copy permitted; QEMU may use userfaultfd (vm.unprivileged_userfaultfd "
+                    "= 1)");
+        else
+                add(f, "error", "post-copy",
+                    "[migration] permit_post_copy = yes, but QEMU runs as %s and the kernel "
+                    "lets it use userfaultfd only with vm.unprivileged_userfaultfd = 1: every "
+                    "migration with post-copy fails (\"Postcopy is not supported\"); set it in "
+                    "/etc/sysctl.d/ or permit_post_copy = no",
+                    user ?: "libvirt-qemu");
+}
+
+/* hostwardend's own files in instances_path, which Nova's packages make the nova user's
+ * (0755): its storage mark, in a directory of root's that hostwardend has systemd make once
+ * (store-attach.c); rebuilt disks are made as their directory's owner (evacuate.c). The
+ * unit's ProtectSystem=strict leaves only /var/lib/nova/instances writable. */
 static void check_instances_writable(Manager *m, Findings *f)
 {
         const char *path = m->config->node.instances_path;
+        _cleanup_free_ char *marks = NULL;
         struct stat st;
-        struct passwd *pw;
-        struct group *gr;
+        int k;
 
         if (stat(path, &st) < 0)
                 return; /* check_storage says so */
-        pw = getpwuid(st.st_uid);
-        gr = getgrgid(st.st_gid);
-        if (access(path, W_OK | X_OK) >= 0)
-                add(f, "ok", "instances-writable",
-                    "hostwardend writes in instances_path %s (owner %s:%s)", path,
-                    pw ? pw->pw_name : "?", gr ? gr->gr_name : "?");
-        else if (errno == EROFS)
+        if (asprintf(&marks, "%s/" STORAGE_MARK_DIR, path) < 0) {
+                f->error = -ENOMEM;
+                return;
+        }
+        k = access(marks, W_OK | X_OK) >= 0 ? 0 : errno;
+        if (k == ENOENT) /* made when hostwardend attaches: what matters is where */
+                k = access(path, W_OK | X_OK) >= 0 || errno != EROFS ? ENOENT : EROFS;
+        if (k == 0)
+                add(f, "ok", "instances-writable", "hostwardend writes its storage mark in %s",
+                    marks);
+        else if (k == EROFS)
                 add(f, "error", "instances-writable",
-                    "instances_path %s is read-only for hostwardend: its unit makes everything "
-                    "but /var/lib/nova/instances read-only (ProtectSystem=strict); add "
+                    "instances_path %s is read-only for hostwardend: its unit leaves only "
+                    "/var/lib/nova/instances writable (ProtectSystem=strict); add "
                     "ReadWritePaths=%s in a drop-in (systemctl edit hostwardend)",
                     path, path);
-        else
+        else if (k == ENOENT)
+                add(f, "warning", "instances-writable",
+                    "%s does not exist yet: hostwardend has systemd make it (root's) when it "
+                    "attaches to the cluster store",
+                    marks);
+        else {
+                struct passwd *pw = stat(marks, &st) >= 0 ? getpwuid(st.st_uid) : NULL;
+
                 add(f, "error", "instances-writable",
-                    "hostwardend cannot write in instances_path %s (owner %s:%s, mode %04o): "
-                    "%s; storage marks and rebuilds need it",
-                    path, pw ? pw->pw_name : "?", gr ? gr->gr_name : "?",
-                    (unsigned)(st.st_mode & 07777), strerror(errno));
+                    "hostwardend cannot write its storage mark in %s (owner %s): %s; it must "
+                    "be root's: chown root:root %s",
+                    marks, pw ? pw->pw_name : "?", strerror(k), marks);
+        }
 }
 
 /* libvirt finds hooks only when it starts: the hook counts once libvirtd started after its

@@ -999,7 +999,8 @@ class Node:
             # are not delegated to it.  stdio_handler = file: no virtlogd round trip.
             "etc/libvirt/qemu.conf": (
                 "# Written by the hostwarden test harness.\n"
-                "cgroup_controllers = [ ]\n"
+                + (f'user = "{c.qemu_user}"\ngroup = "{c.qemu_user}"\n' if c.qemu_user else "")
+                + "cgroup_controllers = [ ]\n"
                 'stdio_handler = "file"\n'
                 f'migration_host = "{self.address}"\n'
             ),
@@ -1231,6 +1232,9 @@ class Cluster:
       its admin password (default: random; ``cluster.bmc_password``).
     - pki: the CA whose certificates the nodes get (hwpki.Pki; default: the run's,
       ``hwpki.shared()``).
+    - qemu_user: qemu.conf's user and group (default: libvirt's, libvirt-qemu).  "root"
+      only where a test needs what QEMU cannot do as libvirt-qemu here: post-copy
+      (userfaultfd, with vm.unprivileged_userfaultfd = 0 on this host; README).
 
     Node indices are 1-based and match the names (node1 = 10.77.0.11).
     Use as a context manager; `start()`/`teardown()` are also public and
@@ -1242,7 +1246,8 @@ class Cluster:
 
     def __init__(self, n_nodes: int = 2, install_dir=None, configs=None, files=None,
                  units: Iterable[str] = (), boot_timeout: float = 60, bmc: bool = False,
-                 bmc_password: str | None = None, pki: "hwpki.Pki | None" = None):
+                 bmc_password: str | None = None, pki: "hwpki.Pki | None" = None,
+                 qemu_user: str | None = None):
         if not 1 <= n_nodes <= 200:
             raise ValueError("n_nodes must be between 1 and 200")
         with Cluster._seq_lock:
@@ -1263,6 +1268,7 @@ class Cluster:
         self.bmc_password = bmc_password or f"bmc-{uuidlib.uuid4().hex[:12]}"
         self.bmcs: list[Bmc] = []
         self.pki = pki or hwpki.shared()
+        self.qemu_user = qemu_user
         self.nodes: list[Node] = []
         self.boot_seconds: float | None = None
         self._started = False

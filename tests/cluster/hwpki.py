@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 
 #: How long the test certificates are valid.  Tests of expiry make their own.
-DAYS = 30
+DAYS = 365
 
 
 @dataclass(frozen=True)
