@@ -140,7 +140,7 @@ def test_a_migration_to_a_dead_destination_fails_and_the_guest_runs_on(nodes, gu
     guest("mig-dead")
     # node2's libvirtd is gone (service and sockets): the p2p connection fails
     node2.systemctl("stop", "libvirtd.service", "libvirtd.socket", "libvirtd-ro.socket",
-                    "libvirtd-admin.socket", "libvirtd-tcp.socket")
+                    "libvirtd-admin.socket", "libvirtd-tls.socket")
     try:
         path = migrate(node1, "mig-dead", "node2")
         final = wait_final(node1, path)
@@ -150,7 +150,7 @@ def test_a_migration_to_a_dead_destination_fails_and_the_guest_runs_on(nodes, gu
         assert persistent(node1, "mig-dead")
     finally:
         node2.systemctl("start", "libvirtd.socket", "libvirtd-ro.socket",
-                        "libvirtd-admin.socket", "libvirtd-tcp.socket", "libvirtd.service")
+                        "libvirtd-admin.socket", "libvirtd-tls.socket", "libvirtd.service")
 
 
 def test_force_complete_switches_to_post_copy_when_the_migration_has_it(nodes, guest):
