@@ -664,6 +664,12 @@ def test_tls_yes_refuses_a_caller_turning_it_off_and_needs_the_certificates(node
             assert "ConstraintViolated" in err and key in err and "tls = yes" in err, err
             severity, message = node_findings(node1)["migration-tls"]
             assert severity == "error" and key in message, message
+            # CheckMigration predicts the refusal
+            out = node1.run(BUSCTL + ["--json=short", "call", *NODE, "CheckMigration",
+                                      "ssa{sv}", "mig-tlsyes", "node2", "0"]).stdout
+            found = {c: (sev, msg) for sev, c, msg in json.loads(out)["data"][0]}
+            assert found["migration-tls"][0] == "error" and key in found["migration-tls"][1], \
+                found
             # auto: no certificates, no TLS (a warning), and the migration goes through
             node1.run(["rm", dropin])
             node1.run(BUSCTL + ["call", *NODE, "Reload"])
