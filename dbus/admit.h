@@ -3,7 +3,7 @@
 
 #include <systemd/sd-bus.h>
 
-#include "limits.h"
+#include "call-limits.h"
 #include "macro.h"
 
 /*

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <linux/magic.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -15,8 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "certcheck.h"
 #include "check.h"
 #include "leases.h"
+#include "migtls.h"
 #include "diskinfo.h"
 #include "fw.h"
 #include "manager.h"
@@ -46,6 +49,9 @@ struct NodeCheck {
         FwSpec spec; /* its lists point to the copies above */
         ConsoleListen console_listen;
         unsigned port_min, port_max;
+        char *node_name, *node_address; /* address: "" when not set */
+        MigrationTls migration_tls;
+        bool permit_post_copy;
         CheckPeer *peers;
         size_t n_peers;
 
@@ -122,6 +128,237 @@ static void check_libvirt_listen(NodeCheck *f)
                     "libvirt does not listen for peers (neither 16514 nor 16509): enable "
                     "libvirtd-tls.socket (or virtproxyd-tls.socket), or live migration cannot "
                     "reach this node");
+}
+
+#define LIBVIRT_CA          "/etc/pki/CA/cacert.pem"
+#define LIBVIRT_SERVER_CERT "/etc/pki/libvirt/servercert.pem"
+#define LIBVIRT_CLIENT_CERT "/etc/pki/libvirt/clientcert.pem"
+
+/* One certificate: the CA's signature, the validity, the names. Severity error for what
+ * makes peers refuse it now, warning for what will soon. */
+static void check_cert(NodeCheck *f, const char *code, const char *what, const char *cert,
+                       const char *ca, const char *const *names, const char *names_why)
+{
+        char until[64] = "";
+        CertCheck cc;
+
+        cert_check(cert, ca, names, time(NULL), &cc);
+        if (cc.error < 0) {
+                add(f, "error", code, "%s: %s", what, cc.detail);
+                return;
+        }
+        if (cc.not_after != (time_t)-1) {
+                struct tm tm;
+                strftime(until, sizeof(until), "%Y-%m-%d %H:%M UTC", gmtime_r(&cc.not_after, &tm));
+        }
+        if (!cc.signed_by_ca)
+                add(f, "error", code,
+                    "%s %s is not signed by the CA in %s: peers refuse it; issue it from the "
+                    "cluster's CA",
+                    what, cert, ca);
+        else if (cc.expired || cc.not_yet_valid)
+                add(f, "error", code, "%s %s is %s (valid until %s): peers refuse it; renew it",
+                    what, cert, cc.expired ? "expired" : "not valid yet", until);
+        else if (cc.missing_name[0])
+                add(f, "error", code,
+                    "%s %s does not name %s, which %s: peers refuse it; issue it with that "
+                    "name among its subject alternative names",
+                    what, cert, cc.missing_name, names_why);
+        else if (cc.expiring)
+                add(f, "warning", code,
+                    "%s %s expires on %s, in less than %d days: renew it (libvirtd reads it "
+                    "when it starts, QEMU at each migration)",
+                    what, cert, until, CERT_EXPIRY_WARNING_DAYS);
+        else
+                add(f, "ok", code, "%s %s is signed by the CA, valid until %s", what, cert, until);
+}
+
+static void check_post_copy(NodeCheck *f, const char *qemu_conf);
+
+/* TLS between the nodes: libvirt's own connections (16514) and QEMU's migration streams. */
+static void check_tls(NodeCheck *f)
+{
+        _cleanup_free_ char *qemu = NULL, *mhost = NULL, *ca = NULL, *cert = NULL;
+        char host[256] = "";
+        MigrationTlsProbe probe;
+        MigrationTls mode = f->migration_tls;
+        bool on;
+
+        if (read_full_file(LIBVIRT_QEMU_CONF, 4 << 20, &qemu, NULL) < 0)
+                qemu = NULL;
+        check_post_copy(f, qemu);
+        migration_tls_probe(qemu, &probe);
+        on = migration_tls_default(mode, &probe);
+
+        /* libvirt: peers connect to qemu+tls://ADDRESS/system and check that the
+         * certificate names ADDRESS; the node's name is what an operator's virsh uses */
+        if (access(LIBVIRT_SERVER_CERT, F_OK) >= 0) {
+                const char *const names[] = { f->node_address, f->node_name, NULL };
+                check_cert(f, "libvirt-certificate", "libvirt's server certificate",
+                           LIBVIRT_SERVER_CERT, LIBVIRT_CA, names,
+                           "peers connect to ([node] address, name)");
+                if (access(LIBVIRT_CLIENT_CERT, F_OK) >= 0)
+                        check_cert(f, "libvirt-client-certificate", "libvirt's client certificate",
+                                   LIBVIRT_CLIENT_CERT, LIBVIRT_CA, NULL, "");
+                else
+                        add(f, "error", "libvirt-client-certificate",
+                            "%s is missing: this node cannot connect to its peers' libvirt "
+                            "over TLS (migrations from here fail)",
+                            LIBVIRT_CLIENT_CERT);
+        } else
+                add(f, "warning", "libvirt-certificate",
+                    "%s is missing: libvirtd does not accept TLS connections, and peers reach "
+                    "this node through qemu+tls:// by default",
+                    LIBVIRT_SERVER_CERT);
+
+        /* QEMU: the migration stream */
+        if (mode == MIGRATION_TLS_NO)
+                add(f, probe.force ? "error" : "warning", "migration-tls",
+                    "[migration] tls = no: migration streams (guest memory and disks) cross the "
+                    "network in the clear%s",
+                    probe.force ? ", and libvirt forces TLS (migrate_tls_force = 1 in "
+                                  "qemu.conf): every migration from here is refused"
+                                : "; set tls = auto (the default) once QEMU has certificates");
+        else if (!on) /* auto, without certificates */
+                add(f, probe.force ? "error" : "warning", "migration-tls",
+                    "%s is missing: migration streams %s; install QEMU's certificates in %s "
+                    "(libvirt's migrate_tls_x509_cert_dir)",
+                    probe.missing,
+                    probe.force ? "cannot be encrypted and libvirt forces TLS "
+                                  "(migrate_tls_force = 1): every migration is refused"
+                                : "go in the clear ([migration] tls = auto)",
+                    probe.dir);
+        else if (!isempty(probe.missing))
+                add(f, "error", "migration-tls",
+                    "[migration] tls = yes but %s is missing: every migration is refused; "
+                    "install QEMU's certificates in %s",
+                    probe.missing, probe.dir);
+        else if (probe.verify && !isempty(probe.missing_client))
+                add(f, "error", "migration-tls",
+                    "%s is missing: destinations check the source's client certificate "
+                    "(migrate_tls_x509_verify), so migrations from here fail",
+                    probe.missing_client);
+        else
+                add(f, "ok", "migration-tls",
+                    "migration streams are encrypted ([migration] tls = %s) with the "
+                    "certificates in %s",
+                    migration_tls_to_string(mode), probe.dir);
+
+        if (probe.force)
+                add(f, "ok", "migration-tls-force",
+                    "libvirt refuses migrations without TLS (migrate_tls_force = 1), whoever "
+                    "asks for them");
+        else if (on)
+                add(f, "warning", "migration-tls-force",
+                    "libvirt still accepts migrations without TLS from other tools (virsh, "
+                    "Nova without live_migration_with_native_tls): set migrate_tls_force = 1 "
+                    "in %s",
+                    LIBVIRT_QEMU_CONF);
+
+        if (!on || !isempty(probe.missing))
+                return;
+        /* the source's QEMU checks the destination's certificate against the migration
+         * address: libvirt's migration_host, else this node's host name */
+        if (qemu && libvirt_conf_get(qemu, "migration_host", &mhost) < 0)
+                mhost = NULL;
+        if (isempty(mhost))
+                (void)gethostname(host, sizeof(host) - 1);
+        if (asprintf(&cert, "%s/server-cert.pem", probe.dir) < 0 ||
+            asprintf(&ca, "%s/ca-cert.pem", probe.dir) < 0) {
+                f->error = -ENOMEM;
+                return;
+        }
+        {
+                const char *const names[] = { isempty(mhost) ? host : mhost, NULL };
+                check_cert(f, "migration-certificate", "QEMU's server certificate", cert, ca, names,
+                           isempty(mhost) ? "is the migration address (this node's host name; "
+                                            "no migration_host in qemu.conf)"
+                                          : "is the migration address (migration_host in "
+                                            "qemu.conf)");
+        }
+        if (isempty(probe.missing_client)) {
+                free(cert);
+                if (asprintf(&cert, "%s/client-cert.pem", probe.dir) < 0) {
+                        cert = NULL;
+                        f->error = -ENOMEM;
+                        return;
+                }
+                check_cert(f, "migration-client-certificate", "QEMU's client certificate", cert, ca,
+                           NULL, "");
+        }
+}
+
+/* Post-copy needs userfaultfd in QEMU. QEMU 7.2 (Debian 12) asks the kernel for it directly,
+ * which a QEMU that is not root (libvirt-qemu, libvirt's default user) may only do with
+ * vm.unprivileged_userfaultfd = 1; Debian's libvirt does not set it. Measured on the test
+ * nodes: "migrate-set-capabilities: Postcopy is not supported", every migration failing. */
+static void check_post_copy(NodeCheck *f, const char *qemu_conf)
+{
+        _cleanup_free_ char *user = NULL, *uffd = NULL;
+
+        if (!f->permit_post_copy)
+                return;
+        if (qemu_conf && libvirt_conf_get(qemu_conf, "user", &user) >= 0 &&
+            (streq(user, "root") || streq(user, "+0"))) {
+                add(f, "ok", "post-copy", "post-copy permitted; QEMU runs as root");
+                return;
+        }
+        if (read_full_file("/proc/sys/vm/unprivileged_userfaultfd", 64, &uffd, NULL) >= 0 &&
+            uffd[0] == '1')
+                add(f, "ok", "post-copy",
+                    "post-copy permitted; QEMU may use userfaultfd (vm.unprivileged_userfaultfd "
+                    "= 1)");
+        else
+                add(f, "error", "post-copy",
+                    "[migration] permit_post_copy = yes, but QEMU runs as %s and the kernel "
+                    "lets it use userfaultfd only with vm.unprivileged_userfaultfd = 1: every "
+                    "migration with post-copy fails (\"Postcopy is not supported\"); set it in "
+                    "/etc/sysctl.d/ or permit_post_copy = no",
+                    user ?: "libvirt-qemu");
+}
+
+/* hostwardend's own files in instances_path, which Nova's packages make the nova user's
+ * (0755): its storage mark, in a directory of root's that hostwardend has systemd make once
+ * (store-attach.c); rebuilt disks are made as their directory's owner (evacuate.c). The
+ * unit's ProtectSystem=strict leaves only /var/lib/nova/instances writable. */
+static void check_instances_writable(NodeCheck *f)
+{
+        const char *path = f->instances_path;
+        _cleanup_free_ char *marks = NULL;
+        struct stat st;
+        int k;
+
+        if (stat(path, &st) < 0)
+                return; /* check_storage says so */
+        if (asprintf(&marks, "%s/" STORAGE_MARK_DIR, path) < 0) {
+                f->error = -ENOMEM;
+                return;
+        }
+        k = access(marks, W_OK | X_OK) >= 0 ? 0 : errno;
+        if (k == ENOENT) /* made when hostwardend attaches: what matters is where */
+                k = access(path, W_OK | X_OK) >= 0 || errno != EROFS ? ENOENT : EROFS;
+        if (k == 0)
+                add(f, "ok", "instances-writable", "hostwardend writes its storage mark in %s",
+                    marks);
+        else if (k == EROFS)
+                add(f, "error", "instances-writable",
+                    "instances_path %s is read-only for hostwardend: its unit leaves only "
+                    "/var/lib/nova/instances writable (ProtectSystem=strict); add "
+                    "ReadWritePaths=%s in a drop-in (systemctl edit hostwardend)",
+                    path, path);
+        else if (k == ENOENT)
+                add(f, "warning", "instances-writable",
+                    "%s does not exist yet: hostwardend has systemd make it (root's) when it "
+                    "attaches to the cluster store",
+                    marks);
+        else {
+                struct passwd *pw = stat(marks, &st) >= 0 ? getpwuid(st.st_uid) : NULL;
+
+                add(f, "error", "instances-writable",
+                    "hostwardend cannot write its storage mark in %s (owner %s): %s; it must "
+                    "be root's: chown root:root %s",
+                    marks, pw ? pw->pw_name : "?", strerror(k), marks);
+        }
 }
 
 /* libvirt finds hooks only when it starts: the hook counts once libvirtd started after its
@@ -508,6 +745,8 @@ NodeCheck *check_free(NodeCheck *c)
         if (!c)
                 return NULL;
         free(c->instances_path);
+        free(c->node_name);
+        free(c->node_address);
         free(c->lockspace_dir);
         strv_free(c->migration_sources);
         strv_free(c->console_clients);
@@ -588,6 +827,12 @@ int check_new(Manager *m, NodeCheck **ret)
         if (!c)
                 return -ENOMEM;
         c->instances_path = strdup(conf->node.instances_path);
+        c->node_name = strdup(conf->node.name);
+        c->node_address = strdup(strempty(conf->node.address));
+        if (!c->node_name || !c->node_address) {
+                check_free(c);
+                return -ENOMEM;
+        }
         c->lockspace_dir = conf->locking.lockspace_dir ? strdup(conf->locking.lockspace_dir) : NULL;
         r = c->instances_path && (c->lockspace_dir || !conf->locking.lockspace_dir) ? 0 : -ENOMEM;
         if (r >= 0)
@@ -608,6 +853,8 @@ int check_new(Manager *m, NodeCheck **ret)
         c->console_listen = conf->console.listen;
         c->port_min = conf->migration.port_min;
         c->port_max = conf->migration.port_max;
+        c->migration_tls = conf->migration.tls;
+        c->permit_post_copy = conf->migration.permit_post_copy;
         /* the store's state is the event loop's, and nothing in it blocks: found here, first */
         check_store(m, c);
         check_secret_files(m, c);
@@ -618,11 +865,13 @@ int check_new(Manager *m, NodeCheck **ret)
 void check_gather(NodeCheck *c)
 {
         check_libvirt_listen(c);
+        check_tls(c);
         check_hook(c);
         check_leases(c);
         check_firewall(c);
         check_console(c);
         check_storage(c);
+        check_instances_writable(c);
         check_peers(c);
         check_ports(c);
 }

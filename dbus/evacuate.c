@@ -40,6 +40,7 @@
 #include "manager.h"
 #include "polkit.h"
 #include "reconcile.h"
+#include "sysrun.h"
 #include "virt.h"
 
 typedef struct DiskFix {
@@ -463,6 +464,80 @@ static int run_qemu_img(const char *const argv[], char *err, size_t err_size)
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
+/* The owner of the nearest directory of path that exists, and that directory. */
+static int nearest_dir(const char *path, char **ret_dir, struct stat *ret_st)
+{
+        _cleanup_free_ char *dir = strdup(path);
+        char *slash;
+
+        if (!dir)
+                return -ENOMEM;
+        while ((slash = strrchr(dir, '/'))) {
+                if (slash == dir)
+                        slash[1] = '\0';
+                else
+                        *slash = '\0';
+                if (stat(dir, ret_st) >= 0 && S_ISDIR(ret_st->st_mode)) {
+                        *ret_dir = TAKE_PTR(dir);
+                        return 0;
+                }
+                if (slash == dir)
+                        break;
+        }
+        return -ENOENT;
+}
+
+/*
+ * A lost disk made again from its base, in its directory, made too if need be: by the owner
+ * of the nearest directory that exists. Nova's instance directories belong to the nova user
+ * (0755): systemd runs qemu-img as that user (sysrun.h), so the disk and its directory are
+ * Nova's as if Nova had made them, and hostwardend needs no right to write there itself.
+ * Elsewhere (root's directories) hostwardend runs it, within its own sandbox.
+ */
+static int create_disk(const DiskFix *f, const char *fmt, char *err, size_t err_size)
+{
+        _cleanup_free_ char *dir = strdup(f->path), *top = NULL;
+        char size[32];
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        struct stat st;
+        int r;
+
+        if (!slash || slash == dir) {
+                snprintf(err, err_size, "not an absolute path in a directory");
+                return -EINVAL;
+        }
+        *slash = '\0';
+        snprintf(size, sizeof(size), "%llu", (unsigned long long)f->size);
+        r = nearest_dir(f->path, &top, &st);
+        if (r >= 0 && st.st_uid != 0) {
+                const char *argv[] = { "/bin/sh",
+                                       "-c",
+                                       "mkdir -p -- \"$1\" && exec qemu-img create -q -f qcow2 "
+                                       "-F \"$2\" -b \"$3\" \"$4\" \"$5\"",
+                                       "sh",
+                                       dir,
+                                       fmt,
+                                       f->backing,
+                                       f->path,
+                                       size,
+                                       NULL };
+                return sysrun(argv, st.st_uid, st.st_gid, top, 5 * 60 * USEC_PER_SEC, err,
+                              err_size);
+        }
+        /* mkdir -p: the instance's directory on this node */
+        for (char *p = strchr(dir + 1, '/');; p = strchr(p + 1, '/')) {
+                if (p)
+                        *p = '\0';
+                (void)mkdir(dir, 0755);
+                if (!p)
+                        break;
+                *p = '/';
+        }
+        const char *argv[] = { "qemu-img", "create", "-q",       "-f",    "qcow2", "-F",
+                               fmt,        "-b",     f->backing, f->path, size,    NULL };
+        return run_qemu_img(argv, err, err_size);
+}
+
 #define REBUILD_LIBVIRT_WAIT_SEC 30U
 
 /*
@@ -500,31 +575,14 @@ static void rebuild_apply(Manager *m, Rebuild *r)
 
         for (size_t i = 0; i < r->n_fixes; i++) {
                 DiskFix *f = &r->fixes[i];
-                char size[32], fmt[16] = "raw", info[1024];
-                _cleanup_free_ char *dir = strdup(f->path);
-                char *slash = dir ? strrchr(dir, '/') : NULL;
+                char fmt[16] = "raw", info[1024];
                 const char *info_argv[] = { "qemu-img", "info", "--output=json", f->backing, NULL };
 
-                if (slash && slash != dir) {
-                        *slash = '\0';
-                        /* mkdir -p: the instance's directory on this node */
-                        for (char *p = strchr(dir + 1, '/');; p = strchr(p + 1, '/')) {
-                                if (p)
-                                        *p = '\0';
-                                (void)mkdir(dir, 0755);
-                                if (!p)
-                                        break;
-                                *p = '/';
-                        }
-                }
                 /* the base's own format ("raw" as Nova's _base, or qcow2) */
                 if (run_qemu_img(info_argv, info, sizeof(info)) == 0 &&
                     strstr(info, "\"format\": \"qcow2\""))
                         snprintf(fmt, sizeof(fmt), "qcow2");
-                snprintf(size, sizeof(size), "%llu", (unsigned long long)f->size);
-                const char *argv[] = { "qemu-img", "create", "-q",       "-f",    "qcow2", "-F",
-                                       fmt,        "-b",     f->backing, f->path, size,    NULL };
-                if (run_qemu_img(argv, err, sizeof(err)) < 0) {
+                if (create_disk(f, fmt, err, sizeof(err)) < 0) {
                         fail(r, HW_ERROR_CONSTRAINT, "Cannot re-create disk %s from %s: %s",
                              f->path, f->backing, err);
                         return;

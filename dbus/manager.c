@@ -7,7 +7,7 @@
 #include "errors.h"
 #include "fw.h"
 #include "job.h"
-#include "limits.h"
+#include "call-limits.h"
 #include "migration.h"
 #include "reconcile.h"
 #include "log.h"

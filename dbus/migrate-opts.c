@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "errors.h"
 #include "migrate-opts.h"
+#include "migtls.h"
 #include "util.h"
 
 #define OPTION_KEYS                                                                         \
@@ -12,6 +14,9 @@
 
 void migrate_options_defaults(const Config *c, MigrateOptions *ret)
 {
+        MigrationTlsProbe probe;
+
+        migration_tls_probe_node(&probe);
         *ret = (MigrateOptions){
                 .block = false,
                 .bandwidth = c->migration.bandwidth,
@@ -19,7 +24,7 @@ void migrate_options_defaults(const Config *c, MigrateOptions *ret)
                 .auto_converge =
                         c->migration.permit_auto_converge && !c->migration.permit_post_copy,
                 .post_copy = c->migration.permit_post_copy,
-                .tls = c->migration.tls,
+                .tls = migration_tls_default(c->migration.tls, &probe),
                 .max_downtime_ms = c->migration.downtime / USEC_PER_MSEC,
                 .completion_timeout = c->migration.completion_timeout,
                 .timeout_action = c->migration.timeout_action,
@@ -71,7 +76,7 @@ static int read_uint(sd_bus_message *msg, const char *key, const char *type, uin
 int migrate_options_read(sd_bus_message *msg, const Config *c, MigrateOptions *opts,
                          sd_bus_error *error)
 {
-        bool asked_auto_converge = false, asked_post_copy = false;
+        bool asked_auto_converge = false, asked_post_copy = false, asked_tls = false;
         int r;
 
         r = sd_bus_message_enter_container(msg, 'a', "{sv}");
@@ -95,9 +100,10 @@ int migrate_options_read(sd_bus_message *msg, const Config *c, MigrateOptions *o
                 } else if (streq(key, "post-copy")) {
                         r = read_bool(msg, key, type, &opts->post_copy, error);
                         asked_post_copy = opts->post_copy;
-                } else if (streq(key, "tls"))
+                } else if (streq(key, "tls")) {
                         r = read_bool(msg, key, type, &opts->tls, error);
-                else if (streq(key, "bandwidth"))
+                        asked_tls = true;
+                } else if (streq(key, "bandwidth"))
                         r = read_uint(msg, key, type, 1024 * 1024, &opts->bandwidth, error);
                 else if (streq(key, "max-downtime-ms")) {
                         r = read_uint(msg, key, type, 3600 * 1000, &v, error);
@@ -152,5 +158,39 @@ int migrate_options_read(sd_bus_message *msg, const Config *c, MigrateOptions *o
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Option 'post-copy' is not permitted on this node: "
                                          "[migration] permit_post_copy = no");
+        /* no silent downgrade: a node that says yes encrypts every migration */
+        if (asked_tls && !opts->tls && c->migration.tls == MIGRATION_TLS_YES)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'tls' cannot be false on this node: [migration] "
+                                         "tls = yes encrypts every migration stream");
+        return 0;
+}
+
+int migrate_options_check_tls(const Config *c, const MigrateOptions *opts, sd_bus_error *error)
+{
+        MigrationTls mode = c->migration.tls;
+        MigrationTlsProbe probe;
+
+        migration_tls_probe_node(&probe);
+        if (!opts->tls && probe.force)
+                return sd_bus_error_setf(
+                        error, HW_ERROR_CONSTRAINT,
+                        "A migration without TLS is refused here: libvirt forces TLS "
+                        "(migrate_tls_force = 1 in /etc/libvirt/qemu.conf); %s%s",
+                        mode == MIGRATION_TLS_NO ? "set [migration] tls = auto or yes"
+                        : mode == MIGRATION_TLS_AUTO && !isempty(probe.missing)
+                                ? "[migration] tls = auto finds no certificates: missing "
+                                : "leave option 'tls' out",
+                        mode == MIGRATION_TLS_AUTO && !isempty(probe.missing) ? probe.missing : "");
+        if (opts->tls && !isempty(probe.missing))
+                return sd_bus_error_setf(
+                        error, HW_ERROR_CONSTRAINT,
+                        "Migration TLS is on (%s) but %s is missing: QEMU "
+                        "encrypts the migration stream with the certificates "
+                        "in libvirt's migrate_tls_x509_cert_dir (%s); install "
+                        "them%s",
+                        mode == MIGRATION_TLS_YES ? "[migration] tls = yes" : "option 'tls'",
+                        probe.missing, probe.dir,
+                        mode == MIGRATION_TLS_YES ? "" : ", or leave option 'tls' out");
         return 0;
 }

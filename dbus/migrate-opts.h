@@ -14,7 +14,7 @@ typedef struct MigrateOptions {
         uint64_t bandwidth;           /* "bandwidth" t|u: MiB/s, 0 = unlimited */
         bool auto_converge;           /* "auto-converge" b */
         bool post_copy;               /* "post-copy" b */
-        bool tls;                     /* "tls" b */
+        bool tls;                     /* "tls" b: [migration] tls, auto resolved (migtls.h) */
         uint64_t max_downtime_ms;     /* "max-downtime-ms" t|u: the last downtime step */
         usec_t completion_timeout;    /* "completion-timeout" t|u: seconds per GiB, 0 = none */
         TimeoutAction timeout_action; /* "timeout-action" s: abort | force_complete */
@@ -24,8 +24,16 @@ void migrate_options_defaults(const Config *c, MigrateOptions *ret);
 
 /*
  * Reads an a{sv} from msg over the defaults. Unknown keys, wrong types and values out of
- * range, and asking for auto-converge or post-copy where [migration] does not permit them,
- * are InvalidArgs saying what was expected (returns -EINVAL with error set).
+ * range, asking for auto-converge or post-copy where [migration] does not permit them, and
+ * 'tls' false where [migration] tls = yes, are InvalidArgs saying what was expected (returns
+ * -EINVAL with error set).
  */
 int migrate_options_read(sd_bus_message *msg, const Config *c, MigrateOptions *opts,
                          sd_bus_error *error);
+
+/*
+ * Whether opts->tls can be had on this node: TLS without its QEMU certificates, or no TLS
+ * where libvirt forces it (migrate_tls_force), is ConstraintViolated naming what is missing
+ * (Migrate and EvacuateLive refuse before anything starts).
+ */
+int migrate_options_check_tls(const Config *c, const MigrateOptions *opts, sd_bus_error *error);

@@ -2224,6 +2224,8 @@ int method_evacuate_live(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return r;
         migrate_options_defaults(m->config, &opts);
         r = migrate_options_read(msg, m->config, &opts, error);
+        if (r >= 0)
+                r = migrate_options_check_tls(m->config, &opts, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_rewind(msg, true);
@@ -2251,6 +2253,8 @@ int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 return r;
         migrate_options_defaults(m->config, &opts);
         r = migrate_options_read(msg, m->config, &opts, error);
+        if (r >= 0)
+                r = migrate_options_check_tls(m->config, &opts, error);
         if (r < 0)
                 return r;
         /* before asking polkit, what is plain without libvirt (the name or UUID of a

@@ -30,6 +30,7 @@ Preflight *preflight_free(Preflight *p)
         free(p->dest_fence);
         free(p->instances_path);
         free(p->dest_mark);
+        free(p->tls_problem);
         domxml_free(p->domain);
         free(p->disk_copied);
         free(p->domain_xml);
@@ -97,6 +98,16 @@ int preflight_new(Manager *m, const char *domain, const char *dest, const Migrat
         if (!p->instances_path) {
                 preflight_free(p);
                 return -ENOMEM;
+        }
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error tls = SD_BUS_ERROR_NULL;
+
+                /* what Migrate would refuse for TLS, a finding here */
+                if (migrate_options_check_tls(c, opts, &tls) < 0 &&
+                    !(p->tls_problem = strdup(tls.message ?: tls.name))) {
+                        preflight_free(p);
+                        return -ENOMEM;
+                }
         }
         /* peers that write heartbeats to the dir store mount its file system */
         if (c->cluster.store == STORE_BACKEND_DIR &&
@@ -322,6 +333,9 @@ void preflight_gather(Manager *m, Preflight *p)
         }
 
         r = mig_check(&in, &p->findings);
+        if (r >= 0 && p->tls_problem)
+                r = mig_findings_add(&p->findings, MIG_ERROR, "migration-tls", "%s",
+                                     p->tls_problem);
         if (r >= 0 && p->dest_uri && !dst_caps)
                 /* the destination's libvirt is part of the answer: say it could not be asked */
                 r = mig_findings_add(&p->findings, MIG_ERROR, "destination-unreachable",

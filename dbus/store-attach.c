@@ -16,6 +16,7 @@
 #include "reconcile.h"
 #include "runtime.h"
 #include "store-attach.h"
+#include "sysrun.h"
 
 /* Retries start at once and slow down to this (or the heartbeat interval, if shorter). */
 #define RETRY_MAX (5 * USEC_PER_SEC)
@@ -154,6 +155,21 @@ static int attach(Manager *m)
         /* A new storage mark in instances_path: peers that read it there share the directory
          * with this node (diskinfo.h). Without one, they take its files for local disks. */
         r = storage_mark_write(c->node.instances_path, c->node.name, &mark);
+        if (r == -EACCES) {
+                /* instances_path is Nova's (the nova user's, 0755): systemd makes the mark
+                 * directory, root's, once; the marks in it are hostwardend's own */
+                _cleanup_free_ char *dir = NULL;
+                char err[512];
+
+                if (asprintf(&dir, "%s/" STORAGE_MARK_DIR, c->node.instances_path) < 0)
+                        return -ENOMEM;
+                const char *argv[] = { "/bin/mkdir", "-m", "0755", "--", dir, NULL };
+                r = sysrun(argv, 0, 0, c->node.instances_path, 30 * USEC_PER_SEC, err, sizeof(err));
+                if (r < 0)
+                        log_warning("Cannot make %s: %s", dir, err);
+                else
+                        r = storage_mark_write(c->node.instances_path, c->node.name, &mark);
+        }
         if (r < 0)
                 log_warning_errno(r,
                                   "Failed to write this node's storage mark in %s/" STORAGE_MARK_DIR

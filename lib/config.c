@@ -38,6 +38,16 @@ static const char *const timeout_action_table[_TIMEOUT_ACTION_MAX] = {
         [TIMEOUT_ACTION_FORCE_COMPLETE] = "force_complete",
 };
 
+static const char *const migration_tls_table[_MIGRATION_TLS_MAX] = {
+        [MIGRATION_TLS_AUTO] = "auto",
+        [MIGRATION_TLS_YES] = "yes",
+        [MIGRATION_TLS_NO] = "no",
+};
+
+const char *migration_tls_to_string(MigrationTls t)
+{
+        return t >= 0 && t < _MIGRATION_TLS_MAX ? migration_tls_table[t] : NULL;
+}
 const char *console_listen_to_string(ConsoleListen l)
 {
         return l >= 0 && l < _CONSOLE_LISTEN_MAX ? console_listen_table[l] : NULL;
@@ -177,6 +187,23 @@ static int parse_bool(const ConfigItem *item, const char *value, void *dst)
         if (r < 0)
                 return r;
         *(bool *)dst = r;
+        return 0;
+}
+
+/* auto, or a boolean (the key was one before auto existed): yes or no */
+static int parse_migration_tls(const ConfigItem *item, const char *value, void *dst)
+{
+        int r;
+
+        (void)item;
+        if (streq(value, "auto")) {
+                *(MigrationTls *)dst = MIGRATION_TLS_AUTO;
+                return 0;
+        }
+        r = parse_boolean(value);
+        if (r < 0)
+                return r;
+        *(MigrationTls *)dst = r ? MIGRATION_TLS_YES : MIGRATION_TLS_NO;
         return 0;
 }
 
@@ -345,7 +372,7 @@ static const ConfigItem config_items[] = {
         { "migration", "permit_auto_converge", parse_bool, C(migration.permit_auto_converge),
           "yes or no" },
         { "migration", "permit_post_copy", parse_bool, C(migration.permit_post_copy), "yes or no" },
-        { "migration", "tls", parse_bool, C(migration.tls), "yes or no" },
+        { "migration", "tls", parse_migration_tls, C(migration.tls), "auto, yes or no" },
         { "migration", "port_min", parse_unsigned, C(migration.port_min),
           "a port from 1024 to 65535", 1024, 65535 },
         { "migration", "port_max", parse_unsigned, C(migration.port_max),
@@ -505,6 +532,7 @@ int config_new(Config **ret)
         c->migration.stall_iterations = 3;
         c->migration.completion_timeout = 800 * USEC_PER_SEC;
         c->migration.timeout_action = TIMEOUT_ACTION_ABORT;
+        c->migration.tls = MIGRATION_TLS_AUTO;
         c->migration.port_min = 49152;
         c->migration.port_max = 49215;
         c->firewall.enable = true;

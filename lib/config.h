@@ -38,7 +38,16 @@ typedef enum TimeoutAction {
         _TIMEOUT_ACTION_MAX,
 } TimeoutAction;
 
+/* [migration] tls: auto = on when this node has QEMU's certificates (migtls.h). */
+typedef enum MigrationTls {
+        MIGRATION_TLS_AUTO,
+        MIGRATION_TLS_YES,
+        MIGRATION_TLS_NO,
+        _MIGRATION_TLS_MAX,
+} MigrationTls;
+
 const char *console_listen_to_string(ConsoleListen l);
+const char *migration_tls_to_string(MigrationTls t);
 const char *store_backend_to_string(StoreBackend b);
 const char *disable_action_to_string(DisableAction a);
 const char *timeout_action_to_string(TimeoutAction a);
@@ -86,7 +95,7 @@ typedef struct Config {
                 TimeoutAction timeout_action;
                 bool permit_auto_converge;
                 bool permit_post_copy;
-                bool tls;
+                MigrationTls tls;
                 unsigned port_min, port_max;
         } migration;
         struct {

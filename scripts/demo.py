@@ -76,7 +76,7 @@ def run(stage: str) -> int:
     config = ("[node]\nname = {name}\naddress = {address}\n[console]\nlisten = node\n"
               "[cluster]\nheartbeat_interval = 1s\ndown_after = 5s\n"
               "[firewall]\nmigration_sources = {peer}\nopen_window = 1min\n"
-              "[peer {peer_name}]\naddress = {peer}\nlibvirt_uri = qemu+tcp://{peer}/system\n"
+              "[peer {peer_name}]\naddress = {peer}\n"
               "{fencing}")
     bmc_password = f"demo-{os.urandom(6).hex()}"
     step("Booting two compute nodes: systemd, journald, dbus, libvirtd, QEMU (TCG),\n"

@@ -50,3 +50,47 @@ def kernel(end: int = 0x03000000) -> bytes:
                          entry)
     return header + bytes(code)
 
+
+
+#: The word pattern_kernel() fills the guest's memory with (little-endian in memory).
+PATTERN_WORD = 0x5A17C3E9
+#: Two XOR halves of PATTERN_WORD: the kernel computes the word, so the image itself never
+#: holds it (a capture that finds it saw guest memory, not the kernel file).
+_PATTERN_A, _PATTERN_B = 0x0F0F1234, 0x0F0F1234 ^ PATTERN_WORD
+
+
+def pattern_bytes(words: int = 16) -> bytes:
+    """What a capture looks for: WORDS copies of PATTERN_WORD, as they lie in guest memory
+    (and in a plaintext migration stream, which carries memory pages as they are)."""
+    return struct.pack("<I", PATTERN_WORD) * words
+
+
+def pattern_kernel(end: int = 0x01000000) -> bytes:
+    """A multiboot kernel that fills the guest's memory from 2 MiB to END with PATTERN_WORD,
+    then halts with interrupts off (the memory stays as it is):
+
+        mov  eax, A
+        xor  eax, B          ; eax = PATTERN_WORD
+        mov  edi, 0x00200000
+        mov  ecx, (END - 2 MiB) / 4
+        cld
+        rep stosd
+    halt: hlt
+        jmp  halt
+    """
+    header_len = 32
+    entry = LOAD + header_len
+    code = bytearray()
+    code += b"\xB8" + struct.pack("<I", _PATTERN_A)                 # mov eax, A
+    code += b"\x35" + struct.pack("<I", _PATTERN_B)                 # xor eax, B
+    code += b"\xBF" + struct.pack("<I", 0x00200000)                 # mov edi, 2 MiB
+    code += b"\xB9" + struct.pack("<I", (end - 0x00200000) // 4)   # mov ecx, words
+    code += b"\xFC"                                                  # cld
+    code += b"\xF3\xAB"                                              # rep stosd
+    code += b"\xF4"                                                  # hlt
+    code += b"\xEB\xFD"                                              # jmp hlt
+    checksum = (-(MAGIC + FLAGS)) & 0xFFFFFFFF
+    header = struct.pack("<8I", MAGIC, FLAGS, checksum, LOAD, LOAD, 0, 0, entry)
+    image = header + bytes(code)
+    assert pattern_bytes(1) not in image
+    return image

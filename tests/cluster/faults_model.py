@@ -111,8 +111,9 @@ def nodes():
 
 
 def uri(node) -> str:
-    """NODE's libvirt as its peers' [peer] sections name it (hwevac.config)."""
-    return f"qemu+tcp://{node.address}/system"
+    """NODE's libvirt as its peers' [peer] sections name it (hwevac.config: the default,
+    qemu+tls://ADDRESS/system)."""
+    return hwcluster.peer_uri(node)
 
 
 def guest_xml(name: str, uuid: str, kind: str) -> str:

@@ -61,6 +61,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from xml.sax.saxutils import escape as xml_escape
 
+import hwpki
+
 __all__ = [
     "Cluster",
     "Node",
@@ -70,6 +72,7 @@ __all__ = [
     "define_and_start",
     "migrate",
     "tcp_connect",
+    "peer_uri",
     "leftovers",
     "cleanup_stale",
     "check_environment",
@@ -88,8 +91,14 @@ TMP_PARENT = "/var/tmp"
 NODE_TARGET = "hwt-node.target"
 #: The shared storage, as seen inside every node.
 INSTANCES_PATH = "/var/lib/nova/instances"
-#: libvirtd's plain TCP port (libvirtd-tcp.socket).
+#: libvirtd's plain TCP port (libvirtd-tcp.socket): closed on the nodes, as in production.
 LIBVIRT_TCP_PORT = 16509
+#: libvirtd's TLS port (libvirtd-tls.socket), where peers reach it as in production.
+LIBVIRT_TLS_PORT = 16514
+#: The nova user and group of every node, as Ubuntu's nova-common creates them (a system
+#: user with a fixed id, home /var/lib/nova, no login shell): the shared storage is theirs,
+#: and the same id on every node is what makes ownership on shared storage mean anything.
+NOVA_UID = NOVA_GID = 64060
 
 # cgroups: every node gets a cgroup of its own, named like its netns, below
 # the test process's cgroup in *every* hierarchy (on this host: the v1
@@ -161,9 +170,11 @@ _MASKED_UNITS = (
 )
 
 # Units the node target pulls in.  libvirtd is socket-activated as Debian
-# ships it (libvirtd.socket + libvirtd-tcp.socket for port 16509; with socket
-# activation libvirtd rejects --listen and ignores listen_tcp), and it is also
-# started at boot so that it is up (hooks discovered) when the node is ready.
+# ships it (libvirtd.socket + libvirtd-tls.socket for port 16514, peers reach it
+# through qemu+tls:// as in production; with socket activation libvirtd rejects
+# --listen and ignores listen_tls), and it is also started at boot so that it is
+# up (hooks discovered) when the node is ready.  Nothing listens on 16509 (TCP
+# without TLS), as on a production node.
 _NODE_UNITS = (
     "dbus.socket",
     "dbus.service",
@@ -173,7 +184,7 @@ _NODE_UNITS = (
     "libvirtd.socket",
     "libvirtd-ro.socket",
     "libvirtd-admin.socket",
-    "libvirtd-tcp.socket",
+    "libvirtd-tls.socket",
     "libvirtd.service",
 )
 
@@ -451,7 +462,7 @@ def check_environment() -> list[str]:
     tools = (
         "ip", "nsenter", "unshare", "setpriv", "mount", "pivot_root", "tar",
         "virsh", "/usr/sbin/libvirtd", "/lib/systemd/systemd",
-        "qemu-system-x86_64", "dbus-daemon", "journalctl", "systemctl",
+        "qemu-system-x86_64", "dbus-daemon", "journalctl", "systemctl", "certtool",
     )
     for tool in tools:
         if not (os.access(tool, os.X_OK) if "/" in tool else shutil.which(tool)):
@@ -519,6 +530,82 @@ def _teardown_all_at_exit() -> None:
             cluster.teardown()
         except Exception as e:  # noqa: BLE001 - last resort, report and go on
             print(f"hwcluster: teardown at exit failed: {e}")
+
+
+# --------------------------------------------------------------------------
+# Files written into a node
+
+#: A node file: its content (mode 0644, root's), ("symlink", target), (content, mode) or
+#: (content, mode, "user:group").
+NodeFile = str | tuple
+
+
+def _owner_ids(owner: str) -> tuple[int, int]:
+    """(uid, gid) of "user:group", names as the host (hence the node) knows them."""
+    user, _, group = owner.partition(":")
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        if user != "nova":  # the nodes' own (_nova_account_files)
+            raise
+        uid = NOVA_UID
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        if group != "nova":
+            raise
+        gid = NOVA_GID
+    return uid, gid
+
+
+def _write_node_file(root: str, rel: str, content: NodeFile) -> None:
+    """Write one of Node._files() below ROOT (the tree `cp -a` copies into the node)."""
+    dest = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if isinstance(content, tuple) and content[0] == "symlink":
+        os.symlink(content[1], dest)
+        return
+    if isinstance(content, tuple):
+        text, mode, *owner = content
+    else:
+        text, mode, owner = content, 0o644, []
+    data = text.encode() if isinstance(text, str) else text
+    # created 0600 and only then written: a key is never readable by others, not even
+    # for a moment (cp -a copies mode and owner into the node)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+        if owner:
+            os.fchown(fd, *_owner_ids(owner[0]))
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def _nova_account_files() -> dict[str, NodeFile]:
+    """/etc/passwd, group, shadow and gshadow with a nova system user and group (NOVA_UID)
+    added to the host's, unless the host has them already."""
+    try:
+        pwd.getpwnam("nova")
+        return {}
+    except KeyError:
+        pass
+    lines = {
+        "passwd": f"nova:x:{NOVA_UID}:{NOVA_GID}::/var/lib/nova:/usr/sbin/nologin",
+        "group": f"nova:x:{NOVA_GID}:",
+        "shadow": "nova:!:19000::::::",
+        "gshadow": "nova:!::",
+    }
+    files: dict[str, NodeFile] = {}
+    for name, line in lines.items():
+        path = f"/etc/{name}"
+        st = os.stat(path)
+        text = Path(path).read_text()
+        if text and not text.endswith("\n"):
+            text += "\n"
+        owner = f"{pwd.getpwuid(st.st_uid).pw_name}:{grp.getgrgid(st.st_gid).gr_name}"
+        files[f"etc/{name}"] = (text + line + "\n", st.st_mode & 0o7777, owner)
+    return files
 
 
 # --------------------------------------------------------------------------
@@ -882,10 +969,11 @@ class Node:
 
     # -- configuration written before boot -------------------------------
 
-    def _files(self) -> dict[str, str | tuple[str, str]]:
+    def _files(self) -> dict[str, "NodeFile"]:
         """Files copied over the node's root before systemd starts.
 
-        Values are contents, or ("symlink", target).
+        Values are contents (mode 0644, root's), ("symlink", target), (content, mode) or
+        (content, mode, "user:group").
         """
         c = self.cluster
         hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
@@ -893,25 +981,26 @@ class Node:
             hosts.append(f"{n.address}\t{n.name}")
         for n in c.nodes:
             hosts.append(f"{n.address6}\t{n.name}")
-        files: dict[str, str | tuple[str, str]] = {
+        libvirtd_conf = (
+            "# Written by the hostwarden test harness.\n"
+            "# Peers connect to libvirtd-tls.socket (16514) with certificates of the\n"
+            "# run's CA (hwpki.py): libvirt's defaults, listen_tls = 1, auth_tls = none\n"
+            "# (the client certificate is the authentication).\n"
+            f'host_uuid = "{self.host_uuid}"\n'
+        )
+        files: dict[str, NodeFile] = {
             "etc/hostname": f"{self.name}\n",
             "etc/hosts": "\n".join(hosts) + "\n",
             "etc/machine-id": uuidlib.uuid4().hex + "\n",
-            "etc/libvirt/libvirtd.conf": (
-                "# Written by the hostwarden test harness (test only: no auth).\n"
-                "# Port 16509 comes from libvirtd-tcp.socket (socket activation);\n"
-                "# listen_tcp only matters if libvirtd runs with --listen.\n"
-                "listen_tcp = 1\n"
-                'auth_tcp = "none"\n'
-                f'host_uuid = "{self.host_uuid}"\n'
-            ),
+            "etc/libvirt/libvirtd.conf": libvirtd_conf,
+            # libvirt's defaults otherwise: QEMU runs as libvirt-qemu, dynamic_ownership = 1,
+            # the default security driver (none on this kernel: no AppArmor, SELinux off;
+            # tests/cluster/README.md).  No cgroup controllers: the node's v1 hierarchies
+            # are not delegated to it.  stdio_handler = file: no virtlogd round trip.
             "etc/libvirt/qemu.conf": (
                 "# Written by the hostwarden test harness.\n"
-                'user = "root"\n'
-                'group = "root"\n'
-                "dynamic_ownership = 0\n"
-                'security_driver = "none"\n'
-                "cgroup_controllers = [ ]\n"
+                + (f'user = "{c.qemu_user}"\ngroup = "{c.qemu_user}"\n' if c.qemu_user else "")
+                + "cgroup_controllers = [ ]\n"
                 'stdio_handler = "file"\n'
                 f'migration_host = "{self.address}"\n'
             ),
@@ -923,6 +1012,15 @@ class Node:
             ),
             f"etc/systemd/system/{NODE_TARGET}": self._target_unit(),
         }
+        files.update(_nova_account_files())
+        # libvirt's and QEMU's PKI, from the run's CA: the certificate names the node's
+        # host name and both addresses (peers' URIs and QEMU's migration use addresses).
+        pki = c.pki.node_files(self.name, (self.address, self.address6))
+        for rel, (content, mode) in pki.items():
+            if rel.startswith("etc/pki/qemu/") and mode & 0o040:
+                files[rel] = (content, mode, "root:libvirt-qemu")
+            else:
+                files[rel] = (content, mode)
         for unit in _MASKED_UNITS:
             files[f"etc/systemd/system/{unit}"] = ("symlink", "/dev/null")
         config = c._config_for(self.index)
@@ -956,12 +1054,7 @@ class Node:
               os.path.join(self.dir, "rw")])
         files_root = os.path.join(self.dir, "files")
         for rel, content in self._files().items():
-            dest = os.path.join(files_root, rel)
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            if isinstance(content, tuple):
-                os.symlink(content[1], dest)
-            else:
-                Path(dest).write_text(content)
+            _write_node_file(files_root, rel, content)
         for label, parent in _cgroup_hierarchies().items():
             if any(c.isspace() for c in parent):
                 raise HarnessError(f"cgroup path with blanks not supported: {parent!r}")
@@ -1137,6 +1230,11 @@ class Cluster:
     - units: extra units the node target wants (e.g. "hostwardend.service").
     - bmc: give every node a simulated BMC (Bmc; ``node.bmc``), bmc_password
       its admin password (default: random; ``cluster.bmc_password``).
+    - pki: the CA whose certificates the nodes get (hwpki.Pki; default: the run's,
+      ``hwpki.shared()``).
+    - qemu_user: qemu.conf's user and group (default: libvirt's, libvirt-qemu).  "root"
+      only where a test needs what QEMU cannot do as libvirt-qemu here: post-copy
+      (userfaultfd, with vm.unprivileged_userfaultfd = 0 on this host; README).
 
     Node indices are 1-based and match the names (node1 = 10.77.0.11).
     Use as a context manager; `start()`/`teardown()` are also public and
@@ -1148,7 +1246,8 @@ class Cluster:
 
     def __init__(self, n_nodes: int = 2, install_dir=None, configs=None, files=None,
                  units: Iterable[str] = (), boot_timeout: float = 60, bmc: bool = False,
-                 bmc_password: str | None = None):
+                 bmc_password: str | None = None, pki: "hwpki.Pki | None" = None,
+                 qemu_user: str | None = None):
         if not 1 <= n_nodes <= 200:
             raise ValueError("n_nodes must be between 1 and 200")
         with Cluster._seq_lock:
@@ -1168,6 +1267,8 @@ class Cluster:
         #: The BMCs' admin password (known before start, for the nodes' fence_options).
         self.bmc_password = bmc_password or f"bmc-{uuidlib.uuid4().hex[:12]}"
         self.bmcs: list[Bmc] = []
+        self.pki = pki or hwpki.shared()
+        self.qemu_user = qemu_user
         self.nodes: list[Node] = []
         self.boot_seconds: float | None = None
         self._started = False
@@ -1243,6 +1344,9 @@ class Cluster:
             os.chmod(self.tmpdir, 0o755)
             self.shared_dir = os.path.join(self.tmpdir, "shared")
             os.mkdir(self.shared_dir)
+            # as Nova's packages leave /var/lib/nova/instances: the nova user's, 0755
+            os.chown(self.shared_dir, NOVA_UID, NOVA_GID)
+            os.chmod(self.shared_dir, 0o755)
             self.nodes = [Node(self, i) for i in range(1, self.n_nodes + 1)]
             self._setup_network()
             for n in self.nodes:
@@ -1533,17 +1637,22 @@ def define_and_start(node: Node, xml: str, timeout: float = 60) -> str:
     return name
 
 
+def peer_uri(dst: Node, ipv6: bool = False) -> str:
+    """How a peer reaches DST's libvirt: qemu+tls://ADDRESS/system, hostwarden's default."""
+    host = f"[{dst.address6}]" if ipv6 else dst.address
+    return f"qemu+tls://{host}/system"
+
+
 def migrate(src: Node, dst: Node, domain: str, *extra_args: str, ipv6: bool = False,
             timeout: float = 180):
-    """``virsh migrate --live --p2p DOMAIN qemu+tcp://DST/system EXTRA_ARGS`` on SRC.
+    """``virsh migrate --live --p2p DOMAIN qemu+tls://DST/system EXTRA_ARGS`` on SRC.
 
     Returns the CompletedProcess (check=False) so tests can inspect stderr.
-    Pass e.g. "--persistent", "--undefinesource", "--verbose" as extra args.
+    Pass e.g. "--persistent", "--undefinesource", "--verbose", "--tls" as extra args.
     """
-    host = f"[{dst.address6}]" if ipv6 else dst.address
     return src.run(
         ["virsh", "-c", "qemu:///system", "migrate", "--live", "--p2p", domain,
-         f"qemu+tcp://{host}/system", *extra_args],
+         peer_uri(dst, ipv6), *extra_args],
         check=False, timeout=timeout,
     )
 

@@ -158,8 +158,7 @@ def config(i: int, n: int, bmc_password: str, store: str = "dir") -> str:
     for j in range(1, n + 1):
         if j == i:
             continue
-        text += (f"[peer node{j}]\naddress = 10.77.0.1{j}\n"
-                 f"libvirt_uri = qemu+tcp://10.77.0.1{j}/system\n" + fencing(j, bmc_password))
+        text += f"[peer node{j}]\naddress = 10.77.0.1{j}\n" + fencing(j, bmc_password)
     return text
 
 

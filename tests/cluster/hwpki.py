@@ -3,8 +3,11 @@ for the simulated nodes, laid out as libvirt, QEMU and etcd expect them on a rea
 
 Production nodes get their certificates from the operator's CA; the tests make one per
 test process (one CA for every cluster of the run, so a certificate of one cluster is
-trusted by another: tests that need a foreign CA make a second `Pki`).  ECDSA P-256 keys:
-certtool makes one in about 10 ms, where RSA-2048 takes far longer on this machine.
+trusted by another: tests that need a foreign CA make a second `Pki`).  ECDSA P-256 keys
+by default (certtool makes one in about 10 ms).  The nodes' libvirt/QEMU certificates are
+RSA-2048 (about 0.1 s a key here): libvirt and QEMU refuse a certificate whose key usage
+lacks key encipherment, which an ECDSA key cannot have (certtool leaves it out); a node's
+files are made once per run and name (`node_files`), whatever the number of clusters.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 
 #: How long the test certificates are valid.  Tests of expiry make their own.
-DAYS = 30
+DAYS = 365
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Pki:
     def __init__(self, name: str = "hostwarden test CA", days: int = DAYS):
         self.dir = tempfile.mkdtemp(prefix="hwt-pki-")
         self._serial = 0
+        self._node_files: dict[tuple, dict[str, tuple[str, int]]] = {}
         self._key = os.path.join(self.dir, "ca-key.pem")
         self._cert = os.path.join(self.dir, "ca-cert.pem")
         _certtool("--generate-privkey", "--key-type=ecdsa", "--outfile", self._key)
@@ -55,14 +59,16 @@ class Pki:
         return path
 
     def issue(self, cn: str, names: tuple[str, ...] = (), server: bool = True,
-              client: bool = True, days: int = DAYS) -> Issued:
+              client: bool = True, days: int = DAYS, key_type: str = "ecdsa") -> Issued:
         """A certificate for CN with subject alternative names NAMES (host names or IP
-        addresses), usable as a TLS server and/or client certificate."""
+        addresses), usable as a TLS server and/or client certificate; KEY_TYPE "ecdsa"
+        (P-256) or "rsa" (2048 bits)."""
         self._serial += 1
         base = f"{self._serial:04d}"
         key = os.path.join(self.dir, base + "-key.pem")
         cert = os.path.join(self.dir, base + "-cert.pem")
-        _certtool("--generate-privkey", "--key-type=ecdsa", "--outfile", key)
+        bits = ("--bits", "2048") if key_type == "rsa" else ()
+        _certtool("--generate-privkey", f"--key-type={key_type}", *bits, "--outfile", key)
         lines = [f'cn = "{cn}"', "signing_key", "encryption_key", f"expiration_days = {days}"]
         for n in (cn, *names):
             try:
@@ -86,7 +92,10 @@ class Pki:
         certificate names its host name and ADDRESSES (libvirt checks the peer's name
         against the URI's host; QEMU's migration TLS against the migration address).
         Paths are relative to the node's root, as the harness's files are."""
-        issued = self.issue(name, addresses)
+        cached = self._node_files.get((name, addresses))
+        if cached is not None:
+            return cached
+        issued = self.issue(name, addresses, key_type="rsa")
         ca = (self.ca_cert, 0o644)
         cert = (issued.cert, 0o644)
         # libvirtd and QEMU read the key; QEMU runs as libvirt-qemu when the security
@@ -94,7 +103,7 @@ class Pki:
         # harness sets the owner).  Keys are never world-readable.
         key = (issued.key, 0o600)
         qkey = (issued.key, 0o640)
-        return {
+        files = {
             "etc/pki/CA/cacert.pem": ca,
             "etc/pki/libvirt/servercert.pem": cert,
             "etc/pki/libvirt/private/serverkey.pem": key,
@@ -106,6 +115,8 @@ class Pki:
             "etc/pki/qemu/client-cert.pem": cert,
             "etc/pki/qemu/client-key.pem": qkey,
         }
+        self._node_files[(name, addresses)] = files
+        return files
 
     def cleanup(self) -> None:
         for name in os.listdir(self.dir):

@@ -22,10 +22,8 @@ heartbeat_interval = 500ms
 down_after = 3s
 [peer node{j}]
 address = 10.77.0.1{j}
-libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 [peer node3]
 address = 10.77.0.13
-libvirt_uri = qemu+tcp://10.77.0.13/system
 """
 ISO_DIR = "/var/lib/libvirt/images"  # node-local: each node has its own
 
@@ -278,7 +276,7 @@ def test_a_shared_disk_on_a_local_base_is_found_before_migrate_refuses_it(nodes,
 def test_an_unreachable_destination_is_a_finding(nodes, domain):
     findings = check(nodes.node(1), domain("cm-unreach"), "node3")
     assert findings["destination-unreachable"][0] == "error"
-    assert "qemu+tcp://10.77.0.13/system" in findings["destination-unreachable"][1]
+    assert "qemu+tls://10.77.0.13/system" in findings["destination-unreachable"][1]
 
 
 def test_bad_arguments(nodes, domain):

@@ -27,7 +27,6 @@ downtime_delay = 1s
 completion_timeout = 120s
 [peer node{j}]
 address = 10.77.0.1{j}
-libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 """
 KERNEL = "/var/lib/nova/instances/dirty.kernel"
 SOCKET = "/run/hwtest-tmux.sock"

@@ -123,9 +123,21 @@ def test_check_node_reports_the_readiness_list(daemon_node):
                              "instances-path", "peer-resolvable", "migration-ports"}, findings
     assert findings["hook-active"][0] == "ok", findings["hook-active"]
     assert findings["migration-ports"][0] == "ok", findings["migration-ports"]
-    # the harness's libvirtd listens on 16509 without TLS
-    assert findings["libvirt-listen"][0] == "warning"
-    assert "16509 without TLS" in findings["libvirt-listen"][1]
+    # the harness's libvirtd listens on 16514 (TLS) only, as in production
+    assert findings["libvirt-listen"][0] == "ok", findings["libvirt-listen"]
+    assert "16514" in findings["libvirt-listen"][1]
+    # TLS readiness: the run's CA signed the node's certificates, which name its address
+    assert findings["libvirt-certificate"][0] == "ok", findings["libvirt-certificate"]
+    assert findings["migration-certificate"][0] == "ok", findings["migration-certificate"]
+    assert findings["libvirt-client-certificate"][0] == "ok"
+    assert findings["migration-client-certificate"][0] == "ok"
+    assert findings["migration-tls"] == (
+        "ok", "migration streams are encrypted ([migration] tls = auto) with the certificates "
+        "in /etc/pki/qemu"), findings["migration-tls"]
+    assert findings["migration-tls-force"][0] == "warning"  # libvirt's default: 0
+    # the instances directory is nova's; hostwardend's mark directory in it is root's
+    assert findings["instances-writable"][0] == "ok", findings["instances-writable"]
+    assert "post-copy" not in findings  # not permitted
     # defaults: no migration sources, consoles on 0.0.0.0 with nothing in front
     assert findings["firewall"][0] == "warning"
     assert "migration_sources is empty" in findings["firewall"][1]
@@ -212,11 +224,63 @@ def test_a_slow_polkit_does_not_block_a_concurrent_read_only_call(daemon_node):
         daemon_node.run(["rm", "-f", "/etc/polkit-1/rules.d/05-slow.rules"])
 
 
+def test_check_node_judges_the_tls_setup(daemon_node):
+    """Certificates that do not name the node, or have expired; libvirt's migrate_tls_force
+    against [migration] tls = no; post-copy that QEMU as libvirt-qemu cannot do."""
+    import hwpki
+    pki = hwpki.Pki("another CA")
+    try:
+        wrong = pki.issue("node9", ("10.77.0.99",), key_type="rsa", days=1)
+    finally:
+        pki.cleanup()
+    qcert, lcert = "/etc/pki/qemu/server-cert.pem", "/etc/pki/libvirt/servercert.pem"
+    conf = "/etc/hostwarden/hostwarden.conf.d/50-test.conf"
+    daemon_node.run(f"cp {qcert} {qcert}.good && cp {lcert} {lcert}.good && "
+                    "cp /etc/libvirt/qemu.conf /etc/libvirt/qemu.conf.good")
+    try:
+        daemon_node.write_file(qcert, wrong.cert)
+        daemon_node.write_file(lcert, wrong.cert)
+        findings = check_node(daemon_node)
+        severity, message = findings["migration-certificate"]
+        assert severity == "error" and "not signed by the CA" in message, message
+        assert findings["libvirt-certificate"][0] == "error", findings["libvirt-certificate"]
+        # signed by the CA, but for another name: the migration address is named
+        signed = hwpki.shared().issue("node9", ("10.77.0.99",), key_type="rsa", days=10)
+        daemon_node.write_file(qcert, signed.cert)
+        daemon_node.write_file(lcert, signed.cert)
+        severity, message = check_node(daemon_node)["migration-certificate"]
+        assert severity == "error" and "does not name 10.77.0.11" in message, message
+        severity, message = check_node(daemon_node)["libvirt-certificate"]
+        assert severity == "error" and "does not name 10.77.0.11" in message, message
+        # the right names, expiring within 30 days: a warning
+        soon = hwpki.shared().issue("node1", ("10.77.0.11",), key_type="rsa", days=10)
+        daemon_node.write_file(qcert, soon.cert)
+        severity, message = check_node(daemon_node)["migration-certificate"]
+        assert severity == "warning" and "renew it" in message, message
+        # libvirt forces TLS, the node says no: every migration would be refused
+        daemon_node.run("echo migrate_tls_force = 1 >> /etc/libvirt/qemu.conf")
+        daemon_node.write_file(conf, "[migration]\ntls = no\npermit_post_copy = yes\n")
+        daemon_node.run(BUSCTL + ["call", *DEST, "Reload"])
+        findings = check_node(daemon_node)
+        severity, message = findings["migration-tls"]
+        assert severity == "error" and "migrate_tls_force = 1" in message, message
+        assert findings["migration-tls-force"][0] == "ok"
+        severity, message = findings["post-copy"]
+        assert severity == "error" and "vm.unprivileged_userfaultfd" in message, message
+    finally:
+        daemon_node.run(f"mv {qcert}.good {qcert} && mv {lcert}.good {lcert} && "
+                        f"mv /etc/libvirt/qemu.conf.good /etc/libvirt/qemu.conf && rm -f {conf}")
+        daemon_node.run(BUSCTL + ["call", *DEST, "Reload"])
+    findings = check_node(daemon_node)
+    assert findings["migration-certificate"][0] == "ok"
+    assert findings["migration-tls"][0] == "ok"
+
+
 def test_check_node_flags_a_broken_node(daemon_node):
     link = "/etc/libvirt/hooks/qemu.d/50-hostwarden"
     target = daemon_node.run(["readlink", link]).stdout.strip()
     # libvirtd keeps the socket systemd handed it: stop both
-    daemon_node.run("systemctl stop libvirtd-tcp.socket libvirtd.service")
+    daemon_node.run("systemctl stop libvirtd-tls.socket libvirtd.service")
     daemon_node.run(["rm", link])
     try:
         findings = check_node(daemon_node)
@@ -226,10 +290,16 @@ def test_check_node_flags_a_broken_node(daemon_node):
         assert daemon_node.run(["hostwardenctl", "check"], check=False).returncode == 1
     finally:
         daemon_node.run(["ln", "-s", target, link])
+        # plain TCP alone (libvirtd-tcp.socket, listened on by systemd): a warning
+        daemon_node.run("systemctl start libvirtd-tcp.socket")
+        findings = check_node(daemon_node)
+        daemon_node.run("systemctl stop libvirtd-tcp.socket")
+        assert findings["libvirt-listen"][0] == "warning", findings["libvirt-listen"]
+        assert "16509 without TLS" in findings["libvirt-listen"][1]
         # the socket comes back only with libvirtd stopped first
         daemon_node.run("systemctl stop libvirtd.service && "
-                        "systemctl start libvirtd-tcp.socket libvirtd.service")
-        assert check_node(daemon_node)["libvirt-listen"][0] == "warning"
+                        "systemctl start libvirtd-tls.socket libvirtd.service")
+        assert check_node(daemon_node)["libvirt-listen"][0] == "ok"
 
 
 def test_pending_authorizations_are_capped_per_caller_and_given_back(daemon_node):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
 import time
@@ -144,8 +145,13 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
     With etcd, the answer to the first guest's claim is lost after etcd committed it."""
     node1, node2, node3 = nodes.node(1), nodes.node(2), nodes.node(3)
     guests = {}
-    node1.run(f"mkdir -p {SHARED}/_base && qemu-img create -q -f raw {SHARED}/_base/base1 32M "
-              f"&& qemu-img create -q -f raw {SHARED}/_base/base2 32M")
+    # Nova's files: made by the nova user, as nova-compute (which runs as nova) makes them
+    as_nova = "setpriv --reuid=nova --regid=nova --init-groups -- "
+    for n in nodes.nodes:
+        n.run(f"install -d -o nova -g nova {LOCAL}")
+    node1.run(f"{as_nova} sh -c 'mkdir -p {SHARED}/_base && "
+              f"qemu-img create -q -f raw {SHARED}/_base/base1 32M && "
+              f"qemu-img create -q -f raw {SHARED}/_base/base2 32M'")
     for i, kind in enumerate(("shared", "local", "nobase", "nowrite")):
         uuid = str(uuidlib.uuid4())
         mac = f"52:54:00:77:01:{i + 10:02x}"
@@ -159,7 +165,9 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
             disk = f"{LOCAL}/{uuid}/disk"
             base = f"{SHARED}/_base/base{1 if kind == 'local' else 2}"
         node1.run(f"mkdir -p $(dirname {disk}) && qemu-img create -q -f qcow2 -F raw -b {base} "
-                  f"{disk} 48M")
+                  f"{disk} 48M" if kind == "nowrite" else
+                  f"{as_nova} sh -c 'mkdir -p $(dirname {disk}) && "
+                  f"qemu-img create -q -f qcow2 -F raw -b {base} {disk} 48M'")
         name = f"evac-{kind}"
         node1.run(["virsh", "define", "/dev/stdin"], input=guest_xml(name, uuid, mac, disk))
         node1.virsh("autostart", name)
@@ -220,6 +228,11 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
         assert rec["owner"] == "node2" and rec["evacuated_from"] == "node1", rec
     info = node2.run(["qemu-img", "info", "-U", disk_l]).stdout  # re-created on node2 from its base
     assert f"backing file: {SHARED}/_base/base1" in info and "48 MiB" in info, info
+    # ... in an instance directory of nova's, as Nova would have made it; the disk is QEMU's
+    # while the guest runs (libvirt's dynamic ownership), nova's once it stops (below)
+    owner = "stat -c %U:%G "
+    assert node2.run(owner + os.path.dirname(disk_l)).stdout.strip() == "nova:nova"
+    assert node2.run(owner + disk_l).stdout.strip() == "libvirt-qemu:libvirt-qemu"
     assert record(node2, uuid_n)["owner"] == "node1"
     assert not running(node2, name_n) and not running(node3, name_n)
     # Nothing on shared storage is gone but the base we deleted ourselves.
@@ -250,6 +263,7 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
         for n in nodes.nodes:
             n.virsh("destroy", name, check=False)
             n.virsh("undefine", name, check=False)
+    assert node2.run(owner + disk_l).stdout.strip() == "nova:nova"
 
 
 def test_an_evacuation_keeps_each_guests_power_state(nodes):

@@ -179,8 +179,9 @@ def test_console_ports_reachable_only_from_console_clients(fw_cluster):
 
 def test_libvirt_port_only_from_migration_sources(fw_cluster):
     node1, node2, node3 = fw_cluster.nodes
-    assert reach(node1, node2.address, hwcluster.LIBVIRT_TCP_PORT)
-    assert not reach(node3, node2.address, hwcluster.LIBVIRT_TCP_PORT)
+    # libvirtd listens on 16514 (TLS) only, as in production
+    assert reach(node1, node2.address, hwcluster.LIBVIRT_TLS_PORT)
+    assert not reach(node3, node2.address, hwcluster.LIBVIRT_TLS_PORT)
 
 
 def test_live_migration_into_a_firewalled_node_succeeds_through_the_window(fw_cluster):

@@ -22,7 +22,6 @@ heartbeat_interval = 500ms
 down_after = 3s
 [peer node{j}]
 address = 10.77.0.1{j}
-libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 """
 
 

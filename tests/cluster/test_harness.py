@@ -52,16 +52,20 @@ def test_libvirtd_answers_with_distinct_host_uuids(module_cluster):
 
 def test_nodes_reach_each_other_over_ipv4_and_ipv6(module_cluster):
     for a, b in itertools.permutations(module_cluster.nodes, 2):
-        # Real TCP connects to the peer's libvirtd (libvirtd-tcp.socket).
-        assert hwcluster.tcp_connect(a, b.address, hwcluster.LIBVIRT_TCP_PORT), (a, b.address)
-        assert hwcluster.tcp_connect(a, b.address6, hwcluster.LIBVIRT_TCP_PORT), (a, b.address6)
+        # Real TCP connects to the peer's libvirtd (libvirtd-tls.socket).
+        port = hwcluster.LIBVIRT_TLS_PORT
+        assert hwcluster.tcp_connect(a, b.address, port), (a, b.address)
+        assert hwcluster.tcp_connect(a, b.address6, port), (a, b.address6)
         # ... and by name, through the /etc/hosts the harness wrote.
-        assert hwcluster.tcp_connect(a, b.name, hwcluster.LIBVIRT_TCP_PORT), (a, b.name)
-        # libvirt itself over TCP (what p2p migration uses).
-        out = a.virsh("-c", f"qemu+tcp://{b.address}/system", "hostname").stdout
-        assert out.strip() == b.name
-        out = a.virsh("-c", f"qemu+tcp://[{b.address6}]/system", "hostname").stdout
-        assert out.strip() == b.name
+        assert hwcluster.tcp_connect(a, b.name, port), (a, b.name)
+        # libvirt itself over TLS, with the run's CA (what p2p migration uses), by
+        # address and by name: the certificate names both.
+        for ipv6 in (False, True):
+            out = a.virsh("-c", hwcluster.peer_uri(b, ipv6), "hostname").stdout
+            assert out.strip() == b.name
+        assert a.virsh("-c", f"qemu+tls://{b.name}/system", "hostname").stdout.strip() == b.name
+        # No plain TCP, as on a production node.
+        assert not hwcluster.tcp_connect(a, b.address, hwcluster.LIBVIRT_TCP_PORT, timeout=1)
 
 
 def test_network_is_isolated(module_cluster):
@@ -71,8 +75,9 @@ def test_network_is_isolated(module_cluster):
     assert names == ["eth0", "lo"]
     assert "default" not in node.run(["ip", "route", "show"]).stdout
     assert "default" not in node.run(["ip", "-6", "route", "show"]).stdout
-    # Nothing listens on 16509 outside the nodes' namespaces.
-    assert not hwcluster.tcp_connect(node, "10.77.0.1", hwcluster.LIBVIRT_TCP_PORT, timeout=1)
+    # Nothing listens on libvirt's ports outside the nodes' namespaces.
+    for port in (hwcluster.LIBVIRT_TCP_PORT, hwcluster.LIBVIRT_TLS_PORT):
+        assert not hwcluster.tcp_connect(node, "10.77.0.1", port, timeout=1)
 
 
 def test_shared_directory_is_the_same_in_every_node(module_cluster):
@@ -83,6 +88,40 @@ def test_shared_directory_is_the_same_in_every_node(module_cluster):
     assert Path(module_cluster.shared_dir, os.path.basename(path)).read_text() == "written by node1\n"
     node2.run(["rm", path])
     assert node1.run(["test", "-e", path], check=False).returncode == 1
+
+
+def test_nodes_run_production_defaults(module_cluster):
+    """The PKI, the nova account and libvirt's own defaults (QEMU as libvirt-qemu,
+    dynamic_ownership) as on a Debian compute node (README: what still differs)."""
+    node1, node2 = module_cluster.nodes
+    stat = "stat -c '%a %U:%G' "
+    for path, want in (("/etc/pki/CA/cacert.pem", "644 root:root"),
+                       ("/etc/pki/libvirt/private/serverkey.pem", "600 root:root"),
+                       ("/etc/pki/libvirt/private/clientkey.pem", "600 root:root"),
+                       ("/etc/pki/qemu/server-key.pem", "640 root:libvirt-qemu"),
+                       ("/etc/pki/qemu/client-key.pem", "640 root:libvirt-qemu"),
+                       (hwcluster.INSTANCES_PATH, "755 nova:nova")):
+        assert node1.run(stat + path).stdout.strip() == want, path
+    assert node1.run("id -u nova; id -g nova").stdout.split() == [str(hwcluster.NOVA_UID)] * 2
+    conf = node1.read_file("/etc/libvirt/qemu.conf")
+    for key in ("user", "group", "dynamic_ownership", "security_driver"):
+        assert f"\n{key} " not in conf, conf
+    # A disk that Nova created (nova's) is QEMU's while the guest runs, nova's again after:
+    # libvirt's dynamic ownership, with QEMU as libvirt-qemu.
+    disk = f"{hwcluster.INSTANCES_PATH}/hwt-own/disk"
+    node1.run(f"install -d -o nova -g nova {os.path.dirname(disk)} && "
+              f"qemu-img create -q -f qcow2 {disk} 16M && chown nova:nova {disk}")
+    devices = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+               f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>")
+    name = hwcluster.define_and_start(node1, hwcluster.domain_xml("hwt-own", devices=devices))
+    try:
+        assert node1.run("ps -o user= -C qemu-system-x86_64").stdout.split() == ["libvirt-qemu"]
+        assert node1.run(stat + disk).stdout.split()[1] == "libvirt-qemu:libvirt-qemu"
+    finally:
+        node1.virsh("destroy", name, check=False)
+        node1.virsh("undefine", name, check=False)
+    assert node1.run(stat + disk).stdout.split()[1] == "nova:nova"
+    node1.run(["rm", "-r", os.path.dirname(disk)])
 
 
 def test_node_roots_are_private(module_cluster):

@@ -29,7 +29,6 @@ down_after = 3s
 disk_leases = yes
 [peer node{j}]
 address = 10.77.0.1{j}
-libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 """
 
 
@@ -58,7 +57,7 @@ def test_setup_leases_configures_libvirt_and_check_node_follows(nodes):
     assert f'file_lockspace_dir = "{LOCKSPACE}"' in conf and "auto_disk_leases = 1" in conf, conf
     assert 'lock_manager = "lockd"' in node1.read_file("/etc/libvirt/qemu.conf")
     # the harness' own settings in qemu.conf are kept
-    assert 'security_driver = "none"' in node1.read_file("/etc/libvirt/qemu.conf")
+    assert 'migration_host = "10.77.0.11"' in node1.read_file("/etc/libvirt/qemu.conf")
     # libvirt reads its lock manager only when it starts: CheckNode says so
     sev, msg = check(node1)["disk-leases"]
     assert sev == "error" and "restart" in msg, msg

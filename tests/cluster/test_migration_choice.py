@@ -23,7 +23,6 @@ down_after = 3s
 """
 PEER = """[peer node{j}]
 address = 10.77.0.1{j}
-libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 """
 
 

@@ -21,7 +21,6 @@ heartbeat_interval = 500ms
 down_after = 3s
 [peer node{j}]
 address = 10.77.0.1{j}
-libvirt_uri = qemu+tcp://10.77.0.1{j}/system
 """
 NOTIFY = "#!/bin/sh\necho \"$HOSTWARDEN_EVENT $HOSTWARDEN_NODE $HOSTWARDEN_STATE $HOSTWARDEN_REASON\" >> /run/notified\n"
 
@@ -367,7 +366,7 @@ def test_list_domains_shows_libvirts_domains_with_state_and_owner(nodes):
 
         # libvirtd gone (service and its sockets): a clear error, not a hang
         node1.systemctl("stop", "libvirtd.service", "libvirtd.socket", "libvirtd-ro.socket",
-                        "libvirtd-admin.socket", "libvirtd-tcp.socket")
+                        "libvirtd-admin.socket", "libvirtd-tls.socket")
         proc = node1.run(["dbus-send", "--system", "--print-reply",
                           "--dest=org.hostwarden.Warden1", "/org/hostwarden/Warden1",
                           "org.hostwarden.Warden1.Node.ListDomains"], check=False)
@@ -378,7 +377,7 @@ def test_list_domains_shows_libvirts_domains_with_state_and_owner(nodes):
         assert proc.returncode == 1 and "Could not list the domains" in proc.stderr
     finally:
         node1.systemctl("start", "libvirtd.socket", "libvirtd-ro.socket",
-                        "libvirtd-admin.socket", "libvirtd-tcp.socket", "libvirtd.service")
+                        "libvirtd-admin.socket", "libvirtd-tls.socket", "libvirtd.service")
     try:
         def listed():
             try:

@@ -42,7 +42,7 @@ def config(i: int, store: str) -> str:
         text += hwevac.etcd_config(N)
     for j in range(1, N + 1):
         if j != i:
-            text += f"[peer node{j}]\naddress = 10.77.0.1{j}\nlibvirt_uri = qemu+tcp://10.77.0.1{j}/system\n"
+            text += f"[peer node{j}]\naddress = 10.77.0.1{j}\n"
     return text
 
 

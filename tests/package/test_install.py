@@ -33,7 +33,6 @@ listen = node
 migration_sources = 10.77.0.11
 [peer node1]
 address = 10.77.0.11
-libvirt_uri = qemu+tcp://10.77.0.11/system
 """
 GUEST = "instance-0000000a"
 

@@ -81,7 +81,7 @@ static void test_defaults_match_design(void **state)
         assert_int_equal(c->migration.timeout_action, TIMEOUT_ACTION_ABORT);
         assert_false(c->migration.permit_auto_converge);
         assert_false(c->migration.permit_post_copy);
-        assert_false(c->migration.tls);
+        assert_int_equal(c->migration.tls, MIGRATION_TLS_AUTO);
         assert_int_equal(c->migration.port_min, 49152);
         assert_int_equal(c->migration.port_max, 49215);
         assert_true(c->firewall.enable);
@@ -190,7 +190,7 @@ static void test_full_config_is_read(void **state)
         assert_int_equal(c->migration.timeout_action, TIMEOUT_ACTION_FORCE_COMPLETE);
         assert_true(c->migration.permit_auto_converge);
         assert_true(c->migration.permit_post_copy);
-        assert_true(c->migration.tls);
+        assert_int_equal(c->migration.tls, MIGRATION_TLS_YES); /* "on": a boolean spelling */
         assert_int_equal(c->migration.port_min, 50000);
         assert_int_equal(c->migration.port_max, 50100);
         assert_false(c->firewall.enable);
@@ -222,6 +222,34 @@ static void test_indented_keys_are_layout_not_continuations(void **state)
         config_free(c);
 }
 
+static void test_migration_tls_is_auto_or_a_boolean(void **state)
+{
+        static const struct {
+                const char *value;
+                MigrationTls want;
+        } cases[] = {
+                { "auto", MIGRATION_TLS_AUTO }, { "yes", MIGRATION_TLS_YES },
+                { "no", MIGRATION_TLS_NO },     { "true", MIGRATION_TLS_YES },
+                { "0", MIGRATION_TLS_NO },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                ConfigDiags d = { 0 };
+                _cleanup_free_ char *text = NULL;
+                Config *c;
+
+                assert_true(asprintf(&text, "[migration]\ntls = %s\n", cases[i].value) > 0);
+                c = parse(text, &d);
+                assert_int_equal(d.n, 0);
+                assert_int_equal(c->migration.tls, cases[i].want);
+                assert_string_equal(migration_tls_to_string(c->migration.tls),
+                                    cases[i].want == MIGRATION_TLS_AUTO  ? "auto"
+                                    : cases[i].want == MIGRATION_TLS_YES ? "yes"
+                                                                         : "no");
+                config_free(c);
+        }
+}
+
 static void test_ipv6_wildcard_is_any(void **state)
 {
         ConfigDiags d = { 0 };
@@ -241,7 +269,7 @@ static void test_bad_values_name_file_line_key_and_expectation(void **state)
         expect_error("[migration]\ndowntime = 5 parsecs\n", ":2:", "downtime", NULL);
         expect_error("[migration]\ndowntime = 5ms\n", ":2:", "from 10ms", NULL);
         expect_error("[migration]\ntls = maybe\n", ":2:", "[migration] tls = 'maybe'",
-                     "expected yes or no", NULL);
+                     "expected auto, yes or no", NULL);
         expect_error("[migration]\nmax_concurrent = 0\n", ":2:", "an integer from 1 to 64", NULL);
         expect_error("[migration]\nmax_concurrent = -3\n", "an integer from 1 to 64", NULL);
         expect_error("[migration]\nmax_concurrent = 99999999999999999999999\n", "from 1 to 64",
@@ -685,6 +713,7 @@ int main(void)
                 cmocka_unit_test(test_defaults_match_design),
                 cmocka_unit_test(test_full_config_is_read),
                 cmocka_unit_test(test_indented_keys_are_layout_not_continuations),
+                cmocka_unit_test(test_migration_tls_is_auto_or_a_boolean),
                 cmocka_unit_test(test_ipv6_wildcard_is_any),
                 cmocka_unit_test(test_bad_values_name_file_line_key_and_expectation),
                 cmocka_unit_test(test_fence_options_errors_never_show_the_secret),

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The caps on calls in flight (dbus/limits.c): per sender, per UID, in total for
+ * The caps on calls in flight (dbus/call-limits.c): per sender, per UID, in total for
  * unprivileged callers, and root's reserve apart.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "call-limits.h"
 #include "test-helpers.h"
 
 static const LimitCaps CAPS = { .per_sender = 2, .per_uid = 3, .total = 5, .root = 4 };

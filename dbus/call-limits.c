@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "call-limits.h"
 #include "util.h"
 
 /* One counter: of a sender (name set) or of a UID (name NULL). Only callers with something in
