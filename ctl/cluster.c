@@ -74,14 +74,7 @@ int verb_init_cluster(sd_bus *bus)
                 return 1;
         }
         if (c->cluster.store == STORE_BACKEND_ETCD) {
-                EtcdOptions opts = {
-                        .ca_file = c->cluster.etcd_cacert,
-                        .cert_file = c->cluster.etcd_cert,
-                        .key_file = c->cluster.etcd_key,
-                        .user = c->cluster.etcd_user,
-                        .password = c->cluster.etcd_password,
-                        .insecure = c->cluster.etcd_insecure,
-                };
+                EtcdOptions opts = store_etcd_options(c);
 
                 where = strv_join(c->cluster.etcd_endpoints, ", ");
                 r = where ? store_open_etcd(c->cluster.etcd_endpoints, NULL, c->node.name, 60,

@@ -401,14 +401,7 @@ int store_attach_start(Manager *m)
                 /* the lease of this node's heartbeats lasts as long as it takes to be down */
                 uint64_t ttl = (c->cluster.down_after + USEC_PER_SEC - 1) / USEC_PER_SEC;
 
-                EtcdOptions opts = {
-                        .ca_file = c->cluster.etcd_cacert,
-                        .cert_file = c->cluster.etcd_cert,
-                        .key_file = c->cluster.etcd_key,
-                        .user = c->cluster.etcd_user,
-                        .password = c->cluster.etcd_password,
-                        .insecure = c->cluster.etcd_insecure,
-                };
+                EtcdOptions opts = store_etcd_options(c);
 
                 a->where = strv_join(c->cluster.etcd_endpoints, ", ");
                 r = a->where ? store_open_etcd(c->cluster.etcd_endpoints, NULL, c->node.name,

@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "store-internal.h"
 #include "util.h"
 
@@ -981,6 +982,18 @@ static void curl_init_once(void)
 static bool endpoint_is_https(const char *endpoint)
 {
         return startswith(endpoint, "https://");
+}
+
+EtcdOptions store_etcd_options(const Config *c)
+{
+        return (EtcdOptions){
+                .ca_file = c->cluster.etcd_cacert,
+                .cert_file = c->cluster.etcd_cert,
+                .key_file = c->cluster.etcd_key,
+                .user = c->cluster.etcd_user,
+                .password = c->cluster.etcd_password,
+                .insecure = c->cluster.etcd_insecure,
+        };
 }
 
 int store_open_etcd(char *const *endpoints, const char *prefix, const char *node_name,

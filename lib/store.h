@@ -54,6 +54,10 @@ typedef struct EtcdOptions {
         unsigned connect_timeout_ms, timeout_ms;
 } EtcdOptions;
 
+/* The options [cluster] etcd_* of c give (its strings, not copies). */
+struct Config;
+EtcdOptions store_etcd_options(const struct Config *c);
+
 /*
  * Opens the store kept in etcd (endpoints: NULL-terminated "https://host:port" URLs of its
  * members; "http://" only with opts->insecure) under prefix (NULL: "/hostwarden"; it starts
