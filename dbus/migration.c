@@ -484,8 +484,8 @@ static void remove_partial_copies(Migration *mig, MigrationWork *w)
                 if (!vol)
                         continue; /* libvirt did not get to create it */
                 if (virStorageVolDelete(vol, 0) == 0)
-                        log_info("Migration %s: removed the partial copy %s on %s", mig->id,
-                                 *path, w->chosen->dest_name);
+                        log_info("Migration %s: removed the partial copy %s on %s", mig->id, *path,
+                                 w->chosen->dest_name);
                 else
                         log_warning("Migration %s: cannot remove the partial copy %s on %s: %s",
                                     mig->id, *path, w->chosen->dest_name,
@@ -615,8 +615,8 @@ static void monitor_once(Migration *mig, MigrationWork *w)
                 if (virDomainAbortJob(mon_dom(w)) == 0)
                         w->abort_sent = true;
                 else
-                        log_debug("Migration %s: abort not taken yet (%s); trying again",
-                                  mig->id, virt_last_error("unknown error"));
+                        log_debug("Migration %s: abort not taken yet (%s); trying again", mig->id,
+                                  virt_last_error("unknown error"));
         } else if (req == MIGRATION_REQUEST_FORCE_COMPLETE &&
                    atomic_compare_exchange_strong(&mig->request, &req, MIGRATION_REQUEST_NONE))
                 force_complete(mig, w);

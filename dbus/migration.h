@@ -73,9 +73,9 @@ struct Migration {
         bool dest_chosen_by_us;
 
         pthread_mutex_t lock;
-        MigrationInfo live; /* guarded by lock */
-        MigrationInfo pub;  /* event loop only: as last announced by PropertiesChanged */
-        atomic_int request; /* MigrationRequest, event loop → threads */
+        MigrationInfo live;  /* guarded by lock */
+        MigrationInfo pub;   /* event loop only: as last announced by PropertiesChanged */
+        atomic_int request;  /* MigrationRequest, event loop → threads */
         bool abort_accepted; /* event loop: an Abort was accepted; ForceComplete is refused */
         sd_bus_message **abort_calls; /* answered when the migration has ended */
         size_t n_abort_calls;

@@ -192,8 +192,8 @@ static int rule_ports_from_set(struct nftnl_rule *r, unsigned min, unsigned max,
  * connect would hang for minutes (the SYN retries), and the migration with it, where a
  * reset fails it in a second. Others are still dropped: no answer to who is not a peer.
  */
-static int rule_ports_reset_from_set(struct nftnl_rule *r, unsigned min, unsigned max,
-                                     int family, const char *set, uint32_t set_id)
+static int rule_ports_reset_from_set(struct nftnl_rule *r, unsigned min, unsigned max, int family,
+                                     const char *set, uint32_t set_id)
 {
         struct nftnl_expr *e;
         int k;

@@ -60,7 +60,8 @@ static void setup(Fixture *x, const char *domain, const char *dst_caps)
         for (size_t i = 0; i < x->dom->n_disks; i++) {
                 const DomDisk *d = &x->dom->disks[i];
 
-                x->disks[i] = (MigDiskInfo){ .storage = DISK_SHARED, .where = "nfs4",
+                x->disks[i] = (MigDiskInfo){ .storage = DISK_SHARED,
+                                             .where = "nfs4",
                                              .libvirt_shared = true };
                 if (!d->source)
                         x->disks[i].storage = DISK_EMPTY;
