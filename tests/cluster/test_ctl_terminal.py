@@ -40,8 +40,19 @@ class Terminal:
 
     def __init__(self, node, command: str, name: str):
         self.node, self.name = node, name
-        self.tmux("new-session", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT),
-                  f"{command}; echo \"exit status $?\"; sleep 3600")
+        # Without sessions the tmux server exits, not at once: a new session asked of it
+        # meanwhile fails with "server exited unexpectedly" (seen in CI after the previous
+        # test closed its terminal). Asked again, a new server starts.
+        deadline = time.monotonic() + 10
+        while True:
+            proc = self.tmux("new-session", "-d", "-s", name, "-x", str(WIDTH), "-y",
+                             str(HEIGHT), f"{command}; echo \"exit status $?\"; sleep 3600",
+                             check=False)
+            if proc.returncode == 0:
+                break
+            assert "server exited unexpectedly" in proc.stderr and \
+                time.monotonic() < deadline, proc.stderr
+            time.sleep(0.1)
 
     def tmux(self, *args: str, check: bool = True):
         return self.node.run(["tmux", "-S", SOCKET, "-f", "/dev/null", *args], check=check)

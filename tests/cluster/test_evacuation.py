@@ -441,6 +441,23 @@ def test_storage_marks_prove_the_shared_instances_directory_with_either_store(no
         node1.run(["rm", "-rf", f"{hwevac.SHARED}/{uuid}"], check=False)
 
 
+def test_the_journals_carry_the_message_ids_and_never_the_bmc_password(nodes):
+    """After the tests above (fencing, an evacuation, a node's return, a drain): the nodes'
+    journals have a message of each kind an operator searches for, by MESSAGE_ID, and the
+    BMC password of fence_options is nowhere in them."""
+    found = {}
+    for n in nodes.nodes:
+        out = n.run(["journalctl", "--no-pager", "-o", "json",
+                     "--output-fields=MESSAGE_ID"]).stdout
+        ids = {json.loads(line).get("MESSAGE_ID") for line in out.splitlines() if line}
+        for kind, mid in MESSAGE_IDS.items():
+            if mid in ids:
+                found.setdefault(kind, []).append(n.name)
+        assert PASSWORD not in n.run(["journalctl", "--no-pager", "-o", "verbose"]).stdout
+    assert set(found) == set(MESSAGE_IDS), (sorted(set(MESSAGE_IDS) - set(found)), found)
+
+
+@pytest.mark.parametrize("nodes", ["etcd"], indirect=True)  # dir has no etcd to refuse
 def test_the_store_refuses_a_client_without_certificate_and_says_why(nodes):
     """store = etcd: the members speak TLS only and want a client certificate of the
     cluster's CA (--client-cert-auth), as production's do. etcdctl with the node's
@@ -448,8 +465,7 @@ def test_the_store_refuses_a_client_without_certificate_and_says_why(nodes):
     configuration that names no client certificate fails saying which member refused it and
     why (hostwardend's StoreDetail carries the same text: store_error_detail())."""
     node1 = nodes.node(1)
-    if not hwevac.uses_etcd(node1):
-        pytest.skip("store = dir has no etcd to refuse anything")
+    assert hwevac.uses_etcd(node1)
     ident = f"{hwevac.ETCD_PREFIX}/cluster/identity"
     assert hwevac.etcdctl(node1, "get", "--keys-only", ident).stdout.split() == [ident]
     proc = hwevac.etcdctl(node1, "get", "--keys-only", ident, check=False, client_cert=False)
@@ -478,19 +494,3 @@ MESSAGE_IDS = {
     "refusal": "be94857a800f4d1b983ace9d9418e187",
     "reconciled": "e59a5c230b524d669a621f14a97b1cef",
 }
-
-
-def test_the_journals_carry_the_message_ids_and_never_the_bmc_password(nodes):
-    """After the tests above (fencing, an evacuation, a node's return, a drain): the nodes'
-    journals have a message of each kind an operator searches for, by MESSAGE_ID, and the
-    BMC password of fence_options is nowhere in them."""
-    found = {}
-    for n in nodes.nodes:
-        out = n.run(["journalctl", "--no-pager", "-o", "json",
-                     "--output-fields=MESSAGE_ID"]).stdout
-        ids = {json.loads(line).get("MESSAGE_ID") for line in out.splitlines() if line}
-        for kind, mid in MESSAGE_IDS.items():
-            if mid in ids:
-                found.setdefault(kind, []).append(n.name)
-        assert PASSWORD not in n.run(["journalctl", "--no-pager", "-o", "verbose"]).stdout
-    assert set(found) == set(MESSAGE_IDS), (sorted(set(MESSAGE_IDS) - set(found)), found)
