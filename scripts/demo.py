@@ -173,8 +173,8 @@ def run(stage: str) -> int:
                 f"asks for {node2.address}")
             return 1
 
-        step("The window after the migration: cut to a grace time for the connections to "
-             "settle, then gone")
+        step("The window after the migration: hostwardend on node2 closes it once the "
+             "incoming migration has ended")
         say(f"    window: {window(node2) or '(closed)'}")
         while window(node2) and time.monotonic() - done < 45:
             time.sleep(0.5)
@@ -189,6 +189,11 @@ def run(stage: str) -> int:
         step("Taking node1 out of service for maintenance, seen from node2 (shared store)")
         show(node1, ["hostwardenctl", "disable", "kernel upgrade"])
         show(node1, ["hostwardenctl", "status"])
+        # node2 reads the node records at most a second late (its ListNodes listing)
+        deadline = time.monotonic() + 5
+        while "disabled" not in node2.run(["hostwardenctl", "nodes"]).stdout and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
         out = show(node2, ["hostwardenctl", "nodes"]).stdout
         if "disabled" not in out:
             say("    UNEXPECTED: node2 does not see node1 disabled")
