@@ -26,10 +26,24 @@ MAGIC = 0x1BADB002
 FLAGS = 0x00010000  # address fields valid
 
 
+HEADER_LEN = 32  # the multiboot header below; the code starts after it
+
+
+def multiboot_image(code: bytes) -> bytes:
+    """A multiboot v1 kernel: the header (address fields valid: loaded at LOAD, entry right
+    after the header) and CODE."""
+    checksum = (-(MAGIC + FLAGS)) & 0xFFFFFFFF
+    header = struct.pack("<8I", MAGIC, FLAGS, checksum,
+                         LOAD,                       # header_addr
+                         LOAD,                       # load_addr
+                         0,                          # load_end_addr: the whole file
+                         0,                          # bss_end_addr: none
+                         LOAD + HEADER_LEN)          # entry
+    return header + bytes(code)
+
+
 def kernel(end: int = 0x03000000) -> bytes:
     """The image; END (exclusive) must lie inside the guest's RAM."""
-    header_len = 32
-    entry = LOAD + header_len
     code = bytearray()
     code += b"\xBF" + struct.pack("<I", 0x00200000)  # mov edi, 2 MiB
     code += b"\xB9" + struct.pack("<I", end)         # mov ecx, END
@@ -41,14 +55,7 @@ def kernel(end: int = 0x03000000) -> bytes:
     code += b"\x40"                                   # inc eax
     code += b"\xBF" + struct.pack("<I", 0x00200000)  # mov edi, 2 MiB
     code += b"\xEB" + struct.pack("<b", loop - (len(code) + 2))  # jmp loop
-    checksum = (-(MAGIC + FLAGS)) & 0xFFFFFFFF
-    header = struct.pack("<8I", MAGIC, FLAGS, checksum,
-                         LOAD,                       # header_addr
-                         LOAD,                       # load_addr
-                         0,                          # load_end_addr: the whole file
-                         0,                          # bss_end_addr: none
-                         entry)
-    return header + bytes(code)
+    return multiboot_image(code)
 
 
 
@@ -78,8 +85,6 @@ def pattern_kernel(end: int = 0x01000000) -> bytes:
     halt: hlt
         jmp  halt
     """
-    header_len = 32
-    entry = LOAD + header_len
     code = bytearray()
     code += b"\xB8" + struct.pack("<I", _PATTERN_A)                 # mov eax, A
     code += b"\x35" + struct.pack("<I", _PATTERN_B)                 # xor eax, B
@@ -89,8 +94,6 @@ def pattern_kernel(end: int = 0x01000000) -> bytes:
     code += b"\xF3\xAB"                                              # rep stosd
     code += b"\xF4"                                                  # hlt
     code += b"\xEB\xFD"                                              # jmp hlt
-    checksum = (-(MAGIC + FLAGS)) & 0xFFFFFFFF
-    header = struct.pack("<8I", MAGIC, FLAGS, checksum, LOAD, LOAD, 0, 0, entry)
-    image = header + bytes(code)
+    image = multiboot_image(code)
     assert pattern_bytes(1) not in image
     return image

@@ -52,9 +52,7 @@ from __future__ import annotations
 import re
 import struct
 
-LOAD = 0x00100000
-MAGIC = 0x1BADB002
-FLAGS = 0x00010000  # address fields valid
+import dirtyguest
 
 
 def _out(port: int, value: int) -> bytes:
@@ -72,7 +70,6 @@ def _rel8(code: bytearray, target: int, opcode: bytes) -> None:
 
 def kernel() -> bytes:
     """The image (a multiboot v1 kernel of about 190 bytes)."""
-    header_len = 32
     code = bytearray()
     calls: list[tuple[int, str]] = []   # (offset of a call, its target's label)
     labels: dict[str, int] = {}
@@ -127,14 +124,7 @@ def kernel() -> bytes:
     code += b"\xC3"                                       # ret
     for site, label in calls:
         code[site + 1:site + 5] = struct.pack("<i", labels[label] - (site + 5))
-    checksum = (-(MAGIC + FLAGS)) & 0xFFFFFFFF
-    header = struct.pack("<8I", MAGIC, FLAGS, checksum,
-                         LOAD,                 # header_addr
-                         LOAD,                 # load_addr
-                         0,                    # load_end_addr: the whole file
-                         0,                    # bss_end_addr: none
-                         LOAD + header_len)    # entry
-    return header + bytes(code)
+    return dirtyguest.multiboot_image(code)
 
 
 def disk_xml(path: str, fmt: str = "qcow2", cache: str = "none") -> str:
