@@ -4,6 +4,7 @@
 #include <systemd/sd-bus.h>
 
 #include "manager.h"
+#include "migcheck.h"
 
 /*
  * CheckNode(): most of what it looks at may block (name lookups, netlink, statfs and reads
@@ -17,5 +18,7 @@ typedef struct NodeCheck NodeCheck;
 int check_new(Manager *m, NodeCheck **ret);
 NodeCheck *check_free(NodeCheck *c);
 void check_gather(NodeCheck *c);
+/* Appends findings as a(sss) (severity, code, message): CheckNode's and CheckMigration's. */
+int findings_append(sd_bus_message *reply, const MigFindings *f);
 /* Appends the a(sss) findings to reply; < 0 when gathering or appending failed. */
 int check_append(NodeCheck *c, sd_bus_message *reply);

@@ -514,14 +514,7 @@ static void check_migration_done(Manager *m, sd_bus_message *msg, void *userdata
         else {
                 r = sd_bus_message_new_method_return(msg, &reply);
                 if (r >= 0)
-                        r = sd_bus_message_open_container(reply, 'a', "(sss)");
-                for (size_t i = 0; r >= 0 && i < p->findings.n; i++)
-                        r = sd_bus_message_append(
-                                reply, "(sss)",
-                                mig_severity_to_string(p->findings.items[i].severity),
-                                p->findings.items[i].code, p->findings.items[i].message);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
+                        r = findings_append(reply, &p->findings);
                 if (r >= 0)
                         r = sd_bus_send(NULL, reply, NULL);
         }
