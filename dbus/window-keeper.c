@@ -19,6 +19,12 @@
  * sends the event that ends an incoming migration while its job is still being finished. */
 #define FOLLOW_UP_USEC (2 * USEC_PER_SEC)
 
+/* "migrate begin" records a migration before libvirt has its domain: the hook returns
+ * first, and libvirt may still refuse the migration then (a name taken here, a killed
+ * libvirtd), when no hook runs again. A record only begun whose domain is not running here
+ * this long after the hook is such a refused migration, not one about to start. */
+#define BEGUN_GRACE_SEC 10
+
 typedef enum Verdict {
         INCOMING_UNKNOWN, /* libvirt could not be asked: keep the record as it is */
         INCOMING_RUNNING,
@@ -35,7 +41,8 @@ typedef struct Pass {
         FwIncoming *incoming;
         size_t n;
         Verdict *verdict;
-        bool kicked; /* by a domain event, not the timer */
+        bool kicked;  /* by a domain event, not the timer */
+        bool pending; /* a record only begun is too young to judge: ask again soon */
 } Pass;
 
 static void pass_free(Pass *p)
@@ -73,6 +80,7 @@ static Verdict ask(virConnectPtr conn, const char *uuid)
 static void pass_work(Manager *m, void *userdata)
 {
         Pass *p = userdata;
+        time_t now = time(NULL);
         virConnectPtr conn;
         char err[256];
 
@@ -80,10 +88,16 @@ static void pass_work(Manager *m, void *userdata)
                 log_debug("Migration window: libvirt not reachable (%s)", err);
                 return; /* every verdict stays INCOMING_UNKNOWN */
         }
-        for (size_t i = 0; i < p->n; i++)
-                /* not started yet: no domain to ask; the hook marks it or removes it */
-                if (p->incoming[i].started)
-                        p->verdict[i] = ask(conn, p->incoming[i].uuid);
+        for (size_t i = 0; i < p->n; i++) {
+                const FwIncoming *in = &p->incoming[i];
+
+                p->verdict[i] = ask(conn, in->uuid);
+                if (p->verdict[i] == INCOMING_ENDED && !in->started &&
+                    now - in->marked < BEGUN_GRACE_SEC) {
+                        p->verdict[i] = INCOMING_UNKNOWN; /* libvirt may not have it yet */
+                        p->pending = true;
+                }
+        }
         virConnectClose(conn);
 }
 
@@ -163,7 +177,7 @@ out:
                 k->again = false;
                 pass_start(m, true);
         } else
-                arm(m, running > 0 && p->kicked ? FOLLOW_UP_USEC : period(m));
+                arm(m, (running > 0 && p->kicked) || p->pending ? FOLLOW_UP_USEC : period(m));
         pass_free(p);
 }
 

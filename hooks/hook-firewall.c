@@ -8,8 +8,10 @@
  * any time. So the window stays; hostwardend (window-keeper.c) keeps it open while the
  * migration runs and closes it when the migration ends. "stopped end" and "release end"
  * (the migration failed, or the domain went away) remove the record, and the last one out
- * closes the window. The kernel drops each window element after open_window by itself, so
- * a crash or a lost event can never leave the ports open longer than that.
+ * closes the window; a migration libvirt refuses before it has the domain runs neither,
+ * and the keeper drops its record once libvirt has had time to create the domain. The
+ * kernel drops each window element after open_window by itself, so a crash or a lost event
+ * can never leave the ports open longer than that.
  */
 #include <errno.h>
 #include <stdio.h>

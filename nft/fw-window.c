@@ -180,6 +180,7 @@ int fw_incoming_list(const Config *c, const char *runtime_dir, FwIncoming **ret,
                 }
                 list = grown;
                 snprintf(list[n].uuid, sizeof(list[n].uuid), "%s", de->d_name);
+                list[n].marked = st.st_mtime;
                 snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
                 list[n].started = read_full_file(path, 4096, &text, NULL) >= 0 &&
                                   runtime_record_parse(text, &rec) >= 0 &&

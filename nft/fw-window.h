@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "config.h"
 #include "fw.h"
@@ -38,7 +39,8 @@ int fw_incoming_touch(const char *runtime_dir, const char *uuid);
 
 typedef struct FwIncoming {
         char uuid[37];
-        bool started; /* "started begin" ran: QEMU is up here */
+        bool started;  /* "started begin" ran: QEMU is up here */
+        time_t marked; /* when the hook last wrote it, or the keeper last touched it */
 } FwIncoming;
 
 /* The records, after dropping those not touched for open_window (their window elements

@@ -580,6 +580,27 @@ def test_block_migration_copies_a_local_qcow2_disk(nodes, guest):
             n.run(["rm", "-f", image])
 
 
+def test_a_migration_libvirt_refuses_after_the_hook_closes_the_window(nodes, guest):
+    """The hook opens the window at "migrate begin", before libvirt has the domain; when
+    libvirt then refuses (here: the name is taken on the destination), no hook runs again.
+    The destination's hostwardend sees no such domain and closes the window: it does not
+    wait for the kernel to expire it ([firewall] open_window, 10 minutes by default)."""
+    node1, node2 = nodes.nodes
+    guest("taken")
+    guest("taken", node=2)  # the world: another guest of that name runs on node2
+    closed_by_hostwardend = ["-u", "hostwardend.service", "HOSTWARDEN_WINDOW=closed"]
+    closes_before = len(node2.journal(*closed_by_hostwardend).splitlines())
+    assert not window_open(node2)
+    proc = hwcluster.migrate(node1, node2, "taken", "--persistent", "--undefinesource")
+    assert proc.returncode != 0 and "already exists" in proc.stderr, proc.stderr
+    assert domstate(node1, "taken") == "running"
+    assert "incoming migration of 'taken'" in node2.journal(
+        "MESSAGE_ID=738eb0afdc664a0488e78225e7dab7b3")  # the hook did open it
+    assert wait_for(lambda: not window_open(node2), 30), "the window stayed open"
+    assert node2.run("ls /run/hostwarden/incoming").stdout.strip() == ""
+    assert len(node2.journal(*closed_by_hostwardend).splitlines()) > closes_before
+
+
 def test_max_concurrent_queues_the_rest(nodes, guest):
     """[migration] max_concurrent = 1 (the default): a second migration waits, queued, until
     the first one ends."""
