@@ -1,13 +1,30 @@
 """Abort, ForceComplete and the timeout action at every phase of a migration, live and
 block (issue 19, item 7): the guest ends where the last accepted word of the operator says,
-no accepted request is lost, and what a failed block migration made on the destination
-(temporary pools, partial copies) is removed. The firewall is on (test_migration.CONFIG).
+no accepted request is lost (every call gets an answer), and what a block migration made on
+the destination (temporary pools `hostwarden-*`, partial copies) is removed on every path
+that made it. The firewall is on (test_migration.CONFIG).
 
-Phases: queued (test_migration.test_max_concurrent_queues_the_rest), preparing (the
-destination's libvirtd stopped with SIGSTOP holds the preflight there), copying disks (a
-block migration at 4 MiB/s), copying memory (a guest that dirties memory faster than the
-bandwidth: it never converges by itself), switchover (ForceComplete pauses the guest,
-then an Abort races the end)."""
+How each phase is held: queued (max_concurrent = 1, another migration runs); preparing (the
+destination's libvirtd stopped with SIGSTOP holds the preflight there); copying disks (a
+block migration at 4 MiB/s); copying memory (a guest that dirties memory faster than the
+bandwidth: it never converges by itself); switchover (ForceComplete pauses the guest, then an
+Abort races the end); adopted (hostwardend killed while the migration runs: the restarted
+daemon follows libvirt's job, and must also clean what the dead one made).
+
+Where each (control, phase) pair is covered; M = test_migration.py, C = this module:
+
+| phase \ control        | Abort                                | ForceComplete                          | timeout action                              |
+|------------------------|--------------------------------------|----------------------------------------|---------------------------------------------|
+| queued, live           | M test_max_concurrent_queues_the_rest | refused (only a running one): M        | not armed before the copy                   |
+| preparing, live        | C test_abort_while_preparing_is_kept… | refused (state preparing)              | not armed before the copy                   |
+| preparing, block       | C test_abort_while_a_block_migration_is_preparing | refused (state preparing)  | not armed before the copy                   |
+| copying disks, block   | C test_abort_while_copying_disks…     | C test_force_complete_while_copying_disks… | abort: C test_timeout_action_abort…; force_complete: C test_timeout_action_force_complete_while_copying_disks |
+| copying memory, live   | M test_abort_leaves_a_non_converging… | M test_force_complete_lands… (+ post-copy: M test_force_complete_switches…) | M test_timeout_action_fires_after… (both) |
+| copying memory, block  | C test_abort_while_adopted[block] (adopted) | C test_force_complete_while_a_block_migration_copies_memory | as live: the policy does not tell the phases apart |
+| switchover             | C test_the_last_word_wins_at_the_switchover; paused guest: M test_an_aborted_migration_of_a_paused… | M test_an_operator_paused_guest_force_completed… | M test_timeout_action_force_complete_keeps… |
+| adopted, live          | C test_abort_while_adopted[live]      | M test_a_migration_in_flight_when_hostwardend_dies… | not armed (the new daemon has no options) |
+| adopted, block         | C test_abort_while_adopted[block]     | C test_force_complete_of_an_adopted_block_migration | not armed (the new daemon has no options) |
+"""
 
 from __future__ import annotations
 
@@ -19,8 +36,9 @@ import pytest
 
 import hwcluster
 from hwevac import wait_for
-from test_migration import (BUS, BUSCTL, MIG_IFACE, SLOW, domstate, guest, mig_call, migrate,  # noqa: F401
-                            nodes, persistent, props, wait_final, wait_running, window_open)
+from test_migration import (BUS, BUSCTL, KERNEL, MIG_IFACE, NODE, SLOW, domstate,  # noqa: F401
+                            guest, mig_call, migrate, nodes, persistent, props, wait_final,
+                            wait_running, window_open)
 
 IMAGE_DIR = "/var/lib/libvirt/images"  # node-local: a block migration copies it
 
@@ -31,7 +49,7 @@ def block_guest(nodes):
     both nodes, with its image."""
     made = []
 
-    def start(name):
+    def start(name, dirty=False):
         image = f"{IMAGE_DIR}/{name}.qcow2"
         node1 = nodes.node(1)
         node1.run(["qemu-img", "create", "-q", "-f", "qcow2", image, "64M"])
@@ -39,7 +57,7 @@ def block_guest(nodes):
         disk = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
                 f"<source file='{image}'/><target dev='vda' bus='virtio'/></disk>")
         hwcluster.define_and_start(node1, hwcluster.domain_xml(
-            name, uuid=str(uuidlib.uuid4()), devices=disk))
+            name, uuid=str(uuidlib.uuid4()), devices=disk, kernel=KERNEL if dirty else None))
         made.append((name, image))
         return image
     yield start
@@ -62,10 +80,12 @@ def file_exists(node, path) -> bool:
     return node.run(["test", "-e", path], check=False).returncode == 0
 
 
-def no_leftovers_on_destination(node1, node2, image):
+def no_leftovers_on_destination(node1, node2, image, removed=True):
     """Nothing of a failed block migration stays on the destination: libvirt leaves the
-    copy it created there, hostwardend removes it."""
-    assert f"removed the partial copy {image} on node2" in node1.journal("-u", "hostwardend")
+    copy it created there, hostwardend removes it (removed=False: the migration ended
+    before libvirt created one)."""
+    if removed:
+        assert f"removed the partial copy {image} on node2" in node1.journal("-u", "hostwardend")
     assert "hostwarden-" not in node2.virsh("pool-list", "--all").stdout
     assert not file_exists(node2, image), f"the partial copy {image} stayed on node2"
     assert wait_for(lambda: not window_open(node2), 15), "the migration window stayed open"
@@ -171,3 +191,164 @@ def test_the_last_word_wins_at_the_switchover(nodes, guest):
         assert final["State"] == "completed", final
         assert domstate(node2, "ctl-switch") == "running"
         assert domstate(node1, "ctl-switch") is None
+
+
+def test_abort_while_a_block_migration_is_preparing(nodes, block_guest):
+    """As test_abort_while_preparing_is_kept_until_the_copy_would_start, for a block
+    migration: aborted before anything was made on the destination, and nothing is left
+    there."""
+    node1, node2 = nodes.nodes
+    image = block_guest("ctl-blk-prep")
+    node2.run("kill -STOP $(pidof libvirtd)")
+    try:
+        path = migrate(node1, "ctl-blk-prep", "node2", "block", "b", "true", "bandwidth", "t",
+                       "4")
+        assert props(node1, path)["State"] == "preparing"
+        answer = {}
+        caller = threading.Thread(
+            target=lambda: answer.update(proc=mig_call(node1, path, "Abort")))
+        caller.start()
+        caller.join(3)
+        assert caller.is_alive(), "Abort answered while the migration was still preparing"
+        # a ForceComplete now is refused, not kept: the Abort is the last accepted word
+        proc = mig_call(node1, path, "ForceComplete")
+        assert proc.returncode != 0 and "preparing" in proc.stderr, proc.stderr
+    finally:
+        node2.run("kill -CONT $(pidof libvirtd)")
+    caller.join(60)
+    assert answer["proc"].returncode == 0, answer["proc"].stderr
+    final = wait_final(node1, path)
+    assert final["State"] == "aborted" and "before the copy started" in final["Error"], final
+    assert domstate(node1, "ctl-blk-prep") == "running" and persistent(node1, "ctl-blk-prep")
+    assert domstate(node2, "ctl-blk-prep") is None
+    no_leftovers_on_destination(node1, node2, image, removed=False)
+
+
+def disks_copied_memory_under_way(node, path) -> bool:
+    out = node.run(BUSCTL + ["--json=short", "get-property", BUS, path, MIG_IFACE, "State",
+                             "DiskTotal", "DiskProcessed", "MemoryProcessed"]).stdout
+    state, total, done, memory = [json.loads(line)["data"] for line in out.splitlines()]
+    assert state in ("preparing", "running"), state
+    return total > 0 and done >= total and memory > 0
+
+
+def test_force_complete_while_a_block_migration_copies_memory(nodes, block_guest):
+    """The disks are copied (libvirt mirrors them from then on), the memory of a guest that
+    dirties it faster than the bandwidth is being copied: ForceComplete pauses the guest, the
+    migration completes, the guest runs on the destination with its disk."""
+    node1, node2 = nodes.nodes
+    image = block_guest("ctl-blk-mem", dirty=True)
+    path = migrate(node1, "ctl-blk-mem", "node2", "block", "b", "true", *SLOW)
+    assert wait_for(lambda: disks_copied_memory_under_way(node1, path), 90), props(node1, path)
+    assert mig_call(node1, path, "ForceComplete").returncode == 0
+    final = wait_final(node1, path, timeout=120)
+    assert final["State"] == "completed", final
+    assert domstate(node2, "ctl-blk-mem") == "running"  # paused to complete, resumed there
+    assert domstate(node1, "ctl-blk-mem") is None
+    out = node2.run(["qemu-io", "-r", "-U", "-f", "qcow2", "-c", "read -P 0x5a 0 48M",
+                     image]).stdout
+    assert "read 50331648/50331648 bytes" in out, out
+    assert "hostwarden-" not in node2.virsh("pool-list", "--all").stdout
+
+
+def test_timeout_action_force_complete_while_copying_disks(nodes, block_guest):
+    """The completion timeout passes while the disks are still being copied: the guest is
+    paused then (force_complete without post-copy), the copy goes on to the end, and the
+    guest runs on the destination, resumed."""
+    node1, node2 = nodes.nodes
+    image = block_guest("ctl-blk-tfc")
+    # 2 s per GiB, counted as 2 GiB (memory) + 1 (disk): 6 s, the disk copy takes 12 s
+    path = migrate(node1, "ctl-blk-tfc", "node2", "block", "b", "true", "bandwidth", "t", "4",
+                   "post-copy", "b", "false", "completion-timeout", "t", "2",
+                   "timeout-action", "s", "force_complete")
+    mig_id = path.rsplit("/", 1)[1]
+
+    def paused_by_the_timeout():
+        p = props(node1, path)
+        assert p["State"] in ("preparing", "running"), p
+        return domstate(node1, "ctl-blk-tfc") == "paused"
+    assert wait_for(paused_by_the_timeout, 60), props(node1, path)
+    out = node1.run(BUSCTL + ["--json=short", "get-property", BUS, path, MIG_IFACE,
+                              "DiskTotal", "DiskRemaining"]).stdout
+    total, remaining = [json.loads(line)["data"] for line in out.splitlines()]
+    assert total > 0 and remaining > 0, (total, remaining)  # still copying the disk
+    final = wait_final(node1, path, timeout=120)
+    assert final["State"] == "completed", final
+    assert f"Migration {mig_id}: completion timeout, forcing completion" in \
+        node1.journal("-u", "hostwardend")
+    assert domstate(node2, "ctl-blk-tfc") == "running"
+    assert domstate(node1, "ctl-blk-tfc") is None
+    assert file_exists(node2, image)
+    assert "hostwarden-" not in node2.virsh("pool-list", "--all").stdout
+
+
+def kill_and_adopt(node, name):
+    """SIGKILL hostwardend while it migrates name (libvirt carries the job on); the
+    restarted daemon adopts it: the new Migration object's path."""
+    pid = node.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip()
+    node.run(["systemctl", "kill", "-s", "KILL", "hostwardend"])
+    assert "Unbounded" in node.virsh("domjobinfo", name).stdout  # libvirt goes on
+
+    def adopted():
+        if node.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip() \
+                in ("0", pid):
+            return None
+        proc = node.run(BUSCTL + ["--json=short", "call", *NODE, "ListMigrations"],
+                        check=False)
+        if proc.returncode != 0:
+            return None
+        found = [m for m in json.loads(proc.stdout)["data"][0] if m[1] == name]
+        return found[0][6] if found else None
+    path = wait_for(adopted, timeout=30)
+    assert path, f"the restarted hostwardend did not adopt the migration of {name}"
+    return path
+
+
+@pytest.mark.parametrize("mode", ["live", "block"])
+def test_abort_while_adopted(nodes, guest, block_guest, mode):
+    """hostwardend is killed while it migrates a guest that never converges; the restarted
+    daemon adopts libvirt's job. An Abort of the adopted migration is answered once it has
+    ended, with the guest running here; for block, the pool and the partial copy the dead
+    daemon made on the destination are removed by the new one."""
+    node1, node2 = nodes.nodes
+    name = f"ctl-adopt-{mode}"
+    if mode == "block":
+        image = block_guest(name, dirty=True)
+        path = migrate(node1, name, "node2", "block", "b", "true", "bandwidth", "t", "4",
+                       "post-copy", "b", "false")
+        assert wait_for(lambda: disk_copy_under_way(node1, path), 60), props(node1, path)
+    else:
+        guest(name, dirty=True)
+        wait_running(node1, migrate(node1, name, "node2", *SLOW))
+    adopted = kill_and_adopt(node1, name)
+    proc = mig_call(node1, adopted, "Abort")
+    assert proc.returncode == 0, proc.stderr  # answered after the end: the guest stayed
+    final = props(node1, adopted)
+    assert final["State"] == "aborted", final
+    assert domstate(node1, name) == "running" and persistent(node1, name)
+    assert domstate(node2, name) is None
+    proc = mig_call(node1, adopted, "ForceComplete")
+    assert proc.returncode != 0, proc.stdout  # ended: nothing to force
+    if mode == "block":
+        no_leftovers_on_destination(node1, node2, image)
+
+
+def test_force_complete_of_an_adopted_block_migration(nodes, block_guest):
+    """As test_migration's adopted ForceComplete, for a block migration: it lands on the
+    destination with its disk, and the temporary pool the dead daemon made there is gone."""
+    node1, node2 = nodes.nodes
+    image = block_guest("ctl-adopt-force", dirty=True)
+    path = migrate(node1, "ctl-adopt-force", "node2", "block", "b", "true", "bandwidth", "t",
+                   "4", "post-copy", "b", "false")
+    assert wait_for(lambda: disk_copy_under_way(node1, path), 60), props(node1, path)
+    adopted = kill_and_adopt(node1, "ctl-adopt-force")
+    assert mig_call(node1, adopted, "ForceComplete").returncode == 0
+    final = wait_final(node1, adopted, timeout=120)
+    assert final["State"] == "completed", final
+    assert domstate(node2, "ctl-adopt-force") == "running"
+    assert domstate(node1, "ctl-adopt-force") is None
+    out = node2.run(["qemu-io", "-r", "-U", "-f", "qcow2", "-c", "read -P 0x5a 0 48M",
+                     image]).stdout
+    assert "read 50331648/50331648 bytes" in out, out
+    assert wait_for(lambda: "hostwarden-" not in node2.virsh("pool-list", "--all").stdout, 15), \
+        node2.virsh("pool-list", "--all").stdout
