@@ -133,8 +133,7 @@ static bool runs_there(virConnectPtr dconn, const char *uuid)
         return active;
 }
 
-static void remove_disk(virConnectPtr dconn, const char *path, const char *mig_id,
-                        const char *dest)
+static void remove_disk(virConnectPtr dconn, const char *path, const char *mig_id, const char *dest)
 {
         _cleanup_free_ char *copy = strdup(path);
         virStoragePoolPtr pool;
@@ -156,8 +155,8 @@ static void remove_disk(virConnectPtr dconn, const char *path, const char *mig_i
         virStorageVolFree(vol);
 }
 
-void leftovers_remove(virConnectPtr dconn, const Leftovers *l, const char *uuid,
-                      const char *mig_id, bool failed)
+void leftovers_remove(virConnectPtr dconn, const Leftovers *l, const char *uuid, const char *mig_id,
+                      bool failed)
 {
         const char *dest = strna(l->destination);
 

@@ -35,5 +35,5 @@ int leftovers_forget(const char *runtime_dir, const char *uuid);
  * failed (unless the domain runs there after all: then they are its disks), then the pools.
  * mig_id is for the log.
  */
-void leftovers_remove(virConnectPtr dconn, const Leftovers *l, const char *uuid,
-                      const char *mig_id, bool failed);
+void leftovers_remove(virConnectPtr dconn, const Leftovers *l, const char *uuid, const char *mig_id,
+                      bool failed);
