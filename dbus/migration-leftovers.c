@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What a block migration made on its destination, kept and removed (migration-leftovers.h). */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -68,7 +69,7 @@ int leftovers_save(const char *runtime_dir, const char *uuid, const Leftovers *l
         f = open_memstream(&text, &size);
         if (!f)
                 return -ENOMEM;
-        fprintf(f, "destination=%s\n", l->destination);
+        fprintf(f, "pid=%d\ndestination=%s\n", (int)getpid(), l->destination);
         /* a line each: a name or path holding a newline cannot be kept (libvirt's are not) */
         STRV_FOREACH (p, l->pools)
                 if (!strchr(*p, '\n'))
@@ -103,7 +104,9 @@ int leftovers_load(const char *runtime_dir, const char *uuid, Leftovers *ret)
                 next = strchr(line, '\n');
                 if (next)
                         *next++ = 0;
-                if (startswith(line, "destination=")) {
+                if (startswith(line, "pid="))
+                        l.pid = (pid_t)atoi(line + strlen("pid="));
+                else if (startswith(line, "destination=")) {
                         free(l.destination);
                         l.destination = strdup(line + strlen("destination="));
                         r = l.destination ? 0 : -ENOMEM;
@@ -118,6 +121,30 @@ int leftovers_load(const char *runtime_dir, const char *uuid, Leftovers *ret)
         }
         *ret = l;
         return 1;
+}
+
+int leftovers_list(const char *runtime_dir, char ***ret)
+{
+        _cleanup_strv_free_ char **l = NULL;
+        char path[PATH_MAX];
+        struct dirent *de;
+        DIR *d;
+
+        if (snprintf(path, sizeof(path), "%s/outgoing", runtime_dir) >= (int)sizeof(path))
+                return -ENAMETOOLONG;
+        d = opendir(path);
+        if (!d) {
+                *ret = NULL;
+                return errno == ENOENT ? 0 : -errno;
+        }
+        while ((de = readdir(d)))
+                if (uuid_is_valid(de->d_name) && strv_extend(&l, de->d_name) < 0) {
+                        closedir(d);
+                        return -ENOMEM;
+                }
+        closedir(d);
+        *ret = TAKE_PTR(l);
+        return 0;
 }
 
 /* Is the domain active on the destination? Then the copies are its disks. */

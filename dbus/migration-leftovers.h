@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include <libvirt/libvirt.h>
 
@@ -14,9 +15,10 @@
  * The worker that made them removes them. libvirt's job outlives a hostwardend that dies, and
  * the restarted daemon adopts it (migration.c, adopt()): so that it can remove them too, the
  * list is kept while the migration runs in <runtime_dir>/outgoing/<uuid>, lines
- * "destination=NAME", "pool=NAME" and "disk=PATH" (docs/runtime-dir.md).
+ * "pid=PID", "destination=NAME", "pool=NAME" and "disk=PATH" (docs/runtime-dir.md).
  */
 typedef struct Leftovers {
+        pid_t pid;         /* the hostwardend that made them (leftovers_save() writes its own) */
         char *destination; /* the destination's node name */
         char **pools;      /* transient pools made there */
         char **disks;      /* files that did not exist there: libvirt creates them */
@@ -29,6 +31,8 @@ int leftovers_save(const char *runtime_dir, const char *uuid, const Leftovers *l
 /* 1 and *ret filled, 0 when there is none, < 0 on error. */
 int leftovers_load(const char *runtime_dir, const char *uuid, Leftovers *ret);
 int leftovers_forget(const char *runtime_dir, const char *uuid);
+/* The UUIDs that have a record (*ret NULL when none). */
+int leftovers_list(const char *runtime_dir, char ***ret);
 
 /*
  * Removes from the destination (dconn) what l lists for the domain uuid: the disks when

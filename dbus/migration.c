@@ -1694,6 +1694,62 @@ static bool find_destination(char **peers, const char *uuid, char **ret_name, ch
         return false;
 }
 
+/* The uri of peer name among "name uri" lines, or NULL. */
+static const char *peer_uri(char **peers, const char *name)
+{
+        size_t n = strlen(name);
+
+        STRV_FOREACH (p, peers)
+                if (strncmp(*p, name, n) == 0 && (*p)[n] == ' ')
+                        return *p + n + 1;
+        return NULL;
+}
+
+/*
+ * Block migrations that ended while no hostwardend ran (stopped for an upgrade, say): what
+ * they made on the destination, noted by the daemon that started them, goes as their end
+ * would have removed it. Still running here means it failed: the copies are partial. A note
+ * this daemon wrote is skipped: its migration has only just begun.
+ */
+static void remove_stale_leftovers(virConnectPtr conn, const AdoptScan *a)
+{
+        _cleanup_strv_free_ char **uuids = NULL;
+
+        if (leftovers_list(hw_runtime_dir(), &uuids) < 0)
+                return;
+        STRV_FOREACH (u, uuids) {
+                Leftovers l = {};
+                virConnectPtr dconn = NULL;
+                virDomainPtr dom;
+                const char *uri;
+                bool failed, in_flight = false;
+
+                for (size_t i = 0; i < a->n; i++)
+                        in_flight = in_flight || strcasecmp(a->items[i].uuid, *u) == 0;
+                if (in_flight || leftovers_load(hw_runtime_dir(), *u, &l) <= 0)
+                        continue; /* in flight: adopted, and removed at its end */
+                if (l.pid == getpid()) {
+                        leftovers_done(&l);
+                        continue;
+                }
+                dom = virDomainLookupByUUIDString(conn, *u);
+                failed = dom && virDomainIsActive(dom) == 1;
+                if (dom)
+                        virDomainFree(dom);
+                uri = l.destination ? peer_uri(a->peers, l.destination) : NULL;
+                if (uri && (dconn = virConnectOpen(uri))) {
+                        leftovers_remove(dconn, &l, *u,
+                                         "that ended while hostwardend was not running", failed);
+                        virConnectClose(dconn);
+                        (void)leftovers_forget(hw_runtime_dir(), *u);
+                } else
+                        log_warning("Cannot reach %s to remove what a migration of %s made there "
+                                    "(%s/outgoing/%s): tried again at the next start",
+                                    strna(l.destination), *u, hw_runtime_dir(), *u);
+                leftovers_done(&l);
+        }
+}
+
 /* Worker: the local domains with an outgoing migration job, and where each is going (the
  * peer whose libvirt has it). */
 static void adopt_scan_work(Manager *m, void *userdata)
@@ -1725,6 +1781,8 @@ static void adopt_scan_work(Manager *m, void *userdata)
                 virDomainFree(doms[i]);
         }
         free(doms);
+        if (n >= 0)
+                remove_stale_leftovers(conn, a);
         virConnectClose(conn);
 }
 
@@ -1742,17 +1800,6 @@ static void adopted_sample_cb(MigrationInfo *i, void *u)
                 i->progress = (unsigned)MIN(99, done * 100 / total);
         }
         i->progress = MAX(i->progress, progress); /* never backwards */
-}
-
-/* The uri of peer name among "name uri" lines, or NULL. */
-static const char *peer_uri(char **peers, const char *name)
-{
-        size_t n = strlen(name);
-
-        STRV_FOREACH (p, peers)
-                if (strncmp(*p, name, n) == 0 && (*p)[n] == ' ')
-                        return *p + n + 1;
-        return NULL;
 }
 
 /*

@@ -352,3 +352,33 @@ def test_force_complete_of_an_adopted_block_migration(nodes, block_guest):
     assert "read 50331648/50331648 bytes" in out, out
     assert wait_for(lambda: "hostwarden-" not in node2.virsh("pool-list", "--all").stdout, 15), \
         node2.virsh("pool-list", "--all").stdout
+
+
+def test_a_block_migration_that_ends_while_hostwardend_is_away_is_cleaned_at_its_start(
+        nodes, block_guest):
+    """hostwardend stops answering (SIGSTOP) while its block migration copies the disk; the
+    migration is aborted in libvirt meanwhile (virsh domjobabort), so no daemon sees it end.
+    Killed then, hostwardend restarts, finds no migration to adopt, and removes the pool and
+    the partial copy its predecessor noted (/run/hostwarden/outgoing/<uuid>)."""
+    node1, node2 = nodes.nodes
+    image = block_guest("ctl-away", dirty=True)
+    path = migrate(node1, "ctl-away", "node2", "block", "b", "true", "bandwidth", "t", "4",
+                   "post-copy", "b", "false")
+    assert wait_for(lambda: disk_copy_under_way(node1, path), 60), props(node1, path)
+    pid = node1.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip()
+    node1.run(["kill", "-STOP", pid])
+    try:
+        assert node1.run(["ls", "/run/hostwarden/outgoing"]).stdout.strip(), "no note kept"
+        node1.virsh("domjobabort", "ctl-away")
+        assert wait_for(lambda: "Unbounded" not in node1.virsh("domjobinfo", "ctl-away",
+                                                               check=False).stdout, 30)
+        assert file_exists(node2, image)  # libvirt leaves the partial copy
+    finally:
+        node1.run(["kill", "-KILL", pid])
+    assert wait_for(lambda: node1.run(["systemctl", "show", "-P", "MainPID", "hostwardend"])
+                    .stdout.strip() not in ("0", pid), 30)
+    assert wait_for(lambda: not file_exists(node2, image), 30), \
+        f"the partial copy {image} stayed on node2"
+    assert domstate(node1, "ctl-away") == "running" and domstate(node2, "ctl-away") is None
+    no_leftovers_on_destination(node1, node2, image)
+    assert node1.run(["ls", "/run/hostwarden/outgoing"]).stdout.strip() == ""
