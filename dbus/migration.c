@@ -745,6 +745,11 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
                             virt_last_error("unknown error")),
                        -EIO;
 
+        /* libvirt refuses post-copy for a paused domain, which needs none (it changes no
+         * memory): one only [migration] permit_post_copy turned on is left off. Asked for,
+         * the preflight refused it (post-copy-paused). */
+        if (state == VIR_DOMAIN_PAUSED && !mig->opts.post_copy_asked)
+                mig->opts.post_copy = false;
         flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
                 VIR_MIGRATE_UNDEFINE_SOURCE;
         if (mig->opts.auto_converge)

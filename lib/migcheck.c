@@ -207,6 +207,17 @@ static int check_domain_state(const MigCheckInput *in, MigFindings *f)
                         "first",
                         name, strna(in->domain_state_word), name);
         default:
+                /* libvirt refuses it ("post-copy migration is not supported with non-live or
+                 * paused migration"); Migrate drops a post-copy that only [migration]
+                 * permit_post_copy turned on (run_migration()) */
+                if (in->paused && in->post_copy_asked)
+                        return mig_findings_add(
+                                f, MIG_ERROR, "post-copy-paused",
+                                "Domain %s is paused: libvirt refuses post-copy for a paused "
+                                "domain; leave option post-copy out (a paused domain changes "
+                                "no memory, so its copy completes without) or resume it "
+                                "('virsh resume %s')",
+                                name, name);
                 return 0;
         }
 }

@@ -312,6 +312,31 @@ def test_an_aborted_migration_of_a_paused_guest_leaves_it_paused(nodes, guest):
     assert domstate(node2, "paused-abort") is None
 
 
+def test_a_paused_guest_migrates_without_post_copy_unless_asked(nodes, guest):
+    """permit_post_copy = yes turns post-copy on by default, and libvirt refuses it for a
+    paused domain ("post-copy migration is not supported with non-live or paused
+    migration"): such a migration failed, and CheckMigration had nothing to say. Now Migrate
+    leaves a default post-copy off for a paused guest, which lands paused; asked for,
+    CheckMigration reports post-copy-paused and Migrate refuses naming it."""
+    node1, node2 = nodes.nodes
+    guest("paused-pc")
+    node1.virsh("suspend", "paused-pc")
+
+    def findings(*opts):
+        args = [str(len(opts) // 3), *opts] if opts else ["0"]
+        out = node1.run(BUSCTL + ["--json=short", "call", *NODE, "CheckMigration", "ssa{sv}",
+                                  "paused-pc", "node2", *args]).stdout
+        return {code: sev for sev, code, _ in json.loads(out)["data"][0]}
+    assert findings("post-copy", "b", "true").get("post-copy-paused") == "error"
+    final = wait_final(node1, migrate(node1, "paused-pc", "node2", "post-copy", "b", "true"))
+    assert final["State"] == "failed" and "(post-copy-paused)" in final["Error"], final
+    assert domstate(node1, "paused-pc") == "paused"
+    assert "error" not in findings().values(), findings()
+    final = wait_final(node1, migrate(node1, "paused-pc", "node2"))
+    assert final["State"] == "completed", final
+    assert domstate(node2, "paused-pc") == "paused" and domstate(node1, "paused-pc") is None
+
+
 def test_timeout_action_force_complete_keeps_a_paused_guest_paused(nodes, guest):
     node1, node2 = nodes.nodes
     guest("paused-timeout", dirty=True)
