@@ -230,6 +230,7 @@ void preflight_gather(Manager *m, Preflight *p)
         MigDomainState domain_state;
         const char *state_word = NULL;
         bool paused = false;
+        int n_snapshots;
         MigCheckInput in;
         int r;
 
@@ -275,6 +276,7 @@ void preflight_gather(Manager *m, Preflight *p)
                 goto out;
         }
         domain_state = domain_state_of(dom, &state_word, &paused);
+        n_snapshots = virDomainSnapshotNum(dom, 0);
         n_shared = shared_file_systems(p, shared, mark_what, sizeof(mark_what));
         for (size_t i = 0; i < p->domain->n_disks; i++) {
                 disk_classify(&p->domain->disks[i], shared, n_shared, &disks[i], where[i],
@@ -288,6 +290,7 @@ void preflight_gather(Manager *m, Preflight *p)
                 .domain_state_word = state_word,
                 .paused = paused,
                 .post_copy_asked = p->opts.post_copy && p->opts.post_copy_asked,
+                .snapshots = n_snapshots > 0 ? (unsigned)n_snapshots : 0,
                 .disks = disks,
                 .source = src_caps,
                 .source_name = p->source_name,

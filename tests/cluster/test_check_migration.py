@@ -399,6 +399,16 @@ def refusal_case(code, nodes, domain):
             node1.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, top])
             cleanup.append(lambda: node1.run(["rm", "-f", base, top]))
             yield domain(name, devices=qcow2_disk(top), start=True), "node2", {}
+        elif code == "snapshots":  # libvirt: "cannot migrate domain with 1 snapshots"
+            image = f"{ISO_DIR}/{name}.qcow2"
+            node1.run(["mkdir", "-p", ISO_DIR])
+            node1.run(["qemu-img", "create", "-q", "-f", "qcow2", image, "16M"])
+            cleanup.append(lambda: node1.run(["rm", "-f", image]))
+            domain(name, devices=qcow2_disk(image), start=True)
+            node1.virsh("snapshot-create-as", name, "s1")
+            cleanup.append(lambda: node1.virsh("snapshot-delete", name, "s1", "--metadata",
+                                               check=False))
+            yield name, "node2", {"block": "<true>"}
         elif code == "migration-tls":
             key = "/etc/pki/qemu/server-key.pem"
             node1.run(["mv", key, key + ".away"])
@@ -427,7 +437,8 @@ DIRTY_KERNEL = "/var/lib/nova/instances/rf-dirty.kernel"
 REFUSALS = ("domain-shutoff", "domain-managed-save", "destination-self", "destination-disabled",
             "destination-down", "destination-unreachable", "destination-name-taken", "memory",
             "readonly-drive", "config-drive-iso9660", "local-disk", "shared-disk-block",
-            "unsafe-storage", "local-backing-file", "migration-tls", "migration-busy")
+            "unsafe-storage", "local-backing-file", "snapshots", "migration-tls",
+            "migration-busy")
 
 
 def wait_state(node, peer, state, timeout=30.0):
