@@ -351,6 +351,29 @@ def test_timeout_action_force_complete_keeps_a_paused_guest_paused(nodes, guest)
     assert domstate(node2, "paused-timeout") == "paused"
 
 
+def kill_and_adopt(node, name):
+    """SIGKILL hostwardend while it migrates name (libvirt carries the job on); the
+    restarted daemon adopts it: the new Migration object's path."""
+    pid = node.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip()
+    node.run(["systemctl", "kill", "-s", "KILL", "hostwardend"])
+    assert "Unbounded" in node.virsh("domjobinfo", name).stdout  # libvirt goes on
+
+    def adopted():
+        if node.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip() \
+                in ("0", pid):
+            return None
+        proc = node.run(BUSCTL + ["--json=short", "call", *NODE, "ListMigrations"],
+                        check=False)
+        if proc.returncode != 0:
+            return None
+        found = [m for m in json.loads(proc.stdout)["data"][0] if m[1] == name]
+        assert len(found) <= 1, found  # one migration of it, whatever the daemon
+        return found[0][6] if found else None
+    path = wait_for(adopted, timeout=30)
+    assert path, f"the restarted hostwardend did not adopt the migration of {name}"
+    return path
+
+
 def test_a_migration_in_flight_when_hostwardend_dies_is_reported_after_restart(nodes, guest):
     """hostwardend is killed (SIGKILL) during a migration that does not converge; libvirt
     carries the peer-to-peer migration on. The restarted daemon reports it as a Migration
@@ -360,22 +383,7 @@ def test_a_migration_in_flight_when_hostwardend_dies_is_reported_after_restart(n
     uuid = guest("dirty-restart", dirty=True)
     path = migrate(node1, "dirty-restart", "node2", *SLOW)
     wait_running(node1, path)
-    pid = node1.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip()
-    node1.run(["systemctl", "kill", "-s", "KILL", "hostwardend"])
-    assert "Unbounded" in node1.virsh("domjobinfo", "dirty-restart").stdout  # libvirt goes on
-
-    def adopted():
-        if node1.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip() \
-                in ("0", pid):
-            return None
-        proc = node1.run(BUSCTL + ["--json=short", "call", *NODE, "ListMigrations"],
-                         check=False)
-        if proc.returncode != 0:
-            return None
-        return [m for m in json.loads(proc.stdout)["data"][0] if m[1] == "dirty-restart"]
-    found = wait_for(adopted, timeout=30)
-    assert found and len(found) == 1, found
-    new_path = found[0][6]
+    new_path = kill_and_adopt(node1, "dirty-restart")
     assert new_path != path  # a new object: the old daemon's are gone with it
     p = wait_running(node1, new_path)
     assert p["Domain"] == uuid and p["DomainName"] == "dirty-restart", p

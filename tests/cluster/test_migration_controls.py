@@ -16,8 +16,8 @@ Where each (control, phase) pair is covered; M = test_migration.py, C = this mod
 | phase \ control        | Abort                                | ForceComplete                          | timeout action                              |
 |------------------------|--------------------------------------|----------------------------------------|---------------------------------------------|
 | queued, live           | M test_max_concurrent_queues_the_rest | refused, NotRunning (untested)         | not armed before the copy                   |
-| preparing, live        | C test_abort_while_preparing_is_kept… | refused, NotRunning (tested for block)  | not armed before the copy                   |
-| preparing, block       | C test_abort_while_a_block_migration_is_preparing | refused, NotRunning: same test | not armed before the copy                |
+| preparing, live        | C test_abort_while_preparing_is_kept…[live] | refused, NotRunning: same test   | not armed before the copy                   |
+| preparing, block       | C test_abort_while_preparing_is_kept…[block] | refused, NotRunning: same test  | not armed before the copy                   |
 | copying disks, block   | C test_abort_while_copying_disks…     | C test_force_complete_while_copying_disks… | abort: C test_timeout_action_abort…; force_complete: C test_timeout_action_force_complete_while_copying_disks |
 | copying memory, live   | M test_abort_leaves_a_non_converging… | M test_force_complete_lands… (+ post-copy: M test_force_complete_switches…) | M test_timeout_action_fires_after… (both) |
 | copying memory, block  | C test_controls_while_a_block_migration_copies_memory[Abort] | C test_controls_while_a_block_migration_copies_memory[ForceComplete] | as live: the policy does not tell the phases apart |
@@ -40,9 +40,9 @@ import pytest
 
 import hwcluster
 from hwevac import wait_for
-from test_migration import (BUS, BUSCTL, KERNEL, MIG_IFACE, NODE, SLOW, domstate,  # noqa: F401
-                            guest, mig_call, migrate, nodes, persistent, props, wait_final,
-                            wait_running, window_open)
+from test_migration import (BUS, BUSCTL, KERNEL, MIG_IFACE, SLOW, domstate,  # noqa: F401
+                            guest, kill_and_adopt, mig_call, migrate, nodes, persistent, props,
+                            wait_final, wait_running, window_open)
 
 IMAGE_DIR = "/var/lib/libvirt/images"  # node-local: a block migration copies it
 
@@ -95,15 +95,25 @@ def no_leftovers_on_destination(node1, node2, image, removed=True):
     assert wait_for(lambda: not window_open(node2), 15), "the migration window stayed open"
 
 
-def test_abort_while_preparing_is_kept_until_the_copy_would_start(nodes, guest):
+@pytest.mark.parametrize("mode", ["live", "block"])
+def test_abort_while_preparing_is_kept_until_the_copy_would_start(nodes, guest, block_guest,
+                                                                   mode):
     """The destination's libvirtd does not answer (stopped): the migration is preparing
     (its preflight waits for the destination). An Abort then is answered only once the
-    migration has ended, aborted, without the copy ever starting."""
+    migration has ended, aborted, without the copy ever starting; a ForceComplete meanwhile
+    is refused, not kept (the Abort is the last accepted word). Block: nothing was made on
+    the destination, and nothing is left there."""
     node1, node2 = nodes.nodes
-    guest("ctl-prep")
+    name = f"ctl-prep-{mode}"
+    if mode == "block":
+        image = block_guest(name)
+        opts = ("block", "b", "true", "bandwidth", "t", "4")
+    else:
+        guest(name)
+        opts = ()
     node2.run("kill -STOP $(pidof libvirtd)")
     try:
-        path = migrate(node1, "ctl-prep", "node2")
+        path = migrate(node1, name, "node2", *opts)
         assert props(node1, path)["State"] == "preparing"
         answer = {}
         caller = threading.Thread(
@@ -111,6 +121,8 @@ def test_abort_while_preparing_is_kept_until_the_copy_would_start(nodes, guest):
         caller.start()
         caller.join(3)
         assert caller.is_alive(), "Abort answered while the migration was still preparing"
+        proc = mig_call(node1, path, "ForceComplete")
+        assert proc.returncode != 0 and "preparing" in proc.stderr, proc.stderr
     finally:
         node2.run("kill -CONT $(pidof libvirtd)")
     caller.join(60)
@@ -119,8 +131,10 @@ def test_abort_while_preparing_is_kept_until_the_copy_would_start(nodes, guest):
     assert final["State"] == "aborted", final
     assert "before the copy started" in final["Error"], final
     assert final["MemoryProcessed"] == 0, final
-    assert domstate(node1, "ctl-prep") == "running" and persistent(node1, "ctl-prep")
-    assert domstate(node2, "ctl-prep") is None
+    assert domstate(node1, name) == "running" and persistent(node1, name)
+    assert domstate(node2, name) is None
+    if mode == "block":
+        no_leftovers_on_destination(node1, node2, image, removed=False)
 
 
 def test_abort_while_copying_disks_cleans_the_destination(nodes, block_guest):
@@ -197,37 +211,6 @@ def test_the_last_word_wins_at_the_switchover(nodes, guest):
         assert domstate(node1, "ctl-switch") is None
 
 
-def test_abort_while_a_block_migration_is_preparing(nodes, block_guest):
-    """As test_abort_while_preparing_is_kept_until_the_copy_would_start, for a block
-    migration: aborted before anything was made on the destination, and nothing is left
-    there."""
-    node1, node2 = nodes.nodes
-    image = block_guest("ctl-blk-prep")
-    node2.run("kill -STOP $(pidof libvirtd)")
-    try:
-        path = migrate(node1, "ctl-blk-prep", "node2", "block", "b", "true", "bandwidth", "t",
-                       "4")
-        assert props(node1, path)["State"] == "preparing"
-        answer = {}
-        caller = threading.Thread(
-            target=lambda: answer.update(proc=mig_call(node1, path, "Abort")))
-        caller.start()
-        caller.join(3)
-        assert caller.is_alive(), "Abort answered while the migration was still preparing"
-        # a ForceComplete now is refused, not kept: the Abort is the last accepted word
-        proc = mig_call(node1, path, "ForceComplete")
-        assert proc.returncode != 0 and "preparing" in proc.stderr, proc.stderr
-    finally:
-        node2.run("kill -CONT $(pidof libvirtd)")
-    caller.join(60)
-    assert answer["proc"].returncode == 0, answer["proc"].stderr
-    final = wait_final(node1, path)
-    assert final["State"] == "aborted" and "before the copy started" in final["Error"], final
-    assert domstate(node1, "ctl-blk-prep") == "running" and persistent(node1, "ctl-blk-prep")
-    assert domstate(node2, "ctl-blk-prep") is None
-    no_leftovers_on_destination(node1, node2, image, removed=False)
-
-
 def disks_copied_memory_under_way(node, path) -> bool:
     out = node.run(BUSCTL + ["--json=short", "get-property", BUS, path, MIG_IFACE, "State",
                              "DiskTotal", "DiskProcessed", "MemoryProcessed"]).stdout
@@ -294,28 +277,6 @@ def test_timeout_action_force_complete_while_copying_disks(nodes, block_guest):
     assert domstate(node1, "ctl-blk-tfc") is None
     assert file_exists(node2, image)
     assert "hostwarden-" not in node2.virsh("pool-list", "--all").stdout
-
-
-def kill_and_adopt(node, name):
-    """SIGKILL hostwardend while it migrates name (libvirt carries the job on); the
-    restarted daemon adopts it: the new Migration object's path."""
-    pid = node.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip()
-    node.run(["systemctl", "kill", "-s", "KILL", "hostwardend"])
-    assert "Unbounded" in node.virsh("domjobinfo", name).stdout  # libvirt goes on
-
-    def adopted():
-        if node.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip() \
-                in ("0", pid):
-            return None
-        proc = node.run(BUSCTL + ["--json=short", "call", *NODE, "ListMigrations"],
-                        check=False)
-        if proc.returncode != 0:
-            return None
-        found = [m for m in json.loads(proc.stdout)["data"][0] if m[1] == name]
-        return found[0][6] if found else None
-    path = wait_for(adopted, timeout=30)
-    assert path, f"the restarted hostwardend did not adopt the migration of {name}"
-    return path
 
 
 @pytest.mark.parametrize("mode", ["live", "block"])
