@@ -289,8 +289,7 @@ def test_abort_while_adopted(nodes, guest, block_guest, mode):
     name = f"ctl-adopt-{mode}"
     if mode == "block":
         image = block_guest(name, dirty=True)
-        path = migrate(node1, name, "node2", "block", "b", "true", "bandwidth", "t", "4",
-                       "post-copy", "b", "false")
+        path = migrate(node1, name, "node2", "block", "b", "true", *SLOW)
         assert wait_for(lambda: disk_copy_under_way(node1, path), 60), props(node1, path)
     else:
         guest(name, dirty=True)
@@ -313,8 +312,7 @@ def test_force_complete_of_an_adopted_block_migration(nodes, block_guest):
     destination with its disk, and the temporary pool the dead daemon made there is gone."""
     node1, node2 = nodes.nodes
     image = block_guest("ctl-adopt-force", dirty=True)
-    path = migrate(node1, "ctl-adopt-force", "node2", "block", "b", "true", "bandwidth", "t",
-                   "4", "post-copy", "b", "false")
+    path = migrate(node1, "ctl-adopt-force", "node2", "block", "b", "true", *SLOW)
     assert wait_for(lambda: disk_copy_under_way(node1, path), 60), props(node1, path)
     adopted = kill_and_adopt(node1, "ctl-adopt-force")
     assert mig_call(node1, adopted, "ForceComplete").returncode == 0
