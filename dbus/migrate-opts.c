@@ -154,6 +154,7 @@ int migrate_options_read(sd_bus_message *msg, const Config *c, MigrateOptions *o
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Option 'auto-converge' is not permitted on this node: "
                                          "[migration] permit_auto_converge = no");
+        opts->post_copy_asked = asked_post_copy;
         if (asked_post_copy && !c->migration.permit_post_copy)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Option 'post-copy' is not permitted on this node: "

@@ -14,6 +14,7 @@ typedef struct MigrateOptions {
         uint64_t bandwidth;           /* "bandwidth" t|u: MiB/s, 0 = unlimited */
         bool auto_converge;           /* "auto-converge" b */
         bool post_copy;               /* "post-copy" b */
+        bool post_copy_asked;         /* the caller asked for it, not [migration]'s default */
         bool tls;                     /* "tls" b: [migration] tls, auto resolved (migtls.h) */
         uint64_t max_downtime_ms;     /* "max-downtime-ms" t|u: the last downtime step */
         usec_t completion_timeout;    /* "completion-timeout" t|u: seconds per GiB, 0 = none */

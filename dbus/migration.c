@@ -15,7 +15,9 @@
 #include "errors.h"
 #include "job.h"
 #include "log.h"
+#include "migration-leftovers.h"
 #include "migration.h"
+#include "paths.h"
 #include "polkit.h"
 #include "preflight.h"
 #include "util.h"
@@ -27,7 +29,6 @@
 #define PUBLISH_INTERVAL (510 * USEC_PER_MSEC)
 #define QUIET_START      (1 * USEC_PER_SEC)
 #define KEEP_FINISHED    (USEC_PER_HOUR) /* finished migrations stay listed this long */
-#define MAX_TEMP_POOLS   8
 
 static const char *const state_table[_MIGRATION_STATE_MAX] = {
         [MIGRATION_QUEUED] = "queued",       [MIGRATION_PREPARING] = "preparing",
@@ -88,9 +89,7 @@ typedef struct MigrationWork {
         virConnectPtr conn, dconn, mconn; /* mconn: the monitor thread's */
         virDomainPtr dom, mdom;
         char *persist_xml;
-        char *temp_pools[MAX_TEMP_POOLS];
-        size_t n_temp_pools;
-        char **created_disks; /* block migration: files libvirt creates on the destination */
+        Leftovers made; /* block migration: what it made on the destination */
         MigPolicy policy;
         uint64_t started_monotonic;
 
@@ -127,9 +126,7 @@ static void work_free(MigrationWork *w)
         free(w->a_dest);
         free(w->a_dest_uri);
         strv_free(w->a_peers);
-        for (size_t i = 0; i < w->n_temp_pools; i++)
-                free(w->temp_pools[i]);
-        strv_free(w->created_disks);
+        leftovers_done(&w->made);
         if (w->dom)
                 virDomainFree(w->dom);
         if (w->mdom)
@@ -429,13 +426,11 @@ static int ensure_dest_pools(Migration *mig, MigrationWork *w)
                         bool exists = dest_file_exists(w->dconn, pool, d->source);
 
                         virStoragePoolFree(pool);
-                        if (!exists && strv_extend(&w->created_disks, d->source) < 0)
+                        if (!exists && strv_extend(&w->made.disks, d->source) < 0)
                                 return -ENOMEM;
                         continue;
                 }
-                if (w->n_temp_pools >= MAX_TEMP_POOLS)
-                        return fail(w, "Too many disk directories for block migration"), -E2BIG;
-                if (asprintf(&name, "hostwarden-%s-%zu", mig->id, w->n_temp_pools) < 0 ||
+                if (asprintf(&name, "hostwarden-%s-%zu", mig->id, strv_length(w->made.pools)) < 0 ||
                     asprintf(&xml,
                              "<pool type='dir'><name>%s</name><target><path>%s</path></target>"
                              "</pool>",
@@ -447,9 +442,13 @@ static int ensure_dest_pools(Migration *mig, MigrationWork *w)
                              p->dest_name, virt_last_error("unknown error"));
                         return -EIO;
                 }
-                w->temp_pools[w->n_temp_pools++] = TAKE_PTR(name);
+                if (strv_push(&w->made.pools, TAKE_PTR(name)) < 0) {
+                        (void)virStoragePoolDestroy(pool);
+                        virStoragePoolFree(pool);
+                        return -ENOMEM;
+                }
                 if (!dest_file_exists(w->dconn, pool, d->source) &&
-                    strv_extend(&w->created_disks, d->source) < 0) {
+                    strv_extend(&w->made.disks, d->source) < 0) {
                         virStoragePoolFree(pool);
                         return -ENOMEM;
                 }
@@ -458,52 +457,34 @@ static int ensure_dest_pools(Migration *mig, MigrationWork *w)
         return 0;
 }
 
-/* After a failed block migration: the copies libvirt created on the destination for it are
- * partial, and nothing uses them; removed unless the guest runs there after all. */
-static void remove_partial_copies(Migration *mig, MigrationWork *w)
+/*
+ * What ensure_dest_pools() made, kept in the runtime directory while the migration runs: a
+ * hostwardend restarted meanwhile adopts the migration and removes them at its end.
+ */
+static void keep_leftovers(Migration *mig, MigrationWork *w)
 {
-        virDomainPtr ddom;
+        int r;
 
-        if (!w->created_disks || !w->dconn)
+        if (!w->made.pools && !w->made.disks)
                 return;
-        ddom = virDomainLookupByUUIDString(w->dconn, w->chosen->domain->uuid);
-        if (ddom) {
-                bool active = virDomainIsActive(ddom) == 1;
-
-                virDomainFree(ddom);
-                if (active) {
-                        log_warning("Migration %s failed but the domain runs on %s: its disks "
-                                    "there are kept",
-                                    mig->id, w->chosen->dest_name);
-                        return;
-                }
-        }
-        STRV_FOREACH (path, w->created_disks) {
-                virStorageVolPtr vol = virStorageVolLookupByPath(w->dconn, *path);
-
-                if (!vol)
-                        continue; /* libvirt did not get to create it */
-                if (virStorageVolDelete(vol, 0) == 0)
-                        log_info("Migration %s: removed the partial copy %s on %s", mig->id, *path,
-                                 w->chosen->dest_name);
-                else
-                        log_warning("Migration %s: cannot remove the partial copy %s on %s: %s",
-                                    mig->id, *path, w->chosen->dest_name,
-                                    virt_last_error("unknown error"));
-                virStorageVolFree(vol);
-        }
+        if (!w->made.destination && !(w->made.destination = strdup(w->chosen->dest_name)))
+                return;
+        r = leftovers_save(hw_runtime_dir(), w->chosen->domain->uuid, &w->made);
+        if (r < 0)
+                log_warning_errno(r,
+                                  "Migration %s: cannot note what it makes on %s in %s: a "
+                                  "restarted hostwardend could not remove it: %m",
+                                  mig->id, w->chosen->dest_name, hw_runtime_dir());
 }
 
-static void destroy_temp_pools(MigrationWork *w)
+/* At the end: the pools go; after a failure the partial copies libvirt created for it too
+ * (libvirt leaves them). */
+static void remove_leftovers(Migration *mig, MigrationWork *w, bool failed)
 {
-        for (size_t i = 0; i < w->n_temp_pools; i++) {
-                virStoragePoolPtr pool = virStoragePoolLookupByName(w->dconn, w->temp_pools[i]);
-
-                if (pool) {
-                        (void)virStoragePoolDestroy(pool); /* transient: gone; files stay */
-                        virStoragePoolFree(pool);
-                }
-        }
+        if (!w->made.pools && !w->made.disks)
+                return;
+        leftovers_remove(w->dconn, &w->made, w->chosen->domain->uuid, mig->id, failed);
+        (void)leftovers_forget(hw_runtime_dir(), w->chosen->domain->uuid);
 }
 
 /* The domain as the monitor thread sees it. */
@@ -764,6 +745,11 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
                             virt_last_error("unknown error")),
                        -EIO;
 
+        /* libvirt refuses post-copy for a paused domain, which needs none (it changes no
+         * memory): one only [migration] permit_post_copy turned on is left off. Asked for,
+         * the preflight refused it (post-copy-paused). */
+        if (state == VIR_DOMAIN_PAUSED && !mig->opts.post_copy_asked)
+                mig->opts.post_copy = false;
         flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
                 VIR_MIGRATE_UNDEFINE_SOURCE;
         if (mig->opts.auto_converge)
@@ -808,6 +794,7 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
                                             virt_last_error("unknown error")),
                                        -EHOSTDOWN;
                         r = ensure_dest_pools(mig, w);
+                        keep_leftovers(mig, w);
                         if (r < 0)
                                 return r;
                 }
@@ -937,9 +924,7 @@ static void migration_work(Manager *m, void *userdata)
                 return;
         if (run_migration(m, mig, w) < 0) {
                 after_failure(mig, w);
-                remove_partial_copies(mig, w);
-                if (w->n_temp_pools > 0)
-                        destroy_temp_pools(w);
+                remove_leftovers(mig, w, true);
                 return;
         }
         w->succeeded = true;
@@ -948,8 +933,7 @@ static void migration_work(Manager *m, void *userdata)
         after_success(mig, w);
         log_debug("Migration %s: after-success done after %llu us", mig->id,
                   (unsigned long long)(now_usec(CLOCK_MONOTONIC) - t0));
-        if (w->n_temp_pools > 0)
-                destroy_temp_pools(w);
+        remove_leftovers(mig, w, false);
 }
 
 /* ---- event loop side ------------------------------------------------------------------- */
@@ -1715,6 +1699,62 @@ static bool find_destination(char **peers, const char *uuid, char **ret_name, ch
         return false;
 }
 
+/* The uri of peer name among "name uri" lines, or NULL. */
+static const char *peer_uri(char **peers, const char *name)
+{
+        size_t n = strlen(name);
+
+        STRV_FOREACH (p, peers)
+                if (strncmp(*p, name, n) == 0 && (*p)[n] == ' ')
+                        return *p + n + 1;
+        return NULL;
+}
+
+/*
+ * Block migrations that ended while no hostwardend ran (stopped for an upgrade, say): what
+ * they made on the destination, noted by the daemon that started them, goes as their end
+ * would have removed it. Still running here means it failed: the copies are partial. A note
+ * this daemon wrote is skipped: its migration has only just begun.
+ */
+static void remove_stale_leftovers(virConnectPtr conn, const AdoptScan *a)
+{
+        _cleanup_strv_free_ char **uuids = NULL;
+
+        if (leftovers_list(hw_runtime_dir(), &uuids) < 0)
+                return;
+        STRV_FOREACH (u, uuids) {
+                Leftovers l = {};
+                virConnectPtr dconn = NULL;
+                virDomainPtr dom;
+                const char *uri;
+                bool failed, in_flight = false;
+
+                for (size_t i = 0; i < a->n; i++)
+                        in_flight = in_flight || strcasecmp(a->items[i].uuid, *u) == 0;
+                if (in_flight || leftovers_load(hw_runtime_dir(), *u, &l) <= 0)
+                        continue; /* in flight: adopted, and removed at its end */
+                if (l.pid == getpid()) {
+                        leftovers_done(&l);
+                        continue;
+                }
+                dom = virDomainLookupByUUIDString(conn, *u);
+                failed = dom && virDomainIsActive(dom) == 1;
+                if (dom)
+                        virDomainFree(dom);
+                uri = l.destination ? peer_uri(a->peers, l.destination) : NULL;
+                if (uri && (dconn = virConnectOpen(uri))) {
+                        leftovers_remove(dconn, &l, *u,
+                                         "that ended while hostwardend was not running", failed);
+                        virConnectClose(dconn);
+                        (void)leftovers_forget(hw_runtime_dir(), *u);
+                } else
+                        log_warning("Cannot reach %s to remove what a migration of %s made there "
+                                    "(%s/outgoing/%s): tried again at the next start",
+                                    strna(l.destination), *u, hw_runtime_dir(), *u);
+                leftovers_done(&l);
+        }
+}
+
 /* Worker: the local domains with an outgoing migration job, and where each is going (the
  * peer whose libvirt has it). */
 static void adopt_scan_work(Manager *m, void *userdata)
@@ -1746,6 +1786,8 @@ static void adopt_scan_work(Manager *m, void *userdata)
                 virDomainFree(doms[i]);
         }
         free(doms);
+        if (n >= 0)
+                remove_stale_leftovers(conn, a);
         virConnectClose(conn);
 }
 
@@ -1765,6 +1807,29 @@ static void adopted_sample_cb(MigrationInfo *i, void *u)
         i->progress = MAX(i->progress, progress); /* never backwards */
 }
 
+/*
+ * An adopted block migration ended: what the daemon that started it made on the destination
+ * (its note in the runtime directory) is removed as that daemon would have: the partial
+ * copies after a failure, the pools either way. Without this they stayed: the pools until
+ * that libvirtd restarts, the partial copies for good.
+ */
+static void adopted_leftovers(Migration *mig, MigrationWork *w, bool failed)
+{
+        const char *uri;
+
+        if (!w->made.pools && !w->made.disks)
+                return;
+        uri = w->made.destination ? peer_uri(w->a_peers, w->made.destination) : w->a_dest_uri;
+        if (!w->dconn && uri && !(w->dconn = virConnectOpen(uri))) {
+                log_warning("Migration %s: cannot reach %s to remove what the migration made "
+                            "there: %s",
+                            mig->id, strna(w->made.destination), virt_last_error("unknown error"));
+                return;
+        }
+        leftovers_remove(w->dconn, &w->made, w->a_uuid, mig->id, failed);
+        (void)leftovers_forget(hw_runtime_dir(), w->a_uuid);
+}
+
 /* Worker: follows libvirt's job until it ends (Abort and ForceComplete act on it), then
  * tells how it ended: the domain gone here and running on the destination, no migration of
  * it under way there any more, is a success. */
@@ -1782,6 +1847,10 @@ static void adopted_work(Manager *m, void *userdata)
                 fail(w, "Cannot connect to libvirt here: %s", err);
                 return;
         }
+        if (leftovers_load(hw_runtime_dir(), w->a_uuid, &w->made) < 0)
+                log_warning("Migration %s: cannot read what it made on the destination (%s/"
+                            "outgoing): a block migration's leftovers stay there",
+                            mig->id, hw_runtime_dir());
         w->dom = virDomainLookupByUUIDString(w->conn, w->a_uuid);
         while (w->dom) {
                 virTypedParameterPtr params = NULL;
@@ -1828,6 +1897,7 @@ static void adopted_work(Manager *m, void *userdata)
                      w->aborted ? "Aborted by an operator"
                                 : "libvirt's migration job ended without completing; "
                                   "the domain runs here");
+                adopted_leftovers(mig, w, true);
                 return;
         }
         /* gone here: it must run on the destination, its incoming migration finished */
@@ -1851,6 +1921,7 @@ static void adopted_work(Manager *m, void *userdata)
         }
         w->succeeded = true;
         landed(mig, w, ddom, w->a_dest);
+        adopted_leftovers(mig, w, false);
 }
 
 static int adopt(Manager *m, const Adoptee *x, char **peers)

@@ -512,7 +512,20 @@ static void check_migration_done(Manager *m, sd_bus_message *msg, void *userdata
         if (p->error < 0)
                 r = sd_bus_reply_method_errorf(msg, p->error_name, "%s", p->error_message);
         else {
-                r = sd_bus_message_new_method_return(msg, &reply);
+                /* Migrate refuses it with Error.Busy (method_migrate, resolve_done): looked
+                 * up here, in the event loop, where the migrations are */
+                Migration *x = migration_busy(m, p->domain->uuid);
+
+                r = x ? mig_findings_add(&p->findings, MIG_ERROR, "migration-busy",
+                                         "Domain %s is being migrated already: migration %s "
+                                         "(state %s); follow it with 'hostwardenctl migration "
+                                         "show %s' or stop it with 'hostwardenctl migration "
+                                         "abort %s'",
+                                         p->domain->name, x->id,
+                                         migration_state_to_string(x->live.state), x->id, x->id)
+                      : 0;
+                if (r >= 0)
+                        r = sd_bus_message_new_method_return(msg, &reply);
                 if (r >= 0)
                         r = findings_append(reply, &p->findings);
                 if (r >= 0)

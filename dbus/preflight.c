@@ -142,13 +142,14 @@ static virDomainPtr lookup(virConnectPtr conn, const char *arg)
 }
 
 /* Live migration takes a running or paused domain; anything else is a finding. */
-static MigDomainState domain_state_of(virDomainPtr dom, const char **ret_word)
+static MigDomainState domain_state_of(virDomainPtr dom, const char **ret_word, bool *ret_paused)
 {
         int state = VIR_DOMAIN_NOSTATE, reason = 0;
 
         if (virDomainGetState(dom, &state, &reason, 0) < 0)
                 return *ret_word = "unknown", MIG_DOMAIN_ACTIVE; /* Migrate tells, later */
         *ret_word = virt_state_to_string(state);
+        *ret_paused = state == VIR_DOMAIN_PAUSED;
         switch (state) {
         case VIR_DOMAIN_RUNNING:
         case VIR_DOMAIN_PAUSED:
@@ -228,6 +229,8 @@ void preflight_gather(Manager *m, Preflight *p)
         char mark_what[128];
         MigDomainState domain_state;
         const char *state_word = NULL;
+        bool paused = false;
+        int n_snapshots;
         MigCheckInput in;
         int r;
 
@@ -272,7 +275,8 @@ void preflight_gather(Manager *m, Preflight *p)
                 set_error(p, -ENOMEM, SD_BUS_ERROR_NO_MEMORY, "Out of memory");
                 goto out;
         }
-        domain_state = domain_state_of(dom, &state_word);
+        domain_state = domain_state_of(dom, &state_word, &paused);
+        n_snapshots = virDomainSnapshotNum(dom, 0);
         n_shared = shared_file_systems(p, shared, mark_what, sizeof(mark_what));
         for (size_t i = 0; i < p->domain->n_disks; i++) {
                 disk_classify(&p->domain->disks[i], shared, n_shared, &disks[i], where[i],
@@ -284,6 +288,9 @@ void preflight_gather(Manager *m, Preflight *p)
                 .domain = p->domain,
                 .domain_state = domain_state,
                 .domain_state_word = state_word,
+                .paused = paused,
+                .post_copy_asked = p->opts.post_copy && p->opts.post_copy_asked,
+                .snapshots = n_snapshots > 0 ? (unsigned)n_snapshots : 0,
                 .disks = disks,
                 .source = src_caps,
                 .source_name = p->source_name,

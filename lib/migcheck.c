@@ -207,8 +207,35 @@ static int check_domain_state(const MigCheckInput *in, MigFindings *f)
                         "first",
                         name, strna(in->domain_state_word), name);
         default:
+                /* libvirt refuses it ("post-copy migration is not supported with non-live or
+                 * paused migration"); Migrate drops a post-copy that only [migration]
+                 * permit_post_copy turned on (run_migration()) */
+                if (in->paused && in->post_copy_asked)
+                        return mig_findings_add(
+                                f, MIG_ERROR, "post-copy-paused",
+                                "Domain %s is paused: libvirt refuses post-copy for a paused "
+                                "domain; leave option post-copy out (a paused domain changes "
+                                "no memory, so its copy completes without) or resume it "
+                                "('virsh resume %s')",
+                                name, name);
                 return 0;
         }
+}
+
+/* libvirt refuses to migrate a domain it has snapshots of ("cannot migrate domain with N
+ * snapshots"): their metadata stays on this node. */
+static int check_snapshots(const MigCheckInput *in, MigFindings *f)
+{
+        const char *name = in->domain->name;
+
+        if (in->snapshots == 0)
+                return 0;
+        return mig_findings_add(
+                f, MIG_ERROR, "snapshots",
+                "Domain %s has %u snapshot(s) in libvirt on %s: libvirt refuses to migrate a "
+                "domain with snapshots; delete them ('virsh snapshot-list %s', 'virsh "
+                "snapshot-delete %s NAME'; with --metadata the data stays in the disk images)",
+                name, in->snapshots, strna(in->source_name), name, name);
 }
 
 /* libvirt keys domains by name as well as UUID: a second instance of that name cannot land. */
@@ -472,6 +499,8 @@ int mig_check(const MigCheckInput *in, MigFindings *ret)
         int r;
 
         r = check_domain_state(in, &f);
+        if (r >= 0)
+                r = check_snapshots(in, &f);
         if (r >= 0)
                 r = check_destination(in, &f);
         if (r >= 0)

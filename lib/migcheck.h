@@ -66,6 +66,9 @@ typedef struct MigCheckInput {
         const DomXml *domain;
         MigDomainState domain_state;
         const char *domain_state_word; /* libvirt's state as a word, for MIG_DOMAIN_OTHER */
+        bool paused;                   /* active and paused */
+        bool post_copy_asked;          /* the caller asked for post-copy (not a default) */
+        unsigned snapshots;            /* libvirt's snapshots of the domain (its metadata) */
         const MigDiskInfo *disks;      /* one per domain->disks */
         const HostCaps *source;
         const HostCaps *dest; /* NULL: the destination could not be asked (a finding says so) */

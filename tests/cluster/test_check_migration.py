@@ -4,12 +4,14 @@ NoSuchNode. The other rules are unit-tested on fixtures (tests/unit/test-migchec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid as uuidlib
 
 import pytest
 
+import dirtyguest
 import hwcluster
 import hwinstall
 
@@ -72,8 +74,8 @@ def domain(nodes):
     node1 = nodes.node(1)
     names = []
 
-    def define(name, memory_mib=64, devices="", start=False):
-        xml = hwcluster.domain_xml(name, memory_mib=memory_mib, devices=devices)
+    def define(name, memory_mib=64, devices="", start=False, kernel=None):
+        xml = hwcluster.domain_xml(name, memory_mib=memory_mib, devices=devices, kernel=kernel)
         node1.run(["virsh", "define", "/dev/stdin"], input=xml)
         names.append(name)
         if start:
@@ -298,3 +300,198 @@ def test_bad_arguments(nodes, domain):
     assert "permit_post_copy = no" in err, err
     err = call_error(node1, name, "node2", "{'timeout-action': <'pause'>}")
     assert "expected abort or force_complete" in err, err
+
+
+# --- CheckMigration predicts what Migrate refuses (issue 19, item 7) -----------------------
+#
+# REFUSALS has a case for every error finding that can be made on these nodes: it builds
+# the situation, CheckMigration must report the finding, then Migrate must refuse naming the
+# same reason, and the guest stays as it was. The other error findings are unit-tested
+# (tests/unit/test-migcheck.c). tests/style/check-refusals fails when an error finding is
+# added to the engine without a case here or there, and a row in docs/migration.md ("What
+# CheckMigration predicts").
+
+WARDEN = "org.hostwarden.Warden1"
+MIG_IFACE = "org.hostwarden.Warden1.Migration"
+# the refusals that are D-Bus errors of the Migrate call itself (the others: a Migration
+# that fails at once with "(code)" in its Error): error name, words of the message
+REFUSED_BY_CALL = {
+    "destination-self": ("org.freedesktop.DBus.Error.InvalidArgs", "is this node"),
+    "migration-tls": ("org.hostwarden.Warden1.Error.ConstraintViolated",
+                      "/etc/pki/qemu/server-key.pem"),
+    "migration-busy": ("org.hostwarden.Warden1.Error.Busy", "being migrated already"),
+}
+
+
+def qcow2_disk(path, dev="vda"):
+    return (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+            f"<source file='{path}'/><target dev='{dev}' bus='virtio'/></disk>")
+
+
+def local_cdroms(node):
+    """A data CD and an ISO 9660 config drive on node's own disk."""
+    node.run(["mkdir", "-p", ISO_DIR])
+    node.run(["truncate", "-s", "1M", f"{ISO_DIR}/rf-data.img"])
+    node.run(["truncate", "-s", "1M", f"{ISO_DIR}/rf-disk.config"])
+    node.run(f"printf CD001 | dd of={ISO_DIR}/rf-disk.config bs=1 seek=32769 conv=notrunc "
+             "status=none")
+    return {"readonly-drive": f"{ISO_DIR}/rf-data.img",
+            "config-drive-iso9660": f"{ISO_DIR}/rf-disk.config"}
+
+
+@contextlib.contextmanager
+def refusal_case(code, nodes, domain):
+    """The situation for code: yields (domain, destination, options as {name: gvariant})."""
+    node1, node2 = nodes.nodes
+    name = f"rf-{code}"
+    cleanup = []
+    try:
+        if code == "domain-shutoff":
+            yield domain(name), "node2", {}
+        elif code == "domain-managed-save":
+            domain(name, start=True)
+            node1.virsh("managedsave", name)
+            yield name, "node2", {}
+        elif code == "destination-self":
+            yield domain(name, start=True), "node1", {}
+        elif code == "destination-disabled":
+            node2.run(BUSCTL + ["call", *DEST, "Disable", "s", "refusal test"])
+            cleanup.append(lambda: node2.run(BUSCTL + ["call", *DEST, "Enable"]))
+            yield domain(name, start=True), "node2", {}
+        elif code == "destination-down":
+            node2.systemctl("stop", "hostwardend.service")
+            cleanup.append(lambda: (node2.systemctl("start", "hostwardend.service"),
+                                    wait_up(node1, "node2", timeout=30)))
+            wait_state(node1, "node2", "down")
+            yield domain(name, start=True), "node2", {}
+        elif code == "destination-unreachable":
+            yield domain(name, start=True), "node3", {}  # configured, not there
+        elif code == "destination-name-taken":
+            domain(name, start=True)
+            node2.run(["virsh", "define", "/dev/stdin"],
+                      input=hwcluster.domain_xml(name, uuid=str(uuidlib.uuid4())))
+            cleanup.append(lambda: node2.virsh("undefine", name, check=False))
+            yield name, "node2", {}
+        elif code == "memory":  # more than any node has: only definable
+            yield domain(name, memory_mib=1024 * 1024), "node2", {}
+        elif code in ("readonly-drive", "config-drive-iso9660"):
+            iso = local_cdroms(node1)[code]
+            cdrom = (f"<disk type='file' device='cdrom'><source file='{iso}'/>"
+                     "<target dev='sda' bus='sata'/><readonly/></disk>")
+            yield domain(name, devices=cdrom, start=True), "node2", {"block": "<true>"}
+        elif code == "local-disk":
+            image = f"{ISO_DIR}/{name}.qcow2"
+            node1.run(["mkdir", "-p", ISO_DIR])
+            node1.run(["qemu-img", "create", "-q", "-f", "qcow2", image, "16M"])
+            cleanup.append(lambda: node1.run(["rm", "-f", image]))
+            yield domain(name, devices=qcow2_disk(image), start=True), "node2", {}
+        elif code in ("shared-disk-block", "unsafe-storage"):
+            image = f"/var/lib/nova/instances/{name}.qcow2"
+            node1.run(["qemu-img", "create", "-q", "-f", "qcow2", image, "16M"])
+            cleanup.append(lambda: node1.run(["rm", "-f", image]))
+            opts = {"block": "<true>"} if code == "shared-disk-block" else {}
+            yield domain(name, devices=qcow2_disk(image), start=True), "node2", opts
+        elif code == "local-backing-file":
+            base = f"{ISO_DIR}/{name}-base.qcow2"
+            top = f"/var/lib/nova/instances/{name}.qcow2"
+            node1.run(["mkdir", "-p", ISO_DIR])
+            node1.run(["qemu-img", "create", "-q", "-f", "qcow2", base, "16M"])
+            node1.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, top])
+            cleanup.append(lambda: node1.run(["rm", "-f", base, top]))
+            yield domain(name, devices=qcow2_disk(top), start=True), "node2", {}
+        elif code == "snapshots":  # libvirt: "cannot migrate domain with 1 snapshots"
+            image = f"{ISO_DIR}/{name}.qcow2"
+            node1.run(["mkdir", "-p", ISO_DIR])
+            node1.run(["qemu-img", "create", "-q", "-f", "qcow2", image, "16M"])
+            cleanup.append(lambda: node1.run(["rm", "-f", image]))
+            domain(name, devices=qcow2_disk(image), start=True)
+            node1.virsh("snapshot-create-as", name, "s1")
+            cleanup.append(lambda: node1.virsh("snapshot-delete", name, "s1", "--metadata",
+                                               check=False))
+            yield name, "node2", {"block": "<true>"}
+        elif code == "migration-tls":
+            key = "/etc/pki/qemu/server-key.pem"
+            node1.run(["mv", key, key + ".away"])
+            cleanup.append(lambda: node1.run(["mv", key + ".away", key]))
+            yield domain(name, start=True), "node2", {"tls": "<true>"}
+        elif code == "migration-busy":
+            # a guest that never converges at 10 MiB/s: its migration stays under way
+            node1.write_file(DIRTY_KERNEL, dirtyguest.kernel())
+            domain(name, kernel=DIRTY_KERNEL, start=True)
+            cleanup.append(lambda: (node2.virsh("destroy", name, check=False),
+                                    node2.virsh("undefine", name, check=False)))
+            path = json.loads(node1.run(BUSCTL + [
+                "--json=short", "call", *DEST, "Migrate", "ssa{sv}", name, "node2", "1",
+                "bandwidth", "t", "10"]).stdout)["data"][0]
+            cleanup.append(lambda: node1.run(BUSCTL + ["call", WARDEN, path, MIG_IFACE,
+                                                       "Abort"], check=False))
+            yield name, "node2", {}
+        else:
+            raise AssertionError(f"no case builds {code}")
+    finally:
+        for undo in reversed(cleanup):
+            undo()
+
+
+DIRTY_KERNEL = "/var/lib/nova/instances/rf-dirty.kernel"
+REFUSALS = ("domain-shutoff", "domain-managed-save", "destination-self", "destination-disabled",
+            "destination-down", "destination-unreachable", "destination-name-taken", "memory",
+            "readonly-drive", "config-drive-iso9660", "local-disk", "shared-disk-block",
+            "unsafe-storage", "local-backing-file", "snapshots", "migration-tls",
+            "migration-busy")
+
+
+def wait_state(node, peer, state, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = node.run(BUSCTL + ["--json=short", "call", *DEST, "ListNodes"]).stdout
+        if {n[0]: n[2] for n in json.loads(out)["data"][0]}.get(peer) == state:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{peer} not {state} as seen from {node.name}")
+
+
+def gvariant_opts(opts: dict) -> str:
+    return "{" + ", ".join(f"'{k}': {v}" for k, v in opts.items()) + "}"
+
+
+def migrate_outcome(node, dom, dest, opts):
+    """Migrate (through gdbus, which shows the D-Bus error name): ("refused", stderr) when the
+    call fails, else the Migration's final (State, Error)."""
+    proc = node.run(["gdbus", "call", "--system", "--dest", WARDEN, "--object-path",
+                     "/org/hostwarden/Warden1", "--method",
+                     "org.hostwarden.Warden1.Node.Migrate", dom, dest, gvariant_opts(opts)],
+                    check=False)
+    if proc.returncode != 0:
+        return "refused", proc.stderr
+    path = proc.stdout.split("'")[1]  # (objectpath '/org/...',)
+    deadline = time.monotonic() + 60
+    while True:
+        state, error = [json.loads(line)["data"] for line in node.run(
+            BUSCTL + ["--json=short", "get-property", WARDEN, path, MIG_IFACE, "State",
+                      "Error"]).stdout.splitlines()]
+        if state in ("failed", "completed", "aborted"):
+            return state, error
+        assert time.monotonic() < deadline, (state, error)
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("code", REFUSALS)
+def test_check_migration_names_what_migrate_refuses(nodes, domain, code):
+    node1, node2 = nodes.nodes
+    wait_up(node1, "node2")
+    with refusal_case(code, nodes, domain) as (dom, dest, opts):
+        before = node1.virsh("domstate", dom).stdout.strip()
+        words = []
+        for k, v in opts.items():
+            words += [k, "b", v.strip("<>")]
+        findings = check(node1, dom, dest, *words)
+        assert code in findings and findings[code][0] == "error", findings
+        outcome, text = migrate_outcome(node1, dom, dest, opts)
+        if code in REFUSED_BY_CALL:
+            name, words = REFUSED_BY_CALL[code]
+            assert outcome == "refused" and name in text and words in text, (outcome, text)
+        else:
+            assert outcome == "failed" and f"({code})" in text, (outcome, text)
+        # nothing moved: the guest is as it was, here
+        assert node1.virsh("domstate", dom).stdout.strip() == before

@@ -312,6 +312,31 @@ def test_an_aborted_migration_of_a_paused_guest_leaves_it_paused(nodes, guest):
     assert domstate(node2, "paused-abort") is None
 
 
+def test_a_paused_guest_migrates_without_post_copy_unless_asked(nodes, guest):
+    """permit_post_copy = yes turns post-copy on by default, and libvirt refuses it for a
+    paused domain ("post-copy migration is not supported with non-live or paused
+    migration"): such a migration failed, and CheckMigration had nothing to say. Now Migrate
+    leaves a default post-copy off for a paused guest, which lands paused; asked for,
+    CheckMigration reports post-copy-paused and Migrate refuses naming it."""
+    node1, node2 = nodes.nodes
+    guest("paused-pc")
+    node1.virsh("suspend", "paused-pc")
+
+    def findings(*opts):
+        args = [str(len(opts) // 3), *opts] if opts else ["0"]
+        out = node1.run(BUSCTL + ["--json=short", "call", *NODE, "CheckMigration", "ssa{sv}",
+                                  "paused-pc", "node2", *args]).stdout
+        return {code: sev for sev, code, _ in json.loads(out)["data"][0]}
+    assert findings("post-copy", "b", "true").get("post-copy-paused") == "error"
+    final = wait_final(node1, migrate(node1, "paused-pc", "node2", "post-copy", "b", "true"))
+    assert final["State"] == "failed" and "(post-copy-paused)" in final["Error"], final
+    assert domstate(node1, "paused-pc") == "paused"
+    assert "error" not in findings().values(), findings()
+    final = wait_final(node1, migrate(node1, "paused-pc", "node2"))
+    assert final["State"] == "completed", final
+    assert domstate(node2, "paused-pc") == "paused" and domstate(node1, "paused-pc") is None
+
+
 def test_timeout_action_force_complete_keeps_a_paused_guest_paused(nodes, guest):
     node1, node2 = nodes.nodes
     guest("paused-timeout", dirty=True)
@@ -326,6 +351,29 @@ def test_timeout_action_force_complete_keeps_a_paused_guest_paused(nodes, guest)
     assert domstate(node2, "paused-timeout") == "paused"
 
 
+def kill_and_adopt(node, name):
+    """SIGKILL hostwardend while it migrates name (libvirt carries the job on); the
+    restarted daemon adopts it: the new Migration object's path."""
+    pid = node.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip()
+    node.run(["systemctl", "kill", "-s", "KILL", "hostwardend"])
+    assert "Unbounded" in node.virsh("domjobinfo", name).stdout  # libvirt goes on
+
+    def adopted():
+        if node.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip() \
+                in ("0", pid):
+            return None
+        proc = node.run(BUSCTL + ["--json=short", "call", *NODE, "ListMigrations"],
+                        check=False)
+        if proc.returncode != 0:
+            return None
+        found = [m for m in json.loads(proc.stdout)["data"][0] if m[1] == name]
+        assert len(found) <= 1, found  # one migration of it, whatever the daemon
+        return found[0][6] if found else None
+    path = wait_for(adopted, timeout=30)
+    assert path, f"the restarted hostwardend did not adopt the migration of {name}"
+    return path
+
+
 def test_a_migration_in_flight_when_hostwardend_dies_is_reported_after_restart(nodes, guest):
     """hostwardend is killed (SIGKILL) during a migration that does not converge; libvirt
     carries the peer-to-peer migration on. The restarted daemon reports it as a Migration
@@ -335,22 +383,7 @@ def test_a_migration_in_flight_when_hostwardend_dies_is_reported_after_restart(n
     uuid = guest("dirty-restart", dirty=True)
     path = migrate(node1, "dirty-restart", "node2", *SLOW)
     wait_running(node1, path)
-    pid = node1.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip()
-    node1.run(["systemctl", "kill", "-s", "KILL", "hostwardend"])
-    assert "Unbounded" in node1.virsh("domjobinfo", "dirty-restart").stdout  # libvirt goes on
-
-    def adopted():
-        if node1.run(["systemctl", "show", "-P", "MainPID", "hostwardend"]).stdout.strip() \
-                in ("0", pid):
-            return None
-        proc = node1.run(BUSCTL + ["--json=short", "call", *NODE, "ListMigrations"],
-                         check=False)
-        if proc.returncode != 0:
-            return None
-        return [m for m in json.loads(proc.stdout)["data"][0] if m[1] == "dirty-restart"]
-    found = wait_for(adopted, timeout=30)
-    assert found and len(found) == 1, found
-    new_path = found[0][6]
+    new_path = kill_and_adopt(node1, "dirty-restart")
     assert new_path != path  # a new object: the old daemon's are gone with it
     p = wait_running(node1, new_path)
     assert p["Domain"] == uuid and p["DomainName"] == "dirty-restart", p

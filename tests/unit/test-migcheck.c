@@ -296,6 +296,38 @@ static void test_only_an_active_domain_migrates_live(void **state)
         teardown(&x);
 }
 
+/* libvirt refuses post-copy for a paused domain: asked for, it is an error; by default
+ * (permit_post_copy) Migrate leaves it off and there is nothing to say */
+static void test_post_copy_of_a_paused_domain(void **state)
+{
+        Fixture x;
+
+        setup(&x, "migcheck/nova-instance.xml", NULL);
+        x.in.paused = true;
+        expect_none(&x);
+        teardown(&x);
+        setup(&x, "migcheck/nova-instance.xml", NULL);
+        x.in.post_copy_asked = true; /* running: fine */
+        expect_none(&x);
+        teardown(&x);
+        setup(&x, "migcheck/nova-instance.xml", NULL);
+        x.in.paused = true;
+        x.in.post_copy_asked = true;
+        expect_one(&x, MIG_ERROR, "post-copy-paused", "is paused", "leave option post-copy out");
+        teardown(&x);
+}
+
+static void test_snapshots_keep_a_domain_here(void **state)
+{
+        Fixture x;
+
+        setup(&x, "migcheck/nova-instance.xml", NULL);
+        x.in.snapshots = 2;
+        expect_one(&x, MIG_ERROR, "snapshots", "2 snapshot(s) in libvirt on node1",
+                   "snapshot-delete");
+        teardown(&x);
+}
+
 static void test_a_destination_with_another_domain_of_that_name(void **state)
 {
         const char *other = "0b6f0e3c-2a67-4f3e-9d1b-4f1c2b6a7e55";
@@ -617,6 +649,8 @@ int main(void)
                 cmocka_unit_test(test_a_plain_nova_instance_on_shared_storage_passes),
                 cmocka_unit_test(test_destination_state),
                 cmocka_unit_test(test_only_an_active_domain_migrates_live),
+                cmocka_unit_test(test_post_copy_of_a_paused_domain),
+                cmocka_unit_test(test_snapshots_keep_a_domain_here),
                 cmocka_unit_test(test_a_destination_with_another_domain_of_that_name),
                 cmocka_unit_test(test_cpu_architecture_must_match),
                 cmocka_unit_test(test_host_passthrough_needs_an_identical_cpu),
