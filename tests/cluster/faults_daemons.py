@@ -31,17 +31,13 @@ from __future__ import annotations
 import os
 import random
 import time
-import uuid as uuidlib
 
 import pytest
 
-import hwevac
-import hwinstall
+from faults_cluster import fault_cluster
 from faults_power import Fleet, fault_during, recover, run_rounds, start_rebuild
-from hwevac import config, ctl, wait_for
+from hwevac import ctl, wait_for
 
-PASSWORD = f"bmc-{uuidlib.uuid4().hex[:12]}"
-N = 3
 STORE = os.environ.get("HW_FAULT_STORE", "dir")
 FIREWALL = "[firewall]\nmigration_sources = 10.77.0.0/24\nopen_window = 60s\n"
 KINDS = ("kill hostwardend", "kill libvirtd on the source", "kill libvirtd on a destination",
@@ -49,15 +45,11 @@ KINDS = ("kill hostwardend", "kill libvirtd on the source", "kill libvirtd on a 
 
 
 @pytest.fixture(scope="module")
-def nodes():
-    files = {i: hwevac.etcd_files(i, N) if STORE == "etcd" else {} for i in range(1, N + 1)}
-    with hwinstall.installed_cluster(
-            N, units=("hostwardend.service",), bmc=True, bmc_password=PASSWORD,
-            configs={i: config(i, N, PASSWORD, STORE) + FIREWALL for i in range(1, N + 1)},
-            files=files) as cluster:
+def nodes(record_timing):
+    with fault_cluster(STORE, FIREWALL, record_timing=record_timing) as cluster:
         cluster.hw_store = STORE
         # the window sets this test watches exist (an absent table would have none open)
-        for n in cluster.nodes:
+        for n in cluster.compute:
             assert wait_for(lambda: n.run(["nft", "list", "set", "inet", "hostwarden",
                                            "migration_open4"], check=False).returncode == 0)
         yield cluster
@@ -90,12 +82,12 @@ def heal(x) -> None:
 
 def daemons_running(fleet: Fleet) -> bool:
     return all(n.unit_active("hostwardend.service") and n.unit_active("libvirtd.service")
-               for n in fleet.cluster.nodes if n.alive)
+               for n in fleet.nodes if n.alive)
 
 
 def no_job(fleet: Fleet) -> bool:
     """No migration job left in any libvirt."""
-    for n in fleet.cluster.nodes:
+    for n in fleet.nodes:
         if not n.alive:
             continue
         for name in fleet.guests:
@@ -122,7 +114,7 @@ def inflict(kind: str, x, y) -> None:
 def settle(fleet: Fleet) -> None:
     """systemd restarts what was killed; the migrations end one way or the other."""
     assert wait_for(lambda: daemons_running(fleet), timeout=60), "a daemon did not come back"
-    for n in fleet.cluster.nodes:  # libvirt answers again
+    for n in fleet.nodes:  # libvirt answers again
         if n.alive:
             assert wait_for(lambda: n.virsh("list", check=False).returncode == 0, timeout=60)
     assert wait_for(lambda: no_job(fleet), timeout=120), "a migration job is left"
@@ -130,9 +122,8 @@ def settle(fleet: Fleet) -> None:
 
 def drain_round(fleet: Fleet, rnd: random.Random, kind: str) -> bool:
     """X drains itself (EvacuateLive); the fault hits X, a destination or the link."""
-    cluster = fleet.cluster
-    x = fleet.busiest(cluster.nodes)
-    y = rnd.choice([n for n in cluster.nodes if n is not x])
+    x = fleet.busiest(fleet.nodes)
+    y = rnd.choice([n for n in fleet.nodes if n is not x])
     delay, during = fault_during(
         lambda: ctl(x, "evacuate", "--live", "--wait", check=False, timeout=300),
         rnd, 0.2, 2.0, lambda: inflict(kind, x, y))
@@ -145,10 +136,9 @@ def drain_round(fleet: Fleet, rnd: random.Random, kind: str) -> bool:
 
 def migrate_round(fleet: Fleet, rnd: random.Random, kind: str) -> bool:
     """One guest live-migrates from X to Y (slowed to 1 MiB/s); the fault hits mid-way."""
-    cluster = fleet.cluster
-    x = fleet.busiest(cluster.nodes)
+    x = fleet.busiest(fleet.nodes)
     name = rnd.choice([g for g, places in fleet.where().items() if places == [x.name]])
-    y = rnd.choice([n for n in cluster.nodes if n is not x])
+    y = rnd.choice([n for n in fleet.nodes if n is not x])
     delay, during = fault_during(
         lambda: ctl(x, "migrate", "--wait", "--bandwidth=1", name, y.name, check=False,
                     timeout=300),
@@ -193,6 +183,6 @@ def test_daemon_and_network_faults_during_operations_lose_nothing(nodes, record_
 
     def ports_open() -> list[str]:
         return [f"migration ports still open on {n.name}: {open_windows(n)}"
-                for n in nodes.nodes if not wait_for(lambda: not open_windows(n), timeout=30)]
+                for n in fleet.nodes if not wait_for(lambda: not open_windows(n), timeout=30)]
 
     run_rounds(fleet, ROUNDS, one_round, record_timing, record_fault_round, ports_open)

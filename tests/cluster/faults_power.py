@@ -20,31 +20,65 @@ import uuid as uuidlib
 
 import pytest
 
+import diskguest
 import hwcluster
-import hwinstall
-from hwevac import (SHARED, config, ctl, evacuate_from, list_nodes, record, records, running,
-                    wait_for)
+import hwgluster
+from faults_cluster import N, fault_cluster
+from hwevac import SHARED, ctl, evacuate_from, list_nodes, record, records, running, wait_for
 
-PASSWORD = f"bmc-{uuidlib.uuid4().hex[:12]}"
-N = 3
 GUESTS = 6
 ROUNDS = int(os.environ.get("HW_FAULT_ROUNDS", "20"))
+#: Nova's image cache: the guests' disks are qcow2 overlays of this raw image.
+BASE = f"{SHARED}/_base/fault-base"
+#: The guests write their counter 100 / TICKS times a second (diskguest.kernel(ticks)).
+TICKS = 5
+#: Nova's files are made by nova-compute, which runs as the nova user.
+AS_NOVA = ["setpriv", "--reuid=nova", "--regid=nova", "--init-groups", "--"]
 
 
 @pytest.fixture(scope="module")
-def nodes():
-    with hwinstall.installed_cluster(
-            N, units=("hostwardend.service",), bmc=True, bmc_password=PASSWORD,
-            configs={i: config(i, N, PASSWORD) for i in range(1, N + 1)}) as cluster:
+def nodes(record_timing):
+    with fault_cluster("dir", record_timing=record_timing) as cluster:
         yield cluster
 
 
 def guest_xml(name: str, uuid: str, disk: str) -> str:
-    # Read-only: libvirt takes a read-write file disk on a file system it does not know as
-    # shared (the harness' shared directory is a bind mount) for unsafe to migrate.
-    devices = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
-               f"<source file='{disk}'/><target dev='vda' bus='virtio'/><readonly/></disk>")
-    return hwcluster.domain_xml(name, uuid=uuid, devices=devices)
+    # Writable: the disk is on GlusterFS, which libvirt knows as shared (faults_cluster.py);
+    # the guest keeps writing its counter to it (diskguest.py), kernel next to the disk.
+    return hwcluster.domain_xml(name, uuid=uuid, kernel=f"{os.path.dirname(disk)}/kernel",
+                                devices=diskguest.disk_xml(disk))
+
+
+def read_disks(node, disks) -> dict[str, tuple[int | None, str]]:
+    """Every disk of DISKS, read on NODE in one go (one command: a round's check costs
+    little): disk -> (its counter, None if it could not be read whole; what is wrong, ""
+    when the counter was read and `qemu-img check` found the image clean).  Both with
+    --force-share: the guests run."""
+    script = "".join(
+        f"echo '@@ read {d}'; {' '.join(diskguest.counter_command(d))} 2>&1; "
+        f"echo '@@ check'; qemu-img check -U -f qcow2 {d} 2>&1; echo \"@@ rc $?\"; "
+        for d in disks)
+    out = node.run(["sh", "-c", script], timeout=120).stdout
+    found: dict[str, tuple[int | None, str]] = {}
+    disk = read = check = ""
+    for part in out.split("@@ ")[1:]:
+        head, _, body = part.partition("\n")
+        if head.startswith("read "):
+            disk, read = head[5:], body
+        elif head == "check":
+            check = body
+        else:  # "rc N": the disk's last part
+            try:
+                value = diskguest.parse_counter(read)
+                err = "" if value is not None else "a torn read"
+            except ValueError as e:
+                value, err = None, str(e)
+            if head != "rc 0" or "No errors were found" not in check:
+                err = f"qemu-img check ({head}): {check.strip()}"
+            found[disk] = (value, err)
+    missing = set(disks) - set(found)
+    assert not missing, f"{node.name}: no answer for {missing}:\n{out}"
+    return found
 
 
 class Fleet:
@@ -52,29 +86,85 @@ class Fleet:
 
     def __init__(self, cluster):
         self.cluster = cluster
+        #: The compute nodes: the ones that run guests and take faults (never the storage
+        #: node, whose brick would die with it).
+        self.nodes = hwgluster.compute_nodes(cluster)
         self.guests: dict[str, tuple[str, str]] = {}  # name -> (uuid, disk)
         self.disks: set[str] = set()
+        #: Each guest's counter as read after the previous round (or at create()).
+        self.counters: dict[str, int] = {}
         self.log: list[str] = []
 
     def create(self) -> None:
+        """Nova's layout on the shared volume, made as the nova user: the image in _base,
+        per instance a directory with a qcow2 overlay of it and the guest's kernel; each
+        guest writes its counter to its overlay (diskguest.kernel)."""
+        first = self.nodes[0]
+        first.run(AS_NOVA + ["sh", "-c", f"mkdir -p {SHARED}/_base && "
+                             f"qemu-img create -q -f raw {BASE} 16M"])
+        kernel = diskguest.kernel(ticks=TICKS)
         for k in range(GUESTS):
-            node = self.cluster.nodes[k % N]
+            node = self.nodes[k % N]
             uuid = str(uuidlib.uuid4())
             name = f"fault-{k}"
             disk = f"{SHARED}/{uuid}/disk"
-            node.run(f"mkdir -p {SHARED}/{uuid} && qemu-img create -q -f raw {disk} 1M")
+            node.run(AS_NOVA + ["sh", "-c", f"mkdir {SHARED}/{uuid} && cat > {SHARED}/{uuid}"
+                                f"/kernel && qemu-img create -q -f qcow2 -F raw -b {BASE} {disk}"],
+                     input=kernel)
             node.run(["virsh", "define", "/dev/stdin"], input=guest_xml(name, uuid, disk))
             node.virsh("autostart", name)  # so that a node coming back exercises the deny list
             node.virsh("start", name)
             self.guests[name] = (uuid, disk)
             self.disks.add(disk)
         # Every disk in the directory is one of ours: the file list to keep.
-        self.disks |= set(self.cluster.nodes[0].run(
+        self.disks |= set(first.run(
             ["find", SHARED, "-path", f"{SHARED}/.hostwarden*", "-prune", "-o", "-type", "f",
              "-print"]).stdout.split())
+        # Every guest writes: the first counters, the baseline of the first round.
+        self.counters = {name: 0 for name in self.guests}
+        problems = self.disk_problems()
+        assert not problems, problems
+
+    def disk_problems(self, timeout: float = 20) -> list[str]:
+        """What is wrong with the guests' disks now, compared with the last call: `qemu-img
+        check` must be clean, and each counter at least what it was (it never goes
+        backwards, not across a power loss, a rebuild or a migration) and above it (the
+        guest kept writing).  A counter that has not moved yet is read again (until
+        TIMEOUT): a guest just rebuilt may still be booting.  The new counters become
+        the next call's baseline.  Read on the storage node, from the brick itself (the
+        compute nodes' paths, a read-only bind mount of it): no FUSE client's cache between
+        the disk and the check, and a node that never loses power."""
+        by_disk = {disk: name for name, (_, disk) in self.guests.items()}
+        deadline = time.monotonic() + timeout
+        pending = dict(by_disk)
+        problems: dict[str, str] = {}
+        now: dict[str, int] = {}
+        while pending:
+            for disk, (value, err) in read_disks(self.cluster.storage_node, pending).items():
+                name = pending[disk]
+                last = self.counters[name]
+                if value is not None and value < last:  # never undone by waiting
+                    problems[name] = f"{name}: the counter on {disk} went backwards: " \
+                                     f"{last} -> {value}"
+                    del pending[disk]
+                elif err or value is None or value == last:
+                    problems[name] = f"{name}: {disk}: " + (
+                        err or f"the counter did not move from {last}")
+                else:
+                    problems.pop(name, None)
+                    del pending[disk]
+                if value is not None and value >= last:
+                    now[name] = value
+            if not pending or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.log.append("  counters: " + ", ".join(
+            f"{name} {self.counters[name]}->{now.get(name, '?')}" for name in self.guests))
+        self.counters.update(now)
+        return sorted(problems.values())
 
     def where(self) -> dict[str, list[str]]:
-        alive = [n for n in self.cluster.nodes if n.alive]
+        alive = [n for n in self.nodes if n.alive]
         return {name: [n.name for n in alive if running(n, name)] for name in self.guests}
 
     def busiest(self, among) -> hwcluster.Node:
@@ -89,14 +179,14 @@ class Fleet:
         """What the live nodes' libvirt and journals say about the guests named in
         PROBLEMS."""
         text = ""
-        for node in self.cluster.nodes:
+        for node in self.nodes:
             if node.alive:
                 text += f"\n--- {node.name}: virsh list --all\n" + node.virsh(
                     "list", "--all", check=False).stdout
         for name, (uuid, _) in self.guests.items():
             if not any(name in p or uuid in p for p in problems):
                 continue
-            for node in self.cluster.nodes:
+            for node in self.nodes:
                 if node.alive:
                     lines = [line for line in node.journal().splitlines()
                              if name in line or uuid in line]
@@ -106,7 +196,7 @@ class Fleet:
     def invariants(self) -> list[str]:
         """What is wrong now (empty: every invariant holds)."""
         problems = []
-        some = next(n for n in self.cluster.nodes if n.alive)
+        some = next(n for n in self.nodes if n.alive)
         for name, places in self.where().items():
             uuid = self.guests[name][0]
             if len(places) != 1:
@@ -114,9 +204,9 @@ class Fleet:
             elif record(some, uuid).get("owner") != places[0]:
                 problems.append(f"{name} runs on {places[0]}, its record says "
                                 f"{record(some, uuid) or 'nothing'}")
-        for disk in sorted(self.disks):
-            if some.run(["test", "-e", disk], check=False).returncode != 0:
-                problems.append(f"disk {disk} is gone")
+        gone = some.run(["sh", "-c", 'for f; do [ -e "$f" ] || echo "$f"; done', "-",
+                         *sorted(self.disks)]).stdout.split()
+        problems += [f"disk {disk} is gone" for disk in gone]
         ours = {uuid for uuid, _ in self.guests.values()}
         have = records(some)
         if ours - have:
@@ -138,8 +228,7 @@ def again(message: str) -> bool:
 
 def recover(fleet: Fleet, dead: list) -> None:
     """Fence the dead nodes, evacuate their instances to the survivors, power them on."""
-    cluster = fleet.cluster
-    survivors = [n for n in cluster.nodes if n not in dead]
+    survivors = [n for n in fleet.nodes if n not in dead]
     s = survivors[0]
     for d in dead:
         assert wait_for(lambda: list_nodes(s)[d.name][2] == "down", timeout=20), \
@@ -174,7 +263,7 @@ def recover(fleet: Fleet, dead: list) -> None:
     for d in dead:
         assert wait_for(lambda: list_nodes(s)[d.name][2] in ("up", "disabled"), timeout=30), \
             list_nodes(s)[d.name]
-    for n in cluster.nodes:
+    for n in fleet.nodes:
         ctl(n, "enable")
 
 
@@ -196,9 +285,8 @@ def start_rebuild(fleet: Fleet, rnd: random.Random, max_delay: float):
     """X (the busiest node) loses power and is fenced; Y, one of the others at random,
     starts rebuilding X's instances (EvacuateFrom, in the background). After a random delay
     up to MAX_DELAY: (x, y, z, the thread, the delay, whether the rebuild still runs)."""
-    cluster = fleet.cluster
-    x = fleet.busiest(cluster.nodes)
-    y, z = [n for n in cluster.nodes if n is not x]
+    x = fleet.busiest(fleet.nodes)
+    y, z = [n for n in fleet.nodes if n is not x]
     if rnd.random() < 0.5:
         y, z = z, y
     power_off(x)
@@ -241,7 +329,8 @@ def run_rounds(fleet: Fleet, n_rounds: int, one_round, record_timing, record_fau
             t0 = time.monotonic()
             op, fault, during = one_round(rnd, i)
             settled = wait_for(lambda: not fleet.invariants(), timeout=30)
-            problems = ([] if settled else fleet.invariants()) + more_problems()
+            problems = (([] if settled else fleet.invariants()) + fleet.disk_problems()
+                        + more_problems())
             fleet.log.append(f"  after: {fleet.where()}")
             record_fault_round(op, fault, not problems, during)
             during_rounds += bool(during)
@@ -271,9 +360,8 @@ def round_during_evacuate_from(fleet: Fleet, rnd: random.Random) -> tuple[list, 
 def round_during_live_drain(fleet: Fleet, rnd: random.Random,
                             kill_source: bool) -> tuple[list, bool]:
     """X drains itself live (EvacuateLive) and X, or a destination, loses power mid-drain."""
-    cluster = fleet.cluster
-    x = fleet.busiest(cluster.nodes)
-    victim = x if kill_source else rnd.choice([n for n in cluster.nodes if n is not x])
+    x = fleet.busiest(fleet.nodes)
+    victim = x if kill_source else rnd.choice([n for n in fleet.nodes if n is not x])
     delay, during = fault_during(
         lambda: ctl(x, "evacuate", "--live", "--wait", check=False, timeout=300),
         rnd, 0.2, 2.5, lambda: power_off(victim))

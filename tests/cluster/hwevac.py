@@ -9,6 +9,7 @@ import os
 import time
 
 import hwcluster
+import hwgluster
 import hwinstall
 import hwpki
 
@@ -81,7 +82,7 @@ def etcd_files(i: int, n: int) -> dict[str, str]:
 def etcdctl(node, *args, check=True, client_cert=True):
     """etcdctl (API v3) inside NODE against every member, with node's client certificate
     (client_cert=False: without one, as a client etcd must refuse)."""
-    n = len(node.cluster.nodes)
+    n = len(hwgluster.compute_nodes(node.cluster))  # members on compute nodes only
     tls = ["--cacert", HW_ETCD_CA]
     if client_cert:
         tls += ["--cert", HW_ETCD_CERT, "--key", HW_ETCD_KEY]
@@ -105,7 +106,7 @@ class LossyEtcd:
         self.node, self.keys = node, list(keys)
 
     def __enter__(self):
-        node, n = self.node, len(self.node.cluster.nodes)
+        node, n = self.node, len(hwgluster.compute_nodes(self.node.cluster))
         issued = hwpki.shared().issue("127.0.0.1", server=True, client=False)
         source = os.path.join(os.path.dirname(__file__), "etcd_lossy_proxy.py")
         with open(source) as f:
