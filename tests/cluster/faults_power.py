@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import threading
 import time
 import uuid as uuidlib
@@ -55,7 +56,7 @@ def read_disks(node, disks) -> dict[str, tuple[int | None, str]]:
     when the counter was read and `qemu-img check` found the image clean).  Both with
     --force-share: the guests run."""
     script = "".join(
-        f"echo '@@ read {d}'; {' '.join(diskguest.counter_command(d))} 2>&1; "
+        f"echo '@@ read {d}'; {shlex.join(diskguest.counter_command(d))} 2>&1; "
         f"echo '@@ check'; qemu-img check -U -f qcow2 {d} 2>&1; echo \"@@ rc $?\"; "
         for d in disks)
     out = node.run(["sh", "-c", script], timeout=120).stdout
@@ -79,6 +80,20 @@ def read_disks(node, disks) -> dict[str, tuple[int | None, str]]:
     missing = set(disks) - set(found)
     assert not missing, f"{node.name}: no answer for {missing}:\n{out}"
     return found
+
+
+def counter_problem(last: int, value: int | None, err: str) -> tuple[str, bool]:
+    """Judge one disk read by read_disks() (VALUE, ERR) against the counter LAST read
+    from it after the previous round: (what is wrong, "" if nothing; whether reading again
+    may mend it).  Backwards is final; not moved yet (a guest still booting), a torn read
+    or a check that found something (an image QEMU is writing) are read again."""
+    if value is not None and value < last:
+        return f"the counter went backwards: {last} -> {value}", False
+    if err:
+        return err, True
+    if value is None or value == last:
+        return f"the counter did not move from {last}", True
+    return "", False
 
 
 class Fleet:
@@ -134,31 +149,28 @@ class Fleet:
         the next call's baseline.  Read on the storage node, from the brick itself (the
         compute nodes' paths, a read-only bind mount of it): no FUSE client's cache between
         the disk and the check, and a node that never loses power."""
+        t0 = time.monotonic()
         by_disk = {disk: name for name, (_, disk) in self.guests.items()}
-        deadline = time.monotonic() + timeout
+        deadline = t0 + timeout
         pending = dict(by_disk)
         problems: dict[str, str] = {}
         now: dict[str, int] = {}
         while pending:
             for disk, (value, err) in read_disks(self.cluster.storage_node, pending).items():
                 name = pending[disk]
-                last = self.counters[name]
-                if value is not None and value < last:  # never undone by waiting
-                    problems[name] = f"{name}: the counter on {disk} went backwards: " \
-                                     f"{last} -> {value}"
-                    del pending[disk]
-                elif err or value is None or value == last:
-                    problems[name] = f"{name}: {disk}: " + (
-                        err or f"the counter did not move from {last}")
+                problem, again = counter_problem(self.counters[name], value, err)
+                if problem:
+                    problems[name] = f"{name}: {disk}: {problem}"
                 else:
                     problems.pop(name, None)
-                    del pending[disk]
-                if value is not None and value >= last:
+                if value is not None and value >= self.counters[name]:
                     now[name] = value
+                if not again:
+                    del pending[disk]
             if not pending or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        self.log.append("  counters: " + ", ".join(
+        self.log.append(f"  disks checked in {time.monotonic() - t0:.1f}s, counters: " + ", ".join(
             f"{name} {self.counters[name]}->{now.get(name, '?')}" for name in self.guests))
         self.counters.update(now)
         return sorted(problems.values())
