@@ -1,5 +1,7 @@
 """Faults during operations (issue 9, suite `faults`): on three real nodes with the firewall
-on, one of three operations runs:
+on, whose /var/lib/nova/instances is a GlusterFS volume a fourth node serves
+(faults_cluster.py), with six guests that keep writing to writable qcow2 disks there
+(faults_power.Fleet), one of three operations runs:
 - drain: a node drains itself (EvacuateLive);
 - migrate: one guest live-migrates (hostwardenctl migrate --wait, slowed to 1 MiB/s);
 - rebuild: a node loses power and is fenced, another rebuilds its instances (EvacuateFrom);
@@ -16,6 +18,8 @@ placed, the dead node powered on). Then, every round:
 - every guest runs on exactly one node, and that node owns its record;
 - every disk file that existed still exists;
 - no instance record is lost, and none is invented;
+- every disk passes `qemu-img check`, and its counter has grown since the previous round
+  and never went backwards;
 - no migration port stayed open: every node's window sets are empty.
 The report ("fault rounds" at the end, and $HW_FAULT_REPORT) counts the rounds per operation
 and fault, the rounds that held every invariant, and those where the fault hit while the

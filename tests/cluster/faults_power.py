@@ -1,12 +1,18 @@
 """Power failures during evacuations (issue 7; suite `faults`): on three real nodes with
-ipmi_sim BMCs, a node loses power while another rebuilds a fenced node's instances
+ipmi_sim BMCs, whose /var/lib/nova/instances is a GlusterFS volume a fourth node serves
+(faults_cluster.py), six guests run from writable qcow2 disks (Nova's layout: overlays of
+an image in _base, made by the nova user) and keep writing a counter to them
+(diskguest.py). A node loses power while another rebuilds a fenced node's instances
 (EvacuateFrom), or while a node drains itself (EvacuateLive, the source or a destination
 losing power). After each round the operator's recovery: fence every dead node through its
 BMC, evacuate its instances to a survivor (again, if needed, when a migration was still
 being cleaned up), power it on again. Then, every round:
 - every guest runs on exactly one node, and that node owns its record;
 - every disk file that existed still exists;
-- no instance record is lost, and none is invented.
+- no instance record is lost, and none is invented;
+- every disk passes `qemu-img check`, and its counter is above the one read after the
+  previous round: it never went backwards (not across a power loss, a rebuild or a
+  migration) and the guest kept writing (Fleet.disk_problems).
 
 HW_FAULT_ROUNDS sets the number of rounds (default 20, alternating the two kinds)."""
 
