@@ -10,9 +10,11 @@ Fixtures:
   (tests must clean up the guests they create).
 - ``record_timing(label, seconds)``: report a measured duration in the
   summary at the end of the run.
-- ``record_fault_round(operation, fault, held, during)``: count a fault round
-  (suite `faults`) in the "fault rounds" summary, which is also written to
-  $HW_FAULT_REPORT when set.
+- ``record_fault_round(store, operation, fault, held, during)``: count a fault
+  round (suite `faults`) in the "fault rounds" summary, which is also written
+  to $HW_FAULT_REPORT when set: per store and (operation, fault) pair, the
+  rounds whose fault landed while the operation was going, those it missed
+  (reported apart: they prove nothing about the fault), and the invariants.
 
 Nothing is skipped: when the machine cannot run simulated nodes (not root,
 libvirtd or systemd missing, ...), every test here fails with the reason.
@@ -31,7 +33,7 @@ import hwcluster  # noqa: E402  (after the path fix above)
 
 _timings: list[tuple[str, float]] = []
 _stale_removed: list[str] = []
-_fault_rounds: list[tuple[str, str, bool, bool]] = []
+_fault_rounds: list[tuple[str, str, str, bool, bool]] = []
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -87,24 +89,26 @@ def record_timing():
 
 @pytest.fixture(scope="session")
 def record_fault_round():
-    def record(operation: str, fault: str, held: bool, during: bool) -> None:
+    def record(store: str, operation: str, fault: str, held: bool, during: bool) -> None:
         """DURING: the operation was still going when the fault hit."""
-        _fault_rounds.append((operation, fault, held, during))
+        _fault_rounds.append((store, operation, fault, held, during))
     return record
 
 
 def fault_report() -> list[str]:
-    by: dict[tuple[str, str], list[int]] = {}
-    for op, fault, held, during in _fault_rounds:
-        c = by.setdefault((op, fault), [0, 0, 0])
-        c[0] += 1
-        c[1] += held
-        c[2] += during
-    lines = [f"{op:<8} {fault:<32} rounds {n:>3}, invariants held {h:>3}, "
-             f"fault during the operation {d:>3}" for (op, fault), (n, h, d) in by.items()]
+    by: dict[tuple[str, str, str], list[int]] = {}
+    for store, op, fault, held, during in _fault_rounds:
+        c = by.setdefault((store, op, fault), [0, 0, 0])
+        c[0 if during else 1] += 1
+        c[2] += held
+    lines = [f"{store:<4} {op:<8} {fault:<32} landed {landed:>2}, missed {missed:>2} "
+             f"(not counted), invariants held in {held:>2} of {landed + missed:>2}"
+             for (store, op, fault), (landed, missed, held) in by.items()]
     n = len(_fault_rounds)
-    held = sum(1 for r in _fault_rounds if r[2])
-    lines.append(f"total: {n} rounds, every invariant held in {held}")
+    landed = sum(1 for r in _fault_rounds if r[4])
+    held = sum(1 for r in _fault_rounds if r[3])
+    lines.append(f"total: {n} rounds ({landed} landed, {n - landed} missed), every invariant "
+                 f"held in {held}")
     return lines
 
 

@@ -39,8 +39,9 @@ def fault_cluster(store: str, firewall: str = "",
     and the storage node.  STORE: "dir" or "etcd" (hwevac.etcd_files on the compute nodes).
     FIREWALL: a [firewall] section for the compute nodes' hostwarden.conf ("": the
     harness's, hwinstall.FIREWALL).  Sets cluster.compute, cluster.storage_node and
-    cluster.hw_store.  RECORD_TIMING (conftest's record_timing): where the boot's times go
-    (the storage node's glusterd and volume, the compute nodes' mounts, the whole boot)."""
+    cluster.hw_store (and hw_etcd_members).  RECORD_TIMING (conftest's record_timing):
+    where the boot's times go (the storage node's glusterd and volume, the compute nodes'
+    mounts, the whole boot)."""
     if store not in STORES:
         raise ValueError(f"store must be one of {STORES}, got {store!r}")
     missing = hwgluster.check_environment()
@@ -60,6 +61,7 @@ def fault_cluster(store: str, firewall: str = "",
             N + 1, units=("hostwardend.service",), bmc=True, bmc_password=password,
             configs=configs, files=files) as cluster:
         cluster.hw_store = store
+        cluster.hw_etcd_members = N  # hwevac.etcdctl(): the members are on nodes 1..N
         cluster.storage_node = cluster.node(storage)
         cluster.compute = hwgluster.compute_nodes(cluster)
         assert [n.index for n in cluster.compute] == list(range(1, N + 1)), cluster.compute

@@ -14,13 +14,16 @@ being cleaned up), power it on again. Then, every round:
   previous round: it never went backwards (not across a power loss, a rebuild or a
   migration) and the guest kept writing (Fleet.disk_problems).
 
-HW_FAULT_ROUNDS sets the number of rounds (default 20, alternating the two kinds)."""
+Each (operation, fault) pair runs until its fault has landed while the operation was going
+(run_rounds(); the rounds that missed are reported apart); HW_FAULT_PASSES (default 1, as
+CI runs it) repeats the whole schedule, HW_FAULT_SEED replays the random choices."""
 
 from __future__ import annotations
 
 import os
 import random
 import shlex
+import subprocess
 import threading
 import time
 import uuid as uuidlib
@@ -34,7 +37,6 @@ from faults_cluster import N, fault_cluster
 from hwevac import SHARED, ctl, evacuate_from, list_nodes, record, records, wait_for
 
 GUESTS = 6
-ROUNDS = int(os.environ.get("HW_FAULT_ROUNDS", "20"))
 #: Nova's image cache: the guests' disks are qcow2 overlays of this raw image.
 BASE = f"{SHARED}/_base/fault-base"
 #: The guests write their counter 100 / TICKS times a second (diskguest.kernel(ticks)).
@@ -287,6 +289,9 @@ def recover(fleet: Fleet, dead: list) -> None:
         ctl(n, "enable")
 
 
+OPERATION_TIMEOUT = 300  # seconds: an operation still going after this hangs
+
+
 def in_background(fn):
     result: dict = {}
 
@@ -296,9 +301,18 @@ def in_background(fn):
         except Exception as e:  # noqa: BLE001 - the node lost power under it
             result["error"] = e
 
-    t = threading.Thread(target=run)
+    t = threading.Thread(target=run, daemon=True)
     t.start()
     return t, result
+
+
+def finish(t: threading.Thread, result: dict, what: str) -> None:
+    """The operation of in_background() has ended; one that hangs fails the round. Each
+    operation runs its command with OPERATION_TIMEOUT, which kills it (TimeoutExpired), so
+    the thread always ends too and none is left behind."""
+    t.join(timeout=OPERATION_TIMEOUT + 60)
+    if t.is_alive() or isinstance(result.get("error"), subprocess.TimeoutExpired):
+        raise AssertionError(f"{what} hung: not ended {OPERATION_TIMEOUT} s after it started")
 
 
 def start_rebuild(fleet: Fleet, rnd: random.Random, max_delay: float):
@@ -313,80 +327,97 @@ def start_rebuild(fleet: Fleet, rnd: random.Random, max_delay: float):
     assert wait_for(lambda: list_nodes(y)[x.name][2] == "down", timeout=20)
     ctl(y, "fence", x.name, "off")
     delay = rnd.uniform(0.0, max_delay)
-    t, _ = in_background(lambda: evacuate_from(y, x.name))
+    t, result = in_background(lambda: evacuate_from(y, x.name))
     time.sleep(delay)
-    return x, y, z, t, delay, t.is_alive()
+    return x, y, z, (t, result), delay, t.is_alive()
 
 
-def fault_during(start, rnd: random.Random, lo: float, hi: float, fault) -> tuple[float, bool]:
+def fault_during(what: str, start, rnd: random.Random, lo: float, hi: float, fault,
+                 attempt: int = 0) -> tuple[float, bool]:
     """START() runs in the background; after a random delay between LO and HI s, FAULT().
-    Then START() is left to end: (the delay, whether it still ran when the fault hit)."""
-    delay = rnd.uniform(lo, hi)
-    t, _ = in_background(start)
+    Then START() is left to end (finish()): (the delay, whether it still ran when the fault
+    hit). A later ATTEMPT of the same pair aims earlier: the earlier one missed."""
+    delay = rnd.uniform(lo, lo + (hi - lo) / (1 + attempt))
+    t, result = in_background(start)
     time.sleep(delay)
     during = t.is_alive()
     fault()
-    t.join(timeout=300)
+    finish(t, result, what)
     return delay, during
 
 
-def run_rounds(fleet: Fleet, n_rounds: int, one_round, record_timing, record_fault_round,
-               more_problems=lambda: []) -> None:
-    """N_ROUNDS rounds, random choices from HW_FAULT_SEED (or a random seed, printed).
-    ONE_ROUND(rnd, i) does round i: the operation, the fault in it, the recovery, and returns
-    (operation, fault, whether the fault hit while the operation was still going). After it
-    every invariant must hold (within 30 s), and MORE_PROBLEMS() must find none. Each round
-    goes into the report. In at least half of all rounds the fault must have hit while the
-    operation was going: operations that fail at once prove nothing about faults. (Counted
-    over all rounds, not per operation: an operation has as few as 3 rounds in CI, and a
-    quick drain may end before its random fault.)"""
+ATTEMPTS = 3  # rounds of one (operation, fault) pair until its fault lands
+
+
+def run_rounds(fleet: Fleet, schedule: list[tuple[str, str]], one_round, record_timing,
+               record_fault_round, more_problems=lambda: []) -> None:
+    """Every (operation, fault) pair of SCHEDULE, HW_FAULT_PASSES times (1 in CI): rounds of
+    the pair until its fault has landed while the operation was going, up to ATTEMPTS.
+    Random choices from HW_FAULT_SEED (or a random seed, printed). ONE_ROUND(rnd, op, fault,
+    attempt) does one round: the operation, the fault in it, the recovery; it returns
+    whether the fault landed while the operation was still going. After every round,
+    landed or not, every invariant must hold (within 30 s), and MORE_PROBLEMS() must find
+    none. A round whose fault missed (the operation had ended) proves nothing about the
+    fault: it is reported apart, and a pair that never landed fails."""
     seed = int(os.environ.get("HW_FAULT_SEED", str(random.randrange(1 << 30))))
+    passes = int(os.environ.get("HW_FAULT_PASSES", "1"))
+    store = getattr(fleet.cluster, "hw_store", "dir")
     rnd = random.Random(seed)
-    held = 0
-    during_rounds = 0
+    rounds = 0
     try:
-        for i in range(n_rounds):
-            t0 = time.monotonic()
-            op, fault, during = one_round(rnd, i)
-            settled = wait_for(lambda: not fleet.invariants(), timeout=30)
-            problems = (([] if settled else fleet.invariants()) + fleet.disk_problems()
-                        + more_problems())
-            fleet.log.append(f"  after: {fleet.where()}")
-            record_fault_round(op, fault, not problems, during)
-            during_rounds += bool(during)
-            assert not problems, \
-                f"round {i + 1} ({op}, {fault}, seed {seed}): {problems}\n" + \
-                "\n".join(fleet.log) + fleet.history(problems)
-            held += 1
-            record_timing(f"fault round ({op}, {fault})", time.monotonic() - t0)
+        for op, fault in schedule * passes:
+            for attempt in range(ATTEMPTS):
+                t0 = time.monotonic()
+                rounds += 1
+                during = one_round(rnd, op, fault, attempt)
+                settled = wait_for(lambda: not fleet.invariants(), timeout=30)
+                problems = (([] if settled else fleet.invariants()) + fleet.disk_problems()
+                            + more_problems())
+                fleet.log.append(f"  after: {fleet.where()}")
+                record_fault_round(store, op, fault, not problems, during)
+                assert not problems, \
+                    f"round {rounds} ({op}, {fault}, seed {seed}): {problems}\n" + \
+                    "\n".join(fleet.log) + fleet.history(problems)
+                record_timing(f"fault round ({op}, {fault})", time.monotonic() - t0)
+                if during:
+                    break
+            else:
+                raise AssertionError(
+                    f"({op}, {fault}): the fault never hit the operation while it was going "
+                    f"in {ATTEMPTS} rounds (seed {seed})\n" + "\n".join(fleet.log))
     finally:
-        print(f"\nfault rounds: {held} of {n_rounds} held every invariant (seed {seed})")
+        print(f"\nfault rounds ({store}): {rounds} (seed {seed})")
         print("\n".join(fleet.log))
-    assert held == n_rounds
-    assert 2 * during_rounds >= n_rounds, \
-        f"the fault hit the operation while it was going in only {during_rounds} of " \
-        f"{n_rounds} rounds (seed {seed})\n" + "\n".join(fleet.log)
 
 
-def round_during_evacuate_from(fleet: Fleet, rnd: random.Random) -> tuple[list, bool]:
+def round_during_evacuate_from(fleet: Fleet, rnd: random.Random,
+                               attempt: int) -> tuple[list, bool]:
     """X dies and is fenced; Y rebuilds X's instances; Y loses power while it does."""
-    x, y, _, t, delay, during = start_rebuild(fleet, rnd, 1.2)
+    x, y, _, (t, result), delay, during = start_rebuild(fleet, rnd, 1.2 / (1 + attempt))
     power_off(y)
-    t.join(timeout=60)
-    fleet.log.append(f"EvacuateFrom({x.name}) on {y.name}, {y.name} off after {delay:.2f}s")
+    finish(t, result, f"EvacuateFrom({x.name}) on {y.name}")
+    fleet.log.append(f"EvacuateFrom({x.name}) on {y.name}, {y.name} off after {delay:.2f}s"
+                     f"{'' if during else ', the rebuild had ended'}")
     return [x, y], during
 
 
-def round_during_live_drain(fleet: Fleet, rnd: random.Random,
-                            kill_source: bool) -> tuple[list, bool]:
+def round_during_live_drain(fleet: Fleet, rnd: random.Random, kill_source: bool,
+                            attempt: int) -> tuple[list, bool]:
     """X drains itself live (EvacuateLive) and X, or a destination, loses power mid-drain."""
     x = fleet.busiest(fleet.nodes)
     victim = x if kill_source else rnd.choice([n for n in fleet.nodes if n is not x])
     delay, during = fault_during(
-        lambda: ctl(x, "evacuate", "--live", "--wait", check=False, timeout=300),
-        rnd, 0.2, 2.5, lambda: power_off(victim))
-    fleet.log.append(f"EvacuateLive on {x.name}, {victim.name} off after {delay:.2f}s")
+        f"EvacuateLive on {x.name}",
+        lambda: ctl(x, "evacuate", "--live", "--wait", check=False, timeout=OPERATION_TIMEOUT),
+        rnd, 0.2, 2.5, lambda: power_off(victim), attempt)
+    fleet.log.append(f"EvacuateLive on {x.name}, {victim.name} off after {delay:.2f}s"
+                     f"{'' if during else ', the drain had ended'}")
     return [victim], during
+
+
+SCHEDULE = [("rebuild", "power-off of the rebuilding node"),
+            ("drain", "power-off of the source"),
+            ("drain", "power-off of a destination")]
 
 
 def test_power_failures_during_evacuations_lose_nothing(nodes, record_timing,
@@ -394,15 +425,13 @@ def test_power_failures_during_evacuations_lose_nothing(nodes, record_timing,
     fleet = Fleet(nodes)
     fleet.create()
 
-    def one_round(rnd: random.Random, i: int):
-        if i % 2 == 0:
-            op, fault = "rebuild", "power-off of the rebuilding node"
-            dead, during = round_during_evacuate_from(fleet, rnd)
+    def one_round(rnd: random.Random, op: str, fault: str, attempt: int) -> bool:
+        if op == "rebuild":
+            dead, during = round_during_evacuate_from(fleet, rnd, attempt)
         else:
-            op = "drain"
-            fault = "power-off of " + ("the source" if i % 4 != 3 else "a destination")
-            dead, during = round_during_live_drain(fleet, rnd, kill_source=(i % 4 != 3))
+            dead, during = round_during_live_drain(fleet, rnd, fault.endswith("the source"),
+                                                   attempt)
         recover(fleet, dead)
-        return op, fault, during
+        return during
 
-    run_rounds(fleet, ROUNDS, one_round, record_timing, record_fault_round)
+    run_rounds(fleet, SCHEDULE, one_round, record_timing, record_fault_round)

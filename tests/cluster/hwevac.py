@@ -9,7 +9,6 @@ import os
 import time
 
 import hwcluster
-import hwgluster
 import hwinstall
 import hwpki
 
@@ -30,29 +29,45 @@ HW_ETCD_CERT = f"{HW_ETCD_PKI}/client.pem"
 HW_ETCD_KEY = f"{HW_ETCD_PKI}/client-key.pem"
 
 
-def etcd_endpoints(n: int) -> list[str]:
-    """The client URLs of the etcd members on nodes 1..N (one member on each node)."""
-    return [f"https://10.77.0.1{j}:2379" for j in range(1, n + 1)]
+def etcd_members(members) -> tuple[int, ...]:
+    """The indexes of the nodes with an etcd member: 1..MEMBERS (an int: one on every node),
+    or MEMBERS itself (e.g. (4,): one member on a storage node, as a control plane)."""
+    return tuple(range(1, members + 1)) if isinstance(members, int) else tuple(members)
 
 
-def etcd_config(n: int) -> str:
-    """The [cluster] lines of hostwardend's configuration for the N nodes' etcd: TLS with
-    the run's CA and the node's client certificate."""
-    return (f"store = etcd\netcd_endpoints = {' '.join(etcd_endpoints(n))}\n"
+def etcd_endpoints(members) -> list[str]:
+    """The client URLs of the etcd members (etcd_members())."""
+    return [f"https://10.77.0.1{j}:2379" for j in etcd_members(members)]
+
+
+def etcd_config(members) -> str:
+    """The [cluster] lines of hostwardend's configuration for the etcd of MEMBERS
+    (etcd_members()): TLS with the run's CA and the node's client certificate."""
+    return (f"store = etcd\netcd_endpoints = {' '.join(etcd_endpoints(members))}\n"
             f"etcd_cacert = {HW_ETCD_CA}\netcd_cert = {HW_ETCD_CERT}\n"
             f"etcd_key = {HW_ETCD_KEY}\n")
 
 
-def etcd_files(i: int, n: int) -> dict[str, str]:
-    """Files of node I of N for store = etcd: a member of the cluster the N nodes form (a
-    unit of the node's systemd, Type=notify: started once the cluster has a leader) that
+def etcd_files(i: int, n: int, members=None) -> dict[str, str]:
+    """Files of node I of N for store = etcd, with members on MEMBERS (etcd_members(); by
+    default every one of the N nodes): where there is one, a member of the cluster they form
+    (a unit of the node's systemd, Type=notify: started once the cluster has a leader) that
     speaks TLS only, to its clients and peers, and wants a certificate of the run's CA from
-    both (--client-cert-auth, --peer-client-cert-auth); hostwardend's client certificate;
-    hostwardend ordered after the member."""
+    both (--client-cert-auth, --peer-client-cert-auth); on every node hostwardend's client
+    certificate, and hostwardend ordered after the node's own member."""
+    members = etcd_members(n if members is None else members)
     pki = hwpki.shared()
-    member = pki.issue(f"node{i}", (f"10.77.0.1{i}",), server=True, client=True)
     client = pki.issue(f"hostwarden-node{i}", (), server=False, client=True)
-    peers = ",".join(f"node{j}=https://10.77.0.1{j}:2380" for j in range(1, n + 1))
+    files = {HW_ETCD_CA: pki.ca_cert,
+             HW_ETCD_CERT: client.cert,
+             HW_ETCD_KEY: client.key,
+             "/etc/systemd/system/hostwardend.service.d/hwtest-etcd.conf":
+                 (f"[Unit]\nWants={ETCD_UNIT}\nAfter={ETCD_UNIT}\n" if i in members else "") +
+                 f"[Service]\nExecStartPre=+/bin/chmod 0600 {HW_ETCD_KEY}\n"}
+    if i not in members:
+        return files
+    member = pki.issue(f"node{i}", (f"10.77.0.1{i}",), server=True, client=True)
+    peers = ",".join(f"node{j}=https://10.77.0.1{j}:2380" for j in members)
     tls = (f"--cert-file {ETCD_PKI}/server.pem --key-file {ETCD_PKI}/server-key.pem "
            f"--trusted-ca-file {ETCD_PKI}/ca.pem --client-cert-auth "
            f"--peer-cert-file {ETCD_PKI}/server.pem --peer-key-file {ETCD_PKI}/server-key.pem "
@@ -67,27 +82,27 @@ def etcd_files(i: int, n: int) -> dict[str, str]:
             f"--initial-advertise-peer-urls https://10.77.0.1{i}:2380 "
             f"--initial-cluster {peers} --initial-cluster-state new "
             f"--initial-cluster-token hwtest {tls}\n")
-    return {f"/etc/systemd/system/{ETCD_UNIT}": unit,
-            f"{ETCD_PKI}/ca.pem": pki.ca_cert,
-            f"{ETCD_PKI}/server.pem": member.cert,
-            f"{ETCD_PKI}/server-key.pem": member.key,
-            HW_ETCD_CA: pki.ca_cert,
-            HW_ETCD_CERT: client.cert,
-            HW_ETCD_KEY: client.key,
-            "/etc/systemd/system/hostwardend.service.d/hwtest-etcd.conf":
-                f"[Unit]\nWants={ETCD_UNIT}\nAfter={ETCD_UNIT}\n"
-                f"[Service]\nExecStartPre=+/bin/chmod 0600 {HW_ETCD_KEY}\n"}
+    files.update({
+        f"/etc/systemd/system/{ETCD_UNIT}": unit,
+        # also where no hostwardend wants it (a storage node)
+        f"/etc/systemd/system/{hwcluster.NODE_TARGET}.d/hwtest-etcd.conf":
+            f"[Unit]\nWants={ETCD_UNIT}\n",
+        f"{ETCD_PKI}/ca.pem": pki.ca_cert,
+        f"{ETCD_PKI}/server.pem": member.cert,
+        f"{ETCD_PKI}/server-key.pem": member.key})
+    return files
 
 
 def etcdctl(node, *args, check=True, client_cert=True):
     """etcdctl (API v3) inside NODE against every member, with node's client certificate
     (client_cert=False: without one, as a client etcd must refuse)."""
-    n = len(hwgluster.compute_nodes(node.cluster))  # members on compute nodes only
+    members = getattr(node.cluster, "hw_etcd_members", len(node.cluster.nodes))
     tls = ["--cacert", HW_ETCD_CA]
     if client_cert:
         tls += ["--cert", HW_ETCD_CERT, "--key", HW_ETCD_KEY]
     return node.run(["env", "ETCDCTL_API=3", "etcdctl", "--dial-timeout=2s",
-                     "--command-timeout=5s", "--endpoints", ",".join(etcd_endpoints(n)), *tls,
+                     "--command-timeout=5s", "--endpoints", ",".join(etcd_endpoints(members)),
+                     *tls,
                      *args], check=check, timeout=60)
 
 
@@ -106,7 +121,7 @@ class LossyEtcd:
         self.node, self.keys = node, list(keys)
 
     def __enter__(self):
-        node, n = self.node, len(hwgluster.compute_nodes(self.node.cluster))
+        node, n = self.node, len(self.node.cluster.nodes)
         issued = hwpki.shared().issue("127.0.0.1", server=True, client=False)
         source = os.path.join(os.path.dirname(__file__), "etcd_lossy_proxy.py")
         with open(source) as f:
@@ -148,13 +163,14 @@ def uses_etcd(node) -> bool:
     return getattr(node.cluster, "hw_store", "dir") == "etcd"
 
 
-def config(i: int, n: int, bmc_password: str, store: str = "dir") -> str:
+def config(i: int, n: int, bmc_password: str, store: str = "dir", etcd_members=None) -> str:
     """node I of N: fast heartbeats, max_concurrent 2, every peer fenced by fence_ipmilan
-    against its BMC; the store in the shared directory or in the nodes' etcd cluster."""
+    against its BMC; the store in the shared directory or in etcd (members on ETCD_MEMBERS,
+    etcd_members(), by default on every one of the N nodes)."""
     text = (f"[node]\nname = node{i}\naddress = 10.77.0.1{i}\n"
             "[cluster]\nheartbeat_interval = 500ms\ndown_after = 3s\n")
     if store == "etcd":
-        text += etcd_config(n)
+        text += etcd_config(n if etcd_members is None else etcd_members)
     text += "[migration]\nmax_concurrent = 2\n"
     for j in range(1, n + 1):
         if j == i:

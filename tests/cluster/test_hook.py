@@ -33,8 +33,10 @@ def stage_dir():
 
 @pytest.fixture(scope="module")
 def hw_cluster(stage_dir, record_timing):
-    """node1 without hostwarden, node2 with it (installed before libvirtd starts)."""
-    cluster = hwcluster.Cluster(2, install_dir={2: stage_dir})
+    """node1 without hostwarden, node2 with it (installed before libvirtd starts) and its
+    firewall on: the migrations into node2 pass through the window the hook opens."""
+    cluster = hwcluster.Cluster(2, install_dir={2: stage_dir},
+                                units=("hostwarden-firewall.service",))
     try:
         cluster.start()
         record_timing("boot 2 node(s) until libvirtd answers", cluster.boot_seconds)
@@ -45,8 +47,10 @@ def hw_cluster(stage_dir, record_timing):
 
 
 def configure(node: hwcluster.Node, text: str) -> None:
-    """The hook reads its configuration on every call: no restart needed."""
-    node.write_file("/etc/hostwarden/hostwarden.conf", f"[node]\nname = {node.name}\n" + text)
+    """The hook reads its configuration on every call: no restart needed. The firewall is
+    on, as in production (hwinstall.FIREWALL)."""
+    node.write_file("/etc/hostwarden/hostwarden.conf",
+                    f"[node]\nname = {node.name}\n" + text + "\n" + hwinstall.FIREWALL)
 
 
 def cleanup(*nodes: hwcluster.Node, names=()) -> None:
@@ -95,6 +99,10 @@ def test_vnc_guest_bound_to_source_migrates_and_listens_per_config(hw_cluster, m
             display.startswith(f"vnc://{expect}:"), display
         journal = node2.journal("SYSLOG_IDENTIFIER=hostwarden-hook")
         assert f"console of '{name}' moved to this node's listen address" in journal, journal
+        # through the firewall: the migration ports were open only in the hook's window
+        assert f"Migration window open for the incoming migration of '{name}'" in journal
+        assert "tcp dport 49152-49215 drop" in node2.run(
+            ["nft", "list", "table", "inet", "hostwarden"]).stdout
     finally:
         cleanup(node1, node2, names=[name])
 
