@@ -1,5 +1,7 @@
 """Faults during operations (issue 9, suite `faults`): on three real nodes with the firewall
-on, one of three operations runs:
+on, whose /var/lib/nova/instances is a GlusterFS volume a fourth node serves
+(faults_cluster.py), with six guests that keep writing to writable qcow2 disks there
+(faults_power.Fleet), one of three operations runs:
 - drain: a node drains itself (EvacuateLive);
 - migrate: one guest live-migrates (hostwardenctl migrate --wait, slowed to 1 MiB/s);
 - rebuild: a node loses power and is fenced, another rebuilds its instances (EvacuateFrom);
@@ -20,6 +22,8 @@ placed, the dead node powered on). Then, every round:
 - every guest runs on exactly one node, and that node owns its record;
 - every disk file that existed still exists;
 - no instance record is lost, and none is invented;
+- every disk passes `qemu-img check`, and its counter has grown since the previous round
+  and never went backwards;
 - no migration port stayed open: every node's window sets are empty;
 - the operation ended: one still going after OPERATION_TIMEOUT is a failure (a hang).
 Every (operation, fault) pair runs with each store (dir and etcd), as CI runs it, until its
@@ -33,18 +37,14 @@ from __future__ import annotations
 import os
 import random
 import time
-import uuid as uuidlib
 
 import pytest
 
-import hwevac
-import hwinstall
+from faults_cluster import fault_cluster
 from faults_power import (OPERATION_TIMEOUT, Fleet, fault_during, finish, recover, run_rounds,
                           start_rebuild)
-from hwevac import config, ctl, uses_etcd, wait_for
+from hwevac import ctl, uses_etcd, wait_for
 
-PASSWORD = f"bmc-{uuidlib.uuid4().hex[:12]}"
-N = 3
 STORES = os.environ.get("HW_FAULT_STORES", "dir,etcd").split(",")
 FIREWALL = "[firewall]\nmigration_sources = 10.77.0.0/24\nopen_window = 60s\n"
 KINDS = ("kill hostwardend", "kill libvirtd on the source", "kill libvirtd on a destination",
@@ -52,17 +52,12 @@ KINDS = ("kill hostwardend", "kill libvirtd on the source", "kill libvirtd on a 
 
 
 @pytest.fixture(scope="module", params=STORES)
-def nodes(request):
+def nodes(request, record_timing):
     store = request.param
-    files = {i: hwevac.etcd_files(i, N) if store == "etcd" else {} for i in range(1, N + 1)}
-    with hwinstall.installed_cluster(
-            N, units=("hostwardend.service",), bmc=True, bmc_password=PASSWORD,
-            configs={i: config(i, N, PASSWORD, store) + FIREWALL for i in range(1, N + 1)},
-            files=files) as cluster:
+    with fault_cluster(store, FIREWALL, record_timing=record_timing) as cluster:
         cluster.hw_store = store
-        cluster.compute = cluster.nodes
         # the window sets this test watches exist (an absent table would have none open)
-        for n in cluster.nodes:
+        for n in cluster.compute:
             assert wait_for(lambda: n.run(["nft", "list", "set", "inet", "hostwarden",
                                            "migration_open4"], check=False).returncode == 0)
         yield cluster
@@ -104,12 +99,12 @@ def heal(x) -> None:
 
 def daemons_running(fleet: Fleet) -> bool:
     return all(n.unit_active("hostwardend.service") and n.unit_active("libvirtd.service")
-               for n in fleet.cluster.nodes if n.alive)
+               for n in fleet.nodes if n.alive)
 
 
 def no_job(fleet: Fleet) -> bool:
     """No migration job left in any libvirt."""
-    for n in fleet.cluster.nodes:
+    for n in fleet.nodes:
         if not n.alive:
             continue
         for name in fleet.guests:
@@ -140,7 +135,7 @@ def inflict(kind: str, x, y) -> None:
 def settle(fleet: Fleet) -> None:
     """systemd restarts what was killed; the migrations end one way or the other."""
     assert wait_for(lambda: daemons_running(fleet), timeout=60), "a daemon did not come back"
-    for n in fleet.cluster.nodes:  # libvirt answers again
+    for n in fleet.nodes:  # libvirt answers again
         if n.alive:
             assert wait_for(lambda: n.virsh("list", check=False).returncode == 0, timeout=60)
     assert wait_for(lambda: no_job(fleet), timeout=120), "a migration job is left"
@@ -148,9 +143,8 @@ def settle(fleet: Fleet) -> None:
 
 def drain_round(fleet: Fleet, rnd: random.Random, kind: str, attempt: int) -> bool:
     """X drains itself (EvacuateLive); the fault hits X, a destination or the link."""
-    cluster = fleet.cluster
-    x = fleet.busiest(cluster.nodes)
-    y = rnd.choice([n for n in cluster.nodes if n is not x])
+    x = fleet.busiest(fleet.nodes)
+    y = rnd.choice([n for n in fleet.nodes if n is not x])
     delay, during = fault_during(
         f"EvacuateLive on {x.name}",
         lambda: ctl(x, "evacuate", "--live", "--wait", check=False, timeout=OPERATION_TIMEOUT),
@@ -164,10 +158,9 @@ def drain_round(fleet: Fleet, rnd: random.Random, kind: str, attempt: int) -> bo
 
 def migrate_round(fleet: Fleet, rnd: random.Random, kind: str, attempt: int) -> bool:
     """One guest live-migrates from X to Y (slowed to 1 MiB/s); the fault hits mid-way."""
-    cluster = fleet.cluster
-    x = fleet.busiest(cluster.nodes)
+    x = fleet.busiest(fleet.nodes)
     name = rnd.choice([g for g, places in fleet.where().items() if places == [x.name]])
-    y = rnd.choice([n for n in cluster.nodes if n is not x])
+    y = rnd.choice([n for n in fleet.nodes if n is not x])
     delay, during = fault_during(
         f"Migrate {name} {x.name} -> {y.name}",
         lambda: ctl(x, "migrate", "--wait", "--bandwidth=1", name, y.name, check=False,
@@ -211,6 +204,6 @@ def test_daemon_and_network_faults_during_operations_lose_nothing(nodes, record_
 
     def ports_open() -> list[str]:
         return [f"migration ports still open on {n.name}: {open_windows(n)}"
-                for n in nodes.nodes if not wait_for(lambda: not open_windows(n), timeout=30)]
+                for n in fleet.nodes if not wait_for(lambda: not open_windows(n), timeout=30)]
 
     run_rounds(fleet, SCHEDULE, one_round, record_timing, record_fault_round, ports_open)

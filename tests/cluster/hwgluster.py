@@ -252,8 +252,13 @@ def server_files(volume: str = VOLUME, owner: tuple[int, int] | None = None) -> 
         # an option group (like the package's groups/virt), in the node's own overlay
         "/var/lib/glusterd/groups/hwt": _volume_options(owner),
         # no compute node: where the build is installed on every node (hwinstall) and
-        # units= starts hostwardend everywhere, it stays off here
+        # units= starts hostwardend (and hwinstall the firewall) everywhere, they stay off
         "/etc/systemd/system/hostwardend.service.d/hwt-storage-node.conf": (
+            "# Written by hwgluster.py: the storage node is no compute node.\n"
+            f"[Unit]\nConditionPathExists=!{STORAGE_MARKER}\n"),
+        # nor its firewall (hwinstall turns it on everywhere): its migration range,
+        # 49152-49215, lies inside the one glusterd picks the brick's port from
+        "/etc/systemd/system/hostwarden-firewall.service.d/hwt-storage-node.conf": (
             "# Written by hwgluster.py: the storage node is no compute node.\n"
             f"[Unit]\nConditionPathExists=!{STORAGE_MARKER}\n"),
         STORAGE_MARKER: "GlusterFS storage node (hwgluster.py)\n",
