@@ -32,11 +32,13 @@ STORES = ("dir", "etcd")
 
 
 @contextlib.contextmanager
-def fault_cluster(store: str, firewall: str = "",
-                  record_timing=None) -> Iterator[hwcluster.Cluster]:
+def fault_cluster(store: str, firewall: str = "", record_timing=None,
+                  etcd_on_storage_node: bool = False) -> Iterator[hwcluster.Cluster]:
     """The installed cluster (hwinstall.installed_cluster) of N compute nodes, with
     hostwardend and a BMC each, fencing one another through the BMCs (hwevac.config),
-    and the storage node.  STORE: "dir" or "etcd" (hwevac.etcd_files on the compute nodes).
+    and the storage node.  STORE: "dir" or "etcd" (hwevac.etcd_files: a member on each
+    compute node, or with ETCD_ON_STORAGE_NODE one on the storage node, as on a control
+    plane: a test that powers off two compute nodes at once keeps its store).
     FIREWALL: a [firewall] section for the compute nodes' hostwarden.conf ("": the
     harness's, hwinstall.FIREWALL).  Sets cluster.compute, cluster.storage_node and
     cluster.hw_store (and hw_etcd_members).  RECORD_TIMING (conftest's record_timing):
@@ -52,16 +54,18 @@ def fault_cluster(store: str, firewall: str = "",
     storage = N + 1
     files = hwgluster.cluster_files(N + 1, storage=storage,
                                     owner=(hwcluster.NOVA_UID, hwcluster.NOVA_GID))
+    members = (storage,) if etcd_on_storage_node else N
     if store == "etcd":
-        for i in range(1, N + 1):
-            files[i] = {**hwevac.etcd_files(i, N), **files[i]}
-    configs = {i: hwevac.config(i, N, password, store) + firewall for i in range(1, N + 1)}
+        for i in range(1, N + 2):
+            files[i] = {**hwevac.etcd_files(i, N, members), **files[i]}
+    configs = {i: hwevac.config(i, N, password, store, members) + firewall
+               for i in range(1, N + 1)}
     t0 = time.monotonic()
     with hwinstall.installed_cluster(
             N + 1, units=("hostwardend.service",), bmc=True, bmc_password=password,
             configs=configs, files=files) as cluster:
         cluster.hw_store = store
-        cluster.hw_etcd_members = N  # hwevac.etcdctl(): the members are on nodes 1..N
+        cluster.hw_etcd_members = members  # for hwevac.etcdctl()
         cluster.storage_node = cluster.node(storage)
         cluster.compute = hwgluster.compute_nodes(cluster)
         assert [n.index for n in cluster.compute] == list(range(1, N + 1)), cluster.compute

@@ -45,9 +45,11 @@ TICKS = 5
 AS_NOVA = ["setpriv", "--reuid=nova", "--regid=nova", "--init-groups", "--"]
 
 
-@pytest.fixture(scope="module")
-def nodes(record_timing):
-    with fault_cluster("dir", record_timing=record_timing) as cluster:
+@pytest.fixture(scope="module", params=os.environ.get("HW_FAULT_STORES", "dir,etcd").split(","))
+def nodes(request, record_timing):
+    # etcd on the storage node: a rebuild round powers off two of the three compute nodes
+    with fault_cluster(request.param, record_timing=record_timing,
+                       etcd_on_storage_node=True) as cluster:
         yield cluster
 
 
