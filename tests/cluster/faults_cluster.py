@@ -92,3 +92,14 @@ def fault_cluster(store: str, firewall: str = "", record_timing=None,
         yield cluster
     leftovers = hwgluster.host_leftovers()
     assert not leftovers, f"GlusterFS left on the host: {leftovers}"
+
+
+def reaches_volume(node) -> bool:
+    """Does NODE reach the volume (a directory read goes to the brick)?  Not for a while
+    after a cut from the storage node: the FUSE client answers ENOTCONN until it has
+    reconnected (about 3 s after the heal), and so would every store write of
+    hostwardend's (e.g. `hostwardenctl enable`: "Cannot record the node's state:
+    Transport endpoint is not connected")."""
+    path = hwcluster.INSTANCES_PATH
+    return node.run(f"stat -f {path} >/dev/null && ls -a {path} >/dev/null",
+                    check=False).returncode == 0

@@ -40,7 +40,7 @@ import time
 
 import pytest
 
-from faults_cluster import fault_cluster
+from faults_cluster import fault_cluster, reaches_volume
 from faults_power import (OPERATION_TIMEOUT, Fleet, fault_during, finish, recover, run_rounds,
                           start_rebuild)
 from hwevac import ctl, uses_etcd, wait_for
@@ -139,6 +139,10 @@ def settle(fleet: Fleet) -> None:
         if n.alive:
             assert wait_for(lambda: n.virsh("list", check=False).returncode == 0, timeout=60)
     assert wait_for(lambda: no_job(fleet), timeout=120), "a migration job is left"
+    for n in fleet.nodes:  # a node cut from the storage node reaches it again
+        if n.alive:
+            assert wait_for(lambda: reaches_volume(n), timeout=60), \
+                f"{n.name} does not reach the GlusterFS volume again"
 
 
 def drain_round(fleet: Fleet, rnd: random.Random, kind: str, attempt: int) -> bool:

@@ -206,6 +206,16 @@ def _volume_options(owner: tuple[int, int] | None) -> str:
         "auth.allow=10.77.0.*",          # the test network only
         "nfs.disable=on",                # gNFS is not built in Debian's packages
         "network.ping-timeout=10",       # a client that lost the server: ENOTCONN after 10 s
+        # no client-side caches of small files' contents and of metadata: with them (the
+        # defaults) hostwardend's dir store on the volume lost updates: a node's heartbeat,
+        # a read-modify-write of its record under the OFD lock, read its record from its
+        # client's cache and wrote back fence=off over a peer's fence=on of a second
+        # before (seen in faults_daemons.py; docs/gluster-test-storage.md)
+        "performance.quick-read=off",
+        "performance.io-cache=off",
+        "performance.read-ahead=off",
+        "performance.stat-prefetch=off",
+        "performance.open-behind=off",
         # the server drops a client it cannot reach (a partition: no FIN) and its locks
         # (the dir store's OFD locks) after ~5.5 s instead of ~42 s (measured)
         "server.tcp-user-timeout=5",
