@@ -16,7 +16,8 @@
  *  3. event loop: compare-and-swap of the record to this node with evacuated_from; then a
  *     worker creates the lost disks (qemu-img), defines and starts the domain.
  * The record moves before the domain starts here, so at no time do two nodes own it; if the
- * start fails the instance stays this node's, defined and shut off, for an operator.
+ * start fails (after trying again for a while when libvirtd or the shared storage was out of
+ * reach) the instance stays this node's, defined and shut off, for an operator.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -540,6 +541,20 @@ static int create_disk(const DiskFix *f, const char *fmt, char *err, size_t err_
 
 #define REBUILD_LIBVIRT_WAIT_SEC 30U
 
+/* Did the start fail because the shared storage was out of reach for a moment (a network
+ * cut: the GlusterFS client answers ENOTCONN until it has reconnected, ~3 s after the
+ * network is back)? Then it is tried again, as after a lost libvirtd: the instance is this
+ * node's already, and an operator would only start it again. Any other failure stays. */
+static bool storage_out_of_reach(const Rebuild *r, const char *error)
+{
+        static const int transient[] = { ENOTCONN, ESTALE, EHOSTDOWN, EHOSTUNREACH, ETIMEDOUT };
+
+        for (size_t i = 0; i < ELEMENTSOF(transient); i++)
+                if (strstr(error, strerrordesc_np(transient[i])))
+                        return true;
+        return access(r->base_dir, F_OK) < 0 && errno != ENOENT;
+}
+
 /*
  * After libvirtd died under the rebuild's start: the domain may be left active but paused (QEMU
  * launched with its CPUs stopped, the start never finished; seen in the fault rounds, with the
@@ -631,6 +646,14 @@ static void rebuild_apply(Manager *m, Rebuild *r)
                         losses++;
                         log_warning("Lost libvirt while rebuilding %s (%s): trying again once it "
                                     "is back",
+                                    r->uuid, err);
+                        sleep(2);
+                        continue;
+                }
+                if (r->defined && storage_out_of_reach(r, err) &&
+                    waited < REBUILD_LIBVIRT_WAIT_SEC) {
+                        log_warning("Rebuilt %s does not start while its storage is out of reach "
+                                    "(%s): trying again",
                                     r->uuid, err);
                         sleep(2);
                         continue;

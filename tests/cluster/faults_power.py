@@ -16,7 +16,8 @@ being cleaned up), power it on again. Then, every round:
 
 Each (operation, fault) pair runs until its fault has landed while the operation was going
 (run_rounds(); the rounds that missed are reported apart); HW_FAULT_PASSES (default 1, as
-CI runs it) repeats the whole schedule, HW_FAULT_SEED replays the random choices."""
+CI runs it) repeats the whole schedule, HW_FAULT_SEED replays the random choices,
+HW_FAULT_PAIRS ("operation/fault,...") runs only those pairs."""
 
 from __future__ import annotations
 
@@ -363,6 +364,10 @@ def run_rounds(fleet: Fleet, schedule: list[tuple[str, str]], one_round, record_
     fault: it is reported apart, and a pair that never landed fails."""
     seed = int(os.environ.get("HW_FAULT_SEED", str(random.randrange(1 << 30))))
     passes = int(os.environ.get("HW_FAULT_PASSES", "1"))
+    only = [p.strip() for p in os.environ.get("HW_FAULT_PAIRS", "").split(",") if p.strip()]
+    if only:  # by hand: "rebuild/partition cutting the store,drain/kill hostwardend"
+        schedule = [(op, fault) for op, fault in schedule if f"{op}/{fault}" in only]
+        assert schedule, f"HW_FAULT_PAIRS={only} names no pair of this test"
     store = getattr(fleet.cluster, "hw_store", "dir")
     rnd = random.Random(seed)
     rounds = 0
