@@ -134,6 +134,10 @@ class LossyEtcd:
         own = f"https://{node.address}:2379"
         node.run(["systemd-run", "--unit", self.UNIT, "/usr/bin/python3", f"{self.DIR}/proxy.py",
                   str(self.PORT), own, self.DIR, *self.keys])
+        # listening before hostwardend starts: its etcd client stays on the endpoint that
+        # answered first (CI, under load: it took its own member, and nothing was lost)
+        assert wait_for(lambda: hwcluster.tcp_connect(node, "127.0.0.1", self.PORT, timeout=1),
+                        timeout=30), "the lossy etcd proxy does not listen"
         # the proxy first, then the node's own member (a dead peer's would cost a timeout)
         endpoints = [f"https://127.0.0.1:{self.PORT}", own] + [
             e for e in etcd_endpoints(n) if e != own]
