@@ -494,6 +494,11 @@ class World:
             if not pending or time.monotonic() - t0 > timeout:
                 break
             time.sleep(0.5)
+        checked = [i for i in self.insts.values()
+                   if not i.deleted and (uuids is None or i.uuid in uuids)]
+        print(f"      disks checked in {time.monotonic() - t0:.1f}s, counters: " + ", ".join(
+            f"{i.name} {self.counters.get(i.uuid, 0)}->{now.get(i.uuid, '?')}"
+            for i in checked), flush=True)
         self.counters.update(now)
         return sorted(problems.values())
 
