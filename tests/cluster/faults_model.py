@@ -1,14 +1,22 @@
 """A model-based test of reconciliation (issue 18 item 8; suite `faults`).
 
-On three real nodes (store = dir in the shared instances directory, fencing through ipmi_sim
-BMCs, heartbeat 500 ms, down after 3 s) the test keeps a model of every instance it created:
-the node that holds its definition, the node that runs it, its power state (running, paused,
-shut off), the owner its store record must name, its name, and whether its user deleted it.
-It drives a random sequence of steps:
+On the faults suite's cluster (faults_cluster.py: three compute nodes whose
+/var/lib/nova/instances is a GlusterFS volume a fourth node, the storage node, serves; store
+= dir in `.hostwarden` on that volume; fencing through ipmi_sim BMCs, heartbeat 500 ms, down
+after 3 s) the test keeps a model of every instance it created: the node that holds its
+definition, the node that runs it, its power state (running, paused, shut off), the owner
+its store record must name, its name, and whether its user deleted it.  Every instance has
+a writable disk on the volume, Nova's layout made as the nova user: `<uuid>/disk`, a qcow2
+overlay of an image in `_base` (copies of one UUID share it, as Nova's would).  An "idle"
+instance boots diskguest.kernel(ticks=TICKS) and keeps writing a counter to its disk; a
+"filled" one boots filled_kernel() (its ~46 MiB of dirtied memory make a throttled migration
+last seconds) with its disk attached.  Only the compute nodes are ever picked (operations,
+power losses, daemon restarts, snapshots, cleanup): the storage node's brick would die with
+it.  It drives a random sequence of steps:
 - foreign libvirt operations, as Nova or an operator does them with virsh behind
   hostwarden's back: `virsh migrate --live --p2p --persistent` with and without
   `--undefinesource`; `virsh migrate --offline --persistent` with and without
-  `--undefinesource` of a shut-off guest; `virsh save` to the shared directory + `undefine`
+  `--undefinesource` of a shut-off guest; `virsh save` to the volume + `undefine`
   on one node, `virsh restore` + `define` of the saved XML on another; destroy; "guest
   powered off" (the guests have no OS that would answer ACPI, so `virsh destroy` stands in
   for it and is named so); start; suspend; resume; deletion by its user (destroy +
@@ -27,7 +35,14 @@ and checks DESIGN.md §7's invariants against the model:
 - its store record names the node that has it, and its current name; the store keeps its
   definition (what a rebuild after a power loss needs);
 - a deleted instance never comes back: no definition anywhere, not running, and no record
-  that claims it (a tombstone, a record with a `deleted` or `tombstone` key, is allowed).
+  that claims it (a tombstone, a record with a `deleted` or `tombstone` key, is allowed);
+- the disk of every instance not deleted passes `qemu-img check -U`, and its counter is never
+  below the one read at the previous check (not across a migration, a save and restore, a
+  rebuild after a power loss, a copy that went) and, for an idle instance the model says is
+  running, above it (read again for up to DISK_TIMEOUT s: a guest may still be booting).
+The store and the disks are read on the storage node, from the brick (read-only on its own
+/var/lib/nova/instances), one command per poll for the store and one per check for the
+disks: no FUSE client's cache in between, and a node that never loses power.
 Where DESIGN.md leaves room, the model decides: after a copy made without --undefinesource,
 the running (live-migrated) copy is kept, and of two shut-off copies (offline) the record
 owner's; a define of the same UUID elsewhere is a copy that goes; an instance rebuilt after
@@ -61,12 +76,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
+import diskguest
 import hwcluster
 import hwinstall
-from hwevac import SHARED, config, ctl, evacuate_from, list_nodes, wait_for
+from faults_cluster import fault_cluster
+from faults_power import AS_NOVA, BASE, TICKS, counter_problem, read_disks
+from hwevac import SHARED, ctl, evacuate_from, list_nodes, wait_for
 
-PASSWORD = f"bmc-{uuidlib.uuid4().hex[:12]}"
-N = 3
 STEPS = int(os.environ.get("HW_MODEL_STEPS", "12"))
 CI_SEED = 377774232  # held 20 steps of every operation by hand (issue 18's closing note)
 QUIET = 5.0            # s without any change: settled (heartbeat 0.5 s, reconciliation 2 s)
@@ -75,7 +91,11 @@ TOMBSTONE_KEYS = ("deleted", "tombstone")
 BUS = "org.hostwarden.Warden1"
 BUSCTL, NODE_API = hwinstall.BUSCTL, hwinstall.NODE_API
 MIG_IFACE = "org.hostwarden.Warden1.Migration"
-KERNEL = f"{SHARED}/hwmodel-filled.kernel"  # shared: every node boots it
+# On the volume: every node boots them.
+FILLED_KERNEL = f"{SHARED}/hwmodel-filled.kernel"
+IDLE_KERNEL = f"{SHARED}/hwmodel-idle.kernel"  # diskguest.kernel(ticks=TICKS)
+#: How long a disk check reads again a counter that has not moved (a guest still booting).
+DISK_TIMEOUT = 20.0
 
 
 def filled_kernel(end: int = 0x03000000) -> bytes:
@@ -101,12 +121,17 @@ def filled_kernel(end: int = 0x03000000) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def nodes():
-    with hwinstall.installed_cluster(
-            N, units=("hostwardend.service",), bmc=True, bmc_password=PASSWORD,
-            configs={i: config(i, N, PASSWORD) for i in range(1, N + 1)}) as cluster:
-        with open(os.path.join(cluster.shared_dir, os.path.basename(KERNEL)), "wb") as f:
-            f.write(filled_kernel())
+def nodes(record_timing):
+    """The faults suite's cluster (faults_cluster.py): three compute nodes, the store
+    (dir) and the guests' disks on a GlusterFS volume the storage node serves.  The two
+    kernels and Nova's image cache (_base, as the nova user, as faults_power's Fleet
+    makes it) are written through a compute node, onto the volume."""
+    with fault_cluster("dir", record_timing=record_timing) as cluster:
+        first = cluster.compute[0]
+        first.write_file(FILLED_KERNEL, filled_kernel())
+        first.write_file(IDLE_KERNEL, diskguest.kernel(ticks=TICKS))
+        first.run(AS_NOVA + ["sh", "-c", f"mkdir -p {SHARED}/_base && "
+                             f"qemu-img create -q -f raw {BASE} 16M"])
         yield cluster
 
 
@@ -116,8 +141,19 @@ def uri(node) -> str:
     return hwcluster.peer_uri(node)
 
 
+def disk_path(uuid: str) -> str:
+    """The instance's disk, as Nova lays it out: a qcow2 overlay of BASE in <uuid>/disk.
+    Every copy of one UUID (a define of the same UUID elsewhere) names the same disk."""
+    return f"{SHARED}/{uuid}/disk"
+
+
 def guest_xml(name: str, uuid: str, kind: str) -> str:
-    return hwcluster.domain_xml(name, uuid=uuid, kernel=KERNEL if kind == "filled" else None)
+    # Writable, on GlusterFS (libvirt takes it for shared: migrations are allowed).  An
+    # idle guest writes its counter to it; a filled one only has it attached (its memory
+    # is what makes a migration last).
+    return hwcluster.domain_xml(
+        name, uuid=uuid, kernel=FILLED_KERNEL if kind == "filled" else IDLE_KERNEL,
+        devices=diskguest.disk_xml(disk_path(uuid)))
 
 
 # ---- the real state ------------------------------------------------------------------
@@ -153,27 +189,49 @@ def domains(node) -> dict[str, Dom]:
     return found
 
 
+# Every record (a file that vanishes between the glob and the cat, renamed over by a
+# writer, is left out: the next poll reads it) and the definitions' names.  The dir store's
+# writes in progress are dot files (.NAME.tmp.RANDOM), which the globs skip.
+_STORE = rf"""
+cd {SHARED}/.hostwarden 2>/dev/null || exit 0
+for f in instances/*; do
+  [ -f "$f" ] && t=$(cat "$f" 2>/dev/null) && printf '@@ record %s\n%s\n' "${{f#*/}}" "$t"
+done
+echo '@@ definitions'
+ls definitions 2>/dev/null
+exit 0
+"""
+
+
+def read_store(cluster) -> tuple[dict[str, dict], set[str]]:
+    """The store (the dir store in .hostwarden on the volume), in one command on the
+    storage node, from the brick (read-only on its own SHARED: fault_cluster): every
+    instance record (uuid -> its keys) and the UUIDs whose definition it keeps (what a
+    rebuild elsewhere needs).  The storage node never loses power, and no FUSE client's
+    cache lies between the store and the test."""
+    out = cluster.storage_node.run(["sh", "-c", _STORE], timeout=60).stdout
+    recs: dict[str, dict] = {}
+    defs: set[str] = set()
+    for part in out.split("@@ ")[1:]:
+        head, _, body = part.partition("\n")
+        if head.startswith("record "):
+            uuid = head[len("record "):]
+            if len(uuid) == 36:
+                recs[uuid] = dict(line.split("=", 1) for line in body.splitlines()
+                                  if "=" in line)
+        elif head == "definitions":
+            defs = {f[:-4] for f in body.split() if f.endswith(".xml") and len(f) == 40}
+    return recs, defs
+
+
 def store_records(cluster) -> dict[str, dict]:
-    """Every instance record in the store (the shared directory, read on the host)."""
-    d = os.path.join(cluster.shared_dir, ".hostwarden", "instances")
-    recs = {}
-    for f in os.listdir(d) if os.path.isdir(d) else ():
-        if len(f) != 36:
-            continue
-        try:
-            with open(os.path.join(d, f)) as fh:
-                text = fh.read()
-        except FileNotFoundError:
-            continue
-        recs[f] = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-    return recs
+    """Every instance record in the store: uuid -> its keys (read_store)."""
+    return read_store(cluster)[0]
 
 
 def store_definitions(cluster) -> set[str]:
-    """The UUIDs whose definition the store keeps (what a rebuild elsewhere needs)."""
-    d = os.path.join(cluster.shared_dir, ".hostwarden", "definitions")
-    return {f[:-4] for f in (os.listdir(d) if os.path.isdir(d) else ())
-            if f.endswith(".xml") and len(f) == 40}
+    """The UUIDs whose definition the store keeps (read_store)."""
+    return read_store(cluster)[1]
 
 
 @dataclass
@@ -215,8 +273,9 @@ class Snapshot:
 
 
 def snapshot(cluster) -> Snapshot:
-    return Snapshot({n.name: domains(n) for n in cluster.nodes if n.alive},
-                    store_records(cluster), store_definitions(cluster))
+    """The compute nodes' libvirt (the alive ones) and the store (one read_store)."""
+    doms = {n.name: domains(n) for n in cluster.compute if n.alive}
+    return Snapshot(doms, *read_store(cluster))
 
 
 # ---- the model -----------------------------------------------------------------------
@@ -225,7 +284,7 @@ def snapshot(cluster) -> Snapshot:
 class Inst:
     uuid: str
     name: str
-    kind: str                 # idle (SeaBIOS, nothing to boot) | filled (filled_kernel)
+    kind: str                 # idle (writes its counter to its disk) | filled (filled_kernel)
     node: str | None          # holds its definition
     power: str = "shut off"   # running | paused | shut off
     deleted: bool = False
@@ -250,7 +309,12 @@ class World:
 
     def __init__(self, cluster, seed: int | None = None):
         self.cluster = cluster
+        #: The compute nodes: every operation, fault and check is theirs (never the storage
+        #: node's: its brick would die with it).
+        self.nodes = cluster.compute
         self.insts: dict[str, Inst] = {}
+        #: uuid -> the counter on its disk as read at the previous check (0: a fresh overlay).
+        self.counters: dict[str, int] = {}
         self.steps: list[str] = []
         self.seed = seed
         self.lost: dict[str, str] = {}   # uuid -> when it was seen defined nowhere
@@ -271,10 +335,15 @@ class World:
                wait_claim=True) -> Inst:
         name = name or self.new_name()
         uuid = str(uuidlib.uuid4())
+        # Nova's layout, made as nova-compute makes it (as the nova user): <uuid>/disk, a
+        # qcow2 overlay of the image in _base
+        node.run(AS_NOVA + ["sh", "-c", f"mkdir {SHARED}/{uuid} && qemu-img create -q "
+                            f"-f qcow2 -F raw -b {BASE} {disk_path(uuid)}"])
         node.run(["virsh", "-c", "qemu:///system", "define", "/dev/stdin"],
                  input=guest_xml(name, uuid, kind))
         inst = Inst(uuid, name, kind, node.name)
         self.insts[uuid] = inst
+        self.counters[uuid] = 0  # a fresh overlay reads zeros
         if autostart:
             node.virsh("autostart", name)
         if start:
@@ -364,7 +433,7 @@ class World:
             words.add(u)
             if u in self.insts:
                 words.add(self.insts[u].name)
-        for node in self.cluster.nodes:
+        for node in self.nodes:
             if not node.alive:
                 continue
             pattern = re.compile("|".join(rf"(?<![\w-]){re.escape(w)}(?![\w-])"
@@ -383,19 +452,68 @@ class World:
                  "problems:", *[f"  - {p}" for p in problems],
                  "steps:", *[f"  {i + 1}. {s}" for i, s in enumerate(self.steps)],
                  "model:", *[f"  {inst}" for inst in self.insts.values()],
+                 "disks, the counter at the last check:",
+                 *[f"  {self.insts[u].name} {disk_path(u)}: {c}"
+                   for u, c in self.counters.items() if not self.insts[u].deleted],
                  "real:", snap.text()]
         return "\n".join(lines) + self.journals(named)
 
+    def disk_problems(self, uuids=None, timeout: float = DISK_TIMEOUT) -> list[str]:
+        """What is wrong with the disks of the instances not deleted (of UUIDS, default
+        all), compared with the previous call: `qemu-img check -U` must be clean, the
+        counter never below the one read then (not across a migration, a save and restore,
+        a rebuild after a power loss, a copy of the same UUID that went...) and, for an
+        idle instance the model says is running, above it (its guest keeps writing).  A
+        counter that has not moved yet, a torn read or a check that found something are
+        read again, up to TIMEOUT s (a guest just started or rebuilt may still be
+        booting); backwards is final.  Read on the storage node, from the brick
+        (faults_power.read_disks: one command for all).  The counters read become the
+        next call's baseline."""
+        t0 = time.monotonic()
+        pending = {disk_path(i.uuid): i for i in self.insts.values()
+                   if not i.deleted and (uuids is None or i.uuid in uuids)}
+        problems: dict[str, str] = {}
+        now: dict[str, int] = {}
+        while pending:
+            for disk, (value, err) in read_disks(self.cluster.storage_node, pending).items():
+                inst = pending[disk]
+                last = self.counters.get(inst.uuid, 0)
+                problem, again = counter_problem(last, value, err)
+                if problem and not err and value is not None and value >= last and not (
+                        inst.kind == "idle" and inst.power == "running"):
+                    problem, again = "", False  # not writing: it need not move
+                if problem:
+                    problems[inst.uuid] = f"{inst.name} ({inst.uuid}), {inst.kind}, " \
+                        f"{inst.power} on {inst.node}: {disk}: {problem}"
+                else:
+                    problems.pop(inst.uuid, None)
+                if value is not None and value >= last:
+                    now[inst.uuid] = value
+                if not again:
+                    del pending[disk]
+            if not pending or time.monotonic() - t0 > timeout:
+                break
+            time.sleep(0.5)
+        checked = [i for i in self.insts.values()
+                   if not i.deleted and (uuids is None or i.uuid in uuids)]
+        print(f"      disks checked in {time.monotonic() - t0:.1f}s, counters: " + ", ".join(
+            f"{i.name} {self.counters.get(i.uuid, 0)}->{now.get(i.uuid, '?')}"
+            for i in checked), flush=True)
+        self.counters.update(now)
+        return sorted(problems.values())
+
     def check(self, uuids=None) -> None:
+        """Once settled: every invariant against the model, and the disks."""
         snap = self.settle()
-        problems = self.problems(snap, uuids)
+        problems = self.problems(snap, uuids) + self.disk_problems(uuids)
         assert not problems, self.report(snap, problems, uuids)
 
     # -- cleaning up ---------------------------------------------------------------------
     def cleanup(self) -> None:
-        """Every node alive, up and enabled; every domain the test made gone from every
-        node; the save files removed."""
-        for node in self.cluster.nodes:
+        """Every compute node alive, up and enabled; every domain the test made gone from
+        every node; its disks (<uuid> directories) and the save files removed from the
+        volume (the brick is a 1 GiB tmpfs)."""
+        for node in self.nodes:
             if not node.alive:
                 if node.bmc is not None:
                     node.bmc.ipmitool("chassis", "power", "on", check=False)
@@ -406,21 +524,21 @@ class World:
                         node.boot()
                 else:
                     node.boot()
-        for node in self.cluster.nodes:
-            for other in self.cluster.nodes:
+        for node in self.nodes:
+            for other in self.nodes:
                 if other is not node:
                     ctl(node, "force-up", other.name, check=False)
-        hwinstall.wait_synced(self.cluster.nodes)
-        for node in self.cluster.nodes:
+        hwinstall.wait_synced(self.nodes)
+        for node in self.nodes:
             ctl(node, "enable", check=False)
         for _ in range(3):  # a reconciliation may act in between
-            for node in self.cluster.nodes:
+            for node in self.nodes:
                 for u in domains(node):
                     if u in self.insts:
                         node.virsh("destroy", u, check=False)
                         node.virsh("undefine", u, check=False)
-        for path in self.saves:
-            self.cluster.node(1).run(["rm", "-f", path], check=False)
+        self.nodes[0].run(["rm", "-rf", *self.saves,
+                           *(f"{SHARED}/{u}" for u in self.insts)], check=False)
         wait_for(lambda: not set(store_records(self.cluster)) & set(self.insts), timeout=20)
 
 
@@ -560,7 +678,7 @@ def power_off(node) -> None:
 def power_loss(w: World, dead, target, force_down: bool) -> dict:
     """DEAD loses power; TARGET sees it down, fences it (or forces it down), rebuilds its
     instances (EvacuateFrom); DEAD is powered on again and comes back. Updates the model."""
-    survivors = [n for n in w.cluster.nodes if n is not dead]
+    survivors = [n for n in w.nodes if n is not dead]
     power_off(dead)
     assert wait_for(lambda: list_nodes(target)[dead.name][2] == "down", timeout=20), \
         list_nodes(target)[dead.name]
@@ -651,7 +769,7 @@ def restart_daemon(w: World, node, kill: bool) -> None:
 # ---- the random sequence -------------------------------------------------------------
 
 def _others(w, name):
-    return [n for n in w.cluster.nodes if n.name != name]
+    return [n for n in w.nodes if n.name != name]
 
 
 def _free_for(w, inst, nodes_):
@@ -745,7 +863,7 @@ def op_delete(rnd, w):
 
 
 def op_create(rnd, w):
-    node = rnd.choice(w.cluster.nodes)
+    node = rnd.choice(w.nodes)
     inst = w.create(node, kind=rnd.choice(["idle", "filled"]), start=rnd.random() < 0.7,
                     wait_claim=False)
     w.log(f"virsh define{' + start' if inst.power == 'running' else ''} of a new instance "
@@ -828,19 +946,19 @@ def _op_hw_then(rnd, w, action):
 
 
 def op_drain(rnd, w):
-    drain(w, rnd.choice(w.cluster.nodes))
+    drain(w, rnd.choice(w.nodes))
     return True
 
 
 def op_power_loss(rnd, w):
-    dead = rnd.choice(w.cluster.nodes)
+    dead = rnd.choice(w.nodes)
     target = rnd.choice(_others(w, dead.name))
     power_loss(w, dead, target, force_down=rnd.random() < 0.3)
     return True
 
 
 def op_force_down_up(rnd, w):
-    node = rnd.choice(w.cluster.nodes)
+    node = rnd.choice(w.nodes)
     by = rnd.choice(_others(w, node.name))
     # refused: its heartbeat is fresh (issue 18 item 5); the operator insists anyway
     proc = ctl(by, "force-down", node.name, check=False)
@@ -854,12 +972,12 @@ def op_force_down_up(rnd, w):
 
 
 def op_restart_daemon(rnd, w):
-    restart_daemon(w, rnd.choice(w.cluster.nodes), kill=False)
+    restart_daemon(w, rnd.choice(w.nodes), kill=False)
     return True
 
 
 def op_kill_daemon(rnd, w):
-    restart_daemon(w, rnd.choice(w.cluster.nodes), kill=True)
+    restart_daemon(w, rnd.choice(w.nodes), kill=True)
     return True
 
 
@@ -909,7 +1027,8 @@ class Findings:
     def invariants(self, uuids, phase: str = "") -> Snapshot:
         snap = self.w.settle()
         self.failed += [f"{phase}: {p}" if phase else p
-                        for p in self.w.problems(snap, set(uuids))]
+                        for p in self.w.problems(snap, set(uuids))
+                        + self.w.disk_problems(set(uuids))]
         return snap
 
     def done(self, uuids) -> None:
@@ -925,7 +1044,7 @@ def test_case1_live_migrated_then_stopped_on_the_destination_stays_there(world, 
     invariant holds whenever the stop comes) the guest is destroyed (stopped) on its
     destination: it stays defined there, its record follows."""
     w, f = world, Findings(world)
-    n1, n2, _ = w.cluster.nodes
+    n1, n2, _ = w.nodes
     g = w.create(n1)
     w.check({g.uuid})
     live_migrate(w, g, n2, undefine_source=True)
@@ -940,7 +1059,7 @@ def test_case2_save_undefine_then_restore_elsewhere(world):
     second later: it restores, or a refusal does not say "evacuated" (it never was); then
     it runs on node2 only and its record says node2."""
     w, f = world, Findings(world)
-    n1, n2, _ = w.cluster.nodes
+    n1, n2, _ = w.nodes
     g = w.create(n1)
     w.check({g.uuid})
     refusals = save_restore(w, g, n2, delay=1.0)
@@ -955,7 +1074,7 @@ def test_case3a_offline_migration_with_undefinesource_keeps_the_guest(world):
     """virsh destroy g; virsh migrate --offline --persistent --undefinesource g node2: g
     stays defined on node2, its record follows."""
     w, f = world, Findings(world)
-    n1, n2, _ = w.cluster.nodes
+    n1, n2, _ = w.nodes
     g = w.create(n1)
     w.check({g.uuid})
     destroy(w, g)
@@ -968,7 +1087,7 @@ def test_case3b_offline_copy_without_undefinesource_leaves_one_definition(world)
     """The same without --undefinesource: both definitions exist until hostwarden resolves
     it; then exactly one, the record owner's (node1's), never none."""
     w, f = world, Findings(world)
-    n1, n2, _ = w.cluster.nodes
+    n1, n2, _ = w.nodes
     g = w.create(n1)
     w.check({g.uuid})
     destroy(w, g)
@@ -982,7 +1101,7 @@ def test_case4_left_behind_copy_does_not_start(world):
     the copy left on the source: refused while the instance runs elsewhere; if two copies
     ever ran, the migrated one (holding the guest's state) is kept."""
     w, f = world, Findings(world)
-    n1, n2, _ = w.cluster.nodes
+    n1, n2, _ = w.nodes
     g = w.create(n1, "filled")
     w.check({g.uuid})
     live_migrate(w, g, n2, undefine_source=False)
@@ -1004,7 +1123,7 @@ def test_case5_deleted_after_evacuation_never_comes_back(world):
     then deleted by its user on node2; node3 boots: its stale definition does not come back
     (nothing runs, no record claims it), and not after another reboot of node3 either."""
     w, f = world, Findings(world)
-    _, n2, n3 = w.cluster.nodes
+    _, n2, n3 = w.nodes
     g = w.create(n3, autostart=True)
     w.check({g.uuid})
     power_off(n3)
@@ -1036,7 +1155,7 @@ def test_case5_deleted_after_evacuation_never_comes_back(world):
 def test_case6_domrename_renames_the_record(world):
     """virsh domrename: the record's name follows the new name."""
     w, f = world, Findings(world)
-    n1 = w.cluster.node(1)
+    n1 = w.nodes[0]
     g = w.create(n1, start=False)
     w.check({g.uuid})
     new = g.name + "-renamed"
@@ -1064,7 +1183,7 @@ def test_random_steps_keep_the_invariants(nodes, world, record_timing):
     print(f"\nmodel-based run: seed {seed} (HW_MODEL_SEED), {STEPS} steps (HW_MODEL_STEPS), "
           f"operations: {'all' if not chosen else sorted(ops)}", flush=True)
     # four instances: two running, one paused, one shut off; two of them filled
-    n1, n2, n3 = w.cluster.nodes
+    n1, n2, n3 = w.nodes
     w.create(n1, "idle", autostart=True)
     w.create(n2, "filled")
     p = w.create(n3, "filled")
