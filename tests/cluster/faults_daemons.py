@@ -128,7 +128,7 @@ def inflict(kind: str, x, y) -> None:
         heal(x)
     else:
         cut(x, *store_servers(x))
-        time.sleep(5)
+        time.sleep(5)  # the fault's length: longer than down_after (3 s), as the docstring says
         heal(x)
 
 
