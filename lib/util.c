@@ -155,6 +155,27 @@ int strv_split_list(const char *s, char ***ret)
         return 0;
 }
 
+int free_and_strdup(char **p, const char *s)
+{
+        char *t = NULL;
+
+        if (streq_ptr(*p, s))
+                return 0;
+        if (s && !(t = strdup(s)))
+                return -ENOMEM;
+        free(*p);
+        *p = t;
+        return 1;
+}
+
+void erase_and_free(char *s)
+{
+        if (!s)
+                return;
+        explicit_bzero(s, strlen(s));
+        free(s);
+}
+
 char *strstrip(char *s)
 {
         char *e;

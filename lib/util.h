@@ -68,6 +68,13 @@ int strv_split_list(const char *s, char ***ret);
 _printf_(2, 3) void set_message(char **dst, const char *format, ...);
 _printf_(2, 0) void set_messagev(char **dst, const char *format, va_list ap);
 
+/* Replaces *p (freed) with a copy of s (NULL allowed). 1 when the value changed, 0 when it
+ * was equal already, -ENOMEM (and *p unchanged) when out of memory. */
+int free_and_strdup(char **p, const char *s);
+
+/* Overwrites a secret before freeing it, so it is not left in freed heap memory. */
+void erase_and_free(char *s);
+
 /* Removes leading and trailing white space in place. */
 char *strstrip(char *s);
 

@@ -24,6 +24,23 @@ static void test_strv_join(void **state)
         assert_string_equal(jn, "");
 }
 
+static void test_free_and_strdup(void **state)
+{
+        _cleanup_free_ char *p = NULL;
+
+        assert_int_equal(free_and_strdup(&p, NULL), 0);
+        assert_null(p);
+        assert_int_equal(free_and_strdup(&p, "a"), 1);
+        assert_string_equal(p, "a");
+        assert_int_equal(free_and_strdup(&p, "a"), 0);
+        assert_int_equal(free_and_strdup(&p, "b"), 1);
+        assert_string_equal(p, "b");
+        assert_int_equal(free_and_strdup(&p, NULL), 1);
+        assert_null(p);
+        erase_and_free(strdup("secret"));
+        erase_and_free(NULL);
+}
+
 static void test_parse_duration(void **state)
 {
         usec_t u;
@@ -198,6 +215,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_strv_join),
+                cmocka_unit_test(test_free_and_strdup),
                 cmocka_unit_test(test_parse_duration),
                 cmocka_unit_test(test_format_duration),
                 cmocka_unit_test(test_parse_boolean),
