@@ -171,16 +171,9 @@ def config(i: int, n: int, bmc_password: str, store: str = "dir", etcd_members=N
     """node I of N: fast heartbeats, max_concurrent 2, every peer fenced by fence_ipmilan
     against its BMC; the store in the shared directory or in etcd (members on ETCD_MEMBERS,
     etcd_members(), by default on every one of the N nodes)."""
-    text = (f"[node]\nname = node{i}\naddress = 10.77.0.1{i}\n"
-            "[cluster]\nheartbeat_interval = 500ms\ndown_after = 3s\n")
-    if store == "etcd":
-        text += etcd_config(n if etcd_members is None else etcd_members)
-    text += "[migration]\nmax_concurrent = 2\n"
-    for j in range(1, n + 1):
-        if j == i:
-            continue
-        text += f"[peer node{j}]\naddress = 10.77.0.1{j}\n" + fencing(j, bmc_password)
-    return text
+    etcd = etcd_config(n if etcd_members is None else etcd_members) if store == "etcd" else ""
+    return hwinstall.node_config(i, n, extra=etcd + "[migration]\nmax_concurrent = 2\n",
+                                 peer_lines=lambda j: fencing(j, bmc_password))
 
 
 def fencing(j: int, bmc_password: str) -> str:

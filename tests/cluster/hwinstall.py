@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 import hwcluster
 
@@ -83,6 +83,25 @@ def init_cluster(cluster: hwcluster.Cluster, name: str = "hwtest") -> None:
     then every node whose hostwardend runs reads the store (and starts guests) by itself."""
     cluster.node(1).run(["hostwardenctl", "init-cluster", "--name", name])
     wait_synced([n for n in cluster.nodes if n.unit_active("hostwardend.service")])
+
+
+def node_config(i: int, n: int = 2, extra: str = "", heartbeat: str | None = "500ms",
+                down_after: str = "3s", peer_lines: Callable[[int], str] | None = None) -> str:
+    """hostwarden.conf of node I (nodeI, 10.77.0.1I) in a cluster of N, in this order:
+    [node]; [cluster] with heartbeats fast enough for a test (heartbeat=None: no [cluster]
+    section, hostwardend's defaults); EXTRA as it is (more [cluster] lines first, such as
+    hwevac.etcd_config(), then the test's own sections); and a [peer nodeJ] with its address
+    for every other node J of 1..N, followed by peer_lines(J) (more lines of that section).
+    A peer in N that the cluster does not start is one configured but never up."""
+    text = f"[node]\nname = node{i}\naddress = 10.77.0.1{i}\n"
+    if heartbeat is not None:
+        text += f"[cluster]\nheartbeat_interval = {heartbeat}\ndown_after = {down_after}\n"
+    text += extra
+    for j in range(1, n + 1):
+        if j != i:
+            text += f"[peer node{j}]\naddress = 10.77.0.1{j}\n"
+            text += peer_lines(j) if peer_lines else ""
+    return text
 
 
 #: The firewall as production runs it: the migration ports open only in a migration's window,

@@ -16,17 +16,6 @@ import hwcluster
 import hwinstall
 
 BUSCTL, DEST = hwinstall.BUSCTL, hwinstall.NODE_API
-CONFIG = """[node]
-name = node{i}
-address = 10.77.0.1{i}
-[cluster]
-heartbeat_interval = 500ms
-down_after = 3s
-[peer node{j}]
-address = 10.77.0.1{j}
-[peer node3]
-address = 10.77.0.13
-"""
 ISO_DIR = "/var/lib/libvirt/images"  # node-local: each node has its own
 
 
@@ -34,7 +23,8 @@ ISO_DIR = "/var/lib/libvirt/images"  # node-local: each node has its own
 def nodes(record_timing):
     with hwinstall.installed_cluster(
             2, units=("hostwardend.service",),
-            configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)}) as cluster:
+            # node3: a peer configured but never there
+            configs={i: hwinstall.node_config(i, 3) for i in (1, 2)}) as cluster:
         yield cluster
 
 

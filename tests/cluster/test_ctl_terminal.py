@@ -16,17 +16,9 @@ import hwcluster
 import hwinstall
 from hwevac import ctl, record, wait_for
 
-CONFIG = """[node]
-name = node{i}
-address = 10.77.0.1{i}
-[cluster]
-heartbeat_interval = 500ms
-down_after = 3s
-[migration]
+MIGRATION = """[migration]
 downtime_delay = 1s
 completion_timeout = 120s
-[peer node{j}]
-address = 10.77.0.1{j}
 """
 KERNEL = "/var/lib/nova/instances/dirty.kernel"
 SOCKET = "/run/hwtest-tmux.sock"
@@ -105,7 +97,7 @@ class Terminal:
 def nodes(record_timing):
     with hwinstall.installed_cluster(
             2, units=("hostwardend.service",),
-            configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)}) as cluster:
+            configs={i: hwinstall.node_config(i, extra=MIGRATION) for i in (1, 2)}) as cluster:
         cluster.node(1).write_file(KERNEL, dirtyguest.kernel())
         yield cluster
         cluster.node(1).run(["tmux", "-S", SOCKET, "kill-server"], check=False)

@@ -14,22 +14,13 @@ import hwinstall
 from hwevac import ctl, evacuate_from, list_nodes, record, running, wait_for
 
 BUS = "org.hostwarden.Warden1"
-CONFIG = """[node]
-name = node{i}
-address = 10.77.0.1{i}
-[cluster]
-heartbeat_interval = 500ms
-down_after = 3s
-[peer node{j}]
-address = 10.77.0.1{j}
-"""
 
 
 @pytest.fixture(scope="module")
 def nodes(record_timing):
     with hwinstall.installed_cluster(
             2, units=("hostwardend.service",),
-            configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)}) as cluster:
+            configs={i: hwinstall.node_config(i) for i in (1, 2)}) as cluster:
         yield cluster
 
 

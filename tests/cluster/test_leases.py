@@ -19,24 +19,14 @@ from hwevac import ctl, record, running, wait_for
 BUSCTL, NODE = hwinstall.BUSCTL, hwinstall.NODE_API
 SHARED = hwcluster.INSTANCES_PATH
 LOCKSPACE = f"{SHARED}/.leases"
-CONFIG = """[node]
-name = node{i}
-address = 10.77.0.1{i}
-[cluster]
-heartbeat_interval = 500ms
-down_after = 3s
-[locking]
-disk_leases = yes
-[peer node{j}]
-address = 10.77.0.1{j}
-"""
+LOCKING = "[locking]\ndisk_leases = yes\n"
 
 
 @pytest.fixture(scope="module")
 def nodes(record_timing):
     with hwinstall.installed_cluster(
             2, units=("hostwardend.service",),
-            configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)}) as cluster:
+            configs={i: hwinstall.node_config(i, extra=LOCKING) for i in (1, 2)}) as cluster:
         yield cluster
 
 

@@ -20,13 +20,7 @@ from hwevac import wait_for
 BUS = "org.hostwarden.Warden1"
 BUSCTL, NODE = hwinstall.BUSCTL, hwinstall.NODE_API
 MIG_IFACE = "org.hostwarden.Warden1.Migration"
-CONFIG = """[node]
-name = node{i}
-address = 10.77.0.1{i}
-[cluster]
-heartbeat_interval = 500ms
-down_after = 3s
-[migration]
+EXTRA = """[migration]
 downtime_delay = 1s
 completion_timeout = 30s
 permit_post_copy = yes
@@ -34,8 +28,6 @@ permit_post_copy = yes
 migration_sources = 10.77.0.0/24 fd77::/64
 # shorter than the slow block migration below: hostwardend must keep the window open
 open_window = {open_window}s
-[peer node{j}]
-address = 10.77.0.1{j}
 """
 
 
@@ -47,7 +39,7 @@ def nodes(record_timing):
     with hwinstall.installed_cluster(
             2, units=("hostwardend.service", "hostwarden-firewall.service"),
             qemu_user="root",
-            configs={i: CONFIG.format(i=i, j=3 - i, open_window=OPEN_WINDOW)
+            configs={i: hwinstall.node_config(i, extra=EXTRA.format(open_window=OPEN_WINDOW))
                      for i in (1, 2)}) as cluster:
         cluster.node(1).write_file(KERNEL, dirtyguest.kernel())
         cluster.node(1).write_file(PATTERN_KERNEL, dirtyguest.pattern_kernel())

@@ -14,24 +14,12 @@ import hwcluster
 import hwinstall
 from test_migration import BUSCTL, NODE, domstate, migrate, wait_final
 
-CONFIG = """[node]
-name = node{i}
-address = 10.77.0.1{i}
-[cluster]
-heartbeat_interval = 500ms
-down_after = 3s
-"""
-PEER = """[peer node{j}]
-address = 10.77.0.1{j}
-"""
-
 
 @pytest.fixture(scope="module")
 def nodes(record_timing):
-    configs = {i: CONFIG.format(i=i) + "".join(PEER.format(j=j) for j in (1, 2, 3) if j != i)
-               for i in (1, 2, 3)}
     with hwinstall.installed_cluster(3, units=("hostwardend.service",),
-                                     configs=configs) as cluster:
+                                     configs={i: hwinstall.node_config(i, 3)
+                                              for i in (1, 2, 3)}) as cluster:
         yield cluster
 
 

@@ -13,15 +13,6 @@ import hwcluster
 import hwinstall
 
 BUSCTL, DEST = hwinstall.BUSCTL, hwinstall.NODE_API
-CONFIG = """[node]
-name = node{i}
-address = 10.77.0.1{i}
-[cluster]
-heartbeat_interval = 500ms
-down_after = 3s
-[peer node{j}]
-address = 10.77.0.1{j}
-"""
 NOTIFY = "#!/bin/sh\necho \"$HOSTWARDEN_EVENT $HOSTWARDEN_NODE $HOSTWARDEN_STATE $HOSTWARDEN_REASON\" >> /run/notified\n"
 
 
@@ -29,7 +20,7 @@ NOTIFY = "#!/bin/sh\necho \"$HOSTWARDEN_EVENT $HOSTWARDEN_NODE $HOSTWARDEN_STATE
 def nodes(record_timing):
     with hwinstall.installed_cluster(
             2, units=("hostwardend.service",),
-            configs={i: CONFIG.format(i=i, j=3 - i) for i in (1, 2)},
+            configs={i: hwinstall.node_config(i) for i in (1, 2)},
             files={i: {"/etc/hostwarden/notify.d/10-record": NOTIFY} for i in (1, 2)}) as cluster:
         for node in cluster.nodes:
             node.run("chmod +x /etc/hostwarden/notify.d/10-record && useradd -M alice")

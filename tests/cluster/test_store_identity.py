@@ -36,14 +36,7 @@ CUT_ETCD = """table inet hwtest_cut {
 
 
 def config(i: int, store: str) -> str:
-    text = (f"[node]\nname = node{i}\naddress = 10.77.0.1{i}\n"
-            "[cluster]\nheartbeat_interval = 500ms\ndown_after = 3s\n")
-    if store == "etcd":
-        text += hwevac.etcd_config(N)
-    for j in range(1, N + 1):
-        if j != i:
-            text += f"[peer node{j}]\naddress = 10.77.0.1{j}\n"
-    return text
+    return hwinstall.node_config(i, N, extra=hwevac.etcd_config(N) if store == "etcd" else "")
 
 
 @pytest.fixture(scope="module", params=["dir", "etcd"])
