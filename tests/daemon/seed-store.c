@@ -4,12 +4,12 @@
  * libhostwarden's store API, so that the files are what the daemon itself would read:
  *
  *   hw-seed-store STATE_DIR node NAME [address=A] [disabled=REASON] [forced-down=BY]
- *                                     [fence=unknown|on|off]
+ *                                     [fence=unknown|on|off] [beat]
  *   hw-seed-store STATE_DIR instance UUID NAME OWNER [evacuated-from=NODE] [deleted]
  *   hw-seed-store STATE_DIR definition UUID      (the domain XML on stdin)
  *
- * A node record written here never gets another heartbeat: the daemon sees that node down
- * after [cluster] down_after. Test code only: it is not installed.
+ * A node record written here gets no other heartbeat than "beat" bumps: the daemon sees that
+ * node down after [cluster] down_after without them. Test code only: it is not installed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -42,6 +42,9 @@ static int fill_node(NodeRecord *rec, void *userdata)
                 if ((v = arg_value(a->argv[i], "address"))) {
                         if (free_and_strdup(&rec->address, v) < 0)
                                 return -ENOMEM;
+                } else if (streq(a->argv[i], "beat")) {
+                        rec->heartbeat++; /* a live node's heartbeat */
+                        rec->heartbeat_time = now_realtime();
                 } else if ((v = arg_value(a->argv[i], "disabled"))) {
                         rec->disabled = true;
                         rec->disabled_since = now_realtime();

@@ -1,0 +1,107 @@
+"""Disable / Enable / ForceDown / ForceDownWithOptions: validation, errors, state, signals."""
+
+import threading
+
+import pytest
+
+from hwdaemon import ERR, INVALID_ARGS, wait_for
+
+
+@pytest.mark.parametrize("reason", ["", "x" * 256, "two\nlines", "bell\x07"])
+def test_disable_refuses_a_bad_reason(daemon, reason):
+    name, msg = daemon.error("Disable", "s", reason)
+    assert name == INVALID_ARGS
+    assert "Expected a reason of 1 to 255 characters" in msg
+    assert daemon.prop("State") == "enabled"
+
+
+def test_disable_then_enable(daemon):
+    with daemon.signals() as sig:
+        assert daemon.call("Disable", "s", "kernel upgrade") is None
+        sig.wait(r"NodeChanged \('node1', 'disabled'\)")
+    assert daemon.prop("State") == "disabled"
+    assert daemon.prop("DisabledReason") == "kernel upgrade"
+    assert daemon.prop("DisabledSince") > 0
+    row = daemon.nodes()["node1"]
+    assert row[2] == "disabled"
+    assert "disabled: kernel upgrade;" in row[4]
+    # the hook's view: a runtime marker under HOSTWARDEN_RUNTIME_DIR
+    assert any("disabled" in p.name for p in (daemon.tmp / "run").rglob("*")), \
+        list((daemon.tmp / "run").rglob("*"))
+
+    with daemon.signals() as sig:
+        assert daemon.call("Enable") is None
+        sig.wait(r"NodeChanged \('node1', 'enabled'\)")
+    assert daemon.prop("State") == "enabled"
+    assert daemon.prop("DisabledReason") == ""
+    assert daemon.prop("DisabledSince") == 0
+    assert daemon.nodes()["node1"][2] == "up"
+
+
+def test_force_down_refuses_a_bad_node_name(daemon):
+    name, msg = daemon.error("ForceDown", "sb", "bad name!", True)
+    assert name == INVALID_ARGS
+    assert "Expected a node name" in msg
+
+
+def test_force_down_refuses_this_node(daemon):
+    name, msg = daemon.error("ForceDown", "sb", "node1", True)
+    assert name == INVALID_ARGS
+    assert "cannot force itself down" in msg
+    name, msg = daemon.error("ForceDown", "sb", "node1", False)
+    assert name == INVALID_ARGS
+    assert "--insist" in msg
+
+
+def test_force_down_of_an_unknown_node(daemon):
+    name, msg = daemon.error("ForceDown", "sb", "node9", True)
+    assert name == ERR + "NoSuchNode"
+    assert "'node9'" in msg
+
+
+def test_force_down_with_options_checks_the_options(daemon):
+    name, msg = daemon.error("ForceDownWithOptions", "sba{sv}", "node2", True,
+                             {"force": ("b", True)})
+    assert name == INVALID_ARGS
+    assert "Unknown option 'force'; expected insist (b)" in msg
+    name, msg = daemon.error("ForceDownWithOptions", "sba{sv}", "node2", True,
+                             {"insist": ("s", "yes")})
+    assert name == INVALID_ARGS
+    assert "must be a boolean" in msg
+
+
+def test_force_down_of_a_live_peer_needs_insist(daemon):
+    stop = threading.Event()
+
+    def beat():  # node5 is alive while the test runs: its heartbeat keeps moving
+        while not stop.is_set():
+            daemon.seed("node", "node5", "address=127.0.0.5", "beat")
+            stop.wait(0.1)
+
+    t = threading.Thread(target=beat)
+    t.start()
+    try:
+        wait_for("node5 up", lambda: daemon.nodes().get("node5", [0, 0, ""])[2] == "up")
+        name, msg = daemon.error("ForceDown", "sb", "node5", True)
+        assert name == ERR + "NodeUp", msg
+        assert "node5" in msg
+        assert daemon.call("ForceDownWithOptions", "sba{sv}", "node5", True,
+                           {"insist": ("b", True)}) is None
+    finally:
+        stop.set()
+        t.join()
+    assert daemon.nodes()["node5"][2] == "forced-down"
+
+
+def test_force_down_of_a_stale_peer(daemon):
+    daemon.seed("node", "node6", "address=127.0.0.6")
+    # never another heartbeat: down after [cluster] down_after (1 s)
+    wait_for("node6 down", lambda: daemon.nodes()["node6"][2] == "down", timeout=10)
+    with daemon.signals() as sig:
+        assert daemon.call("ForceDown", "sb", "node6", True) is None
+        sig.wait(r"NodeChanged \('node6', 'forced-down'\)")
+    assert daemon.nodes()["node6"][2] == "forced-down"
+    with daemon.signals() as sig:
+        assert daemon.call("ForceDown", "sb", "node6", False) is None
+        sig.wait(r"NodeChanged \('node6', 'up'\)")
+    assert daemon.nodes()["node6"][2] == "down"
