@@ -4,8 +4,7 @@ A `Daemon` owns a temporary tree: a dbus-daemon of type system with its socket t
 hostwarden's conf/run/lib/state directories, a dir store made with `hostwardenctl
 init-cluster`, and hostwardend against libvirt's test:///default driver with the firewall off.
 A `Polkit` runs a real polkitd on that bus in a private mount namespace whose
-/usr/share/polkit-1/actions, rules directories and /etc/passwd, /etc/group are temporary
-copies. Everything started is ended by PID, in reverse order, on every exit path.
+/usr/share/polkit-1/actions, rules directories and /etc/group are temporary copies. Everything started is ended by PID, in reverse order, on every exit path.
 
 Calls go through the command-line clients: busctl --json=short for values (typed), gdbus for
 errors (it prints the D-Bus error name), gdbus monitor for signals.
@@ -38,6 +37,15 @@ TEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
 
 HERE = pathlib.Path(__file__).resolve().parent
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def as_uid(uid):
+    """The command prefix that runs a client as uid: "nobody", a number, or None (root)."""
+    if uid is None:
+        return []
+    if uid == "nobody":
+        return NOBODY
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
 
 
 def build_dir():
@@ -349,7 +357,7 @@ class Daemon:
     def call(self, method, sig="", *args, path=NODE_PATH, iface=NODE, uid=None, timeout=30):
         """The method's reply, decoded from busctl's JSON: None, one value, or a tuple.
         Raises BusError (name None: busctl does not print it) on an error reply."""
-        cmd = (NOBODY if uid == "nobody" else []) + [
+        cmd = as_uid(uid) + [
             "busctl", f"--address={self.address}", "--json=short",
             f"--timeout={timeout}", "call", BUS_NAME, path, iface, method] + busctl_args(sig, args)
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 5)
@@ -369,7 +377,7 @@ class Daemon:
 
     def gdbus_call(self, method, sig="", *args, path=NODE_PATH, iface=NODE, uid=None,
                    interactive=False, timeout=30, background=False):
-        cmd = (NOBODY if uid == "nobody" else []) + [
+        cmd = as_uid(uid) + [
             "gdbus", "call", "--address", self.address, "--dest", BUS_NAME,
             "--object-path", path, "--method", f"{iface}.{method}", "--timeout", str(timeout)]
         if interactive:
@@ -447,7 +455,7 @@ polkit.addRule(function(action, subject) {
         } catch (e) {
         }
         try {
-                polkit.spawn(["/bin/test", "-e", "@DIR@/allow"]);
+                polkit.spawn(["/bin/sh", "-c", "test -e @DIR@/allow"]);
                 return polkit.Result.YES;
         } catch (e) {
                 return polkit.Result.NOT_HANDLED;
@@ -459,7 +467,7 @@ polkit.addRule(function(action, subject) {
 class Polkit:
     """polkitd on the Daemon's bus, in its own mount namespace (root only)."""
 
-    def __init__(self, daemon, group_member_uid=None):
+    def __init__(self, daemon):
         self.d = daemon
         self.dir = daemon.tmp / "polkit"
         self.ctl = self.dir / "ctl"  # allow / hold / gate / held
@@ -482,18 +490,20 @@ class Polkit:
         shutil.copy(self.d.source / "polkit" / "50-hostwarden.rules", rules)
         (rules / "40-hostwarden-test.rules").write_text(
             TEST_RULE.replace("@DIR@", str(self.ctl)))
-        # a user "hwtest" in group hostwarden, seen by polkitd alone (its /etc/passwd, group)
-        passwd = pathlib.Path("/etc/passwd").read_text()
-        group = pathlib.Path("/etc/group").read_text()
-        used = {p.pw_uid for p in pwd.getpwall()}
-        self.member_uid = next(u for u in range(64990, 60000, -1) if u not in used)
-        (self.dir / "passwd").write_text(
-            passwd + f"hwtest:x:{self.member_uid}:{self.member_uid}::/nonexistent:"
-            "/usr/sbin/nologin\n")
-        (self.dir / "group").write_text(
-            group + f"hwtest:x:{self.member_uid}:\nhostwarden:x:{self.member_uid - 1}:hwtest\n")
-        for f in ("passwd", "group"):
-            (self.dir / f).chmod(0o644)
+        # group hostwarden, as polkitd alone sees it (its /etc/group), with one member: an
+        # existing system user other than root and nobody (dbus-daemon refuses a uid that
+        # has no user), "daemon" where there is one
+        users = [p for p in pwd.getpwall() if 0 < p.pw_uid < 65534]
+        if not users:
+            raise RuntimeError("no user other than root and nobody to be a member of group "
+                               "hostwarden")
+        member = next((p for p in users if p.pw_name == "daemon"), users[0])
+        self.member_uid = member.pw_uid
+        groups = pathlib.Path("/etc/group").read_text()
+        gids = {int(line.split(":")[2]) for line in groups.splitlines() if line.count(":") >= 3}
+        gid = next(g for g in range(64990, 60000, -1) if g not in gids)
+        (self.dir / "group").write_text(groups + f"hostwarden:x:{gid}:{member.pw_name}\n")
+        (self.dir / "group").chmod(0o644)
         for d in (actions, rules):
             for f in d.iterdir():
                 f.chmod(0o644)
@@ -506,7 +516,6 @@ class Polkit:
             f"mount --bind {actions} /usr/share/polkit-1/actions",
             f"mount --bind {rules} /etc/polkit-1/rules.d",
             f"mount --bind {empty} /usr/share/polkit-1/rules.d",
-            f"mount --bind {self.dir / 'passwd'} /etc/passwd",
             f"mount --bind {self.dir / 'group'} /etc/group",
             f"exec {POLKITD} --no-debug",
         ])
