@@ -18,9 +18,10 @@ def daemon():
         yield d
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def no_store():
-    """hostwardend whose store was never initialized (StoreState no-identity)."""
+    """hostwardend whose store was never initialized (StoreState no-identity); shared by the
+    modules: nothing it accepts changes its state."""
     with Daemon(store=False) as d:
         yield d
 

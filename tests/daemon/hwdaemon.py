@@ -408,6 +408,11 @@ class Daemon:
         j = json.loads(r.stdout)
         return j["type"], j["data"]
 
+    def props(self, path=NODE_PATH, iface=NODE):
+        """Every property of an object in one GetAll: {name: (type, value)}."""
+        d = self.call("GetAll", "s", iface, path=path, iface="org.freedesktop.DBus.Properties")
+        return {k: (v["type"], v["data"]) for k, v in d.items()}
+
     def prop(self, prop, path=NODE_PATH, iface=NODE):
         return self.get(prop, path, iface)[1]
 

@@ -74,18 +74,19 @@ def test_migration_ends_failed_with_an_error(daemon, failed_migration):
 
 def test_migration_properties(daemon, failed_migration):
     p = failed_migration
-    for prop, t in PROPERTY_TYPES.items():
-        assert daemon.get(prop, p, MIGRATION)[0] == t, prop
-    mid = daemon.prop("Id", p, MIGRATION)
-    assert p.endswith("/" + mid)
-    assert daemon.prop("Domain", p, MIGRATION) == TEST_UUID
-    assert daemon.prop("DomainName", p, MIGRATION) == TEST_DOMAIN
-    assert daemon.prop("Source", p, MIGRATION) == "node1"
-    assert daemon.prop("Destination", p, MIGRATION) == "node2"
-    assert daemon.prop("Mode", p, MIGRATION) == "live"
-    assert daemon.prop("Created", p, MIGRATION) > 0
-    assert daemon.prop("Finished", p, MIGRATION) >= daemon.prop("Created", p, MIGRATION)
-    assert daemon.prop("PostCopy", p, MIGRATION) is False
+    props = daemon.props(p, MIGRATION)
+    assert {k: t for k, (t, _) in props.items()} == PROPERTY_TYPES
+    assert daemon.get("Progress", p, MIGRATION)[0] == "u"  # Get agrees with GetAll
+    v = {k: val for k, (_, val) in props.items()}
+    assert p.endswith("/" + v["Id"])
+    assert v["Domain"] == TEST_UUID
+    assert v["DomainName"] == TEST_DOMAIN
+    assert v["Source"] == "node1"
+    assert v["Destination"] == "node2"
+    assert v["Mode"] == "live"
+    assert v["Created"] > 0
+    assert v["Finished"] >= v["Created"]
+    assert v["PostCopy"] is False
 
 
 def test_list_migrations_has_the_row(daemon, failed_migration):

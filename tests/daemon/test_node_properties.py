@@ -15,6 +15,7 @@ TYPES = {
 def test_every_property_has_its_type(daemon):
     for prop, t in TYPES.items():
         assert daemon.get(prop)[0] == t, prop
+    assert {k: t for k, (t, _) in daemon.props().items()} == TYPES
 
 
 def test_introspection_lists_exactly_these_properties(daemon):
@@ -26,19 +27,20 @@ def test_introspection_lists_exactly_these_properties(daemon):
 
 
 def test_values_of_a_fresh_node(daemon):
-    assert daemon.prop("Name") == "node1"
-    assert daemon.prop("Address") == "127.0.0.1"
-    assert daemon.prop("Store") == "dir"
-    assert daemon.prop("StoreState") == "attached"
-    assert str(daemon.tmp / "state") in daemon.prop("StoreDetail")
-    assert daemon.prop("FirewallState") == "disabled"
-    assert daemon.prop("State") == "enabled"
-    assert daemon.prop("DisabledReason") == ""
-    assert daemon.prop("DisabledSince") == 0
-    assert daemon.prop("ForcedDownBy") == ""
-    assert daemon.prop("ForcedDownSince") == 0
-    assert daemon.prop("FenceState") == "unknown"
-    assert daemon.prop("FenceTime") == 0
+    p = {k: v for k, (_, v) in daemon.props().items()}
+    assert p["Name"] == "node1"
+    assert p["Address"] == "127.0.0.1"
+    assert p["Store"] == "dir"
+    assert p["StoreState"] == "attached"
+    assert str(daemon.tmp / "state") in p["StoreDetail"]
+    assert p["FirewallState"] == "disabled"
+    assert p["State"] == "enabled"
+    assert p["DisabledReason"] == ""
+    assert p["DisabledSince"] == 0
+    assert p["ForcedDownBy"] == ""
+    assert p["ForcedDownSince"] == 0
+    assert p["FenceState"] == "unknown"
+    assert p["FenceTime"] == 0
 
 
 def test_version_is_the_executables(daemon):
