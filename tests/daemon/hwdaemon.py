@@ -427,6 +427,13 @@ class Daemon:
         subprocess.run([self.exe("tests/hw-seed-store"), str(self.tmp / "state")] +
                        list(args), input=stdin, text=True, check=True, capture_output=True)
 
+    def heartbeat(self, node, every_ms=100):
+        """A process keeping node's heartbeat moving (a live peer); end it with stop_pid()."""
+        p = subprocess.Popen([self.exe("tests/hw-seed-store"), str(self.tmp / "state"),
+                              "heartbeat", node, str(every_ms)])
+        self.procs.append((f"heartbeat of {node}", p))  # ended at teardown at the latest
+        return p
+
     def nodes(self):
         return {row[0]: row for row in self.call("ListNodes")}
 

@@ -4,17 +4,20 @@
  * libhostwarden's store API, so that the files are what the daemon itself would read:
  *
  *   hw-seed-store STATE_DIR node NAME [address=A] [disabled=REASON] [forced-down=BY]
- *                                     [fence=unknown|on|off] [beat]
+ *                                     [fence=unknown|on|off]
  *   hw-seed-store STATE_DIR instance UUID NAME OWNER [evacuated-from=NODE] [deleted]
  *   hw-seed-store STATE_DIR definition UUID      (the domain XML on stdin)
+ *   hw-seed-store STATE_DIR heartbeat NAME MS    (NAME alive: a heartbeat every MS
+ *                                                 milliseconds until killed)
  *
- * A node record written here gets no other heartbeat than "beat" bumps: the daemon sees that
- * node down after [cluster] down_after without them. Test code only: it is not installed.
+ * A node record written here never gets another heartbeat (unless "heartbeat" runs for it):
+ * the daemon sees that node down after [cluster] down_after. Test code only: not installed.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store.h"
 #include "util.h"
@@ -42,9 +45,6 @@ static int fill_node(NodeRecord *rec, void *userdata)
                 if ((v = arg_value(a->argv[i], "address"))) {
                         if (free_and_strdup(&rec->address, v) < 0)
                                 return -ENOMEM;
-                } else if (streq(a->argv[i], "beat")) {
-                        rec->heartbeat++; /* a live node's heartbeat */
-                        rec->heartbeat_time = now_realtime();
                 } else if ((v = arg_value(a->argv[i], "disabled"))) {
                         rec->disabled = true;
                         rec->disabled_since = now_realtime();
@@ -114,14 +114,42 @@ static int seed_definition(Store *s, int argc, char **argv)
         return store_definition_put(s, argv[0], buf);
 }
 
+/* A live peer for as long as the test wants one: the test ends this process by its PID. */
+static int heartbeat_forever(const char *state_dir, const char *name, const char *ms)
+{
+        _cleanup_(store_freep) Store *s = NULL;
+        char *end;
+        unsigned long n = strtoul(ms, &end, 10);
+        int r;
+
+        if (*end || n == 0 || n > 60000)
+                return -EINVAL;
+        r = store_open_dir(state_dir, name, &s);
+        if (r < 0)
+                return r;
+        for (;;) {
+                r = store_heartbeat(s);
+                if (r < 0)
+                        return r;
+                /* the beat's period, as a node's heartbeat_interval */
+                usleep(n * 1000);
+        }
+}
+
 int main(int argc, char **argv)
 {
         _cleanup_(store_freep) Store *s = NULL;
         int r;
 
         if (argc < 4) {
-                fprintf(stderr, "usage: hw-seed-store STATE_DIR node|instance|definition ...\n");
+                fprintf(stderr,
+                        "usage: hw-seed-store STATE_DIR node|instance|definition|heartbeat ...\n");
                 return 2;
+        }
+        if (streq(argv[2], "heartbeat")) {
+                r = argc == 5 ? heartbeat_forever(argv[1], argv[3], argv[4]) : -EINVAL;
+                fprintf(stderr, "hw-seed-store: heartbeat: %s\n", strerror(-r));
+                return 1;
         }
         /* the name heartbeats would be written for: this helper writes none */
         r = store_open_dir(argv[1], "seed-store", &s);

@@ -1,10 +1,8 @@
 """Disable / Enable / ForceDown / ForceDownWithOptions: validation, errors, state, signals."""
 
-import threading
-
 import pytest
 
-from hwdaemon import ERR, INVALID_ARGS, wait_for
+from hwdaemon import ERR, INVALID_ARGS, stop_pid, wait_for
 
 
 @pytest.mark.parametrize("reason", ["", "x" * 256, "two\nlines", "bell\x07"])
@@ -71,25 +69,17 @@ def test_force_down_with_options_checks_the_options(daemon):
 
 
 def test_force_down_of_a_live_peer_needs_insist(daemon):
-    stop = threading.Event()
-
-    def beat():  # node5 is alive while the test runs: its heartbeat keeps moving
-        while not stop.is_set():
-            daemon.seed("node", "node5", "address=127.0.0.5", "beat")
-            stop.wait(0.1)
-
-    t = threading.Thread(target=beat)
-    t.start()
+    daemon.seed("node", "node5", "address=127.0.0.5")
+    beat = daemon.heartbeat("node5")  # node5 alive while the test runs
     try:
-        wait_for("node5 up", lambda: daemon.nodes().get("node5", [0, 0, ""])[2] == "up")
+        wait_for("node5 up", lambda: daemon.nodes()["node5"][2] == "up")
         name, msg = daemon.error("ForceDown", "sb", "node5", True)
         assert name == ERR + "NodeUp", msg
         assert "node5" in msg
         assert daemon.call("ForceDownWithOptions", "sba{sv}", "node5", True,
                            {"insist": ("b", True)}) is None
     finally:
-        stop.set()
-        t.join()
+        stop_pid(beat)
     assert daemon.nodes()["node5"][2] == "forced-down"
 
 
