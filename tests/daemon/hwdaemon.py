@@ -6,22 +6,25 @@ init-cluster`, and hostwardend against libvirt's test:///default driver with the
 A `Polkit` runs a real polkitd on that bus in a private mount namespace whose
 /usr/share/polkit-1/actions, rules directories and /etc/group are temporary copies. Everything started is ended by PID, in reverse order, on every exit path.
 
-Calls go through the command-line clients: busctl --json=short for values (typed), gdbus for
-errors (it prints the D-Bus error name), gdbus monitor for signals.
+Calls go through dbusclient.py (the wire protocol, stdlib only): typed values and error names,
+from this process as root or from a forked child with another user's ids.
 """
 
-import json
 import os
 import pathlib
+import pickle
 import pwd
 import queue
-import re
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
 import time
+
+from dbusclient import SIGNAL, Connection, DBusError
 
 BUS_NAME = "org.hostwarden.Warden1"
 NODE_PATH = "/org/hostwarden/Warden1"
@@ -36,18 +39,7 @@ TEST_DOMAIN = "test"
 TEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
 
 HERE = pathlib.Path(__file__).resolve().parent
-NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-
-
-def as_uid(uid):
-    """The command prefix that runs a client as uid: "nobody", a number, or None (root)."""
-    if uid is None:
-        return []
-    if uid == "nobody":
-        return NOBODY
-    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
-
-
+PROPERTIES = "org.freedesktop.DBus.Properties"
 def build_dir():
     d = os.environ.get("HW_BUILD_DIR")
     if not d:
@@ -90,128 +82,138 @@ def stop_pid(proc, sig=signal.SIGTERM, timeout=10):
         pass
 
 
-# --- argument encoding ---------------------------------------------------------------------
+# --- calls as another user ---------------------------------------------------------------
 
-def split_signature(sig):
-    """'ssa{sv}' -> ['s', 's', 'a{sv}']: the complete types of a signature."""
-    out, i = [], 0
-    while i < len(sig):
-        j = i
-        while sig[j] == "a":
-            j += 1
-        if sig[j] in "({":
-            close = {"(": ")", "{": "}"}[sig[j]]
-            depth = 0
+def _user(uid):
+    """(uid, gid) of "nobody", a user name or a uid."""
+    pw = pwd.getpwuid(uid) if isinstance(uid, int) else pwd.getpwnam(uid)
+    return pw.pw_uid, pw.pw_gid
+
+
+def _fork_as(uid, fn):
+    """Runs fn() in a child process with uid's ids and no supplementary groups; returns a
+    pipe's read end, which gets the pickled ("ok", value) | ("error", name, message) |
+    ("exception", text), and the child's pid."""
+    u, g = _user(uid)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no threads, only a socket of its own
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(g)
+            os.setuid(u)
+            try:
+                res = ("ok", fn())
+            except DBusError as e:
+                res = ("error", e.name, e.message)
+            except BaseException as e:  # noqa: BLE001 - reported to the parent
+                res = ("exception", repr(e))
+            with os.fdopen(w, "wb") as f:
+                f.write(pickle.dumps(res))
+        finally:
+            os._exit(0)
+    os.close(w)
+    return r, pid
+
+
+class Pending:
+    """A call running in a child process (Daemon.call_async)."""
+
+    def __init__(self, fd, pid):
+        self.fd, self.pid = fd, pid
+
+    def result(self, timeout=30):
+        """The reply's value; DBusError on an error reply."""
+        deadline = time.monotonic() + timeout
+        data = b""
+        with os.fdopen(self.fd, "rb") as f:
             while True:
-                if sig[j] in "({":
-                    depth += 1
-                elif sig[j] in ")}":
-                    depth -= 1
-                j += 1
-                if depth == 0:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([f], [], [], left)[0]:
+                    self.kill()
+                    raise AssertionError(f"no reply within {timeout}s")
+                chunk = os.read(f.fileno(), 65536)
+                if not chunk:
                     break
-            assert sig[j - 1] == close
-        else:
-            j += 1
-        out.append(sig[i:j])
-        i = j
-    return out
+                data += chunk
+        os.waitpid(self.pid, 0)
+        self.pid = None
+        res = pickle.loads(data)
+        if res[0] == "error":
+            raise DBusError(res[1], res[2])
+        if res[0] == "exception":
+            raise AssertionError(f"the call failed in the child: {res[1]}")
+        return res[1]
+
+    def kill(self):
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.pid = None
 
 
-def busctl_args(sig, args):
-    """busctl's words for args of signature sig (s, b, u, t, x, i, o, a{sv} of those)."""
-    types = split_signature(sig)
-    assert len(types) == len(args), (sig, args)
-    words = [sig] if sig else []
-    for t, v in zip(types, args):
-        if t == "a{sv}":
-            words.append(str(len(v)))
-            for k, (vt, vv) in v.items():
-                words += [k, vt, scalar_word(vt, vv)]
-        else:
-            words.append(scalar_word(t, v))
-    return words
-
-
-def scalar_word(t, v):
-    if t == "b":
-        return "true" if v else "false"
-    return str(v)
-
-
-def gvariant_string(s):
-    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def gvariant(t, v):
-    """GVariant text for gdbus call."""
-    if t == "s":
-        return gvariant_string(v)
-    if t == "o":
-        return "objectpath " + gvariant_string(v)
-    if t == "b":
-        return "true" if v else "false"
-    if t in ("u", "t", "i", "x"):
-        return {"u": "uint32", "t": "uint64", "i": "int32", "x": "int64"}[t] + f" {v}"
-    if t == "a{sv}":
-        items = ", ".join(f"{gvariant_string(k)}: <{gvariant(vt, vv)}>"
-                          for k, (vt, vv) in v.items())
-        return "@a{sv} {" + items + "}"
-    raise ValueError(f"no GVariant text for type {t}")
-
-
-class BusError(Exception):
-    def __init__(self, name, message):
-        super().__init__(f"{name}: {message}")
-        self.name = name
-        self.message = message
-
-
-GDBUS_ERROR = re.compile(r"GDBus\.Error:([A-Za-z0-9_.]+): (.*)", re.S)
+def _unwrap(body):
+    return None if not body else body[0] if len(body) == 1 else tuple(body)
 
 
 class Signals:
-    """gdbus monitor on the daemon's name; lines collected by a thread, matched with deadlines."""
+    """The daemon's signals, from a connection of their own; matched with deadlines."""
 
     def __init__(self, address):
-        self.proc = subprocess.Popen(
-            ["gdbus", "monitor", "--address", address, "--dest", BUS_NAME],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = queue.Queue()
+        self.conn = Connection(address)
+        # once AddMatch is answered, every later signal reaches this connection
+        self.conn.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                       "AddMatch", "s", [f"type='signal',sender='{BUS_NAME}'"])
+        self.conn.sock.settimeout(None)
+        self.queue = queue.Queue()
         self.seen = []
+        for m in self.conn.pending:
+            self.queue.put(m)
         threading.Thread(target=self._read, daemon=True).start()
-        # the match rules are in place once it has looked up the owner (same connection,
-        # handled in order by the bus)
-        self.wait(r"is owned by", timeout=10)
 
     def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
+        try:
+            while True:
+                m = self.conn.receive()
+                if m.type == SIGNAL:
+                    self.queue.put(m)
+        except (OSError, ConnectionError, ValueError):
+            pass  # closed
 
-    def wait(self, pattern, timeout=10):
-        """The first line (from the start of the watch) matching pattern; AssertionError if none."""
-        rx = re.compile(pattern)
-        for line in self.seen:
-            if rx.search(line):
-                return line
+    def wait(self, member, args=None, timeout=10):
+        """The body of the first signal member (since the watch began) whose arguments equal
+        args (a list) or satisfy it (a callable); AssertionError after timeout."""
+        def match(m):
+            if m.member != member:
+                return False
+            if args is None:
+                return True
+            return args(m.body) if callable(args) else m.body == args
+
+        for m in self.seen:
+            if match(m):
+                return m.body
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"no signal matching {pattern!r} within {timeout}s; "
-                                     f"seen: {self.seen}")
+                raise AssertionError(f"no signal {member} {args!r} within {timeout}s; seen: "
+                                     f"{[(m.member, m.body) for m in self.seen]}")
             try:
-                line = self.lines.get(timeout=left)
+                m = self.queue.get(timeout=left)
             except queue.Empty:
                 continue
-            self.seen.append(line)
-            if rx.search(line):
-                return line
+            self.seen.append(m)
+            if match(m):
+                return m.body
 
     def close(self):
-        stop_pid(self.proc)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.conn.close()
 
     def __enter__(self):
         return self
@@ -238,6 +240,7 @@ class Daemon:
         self.address = f"unix:path={self.sock}"
         self.log_path = self.tmp / "hostwardend.log"
         self.daemon = None
+        self._conn = None
 
     # --- setup ---------------------------------------------------------------------------
 
@@ -335,13 +338,16 @@ class Daemon:
         if self.daemon.poll() is not None:
             raise AssertionError(f"hostwardend exited with {self.daemon.returncode}: "
                                  f"{self.log_path.read_text()[-2000:]}")
-        r = subprocess.run(["busctl", f"--address={self.address}", "--json=short", "call",
-                            "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                            "org.freedesktop.DBus", "NameHasOwner", "s", BUS_NAME],
-                           capture_output=True, text=True)
-        return r.returncode == 0 and json.loads(r.stdout)["data"][0]
+        return self.has_owner(BUS_NAME)
+
+    def has_owner(self, name):
+        return self.conn.call("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                              "org.freedesktop.DBus", "NameHasOwner", "s", [name])[0]
 
     def teardown(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         for what, proc in reversed(self.procs):
             stop_pid(proc)
         self.procs = []
@@ -354,64 +360,53 @@ class Daemon:
 
     # --- calls ---------------------------------------------------------------------------
 
-    def call(self, method, sig="", *args, path=NODE_PATH, iface=NODE, uid=None, timeout=30):
-        """The method's reply, decoded from busctl's JSON: None, one value, or a tuple.
-        Raises BusError (name None: busctl does not print it) on an error reply."""
-        cmd = as_uid(uid) + [
-            "busctl", f"--address={self.address}", "--json=short",
-            f"--timeout={timeout}", "call", BUS_NAME, path, iface, method] + busctl_args(sig, args)
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 5)
-        if r.returncode != 0:
-            raise BusError(None, r.stderr.strip())
-        if not r.stdout.strip():
-            return None
-        data = json.loads(r.stdout)["data"]
-        return data[0] if len(data) == 1 else tuple(data)
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = Connection(self.address)
+        return self._conn
 
-    def error(self, method, sig="", *args, path=NODE_PATH, iface=NODE, uid=None,
-              interactive=False, timeout=30):
-        """Calls and expects an error reply: (error name, message) via gdbus."""
-        r = self.gdbus_call(method, sig, *args, path=path, iface=iface, uid=uid,
-                            interactive=interactive, timeout=timeout)
-        return self.parse_error(method, r)
+    def _call_fn(self, method, sig, args, path, iface, interactive, address=None):
+        address = address or self.address
 
-    def gdbus_call(self, method, sig="", *args, path=NODE_PATH, iface=NODE, uid=None,
-                   interactive=False, timeout=30, background=False):
-        cmd = as_uid(uid) + [
-            "gdbus", "call", "--address", self.address, "--dest", BUS_NAME,
-            "--object-path", path, "--method", f"{iface}.{method}", "--timeout", str(timeout)]
-        if interactive:
-            cmd.append("--interactive")
-        cmd += [gvariant(t, v) for t, v in zip(split_signature(sig), args)]
-        if background:
-            return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True)
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 5)
+        def fn(conn=None):
+            c = conn or Connection(address)
+            return _unwrap(c.call(BUS_NAME, path, iface, method, sig, list(args),
+                                  interactive=interactive))
+        return fn
 
-    @staticmethod
-    def parse_error(method, r):
-        if r.returncode == 0:
-            raise AssertionError(f"{method} succeeded, an error was expected: {r.stdout}")
-        m = GDBUS_ERROR.search(r.stderr)
-        if not m:
-            raise AssertionError(f"{method}: no D-Bus error in {r.stderr!r}")
-        # gdbus may add a hint about the signature on a line of its own
-        return m.group(1), m.group(2).split("\n(According to introspection")[0].strip()
+    def call(self, method, sig="", *args, path=NODE_PATH, iface=NODE, uid=None,
+             interactive=False):
+        """The reply: None, one value, or a tuple. DBusError on an error reply. uid: call as
+        that user ("nobody", a name or a number) from a child process; None: as root."""
+        fn = self._call_fn(method, sig, args, path, iface, interactive)
+        if uid is None:
+            return fn(self.conn)
+        return Pending(*_fork_as(uid, fn)).result()
+
+    def call_async(self, method, sig="", *args, path=NODE_PATH, iface=NODE, uid="nobody",
+                   interactive=False):
+        """The call, made by uid from a child process; .result() waits for the reply."""
+        return Pending(*_fork_as(uid, self._call_fn(method, sig, args, path, iface,
+                                                    interactive)))
+
+    def error(self, method, sig="", *args, **kw):
+        """Calls and expects an error reply: (error name, message)."""
+        try:
+            r = self.call(method, sig, *args, **kw)
+        except DBusError as e:
+            return e.name, e.message
+        raise AssertionError(f"{method} succeeded, an error was expected: {r!r}")
 
     def get(self, prop, path=NODE_PATH, iface=NODE):
         """(type, value) of a property."""
-        r = subprocess.run(["busctl", f"--address={self.address}", "--json=short",
-                            "get-property", BUS_NAME, path, iface, prop],
-                           capture_output=True, text=True, timeout=30)
-        if r.returncode != 0:
-            raise BusError(None, r.stderr.strip())
-        j = json.loads(r.stdout)
-        return j["type"], j["data"]
+        v = self.call("Get", "ss", iface, prop, path=path, iface=PROPERTIES)
+        return v.signature, v.value
 
     def props(self, path=NODE_PATH, iface=NODE):
         """Every property of an object in one GetAll: {name: (type, value)}."""
-        d = self.call("GetAll", "s", iface, path=path, iface="org.freedesktop.DBus.Properties")
-        return {k: (v["type"], v["data"]) for k, v in d.items()}
+        d = self.call("GetAll", "s", iface, path=path, iface=PROPERTIES)
+        return {k: (v.signature, v.value) for k, v in d.items()}
 
     def prop(self, prop, path=NODE_PATH, iface=NODE):
         return self.get(prop, path, iface)[1]
@@ -455,19 +450,16 @@ POLKITD = "/usr/lib/polkit-1/polkitd"
 # the test's own rule: what it grants is decided by files the test writes (no reload to wait
 # for), and a gate file lets a test hold polkit in the middle of an answer
 TEST_RULE = """\
-// tests/daemon: grants org.hostwarden.* when @DIR@/allow exists; waits for @DIR@/gate to go
-// away first when @DIR@/hold exists (re-dispatch tests)
+// tests/daemon: grants org.hostwarden.* while @DIR@/allow exists; while @DIR@/hold exists, it
+// first says so (@DIR@/held) and waits for @DIR@/gate to go away (re-dispatch tests)
 polkit.addRule(function(action, subject) {
         if (action.id.indexOf("org.hostwarden.") != 0)
                 return polkit.Result.NOT_HANDLED;
         try {
                 polkit.spawn(["/bin/sh", "-c",
-                              "test ! -e @DIR@/hold && exit 0; touch @DIR@/held; " +
-                              "while test -e @DIR@/gate; do sleep 0.05; done"]);
-        } catch (e) {
-        }
-        try {
-                polkit.spawn(["/bin/sh", "-c", "test -e @DIR@/allow"]);
+                              "if test -e @DIR@/hold; then touch @DIR@/held; " +
+                              "while test -e @DIR@/gate; do sleep 0.05; done; fi; " +
+                              "test -e @DIR@/allow"]);
                 return polkit.Result.YES;
         } catch (e) {
                 return polkit.Result.NOT_HANDLED;
@@ -543,11 +535,7 @@ class Polkit:
         if self.proc.poll() is not None:
             raise AssertionError(f"polkitd exited with {self.proc.returncode}: "
                                  f"{(self.dir / 'polkitd.log').read_text()}")
-        r = subprocess.run(["busctl", f"--address={self.d.address}", "--json=short", "call",
-                            "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                            "org.freedesktop.DBus", "NameHasOwner", "s",
-                            "org.freedesktop.PolicyKit1"], capture_output=True, text=True)
-        return r.returncode == 0 and json.loads(r.stdout)["data"][0]
+        return self.d.has_owner("org.freedesktop.PolicyKit1")
 
     def stop(self):
         stop_pid(self.proc)

@@ -120,7 +120,7 @@ def test_evacuate_live_disables_and_queues_the_running_domains(daemon):
             names = {daemon.prop("DomainName", p, MIGRATION) for p in paths}
             assert TEST_DOMAIN in names
             for p in paths:
-                sig.wait(r"MigrationNew \('[^']+', objectpath '" + p + r"'\)")
+                sig.wait("MigrationNew", lambda a, p=p: a[1] == p and p.endswith("/" + a[0]))
                 wait_for("the migration to end", lambda: daemon.prop(
                     "State", p, MIGRATION) in ("failed", "aborted", "completed"), timeout=30)
         finally:

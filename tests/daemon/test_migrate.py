@@ -58,7 +58,7 @@ def failed_migration(daemon):
     with daemon.signals() as sig:
         path = daemon.call("Migrate", "ssa{sv}", TEST_DOMAIN, "node2", {})
         assert path.startswith("/org/hostwarden/Warden1/migration/")
-        sig.wait(r"MigrationNew \('[^']+', objectpath '" + path + r"'\)")
+        sig.wait("MigrationNew", lambda a: a[1] == path and path.endswith("/" + a[0]))
     wait_for("the migration to end", lambda: daemon.prop(
         "State", path, MIGRATION) in ("failed", "aborted", "completed"), timeout=30)
     return path

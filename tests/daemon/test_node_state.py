@@ -16,7 +16,11 @@ def test_disable_refuses_a_bad_reason(daemon, reason):
 def test_disable_then_enable(daemon):
     with daemon.signals() as sig:
         assert daemon.call("Disable", "s", "kernel upgrade") is None
-        sig.wait(r"NodeChanged \('node1', 'disabled'\)")
+        sig.wait("NodeChanged", ["node1", "disabled"])
+        changed = sig.wait("PropertiesChanged", lambda a: "State" in a[1])
+        assert changed[0] == "org.hostwarden.Warden1.Node"
+        assert changed[1]["State"].value == "disabled"
+        assert changed[1]["DisabledReason"].value == "kernel upgrade"
     assert daemon.prop("State") == "disabled"
     assert daemon.prop("DisabledReason") == "kernel upgrade"
     assert daemon.prop("DisabledSince") > 0
@@ -29,7 +33,7 @@ def test_disable_then_enable(daemon):
 
     with daemon.signals() as sig:
         assert daemon.call("Enable") is None
-        sig.wait(r"NodeChanged \('node1', 'enabled'\)")
+        sig.wait("NodeChanged", ["node1", "enabled"])
     assert daemon.prop("State") == "enabled"
     assert daemon.prop("DisabledReason") == ""
     assert daemon.prop("DisabledSince") == 0
@@ -89,9 +93,9 @@ def test_force_down_of_a_stale_peer(daemon):
     wait_for("node6 down", lambda: daemon.nodes()["node6"][2] == "down", timeout=10)
     with daemon.signals() as sig:
         assert daemon.call("ForceDown", "sb", "node6", True) is None
-        sig.wait(r"NodeChanged \('node6', 'forced-down'\)")
+        sig.wait("NodeChanged", ["node6", "forced-down"])
     assert daemon.nodes()["node6"][2] == "forced-down"
     with daemon.signals() as sig:
         assert daemon.call("ForceDown", "sb", "node6", False) is None
-        sig.wait(r"NodeChanged \('node6', 'up'\)")
+        sig.wait("NodeChanged", ["node6", "up"])
     assert daemon.nodes()["node6"][2] == "down"

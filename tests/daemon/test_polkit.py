@@ -5,7 +5,8 @@ polkit answered (its checks are made again)."""
 
 import pytest
 
-from hwdaemon import (ACCESS_DENIED, ERR, MIGRATION, TEST_DOMAIN, TEST_UUID, wait_for)
+from dbusclient import DBusError
+from hwdaemon import ACCESS_DENIED, ERR, MIGRATION, TEST_DOMAIN, TEST_UUID, wait_for
 
 INTERACTIVE = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
 
@@ -134,25 +135,23 @@ def test_checks_are_made_again_after_authorization(allowed):
     (ctl / "hold").touch()
     call = None
     try:
-        call = d.gdbus_call("Migrate", "ssa{sv}", TEST_DOMAIN, "node2", {}, uid="nobody",
-                            background=True)
+        call = d.call_async("Migrate", "ssa{sv}", TEST_DOMAIN, "node2", {}, uid="nobody")
         wait_for("polkit holding the call", lambda: (ctl / "held").exists(), timeout=20)
         peers = {k: v for k, v in d.peers.items() if k != "node2"}
         d.write_config(peers=peers)
         assert d.call("Reload") is None  # root: no polkit
         (ctl / "hold").unlink()
         (ctl / "gate").unlink()
-        out, err = call.communicate(timeout=30)
-        name, msg = d.parse_error("Migrate", type("R", (), {
-            "returncode": call.returncode, "stdout": out, "stderr": err})())
+        with pytest.raises(DBusError) as e:
+            call.result(timeout=30)
+        name, msg = e.value.name, e.value.message
         assert name == ERR + "NoSuchNode", msg
         assert "No peer 'node2' in the configuration" in msg
         assert [TEST_UUID, TEST_DOMAIN, "running", "node1"] in d.call("ListDomains")
     finally:
         for f in ("hold", "gate", "held"):
             (ctl / f).unlink(missing_ok=True)
-        if call and call.poll() is None:
+        if call:
             call.kill()
-            call.wait()
         d.write_config()
         d.call("Reload")

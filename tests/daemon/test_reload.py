@@ -16,8 +16,9 @@ def test_reload_refuses_a_broken_drop_in_and_takes_the_fixed_one(daemon):
         dropin.write_text("[node]\naddress = 127.0.0.9\n")
         with daemon.signals() as sig:
             assert daemon.call("Reload") is None
-            line = sig.wait(r"PropertiesChanged")
-        assert "Address" in line and "Name" in line and "Store" in line
+            iface, changed, invalidated = sig.wait("PropertiesChanged")
+        assert iface == "org.hostwarden.Warden1.Node"
+        assert {"Name", "Address", "Store", "FirewallState"} <= set(changed) | set(invalidated)
         assert daemon.prop("Address") == "127.0.0.9"
     finally:
         dropin.unlink(missing_ok=True)
