@@ -99,3 +99,18 @@ def test_force_down_of_a_stale_peer(daemon):
         assert daemon.call("ForceDown", "sb", "node6", False) is None
         sig.wait("NodeChanged", ["node6", "up"])
     assert daemon.nodes()["node6"][2] == "down"
+
+
+def test_forced_down_by_a_peer_and_taken_back_with_insist(daemon):
+    # a peer's word that this node is off, written where peers write it
+    daemon.seed("node", "node1", "forced-down=uid 0 on node2")
+    wait_for("ForcedDownBy", lambda: daemon.prop("ForcedDownBy") == "uid 0 on node2")
+    assert daemon.prop("ForcedDownSince") > 0
+    name, msg = daemon.error("ForceDown", "sb", "node1", False)
+    assert name == INVALID_ARGS
+    assert "cannot take back its own forced-down state" in msg
+    assert daemon.call("ForceDownWithOptions", "sba{sv}", "node1", False,
+                       {"insist": ("b", True)}) is None
+    assert daemon.prop("ForcedDownBy") == ""
+    assert daemon.prop("ForcedDownSince") == 0
+    assert daemon.nodes()["node1"][2] == "up"
