@@ -24,7 +24,8 @@ import tempfile
 import threading
 import time
 
-from dbusclient import SIGNAL, Connection, DBusError
+from dbusclient import (ERROR, F_DESTINATION, F_ERROR_NAME, F_INTERFACE, F_MEMBER, F_PATH,
+                        F_REPLY_SERIAL, METHOD_CALL, SIGNAL, Connection, DBusError)
 
 BUS_NAME = "org.hostwarden.Warden1"
 NODE_PATH = "/org/hostwarden/Warden1"
@@ -389,6 +390,30 @@ class Daemon:
         """The call, made by uid from a child process; .result() waits for the reply."""
         return Pending(*_fork_as(uid, self._call_fn(method, sig, args, path, iface,
                                                     interactive)))
+
+    def pipelined(self, method, n, uid="nobody", progress=None):
+        """n calls of method (no arguments) sent at once on one connection of uid's, before
+        any answer is read; a Pending whose result is the n answers in order: None for a
+        method return, else the error's (name, message). progress: a file that gets the
+        number of answers so far after each one."""
+        address = self.address
+
+        def fn():
+            c = Connection(address)
+            fields = {F_PATH: NODE_PATH, F_INTERFACE: NODE, F_MEMBER: method,
+                      F_DESTINATION: BUS_NAME}
+            serials = [c.send(METHOD_CALL, fields) for _ in range(n)]
+            answers = {}
+            while len(answers) < n:
+                m = c.receive()
+                rs = m.fields.get(F_REPLY_SERIAL)
+                if rs in serials:
+                    answers[rs] = (None if m.type != ERROR else
+                                   (m.fields.get(F_ERROR_NAME), m.body[0] if m.body else ""))
+                    if progress:
+                        pathlib.Path(progress).write_text(str(len(answers)))
+            return [answers[s] for s in serials]
+        return Pending(*_fork_as(uid, fn))
 
     def error(self, method, sig="", *args, **kw):
         """Calls and expects an error reply: (error name, message)."""

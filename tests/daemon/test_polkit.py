@@ -155,3 +155,33 @@ def test_checks_are_made_again_after_authorization(allowed):
             call.kill()
         d.write_config()
         d.call("Reload")
+
+
+def test_pending_authorizations_are_capped_per_connection(pk):
+    """At most 8 calls of one connection wait for polkit (org.hostwarden.Warden1(5)); the
+    next fails at once with LimitsExceeded, and the place is given back once answered."""
+    ctl = pk.polkit.ctl
+    (ctl / "gate").touch()
+    (ctl / "hold").touch()
+    progress = ctl / "answers"
+    calls = None
+    try:
+        calls = pk.pipelined("Enable", 10, progress=progress)
+        wait_for("polkit holding the first call", lambda: (ctl / "held").exists(), timeout=20)
+        # the calls over the cap are answered while the others still wait
+        wait_for("two answers", lambda: progress.read_text() == "2", timeout=20)
+    except BaseException:
+        if calls:
+            calls.kill()
+        raise
+    finally:
+        for f in ("hold", "gate", "held"):
+            (ctl / f).unlink(missing_ok=True)
+    answers = calls.result(timeout=60)
+    names = [a[0] if a else None for a in answers]
+    assert names[:8] == [INTERACTIVE] * 8, answers
+    assert names[8:] == [ERR + "LimitsExceeded"] * 2, answers
+    assert "8" in answers[8][1], answers[8]
+    # all answered: the same connection's calls are admitted again
+    assert [a[0] for a in pk.pipelined("Enable", 8).result(timeout=60)] == [INTERACTIVE] * 8
+    progress.unlink()
