@@ -4,7 +4,8 @@ A `Daemon` owns a temporary tree: a dbus-daemon of type system with its socket t
 hostwarden's conf/run/lib/state directories, a dir store made with `hostwardenctl
 init-cluster`, and hostwardend against libvirt's test:///default driver with the firewall off.
 A `Polkit` runs a real polkitd on that bus in a private mount namespace whose
-/usr/share/polkit-1/actions, rules directories and /etc/group are temporary copies. Everything started is ended by PID, in reverse order, on every exit path.
+/usr/share/polkit-1/actions, rules directories and /etc/group are temporary copies.
+Everything started is ended by PID, in reverse order, on every exit path.
 
 Calls go through dbusclient.py (the wire protocol, stdlib only): typed values and error names,
 from this process as root or from a forked child with another user's ids.
@@ -41,6 +42,8 @@ TEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
 
 HERE = pathlib.Path(__file__).resolve().parent
 PROPERTIES = "org.freedesktop.DBus.Properties"
+
+
 def build_dir():
     d = os.environ.get("HW_BUILD_DIR")
     if not d:
@@ -351,6 +354,8 @@ class Daemon:
             self._conn = None
         for what, proc in reversed(self.procs):
             stop_pid(proc)
+            if proc.stdout:
+                proc.stdout.close()
         self.procs = []
         if getattr(self, "log", None):
             self.log.close()
@@ -550,9 +555,10 @@ class Polkit:
         ])
         env = dict(self.d.env)
         # the mounts live as long as polkitd: it is the namespace's only process (exec)
-        self.proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script],
-            env=env, stdout=open(self.dir / "polkitd.log", "w"), stderr=subprocess.STDOUT)
+        with open(self.dir / "polkitd.log", "w") as log:
+            self.proc = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script],
+                env=env, stdout=log, stderr=subprocess.STDOUT)
         self.d.procs.append(("polkitd", self.proc))
         wait_for("polkitd on the bus", self._has_name, timeout=20)
 
