@@ -327,9 +327,10 @@ class Daemon:
         self.start_daemon()
         if self.store:
             self.wait_property("StoreState", "attached")
-            # reconciliation records test:///default's domain as this node's
+            # reconciliation records test:///default's domain as this node's (ListDomains:
+            # root's calls read the records as they are now, ListInstances' may be 1 s old)
             wait_for("the test domain's record", lambda: any(
-                r[0] == TEST_UUID and r[2] == self.name for r in self.call("ListInstances")))
+                r[0] == TEST_UUID and r[3] == self.name for r in self.call("ListDomains")))
 
     def start_daemon(self):
         self.log = open(self.log_path, "a")
