@@ -108,8 +108,10 @@ static size_t count(const Fixture *x, const char *code)
 static void expect_nth(Fixture *x, const char *code, size_t nth, MigSeverity severity,
                        const char *message)
 {
+        size_t seen = 0;
+
         for (size_t i = 0; i < x->f.n; i++) {
-                if (!streq(x->f.items[i].code, code) || nth-- > 0)
+                if (!streq(x->f.items[i].code, code) || seen++ < nth)
                         continue;
                 assert_string_equal(x->f.items[i].message, message);
                 assert_string_equal(mig_severity_to_string(x->f.items[i].severity),
