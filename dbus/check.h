@@ -10,8 +10,8 @@
  * CheckNode(): most of what it looks at may block (name lookups, netlink, statfs and reads
  * on the shared storage, systemd over D-Bus), so it runs in a worker thread: check_new()
  * copies in the event loop what the checks need of the Manager (the configuration may be
- * reloaded meanwhile, the store is not the thread's), check_gather() looks in the thread,
- * check_append() answers in the event loop.
+ * reloaded meanwhile, the store is not the thread's), check_gather() looks in the thread
+ * and has lib/nodecheck.h judge what it saw, check_append() answers in the event loop.
  */
 typedef struct NodeCheck NodeCheck;
 
