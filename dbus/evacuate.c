@@ -39,6 +39,7 @@
 #include "job.h"
 #include "log.h"
 #include "manager.h"
+#include "peers.h"
 #include "polkit.h"
 #include "reconcile.h"
 #include "sysrun.h"
@@ -58,7 +59,7 @@ typedef struct Rebuild {
         char *xml;           /* the definition, console listen rewritten for this node */
         DiskFix *fixes;
         size_t n_fixes;
-        char **ask;       /* "name uri" of the peers that are not fenced: does it run there? */
+        PeerTargets ask;  /* the peers that are not fenced: does it run there? */
         char *source_uri; /* the source's libvirt, asked too: NULL if [peer SOURCE] is gone */
         char *base_dir;   /* <instances_path>, copied for the worker */
         char *orig_evacuated_from; /* of the record when checked (to swap back) */
@@ -101,7 +102,7 @@ static void rebuild_done_free(Rebuild *r)
                 free(r->fixes[i].backing);
         }
         free(r->fixes);
-        strv_free(r->ask);
+        peer_targets_done(&r->ask);
         free(r->source_uri);
         free(r->base_dir);
         free(r->orig_evacuated_from);
@@ -164,7 +165,6 @@ static int peers_to_ask(Manager *m, Rebuild *r)
                 const ConfigPeer *peer = &m->config->peers[i];
                 NodeRecord rec = {};
                 bool off;
-                char *line;
                 int k;
 
                 if (streq(peer->name, r->source))
@@ -178,8 +178,7 @@ static int peers_to_ask(Manager *m, Rebuild *r)
                 node_record_done(&rec);
                 if (off)
                         continue;
-                if (asprintf(&line, "%s %s", peer->name, peer->libvirt_uri) < 0 ||
-                    strv_push(&r->ask, line) < 0)
+                if (peer_targets_add(&r->ask, peer->name, peer->libvirt_uri) < 0)
                         return -ENOMEM;
         }
         return 0;
@@ -317,32 +316,31 @@ static bool runs_nowhere(Manager *m, Rebuild *r)
 
         if (source_runs_it(r))
                 return false;
-        for (size_t i = 0; r->ask && r->ask[i]; i++) {
-                const char *uri = strchr(r->ask[i], ' ') + 1;
-                int name_len = (int)(uri - 1 - r->ask[i]);
+        for (size_t i = 0; i < r->ask.n; i++) {
+                const PeerTarget *peer = &r->ask.items[i];
                 bool arriving = false;
-                int active = virt_remote_domain_active(uri, r->uuid, &arriving);
+                int active = virt_remote_domain_active(peer->uri, r->uuid, &arriving);
 
                 if (active < 0) {
                         fail(r, HW_ERROR_CONSTRAINT,
-                             "Cannot ask node %.*s, which is not fenced, whether it runs %s "
+                             "Cannot ask node %s, which is not fenced, whether it runs %s "
                              "(%s): not rebuilt (fence it, or declare it forced down, if it is "
                              "off)",
-                             name_len, r->ask[i], r->uuid, virt_last_error("cannot connect"));
+                             peer->name, r->uuid, virt_last_error("cannot connect"));
                         return false;
                 }
                 if (arriving) {
                         fail(r, HW_ERROR_BUSY,
-                             "A migration of %s into node %.*s is still in progress: try again "
+                             "A migration of %s into node %s is still in progress: try again "
                              "when libvirt there has finished or cleaned it up",
-                             r->uuid, name_len, r->ask[i]);
+                             r->uuid, peer->name);
                         return false;
                 }
                 if (active) {
                         fail(r, HW_ERROR_CONSTRAINT,
-                             "Instance %s runs on node %.*s (a migration finished there while "
+                             "Instance %s runs on node %s (a migration finished there while "
                              "%s failed): not rebuilt; that node records it as its own",
-                             r->uuid, name_len, r->ask[i], r->source);
+                             r->uuid, peer->name, r->source);
                         return false;
                 }
         }
