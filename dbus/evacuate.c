@@ -223,8 +223,13 @@ static void rebuild_check(Manager *m, Rebuild *r)
         instance_record_done(&rec);
         if (r->error_name)
                 return;
-        if (peers_to_ask(m, r) < 0) {
-                fail(r, HW_ERROR_BUSY, "Cannot read the node records");
+        k = peers_to_ask(m, r);
+        if (k == -ENOMEM) {
+                fail(r, SD_BUS_ERROR_NO_MEMORY, "Out of memory");
+                return;
+        }
+        if (k < 0) {
+                fail(r, HW_ERROR_STORE_UNAVAILABLE, "Cannot read the node records");
                 return;
         }
         {
@@ -233,14 +238,14 @@ static void rebuild_check(Manager *m, Rebuild *r)
                 if (peer && peer->libvirt_uri) {
                         r->source_uri = strdup(peer->libvirt_uri);
                         if (!r->source_uri) {
-                                fail(r, HW_ERROR_BUSY, "Out of memory");
+                                fail(r, SD_BUS_ERROR_NO_MEMORY, "Out of memory");
                                 return;
                         }
                 }
         }
         r->base_dir = strdup(m->config->node.instances_path);
         if (!r->base_dir) {
-                fail(r, HW_ERROR_BUSY, "Out of memory");
+                fail(r, SD_BUS_ERROR_NO_MEMORY, "Out of memory");
                 return;
         }
         k = store_definition_get(m->store, r->uuid, &xml);
@@ -415,7 +420,7 @@ static void rebuild_plan(Manager *m, Rebuild *r)
                 n = realloc(r->fixes, (r->n_fixes + 1) * sizeof(DiskFix));
                 if (!n) {
                         free(backing);
-                        fail(r, HW_ERROR_CONSTRAINT, "Out of memory");
+                        fail(r, SD_BUS_ERROR_NO_MEMORY, "Out of memory");
                         return;
                 }
                 r->fixes = n;
@@ -766,7 +771,7 @@ static void plan_done(Manager *m, sd_bus_message *msg, void *userdata)
                 goto next;
         }
         if (k < 0) {
-                fail(r, HW_ERROR_BUSY, "Cannot record %s as this node's: %s", r->uuid,
+                fail(r, HW_ERROR_STORE_UNAVAILABLE, "Cannot record %s as this node's: %s", r->uuid,
                      strerror(-k));
                 goto next;
         }
@@ -841,7 +846,7 @@ static void evacuation_step(Manager *m, Evacuation *e)
                              "in a moment",
                              r->uuid);
                 else if (strv_extend(&m->rebuilding, r->uuid) < 0)
-                        fail(r, HW_ERROR_BUSY, "Out of memory");
+                        fail(r, SD_BUS_ERROR_NO_MEMORY, "Out of memory");
                 else {
                         r->locked = true;
                         rebuild_check(m, r);
