@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus-args.h"
 #include "config.h"
 #include "diskinfo.h"
 #include "domxml.h"
@@ -955,22 +956,11 @@ static int evacuate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *er
         return 1;
 }
 
-static int read_no_options(sd_bus_message *msg, sd_bus_error *error)
+static int no_option(sd_bus_message *msg, const char *key, const char *type, void *userdata,
+                     sd_bus_error *error)
 {
-        int k;
-
-        k = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (k < 0)
-                return k;
-        if (sd_bus_message_at_end(msg, false) == 0) {
-                const char *key = "?";
-
-                (void)sd_bus_message_enter_container(msg, 'e', "sv");
-                (void)sd_bus_message_read(msg, "s", &key);
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Unknown option '%s': no options are supported", key);
-        }
-        return sd_bus_message_exit_container(msg);
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                 "Unknown option '%s': no options are supported", key);
 }
 
 /* The source argument: a node name, not this node. */
@@ -997,7 +987,7 @@ static int check_rest_and_authorize(Manager *m, sd_bus_message *msg, const char 
         k = check_source(m, source, error);
         if (k < 0)
                 return k;
-        k = read_no_options(msg, error);
+        k = bus_options_foreach(msg, no_option, NULL, error);
         if (k < 0)
                 return k;
         k = sd_bus_message_rewind(msg, true);
