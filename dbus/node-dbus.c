@@ -728,6 +728,18 @@ static int method_force_down(sd_bus_message *msg, void *userdata, sd_bus_error *
         return polkit_authorize(m, msg, force_down_authorized, error);
 }
 
+/* Polkit for a call whose arguments were read to check them: then() reads them again. */
+static int bus_authorize(Manager *m, sd_bus_message *msg, AuthContinuation then,
+                         sd_bus_error *error)
+{
+        int r;
+
+        r = sd_bus_message_rewind(msg, true);
+        if (r < 0)
+                return r;
+        return polkit_authorize(m, msg, then, error);
+}
+
 /* Fence after polkit: its arguments, checked before, read again. */
 static int fence_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
 {
@@ -771,10 +783,7 @@ static int method_fence(sd_bus_message *msg, void *userdata, sd_bus_error *error
                                          "[peer %s] (%s:%u) has no fence_agent: set fence_agent "
                                          "and fence_options there",
                                          node, strna(peer->file), peer->line);
-        r = sd_bus_message_rewind(msg, true);
-        if (r < 0)
-                return r;
-        return polkit_authorize(m, msg, fence_authorized, error);
+        return bus_authorize(m, msg, fence_authorized, error);
 }
 
 static int no_option(sd_bus_message *msg, const char *key, const char *type, void *userdata,
@@ -828,10 +837,7 @@ static int check_rest_and_authorize(Manager *m, sd_bus_message *msg, const char 
         k = bus_options_foreach(msg, no_option, NULL, error);
         if (k < 0)
                 return k;
-        k = sd_bus_message_rewind(msg, true);
-        if (k < 0)
-                return k;
-        return polkit_authorize(m, msg, evacuate_authorized, error);
+        return bus_authorize(m, msg, evacuate_authorized, error);
 }
 
 /* Rebuild(s uuid, s source, a{sv} opts) [evacuate] */
