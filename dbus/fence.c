@@ -6,6 +6,9 @@
  * the power state, "on" or "off". The options hold the BMC's password: they are never logged,
  * the agent's output is scrubbed of them before it reaches the journal or the caller, and the
  * copies are wiped when the job ends.
+ *
+ * Here: the job (fencing.h), after polkit; the handler, which checks the arguments first, is
+ * in node-dbus.c.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -16,12 +19,11 @@
 
 #include "config.h"
 #include "errors.h"
-#include "evacuate.h"
 #include "fence.h"
+#include "fencing.h"
 #include "job.h"
 #include "log.h"
 #include "manager.h"
-#include "polkit.h"
 
 #define FENCE_TIMEOUT (120 * USEC_PER_SEC)
 
@@ -168,16 +170,13 @@ static void fence_done(Manager *m, sd_bus_message *msg, void *userdata)
         fence_job_free(j);
 }
 
-static int fence_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+int fence_start(Manager *m, sd_bus_message *msg, const char *node, const char *action,
+                sd_bus_error *error)
 {
         const ConfigPeer *peer;
-        const char *node, *action;
         FenceJob *j;
         int r;
 
-        r = sd_bus_message_read(msg, "ss", &node, &action);
-        if (r < 0)
-                return r;
         /* The configuration may have been reloaded while polkit answered: look again. */
         peer = config_find_peer(m->config, node);
         if (!peer || !peer->fence_agent)
@@ -203,40 +202,4 @@ static int fence_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error
                 return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
         }
         return 1;
-}
-
-int method_fence(sd_bus_message *msg, void *userdata, sd_bus_error *error)
-{
-        Manager *m = userdata;
-        const ConfigPeer *peer;
-        const char *node, *action;
-        int r;
-
-        r = sd_bus_message_read(msg, "ss", &node, &action);
-        if (r < 0)
-                return r;
-        if (!hostname_is_valid(node))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Expected a node name, got '%s'", node);
-        if (fence_action_from_string(action) < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Expected action 'status', 'off' or 'on', got '%s'",
-                                         action);
-        if (streq(node, m->config->node.name))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Node %s cannot fence itself: call Fence on a peer", node);
-        peer = config_find_peer(m->config, node);
-        if (!peer)
-                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
-                                         "No [peer %s] in the configuration of %s", node,
-                                         m->config->node.name);
-        if (!peer->fence_agent)
-                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
-                                         "[peer %s] (%s:%u) has no fence_agent: set fence_agent "
-                                         "and fence_options there",
-                                         node, strna(peer->file), peer->line);
-        r = sd_bus_message_rewind(msg, true);
-        if (r < 0)
-                return r;
-        return polkit_authorize(m, msg, fence_authorized, error);
 }

@@ -3,45 +3,35 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bus-args.h"
 #include "errors.h"
 #include "force-down-opts.h"
+
+static int read_option(sd_bus_message *msg, const char *key, const char *type, void *userdata,
+                       sd_bus_error *error)
+{
+        ForceDownOptions *opts = userdata;
+        int v, r;
+
+        if (!streq(key, "insist"))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Unknown option '%s'; expected insist (b)", key);
+        if (!streq(type, "b"))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'insist' must be a boolean (b), not '%s'", type);
+        r = sd_bus_message_read(msg, "v", "b", &v);
+        if (r < 0)
+                return r;
+        opts->insist = v;
+        return 0;
+}
 
 int force_down_options_read(sd_bus_message *msg, ForceDownOptions *ret, sd_bus_error *error)
 {
         ForceDownOptions opts = {};
         int r;
 
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                const char *key, *type;
-                int v;
-
-                r = sd_bus_message_read(msg, "s", &key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_peek_type(msg, NULL, &type);
-                if (r < 0)
-                        return r;
-                if (!streq(key, "insist"))
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Unknown option '%s'; expected insist (b)", key);
-                if (!streq(type, "b"))
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Option 'insist' must be a boolean (b), not '%s'",
-                                                 type);
-                r = sd_bus_message_read(msg, "v", "b", &v);
-                if (r < 0)
-                        return r;
-                opts.insist = v;
-                r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(msg);
+        r = bus_options_foreach(msg, read_option, &opts, error);
         if (r < 0)
                 return r;
         *ret = opts;

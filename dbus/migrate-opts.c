@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "bus-args.h"
 #include "errors.h"
 #include "migrate-opts.h"
 #include "migtls.h"
@@ -73,94 +74,90 @@ static int read_uint(sd_bus_message *msg, const char *key, const char *type, uin
         return 0;
 }
 
+/* What migrate_options_read() learns from the entries besides the options themselves. */
+typedef struct OptionsRead {
+        MigrateOptions *opts;
+        bool asked_auto_converge, asked_post_copy, asked_tls;
+} OptionsRead;
+
+static int read_option(sd_bus_message *msg, const char *key, const char *type, void *userdata,
+                       sd_bus_error *error)
+{
+        OptionsRead *u = userdata;
+        MigrateOptions *opts = u->opts;
+        uint64_t v;
+        int r;
+
+        if (streq(key, "block"))
+                r = read_bool(msg, key, type, &opts->block, error);
+        else if (streq(key, "auto-converge")) {
+                r = read_bool(msg, key, type, &opts->auto_converge, error);
+                u->asked_auto_converge = opts->auto_converge;
+        } else if (streq(key, "post-copy")) {
+                r = read_bool(msg, key, type, &opts->post_copy, error);
+                u->asked_post_copy = opts->post_copy;
+        } else if (streq(key, "tls")) {
+                r = read_bool(msg, key, type, &opts->tls, error);
+                u->asked_tls = true;
+        } else if (streq(key, "bandwidth"))
+                r = read_uint(msg, key, type, 1024 * 1024, &opts->bandwidth, error);
+        else if (streq(key, "max-downtime-ms")) {
+                r = read_uint(msg, key, type, 3600 * 1000, &v, error);
+                if (r >= 0 && v == 0)
+                        r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                              "Option 'max-downtime-ms' must be at "
+                                              "least 1");
+                if (r >= 0)
+                        opts->max_downtime_ms = v;
+        } else if (streq(key, "completion-timeout")) {
+                r = read_uint(msg, key, type, 7 * 24 * 3600, &v, error);
+                if (r >= 0)
+                        opts->completion_timeout = v * USEC_PER_SEC;
+        } else if (streq(key, "timeout-action")) {
+                const char *s;
+
+                if (!streq(type, "s"))
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Option 'timeout-action' must be a "
+                                                 "string (s), not '%s'",
+                                                 type);
+                r = sd_bus_message_read(msg, "v", "s", &s);
+                if (r >= 0 && streq(s, "abort"))
+                        opts->timeout_action = TIMEOUT_ACTION_ABORT;
+                else if (r >= 0 && streq(s, "force_complete"))
+                        opts->timeout_action = TIMEOUT_ACTION_FORCE_COMPLETE;
+                else if (r >= 0)
+                        r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                              "Option 'timeout-action' is '%s'; expected "
+                                              "abort or force_complete",
+                                              s);
+        } else
+                r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                      "Unknown option '%s'; expected " OPTION_KEYS, key);
+        return r;
+}
+
 int migrate_options_read(sd_bus_message *msg, const Config *c, MigrateOptions *opts,
                          sd_bus_error *error)
 {
-        bool asked_auto_converge = false, asked_post_copy = false, asked_tls = false;
+        OptionsRead u = { .opts = opts };
         int r;
 
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                const char *key, *type;
-                uint64_t v;
-
-                r = sd_bus_message_read(msg, "s", &key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_peek_type(msg, NULL, &type);
-                if (r < 0)
-                        return r;
-                if (streq(key, "block"))
-                        r = read_bool(msg, key, type, &opts->block, error);
-                else if (streq(key, "auto-converge")) {
-                        r = read_bool(msg, key, type, &opts->auto_converge, error);
-                        asked_auto_converge = opts->auto_converge;
-                } else if (streq(key, "post-copy")) {
-                        r = read_bool(msg, key, type, &opts->post_copy, error);
-                        asked_post_copy = opts->post_copy;
-                } else if (streq(key, "tls")) {
-                        r = read_bool(msg, key, type, &opts->tls, error);
-                        asked_tls = true;
-                } else if (streq(key, "bandwidth"))
-                        r = read_uint(msg, key, type, 1024 * 1024, &opts->bandwidth, error);
-                else if (streq(key, "max-downtime-ms")) {
-                        r = read_uint(msg, key, type, 3600 * 1000, &v, error);
-                        if (r >= 0 && v == 0)
-                                r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                      "Option 'max-downtime-ms' must be at "
-                                                      "least 1");
-                        if (r >= 0)
-                                opts->max_downtime_ms = v;
-                } else if (streq(key, "completion-timeout")) {
-                        r = read_uint(msg, key, type, 7 * 24 * 3600, &v, error);
-                        if (r >= 0)
-                                opts->completion_timeout = v * USEC_PER_SEC;
-                } else if (streq(key, "timeout-action")) {
-                        const char *s;
-
-                        if (!streq(type, "s"))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option 'timeout-action' must be a "
-                                                         "string (s), not '%s'",
-                                                         type);
-                        r = sd_bus_message_read(msg, "v", "s", &s);
-                        if (r >= 0 && streq(s, "abort"))
-                                opts->timeout_action = TIMEOUT_ACTION_ABORT;
-                        else if (r >= 0 && streq(s, "force_complete"))
-                                opts->timeout_action = TIMEOUT_ACTION_FORCE_COMPLETE;
-                        else if (r >= 0)
-                                r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                      "Option 'timeout-action' is '%s'; expected "
-                                                      "abort or force_complete",
-                                                      s);
-                } else
-                        r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                              "Unknown option '%s'; expected " OPTION_KEYS, key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(msg);
+        r = bus_options_foreach(msg, read_option, &u, error);
         if (r < 0)
                 return r;
 
-        if (asked_auto_converge && !c->migration.permit_auto_converge)
+        if (u.asked_auto_converge && !c->migration.permit_auto_converge)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Option 'auto-converge' is not permitted on this node: "
                                          "[migration] permit_auto_converge = no");
-        opts->post_copy_asked = asked_post_copy;
-        if (asked_post_copy && !c->migration.permit_post_copy)
+        opts->post_copy_asked = u.asked_post_copy;
+        if (u.asked_post_copy && !c->migration.permit_post_copy)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Option 'post-copy' is not permitted on this node: "
                                          "[migration] permit_post_copy = no");
         /* no silent downgrade: a node that says yes encrypts every migration */
-        if (asked_tls && !opts->tls && c->migration.tls == MIGRATION_TLS_YES)
+        if (u.asked_tls && !opts->tls && c->migration.tls == MIGRATION_TLS_YES)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Option 'tls' cannot be false on this node: [migration] "
                                          "tls = yes encrypts every migration stream");

@@ -7,10 +7,12 @@
 #include <time.h>
 
 #include "admit.h"
+#include "bus-args.h"
 #include "check.h"
 #include "config.h"
 #include "errors.h"
-#include "evacuate.h"
+#include "fence.h"
+#include "fencing.h"
 #include "force-down-opts.h"
 #include "job.h"
 #include "log.h"
@@ -18,6 +20,7 @@
 #include "migration.h"
 #include "polkit.h"
 #include "preflight.h"
+#include "rebuild.h"
 #include "store-attach.h"
 #include "virt.h"
 
@@ -723,6 +726,145 @@ static int method_force_down(sd_bus_message *msg, void *userdata, sd_bus_error *
         if (r < 0)
                 return r;
         return polkit_authorize(m, msg, force_down_authorized, error);
+}
+
+/* Polkit for a call whose arguments were read to check them: then() reads them again. */
+static int bus_authorize(Manager *m, sd_bus_message *msg, AuthContinuation then,
+                         sd_bus_error *error)
+{
+        int r;
+
+        r = sd_bus_message_rewind(msg, true);
+        if (r < 0)
+                return r;
+        return polkit_authorize(m, msg, then, error);
+}
+
+/* Fence after polkit: its arguments, checked before, read again. */
+static int fence_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        const char *node, *action;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &node, &action);
+        if (r < 0)
+                return r;
+        return fence_start(m, msg, node, action, error);
+}
+
+/* Fence(s node, s action) → s [fence]: runs the peer's fence agent (dbus/fence.c). */
+static int method_fence(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        const ConfigPeer *peer;
+        const char *node, *action;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &node, &action);
+        if (r < 0)
+                return r;
+        if (!hostname_is_valid(node))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a node name, got '%s'", node);
+        if (fence_action_from_string(action) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected action 'status', 'off' or 'on', got '%s'",
+                                         action);
+        if (streq(node, m->config->node.name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Node %s cannot fence itself: call Fence on a peer", node);
+        peer = config_find_peer(m->config, node);
+        if (!peer)
+                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
+                                         "No [peer %s] in the configuration of %s", node,
+                                         m->config->node.name);
+        if (!peer->fence_agent)
+                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
+                                         "[peer %s] (%s:%u) has no fence_agent: set fence_agent "
+                                         "and fence_options there",
+                                         node, strna(peer->file), peer->line);
+        return bus_authorize(m, msg, fence_authorized, error);
+}
+
+static int no_option(sd_bus_message *msg, const char *key, const char *type, void *userdata,
+                     sd_bus_error *error)
+{
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                 "Unknown option '%s': no options are supported", key);
+}
+
+/* The source argument: a node name, not this node. */
+static int check_source(Manager *m, const char *source, sd_bus_error *error)
+{
+        if (!hostname_is_valid(source))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a node name, got '%s'", source);
+        if (streq(source, m->config->node.name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The source %s is this node: evacuation moves a fenced "
+                                         "peer's instances here",
+                                         source);
+        return 0;
+}
+
+/* Rebuild and EvacuateFrom after polkit: their arguments, checked before, read again. */
+static int evacuate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        const char *member = sd_bus_message_get_member(msg);
+        bool single = streq(member, "Rebuild");
+        const char *uuid = NULL, *source;
+        int k;
+
+        if (single)
+                k = sd_bus_message_read(msg, "ss", &uuid, &source);
+        else
+                k = sd_bus_message_read(msg, "s", &source);
+        if (k < 0)
+                return k;
+        return rebuild_start(m, msg, uuid, source, error);
+}
+
+/* The rest of both calls (source, options), then polkit: evacuate_authorized() reads the
+ * arguments again. */
+static int check_rest_and_authorize(Manager *m, sd_bus_message *msg, const char *source,
+                                    sd_bus_error *error)
+{
+        int k;
+
+        k = check_source(m, source, error);
+        if (k < 0)
+                return k;
+        k = bus_options_foreach(msg, no_option, NULL, error);
+        if (k < 0)
+                return k;
+        return bus_authorize(m, msg, evacuate_authorized, error);
+}
+
+/* Rebuild(s uuid, s source, a{sv} opts) [evacuate] */
+static int method_rebuild(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        const char *uuid, *source;
+        int k;
+
+        k = sd_bus_message_read(msg, "ss", &uuid, &source);
+        if (k < 0)
+                return k;
+        if (strlen(uuid) != 36 || strspn(uuid, "0123456789abcdefABCDEF-") != 36)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected an instance UUID, got '%s'", uuid);
+        return check_rest_and_authorize(userdata, msg, source, error);
+}
+
+/* EvacuateFrom(s source, a{sv} opts) → a(sss) [evacuate]: uuid, result, name or message */
+static int method_evacuate_from(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        const char *source;
+        int k;
+
+        k = sd_bus_message_read(msg, "s", &source);
+        if (k < 0)
+                return k;
+        return check_rest_and_authorize(userdata, msg, source, error);
 }
 
 static int reload_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)

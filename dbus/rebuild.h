@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Rebuild and EvacuateFrom (DESIGN.md §4, §7): the state of one instance's rebuild, the
+ * entry the Node handlers call after polkit, and what rebuild.c (the steps, one instance
+ * after another, and the reply), rebuild-plan.c (the checks of steps 1 and 2) and
+ * rebuild-disk.c (lost disks, a start cut short) share.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libvirt/libvirt.h>
+#include <systemd/sd-bus.h>
+
+#include "manager.h"
+#include "peers.h"
+#include "store.h"
+
+typedef struct DiskFix {
+        char *path;
+        char *backing;
+        uint64_t size;
+} DiskFix;
+
+typedef struct Rebuild {
+        char uuid[37];
+        char *name;
+        char *source;
+        uint64_t generation; /* of the record when checked */
+        char *xml;           /* the definition, console listen rewritten for this node */
+        DiskFix *fixes;
+        size_t n_fixes;
+        PeerTargets ask;  /* the peers that are not fenced: does it run there? */
+        char *source_uri; /* the source's libvirt, asked too: NULL if [peer SOURCE] is gone */
+        char *base_dir;   /* <instances_path>, copied for the worker */
+        char *orig_evacuated_from; /* of the record when checked (to swap back) */
+        uint64_t claimed_generation;
+        bool defined;        /* the domain is defined here (by us or before) */
+        InstancePower power; /* as its owner last saw it: rebuilt so (Nova's evacuate keeps a
+                                stopped instance stopped) */
+        /* outcome */
+        const char *error_name; /* NULL: fine so far */
+        char *message;
+        bool claimed;
+        bool started;
+        bool locked; /* in m->rebuilding */
+} Rebuild;
+
+/*
+ * Rebuild (uuid set) or EvacuateFrom (uuid NULL: every instance the store records as
+ * source's) of the call msg, its arguments checked: refused at once (< 0, error set) when this
+ * node may host nothing or, for EvacuateFrom, when source is not down and fenced; otherwise 1,
+ * and the reply is sent when the last instance's steps are over.
+ */
+int rebuild_start(Manager *m, sd_bus_message *msg, const char *uuid, const char *source,
+                  sd_bus_error *error);
+
+/* rebuild.c: sets r's error name and message, replacing what an earlier call set. */
+_printf_(3, 4) void rebuild_fail(Rebuild *r, const char *error_name, const char *format, ...);
+
+/* rebuild-plan.c: is source down or forced down, and fenced? (event loop) */
+bool rebuild_source_fenced(Manager *m, const char *source, Rebuild *r);
+/* Step 1, event loop: the checks against the store; copies what the worker needs. */
+void rebuild_check(Manager *m, Rebuild *r);
+/* Step 2, worker: nobody runs it; the plan of the lost disks (r->fixes). */
+void rebuild_plan(Manager *m, Rebuild *r);
+
+/* rebuild-disk.c, worker: qemu-img with argv, its output in err. */
+int rebuild_run_qemu_img(const char *const argv[], char *err, size_t err_size);
+/* The lost disk f made again from its base (format fmt). */
+int rebuild_create_disk(const DiskFix *f, const char *fmt, char *err, size_t err_size);
+/* After a lost libvirtd: a start left paused is resumed, or destroyed to start again. */
+void rebuild_finish_cut_start(virDomainPtr dom, const char *uuid);
