@@ -7,7 +7,7 @@
 #include "macro.h"
 
 /*
- * A method call counted against a Limiter (limits.h) while the daemon works on it: taken when
+ * A method call counted against a Limiter (call-limits.h) while the daemon works on it: taken when
  * the call arrives, given back when it is answered.
  */
 typedef struct Admission Admission;

@@ -18,6 +18,7 @@
 
 #include "certcheck.h"
 #include "check.h"
+#include "firewall.h"
 #include "leases.h"
 #include "migtls.h"
 #include "diskinfo.h"

@@ -17,7 +17,7 @@
 #define HW_ERROR_FENCE_FAILED      HW_ERROR_PREFIX "FenceFailed"
 #define HW_ERROR_STORE_UNAVAILABLE HW_ERROR_PREFIX "StoreUnavailable"
 #define HW_ERROR_NODE_UP           HW_ERROR_PREFIX "NodeUp"
-#define HW_ERROR_LIMITS_EXCEEDED   HW_ERROR_PREFIX "LimitsExceeded" /* limits.h */
+#define HW_ERROR_LIMITS_EXCEEDED   HW_ERROR_PREFIX "LimitsExceeded" /* call-limits.h */
 
 #define HW_BUS_NAME              "org.hostwarden.Warden1"
 #define HW_BUS_PATH              "/org/hostwarden/Warden1"

@@ -7,6 +7,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "firewall.h"
 #include "log.h"
 #include "manager.h"
 #include "migration.h"
@@ -55,7 +56,7 @@ int main(int argc, char *argv[])
                 log_error("Cannot start: %s", error.message ? error.message : strerror(-r));
                 return 1;
         }
-        r = manager_apply_firewall(m, &error);
+        r = firewall_apply(m, &error);
         if (r < 0)
                 log_error("%s", error.message ? error.message : strerror(-r)); /* serve anyway */
         sd_bus_error_free(&error);

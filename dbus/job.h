@@ -19,7 +19,7 @@ typedef void (*JobDoneFunc)(Manager *m, sd_bus_message *msg, void *userdata);
 int job_start(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done, void *userdata);
 /*
  * job_start() for a method anybody may call: msg's caller is counted against
- * m->work_limits (limits.h) until done() returned. Over a cap nothing starts: -EBUSY with
+ * m->work_limits (call-limits.h) until done() returned. Over a cap nothing starts: -EBUSY with
  * error set to LimitsExceeded; other failures set error too. The caller still owns userdata.
  */
 int job_start_limited(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,

@@ -14,7 +14,18 @@ typedef struct Limiter Limiter;
 typedef struct Migration Migration;
 typedef struct Virt Virt;
 
-/* One Manager owns the world: event loop, bus, configuration, pending polkit queries. */
+/*
+ * One Manager owns the world: event loop, bus, configuration, pending polkit queries. What
+ * the daemon does with it, one room each (docs/architecture.md):
+ *   node-dbus.c, migration-dbus.c   the D-Bus interfaces: vtables and thin handlers
+ *   node-state.c                    this node's record, markers and cached listings
+ *   deny-list.c, notify.c, firewall.c   what the hook and the operator's scripts read
+ *   store-attach.c                  the store, late at boot, and the heartbeat
+ *   migration-*.c, drain.c          outgoing live migrations
+ *   rebuild*.c, fence.c             recovery after a node failure
+ *   reconcile*.c, window-keeper.c   what the world did behind our back
+ *   check.c, preflight.c            CheckNode and CheckMigration's facts
+ */
 typedef struct Manager {
         sd_event *event;
         sd_bus *bus;
@@ -38,7 +49,7 @@ typedef struct Manager {
         uint64_t instances_cache_time; /* CLOCK_MONOTONIC */
         bool instances_cache_valid;
 
-        /* caps on what callers can keep the daemon busy with (limits.h, docs/daemon.md) */
+        /* caps on what callers can keep the daemon busy with (call-limits.h, docs/daemon.md) */
         Limiter *work_limits; /* worker threads of read-only methods */
         Limiter *auth_limits; /* polkit queries pending */
 
@@ -57,29 +68,5 @@ int manager_load_config(Manager *m, sd_bus_error *error);
 /* Connects to the system bus, exports the objects, takes the bus name; sets up the libvirt
  * connection (opened on first use) and the worker threads. */
 int manager_startup(Manager *m);
-/* Brings the runtime dir's node markers in line with this node's record (docs/runtime-dir.md). */
-int manager_sync_runtime(Manager *m);
-/* Brings /run/hostwarden/deny/ in line with the instance records: every instance another
- * node owns is denied here, nothing else (docs/runtime-dir.md). */
-int manager_sync_deny_list(Manager *m);
-/* The same from a listing of the instance records the caller just read. */
-int manager_sync_deny_list_from(Manager *m, const InstanceRecord *inst, size_t n);
-/* Runs <conf>/notify.d/ * with HOSTWARDEN_EVENT, _NODE, _STATE, _REASON in the environment. */
-void manager_run_notify(Manager *m, const char *event, const char *state, const char *reason);
-/* Applies [firewall] (table and the hook's window batches). */
-int manager_apply_firewall(Manager *m, sd_bus_error *error);
-/* "active", "absent", "stale" (differs from the configuration), "disabled", "unconfigured" */
-const char *manager_firewall_state(Manager *m);
-/* The same for a spec of one's own (any thread): one netlink dump of the table. */
-struct FwSpec;
-const char *firewall_state_of(bool enable, const struct FwSpec *spec);
-
-/* Disable (with reason) or enable this node: the store, the hook's marker, disable_action,
- * notify.d, NodeChanged (node-dbus.c). */
-int manager_set_disabled(Manager *m, bool disable, const char *reason, sd_bus_error *error);
-
-/* A node's state as ListNodes shows it (up, disabled, down, forced-down, unknown), liveness
- * judged by this daemon at now (CLOCK_MONOTONIC). */
-const char *manager_node_state(Manager *m, const NodeRecord *rec, uint64_t now);
 
 extern const sd_bus_vtable node_vtable[];

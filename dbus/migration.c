@@ -11,12 +11,14 @@
 
 #include <libvirt/virterror.h>
 
+#include "deny-list.h"
 #include "domxml.h"
 #include "errors.h"
 #include "job.h"
 #include "log.h"
 #include "migration-leftovers.h"
 #include "migration.h"
+#include "node-state.h"
 #include "paths.h"
 #include "polkit.h"
 #include "preflight.h"
@@ -1113,7 +1115,7 @@ static void move_ownership(Manager *m, Migration *mig, MigrationWork *w)
                 if (r < 0)
                         log_error_errno(r, "Cannot save the definition of %s: %m", uuid);
         }
-        (void)manager_sync_deny_list(m);
+        (void)deny_list_sync(m);
 }
 
 /* The Abort calls of a migration that has ended: done if the guest stayed here. */
@@ -2268,7 +2270,7 @@ static int evacuate_live_authorized(Manager *m, sd_bus_message *msg, sd_bus_erro
         if (r >= 0) {
                 snprintf(reason, sizeof(reason), "evacuating live (EvacuateLive at %s)",
                          format_timestamp_now(since, sizeof(since)));
-                r = manager_set_disabled(m, true, reason, error);
+                r = node_set_disabled(m, true, reason, error);
         }
         if (r >= 0)
                 r = job_start(m, msg, drain_work, drain_done, d);

@@ -13,11 +13,13 @@
 #include "errors.h"
 #include "fence.h"
 #include "fencing.h"
+#include "firewall.h"
 #include "force-down-opts.h"
 #include "job.h"
 #include "log.h"
 #include "manager.h"
 #include "migration.h"
+#include "node-state.h"
 #include "polkit.h"
 #include "preflight.h"
 #include "rebuild.h"
@@ -25,7 +27,6 @@
 #include "virt.h"
 
 #define FIREWALL_STATE_MAX_AGE (1 * USEC_PER_SEC)
-#define OWN_RECORD_MAX_AGE     (1 * USEC_PER_SEC)
 
 /* FirewallState dumps the table over netlink: anybody may read it, as often as they like, so
  * it is looked at no more than once per FIREWALL_STATE_MAX_AGE (Reload looks again). */
@@ -35,7 +36,7 @@ static const char *firewall_state_cached(Manager *m)
 
         (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         if (!m->firewall_state || now >= m->firewall_state_time + FIREWALL_STATE_MAX_AGE) {
-                m->firewall_state = manager_firewall_state(m);
+                m->firewall_state = firewall_state(m);
                 m->firewall_state_time = now;
         }
         return m->firewall_state;
@@ -65,34 +66,6 @@ static int property_get_string(sd_bus *bus, const char *path, const char *interf
         return sd_bus_message_append(reply, "s", v ? v : "");
 }
 
-/* This node's own record; an absent one is an enabled node, and so is one not read yet
- * (StoreState says why). Anybody may read the properties built from it, as often as they
- * like: it comes from the node listing ListNodes keeps, read from the store at most once per
- * OWN_RECORD_MAX_AGE; this node's own writes drop that listing, so they show at once. */
-static int own_record(Manager *m, NodeRecord *ret)
-{
-        NodeRecord *nodes = NULL;
-        uint64_t now = 0;
-        size_t n = 0;
-        int r;
-
-        *ret = (NodeRecord){ 0 };
-        if (!m->store)
-                return 0;
-        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
-        r = store_node_list_cached(m->store, now, OWN_RECORD_MAX_AGE, &nodes, &n);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++)
-                if (streq(nodes[i].name, m->config->node.name)) {
-                        *ret = nodes[i];
-                        nodes[i] = (NodeRecord){ 0 }; /* taken */
-                        break;
-                }
-        node_record_array_free(nodes, n);
-        return 0;
-}
-
 static int property_get_state(sd_bus *bus, const char *path, const char *interface,
                               const char *property, sd_bus_message *reply, void *userdata,
                               sd_bus_error *error)
@@ -101,7 +74,7 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
         NodeRecord rec;
         int r;
 
-        r = own_record(m, &rec);
+        r = node_own_record(m, &rec);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot read this node's record: %m");
         if (streq(property, "State"))
@@ -128,69 +101,10 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
         return r;
 }
 
-typedef struct DisableArgs {
-        bool disable;
-        const char *reason;
-} DisableArgs;
-
-static int mutate_disabled(NodeRecord *rec, void *userdata)
+static int set_disabled(Manager *m, sd_bus_message *msg, bool disable, const char *reason,
+                        sd_bus_error *error)
 {
-        const DisableArgs *a = userdata;
-
-        rec->disabled = a->disable;
-        free(rec->disabled_reason);
-        rec->disabled_reason = a->disable && a->reason ? strdup(a->reason) : NULL;
-        if (a->disable && a->reason && !rec->disabled_reason)
-                return -ENOMEM;
-        rec->disabled_since = a->disable ? now_realtime() : 0;
-        return 0;
-}
-
-/* [node] disable_action = stop: stop compute_unit on Disable, start it on Enable. */
-static void apply_disable_action(Manager *m, bool disable)
-{
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r;
-
-        if (m->config->node.disable_action != DISABLE_ACTION_STOP)
-                return;
-        r = sd_bus_call_method(m->bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                               "org.freedesktop.systemd1.Manager",
-                               disable ? "StopUnit" : "StartUnit", &error, NULL, "ss",
-                               m->config->node.compute_unit, "replace");
-        if (r < 0)
-                log_warning("Failed to %s %s ([node] disable_action = stop): %s",
-                            disable ? "stop" : "start", m->config->node.compute_unit,
-                            error.message ? error.message : strerror(-r));
-}
-
-int manager_set_disabled(Manager *m, bool disable, const char *reason, sd_bus_error *error)
-{
-        const DisableArgs args = { .disable = disable, .reason = reason }, *a = &args;
-        const char *state = a->disable ? "disabled" : "enabled";
-        int r;
-
-        r = store_node_update(m->store, m->config->node.name, mutate_disabled, (void *)a, NULL);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot record the node's state: %m");
-        r = manager_sync_runtime(m);
-        if (r < 0)
-                log_warning_errno(r, "Failed to update the runtime markers: %m");
-        apply_disable_action(m, a->disable);
-        manager_run_notify(m, a->disable ? "disable" : "enable", state, a->reason);
-        log_fields(LOG_NOTICE, 0, LOG_FIELDS({ "HOSTWARDEN_NODE", m->config->node.name }),
-                   "Node %s %s%s%s", m->config->node.name, state, a->reason ? ": " : "",
-                   a->reason ? a->reason : "");
-        (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "NodeChanged", "ss",
-                                 m->config->node.name, state);
-        (void)sd_bus_emit_properties_changed(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "State",
-                                             "DisabledReason", "DisabledSince", NULL);
-        return 0;
-}
-
-static int set_disabled(Manager *m, sd_bus_message *msg, const DisableArgs *a, sd_bus_error *error)
-{
-        int r = manager_set_disabled(m, a->disable, a->reason, error);
+        int r = node_set_disabled(m, disable, reason, error);
 
         if (r < 0)
                 return r;
@@ -199,20 +113,18 @@ static int set_disabled(Manager *m, sd_bus_message *msg, const DisableArgs *a, s
 
 static int disable_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
 {
-        DisableArgs a = { .disable = true };
+        const char *reason;
         int r;
 
-        r = sd_bus_message_read(msg, "s", &a.reason);
+        r = sd_bus_message_read(msg, "s", &reason);
         if (r < 0)
                 return r;
-        return set_disabled(m, msg, &a, error);
+        return set_disabled(m, msg, true, reason, error);
 }
 
 static int enable_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
 {
-        DisableArgs a = { .disable = false };
-
-        return set_disabled(m, msg, &a, error);
+        return set_disabled(m, msg, false, NULL, error);
 }
 
 /* C0 controls and DEL: a reason ends up on operators' terminals. */
@@ -272,7 +184,7 @@ static int method_list_nodes(sd_bus_message *msg, void *userdata, sd_bus_error *
                 r = sd_bus_message_open_container(reply, 'a', "(ssssst)");
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 const NodeRecord *rec = &nodes[i];
-                const char *state = manager_node_state(m, rec, now);
+                const char *state = node_state_of(m, rec, now);
                 char detail[512];
 
                 /* the operator's reason first: an overview shows it */
@@ -296,33 +208,6 @@ static int method_list_nodes(sd_bus_message *msg, void *userdata, sd_bus_error *
         return sd_bus_send(NULL, reply, NULL);
 }
 
-#define LIST_INSTANCES_MAX_AGE (1 * USEC_PER_SEC)
-
-/* The instance records from a listing at most LIST_INSTANCES_MAX_AGE old, sorted by UUID;
- * they belong to the Manager. */
-static int instances_cached(Manager *m, const InstanceRecord **ret, size_t *ret_n)
-{
-        InstanceRecord *inst = NULL;
-        uint64_t now = 0;
-        size_t n = 0;
-        int r;
-
-        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
-        if (!m->instances_cache_valid || now >= m->instances_cache_time + LIST_INSTANCES_MAX_AGE) {
-                r = store_instance_list(m->store, &inst, &n);
-                if (r < 0)
-                        return r;
-                instance_record_array_free(m->instances_cache, m->n_instances_cache);
-                m->instances_cache = inst;
-                m->n_instances_cache = n;
-                m->instances_cache_time = now;
-                m->instances_cache_valid = true;
-        }
-        *ret = m->instances_cache;
-        *ret_n = m->n_instances_cache;
-        return 0;
-}
-
 /* ListInstances() -> a(sssst): uuid, name, owner, evacuated from, last ownership change.
  * Overviews poll it: at most one listing of the store per LIST_INSTANCES_MAX_AGE, as
  * ListNodes. */
@@ -334,7 +219,7 @@ static int method_list_instances(sd_bus_message *msg, void *userdata, sd_bus_err
         size_t n;
         int r;
 
-        r = instances_cached(m, &inst, &n);
+        r = node_instances_cached(m, &inst, &n);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot read the instance records: %m");
         r = sd_bus_message_new_method_return(msg, &reply);
@@ -449,7 +334,7 @@ static void list_domains_done(Manager *m, sd_bus_message *msg, void *userdata)
                 r = store_instance_list(m->store, &inst, &n_inst);
                 listed = inst;
         } else
-                r = instances_cached(m, &listed, &n_inst);
+                r = node_instances_cached(m, &listed, &n_inst);
         if (r < 0) {
                 (void)sd_bus_reply_method_errnof(msg, -r, "Cannot read the instance records: %m");
                 goto out;
@@ -572,26 +457,6 @@ static int method_check_migration(sd_bus_message *msg, void *userdata, sd_bus_er
         return 1;
 }
 
-typedef struct ForceArgs {
-        bool down;
-        char by[64];
-} ForceArgs;
-
-static int mutate_forced(NodeRecord *rec, void *userdata)
-{
-        const ForceArgs *a = userdata;
-
-        if (rec->generation == 0)
-                return -ENOENT; /* no such node in the store */
-        rec->forced_down = a->down;
-        free(rec->forced_down_by);
-        rec->forced_down_by = a->down ? strdup(a->by) : NULL;
-        if (a->down && !rec->forced_down_by)
-                return -ENOMEM;
-        rec->forced_down_since = a->down ? now_realtime() : 0;
-        return 0;
-}
-
 /* The arguments of ForceDown (options: none) and ForceDownWithOptions. */
 static int read_force_down(sd_bus_message *msg, const char **ret_node, bool *ret_down,
                            ForceDownOptions *ret_opts, sd_bus_error *error)
@@ -640,59 +505,31 @@ static void force_down_request(Manager *m, const char *node, bool down, bool ins
 static int force_down_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
 {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        ForceArgs a = { .down = false };
         ForceDownOptions opts;
         ForceDownRequest req;
-        bool overrode = false;
+        bool overrode = false, down;
         const char *node;
+        char by[64];
         uid_t uid;
         int r;
 
-        r = read_force_down(msg, &node, &a.down, &opts, error);
+        r = read_force_down(msg, &node, &down, &opts, error);
         if (r < 0)
                 return r;
         /* decided again: the node may have come back while polkit answered */
-        force_down_request(m, node, a.down, opts.insist, &req);
+        force_down_request(m, node, down, opts.insist, &req);
         r = force_down_decide(&req, &overrode, error);
         if (r < 0)
                 return r;
         if (sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds) >= 0 &&
             sd_bus_creds_get_euid(creds, &uid) >= 0)
-                snprintf(a.by, sizeof(a.by), "uid %u on %s", (unsigned)uid, m->config->node.name);
+                snprintf(by, sizeof(by), "uid %u on %s", (unsigned)uid, m->config->node.name);
         else
-                snprintf(a.by, sizeof(a.by), "an admin on %s", m->config->node.name);
+                snprintf(by, sizeof(by), "an admin on %s", m->config->node.name);
 
-        r = store_node_update(m->store, node, mutate_forced, &a, NULL);
-        if (r == -ENOENT)
-                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
-                                         "No node '%s' in the store: ListNodes() shows the nodes",
-                                         node);
+        r = node_set_forced_down(m, node, down, by, overrode, req.seen_ago, error);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot record the node's state: %m");
-        if (streq(node, m->config->node.name))
-                (void)manager_sync_runtime(m);
-        if (overrode && a.down)
-                log_fields(LOG_WARNING, 0,
-                           LOG_FIELDS({ "HOSTWARDEN_NODE", node }, { "HOSTWARDEN_INSIST", "yes" }),
-                           "Node %s declared down (ForceDown) by %s, who insisted although its "
-                           "heartbeat was fresh (last seen %llu s ago): an evacuation may start "
-                           "its instances elsewhere",
-                           node, a.by,
-                           req.seen_ago == UINT64_MAX
-                                   ? 0ULL
-                                   : (unsigned long long)(req.seen_ago / USEC_PER_SEC));
-        else if (overrode)
-                log_fields(LOG_WARNING, 0,
-                           LOG_FIELDS({ "HOSTWARDEN_NODE", node }, { "HOSTWARDEN_INSIST", "yes" }),
-                           "Node %s no longer forced down: taken back on the node itself by %s, "
-                           "who insisted",
-                           node, a.by);
-        else
-                log_fields(LOG_WARNING, 0, LOG_FIELDS({ "HOSTWARDEN_NODE", node }),
-                           "Node %s %s by %s", node,
-                           a.down ? "declared down (ForceDown)" : "no longer forced down", a.by);
-        (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "NodeChanged", "ss", node,
-                                 a.down ? "forced-down" : "up");
+                return r;
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -874,7 +711,7 @@ static int reload_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *erro
         r = manager_load_config(m, error);
         if (r < 0)
                 return r;
-        r = manager_apply_firewall(m, error);
+        r = firewall_apply(m, error);
         if (r < 0)
                 return r;
         m->firewall_state = NULL; /* looked at again when next read */

@@ -13,6 +13,7 @@
 #include "diskinfo.h"
 #include "errors.h"
 #include "log.h"
+#include "node-state.h"
 #include "paths.h"
 #include "preflight.h"
 #include "util.h"
@@ -81,7 +82,7 @@ int preflight_new(Manager *m, const char *domain, const char *dest, const Migrat
         (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         r = store_node_get(m->store, dest, &rec);
         if (r >= 0) {
-                p->dest_state = strdup(manager_node_state(m, &rec, now));
+                p->dest_state = strdup(node_state_of(m, &rec, now));
                 p->dest_fence = strdup(fence_state_to_string(rec.fence));
                 p->dest_mark = rec.storage_mark;
                 rec.storage_mark = NULL;

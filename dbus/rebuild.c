@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "deny-list.h"
 #include "errors.h"
 #include "job.h"
 #include "log.h"
@@ -252,7 +253,7 @@ static void apply_done(Manager *m, sd_bus_message *msg, void *userdata)
                    : r->power == INSTANCE_POWER_SHUTOFF ? ", shut off as it was"
                    : r->power == INSTANCE_POWER_PAUSED  ? ", paused as it was"
                                                         : "");
-        (void)manager_sync_deny_list(m);
+        (void)deny_list_sync(m);
         item_done(m, e);
         evacuation_step(m, e);
 }
@@ -295,7 +296,7 @@ static void plan_done(Manager *m, sd_bus_message *msg, void *userdata)
         }
         r->claimed = true;
         /* the hook must not refuse it for the deny list: it is this node's now */
-        (void)manager_sync_deny_list(m);
+        (void)deny_list_sync(m);
         k = job_start(m, NULL, apply_work, apply_done, e);
         if (k >= 0)
                 return;

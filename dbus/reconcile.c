@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "deny-list.h"
 #include "diskinfo.h"
 #include "job.h"
 #include "log.h"
@@ -819,7 +820,7 @@ static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
         }
         pass_free(p);
         if (changed)
-                (void)manager_sync_deny_list(m); /* claims and hand-overs change its entries */
+                (void)deny_list_sync(m); /* claims and hand-overs change its entries */
         pass_finished(m);
 }
 
@@ -1058,7 +1059,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         }
         /* The deny list from this listing: what the pass changes below are records of this
          * node's own (claims, removals), which the deny list never holds. */
-        r = manager_sync_deny_list_from(m, inst, n_inst);
+        r = deny_list_sync_from(m, inst, n_inst);
         if (r < 0)
                 log_warning_errno(r, "Failed to update the deny list: %m");
         if (p->error < 0) {

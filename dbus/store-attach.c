@@ -8,10 +8,12 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "deny-list.h"
 #include "diskinfo.h"
 #include "errors.h"
 #include "log.h"
 #include "migration.h"
+#include "node-state.h"
 #include "paths.h"
 #include "reconcile.h"
 #include "runtime.h"
@@ -186,10 +188,10 @@ static int attach(Manager *m)
         m->store = TAKE_PTR(a->pending);
         set_state(m, STORE_STATE_ATTACHED, "Attached to the cluster store at %s (cluster %s)",
                   a->where, a->cluster_id);
-        r = manager_sync_runtime(m);
+        r = node_sync_runtime(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to update the runtime markers: %m");
-        r = manager_sync_deny_list(m); /* marks the runtime directory synced */
+        r = deny_list_sync(m); /* marks the runtime directory synced */
         if (r < 0)
                 log_warning_errno(r, "Failed to update the deny list (retried on every "
                                      "heartbeat; until then nothing starts here): %m");
@@ -310,7 +312,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         if (r < 0)
                 log_warning_errno(r, "Failed to write this node's heartbeat: %m");
         store_attach_heartbeat_result(m, r);
-        r = manager_sync_runtime(m);
+        r = node_sync_runtime(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to update the runtime markers: %m");
         reconcile_schedule(m); /* brings the deny list in line, too */
