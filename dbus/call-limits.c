@@ -225,39 +225,39 @@ const LimitCaps *limiter_caps(const Limiter *l)
 
 void limiter_explain(const Limiter *l, LimitVerdict v, uid_t uid, char *buf, size_t size)
 {
-        char who[32];
+        const char *per = "", *advice = "wait for an answer before asking again";
+        char scope[64];
+        unsigned cap;
 
-        if (uid == LIMIT_UID_UNKNOWN)
-                snprintf(who, sizeof(who), "callers of unknown UID");
-        else
-                snprintf(who, sizeof(who), "UID %u", (unsigned)uid);
         switch (v) {
         case LIMIT_SENDER:
-                snprintf(buf, size,
-                         "Too many calls in progress on this connection: at most %u %s per "
-                         "connection; wait for an answer before asking again",
-                         l->caps.per_sender, l->what);
+                snprintf(scope, sizeof(scope), "on this connection");
+                cap = l->caps.per_sender;
+                per = " per connection";
                 break;
         case LIMIT_UID:
-                snprintf(buf, size,
-                         "Too many calls in progress for %s: at most %u %s per user over all "
-                         "its connections; wait for an answer before asking again",
-                         who, l->caps.per_uid, l->what);
+                if (uid == LIMIT_UID_UNKNOWN)
+                        snprintf(scope, sizeof(scope), "for callers of unknown UID");
+                else
+                        snprintf(scope, sizeof(scope), "for UID %u", (unsigned)uid);
+                cap = l->caps.per_uid;
+                per = " per user over all its connections";
                 break;
         case LIMIT_TOTAL:
-                snprintf(buf, size,
-                         "Too many calls in progress from unprivileged users: at most %u %s in "
-                         "all; try again shortly (root is served apart)",
-                         l->caps.total, l->what);
+                snprintf(scope, sizeof(scope), "from unprivileged users");
+                cap = l->caps.total;
+                per = " in all";
+                advice = "try again shortly (root is served apart)";
                 break;
         case LIMIT_ROOT:
-                snprintf(buf, size,
-                         "Too many calls in progress for root: at most %u %s; wait for an "
-                         "answer before asking again",
-                         l->caps.root, l->what);
+                snprintf(scope, sizeof(scope), "for root");
+                cap = l->caps.root;
                 break;
         default:
                 if (size > 0)
                         buf[0] = 0;
+                return;
         }
+        snprintf(buf, size, "Too many calls in progress %s: at most %u %s%s; %s", scope, cap,
+                 l->what, per, advice);
 }

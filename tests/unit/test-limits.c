@@ -133,16 +133,23 @@ static void test_refusals_say_which_cap_and_its_value(void **state)
         Limiter *l = new_limiter();
         char buf[256];
 
+        /* whole texts: callers see them as LimitsExceeded's message */
         limiter_explain(l, LIMIT_SENDER, 1000, buf, sizeof(buf));
-        assert_true(test_contains(buf, "at most 2 worker threads per connection"));
+        assert_string_equal(buf, "Too many calls in progress on this connection: at most 2 worker "
+                                 "threads per connection; wait for an answer before asking again");
         limiter_explain(l, LIMIT_UID, 1000, buf, sizeof(buf));
-        assert_true(test_contains(buf, "for UID 1000: at most 3 worker threads per user"));
+        assert_string_equal(buf,
+                            "Too many calls in progress for UID 1000: at most 3 worker threads "
+                            "per user over all its connections; wait for an answer before "
+                            "asking again");
         limiter_explain(l, LIMIT_UID, LIMIT_UID_UNKNOWN, buf, sizeof(buf));
-        assert_true(test_contains(buf, "callers of unknown UID"));
+        assert_true(test_contains(buf, "in progress for callers of unknown UID: at most 3"));
         limiter_explain(l, LIMIT_TOTAL, 1000, buf, sizeof(buf));
-        assert_true(test_contains(buf, "at most 5 worker threads in all"));
+        assert_string_equal(buf, "Too many calls in progress from unprivileged users: at most 5 "
+                                 "worker threads in all; try again shortly (root is served apart)");
         limiter_explain(l, LIMIT_ROOT, 0, buf, sizeof(buf));
-        assert_true(test_contains(buf, "for root: at most 4 worker threads"));
+        assert_string_equal(buf, "Too many calls in progress for root: at most 4 worker threads; "
+                                 "wait for an answer before asking again");
         limiter_explain(l, LIMIT_ADMITTED, 0, buf, sizeof(buf));
         assert_string_equal(buf, "");
         limiter_free(l);
