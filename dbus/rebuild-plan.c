@@ -182,6 +182,13 @@ static bool under_base_dir(const char *instances_path, const char *path)
                !strstr(path, "/../");
 }
 
+/* A disk that is gone and that hostwarden will not re-create: the whole rebuild is refused. */
+static void refuse_disk(Rebuild *r, const DomDisk *disk, const char *why)
+{
+        rebuild_fail(r, HW_ERROR_CONSTRAINT, "Disk %s (%s) of %s is gone and %s",
+                     strna(disk->target), disk->source, r->uuid, why);
+}
+
 /*
  * Step 2a (worker), first: the source itself, whatever its record says. A forced-down flag is
  * an operator's word and a fence result may be stale (powered on again by hand); a libvirt
@@ -299,31 +306,25 @@ void rebuild_plan(Manager *m, Rebuild *r)
                 if (stat(disk->source, &st) == 0)
                         continue; /* on shared storage (or still here): used as it is */
                 if (streq_ptr(disk->device, "cdrom") || streq_ptr(disk->device, "floppy")) {
-                        rebuild_fail(
-                                r, HW_ERROR_CONSTRAINT,
-                                "Disk %s (%s) of %s is gone and is removable media: it cannot be "
-                                "re-created",
-                                strna(disk->target), disk->source, r->uuid);
+                        refuse_disk(r, disk, "is removable media: it cannot be re-created");
                         return;
                 }
                 k = disk_bases_lookup(r->xml, disk->source, &backing, &size);
                 if (k < 0) {
-                        rebuild_fail(
-                                r, HW_ERROR_CONSTRAINT,
-                                "Disk %s (%s) of %s is gone and no base image is known for it: "
-                                "refusing to invent its data",
-                                strna(disk->target), disk->source, r->uuid);
+                        refuse_disk(r, disk,
+                                    "no base image is known for it: refusing to invent its data");
                         return;
                 }
                 if (!under_base_dir(base_dir, backing) || stat(backing, &st) < 0) {
-                        rebuild_fail(
-                                r, HW_ERROR_CONSTRAINT,
-                                "Disk %s (%s) of %s is gone and its base image %s is %s: refusing "
-                                "to invent its data",
-                                strna(disk->target), disk->source, r->uuid, backing,
-                                under_base_dir(base_dir, backing)
-                                        ? "missing"
-                                        : "not in <instances_path>/_base");
+                        _cleanup_free_ char *why = NULL;
+
+                        if (asprintf(&why, "its base image %s is %s: refusing to invent its data",
+                                     backing,
+                                     under_base_dir(base_dir, backing)
+                                             ? "missing"
+                                             : "not in <instances_path>/_base") < 0)
+                                why = NULL;
+                        refuse_disk(r, disk, why ?: "its base image is unusable");
                         free(backing);
                         return;
                 }
