@@ -280,8 +280,12 @@ static void gather_instances_writable(NodeCheck *c)
                 k = access(path, W_OK | X_OK) >= 0 || errno != EROFS ? ENOENT : EROFS;
         c->facts.marks_writable_error = k;
         if (k != 0 && k != EROFS && k != ENOENT) {
-                struct passwd *pw = stat(marks, &st) >= 0 ? getpwuid(st.st_uid) : NULL;
+                /* getpwuid_r: this runs in a worker thread, beside others */
+                struct passwd pwbuf, *pw = NULL;
+                char buf[1024];
 
+                if (stat(marks, &st) >= 0)
+                        (void)getpwuid_r(st.st_uid, &pwbuf, buf, sizeof(buf), &pw);
                 if (pw) {
                         c->facts.marks_owner = strdup(pw->pw_name);
                         if (!c->facts.marks_owner)
