@@ -38,26 +38,11 @@ static const char *const migration_tls_table[_MIGRATION_TLS_MAX] = {
         [MIGRATION_TLS_NO] = "no",
 };
 
-const char *migration_tls_to_string(MigrationTls t)
-{
-        return t >= 0 && t < _MIGRATION_TLS_MAX ? migration_tls_table[t] : NULL;
-}
-const char *console_listen_to_string(ConsoleListen l)
-{
-        return l >= 0 && l < _CONSOLE_LISTEN_MAX ? console_listen_table[l] : NULL;
-}
-const char *store_backend_to_string(StoreBackend b)
-{
-        return b >= 0 && b < _STORE_BACKEND_MAX ? store_backend_table[b] : NULL;
-}
-const char *disable_action_to_string(DisableAction a)
-{
-        return a >= 0 && a < _DISABLE_ACTION_MAX ? disable_action_table[a] : NULL;
-}
-const char *timeout_action_to_string(TimeoutAction a)
-{
-        return a >= 0 && a < _TIMEOUT_ACTION_MAX ? timeout_action_table[a] : NULL;
-}
+DEFINE_STRING_TABLE_TO_STRING(migration_tls, MigrationTls);
+DEFINE_STRING_TABLE_TO_STRING(console_listen, ConsoleListen);
+DEFINE_STRING_TABLE_TO_STRING(store_backend, StoreBackend);
+DEFINE_STRING_TABLE_TO_STRING(disable_action, DisableAction);
+DEFINE_STRING_TABLE_TO_STRING(timeout_action, TimeoutAction);
 
 /* ---- value parsers ---------------------------------------------------------------------- */
 

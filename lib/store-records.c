@@ -22,18 +22,7 @@ static const char *const fence_state_table[_FENCE_STATE_MAX] = {
         [FENCE_OFF] = "off",
 };
 
-const char *fence_state_to_string(FenceState f)
-{
-        return f >= 0 && f < _FENCE_STATE_MAX ? fence_state_table[f] : NULL;
-}
-
-FenceState fence_state_from_string(const char *s)
-{
-        for (FenceState f = 0; f < _FENCE_STATE_MAX; f++)
-                if (s && streq(s, fence_state_table[f]))
-                        return f;
-        return _FENCE_STATE_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(fence_state, FenceState, _FENCE_STATE_INVALID);
 
 static const char *const node_liveness_table[_NODE_LIVENESS_MAX] = {
         [NODE_UP] = "up",
@@ -41,10 +30,7 @@ static const char *const node_liveness_table[_NODE_LIVENESS_MAX] = {
         [NODE_UNKNOWN] = "unknown",
 };
 
-const char *node_liveness_to_string(NodeLiveness l)
-{
-        return l >= 0 && l < _NODE_LIVENESS_MAX ? node_liveness_table[l] : NULL;
-}
+DEFINE_STRING_TABLE_TO_STRING(node_liveness, NodeLiveness);
 
 /* ---- record text ---------------------------------------------------------------------- */
 
@@ -293,18 +279,7 @@ static const char *const instance_power_table[_INSTANCE_POWER_MAX] = {
         [INSTANCE_POWER_SHUTOFF] = "shutoff",
 };
 
-const char *instance_power_to_string(InstancePower p)
-{
-        return p >= 0 && p < _INSTANCE_POWER_MAX ? instance_power_table[p] : NULL;
-}
-
-InstancePower instance_power_from_string(const char *s)
-{
-        for (int i = 0; i < _INSTANCE_POWER_MAX; i++)
-                if (streq(s, instance_power_table[i]))
-                        return (InstancePower)i;
-        return _INSTANCE_POWER_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(instance_power, InstancePower, _INSTANCE_POWER_INVALID);
 
 void instance_record_done(InstanceRecord *r)
 {
