@@ -46,6 +46,17 @@ static int normalize_uuid(const char *uuid, char out[static 37])
         return 0;
 }
 
+static bool instance_file_name_is_valid(const char *name)
+{
+        if (!uuid_is_valid(name))
+                return false;
+        /* Only the canonical lower-case names are ours. */
+        for (const char *p = name; *p; p++)
+                if (isupper((unsigned char)*p))
+                        return false;
+        return true;
+}
+
 /* ---- open/free ------------------------------------------------------------------------ */
 
 int store_new(const StoreOps *ops, const char *node_name, Store **ret)
@@ -99,24 +110,137 @@ const char *store_error_detail(const Store *s)
         return d ? d : "";
 }
 
-/* ---- nodes ---------------------------------------------------------------------------- */
+/* ---- reading and listing -------------------------------------------------------------- */
 
-static int node_read(Store *s, const char *name, NodeRecord *ret, uint64_t *ret_version)
+/* A kind of record: its space, which keys are its, how its text is parsed and how it is
+ * freed; listings sort by compare (the key). */
+typedef struct RecordKind {
+        StoreSpace space;
+        bool (*key_is_valid)(const char *key);
+        size_t size;
+        int (*from_text)(const char *key, const char *text, void *item);
+        void (*done)(void *item);
+        int (*compare)(const void *a, const void *b);
+} RecordKind;
+
+/* The record of kind k under key (a valid one), and the backend's version of it. */
+static int record_read(Store *s, const RecordKind *k, const char *key, void *ret,
+                       uint64_t *ret_version)
 {
         _cleanup_free_ char *text = NULL;
         int r;
 
-        r = s->ops->read(s, STORE_NODES, name, RECORD_MAX_SIZE, &text, ret_version);
+        r = s->ops->read(s, k->space, key, RECORD_MAX_SIZE, &text, ret_version);
         if (r < 0)
                 return r;
-        return node_record_from_text(name, text, ret);
+        return k->from_text(key, text, ret);
 }
+
+typedef struct ListState {
+        char *array;
+        size_t n, allocated;
+        const RecordKind *kind;
+} ListState;
+
+static int list_add(const char *key, const char *text, void *userdata)
+{
+        ListState *l = userdata;
+        int r;
+
+        if (l->n == l->allocated) {
+                size_t want = l->allocated ? l->allocated * 2 : 16;
+                char *a = reallocarray(l->array, want, l->kind->size);
+
+                if (!a)
+                        return -ENOMEM;
+                l->array = a;
+                l->allocated = want;
+        }
+        r = l->kind->from_text(key, text, l->array + l->n * l->kind->size);
+        if (r < 0)
+                return r;
+        l->n++;
+        return 0;
+}
+
+/* Every record of kind k, parsed into a new sorted array. */
+static int list_records(Store *s, const RecordKind *k, void **ret, size_t *ret_n)
+{
+        ListState l = { .kind = k };
+        size_t item_size = k->size;
+        int r;
+
+        r = s->ops->list(s, k->space, k->key_is_valid, list_add, &l);
+        if (r >= 0 && l.n > 0) {
+                qsort(l.array, l.n, item_size, k->compare);
+                /* a key listed twice (a broken etcd answer; a directory cannot): which copy
+                 * holds cannot be told, so the listing is as unreadable as a bad record */
+                for (size_t i = 1; i < l.n && r >= 0; i++)
+                        if (k->compare(l.array + (i - 1) * item_size, l.array + i * item_size) == 0)
+                                r = -EBADMSG;
+        }
+        if (r < 0) {
+                for (size_t i = 0; i < l.n; i++)
+                        k->done(l.array + i * item_size);
+                free(l.array);
+                return r;
+        }
+        if (l.n == 0) {
+                free(l.array);
+                l.array = NULL;
+        }
+        *ret = l.array;
+        *ret_n = l.n;
+        return 0;
+}
+
+/* name##_kind, and store_<name>_list(): every record of the kind, in a new array of type sorted
+ * by its member key. */
+#define DEFINE_RECORD_KIND(name, type, sp, valid, key)                                \
+        static int name##_kind_from_text(const char *k, const char *text, void *item) \
+        {                                                                             \
+                return name##_record_from_text(k, text, item);                        \
+        }                                                                             \
+        static void name##_kind_done(void *item)                                      \
+        {                                                                             \
+                name##_record_done(item);                                             \
+        }                                                                             \
+        static int name##_kind_compare(const void *a, const void *b)                  \
+        {                                                                             \
+                return strcmp(((const type *)a)->key, ((const type *)b)->key);        \
+        }                                                                             \
+        static const RecordKind name##_kind = {                                       \
+                .space = sp,                                                          \
+                .key_is_valid = valid,                                                \
+                .size = sizeof(type),                                                 \
+                .from_text = name##_kind_from_text,                                   \
+                .done = name##_kind_done,                                             \
+                .compare = name##_kind_compare,                                       \
+        };                                                                            \
+        int store_##name##_list(Store *s, type **ret, size_t *ret_n)                  \
+        {                                                                             \
+                void *array;                                                          \
+                size_t n;                                                             \
+                int r;                                                                \
+                                                                                      \
+                r = list_records(s, &name##_kind, &array, &n);                        \
+                if (r < 0)                                                            \
+                        return r;                                                     \
+                *ret = array;                                                         \
+                *ret_n = n;                                                           \
+                return 0;                                                             \
+        }
+
+DEFINE_RECORD_KIND(node, NodeRecord, STORE_NODES, hostname_is_valid, name);
+DEFINE_RECORD_KIND(instance, InstanceRecord, STORE_INSTANCES, instance_file_name_is_valid, uuid);
+
+/* ---- nodes ---------------------------------------------------------------------------- */
 
 int store_node_get(Store *s, const char *name, NodeRecord *ret)
 {
         if (!store_node_name_is_valid(name))
                 return -EINVAL;
-        return node_read(s, name, ret, NULL);
+        return record_read(s, &node_kind, name, ret, NULL);
 }
 
 int store_node_update(Store *s, const char *name, NodeMutateFunc mutate, void *userdata,
@@ -137,7 +261,7 @@ int store_node_update(Store *s, const char *name, NodeMutateFunc mutate, void *u
                 if (r < 0)
                         return r;
 
-                r = node_read(s, name, &n, &version);
+                r = record_read(s, &node_kind, name, &n, &version);
                 if (r == -ENOENT) {
                         version = 0;
                         n.name = strdup(name);
@@ -250,7 +374,7 @@ int store_node_liveness(Store *s, const char *name, usec_t now_monotonic, usec_t
                 return -EINVAL;
         /* Only the counter counts: peers write fence results and admins write Disable into a
          * node's record too, which bumps its generation but says nothing about the node. */
-        r = node_read(s, name, &n, NULL);
+        r = record_read(s, &node_kind, name, &n, NULL);
         if (r < 0)
                 return r;
         return store_node_liveness_of(s, &n, now_monotonic, down_after, ret);
@@ -266,99 +390,6 @@ int store_node_heartbeat_seen(Store *s, const char *name, usec_t *ret_monotonic)
         if (!e || !e->changed)
                 return -ENODATA;
         *ret_monotonic = e->last_change;
-        return 0;
-}
-
-/* ---- listing -------------------------------------------------------------------------- */
-
-typedef int (*ParseItemFunc)(const char *key, const char *text, void *item);
-
-typedef struct ListState {
-        char *array;
-        size_t n, allocated, item_size;
-        ParseItemFunc parse;
-} ListState;
-
-static int list_add(const char *key, const char *text, void *userdata)
-{
-        ListState *l = userdata;
-        int r;
-
-        if (l->n == l->allocated) {
-                size_t want = l->allocated ? l->allocated * 2 : 16;
-                char *a = reallocarray(l->array, want, l->item_size);
-
-                if (!a)
-                        return -ENOMEM;
-                l->array = a;
-                l->allocated = want;
-        }
-        r = l->parse(key, text, l->array + l->n * l->item_size);
-        if (r < 0)
-                return r;
-        l->n++;
-        return 0;
-}
-
-/* Every record of the space whose key passes filter, parsed into a new sorted array. */
-static int list_records(Store *s, StoreSpace sp, bool (*filter)(const char *), size_t item_size,
-                        ParseItemFunc parse, void (*done_item)(void *item),
-                        int (*compare)(const void *, const void *), void **ret, size_t *ret_n)
-{
-        ListState l = { .item_size = item_size, .parse = parse };
-        int r;
-
-        r = s->ops->list(s, sp, filter, list_add, &l);
-        if (r >= 0 && l.n > 0) {
-                qsort(l.array, l.n, item_size, compare);
-                /* a key listed twice (a broken etcd answer; a directory cannot): which copy
-                 * holds cannot be told, so the listing is as unreadable as a bad record */
-                for (size_t i = 1; i < l.n && r >= 0; i++)
-                        if (compare(l.array + (i - 1) * item_size, l.array + i * item_size) == 0)
-                                r = -EBADMSG;
-        }
-        if (r < 0) {
-                for (size_t i = 0; i < l.n; i++)
-                        done_item(l.array + i * item_size);
-                free(l.array);
-                return r;
-        }
-        if (l.n == 0) {
-                free(l.array);
-                l.array = NULL;
-        }
-        *ret = l.array;
-        *ret_n = l.n;
-        return 0;
-}
-
-static int node_parse_item(const char *name, const char *text, void *item)
-{
-        return node_record_from_text(name, text, item);
-}
-
-static void node_done_item(void *item)
-{
-        node_record_done(item);
-}
-
-static int node_compare(const void *a, const void *b)
-{
-        return strcmp(((const NodeRecord *)a)->name, ((const NodeRecord *)b)->name);
-}
-
-int store_node_list(Store *s, NodeRecord **ret, size_t *ret_n)
-{
-        void *array;
-        size_t n;
-        int r;
-
-        r = list_records(s, STORE_NODES, hostname_is_valid, sizeof(NodeRecord), node_parse_item,
-                         node_done_item, node_compare, &array, &n);
-        if (r < 0)
-                return r;
-        *ret = array;
-        *ret_n = n;
         return 0;
 }
 
@@ -404,43 +435,36 @@ int store_node_list_cached(Store *s, usec_t now_monotonic, usec_t max_age, NodeR
 
 /* ---- instances ------------------------------------------------------------------------ */
 
-static int instance_read(Store *s, const char *uuid, InstanceRecord *ret, uint64_t *ret_version)
-{
-        _cleanup_free_ char *text = NULL;
-        int r;
-
-        r = s->ops->read(s, STORE_INSTANCES, uuid, RECORD_MAX_SIZE, &text, ret_version);
-        if (r < 0)
-                return r;
-        return instance_record_from_text(uuid, text, ret);
-}
-
 int store_instance_get(Store *s, const char *uuid, InstanceRecord *ret)
 {
         char u[37];
 
         if (normalize_uuid(uuid, u) < 0)
                 return -EINVAL;
-        return instance_read(s, u, ret, NULL);
+        return record_read(s, &instance_kind, u, ret, NULL);
 }
 
-/* The stored generation of instance u, 0 if there is none, and the backend's version of
- * it. Call with the lock held. */
-static int instance_current_generation(Store *s, const char *u, uint64_t *ret,
-                                       uint64_t *ret_version)
+/* Takes the backend's lock of instance u (closing *ret_lock_fd releases it), then reads its
+ * stored generation, 0 if there is none, and the backend's version of it. */
+static int instance_lock_current(Store *s, const char *u, int *ret_lock_fd, uint64_t *ret,
+                                 uint64_t *ret_version)
 {
         _cleanup_(instance_record_done) InstanceRecord cur = {};
+        _cleanup_close_ int lock_fd = -EBADF;
         int r;
 
-        r = instance_read(s, u, &cur, ret_version);
+        r = s->ops->lock(s, STORE_INSTANCES, u, &lock_fd);
+        if (r < 0)
+                return r;
+        r = record_read(s, &instance_kind, u, &cur, ret_version);
         if (r == -ENOENT) {
                 *ret = 0;
                 *ret_version = 0;
-                return 0;
-        }
-        if (r < 0)
+        } else if (r < 0)
                 return r;
-        *ret = cur.generation;
+        else
+                *ret = cur.generation;
+        *ret_lock_fd = TAKE_FD(lock_fd);
         return 0;
 }
 
@@ -462,10 +486,7 @@ int store_instance_cas(Store *s, const InstanceRecord *rec, uint64_t expected_ge
         if (r < 0)
                 return r;
 
-        r = s->ops->lock(s, STORE_INSTANCES, u, &lock_fd);
-        if (r < 0)
-                return r;
-        r = instance_current_generation(s, u, &current, &version);
+        r = instance_lock_current(s, u, &lock_fd, &current, &version);
         if (r < 0)
                 return r;
         if (current != expected_generation)
@@ -492,10 +513,7 @@ int store_instance_remove(Store *s, const char *uuid, uint64_t expected_generati
         if (normalize_uuid(uuid, u) < 0)
                 return -EINVAL;
 
-        r = s->ops->lock(s, STORE_INSTANCES, u, &lock_fd);
-        if (r < 0)
-                return r;
-        r = instance_current_generation(s, u, &current, &version);
+        r = instance_lock_current(s, u, &lock_fd, &current, &version);
         if (r < 0)
                 return r;
         if (current == 0)
@@ -505,47 +523,6 @@ int store_instance_remove(Store *s, const char *uuid, uint64_t expected_generati
         r = s->ops->remove(s, STORE_INSTANCES, u, version);
         /* removed meanwhile: it no longer has that generation */
         return r == -ENOENT ? -ESTALE : r;
-}
-
-static bool instance_file_name_is_valid(const char *name)
-{
-        if (!uuid_is_valid(name))
-                return false;
-        /* Only the canonical lower-case names are ours. */
-        for (const char *p = name; *p; p++)
-                if (isupper((unsigned char)*p))
-                        return false;
-        return true;
-}
-
-static int instance_parse_item(const char *uuid, const char *text, void *item)
-{
-        return instance_record_from_text(uuid, text, item);
-}
-
-static void instance_done_item(void *item)
-{
-        instance_record_done(item);
-}
-
-static int instance_compare(const void *a, const void *b)
-{
-        return strcmp(((const InstanceRecord *)a)->uuid, ((const InstanceRecord *)b)->uuid);
-}
-
-int store_instance_list(Store *s, InstanceRecord **ret, size_t *ret_n)
-{
-        void *array;
-        size_t n;
-        int r;
-
-        r = list_records(s, STORE_INSTANCES, instance_file_name_is_valid, sizeof(InstanceRecord),
-                         instance_parse_item, instance_done_item, instance_compare, &array, &n);
-        if (r < 0)
-                return r;
-        *ret = array;
-        *ret_n = n;
-        return 0;
 }
 
 /* ---- definitions ---------------------------------------------------------------------- */
