@@ -48,17 +48,13 @@ DEFINE_STRING_TABLE_TO_STRING(timeout_action, TimeoutAction);
 
 static int parse_string(const ConfigItem *item, const char *value, void *dst)
 {
-        char *s;
+        int r;
 
         (void)item;
         if (isempty(value))
                 return -EINVAL;
-        s = strdup(value);
-        if (!s)
-                return -ENOMEM;
-        free(*(char **)dst);
-        *(char **)dst = s;
-        return 0;
+        r = free_and_strdup(dst, value);
+        return r < 0 ? r : 0;
 }
 
 static int parse_hostname(const ConfigItem *item, const char *value, void *dst)
@@ -276,10 +272,7 @@ static int parse_secret(const ConfigItem *item, const char *value, void *dst)
         s = strdup(value);
         if (!s)
                 return -ENOMEM;
-        if (*p) {
-                explicit_bzero(*p, strlen(*p));
-                free(*p);
-        }
+        erase_and_free(*p);
         *p = s;
         return 0;
 }

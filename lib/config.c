@@ -104,12 +104,6 @@ static ItemLocation *item_location(Config *c, const ConfigItem *item)
         return &((ConfigPrivate *)c)->locations[item - config_items];
 }
 
-static int strdup_to(char **dst, const char *s)
-{
-        *dst = strdup(s);
-        return *dst ? 0 : -ENOMEM;
-}
-
 int config_new(Config **ret)
 {
         ConfigPrivate *p;
@@ -142,8 +136,8 @@ int config_new(Config **ret)
         c->console.listen = CONSOLE_LISTEN_ANY;
         c->hook.refuse_incoming_when_disabled = false;
 
-        if (strdup_to(&c->node.instances_path, "/var/lib/nova/instances") < 0 ||
-            strdup_to(&c->node.compute_unit, "nova-compute.service") < 0) {
+        if (free_and_strdup(&c->node.instances_path, "/var/lib/nova/instances") < 0 ||
+            free_and_strdup(&c->node.compute_unit, "nova-compute.service") < 0) {
                 config_free(c);
                 return -ENOMEM;
         }
@@ -158,11 +152,7 @@ static void peer_done(ConfigPeer *p)
         free(p->address);
         free(p->libvirt_uri);
         free(p->fence_agent);
-        if (p->fence_options) {
-                /* A secret: do not leave it in freed heap memory. */
-                explicit_bzero(p->fence_options, strlen(p->fence_options));
-                free(p->fence_options);
-        }
+        erase_and_free(p->fence_options); /* a secret */
         free(p->file);
 }
 
@@ -181,10 +171,7 @@ Config *config_free(Config *c)
         free(c->cluster.etcd_cert);
         free(c->cluster.etcd_key);
         free(c->cluster.etcd_user);
-        if (c->cluster.etcd_password) {
-                explicit_bzero(c->cluster.etcd_password, strlen(c->cluster.etcd_password));
-                free(c->cluster.etcd_password);
-        }
+        erase_and_free(c->cluster.etcd_password);
         for (size_t i = 0; i < c->n_peers; i++)
                 peer_done(&c->peers[i]);
         free(c->peers);
@@ -229,7 +216,7 @@ static int peer_get(Config *c, const char *name, const char *file, unsigned line
         c->peers = t;
         t = &c->peers[c->n_peers];
         *t = (ConfigPeer){ .line = line };
-        if (strdup_to(&t->name, name) < 0 || strdup_to(&t->file, file) < 0) {
+        if (free_and_strdup(&t->name, name) < 0 || free_and_strdup(&t->file, file) < 0) {
                 peer_done(t);
                 return -ENOMEM;
         }
@@ -632,7 +619,7 @@ int config_finish(Config *c, ConfigDiags *diags)
                 if (gethostname(host, sizeof(host)) < 0 || !hostname_is_valid(host))
                         diag(diags, CONFIG_DIAG_ERROR, NULL, 0,
                              "[node] name is not set and the host name is not usable; set it");
-                else if (strdup_to(&c->node.name, host) < 0)
+                else if (free_and_strdup(&c->node.name, host) < 0)
                         return -ENOMEM;
         }
 

@@ -394,14 +394,8 @@ static void etcd_free(Store *s)
         strv_free(e->endpoints);
         free(e->prefix);
         free(e->user);
-        if (e->password) {
-                explicit_bzero(e->password, strlen(e->password));
-                free(e->password);
-        }
-        if (e->token) {
-                explicit_bzero(e->token, strlen(e->token));
-                free(e->token);
-        }
+        erase_and_free(e->password);
+        erase_and_free(e->token);
         free(e->detail);
         free(e);
         s->etcd = NULL;

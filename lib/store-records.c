@@ -105,7 +105,7 @@ static int set_u64(RuntimeRecord *rec, const char *key, uint64_t v)
         return runtime_record_set(rec, key, buf);
 }
 
-static int set_str(RuntimeRecord *rec, const char *key, const char *v)
+static int record_set_str(RuntimeRecord *rec, const char *key, const char *v)
 {
         return v ? runtime_record_set(rec, key, v) : 0;
 }
@@ -230,18 +230,18 @@ int node_record_to_text(const NodeRecord *n, uint64_t generation, char **ret)
                 return -EINVAL;
 
         /* runtime_record_set() refuses values with newlines (-EINVAL). */
-        if ((r = set_str(&rec, "name", n->name)) < 0 ||
-            (r = set_str(&rec, "address", n->address)) < 0 ||
-            (r = set_str(&rec, "storage_mark", n->storage_mark)) < 0 ||
-            (r = set_str(&rec, "disabled", n->disabled ? "yes" : "no")) < 0 ||
-            (r = set_str(&rec, "disabled_reason", n->disabled_reason)) < 0 ||
+        if ((r = record_set_str(&rec, "name", n->name)) < 0 ||
+            (r = record_set_str(&rec, "address", n->address)) < 0 ||
+            (r = record_set_str(&rec, "storage_mark", n->storage_mark)) < 0 ||
+            (r = record_set_str(&rec, "disabled", n->disabled ? "yes" : "no")) < 0 ||
+            (r = record_set_str(&rec, "disabled_reason", n->disabled_reason)) < 0 ||
             (r = set_u64(&rec, "disabled_since", n->disabled_since)) < 0 ||
             (r = set_u64(&rec, "heartbeat", n->heartbeat)) < 0 ||
             (r = set_u64(&rec, "heartbeat_time", n->heartbeat_time)) < 0 ||
-            (r = set_str(&rec, "forced_down", n->forced_down ? "yes" : "no")) < 0 ||
-            (r = set_str(&rec, "forced_down_by", n->forced_down_by)) < 0 ||
+            (r = record_set_str(&rec, "forced_down", n->forced_down ? "yes" : "no")) < 0 ||
+            (r = record_set_str(&rec, "forced_down_by", n->forced_down_by)) < 0 ||
             (r = set_u64(&rec, "forced_down_since", n->forced_down_since)) < 0 ||
-            (r = set_str(&rec, "fence", fence_state_to_string(n->fence))) < 0 ||
+            (r = record_set_str(&rec, "fence", fence_state_to_string(n->fence))) < 0 ||
             (r = set_u64(&rec, "fence_time", n->fence_time)) < 0)
                 return r;
         return store_record_text_format(&rec, generation, ret);
@@ -348,14 +348,16 @@ int instance_record_to_text(const InstanceRecord *i, const char *uuid, uint64_t 
             (i->evacuated_from && !hostname_is_valid(i->evacuated_from)))
                 return -EINVAL;
 
-        if ((r = set_str(&rec, "uuid", uuid)) < 0 || (r = set_str(&rec, "name", i->name)) < 0 ||
-            (r = set_str(&rec, "owner", i->owner)) < 0 ||
-            (r = set_str(&rec, "evacuated_from", i->evacuated_from)) < 0 ||
+        if ((r = record_set_str(&rec, "uuid", uuid)) < 0 ||
+            (r = record_set_str(&rec, "name", i->name)) < 0 ||
+            (r = record_set_str(&rec, "owner", i->owner)) < 0 ||
+            (r = record_set_str(&rec, "evacuated_from", i->evacuated_from)) < 0 ||
             (r = set_u64(&rec, "time", i->time)) < 0 ||
-            (r = set_str(&rec, "power",
-                         i->power > INSTANCE_POWER_UNKNOWN ? instance_power_to_string(i->power)
-                                                           : NULL)) < 0 ||
-            (r = set_str(&rec, "deleted", i->deleted ? "yes" : NULL)) < 0)
+            (r = record_set_str(&rec, "power",
+                                i->power > INSTANCE_POWER_UNKNOWN
+                                        ? instance_power_to_string(i->power)
+                                        : NULL)) < 0 ||
+            (r = record_set_str(&rec, "deleted", i->deleted ? "yes" : NULL)) < 0)
                 return r;
         return store_record_text_format(&rec, generation, ret);
 }
