@@ -38,21 +38,13 @@ typedef struct FenceJob {
         char *message;    /* scrubbed: what the agent said last */
 } FenceJob;
 
-static void wipe_free(char *s)
-{
-        if (s) {
-                explicit_bzero(s, strlen(s));
-                free(s);
-        }
-}
-
 static void fence_job_free(FenceJob *j)
 {
         if (!j)
                 return;
         free(j->node);
         free(j->agent);
-        wipe_free(j->options);
+        erase_and_free(j->options);
         free(j->message);
         free(j);
 }
@@ -92,7 +84,7 @@ static void fence_work(Manager *m, void *userdata)
                 return;
         }
         r = fence_run(path, input, FENCE_TIMEOUT, &run);
-        wipe_free(input);
+        erase_and_free(input);
         if (r < 0) {
                 j->error = r;
                 set_message(&j->message, "cannot run %s: %s", path, strerror(-r));

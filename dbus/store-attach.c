@@ -115,24 +115,16 @@ typedef struct Identity {
         const char *storage_mark;
 } Identity;
 
-static int replace_str(char **field, const char *value)
-{
-        if (streq_ptr(*field, value))
-                return 0;
-        free(*field);
-        *field = value ? strdup(value) : NULL;
-        return value && !*field ? -ENOMEM : 0;
-}
-
 static int mutate_identity(NodeRecord *rec, void *userdata)
 {
         const Identity *id = userdata;
         int r;
 
-        r = replace_str(&rec->address, id->address);
+        r = free_and_strdup(&rec->address, id->address);
         if (r < 0)
                 return r;
-        return replace_str(&rec->storage_mark, id->storage_mark);
+        r = free_and_strdup(&rec->storage_mark, id->storage_mark);
+        return r < 0 ? r : 0; /* 1: changed, which the store does not ask */
 }
 
 static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata);

@@ -1,4 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * Reading hostwarden.conf and its drop-ins with libinih into a Config: diagnostics, the Config
+ * object, sections and continuation lines, the checks of keys that depend on each other, and
+ * which secrets are kept. The keys themselves and their value parsers are in config-items.c.
+ */
+
 #include <dirent.h>
 #include <errno.h>
 #include <ini.h>
@@ -11,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config-internal.h"
 
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
 /* libinih's fixed limits (ini.h: INI_MAX_LINE, MAX_SECTION, MAX_NAME); longer input is
@@ -19,413 +26,6 @@
 #define INIH_MAX_LINE    INI_MAX_LINE
 #define INIH_MAX_SECTION 50
 #define INIH_MAX_NAME    50
-
-static const char *const console_listen_table[_CONSOLE_LISTEN_MAX] = {
-        [CONSOLE_LISTEN_ANY] = "0.0.0.0",
-        [CONSOLE_LISTEN_NODE] = "node",
-        [CONSOLE_LISTEN_KEEP] = "keep",
-};
-static const char *const store_backend_table[_STORE_BACKEND_MAX] = {
-        [STORE_BACKEND_DIR] = "dir",
-        [STORE_BACKEND_ETCD] = "etcd",
-};
-static const char *const disable_action_table[_DISABLE_ACTION_MAX] = {
-        [DISABLE_ACTION_NONE] = "none",
-        [DISABLE_ACTION_STOP] = "stop",
-};
-static const char *const timeout_action_table[_TIMEOUT_ACTION_MAX] = {
-        [TIMEOUT_ACTION_ABORT] = "abort",
-        [TIMEOUT_ACTION_FORCE_COMPLETE] = "force_complete",
-};
-
-static const char *const migration_tls_table[_MIGRATION_TLS_MAX] = {
-        [MIGRATION_TLS_AUTO] = "auto",
-        [MIGRATION_TLS_YES] = "yes",
-        [MIGRATION_TLS_NO] = "no",
-};
-
-const char *migration_tls_to_string(MigrationTls t)
-{
-        return t >= 0 && t < _MIGRATION_TLS_MAX ? migration_tls_table[t] : NULL;
-}
-const char *console_listen_to_string(ConsoleListen l)
-{
-        return l >= 0 && l < _CONSOLE_LISTEN_MAX ? console_listen_table[l] : NULL;
-}
-const char *store_backend_to_string(StoreBackend b)
-{
-        return b >= 0 && b < _STORE_BACKEND_MAX ? store_backend_table[b] : NULL;
-}
-const char *disable_action_to_string(DisableAction a)
-{
-        return a >= 0 && a < _DISABLE_ACTION_MAX ? disable_action_table[a] : NULL;
-}
-const char *timeout_action_to_string(TimeoutAction a)
-{
-        return a >= 0 && a < _TIMEOUT_ACTION_MAX ? timeout_action_table[a] : NULL;
-}
-
-/* ---- value parsers ---------------------------------------------------------------------- */
-
-typedef struct ConfigItem ConfigItem;
-typedef int (*ValueParser)(const ConfigItem *item, const char *value, void *dst);
-
-struct ConfigItem {
-        const char *section; /* "peer" for [peer NAME] */
-        const char *key;
-        ValueParser parse;
-        size_t offset; /* into Config, or into ConfigPeer for "peer" */
-        const char *expected;
-        uint64_t min, max;
-        const char *const *names; /* enum tables */
-        size_t n_names;
-        bool multiline; /* may continue on indented lines */
-        bool secret;    /* value never echoed in messages */
-};
-
-static int parse_string(const ConfigItem *item, const char *value, void *dst)
-{
-        char *s;
-
-        (void)item;
-        if (isempty(value))
-                return -EINVAL;
-        s = strdup(value);
-        if (!s)
-                return -ENOMEM;
-        free(*(char **)dst);
-        *(char **)dst = s;
-        return 0;
-}
-
-static int parse_hostname(const ConfigItem *item, const char *value, void *dst)
-{
-        if (!hostname_is_valid(value))
-                return -EINVAL;
-        return parse_string(item, value, dst);
-}
-
-static int parse_address(const ConfigItem *item, const char *value, void *dst)
-{
-        if (!ip_address_is_valid(value, NULL) && !hostname_is_valid(value))
-                return -EINVAL;
-        return parse_string(item, value, dst);
-}
-
-static int parse_path(const ConfigItem *item, const char *value, void *dst)
-{
-        if (value[0] != '/' || strstr(value, "/../") || strlen(value) >= PATH_MAX)
-                return -EINVAL;
-        return parse_string(item, value, dst);
-}
-
-static int parse_unit(const ConfigItem *item, const char *value, void *dst)
-{
-        static const char *const suffixes[] = { ".service", ".target", ".socket", ".scope" };
-        size_t n = strlen(value);
-        bool ok = false;
-
-        if (n == 0 || n > 255 ||
-            strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW"
-                          "XYZ0123456789:-_.\\@") != n)
-                return -EINVAL;
-        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
-                size_t l = strlen(suffixes[i]);
-                if (n > l && streq(value + n - l, suffixes[i]))
-                        ok = true;
-        }
-        if (!ok)
-                return -EINVAL;
-        return parse_string(item, value, dst);
-}
-
-static int parse_uri(const ConfigItem *item, const char *value, void *dst)
-{
-        const char *sep = strstr(value, "://");
-
-        if (!sep || sep == value || strpbrk(value, " \t\"'"))
-                return -EINVAL;
-        return parse_string(item, value, dst);
-}
-
-static int parse_fence_agent(const ConfigItem *item, const char *value, void *dst)
-{
-        size_t n = strlen(value);
-
-        if (value[0] == '/')
-                return parse_path(item, value, dst);
-        if (n == 0 || strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n)
-                return -EINVAL;
-        return parse_string(item, value, dst);
-}
-
-static int parse_key_value_lines(const ConfigItem *item, const char *value, void *dst)
-{
-        const char *p = value;
-
-        for (;;) {
-                size_t n = strcspn(p, "\n");
-                const char *eq = memchr(p, '=', n);
-
-                /* Each line must be key=value with a non-empty key made of agent option chars. */
-                if (!eq || eq == p ||
-                    strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_-") != (size_t)(eq - p))
-                        return -EINVAL;
-                p += n;
-                if (!*p)
-                        break;
-                p++;
-        }
-        return parse_string(item, value, dst);
-}
-
-static int parse_bool(const ConfigItem *item, const char *value, void *dst)
-{
-        int r = parse_boolean(value);
-
-        (void)item;
-        if (r < 0)
-                return r;
-        *(bool *)dst = r;
-        return 0;
-}
-
-/* auto, or a boolean (the key was one before auto existed): yes or no */
-static int parse_migration_tls(const ConfigItem *item, const char *value, void *dst)
-{
-        int r;
-
-        (void)item;
-        if (streq(value, "auto")) {
-                *(MigrationTls *)dst = MIGRATION_TLS_AUTO;
-                return 0;
-        }
-        r = parse_boolean(value);
-        if (r < 0)
-                return r;
-        *(MigrationTls *)dst = r ? MIGRATION_TLS_YES : MIGRATION_TLS_NO;
-        return 0;
-}
-
-static int parse_duration_item(const ConfigItem *item, const char *value, void *dst)
-{
-        usec_t u;
-        int r;
-
-        r = parse_duration(value, &u);
-        if (r < 0)
-                return r;
-        if (u < item->min || u > item->max)
-                return -ERANGE;
-        *(usec_t *)dst = u;
-        return 0;
-}
-
-static int parse_unsigned(const ConfigItem *item, const char *value, void *dst)
-{
-        uint64_t v;
-        int r;
-
-        r = parse_uint_range(value, item->min, item->max, &v);
-        if (r < 0)
-                return r;
-        *(unsigned *)dst = (unsigned)v;
-        return 0;
-}
-
-static int parse_uint64(const ConfigItem *item, const char *value, void *dst)
-{
-        return parse_uint_range(value, item->min, item->max, (uint64_t *)dst);
-}
-
-static int parse_enum(const ConfigItem *item, const char *value, void *dst)
-{
-        for (size_t i = 0; i < item->n_names; i++)
-                if (item->names[i] && streq(item->names[i], value)) {
-                        *(int *)dst = (int)i;
-                        return 0;
-                }
-        return -EINVAL;
-}
-
-static int parse_console_listen(const ConfigItem *item, const char *value, void *dst)
-{
-        /* "::" is the IPv6 spelling of the same wildcard. */
-        if (streq(value, "::")) {
-                *(int *)dst = CONSOLE_LISTEN_ANY;
-                return 0;
-        }
-        return parse_enum(item, value, dst);
-}
-
-static bool url_is_valid(const char *s)
-{
-        return startswith(s, "http://") || startswith(s, "https://");
-}
-
-/* A comma or white space separated list whose every item passes valid(). */
-static int parse_list(const char *value, void *dst, bool (*valid)(const char *s))
-{
-        char **l = NULL;
-        int r;
-
-        r = strv_split_list(value, &l);
-        if (r < 0)
-                return r;
-        STRV_FOREACH (s, l)
-                if (!valid(*s)) {
-                        strv_free(l);
-                        return -EINVAL;
-                }
-        strv_free(*(char ***)dst);
-        *(char ***)dst = l;
-        return 0;
-}
-
-static int parse_cidr_list(const ConfigItem *item, const char *value, void *dst)
-{
-        return parse_list(value, dst, cidr_is_valid);
-}
-
-static int parse_url_list(const ConfigItem *item, const char *value, void *dst)
-{
-        return parse_list(value, dst, url_is_valid);
-}
-
-/* A name etcd can have that survives a configuration line: printable, no blanks. */
-static int parse_etcd_user(const ConfigItem *item, const char *value, void *dst)
-{
-        if (isempty(value) || strlen(value) > 255)
-                return -EINVAL;
-        for (const char *p = value; *p; p++)
-                if ((unsigned char)*p <= ' ' || *p == 0x7f)
-                        return -EINVAL;
-        return parse_string(item, value, dst);
-}
-
-/* parse_string() that wipes the value it replaces */
-static int parse_secret(const ConfigItem *item, const char *value, void *dst)
-{
-        char **p = dst, *s;
-
-        if (isempty(value))
-                return -EINVAL;
-        s = strdup(value);
-        if (!s)
-                return -ENOMEM;
-        if (*p) {
-                explicit_bzero(*p, strlen(*p));
-                free(*p);
-        }
-        *p = s;
-        return 0;
-}
-
-#define C(field)     offsetof(Config, field)
-#define P(field)     offsetof(ConfigPeer, field)
-#define ENUM(table)  .names = table, .n_names = ELEMENTSOF(table)
-#define DURATION_MAX (365ULL * 24 * USEC_PER_HOUR)
-
-static const ConfigItem config_items[] = {
-        { "node", "name", parse_hostname, C(node.name), "a host name" },
-        { "node", "address", parse_address, C(node.address), "an IP address or a host name" },
-        { "node", "instances_path", parse_path, C(node.instances_path), "an absolute path" },
-        { "node", "compute_unit", parse_unit, C(node.compute_unit),
-          "a systemd unit name such as nova-compute.service" },
-        { "node", "disable_action", parse_enum, C(node.disable_action), "none or stop",
-          ENUM(disable_action_table) },
-
-        { "cluster", "store", parse_enum, C(cluster.store), "dir or etcd",
-          ENUM(store_backend_table) },
-        { "cluster", "state_dir", parse_path, C(cluster.state_dir), "an absolute path" },
-        { "cluster", "etcd_endpoints", parse_url_list, C(cluster.etcd_endpoints),
-          "a list of https:// URLs (http:// with etcd_insecure = yes)", .multiline = true },
-        { "cluster", "etcd_cacert", parse_path, C(cluster.etcd_cacert), "an absolute path" },
-        { "cluster", "etcd_cert", parse_path, C(cluster.etcd_cert), "an absolute path" },
-        { "cluster", "etcd_key", parse_path, C(cluster.etcd_key), "an absolute path" },
-        { "cluster", "etcd_user", parse_etcd_user, C(cluster.etcd_user),
-          "an etcd user name (no blanks)" },
-        { "cluster", "etcd_password", parse_secret, C(cluster.etcd_password), "a password",
-          .secret = true },
-        { "cluster", "etcd_insecure", parse_bool, C(cluster.etcd_insecure), "yes or no" },
-        { "cluster", "heartbeat_interval", parse_duration_item, C(cluster.heartbeat_interval),
-          "a duration from 100ms to 1h, such as 10s", 100 * USEC_PER_MSEC, USEC_PER_HOUR },
-        { "cluster", "down_after", parse_duration_item, C(cluster.down_after),
-          "a duration from 1s to 1h, such as 60s", USEC_PER_SEC, USEC_PER_HOUR },
-
-        { "migration", "max_concurrent", parse_unsigned, C(migration.max_concurrent),
-          "an integer from 1 to 64", 1, 64 },
-        { "migration", "bandwidth", parse_uint64, C(migration.bandwidth),
-          "a bandwidth in MiB/s from 0 (unlimited) to 1048576", 0, 1048576 },
-        { "migration", "downtime", parse_duration_item, C(migration.downtime),
-          "a duration from 10ms to 1h, such as 500ms", 10 * USEC_PER_MSEC, USEC_PER_HOUR },
-        { "migration", "downtime_steps", parse_unsigned, C(migration.downtime_steps),
-          "an integer from 1 to 1000", 1, 1000 },
-        { "migration", "downtime_delay", parse_duration_item, C(migration.downtime_delay),
-          "a duration per GiB from 0s to 1h, such as 75s", 0, USEC_PER_HOUR },
-        { "migration", "stall_iterations", parse_unsigned, C(migration.stall_iterations),
-          "an integer from 1 to 1000", 1, 1000 },
-        { "migration", "completion_timeout", parse_duration_item, C(migration.completion_timeout),
-          "a duration per GiB from 0s (no timeout) to 1h, such as 800s", 0, USEC_PER_HOUR },
-        { "migration", "timeout_action", parse_enum, C(migration.timeout_action),
-          "abort or force_complete", ENUM(timeout_action_table) },
-        { "migration", "permit_auto_converge", parse_bool, C(migration.permit_auto_converge),
-          "yes or no" },
-        { "migration", "permit_post_copy", parse_bool, C(migration.permit_post_copy), "yes or no" },
-        { "migration", "tls", parse_migration_tls, C(migration.tls), "auto, yes or no" },
-        { "migration", "port_min", parse_unsigned, C(migration.port_min),
-          "a port from 1024 to 65535", 1024, 65535 },
-        { "migration", "port_max", parse_unsigned, C(migration.port_max),
-          "a port from 1024 to 65535", 1024, 65535 },
-
-        { "firewall", "enable", parse_bool, C(firewall.enable), "yes or no" },
-        { "firewall", "migration_sources", parse_cidr_list, C(firewall.migration_sources),
-          "a list of IPv4/IPv6 addresses or CIDRs such as 192.0.2.0/24, 2001:db8::/64",
-          .multiline = true },
-        { "firewall", "open_window", parse_duration_item, C(firewall.open_window),
-          "a duration from 10s to 24h, such as 10min", 10 * USEC_PER_SEC, 24 * USEC_PER_HOUR },
-        { "firewall", "console_clients", parse_cidr_list, C(firewall.console_clients),
-          "a list of IPv4/IPv6 addresses or CIDRs such as 192.0.2.10, 2001:db8::/64",
-          .multiline = true },
-        { "firewall", "console_port_min", parse_unsigned, C(firewall.console_port_min),
-          "a port from 1 to 65535", 1, 65535 },
-        { "firewall", "console_port_max", parse_unsigned, C(firewall.console_port_max),
-          "a port from 1 to 65535", 1, 65535 },
-
-        { "console", "listen", parse_console_listen, C(console.listen), "0.0.0.0, node or keep",
-          ENUM(console_listen_table) },
-
-        { "hook", "refuse_incoming_when_disabled", parse_bool,
-          C(hook.refuse_incoming_when_disabled), "yes or no" },
-        { "locking", "disk_leases", parse_bool, C(locking.disk_leases), "yes or no" },
-        { "locking", "lockspace_dir", parse_path, C(locking.lockspace_dir), "an absolute path" },
-
-        { "peer", "address", parse_address, P(address), "an IP address or a host name" },
-        { "peer", "libvirt_uri", parse_uri, P(libvirt_uri),
-          "a libvirt URI such as qemu+tls://node2.example.com/system" },
-        { "peer", "fence_agent", parse_fence_agent, P(fence_agent),
-          "a fence agent name such as fence_ipmilan, or an absolute path" },
-        { "peer", "fence_options", parse_key_value_lines, P(fence_options),
-          "key=value lines (indent the lines after the first)", .multiline = true, .secret = true },
-};
-
-#define N_ITEMS ELEMENTSOF(config_items)
-
-static const ConfigItem *item_find(const char *section, const char *key)
-{
-        for (size_t i = 0; i < N_ITEMS; i++)
-                if (streq(config_items[i].section, section) && streq(config_items[i].key, key))
-                        return &config_items[i];
-        return NULL;
-}
-
-static bool section_known(const char *section)
-{
-        for (size_t i = 0; i < N_ITEMS; i++)
-                if (streq(config_items[i].section, section))
-                        return true;
-        return false;
-}
 
 /* ---- diagnostics ------------------------------------------------------------------------ */
 
@@ -494,7 +94,7 @@ typedef struct ItemLocation {
 
 typedef struct ConfigPrivate {
         Config config;
-        ItemLocation locations[N_ITEMS];
+        ItemLocation locations[CONFIG_N_ITEMS];
         bool skip_secrets;       /* config_load_without_secrets() ... */
         bool keep_store_secrets; /* ... but config_load_with_store_secrets() */
 } ConfigPrivate;
@@ -502,12 +102,6 @@ typedef struct ConfigPrivate {
 static ItemLocation *item_location(Config *c, const ConfigItem *item)
 {
         return &((ConfigPrivate *)c)->locations[item - config_items];
-}
-
-static int strdup_to(char **dst, const char *s)
-{
-        *dst = strdup(s);
-        return *dst ? 0 : -ENOMEM;
 }
 
 int config_new(Config **ret)
@@ -542,8 +136,8 @@ int config_new(Config **ret)
         c->console.listen = CONSOLE_LISTEN_ANY;
         c->hook.refuse_incoming_when_disabled = false;
 
-        if (strdup_to(&c->node.instances_path, "/var/lib/nova/instances") < 0 ||
-            strdup_to(&c->node.compute_unit, "nova-compute.service") < 0) {
+        if (free_and_strdup(&c->node.instances_path, "/var/lib/nova/instances") < 0 ||
+            free_and_strdup(&c->node.compute_unit, "nova-compute.service") < 0) {
                 config_free(c);
                 return -ENOMEM;
         }
@@ -558,11 +152,7 @@ static void peer_done(ConfigPeer *p)
         free(p->address);
         free(p->libvirt_uri);
         free(p->fence_agent);
-        if (p->fence_options) {
-                /* A secret: do not leave it in freed heap memory. */
-                explicit_bzero(p->fence_options, strlen(p->fence_options));
-                free(p->fence_options);
-        }
+        erase_and_free(p->fence_options); /* a secret */
         free(p->file);
 }
 
@@ -581,10 +171,7 @@ Config *config_free(Config *c)
         free(c->cluster.etcd_cert);
         free(c->cluster.etcd_key);
         free(c->cluster.etcd_user);
-        if (c->cluster.etcd_password) {
-                explicit_bzero(c->cluster.etcd_password, strlen(c->cluster.etcd_password));
-                free(c->cluster.etcd_password);
-        }
+        erase_and_free(c->cluster.etcd_password);
         for (size_t i = 0; i < c->n_peers; i++)
                 peer_done(&c->peers[i]);
         free(c->peers);
@@ -629,7 +216,7 @@ static int peer_get(Config *c, const char *name, const char *file, unsigned line
         c->peers = t;
         t = &c->peers[c->n_peers];
         *t = (ConfigPeer){ .line = line };
-        if (strdup_to(&t->name, name) < 0 || strdup_to(&t->file, file) < 0) {
+        if (free_and_strdup(&t->name, name) < 0 || free_and_strdup(&t->file, file) < 0) {
                 peer_done(t);
                 return -ENOMEM;
         }
@@ -714,7 +301,7 @@ static void ctx_enter_section(ParseCtx *ctx, const char *raw)
                 return;
         }
 
-        if (!section_known(s) || streq(s, "peer")) {
+        if (!config_section_known(s) || streq(s, "peer")) {
                 diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
                      "unknown section [%s], its keys are ignored", s);
                 ctx->section_known = false;
@@ -866,7 +453,7 @@ static int ctx_handler(void *user, const char *section, const char *name, const 
         }
 
         ctx_flush(ctx);
-        item = item_find(sname, name);
+        item = config_item_find(sname, name);
         if (!item) {
                 if (ctx->peer_name)
                         diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
@@ -985,7 +572,7 @@ static void config_finish_etcd(Config *c, ConfigDiags *diags)
                 if (startswith(*e, "http://")) {
                         plain = true;
                         if (!c->cluster.etcd_insecure) {
-                                it = item_find("cluster", "etcd_endpoints");
+                                it = config_item_find("cluster", "etcd_endpoints");
                                 loc = item_location(c, it);
                                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
                                      "[cluster] etcd_endpoints: '%s' is plain HTTP, readable "
@@ -997,22 +584,23 @@ static void config_finish_etcd(Config *c, ConfigDiags *diags)
                         }
                 }
         if (plain && c->cluster.etcd_password) {
-                it = item_find("cluster", "etcd_password");
+                it = config_item_find("cluster", "etcd_password");
                 loc = item_location(c, it);
                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
                      "[cluster] etcd_password would travel in the clear to the http:// members "
                      "of etcd_endpoints: use https://");
         }
         if (!c->cluster.etcd_cert != !c->cluster.etcd_key) {
-                it = item_find("cluster", c->cluster.etcd_cert ? "etcd_cert" : "etcd_key");
+                it = config_item_find("cluster", c->cluster.etcd_cert ? "etcd_cert" : "etcd_key");
                 loc = item_location(c, it);
                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
                      "[cluster] %s needs %s: the client certificate and its key go together",
                      it->key, c->cluster.etcd_cert ? "etcd_key" : "etcd_cert");
         }
         if (!c->cluster.etcd_user != !c->cluster.etcd_password &&
-            !skipped((ConfigPrivate *)c, item_find("cluster", "etcd_password"))) {
-                it = item_find("cluster", c->cluster.etcd_user ? "etcd_user" : "etcd_password");
+            !skipped((ConfigPrivate *)c, config_item_find("cluster", "etcd_password"))) {
+                it = config_item_find("cluster",
+                                      c->cluster.etcd_user ? "etcd_user" : "etcd_password");
                 loc = item_location(c, it);
                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
                      "[cluster] %s needs %s: etcd authenticates a user by its password", it->key,
@@ -1031,7 +619,7 @@ int config_finish(Config *c, ConfigDiags *diags)
                 if (gethostname(host, sizeof(host)) < 0 || !hostname_is_valid(host))
                         diag(diags, CONFIG_DIAG_ERROR, NULL, 0,
                              "[node] name is not set and the host name is not usable; set it");
-                else if (strdup_to(&c->node.name, host) < 0)
+                else if (free_and_strdup(&c->node.name, host) < 0)
                         return -ENOMEM;
         }
 
@@ -1069,35 +657,35 @@ int config_finish(Config *c, ConfigDiags *diags)
         }
 
         if (c->migration.port_min > c->migration.port_max) {
-                it = item_find("migration", "port_max");
+                it = config_item_find("migration", "port_max");
                 loc = item_location(c, it);
                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
                      "[migration] port_max = %u is below port_min = %u", c->migration.port_max,
                      c->migration.port_min);
         }
         if (c->firewall.console_port_min > c->firewall.console_port_max) {
-                it = item_find("firewall", "console_port_max");
+                it = config_item_find("firewall", "console_port_max");
                 loc = item_location(c, it);
                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
                      "[firewall] console_port_max = %u is below console_port_min = %u",
                      c->firewall.console_port_max, c->firewall.console_port_min);
         }
         if (c->cluster.down_after <= c->cluster.heartbeat_interval) {
-                it = item_find("cluster", "down_after");
+                it = config_item_find("cluster", "down_after");
                 loc = item_location(c, it);
                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
                      "[cluster] down_after must be longer than heartbeat_interval, or every "
                      "peer would look down between two heartbeats");
         }
         if (c->cluster.store == STORE_BACKEND_ETCD && strv_length(c->cluster.etcd_endpoints) == 0) {
-                it = item_find("cluster", "store");
+                it = config_item_find("cluster", "store");
                 loc = item_location(c, it);
                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
                      "[cluster] store = etcd needs etcd_endpoints");
         }
         config_finish_etcd(c, diags);
         if (c->console.listen == CONSOLE_LISTEN_NODE && !c->node.address) {
-                it = item_find("console", "listen");
+                it = config_item_find("console", "listen");
                 loc = item_location(c, it);
                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
                      "[console] listen = node needs [node] address");

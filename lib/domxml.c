@@ -151,6 +151,29 @@ static void *array_grow(void *array_ptr, size_t *n, size_t elem)
         return t + elem * (*n)++;
 }
 
+typedef int (*ChildFill)(xmlNode *child, void *item);
+
+/* For every child element of parent named name, a new zeroed element of *array (of *n, each
+ * elem bytes) filled by fill(child, element). */
+static int collect_children(xmlNode *parent, const char *name, void *array, size_t *n, size_t elem,
+                            ChildFill fill)
+{
+        for (xmlNode *c = parent->children; c; c = c->next) {
+                void *item;
+                int r;
+
+                if (!node_is(c, name))
+                        continue;
+                item = array_grow(array, n, elem);
+                if (!item)
+                        return -ENOMEM;
+                r = fill(c, item);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static DomListenType listen_type_from_string(const char *s)
 {
         if (!s || streq(s, "address"))
@@ -164,106 +187,87 @@ static DomListenType listen_type_from_string(const char *s)
         return DOM_LISTEN_OTHER;
 }
 
+static int fill_listen(xmlNode *l, void *item)
+{
+        _cleanup_free_ char *type = NULL;
+        DomListen *dl = item;
+        int r;
+
+        if ((r = attr_dup(l, "type", &type)) < 0)
+                return r;
+        dl->type = listen_type_from_string(type);
+        if ((r = attr_dup(l, "address", &dl->address)) < 0 ||
+            (r = attr_dup(l, "network", &dl->network)) < 0 ||
+            (r = attr_dup(l, "socket", &dl->socket)) < 0)
+                return r;
+        return 0;
+}
+
+static int fill_graphics(xmlNode *g, void *item)
+{
+        DomGraphics *dg = item;
+        int r;
+
+        if ((r = attr_dup(g, "type", &dg->type)) < 0 ||
+            (r = attr_dup(g, "listen", &dg->listen)) < 0 ||
+            (r = attr_dup(g, "socket", &dg->socket)) < 0)
+                return r;
+        return collect_children(g, "listen", &dg->listens, &dg->n_listens, sizeof(DomListen),
+                                fill_listen);
+}
+
 static int collect_graphics(DomXml *d, xmlNode *devices)
 {
+        return collect_children(devices, "graphics", &d->graphics, &d->n_graphics,
+                                sizeof(DomGraphics), fill_graphics);
+}
+
+static int fill_disk(xmlNode *n, void *item)
+{
+        xmlNode *source, *target, *driver;
+        DomDisk *dd = item;
         int r;
 
-        for (xmlNode *g = devices->children; g; g = g->next) {
-                DomGraphics *dg;
+        source = child_element(n, "source");
+        target = child_element(n, "target");
+        driver = child_element(n, "driver");
+        if ((r = attr_dup(n, "type", &dd->type)) < 0 ||
+            (r = attr_dup(n, "device", &dd->device)) < 0 ||
+            (r = attr_dup(driver, "type", &dd->driver_type)) < 0 ||
+            (r = attr_dup(target, "dev", &dd->target)) < 0 ||
+            (r = attr_dup(target, "bus", &dd->bus)) < 0)
+                return r;
+        if (!dd->device && !(dd->device = strdup("disk")))
+                return -ENOMEM;
 
-                if (!node_is(g, "graphics"))
-                        continue;
-                dg = array_grow(&d->graphics, &d->n_graphics, sizeof(DomGraphics));
-                if (!dg)
-                        return -ENOMEM;
-                if ((r = attr_dup(g, "type", &dg->type)) < 0 ||
-                    (r = attr_dup(g, "listen", &dg->listen)) < 0 ||
-                    (r = attr_dup(g, "socket", &dg->socket)) < 0)
-                        return r;
-
-                for (xmlNode *l = g->children; l; l = l->next) {
-                        _cleanup_free_ char *type = NULL;
-                        DomListen *dl;
-
-                        if (!node_is(l, "listen"))
-                                continue;
-                        if ((r = attr_dup(l, "type", &type)) < 0)
+        if (source) {
+                static const char *const attrs[] = { "file", "dev", "name", "volume" };
+                for (size_t i = 0; i < ELEMENTSOF(attrs) && !dd->source; i++)
+                        if ((r = attr_dup(source, attrs[i], &dd->source)) < 0)
                                 return r;
-                        dl = array_grow(&dg->listens, &dg->n_listens, sizeof(DomListen));
-                        if (!dl)
-                                return -ENOMEM;
-                        dl->type = listen_type_from_string(type);
-                        if ((r = attr_dup(l, "address", &dl->address)) < 0 ||
-                            (r = attr_dup(l, "network", &dl->network)) < 0 ||
-                            (r = attr_dup(l, "socket", &dl->socket)) < 0)
-                                return r;
-                }
         }
+        dd->readonly = child_element(n, "readonly") != NULL;
+        dd->shareable = child_element(n, "shareable") != NULL;
         return 0;
 }
 
-static int collect_disks(DomXml *d, xmlNode *devices)
+static int fill_interface(xmlNode *n, void *item)
 {
+        xmlNode *source;
+        DomInterface *di = item;
         int r;
 
-        for (xmlNode *n = devices->children; n; n = n->next) {
-                xmlNode *source, *target, *driver;
-                DomDisk *dd;
-
-                if (!node_is(n, "disk"))
-                        continue;
-                dd = array_grow(&d->disks, &d->n_disks, sizeof(DomDisk));
-                if (!dd)
-                        return -ENOMEM;
-                source = child_element(n, "source");
-                target = child_element(n, "target");
-                driver = child_element(n, "driver");
-                if ((r = attr_dup(n, "type", &dd->type)) < 0 ||
-                    (r = attr_dup(n, "device", &dd->device)) < 0 ||
-                    (r = attr_dup(driver, "type", &dd->driver_type)) < 0 ||
-                    (r = attr_dup(target, "dev", &dd->target)) < 0 ||
-                    (r = attr_dup(target, "bus", &dd->bus)) < 0)
-                        return r;
-                if (!dd->device && !(dd->device = strdup("disk")))
-                        return -ENOMEM;
-
-                if (source) {
-                        static const char *const attrs[] = { "file", "dev", "name", "volume" };
-                        for (size_t i = 0; i < ELEMENTSOF(attrs) && !dd->source; i++)
-                                if ((r = attr_dup(source, attrs[i], &dd->source)) < 0)
-                                        return r;
-                }
-                dd->readonly = child_element(n, "readonly") != NULL;
-                dd->shareable = child_element(n, "shareable") != NULL;
-        }
-        return 0;
-}
-
-static int collect_interfaces(DomXml *d, xmlNode *devices)
-{
-        int r;
-
-        for (xmlNode *n = devices->children; n; n = n->next) {
-                xmlNode *source;
-                DomInterface *di;
-
-                if (!node_is(n, "interface"))
-                        continue;
-                di = array_grow(&d->interfaces, &d->n_interfaces, sizeof(DomInterface));
-                if (!di)
-                        return -ENOMEM;
-                source = child_element(n, "source");
-                if ((r = attr_dup(n, "type", &di->type)) < 0 ||
-                    (r = attr_dup(child_element(n, "mac"), "address", &di->mac)) < 0 ||
-                    (r = attr_dup(child_element(n, "model"), "type", &di->model)) < 0 ||
-                    (r = attr_dup(source, "mode", &di->source_mode)) < 0)
-                        return r;
-                if (source) {
-                        static const char *const attrs[] = { "bridge", "network", "dev" };
-                        for (size_t i = 0; i < ELEMENTSOF(attrs) && !di->source; i++)
-                                if ((r = attr_dup(source, attrs[i], &di->source)) < 0)
-                                        return r;
-                }
+        source = child_element(n, "source");
+        if ((r = attr_dup(n, "type", &di->type)) < 0 ||
+            (r = attr_dup(child_element(n, "mac"), "address", &di->mac)) < 0 ||
+            (r = attr_dup(child_element(n, "model"), "type", &di->model)) < 0 ||
+            (r = attr_dup(source, "mode", &di->source_mode)) < 0)
+                return r;
+        if (source) {
+                static const char *const attrs[] = { "bridge", "network", "dev" };
+                for (size_t i = 0; i < ELEMENTSOF(attrs) && !di->source; i++)
+                        if ((r = attr_dup(source, attrs[i], &di->source)) < 0)
+                                return r;
         }
         return 0;
 }
@@ -297,32 +301,21 @@ static int pci_address_dup(xmlNode *address, char **ret)
                        : 0;
 }
 
-static int collect_hostdevs(DomXml *d, xmlNode *devices)
+static int fill_hostdev(xmlNode *n, void *item)
 {
+        xmlNode *source;
+        DomHostdev *h = item;
         int r;
 
-        for (xmlNode *n = devices->children; n; n = n->next) {
-                xmlNode *source;
-                DomHostdev *h;
-
-                if (!node_is(n, "hostdev"))
-                        continue;
-                h = array_grow(&d->hostdevs, &d->n_hostdevs, sizeof(DomHostdev));
-                if (!h)
-                        return -ENOMEM;
-                source = child_element(n, "source");
-                if ((r = attr_dup(n, "mode", &h->mode)) < 0 ||
-                    (r = attr_dup(n, "type", &h->type)) < 0)
-                        return r;
-                if (h->type && streq(h->type, "pci"))
-                        r = pci_address_dup(source ? child_element(source, "address") : NULL,
-                                            &h->device);
-                else if (h->type && streq(h->type, "mdev"))
-                        r = attr_dup(source ? child_element(source, "address") : NULL, "uuid",
-                                     &h->device);
-                if (r < 0)
-                        return r;
-        }
+        source = child_element(n, "source");
+        if ((r = attr_dup(n, "mode", &h->mode)) < 0 || (r = attr_dup(n, "type", &h->type)) < 0)
+                return r;
+        if (h->type && streq(h->type, "pci"))
+                r = pci_address_dup(source ? child_element(source, "address") : NULL, &h->device);
+        else if (h->type && streq(h->type, "mdev"))
+                r = attr_dup(source ? child_element(source, "address") : NULL, "uuid", &h->device);
+        if (r < 0)
+                return r;
         return 0;
 }
 
@@ -498,8 +491,13 @@ static int collect(DomXml *d, xmlNode *root, char **ret_error)
         devices = child_element(root, "devices");
         if (!devices)
                 return 0;
-        if ((r = collect_graphics(d, devices)) < 0 || (r = collect_disks(d, devices)) < 0 ||
-            (r = collect_interfaces(d, devices)) < 0 || (r = collect_hostdevs(d, devices)) < 0)
+        if ((r = collect_graphics(d, devices)) < 0 ||
+            (r = collect_children(devices, "disk", &d->disks, &d->n_disks, sizeof(DomDisk),
+                                  fill_disk)) < 0 ||
+            (r = collect_children(devices, "interface", &d->interfaces, &d->n_interfaces,
+                                  sizeof(DomInterface), fill_interface)) < 0 ||
+            (r = collect_children(devices, "hostdev", &d->hostdevs, &d->n_hostdevs,
+                                  sizeof(DomHostdev), fill_hostdev)) < 0)
                 return r;
         return 0;
 }

@@ -15,24 +15,13 @@
 
 #define FENCE_OUTPUT_MAX (64 * 1024)
 
-static const char *const action_names[_FENCE_ACTION_MAX] = {
+static const char *const fence_action_table[_FENCE_ACTION_MAX] = {
         [FENCE_ACTION_STATUS] = "status",
         [FENCE_ACTION_OFF] = "off",
         [FENCE_ACTION_ON] = "on",
 };
 
-const char *fence_action_to_string(FenceAction a)
-{
-        return a >= 0 && a < _FENCE_ACTION_MAX ? action_names[a] : NULL;
-}
-
-FenceAction fence_action_from_string(const char *s)
-{
-        for (int i = 0; s && i < _FENCE_ACTION_MAX; i++)
-                if (streq(s, action_names[i]))
-                        return i;
-        return _FENCE_ACTION_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(fence_action, FenceAction, _FENCE_ACTION_INVALID);
 
 int fence_agent_path(const char *agent, char **ret)
 {

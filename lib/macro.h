@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define _cleanup_(f)   __attribute__((cleanup(f)))
@@ -42,6 +43,26 @@
                 if (*p)                         \
                         *p = func(*p);          \
         }
+
+/* name_to_string() and name_from_string() of an enum, from its names in
+ * `static const char *const name_table[_..._MAX]`. to_string: NULL out of range;
+ * from_string: invalid for NULL or a name not in the table. */
+#define DEFINE_STRING_TABLE_TO_STRING(name, type)                                               \
+        const char *name##_to_string(type i)                                                    \
+        {                                                                                       \
+                return i >= 0 && (size_t)i < ELEMENTSOF(name##_table) ? name##_table[i] : NULL; \
+        }
+#define DEFINE_STRING_TABLE_FROM_STRING(name, type, invalid)                    \
+        type name##_from_string(const char *s)                                  \
+        {                                                                       \
+                for (size_t i = 0; s && i < ELEMENTSOF(name##_table); i++)      \
+                        if (name##_table[i] && strcmp(s, name##_table[i]) == 0) \
+                                return (type)i;                                 \
+                return invalid;                                                 \
+        }
+#define DEFINE_STRING_TABLE_LOOKUP(name, type, invalid) \
+        DEFINE_STRING_TABLE_TO_STRING(name, type)       \
+        DEFINE_STRING_TABLE_FROM_STRING(name, type, invalid)
 
 static inline void freep(void *p)
 {

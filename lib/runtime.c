@@ -23,10 +23,7 @@ static const char *const node_marker_table[_NODE_MARKER_MAX] = {
         [NODE_MARKER_ALLOW_UNSYNCED] = "allow-unsynced",
 };
 
-const char *node_marker_to_string(NodeMarker m)
-{
-        return m >= 0 && m < _NODE_MARKER_MAX ? node_marker_table[m] : NULL;
-}
+DEFINE_STRING_TABLE_TO_STRING(node_marker, NodeMarker);
 
 void runtime_record_done(RuntimeRecord *r)
 {

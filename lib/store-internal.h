@@ -3,7 +3,8 @@
 
 /*
  * What store.c (records, compare-and-swap, liveness: one behaviour) needs of a backend
- * (store-dir.c, store-etcd.c: where the records' text lives).
+ * (store-dir.c, store-etcd.c: where the records' text lives), and what it shares with
+ * store-records.c (the records' text).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -105,6 +106,16 @@ struct Store {
  * appends "generation=N" last, so that a text cut short is recognisably incomplete. */
 int store_record_text_parse(const char *text, RuntimeRecord *ret);
 int store_record_text_format(const RuntimeRecord *rec, uint64_t generation, char **ret);
+
+/* Records to and from their text (store-records.c). from_text: -EBADMSG unless the text is a
+ * complete record of that name (uuid: lower case); to_text: -EINVAL for a record that may not
+ * be stored, else the text with generation last. */
+int node_record_from_text(const char *name, const char *text, NodeRecord *ret);
+int node_record_to_text(const NodeRecord *n, uint64_t generation, char **ret);
+int node_record_copy(const NodeRecord *src, NodeRecord *dst);
+int instance_record_from_text(const char *uuid, const char *text, InstanceRecord *ret);
+int instance_record_to_text(const InstanceRecord *i, const char *uuid, uint64_t generation,
+                            char **ret);
 
 /* A Store of no backend yet, for node_name (-EINVAL if not a valid name). */
 int store_new(const StoreOps *ops, const char *node_name, Store **ret);

@@ -5,11 +5,11 @@
  * definitions, with one behaviour whatever the backend (store-dir.c, store-etcd.c) that
  * keeps their text.
  *
- * Records are "key=value" lines (runtime.h's format). Every key is lower case, every line
- * ends in a newline and "generation=N" (N >= 1) is always the last line written, so a text
- * cut short anywhere is recognisably incomplete. Unknown keys are ignored so that newer
- * versions can add some. A record whose required keys are missing or malformed, or whose
- * name/uuid does not match its key, is -EBADMSG.
+ * Records are "key=value" lines (runtime.h's format; their text: store-records.c). Every key
+ * is lower case, every line ends in a newline and "generation=N" (N >= 1) is always the last
+ * line written, so a text cut short anywhere is recognisably incomplete. Unknown keys are
+ * ignored so that newer versions can add some. A record whose required keys are missing or
+ * malformed, or whose name/uuid does not match its key, is -EBADMSG.
  *
  * Read-modify-write (node updates) and compare-and-swap (instances): the backend's lock of
  * the record, a read, the change, and a write on the condition that the record is still
@@ -34,138 +34,6 @@
 /* a node update whose record changed between read and write (etcd) is done again */
 #define UPDATE_ATTEMPTS 16
 
-static const char *const fence_state_table[_FENCE_STATE_MAX] = {
-        [FENCE_UNKNOWN] = "unknown",
-        [FENCE_ON] = "on",
-        [FENCE_OFF] = "off",
-};
-
-const char *fence_state_to_string(FenceState f)
-{
-        return f >= 0 && f < _FENCE_STATE_MAX ? fence_state_table[f] : NULL;
-}
-
-FenceState fence_state_from_string(const char *s)
-{
-        for (FenceState f = 0; f < _FENCE_STATE_MAX; f++)
-                if (s && streq(s, fence_state_table[f]))
-                        return f;
-        return _FENCE_STATE_INVALID;
-}
-
-static const char *const node_liveness_table[_NODE_LIVENESS_MAX] = {
-        [NODE_UP] = "up",
-        [NODE_DOWN] = "down",
-        [NODE_UNKNOWN] = "unknown",
-};
-
-const char *node_liveness_to_string(NodeLiveness l)
-{
-        return l >= 0 && l < _NODE_LIVENESS_MAX ? node_liveness_table[l] : NULL;
-}
-
-/* ---- record text ---------------------------------------------------------------------- */
-
-/* Every line "key=value\n" with a lower-case key: anything else is not a record we wrote. */
-static bool record_text_is_well_formed(const char *text)
-{
-        const char *p = text;
-
-        if (!*p)
-                return false;
-        while (*p) {
-                const char *nl = strchr(p, '\n');
-                const char *k = p;
-
-                if (!nl)
-                        return false; /* cut short */
-                while (k < nl && (islower((unsigned char)*k) || *k == '_'))
-                        k++;
-                if (k == p || k >= nl || *k != '=')
-                        return false;
-                p = nl + 1;
-        }
-        return true;
-}
-
-static int get_u64(const RuntimeRecord *rec, const char *key, bool required, uint64_t *ret)
-{
-        const char *v = runtime_record_get(rec, key);
-
-        if (!v) {
-                if (required)
-                        return -EBADMSG;
-                *ret = 0;
-                return 0;
-        }
-        return parse_uint_range(v, 0, UINT64_MAX, ret) < 0 ? -EBADMSG : 0;
-}
-
-static int get_bool(const RuntimeRecord *rec, const char *key, bool *ret)
-{
-        const char *v = runtime_record_get(rec, key);
-        int b;
-
-        if (!v) {
-                *ret = false;
-                return 0;
-        }
-        b = parse_boolean(v);
-        if (b < 0)
-                return -EBADMSG;
-        *ret = b;
-        return 0;
-}
-
-static int get_str(const RuntimeRecord *rec, const char *key, char **ret)
-{
-        const char *v = runtime_record_get(rec, key);
-
-        if (!v) {
-                *ret = NULL;
-                return 0;
-        }
-        *ret = strdup(v);
-        return *ret ? 0 : -ENOMEM;
-}
-
-static int set_u64(RuntimeRecord *rec, const char *key, uint64_t v)
-{
-        char buf[32];
-
-        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-        return runtime_record_set(rec, key, buf);
-}
-
-static int set_str(RuntimeRecord *rec, const char *key, const char *v)
-{
-        return v ? runtime_record_set(rec, key, v) : 0;
-}
-
-int store_record_text_parse(const char *text, RuntimeRecord *ret)
-{
-        if (!record_text_is_well_formed(text))
-                return -EBADMSG;
-        return runtime_record_parse(text, ret);
-}
-
-int store_record_text_format(const RuntimeRecord *rec, uint64_t generation, char **ret)
-{
-        _cleanup_(runtime_record_done) RuntimeRecord copy = { NULL };
-        int r;
-
-        /* generation goes last: a record without it is incomplete. */
-        for (size_t i = 0; rec->kv && rec->kv[i] && rec->kv[i + 1]; i += 2) {
-                r = runtime_record_set(&copy, rec->kv[i], rec->kv[i + 1]);
-                if (r < 0)
-                        return r;
-        }
-        r = set_u64(&copy, "generation", generation);
-        if (r < 0)
-                return r;
-        return runtime_record_format(&copy, ret);
-}
-
 /* ---- names ---------------------------------------------------------------------------- */
 
 static int normalize_uuid(const char *uuid, char out[static 37])
@@ -178,33 +46,24 @@ static int normalize_uuid(const char *uuid, char out[static 37])
         return 0;
 }
 
-static bool node_name_is_valid(const char *name)
+static bool instance_file_name_is_valid(const char *name)
 {
-        return name && hostname_is_valid(name);
-}
-
-static bool address_is_valid(const char *a)
-{
-        return hostname_is_valid(a) || ip_address_is_valid(a, NULL);
-}
-
-static bool storage_mark_is_valid(const char *m)
-{
-        return strlen(m) == STORAGE_MARK_LEN && strspn(m, "0123456789abcdef") == STORAGE_MARK_LEN;
+        if (!uuid_is_valid(name))
+                return false;
+        /* Only the canonical lower-case names are ours. */
+        for (const char *p = name; *p; p++)
+                if (isupper((unsigned char)*p))
+                        return false;
+        return true;
 }
 
 /* ---- open/free ------------------------------------------------------------------------ */
-
-bool store_node_name_is_valid(const char *name)
-{
-        return node_name_is_valid(name);
-}
 
 int store_new(const StoreOps *ops, const char *node_name, Store **ret)
 {
         Store *s;
 
-        if (!node_name_is_valid(node_name))
+        if (!store_node_name_is_valid(node_name))
                 return -EINVAL;
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -251,117 +110,137 @@ const char *store_error_detail(const Store *s)
         return d ? d : "";
 }
 
-/* ---- nodes ---------------------------------------------------------------------------- */
+/* ---- reading and listing -------------------------------------------------------------- */
 
-void node_record_done(NodeRecord *r)
-{
-        free(r->name);
-        free(r->address);
-        free(r->storage_mark);
-        free(r->disabled_reason);
-        free(r->forced_down_by);
-        *r = (NodeRecord){ .fence = FENCE_UNKNOWN };
-}
+/* A kind of record: its space, which keys are its, how its text is parsed and how it is
+ * freed; listings sort by compare (the key). */
+typedef struct RecordKind {
+        StoreSpace space;
+        bool (*key_is_valid)(const char *key);
+        size_t size;
+        int (*from_text)(const char *key, const char *text, void *item);
+        void (*done)(void *item);
+        int (*compare)(const void *a, const void *b);
+} RecordKind;
 
-NodeRecord *node_record_array_free(NodeRecord *a, size_t n)
-{
-        for (size_t i = 0; a && i < n; i++)
-                node_record_done(&a[i]);
-        free(a);
-        return NULL;
-}
-
-static int node_record_from_text(const char *name, const char *text, NodeRecord *ret)
-{
-        _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
-        _cleanup_(node_record_done) NodeRecord n = { .fence = FENCE_UNKNOWN };
-        const char *v;
-        int r;
-
-        r = store_record_text_parse(text, &rec);
-        if (r < 0)
-                return r;
-
-        v = runtime_record_get(&rec, "name");
-        if (!v || !streq(v, name))
-                return -EBADMSG;
-        v = runtime_record_get(&rec, "fence");
-        n.fence = fence_state_from_string(v);
-        if (n.fence < 0)
-                return -EBADMSG;
-        v = runtime_record_get(&rec, "address");
-        if (v && !address_is_valid(v))
-                return -EBADMSG;
-        v = runtime_record_get(&rec, "storage_mark");
-        if (v && !storage_mark_is_valid(v))
-                return -EBADMSG;
-
-        if ((r = get_str(&rec, "name", &n.name)) < 0 ||
-            (r = get_str(&rec, "address", &n.address)) < 0 ||
-            (r = get_str(&rec, "storage_mark", &n.storage_mark)) < 0 ||
-            (r = get_bool(&rec, "disabled", &n.disabled)) < 0 ||
-            (r = get_str(&rec, "disabled_reason", &n.disabled_reason)) < 0 ||
-            (r = get_u64(&rec, "disabled_since", false, &n.disabled_since)) < 0 ||
-            (r = get_u64(&rec, "heartbeat", true, &n.heartbeat)) < 0 ||
-            (r = get_u64(&rec, "heartbeat_time", false, &n.heartbeat_time)) < 0 ||
-            (r = get_bool(&rec, "forced_down", &n.forced_down)) < 0 ||
-            (r = get_str(&rec, "forced_down_by", &n.forced_down_by)) < 0 ||
-            (r = get_u64(&rec, "forced_down_since", false, &n.forced_down_since)) < 0 ||
-            (r = get_u64(&rec, "fence_time", false, &n.fence_time)) < 0 ||
-            (r = get_u64(&rec, "generation", true, &n.generation)) < 0)
-                return r;
-        if (n.generation == 0)
-                return -EBADMSG;
-
-        *ret = n;
-        n = (NodeRecord){ .fence = FENCE_UNKNOWN };
-        return 0;
-}
-
-static int node_record_to_text(const NodeRecord *n, uint64_t generation, char **ret)
-{
-        _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
-        int r;
-
-        if (!node_name_is_valid(n->name) || (n->address && !address_is_valid(n->address)) ||
-            (n->storage_mark && !storage_mark_is_valid(n->storage_mark)) ||
-            !fence_state_to_string(n->fence))
-                return -EINVAL;
-
-        /* runtime_record_set() refuses values with newlines (-EINVAL). */
-        if ((r = set_str(&rec, "name", n->name)) < 0 ||
-            (r = set_str(&rec, "address", n->address)) < 0 ||
-            (r = set_str(&rec, "storage_mark", n->storage_mark)) < 0 ||
-            (r = set_str(&rec, "disabled", n->disabled ? "yes" : "no")) < 0 ||
-            (r = set_str(&rec, "disabled_reason", n->disabled_reason)) < 0 ||
-            (r = set_u64(&rec, "disabled_since", n->disabled_since)) < 0 ||
-            (r = set_u64(&rec, "heartbeat", n->heartbeat)) < 0 ||
-            (r = set_u64(&rec, "heartbeat_time", n->heartbeat_time)) < 0 ||
-            (r = set_str(&rec, "forced_down", n->forced_down ? "yes" : "no")) < 0 ||
-            (r = set_str(&rec, "forced_down_by", n->forced_down_by)) < 0 ||
-            (r = set_u64(&rec, "forced_down_since", n->forced_down_since)) < 0 ||
-            (r = set_str(&rec, "fence", fence_state_to_string(n->fence))) < 0 ||
-            (r = set_u64(&rec, "fence_time", n->fence_time)) < 0)
-                return r;
-        return store_record_text_format(&rec, generation, ret);
-}
-
-static int node_read(Store *s, const char *name, NodeRecord *ret, uint64_t *ret_version)
+/* The record of kind k under key (a valid one), and the backend's version of it. */
+static int record_read(Store *s, const RecordKind *k, const char *key, void *ret,
+                       uint64_t *ret_version)
 {
         _cleanup_free_ char *text = NULL;
         int r;
 
-        r = s->ops->read(s, STORE_NODES, name, RECORD_MAX_SIZE, &text, ret_version);
+        r = s->ops->read(s, k->space, key, RECORD_MAX_SIZE, &text, ret_version);
         if (r < 0)
                 return r;
-        return node_record_from_text(name, text, ret);
+        return k->from_text(key, text, ret);
 }
+
+typedef struct ListState {
+        char *array;
+        size_t n, allocated;
+        const RecordKind *kind;
+} ListState;
+
+static int list_add(const char *key, const char *text, void *userdata)
+{
+        ListState *l = userdata;
+        int r;
+
+        if (l->n == l->allocated) {
+                size_t want = l->allocated ? l->allocated * 2 : 16;
+                char *a = reallocarray(l->array, want, l->kind->size);
+
+                if (!a)
+                        return -ENOMEM;
+                l->array = a;
+                l->allocated = want;
+        }
+        r = l->kind->from_text(key, text, l->array + l->n * l->kind->size);
+        if (r < 0)
+                return r;
+        l->n++;
+        return 0;
+}
+
+/* Every record of kind k, parsed into a new sorted array. */
+static int list_records(Store *s, const RecordKind *k, void **ret, size_t *ret_n)
+{
+        ListState l = { .kind = k };
+        size_t item_size = k->size;
+        int r;
+
+        r = s->ops->list(s, k->space, k->key_is_valid, list_add, &l);
+        if (r >= 0 && l.n > 0) {
+                qsort(l.array, l.n, item_size, k->compare);
+                /* a key listed twice (a broken etcd answer; a directory cannot): which copy
+                 * holds cannot be told, so the listing is as unreadable as a bad record */
+                for (size_t i = 1; i < l.n && r >= 0; i++)
+                        if (k->compare(l.array + (i - 1) * item_size, l.array + i * item_size) == 0)
+                                r = -EBADMSG;
+        }
+        if (r < 0) {
+                for (size_t i = 0; i < l.n; i++)
+                        k->done(l.array + i * item_size);
+                free(l.array);
+                return r;
+        }
+        if (l.n == 0) {
+                free(l.array);
+                l.array = NULL;
+        }
+        *ret = l.array;
+        *ret_n = l.n;
+        return 0;
+}
+
+/* name##_kind, and store_<name>_list(): every record of the kind, in a new array of type sorted
+ * by its member key. */
+#define DEFINE_RECORD_KIND(name, type, sp, valid, key)                                \
+        static int name##_kind_from_text(const char *k, const char *text, void *item) \
+        {                                                                             \
+                return name##_record_from_text(k, text, item);                        \
+        }                                                                             \
+        static void name##_kind_done(void *item)                                      \
+        {                                                                             \
+                name##_record_done(item);                                             \
+        }                                                                             \
+        static int name##_kind_compare(const void *a, const void *b)                  \
+        {                                                                             \
+                return strcmp(((const type *)a)->key, ((const type *)b)->key);        \
+        }                                                                             \
+        static const RecordKind name##_kind = {                                       \
+                .space = sp,                                                          \
+                .key_is_valid = valid,                                                \
+                .size = sizeof(type),                                                 \
+                .from_text = name##_kind_from_text,                                   \
+                .done = name##_kind_done,                                             \
+                .compare = name##_kind_compare,                                       \
+        };                                                                            \
+        int store_##name##_list(Store *s, type **ret, size_t *ret_n)                  \
+        {                                                                             \
+                void *array;                                                          \
+                size_t n;                                                             \
+                int r;                                                                \
+                                                                                      \
+                r = list_records(s, &name##_kind, &array, &n);                        \
+                if (r < 0)                                                            \
+                        return r;                                                     \
+                *ret = array;                                                         \
+                *ret_n = n;                                                           \
+                return 0;                                                             \
+        }
+
+DEFINE_RECORD_KIND(node, NodeRecord, STORE_NODES, hostname_is_valid, name);
+DEFINE_RECORD_KIND(instance, InstanceRecord, STORE_INSTANCES, instance_file_name_is_valid, uuid);
+
+/* ---- nodes ---------------------------------------------------------------------------- */
 
 int store_node_get(Store *s, const char *name, NodeRecord *ret)
 {
-        if (!node_name_is_valid(name))
+        if (!store_node_name_is_valid(name))
                 return -EINVAL;
-        return node_read(s, name, ret, NULL);
+        return record_read(s, &node_kind, name, ret, NULL);
 }
 
 int store_node_update(Store *s, const char *name, NodeMutateFunc mutate, void *userdata,
@@ -369,7 +248,7 @@ int store_node_update(Store *s, const char *name, NodeMutateFunc mutate, void *u
 {
         int r = -ESTALE;
 
-        if (!node_name_is_valid(name) || !mutate)
+        if (!store_node_name_is_valid(name) || !mutate)
                 return -EINVAL;
 
         for (unsigned attempt = 0; attempt < UPDATE_ATTEMPTS && r == -ESTALE; attempt++) {
@@ -382,7 +261,7 @@ int store_node_update(Store *s, const char *name, NodeMutateFunc mutate, void *u
                 if (r < 0)
                         return r;
 
-                r = node_read(s, name, &n, &version);
+                r = record_read(s, &node_kind, name, &n, &version);
                 if (r == -ENOENT) {
                         version = 0;
                         n.name = strdup(name);
@@ -450,7 +329,7 @@ int store_node_liveness_of(Store *s, const NodeRecord *rec, usec_t now_monotonic
         const char *name = rec->name;
         LivenessEntry *e;
 
-        if (!name || !node_name_is_valid(name))
+        if (!name || !store_node_name_is_valid(name))
                 return -EINVAL;
 
         e = liveness_find(s, name);
@@ -491,11 +370,11 @@ int store_node_liveness(Store *s, const char *name, usec_t now_monotonic, usec_t
         _cleanup_(node_record_done) NodeRecord n = { .fence = FENCE_UNKNOWN };
         int r;
 
-        if (!node_name_is_valid(name))
+        if (!store_node_name_is_valid(name))
                 return -EINVAL;
         /* Only the counter counts: peers write fence results and admins write Disable into a
          * node's record too, which bumps its generation but says nothing about the node. */
-        r = node_read(s, name, &n, NULL);
+        r = record_read(s, &node_kind, name, &n, NULL);
         if (r < 0)
                 return r;
         return store_node_liveness_of(s, &n, now_monotonic, down_after, ret);
@@ -505,130 +384,12 @@ int store_node_heartbeat_seen(Store *s, const char *name, usec_t *ret_monotonic)
 {
         LivenessEntry *e;
 
-        if (!node_name_is_valid(name))
+        if (!store_node_name_is_valid(name))
                 return -EINVAL;
         e = liveness_find(s, name);
         if (!e || !e->changed)
                 return -ENODATA;
         *ret_monotonic = e->last_change;
-        return 0;
-}
-
-/* ---- listing -------------------------------------------------------------------------- */
-
-typedef int (*ParseItemFunc)(const char *key, const char *text, void *item);
-
-typedef struct ListState {
-        char *array;
-        size_t n, allocated, item_size;
-        ParseItemFunc parse;
-} ListState;
-
-static int list_add(const char *key, const char *text, void *userdata)
-{
-        ListState *l = userdata;
-        int r;
-
-        if (l->n == l->allocated) {
-                size_t want = l->allocated ? l->allocated * 2 : 16;
-                char *a = reallocarray(l->array, want, l->item_size);
-
-                if (!a)
-                        return -ENOMEM;
-                l->array = a;
-                l->allocated = want;
-        }
-        r = l->parse(key, text, l->array + l->n * l->item_size);
-        if (r < 0)
-                return r;
-        l->n++;
-        return 0;
-}
-
-/* Every record of the space whose key passes filter, parsed into a new sorted array. */
-static int list_records(Store *s, StoreSpace sp, bool (*filter)(const char *), size_t item_size,
-                        ParseItemFunc parse, void (*done_item)(void *item),
-                        int (*compare)(const void *, const void *), void **ret, size_t *ret_n)
-{
-        ListState l = { .item_size = item_size, .parse = parse };
-        int r;
-
-        r = s->ops->list(s, sp, filter, list_add, &l);
-        if (r >= 0 && l.n > 0) {
-                qsort(l.array, l.n, item_size, compare);
-                /* a key listed twice (a broken etcd answer; a directory cannot): which copy
-                 * holds cannot be told, so the listing is as unreadable as a bad record */
-                for (size_t i = 1; i < l.n && r >= 0; i++)
-                        if (compare(l.array + (i - 1) * item_size, l.array + i * item_size) == 0)
-                                r = -EBADMSG;
-        }
-        if (r < 0) {
-                for (size_t i = 0; i < l.n; i++)
-                        done_item(l.array + i * item_size);
-                free(l.array);
-                return r;
-        }
-        if (l.n == 0) {
-                free(l.array);
-                l.array = NULL;
-        }
-        *ret = l.array;
-        *ret_n = l.n;
-        return 0;
-}
-
-static int node_parse_item(const char *name, const char *text, void *item)
-{
-        return node_record_from_text(name, text, item);
-}
-
-static void node_done_item(void *item)
-{
-        node_record_done(item);
-}
-
-static int node_compare(const void *a, const void *b)
-{
-        return strcmp(((const NodeRecord *)a)->name, ((const NodeRecord *)b)->name);
-}
-
-int store_node_list(Store *s, NodeRecord **ret, size_t *ret_n)
-{
-        void *array;
-        size_t n;
-        int r;
-
-        r = list_records(s, STORE_NODES, hostname_is_valid, sizeof(NodeRecord), node_parse_item,
-                         node_done_item, node_compare, &array, &n);
-        if (r < 0)
-                return r;
-        *ret = array;
-        *ret_n = n;
-        return 0;
-}
-
-static int dup_str(const char *src, char **dst)
-{
-        if (!src) {
-                *dst = NULL;
-                return 0;
-        }
-        *dst = strdup(src);
-        return *dst ? 0 : -ENOMEM;
-}
-
-static int node_record_copy(const NodeRecord *src, NodeRecord *dst)
-{
-        _cleanup_(node_record_done) NodeRecord n = *src;
-
-        n.name = n.address = n.storage_mark = n.disabled_reason = n.forced_down_by = NULL;
-        if (dup_str(src->name, &n.name) < 0 || dup_str(src->address, &n.address) < 0 ||
-            dup_str(src->storage_mark, &n.storage_mark) < 0 ||
-            dup_str(src->disabled_reason, &n.disabled_reason) < 0 ||
-            dup_str(src->forced_down_by, &n.forced_down_by) < 0)
-                return -ENOMEM;
-        *dst = n;
-        n = (NodeRecord){};
         return 0;
 }
 
@@ -674,142 +435,36 @@ int store_node_list_cached(Store *s, usec_t now_monotonic, usec_t max_age, NodeR
 
 /* ---- instances ------------------------------------------------------------------------ */
 
-static const char *const instance_power_table[_INSTANCE_POWER_MAX] = {
-        [INSTANCE_POWER_UNKNOWN] = "unknown",
-        [INSTANCE_POWER_RUNNING] = "running",
-        [INSTANCE_POWER_PAUSED] = "paused",
-        [INSTANCE_POWER_SHUTOFF] = "shutoff",
-};
-
-const char *instance_power_to_string(InstancePower p)
-{
-        return p >= 0 && p < _INSTANCE_POWER_MAX ? instance_power_table[p] : NULL;
-}
-
-InstancePower instance_power_from_string(const char *s)
-{
-        for (int i = 0; i < _INSTANCE_POWER_MAX; i++)
-                if (streq(s, instance_power_table[i]))
-                        return (InstancePower)i;
-        return _INSTANCE_POWER_INVALID;
-}
-
-void instance_record_done(InstanceRecord *r)
-{
-        free(r->name);
-        free(r->owner);
-        free(r->evacuated_from);
-        *r = (InstanceRecord){};
-}
-
-InstanceRecord *instance_record_array_free(InstanceRecord *a, size_t n)
-{
-        for (size_t i = 0; a && i < n; i++)
-                instance_record_done(&a[i]);
-        free(a);
-        return NULL;
-}
-
-static int instance_record_from_text(const char *uuid, const char *text, InstanceRecord *ret)
-{
-        _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
-        _cleanup_(instance_record_done) InstanceRecord i = {};
-        const char *v;
-        int r;
-
-        r = store_record_text_parse(text, &rec);
-        if (r < 0)
-                return r;
-
-        v = runtime_record_get(&rec, "uuid");
-        if (!v || !streq(v, uuid))
-                return -EBADMSG;
-        v = runtime_record_get(&rec, "owner");
-        if (!v || !hostname_is_valid(v))
-                return -EBADMSG;
-        v = runtime_record_get(&rec, "evacuated_from");
-        if (v && !hostname_is_valid(v))
-                return -EBADMSG;
-
-        memcpy(i.uuid, uuid, sizeof(i.uuid));
-        if ((r = get_str(&rec, "name", &i.name)) < 0 ||
-            (r = get_str(&rec, "owner", &i.owner)) < 0 ||
-            (r = get_str(&rec, "evacuated_from", &i.evacuated_from)) < 0 ||
-            (r = get_u64(&rec, "time", true, &i.time)) < 0 ||
-            (r = get_bool(&rec, "deleted", &i.deleted)) < 0 ||
-            (r = get_u64(&rec, "generation", true, &i.generation)) < 0)
-                return r;
-        if (i.generation == 0)
-                return -EBADMSG;
-        v = runtime_record_get(&rec, "power");
-        i.power = v ? instance_power_from_string(v) : INSTANCE_POWER_UNKNOWN;
-        if (i.power < 0)
-                return -EBADMSG;
-
-        *ret = i;
-        i = (InstanceRecord){};
-        return 0;
-}
-
-static int instance_record_to_text(const InstanceRecord *i, const char *uuid, uint64_t generation,
-                                   char **ret)
-{
-        _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
-        int r;
-
-        if (!node_name_is_valid(i->owner) ||
-            (i->evacuated_from && !hostname_is_valid(i->evacuated_from)))
-                return -EINVAL;
-
-        if ((r = set_str(&rec, "uuid", uuid)) < 0 || (r = set_str(&rec, "name", i->name)) < 0 ||
-            (r = set_str(&rec, "owner", i->owner)) < 0 ||
-            (r = set_str(&rec, "evacuated_from", i->evacuated_from)) < 0 ||
-            (r = set_u64(&rec, "time", i->time)) < 0 ||
-            (r = set_str(&rec, "power",
-                         i->power > INSTANCE_POWER_UNKNOWN ? instance_power_to_string(i->power)
-                                                           : NULL)) < 0 ||
-            (r = set_str(&rec, "deleted", i->deleted ? "yes" : NULL)) < 0)
-                return r;
-        return store_record_text_format(&rec, generation, ret);
-}
-
-static int instance_read(Store *s, const char *uuid, InstanceRecord *ret, uint64_t *ret_version)
-{
-        _cleanup_free_ char *text = NULL;
-        int r;
-
-        r = s->ops->read(s, STORE_INSTANCES, uuid, RECORD_MAX_SIZE, &text, ret_version);
-        if (r < 0)
-                return r;
-        return instance_record_from_text(uuid, text, ret);
-}
-
 int store_instance_get(Store *s, const char *uuid, InstanceRecord *ret)
 {
         char u[37];
 
         if (normalize_uuid(uuid, u) < 0)
                 return -EINVAL;
-        return instance_read(s, u, ret, NULL);
+        return record_read(s, &instance_kind, u, ret, NULL);
 }
 
-/* The stored generation of instance u, 0 if there is none, and the backend's version of
- * it. Call with the lock held. */
-static int instance_current_generation(Store *s, const char *u, uint64_t *ret,
-                                       uint64_t *ret_version)
+/* Takes the backend's lock of instance u (closing *ret_lock_fd releases it), then reads its
+ * stored generation, 0 if there is none, and the backend's version of it. */
+static int instance_lock_current(Store *s, const char *u, int *ret_lock_fd, uint64_t *ret,
+                                 uint64_t *ret_version)
 {
         _cleanup_(instance_record_done) InstanceRecord cur = {};
+        _cleanup_close_ int lock_fd = -EBADF;
         int r;
 
-        r = instance_read(s, u, &cur, ret_version);
+        r = s->ops->lock(s, STORE_INSTANCES, u, &lock_fd);
+        if (r < 0)
+                return r;
+        r = record_read(s, &instance_kind, u, &cur, ret_version);
         if (r == -ENOENT) {
                 *ret = 0;
                 *ret_version = 0;
-                return 0;
-        }
-        if (r < 0)
+        } else if (r < 0)
                 return r;
-        *ret = cur.generation;
+        else
+                *ret = cur.generation;
+        *ret_lock_fd = TAKE_FD(lock_fd);
         return 0;
 }
 
@@ -831,10 +486,7 @@ int store_instance_cas(Store *s, const InstanceRecord *rec, uint64_t expected_ge
         if (r < 0)
                 return r;
 
-        r = s->ops->lock(s, STORE_INSTANCES, u, &lock_fd);
-        if (r < 0)
-                return r;
-        r = instance_current_generation(s, u, &current, &version);
+        r = instance_lock_current(s, u, &lock_fd, &current, &version);
         if (r < 0)
                 return r;
         if (current != expected_generation)
@@ -861,10 +513,7 @@ int store_instance_remove(Store *s, const char *uuid, uint64_t expected_generati
         if (normalize_uuid(uuid, u) < 0)
                 return -EINVAL;
 
-        r = s->ops->lock(s, STORE_INSTANCES, u, &lock_fd);
-        if (r < 0)
-                return r;
-        r = instance_current_generation(s, u, &current, &version);
+        r = instance_lock_current(s, u, &lock_fd, &current, &version);
         if (r < 0)
                 return r;
         if (current == 0)
@@ -874,47 +523,6 @@ int store_instance_remove(Store *s, const char *uuid, uint64_t expected_generati
         r = s->ops->remove(s, STORE_INSTANCES, u, version);
         /* removed meanwhile: it no longer has that generation */
         return r == -ENOENT ? -ESTALE : r;
-}
-
-static bool instance_file_name_is_valid(const char *name)
-{
-        if (!uuid_is_valid(name))
-                return false;
-        /* Only the canonical lower-case names are ours. */
-        for (const char *p = name; *p; p++)
-                if (isupper((unsigned char)*p))
-                        return false;
-        return true;
-}
-
-static int instance_parse_item(const char *uuid, const char *text, void *item)
-{
-        return instance_record_from_text(uuid, text, item);
-}
-
-static void instance_done_item(void *item)
-{
-        instance_record_done(item);
-}
-
-static int instance_compare(const void *a, const void *b)
-{
-        return strcmp(((const InstanceRecord *)a)->uuid, ((const InstanceRecord *)b)->uuid);
-}
-
-int store_instance_list(Store *s, InstanceRecord **ret, size_t *ret_n)
-{
-        void *array;
-        size_t n;
-        int r;
-
-        r = list_records(s, STORE_INSTANCES, instance_file_name_is_valid, sizeof(InstanceRecord),
-                         instance_parse_item, instance_done_item, instance_compare, &array, &n);
-        if (r < 0)
-                return r;
-        *ret = array;
-        *ret_n = n;
-        return 0;
 }
 
 /* ---- definitions ---------------------------------------------------------------------- */

@@ -299,6 +299,24 @@ int parse_boolean(const char *s)
         return -EINVAL;
 }
 
+/* The decimal number at the start of s: digits only (strtoull() would also take blanks and a
+ * sign), -ERANGE if it does not fit. *ret_end: the first character after it. */
+static int parse_u64_strict(const char *s, uint64_t *ret, const char **ret_end)
+{
+        unsigned long long v;
+        char *end;
+
+        if (!isdigit((unsigned char)*s))
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0)
+                return -ERANGE;
+        *ret = v;
+        *ret_end = end;
+        return 0;
+}
+
 static const struct {
         const char *suffix;
         usec_t usec;
@@ -315,22 +333,17 @@ int parse_duration(const char *s, usec_t *ret)
         bool any = false;
 
         for (;;) {
-                unsigned long long v;
-                char *end;
+                uint64_t v;
                 size_t i;
+                int r;
 
                 while (isspace((unsigned char)*p))
                         p++;
                 if (!*p)
                         break;
-                if (!isdigit((unsigned char)*p))
-                        return -EINVAL;
-
-                errno = 0;
-                v = strtoull(p, &end, 10);
-                if (errno != 0)
-                        return -ERANGE;
-                p = end;
+                r = parse_u64_strict(p, &v, &p);
+                if (r < 0)
+                        return r;
                 while (isspace((unsigned char)*p))
                         p++;
 
@@ -396,15 +409,13 @@ char *format_duration(char *buf, size_t size, usec_t usec)
 
 int parse_uint_range(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 {
-        unsigned long long v;
-        char *end;
+        const char *end;
+        uint64_t v;
+        int r;
 
-        if (!isdigit((unsigned char)*s))
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0)
-                return -ERANGE;
+        r = parse_u64_strict(s, &v, &end);
+        if (r < 0)
+                return r;
         if (*end)
                 return -EINVAL;
         if (v < min || v > max)

@@ -235,6 +235,51 @@ static void test_rewrite_listen_attribute_only(void **state)
         domxml_free(d);
 }
 
+/* Every device of a kind is collected, in document order, whatever stands between them; only
+ * the children of <devices> (and <listen> only inside its <graphics>) count. */
+static void test_devices_are_collected_in_order(void **state)
+{
+        static const char xml[] =
+                "<domain type='qemu'><name>a</name>"
+                "<uuid>00000000-0000-4000-8000-000000000001</uuid>"
+                "<devices>"
+                "<interface type='network'><source network='default'/></interface>"
+                "<graphics type='vnc'><listen type='address' address='192.0.2.1'/>"
+                "<listen type='network' network='n1'/></graphics>"
+                "<disk type='file' device='disk'><source file='/d/a'/><target dev='vda'/></disk>"
+                "<hostdev mode='subsystem' type='mdev'>"
+                "<source><address uuid='c2177883-f1bb-47f0-914d-32a22e3a8804'/></source></hostdev>"
+                "<controller type='usb'/>"
+                "<interface type='bridge'><source bridge='br0'/><listen address='198.51.100.1'/>"
+                "</interface>"
+                "<disk type='block'><source dev='/dev/sdb'/><target dev='vdb'/><shareable/></disk>"
+                "<graphics type='spice' listen='192.0.2.2'/>"
+                "<hostdev mode='subsystem' type='pci'><source>"
+                "<address domain='0x0000' bus='0x03' slot='0x00' function='0x1'/>"
+                "</source></hostdev>"
+                "</devices><disk type='file'><source file='/not/a/device'/></disk></domain>";
+        _cleanup_free_ char *l = NULL;
+        DomXml *d = NULL;
+
+        assert_int_equal(domxml_parse(xml, strlen(xml), &d, NULL), 0);
+        l = listens(d);
+        assert_string_equal(l, "vnc:-|192.0.2.1,-;spice:192.0.2.2|");
+        assert_int_equal(d->graphics[0].listens[1].type, DOM_LISTEN_NETWORK);
+        assert_string_equal(d->graphics[0].listens[1].network, "n1");
+        assert_int_equal(d->n_disks, 2);
+        assert_string_equal(d->disks[0].source, "/d/a");
+        assert_string_equal(d->disks[1].source, "/dev/sdb");
+        assert_string_equal(d->disks[1].device, "disk"); /* libvirt's default */
+        assert_true(d->disks[1].shareable);
+        assert_int_equal(d->n_interfaces, 2);
+        assert_string_equal(d->interfaces[0].source, "default");
+        assert_string_equal(d->interfaces[1].source, "br0");
+        assert_int_equal(d->n_hostdevs, 2);
+        assert_string_equal(d->hostdevs[0].device, "c2177883-f1bb-47f0-914d-32a22e3a8804");
+        assert_string_equal(d->hostdevs[1].device, "0000:03:00.1");
+        domxml_free(d);
+}
+
 static void expect_parse_error(const char *xml, int expect_r, const char *expect_msg)
 {
         _cleanup_free_ char *error = NULL;
@@ -416,6 +461,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_nova_domain_model),
+                cmocka_unit_test(test_devices_are_collected_in_order),
                 cmocka_unit_test(test_listen_target_rules),
                 cmocka_unit_test(test_rewrite_nova_vnc_and_spice_to_any),
                 cmocka_unit_test(test_rewrite_nova_vnc_and_spice_to_node),

@@ -439,6 +439,23 @@ static void test_node_record_round_trip(void **state)
         test_rm_rf(dir);
 }
 
+/* The tables behind the enum names: every value has its name, and anything else has none. */
+static void test_enum_names(void **state)
+{
+        assert_string_equal(instance_power_to_string(INSTANCE_POWER_SHUTOFF), "shutoff");
+        assert_int_equal(instance_power_from_string("paused"), INSTANCE_POWER_PAUSED);
+        assert_int_equal(instance_power_from_string("Paused"), _INSTANCE_POWER_INVALID);
+        assert_int_equal(instance_power_from_string(NULL), _INSTANCE_POWER_INVALID);
+        assert_null(instance_power_to_string(_INSTANCE_POWER_MAX));
+        assert_null(instance_power_to_string(_INSTANCE_POWER_INVALID));
+        assert_int_equal(fence_state_from_string(NULL), _FENCE_STATE_INVALID);
+        assert_null(fence_state_to_string(_FENCE_STATE_MAX));
+        assert_string_equal(node_liveness_to_string(NODE_DOWN), "down");
+        assert_null(node_liveness_to_string(_NODE_LIVENESS_MAX));
+        for (InstancePower p = 0; p < _INSTANCE_POWER_MAX; p++)
+                assert_int_equal(instance_power_from_string(instance_power_to_string(p)), p);
+}
+
 static void test_instance_record_round_trip(void **state)
 {
         _cleanup_free_ char *dir = test_mkdtemp();
@@ -1833,6 +1850,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 BOTH(test_node_record_round_trip),
+                cmocka_unit_test(test_enum_names),
                 BOTH(test_instance_record_round_trip),
                 BOTH(test_definition_round_trip_mode_0600),
                 BOTH(test_cached_node_list),

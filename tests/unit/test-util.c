@@ -70,6 +70,28 @@ static void test_parse_duration(void **state)
         assert_int_equal(parse_duration("9999999999999h", &u), -ERANGE);
 }
 
+/* Digits only, the whole string, within [min, max]: what the configuration and the store's
+ * records take as a number. */
+static void test_parse_uint_range(void **state)
+{
+        uint64_t v = 7;
+
+        assert_int_equal(parse_uint_range("42", 0, 100, &v), 0);
+        assert_int_equal(v, 42);
+        assert_int_equal(parse_uint_range("18446744073709551615", 0, UINT64_MAX, &v), 0);
+        assert_true(v == UINT64_MAX);
+        assert_int_equal(parse_uint_range("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
+        assert_int_equal(parse_uint_range("101", 0, 100, &v), -ERANGE);
+        assert_int_equal(parse_uint_range("0", 1, 100, &v), -ERANGE);
+        assert_int_equal(parse_uint_range("", 0, 100, &v), -EINVAL);
+        assert_int_equal(parse_uint_range(" 42", 0, 100, &v), -EINVAL);
+        assert_int_equal(parse_uint_range("+42", 0, 100, &v), -EINVAL);
+        assert_int_equal(parse_uint_range("-1", 0, UINT64_MAX, &v), -EINVAL);
+        assert_int_equal(parse_uint_range("42 ", 0, 100, &v), -EINVAL);
+        assert_int_equal(parse_uint_range("4x", 0, 100, &v), -EINVAL);
+        assert_true(v == UINT64_MAX); /* written only on success */
+}
+
 static void test_format_duration(void **state)
 {
         char buf[64];
@@ -217,6 +239,7 @@ int main(void)
                 cmocka_unit_test(test_strv_join),
                 cmocka_unit_test(test_free_and_strdup),
                 cmocka_unit_test(test_parse_duration),
+                cmocka_unit_test(test_parse_uint_range),
                 cmocka_unit_test(test_format_duration),
                 cmocka_unit_test(test_parse_boolean),
                 cmocka_unit_test(test_addresses),

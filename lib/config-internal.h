@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * What config.c (the files and the Config object) shares with config-items.c (the keys
+ * and their value parsers).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct ConfigItem ConfigItem;
+typedef int (*ValueParser)(const ConfigItem *item, const char *value, void *dst);
+
+struct ConfigItem {
+        const char *section; /* "peer" for [peer NAME] */
+        const char *key;
+        ValueParser parse;
+        size_t offset; /* into Config, or into ConfigPeer for "peer" */
+        const char *expected;
+        uint64_t min, max;
+        const char *const *names; /* enum tables */
+        size_t n_names;
+        bool multiline; /* may continue on indented lines */
+        bool secret;    /* value never echoed in messages */
+};
+
+/* The number of keys: config-items.c checks it against its table when it is compiled. */
+#define CONFIG_N_ITEMS 43
+
+extern const ConfigItem config_items[CONFIG_N_ITEMS];
+
+/* The key of section ("peer" for [peer NAME]), or NULL. */
+const ConfigItem *config_item_find(const char *section, const char *key);
+/* Whether any key belongs to section. */
+bool config_section_known(const char *section);

@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The keys of hostwarden.conf: the names of its enum values, a parser per kind of value and
+ * the table of every key with its parser, its place in Config and what it expects. config.c
+ * reads the files and holds the Config object.
+ */
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config-internal.h"
+
+static const char *const console_listen_table[_CONSOLE_LISTEN_MAX] = {
+        [CONSOLE_LISTEN_ANY] = "0.0.0.0",
+        [CONSOLE_LISTEN_NODE] = "node",
+        [CONSOLE_LISTEN_KEEP] = "keep",
+};
+static const char *const store_backend_table[_STORE_BACKEND_MAX] = {
+        [STORE_BACKEND_DIR] = "dir",
+        [STORE_BACKEND_ETCD] = "etcd",
+};
+static const char *const disable_action_table[_DISABLE_ACTION_MAX] = {
+        [DISABLE_ACTION_NONE] = "none",
+        [DISABLE_ACTION_STOP] = "stop",
+};
+static const char *const timeout_action_table[_TIMEOUT_ACTION_MAX] = {
+        [TIMEOUT_ACTION_ABORT] = "abort",
+        [TIMEOUT_ACTION_FORCE_COMPLETE] = "force_complete",
+};
+
+static const char *const migration_tls_table[_MIGRATION_TLS_MAX] = {
+        [MIGRATION_TLS_AUTO] = "auto",
+        [MIGRATION_TLS_YES] = "yes",
+        [MIGRATION_TLS_NO] = "no",
+};
+
+DEFINE_STRING_TABLE_TO_STRING(migration_tls, MigrationTls);
+DEFINE_STRING_TABLE_TO_STRING(console_listen, ConsoleListen);
+DEFINE_STRING_TABLE_TO_STRING(store_backend, StoreBackend);
+DEFINE_STRING_TABLE_TO_STRING(disable_action, DisableAction);
+DEFINE_STRING_TABLE_TO_STRING(timeout_action, TimeoutAction);
+
+/* ---- value parsers ---------------------------------------------------------------------- */
+
+static int parse_string(const ConfigItem *item, const char *value, void *dst)
+{
+        int r;
+
+        (void)item;
+        if (isempty(value))
+                return -EINVAL;
+        r = free_and_strdup(dst, value);
+        return r < 0 ? r : 0;
+}
+
+static int parse_hostname(const ConfigItem *item, const char *value, void *dst)
+{
+        if (!hostname_is_valid(value))
+                return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+static int parse_address(const ConfigItem *item, const char *value, void *dst)
+{
+        if (!ip_address_is_valid(value, NULL) && !hostname_is_valid(value))
+                return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+static int parse_path(const ConfigItem *item, const char *value, void *dst)
+{
+        if (value[0] != '/' || strstr(value, "/../") || strlen(value) >= PATH_MAX)
+                return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+static int parse_unit(const ConfigItem *item, const char *value, void *dst)
+{
+        static const char *const suffixes[] = { ".service", ".target", ".socket", ".scope" };
+        size_t n = strlen(value);
+        bool ok = false;
+
+        if (n == 0 || n > 255 ||
+            strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW"
+                          "XYZ0123456789:-_.\\@") != n)
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                size_t l = strlen(suffixes[i]);
+                if (n > l && streq(value + n - l, suffixes[i]))
+                        ok = true;
+        }
+        if (!ok)
+                return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+static int parse_uri(const ConfigItem *item, const char *value, void *dst)
+{
+        const char *sep = strstr(value, "://");
+
+        if (!sep || sep == value || strpbrk(value, " \t\"'"))
+                return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+static int parse_fence_agent(const ConfigItem *item, const char *value, void *dst)
+{
+        size_t n = strlen(value);
+
+        if (value[0] == '/')
+                return parse_path(item, value, dst);
+        if (n == 0 || strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n)
+                return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+static int parse_key_value_lines(const ConfigItem *item, const char *value, void *dst)
+{
+        const char *p = value;
+
+        for (;;) {
+                size_t n = strcspn(p, "\n");
+                const char *eq = memchr(p, '=', n);
+
+                /* Each line must be key=value with a non-empty key made of agent option chars. */
+                if (!eq || eq == p ||
+                    strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_-") != (size_t)(eq - p))
+                        return -EINVAL;
+                p += n;
+                if (!*p)
+                        break;
+                p++;
+        }
+        return parse_string(item, value, dst);
+}
+
+static int parse_bool(const ConfigItem *item, const char *value, void *dst)
+{
+        int r = parse_boolean(value);
+
+        (void)item;
+        if (r < 0)
+                return r;
+        *(bool *)dst = r;
+        return 0;
+}
+
+/* auto, or a boolean (the key was one before auto existed): yes or no */
+static int parse_migration_tls(const ConfigItem *item, const char *value, void *dst)
+{
+        int r;
+
+        (void)item;
+        if (streq(value, "auto")) {
+                *(MigrationTls *)dst = MIGRATION_TLS_AUTO;
+                return 0;
+        }
+        r = parse_boolean(value);
+        if (r < 0)
+                return r;
+        *(MigrationTls *)dst = r ? MIGRATION_TLS_YES : MIGRATION_TLS_NO;
+        return 0;
+}
+
+static int parse_duration_item(const ConfigItem *item, const char *value, void *dst)
+{
+        usec_t u;
+        int r;
+
+        r = parse_duration(value, &u);
+        if (r < 0)
+                return r;
+        if (u < item->min || u > item->max)
+                return -ERANGE;
+        *(usec_t *)dst = u;
+        return 0;
+}
+
+static int parse_unsigned(const ConfigItem *item, const char *value, void *dst)
+{
+        uint64_t v;
+        int r;
+
+        r = parse_uint_range(value, item->min, item->max, &v);
+        if (r < 0)
+                return r;
+        *(unsigned *)dst = (unsigned)v;
+        return 0;
+}
+
+static int parse_uint64(const ConfigItem *item, const char *value, void *dst)
+{
+        return parse_uint_range(value, item->min, item->max, (uint64_t *)dst);
+}
+
+static int parse_enum(const ConfigItem *item, const char *value, void *dst)
+{
+        for (size_t i = 0; i < item->n_names; i++)
+                if (item->names[i] && streq(item->names[i], value)) {
+                        *(int *)dst = (int)i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static int parse_console_listen(const ConfigItem *item, const char *value, void *dst)
+{
+        /* "::" is the IPv6 spelling of the same wildcard. */
+        if (streq(value, "::")) {
+                *(int *)dst = CONSOLE_LISTEN_ANY;
+                return 0;
+        }
+        return parse_enum(item, value, dst);
+}
+
+static bool url_is_valid(const char *s)
+{
+        return startswith(s, "http://") || startswith(s, "https://");
+}
+
+/* A comma or white space separated list whose every item passes valid(). */
+static int parse_list(const char *value, void *dst, bool (*valid)(const char *s))
+{
+        char **l = NULL;
+        int r;
+
+        r = strv_split_list(value, &l);
+        if (r < 0)
+                return r;
+        STRV_FOREACH (s, l)
+                if (!valid(*s)) {
+                        strv_free(l);
+                        return -EINVAL;
+                }
+        strv_free(*(char ***)dst);
+        *(char ***)dst = l;
+        return 0;
+}
+
+static int parse_cidr_list(const ConfigItem *item, const char *value, void *dst)
+{
+        return parse_list(value, dst, cidr_is_valid);
+}
+
+static int parse_url_list(const ConfigItem *item, const char *value, void *dst)
+{
+        return parse_list(value, dst, url_is_valid);
+}
+
+/* A name etcd can have that survives a configuration line: printable, no blanks. */
+static int parse_etcd_user(const ConfigItem *item, const char *value, void *dst)
+{
+        if (isempty(value) || strlen(value) > 255)
+                return -EINVAL;
+        for (const char *p = value; *p; p++)
+                if ((unsigned char)*p <= ' ' || *p == 0x7f)
+                        return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
+/* parse_string() that wipes the value it replaces */
+static int parse_secret(const ConfigItem *item, const char *value, void *dst)
+{
+        char **p = dst, *s;
+
+        if (isempty(value))
+                return -EINVAL;
+        s = strdup(value);
+        if (!s)
+                return -ENOMEM;
+        erase_and_free(*p);
+        *p = s;
+        return 0;
+}
+
+#define C(field)     offsetof(Config, field)
+#define P(field)     offsetof(ConfigPeer, field)
+#define ENUM(table)  .names = table, .n_names = ELEMENTSOF(table)
+#define DURATION_MAX (365ULL * 24 * USEC_PER_HOUR)
+
+const ConfigItem config_items[] = {
+        { "node", "name", parse_hostname, C(node.name), "a host name" },
+        { "node", "address", parse_address, C(node.address), "an IP address or a host name" },
+        { "node", "instances_path", parse_path, C(node.instances_path), "an absolute path" },
+        { "node", "compute_unit", parse_unit, C(node.compute_unit),
+          "a systemd unit name such as nova-compute.service" },
+        { "node", "disable_action", parse_enum, C(node.disable_action), "none or stop",
+          ENUM(disable_action_table) },
+
+        { "cluster", "store", parse_enum, C(cluster.store), "dir or etcd",
+          ENUM(store_backend_table) },
+        { "cluster", "state_dir", parse_path, C(cluster.state_dir), "an absolute path" },
+        { "cluster", "etcd_endpoints", parse_url_list, C(cluster.etcd_endpoints),
+          "a list of https:// URLs (http:// with etcd_insecure = yes)", .multiline = true },
+        { "cluster", "etcd_cacert", parse_path, C(cluster.etcd_cacert), "an absolute path" },
+        { "cluster", "etcd_cert", parse_path, C(cluster.etcd_cert), "an absolute path" },
+        { "cluster", "etcd_key", parse_path, C(cluster.etcd_key), "an absolute path" },
+        { "cluster", "etcd_user", parse_etcd_user, C(cluster.etcd_user),
+          "an etcd user name (no blanks)" },
+        { "cluster", "etcd_password", parse_secret, C(cluster.etcd_password), "a password",
+          .secret = true },
+        { "cluster", "etcd_insecure", parse_bool, C(cluster.etcd_insecure), "yes or no" },
+        { "cluster", "heartbeat_interval", parse_duration_item, C(cluster.heartbeat_interval),
+          "a duration from 100ms to 1h, such as 10s", 100 * USEC_PER_MSEC, USEC_PER_HOUR },
+        { "cluster", "down_after", parse_duration_item, C(cluster.down_after),
+          "a duration from 1s to 1h, such as 60s", USEC_PER_SEC, USEC_PER_HOUR },
+
+        { "migration", "max_concurrent", parse_unsigned, C(migration.max_concurrent),
+          "an integer from 1 to 64", 1, 64 },
+        { "migration", "bandwidth", parse_uint64, C(migration.bandwidth),
+          "a bandwidth in MiB/s from 0 (unlimited) to 1048576", 0, 1048576 },
+        { "migration", "downtime", parse_duration_item, C(migration.downtime),
+          "a duration from 10ms to 1h, such as 500ms", 10 * USEC_PER_MSEC, USEC_PER_HOUR },
+        { "migration", "downtime_steps", parse_unsigned, C(migration.downtime_steps),
+          "an integer from 1 to 1000", 1, 1000 },
+        { "migration", "downtime_delay", parse_duration_item, C(migration.downtime_delay),
+          "a duration per GiB from 0s to 1h, such as 75s", 0, USEC_PER_HOUR },
+        { "migration", "stall_iterations", parse_unsigned, C(migration.stall_iterations),
+          "an integer from 1 to 1000", 1, 1000 },
+        { "migration", "completion_timeout", parse_duration_item, C(migration.completion_timeout),
+          "a duration per GiB from 0s (no timeout) to 1h, such as 800s", 0, USEC_PER_HOUR },
+        { "migration", "timeout_action", parse_enum, C(migration.timeout_action),
+          "abort or force_complete", ENUM(timeout_action_table) },
+        { "migration", "permit_auto_converge", parse_bool, C(migration.permit_auto_converge),
+          "yes or no" },
+        { "migration", "permit_post_copy", parse_bool, C(migration.permit_post_copy), "yes or no" },
+        { "migration", "tls", parse_migration_tls, C(migration.tls), "auto, yes or no" },
+        { "migration", "port_min", parse_unsigned, C(migration.port_min),
+          "a port from 1024 to 65535", 1024, 65535 },
+        { "migration", "port_max", parse_unsigned, C(migration.port_max),
+          "a port from 1024 to 65535", 1024, 65535 },
+
+        { "firewall", "enable", parse_bool, C(firewall.enable), "yes or no" },
+        { "firewall", "migration_sources", parse_cidr_list, C(firewall.migration_sources),
+          "a list of IPv4/IPv6 addresses or CIDRs such as 192.0.2.0/24, 2001:db8::/64",
+          .multiline = true },
+        { "firewall", "open_window", parse_duration_item, C(firewall.open_window),
+          "a duration from 10s to 24h, such as 10min", 10 * USEC_PER_SEC, 24 * USEC_PER_HOUR },
+        { "firewall", "console_clients", parse_cidr_list, C(firewall.console_clients),
+          "a list of IPv4/IPv6 addresses or CIDRs such as 192.0.2.10, 2001:db8::/64",
+          .multiline = true },
+        { "firewall", "console_port_min", parse_unsigned, C(firewall.console_port_min),
+          "a port from 1 to 65535", 1, 65535 },
+        { "firewall", "console_port_max", parse_unsigned, C(firewall.console_port_max),
+          "a port from 1 to 65535", 1, 65535 },
+
+        { "console", "listen", parse_console_listen, C(console.listen), "0.0.0.0, node or keep",
+          ENUM(console_listen_table) },
+
+        { "hook", "refuse_incoming_when_disabled", parse_bool,
+          C(hook.refuse_incoming_when_disabled), "yes or no" },
+        { "locking", "disk_leases", parse_bool, C(locking.disk_leases), "yes or no" },
+        { "locking", "lockspace_dir", parse_path, C(locking.lockspace_dir), "an absolute path" },
+
+        { "peer", "address", parse_address, P(address), "an IP address or a host name" },
+        { "peer", "libvirt_uri", parse_uri, P(libvirt_uri),
+          "a libvirt URI such as qemu+tls://node2.example.com/system" },
+        { "peer", "fence_agent", parse_fence_agent, P(fence_agent),
+          "a fence agent name such as fence_ipmilan, or an absolute path" },
+        { "peer", "fence_options", parse_key_value_lines, P(fence_options),
+          "key=value lines (indent the lines after the first)", .multiline = true, .secret = true },
+};
+
+_Static_assert(ELEMENTSOF(config_items) == CONFIG_N_ITEMS, "CONFIG_N_ITEMS is the number of keys");
+
+const ConfigItem *config_item_find(const char *section, const char *key)
+{
+        for (size_t i = 0; i < CONFIG_N_ITEMS; i++)
+                if (streq(config_items[i].section, section) && streq(config_items[i].key, key))
+                        return &config_items[i];
+        return NULL;
+}
+
+bool config_section_known(const char *section)
+{
+        for (size_t i = 0; i < CONFIG_N_ITEMS; i++)
+                if (streq(config_items[i].section, section))
+                        return true;
+        return false;
+}

@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The text of the store's records (store.c's comment has the rules): "key=value" lines with
+ * "generation=N" last, the names of their enum values, and node and instance records to and
+ * from that text. What the text may hold is checked here, on the way in and on the way out.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+#include "store-internal.h"
+#include "util.h"
+
+static const char *const fence_state_table[_FENCE_STATE_MAX] = {
+        [FENCE_UNKNOWN] = "unknown",
+        [FENCE_ON] = "on",
+        [FENCE_OFF] = "off",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(fence_state, FenceState, _FENCE_STATE_INVALID);
+
+static const char *const node_liveness_table[_NODE_LIVENESS_MAX] = {
+        [NODE_UP] = "up",
+        [NODE_DOWN] = "down",
+        [NODE_UNKNOWN] = "unknown",
+};
+
+DEFINE_STRING_TABLE_TO_STRING(node_liveness, NodeLiveness);
+
+/* ---- record text ---------------------------------------------------------------------- */
+
+/* Every line "key=value\n" with a lower-case key: anything else is not a record we wrote. */
+static bool record_text_is_well_formed(const char *text)
+{
+        const char *p = text;
+
+        if (!*p)
+                return false;
+        while (*p) {
+                const char *nl = strchr(p, '\n');
+                const char *k = p;
+
+                if (!nl)
+                        return false; /* cut short */
+                while (k < nl && (islower((unsigned char)*k) || *k == '_'))
+                        k++;
+                if (k == p || k >= nl || *k != '=')
+                        return false;
+                p = nl + 1;
+        }
+        return true;
+}
+
+static int get_u64(const RuntimeRecord *rec, const char *key, bool required, uint64_t *ret)
+{
+        const char *v = runtime_record_get(rec, key);
+
+        if (!v) {
+                if (required)
+                        return -EBADMSG;
+                *ret = 0;
+                return 0;
+        }
+        return parse_uint_range(v, 0, UINT64_MAX, ret) < 0 ? -EBADMSG : 0;
+}
+
+static int get_bool(const RuntimeRecord *rec, const char *key, bool *ret)
+{
+        const char *v = runtime_record_get(rec, key);
+        int b;
+
+        if (!v) {
+                *ret = false;
+                return 0;
+        }
+        b = parse_boolean(v);
+        if (b < 0)
+                return -EBADMSG;
+        *ret = b;
+        return 0;
+}
+
+static int get_str(const RuntimeRecord *rec, const char *key, char **ret)
+{
+        const char *v = runtime_record_get(rec, key);
+
+        if (!v) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup(v);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int set_u64(RuntimeRecord *rec, const char *key, uint64_t v)
+{
+        char buf[32];
+
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+        return runtime_record_set(rec, key, buf);
+}
+
+static int record_set_str(RuntimeRecord *rec, const char *key, const char *v)
+{
+        return v ? runtime_record_set(rec, key, v) : 0;
+}
+
+int store_record_text_parse(const char *text, RuntimeRecord *ret)
+{
+        if (!record_text_is_well_formed(text))
+                return -EBADMSG;
+        return runtime_record_parse(text, ret);
+}
+
+int store_record_text_format(const RuntimeRecord *rec, uint64_t generation, char **ret)
+{
+        _cleanup_(runtime_record_done) RuntimeRecord copy = { NULL };
+        int r;
+
+        /* generation goes last: a record without it is incomplete. */
+        for (size_t i = 0; rec->kv && rec->kv[i] && rec->kv[i + 1]; i += 2) {
+                r = runtime_record_set(&copy, rec->kv[i], rec->kv[i + 1]);
+                if (r < 0)
+                        return r;
+        }
+        r = set_u64(&copy, "generation", generation);
+        if (r < 0)
+                return r;
+        return runtime_record_format(&copy, ret);
+}
+
+static bool node_name_is_valid(const char *name)
+{
+        return name && hostname_is_valid(name);
+}
+
+static bool address_is_valid(const char *a)
+{
+        return hostname_is_valid(a) || ip_address_is_valid(a, NULL);
+}
+
+static bool storage_mark_is_valid(const char *m)
+{
+        return strlen(m) == STORAGE_MARK_LEN && strspn(m, "0123456789abcdef") == STORAGE_MARK_LEN;
+}
+
+bool store_node_name_is_valid(const char *name)
+{
+        return node_name_is_valid(name);
+}
+
+void node_record_done(NodeRecord *r)
+{
+        free(r->name);
+        free(r->address);
+        free(r->storage_mark);
+        free(r->disabled_reason);
+        free(r->forced_down_by);
+        *r = (NodeRecord){ .fence = FENCE_UNKNOWN };
+}
+
+NodeRecord *node_record_array_free(NodeRecord *a, size_t n)
+{
+        for (size_t i = 0; a && i < n; i++)
+                node_record_done(&a[i]);
+        free(a);
+        return NULL;
+}
+
+int node_record_from_text(const char *name, const char *text, NodeRecord *ret)
+{
+        _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
+        _cleanup_(node_record_done) NodeRecord n = { .fence = FENCE_UNKNOWN };
+        const char *v;
+        int r;
+
+        r = store_record_text_parse(text, &rec);
+        if (r < 0)
+                return r;
+
+        v = runtime_record_get(&rec, "name");
+        if (!v || !streq(v, name))
+                return -EBADMSG;
+        v = runtime_record_get(&rec, "fence");
+        n.fence = fence_state_from_string(v);
+        if (n.fence < 0)
+                return -EBADMSG;
+        v = runtime_record_get(&rec, "address");
+        if (v && !address_is_valid(v))
+                return -EBADMSG;
+        v = runtime_record_get(&rec, "storage_mark");
+        if (v && !storage_mark_is_valid(v))
+                return -EBADMSG;
+
+        if ((r = get_str(&rec, "name", &n.name)) < 0 ||
+            (r = get_str(&rec, "address", &n.address)) < 0 ||
+            (r = get_str(&rec, "storage_mark", &n.storage_mark)) < 0 ||
+            (r = get_bool(&rec, "disabled", &n.disabled)) < 0 ||
+            (r = get_str(&rec, "disabled_reason", &n.disabled_reason)) < 0 ||
+            (r = get_u64(&rec, "disabled_since", false, &n.disabled_since)) < 0 ||
+            (r = get_u64(&rec, "heartbeat", true, &n.heartbeat)) < 0 ||
+            (r = get_u64(&rec, "heartbeat_time", false, &n.heartbeat_time)) < 0 ||
+            (r = get_bool(&rec, "forced_down", &n.forced_down)) < 0 ||
+            (r = get_str(&rec, "forced_down_by", &n.forced_down_by)) < 0 ||
+            (r = get_u64(&rec, "forced_down_since", false, &n.forced_down_since)) < 0 ||
+            (r = get_u64(&rec, "fence_time", false, &n.fence_time)) < 0 ||
+            (r = get_u64(&rec, "generation", true, &n.generation)) < 0)
+                return r;
+        if (n.generation == 0)
+                return -EBADMSG;
+
+        *ret = n;
+        n = (NodeRecord){ .fence = FENCE_UNKNOWN };
+        return 0;
+}
+
+int node_record_to_text(const NodeRecord *n, uint64_t generation, char **ret)
+{
+        _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
+        int r;
+
+        if (!node_name_is_valid(n->name) || (n->address && !address_is_valid(n->address)) ||
+            (n->storage_mark && !storage_mark_is_valid(n->storage_mark)) ||
+            !fence_state_to_string(n->fence))
+                return -EINVAL;
+
+        /* runtime_record_set() refuses values with newlines (-EINVAL). */
+        if ((r = record_set_str(&rec, "name", n->name)) < 0 ||
+            (r = record_set_str(&rec, "address", n->address)) < 0 ||
+            (r = record_set_str(&rec, "storage_mark", n->storage_mark)) < 0 ||
+            (r = record_set_str(&rec, "disabled", n->disabled ? "yes" : "no")) < 0 ||
+            (r = record_set_str(&rec, "disabled_reason", n->disabled_reason)) < 0 ||
+            (r = set_u64(&rec, "disabled_since", n->disabled_since)) < 0 ||
+            (r = set_u64(&rec, "heartbeat", n->heartbeat)) < 0 ||
+            (r = set_u64(&rec, "heartbeat_time", n->heartbeat_time)) < 0 ||
+            (r = record_set_str(&rec, "forced_down", n->forced_down ? "yes" : "no")) < 0 ||
+            (r = record_set_str(&rec, "forced_down_by", n->forced_down_by)) < 0 ||
+            (r = set_u64(&rec, "forced_down_since", n->forced_down_since)) < 0 ||
+            (r = record_set_str(&rec, "fence", fence_state_to_string(n->fence))) < 0 ||
+            (r = set_u64(&rec, "fence_time", n->fence_time)) < 0)
+                return r;
+        return store_record_text_format(&rec, generation, ret);
+}
+
+static int dup_str(const char *src, char **dst)
+{
+        if (!src) {
+                *dst = NULL;
+                return 0;
+        }
+        *dst = strdup(src);
+        return *dst ? 0 : -ENOMEM;
+}
+
+int node_record_copy(const NodeRecord *src, NodeRecord *dst)
+{
+        _cleanup_(node_record_done) NodeRecord n = *src;
+
+        n.name = n.address = n.storage_mark = n.disabled_reason = n.forced_down_by = NULL;
+        if (dup_str(src->name, &n.name) < 0 || dup_str(src->address, &n.address) < 0 ||
+            dup_str(src->storage_mark, &n.storage_mark) < 0 ||
+            dup_str(src->disabled_reason, &n.disabled_reason) < 0 ||
+            dup_str(src->forced_down_by, &n.forced_down_by) < 0)
+                return -ENOMEM;
+        *dst = n;
+        n = (NodeRecord){};
+        return 0;
+}
+
+static const char *const instance_power_table[_INSTANCE_POWER_MAX] = {
+        [INSTANCE_POWER_UNKNOWN] = "unknown",
+        [INSTANCE_POWER_RUNNING] = "running",
+        [INSTANCE_POWER_PAUSED] = "paused",
+        [INSTANCE_POWER_SHUTOFF] = "shutoff",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(instance_power, InstancePower, _INSTANCE_POWER_INVALID);
+
+void instance_record_done(InstanceRecord *r)
+{
+        free(r->name);
+        free(r->owner);
+        free(r->evacuated_from);
+        *r = (InstanceRecord){};
+}
+
+InstanceRecord *instance_record_array_free(InstanceRecord *a, size_t n)
+{
+        for (size_t i = 0; a && i < n; i++)
+                instance_record_done(&a[i]);
+        free(a);
+        return NULL;
+}
+
+int instance_record_from_text(const char *uuid, const char *text, InstanceRecord *ret)
+{
+        _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
+        _cleanup_(instance_record_done) InstanceRecord i = {};
+        const char *v;
+        int r;
+
+        r = store_record_text_parse(text, &rec);
+        if (r < 0)
+                return r;
+
+        v = runtime_record_get(&rec, "uuid");
+        if (!v || !streq(v, uuid))
+                return -EBADMSG;
+        v = runtime_record_get(&rec, "owner");
+        if (!v || !hostname_is_valid(v))
+                return -EBADMSG;
+        v = runtime_record_get(&rec, "evacuated_from");
+        if (v && !hostname_is_valid(v))
+                return -EBADMSG;
+
+        memcpy(i.uuid, uuid, sizeof(i.uuid));
+        if ((r = get_str(&rec, "name", &i.name)) < 0 ||
+            (r = get_str(&rec, "owner", &i.owner)) < 0 ||
+            (r = get_str(&rec, "evacuated_from", &i.evacuated_from)) < 0 ||
+            (r = get_u64(&rec, "time", true, &i.time)) < 0 ||
+            (r = get_bool(&rec, "deleted", &i.deleted)) < 0 ||
+            (r = get_u64(&rec, "generation", true, &i.generation)) < 0)
+                return r;
+        if (i.generation == 0)
+                return -EBADMSG;
+        v = runtime_record_get(&rec, "power");
+        i.power = v ? instance_power_from_string(v) : INSTANCE_POWER_UNKNOWN;
+        if (i.power < 0)
+                return -EBADMSG;
+
+        *ret = i;
+        i = (InstanceRecord){};
+        return 0;
+}
+
+int instance_record_to_text(const InstanceRecord *i, const char *uuid, uint64_t generation,
+                            char **ret)
+{
+        _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
+        int r;
+
+        if (!node_name_is_valid(i->owner) ||
+            (i->evacuated_from && !hostname_is_valid(i->evacuated_from)))
+                return -EINVAL;
+
+        if ((r = record_set_str(&rec, "uuid", uuid)) < 0 ||
+            (r = record_set_str(&rec, "name", i->name)) < 0 ||
+            (r = record_set_str(&rec, "owner", i->owner)) < 0 ||
+            (r = record_set_str(&rec, "evacuated_from", i->evacuated_from)) < 0 ||
+            (r = set_u64(&rec, "time", i->time)) < 0 ||
+            (r = record_set_str(&rec, "power",
+                                i->power > INSTANCE_POWER_UNKNOWN
+                                        ? instance_power_to_string(i->power)
+                                        : NULL)) < 0 ||
+            (r = record_set_str(&rec, "deleted", i->deleted ? "yes" : NULL)) < 0)
+                return r;
+        return store_record_text_format(&rec, generation, ret);
+}
