@@ -15,6 +15,7 @@
 #include "log.h"
 #include "migration.h"
 #include "paths.h"
+#include "peers.h"
 #include "reconcile.h"
 #include "runtime.h"
 #include "util.h"
@@ -54,7 +55,7 @@ typedef struct Action {
         char *name;
         char *owner;
         char *owner_uri;      /* the owner's libvirt: asked first (NULL: not configured) */
-        char **peers;         /* RESUME, FIND_ELSEWHERE: "name" and "libvirt URI" of every peer */
+        PeerTargets peers;    /* RESUME, FIND_ELSEWHERE: every peer to ask */
         char *evacuated_from; /* the record's */
         bool gone;            /* FIND_ELSEWHERE: not defined here any more (else: stopped by a
                                  migration, and only a peer that runs it counts) */
@@ -101,19 +102,42 @@ typedef struct Pass {
         size_t n_actions;
 } Pass;
 
+/* What the last passes noticed, each uuid with when (CLOCK_MONOTONIC usec) they first did,
+ * for as long as it lasts. */
+typedef struct SeenEntry {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        uint64_t since;
+} SeenEntry;
+
+typedef struct SeenSet {
+        SeenEntry *items;
+        size_t n;
+} SeenSet;
+
+/* The definitions saved by this daemon: uuid and hash of the text. */
+typedef struct SavedDef {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        uint64_t hash;
+} SavedDef;
+
+typedef struct SavedDefs {
+        SavedDef *items;
+        size_t n;
+} SavedDefs;
+
 typedef struct Reconciler {
         sd_event_source *wakeup; /* eventfd written by libvirt's event thread */
         int fd;
         bool running, again;
-        /* "uuid since" (CLOCK_MONOTONIC usec) of what the last pass noticed, for as long as it
-         * lasts: passes come in bursts (lifecycle events), so waiting is by time */
-        char **missing; /* own records without a domain here */
-        char **suspect; /* running here, owned elsewhere, no migration of it seen */
-        char **saved;   /* "uuid hash" of the definitions saved by this daemon */
+        /* what the last pass noticed, for as long as it lasts: passes come in bursts
+         * (lifecycle events), so waiting is by time */
+        SeenSet missing; /* own records without a domain here */
+        SeenSet suspect; /* running here, owned elsewhere, no migration of it seen */
+        SavedDefs saved;
         char **acting;  /* uuids with an action of the pass under way */
-        char **paused;  /* own, paused here for a migration that ended (noticed since) */
+        SeenSet paused; /* own, paused here for a migration that ended (noticed since) */
         char **told;    /* uuids of those left paused already logged as such */
-        char **moved;   /* own, stopped here by a migration (its peers asked once) */
+        SeenSet moved;  /* own, stopped here by a migration (its peers asked once) */
         char **unknown; /* own, gone here, a peer could not be asked (logged once) */
 } Reconciler;
 
@@ -132,7 +156,7 @@ static void pass_free(Pass *p)
                 free(p->actions[i].owner_uri);
                 free(p->actions[i].evacuated_from);
                 free(p->actions[i].found);
-                strv_free(p->actions[i].peers);
+                peer_targets_done(&p->actions[i].peers);
                 free(p->actions[i].error);
         }
         free(p->actions);
@@ -279,26 +303,27 @@ static int find_elsewhere(Action *a)
 {
         bool unreachable = false;
 
-        for (char **i = a->peers; i && i[0] && i[1]; i += 2) {
+        for (size_t k = 0; k < a->peers.n; k++) {
+                const PeerTarget *t = &a->peers.items[k];
                 RemoteDomain o;
                 bool stale;
 
-                if (isempty(i[1]) || virt_remote_domain_lookup(i[1], a->uuid, &o) < 0) {
+                if (isempty(t->uri) || virt_remote_domain_lookup(t->uri, a->uuid, &o) < 0) {
                         if (!unreachable) {
                                 free(a->owner);
-                                a->owner = strdup(i[0]);
+                                a->owner = strdup(t->name);
                                 a->error =
-                                        strdup(isempty(i[1]) ? "no libvirt_uri"
-                                                             : virt_last_error("cannot connect"));
+                                        strdup(isempty(t->uri) ? "no libvirt_uri"
+                                                               : virt_last_error("cannot connect"));
                         }
                         unreachable = true;
                         continue;
                 }
-                stale = !o.active && streq_ptr(i[0], a->evacuated_from);
+                stale = !o.active && streq_ptr(t->name, a->evacuated_from);
                 if (!o.present || stale || (!a->gone && !o.active) || a->found_active)
                         continue;
                 free(a->found);
-                a->found = strdup(i[0]);
+                a->found = strdup(t->name);
                 a->found_active = o.active;
                 a->found_power = !o.active                      ? INSTANCE_POWER_SHUTOFF
                                  : o.state == VIR_DOMAIN_PAUSED ? INSTANCE_POWER_PAUSED
@@ -328,17 +353,19 @@ static int resume_if_nowhere_else(Action *a, virConnectPtr conn)
         virDomainPtr dom;
         int r;
 
-        for (char **i = a->peers; i && i[0] && i[1]; i += 2) {
+        for (size_t k = 0; k < a->peers.n; k++) {
+                const PeerTarget *t = &a->peers.items[k];
                 int state, reason;
 
-                r = isempty(i[1]) ? -1 : virt_remote_domain_state(i[1], a->uuid, &state, &reason);
+                r = isempty(t->uri) ? -1
+                                    : virt_remote_domain_state(t->uri, a->uuid, &state, &reason);
                 if (r != 0) {
                         free(a->owner);
-                        a->owner = strdup(i[0]);
+                        a->owner = strdup(t->name);
                         if (r < 0) {
                                 a->error =
-                                        strdup(isempty(i[1]) ? "no libvirt_uri"
-                                                             : virt_last_error("cannot connect"));
+                                        strdup(isempty(t->uri) ? "no libvirt_uri"
+                                                               : virt_last_error("cannot connect"));
                                 return RESULT_PEER_UNREACHABLE;
                         }
                         return RESULT_ON_PEER;
@@ -469,6 +496,8 @@ static void act_work(Manager *m, void *userdata)
 static void pass_finished(Manager *m);
 
 static void forget_saved(Reconciler *rc, const char *uuid);
+static bool saved_contains(const SavedDefs *s, const char *uuid, uint64_t hash);
+static int saved_add(SavedDefs *s, const char *uuid, uint64_t hash);
 
 static int claim(Manager *m, const char *uuid, const char *name, InstancePower power,
                  uint64_t expected, const char *why)
@@ -533,13 +562,13 @@ static uint64_t refresh_record(Manager *m, const InstanceRecord *rec, const Loca
 static void save_definition(Manager *m, const LocalDomain *d)
 {
         Reconciler *rc = m->reconciler;
-        char key[VIR_UUID_STRING_BUFLEN + 24];
+        uint64_t hash;
         int r;
 
         if (!d->xml)
                 return;
-        snprintf(key, sizeof(key), "%s %016llx", d->uuid, (unsigned long long)fnv1a(d->xml));
-        if (strv_contains(rc->saved, key))
+        hash = fnv1a(d->xml);
+        if (saved_contains(&rc->saved, d->uuid, hash))
                 return;
         r = store_definition_put(m->store, d->uuid, d->xml);
         if (r < 0) {
@@ -547,7 +576,7 @@ static void save_definition(Manager *m, const LocalDomain *d)
                 return;
         }
         forget_saved(rc, d->uuid); /* the older hash of this instance */
-        (void)strv_extend(&rc->saved, key);
+        (void)saved_add(&rc->saved, d->uuid, hash);
 }
 
 static bool instance_busy(Manager *m, const char *uuid)
@@ -843,26 +872,6 @@ static int add_action(Pass *p, ActionKind kind, const LocalDomain *d, const Inst
         return 0;
 }
 
-/* "name", "libvirt URI" of every configured peer but those in skip ("" when it has none: it
- * cannot be asked) */
-static int peer_list(const Config *c, char *const *skip, char ***ret)
-{
-        _cleanup_strv_free_ char **peers = NULL;
-        int r = 0;
-
-        for (size_t i = 0; i < c->n_peers && r >= 0; i++) {
-                if (strv_contains(skip, c->peers[i].name))
-                        continue;
-                r = strv_extend(&peers, c->peers[i].name);
-                if (r >= 0)
-                        r = strv_extend(&peers, strempty(c->peers[i].libvirt_uri));
-        }
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(peers);
-        return 0;
-}
-
 /* FIND_ELSEWHERE for an own record: gone here (d NULL), or stopped by a migration. The
  * fenced peers are not asked: powered off, they run nothing, and a definition they keep
  * claims a tombstone back when they return (unless the instance was evacuated from there,
@@ -871,31 +880,35 @@ static int add_find(Pass *p, const Config *c, char *const *fenced, const Instanc
                     const LocalDomain *d)
 {
         LocalDomain none = { .name = rec->name };
-        _cleanup_strv_free_ char **peers = NULL;
+        PeerTargets peers = {};
         int r;
 
         memcpy(none.uuid, rec->uuid, sizeof(none.uuid));
-        r = peer_list(c, fenced, &peers);
+        r = peer_targets_from_config(c, fenced, &peers);
         if (r >= 0)
                 r = add_action(p, ACTION_FIND_ELSEWHERE, d ?: &none, rec, NULL);
-        if (r < 0)
+        if (r < 0) {
+                peer_targets_done(&peers);
                 return r;
-        p->actions[p->n_actions - 1].peers = TAKE_PTR(peers);
+        }
+        p->actions[p->n_actions - 1].peers = peers;
         p->actions[p->n_actions - 1].gone = !d;
         return 0;
 }
 
 static int add_resume(Pass *p, const Config *c, const LocalDomain *d, const InstanceRecord *rec)
 {
-        _cleanup_strv_free_ char **peers = NULL;
+        PeerTargets peers = {};
         int r;
 
-        r = peer_list(c, NULL, &peers); /* asking fewer peers is not an option */
+        r = peer_targets_from_config(c, NULL, &peers); /* asking fewer peers is not an option */
         if (r >= 0)
                 r = add_action(p, ACTION_RESUME, d, rec, NULL);
-        if (r < 0)
+        if (r < 0) {
+                peer_targets_done(&peers);
                 return r;
-        p->actions[p->n_actions - 1].peers = TAKE_PTR(peers);
+        }
+        p->actions[p->n_actions - 1].peers = peers;
         return 0;
 }
 
@@ -903,44 +916,76 @@ static int add_resume(Pass *p, const Config *c, const LocalDomain *d, const Inst
  * the instance it may have saved another, so this node writes its own again. */
 static void forget_saved(Reconciler *rc, const char *uuid)
 {
-        size_t n = strlen(uuid);
+        SavedDefs *s = &rc->saved;
 
-        for (size_t i = 0; rc->saved && rc->saved[i];)
-                if (strncmp(rc->saved[i], uuid, n) == 0) {
-                        free(rc->saved[i]);
-                        memmove(rc->saved + i, rc->saved + i + 1,
-                                (strv_length(rc->saved + i + 1) + 1) * sizeof(char *));
+        for (size_t i = 0; i < s->n;)
+                if (streq(s->items[i].uuid, uuid)) {
+                        memmove(s->items + i, s->items + i + 1, (s->n - i - 1) * sizeof(*s->items));
+                        s->n--;
                 } else
                         i++;
 }
 
-/* When the last passes first noticed uuid in list l (0: they did not). */
-static uint64_t noticed(char **l, const char *uuid)
+static bool saved_contains(const SavedDefs *s, const char *uuid, uint64_t hash)
 {
-        size_t n = strlen(uuid);
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->items[i].uuid, uuid) && s->items[i].hash == hash)
+                        return true;
+        return false;
+}
 
-        STRV_FOREACH (i, l)
-                if (strncmp(*i, uuid, n) == 0 && (*i)[n] == ' ')
-                        return strtoull(*i + n + 1, NULL, 16);
+static int saved_add(SavedDefs *s, const char *uuid, uint64_t hash)
+{
+        SavedDef *items = reallocarray(s->items, s->n + 1, sizeof(*items));
+
+        if (!items)
+                return -ENOMEM;
+        s->items = items;
+        snprintf(items[s->n].uuid, sizeof(items[s->n].uuid), "%s", uuid);
+        items[s->n++].hash = hash;
         return 0;
 }
 
-static bool settled(char **l, const char *uuid, uint64_t now, usec_t settle)
+static void saved_done(SavedDefs *s)
+{
+        free(s->items);
+        *s = (SavedDefs){};
+}
+
+/* When the last passes first noticed uuid in l (0: they did not). */
+static uint64_t noticed(const SeenSet *l, const char *uuid)
+{
+        for (size_t i = 0; i < l->n; i++)
+                if (streq(l->items[i].uuid, uuid))
+                        return l->items[i].since;
+        return 0;
+}
+
+static bool settled(const SeenSet *l, const char *uuid, uint64_t now, usec_t settle)
 {
         uint64_t since = noticed(l, uuid);
 
         return since > 0 && now - since >= settle;
 }
 
-/* Carries uuid into the next pass' list, noticed since when the last passes did, or now. */
-static int notice(char ***next, char **prev, const char *uuid, uint64_t now)
+/* Carries uuid into the next pass' set, noticed since when the last passes did, or now. */
+static int notice(SeenSet *next, const SeenSet *prev, const char *uuid, uint64_t now)
 {
         uint64_t since = noticed(prev, uuid);
-        char *e;
+        SeenEntry *items = reallocarray(next->items, next->n + 1, sizeof(*items));
 
-        if (asprintf(&e, "%s %" PRIx64, uuid, since ? since : now) < 0)
+        if (!items)
                 return -ENOMEM;
-        return strv_push(next, e);
+        next->items = items;
+        snprintf(items[next->n].uuid, sizeof(items[next->n].uuid), "%s", uuid);
+        items[next->n++].since = since ? since : now;
+        return 0;
+}
+
+static void seen_set_done(SeenSet *s)
+{
+        free(s->items);
+        *s = (SeenSet){};
 }
 
 /* Did the domain arrive here by a migration after the record last changed hands? Then the
@@ -1038,8 +1083,8 @@ static void remove_stale_arrivals(Manager *m, const Pass *p, uint64_t now)
 static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         Reconciler *rc = m->reconciler;
-        _cleanup_strv_free_ char **missing = NULL, **suspect = NULL, **paused = NULL,
-                                 **moved = NULL, **fenced = NULL;
+        SeenSet missing = {}, suspect = {}, paused = {}, moved = {};
+        _cleanup_strv_free_ char **fenced = NULL;
         InstanceRecord *inst = NULL;
         size_t n_inst = 0;
         Pass *p = userdata;
@@ -1113,9 +1158,9 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                          * left here is denied before anyone starts it */
                         if (!d->active && d->reason == VIR_DOMAIN_SHUTOFF_MIGRATED &&
                             !instance_busy(m, d->uuid)) {
-                                if (!noticed(rc->moved, d->uuid))
+                                if (!noticed(&rc->moved, d->uuid))
                                         (void)add_find(p, m->config, fenced, &now_rec, d);
-                                (void)notice(&moved, rc->moved, d->uuid, now);
+                                (void)notice(&moved, &rc->moved, d->uuid, now);
                         }
                         /* paused for a migration that ended: resumed once so for the settle
                          * time, if no peer has it */
@@ -1123,9 +1168,9 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                          * guest looks the same to libvirt) */
                         if (d->ended_paused && rec->power != INSTANCE_POWER_PAUSED &&
                             !instance_busy(m, d->uuid)) {
-                                if (settled(rc->paused, d->uuid, now, settle))
+                                if (settled(&rc->paused, d->uuid, now, settle))
                                         (void)add_resume(p, m->config, d, rec);
-                                (void)notice(&paused, rc->paused, d->uuid, now);
+                                (void)notice(&paused, &rc->paused, d->uuid, now);
                         }
                         continue;
                 }
@@ -1146,7 +1191,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                          * settle time (the owner may be between its claim and its start). */
                         bool stale = streq_ptr(rec->evacuated_from, self) && !arrived_since(d, rec);
 
-                        if (settled(rc->suspect, d->uuid, now, settle) &&
+                        if (settled(&rc->suspect, d->uuid, now, settle) &&
                             (stale || (peer && peer->libvirt_uri)) &&
                             add_action(p, stale ? ACTION_DESTROY_UNDEFINE : ACTION_ASK_OWNER, d,
                                        rec, peer ? peer->libvirt_uri : NULL) >= 0)
@@ -1154,7 +1199,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                                         (d->state == VIR_DOMAIN_RUNNING &&
                                          d->reason == VIR_DOMAIN_RUNNING_MIGRATED) ||
                                         arrived_since(d, rec);
-                        (void)notice(&suspect, rc->suspect, d->uuid, now);
+                        (void)notice(&suspect, &rc->suspect, d->uuid, now);
                 }
         }
 
@@ -1167,27 +1212,27 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                 if (!streq(inst[k].owner, self) || inst[k].deleted ||
                     local_domain(p, inst[k].uuid) || instance_busy(m, inst[k].uuid))
                         continue;
-                if (settled(rc->missing, inst[k].uuid, now, settle))
+                if (settled(&rc->missing, inst[k].uuid, now, settle))
                         (void)add_find(p, m->config, fenced, &inst[k], NULL);
-                (void)notice(&missing, rc->missing, inst[k].uuid, now);
+                (void)notice(&missing, &rc->missing, inst[k].uuid, now);
         }
-        strv_free(rc->missing);
-        rc->missing = TAKE_PTR(missing);
-        strv_free(rc->suspect);
-        rc->suspect = TAKE_PTR(suspect);
-        strv_free(rc->paused);
-        rc->paused = TAKE_PTR(paused);
-        strv_free(rc->moved);
-        rc->moved = TAKE_PTR(moved);
+        seen_set_done(&rc->missing);
+        rc->missing = missing;
+        seen_set_done(&rc->suspect);
+        rc->suspect = suspect;
+        seen_set_done(&rc->paused);
+        rc->paused = paused;
+        seen_set_done(&rc->moved);
+        rc->moved = moved;
         /* what could not be decided is told about again once it is decided */
         for (size_t i = 0; rc->unknown && rc->unknown[i];)
-                if (noticed(rc->missing, rc->unknown[i]) || local_domain(p, rc->unknown[i]))
+                if (noticed(&rc->missing, rc->unknown[i]) || local_domain(p, rc->unknown[i]))
                         i++;
                 else
                         strv_remove(rc->unknown, rc->unknown[i]);
         /* those no longer left paused are told about again if they are again */
         for (size_t i = 0; rc->told && rc->told[i];)
-                if (noticed(rc->paused, rc->told[i]))
+                if (noticed(&rc->paused, rc->told[i]))
                         i++;
                 else
                         strv_remove(rc->told, rc->told[i]);
@@ -1301,13 +1346,13 @@ void reconcile_free(Manager *m)
                 virt_set_lifecycle_callback(m->virt, NULL, NULL);
         sd_event_source_disable_unref(rc->wakeup);
         close(rc->fd);
-        strv_free(rc->missing);
-        strv_free(rc->suspect);
-        strv_free(rc->saved);
+        seen_set_done(&rc->missing);
+        seen_set_done(&rc->suspect);
+        saved_done(&rc->saved);
         strv_free(rc->acting);
-        strv_free(rc->paused);
+        seen_set_done(&rc->paused);
         strv_free(rc->told);
-        strv_free(rc->moved);
+        seen_set_done(&rc->moved);
         strv_free(rc->unknown);
         free(rc);
         m->reconciler = NULL;
