@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Instance records ↔ local libvirt (reconcile.h). */
+/* Instance records ↔ local libvirt (reconcile.h): the Reconciler and its passes. A pass
+ * lists the local domains (a worker), gathers what lib/reconcile-plan.h decides on (the
+ * records, the powered-off peers, the runtime markers, busy instances), and carries out the
+ * plan's store steps in order; its actions go to reconcile-act.c's worker, their results to
+ * reconcile-done.c. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 #include "migration.h"
 #include "paths.h"
 #include "peers.h"
+#include "reconcile-internal.h"
 #include "reconcile-plan.h"
 #include "reconcile.h"
 #include "runtime.h"
@@ -23,51 +27,7 @@
 #include "virt.h"
 #include "window-keeper.h"
 
-/* RECONCILE_DESTROY_UNDEFINE's outcomes other than done (0) or failed (< 0) */
-enum {
-        RESULT_NOT_ON_OWNER = 1, /* the owner does not run it: it migrated back here */
-        RESULT_OWNER_UNREACHABLE = 2,
-};
-
-/* RECONCILE_RESUME's outcomes other than resumed (0) or failed (< 0) */
-enum {
-        RESULT_ON_PEER = 1,      /* a peer has it active (a->owner names it): left paused */
-        RESULT_PEER_UNREACHABLE, /* a peer cannot be asked (a->owner, a->error): left paused */
-        RESULT_CHANGED,          /* no longer paused so: libvirt or someone else acted */
-};
-
-typedef struct Pass {
-        /* gather */
-        int error;
-        char *error_message;
-        ReconcileDomain *domains;
-        size_t n_domains;
-        /* act */
-        ReconcileAction *actions;
-        size_t n_actions;
-} Pass;
-
-/* The definitions saved by this daemon: uuid and hash of the text. */
-typedef struct SavedDef {
-        char uuid[VIR_UUID_STRING_BUFLEN];
-        uint64_t hash;
-} SavedDef;
-
-typedef struct SavedDefs {
-        SavedDef *items;
-        size_t n;
-} SavedDefs;
-
-typedef struct Reconciler {
-        sd_event_source *wakeup; /* eventfd written by libvirt's event thread */
-        int fd;
-        bool running, again;
-        ReconcileMemory memory; /* what the last passes noticed (reconcile-plan.h) */
-        SavedDefs saved;
-        char **acting; /* uuids with an action of the pass under way */
-} Reconciler;
-
-static void pass_free(Pass *p)
+void reconcile_pass_free(Pass *p)
 {
         if (!p)
                 return;
@@ -155,272 +115,48 @@ static void gather_work(Manager *m, void *userdata)
         }
 }
 
-/* ---- pass 2: what libvirt has to do (worker) ---- */
-
-/* ASK_OWNER: 1 the owner runs it, 0 it does not, -1 the owner cannot be asked (a->error
- * set). A copy on the owner that paused for the switchover of a migration to here, while
- * this one runs, does not count: this one holds the guest (precopy resumes the destination
- * only once the source sent everything; libvirtd died before it killed the source). A copy
- * in post-copy counts (a->postcopy): both hold part of the guest. */
-static int owner_runs_it(ReconcileAction *a, virConnectPtr conn)
+/* Forgets the hash of the definition this daemon saved of uuid: while another node owned
+ * the instance it may have saved another, so this node writes its own again. */
+static void forget_saved(Reconciler *rc, const char *uuid)
 {
-        int state, reason, r, lstate = VIR_DOMAIN_NOSTATE, lreason = 0;
-        virDomainPtr dom;
+        SavedDefs *s = &rc->saved;
 
-        r = virt_remote_domain_state(a->owner_uri, a->uuid, &state, &reason);
-        if (r < 0) {
-                a->error = strdup(virt_last_error("cannot connect"));
-                return r;
-        }
-        if (r == 0 || state != VIR_DOMAIN_PAUSED)
-                return r;
-        if (reason == VIR_DOMAIN_PAUSED_POSTCOPY || reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED) {
-                a->postcopy = true;
-                return 1;
-        }
-        dom = virDomainLookupByUUIDString(conn, a->uuid);
-        if (dom) {
-                if (virDomainGetState(dom, &lstate, &lreason, 0) < 0)
-                        lstate = VIR_DOMAIN_NOSTATE;
-                virDomainFree(dom);
-        }
-        if (reason == VIR_DOMAIN_PAUSED_MIGRATION && lstate == VIR_DOMAIN_RUNNING) {
-                a->owner_paused = true;
-                return 0;
-        }
-        return 1;
-}
-
-/* Both copies run: the one that arrived by migration holds the guest's memory and devices;
- * one the owner booted afresh from the definition left behind (a live migration that kept
- * its source's definition, then a start there) holds nothing the other does not. */
-static bool owner_copy_booted_afresh(const char *uri, const char *uuid)
-{
-        RemoteDomain o;
-
-        return virt_remote_domain_lookup(uri, uuid, &o) == 0 && o.active &&
-               o.state == VIR_DOMAIN_RUNNING && o.reason == VIR_DOMAIN_RUNNING_BOOTED;
-}
-
-/* UNDEFINE_UNLESS_MOVED: 1 the owner has the domain (this copy is a second definition), 0 it
- * does not (it moved here), -1 the owner cannot be asked (a->error set). */
-static int owner_has_it(ReconcileAction *a)
-{
-        RemoteDomain o;
-
-        if (virt_remote_domain_lookup(a->owner_uri, a->uuid, &o) < 0) {
-                a->error = strdup(virt_last_error("cannot connect"));
-                return -1;
-        }
-        return o.present;
-}
-
-/* FIND_ELSEWHERE: asks every peer; a->found is the one that runs it, or else (when it is gone
- * here) one that has it defined; a copy on the node it was evacuated from is stale and does
- * not count unless it runs. RESULT_PEER_UNREACHABLE when nothing was found and a peer could
- * not be asked (a->owner names it). */
-static int find_elsewhere(ReconcileAction *a)
-{
-        bool unreachable = false;
-
-        for (size_t k = 0; k < a->peers.n; k++) {
-                const PeerTarget *t = &a->peers.items[k];
-                RemoteDomain o;
-                bool stale;
-
-                if (isempty(t->uri) || virt_remote_domain_lookup(t->uri, a->uuid, &o) < 0) {
-                        if (!unreachable) {
-                                free(a->owner);
-                                a->owner = strdup(t->name);
-                                a->error =
-                                        strdup(isempty(t->uri) ? "no libvirt_uri"
-                                                               : virt_last_error("cannot connect"));
-                        }
-                        unreachable = true;
-                        continue;
-                }
-                stale = !o.active && streq_ptr(t->name, a->evacuated_from);
-                if (!o.present || stale || (!a->gone && !o.active) || a->found_active)
-                        continue;
-                free(a->found);
-                a->found = strdup(t->name);
-                a->found_active = o.active;
-                a->found_power = !o.active                      ? INSTANCE_POWER_SHUTOFF
-                                 : o.state == VIR_DOMAIN_PAUSED ? INSTANCE_POWER_PAUSED
-                                                                : INSTANCE_POWER_RUNNING;
-        }
-        if (a->found)
-                return 0;
-        return unreachable ? RESULT_PEER_UNREACHABLE : RESULT_NOT_ON_OWNER;
-}
-
-/* 1 the owner runs it, 0 it does not, -1 the owner cannot be asked (a->error set). */
-static int runs_on_owner(ReconcileAction *a)
-{
-        int r = virt_remote_domain_active(a->owner_uri, a->uuid, NULL);
-
-        if (r < 0)
-                a->error = strdup(virt_last_error("cannot connect"));
-        return r;
-}
-
-/* RESUME: the copy here paused for the switchover of a migration that ended while libvirtd
- * was away (libvirt leaves it to a third party: it cannot know whether the destination took
- * over). Resumed only if every peer says it does not have the guest active; a peer that
- * runs it, or is still receiving it, or cannot be asked, leaves it paused. */
-static int resume_if_nowhere_else(ReconcileAction *a, virConnectPtr conn)
-{
-        virDomainPtr dom;
-        int r;
-
-        for (size_t k = 0; k < a->peers.n; k++) {
-                const PeerTarget *t = &a->peers.items[k];
-                int state, reason;
-
-                r = isempty(t->uri) ? -1
-                                    : virt_remote_domain_state(t->uri, a->uuid, &state, &reason);
-                if (r != 0) {
-                        free(a->owner);
-                        a->owner = strdup(t->name);
-                        if (r < 0) {
-                                a->error =
-                                        strdup(isempty(t->uri) ? "no libvirt_uri"
-                                                               : virt_last_error("cannot connect"));
-                                return RESULT_PEER_UNREACHABLE;
-                        }
-                        return RESULT_ON_PEER;
-                }
-        }
-        dom = virDomainLookupByUUIDString(conn, a->uuid);
-        if (!dom || !virt_migration_ended_paused(dom))
-                r = RESULT_CHANGED;
-        else if (virDomainResume(dom) < 0) {
-                a->error = strdup(virt_last_error("resume failed"));
-                r = -EIO;
-        } else
-                r = 0;
-        if (dom)
-                virDomainFree(dom);
-        return r;
-}
-
-/* START: the autostart the hook held back while the store could not be read. */
-static int start_deferred(ReconcileAction *a, virConnectPtr conn)
-{
-        virDomainPtr dom = virDomainLookupByUUIDString(conn, a->uuid);
-        int r = 0;
-
-        if (!dom)
-                return RESULT_CHANGED;
-        if (virDomainIsActive(dom) == 1)
-                r = RESULT_CHANGED; /* someone started it meanwhile */
-        else if (virDomainCreate(dom) < 0) {
-                a->error = strdup(virt_last_error("start failed"));
-                r = -EIO;
-        }
-        virDomainFree(dom);
-        return r;
-}
-
-static void act_work(Manager *m, void *userdata)
-{
-        Pass *p = userdata;
-        virConnectPtr conn = NULL;
-        char err[512];
-
-        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0) {
-                for (size_t i = 0; i < p->n_actions; i++) {
-                        p->actions[i].result = -EHOSTDOWN;
-                        p->actions[i].error = strdup(err);
-                }
-                return;
-        }
-        for (size_t i = 0; i < p->n_actions; i++) {
-                ReconcileAction *a = &p->actions[i];
-                virDomainPtr dom;
-
-                if (a->kind == RECONCILE_RESUME) {
-                        a->result = resume_if_nowhere_else(a, conn);
-                        continue;
-                }
-                if (a->kind == RECONCILE_START) {
-                        a->result = start_deferred(a, conn);
-                        continue;
-                }
-                if (a->kind == RECONCILE_FIND_ELSEWHERE) {
-                        a->result = find_elsewhere(a);
-                        continue;
-                }
-                if (a->kind == RECONCILE_UNDEFINE_UNLESS_MOVED) {
-                        int has = owner_has_it(a);
-
-                        if (has <= 0) {
-                                a->result =
-                                        has < 0 ? RESULT_OWNER_UNREACHABLE : RESULT_NOT_ON_OWNER;
-                                continue;
-                        }
-                }
-                if (a->kind == RECONCILE_ASK_OWNER) {
-                        a->result = owner_runs_it(a, conn);
-                        if (a->result < 0)
-                                a->result = 0; /* unreachable: it does not run there for us */
-                        if (a->result != 1 || a->postcopy)
-                                continue;
-                        if (a->holds_state && owner_copy_booted_afresh(a->owner_uri, a->uuid)) {
-                                a->keep_here = true; /* claimed: the owner's copy goes */
-                                continue;
-                        }
-                        /* It runs on its owner too: this copy started without its record
-                         * (libvirt resumed an incoming migration its source gave up on, and
-                         * the source resumed its own). The record decides: this one goes. */
-                        a->kind = RECONCILE_DESTROY_UNDEFINE;
-                        a->split = true;
-                } else if (a->kind == RECONCILE_DESTROY_UNDEFINE && a->owner_uri) {
-                        /* The owner rebuilt it, or it migrated back here and the record did
-                         * not follow (its source died): only the owner can tell. */
-                        int there = runs_on_owner(a);
-
-                        if (there == 0) {
-                                a->result = RESULT_NOT_ON_OWNER;
-                                continue;
-                        }
-                        if (there < 0) {
-                                a->result = RESULT_OWNER_UNREACHABLE;
-                                continue;
-                        }
-                }
-                dom = virDomainLookupByUUIDString(conn, a->uuid);
-                if (!dom) {
-                        a->result = 0; /* gone already */
-                        continue;
-                }
-                if (a->kind == RECONCILE_DESTROY_UNDEFINE && virDomainIsActive(dom) == 1 &&
-                    virDomainDestroy(dom) < 0) {
-                        a->result = -EIO;
-                        a->error = strdup(virt_last_error("destroy failed"));
-                } else if (virDomainIsPersistent(dom) == 1 &&
-                           virDomainUndefineFlags(dom,
-                                                  VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                                                          VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-                                                          VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
-                                                          VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) < 0) {
-                        a->result = -EIO;
-                        a->error = strdup(virt_last_error("undefine failed"));
+        for (size_t i = 0; i < s->n;)
+                if (streq(s->items[i].uuid, uuid)) {
+                        memmove(s->items + i, s->items + i + 1, (s->n - i - 1) * sizeof(*s->items));
+                        s->n--;
                 } else
-                        a->result = 0;
-                virDomainFree(dom);
-        }
-        virConnectClose(conn);
+                        i++;
 }
 
-static void pass_finished(Manager *m);
+static bool saved_contains(const SavedDefs *s, const char *uuid, uint64_t hash)
+{
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->items[i].uuid, uuid) && s->items[i].hash == hash)
+                        return true;
+        return false;
+}
 
-static void forget_saved(Reconciler *rc, const char *uuid);
-static bool saved_contains(const SavedDefs *s, const char *uuid, uint64_t hash);
-static int saved_add(SavedDefs *s, const char *uuid, uint64_t hash);
+static int saved_add(SavedDefs *s, const char *uuid, uint64_t hash)
+{
+        SavedDef *items = reallocarray(s->items, s->n + 1, sizeof(*items));
 
-static int claim(Manager *m, const char *uuid, const char *name, InstancePower power,
-                 uint64_t expected, const char *why)
+        if (!items)
+                return -ENOMEM;
+        s->items = items;
+        snprintf(items[s->n].uuid, sizeof(items[s->n].uuid), "%s", uuid);
+        items[s->n++].hash = hash;
+        return 0;
+}
+
+static void saved_done(SavedDefs *s)
+{
+        free(s->items);
+        *s = (SavedDefs){};
+}
+
+int reconcile_claim(Manager *m, const char *uuid, const char *name, InstancePower power,
+                    uint64_t expected, const char *why)
 {
         InstanceRecord rec = { .name = (char *)name,
                                .owner = m->config->node.name,
@@ -494,316 +230,6 @@ static bool instance_busy(Manager *m, const char *uuid)
         return migration_busy(m, uuid) || strv_contains(m->rebuilding, uuid);
 }
 
-static void resume_done(Manager *m, const ReconcileAction *a)
-{
-        Reconciler *rc = m->reconciler;
-        bool told = strv_contains(rc->memory.told, a->uuid);
-
-        if (a->result == RESULT_CHANGED)
-                return;
-        if (a->result == 0) {
-                strv_remove(rc->memory.told, a->uuid);
-                log_fields(LOG_WARNING, 0,
-                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
-                                      { "HOSTWARDEN_DOMAIN", a->name },
-                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
-                           "Instance %s (%s) was paused here for the end of a migration that "
-                           "libvirtd did not see finish, and no peer has it: resumed here",
-                           a->uuid, strna(a->name));
-                return;
-        }
-        if (told)
-                return; /* once: it is asked again on every pass */
-        (void)strv_extend(&rc->memory.told, a->uuid);
-        if (a->result == RESULT_ON_PEER)
-                log_notice("Instance %s (%s) is paused here for the end of a migration, and %s "
-                           "has it: left paused (the node that runs it takes its record, and "
-                           "this copy goes)",
-                           a->uuid, strna(a->name), strna(a->owner));
-        else if (a->result == RESULT_PEER_UNREACHABLE)
-                log_warning("Instance %s (%s) is paused here for the end of a migration that "
-                            "libvirtd did not see finish, and %s cannot be asked whether it has "
-                            "it (%s): left paused until every peer answers ('virsh resume %s' "
-                            "once you know no other node runs it)",
-                            a->uuid, strna(a->name), strna(a->owner), strna(a->error), a->uuid);
-        else
-                log_error("Instance %s (%s) is paused here for the end of a migration, no peer "
-                          "has it, and it cannot be resumed: %s",
-                          a->uuid, strna(a->name), strna(a->error));
-}
-
-/* Whether uuid is new to the list l (then added): for what is logged once. */
-static bool tell_once(char ***l, const char *uuid)
-{
-        if (strv_contains(*l, uuid))
-                return false;
-        (void)strv_extend(l, uuid);
-        return true;
-}
-
-static const char *stale_reason(const ReconcileAction *a)
-{
-        static __thread char buf[256];
-
-        if (a->kind == RECONCILE_UNDEFINE_UNLESS_MOVED)
-                snprintf(buf, sizeof(buf),
-                         "%s has the instance too, and its record says it is %s's (a migration "
-                         "that kept its source's definition, or a definition copied here)",
-                         a->owner, a->owner);
-        else if (a->deleted)
-                snprintf(buf, sizeof(buf),
-                         "the instance was deleted (on %s) after it was evacuated from here",
-                         a->owner);
-        else
-                snprintf(buf, sizeof(buf), "it belongs to %s now", a->owner);
-        return buf;
-}
-
-/* The record follows the instance to the peer that has it, or becomes a tombstone when no
- * node has it any more (every peer answered). Returns whether the record changed. */
-static bool found_elsewhere(Manager *m, const ReconcileAction *a)
-{
-        InstanceRecord rec = {}, cur = {};
-        bool changed = false;
-        int r;
-
-        if (a->result == RESULT_PEER_UNREACHABLE) {
-                if (a->gone && tell_once(&m->reconciler->memory.unknown, a->uuid))
-                        log_warning("Instance %s (%s) is no longer defined here, and %s cannot "
-                                    "be asked whether it has it (%s): its record is kept until "
-                                    "every peer answers (it may have moved, or been deleted)",
-                                    a->uuid, strna(a->name), strna(a->owner), strna(a->error));
-                return false;
-        }
-        if (a->result < 0 || (!a->found && !a->gone))
-                return false;
-        if (store_instance_get(m->store, a->uuid, &cur) < 0 || cur.generation != a->generation) {
-                instance_record_done(&cur);
-                return false; /* changed meanwhile: decided again next pass */
-        }
-        rec = (InstanceRecord){ .name = cur.name, .time = now_realtime() };
-        memcpy(rec.uuid, a->uuid, sizeof(rec.uuid));
-        if (a->found) {
-                rec.owner = a->found;
-                /* back on the node it was evacuated from: nothing there is stale any more */
-                rec.evacuated_from =
-                        streq_ptr(a->found, cur.evacuated_from) ? NULL : cur.evacuated_from;
-                rec.power = a->found_power;
-        } else {
-                rec.owner = m->config->node.name;
-                rec.evacuated_from = cur.evacuated_from;
-                rec.power = INSTANCE_POWER_SHUTOFF;
-                rec.deleted = true;
-        }
-        r = store_instance_cas(m->store, &rec, cur.generation, NULL);
-        if (r < 0)
-                log_warning_errno(r, "Cannot update the record of instance %s: %m", a->uuid);
-        else if (a->found)
-                log_fields(LOG_NOTICE, 0,
-                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
-                                      { "HOSTWARDEN_DOMAIN", a->name },
-                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
-                           "Instance %s (%s) %s %s: its record follows it there (a migration "
-                           "hostwarden did not make)",
-                           a->uuid, strna(cur.name), a->found_active ? "runs on" : "is defined on",
-                           a->found);
-        else
-                log_fields(LOG_NOTICE, 0,
-                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
-                                      { "HOSTWARDEN_DOMAIN", a->name },
-                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
-                           "Instance %s (%s) is no longer defined here nor on any peer: deleted. "
-                           "Its record stays as a tombstone (with its last definition), so "
-                           "that no stale copy takes it back",
-                           a->uuid, strna(cur.name));
-        changed = r >= 0;
-        instance_record_done(&cur);
-        return changed;
-}
-
-static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
-{
-        bool changed = false;
-        Pass *p = userdata;
-
-        strv_free(m->reconciler->acting);
-        m->reconciler->acting = NULL;
-        for (size_t i = 0; i < p->n_actions; i++) {
-                ReconcileAction *a = &p->actions[i];
-
-                if (a->kind == RECONCILE_RESUME) {
-                        resume_done(m, a);
-                        continue;
-                }
-                if (a->kind == RECONCILE_START) {
-                        (void)runtime_deferred_remove(hw_runtime_dir(), a->uuid);
-                        if (a->result == 0)
-                                log_fields(LOG_NOTICE, 0,
-                                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
-                                                      { "HOSTWARDEN_DOMAIN", a->name },
-                                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
-                                           "Instance %s (%s) started: its autostart waited for "
-                                           "the cluster store, which says it is this node's",
-                                           a->uuid, strna(a->name));
-                        else if (a->result < 0)
-                                log_error("Instance %s (%s), whose autostart waited for the "
-                                          "cluster store, cannot be started: %s",
-                                          a->uuid, strna(a->name), strna(a->error));
-                        continue;
-                }
-                if (a->kind == RECONCILE_FIND_ELSEWHERE) {
-                        changed |= found_elsewhere(m, a);
-                        continue;
-                }
-                if (a->kind == RECONCILE_UNDEFINE_UNLESS_MOVED &&
-                    a->result == RESULT_OWNER_UNREACHABLE) {
-                        if (tell_once(&m->reconciler->memory.unknown, a->uuid))
-                                log_warning("Instance %s (%s) is defined here, shut off, and "
-                                            "recorded as %s's, which cannot be asked whether it "
-                                            "has it (%s): left alone until it can",
-                                            a->uuid, strna(a->name), a->owner, strna(a->error));
-                        continue;
-                }
-                if (a->keep_here) {
-                        InstanceRecord cur = {};
-
-                        if (store_instance_get(m->store, a->uuid, &cur) == 0 &&
-                            cur.generation == a->generation)
-                                changed |= claim(m, a->uuid, a->name, a->power, a->generation,
-                                                 "it runs here and on the recorded owner, and "
-                                                 "this copy arrived by migration while the "
-                                                 "owner's was booted afresh from the definition "
-                                                 "left behind: this one holds the guest, the "
-                                                 "owner's copy goes") == 0;
-                        instance_record_done(&cur);
-                        continue;
-                }
-                if (a->kind == RECONCILE_DESTROY_UNDEFINE &&
-                    a->result == RESULT_OWNER_UNREACHABLE) {
-                        log_fields(LOG_WARNING, 0,
-                                   LOG_FIELDS({ "HOSTWARDEN_DOMAIN", a->name },
-                                              { "HOSTWARDEN_INSTANCE", a->uuid }),
-                                   "Instance %s (%s), evacuated from here to %s, runs here; %s "
-                                   "cannot be asked whether it runs there (%s): left alone",
-                                   a->uuid, strna(a->name), a->owner, a->owner, strna(a->error));
-                        continue;
-                }
-                if (a->postcopy) {
-                        log_fields(LOG_ERR, 0,
-                                   LOG_FIELDS({ "HOSTWARDEN_DOMAIN", a->name },
-                                              { "HOSTWARDEN_INSTANCE", a->uuid }),
-                                   "Instance %s (%s) runs here and is paused in post-copy on its "
-                                   "owner %s: each copy holds part of the guest, left alone for "
-                                   "an operator ('virsh domjobinfo' on %s)",
-                                   a->uuid, strna(a->name), a->owner, a->owner);
-                        continue;
-                }
-                if (a->split) {
-                        if (a->result < 0)
-                                log_error("Instance %s (%s) runs here and on its owner %s, and "
-                                          "the copy here cannot be destroyed: %s. Destroy it "
-                                          "('virsh destroy %s'): two copies write its disks",
-                                          a->uuid, strna(a->name), a->owner, strna(a->error),
-                                          a->uuid);
-                        else
-                                log_fields(LOG_ERR, 0,
-                                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
-                                                      { "HOSTWARDEN_DOMAIN", a->name },
-                                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
-                                           "Instance %s (%s) ran here and on its owner %s: the "
-                                           "copy here, which its record does not name, was "
-                                           "destroyed and undefined (no file was deleted)",
-                                           a->uuid, strna(a->name), a->owner);
-                        continue;
-                }
-                if (a->kind == RECONCILE_ASK_OWNER ||
-                    (a->kind == RECONCILE_UNDEFINE_UNLESS_MOVED &&
-                     a->result == RESULT_NOT_ON_OWNER) ||
-                    (a->kind == RECONCILE_DESTROY_UNDEFINE && a->result == RESULT_NOT_ON_OWNER)) {
-                        InstanceRecord cur = {};
-
-                        /* Claim only if the record is still what was looked at. */
-                        if (store_instance_get(m->store, a->uuid, &cur) == 0 &&
-                            cur.generation == a->generation)
-                                changed |= claim(m, a->uuid, a->name, a->power, a->generation,
-                                                 a->kind == RECONCILE_UNDEFINE_UNLESS_MOVED
-                                                         ? "it is defined here and the recorded "
-                                                           "owner does not have it any more (it "
-                                                           "moved here, by a migration "
-                                                           "hostwarden did not make)"
-                                                 : a->owner_paused
-                                                         ? "it runs here, and its copy on the "
-                                                           "recorded owner is paused for the "
-                                                           "end of a migration to here that its "
-                                                           "libvirtd did not see finish"
-                                                         : "it runs here and not on the recorded "
-                                                           "owner (a migration that completed "
-                                                           "while its source's daemon was away, "
-                                                           "or one hostwarden did not make)") == 0;
-                        instance_record_done(&cur);
-                        continue;
-                }
-                if (a->result < 0)
-                        log_error(
-                                "Cannot remove the stale copy of instance %s (%s) owned by %s: %s",
-                                a->uuid, strna(a->name), a->owner, strna(a->error));
-                else
-                        log_fields(LOG_WARNING, 0,
-                                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
-                                              { "HOSTWARDEN_DOMAIN", a->name },
-                                              { "HOSTWARDEN_INSTANCE", a->uuid }),
-                                   "Stale copy of instance %s (%s) %s: %s (no file was deleted)",
-                                   a->uuid, strna(a->name),
-                                   a->kind == RECONCILE_DESTROY_UNDEFINE ? "destroyed and undefined"
-                                                                         : "undefined",
-                                   stale_reason(a));
-        }
-        pass_free(p);
-        if (changed)
-                (void)manager_sync_deny_list(m); /* claims and hand-overs change its entries */
-        pass_finished(m);
-}
-
-/* Forgets the hash of the definition this daemon saved of uuid: while another node owned
- * the instance it may have saved another, so this node writes its own again. */
-static void forget_saved(Reconciler *rc, const char *uuid)
-{
-        SavedDefs *s = &rc->saved;
-
-        for (size_t i = 0; i < s->n;)
-                if (streq(s->items[i].uuid, uuid)) {
-                        memmove(s->items + i, s->items + i + 1, (s->n - i - 1) * sizeof(*s->items));
-                        s->n--;
-                } else
-                        i++;
-}
-
-static bool saved_contains(const SavedDefs *s, const char *uuid, uint64_t hash)
-{
-        for (size_t i = 0; i < s->n; i++)
-                if (streq(s->items[i].uuid, uuid) && s->items[i].hash == hash)
-                        return true;
-        return false;
-}
-
-static int saved_add(SavedDefs *s, const char *uuid, uint64_t hash)
-{
-        SavedDef *items = reallocarray(s->items, s->n + 1, sizeof(*items));
-
-        if (!items)
-                return -ENOMEM;
-        s->items = items;
-        snprintf(items[s->n].uuid, sizeof(items[s->n].uuid), "%s", uuid);
-        items[s->n++].hash = hash;
-        return 0;
-}
-
-static void saved_done(SavedDefs *s)
-{
-        free(s->items);
-        *s = (SavedDefs){};
-}
-
 /* The nodes known to be powered off: fenced (their agent said off) or forced down. */
 static int fenced_nodes(Manager *m, char ***ret)
 {
@@ -869,7 +295,8 @@ static void execute(Manager *m, const Pass *p, const InstanceRecord *inst, Recon
                 case RECONCILE_STEP_CLAIM: {
                         const ReconcileDomain *d = &p->domains[s->domain];
 
-                        if (claim(m, d->uuid, d->name, s->power, s->expected, s->why) == 0 &&
+                        if (reconcile_claim(m, d->uuid, d->name, s->power, s->expected, s->why) ==
+                                    0 &&
                             s->save_after)
                                 save_definition(m, d);
                         break;
@@ -990,7 +417,7 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                 /* an evacuation leaves these alone until the actions are done */
                 for (size_t i = 0; i < p->n_actions; i++)
                         (void)strv_extend(&rc->acting, p->actions[i].uuid);
-                r = job_start(m, NULL, act_work, act_done, p);
+                r = job_start(m, NULL, reconcile_act_work, reconcile_act_done, p);
                 if (r >= 0)
                         return;
                 strv_free(rc->acting);
@@ -998,8 +425,8 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                 log_warning_errno(r, "Cannot start a worker thread: %m");
         }
 finish:
-        pass_free(p);
-        pass_finished(m);
+        reconcile_pass_free(p);
+        reconcile_pass_finished(m);
 }
 
 static void pass_start(Manager *m)
@@ -1016,7 +443,7 @@ static void pass_start(Manager *m)
         rc->again = false;
 }
 
-static void pass_finished(Manager *m)
+void reconcile_pass_finished(Manager *m)
 {
         Reconciler *rc = m->reconciler;
 
