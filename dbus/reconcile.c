@@ -294,10 +294,9 @@ static void execute(Manager *m, const Pass *p, const InstanceRecord *inst, Recon
                 switch (s->kind) {
                 case RECONCILE_STEP_CLAIM: {
                         const ReconcileDomain *d = &p->domains[s->domain];
+                        int r = reconcile_claim(m, d->uuid, d->name, s->power, s->expected, s->why);
 
-                        if (reconcile_claim(m, d->uuid, d->name, s->power, s->expected, s->why) ==
-                                    0 &&
-                            s->save_after)
+                        if (r == 0 && s->save_after)
                                 save_definition(m, d);
                         break;
                 }
