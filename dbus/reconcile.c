@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Instance records ↔ local libvirt (reconcile.h). */
+/* Instance records ↔ local libvirt (reconcile.h): the Reconciler and its passes. A pass
+ * lists the local domains (a worker), gathers what lib/reconcile-plan.h decides on (the
+ * records, the powered-off peers, the runtime markers, busy instances), and carries out the
+ * plan's store steps in order; its actions go to reconcile-act.c's worker, their results to
+ * reconcile-done.c. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,126 +19,24 @@
 #include "log.h"
 #include "migration.h"
 #include "paths.h"
+#include "peers.h"
+#include "reconcile-internal.h"
+#include "reconcile-plan.h"
 #include "reconcile.h"
 #include "runtime.h"
 #include "util.h"
 #include "virt.h"
 #include "window-keeper.h"
 
-typedef struct LocalDomain {
-        char uuid[VIR_UUID_STRING_BUFLEN];
-        char *name;
-        bool active;
-        bool autostart;
-        int state, reason; /* virDomainGetState */
-        bool migrating;    /* a job, or paused for a migration */
-        bool ended_paused; /* paused for a migration that no longer runs */
-        char *xml;         /* inactive definition (secure), may be NULL */
-} LocalDomain;
-
-typedef enum ActionKind {
-        ACTION_UNDEFINE,              /* inactive copy of an instance owned elsewhere */
-        ACTION_DESTROY_UNDEFINE,      /* running copy of an instance evacuated from here, if its
-                                         owner runs it (asked first) */
-        ACTION_ASK_OWNER,             /* running here, owned elsewhere: does it run there? */
-        ACTION_RESUME,                /* owned here, paused here for a migration that ended: resumed
-                                         if no peer has it (every one asked) */
-        ACTION_START,                 /* owned here, set to autostart, whose start the hook deferred
-                                         until the store was read (runtime.h deferred/) */
-        ACTION_UNDEFINE_UNLESS_MOVED, /* inactive copy of an instance owned elsewhere: undefined
-                                         if the owner has it, claimed if it does not (it moved
-                                         here: an offline migration, or a live one and a stop) */
-        ACTION_FIND_ELSEWHERE, /* owned here, gone here (or stopped by a migration): which peer
-                                  has it? The record follows it; if none, a tombstone */
-} ActionKind;
-
-typedef struct Action {
-        ActionKind kind;
-        char uuid[VIR_UUID_STRING_BUFLEN];
-        char *name;
-        char *owner;
-        char *owner_uri;      /* the owner's libvirt: asked first (NULL: not configured) */
-        char **peers;         /* RESUME, FIND_ELSEWHERE: "name" and "libvirt URI" of every peer */
-        char *evacuated_from; /* the record's */
-        bool gone;            /* FIND_ELSEWHERE: not defined here any more (else: stopped by a
-                                 migration, and only a peer that runs it counts) */
-        bool holds_state;     /* ASK_OWNER: the copy here arrived by migration */
-        uint64_t generation;
-        /* result */
-        int result; /* < 0 failed; ASK_OWNER: 1 runs on the owner, 0 does not; DESTROY_UNDEFINE:
-                       0 done, RESULT_* */
-        char *error;
-        bool split;        /* ASK_OWNER found it on the owner too: destroyed here as a stale copy */
-        bool owner_paused; /* ASK_OWNER: the owner's copy is paused for the switchover of a
-                              migration whose destination (here) runs it */
-        bool postcopy;     /* ASK_OWNER: the owner's copy is in post-copy: left alone */
-        bool deleted;      /* UNDEFINE: the record is a tombstone */
-        bool keep_here;    /* ASK_OWNER: both run it; the copy here holds the guest's state
-                              (it arrived by migration), the owner's was booted afresh */
-        InstancePower power;       /* of the copy here, when planned (what a claim records) */
-        bool found_active;         /* FIND_ELSEWHERE: a->found runs it */
-        InstancePower found_power; /* FIND_ELSEWHERE: of a->found's copy */
-        char *found;               /* FIND_ELSEWHERE: the peer that has it */
-} Action;
-
-/* ACTION_DESTROY_UNDEFINE's outcomes other than done (0) or failed (< 0) */
-enum {
-        RESULT_NOT_ON_OWNER = 1, /* the owner does not run it: it migrated back here */
-        RESULT_OWNER_UNREACHABLE = 2,
-};
-
-/* ACTION_RESUME's outcomes other than resumed (0) or failed (< 0) */
-enum {
-        RESULT_ON_PEER = 1,      /* a peer has it active (a->owner names it): left paused */
-        RESULT_PEER_UNREACHABLE, /* a peer cannot be asked (a->owner, a->error): left paused */
-        RESULT_CHANGED,          /* no longer paused so: libvirt or someone else acted */
-};
-
-typedef struct Pass {
-        /* gather */
-        int error;
-        char *error_message;
-        LocalDomain *domains;
-        size_t n_domains;
-        /* act */
-        Action *actions;
-        size_t n_actions;
-} Pass;
-
-typedef struct Reconciler {
-        sd_event_source *wakeup; /* eventfd written by libvirt's event thread */
-        int fd;
-        bool running, again;
-        /* "uuid since" (CLOCK_MONOTONIC usec) of what the last pass noticed, for as long as it
-         * lasts: passes come in bursts (lifecycle events), so waiting is by time */
-        char **missing; /* own records without a domain here */
-        char **suspect; /* running here, owned elsewhere, no migration of it seen */
-        char **saved;   /* "uuid hash" of the definitions saved by this daemon */
-        char **acting;  /* uuids with an action of the pass under way */
-        char **paused;  /* own, paused here for a migration that ended (noticed since) */
-        char **told;    /* uuids of those left paused already logged as such */
-        char **moved;   /* own, stopped here by a migration (its peers asked once) */
-        char **unknown; /* own, gone here, a peer could not be asked (logged once) */
-} Reconciler;
-
-static void pass_free(Pass *p)
+void reconcile_pass_free(Pass *p)
 {
         if (!p)
                 return;
-        for (size_t i = 0; i < p->n_domains; i++) {
-                free(p->domains[i].name);
-                free(p->domains[i].xml);
-        }
+        for (size_t i = 0; i < p->n_domains; i++)
+                reconcile_domain_done(&p->domains[i]);
         free(p->domains);
-        for (size_t i = 0; i < p->n_actions; i++) {
-                free(p->actions[i].name);
-                free(p->actions[i].owner);
-                free(p->actions[i].owner_uri);
-                free(p->actions[i].evacuated_from);
-                free(p->actions[i].found);
-                strv_free(p->actions[i].peers);
-                free(p->actions[i].error);
-        }
+        for (size_t i = 0; i < p->n_actions; i++)
+                reconcile_action_done(&p->actions[i]);
         free(p->actions);
         free(p->error_message);
         free(p);
@@ -172,9 +73,9 @@ static void gather_work(Manager *m, void *userdata)
                 virConnectClose(conn);
                 return;
         }
-        p->domains = calloc((size_t)n + 1, sizeof(LocalDomain));
+        p->domains = calloc((size_t)n + 1, sizeof(ReconcileDomain));
         for (int i = 0; i < n; i++) {
-                LocalDomain *d = p->domains ? &p->domains[p->n_domains] : NULL;
+                ReconcileDomain *d = p->domains ? &p->domains[p->n_domains] : NULL;
                 int state = 0, reason = 0, autostart = 0;
 
                 if (d && virDomainGetUUIDString(doms[i], d->uuid) == 0 &&
@@ -183,8 +84,11 @@ static void gather_work(Manager *m, void *userdata)
 
                         d->name = name ? strdup(name) : NULL;
                         d->active = virDomainIsActive(doms[i]) == 1;
-                        d->state = state;
-                        d->reason = reason;
+                        d->has_state = state != VIR_DOMAIN_NOSTATE;
+                        d->paused = state == VIR_DOMAIN_PAUSED;
+                        d->running_migrated = state == VIR_DOMAIN_RUNNING &&
+                                              reason == VIR_DOMAIN_RUNNING_MIGRATED;
+                        d->shutoff_migrated = reason == VIR_DOMAIN_SHUTOFF_MIGRATED;
                         d->autostart = virDomainGetAutostart(doms[i], &autostart) == 0 && autostart;
                         d->migrating = d->active && virt_migration_in_progress(doms[i]);
                         d->ended_paused = d->migrating && virt_migration_ended_paused(doms[i]);
@@ -212,267 +116,48 @@ static void gather_work(Manager *m, void *userdata)
         }
 }
 
-/* ---- pass 2: what libvirt has to do (worker) ---- */
-
-/* ASK_OWNER: 1 the owner runs it, 0 it does not, -1 the owner cannot be asked (a->error
- * set). A copy on the owner that paused for the switchover of a migration to here, while
- * this one runs, does not count: this one holds the guest (precopy resumes the destination
- * only once the source sent everything; libvirtd died before it killed the source). A copy
- * in post-copy counts (a->postcopy): both hold part of the guest. */
-static int owner_runs_it(Action *a, virConnectPtr conn)
+/* Forgets the hash of the definition this daemon saved of uuid: while another node owned
+ * the instance it may have saved another, so this node writes its own again. */
+static void forget_saved(Reconciler *rc, const char *uuid)
 {
-        int state, reason, r, lstate = VIR_DOMAIN_NOSTATE, lreason = 0;
-        virDomainPtr dom;
+        SavedDefs *s = &rc->saved;
 
-        r = virt_remote_domain_state(a->owner_uri, a->uuid, &state, &reason);
-        if (r < 0) {
-                a->error = strdup(virt_last_error("cannot connect"));
-                return r;
-        }
-        if (r == 0 || state != VIR_DOMAIN_PAUSED)
-                return r;
-        if (reason == VIR_DOMAIN_PAUSED_POSTCOPY || reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED) {
-                a->postcopy = true;
-                return 1;
-        }
-        dom = virDomainLookupByUUIDString(conn, a->uuid);
-        if (dom) {
-                if (virDomainGetState(dom, &lstate, &lreason, 0) < 0)
-                        lstate = VIR_DOMAIN_NOSTATE;
-                virDomainFree(dom);
-        }
-        if (reason == VIR_DOMAIN_PAUSED_MIGRATION && lstate == VIR_DOMAIN_RUNNING) {
-                a->owner_paused = true;
-                return 0;
-        }
-        return 1;
-}
-
-/* Both copies run: the one that arrived by migration holds the guest's memory and devices;
- * one the owner booted afresh from the definition left behind (a live migration that kept
- * its source's definition, then a start there) holds nothing the other does not. */
-static bool owner_copy_booted_afresh(const char *uri, const char *uuid)
-{
-        RemoteDomain o;
-
-        return virt_remote_domain_lookup(uri, uuid, &o) == 0 && o.active &&
-               o.state == VIR_DOMAIN_RUNNING && o.reason == VIR_DOMAIN_RUNNING_BOOTED;
-}
-
-/* UNDEFINE_UNLESS_MOVED: 1 the owner has the domain (this copy is a second definition), 0 it
- * does not (it moved here), -1 the owner cannot be asked (a->error set). */
-static int owner_has_it(Action *a)
-{
-        RemoteDomain o;
-
-        if (virt_remote_domain_lookup(a->owner_uri, a->uuid, &o) < 0) {
-                a->error = strdup(virt_last_error("cannot connect"));
-                return -1;
-        }
-        return o.present;
-}
-
-/* FIND_ELSEWHERE: asks every peer; a->found is the one that runs it, or else (when it is gone
- * here) one that has it defined; a copy on the node it was evacuated from is stale and does
- * not count unless it runs. RESULT_PEER_UNREACHABLE when nothing was found and a peer could
- * not be asked (a->owner names it). */
-static int find_elsewhere(Action *a)
-{
-        bool unreachable = false;
-
-        for (char **i = a->peers; i && i[0] && i[1]; i += 2) {
-                RemoteDomain o;
-                bool stale;
-
-                if (isempty(i[1]) || virt_remote_domain_lookup(i[1], a->uuid, &o) < 0) {
-                        if (!unreachable) {
-                                free(a->owner);
-                                a->owner = strdup(i[0]);
-                                a->error =
-                                        strdup(isempty(i[1]) ? "no libvirt_uri"
-                                                             : virt_last_error("cannot connect"));
-                        }
-                        unreachable = true;
-                        continue;
-                }
-                stale = !o.active && streq_ptr(i[0], a->evacuated_from);
-                if (!o.present || stale || (!a->gone && !o.active) || a->found_active)
-                        continue;
-                free(a->found);
-                a->found = strdup(i[0]);
-                a->found_active = o.active;
-                a->found_power = !o.active                      ? INSTANCE_POWER_SHUTOFF
-                                 : o.state == VIR_DOMAIN_PAUSED ? INSTANCE_POWER_PAUSED
-                                                                : INSTANCE_POWER_RUNNING;
-        }
-        if (a->found)
-                return 0;
-        return unreachable ? RESULT_PEER_UNREACHABLE : RESULT_NOT_ON_OWNER;
-}
-
-/* 1 the owner runs it, 0 it does not, -1 the owner cannot be asked (a->error set). */
-static int runs_on_owner(Action *a)
-{
-        int r = virt_remote_domain_active(a->owner_uri, a->uuid, NULL);
-
-        if (r < 0)
-                a->error = strdup(virt_last_error("cannot connect"));
-        return r;
-}
-
-/* RESUME: the copy here paused for the switchover of a migration that ended while libvirtd
- * was away (libvirt leaves it to a third party: it cannot know whether the destination took
- * over). Resumed only if every peer says it does not have the guest active; a peer that
- * runs it, or is still receiving it, or cannot be asked, leaves it paused. */
-static int resume_if_nowhere_else(Action *a, virConnectPtr conn)
-{
-        virDomainPtr dom;
-        int r;
-
-        for (char **i = a->peers; i && i[0] && i[1]; i += 2) {
-                int state, reason;
-
-                r = isempty(i[1]) ? -1 : virt_remote_domain_state(i[1], a->uuid, &state, &reason);
-                if (r != 0) {
-                        free(a->owner);
-                        a->owner = strdup(i[0]);
-                        if (r < 0) {
-                                a->error =
-                                        strdup(isempty(i[1]) ? "no libvirt_uri"
-                                                             : virt_last_error("cannot connect"));
-                                return RESULT_PEER_UNREACHABLE;
-                        }
-                        return RESULT_ON_PEER;
-                }
-        }
-        dom = virDomainLookupByUUIDString(conn, a->uuid);
-        if (!dom || !virt_migration_ended_paused(dom))
-                r = RESULT_CHANGED;
-        else if (virDomainResume(dom) < 0) {
-                a->error = strdup(virt_last_error("resume failed"));
-                r = -EIO;
-        } else
-                r = 0;
-        if (dom)
-                virDomainFree(dom);
-        return r;
-}
-
-/* START: the autostart the hook held back while the store could not be read. */
-static int start_deferred(Action *a, virConnectPtr conn)
-{
-        virDomainPtr dom = virDomainLookupByUUIDString(conn, a->uuid);
-        int r = 0;
-
-        if (!dom)
-                return RESULT_CHANGED;
-        if (virDomainIsActive(dom) == 1)
-                r = RESULT_CHANGED; /* someone started it meanwhile */
-        else if (virDomainCreate(dom) < 0) {
-                a->error = strdup(virt_last_error("start failed"));
-                r = -EIO;
-        }
-        virDomainFree(dom);
-        return r;
-}
-
-static void act_work(Manager *m, void *userdata)
-{
-        Pass *p = userdata;
-        virConnectPtr conn = NULL;
-        char err[512];
-
-        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0) {
-                for (size_t i = 0; i < p->n_actions; i++) {
-                        p->actions[i].result = -EHOSTDOWN;
-                        p->actions[i].error = strdup(err);
-                }
-                return;
-        }
-        for (size_t i = 0; i < p->n_actions; i++) {
-                Action *a = &p->actions[i];
-                virDomainPtr dom;
-
-                if (a->kind == ACTION_RESUME) {
-                        a->result = resume_if_nowhere_else(a, conn);
-                        continue;
-                }
-                if (a->kind == ACTION_START) {
-                        a->result = start_deferred(a, conn);
-                        continue;
-                }
-                if (a->kind == ACTION_FIND_ELSEWHERE) {
-                        a->result = find_elsewhere(a);
-                        continue;
-                }
-                if (a->kind == ACTION_UNDEFINE_UNLESS_MOVED) {
-                        int has = owner_has_it(a);
-
-                        if (has <= 0) {
-                                a->result =
-                                        has < 0 ? RESULT_OWNER_UNREACHABLE : RESULT_NOT_ON_OWNER;
-                                continue;
-                        }
-                }
-                if (a->kind == ACTION_ASK_OWNER) {
-                        a->result = owner_runs_it(a, conn);
-                        if (a->result < 0)
-                                a->result = 0; /* unreachable: it does not run there for us */
-                        if (a->result != 1 || a->postcopy)
-                                continue;
-                        if (a->holds_state && owner_copy_booted_afresh(a->owner_uri, a->uuid)) {
-                                a->keep_here = true; /* claimed: the owner's copy goes */
-                                continue;
-                        }
-                        /* It runs on its owner too: this copy started without its record
-                         * (libvirt resumed an incoming migration its source gave up on, and
-                         * the source resumed its own). The record decides: this one goes. */
-                        a->kind = ACTION_DESTROY_UNDEFINE;
-                        a->split = true;
-                } else if (a->kind == ACTION_DESTROY_UNDEFINE && a->owner_uri) {
-                        /* The owner rebuilt it, or it migrated back here and the record did
-                         * not follow (its source died): only the owner can tell. */
-                        int there = runs_on_owner(a);
-
-                        if (there == 0) {
-                                a->result = RESULT_NOT_ON_OWNER;
-                                continue;
-                        }
-                        if (there < 0) {
-                                a->result = RESULT_OWNER_UNREACHABLE;
-                                continue;
-                        }
-                }
-                dom = virDomainLookupByUUIDString(conn, a->uuid);
-                if (!dom) {
-                        a->result = 0; /* gone already */
-                        continue;
-                }
-                if (a->kind == ACTION_DESTROY_UNDEFINE && virDomainIsActive(dom) == 1 &&
-                    virDomainDestroy(dom) < 0) {
-                        a->result = -EIO;
-                        a->error = strdup(virt_last_error("destroy failed"));
-                } else if (virDomainIsPersistent(dom) == 1 &&
-                           virDomainUndefineFlags(dom,
-                                                  VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                                                          VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-                                                          VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
-                                                          VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) < 0) {
-                        a->result = -EIO;
-                        a->error = strdup(virt_last_error("undefine failed"));
+        for (size_t i = 0; i < s->n;)
+                if (streq(s->items[i].uuid, uuid)) {
+                        memmove(s->items + i, s->items + i + 1, (s->n - i - 1) * sizeof(*s->items));
+                        s->n--;
                 } else
-                        a->result = 0;
-                virDomainFree(dom);
-        }
-        virConnectClose(conn);
+                        i++;
 }
 
-static void pass_finished(Manager *m);
+static bool saved_contains(const SavedDefs *s, const char *uuid, uint64_t hash)
+{
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->items[i].uuid, uuid) && s->items[i].hash == hash)
+                        return true;
+        return false;
+}
 
-static void forget_saved(Reconciler *rc, const char *uuid);
+static int saved_add(SavedDefs *s, const char *uuid, uint64_t hash)
+{
+        SavedDef *items = reallocarray(s->items, s->n + 1, sizeof(*items));
 
-static int claim(Manager *m, const char *uuid, const char *name, InstancePower power,
-                 uint64_t expected, const char *why)
+        if (!items)
+                return -ENOMEM;
+        s->items = items;
+        snprintf(items[s->n].uuid, sizeof(items[s->n].uuid), "%s", uuid);
+        items[s->n++].hash = hash;
+        return 0;
+}
+
+static void saved_done(SavedDefs *s)
+{
+        free(s->items);
+        *s = (SavedDefs){};
+}
+
+int reconcile_claim(Manager *m, const char *uuid, const char *name, InstancePower power,
+                    uint64_t expected, const char *why)
 {
         InstanceRecord rec = { .name = (char *)name,
                                .owner = m->config->node.name,
@@ -493,27 +178,17 @@ static int claim(Manager *m, const char *uuid, const char *name, InstancePower p
         return 0;
 }
 
-static InstancePower power_of(const LocalDomain *d)
-{
-        if (!d->active)
-                return INSTANCE_POWER_SHUTOFF;
-        return d->state == VIR_DOMAIN_PAUSED ? INSTANCE_POWER_PAUSED : INSTANCE_POWER_RUNNING;
-}
-
 /* An own record follows the domain's name (virsh domrename) and power state (what an
- * evacuation rebuilds). Returns the record's generation now. */
-static uint64_t refresh_record(Manager *m, const InstanceRecord *rec, const LocalDomain *d)
+ * evacuation rebuilds): the plan's REFRESH. Returns the record's generation now. */
+static uint64_t refresh_record(Manager *m, const InstanceRecord *rec, const ReconcileDomain *d,
+                               InstancePower power)
 {
         InstanceRecord n = *rec;
         uint64_t gen = rec->generation;
         int r;
 
-        if (d->migrating || !d->name)
-                return gen;
         n.name = d->name;
-        n.power = power_of(d);
-        if (streq_ptr(rec->name, n.name) && rec->power == n.power)
-                return gen;
+        n.power = power;
         r = store_instance_cas(m->store, &n, rec->generation, &gen);
         if (r < 0) {
                 if (r != -ESTALE)
@@ -531,16 +206,16 @@ static uint64_t refresh_record(Manager *m, const InstanceRecord *rec, const Loca
         return gen;
 }
 
-static void save_definition(Manager *m, const LocalDomain *d)
+static void save_definition(Manager *m, const ReconcileDomain *d)
 {
         Reconciler *rc = m->reconciler;
-        char key[VIR_UUID_STRING_BUFLEN + 24];
+        uint64_t hash;
         int r;
 
         if (!d->xml)
                 return;
-        snprintf(key, sizeof(key), "%s %016llx", d->uuid, (unsigned long long)fnv1a(d->xml));
-        if (strv_contains(rc->saved, key))
+        hash = fnv1a(d->xml);
+        if (saved_contains(&rc->saved, d->uuid, hash))
                 return;
         r = store_definition_put(m->store, d->uuid, d->xml);
         if (r < 0) {
@@ -548,411 +223,12 @@ static void save_definition(Manager *m, const LocalDomain *d)
                 return;
         }
         forget_saved(rc, d->uuid); /* the older hash of this instance */
-        (void)strv_extend(&rc->saved, key);
+        (void)saved_add(&rc->saved, d->uuid, hash);
 }
 
 static bool instance_busy(Manager *m, const char *uuid)
 {
         return migration_busy(m, uuid) || strv_contains(m->rebuilding, uuid);
-}
-
-static void resume_done(Manager *m, const Action *a)
-{
-        Reconciler *rc = m->reconciler;
-        bool told = strv_contains(rc->told, a->uuid);
-
-        if (a->result == RESULT_CHANGED)
-                return;
-        if (a->result == 0) {
-                strv_remove(rc->told, a->uuid);
-                log_fields(LOG_WARNING, 0,
-                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
-                                      { "HOSTWARDEN_DOMAIN", a->name },
-                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
-                           "Instance %s (%s) was paused here for the end of a migration that "
-                           "libvirtd did not see finish, and no peer has it: resumed here",
-                           a->uuid, strna(a->name));
-                return;
-        }
-        if (told)
-                return; /* once: it is asked again on every pass */
-        (void)strv_extend(&rc->told, a->uuid);
-        if (a->result == RESULT_ON_PEER)
-                log_notice("Instance %s (%s) is paused here for the end of a migration, and %s "
-                           "has it: left paused (the node that runs it takes its record, and "
-                           "this copy goes)",
-                           a->uuid, strna(a->name), strna(a->owner));
-        else if (a->result == RESULT_PEER_UNREACHABLE)
-                log_warning("Instance %s (%s) is paused here for the end of a migration that "
-                            "libvirtd did not see finish, and %s cannot be asked whether it has "
-                            "it (%s): left paused until every peer answers ('virsh resume %s' "
-                            "once you know no other node runs it)",
-                            a->uuid, strna(a->name), strna(a->owner), strna(a->error), a->uuid);
-        else
-                log_error("Instance %s (%s) is paused here for the end of a migration, no peer "
-                          "has it, and it cannot be resumed: %s",
-                          a->uuid, strna(a->name), strna(a->error));
-}
-
-/* Whether uuid is new to the list l (then added): for what is logged once. */
-static bool tell_once(char ***l, const char *uuid)
-{
-        if (strv_contains(*l, uuid))
-                return false;
-        (void)strv_extend(l, uuid);
-        return true;
-}
-
-static const char *stale_reason(const Action *a)
-{
-        static __thread char buf[256];
-
-        if (a->kind == ACTION_UNDEFINE_UNLESS_MOVED)
-                snprintf(buf, sizeof(buf),
-                         "%s has the instance too, and its record says it is %s's (a migration "
-                         "that kept its source's definition, or a definition copied here)",
-                         a->owner, a->owner);
-        else if (a->deleted)
-                snprintf(buf, sizeof(buf),
-                         "the instance was deleted (on %s) after it was evacuated from here",
-                         a->owner);
-        else
-                snprintf(buf, sizeof(buf), "it belongs to %s now", a->owner);
-        return buf;
-}
-
-/* The record follows the instance to the peer that has it, or becomes a tombstone when no
- * node has it any more (every peer answered). Returns whether the record changed. */
-static bool found_elsewhere(Manager *m, const Action *a)
-{
-        InstanceRecord rec = {}, cur = {};
-        bool changed = false;
-        int r;
-
-        if (a->result == RESULT_PEER_UNREACHABLE) {
-                if (a->gone && tell_once(&m->reconciler->unknown, a->uuid))
-                        log_warning("Instance %s (%s) is no longer defined here, and %s cannot "
-                                    "be asked whether it has it (%s): its record is kept until "
-                                    "every peer answers (it may have moved, or been deleted)",
-                                    a->uuid, strna(a->name), strna(a->owner), strna(a->error));
-                return false;
-        }
-        if (a->result < 0 || (!a->found && !a->gone))
-                return false;
-        if (store_instance_get(m->store, a->uuid, &cur) < 0 || cur.generation != a->generation) {
-                instance_record_done(&cur);
-                return false; /* changed meanwhile: decided again next pass */
-        }
-        rec = (InstanceRecord){ .name = cur.name, .time = now_realtime() };
-        memcpy(rec.uuid, a->uuid, sizeof(rec.uuid));
-        if (a->found) {
-                rec.owner = a->found;
-                /* back on the node it was evacuated from: nothing there is stale any more */
-                rec.evacuated_from =
-                        streq_ptr(a->found, cur.evacuated_from) ? NULL : cur.evacuated_from;
-                rec.power = a->found_power;
-        } else {
-                rec.owner = m->config->node.name;
-                rec.evacuated_from = cur.evacuated_from;
-                rec.power = INSTANCE_POWER_SHUTOFF;
-                rec.deleted = true;
-        }
-        r = store_instance_cas(m->store, &rec, cur.generation, NULL);
-        if (r < 0)
-                log_warning_errno(r, "Cannot update the record of instance %s: %m", a->uuid);
-        else if (a->found)
-                log_fields(LOG_NOTICE, 0,
-                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
-                                      { "HOSTWARDEN_DOMAIN", a->name },
-                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
-                           "Instance %s (%s) %s %s: its record follows it there (a migration "
-                           "hostwarden did not make)",
-                           a->uuid, strna(cur.name), a->found_active ? "runs on" : "is defined on",
-                           a->found);
-        else
-                log_fields(LOG_NOTICE, 0,
-                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
-                                      { "HOSTWARDEN_DOMAIN", a->name },
-                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
-                           "Instance %s (%s) is no longer defined here nor on any peer: deleted. "
-                           "Its record stays as a tombstone (with its last definition), so "
-                           "that no stale copy takes it back",
-                           a->uuid, strna(cur.name));
-        changed = r >= 0;
-        instance_record_done(&cur);
-        return changed;
-}
-
-static void act_done(Manager *m, sd_bus_message *msg, void *userdata)
-{
-        bool changed = false;
-        Pass *p = userdata;
-
-        strv_free(m->reconciler->acting);
-        m->reconciler->acting = NULL;
-        for (size_t i = 0; i < p->n_actions; i++) {
-                Action *a = &p->actions[i];
-
-                if (a->kind == ACTION_RESUME) {
-                        resume_done(m, a);
-                        continue;
-                }
-                if (a->kind == ACTION_START) {
-                        (void)runtime_deferred_remove(hw_runtime_dir(), a->uuid);
-                        if (a->result == 0)
-                                log_fields(LOG_NOTICE, 0,
-                                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
-                                                      { "HOSTWARDEN_DOMAIN", a->name },
-                                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
-                                           "Instance %s (%s) started: its autostart waited for "
-                                           "the cluster store, which says it is this node's",
-                                           a->uuid, strna(a->name));
-                        else if (a->result < 0)
-                                log_error("Instance %s (%s), whose autostart waited for the "
-                                          "cluster store, cannot be started: %s",
-                                          a->uuid, strna(a->name), strna(a->error));
-                        continue;
-                }
-                if (a->kind == ACTION_FIND_ELSEWHERE) {
-                        changed |= found_elsewhere(m, a);
-                        continue;
-                }
-                if (a->kind == ACTION_UNDEFINE_UNLESS_MOVED &&
-                    a->result == RESULT_OWNER_UNREACHABLE) {
-                        if (tell_once(&m->reconciler->unknown, a->uuid))
-                                log_warning("Instance %s (%s) is defined here, shut off, and "
-                                            "recorded as %s's, which cannot be asked whether it "
-                                            "has it (%s): left alone until it can",
-                                            a->uuid, strna(a->name), a->owner, strna(a->error));
-                        continue;
-                }
-                if (a->keep_here) {
-                        InstanceRecord cur = {};
-
-                        if (store_instance_get(m->store, a->uuid, &cur) == 0 &&
-                            cur.generation == a->generation)
-                                changed |= claim(m, a->uuid, a->name, a->power, a->generation,
-                                                 "it runs here and on the recorded owner, and "
-                                                 "this copy arrived by migration while the "
-                                                 "owner's was booted afresh from the definition "
-                                                 "left behind: this one holds the guest, the "
-                                                 "owner's copy goes") == 0;
-                        instance_record_done(&cur);
-                        continue;
-                }
-                if (a->kind == ACTION_DESTROY_UNDEFINE && a->result == RESULT_OWNER_UNREACHABLE) {
-                        log_fields(LOG_WARNING, 0,
-                                   LOG_FIELDS({ "HOSTWARDEN_DOMAIN", a->name },
-                                              { "HOSTWARDEN_INSTANCE", a->uuid }),
-                                   "Instance %s (%s), evacuated from here to %s, runs here; %s "
-                                   "cannot be asked whether it runs there (%s): left alone",
-                                   a->uuid, strna(a->name), a->owner, a->owner, strna(a->error));
-                        continue;
-                }
-                if (a->postcopy) {
-                        log_fields(LOG_ERR, 0,
-                                   LOG_FIELDS({ "HOSTWARDEN_DOMAIN", a->name },
-                                              { "HOSTWARDEN_INSTANCE", a->uuid }),
-                                   "Instance %s (%s) runs here and is paused in post-copy on its "
-                                   "owner %s: each copy holds part of the guest, left alone for "
-                                   "an operator ('virsh domjobinfo' on %s)",
-                                   a->uuid, strna(a->name), a->owner, a->owner);
-                        continue;
-                }
-                if (a->split) {
-                        if (a->result < 0)
-                                log_error("Instance %s (%s) runs here and on its owner %s, and "
-                                          "the copy here cannot be destroyed: %s. Destroy it "
-                                          "('virsh destroy %s'): two copies write its disks",
-                                          a->uuid, strna(a->name), a->owner, strna(a->error),
-                                          a->uuid);
-                        else
-                                log_fields(LOG_ERR, 0,
-                                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
-                                                      { "HOSTWARDEN_DOMAIN", a->name },
-                                                      { "HOSTWARDEN_INSTANCE", a->uuid }),
-                                           "Instance %s (%s) ran here and on its owner %s: the "
-                                           "copy here, which its record does not name, was "
-                                           "destroyed and undefined (no file was deleted)",
-                                           a->uuid, strna(a->name), a->owner);
-                        continue;
-                }
-                if (a->kind == ACTION_ASK_OWNER ||
-                    (a->kind == ACTION_UNDEFINE_UNLESS_MOVED && a->result == RESULT_NOT_ON_OWNER) ||
-                    (a->kind == ACTION_DESTROY_UNDEFINE && a->result == RESULT_NOT_ON_OWNER)) {
-                        InstanceRecord cur = {};
-
-                        /* Claim only if the record is still what was looked at. */
-                        if (store_instance_get(m->store, a->uuid, &cur) == 0 &&
-                            cur.generation == a->generation)
-                                changed |= claim(m, a->uuid, a->name, a->power, a->generation,
-                                                 a->kind == ACTION_UNDEFINE_UNLESS_MOVED
-                                                         ? "it is defined here and the recorded "
-                                                           "owner does not have it any more (it "
-                                                           "moved here, by a migration "
-                                                           "hostwarden did not make)"
-                                                 : a->owner_paused
-                                                         ? "it runs here, and its copy on the "
-                                                           "recorded owner is paused for the "
-                                                           "end of a migration to here that its "
-                                                           "libvirtd did not see finish"
-                                                         : "it runs here and not on the recorded "
-                                                           "owner (a migration that completed "
-                                                           "while its source's daemon was away, "
-                                                           "or one hostwarden did not make)") == 0;
-                        instance_record_done(&cur);
-                        continue;
-                }
-                if (a->result < 0)
-                        log_error(
-                                "Cannot remove the stale copy of instance %s (%s) owned by %s: %s",
-                                a->uuid, strna(a->name), a->owner, strna(a->error));
-                else
-                        log_fields(LOG_WARNING, 0,
-                                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECONCILED },
-                                              { "HOSTWARDEN_DOMAIN", a->name },
-                                              { "HOSTWARDEN_INSTANCE", a->uuid }),
-                                   "Stale copy of instance %s (%s) %s: %s (no file was deleted)",
-                                   a->uuid, strna(a->name),
-                                   a->kind == ACTION_DESTROY_UNDEFINE ? "destroyed and undefined"
-                                                                      : "undefined",
-                                   stale_reason(a));
-        }
-        pass_free(p);
-        if (changed)
-                (void)deny_list_sync(m); /* claims and hand-overs change its entries */
-        pass_finished(m);
-}
-
-static int add_action(Pass *p, ActionKind kind, const LocalDomain *d, const InstanceRecord *rec,
-                      const char *owner_uri)
-{
-        Action *n = realloc(p->actions, (p->n_actions + 1) * sizeof(Action));
-
-        if (!n)
-                return -ENOMEM;
-        p->actions = n;
-        n = &p->actions[p->n_actions++];
-        *n = (Action){ .kind = kind, .generation = rec->generation };
-        memcpy(n->uuid, d->uuid, sizeof(n->uuid));
-        n->name = d->name ? strdup(d->name) : NULL;
-        n->owner = strdup(rec->owner);
-        n->owner_uri = owner_uri ? strdup(owner_uri) : NULL;
-        n->evacuated_from = rec->evacuated_from ? strdup(rec->evacuated_from) : NULL;
-        n->deleted = rec->deleted;
-        n->power = d->active || d->state ? power_of(d) : INSTANCE_POWER_UNKNOWN;
-        return 0;
-}
-
-/* "name", "libvirt URI" of every configured peer but those in skip ("" when it has none: it
- * cannot be asked) */
-static int peer_list(const Config *c, char *const *skip, char ***ret)
-{
-        _cleanup_strv_free_ char **peers = NULL;
-        int r = 0;
-
-        for (size_t i = 0; i < c->n_peers && r >= 0; i++) {
-                if (strv_contains(skip, c->peers[i].name))
-                        continue;
-                r = strv_extend(&peers, c->peers[i].name);
-                if (r >= 0)
-                        r = strv_extend(&peers, strempty(c->peers[i].libvirt_uri));
-        }
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(peers);
-        return 0;
-}
-
-/* FIND_ELSEWHERE for an own record: gone here (d NULL), or stopped by a migration. The
- * fenced peers are not asked: powered off, they run nothing, and a definition they keep
- * claims a tombstone back when they return (unless the instance was evacuated from there,
- * when it is stale). */
-static int add_find(Pass *p, const Config *c, char *const *fenced, const InstanceRecord *rec,
-                    const LocalDomain *d)
-{
-        LocalDomain none = { .name = rec->name };
-        _cleanup_strv_free_ char **peers = NULL;
-        int r;
-
-        memcpy(none.uuid, rec->uuid, sizeof(none.uuid));
-        r = peer_list(c, fenced, &peers);
-        if (r >= 0)
-                r = add_action(p, ACTION_FIND_ELSEWHERE, d ?: &none, rec, NULL);
-        if (r < 0)
-                return r;
-        p->actions[p->n_actions - 1].peers = TAKE_PTR(peers);
-        p->actions[p->n_actions - 1].gone = !d;
-        return 0;
-}
-
-static int add_resume(Pass *p, const Config *c, const LocalDomain *d, const InstanceRecord *rec)
-{
-        _cleanup_strv_free_ char **peers = NULL;
-        int r;
-
-        r = peer_list(c, NULL, &peers); /* asking fewer peers is not an option */
-        if (r >= 0)
-                r = add_action(p, ACTION_RESUME, d, rec, NULL);
-        if (r < 0)
-                return r;
-        p->actions[p->n_actions - 1].peers = TAKE_PTR(peers);
-        return 0;
-}
-
-/* Forgets the hash of the definition this daemon saved of uuid: while another node owned
- * the instance it may have saved another, so this node writes its own again. */
-static void forget_saved(Reconciler *rc, const char *uuid)
-{
-        size_t n = strlen(uuid);
-
-        for (size_t i = 0; rc->saved && rc->saved[i];)
-                if (strncmp(rc->saved[i], uuid, n) == 0) {
-                        free(rc->saved[i]);
-                        memmove(rc->saved + i, rc->saved + i + 1,
-                                (strv_length(rc->saved + i + 1) + 1) * sizeof(char *));
-                } else
-                        i++;
-}
-
-/* When the last passes first noticed uuid in list l (0: they did not). */
-static uint64_t noticed(char **l, const char *uuid)
-{
-        size_t n = strlen(uuid);
-
-        STRV_FOREACH (i, l)
-                if (strncmp(*i, uuid, n) == 0 && (*i)[n] == ' ')
-                        return strtoull(*i + n + 1, NULL, 16);
-        return 0;
-}
-
-static bool settled(char **l, const char *uuid, uint64_t now, usec_t settle)
-{
-        uint64_t since = noticed(l, uuid);
-
-        return since > 0 && now - since >= settle;
-}
-
-/* Carries uuid into the next pass' list, noticed since when the last passes did, or now. */
-static int notice(char ***next, char **prev, const char *uuid, uint64_t now)
-{
-        uint64_t since = noticed(prev, uuid);
-        char *e;
-
-        if (asprintf(&e, "%s %" PRIx64, uuid, since ? since : now) < 0)
-                return -ENOMEM;
-        return strv_push(next, e);
-}
-
-/* Did the domain arrive here by a migration after the record last changed hands? Then the
- * record has not caught up with that migration yet (its source died before it moved the
- * record): not a stale copy. A node that was fenced kept no marker (the runtime directory
- * is a tmpfs). */
-static bool arrived_since(const LocalDomain *d, const InstanceRecord *rec)
-{
-        uint64_t since = 0;
-
-        return runtime_arriving_lookup(hw_runtime_dir(), d->uuid, &since) > 0 && since > rec->time;
 }
 
 /* The nodes known to be powered off: fenced (their agent said off) or forced down. */
@@ -974,79 +250,92 @@ static int fenced_nodes(Manager *m, char ***ret)
         return 0;
 }
 
-static const LocalDomain *local_domain(const Pass *p, const char *uuid)
+static bool busy_cb(const char *uuid, void *userdata)
 {
-        for (size_t i = 0; i < p->n_domains; i++)
-                if (streq(p->domains[i].uuid, uuid))
-                        return &p->domains[i];
-        return NULL;
+        return instance_busy(userdata, uuid);
 }
 
-/* The starts the hook deferred while the store could not be read (runtime.h deferred/):
- * an autostart of an instance that the store says is this node's is carried out (libvirt
- * does not try again); any other is forgotten (an instance owned elsewhere is a stale copy,
- * and an operator's own start was refused with the reason). One without a record waits for
- * the claim this pass makes. */
-static void plan_deferred_starts(Manager *m, Pass *p, const InstanceRecord *inst, size_t n_inst)
-{
-        _cleanup_strv_free_ char **deferred = NULL;
-        const char *rt = hw_runtime_dir();
-
-        if (runtime_marker_lookup(rt, NODE_MARKER_SYNCED, NULL) <= 0 ||
-            runtime_deferred_list(rt, &deferred) < 0)
-                return;
-        STRV_FOREACH (u, deferred) {
-                const LocalDomain *d = local_domain(p, *u);
-                const InstanceRecord *rec = NULL;
-
-                for (size_t k = 0; k < n_inst && !rec; k++)
-                        if (streq(inst[k].uuid, *u))
-                                rec = &inst[k];
-                if (d && !rec && !d->active)
-                        continue; /* claimed by this pass: started by the next */
-                if (d && rec && streq(rec->owner, m->config->node.name) && !d->active &&
-                    d->autostart && !instance_busy(m, d->uuid)) {
-                        (void)add_action(p, ACTION_START, d, rec, NULL);
-                        continue;
-                }
-                (void)runtime_deferred_remove(rt, *u);
-        }
-}
-
-/* arriving/ markers of migrations that never came (refused before "prepare", or their
- * source died): past open_window the hook no longer honours them; removed once no domain
- * here is active under that UUID (a running one that arrived keeps its marker until it
- * stops: arrived_since() reads it). */
-static void remove_stale_arrivals(Manager *m, const Pass *p, uint64_t now)
+/* The arriving/ markers (runtime.h), for the plan to remove the stale ones; none when they
+ * cannot be listed. */
+static int arrivals(ReconcileArrival **ret, size_t *ret_n)
 {
         _cleanup_strv_free_ char **uuids = NULL;
         _cleanup_free_ uint64_t *since = NULL;
-        size_t i = 0;
+        ReconcileArrival *a;
+        size_t n;
 
+        *ret = NULL;
+        *ret_n = 0;
         if (runtime_arriving_list(hw_runtime_dir(), &uuids, &since) < 0)
-                return;
-        STRV_FOREACH (u, uuids) {
-                const LocalDomain *d = local_domain(p, *u);
-                uint64_t t = since[i++];
+                return 0;
+        n = strv_length(uuids);
+        a = calloc(n + 1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                snprintf(a[i].uuid, sizeof(a[i].uuid), "%s", uuids[i]);
+                a[i].since = since[i];
+        }
+        *ret = a;
+        *ret_n = n;
+        return 0;
+}
 
-                if ((d && d->active) || t > now || now - t <= m->config->firewall.open_window)
-                        continue;
-                (void)runtime_arriving_remove(hw_runtime_dir(), *u);
-                log_debug("Removed the arrival marker of %s: its migration never came", *u);
+/* Carries out the plan's store and runtime steps in order; its actions go to the worker.
+ * A claim's definition is saved only if the claim worked; the FIND_ELSEWHERE planned after
+ * a REFRESH takes the generation the refresh left. */
+static void execute(Manager *m, const Pass *p, const InstanceRecord *inst, ReconcilePlan *plan)
+{
+        const char *rt = hw_runtime_dir();
+        uint64_t refreshed = 0;
+
+        for (size_t i = 0; i < plan->n_steps; i++) {
+                const ReconcileStep *s = &plan->steps[i];
+
+                switch (s->kind) {
+                case RECONCILE_STEP_CLAIM: {
+                        const ReconcileDomain *d = &p->domains[s->domain];
+                        int r = reconcile_claim(m, d->uuid, d->name, s->power, s->expected, s->why);
+
+                        if (r == 0 && s->save_after)
+                                save_definition(m, d);
+                        break;
+                }
+                case RECONCILE_STEP_REFRESH:
+                        refreshed = refresh_record(m, &inst[s->record], &p->domains[s->domain],
+                                                   s->power);
+                        break;
+                case RECONCILE_STEP_SAVE_DEFINITION:
+                        save_definition(m, &p->domains[s->domain]);
+                        break;
+                case RECONCILE_STEP_ACT:
+                        if (s->generation_from_refresh)
+                                plan->actions[s->action].generation = refreshed;
+                        break;
+                case RECONCILE_STEP_DROP_DEFERRED:
+                        (void)runtime_deferred_remove(rt, s->uuid);
+                        break;
+                case RECONCILE_STEP_DROP_ARRIVAL:
+                        (void)runtime_arriving_remove(rt, s->uuid);
+                        log_debug("Removed the arrival marker of %s: its migration never came",
+                                  s->uuid);
+                        break;
+                }
         }
 }
 
 static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         Reconciler *rc = m->reconciler;
-        _cleanup_strv_free_ char **missing = NULL, **suspect = NULL, **paused = NULL,
-                                 **moved = NULL, **fenced = NULL;
+        _cleanup_strv_free_ char **fenced = NULL, **deferred = NULL;
+        _cleanup_free_ ReconcileArrival *arrived = NULL;
+        PeerTargets peers = {};
+        ReconcilePlan plan = {};
         InstanceRecord *inst = NULL;
-        size_t n_inst = 0;
+        size_t n_inst = 0, n_arrived = 0;
         Pass *p = userdata;
-        const char *self = m->config->node.name;
-        /* long enough for a migration's source to move the record, and more than a burst */
-        usec_t settle = MAX(2 * m->config->cluster.heartbeat_interval, 2 * USEC_PER_SEC);
+        const char *rt = hw_runtime_dir();
+        bool synced;
         uint64_t now = 0;
         int r;
 
@@ -1075,130 +364,60 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                 goto finish;
         }
 
-        for (size_t i = 0; i < p->n_domains; i++) {
-                const LocalDomain *d = &p->domains[i];
-                const InstanceRecord *rec = NULL;
-                const ConfigPeer *peer;
+        for (size_t i = 0; i < p->n_domains; i++)
+                if (runtime_arriving_lookup(rt, p->domains[i].uuid, &p->domains[i].arrived) <= 0)
+                        p->domains[i].arrived = 0;
+        synced = runtime_marker_lookup(rt, NODE_MARKER_SYNCED, NULL) > 0 &&
+                 runtime_deferred_list(rt, &deferred) >= 0;
+        r = arrivals(&arrived, &n_arrived);
+        if (r >= 0)
+                r = peer_targets_from_config(m->config, NULL, &peers);
+        if (r >= 0) {
+                ReconcileInput in = {
+                        .self = m->config->node.name,
+                        .domains = p->domains,
+                        .n_domains = p->n_domains,
+                        .records = inst,
+                        .n_records = n_inst,
+                        .peers = &peers,
+                        .fenced = fenced,
+                        .busy = busy_cb,
+                        .userdata = m,
+                        .synced = synced,
+                        .deferred = deferred,
+                        .arrivals = arrived,
+                        .n_arrivals = n_arrived,
+                        .now = now,
+                        .now_realtime = now_realtime(),
+                        /* long enough for a migration's source to move the record, and more
+                         * than a burst */
+                        .settle = MAX(2 * m->config->cluster.heartbeat_interval, 2 * USEC_PER_SEC),
+                        .open_window = m->config->firewall.open_window,
+                };
 
-                for (size_t k = 0; k < n_inst; k++)
-                        if (streq(inst[k].uuid, d->uuid))
-                                rec = &inst[k];
-                if (!rec) {
-                        if (!instance_busy(m, d->uuid) &&
-                            claim(m, d->uuid, d->name, power_of(d), 0, "it has no record") == 0)
-                                save_definition(m, d);
-                        continue;
-                }
-                if (rec->deleted) {
-                        /* the copy left on the node it was evacuated from is stale; any other
-                         * is a definition made after the deletion (a restore, a new guest
-                         * with its UUID): the instance lives again */
-                        /* (a paused guest restored here is "paused for a migration"
-                         * that no longer runs: decided like any other) */
-                        if (instance_busy(m, d->uuid) || (d->migrating && !d->ended_paused))
-                                continue;
-                        if (streq_ptr(rec->evacuated_from, self) && !d->active)
-                                (void)add_action(p, ACTION_UNDEFINE, d, rec, NULL);
-                        else if (claim(m, d->uuid, d->name, power_of(d), rec->generation,
-                                       "it was deleted, and is defined here again") == 0)
-                                save_definition(m, d);
-                        continue;
-                }
-                if (streq(rec->owner, self)) {
-                        InstanceRecord now_rec = *rec;
-
-                        save_definition(m, d);
-                        now_rec.generation = refresh_record(m, rec, d);
-                        /* stopped here by a migration (libvirt's shut-off reason): the peer
-                         * that runs it now takes the record at once, so that the definition
-                         * left here is denied before anyone starts it */
-                        if (!d->active && d->reason == VIR_DOMAIN_SHUTOFF_MIGRATED &&
-                            !instance_busy(m, d->uuid)) {
-                                if (!noticed(rc->moved, d->uuid))
-                                        (void)add_find(p, m->config, fenced, &now_rec, d);
-                                (void)notice(&moved, rc->moved, d->uuid, now);
-                        }
-                        /* paused for a migration that ended: resumed once so for the settle
-                         * time, if no peer has it */
-                        /* (a guest the record saw paused stays so: a restore of a paused
-                         * guest looks the same to libvirt) */
-                        if (d->ended_paused && rec->power != INSTANCE_POWER_PAUSED &&
-                            !instance_busy(m, d->uuid)) {
-                                if (settled(rc->paused, d->uuid, now, settle))
-                                        (void)add_resume(p, m->config, d, rec);
-                                (void)notice(&paused, rc->paused, d->uuid, now);
-                        }
-                        continue;
-                }
-                /* a copy paused for a migration that ended is decided as any other: the
-                 * owner is asked, and if it runs the guest this stale copy goes */
-                if ((d->migrating && !d->ended_paused) || instance_busy(m, d->uuid))
-                        continue;
-                peer = config_find_peer(m->config, rec->owner);
-                if (!d->active && streq_ptr(rec->evacuated_from, self))
-                        (void)add_action(p, ACTION_UNDEFINE, d, rec, NULL);
-                else if (!d->active) {
-                        /* never the last definition: the owner is asked whether it has one */
-                        if (peer && peer->libvirt_uri)
-                                (void)add_action(p, ACTION_UNDEFINE_UNLESS_MOVED, d, rec,
-                                                 peer->libvirt_uri);
-                } else {
-                        /* Running here, owned elsewhere: decided once it stays so for the
-                         * settle time (the owner may be between its claim and its start). */
-                        bool stale = streq_ptr(rec->evacuated_from, self) && !arrived_since(d, rec);
-
-                        if (settled(rc->suspect, d->uuid, now, settle) &&
-                            (stale || (peer && peer->libvirt_uri)) &&
-                            add_action(p, stale ? ACTION_DESTROY_UNDEFINE : ACTION_ASK_OWNER, d,
-                                       rec, peer ? peer->libvirt_uri : NULL) >= 0)
-                                p->actions[p->n_actions - 1].holds_state =
-                                        (d->state == VIR_DOMAIN_RUNNING &&
-                                         d->reason == VIR_DOMAIN_RUNNING_MIGRATED) ||
-                                        arrived_since(d, rec);
-                        (void)notice(&suspect, rc->suspect, d->uuid, now);
-                }
+                r = reconcile_plan(&in, &rc->memory, &plan);
         }
-
-        plan_deferred_starts(m, p, inst, n_inst);
-        remove_stale_arrivals(m, p, now_realtime());
-
-        /* Own records whose domain is gone for the settle time: the peers are asked; the
-         * record follows the one that has it, or becomes a tombstone if none has. */
-        for (size_t k = 0; k < n_inst; k++) {
-                if (!streq(inst[k].owner, self) || inst[k].deleted ||
-                    local_domain(p, inst[k].uuid) || instance_busy(m, inst[k].uuid))
-                        continue;
-                if (settled(rc->missing, inst[k].uuid, now, settle))
-                        (void)add_find(p, m->config, fenced, &inst[k], NULL);
-                (void)notice(&missing, rc->missing, inst[k].uuid, now);
+        peer_targets_done(&peers);
+        if (r < 0) {
+                log_warning_errno(r, "Reconciliation skipped: %m");
+                instance_record_array_free(inst, n_inst);
+                goto finish;
         }
-        strv_free(rc->missing);
-        rc->missing = TAKE_PTR(missing);
-        strv_free(rc->suspect);
-        rc->suspect = TAKE_PTR(suspect);
-        strv_free(rc->paused);
-        rc->paused = TAKE_PTR(paused);
-        strv_free(rc->moved);
-        rc->moved = TAKE_PTR(moved);
-        /* what could not be decided is told about again once it is decided */
-        for (size_t i = 0; rc->unknown && rc->unknown[i];)
-                if (noticed(rc->missing, rc->unknown[i]) || local_domain(p, rc->unknown[i]))
-                        i++;
-                else
-                        strv_remove(rc->unknown, rc->unknown[i]);
-        /* those no longer left paused are told about again if they are again */
-        for (size_t i = 0; rc->told && rc->told[i];)
-                if (noticed(rc->paused, rc->told[i]))
-                        i++;
-                else
-                        strv_remove(rc->told, rc->told[i]);
+        execute(m, p, inst, &plan);
+        p->actions = TAKE_PTR(plan.actions);
+        p->n_actions = plan.n_actions;
+        plan.n_actions = 0;
+        reconcile_memory_done(&rc->memory);
+        rc->memory = plan.memory;
+        plan.memory = (ReconcileMemory){};
+        reconcile_plan_done(&plan);
         instance_record_array_free(inst, n_inst);
 
         if (p->n_actions > 0) {
                 /* an evacuation leaves these alone until the actions are done */
                 for (size_t i = 0; i < p->n_actions; i++)
                         (void)strv_extend(&rc->acting, p->actions[i].uuid);
-                r = job_start(m, NULL, act_work, act_done, p);
+                r = job_start(m, NULL, reconcile_act_work, reconcile_act_done, p);
                 if (r >= 0)
                         return;
                 strv_free(rc->acting);
@@ -1206,8 +425,8 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                 log_warning_errno(r, "Cannot start a worker thread: %m");
         }
 finish:
-        pass_free(p);
-        pass_finished(m);
+        reconcile_pass_free(p);
+        reconcile_pass_finished(m);
 }
 
 static void pass_start(Manager *m)
@@ -1224,7 +443,7 @@ static void pass_start(Manager *m)
         rc->again = false;
 }
 
-static void pass_finished(Manager *m)
+void reconcile_pass_finished(Manager *m)
 {
         Reconciler *rc = m->reconciler;
 
@@ -1302,14 +521,9 @@ void reconcile_free(Manager *m)
                 virt_set_lifecycle_callback(m->virt, NULL, NULL);
         sd_event_source_disable_unref(rc->wakeup);
         close(rc->fd);
-        strv_free(rc->missing);
-        strv_free(rc->suspect);
-        strv_free(rc->saved);
+        reconcile_memory_done(&rc->memory);
+        saved_done(&rc->saved);
         strv_free(rc->acting);
-        strv_free(rc->paused);
-        strv_free(rc->told);
-        strv_free(rc->moved);
-        strv_free(rc->unknown);
         free(rc);
         m->reconciler = NULL;
 }
