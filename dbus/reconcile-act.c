@@ -11,25 +11,38 @@
 #include "reconcile-internal.h"
 #include "util.h"
 #include "virt.h"
-/* ASK_OWNER: 1 the owner runs it, 0 it does not, -1 the owner cannot be asked (a->error
- * set). A copy on the owner that paused for the switchover of a migration to here, while
- * this one runs, does not count: this one holds the guest (precopy resumes the destination
- * only once the source sent everything; libvirtd died before it killed the source). A copy
- * in post-copy counts (a->postcopy): both hold part of the guest. */
-static int owner_runs_it(ReconcileAction *a, virConnectPtr conn)
-{
-        int state, reason, r, lstate = VIR_DOMAIN_NOSTATE, lreason = 0;
-        virDomainPtr dom;
 
-        r = virt_remote_domain_state(a->owner_uri, a->uuid, &state, &reason);
-        if (r < 0) {
+/* ASK_OWNER: 1 the owner runs it, 0 it does not, -1 the owner cannot be asked (a->error
+ * set). One look at the owner's copy (*ret_owner) decides all that follows: two looks could
+ * see two states. A copy on the owner that paused for the switchover of a migration to here,
+ * while this one runs, does not count: this one holds the guest (precopy resumes the
+ * destination only once the source sent everything; libvirtd died before it killed the
+ * source). A copy in post-copy counts (a->postcopy): both hold part of the guest. So does a
+ * copy still starting (a->owner_starting): what it will hold is not known yet. */
+static int owner_runs_it(ReconcileAction *a, virConnectPtr conn, RemoteDomain *ret_owner)
+{
+        int lstate = VIR_DOMAIN_NOSTATE, lreason = 0;
+        virDomainPtr dom;
+        RemoteDomain o;
+
+        if (virt_remote_domain_lookup(a->owner_uri, a->uuid, &o) < 0) {
                 a->error = strdup(virt_last_error("cannot connect"));
-                return r;
+                return -1;
         }
-        if (r == 0 || state != VIR_DOMAIN_PAUSED)
-                return r;
-        if (reason == VIR_DOMAIN_PAUSED_POSTCOPY || reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED) {
+        *ret_owner = o;
+        if (!o.active)
+                return 0;
+        if (o.state != VIR_DOMAIN_PAUSED)
+                return 1;
+        if (o.reason == VIR_DOMAIN_PAUSED_POSTCOPY ||
+            o.reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED) {
                 a->postcopy = true;
+                return 1;
+        }
+        /* QEMU launched, its CPUs not started yet: a start, a restore or an incoming
+         * migration that has not finished. Judged by how it ends, on a later pass. */
+        if (o.reason == VIR_DOMAIN_PAUSED_STARTING_UP) {
+                a->owner_starting = true;
                 return 1;
         }
         dom = virDomainLookupByUUIDString(conn, a->uuid);
@@ -38,7 +51,7 @@ static int owner_runs_it(ReconcileAction *a, virConnectPtr conn)
                         lstate = VIR_DOMAIN_NOSTATE;
                 virDomainFree(dom);
         }
-        if (reason == VIR_DOMAIN_PAUSED_MIGRATION && lstate == VIR_DOMAIN_RUNNING) {
+        if (o.reason == VIR_DOMAIN_PAUSED_MIGRATION && lstate == VIR_DOMAIN_RUNNING) {
                 a->owner_paused = true;
                 return 0;
         }
@@ -48,12 +61,10 @@ static int owner_runs_it(ReconcileAction *a, virConnectPtr conn)
 /* Both copies run: the one that arrived by migration holds the guest's memory and devices;
  * one the owner booted afresh from the definition left behind (a live migration that kept
  * its source's definition, then a start there) holds nothing the other does not. */
-static bool owner_copy_booted_afresh(const char *uri, const char *uuid)
+static bool owner_copy_booted_afresh(const RemoteDomain *o)
 {
-        RemoteDomain o;
-
-        return virt_remote_domain_lookup(uri, uuid, &o) == 0 && o.active &&
-               o.state == VIR_DOMAIN_RUNNING && o.reason == VIR_DOMAIN_RUNNING_BOOTED;
+        return o->active && o->state == VIR_DOMAIN_RUNNING &&
+               o->reason == VIR_DOMAIN_RUNNING_BOOTED;
 }
 
 /* UNDEFINE_UNLESS_MOVED: 1 the owner has the domain (this copy is a second definition), 0 it
@@ -215,12 +226,14 @@ void reconcile_act_work(Manager *m, void *userdata)
                         }
                 }
                 if (a->kind == RECONCILE_ASK_OWNER) {
-                        a->result = owner_runs_it(a, conn);
+                        RemoteDomain owner = { .state = VIR_DOMAIN_NOSTATE };
+
+                        a->result = owner_runs_it(a, conn, &owner);
                         if (a->result < 0)
                                 a->result = 0; /* unreachable: it does not run there for us */
-                        if (a->result != 1 || a->postcopy)
+                        if (a->result != 1 || a->postcopy || a->owner_starting)
                                 continue;
-                        if (a->holds_state && owner_copy_booted_afresh(a->owner_uri, a->uuid)) {
+                        if (a->holds_state && owner_copy_booted_afresh(&owner)) {
                                 a->keep_here = true; /* claimed: the owner's copy goes */
                                 continue;
                         }

@@ -183,6 +183,15 @@ void reconcile_act_done(Manager *m, sd_bus_message *msg, void *userdata)
                                             a->uuid, strna(a->name), a->owner, strna(a->error));
                         continue;
                 }
+                if (a->owner_starting) {
+                        /* Which copy holds the guest depends on how the owner's start ends
+                         * (booted afresh, or resumed from a migration or a saved state):
+                         * both are left running until a later pass can tell. */
+                        log_notice("Instance %s (%s) runs here and is still starting on its "
+                                   "owner %s: decided once it has started",
+                                   a->uuid, strna(a->name), a->owner);
+                        continue;
+                }
                 if (a->keep_here) {
                         InstanceRecord cur = {};
 

@@ -79,9 +79,11 @@ typedef struct ReconcileAction {
         bool owner_paused; /* ASK_OWNER: the owner's copy is paused for the switchover of a
                               migration whose destination (here) runs it */
         bool postcopy;     /* ASK_OWNER: the owner's copy is in post-copy: left alone */
-        bool deleted;      /* UNDEFINE: the record is a tombstone */
-        bool keep_here;    /* ASK_OWNER: both run it; the copy here holds the guest's state
-                              (it arrived by migration), the owner's was booted afresh */
+        bool owner_starting;       /* ASK_OWNER: the owner's copy is still starting (its CPUs not
+                                      started yet): decided on a later pass */
+        bool deleted;              /* UNDEFINE: the record is a tombstone */
+        bool keep_here;            /* ASK_OWNER: both run it; the copy here holds the guest's state
+                                      (it arrived by migration), the owner's was booted afresh */
         InstancePower power;       /* of the copy here, when planned (what a claim records) */
         bool found_active;         /* FIND_ELSEWHERE: a->found runs it */
         InstancePower found_power; /* FIND_ELSEWHERE: of a->found's copy */

@@ -383,6 +383,74 @@ def test_list_domains_shows_libvirts_domains_with_state_and_owner(nodes):
         node2.run(["rm", "-f", record])
 
 
+# A test emulator: QEMU, held before it starts while /run/hwt-hold-qemu exists, so that the
+# domain stays "paused (starting up)" with libvirt's lock free (a libvirt hook would hold the
+# lock). At most 25 s: libvirt gives up on a monitor that does not appear after 30 s.
+HOLD_QEMU = """#!/bin/sh
+i=0
+while [ -e /run/hwt-hold-qemu ] && [ $i -lt 250 ]; do sleep 0.1; i=$((i + 1)); done
+exec /usr/bin/qemu-system-x86_64 "$@"
+"""
+
+
+def test_an_owner_copy_still_starting_is_waited_for(nodes):
+    """As above, but node1's leftover is still starting (QEMU launched, its CPUs not started)
+    when node2 asks about it: what it will hold is not known yet, so node2 destroys nothing
+    and decides once the start has ended. Deciding then destroyed the migrated copy, the one
+    holding the guest (seen on a loaded machine, where `virsh start` took seconds)."""
+    import threading
+    import uuid as uuidlib
+    node1, node2 = nodes.nodes
+    uuid = str(uuidlib.uuid4())
+    record = f"/var/lib/nova/instances/.hostwarden/instances/{uuid}"
+    for n in (node1, node2):
+        n.write_file("/usr/local/bin/hwt-qemu", HOLD_QEMU, mode=0o755)
+    xml = hwcluster.domain_xml("still-starting", uuid=uuid).replace(
+        "/usr/bin/qemu-system-x86_64", "/usr/local/bin/hwt-qemu")
+    name = hwcluster.define_and_start(node1, xml)
+    split = "which its record does not name, was destroyed"
+    waiting = "is still starting on its owner node1: decided once it has started"
+    starter = None
+    try:
+        assert wait_for(lambda: "owner=node1" in node2.run(["cat", record], check=False).stdout)
+        node1.systemctl("stop", "hostwardend.service")
+        try:
+            proc = hwcluster.migrate(node1, node2, name, "--persistent")
+            assert proc.returncode == 0, proc.stderr
+            node1.run(["touch", "/run/hwt-hold-qemu"])
+            starter = threading.Thread(target=lambda: node1.virsh("start", name, check=False))
+            starter.start()
+            assert wait_for(lambda: node1.virsh("domstate", "--reason", name, check=False)
+                            .stdout.strip() == "paused (starting up)", timeout=20)
+            # node2 asks while node1's copy is starting: it waits, and destroys nothing
+            assert wait_for(lambda: waiting in node2.journal("-u", "hostwardend") or
+                            split in node2.journal("-u", "hostwardend"), timeout=20), \
+                node2.journal("-u", "hostwardend")[-2000:]
+            assert split not in node2.journal("-u", "hostwardend")
+            assert node2.virsh("domstate", name).stdout.strip() == "running"
+            assert "owner=node1" in node2.read_file(record)
+            node1.run(["rm", "-f", "/run/hwt-hold-qemu"])
+            starter.join(timeout=60)
+            assert node1.virsh("domstate", "--reason", name).stdout.strip() == "running (booted)"
+            assert wait_for(lambda: "owner=node2" in node2.read_file(record), timeout=30), \
+                node2.journal("-u", "hostwardend")[-2000:]
+            assert "this copy arrived by migration while the owner's was booted afresh" in \
+                node2.journal("-u", "hostwardend")
+        finally:
+            node1.run(["rm", "-f", "/run/hwt-hold-qemu"])
+            if starter:
+                starter.join(timeout=60)
+            node1.systemctl("start", "hostwardend.service")
+        assert wait_for(lambda: node1.virsh("domuuid", name, check=False).returncode != 0,
+                        timeout=30), node1.journal("-u", "hostwardend")[-2000:]
+        assert node2.virsh("domstate", name).stdout.strip() == "running"
+    finally:
+        for n in (node1, node2):
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)
+            n.run(["rm", "-f", "/usr/local/bin/hwt-qemu"], check=False)
+
+
 def test_a_powered_off_node_is_down_by_the_observers_clock(nodes):
     node1, node2 = nodes.nodes
     node2.poweroff()
