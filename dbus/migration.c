@@ -61,17 +61,6 @@ static void info_done(MigrationInfo *i)
         *i = (MigrationInfo){};
 }
 
-static int set_str(char **dst, const char *src)
-{
-        char *t = NULL;
-
-        if (src && !(t = strdup(src)))
-                return -ENOMEM;
-        free(*dst);
-        *dst = t;
-        return 0;
-}
-
 /* ---- worker state --------------------------------------------------------------------- */
 
 typedef struct MigrationWork {
@@ -357,9 +346,9 @@ static void set_chosen_cb(MigrationInfo *i, void *u)
 {
         const Preflight *p = ((Chosen *)u)->p;
 
-        (void)set_str(&i->destination, p->dest_name);
-        (void)set_str(&i->domain_uuid, p->domain->uuid);
-        (void)set_str(&i->domain_name, p->domain->name);
+        (void)free_and_strdup(&i->destination, p->dest_name);
+        (void)free_and_strdup(&i->domain_uuid, p->domain->uuid);
+        (void)free_and_strdup(&i->domain_name, p->domain->name);
 }
 
 /* ---- libvirt --------------------------------------------------------------------------- */
@@ -698,6 +687,12 @@ typedef struct Params {
         int n, max;
 } Params;
 
+static void params_done(Params *p)
+{
+        virTypedParamsFree(p->p, p->n);
+        *p = (Params){};
+}
+
 /* An Abort accepted while the migration was being prepared: nothing to undo in libvirt. */
 static bool aborted_before_copy(Migration *mig, MigrationWork *w)
 {
@@ -712,7 +707,7 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
 {
         const Preflight *p = w->chosen;
         _cleanup_free_ char *xml = NULL;
-        Params params = {};
+        _cleanup_(params_done) Params params = {};
         unsigned flags;
         pthread_t monitor;
         char err[512];
@@ -820,7 +815,6 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
         pthread_cond_signal(&w->wait_cond);
         pthread_mutex_unlock(&w->wait_lock);
         pthread_join(monitor, NULL);
-        virTypedParamsFree(params.p, params.n);
         return r < 0 ? -EIO : 0;
 }
 
@@ -956,13 +950,13 @@ static int emit_changes(Migration *mig, bool silently)
                         names[n++] = name;   \
                 }                            \
         } while (0)
-#define CHANGED_S(field, name)                                \
-        do {                                                  \
-                if (!streq_ptr(a->field, b->field)) {         \
-                        if (set_str(&a->field, b->field) < 0) \
-                                return -ENOMEM;               \
-                        names[n++] = name;                    \
-                }                                             \
+#define CHANGED_S(field, name)                                        \
+        do {                                                          \
+                if (!streq_ptr(a->field, b->field)) {                 \
+                        if (free_and_strdup(&a->field, b->field) < 0) \
+                                return -ENOMEM;                       \
+                        names[n++] = name;                            \
+                }                                                     \
         } while (0)
 
         pthread_mutex_lock(&mig->lock);
@@ -1056,7 +1050,7 @@ static void set_final_cb(MigrationInfo *i, void *u)
                 i->progress = 100;
         } else {
                 i->state = w->aborted ? MIGRATION_ABORTED : MIGRATION_FAILED;
-                (void)set_str(&i->error, w->error[0] ? w->error : "failed");
+                (void)free_and_strdup(&i->error, w->error[0] ? w->error : "failed");
         }
 }
 
@@ -1197,7 +1191,7 @@ static int start(Manager *m, Migration *mig)
         r = job_start(m, NULL, migration_work, migration_done, mig);
         if (r < 0) {
                 mig->live.state = MIGRATION_FAILED;
-                (void)set_str(&mig->live.error, "Cannot start a worker thread");
+                (void)free_and_strdup(&mig->live.error, "Cannot start a worker thread");
         } else
                 log_fields(LOG_INFO, 0,
                            LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_MIGRATION_STARTED },
@@ -1389,7 +1383,7 @@ static int abort_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error
         if (mig->live.state == MIGRATION_QUEUED) {
                 mig->live.state = MIGRATION_ABORTED;
                 mig->live.finished = now_realtime();
-                (void)set_str(&mig->live.error, "Aborted by an operator before it started");
+                (void)free_and_strdup(&mig->live.error, "Aborted by an operator before it started");
                 work_free(mig->work);
                 mig->work = NULL;
                 publish_soon(mig);
@@ -1619,12 +1613,12 @@ static int migration_create(Manager *m, const char *dom, const char *uuid, const
         r = prepare_work(m, mig, uuid, dest, error);
         if (r < 0)
                 goto fail;
-        if (set_str(&mig->live.domain_uuid, uuid) < 0 ||
-            set_str(&mig->live.domain_name, name) < 0) {
+        if (free_and_strdup(&mig->live.domain_uuid, uuid) < 0 ||
+            free_and_strdup(&mig->live.domain_name, name) < 0) {
                 r = -ENOMEM;
                 goto fail;
         }
-        if (!isempty(dest) && set_str(&mig->live.destination, dest) < 0) {
+        if (!isempty(dest) && free_and_strdup(&mig->live.destination, dest) < 0) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -1949,9 +1943,9 @@ static int adopt(Manager *m, const Adoptee *x, char **peers)
                         migration_free(mig);
                         return -ENOMEM;
                 }
-        if (!w->a_uuid || set_str(&mig->live.domain_uuid, x->uuid) < 0 ||
-            (x->name && set_str(&mig->live.domain_name, x->name) < 0) ||
-            (x->dest && set_str(&mig->live.destination, x->dest) < 0)) {
+        if (!w->a_uuid || free_and_strdup(&mig->live.domain_uuid, x->uuid) < 0 ||
+            (x->name && free_and_strdup(&mig->live.domain_name, x->name) < 0) ||
+            (x->dest && free_and_strdup(&mig->live.destination, x->dest) < 0)) {
                 migration_free(mig);
                 return -ENOMEM;
         }
@@ -2365,9 +2359,4 @@ int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *er
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
-}
-
-int migrations_setup(Manager *m)
-{
-        return 0;
 }
