@@ -1756,13 +1756,13 @@ static void adopt_scan_work(Manager *m, void *userdata)
         AdoptScan *a = userdata;
         virConnectPtr conn = NULL;
         virDomainPtr *doms = NULL;
+        size_t n = 0;
         char err[512];
-        int n;
 
-        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0)
+        if (virt_list_domains(m->virt, VIR_CONNECT_LIST_DOMAINS_ACTIVE, &doms, &n, err,
+                              sizeof(err)) < 0)
                 return;
-        n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-        for (int i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++) {
                 uint64_t elapsed = 0;
                 Adoptee *x;
 
@@ -1777,11 +1777,11 @@ static void adopt_scan_work(Manager *m, void *userdata)
                         x->name = name ? strdup(name) : NULL;
                         (void)find_destination(a->peers, x->uuid, &x->dest, &x->dest_uri);
                 }
-                virDomainFree(doms[i]);
         }
-        free(doms);
-        if (n >= 0)
-                remove_stale_leftovers(conn, a);
+        virt_domains_free(doms, n);
+        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0)
+                return;
+        remove_stale_leftovers(conn, a);
         virConnectClose(conn);
 }
 
@@ -2170,19 +2170,16 @@ static void drain_free(Drain *d)
 static void drain_work(Manager *m, void *userdata)
 {
         Drain *d = userdata;
-        virConnectPtr conn = NULL;
         virDomainPtr *doms = NULL;
+        size_t n = 0;
         char err[512];
-        int n;
 
-        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0) {
+        if (virt_list_domains(m->virt, VIR_CONNECT_LIST_DOMAINS_ACTIVE, &doms, &n, err,
+                              sizeof(err)) < 0) {
                 d->error = strdup(err);
                 return;
         }
-        n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-        if (n < 0)
-                d->error = strdup(virt_last_error("cannot list the domains"));
-        for (int i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++) {
                 char uuid[VIR_UUID_STRING_BUFLEN];
                 const char *name = virDomainGetName(doms[i]);
 
@@ -2190,10 +2187,8 @@ static void drain_work(Manager *m, void *userdata)
                 if (name && virDomainGetUUIDString(doms[i], uuid) == 0 &&
                     strv_extend(&d->domains, uuid) >= 0 && strv_extend(&d->names, name) < 0)
                         strv_remove(d->domains, uuid);
-                virDomainFree(doms[i]);
         }
-        free(doms);
-        virConnectClose(conn);
+        virt_domains_free(doms, n);
 }
 
 static void drain_done(Manager *m, sd_bus_message *msg, void *userdata)

@@ -366,25 +366,16 @@ typedef struct ListDomainsJob {
 static void list_domains_work(Manager *m, void *userdata)
 {
         ListDomainsJob *j = userdata;
-        Virt *virt = m->virt;
-        virConnectPtr conn = NULL;
         virDomainPtr *doms = NULL;
-        int n;
+        size_t n = 0;
 
-        j->error = virt_connect(virt, &conn, j->errmsg, sizeof(j->errmsg));
+        j->error = virt_list_domains(m->virt, 0, &doms, &n, j->errmsg, sizeof(j->errmsg));
         if (j->error < 0)
                 return;
-        n = virConnectListAllDomains(conn, &doms, 0);
-        if (n < 0) {
-                j->error = -EIO;
-                snprintf(j->errmsg, sizeof(j->errmsg), "%s", virt_last_error("unknown error"));
-                virConnectClose(conn);
-                return;
-        }
-        j->rows = calloc(n > 0 ? (size_t)n : 1, sizeof(DomainRow));
+        j->rows = calloc(n > 0 ? n : 1, sizeof(DomainRow));
         if (!j->rows)
                 j->error = -ENOMEM;
-        for (int i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++) {
                 int state = VIR_DOMAIN_NOSTATE, reason;
                 const char *name;
 
@@ -400,10 +391,8 @@ static void list_domains_work(Manager *m, void *userdata)
                                         j->n++;
                         }
                 }
-                virDomainFree(doms[i]);
         }
-        free(doms);
-        virConnectClose(conn);
+        virt_domains_free(doms, n);
 }
 
 static int owner_cmp(const void *key, const void *elem)
