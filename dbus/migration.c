@@ -18,6 +18,7 @@
 #include "migration-leftovers.h"
 #include "migration.h"
 #include "paths.h"
+#include "peers.h"
 #include "polkit.h"
 #include "preflight.h"
 #include "util.h"
@@ -96,7 +97,7 @@ typedef struct MigrationWork {
         /* adopted: in flight when this daemon started (a previous one started it) */
         bool adopted;
         char *a_uuid, *a_name, *a_dest, *a_dest_uri; /* a_dest, a_dest_uri may be NULL */
-        char **a_peers;                              /* "name uri": where it may be going */
+        PeerTargets a_peers;                         /* where it may be going */
 } MigrationWork;
 
 static void work_free(MigrationWork *w)
@@ -114,7 +115,7 @@ static void work_free(MigrationWork *w)
         free(w->a_name);
         free(w->a_dest);
         free(w->a_dest_uri);
-        strv_free(w->a_peers);
+        peer_targets_done(&w->a_peers);
         leftovers_done(&w->made);
         if (w->dom)
                 virDomainFree(w->dom);
@@ -1661,7 +1662,7 @@ typedef struct Adoptee {
 } Adoptee;
 
 typedef struct AdoptScan {
-        char **peers; /* "name uri" */
+        PeerTargets peers; /* those with a libvirt_uri */
         Adoptee *items;
         size_t n;
 } AdoptScan;
@@ -1674,34 +1675,32 @@ static void adopt_scan_free(AdoptScan *a)
                 free(a->items[i].dest_uri);
         }
         free(a->items);
-        strv_free(a->peers);
+        peer_targets_done(&a->peers);
         free(a);
 }
 
-/* The peer whose libvirt runs (or receives) the domain: name and uri from "name uri" lines. */
-static bool find_destination(char **peers, const char *uuid, char **ret_name, char **ret_uri)
+/* The peer whose libvirt runs (or receives) the domain: its name and uri. */
+static bool find_destination(const PeerTargets *peers, const char *uuid, char **ret_name,
+                             char **ret_uri)
 {
-        STRV_FOREACH (p, peers) {
-                const char *uri = strchr(*p, ' ') + 1;
+        for (size_t i = 0; i < peers->n; i++) {
+                const PeerTarget *p = &peers->items[i];
 
-                if (virt_remote_domain_active(uri, uuid, NULL) == 1) {
-                        *ret_name = strndup(*p, (size_t)(uri - 1 - *p));
-                        *ret_uri = strdup(uri);
+                if (virt_remote_domain_active(p->uri, uuid, NULL) == 1) {
+                        *ret_name = strdup(p->name);
+                        *ret_uri = strdup(p->uri);
                         return *ret_name && *ret_uri;
                 }
         }
         return false;
 }
 
-/* The uri of peer name among "name uri" lines, or NULL. */
-static const char *peer_uri(char **peers, const char *name)
+/* The uri of peer name, or NULL. */
+static const char *peer_uri(const PeerTargets *peers, const char *name)
 {
-        size_t n = strlen(name);
+        const PeerTarget *p = peer_targets_find(peers, name);
 
-        STRV_FOREACH (p, peers)
-                if (strncmp(*p, name, n) == 0 && (*p)[n] == ' ')
-                        return *p + n + 1;
-        return NULL;
+        return p ? p->uri : NULL;
 }
 
 /*
@@ -1735,7 +1734,7 @@ static void remove_stale_leftovers(virConnectPtr conn, const AdoptScan *a)
                 failed = dom && virDomainIsActive(dom) == 1;
                 if (dom)
                         virDomainFree(dom);
-                uri = l.destination ? peer_uri(a->peers, l.destination) : NULL;
+                uri = l.destination ? peer_uri(&a->peers, l.destination) : NULL;
                 if (uri && (dconn = virConnectOpen(uri))) {
                         leftovers_remove(dconn, &l, *u,
                                          "that ended while hostwardend was not running", failed);
@@ -1775,7 +1774,7 @@ static void adopt_scan_work(Manager *m, void *userdata)
                         *x = (Adoptee){ .elapsed_ms = elapsed };
                         (void)virDomainGetUUIDString(doms[i], x->uuid);
                         x->name = name ? strdup(name) : NULL;
-                        (void)find_destination(a->peers, x->uuid, &x->dest, &x->dest_uri);
+                        (void)find_destination(&a->peers, x->uuid, &x->dest, &x->dest_uri);
                 }
         }
         virt_domains_free(doms, n);
@@ -1813,7 +1812,7 @@ static void adopted_leftovers(Migration *mig, MigrationWork *w, bool failed)
 
         if (!w->made.pools && !w->made.disks)
                 return;
-        uri = w->made.destination ? peer_uri(w->a_peers, w->made.destination) : w->a_dest_uri;
+        uri = w->made.destination ? peer_uri(&w->a_peers, w->made.destination) : w->a_dest_uri;
         if (!w->dconn && uri && !(w->dconn = virConnectOpen(uri))) {
                 log_warning("Migration %s: cannot reach %s to remove what the migration made "
                             "there: %s",
@@ -1896,7 +1895,7 @@ static void adopted_work(Manager *m, void *userdata)
         }
         /* gone here: it must run on the destination, its incoming migration finished */
         if (!w->a_dest)
-                (void)find_destination(w->a_peers, w->a_uuid, &w->a_dest, &w->a_dest_uri);
+                (void)find_destination(&w->a_peers, w->a_uuid, &w->a_dest, &w->a_dest_uri);
         if (w->a_dest_uri && (w->dconn = virConnectOpen(w->a_dest_uri)))
                 ddom = virDomainLookupByUUIDString(w->dconn, w->a_uuid);
         for (unsigned i = 0; ddom && i < 60 && !settled; i++) {
@@ -1918,7 +1917,7 @@ static void adopted_work(Manager *m, void *userdata)
         adopted_leftovers(mig, w, false);
 }
 
-static int adopt(Manager *m, const Adoptee *x, char **peers)
+static int adopt(Manager *m, const Adoptee *x, const PeerTargets *peers)
 {
         MigrateOptions opts = {};
         Migration *mig;
@@ -1938,11 +1937,10 @@ static int adopt(Manager *m, const Adoptee *x, char **peers)
         w->a_name = x->name ? strdup(x->name) : NULL;
         w->a_dest = x->dest ? strdup(x->dest) : NULL;
         w->a_dest_uri = x->dest_uri ? strdup(x->dest_uri) : NULL;
-        STRV_FOREACH (p, peers)
-                if (strv_extend(&w->a_peers, *p) < 0) {
-                        migration_free(mig);
-                        return -ENOMEM;
-                }
+        if (peer_targets_copy(peers, &w->a_peers) < 0) {
+                migration_free(mig);
+                return -ENOMEM;
+        }
         if (!w->a_uuid || free_and_strdup(&mig->live.domain_uuid, x->uuid) < 0 ||
             (x->name && free_and_strdup(&mig->live.domain_name, x->name) < 0) ||
             (x->dest && free_and_strdup(&mig->live.destination, x->dest) < 0)) {
@@ -1977,7 +1975,7 @@ static void adopt_scan_done(Manager *m, sd_bus_message *msg, void *userdata)
 
         for (size_t i = 0; i < a->n; i++)
                 if (!migration_busy(m, a->items[i].uuid)) {
-                        int r = adopt(m, &a->items[i], a->peers);
+                        int r = adopt(m, &a->items[i], &a->peers);
 
                         if (r < 0)
                                 log_warning_errno(r, "Cannot follow the migration of %s: %m",
@@ -1995,12 +1993,10 @@ int migrations_adopt(Manager *m)
                 return -ENOMEM;
         for (size_t i = 0; i < m->config->n_peers; i++) {
                 const ConfigPeer *peer = &m->config->peers[i];
-                char *line;
 
                 if (!peer->libvirt_uri)
                         continue;
-                if (asprintf(&line, "%s %s", peer->name, peer->libvirt_uri) < 0 ||
-                    strv_push(&a->peers, line) < 0) {
+                if (peer_targets_add(&a->peers, peer->name, peer->libvirt_uri) < 0) {
                         adopt_scan_free(a);
                         return -ENOMEM;
                 }
@@ -2148,11 +2144,17 @@ static int check_destination(Manager *m, const char *dest, sd_bus_error *error)
 
 /* ---- EvacuateLive ---------------------------------------------------------------------- */
 
+/* A running domain to migrate. */
+typedef struct DrainDomain {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        char *name;
+} DrainDomain;
+
 typedef struct Drain {
         char *dest;
         MigrateOptions opts;
-        char **domains; /* uuids of the running domains */
-        char **names;   /* their names, same order */
+        DrainDomain *domains; /* the running domains */
+        size_t n_domains;
         char *error;
 } Drain;
 
@@ -2161,8 +2163,9 @@ static void drain_free(Drain *d)
         if (!d)
                 return;
         free(d->dest);
-        strv_free(d->domains);
-        strv_free(d->names);
+        for (size_t i = 0; i < d->n_domains; i++)
+                free(d->domains[i].name);
+        free(d->domains);
         free(d->error);
         free(d);
 }
@@ -2179,14 +2182,14 @@ static void drain_work(Manager *m, void *userdata)
                 d->error = strdup(err);
                 return;
         }
-        for (size_t i = 0; i < n; i++) {
-                char uuid[VIR_UUID_STRING_BUFLEN];
+        d->domains = calloc(n > 0 ? n : 1, sizeof(DrainDomain));
+        for (size_t i = 0; d->domains && i < n; i++) {
+                DrainDomain *x = &d->domains[d->n_domains];
                 const char *name = virDomainGetName(doms[i]);
 
-                /* both or neither: the lists stay aligned */
-                if (name && virDomainGetUUIDString(doms[i], uuid) == 0 &&
-                    strv_extend(&d->domains, uuid) >= 0 && strv_extend(&d->names, name) < 0)
-                        strv_remove(d->domains, uuid);
+                if (name && virDomainGetUUIDString(doms[i], x->uuid) == 0 &&
+                    (x->name = strdup(name)))
+                        d->n_domains++;
         }
         virt_domains_free(doms, n);
 }
@@ -2206,15 +2209,17 @@ static void drain_done(Manager *m, sd_bus_message *msg, void *userdata)
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "o");
-        for (size_t i = 0; r >= 0 && d->domains && d->domains[i]; i++) {
+        for (size_t i = 0; r >= 0 && i < d->n_domains; i++) {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                const DrainDomain *x = &d->domains[i];
                 Migration *mig;
+                int k;
 
-                if (migration_busy(m, d->domains[i]))
+                if (migration_busy(m, x->uuid))
                         continue; /* being migrated already: that migration drains it */
-                if (migration_create(m, d->domains[i], d->domains[i], d->names[i], d->dest,
-                                     &d->opts, &mig, &e) < 0) {
-                        log_warning("EvacuateLive: %s cannot be queued: %s", d->domains[i],
+                k = migration_create(m, x->uuid, x->uuid, x->name, d->dest, &d->opts, &mig, &e);
+                if (k < 0) {
+                        log_warning("EvacuateLive: %s cannot be queued: %s", x->uuid,
                                     e.message ? e.message : "error");
                         continue;
                 }
@@ -2229,8 +2234,7 @@ static void drain_done(Manager *m, sd_bus_message *msg, void *userdata)
         log_fields(LOG_WARNING, 0,
                    LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_EVACUATION },
                               { "HOSTWARDEN_NODE", m->config->node.name }),
-                   "Live evacuation of %zu running domain(s) of this node begins",
-                   strv_length(d->domains));
+                   "Live evacuation of %zu running domain(s) of this node begins", d->n_domains);
         migrations_schedule(m);
         drain_free(d);
 }
