@@ -19,6 +19,7 @@
 #include "migration.h"
 #include "paths.h"
 #include "peers.h"
+#include "placement.h"
 #include "polkit.h"
 #include "preflight.h"
 #include "util.h"
@@ -92,7 +93,7 @@ typedef struct MigrationWork {
         bool succeeded;
         char error[1024];
 
-        uint64_t reserved; /* bytes counted against the chosen destination (reserve()) */
+        uint64_t reserved; /* bytes counted against the chosen destination (placement.h) */
 
         /* adopted: in flight when this daemon started (a previous one started it) */
         bool adopted;
@@ -165,178 +166,58 @@ static void fail(MigrationWork *w, const char *format, ...)
 
 /* ---- choosing and checking the destination -------------------------------------------- */
 
-static bool preflight_ok(const Preflight *p)
-{
-        return p->error >= 0 && mig_findings_worst(&p->findings) < MIG_ERROR;
-}
-
-/* Why p cannot be used, in one line. */
-static void describe_refusal(const Preflight *p, char *buf, size_t size)
-{
-        size_t used = 0;
-
-        if (p->error < 0) {
-                snprintf(buf, size, "%s", p->error_message);
-                return;
-        }
-        buf[0] = 0;
-        for (size_t i = 0; i < p->findings.n && used + 1 < size; i++) {
-                const MigFinding *f = &p->findings.items[i];
-                int k;
-
-                if (f->severity < MIG_ERROR)
-                        continue;
-                k = snprintf(buf + used, size - used, "%s%s (%s)", used ? "; " : "", f->message,
-                             f->code);
-                if (k < 0)
-                        break;
-                used += (size_t)k;
-        }
-}
-
-/*
- * The memory of the migrations this node sends to each peer right now, which the peer's free
- * memory does not show yet. Choosing a destination counts it, so that migrations chosen at
- * the same moment (a drain with max_concurrent > 1) spread over the peers instead of all
- * taking the one that looked emptiest. Shared by the workers; one Manager per process.
- */
-static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
-static char **reserve_dests;    /* guarded by reserve_lock */
-static uint64_t *reserve_bytes; /* same length */
-
-static uint64_t reserved_locked(const char *dest)
-{
-        for (size_t i = 0; reserve_dests && reserve_dests[i]; i++)
-                if (streq(reserve_dests[i], dest))
-                        return reserve_bytes[i];
-        return 0;
-}
-
-/* delta: bytes to add (> 0) or take back (< 0); under reserve_lock. False if it could not
- * be counted (no memory). */
-static bool reserve_locked(const char *dest, int64_t delta)
-{
-        size_t n = strv_length(reserve_dests);
-        uint64_t *b;
-
-        for (size_t i = 0; i < n; i++)
-                if (streq(reserve_dests[i], dest)) {
-                        reserve_bytes[i] += (uint64_t)delta;
-                        return true;
-                }
-        if (delta <= 0 || !(b = realloc(reserve_bytes, (n + 1) * sizeof(uint64_t))))
-                return false;
-        reserve_bytes = b;
-        if (strv_extend(&reserve_dests, dest) < 0)
-                return false;
-        reserve_bytes[n] = (uint64_t)delta;
-        return true;
-}
-
-/* Counts w's domain against its chosen destination; under reserve_lock. */
-static void reserve_chosen_locked(MigrationWork *w)
-{
-        uint64_t bytes = w->chosen->domain->current_memory_kib * 1024;
-
-        w->reserved = reserve_locked(w->chosen->dest_name, (int64_t)bytes) ? bytes : 0;
-}
-
-static void reserve(MigrationWork *w)
-{
-        pthread_mutex_lock(&reserve_lock);
-        reserve_chosen_locked(w);
-        pthread_mutex_unlock(&reserve_lock);
-}
-
-static void unreserve(MigrationWork *w)
-{
-        if (!w->reserved || !w->chosen)
-                return;
-        pthread_mutex_lock(&reserve_lock);
-        reserve_locked(w->chosen->dest_name, -(int64_t)w->reserved);
-        pthread_mutex_unlock(&reserve_lock);
-        w->reserved = 0;
-}
-
-/* Free memory of the candidate less what is on its way there from here (under reserve_lock). */
-static uint64_t free_after_reserved(const Preflight *p)
-{
-        uint64_t r;
-
-        if (p->dest_free_bytes == UINT64_MAX)
-                return UINT64_MAX;
-        r = reserved_locked(p->dest_name);
-        return p->dest_free_bytes > r ? p->dest_free_bytes - r : 0;
-}
-
+/* The preflights gathered, the choice made by lib/placement.c (which reserves the memory of the
+ * chosen destination's in m->reservations until migration_done()). */
 static int choose_destination(Manager *m, Migration *mig, MigrationWork *w)
 {
-        char why[1024];
+        _cleanup_free_ PlacementCandidate *c = NULL;
+        bool named = !mig->dest_chosen_by_us;
+        Placement pl;
 
         for (size_t i = 0; i < w->n_candidates; i++)
                 preflight_gather(m, w->candidates[i]);
 
-        if (!mig->dest_chosen_by_us && w->n_candidates == 1) {
-                Preflight *p = w->candidates[0];
-
-                if (p->error < 0 && p->error_name && streq(p->error_name, HW_ERROR_NO_SUCH_DOMAIN))
-                        return fail(w, "%s", p->error_message), -ENOENT;
-                if (!preflight_ok(p)) {
-                        describe_refusal(p, why, sizeof(why));
-                        fail(w, "Cannot migrate to %s: %s", p->dest_name, why);
-                        return -EPERM;
-                }
-                w->chosen = p;
-                w->dest_address = w->candidate_addresses[0];
-                reserve(w);
-                return 0;
-        }
-        /* hostwarden chooses: a peer that passes every check, the most free memory first
-         * (less what this node is migrating there right now) */
-        pthread_mutex_lock(&reserve_lock);
+        c = calloc(w->n_candidates ?: 1, sizeof(PlacementCandidate));
+        if (!c)
+                return fail(w, "Out of memory"), -ENOMEM;
         for (size_t i = 0; i < w->n_candidates; i++) {
-                Preflight *p = w->candidates[i];
-                uint64_t free_p, free_chosen;
+                const Preflight *p = w->candidates[i];
 
-                if (p->error < 0 && p->error_name &&
-                    streq(p->error_name, HW_ERROR_NO_SUCH_DOMAIN)) {
-                        pthread_mutex_unlock(&reserve_lock);
-                        return fail(w, "%s", p->error_message), -ENOENT;
-                }
-                if (!preflight_ok(p))
-                        continue;
-                free_p = free_after_reserved(p);
-                if (free_p != UINT64_MAX && free_p < p->domain->current_memory_kib * 1024)
-                        continue; /* it fits only if the migrations on their way there did not */
-                free_chosen = w->chosen ? free_after_reserved(w->chosen) : 0;
-                if (!w->chosen ||
-                    (free_p != UINT64_MAX && (free_chosen == UINT64_MAX || free_p > free_chosen))) {
-                        w->chosen = p;
-                        w->dest_address = w->candidate_addresses[i];
-                }
+                c[i] = (PlacementCandidate){
+                        .name = p->dest_name,
+                        .error = p->error,
+                        .no_such_domain = p->error < 0 && p->error_name &&
+                                          streq(p->error_name, HW_ERROR_NO_SUCH_DOMAIN),
+                        .error_message = p->error_message,
+                        .findings = &p->findings,
+                        .free_bytes = p->dest_free_bytes,
+                        .need_bytes = p->domain ? p->domain->current_memory_kib * 1024 : 0,
+                };
         }
-        if (w->chosen) /* under the same lock: the next choice counts this one */
-                reserve_chosen_locked(w);
-        pthread_mutex_unlock(&reserve_lock);
-        if (!w->chosen) {
-                char all[2048] = "";
-                size_t used = 0;
+        placement_choose(m->reservations, c, w->n_candidates, named, &pl);
+        if (pl.error == -ENOENT) {
+                const Preflight *p = w->candidates[pl.culprit];
 
-                for (size_t i = 0; i < w->n_candidates && used + 1 < sizeof(all); i++) {
-                        int k;
-
-                        describe_refusal(w->candidates[i], why, sizeof(why));
-                        k = snprintf(all + used, sizeof(all) - used, "%s%s: %s", i ? "; " : "",
-                                     w->candidates[i]->dest_name, why);
-                        if (k < 0)
-                                break;
-                        used += (size_t)k;
-                }
-                fail(w, "No peer can take the domain: %s",
-                     w->n_candidates ? all : "no [peer] is configured");
+                return fail(w, "%s", p->error_message), -ENOENT;
+        }
+        if (pl.error < 0) {
+                if (named && w->n_candidates == 1)
+                        fail(w, "Cannot migrate to %s: %s", w->candidates[0]->dest_name, pl.why);
+                else
+                        fail(w, "No peer can take the domain: %s", pl.why);
                 return -EPERM;
         }
+        w->chosen = w->candidates[pl.chosen];
+        w->dest_address = w->candidate_addresses[pl.chosen];
+        w->reserved = pl.reserved;
         return 0;
+}
+
+static void unreserve(Manager *m, MigrationWork *w)
+{
+        if (w->chosen)
+                placement_release(m->reservations, w->chosen->dest_name, w->reserved);
+        w->reserved = 0;
 }
 
 typedef struct Chosen {
@@ -1157,7 +1038,7 @@ static void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
                                         : mig->domain_arg;
         const char *dest = w->chosen ? w->chosen->dest_name : w->a_dest ? w->a_dest : "(none)";
 
-        unreserve(w);
+        unreserve(m, w);
         if (w->succeeded)
                 move_ownership(m, mig, w);
         live_update(mig, set_final_cb, w);
@@ -1295,11 +1176,6 @@ static int busy_error(sd_bus_error *error, const Migration *x, const char *dom)
 
 void migrations_free(Manager *m)
 {
-        pthread_mutex_lock(&reserve_lock);
-        reserve_dests = strv_free(reserve_dests);
-        free(reserve_bytes);
-        reserve_bytes = NULL;
-        pthread_mutex_unlock(&reserve_lock);
         /* jobs_drain() ran first: no thread uses them any more */
         while (m->migrations) {
                 Migration *mig = m->migrations;

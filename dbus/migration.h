@@ -110,5 +110,5 @@ int migrations_adopt(Manager *m);
  * a name and a UUID of one guest are one instance here. */
 Migration *migration_busy(Manager *m, const char *uuid);
 /* At shutdown, after jobs_drain() has waited for every worker (a stop waits for running
- * migrations to end): frees the reservations of destinations and every Migration. */
+ * migrations to end): frees every Migration. */
 void migrations_free(Manager *m);
