@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
+/* EvacuateLive's work (drain.c), started by its handler in node-dbus.c. */
 
 #include <systemd/sd-bus.h>
 
