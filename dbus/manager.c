@@ -12,6 +12,7 @@
 #include "manager.h"
 #include "migration.h"
 #include "paths.h"
+#include "placement.h"
 #include "polkit.h"
 #include "reconcile.h"
 #include "store-attach.h"
@@ -47,6 +48,8 @@ int manager_new(Manager **ret)
         r = limiter_new("worker threads", &WORK_LIMITS, &m->work_limits);
         if (r >= 0)
                 r = limiter_new("pending authorizations", &AUTH_LIMITS, &m->auth_limits);
+        if (r >= 0)
+                r = reservations_new(&m->reservations);
         if (r < 0) {
                 manager_free(m);
                 return r;
@@ -65,6 +68,7 @@ Manager *manager_free(Manager *m)
         store_attach_free(m);
         strv_free(m->rebuilding);
         migrations_free(m);
+        reservations_free(m->reservations);
         virt_free(m->virt);
         auth_queries_free(m);
         sd_event_source_disable_unref(m->heartbeat);

@@ -42,6 +42,7 @@ typedef struct Manager {
         struct Reconciler *reconciler;      /* reconcile.h */
         struct WindowKeeper *window_keeper; /* window-keeper.h */
         char **rebuilding;                  /* UUIDs of instances a Rebuild works on here */
+        struct Reservations *reservations;  /* memory on its way to each peer (placement.h) */
 
         /* ListInstances answers from a listing at most LIST_INSTANCES_MAX_AGE old */
         InstanceRecord *instances_cache;

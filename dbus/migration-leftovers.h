@@ -13,7 +13,7 @@
  * go, after a success the pools only.
  *
  * The worker that made them removes them. libvirt's job outlives a hostwardend that dies, and
- * the restarted daemon adopts it (migration.c, adopt()): so that it can remove them too, the
+ * the restarted daemon adopts it (migration-adopt.c, adopt()): so that it can remove them too, the
  * list is kept while the migration runs in <runtime_dir>/outgoing/<uuid>, lines
  * "pid=PID", "destination=NAME", "pool=NAME" and "disk=PATH" (docs/runtime-dir.md).
  */

@@ -11,8 +11,9 @@
 #include "migrate-opts.h"
 
 /*
- * Live migrations started on this node (DESIGN.md §7): one object each on
- * /org/hostwarden/Warden1/migration/<id>, interface org.hostwarden.Warden1.Migration.
+ * Live migrations out of this node (DESIGN.md §7), started here or, adopted, in flight when
+ * this daemon started: one object each on /org/hostwarden/Warden1/migration/<id>, interface
+ * org.hostwarden.Warden1.Migration.
  *
  * A migration is queued, then run by a worker thread (at most [migration] max_concurrent at
  * once): preflight (CheckMigration, and the choice of destination when none was given), then
@@ -80,7 +81,10 @@ struct Migration {
         sd_bus_message **abort_calls; /* answered when the migration has ended */
         size_t n_abort_calls;
 
-        void *work; /* worker-only state (migration.c) */
+        /* MigrationWork (migration-internal.h): set up and freed by the event loop, which
+         * also reads whether it is there (NULL: not queued or running any more); used by the
+         * worker between. */
+        void *work;
         sd_bus_slot *slot;
         sd_event_source *publish_timer;
         uint64_t last_emit; /* CLOCK_MONOTONIC of the last PropertiesChanged, 0 = none */
@@ -91,15 +95,6 @@ struct Migration {
 /* The org.hostwarden.Warden1.Migration interface of each migration object. */
 extern const sd_bus_vtable migration_vtable[];
 
-/* Migrate(s dom, s dest, a{sv} opts) → o [migrate]: in node_vtable. */
-int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error);
-/* EvacuateLive(s dest, a{sv} opts) → ao [evacuate]: in node_vtable. */
-int method_evacuate_live(sd_bus_message *msg, void *userdata, sd_bus_error *error);
-/* ListMigrations() → a(sssssso) */
-int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error);
-
-/* Exports the fallback object tree; called by manager_startup(). */
-int migrations_setup(Manager *m);
 /* At start: a Migration object for every outgoing migration libvirt is running here (a
  * previous hostwardend started it), followed from libvirt's job until it ends. */
 int migrations_adopt(Manager *m);
@@ -107,5 +102,16 @@ int migrations_adopt(Manager *m);
  * by the event loop), or NULL. Every Migration knows its instance's UUID from its creation, so
  * a name and a UUID of one guest are one instance here. */
 Migration *migration_busy(Manager *m, const char *uuid);
-/* At shutdown: asks running migrations' threads to let go (libvirt carries on p2p). */
+/* An unfinished migration of the instance named or identified by dom as the caller gave it
+ * (what can be told without libvirt, before polkit), or NULL. */
+Migration *migration_find_unfinished(Manager *m, const char *dom);
+/* Busy, naming the migration that has the instance: what the caller can follow or abort. */
+int migration_busy_error(sd_bus_error *error, const Migration *x, const char *dom);
+/* Migrate, authorized: resolves dom (name or UUID) to the instance in a worker, then queues a
+ * migration of it to dest ("" = hostwarden chooses) unless one is under way, and answers msg
+ * with its object. 1, or a negative errno. */
+int migration_request(Manager *m, sd_bus_message *msg, const char *dom, const char *dest,
+                      const MigrateOptions *opts);
+/* At shutdown, after jobs_drain() has waited for every worker (a stop waits for running
+ * migrations to end): frees every Migration. */
 void migrations_free(Manager *m);

@@ -10,6 +10,7 @@
 #include "bus-args.h"
 #include "check.h"
 #include "config.h"
+#include "drain.h"
 #include "errors.h"
 #include "fence.h"
 #include "fencing.h"
@@ -254,25 +255,16 @@ typedef struct ListDomainsJob {
 static void list_domains_work(Manager *m, void *userdata)
 {
         ListDomainsJob *j = userdata;
-        Virt *virt = m->virt;
-        virConnectPtr conn = NULL;
         virDomainPtr *doms = NULL;
-        int n;
+        size_t n = 0;
 
-        j->error = virt_connect(virt, &conn, j->errmsg, sizeof(j->errmsg));
+        j->error = virt_list_domains(m->virt, 0, &doms, &n, j->errmsg, sizeof(j->errmsg));
         if (j->error < 0)
                 return;
-        n = virConnectListAllDomains(conn, &doms, 0);
-        if (n < 0) {
-                j->error = -EIO;
-                snprintf(j->errmsg, sizeof(j->errmsg), "%s", virt_last_error("unknown error"));
-                virConnectClose(conn);
-                return;
-        }
-        j->rows = calloc(n > 0 ? (size_t)n : 1, sizeof(DomainRow));
+        j->rows = calloc(n > 0 ? n : 1, sizeof(DomainRow));
         if (!j->rows)
                 j->error = -ENOMEM;
-        for (int i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++) {
                 int state = VIR_DOMAIN_NOSTATE, reason;
                 const char *name;
 
@@ -288,10 +280,8 @@ static void list_domains_work(Manager *m, void *userdata)
                                         j->n++;
                         }
                 }
-                virDomainFree(doms[i]);
         }
-        free(doms);
-        virConnectClose(conn);
+        virt_domains_free(doms, n);
 }
 
 static int owner_cmp(const void *key, const void *elem)
@@ -384,6 +374,144 @@ static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error
                 return r;
         }
         return 1;
+}
+
+/* A destination argument: "" (hostwarden chooses) or a configured peer, never this node. */
+static int check_destination(Manager *m, const char *dest, sd_bus_error *error)
+{
+        if (streq(dest, m->config->node.name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The destination %s is this node: name a peer, or \"\" "
+                                         "to let hostwarden choose one",
+                                         dest);
+        if (!isempty(dest) && !config_find_peer(m->config, dest))
+                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
+                                         "No peer '%s' in the configuration: nodes are [peer "
+                                         "NAME] sections",
+                                         dest);
+        return 0;
+}
+
+/* Migrate, authorized: the options read again (re-dispatched), then the instance is resolved
+ * and queued (migration_request()). */
+static int migrate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        MigrateOptions opts;
+        const char *dom, *dest;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &dom, &dest);
+        if (r < 0)
+                return r;
+        migrate_options_defaults(m->config, &opts);
+        r = migrate_options_read(msg, m->config, &opts, error);
+        if (r < 0)
+                return r;
+        return migration_request(m, msg, dom, dest, &opts);
+}
+
+static int evacuate_live_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+        MigrateOptions opts;
+        const char *dest;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &dest);
+        if (r < 0)
+                return r;
+        migrate_options_defaults(m->config, &opts);
+        r = migrate_options_read(msg, m->config, &opts, error);
+        if (r < 0)
+                return r;
+        return drain_start(m, msg, dest, &opts, error);
+}
+
+/* EvacuateLive(s dest, a{sv} opts) -> ao [evacuate]: disable, then Migrate every running domain. */
+static int method_evacuate_live(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        MigrateOptions opts;
+        const char *dest;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &dest);
+        if (r < 0)
+                return r;
+        r = check_destination(m, dest, error);
+        if (r < 0)
+                return r;
+        migrate_options_defaults(m->config, &opts);
+        r = migrate_options_read(msg, m->config, &opts, error);
+        if (r >= 0)
+                r = migrate_options_check_tls(m->config, &opts, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_rewind(msg, true);
+        if (r < 0)
+                return r;
+        return polkit_authorize(m, msg, evacuate_live_authorized, error);
+}
+
+/* Migrate(s dom, s dest, a{sv} opts) -> o [migrate]: validate, authorize, queue. */
+static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        MigrateOptions opts;
+        const char *dom, *dest;
+        Migration *busy;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &dom, &dest);
+        if (r < 0)
+                return r;
+        if (isempty(dom))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a domain name or UUID");
+        r = check_destination(m, dest, error);
+        if (r < 0)
+                return r;
+        migrate_options_defaults(m->config, &opts);
+        r = migrate_options_read(msg, m->config, &opts, error);
+        if (r >= 0)
+                r = migrate_options_check_tls(m->config, &opts, error);
+        if (r < 0)
+                return r;
+        /* before asking polkit, what is plain without libvirt (the name or UUID of a
+         * migration's instance); the instance the name resolves to is checked once
+         * authorized (resolve_done) */
+        busy = migration_find_unfinished(m, dom);
+        if (busy)
+                return migration_busy_error(error, busy, dom);
+        r = sd_bus_message_rewind(msg, true);
+        if (r < 0)
+                return r;
+        return polkit_authorize(m, msg, migrate_authorized, error);
+}
+
+/* ListMigrations() -> a(sssssso): id, domain, source, destination, state, mode, path */
+static int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sssssso)");
+        for (Migration *x = m->migrations; r >= 0 && x; x = x->next) {
+                pthread_mutex_lock(&x->lock);
+                r = sd_bus_message_append(reply, "(sssssso)", x->id,
+                                          x->live.domain_name ? x->live.domain_name : x->domain_arg,
+                                          x->source, x->live.destination ? x->live.destination : "",
+                                          migration_state_to_string(x->live.state),
+                                          x->opts.block ? "block" : "live", x->path);
+                pthread_mutex_unlock(&x->lock);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
 }
 
 static void check_migration_work(Manager *m, void *userdata)

@@ -183,6 +183,34 @@ int virt_connect(Virt *v, virConnectPtr *ret, char *err, size_t err_size)
         return r;
 }
 
+int virt_list_domains(Virt *v, unsigned flags, virDomainPtr **ret, size_t *ret_n, char *err,
+                      size_t err_size)
+{
+        virConnectPtr conn = NULL;
+        virDomainPtr *doms = NULL;
+        int r, n;
+
+        r = virt_connect(v, &conn, err, err_size);
+        if (r < 0)
+                return r;
+        n = virConnectListAllDomains(conn, &doms, flags);
+        if (n < 0) /* before the close, which resets libvirt's last error */
+                snprintf(err, err_size, "%s", virt_last_error("cannot list the domains"));
+        virConnectClose(conn); /* each domain holds a reference of its own */
+        if (n < 0)
+                return -EIO;
+        *ret = doms;
+        *ret_n = (size_t)n;
+        return 0;
+}
+
+void virt_domains_free(virDomainPtr *doms, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                virDomainFree(doms[i]);
+        free(doms);
+}
+
 const char *virt_state_to_string(int state)
 {
         static const char *const names[] = {

@@ -39,6 +39,15 @@ const char *virt_uri(const Virt *v);
 int virt_connect(Virt *v, virConnectPtr *ret, char *err, size_t err_size);
 
 /*
+ * The local libvirt's domains, as virConnectListAllDomains() with flags lists them (each holds
+ * its connection: free them with virt_domains_free()). On failure returns -EHOSTDOWN (no
+ * connection) or -EIO (the listing failed) and writes libvirt's reason to err.
+ */
+int virt_list_domains(Virt *v, unsigned flags, virDomainPtr **ret, size_t *ret_n, char *err,
+                      size_t err_size);
+void virt_domains_free(virDomainPtr *doms, size_t n);
+
+/*
  * cb(userdata) runs in libvirt's event thread on every domain lifecycle event of the local
  * libvirt (defined, started, stopped, undefined ...), on every connection made from now on
  * (NULL: none). It must only hand the news on (e.g. write to an eventfd).
