@@ -7,6 +7,7 @@
 
 #include "call-limits.h"
 #include "errors.h"
+#include "instance-ops.h"
 #include "job.h"
 #include "log.h"
 #include "manager.h"
@@ -50,6 +51,8 @@ int manager_new(Manager **ret)
                 r = limiter_new("pending authorizations", &AUTH_LIMITS, &m->auth_limits);
         if (r >= 0)
                 r = reservations_new(&m->reservations);
+        if (r >= 0)
+                r = instance_ops_new(&m->instance_ops);
         if (r < 0) {
                 manager_free(m);
                 return r;
@@ -66,9 +69,9 @@ Manager *manager_free(Manager *m)
         jobs_drain(m);         /* their replies go out before the bus is closed */
         reconcile_free(m);
         store_attach_free(m);
-        strv_free(m->rebuilding);
         migrations_free(m);
         reservations_free(m->reservations);
+        instance_ops_free(m->instance_ops); /* after those that hold claims in it */
         virt_free(m->virt);
         auth_queries_free(m);
         sd_event_source_disable_unref(m->heartbeat);

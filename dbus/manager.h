@@ -41,7 +41,7 @@ typedef struct Manager {
         Migration *migrations;              /* newest first (migration.h) */
         struct Reconciler *reconciler;      /* reconcile.h */
         struct WindowKeeper *window_keeper; /* window-keeper.h */
-        char **rebuilding;                  /* UUIDs of instances a Rebuild works on here */
+        struct InstanceOps *instance_ops;   /* who works on which instance (instance-ops.h) */
         struct Reservations *reservations;  /* memory on its way to each peer (placement.h) */
 
         /* ListInstances answers from a listing at most LIST_INSTANCES_MAX_AGE old */

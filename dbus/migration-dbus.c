@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "instance-ops.h"
 #include "log.h"
 #include "migration-internal.h"
 #include "polkit.h"
@@ -206,8 +207,7 @@ static int abort_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error
                 mig->live.state = MIGRATION_ABORTED;
                 mig->live.finished = now_realtime();
                 (void)free_and_strdup(&mig->live.error, "Aborted by an operator before it started");
-                migration_work_free(mig->work);
-                mig->work = NULL;
+                migration_let_go(mig);
                 migration_publish_soon(mig);
                 migration_keep_finished(mig);
                 return sd_bus_reply_method_return(msg, NULL);
@@ -322,6 +322,13 @@ int migration_publish(Manager *m, Migration *mig, MigrationState state)
                 return r;
         (void)sd_event_source_set_enabled(mig->expire_timer, SD_EVENT_OFF);
 
+        /* the callers asked migration_busy() first, in this same turn of the event loop */
+        if (mig->live.domain_uuid) {
+                r = instance_ops_claim(m->instance_ops, mig->live.domain_uuid,
+                                       INSTANCE_OP_MIGRATION, mig, 0, NULL);
+                if (r < 0)
+                        return r;
+        }
         mig->live.state = state;
         mig->next = m->migrations;
         m->migrations = mig;

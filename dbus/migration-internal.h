@@ -69,6 +69,8 @@ void migration_unlink(Manager *m, Migration *mig);
 /* The job's done callback of a migration's worker (engine and adopted). */
 void migration_done(Manager *m, sd_bus_message *msg, void *userdata);
 void migration_keep_finished(Migration *mig);
+/* Its end is handled: the worker state goes, and so does its claim on the instance. */
+void migration_let_go(Migration *mig);
 int migration_create(Manager *m, const char *dom, const char *uuid, const char *name,
                      const char *dest, const MigrateOptions *opts, Migration **ret,
                      sd_bus_error *error);

@@ -12,6 +12,7 @@
 
 #include "deny-list.h"
 #include "errors.h"
+#include "instance-ops.h"
 #include "job.h"
 #include "log.h"
 #include "migration-internal.h"
@@ -250,8 +251,7 @@ void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
                            w->aborted ? "aborted" : "failed", w->error);
         log_debug("Migration %s: done in the event loop in %llu us", mig->id,
                   (unsigned long long)(now_usec(CLOCK_MONOTONIC) - t0));
-        mig->work = NULL;
-        migration_work_free(w);
+        migration_let_go(mig);
         answer_aborts(mig);
         migration_publish_soon(mig);
         migration_keep_finished(mig);
@@ -266,7 +266,11 @@ static int start(Manager *m, Migration *mig)
         r = job_start(m, NULL, migration_work, migration_done, mig);
         if (r < 0) {
                 mig->live.state = MIGRATION_FAILED;
+                mig->live.finished = now_realtime();
                 (void)free_and_strdup(&mig->live.error, "Cannot start a worker thread");
+                /* it never ran: the instance is free again, and the object expires */
+                migration_let_go(mig);
+                migration_keep_finished(mig);
         } else
                 log_fields(LOG_INFO, 0,
                            LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_MIGRATION_STARTED },
@@ -312,10 +316,10 @@ Migration *migration_free(Migration *mig)
         if (!mig)
                 return NULL;
         answer_aborts(mig);
+        migration_let_go(mig); /* a failed creation, or the daemon's stop */
         sd_bus_slot_unref(mig->slot);
         sd_event_source_disable_unref(mig->publish_timer);
         sd_event_source_disable_unref(mig->expire_timer);
-        migration_work_free(mig->work);
         migration_info_done(&mig->live);
         migration_info_done(&mig->pub);
         pthread_mutex_destroy(&mig->lock);
@@ -328,20 +332,21 @@ Migration *migration_free(Migration *mig)
 
 Migration *migration_busy(Manager *m, const char *uuid)
 {
+        const InstanceOp *op;
+
         if (!uuid)
                 return NULL;
-        for (Migration *x = m->migrations; x; x = x->next) {
-                bool match;
+        op = instance_ops_busy(m->instance_ops, uuid, INSTANCE_OP(INSTANCE_OP_MIGRATION));
+        return op ? op->owner : NULL;
+}
 
-                if (!x->work && x->live.state != MIGRATION_QUEUED)
-                        continue; /* finished in the event loop */
-                pthread_mutex_lock(&x->lock);
-                match = x->live.domain_uuid && strcasecmp(x->live.domain_uuid, uuid) == 0;
-                pthread_mutex_unlock(&x->lock);
-                if (match)
-                        return x;
-        }
-        return NULL;
+void migration_let_go(Migration *mig)
+{
+        if (mig->live.domain_uuid)
+                instance_ops_release(mig->manager->instance_ops, mig->live.domain_uuid,
+                                     INSTANCE_OP_MIGRATION, mig);
+        migration_work_free(mig->work);
+        mig->work = NULL;
 }
 
 /* Busy, naming the migration that has the instance: what the caller can follow or abort. */

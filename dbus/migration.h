@@ -99,8 +99,9 @@ extern const sd_bus_vtable migration_vtable[];
  * previous hostwardend started it), followed from libvirt's job until it ends. */
 int migrations_adopt(Manager *m);
 /* The migration of the instance uuid that is queued or running here (its end not yet handled
- * by the event loop), or NULL. Every Migration knows its instance's UUID from its creation, so
- * a name and a UUID of one guest are one instance here. */
+ * by the event loop), or NULL: its claim in the Manager's instance registry. Every Migration
+ * knows its instance's UUID from its creation, so a name and a UUID of one guest are one
+ * instance here. */
 Migration *migration_busy(Manager *m, const char *uuid);
 /* An unfinished migration of the instance named or identified by dom as the caller gave it
  * (what can be told without libvirt, before polkit), or NULL. */

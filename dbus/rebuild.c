@@ -32,6 +32,7 @@
 #include "config.h"
 #include "deny-list.h"
 #include "errors.h"
+#include "instance-ops.h"
 #include "job.h"
 #include "log.h"
 #include "manager.h"
@@ -196,7 +197,7 @@ static void item_done(Manager *m, Evacuation *e)
         Rebuild *r = &e->items[e->next];
 
         if (r->locked)
-                strv_remove(m->rebuilding, r->uuid);
+                instance_ops_release(m->instance_ops, r->uuid, INSTANCE_OP_REBUILD, r);
         r->locked = false;
         e->next++;
 }
@@ -356,16 +357,21 @@ static void evacuation_step(Manager *m, Evacuation *e)
 
                 /* From the checks to the start, reconciliation leaves it alone, and it
                  * waits for what reconciliation is doing to it. */
-                if (strv_contains(m->rebuilding, r->uuid))
+                const InstanceOp *holder = instance_ops_busy(
+                        m->instance_ops, r->uuid,
+                        INSTANCE_OP(INSTANCE_OP_REBUILD) | INSTANCE_OP(INSTANCE_OP_RECONCILE));
+
+                if (holder && holder->kind == INSTANCE_OP_REBUILD)
                         rebuild_fail(r, HW_ERROR_BUSY, "Instance %s is being rebuilt here already",
                                      r->uuid);
-                else if (reconcile_acting_on(m, r->uuid))
+                else if (holder)
                         rebuild_fail(
                                 r, HW_ERROR_BUSY,
                                 "Instance %s is being reconciled with libvirt right now: try again "
                                 "in a moment",
                                 r->uuid);
-                else if (strv_extend(&m->rebuilding, r->uuid) < 0)
+                else if (instance_ops_claim(m->instance_ops, r->uuid, INSTANCE_OP_REBUILD, r, 0,
+                                            NULL) < 0)
                         rebuild_fail(r, SD_BUS_ERROR_NO_MEMORY, "Out of memory");
                 else {
                         r->locked = true;

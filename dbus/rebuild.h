@@ -45,7 +45,7 @@ typedef struct Rebuild {
         char *message;
         bool claimed;
         bool started;
-        bool locked; /* in m->rebuilding */
+        bool locked; /* claimed in m->instance_ops */
 } Rebuild;
 
 /*

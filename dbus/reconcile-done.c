@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "deny-list.h"
+#include "instance-ops.h"
 #include "log.h"
 #include "paths.h"
 #include "reconcile-internal.h"
@@ -145,8 +146,7 @@ void reconcile_act_done(Manager *m, sd_bus_message *msg, void *userdata)
         bool changed = false;
         Pass *p = userdata;
 
-        strv_free(m->reconciler->acting);
-        m->reconciler->acting = NULL;
+        instance_ops_release_owner(m->instance_ops, INSTANCE_OP_RECONCILE, p);
         for (size_t i = 0; i < p->n_actions; i++) {
                 ReconcileAction *a = &p->actions[i];
 

@@ -52,7 +52,6 @@ typedef struct Reconciler {
         bool running, again;
         ReconcileMemory memory; /* what the last passes noticed (reconcile-plan.h) */
         SavedDefs saved;
-        char **acting; /* uuids with an action of the pass under way */
 } Reconciler;
 
 void reconcile_pass_free(Pass *p);

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "deny-list.h"
 #include "diskinfo.h"
+#include "instance-ops.h"
 #include "job.h"
 #include "log.h"
 #include "migration.h"
@@ -228,7 +229,9 @@ static void save_definition(Manager *m, const ReconcileDomain *d)
 
 static bool instance_busy(Manager *m, const char *uuid)
 {
-        return migration_busy(m, uuid) || strv_contains(m->rebuilding, uuid);
+        return instance_ops_busy(m->instance_ops, uuid,
+                                 INSTANCE_OP(INSTANCE_OP_MIGRATION) |
+                                         INSTANCE_OP(INSTANCE_OP_REBUILD)) != NULL;
 }
 
 /* The nodes known to be powered off: fenced (their agent said off) or forced down. */
@@ -414,14 +417,14 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         instance_record_array_free(inst, n_inst);
 
         if (p->n_actions > 0) {
-                /* an evacuation leaves these alone until the actions are done */
+                /* a Rebuild leaves these alone until the actions are done */
                 for (size_t i = 0; i < p->n_actions; i++)
-                        (void)strv_extend(&rc->acting, p->actions[i].uuid);
+                        (void)instance_ops_claim(m->instance_ops, p->actions[i].uuid,
+                                                 INSTANCE_OP_RECONCILE, p, 0, NULL);
                 r = job_start(m, NULL, reconcile_act_work, reconcile_act_done, p);
                 if (r >= 0)
                         return;
-                strv_free(rc->acting);
-                rc->acting = NULL;
+                instance_ops_release_owner(m->instance_ops, INSTANCE_OP_RECONCILE, p);
                 log_warning_errno(r, "Cannot start a worker thread: %m");
         }
 finish:
@@ -523,12 +526,6 @@ void reconcile_free(Manager *m)
         close(rc->fd);
         reconcile_memory_done(&rc->memory);
         saved_done(&rc->saved);
-        strv_free(rc->acting);
         free(rc);
         m->reconciler = NULL;
-}
-
-bool reconcile_acting_on(Manager *m, const char *uuid)
-{
-        return m->reconciler && strv_contains(m->reconciler->acting, uuid);
 }

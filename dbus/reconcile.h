@@ -46,5 +46,3 @@ int reconcile_setup(Manager *m);
 void reconcile_free(Manager *m);
 /* Asks for a pass (coalesced with one running or asked for). */
 void reconcile_schedule(Manager *m);
-/* True while a pass is destroying, undefining or claiming instance uuid. */
-bool reconcile_acting_on(Manager *m, const char *uuid);
