@@ -513,20 +513,10 @@ void check_gather(NodeCheck *c)
                 c->error = node_check_judge(&c->settings, &c->facts, &c->findings);
 }
 
-int findings_append(sd_bus_message *reply, const MigFindings *f)
+int check_result(const NodeCheck *c, const MigFindings **ret)
 {
-        int r = sd_bus_message_open_container(reply, 'a', "(sss)");
-
-        for (size_t i = 0; r >= 0 && i < f->n; i++)
-                r = sd_bus_message_append(reply, "(sss)",
-                                          mig_severity_to_string(f->items[i].severity),
-                                          f->items[i].code, f->items[i].message);
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        return r;
-}
-
-int check_append(NodeCheck *c, sd_bus_message *reply)
-{
-        return c->error < 0 ? c->error : findings_append(reply, &c->findings);
+        if (c->error < 0)
+                return c->error;
+        *ret = &c->findings;
+        return 0;
 }

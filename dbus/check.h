@@ -11,14 +11,13 @@
  * on the shared storage, systemd over D-Bus), so it runs in a worker thread: check_new()
  * copies in the event loop what the checks need of the Manager (the configuration may be
  * reloaded meanwhile, the store is not the thread's), check_gather() looks in the thread
- * and has lib/nodecheck.h judge what it saw, check_append() answers in the event loop.
+ * and has lib/nodecheck.h judge what it saw; check_result() hands the findings to the event
+ * loop, where node-dbus.c answers with them.
  */
 typedef struct NodeCheck NodeCheck;
 
 int check_new(Manager *m, NodeCheck **ret);
 NodeCheck *check_free(NodeCheck *c);
 void check_gather(NodeCheck *c);
-/* Appends findings as a(sss) (severity, code, message): CheckNode's and CheckMigration's. */
-int findings_append(sd_bus_message *reply, const MigFindings *f);
-/* Appends the a(sss) findings to reply; < 0 when gathering or appending failed. */
-int check_append(NodeCheck *c, sd_bus_message *reply);
+/* The findings (they belong to c), or < 0 when gathering failed. */
+int check_result(const NodeCheck *c, const MigFindings **ret);

@@ -1,5 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* org.hostwarden.Warden1.Node on /org/hostwarden/Warden1 (DESIGN.md §7). */
+/*
+ * org.hostwarden.Warden1.Node on /org/hostwarden/Warden1 (DESIGN.md §7): its vtable, at the
+ * bottom, and a thin handler for each of its 16 methods and 14 properties: read and check the
+ * arguments, ask polkit (polkit.c), read them again in the continuation and call the room
+ * that does the work (docs/architecture.md). Over 800 lines, on purpose: one interface's
+ * handlers in one file, as systemd's machined-dbus.c, so that a method's checks, its polkit
+ * call and its continuation are read together and each vtable entry finds its handler here.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +109,18 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
         return r;
 }
 
+/* Polkit for a call whose arguments were read to check them: then() reads them again. */
+static int bus_authorize(Manager *m, sd_bus_message *msg, AuthContinuation then,
+                         sd_bus_error *error)
+{
+        int r;
+
+        r = sd_bus_message_rewind(msg, true);
+        if (r < 0)
+                return r;
+        return polkit_authorize(m, msg, then, error);
+}
+
 static int set_disabled(Manager *m, sd_bus_message *msg, bool disable, const char *reason,
                         sd_bus_error *error)
 {
@@ -152,10 +171,7 @@ static int method_disable(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Expected a reason of 1 to 255 characters on one line, "
                                          "without control characters, e.g. \"kernel upgrade\"");
-        r = sd_bus_message_rewind(msg, true);
-        if (r < 0)
-                return r;
-        return polkit_authorize(userdata, msg, disable_authorized, error);
+        return bus_authorize(userdata, msg, disable_authorized, error);
 }
 
 static int method_enable(sd_bus_message *msg, void *userdata, sd_bus_error *error)
@@ -446,10 +462,7 @@ static int method_evacuate_live(sd_bus_message *msg, void *userdata, sd_bus_erro
                 r = migrate_options_check_tls(m->config, &opts, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_rewind(msg, true);
-        if (r < 0)
-                return r;
-        return polkit_authorize(m, msg, evacuate_live_authorized, error);
+        return bus_authorize(m, msg, evacuate_live_authorized, error);
 }
 
 /* Migrate(s dom, s dest, a{sv} opts) -> o [migrate]: validate, authorize, queue. */
@@ -482,10 +495,7 @@ static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *err
         busy = migration_find_unfinished(m, dom);
         if (busy)
                 return migration_busy_error(error, busy, dom);
-        r = sd_bus_message_rewind(msg, true);
-        if (r < 0)
-                return r;
-        return polkit_authorize(m, msg, migrate_authorized, error);
+        return bus_authorize(m, msg, migrate_authorized, error);
 }
 
 /* ListMigrations() -> a(sssssso): id, domain, source, destination, state, mode, path */
@@ -514,6 +524,26 @@ static int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_er
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* CheckMigration's and CheckNode's answer: a(sss) severity, code, message. */
+static int reply_findings(sd_bus_message *msg, const MigFindings *f)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sss)");
+        for (size_t i = 0; r >= 0 && i < f->n; i++)
+                r = sd_bus_message_append(reply, "(sss)",
+                                          mig_severity_to_string(f->items[i].severity),
+                                          f->items[i].code, f->items[i].message);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        return r;
+}
+
 static void check_migration_work(Manager *m, void *userdata)
 {
         preflight_gather(m, userdata);
@@ -521,7 +551,6 @@ static void check_migration_work(Manager *m, void *userdata)
 
 static void check_migration_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Preflight *p = userdata;
         int r;
 
@@ -541,11 +570,7 @@ static void check_migration_done(Manager *m, sd_bus_message *msg, void *userdata
                                          migration_state_to_string(x->live.state), x->id, x->id)
                       : 0;
                 if (r >= 0)
-                        r = sd_bus_message_new_method_return(msg, &reply);
-                if (r >= 0)
-                        r = findings_append(reply, &p->findings);
-                if (r >= 0)
-                        r = sd_bus_send(NULL, reply, NULL);
+                        r = reply_findings(msg, &p->findings);
         }
         if (r < 0)
                 log_error_errno(r, "Cannot answer CheckMigration: %m");
@@ -687,22 +712,7 @@ static int method_force_down(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = force_down_decide(&req, NULL, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_rewind(msg, true);
-        if (r < 0)
-                return r;
-        return polkit_authorize(m, msg, force_down_authorized, error);
-}
-
-/* Polkit for a call whose arguments were read to check them: then() reads them again. */
-static int bus_authorize(Manager *m, sd_bus_message *msg, AuthContinuation then,
-                         sd_bus_error *error)
-{
-        int r;
-
-        r = sd_bus_message_rewind(msg, true);
-        if (r < 0)
-                return r;
-        return polkit_authorize(m, msg, then, error);
+        return bus_authorize(m, msg, force_down_authorized, error);
 }
 
 /* Fence after polkit: its arguments, checked before, read again. */
@@ -863,16 +873,14 @@ static void check_node_work(Manager *m, void *userdata)
 
 static void check_node_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const MigFindings *f;
         NodeCheck *c = userdata;
         int r;
 
-        r = sd_bus_message_new_method_return(msg, &reply);
+        r = check_result(c, &f);
         if (r >= 0)
-                r = check_append(c, reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        else
+                r = reply_findings(msg, f);
+        if (r < 0)
                 r = sd_bus_reply_method_errnof(msg, -r, "Cannot gather the findings: %m");
         if (r < 0)
                 log_error_errno(r, "Cannot answer CheckNode: %m");
