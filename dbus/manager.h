@@ -19,6 +19,7 @@ typedef struct Virt Virt;
  * the daemon does with it, one room each (docs/architecture.md):
  *   node-dbus.c, migration-dbus.c   the D-Bus interfaces: vtables and thin handlers
  *   node-state.c                    this node's record, markers and cached listings
+ *   instance-ops.c                  who works on which instance (one registry)
  *   deny-list.c, notify.c, firewall.c   what the hook and the operator's scripts read
  *   store-attach.c                  the store, late at boot, and the heartbeat
  *   migration-*.c, drain.c          outgoing live migrations

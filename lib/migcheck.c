@@ -178,7 +178,7 @@ static int check_destination(const MigCheckInput *in, MigFindings *f)
         return 0;
 }
 
-/* Migrate refuses the same (dbus/migration.c run_migration()): keep the words alike. */
+/* Migrate refuses the same (dbus/migration-engine.c run_migration()): keep the words alike. */
 static int check_domain_state(const MigCheckInput *in, MigFindings *f)
 {
         const char *name = in->domain->name;

@@ -489,7 +489,7 @@ static void judge_storage(Judge *f)
 
 /* hostwardend's own files in instances_path, which Nova's packages make the nova user's
  * (0755): its storage mark, in a directory of root's that hostwardend has systemd make once
- * (store-attach.c); rebuilt disks are made as their directory's owner (evacuate.c). The
+ * (store-attach.c); rebuilt disks are made as their directory's owner (rebuild-disk.c). The
  * unit's ProtectSystem=strict leaves only /var/lib/nova/instances writable. */
 static void judge_instances_writable(Judge *f)
 {

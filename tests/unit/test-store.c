@@ -1736,7 +1736,7 @@ static InstanceRecord instance_of(const char *owner)
 }
 
 /*
- * A rebuild claims an instance (evacuate.c): compare-and-swap of its record. The member
+ * A rebuild claims an instance (dbus/rebuild.c): compare-and-swap of its record. The member
  * commits it and the answer is lost; the retry on the next member finds the record changed
  * (by itself) and must not report a conflict: the claim happened, and the caller that took
  * it for "changed meanwhile" would leave the record claimed by a rebuild that gave up.
