@@ -230,7 +230,11 @@ void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
         const char *name = w->chosen    ? w->chosen->domain->name
                            : w->adopted ? w->a_name
                                         : mig->domain_arg;
-        const char *dest = w->chosen ? w->chosen->dest_name : w->a_dest ? w->a_dest : "(none)";
+        /* the destination the caller named, when it failed before one was chosen */
+        const char *dest = w->chosen               ? w->chosen->dest_name
+                           : w->a_dest             ? w->a_dest
+                           : mig->live.destination ? mig->live.destination
+                                                   : "(none)";
 
         migration_unreserve(m, w);
         if (w->succeeded)

@@ -72,6 +72,14 @@ def test_migration_ends_failed_with_an_error(daemon, failed_migration):
     assert [TEST_UUID, TEST_DOMAIN, "running", "node1"] in daemon.call("ListDomains")
 
 
+def test_a_failed_migration_is_logged_with_the_destination_named(daemon, failed_migration):
+    """Refused before a destination was chosen (preflight), the log still names the one the
+    caller asked for."""
+    mid = failed_migration.rsplit("/", 1)[1]
+    ends = [l for l in daemon.daemon_log().splitlines() if f"Migration {mid} of {TEST_DOMAIN} to" in l]
+    assert ends and f"Migration {mid} of {TEST_DOMAIN} to node2 failed" in ends[0], ends
+
+
 def test_migration_properties(daemon, failed_migration):
     p = failed_migration
     props = daemon.props(p, MIGRATION)
