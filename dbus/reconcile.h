@@ -31,7 +31,7 @@
  *      intervals, at least 2 s; passes come in bursts): the owner's libvirt is asked; when it
  *      does not run there this node claims it; when it runs on both, the copy that arrived by
  *      migration is kept if the owner's was booted afresh (the record comes here), else the
- *      one here goes;
+ *      one here goes; while the owner's copy is still starting, nothing is decided;
  *  - a record of this node's whose domain is gone for the settle time, with no migration or
  *    rebuild of it under way here: every peer is asked; the record follows the one that runs
  *    it or has it defined (a copy on the node it was evacuated from does not count unless it
