@@ -57,25 +57,19 @@ static uint64_t fnv1a(const char *s)
 static void gather_work(Manager *m, void *userdata)
 {
         Pass *p = userdata;
-        virConnectPtr conn = NULL;
         virDomainPtr *doms = NULL;
         char err[512];
-        int n;
+        size_t n;
+        int r;
 
-        if (virt_connect(m->virt, &conn, err, sizeof(err)) < 0) {
-                p->error = -EHOSTDOWN;
+        r = virt_list_domains(m->virt, 0, &doms, &n, err, sizeof(err));
+        if (r < 0) {
+                p->error = r; /* -EHOSTDOWN: no libvirtd; -EIO: it did not list */
                 p->error_message = strdup(err);
                 return;
         }
-        n = virConnectListAllDomains(conn, &doms, 0);
-        if (n < 0) {
-                p->error = -EIO;
-                p->error_message = strdup(virt_last_error("cannot list domains"));
-                virConnectClose(conn);
-                return;
-        }
-        p->domains = calloc((size_t)n + 1, sizeof(ReconcileDomain));
-        for (int i = 0; i < n; i++) {
+        p->domains = calloc(n + 1, sizeof(ReconcileDomain));
+        for (size_t i = 0; i < n; i++) {
                 ReconcileDomain *d = p->domains ? &p->domains[p->n_domains] : NULL;
                 int state = 0, reason = 0, autostart = 0;
 
@@ -110,7 +104,6 @@ static void gather_work(Manager *m, void *userdata)
                 virDomainFree(doms[i]);
         }
         free(doms);
-        virConnectClose(conn);
         if (!p->domains && n > 0) {
                 p->error = -ENOMEM;
                 p->n_domains = 0;
