@@ -357,9 +357,11 @@ static void evacuation_step(Manager *m, Evacuation *e)
 
                 /* From the checks to the start, reconciliation leaves it alone, and it
                  * waits for what reconciliation is doing to it. */
-                const InstanceOp *holder = instance_ops_busy(
-                        m->instance_ops, r->uuid,
-                        INSTANCE_OP(INSTANCE_OP_REBUILD) | INSTANCE_OP(INSTANCE_OP_RECONCILE));
+                const InstanceOp *holder =
+                        instance_ops_busy(m->instance_ops, r->uuid,
+                                          INSTANCE_OP(INSTANCE_OP_REBUILD))
+                                ?: instance_ops_busy(m->instance_ops, r->uuid,
+                                                     INSTANCE_OP(INSTANCE_OP_RECONCILE));
 
                 if (holder && holder->kind == INSTANCE_OP_REBUILD)
                         rebuild_fail(r, HW_ERROR_BUSY, "Instance %s is being rebuilt here already",
