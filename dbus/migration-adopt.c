@@ -2,7 +2,6 @@
 /* Migrations in flight when this daemon started (a previous hostwardend started them): the
  * scan at start, following libvirt's job until it ends, and their end. */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,32 +227,23 @@ static void adopted_work(Manager *m, void *userdata)
                             "outgoing): a block migration's leftovers stay there",
                             mig->id, hw_runtime_dir());
         w->dom = virDomainLookupByUUIDString(w->conn, w->a_uuid);
+        /* the monitor's step, in a loop of its own: unlike the engine's monitor thread, it
+         * looks at once (the job runs already), ends with the job rather than with a call
+         * here, and steers nothing (no policy) */
         while (w->dom) {
-                virTypedParameterPtr params = NULL;
                 MigrationInfo stats = {};
-                int type = VIR_DOMAIN_JOB_NONE, n = 0;
-                int req = atomic_exchange(&mig->request, MIGRATION_REQUEST_NONE);
+                int r = migration_monitor_step(mig, w, &stats);
 
-                if (req == MIGRATION_REQUEST_ABORT) {
-                        w->aborted = true;
-                        migration_fail(w, "Aborted by an operator");
-                        if (virDomainAbortJob(w->dom) < 0)
-                                log_warning("Migration %s: abort failed: %s", mig->id,
-                                            virt_last_error("unknown error"));
-                } else if (req == MIGRATION_REQUEST_FORCE_COMPLETE)
-                        migration_force_complete(mig, w);
-                if (virDomainGetJobStats(w->dom, &type, &params, &n, 0) < 0) {
+                if (r < 0) {
                         /* gone (it completed), or libvirt is away for a moment */
-                        if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN || ++errors > 20)
+                        if (r == -ENOENT || ++errors > 20)
                                 break;
                         (void)usleep(MONITOR_INTERVAL_MS * 1000);
                         continue;
                 }
                 errors = 0;
-                if (type == VIR_DOMAIN_JOB_NONE)
+                if (r == 0)
                         break;
-                migration_stats_from_params(params, n, &stats);
-                virTypedParamsFree(params, n);
                 migration_live_update(mig, adopted_sample_cb, &stats);
                 (void)usleep(MONITOR_INTERVAL_MS * 1000);
         }

@@ -87,9 +87,12 @@ void migration_unreserve(Manager *m, MigrationWork *w);
 void migration_landed(Migration *mig, MigrationWork *w, virDomainPtr ddom, const char *dest);
 
 /* migration-monitor.c: libvirt's job statistics, the policy, Abort and ForceComplete */
-void migration_force_complete(Migration *mig, MigrationWork *w);
 void migration_stats_from_params(virTypedParameterPtr params, int n, MigrationInfo *s);
 void migration_store_sample_cb(MigrationInfo *i, void *u);
+/* One look at a running migration: the operator's requests acted on, then libvirt's job
+ * statistics read. 1 with *ret, 0 when the domain has no job, -ENOENT when it is gone here,
+ * -EIO when the statistics cannot be read. */
+int migration_monitor_step(Migration *mig, MigrationWork *w, MigrationInfo *ret);
 void *migration_monitor_thread(void *userdata);
 
 /* migration-dbus.c: the org.hostwarden.Warden1.Migration objects */

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The monitor of a running migration: libvirt's job statistics every 500 ms, the steps of
- * lib/migpolicy.c, and the operator's Abort and ForceComplete requests. */
+ * lib/migpolicy.c, and the operator's Abort and ForceComplete requests. Its step (requests,
+ * then statistics) is also the one an adopted migration's worker takes in its own loop
+ * (migration-adopt.c). */
+#include <errno.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -32,7 +35,7 @@ static bool guest_paused(MigrationWork *w)
         return virDomainGetState(mon_dom(w), &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED;
 }
 
-void migration_force_complete(Migration *mig, MigrationWork *w)
+static void force_complete(Migration *mig, MigrationWork *w)
 {
         if (mig->opts.post_copy) {
                 if (virDomainMigrateStartPostCopy(mon_dom(w), 0) == 0) {
@@ -101,39 +104,61 @@ void migration_store_sample_cb(MigrationInfo *i, void *u)
         i->progress = s->progress;
 }
 
-static void monitor_once(Migration *mig, MigrationWork *w)
+/*
+ * The operator's requests. A force-complete is done once. An abort of a migration started
+ * here stays requested until libvirt takes it: its job may not exist yet (the call is setting
+ * it up) or be between phases. An adopted migration's job ran when it was found: its request
+ * is taken at once and an abort sent once (a refusal is told); another Abort sends it again.
+ */
+static void monitor_requests(Migration *mig, MigrationWork *w)
 {
-        virTypedParameterPtr params = NULL;
-        MigrationInfo stats = {};
-        MigDecision d;
-        MigSample s = {};
-        int type = 0, n = 0;
-        int req;
+        int req = w->adopted ? atomic_exchange(&mig->request, MIGRATION_REQUEST_NONE)
+                             : atomic_load(&mig->request);
 
-        /* An abort stays requested until libvirt takes it: its job may not exist yet (the
-         * call is setting it up) or be between phases. A force-complete is done once. */
-        req = atomic_load(&mig->request);
         if (req == MIGRATION_REQUEST_ABORT && !w->abort_sent) {
                 if (!w->aborted)
                         migration_fail(w, "Aborted by an operator");
                 w->aborted = true;
                 if (virDomainAbortJob(mon_dom(w)) == 0)
-                        w->abort_sent = true;
+                        w->abort_sent = !w->adopted; /* adopted: the next Abort is sent too */
+                else if (w->adopted)
+                        log_warning("Migration %s: abort failed: %s", mig->id,
+                                    virt_last_error("unknown error"));
                 else
                         log_debug("Migration %s: abort not taken yet (%s); trying again", mig->id,
                                   virt_last_error("unknown error"));
         } else if (req == MIGRATION_REQUEST_FORCE_COMPLETE &&
-                   atomic_compare_exchange_strong(&mig->request, &req, MIGRATION_REQUEST_NONE))
-                migration_force_complete(mig, w);
+                   (w->adopted ||
+                    atomic_compare_exchange_strong(&mig->request, &req, MIGRATION_REQUEST_NONE)))
+                force_complete(mig, w);
+}
 
-        if (virDomainGetJobStats(mon_dom(w), &type, &params, &n, 0) < 0 ||
-            type == VIR_DOMAIN_JOB_NONE) {
-                virTypedParamsFree(params, n);
-                return;
+int migration_monitor_step(Migration *mig, MigrationWork *w, MigrationInfo *ret)
+{
+        virTypedParameterPtr params = NULL;
+        int type = VIR_DOMAIN_JOB_NONE, n = 0, r;
+
+        monitor_requests(mig, w);
+        if (virDomainGetJobStats(mon_dom(w), &type, &params, &n, 0) < 0)
+                r = virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? -ENOENT : -EIO;
+        else if (type == VIR_DOMAIN_JOB_NONE)
+                r = 0;
+        else {
+                migration_stats_from_params(params, n, ret);
+                r = 1;
         }
-        migration_stats_from_params(params, n, &stats);
         virTypedParamsFree(params, n);
+        return r;
+}
 
+static void monitor_once(Migration *mig, MigrationWork *w)
+{
+        MigrationInfo stats = {};
+        MigDecision d;
+        MigSample s = {};
+
+        if (migration_monitor_step(mig, w, &stats) <= 0)
+                return;
         s.elapsed = (now_usec(CLOCK_MONOTONIC) - w->started_monotonic);
         s.total = stats.memory_total + stats.disk_total;
         s.remaining = stats.memory_remaining + stats.disk_remaining;
@@ -163,7 +188,7 @@ static void monitor_once(Migration *mig, MigrationWork *w)
                                 w->abort_sent = true;
                 } else {
                         log_info("Migration %s: completion timeout, forcing completion", mig->id);
-                        migration_force_complete(mig, w);
+                        force_complete(mig, w);
                 }
         }
         log_debug("Migration %s: sample at %llu ms: remaining %llu, iteration %llu", mig->id,
