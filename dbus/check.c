@@ -446,7 +446,7 @@ static int copy_peers(Manager *m, NodeCheck *c)
         return r;
 }
 
-int check_new(Manager *m, NodeCheck **ret)
+NodeCheck *check_new(Manager *m)
 {
         const Config *conf = m->config;
         NodeCheckSettings *s;
@@ -455,15 +455,13 @@ int check_new(Manager *m, NodeCheck **ret)
 
         c = calloc(1, sizeof(NodeCheck));
         if (!c)
-                return -ENOMEM;
+                return NULL;
         s = &c->settings;
         s->instances_path = strdup(conf->node.instances_path);
         c->node_name = strdup(conf->node.name);
         c->node_address = strdup(strempty(conf->node.address));
-        if (!c->node_name || !c->node_address) {
-                check_free(c);
-                return -ENOMEM;
-        }
+        if (!c->node_name || !c->node_address)
+                return check_free(c);
         s->lockspace_dir = conf->locking.lockspace_dir ? strdup(conf->locking.lockspace_dir) : NULL;
         r = s->instances_path && (s->lockspace_dir || !conf->locking.lockspace_dir) ? 0 : -ENOMEM;
         if (r >= 0)
@@ -477,10 +475,8 @@ int check_new(Manager *m, NodeCheck **ret)
                 r = gather_store(m, c);
         if (r >= 0)
                 r = gather_secret_files(m, c);
-        if (r < 0) {
-                check_free(c);
-                return r;
-        }
+        if (r < 0)
+                return check_free(c); /* every failure above is out of memory */
         s->disk_leases = conf->locking.disk_leases;
         s->firewall_enable = conf->firewall.enable;
         fw_spec_from_config(conf, &c->spec);
@@ -493,8 +489,7 @@ int check_new(Manager *m, NodeCheck **ret)
         s->migration_tls = conf->migration.tls;
         s->permit_post_copy = conf->migration.permit_post_copy;
         s->hook_link = HOOK_LINK;
-        *ret = c;
-        return 0;
+        return c;
 }
 
 void check_gather(NodeCheck *c)

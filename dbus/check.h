@@ -16,8 +16,11 @@
  */
 typedef struct NodeCheck NodeCheck;
 
-int check_new(Manager *m, NodeCheck **ret);
+/* NULL: out of memory. */
+NodeCheck *check_new(Manager *m);
 NodeCheck *check_free(NodeCheck *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(NodeCheck *, check_free);
+DEFINE_VOID_FREE_FUNC(NodeCheck, check_free);
 void check_gather(NodeCheck *c);
 /* The findings (they belong to c), or < 0 when gathering failed. */
 int check_result(const NodeCheck *c, const MigFindings **ret);

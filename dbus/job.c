@@ -110,8 +110,8 @@ int job_admit(Manager *m, sd_bus_message *msg, Admission **ret, sd_bus_error *er
         return admit(m->work_limits, msg, ret, error);
 }
 
-int job_start_admitted(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
-                       void *userdata, Admission **a, sd_bus_error *error)
+static int job_start_or_say(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
+                            void *userdata, Admission **a, sd_bus_error *error)
 {
         int r;
 
@@ -119,7 +119,19 @@ int job_start_admitted(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDon
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot start a worker thread: %m");
         *a = NULL;
-        return 0;
+        return 1;
+}
+
+int job_start_admitted(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
+                       void *userdata, JobFreeFunc free_userdata, Admission **a,
+                       sd_bus_error *error)
+{
+        int r;
+
+        r = job_start_or_say(m, msg, work, done, userdata, a, error);
+        if (r < 0)
+                free_userdata(userdata);
+        return r;
 }
 
 int job_start_limited(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
@@ -131,7 +143,8 @@ int job_start_limited(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDone
         r = job_admit(m, msg, &a, error);
         if (r < 0)
                 return r;
-        return job_start_admitted(m, msg, work, done, userdata, &a, error);
+        r = job_start_or_say(m, msg, work, done, userdata, &a, error);
+        return r < 0 ? r : 0;
 }
 
 void jobs_drain(Manager *m)

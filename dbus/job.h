@@ -26,11 +26,15 @@ int job_start_limited(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDone
                       void *userdata, sd_bus_error *error);
 /* The same in two steps, for a method that has work to do in the event loop before its job
  * starts: admitted first, so that a caller over a cap costs nothing more. job_start_admitted()
- * takes *a on success (it is set to NULL) and leaves it to the caller on failure. */
+ * takes *a on success (it is set to NULL) and leaves it to the caller on failure. It takes
+ * userdata either way: on failure it is freed with free_userdata, and error is set. Returns 1
+ * on success, what the method handler returns (done() replies). */
 typedef struct Admission Admission;
+typedef void (*JobFreeFunc)(void *userdata);
 int job_admit(Manager *m, sd_bus_message *msg, Admission **ret, sd_bus_error *error);
 int job_start_admitted(Manager *m, sd_bus_message *msg, JobWorkFunc work, JobDoneFunc done,
-                       void *userdata, Admission **a, sd_bus_error *error);
+                       void *userdata, JobFreeFunc free_userdata, Admission **a,
+                       sd_bus_error *error);
 /* Sets up the hand-back channel; called by manager_startup(). */
 int jobs_setup(Manager *m);
 /* Waits for every running job and runs its done(): at shutdown. */

@@ -134,14 +134,6 @@ static int on_expire(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-static Migration *find_by_path(Manager *m, const char *path)
-{
-        for (Migration *x = m->migrations; x; x = x->next)
-                if (streq(x->path, path))
-                        return x;
-        return NULL;
-}
-
 static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
                         sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
@@ -194,15 +186,20 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
         return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "No property %s", property);
 }
 
-static int abort_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+/* Abort() [migrate]: a queued migration ends at once; a running one when libvirt has aborted
+ * it, and the call is answered then. */
+static int method_abort(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
-        Migration *mig = find_by_path(m, sd_bus_message_get_path(msg));
+        Migration *mig = userdata;
         sd_bus_message **calls;
         bool post_copy;
+        int r;
 
-        if (!mig)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT,
-                                         "The migration is gone");
+        /* the checks come after polkit, so they are of the state of now; a migration removed
+         * while polkit answered is no object any more, and sd-bus answers UnknownObject */
+        r = polkit_verify(mig->manager, msg, error);
+        if (r != 0)
+                return r;
         if (mig->live.state == MIGRATION_QUEUED) {
                 mig->live.state = MIGRATION_ABORTED;
                 mig->live.finished = now_realtime();
@@ -234,13 +231,15 @@ static int abort_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error
         return 1; /* answered when the migration has ended: answer_aborts() */
 }
 
-static int force_complete_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+/* ForceComplete() [migrate]: asks a running migration to complete now (migration-engine.c). */
+static int method_force_complete(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
-        Migration *mig = find_by_path(m, sd_bus_message_get_path(msg));
+        Migration *mig = userdata;
+        int r;
 
-        if (!mig)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT,
-                                         "The migration is gone");
+        r = polkit_verify(mig->manager, msg, error);
+        if (r != 0)
+                return r;
         if (mig->live.state != MIGRATION_RUNNING)
                 return sd_bus_error_setf(error, HW_ERROR_NOT_RUNNING,
                                          "Migration %s is %s: only a running migration can be "
@@ -253,20 +252,6 @@ static int force_complete_authorized(Manager *m, sd_bus_message *msg, sd_bus_err
                                          mig->id);
         atomic_store(&mig->request, MIGRATION_REQUEST_FORCE_COMPLETE);
         return sd_bus_reply_method_return(msg, NULL);
-}
-
-static int method_abort(sd_bus_message *msg, void *userdata, sd_bus_error *error)
-{
-        Migration *mig = userdata;
-
-        return polkit_authorize(mig->manager, msg, abort_authorized, error);
-}
-
-static int method_force_complete(sd_bus_message *msg, void *userdata, sd_bus_error *error)
-{
-        Migration *mig = userdata;
-
-        return polkit_authorize(mig->manager, msg, force_complete_authorized, error);
 }
 
 #define PROP_S(name) \

@@ -2,10 +2,10 @@
 /*
  * org.hostwarden.Warden1.Node on /org/hostwarden/Warden1 (DESIGN.md §7): its vtable, at the
  * bottom, and a thin handler for each of its 16 methods and 14 properties: read and check the
- * arguments, ask polkit (polkit.c), read them again in the continuation and call the room
- * that does the work (docs/architecture.md). Over 800 lines, on purpose: one interface's
- * handlers in one file, as systemd's machined-dbus.c, so that a method's checks, its polkit
- * call and its continuation are read together and each vtable entry finds its handler here.
+ * arguments, ask polkit (polkit_verify(): the call comes back here once it says yes) and call
+ * the room that does the work (docs/architecture.md). Over 800 lines, on purpose: one
+ * interface's handlers in one file, as systemd's machined-dbus.c, so that each vtable entry
+ * finds its handler, with its checks and its polkit call, here.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -109,42 +109,18 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
         return r;
 }
 
-/* Polkit for a call whose arguments were read to check them: then() reads them again. */
-static int bus_authorize(Manager *m, sd_bus_message *msg, AuthContinuation then,
-                         sd_bus_error *error)
-{
-        int r;
-
-        r = sd_bus_message_rewind(msg, true);
-        if (r < 0)
-                return r;
-        return polkit_authorize(m, msg, then, error);
-}
-
+/* Disable and Enable after their checks: polkit, the change, then the reply. */
 static int set_disabled(Manager *m, sd_bus_message *msg, bool disable, const char *reason,
                         sd_bus_error *error)
 {
-        int r = node_set_disabled(m, disable, reason, error);
+        int r = polkit_verify(m, msg, error);
 
+        if (r != 0)
+                return r;
+        r = node_set_disabled(m, disable, reason, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(msg, NULL);
-}
-
-static int disable_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
-{
-        const char *reason;
-        int r;
-
-        r = sd_bus_message_read(msg, "s", &reason);
-        if (r < 0)
-                return r;
-        return set_disabled(m, msg, true, reason, error);
-}
-
-static int enable_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
-{
-        return set_disabled(m, msg, false, NULL, error);
 }
 
 /* C0 controls and DEL: a reason ends up on operators' terminals. */
@@ -171,12 +147,12 @@ static int method_disable(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Expected a reason of 1 to 255 characters on one line, "
                                          "without control characters, e.g. \"kernel upgrade\"");
-        return bus_authorize(userdata, msg, disable_authorized, error);
+        return set_disabled(userdata, msg, true, reason, error);
 }
 
 static int method_enable(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
-        return polkit_authorize(userdata, msg, enable_authorized, error);
+        return set_disabled(userdata, msg, false, NULL, error);
 }
 
 #define LIST_NODES_MAX_AGE (1 * USEC_PER_SEC)
@@ -392,14 +368,26 @@ static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error
         return 1;
 }
 
+/* A node argument that names this node, where a peer is expected: InvalidArgs saying that,
+ * with hint, what to do instead. */
+static int refuse_this_node(Manager *m, const char *node, const char *role, const char *hint,
+                            sd_bus_error *error)
+{
+        if (!streq(node, m->config->node.name))
+                return 0;
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The %s %s is this node: %s",
+                                 role, node, hint);
+}
+
 /* A destination argument: "" (hostwarden chooses) or a configured peer, never this node. */
 static int check_destination(Manager *m, const char *dest, sd_bus_error *error)
 {
-        if (streq(dest, m->config->node.name))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "The destination %s is this node: name a peer, or \"\" "
-                                         "to let hostwarden choose one",
-                                         dest);
+        int r;
+
+        r = refuse_this_node(m, dest, "destination",
+                             "name a peer, or \"\" to let hostwarden choose one", error);
+        if (r < 0)
+                return r;
         if (!isempty(dest) && !config_find_peer(m->config, dest))
                 return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
                                          "No peer '%s' in the configuration: nodes are [peer "
@@ -408,38 +396,21 @@ static int check_destination(Manager *m, const char *dest, sd_bus_error *error)
         return 0;
 }
 
-/* Migrate, authorized: the options read again (re-dispatched), then the instance is resolved
- * and queued (migration_request()). */
-static int migrate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+/* Migrate's and EvacuateLive's destination, checked, and their options, read over
+ * [migration]'s defaults, with the TLS they ask for possible here. */
+static int read_destination_options(Manager *m, sd_bus_message *msg, const char *dest,
+                                    MigrateOptions *ret_opts, sd_bus_error *error)
 {
-        MigrateOptions opts;
-        const char *dom, *dest;
         int r;
 
-        r = sd_bus_message_read(msg, "ss", &dom, &dest);
+        r = check_destination(m, dest, error);
         if (r < 0)
                 return r;
-        migrate_options_defaults(m->config, &opts);
-        r = migrate_options_read(msg, m->config, &opts, error);
+        migrate_options_defaults(m->config, ret_opts);
+        r = migrate_options_read(msg, m->config, ret_opts, error);
         if (r < 0)
                 return r;
-        return migration_request(m, msg, dom, dest, &opts);
-}
-
-static int evacuate_live_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
-{
-        MigrateOptions opts;
-        const char *dest;
-        int r;
-
-        r = sd_bus_message_read(msg, "s", &dest);
-        if (r < 0)
-                return r;
-        migrate_options_defaults(m->config, &opts);
-        r = migrate_options_read(msg, m->config, &opts, error);
-        if (r < 0)
-                return r;
-        return drain_start(m, msg, dest, &opts, error);
+        return migrate_options_check_tls(m->config, ret_opts, error);
 }
 
 /* EvacuateLive(s dest, a{sv} opts) -> ao [evacuate]: disable, then Migrate every running domain. */
@@ -453,16 +424,13 @@ static int method_evacuate_live(sd_bus_message *msg, void *userdata, sd_bus_erro
         r = sd_bus_message_read(msg, "s", &dest);
         if (r < 0)
                 return r;
-        r = check_destination(m, dest, error);
+        r = read_destination_options(m, msg, dest, &opts, error);
         if (r < 0)
                 return r;
-        migrate_options_defaults(m->config, &opts);
-        r = migrate_options_read(msg, m->config, &opts, error);
-        if (r >= 0)
-                r = migrate_options_check_tls(m->config, &opts, error);
-        if (r < 0)
+        r = polkit_verify(m, msg, error);
+        if (r != 0)
                 return r;
-        return bus_authorize(m, msg, evacuate_live_authorized, error);
+        return drain_start(m, msg, dest, &opts, error);
 }
 
 /* Migrate(s dom, s dest, a{sv} opts) -> o [migrate]: validate, authorize, queue. */
@@ -480,13 +448,7 @@ static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *err
         if (isempty(dom))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Expected a domain name or UUID");
-        r = check_destination(m, dest, error);
-        if (r < 0)
-                return r;
-        migrate_options_defaults(m->config, &opts);
-        r = migrate_options_read(msg, m->config, &opts, error);
-        if (r >= 0)
-                r = migrate_options_check_tls(m->config, &opts, error);
+        r = read_destination_options(m, msg, dest, &opts, error);
         if (r < 0)
                 return r;
         /* before asking polkit, what is plain without libvirt (the name or UUID of a
@@ -495,7 +457,10 @@ static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *err
         busy = migration_find_unfinished(m, dom);
         if (busy)
                 return migration_busy_error(error, busy, dom);
-        return bus_authorize(m, msg, migrate_authorized, error);
+        r = polkit_verify(m, msg, error);
+        if (r != 0)
+                return r;
+        return migration_request(m, msg, dom, dest, &opts);
 }
 
 /* ListMigrations() -> a(sssssso): id, domain, source, destination, state, mode, path */
@@ -524,12 +489,16 @@ static int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_er
         return sd_bus_send(NULL, reply, NULL);
 }
 
-/* CheckMigration's and CheckNode's answer: a(sss) severity, code, message. */
-static int reply_findings(sd_bus_message *msg, const MigFindings *f)
+/* CheckMigration's and CheckNode's answer: a(sss) severity, code, message; or, when gathering
+ * them failed (r < 0), the error. A reply that cannot be sent is logged: the job has ended. */
+static void answer_findings(sd_bus_message *msg, int r, const MigFindings *f)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r;
 
+        if (r < 0) {
+                r = sd_bus_reply_method_errnof(msg, -r, "Cannot gather the findings: %m");
+                goto done;
+        }
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(sss)");
@@ -541,7 +510,9 @@ static int reply_findings(sd_bus_message *msg, const MigFindings *f)
                 r = sd_bus_message_close_container(reply);
         if (r >= 0)
                 r = sd_bus_send(NULL, reply, NULL);
-        return r;
+done:
+        if (r < 0)
+                log_error_errno(r, "Cannot answer %s: %m", sd_bus_message_get_member(msg));
 }
 
 static void check_migration_work(Manager *m, void *userdata)
@@ -551,30 +522,27 @@ static void check_migration_work(Manager *m, void *userdata)
 
 static void check_migration_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
-        Preflight *p = userdata;
+        _cleanup_(preflight_freep) Preflight *p = userdata;
+        Migration *x;
         int r;
 
-        if (p->error < 0)
+        if (p->error < 0) {
                 r = sd_bus_reply_method_errorf(msg, p->error_name, "%s", p->error_message);
-        else {
-                /* Migrate refuses it with Error.Busy (method_migrate, resolve_done): looked
-                 * up here, in the event loop, where the migrations are */
-                Migration *x = migration_busy(m, p->domain->uuid);
-
-                r = x ? mig_findings_add(&p->findings, MIG_ERROR, "migration-busy",
-                                         "Domain %s is being migrated already: migration %s "
-                                         "(state %s); follow it with 'hostwardenctl migration "
-                                         "show %s' or stop it with 'hostwardenctl migration "
-                                         "abort %s'",
-                                         p->domain->name, x->id,
-                                         migration_state_to_string(x->live.state), x->id, x->id)
-                      : 0;
-                if (r >= 0)
-                        r = reply_findings(msg, &p->findings);
+                if (r < 0)
+                        log_error_errno(r, "Cannot answer CheckMigration: %m");
+                return;
         }
-        if (r < 0)
-                log_error_errno(r, "Cannot answer CheckMigration: %m");
-        preflight_free(p);
+        /* Migrate refuses it with Error.Busy (method_migrate, resolve_done): looked up here,
+         * in the event loop, where the migrations are */
+        x = migration_busy(m, p->domain->uuid);
+        r = x ? mig_findings_add(&p->findings, MIG_ERROR, "migration-busy",
+                                 "Domain %s is being migrated already: migration %s (state %s); "
+                                 "follow it with 'hostwardenctl migration show %s' or stop it "
+                                 "with 'hostwardenctl migration abort %s'",
+                                 p->domain->name, x->id, migration_state_to_string(x->live.state),
+                                 x->id, x->id)
+              : 0;
+        answer_findings(msg, r, &p->findings);
 }
 
 /* CheckMigration(s dom, s dest, a{sv} opts) -> a(sss): the constraints that stand in the way
@@ -583,8 +551,8 @@ static int method_check_migration(sd_bus_message *msg, void *userdata, sd_bus_er
 {
         _cleanup_(admission_releasep) Admission *a = NULL;
         Manager *m = userdata;
-        MigrateOptions opts;
         Preflight *p = NULL;
+        MigrateOptions opts;
         const char *dom, *dest;
         int r;
 
@@ -602,12 +570,8 @@ static int method_check_migration(sd_bus_message *msg, void *userdata, sd_bus_er
         r = preflight_new(m, dom, dest, &opts, &p, error);
         if (r < 0)
                 return r;
-        r = job_start_admitted(m, msg, check_migration_work, check_migration_done, p, &a, error);
-        if (r < 0) {
-                preflight_free(p);
-                return r;
-        }
-        return 1;
+        return job_start_admitted(m, msg, check_migration_work, check_migration_done, p,
+                                  preflight_free_void, &a, error);
 }
 
 /* The arguments of ForceDown (options: none) and ForceDownWithOptions. */
@@ -655,9 +619,16 @@ static void force_down_request(Manager *m, const char *node, bool down, bool ins
         };
 }
 
-static int force_down_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+/*
+ * ForceDown(s node, b down) and ForceDownWithOptions(s node, b down, a{sv} options) [fence]:
+ * the admin asserts node is powered off (Nova's force-down). Refused for this node itself and
+ * for a node whose heartbeat is fresh, unless the caller insists: a node forced down while it
+ * runs its guests lets an evacuation start them a second time.
+ */
+static int method_force_down(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        Manager *m = userdata;
         ForceDownOptions opts;
         ForceDownRequest req;
         bool overrode = false, down;
@@ -669,10 +640,18 @@ static int force_down_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *
         r = read_force_down(msg, &node, &down, &opts, error);
         if (r < 0)
                 return r;
-        /* decided again: the node may have come back while polkit answered */
+        if (!hostname_is_valid(node))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a node name, got '%s'", node);
+        /* refused before polkit, so that nobody types a password for nothing; decided again
+         * once polkit said yes (the call comes back here): the node may have come back
+         * meanwhile */
         force_down_request(m, node, down, opts.insist, &req);
         r = force_down_decide(&req, &overrode, error);
         if (r < 0)
+                return r;
+        r = polkit_verify(m, msg, error);
+        if (r != 0)
                 return r;
         if (sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds) >= 0 &&
             sd_bus_creds_get_euid(creds, &uid) >= 0)
@@ -684,47 +663,6 @@ static int force_down_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(msg, NULL);
-}
-
-/*
- * ForceDown(s node, b down) and ForceDownWithOptions(s node, b down, a{sv} options) [fence]:
- * the admin asserts node is powered off (Nova's force-down). Refused for this node itself and
- * for a node whose heartbeat is fresh, unless the caller insists: a node forced down while it
- * runs its guests lets an evacuation start them a second time.
- */
-static int method_force_down(sd_bus_message *msg, void *userdata, sd_bus_error *error)
-{
-        Manager *m = userdata;
-        ForceDownOptions opts;
-        ForceDownRequest req;
-        const char *node;
-        bool down;
-        int r;
-
-        r = read_force_down(msg, &node, &down, &opts, error);
-        if (r < 0)
-                return r;
-        if (!hostname_is_valid(node))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Expected a node name, got '%s'", node);
-        /* refused before polkit, so that nobody types a password for nothing */
-        force_down_request(m, node, down, opts.insist, &req);
-        r = force_down_decide(&req, NULL, error);
-        if (r < 0)
-                return r;
-        return bus_authorize(m, msg, force_down_authorized, error);
-}
-
-/* Fence after polkit: its arguments, checked before, read again. */
-static int fence_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
-{
-        const char *node, *action;
-        int r;
-
-        r = sd_bus_message_read(msg, "ss", &node, &action);
-        if (r < 0)
-                return r;
-        return fence_start(m, msg, node, action, error);
 }
 
 /* Fence(s node, s action) → s [fence]: runs the peer's fence agent (dbus/fence.c). */
@@ -758,7 +696,10 @@ static int method_fence(sd_bus_message *msg, void *userdata, sd_bus_error *error
                                          "[peer %s] (%s:%u) has no fence_agent: set fence_agent "
                                          "and fence_options there",
                                          node, strna(peer->file), peer->line);
-        return bus_authorize(m, msg, fence_authorized, error);
+        r = polkit_verify(m, msg, error);
+        if (r != 0)
+                return r;
+        return fence_start(m, msg, node, action, error);
 }
 
 static int no_option(sd_bus_message *msg, const char *key, const char *type, void *userdata,
@@ -774,35 +715,14 @@ static int check_source(Manager *m, const char *source, sd_bus_error *error)
         if (!hostname_is_valid(source))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Expected a node name, got '%s'", source);
-        if (streq(source, m->config->node.name))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "The source %s is this node: evacuation moves a fenced "
-                                         "peer's instances here",
-                                         source);
-        return 0;
+        return refuse_this_node(m, source, "source",
+                                "evacuation moves a fenced peer's instances here", error);
 }
 
-/* Rebuild and EvacuateFrom after polkit: their arguments, checked before, read again. */
-static int evacuate_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
-{
-        const char *member = sd_bus_message_get_member(msg);
-        bool single = streq(member, "Rebuild");
-        const char *uuid = NULL, *source;
-        int k;
-
-        if (single)
-                k = sd_bus_message_read(msg, "ss", &uuid, &source);
-        else
-                k = sd_bus_message_read(msg, "s", &source);
-        if (k < 0)
-                return k;
-        return rebuild_start(m, msg, uuid, source, error);
-}
-
-/* The rest of both calls (source, options), then polkit: evacuate_authorized() reads the
- * arguments again. */
-static int check_rest_and_authorize(Manager *m, sd_bus_message *msg, const char *source,
-                                    sd_bus_error *error)
+/* The rest of Rebuild and EvacuateFrom (source, options), polkit, then the rebuild: of one
+ * instance (uuid) or of all the source's (uuid NULL). */
+static int check_rest_and_rebuild(Manager *m, sd_bus_message *msg, const char *uuid,
+                                  const char *source, sd_bus_error *error)
 {
         int k;
 
@@ -812,7 +732,10 @@ static int check_rest_and_authorize(Manager *m, sd_bus_message *msg, const char 
         k = bus_options_foreach(msg, no_option, NULL, error);
         if (k < 0)
                 return k;
-        return bus_authorize(m, msg, evacuate_authorized, error);
+        k = polkit_verify(m, msg, error);
+        if (k != 0)
+                return k;
+        return rebuild_start(m, msg, uuid, source, error);
 }
 
 /* Rebuild(s uuid, s source, a{sv} opts) [evacuate] */
@@ -827,7 +750,7 @@ static int method_rebuild(sd_bus_message *msg, void *userdata, sd_bus_error *err
         if (strlen(uuid) != 36 || strspn(uuid, "0123456789abcdefABCDEF-") != 36)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Expected an instance UUID, got '%s'", uuid);
-        return check_rest_and_authorize(userdata, msg, source, error);
+        return check_rest_and_rebuild(userdata, msg, uuid, source, error);
 }
 
 /* EvacuateFrom(s source, a{sv} opts) → a(sss) [evacuate]: uuid, result, name or message */
@@ -839,13 +762,18 @@ static int method_evacuate_from(sd_bus_message *msg, void *userdata, sd_bus_erro
         k = sd_bus_message_read(msg, "s", &source);
         if (k < 0)
                 return k;
-        return check_rest_and_authorize(userdata, msg, source, error);
+        return check_rest_and_rebuild(userdata, msg, NULL, source, error);
 }
 
-static int reload_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *error)
+/* Reload(): re-read the configuration, re-apply the firewall. [manage-node] */
+static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
+        Manager *m = userdata;
         int r;
 
+        r = polkit_verify(m, msg, error);
+        if (r != 0)
+                return r;
         r = manager_load_config(m, error);
         if (r < 0)
                 return r;
@@ -860,12 +788,6 @@ static int reload_authorized(Manager *m, sd_bus_message *msg, sd_bus_error *erro
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-/* Reload(): re-read the configuration, re-apply the firewall. [manage-node] */
-static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error)
-{
-        return polkit_authorize(userdata, msg, reload_authorized, error);
-}
-
 static void check_node_work(Manager *m, void *userdata)
 {
         check_gather(userdata);
@@ -873,18 +795,12 @@ static void check_node_work(Manager *m, void *userdata)
 
 static void check_node_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
-        const MigFindings *f;
-        NodeCheck *c = userdata;
+        _cleanup_(check_freep) NodeCheck *c = userdata;
+        const MigFindings *f = NULL;
         int r;
 
         r = check_result(c, &f);
-        if (r >= 0)
-                r = reply_findings(msg, f);
-        if (r < 0)
-                r = sd_bus_reply_method_errnof(msg, -r, "Cannot gather the findings: %m");
-        if (r < 0)
-                log_error_errno(r, "Cannot answer CheckNode: %m");
-        check_free(c);
+        answer_findings(msg, r, f);
 }
 
 /* CheckNode() -> a(sss): readiness findings; read-only, no authorization. Name lookups,
@@ -893,45 +809,39 @@ static int method_check_node(sd_bus_message *msg, void *userdata, sd_bus_error *
 {
         _cleanup_(admission_releasep) Admission *a = NULL;
         Manager *m = userdata;
-        NodeCheck *c = NULL;
+        NodeCheck *c;
         int r;
 
         r = job_admit(m, msg, &a, error);
         if (r < 0)
                 return r;
-        r = check_new(m, &c);
-        if (r < 0)
-                return r;
-        r = job_start_admitted(m, msg, check_node_work, check_node_done, c, &a, error);
-        if (r < 0) {
-                check_free(c);
-                return r;
-        }
-        return 1;
+        c = check_new(m);
+        if (!c)
+                return -ENOMEM;
+        return job_start_admitted(m, msg, check_node_work, check_node_done, c, check_free_void, &a,
+                                  error);
 }
+
+/* a property whose changes are announced with PropertiesChanged */
+#define PROPERTY_CHANGING(name, signature, getter) \
+        SD_BUS_PROPERTY(name, signature, getter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE)
 
 const sd_bus_vtable node_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("Name", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Address", "s", property_get_string, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* properties: this node as the configuration and the store say */
+        PROPERTY_CHANGING("Name", "s", property_get_string),
+        PROPERTY_CHANGING("Address", "s", property_get_string),
         SD_BUS_PROPERTY("Version", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Store", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("StoreState", "s", property_get_string, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("StoreDetail", "s", property_get_string, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        PROPERTY_CHANGING("Store", "s", property_get_string),
+        PROPERTY_CHANGING("StoreState", "s", property_get_string),
+        PROPERTY_CHANGING("StoreDetail", "s", property_get_string),
         SD_BUS_PROPERTY("FirewallState", "s", property_get_string, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
-        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("DisabledReason", "s", property_get_state, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("DisabledSince", "t", property_get_state, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("ForcedDownBy", "s", property_get_state, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("ForcedDownSince", "t", property_get_state, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        PROPERTY_CHANGING("State", "s", property_get_state),
+        PROPERTY_CHANGING("DisabledReason", "s", property_get_state),
+        PROPERTY_CHANGING("DisabledSince", "t", property_get_state),
+        PROPERTY_CHANGING("ForcedDownBy", "s", property_get_state),
+        PROPERTY_CHANGING("ForcedDownSince", "t", property_get_state),
         /* written by peers' fence agents: read when asked, changes are not announced */
         SD_BUS_PROPERTY("FenceState", "s", property_get_state, 0, 0),
         SD_BUS_PROPERTY("FenceTime", "t", property_get_state, 0, 0),

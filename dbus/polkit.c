@@ -101,21 +101,6 @@ void auth_queries_free(Manager *m)
         }
 }
 
-/* Runs the continuation and turns its failure into the method's error reply. */
-static int run_then(Manager *m, sd_bus_message *msg, AuthContinuation then)
-{
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r;
-
-        r = then(m, msg, &error);
-        if (r < 0) {
-                if (sd_bus_error_is_set(&error))
-                        return sd_bus_reply_method_error(msg, &error);
-                return sd_bus_reply_method_errno(msg, r, NULL);
-        }
-        return r;
-}
-
 /* Idle priority: runs once the bus has dispatched the request again (the bus is processed at
  * normal priority while it has queued messages). A handler that refused the request this
  * time, before asking, left the answer unused: it goes here too. */
@@ -132,7 +117,7 @@ static int query_defer(sd_event_source *s, void *userdata)
 /* polkit said yes: dispatch the request again, from the top of its handler, so that every
  * check made before asking is made again with the state of now (an admin may have typed a
  * password for minutes meanwhile: the domain may be migrating, the peer gone, the node
- * disabled). polkit_authorize() then finds this answer and goes on. */
+ * disabled). polkit_verify() then finds this answer and lets the handler go on. */
 static int redispatch(Manager *m, AuthQuery *q)
 {
         int r;
@@ -203,7 +188,7 @@ done:
         return 0;
 }
 
-int polkit_authorize(Manager *m, sd_bus_message *msg, AuthContinuation then, sd_bus_error *error)
+int polkit_verify(Manager *m, sd_bus_message *msg, sd_bus_error *error)
 {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
@@ -225,14 +210,14 @@ int polkit_authorize(Manager *m, sd_bus_message *msg, AuthContinuation then, sd_
         for (q = m->auth_queries; q; q = q->next)
                 if (q->request == msg && q->authorized && streq(q->action, action)) {
                         q->authorized = false;
-                        return run_then(m, msg, then);
+                        return 0;
                 }
 
         /* uid 0 goes through without asking; anyone we cannot identify is polkit's to judge
          * (it knows the caller by its bus name) */
         r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
         if (r >= 0 && sd_bus_creds_get_euid(creds, &uid) >= 0 && uid == 0)
-                return run_then(m, msg, then);
+                return 0;
 
         sender = sd_bus_message_get_sender(msg);
         if (!sender)

@@ -11,17 +11,23 @@
  * decides (which may take a password prompt). One table maps each mutating method to its
  * action; a method not in it is denied. No polkit means deny.
  *
- * A handler validates its input and checks the state, then returns
- * polkit_authorize(m, msg, then, error); then(m, msg, error) makes the change and sends the
- * reply. For uid 0 it runs at once. Otherwise, when polkit says yes, the request is
- * dispatched again through the vtable (systemd's bus-polkit.c does the same): the handler
- * runs from the top and makes its checks again against the state of now, and this time
- * polkit_authorize() runs then() at once. So a check made before asking is never stale
- * when the change is made, however long the admin took to type a password.
+ * A handler reads and checks its arguments and the state, then calls polkit_verify():
+ *
+ *         r = polkit_verify(m, msg, error);
+ *         if (r != 0)
+ *                 return r;
+ *         ... make the change, reply ...
+ *
+ * 0 means go on: the caller is uid 0, or polkit said yes to this very request. 1 means polkit
+ * was asked and the handler returns 1 (handled, answered later): when polkit says yes, the
+ * request is dispatched again through the vtable (systemd's bus-polkit.c does the same), so
+ * the handler runs from the top, makes its checks again against the state of now, and this
+ * time polkit_verify() says 0. So a check made before asking is never stale when the change
+ * is made, however long the admin took to type a password. When polkit says no, the caller
+ * gets the error reply from here; < 0 is a refusal now, with error set.
  */
-typedef int (*AuthContinuation)(Manager *m, sd_bus_message *msg, sd_bus_error *error);
+int polkit_verify(Manager *m, sd_bus_message *msg, sd_bus_error *error);
 
-int polkit_authorize(Manager *m, sd_bus_message *msg, AuthContinuation then, sd_bus_error *error);
 typedef struct PolkitEntry {
         const char *interface;
         const char *member;

@@ -40,6 +40,8 @@ typedef struct Preflight {
 } Preflight;
 
 Preflight *preflight_free(Preflight *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Preflight *, preflight_free);
+DEFINE_VOID_FREE_FUNC(Preflight, preflight_free);
 
 /*
  * Validates and fills in the event loop: the destination must be this node or a [peer];

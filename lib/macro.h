@@ -44,6 +44,14 @@
                         *p = func(*p);          \
         }
 
+/* Defines a void foo_void(void *p) that calls T *foo(T *), for callbacks that free what they
+ * were handed as void * (JobFreeFunc). */
+#define DEFINE_VOID_FREE_FUNC(type, func)       \
+        static inline void func##_void(void *p) \
+        {                                       \
+                (void)func((type *)p);          \
+        }
+
 /* name_to_string() and name_from_string() of an enum, from its names in
  * `static const char *const name_table[_..._MAX]`. to_string: NULL out of range;
  * from_string: invalid for NULL or a name not in the table. */
