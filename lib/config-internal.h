@@ -15,6 +15,13 @@
 typedef struct ConfigItem ConfigItem;
 typedef int (*ValueParser)(const ConfigItem *item, const char *value, void *dst);
 
+/* What a key's value is in Config: in place (a number, a bool, an enum), or allocated. */
+typedef enum ConfigValue {
+        CONFIG_VALUE_INLINE,
+        CONFIG_VALUE_STRING, /* char *; a secret's is wiped when freed */
+        CONFIG_VALUE_LIST,   /* char ** (strv) */
+} ConfigValue;
+
 struct ConfigItem {
         const char *section; /* "peer" for [peer NAME] */
         const char *key;
@@ -24,8 +31,9 @@ struct ConfigItem {
         uint64_t min, max;
         const char *const *names; /* enum tables */
         size_t n_names;
-        bool multiline; /* may continue on indented lines */
-        bool secret;    /* value never echoed in messages */
+        ConfigValue value; /* how it is held, and freed */
+        bool multiline;    /* may continue on indented lines */
+        bool secret;       /* value never echoed in messages */
 };
 
 /* The number of keys: config-items.c checks it against its table when it is compiled. */
@@ -37,3 +45,6 @@ extern const ConfigItem config_items[CONFIG_N_ITEMS];
 const ConfigItem *config_item_find(const char *section, const char *key);
 /* Whether any key belongs to section. */
 bool config_section_known(const char *section);
+/* Frees the values of the [peer NAME] keys (peer) or of all the others in base, a ConfigPeer or
+ * a Config: the table says what each holds, so a key added to it is freed too. */
+void config_items_free(void *base, bool peer);

@@ -46,15 +46,22 @@ DEFINE_STRING_TABLE_TO_STRING(timeout_action, TimeoutAction);
 
 /* ---- value parsers ---------------------------------------------------------------------- */
 
+/* The value, copied; a secret's previous value (a key given twice) is wiped. */
 static int parse_string(const ConfigItem *item, const char *value, void *dst)
 {
-        int r;
+        char **p = dst, *copy;
 
-        (void)item;
         if (isempty(value))
                 return -EINVAL;
-        r = free_and_strdup(dst, value);
-        return r < 0 ? r : 0;
+        copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        if (item->secret)
+                erase_and_free(*p);
+        else
+                free(*p);
+        *p = copy;
+        return 0;
 }
 
 static int parse_hostname(const ConfigItem *item, const char *value, void *dst)
@@ -262,47 +269,37 @@ static int parse_etcd_user(const ConfigItem *item, const char *value, void *dst)
         return parse_string(item, value, dst);
 }
 
-/* parse_string() that wipes the value it replaces */
-static int parse_secret(const ConfigItem *item, const char *value, void *dst)
-{
-        char **p = dst, *s;
-
-        if (isempty(value))
-                return -EINVAL;
-        s = strdup(value);
-        if (!s)
-                return -ENOMEM;
-        erase_and_free(*p);
-        *p = s;
-        return 0;
-}
-
 #define C(field)     offsetof(Config, field)
 #define P(field)     offsetof(ConfigPeer, field)
 #define ENUM(table)  .names = table, .n_names = ELEMENTSOF(table)
+#define STRING       .value = CONFIG_VALUE_STRING
+#define LIST         .value = CONFIG_VALUE_LIST
 #define DURATION_MAX (365ULL * 24 * USEC_PER_HOUR)
 
 const ConfigItem config_items[] = {
-        { "node", "name", parse_hostname, C(node.name), "a host name" },
-        { "node", "address", parse_address, C(node.address), "an IP address or a host name" },
-        { "node", "instances_path", parse_path, C(node.instances_path), "an absolute path" },
+        { "node", "name", parse_hostname, C(node.name), "a host name", STRING },
+        { "node", "address", parse_address, C(node.address), "an IP address or a host name",
+          STRING },
+        { "node", "instances_path", parse_path, C(node.instances_path), "an absolute path",
+          STRING },
         { "node", "compute_unit", parse_unit, C(node.compute_unit),
-          "a systemd unit name such as nova-compute.service" },
+          "a systemd unit name such as nova-compute.service", STRING },
         { "node", "disable_action", parse_enum, C(node.disable_action), "none or stop",
           ENUM(disable_action_table) },
 
         { "cluster", "store", parse_enum, C(cluster.store), "dir or etcd",
           ENUM(store_backend_table) },
-        { "cluster", "state_dir", parse_path, C(cluster.state_dir), "an absolute path" },
+        { "cluster", "state_dir", parse_path, C(cluster.state_dir), "an absolute path", STRING },
         { "cluster", "etcd_endpoints", parse_url_list, C(cluster.etcd_endpoints),
-          "a list of https:// URLs (http:// with etcd_insecure = yes)", .multiline = true },
-        { "cluster", "etcd_cacert", parse_path, C(cluster.etcd_cacert), "an absolute path" },
-        { "cluster", "etcd_cert", parse_path, C(cluster.etcd_cert), "an absolute path" },
-        { "cluster", "etcd_key", parse_path, C(cluster.etcd_key), "an absolute path" },
+          "a list of https:// URLs (http:// with etcd_insecure = yes)", .multiline = true, LIST },
+        { "cluster", "etcd_cacert", parse_path, C(cluster.etcd_cacert), "an absolute path",
+          STRING },
+        { "cluster", "etcd_cert", parse_path, C(cluster.etcd_cert), "an absolute path", STRING },
+        { "cluster", "etcd_key", parse_path, C(cluster.etcd_key), "an absolute path", STRING },
         { "cluster", "etcd_user", parse_etcd_user, C(cluster.etcd_user),
-          "an etcd user name (no blanks)" },
-        { "cluster", "etcd_password", parse_secret, C(cluster.etcd_password), "a password",
-          .secret = true },
+          "an etcd user name (no blanks)", STRING },
+        { "cluster", "etcd_password", parse_string, C(cluster.etcd_password), "a password",
+          .secret = true, STRING },
         { "cluster", "etcd_insecure", parse_bool, C(cluster.etcd_insecure), "yes or no" },
         { "cluster", "heartbeat_interval", parse_duration_item, C(cluster.heartbeat_interval),
           "a duration from 100ms to 1h, such as 10s", 100 * USEC_PER_MSEC, USEC_PER_HOUR },
@@ -337,12 +334,12 @@ const ConfigItem config_items[] = {
         { "firewall", "enable", parse_bool, C(firewall.enable), "yes or no" },
         { "firewall", "migration_sources", parse_cidr_list, C(firewall.migration_sources),
           "a list of IPv4/IPv6 addresses or CIDRs such as 192.0.2.0/24, 2001:db8::/64",
-          .multiline = true },
+          .multiline = true, LIST },
         { "firewall", "open_window", parse_duration_item, C(firewall.open_window),
           "a duration from 10s to 24h, such as 10min", 10 * USEC_PER_SEC, 24 * USEC_PER_HOUR },
         { "firewall", "console_clients", parse_cidr_list, C(firewall.console_clients),
           "a list of IPv4/IPv6 addresses or CIDRs such as 192.0.2.10, 2001:db8::/64",
-          .multiline = true },
+          .multiline = true, LIST },
         { "firewall", "console_port_min", parse_unsigned, C(firewall.console_port_min),
           "a port from 1 to 65535", 1, 65535 },
         { "firewall", "console_port_max", parse_unsigned, C(firewall.console_port_max),
@@ -354,15 +351,17 @@ const ConfigItem config_items[] = {
         { "hook", "refuse_incoming_when_disabled", parse_bool,
           C(hook.refuse_incoming_when_disabled), "yes or no" },
         { "locking", "disk_leases", parse_bool, C(locking.disk_leases), "yes or no" },
-        { "locking", "lockspace_dir", parse_path, C(locking.lockspace_dir), "an absolute path" },
+        { "locking", "lockspace_dir", parse_path, C(locking.lockspace_dir), "an absolute path",
+          STRING },
 
-        { "peer", "address", parse_address, P(address), "an IP address or a host name" },
+        { "peer", "address", parse_address, P(address), "an IP address or a host name", STRING },
         { "peer", "libvirt_uri", parse_uri, P(libvirt_uri),
-          "a libvirt URI such as qemu+tls://node2.example.com/system" },
+          "a libvirt URI such as qemu+tls://node2.example.com/system", STRING },
         { "peer", "fence_agent", parse_fence_agent, P(fence_agent),
-          "a fence agent name such as fence_ipmilan, or an absolute path" },
+          "a fence agent name such as fence_ipmilan, or an absolute path", STRING },
         { "peer", "fence_options", parse_key_value_lines, P(fence_options),
-          "key=value lines (indent the lines after the first)", .multiline = true, .secret = true },
+          "key=value lines (indent the lines after the first)", .multiline = true, .secret = true,
+          STRING },
 };
 
 _Static_assert(ELEMENTSOF(config_items) == CONFIG_N_ITEMS, "CONFIG_N_ITEMS is the number of keys");
@@ -381,4 +380,21 @@ bool config_section_known(const char *section)
                 if (streq(config_items[i].section, section))
                         return true;
         return false;
+}
+
+void config_items_free(void *base, bool peer)
+{
+        for (size_t i = 0; i < CONFIG_N_ITEMS; i++) {
+                const ConfigItem *item = &config_items[i];
+                void *dst = (char *)base + item->offset;
+
+                if (streq(item->section, "peer") != peer)
+                        continue;
+                if (item->value == CONFIG_VALUE_LIST)
+                        strv_free(*(char ***)dst);
+                else if (item->value == CONFIG_VALUE_STRING && item->secret)
+                        erase_and_free(*(char **)dst);
+                else if (item->value == CONFIG_VALUE_STRING)
+                        free(*(char **)dst);
+        }
 }

@@ -149,34 +149,18 @@ int config_new(Config **ret)
 static void peer_done(ConfigPeer *p)
 {
         free(p->name);
-        free(p->address);
-        free(p->libvirt_uri);
-        free(p->fence_agent);
-        erase_and_free(p->fence_options); /* a secret */
         free(p->file);
+        config_items_free(p, true);
 }
 
 Config *config_free(Config *c)
 {
         if (!c)
                 return NULL;
-        free(c->node.name);
-        free(c->node.address);
-        free(c->node.instances_path);
-        free(c->node.compute_unit);
-        free(c->cluster.state_dir);
-        free(c->locking.lockspace_dir);
-        strv_free(c->cluster.etcd_endpoints);
-        free(c->cluster.etcd_cacert);
-        free(c->cluster.etcd_cert);
-        free(c->cluster.etcd_key);
-        free(c->cluster.etcd_user);
-        erase_and_free(c->cluster.etcd_password);
+        config_items_free(c, false);
         for (size_t i = 0; i < c->n_peers; i++)
                 peer_done(&c->peers[i]);
         free(c->peers);
-        strv_free(c->firewall.migration_sources);
-        strv_free(c->firewall.console_clients);
         strv_free(c->files);
         strv_free(c->secret_files);
         free((ConfigPrivate *)c);
@@ -234,8 +218,8 @@ typedef struct ParseCtx {
         const char *p;    /* next unread byte of the text */
         unsigned line;    /* line number of the line last handed to inih */
         char section[INIH_MAX_SECTION + 1];
-        char *peer_name; /* [peer NAME] currently open, else NULL */
-        bool section_known;
+        char *peer_name;      /* [peer NAME] currently open, else NULL */
+        bool section_skipped; /* a section we do not read: said at its header, keys ignored */
         const ConfigItem *last_item; /* the key the previous value line set */
         bool continuation;           /* the current line continues last_item */
 
@@ -269,13 +253,13 @@ static void ctx_enter_section(ParseCtx *ctx, const char *raw)
         free(ctx->peer_name);
         ctx->peer_name = NULL;
         ctx->last_item = NULL;
-        ctx->section_known = true;
+        ctx->section_skipped = false;
 
         if (n >= INIH_MAX_SECTION) {
                 diag(ctx->diags, CONFIG_DIAG_ERROR, ctx->file, ctx->line,
                      "section name '%s' is too long (at most %d characters)", s,
                      INIH_MAX_SECTION - 1);
-                ctx->section_known = false;
+                ctx->section_skipped = true;
                 return;
         }
 
@@ -286,7 +270,7 @@ static void ctx_enter_section(ParseCtx *ctx, const char *raw)
                 if (!hostname_is_valid(peer)) {
                         diag(ctx->diags, CONFIG_DIAG_ERROR, ctx->file, ctx->line,
                              "[%s]: expected [peer NAME] with NAME the peer's node name", s);
-                        ctx->section_known = false;
+                        ctx->section_skipped = true;
                         return;
                 }
                 ConfigPeer *p;
@@ -304,7 +288,7 @@ static void ctx_enter_section(ParseCtx *ctx, const char *raw)
         if (!config_section_known(s) || streq(s, "peer")) {
                 diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
                      "unknown section [%s], its keys are ignored", s);
-                ctx->section_known = false;
+                ctx->section_skipped = true;
         }
 }
 
@@ -443,7 +427,7 @@ static int ctx_handler(void *user, const char *section, const char *name, const 
         const char *sname = ctx->peer_name ? "peer" : streq(section, "peer") ? "" : section;
         const ConfigItem *item;
 
-        if (ctx->error < 0 || !ctx->section_known)
+        if (ctx->error < 0 || ctx->section_skipped)
                 return 1;
 
         if (ctx->continuation && ctx->last_item) {
@@ -496,7 +480,6 @@ static int parse_text(Config *c, const char *filename, const char *text, bool ot
                 .config = c,
                 .diags = diags,
                 .p = text,
-                .section_known = true,
                 .others_can_read = others_can_read,
         };
         int r;

@@ -215,8 +215,7 @@ typedef enum NodeLiveness {
         NODE_UP,
         NODE_DOWN,
         NODE_UNKNOWN,
-        _NODE_LIVENESS_MAX,
-        _NODE_LIVENESS_INVALID = -EINVAL,
+        _NODE_LIVENESS_MAX, /* no liveness yet: a variable not set */
 } NodeLiveness;
 
 const char *node_liveness_to_string(NodeLiveness l); /* "up", "down", "unknown" */

@@ -1109,7 +1109,7 @@ static int fenced_off(NodeRecord *r, void *userdata)
 
 static void check_liveness(Store *s, const char *node, usec_t now, NodeLiveness expected)
 {
-        NodeLiveness l = _NODE_LIVENESS_INVALID;
+        NodeLiveness l = _NODE_LIVENESS_MAX;
 
         assert_int_equal(store_node_liveness(s, node, now, DOWN_AFTER, &l), 0);
         if (l != expected)
