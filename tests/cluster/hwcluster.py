@@ -618,7 +618,8 @@ class Node:
     Attributes: ``index`` (1-based), ``name`` ("node1"), ``address`` (IPv4),
     ``address6`` (IPv6), ``netns`` (its network namespace), ``pid`` (host
     PID of its systemd, None before boot), ``dir`` (its host state dir),
-    ``host_uuid`` (libvirt's host UUID).
+    ``host_uuid`` (libvirt's host UUID), ``link_addresses`` (the IPv4 address
+    of its ``ethK`` on extra link K, K = 1.., see Cluster's extra_links).
     """
 
     def __init__(self, cluster: "Cluster", index: int):
@@ -627,6 +628,9 @@ class Node:
         self.name = f"node{index}"
         self.address = f"10.77.0.{10 + index}"
         self.address6 = f"fd77::{10 + index}"
+        #: extra link K (1..): the node's eth<K>, 10.77.K.(10+index)/24 and fd77:K::(10+index)/64
+        self.link_addresses = {k: f"10.77.{k}.{10 + index}"
+                               for k in range(1, cluster.extra_links + 1)}
         self.netns = f"{cluster.tag}-{self.name}"
         self.cgroup = f"{cluster.tag}-{self.name}"
         self.cgroup_dirs: dict[str, str] = {}  # hierarchy label -> our cgroup dir
@@ -1232,6 +1236,10 @@ class Cluster:
       its admin password (default: random; ``cluster.bmc_password``).
     - pki: the CA whose certificates the nodes get (hwpki.Pki; default: the run's,
       ``hwpki.shared()``).
+    - extra_links: that many more networks between the nodes, each on a bridge of its own
+      (``br<K>`` in the switch namespace): node N's ``eth<K>`` is 10.77.K.(10+N)/24 and
+      fd77:K::(10+N)/64 (``node.link_addresses[K]``), not named in /etc/hosts: a
+      dedicated migration network, or an uplink a test bridges guests onto.
     - qemu_user: qemu.conf's user and group (default: libvirt's, libvirt-qemu).  "root"
       only where a test needs what QEMU cannot do as libvirt-qemu here: post-copy
       (userfaultfd, with vm.unprivileged_userfaultfd = 0 on this host; README).
@@ -1247,9 +1255,11 @@ class Cluster:
     def __init__(self, n_nodes: int = 2, install_dir=None, configs=None, files=None,
                  units: Iterable[str] = (), boot_timeout: float = 60, bmc: bool = False,
                  bmc_password: str | None = None, pki: "hwpki.Pki | None" = None,
-                 qemu_user: str | None = None):
+                 qemu_user: str | None = None, extra_links: int = 0):
         if not 1 <= n_nodes <= 200:
             raise ValueError("n_nodes must be between 1 and 200")
+        if not 0 <= extra_links <= 8:
+            raise ValueError("extra_links must be between 0 and 8")
         with Cluster._seq_lock:
             Cluster._seq += 1
             seq = Cluster._seq
@@ -1269,6 +1279,7 @@ class Cluster:
         self.bmcs: list[Bmc] = []
         self.pki = pki or hwpki.shared()
         self.qemu_user = qemu_user
+        self.extra_links = extra_links
         self.nodes: list[Node] = []
         self.boot_seconds: float | None = None
         self._started = False
@@ -1407,6 +1418,23 @@ class Cluster:
             # nodad: usable at once, no duplicate address detection wait.
             _ip("-n", n.netns, "addr", "add", f"{n.address6}/64", "dev", "eth0", "nodad")
             _ip("-n", n.netns, "link", "set", "eth0", "up")
+        for k in range(1, self.extra_links + 1):
+            self._setup_link(k)
+
+    def _setup_link(self, k: int) -> None:
+        """Extra link K: bridge br<K> in the switch namespace, eth<K> in every node."""
+        sw = self.bridge_netns
+        _ip("-n", sw, "link", "add", f"br{k}", "type", "bridge",
+            "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0")
+        _ip("-n", sw, "link", "set", f"br{k}", "up")
+        for n in self.nodes:
+            _ip("-n", sw, "link", "add", f"v{n.index}l{k}", "type", "veth",
+                "peer", "name", f"eth{k}", "netns", n.netns)
+            _ip("-n", sw, "link", "set", f"v{n.index}l{k}", "master", f"br{k}", "up")
+            _ip("-n", n.netns, "addr", "add", f"{n.link_addresses[k]}/24", "dev", f"eth{k}")
+            _ip("-n", n.netns, "addr", "add", f"fd77:{k}::{10 + n.index}/64", "dev", f"eth{k}",
+                "nodad")
+            _ip("-n", n.netns, "link", "set", f"eth{k}", "up")
 
     # -- teardown -------------------------------------------------------------
 

@@ -228,6 +228,25 @@ def test_teardown_leaves_nothing(record_timing):
     _assert_clean(cluster.tag + "-")
 
 
+def test_an_extra_link_is_a_network_of_its_own():
+    """extra_links=1: eth1 on every node, reaching the others' eth1 addresses over br1
+    only (eth0's bridge does not carry it), and nothing left behind."""
+    with hwcluster.Cluster(2, extra_links=1) as cluster:
+        node1, node2 = cluster.nodes
+        links = node1.run(["ip", "-o", "link", "show"]).stdout
+        names = sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines())
+        assert names == ["eth0", "eth1", "lo"]
+        assert node2.link_addresses[1] == "10.77.1.12"
+        route = node1.run(["ip", "-o", "route", "get", node2.link_addresses[1]]).stdout
+        assert " dev eth1 " in route, route
+        assert hwcluster.tcp_connect(node1, node2.link_addresses[1], hwcluster.LIBVIRT_TLS_PORT)
+        # the second link's bridge has the nodes' second ports, eth0's bridge does not
+        sw = ["ip", "netns", "exec", cluster.bridge_netns, "bridge", "link", "show"]
+        ports = subprocess.run(sw, capture_output=True, text=True, check=True).stdout
+        assert "v1l1" in ports and "master br1" in ports.split("v1l1", 1)[1].splitlines()[0]
+    _assert_clean(cluster.tag + "-")
+
+
 def test_teardown_after_an_exception_in_the_body():
     with pytest.raises(RuntimeError, match="test body failed"):
         with hwcluster.Cluster(2) as cluster:
