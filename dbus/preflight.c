@@ -27,6 +27,7 @@ Preflight *preflight_free(Preflight *p)
         free(p->source_name);
         free(p->dest_name);
         free(p->dest_uri);
+        free(p->dest_migration_address);
         free(p->dest_state);
         free(p->dest_fence);
         free(p->instances_path);
@@ -74,7 +75,10 @@ int preflight_new(Manager *m, const char *domain, const char *dest, const Migrat
         p->source_name = strdup(c->node.name);
         p->dest_name = strdup(dest);
         p->dest_uri = peer ? strdup(peer->libvirt_uri) : NULL;
-        if (!p->domain_arg || !p->source_name || !p->dest_name || (peer && !p->dest_uri)) {
+        if (peer && peer->migration_address)
+                p->dest_migration_address = strdup(peer->migration_address);
+        if (!p->domain_arg || !p->source_name || !p->dest_name || (peer && !p->dest_uri) ||
+            (peer && peer->migration_address && !p->dest_migration_address)) {
                 preflight_free(p);
                 return -ENOMEM;
         }

@@ -56,6 +56,8 @@ typedef struct ConfigPeer {
         char *name;
         char *address;
         char *libvirt_uri; /* default qemu+tls://ADDRESS/system */
+        /* its address on the migration network; NULL: none, libvirt chooses */
+        char *migration_address;
         char *fence_agent;
         char *fence_options; /* key=value lines; a secret: never log it */
         char *file;          /* where the [peer NAME] section was (last) opened */
@@ -66,6 +68,7 @@ typedef struct Config {
         struct {
                 char *name; /* default: the host name */
                 char *address;
+                char *migration_address; /* on the migration network; NULL: none */
                 char *instances_path;
                 char *compute_unit;
                 DisableAction disable_action;

@@ -1,0 +1,190 @@
+"""A dedicated migration network (issue 21 item 5, docs/migration.md "Migration network"):
+with [node] migration_address and the peers' [peer] migration_address set to the nodes' eth1
+(a second link, bridge br1), the memory stream and the disks' NBD streams cross eth1, TLS
+encrypted with the certificate that names the node (not its eth1 address), while eth0
+carries only the libvirt control connection (port 16514)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid as uuidlib
+
+import pytest
+
+import dirtyguest
+import hwcapture
+import hwcluster
+import hwinstall
+from hwevac import wait_for
+
+BUS = "org.hostwarden.Warden1"
+BUSCTL, NODE = hwinstall.BUSCTL, hwinstall.NODE_API
+MIG_IFACE = "org.hostwarden.Warden1.Migration"
+PORTS = range(49152, 49216)  # [migration] port_min/port_max, libvirt's defaults
+PATTERN_KERNEL = "/var/lib/nova/instances/mignet-pattern.kernel"  # shared: both nodes
+DISK_BYTE = 0x5A
+
+
+def mignet_address(i: int) -> str:
+    return f"10.77.1.1{i}"  # node i's eth1 (Cluster extra_links=1)
+
+
+def config(i: int) -> str:
+    extra = (f"[node]\nmigration_address = {mignet_address(i)}\n"
+             # both networks may send migrations here
+             "[firewall]\nmigration_sources = 10.77.0.0/24 10.77.1.0/24\n")
+    return hwinstall.node_config(
+        i, extra=extra, peer_lines=lambda j: f"migration_address = {mignet_address(j)}\n")
+
+
+@pytest.fixture(scope="module")
+def nodes():
+    with hwinstall.installed_cluster(
+            2, units=("hostwardend.service", "hostwarden-firewall.service"), extra_links=1,
+            configs={i: config(i) for i in (1, 2)}) as cluster:
+        for n in cluster.nodes:
+            assert n.link_addresses[1] == mignet_address(n.index)
+        cluster.node(1).write_file(PATTERN_KERNEL, dirtyguest.pattern_kernel())
+        yield cluster
+
+
+def migrate(node, dom, dest, *opts):
+    args = [str(len(opts) // 3), *opts] if opts else ["0"]
+    out = node.run(BUSCTL + ["--json=short", "call", *NODE, "Migrate", "ssa{sv}", dom, dest,
+                             *args]).stdout
+    return json.loads(out)["data"][0]
+
+
+def wait_final(node, path, timeout=180.0):
+    def final():
+        out = node.run(BUSCTL + ["--json=short", "get-property", BUS, path, MIG_IFACE,
+                                 "State", "Error"]).stdout
+        state, error = [json.loads(line)["data"] for line in out.splitlines()]
+        return (state, error) if state in ("completed", "failed", "aborted") else None
+    result = wait_for(final, timeout)
+    assert result, f"migration {path} did not end within {timeout} s"
+    return result
+
+
+def domstate(node, name):
+    proc = node.virsh("domstate", name, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def captured_migration(src, dst, dom, tmp_path, label, *opts):
+    """Migrates DOM from SRC to DST through hostwardend while tcpdump captures every TCP
+    segment on DST's eth0 and eth1: what each link saw."""
+    captures = {ifname: hwcapture.Capture(dst, "tcp", tmp_path / f"{label}-{ifname}.pcap",
+                                          interface=ifname)
+                for ifname in ("eth0", "eth1")}
+    with captures["eth0"], captures["eth1"]:
+        state, error = wait_final(src, migrate(src, dom, dst.name, *opts))
+    assert state == "completed", error
+    assert domstate(dst, dom) == "running"
+    return {ifname: c for ifname, c in captures.items()}
+
+
+def report(label, seen):
+    for ifname, s in seen.items():
+        print(f"{label} {ifname}: {s.bytes} bytes in {s.flows} flows, dropped {s.dropped}")
+        for note in s.notes:
+            print(f"    {note}")
+
+
+def assert_control_only(eth0: hwcapture.Seen, guest_bytes: int):
+    """eth0: the libvirt control connection (16514) and nothing of the guest's size."""
+    assert eth0.dropped == 0, eth0
+    assert eth0.per_flow, "no libvirt control connection on eth0?"
+    assert all(f.has_port(hwcluster.LIBVIRT_TLS_PORT) for f in eth0.per_flow), eth0.notes
+    assert not [f for f in eth0.per_flow if f.has_port(*PORTS)], eth0.notes
+    assert eth0.bytes < guest_bytes // 8, eth0.notes
+
+
+def migration_flows(eth1: hwcapture.Seen):
+    """Flows from node1's migration address to node2's migration ports."""
+    return [f for f in eth1.per_flow
+            if f.src == mignet_address(1) and f.dst == mignet_address(2) and f.dport in PORTS]
+
+
+def test_memory_stream_crosses_the_migration_link_encrypted(nodes, tmp_path, record_timing):
+    """A 32 MiB guest whose memory holds a known pattern (14 MiB of it) migrates with TLS
+    ([migration] tls = auto: the nodes have QEMU's certificates, which name node2 and its
+    eth0 address, not 10.77.1.12): the memory stream is on eth1, from node1's migration
+    address to node2's, starts with a TLS handshake and carries none of the pattern; eth0
+    carries the libvirt control connection only."""
+    node1, node2 = nodes.nodes
+    name = "mignet-live"
+    xml = hwcluster.domain_xml(name, uuid=str(uuidlib.uuid4()), memory_mib=32,
+                               kernel=PATTERN_KERNEL)
+    hwcluster.define_and_start(node1, xml)
+    try:
+        word = f"{dirtyguest.PATTERN_WORD:08x}"
+        assert wait_for(lambda: word in node1.virsh("qemu-monitor-command", "--hmp", name,
+                                                    "xp /4wx 0x800000").stdout)
+        t0 = time.monotonic()
+        captures = captured_migration(node1, node2, name, tmp_path, "live")
+        record_timing("migration over the migration link, 32 MiB guest", time.monotonic() - t0)
+        pattern = dirtyguest.pattern_bytes()
+        seen = {i: hwcapture.inspect(c, pattern) for i, c in captures.items()}
+        report("live", seen)
+        eth0, eth1 = seen["eth0"], seen["eth1"]
+        assert eth1.dropped == 0, eth1
+        flows = migration_flows(eth1)
+        memory = max(flows, key=lambda f: f.bytes)
+        assert memory.bytes > 14 << 20, eth1.notes
+        assert memory.tls_hello, eth1.notes  # the source's ClientHello
+        assert eth1.tls_handshake, eth1.notes  # and node2's ServerHello, which QEMU accepted
+        assert eth1.pattern_hits == 0, eth1.notes
+        assert eth0.pattern_hits == 0, eth0.notes
+        assert_control_only(eth0, 32 << 20)
+    finally:
+        for n in nodes.nodes:
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)
+
+
+def test_block_migration_sends_the_disk_over_the_migration_link(nodes, tmp_path,
+                                                                record_timing):
+    """A guest with a node-local qcow2 disk holding 48 MiB of one byte value moves with block
+    migration and TLS: the NBD stream and the memory stream are on eth1 (more than the disk's
+    48 MiB there, none of the disk's bytes in the clear), eth0 carries the control connection
+    only, and the copy on node2 has the data."""
+    node1, node2 = nodes.nodes
+    name = "mignet-block"
+    image = f"/var/lib/libvirt/images/mignet-{uuidlib.uuid4().hex[:8]}.qcow2"  # node-local
+    node1.run(["qemu-img", "create", "-q", "-f", "qcow2", image, "64M"])
+    node1.run(["qemu-io", "-f", "qcow2", "-c", f"write -P {DISK_BYTE:#x} 0 48M", image])
+    disk = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+            f"<source file='{image}'/><target dev='vda' bus='virtio'/></disk>")
+    hwcluster.define_and_start(node1, hwcluster.domain_xml(name, uuid=str(uuidlib.uuid4()),
+                                                           devices=disk))
+    try:
+        t0 = time.monotonic()
+        captures = captured_migration(node1, node2, name, tmp_path, "block",
+                                      "block", "b", "true")
+        record_timing("block migration over the migration link, 48 MiB disk",
+                      time.monotonic() - t0)
+        seen = {i: hwcapture.inspect(c, bytes([DISK_BYTE]) * 64) for i, c in captures.items()}
+        report("block", seen)
+        eth0, eth1 = seen["eth0"], seen["eth1"]
+        assert eth1.dropped == 0, eth1
+        flows = migration_flows(eth1)
+        # NBD: the server (node2's QEMU) greets with NBDMAGIC, then both switch to TLS
+        # (NBD_OPT_STARTTLS); the memory stream is TLS from its first byte
+        nbd_ports = {f.sport for f in eth1.per_flow if f.start.startswith(b"NBDMAGIC")}
+        nbd = [f for f in flows if f.dport in nbd_ports]
+        memory = [f for f in flows if f.dport not in nbd_ports]
+        assert nbd and sum(f.bytes for f in nbd) > 48 << 20, eth1.notes
+        assert memory and all(f.tls_hello for f in memory), eth1.notes
+        assert eth1.pattern_hits == 0, eth1.notes  # the disk's bytes never in the clear
+        assert eth0.pattern_hits == 0, eth0.notes
+        assert_control_only(eth0, 48 << 20)
+        out = node2.run(["qemu-io", "-r", "-U", "-f", "qcow2", "-c",
+                         f"read -P {DISK_BYTE:#x} 0 48M", image]).stdout
+        assert "read 50331648/50331648 bytes" in out, out
+    finally:
+        for n in nodes.nodes:
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)
+            n.run(["rm", "-f", image])
