@@ -465,7 +465,7 @@ NodeCheck *check_new(Manager *m)
         s->lockspace_dir = conf->locking.lockspace_dir ? strdup(conf->locking.lockspace_dir) : NULL;
         r = s->instances_path && (s->lockspace_dir || !conf->locking.lockspace_dir) ? 0 : -ENOMEM;
         if (r >= 0)
-                r = strv_copy(conf->firewall.migration_sources, &c->migration_sources);
+                r = strv_copy(conf->firewall.migration_admitted, &c->migration_sources);
         if (r >= 0)
                 r = strv_copy(conf->firewall.console_clients, &c->console_clients);
         if (r >= 0)

@@ -104,6 +104,8 @@ typedef struct Config {
         struct {
                 bool enable;
                 char **migration_sources; /* CIDRs */
+                /* derived: migration_sources and the peers' migration addresses (mignet.h) */
+                char **migration_admitted;
                 usec_t open_window;
                 char **console_clients; /* CIDRs */
                 unsigned console_port_min, console_port_max;

@@ -17,6 +17,36 @@ void mignet_params_done(MigNetParams *p)
         *p = (MigNetParams){};
 }
 
+int mignet_admitted_sources(char *const *migration_sources, const ConfigPeer *peers, size_t n_peers,
+                            char ***ret)
+{
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        if (strv_length(migration_sources) == 0) {
+                *ret = NULL;
+                return 0;
+        }
+        STRV_FOREACH (s, migration_sources) {
+                r = strv_extend(&l, *s);
+                if (r < 0)
+                        return r;
+        }
+        /* in the order of the peers; an address also in a CIDR above is merged by the
+         * firewall (fw_ranges_from_cidrs) */
+        for (size_t i = 0; i < n_peers; i++) {
+                const char *a = peers[i].migration_address;
+
+                if (!a || !ip_address_is_valid(a, NULL) || strv_contains(l, a))
+                        continue;
+                r = strv_extend(&l, a);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 int mignet_params(const char *peer_name, const char *migration_address, bool tls, MigNetParams *ret)
 {
         MigNetParams p = {};

@@ -2,6 +2,9 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
 
 /*
  * The migration network (docs/migration.md, "Migration network"): a peer with [peer]
@@ -30,3 +33,14 @@ typedef struct MigNetParams {
 int mignet_params(const char *peer_name, const char *migration_address, bool tls,
                   MigNetParams *ret);
 void mignet_params_done(MigNetParams *p);
+
+/*
+ * What the firewall admits to the migration ports and libvirt's ports (docs/firewall.md):
+ * [firewall] migration_sources, and the peers' migration addresses, from which they send
+ * their streams (the kernel picks a source's address on the migration network to reach the
+ * destination's). Only IP addresses: a migration_address given as a host name must be
+ * covered by migration_sources (CheckNode says so when it is not). NULL when
+ * migration_sources is empty: then there is no table, whatever the peers have.
+ */
+int mignet_admitted_sources(char *const *migration_sources, const ConfigPeer *peers, size_t n_peers,
+                            char ***ret);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "fw.h"
 #include "mignet.h"
 #include "test-helpers.h"
 
@@ -108,6 +109,69 @@ static void test_bad_address_is_refused(void **state)
         assert_null(p.uri);
 }
 
+static void test_admitted_sources_add_the_peers_migration_ip_addresses(void **state)
+{
+        char *sources[] = { (char *)"10.77.0.0/24", (char *)"10.77.1.11", NULL };
+        ConfigPeer peers[] = {
+                { .name = (char *)"n1", .migration_address = (char *)"10.77.1.11" }, /* listed */
+                { .name = (char *)"n2", .migration_address = (char *)"10.77.1.12" },
+                { .name = (char *)"n3" }, /* none */
+                { .name = (char *)"n4", .migration_address = (char *)"fd77:1::14" },
+                { .name = (char *)"n5", .migration_address = (char *)"mig-n5.example.com" },
+        };
+        char **l = NULL;
+
+        assert_int_equal(mignet_admitted_sources(sources, peers, ELEMENTSOF(peers), &l), 0);
+        assert_int_equal(strv_length(l), 4);
+        assert_string_equal(l[0], "10.77.0.0/24");
+        assert_string_equal(l[1], "10.77.1.11");
+        assert_string_equal(l[2], "10.77.1.12");
+        assert_string_equal(l[3], "fd77:1::14"); /* a host name cannot be a set element */
+        strv_free(l);
+}
+
+static void test_no_migration_sources_no_table_whatever_the_peers(void **state)
+{
+        ConfigPeer peer = { .name = (char *)"n2", .migration_address = (char *)"10.77.1.12" };
+        char **l = (char **)"left alone?";
+
+        assert_int_equal(mignet_admitted_sources(NULL, &peer, 1, &l), 0);
+        assert_null(l);
+}
+
+static void test_firewall_spec_admits_peers_migration_addresses(void **state)
+{
+#define BASE                                             \
+        "[node]\nname = n1\n"                            \
+        "[firewall]\nmigration_sources = 10.77.0.0/24\n" \
+        "[peer n2]\naddress = 10.77.0.12\n"
+        ConfigDiags d = {};
+        Config *plain = parse(BASE, &d);
+        Config *mig = parse(BASE "migration_address = 10.77.1.12\n", &d);
+        char *sources_only[] = { (char *)"10.77.0.0/24", NULL };
+        FwSpec a, b, before = { .migration_sources = sources_only };
+#undef BASE
+
+        assert_int_equal(d.n, 0);
+        fw_spec_from_config(plain, &a);
+        fw_spec_from_config(mig, &b);
+        /* without a migration address the table is the one it was: no replacement */
+        before.migration_port_min = a.migration_port_min;
+        before.migration_port_max = a.migration_port_max;
+        before.console_port_min = a.console_port_min;
+        before.console_port_max = a.console_port_max;
+        before.open_window = a.open_window;
+        assert_true(fw_spec_digest(&a) == fw_spec_digest(&before));
+        assert_int_equal(strv_length(a.migration_sources), 1);
+        /* with one, the sources and the window admit it, and the table is replaced */
+        assert_int_equal(strv_length(b.migration_sources), 2);
+        assert_string_equal(b.migration_sources[1], "10.77.1.12");
+        assert_true(fw_spec_digest(&a) != fw_spec_digest(&b));
+        assert_true(fw_spec_active(&b));
+        config_free(plain);
+        config_free(mig);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -117,6 +181,9 @@ int main(void)
                 cmocka_unit_test(test_ipv4_stream_uri_without_port_and_tls_checks_the_name),
                 cmocka_unit_test(test_ipv6_in_brackets_and_no_tls_name_without_tls),
                 cmocka_unit_test(test_bad_address_is_refused),
+                cmocka_unit_test(test_admitted_sources_add_the_peers_migration_ip_addresses),
+                cmocka_unit_test(test_no_migration_sources_no_table_whatever_the_peers),
+                cmocka_unit_test(test_firewall_spec_admits_peers_migration_addresses),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
