@@ -13,6 +13,7 @@
 #include "diskinfo.h"
 #include "errors.h"
 #include "log.h"
+#include "migration-network.h"
 #include "node-state.h"
 #include "paths.h"
 #include "preflight.h"
@@ -228,6 +229,7 @@ void preflight_gather(Manager *m, Preflight *p)
         char(*where)[128] = NULL;
         char err[512] = "";
         char dest_error[512] = "";
+        char why[512];
         _cleanup_free_ char *parse_error = NULL, *same_name_uuid = NULL;
         SharedFs shared[2];
         size_t n_shared;
@@ -348,6 +350,8 @@ void preflight_gather(Manager *m, Preflight *p)
         if (r >= 0 && p->tls_problem)
                 r = mig_findings_add(&p->findings, MIG_ERROR, "migration-tls", "%s",
                                      p->tls_problem);
+        if (r >= 0 && migration_network_unreachable(p, why, sizeof(why)))
+                r = mig_findings_add(&p->findings, MIG_ERROR, "migration-network", "%s", why);
         if (r >= 0 && p->dest_uri && !dst_caps)
                 /* the destination's libvirt is part of the answer: say it could not be asked */
                 r = mig_findings_add(&p->findings, MIG_ERROR, "destination-unreachable",

@@ -258,3 +258,67 @@ def test_the_window_opens_to_the_peers_migration_address(nodes):
         node2.run([FIREWALL, "close-window"], check=False)
         node2.run(["systemctl", "stop", "hwt-mignet-listener"], check=False)
         node1.run(["ip", "addr", "del", f"{stranger}/24", "dev", "eth1"], check=False)
+
+
+MIGNET_CODES = ("migration-address", "peer-migration-address", "migration-network-certificate")
+WRONG = "/etc/hostwarden/hostwarden.conf.d/90-wrong-migration-network.conf"
+
+
+def check_node(node) -> dict[str, tuple[str, str]]:
+    """CheckNode's findings about the migration network: {code: (severity, message)}."""
+    out = node.run(BUSCTL + ["--json=short", "call", *NODE, "CheckNode"]).stdout
+    return {code: (sev, msg) for sev, code, msg in json.loads(out)["data"][0]
+            if code in MIGNET_CODES}
+
+
+def check_migration(node, dom, dest) -> dict[str, tuple[str, str]]:
+    out = node.run(BUSCTL + ["--json=short", "call", *NODE, "CheckMigration", "ssa{sv}", dom,
+                             dest, "0"]).stdout
+    return {code: (sev, msg) for sev, code, msg in json.loads(out)["data"][0]}
+
+
+def reload(node):
+    node.run(BUSCTL + ["call", *NODE, "Reload"])
+
+
+def test_check_node_reports_a_working_migration_network(nodes):
+    node1, node2 = nodes.nodes
+    found = check_node(node1)
+    assert found["migration-address"][0] == "ok", found
+    assert mignet_address(1) in found["migration-address"][1]
+    assert found["peer-migration-address"] == (
+        "ok", f"node2: migration streams go to {mignet_address(2)}, from {mignet_address(1)}")
+    # the test certificates name node1, which peers check over the migration network
+    assert found["migration-network-certificate"][0] == "ok", found
+
+
+def test_a_wrong_migration_network_is_found_before_migrate_touches_the_guest(nodes):
+    """node1 given a [node] migration_address on none of its interfaces and, for node2, a
+    migration address no host has: CheckNode reports both as errors, CheckMigration names
+    migration-network, and Migrate fails with it before anything moves: the guest runs on
+    node1 still."""
+    node1, node2 = nodes.nodes
+    name = "mignet-wrong"
+    node1.write_file(WRONG, "[node]\nmigration_address = 10.77.1.77\n"
+                            "[peer node2]\nmigration_address = 10.77.1.99\n")
+    reload(node1)
+    hwcluster.define_and_start(node1, hwcluster.domain_xml(name, uuid=str(uuidlib.uuid4())))
+    try:
+        found = check_node(node1)
+        assert found["migration-address"][0] == "error", found
+        assert "10.77.1.77 is not an address of this node" in found["migration-address"][1]
+        assert found["peer-migration-address"][0] == "error", found
+        assert "10.77.1.99" in found["peer-migration-address"][1]
+        predicted = check_migration(node1, name, "node2")
+        assert predicted["migration-network"][0] == "error", predicted
+        state, error = wait_final(node1, migrate(node1, name, "node2"))
+        assert state == "failed" and "(migration-network)" in error, (state, error)
+        assert domstate(node1, name) == "running"
+        assert domstate(node2, name) is None
+    finally:
+        node1.run(["rm", "-f", WRONG])
+        reload(node1)
+        for n in nodes.nodes:
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)
+    assert check_node(node1)["peer-migration-address"][0] == "ok"

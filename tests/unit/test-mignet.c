@@ -172,6 +172,152 @@ static void test_firewall_spec_admits_peers_migration_addresses(void **state)
         config_free(mig);
 }
 
+/* The finding with code (the only one: fails otherwise). */
+static const MigFinding *finding(const MigFindings *f, const char *code)
+{
+        const MigFinding *found = NULL;
+
+        for (size_t i = 0; i < f->n; i++)
+                if (streq(f->items[i].code, code)) {
+                        assert_null(found);
+                        found = &f->items[i];
+                }
+        if (!found)
+                fail_msg("no finding %s", code);
+        return found;
+}
+
+static void test_no_migration_network_no_finding(void **state)
+{
+        MigNetPeerFacts peer = { .name = "n2" };
+        MigNetFacts f = { .node_name = "n1", .peers = &peer, .n_peers = 1, .tls = true };
+        MigFindings out = {};
+
+        assert_int_equal(mignet_judge(&f, &out), 0);
+        assert_int_equal(out.n, 0);
+}
+
+static void test_a_working_migration_network_is_ok(void **state)
+{
+        MigNetPeerFacts peers[] = {
+                { .name = "n2",
+                  .migration_address = "10.77.1.12",
+                  .reach = { .source = "10.77.1.11" } },
+                { .name = "n3",
+                  .migration_address = "10.77.1.13",
+                  /* nothing listens on 16514 there: a reset is an answer */
+                  .reach = { .source = "10.77.1.11", .connect_error = -ECONNREFUSED } },
+                { .name = "n4" }, /* none: nothing to say */
+        };
+        MigNetFacts f = { .node_name = "n1",
+                          .migration_address = "10.77.1.11",
+                          .tls = true,
+                          .cert_path = "/etc/pki/qemu/server-cert.pem",
+                          .peers = peers,
+                          .n_peers = ELEMENTSOF(peers) };
+        MigFindings out = {};
+
+        assert_int_equal(mignet_judge(&f, &out), 0);
+        assert_int_equal(out.n, 4);
+        assert_int_equal(mig_findings_worst(&out), MIG_OK);
+        assert_true(test_contains(finding(&out, "migration-address")->message, "10.77.1.11"));
+        assert_true(test_contains(out.items[1].message, "n2: migration streams go to 10.77.1.12"));
+        assert_true(test_contains(out.items[2].message, "n3"));
+        assert_true(test_contains(finding(&out, "migration-network-certificate")->message, "n1"));
+        mig_findings_done(&out);
+}
+
+static void test_a_migration_address_not_on_this_node_is_an_error(void **state)
+{
+        MigNetFacts f = { .node_name = "n1",
+                          .migration_address = "10.77.1.77",
+                          .local_error = -EADDRNOTAVAIL };
+        MigFindings out = {};
+        const MigFinding *m;
+
+        assert_int_equal(mignet_judge(&f, &out), 0);
+        m = finding(&out, "migration-address");
+        assert_int_equal(m->severity, MIG_ERROR);
+        assert_true(test_contains(m->message, "10.77.1.77 is not an address of this node"));
+        mig_findings_done(&out);
+}
+
+static void test_an_unreachable_peer_and_a_wrong_source_are_named(void **state)
+{
+        MigNetPeerFacts peers[] = {
+                { .name = "n2",
+                  .migration_address = "10.77.1.99",
+                  .reach = { .source = "10.77.1.11", .connect_error = -ETIMEDOUT } },
+                { .name = "n3",
+                  .migration_address = "192.0.2.13",
+                  .reach = { .route_error = -ENETUNREACH } },
+                { .name = "n4",
+                  .migration_address = "10.77.2.14",
+                  .reach = { .source = "10.77.2.11" } },
+        };
+        MigNetFacts f = { .node_name = "n1",
+                          .migration_address = "10.77.1.11",
+                          .peers = peers,
+                          .n_peers = ELEMENTSOF(peers) };
+        MigFindings out = {};
+
+        assert_int_equal(mignet_judge(&f, &out), 0);
+        assert_int_equal(out.n, 4); /* no certificate finding without TLS */
+        assert_int_equal(out.items[1].severity, MIG_ERROR);
+        assert_true(
+                test_contains(out.items[1].message, "10.77.1.99 does not answer from 10.77.1.11"));
+        assert_int_equal(out.items[2].severity, MIG_ERROR);
+        assert_true(test_contains(out.items[2].message, "cannot be reached"));
+        /* reached, but from an address n4's firewall does not expect */
+        assert_int_equal(out.items[3].severity, MIG_WARNING);
+        assert_true(test_contains(out.items[3].message,
+                                  "from 10.77.2.11, not from [node] migration_address 10.77.1.11"));
+        mig_findings_done(&out);
+}
+
+static void test_peers_with_an_address_and_this_node_without_warns(void **state)
+{
+        MigNetPeerFacts peer = { .name = "n2",
+                                 .migration_address = "10.77.1.12",
+                                 .reach = { .source = "10.77.1.11" } };
+        MigNetFacts f = { .node_name = "n1", .peers = &peer, .n_peers = 1 };
+        MigFindings out = {};
+
+        assert_int_equal(mignet_judge(&f, &out), 0);
+        assert_int_equal(finding(&out, "migration-address")->severity, MIG_WARNING);
+        assert_int_equal(finding(&out, "peer-migration-address")->severity, MIG_OK);
+        mig_findings_done(&out);
+}
+
+static void test_a_certificate_without_the_node_name_is_an_error(void **state)
+{
+        MigNetFacts f = { .node_name = "n1",
+                          .migration_address = "10.77.1.11",
+                          .tls = true,
+                          .cert_path = "/etc/pki/qemu/server-cert.pem",
+                          .cert = { .signed_by_ca = true, .missing_name = "n1" } };
+        MigFindings out = {};
+        const MigFinding *c;
+
+        assert_int_equal(mignet_judge(&f, &out), 0);
+        c = finding(&out, "migration-network-certificate");
+        assert_int_equal(c->severity, MIG_ERROR);
+        assert_true(test_contains(c->message, "does not name n1"));
+        mig_findings_done(&out);
+}
+
+static void test_check_migration_reason_only_when_unreached(void **state)
+{
+        MigNetReach ok = { .connect_error = -ECONNREFUSED },
+                    dropped = { .connect_error = -ETIMEDOUT };
+        char why[512];
+
+        assert_false(mignet_unreachable("n2", "10.77.1.12", &ok, why, sizeof(why)));
+        assert_false(mignet_unreachable("n2", NULL, &dropped, why, sizeof(why)));
+        assert_true(mignet_unreachable("n2", "10.77.1.12", &dropped, why, sizeof(why)));
+        assert_true(test_contains(why, "n2's migration address 10.77.1.12 does not answer"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -184,6 +330,13 @@ int main(void)
                 cmocka_unit_test(test_admitted_sources_add_the_peers_migration_ip_addresses),
                 cmocka_unit_test(test_no_migration_sources_no_table_whatever_the_peers),
                 cmocka_unit_test(test_firewall_spec_admits_peers_migration_addresses),
+                cmocka_unit_test(test_no_migration_network_no_finding),
+                cmocka_unit_test(test_a_working_migration_network_is_ok),
+                cmocka_unit_test(test_a_migration_address_not_on_this_node_is_an_error),
+                cmocka_unit_test(test_an_unreachable_peer_and_a_wrong_source_are_named),
+                cmocka_unit_test(test_peers_with_an_address_and_this_node_without_warns),
+                cmocka_unit_test(test_a_certificate_without_the_node_name_is_an_error),
+                cmocka_unit_test(test_check_migration_reason_only_when_unreached),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
