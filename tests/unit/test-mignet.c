@@ -9,24 +9,29 @@
 #include "mignet.h"
 #include "test-helpers.h"
 
-static Config *parse(const char *text, ConfigDiags *diags)
+/* A configuration directory holding text as hostwarden.conf, loaded as the daemon loads it:
+ * the Config, or NULL when loading returned an error (in d). */
+static Config *load(const char *text, ConfigDiags *d)
 {
+        _cleanup_free_ char *dir = test_mkdtemp();
         Config *c = NULL;
+        int r;
 
-        assert_int_equal(config_new(&c), 0);
-        assert_int_equal(config_parse_text(c, "/etc/hostwarden/hostwarden.conf", text, diags), 0);
-        assert_int_equal(config_finish(c, diags), 0);
-        return c;
+        test_write(dir, "hostwarden.conf", text);
+        r = config_load(dir, d, &c);
+        test_rm_rf(dir);
+        assert_int_equal(r, d->n_errors > 0 ? -EINVAL : 0);
+        return r < 0 ? NULL : c;
 }
 
 static void test_keys_are_read_for_the_node_and_each_peer(void **state)
 {
         ConfigDiags d = {};
-        Config *c = parse("[node]\nname = n1\naddress = 192.0.2.11\n"
-                          "migration_address = 198.51.100.11\n"
-                          "[peer n2]\naddress = 192.0.2.12\nmigration_address = 2001:db8:77::12\n"
-                          "[peer n3]\naddress = 192.0.2.13\n",
-                          &d);
+        Config *c = load("[node]\nname = n1\naddress = 192.0.2.11\n"
+                         "migration_address = 198.51.100.11\n"
+                         "[peer n2]\naddress = 192.0.2.12\nmigration_address = 2001:db8:77::12\n"
+                         "[peer n3]\naddress = 192.0.2.13\n",
+                         &d);
 
         assert_int_equal(d.n, 0);
         assert_string_equal(c->node.migration_address, "198.51.100.11");
@@ -46,16 +51,16 @@ static void test_bad_migration_address_names_file_line_and_key(void **state)
 
         for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
                 ConfigDiags d = {};
-                Config *c = parse(texts[i], &d);
                 char buf[512];
 
+                assert_null(load(texts[i], &d));
                 assert_int_equal(d.n_errors, 1);
                 config_diag_format(&d.items[0], buf, sizeof(buf));
-                assert_true(test_contains(buf, "hostwarden.conf:4:"));
+                /* file and line, key, what was expected */
+                assert_true(test_contains(buf, "/hostwarden.conf:4: "));
                 assert_true(test_contains(buf, "migration_address"));
                 assert_true(test_contains(buf, "an IP address or a host name"));
                 config_diags_clear(&d);
-                config_free(c);
         }
 }
 
@@ -146,8 +151,8 @@ static void test_firewall_spec_admits_peers_migration_addresses(void **state)
         "[firewall]\nmigration_sources = 10.77.0.0/24\n" \
         "[peer n2]\naddress = 10.77.0.12\n"
         ConfigDiags d = {};
-        Config *plain = parse(BASE, &d);
-        Config *mig = parse(BASE "migration_address = 10.77.1.12\n", &d);
+        Config *plain = load(BASE, &d);
+        Config *mig = load(BASE "migration_address = 10.77.1.12\n", &d);
         char *sources_only[] = { (char *)"10.77.0.0/24", NULL };
         FwSpec a, b, before = { .migration_sources = sources_only };
 #undef BASE
