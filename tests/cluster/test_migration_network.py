@@ -6,6 +6,7 @@ carries only the libvirt control connection (port 16514)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 import uuid as uuidlib
@@ -192,6 +193,77 @@ def test_block_migration_sends_the_disk_over_the_migration_link(nodes, tmp_path,
             n.virsh("undefine", name, check=False)
             n.run(["rm", "-f", image])
 
+
+def test_without_the_tls_name_qemu_refuses_the_certificate_on_the_migration_address(nodes):
+    """Why hostwarden passes tls.destination: the same migration by hand (virsh, the
+    parameters hostwarden passes but the TLS name) fails, because node2's certificate names
+    node2 and 10.77.0.12, not 10.77.1.12; with --tls-destination node2 it lands."""
+    node1, node2 = nodes.nodes
+    name = "mignet-tlsname"
+    hwcluster.define_and_start(node1, hwcluster.domain_xml(name, uuid=str(uuidlib.uuid4())))
+    args = ("--tls", "--migrateuri", f"tcp://{mignet_address(2)}", "--listen-address",
+            mignet_address(2), "--persistent", "--undefinesource")
+    try:
+        proc = hwcluster.migrate(node1, node2, name, *args)
+        assert proc.returncode != 0, proc.stdout
+        # libvirt reports the source's error or the destination's, whichever comes first
+        # ("Cannot read from TLS channel" there); the source's QEMU logs its own
+        source_log = node1.read_file(f"/var/log/libvirt/qemu/{name}.log")
+        why = [line for line in (proc.stderr + source_log).splitlines()
+               if "certificate" in line.lower()]
+        print(f"without --tls-destination: {proc.stderr.strip()} / {why}")
+        assert why, (proc.stderr, source_log)
+        assert domstate(node1, name) == "running" and domstate(node2, name) is None
+        proc = hwcluster.migrate(node1, node2, name, *args, "--tls-destination", "node2")
+        assert proc.returncode == 0, proc.stderr
+        assert domstate(node2, name) == "running"
+    finally:
+        for n in nodes.nodes:
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)
+
+V6_DROPIN = "/etc/hostwarden/hostwarden.conf.d/80-ipv6-migration-network.conf"
+
+
+def test_an_ipv6_migration_address(nodes, tmp_path):
+    """The migration addresses as IPv6 (each node's eth1 has fd77:1::(10+N) too): the
+    stream URI has the address in brackets, node2's table admits node1's IPv6 migration
+    address though its migration_sources hold fd77::/64 only, and the memory stream
+    crosses eth1 over IPv6."""
+    node1, node2 = nodes.nodes
+    v6 = {1: "fd77:1::11", 2: "fd77:1::12"}
+    name = "mignet-v6"
+    node1.write_file(V6_DROPIN, f"[peer node2]\nmigration_address = {v6[2]}\n")
+    node2.write_file(V6_DROPIN, f"[peer node1]\nmigration_address = {v6[1]}\n")
+    reload(node1)
+    reload(node2)
+    xml = hwcluster.domain_xml(name, uuid=str(uuidlib.uuid4()), memory_mib=32,
+                               kernel=PATTERN_KERNEL)
+    hwcluster.define_and_start(node1, xml)
+    try:
+        assert v6[1] in nft_set(node2, "migration_sources6")
+        word = f"{dirtyguest.PATTERN_WORD:08x}"
+        assert wait_for(lambda: word in node1.virsh("qemu-monitor-command", "--hmp", name,
+                                                    "xp /4wx 0x800000").stdout)
+        capture = hwcapture.Capture(node2, "ip6 and tcp", tmp_path / "v6.pcap",
+                                    interface="eth1")
+        with capture:
+            state, error = wait_final(node1, migrate(node1, name, "node2", *CAPTURABLE))
+        assert state == "completed", error
+        assert domstate(node2, name) == "running"
+        seen = hwcapture.inspect(capture, dirtyguest.pattern_bytes())
+        report("ipv6", {"eth1": seen})
+        src, dst = (ipaddress.ip_address(a).packed.hex() for a in (v6[1], v6[2]))
+        stream = [f for f in seen.per_flow if f.src == src and f.dst == dst and f.dport in PORTS]
+        assert stream and max(f.bytes for f in stream) > 14 << 20, seen.notes
+        assert all(f.tls_hello for f in stream) and seen.pattern_hits == 0, seen.notes
+        assert seen.dropped == 0, seen
+    finally:
+        for n in nodes.nodes:
+            n.run(["rm", "-f", V6_DROPIN])
+            reload(n)
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)
 
 FIREWALL = "/usr/libexec/hostwarden/hostwarden-firewall"
 LISTEN_PORT = 49215  # the last migration port: no migration of these tests takes it
