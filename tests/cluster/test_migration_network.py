@@ -194,6 +194,40 @@ def test_block_migration_sends_the_disk_over_the_migration_link(nodes, tmp_path,
             n.run(["rm", "-f", image])
 
 
+def migration_listeners(node) -> list[str]:
+    """node's listening TCP sockets on a migration port, as "address:port"."""
+    out = node.run(["ss", "-Hltn"]).stdout
+    return [line.split()[3] for line in out.splitlines()
+            if line.split()[3].rsplit(":", 1)[1].isdigit()
+            and int(line.split()[3].rsplit(":", 1)[1]) in PORTS]
+
+
+def test_the_destination_listens_on_its_migration_address_only(nodes):
+    """While a block migration copies its disk (slowly: 1 MiB/s), node2's QEMU listens for
+    the disks (NBD) and then the memory on 10.77.1.12 only, not on every address: a stream
+    cannot arrive over the node network."""
+    node1, node2 = nodes.nodes
+    name = "mignet-listen"
+    image = f"/var/lib/libvirt/images/mignet-{uuidlib.uuid4().hex[:8]}.qcow2"
+    node1.run(["qemu-img", "create", "-q", "-f", "qcow2", image, "16M"])
+    node1.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x33 0 8M", image])
+    disk = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+            f"<source file='{image}'/><target dev='vda' bus='virtio'/></disk>")
+    hwcluster.define_and_start(node1, hwcluster.domain_xml(name, uuid=str(uuidlib.uuid4()),
+                                                           devices=disk))
+    try:
+        path = migrate(node1, name, "node2", "block", "b", "true", "bandwidth", "t", "1")
+        seen = wait_for(lambda: migration_listeners(node2), 60)
+        assert seen, "node2's QEMU never listened on a migration port"
+        assert all(a.rsplit(":", 1)[0] == mignet_address(2) for a in seen), seen
+        state, error = wait_final(node1, path)
+        assert state == "completed", error
+    finally:
+        for n in nodes.nodes:
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)
+            n.run(["rm", "-f", image])
+
 def test_without_the_tls_name_qemu_refuses_the_certificate_on_the_migration_address(nodes):
     """Why hostwarden passes tls.destination: the same migration by hand (virsh, the
     parameters hostwarden passes but the TLS name) fails, because node2's certificate names
