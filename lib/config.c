@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config-internal.h"
+#include "console-tls.h"
 
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
 /* libinih's fixed limits (ini.h: INI_MAX_LINE, MAX_SECTION, MAX_NAME); longer input is
@@ -672,6 +673,13 @@ int config_finish(Config *c, ConfigDiags *diags)
                 loc = item_location(c, it);
                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
                      "[console] listen = node needs [node] address");
+        }
+        if (!console_tls_ciphers_usable(c->console.tls_min_version, c->console.tls_ciphers)) {
+                it = config_item_find("console", "tls_ciphers");
+                loc = item_location(c, it);
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                     "[console] tls_ciphers: none of them is a TLS 1.3 cipher, and "
+                     "tls_min_version = tlsv1.3 allows nothing else: no client could connect");
         }
 
         return 0;
