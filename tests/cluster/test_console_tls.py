@@ -1,0 +1,191 @@
+"""Consoles encrypted between proxy and QEMU (issue 21 item 3, the seeds' "Securing connections
+to the VNC console of an instance"): [console] tls = yes, tls_min_version = tlsv1.2 and
+tls_ciphers; `hostwardenctl setup-console-tls` on both nodes; a guest's VNC console then
+speaks only VeNCrypt with x509 certificates, TLS 1.3 and 1.2 clients with a listed cipher are
+accepted, a TLS 1.1 client, a cipher outside the list and a plain VNC client are refused, and
+so it stays after a live migration to the other node. The client (rfbtls.py) runs on the
+other node, as a console proxy would, with a client certificate of the cluster's CA."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+import pytest
+
+import hwcluster
+import hwinstall
+from hwevac import ctl, running, wait_for
+
+BUSCTL, NODE = hwinstall.BUSCTL, hwinstall.NODE_API
+CONSOLE = ("[console]\ntls = yes\ntls_min_version = tlsv1.2\n"
+           "tls_ciphers = AES-256-GCM:CHACHA20-POLY1305\n")
+# the proxies: the test network (node2 plays the proxy of node1's consoles and back)
+FIREWALL = ("[firewall]\nmigration_sources = 10.77.0.0/24 fd77::/64\n"
+            "console_clients = 10.77.0.0/24\n")
+PRIORITY = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+CHACHA20-POLY1305"
+PROXY = "/etc/hwt-proxy"  # the test proxy's certificate, key and CA, on each node
+CLIENT = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "rfbtls.py")).read()
+
+# what the proxy tries, and what the setting says of it
+TLS13 = {"min": "TLSv1_3"}
+TLS12_LISTED = {"max": "TLSv1_2", "ciphers": "ECDHE-RSA-AES256-GCM-SHA384"}
+TLS12_UNLISTED = {"max": "TLSv1_2", "ciphers": "ECDHE-RSA-AES128-GCM-SHA256"}
+# OpenSSL 3 refuses TLS 1.1 at its default security level: level 0 lets the client offer it
+TLS11 = {"min": "TLSv1_1", "max": "TLSv1_1", "ciphers": "DEFAULT:@SECLEVEL=0"}
+
+
+@pytest.fixture(scope="module")
+def nodes(record_timing):
+    configs = {i: hwinstall.node_config(i, extra=CONSOLE + FIREWALL) for i in (1, 2)}
+    with hwinstall.installed_cluster(2, units=("hostwardend.service",),
+                                     configs=configs) as cluster:
+        proxy = cluster.pki.issue("console-proxy", server=False, client=True)
+        for n in cluster.nodes:
+            n.write_file(f"{PROXY}/ca.pem", cluster.pki.ca_cert)
+            n.write_file(f"{PROXY}/cert.pem", proxy.cert)
+            n.write_file(f"{PROXY}/key.pem", proxy.key, mode=0o600)
+        yield cluster
+
+
+def check(node) -> dict:
+    out = node.run(BUSCTL + ["--json=short", "call", *NODE, "CheckNode"]).stdout
+    return {code: (sev, msg) for sev, code, msg in json.loads(out)["data"][0]}
+
+
+def connect(proxy, node, port: int, mode: str = "tls", **opts) -> dict:
+    """The RFB client on PROXY against NODE's console PORT."""
+    opts = {"ca": f"{PROXY}/ca.pem", "cert": f"{PROXY}/cert.pem", "key": f"{PROXY}/key.pem",
+            "server_name": node.address, **opts}
+    out = proxy.run(["python3", "-", node.address, str(port), mode, json.dumps(opts)],
+                    input=CLIENT, timeout=60).stdout
+    return json.loads(out)
+
+
+def console_port(node, name: str) -> int:
+    display = node.virsh("vncdisplay", name).stdout.strip()
+    m = re.search(r":(\d+)$", display)
+    assert m, display
+    return 5900 + int(m[1])
+
+
+def priority_set(node, name: str, since: str) -> bool:
+    log = node.run(["journalctl", "-q", "-u", "hostwardend", "--since", since, "-o", "cat"],
+                   check=False).stdout
+    return f"Console of {name}: TLS priority set" in log
+
+
+def assert_tls_only(proxy, node, name: str) -> None:
+    port = console_port(node, name)
+    plain = connect(proxy, node, port, "plain")
+    assert plain["types"] == [19] and plain["result"] == "refused", plain
+
+    r = connect(proxy, node, port, **TLS13)
+    assert r["result"] == "accepted" and r["tls"] == "TLSv1.3" and r["name"] == f"QEMU ({name})", r
+    assert r["cipher"] in ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"), r
+    r = connect(proxy, node, port, **TLS12_LISTED)
+    assert r["result"] == "accepted" and r["tls"] == "TLSv1.2" and r["name"] == f"QEMU ({name})", r
+
+    r = connect(proxy, node, port, **TLS12_UNLISTED)
+    assert r["result"] == "refused" and "TLS handshake" in r["detail"], r
+    r = connect(proxy, node, port, **TLS11)
+    assert r["result"] == "refused" and "TLS handshake" in r["detail"], r
+    # no client certificate of the CA: no console (vnc_tls_x509_verify = 1)
+    r = connect(proxy, node, port, **TLS13, cert="")
+    assert r["result"] == "refused", r
+
+
+def test_setup_console_tls_writes_libvirt_side_and_check_node_follows(nodes):
+    node1, node2 = nodes.nodes
+    sev, msg = check(node1)["console-tls"]
+    assert sev == "error" and "does not set vnc_tls" in msg and "setup-console-tls" in msg, msg
+    # a guest that runs before: its console stays plain until it restarts or migrates
+    early = f"tlsearly-{os.getpid()}"
+    hwcluster.define_and_start(node1, hwcluster.domain_xml(
+        early, graphics="<graphics type='vnc' listen='0.0.0.0'/>"))
+
+    dry = ctl(node1, "setup-console-tls", "--dry-run").stdout
+    assert "Would set in /etc/libvirt/qemu.conf" in dry and "vnc_tls = 1" in dry, dry
+    assert node1.run(["test", "-e", "/etc/pki/libvirt-vnc"], check=False).returncode != 0
+
+    for n in nodes.nodes:
+        out = ctl(n, "setup-console-tls").stdout
+        assert "Restart libvirtd" in out and PRIORITY in out, out
+        assert "BEGIN" not in out  # never a key, nor a certificate
+    conf = node1.read_file("/etc/libvirt/qemu.conf")
+    assert "\nvnc_tls = 1\n" in conf and 'vnc_tls_x509_cert_dir = "/etc/pki/libvirt-vnc"' in conf
+    assert "\nvnc_tls_x509_verify = 1\n" in conf and f'vnc_tls_priority = "{PRIORITY}"' in conf
+    assert 'migration_host = "10.77.0.11"' in conf  # the harness' own settings are kept
+    modes = node1.run(["stat", "-c", "%n %a %U:%G", "/etc/pki/libvirt-vnc/ca-cert.pem",
+                       "/etc/pki/libvirt-vnc/server-cert.pem",
+                       "/etc/pki/libvirt-vnc/server-key.pem"]).stdout.split("\n")
+    assert modes[0].endswith(" 644 root:root") and modes[1].endswith(" 644 root:root"), modes
+    assert modes[2].endswith(" 640 root:libvirt-qemu"), modes  # QEMU reads it, nobody else
+
+    again = ctl(node1, "setup-console-tls").stdout
+    assert "Unchanged /etc/libvirt/qemu.conf" in again and "Restart" not in again, again
+    assert node1.read_file("/etc/libvirt/qemu.conf") == conf
+    sev, msg = check(node1)["console-tls"]
+    assert sev == "error" and "restart libvirtd" in msg, msg
+    assert check(node1)["console-certificate"][0] == "ok"
+
+    for n in nodes.nodes:
+        n.restart_libvirtd()
+    try:
+        sev, msg = check(node1)["console-tls"]
+        assert sev == "warning" and f"without TLS, started before libvirt had vnc_tls = 1: {early}" \
+            in msg, msg
+    finally:
+        node1.virsh("destroy", early, check=False)
+        node1.virsh("undefine", early, check=False)
+    sev, msg = check(node1)["console-tls"]
+    assert sev == "ok" and PRIORITY in msg and "0 running console(s)" in msg, (sev, msg)
+
+
+def test_console_accepts_only_tls_per_setting_and_keeps_it_when_migrated(nodes,
+                                                                          record_timing):
+    node1, node2 = nodes.nodes
+    name = f"tlscons-{os.getpid()}"
+    since = node1.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
+    hwcluster.define_and_start(node1, hwcluster.domain_xml(
+        name, graphics="<graphics type='vnc' listen='0.0.0.0'/>"))
+    try:
+        assert wait_for(lambda: priority_set(node1, name, since), timeout=60)
+        assert_tls_only(node2, node1, name)
+        sev, msg = check(node1)["console-tls"]
+        assert sev == "ok" and "1 running console(s), all with TLS" in msg, (sev, msg)
+
+        t0 = time.monotonic()
+        since = node2.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
+        ctl(node1, "migrate", "--wait", name, "node2", timeout=300)
+        record_timing("live migration of a guest with a TLS console", time.monotonic() - t0)
+        assert wait_for(lambda: running(node2, name), timeout=60)
+        assert wait_for(lambda: priority_set(node2, name, since), timeout=60)
+        assert_tls_only(node1, node2, name)
+        sev, msg = check(node2)["console-tls"]
+        assert sev == "ok" and "1 running console(s), all with TLS" in msg, (sev, msg)
+    finally:
+        for n in nodes.nodes:
+            n.virsh("destroy", name, check=False)
+            n.virsh("undefine", name, check=False)
+
+
+def test_without_hostwardend_the_console_keeps_qemus_default_priority(nodes):
+    """The control: the same client's TLS 1.1 works against a console whose priority nobody
+    set (hostwardend stopped): the refusals above are the setting's, not the client's."""
+    node1, node2 = nodes.nodes
+    name = f"tlsdefault-{os.getpid()}"
+    node1.systemctl("mask", "--runtime", "hostwardend.service")
+    node1.systemctl("stop", "hostwardend.service")
+    try:
+        hwcluster.define_and_start(node1, hwcluster.domain_xml(
+            name, graphics="<graphics type='vnc' listen='0.0.0.0'/>"))
+        r = connect(node2, node1, console_port(node1, name), **TLS11)
+        assert r["result"] == "accepted" and r["tls"] == "TLSv1.1", r
+    finally:
+        node1.virsh("destroy", name, check=False)
+        node1.virsh("undefine", name, check=False)
+        node1.systemctl("unmask", "--runtime", "hostwardend.service")
+        node1.systemctl("start", "hostwardend.service")
