@@ -2,6 +2,7 @@
 /* lib/console-tls.c: [console] tls_min_version and tls_ciphers as GnuTLS priority strings,
  * held against GnuTLS itself, and qemu.conf as hostwardenctl setup-console-tls writes it and
  * CheckNode reads it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,22 +131,41 @@ static void test_tls13_needs_an_aead_cipher(void **state)
         assert_true(console_tls_ciphers_usable(CONSOLE_TLS_VERSION_1_3, NULL));
 }
 
+/* A [console] section after "[console]\ntls = yes\n" (so its own lines are 3 and 4), parsed
+ * and finished. */
+static Config *parse_console(const char *lines, ConfigDiags *d)
+{
+        _cleanup_free_ char *text = NULL;
+        Config *c = NULL;
+
+        assert_true(asprintf(&text, "[console]\ntls = yes\n%s", lines) > 0);
+        assert_int_equal(config_new(&c), 0);
+        assert_int_equal(config_parse_text(c, "/etc/hostwarden/hostwarden.conf", text, d), 0);
+        assert_int_equal(config_finish(c, d), 0);
+        return c;
+}
+
+/* The i-th diagnostic, formatted, contains needle. */
+static void expect_diag(const ConfigDiags *d, size_t i, const char *needle)
+{
+        char buf[512];
+
+        assert_true(i < d->n);
+        assert_true(test_contains(config_diag_format(&d->items[i], buf, sizeof(buf)), needle));
+}
+
 static void test_config_keys(void **state)
 {
         ConfigDiags d = { 0 };
         Config *c = NULL;
-        char buf[512];
 
         assert_int_equal(config_new(&c), 0);
         assert_false(c->console.tls);
         assert_int_equal(c->console.tls_min_version, CONSOLE_TLS_VERSION_DEFAULT);
         assert_null(c->console.tls_ciphers);
-        assert_int_equal(config_parse_text(c, "/etc/hostwarden/hostwarden.conf",
-                                           "[console]\ntls = yes\ntls_min_version = tlsv1_2\n"
-                                           "tls_ciphers = AES-256-GCM:AES-128-GCM\n",
-                                           &d),
-                         0);
-        assert_int_equal(config_finish(c, &d), 0);
+        config_free(c);
+
+        c = parse_console("tls_min_version = tlsv1_2\ntls_ciphers = AES-256-GCM:AES-128-GCM\n", &d);
         assert_int_equal(d.n, 0);
         assert_true(c->console.tls);
         assert_int_equal(c->console.tls_min_version, CONSOLE_TLS_VERSION_1_2);
@@ -154,34 +174,23 @@ static void test_config_keys(void **state)
         config_free(c);
 
         /* a typo names the file and the line */
-        assert_int_equal(config_new(&c), 0);
-        assert_int_equal(config_parse_text(c, "/etc/hostwarden/hostwarden.conf",
-                                           "[console]\ntls = yes\ntls_min_version = tls1.2\n"
-                                           "tls_ciphers = ECDHE-RSA-AES128-GCM-SHA256\n",
-                                           &d),
-                         0);
+        c = parse_console("tls_min_version = tls1.2\ntls_ciphers = ECDHE-RSA-AES128-GCM-SHA256\n",
+                          &d);
         assert_int_equal(d.n_errors, 2);
-        assert_true(test_contains(config_diag_format(&d.items[0], buf, sizeof(buf)),
-                                  "/etc/hostwarden/hostwarden.conf:3: [console] tls_min_version = "
-                                  "'tls1.2': expected default, tlsv1.1, tlsv1.2 or tlsv1.3"));
-        assert_true(test_contains(config_diag_format(&d.items[1], buf, sizeof(buf)),
-                                  "/etc/hostwarden/hostwarden.conf:4: [console] tls_ciphers = "
-                                  "'ECDHE-RSA-AES128-GCM-SHA256': expected GnuTLS cipher names"));
+        expect_diag(&d, 0,
+                    "/etc/hostwarden/hostwarden.conf:3: [console] tls_min_version = 'tls1.2': "
+                    "expected default, tlsv1.1, tlsv1.2 or tlsv1.3");
+        expect_diag(&d, 1,
+                    "/etc/hostwarden/hostwarden.conf:4: [console] tls_ciphers = "
+                    "'ECDHE-RSA-AES128-GCM-SHA256': expected GnuTLS cipher names");
         config_diags_clear(&d);
         config_free(c);
 
         /* TLS 1.3 only with CBC ciphers: no client could connect */
-        assert_int_equal(config_new(&c), 0);
-        assert_int_equal(config_parse_text(c, "/etc/hostwarden/hostwarden.conf",
-                                           "[console]\ntls = yes\ntls_min_version = tlsv1.3\n"
-                                           "tls_ciphers = AES-256-CBC\n",
-                                           &d),
-                         0);
-        assert_int_equal(config_finish(c, &d), 0);
+        c = parse_console("tls_min_version = tlsv1.3\ntls_ciphers = AES-256-CBC\n", &d);
         assert_int_equal(d.n_errors, 1);
-        assert_true(test_contains(config_diag_format(&d.items[0], buf, sizeof(buf)),
-                                  "hostwarden.conf:4: [console] tls_ciphers: none of them is a TLS "
-                                  "1.3 cipher"));
+        expect_diag(&d, 0,
+                    "hostwarden.conf:4: [console] tls_ciphers: none of them is a TLS 1.3 cipher");
         config_diags_clear(&d);
         config_free(c);
 }
