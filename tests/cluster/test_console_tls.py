@@ -105,7 +105,21 @@ def test_setup_console_tls_writes_libvirt_side_and_check_node_follows(nodes):
     early = f"tlsearly-{os.getpid()}"
     hwcluster.define_and_start(node1, hwcluster.domain_xml(
         early, graphics="<graphics type='vnc' listen='0.0.0.0'/>"))
+    try:
+        setup_both_nodes(nodes)
+        sev, msg = check(node1)["console-tls"]
+        plain = f"without TLS, started before libvirt had vnc_tls = 1: {early}"
+        assert sev == "warning" and plain in msg, msg
+    finally:
+        node1.virsh("destroy", early, check=False)
+        node1.virsh("undefine", early, check=False)
+    sev, msg = check(node1)["console-tls"]
+    assert sev == "ok" and PRIORITY in msg and "0 running console(s)" in msg, (sev, msg)
 
+
+def setup_both_nodes(nodes) -> None:
+    """setup-console-tls as an operator runs it, what it writes, then libvirtd restarted."""
+    node1 = nodes.node(1)
     dry = ctl(node1, "setup-console-tls", "--dry-run").stdout
     assert "Would set in /etc/libvirt/qemu.conf" in dry and "vnc_tls = 1" in dry, dry
     assert node1.run(["test", "-e", "/etc/pki/libvirt-vnc"], check=False).returncode != 0
@@ -130,18 +144,8 @@ def test_setup_console_tls_writes_libvirt_side_and_check_node_follows(nodes):
     sev, msg = check(node1)["console-tls"]
     assert sev == "error" and "restart libvirtd" in msg, msg
     assert check(node1)["console-certificate"][0] == "ok"
-
     for n in nodes.nodes:
         n.restart_libvirtd()
-    try:
-        sev, msg = check(node1)["console-tls"]
-        assert sev == "warning" and f"without TLS, started before libvirt had vnc_tls = 1: {early}" \
-            in msg, msg
-    finally:
-        node1.virsh("destroy", early, check=False)
-        node1.virsh("undefine", early, check=False)
-    sev, msg = check(node1)["console-tls"]
-    assert sev == "ok" and PRIORITY in msg and "0 running console(s)" in msg, (sev, msg)
 
 
 def test_console_accepts_only_tls_per_setting_and_keeps_it_when_migrated(nodes,
@@ -170,6 +174,36 @@ def test_console_accepts_only_tls_per_setting_and_keeps_it_when_migrated(nodes,
         for n in nodes.nodes:
             n.virsh("destroy", name, check=False)
             n.virsh("undefine", name, check=False)
+
+
+def test_reload_applies_a_new_min_version_to_running_consoles(nodes):
+    """tls_min_version = tlsv1.3 in a drop-in and a reload: the running guest's console refuses
+    TLS 1.2 from then on, and CheckNode says qemu.conf is behind (setup-console-tls)."""
+    node1, node2 = nodes.nodes
+    name = f"tlsreload-{os.getpid()}"
+    dropin = "/etc/hostwarden/hostwarden.conf.d/50-tls13.conf"
+    since = node1.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
+    hwcluster.define_and_start(node1, hwcluster.domain_xml(
+        name, graphics="<graphics type='vnc' listen='0.0.0.0'/>"))
+    try:
+        assert wait_for(lambda: priority_set(node1, name, since), timeout=60)
+        port = console_port(node1, name)
+        assert connect(node2, node1, port, **TLS12_LISTED)["result"] == "accepted"
+
+        node1.write_file(dropin, "[console]\ntls_min_version = tlsv1.3\n")
+        ctl(node1, "reload")
+        assert wait_for(lambda: connect(node2, node1, port, **TLS12_LISTED)["result"]
+                        == "refused", timeout=60)
+        r = connect(node2, node1, port, **TLS13)
+        assert r["result"] == "accepted" and r["tls"] == "TLSv1.3", r
+        sev, msg = check(node1)["console-tls"]
+        assert sev == "error" and "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL" in msg \
+            and "setup-console-tls" in msg, msg
+    finally:
+        node1.run(["rm", "-f", dropin])
+        ctl(node1, "reload")
+        node1.virsh("destroy", name, check=False)
+        node1.virsh("undefine", name, check=False)
 
 
 def test_without_hostwardend_the_console_keeps_qemus_default_priority(nodes):
