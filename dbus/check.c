@@ -19,6 +19,7 @@
 
 #include "certcheck.h"
 #include "check.h"
+#include "console-priority.h"
 #include "console-tls.h"
 #include "firewall.h"
 #include "leases.h"
@@ -552,6 +553,7 @@ NodeCheck *check_new(Manager *m)
         s->permit_post_copy = conf->migration.permit_post_copy;
         s->hook_link = HOOK_LINK;
         s->console_tls = conf->console.tls;
+        c->facts.n_priority_consoles = console_priority_count(m);
         if (console_tls_priority(conf->console.tls_min_version, conf->console.tls_ciphers,
                                  &s->console_tls_priority) < 0)
                 return check_free(c);

@@ -16,13 +16,14 @@
 
 struct ConsolePriority {
         char *priority; /* what applied[] got */
-        char **applied; /* "UUID/ID": the QEMU processes that have it (or have no TLS console) */
+        char **applied; /* "UUID/ID": the QEMU processes done (their console has it, or no TLS) */
+        char **set;     /* those of them whose console has it */
         bool running, again;
 };
 
 typedef struct Pass {
         char *priority;
-        char **applied; /* in: done before; out: done now, of the guests that run */
+        char **applied, **set; /* in: done before; out: done now, of the guests that run */
 } Pass;
 
 static void pass_free(Pass *p)
@@ -31,6 +32,7 @@ static void pass_free(Pass *p)
                 return;
         free(p->priority);
         strv_free(p->applied);
+        strv_free(p->set);
         free(p);
 }
 
@@ -41,7 +43,8 @@ static bool no_tls_console(const char *message)
         return message && strstr(message, CONSOLE_TLS_CREDS_PATH) && strstr(message, "not found");
 }
 
-static void apply_one(virDomainPtr dom, const char *command, const char *key, char ***done)
+static void apply_one(virDomainPtr dom, const char *command, const char *key, char ***done,
+                      char ***set)
 {
         char *result = NULL;
         const char *name = virDomainGetName(dom);
@@ -49,6 +52,7 @@ static void apply_one(virDomainPtr dom, const char *command, const char *key, ch
         if (virDomainQemuMonitorCommand(dom, command, &result, 0) == 0) {
                 log_info("Console of %s: TLS priority set", strna(name));
                 (void)strv_extend(done, key);
+                (void)strv_extend(set, key);
         } else if (no_tls_console(virt_last_error(NULL))) {
                 log_info("Console of %s has no TLS: it started before libvirt had vnc_tls = 1; "
                          "it gets TLS when it restarts or migrates",
@@ -65,7 +69,7 @@ static void pass_work(Manager *m, void *userdata)
         Pass *p = userdata;
         _cleanup_free_ char *command = NULL;
         virDomainPtr *doms = NULL;
-        char **done = NULL, err[512];
+        char **done = NULL, **set = NULL, err[512];
         size_t n = 0;
 
         if (console_tls_qmp_set_priority(p->priority, &command) < 0 ||
@@ -78,14 +82,18 @@ static void pass_work(Manager *m, void *userdata)
                 if (virDomainGetUUIDString(doms[i], uuid) < 0)
                         continue;
                 snprintf(key, sizeof(key), "%s/%u", uuid, virDomainGetID(doms[i]));
-                if (strv_contains(p->applied, key))
+                if (strv_contains(p->applied, key)) {
                         (void)strv_extend(&done, key);
-                else
-                        apply_one(doms[i], command, key, &done);
+                        if (strv_contains(p->set, key))
+                                (void)strv_extend(&set, key);
+                } else
+                        apply_one(doms[i], command, key, &done, &set);
         }
         virt_domains_free(doms, n);
         strv_free(p->applied);
+        strv_free(p->set);
         p->applied = done;
+        p->set = set;
 }
 
 static void pass_done(Manager *m, sd_bus_message *msg, void *userdata)
@@ -100,7 +108,9 @@ static void pass_done(Manager *m, sd_bus_message *msg, void *userdata)
         cp->running = false;
         if (streq_ptr(cp->priority, p->priority)) {
                 strv_free(cp->applied);
+                strv_free(cp->set);
                 cp->applied = TAKE_PTR(p->applied);
+                cp->set = TAKE_PTR(p->set);
         }
         pass_free(p);
         if (cp->again)
@@ -131,6 +141,7 @@ void console_priority_kick(Manager *m)
                 free(cp->priority);
                 cp->priority = TAKE_PTR(priority);
                 cp->applied = strv_free(cp->applied);
+                cp->set = strv_free(cp->set);
         }
         p = calloc(1, sizeof(Pass));
         if (!p || !(p->priority = strdup(cp->priority))) {
@@ -138,7 +149,8 @@ void console_priority_kick(Manager *m)
                 return;
         }
         STRV_FOREACH (k, cp->applied)
-                if (strv_extend(&p->applied, *k) < 0) {
+                if (strv_extend(&p->applied, *k) < 0 ||
+                    (strv_contains(cp->set, *k) && strv_extend(&p->set, *k) < 0)) {
                         pass_free(p);
                         return;
                 }
@@ -159,6 +171,12 @@ void console_priority_free(Manager *m)
                 return;
         free(cp->priority);
         strv_free(cp->applied);
+        strv_free(cp->set);
         free(cp);
         m->console_tls = NULL;
+}
+
+size_t console_priority_count(Manager *m)
+{
+        return m->console_tls ? strv_length(m->console_tls->set) : 0;
 }

@@ -18,3 +18,6 @@
 void console_priority_kick(Manager *m);
 /* At shutdown, before the jobs are drained: a pass that ends then starts no other. */
 void console_priority_free(Manager *m);
+
+/* How many running guests' consoles hostwardend has set the priority on (CheckNode). */
+size_t console_priority_count(Manager *m);

@@ -499,6 +499,13 @@ static void judge_console_tls(Judge *f)
                     strv_length(n->plain_consoles), plain);
                 return;
         }
+        if (!isempty(prio) && n->n_priority_consoles < n->n_tls_consoles) {
+                add(f, "warning", "console-tls",
+                    "%zu of %zu running console(s) do not have the TLS priority of [console] yet: "
+                    "hostwardend sets it when a guest starts or arrives (see its journal)",
+                    n->n_tls_consoles - n->n_priority_consoles, n->n_tls_consoles);
+                return;
+        }
         add(f, "ok", "console-tls",
             "consoles speak VeNCrypt only (x509, client certificates of the CA), TLS priority "
             "%s; %zu running console(s), all with TLS",

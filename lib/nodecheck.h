@@ -133,6 +133,8 @@ typedef struct NodeFacts {
         usec_t qemu_conf_changed;
         size_t n_tls_consoles;
         char **plain_consoles;
+        /* of the running consoles, those hostwardend set [console]'s priority on */
+        size_t n_priority_consoles;
 } NodeFacts;
 
 void node_facts_done(NodeFacts *f);

@@ -596,6 +596,11 @@ static void test_console_tls(void **state)
         x.n.console_cert = good_cert;
         x.n.qemu_conf_changed = 150;
         x.n.n_tls_consoles = 3;
+        x.n.n_priority_consoles = 2;
+        expect(&x, "console-tls", MIG_WARNING,
+               "1 of 3 running console(s) do not have the TLS priority of [console] yet: "
+               "hostwardend sets it when a guest starts or arrives (see its journal)");
+        x.n.n_priority_consoles = 3;
         expect(&x, "console-tls", MIG_OK,
                "consoles speak VeNCrypt only (x509, client certificates of the CA), TLS priority "
                "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2; 3 running console(s), all with TLS");
