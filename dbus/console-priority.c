@@ -46,22 +46,28 @@ static bool no_tls_console(const char *message)
 static void apply_one(virDomainPtr dom, const char *command, const char *key, char ***done,
                       char ***set)
 {
-        char *result = NULL;
-        const char *name = virDomainGetName(dom);
+        _cleanup_free_ char *result = NULL;
+        const char *name = virDomainGetName(dom), *why;
 
-        if (virDomainQemuMonitorCommand(dom, command, &result, 0) == 0) {
+        /* libvirt hands QEMU's answer back as it is: an error of QEMU's is a reply too */
+        if (virDomainQemuMonitorCommand(dom, command, &result, 0) < 0)
+                why = virt_last_error("unknown error");
+        else if (result && strstr(result, "\"return\"") && !strstr(result, "\"error\""))
+                why = NULL;
+        else
+                why = strempty(result);
+        if (!why) {
                 log_info("Console of %s: TLS priority set", strna(name));
                 (void)strv_extend(done, key);
                 (void)strv_extend(set, key);
-        } else if (no_tls_console(virt_last_error(NULL))) {
+        } else if (no_tls_console(why)) {
                 log_info("Console of %s has no TLS: it started before libvirt had vnc_tls = 1; "
                          "it gets TLS when it restarts or migrates",
                          strna(name));
                 (void)strv_extend(done, key);
         } else /* busy (a job), or going away: the next event tries again */
                 log_warning("Cannot set the TLS priority of the console of %s: %s", strna(name),
-                            virt_last_error("unknown error"));
-        free(result);
+                            why);
 }
 
 static void pass_work(Manager *m, void *userdata)

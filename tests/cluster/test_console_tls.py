@@ -71,10 +71,13 @@ def console_port(node, name: str) -> int:
     return 5900 + int(m[1])
 
 
+def journal(node, since: str) -> str:
+    return node.run(["journalctl", "-q", "-u", "hostwardend", "--since", since, "-o", "cat"],
+                    check=False).stdout
+
+
 def priority_set(node, name: str, since: str) -> bool:
-    log = node.run(["journalctl", "-q", "-u", "hostwardend", "--since", since, "-o", "cat"],
-                   check=False).stdout
-    return f"Console of {name}: TLS priority set" in log
+    return f"Console of {name}: TLS priority set" in journal(node, since)
 
 
 def assert_tls_only(proxy, node, name: str) -> None:
@@ -112,6 +115,7 @@ def test_setup_console_tls_writes_libvirt_side_and_check_node_follows(nodes):
     assert sev == "error" and "does not set vnc_tls" in msg and "setup-console-tls" in msg, msg
     # a guest that runs before: its console stays plain until it restarts or migrates
     early = f"tlsearly-{os.getpid()}"
+    since = node1.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
     hwcluster.define_and_start(node1, hwcluster.domain_xml(
         early, graphics="<graphics type='vnc' listen='0.0.0.0'/>"))
     try:
@@ -119,6 +123,9 @@ def test_setup_console_tls_writes_libvirt_side_and_check_node_follows(nodes):
         sev, msg = check(node1)["console-tls"]
         plain = f"without TLS, started before libvirt had vnc_tls = 1: {early}"
         assert sev == "warning" and plain in msg, msg
+        # hostwardend found nothing to set on it when it started
+        assert wait_for(lambda: f"Console of {early} has no TLS" in journal(node1, since),
+                        timeout=60), journal(node1, since)
     finally:
         node1.virsh("destroy", early, check=False)
         node1.virsh("undefine", early, check=False)
@@ -167,6 +174,8 @@ def test_console_accepts_only_tls_per_setting_and_keeps_it_when_migrated(nodes,
     try:
         assert wait_for(lambda: priority_set(node1, name, since), timeout=60)
         assert_tls_only(node2, node1, name)
+        # what it costs (docs/console-tls.md): libvirt notes the monitor command in the log
+        assert "custom-monitor" in node1.read_file(f"/var/log/libvirt/qemu/{name}.log")
         assert_check_ok_with_one_console(node1)
 
         t0 = time.monotonic()
