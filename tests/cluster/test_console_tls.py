@@ -8,6 +8,7 @@ other node, as a console proxy would, with a client certificate of the cluster's
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -74,6 +75,18 @@ def console_port(node, name: str) -> int:
 def journal(node, since: str) -> str:
     return node.run(["journalctl", "-q", "-u", "hostwardend", "--since", since, "-o", "cat"],
                     check=False).stdout
+
+
+def priority_window(node, name: str) -> float:
+    """Seconds from libvirt's start of the guest's QEMU (the last "starting up" of its log) to
+    hostwardend's "TLS priority set": how long its console had QEMU's default priority."""
+    log = node.read_file(f"/var/log/libvirt/qemu/{name}.log")
+    started = [line for line in log.splitlines() if ": starting up " in line][-1]
+    t0 = datetime.datetime.strptime(started.split("+")[0], "%Y-%m-%d %H:%M:%S.%f").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    out = node.run(["journalctl", "-q", "-u", "hostwardend", "-o", "short-unix"]).stdout
+    done = [line for line in out.splitlines() if f"Console of {name}: TLS priority set" in line]
+    return float(done[-1].split()[0]) - t0
 
 
 def priority_set(node, name: str, since: str) -> bool:
@@ -173,6 +186,8 @@ def test_console_accepts_only_tls_per_setting_and_keeps_it_when_migrated(nodes,
         name, graphics="<graphics type='vnc' listen='0.0.0.0'/>"))
     try:
         assert wait_for(lambda: priority_set(node1, name, since), timeout=60)
+        record_timing("QEMU started to console priority set (start)",
+                      priority_window(node1, name))
         assert_tls_only(node2, node1, name)
         # what it costs (docs/console-tls.md): libvirt notes the monitor command in the log
         assert "custom-monitor" in node1.read_file(f"/var/log/libvirt/qemu/{name}.log")
@@ -184,6 +199,8 @@ def test_console_accepts_only_tls_per_setting_and_keeps_it_when_migrated(nodes,
         record_timing("live migration of a guest with a TLS console", time.monotonic() - t0)
         assert wait_for(lambda: running(node2, name), timeout=60)
         assert wait_for(lambda: priority_set(node2, name, since), timeout=60)
+        record_timing("QEMU started to console priority set (incoming migration)",
+                      priority_window(node2, name))
         assert_tls_only(node1, node2, name)
         assert_check_ok_with_one_console(node2)
     finally:
