@@ -193,14 +193,24 @@ finish:
         return r < 0 ? r : 0;
 }
 
-/* The lines of after that before does not have: what changed, for the operator. */
+/* Whether text has line as one of its lines. */
+static bool has_line(const char *text, const char *line, size_t n)
+{
+        for (const char *p = text; (p = strstr(p, line)); p++)
+                if ((p == text || p[-1] == '\n') && (p[n] == '\n' || p[n] == 0))
+                        return true;
+        return false;
+}
+
+/* The lines of after that before does not have (our own comments aside): what changed. */
 static void print_changes(const char *before, const char *after)
 {
         for (const char *p = after; *p;) {
                 size_t n = strcspn(p, "\n");
                 _cleanup_free_ char *line = strndup(p, n);
 
-                if (line && line[0] && line[0] != '#' && !strstr(before, line))
+                if (line && line[0] && !startswith(line, "# hostwarden:") &&
+                    !has_line(before, line, n))
                         printf("  %s\n", line);
                 p += n;
                 if (*p)

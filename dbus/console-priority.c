@@ -61,8 +61,8 @@ static void apply_one(virDomainPtr dom, const char *command, const char *key, ch
                 (void)strv_extend(done, key);
                 (void)strv_extend(set, key);
         } else if (no_tls_console(why)) {
-                log_info("Console of %s has no TLS: it started before libvirt had vnc_tls = 1; "
-                         "it gets TLS when it restarts or migrates",
+                log_info("Console of %s has no TLS: no VNC console, or one started before libvirt "
+                         "had vnc_tls = 1 (it gets TLS when the guest restarts or migrates)",
                          strna(name));
                 (void)strv_extend(done, key);
         } else /* busy (a job), or going away: the next event tries again */

@@ -149,8 +149,11 @@ def test_setup_console_tls_writes_libvirt_side_and_check_node_follows(nodes):
 def setup_both_nodes(nodes) -> None:
     """setup-console-tls as an operator runs it, what it writes, then libvirtd restarted."""
     node1 = nodes.node(1)
+    # Debian's qemu.conf has the settings commented out, as libvirt ships it: kept as they are
+    node1.run("printf '#vnc_tls = 1\\n#vnc_tls_x509_verify = 1\\n' >> /etc/libvirt/qemu.conf")
     dry = ctl(node1, "setup-console-tls", "--dry-run").stdout
-    assert "Would set in /etc/libvirt/qemu.conf" in dry and "vnc_tls = 1" in dry, dry
+    assert "Would set in /etc/libvirt/qemu.conf" in dry and "\n  vnc_tls = 1\n" in dry, dry
+    assert "\n  vnc_tls_x509_verify = 1\n" in dry, dry
     assert node1.run(["test", "-e", "/etc/pki/libvirt-vnc"], check=False).returncode != 0
 
     for n in nodes.nodes:
@@ -161,6 +164,7 @@ def setup_both_nodes(nodes) -> None:
     assert "\nvnc_tls = 1\n" in conf and 'vnc_tls_x509_cert_dir = "/etc/pki/libvirt-vnc"' in conf
     assert "\nvnc_tls_x509_verify = 1\n" in conf and f'vnc_tls_priority = "{PRIORITY}"' in conf
     assert 'migration_host = "10.77.0.11"' in conf  # the harness' own settings are kept
+    assert "\n#vnc_tls = 1\n#vnc_tls_x509_verify = 1\n" in conf, conf
     modes = node1.run(["stat", "-c", "%n %a %U:%G", "/etc/pki/libvirt-vnc/ca-cert.pem",
                        "/etc/pki/libvirt-vnc/server-cert.pem",
                        "/etc/pki/libvirt-vnc/server-key.pem"]).stdout.split("\n")
