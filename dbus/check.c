@@ -4,6 +4,7 @@
  * node. The store and the secret files in the event loop (check_new()), the rest in the
  * worker (check_gather()), which then has node_check_judge() turn the facts into findings.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -18,6 +19,8 @@
 
 #include "certcheck.h"
 #include "check.h"
+#include "console-priority.h"
+#include "console-tls.h"
 #include "firewall.h"
 #include "leases.h"
 #include "migtls.h"
@@ -142,6 +145,65 @@ static void gather_tls(NodeCheck *c)
         }
 }
 
+/* A running guest's VNC console (its QEMU's -vnc argument): 1 with TLS, 0 without, -1 none or
+ * unknown. libvirt keeps each running guest's QEMU pid in NAME.pid. */
+static int vnc_has_tls(const char *pidfile)
+{
+        _cleanup_free_ char *pid = NULL, *path = NULL, *cmdline = NULL;
+        size_t size = 0;
+
+        if (read_full_file(pidfile, 64, &pid, NULL) < 0 ||
+            asprintf(&path, "/proc/%d/cmdline", atoi(pid)) < 0 ||
+            read_full_file(path, 1 << 20, &cmdline, &size) < 0)
+                return -1;
+        for (const char *a = cmdline; a < cmdline + size; a += strlen(a) + 1)
+                if (streq(a, "-vnc") && a + strlen(a) + 1 < cmdline + size)
+                        return strstr(a + strlen(a) + 1, "tls-creds=") ? 1 : 0;
+        return -1;
+}
+
+/* [console] tls = yes: the certificate in libvirt's VNC directory, qemu.conf's last change
+ * (qemu.conf itself is read by gather_tls()), and the running guests' consoles. */
+static void gather_console_tls(NodeCheck *c)
+{
+        NodeFacts *n = &c->facts;
+        const char *const names[] = { c->node_address, c->node_name, NULL };
+        DIR *d;
+        struct dirent *de;
+        struct stat st;
+
+        if (!c->settings.console_tls)
+                return;
+        n->console_cert_present = access(CONSOLE_TLS_CERT_DIR "/server-cert.pem", F_OK) >= 0;
+        n->console_key_present = access(CONSOLE_TLS_CERT_DIR "/server-key.pem", F_OK) >= 0;
+        if (n->console_cert_present)
+                cert_check(CONSOLE_TLS_CERT_DIR "/server-cert.pem",
+                           CONSOLE_TLS_CERT_DIR "/ca-cert.pem", names, time(NULL),
+                           &n->console_cert);
+        if (stat(LIBVIRT_QEMU_CONF, &st) >= 0)
+                n->qemu_conf_changed = timespec_usec(&st.st_mtim);
+        d = opendir("/run/libvirt/qemu");
+        while (d && (de = readdir(d))) {
+                _cleanup_free_ char *pidfile = NULL;
+                size_t len = strlen(de->d_name);
+                int k;
+
+                if (len <= 4 || !streq(de->d_name + len - 4, ".pid") ||
+                    asprintf(&pidfile, "/run/libvirt/qemu/%s", de->d_name) < 0)
+                        continue;
+                k = vnc_has_tls(pidfile);
+                if (k > 0)
+                        n->n_tls_consoles++;
+                else if (k == 0) {
+                        de->d_name[len - 4] = 0;
+                        if (strv_extend(&n->plain_consoles, de->d_name) < 0)
+                                c->error = -ENOMEM;
+                }
+        }
+        if (d)
+                closedir(d);
+}
+
 /* The running libvirt daemon (virtqemud or libvirtd) and when it started (usec realtime);
  * NULL when neither runs. Asked of systemd on a connection of the worker's own: the daemon's
  * belongs to the event loop. */
@@ -198,7 +260,7 @@ static void gather_hook(NodeCheck *c)
 /* The hook and the leases are judged against the running libvirt daemon's start. */
 static void gather_libvirt_started(NodeCheck *c)
 {
-        if (c->facts.hook_installed || c->settings.disk_leases)
+        if (c->facts.hook_installed || c->settings.disk_leases || c->settings.console_tls)
                 c->facts.libvirt_unit =
                         libvirt_ask(&c->facts.libvirt_started, &c->facts.libvirt_bus_error);
 }
@@ -378,6 +440,7 @@ NodeCheck *check_free(NodeCheck *c)
                 return NULL;
         free(c->settings.instances_path);
         free(c->settings.lockspace_dir);
+        free(c->settings.console_tls_priority);
         free(c->node_name);
         free(c->node_address);
         strv_free(c->migration_sources);
@@ -495,6 +558,11 @@ NodeCheck *check_new(Manager *m)
         s->migration_tls = conf->migration.tls;
         s->permit_post_copy = conf->migration.permit_post_copy;
         s->hook_link = HOOK_LINK;
+        s->console_tls = conf->console.tls;
+        c->facts.n_priority_consoles = console_priority_count(m);
+        if (console_tls_priority(conf->console.tls_min_version, conf->console.tls_ciphers,
+                                 &s->console_tls_priority) < 0)
+                return check_free(c);
         return c;
 }
 
@@ -505,6 +573,7 @@ void check_gather(NodeCheck *c)
         gather_hook(c);
         gather_libvirt_started(c);
         gather_leases(c);
+        gather_console_tls(c);
         gather_firewall(c);
         gather_storage(c);
         gather_instances_writable(c);

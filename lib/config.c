@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config-internal.h"
+#include "console-tls.h"
 #include "mignet.h"
 
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
@@ -679,6 +680,13 @@ int config_finish(Config *c, ConfigDiags *diags)
         if (mignet_admitted_sources(c->firewall.migration_sources, c->peers, c->n_peers,
                                     &c->firewall.migration_admitted) < 0)
                 return -ENOMEM;
+        if (!console_tls_ciphers_usable(c->console.tls_min_version, c->console.tls_ciphers)) {
+                it = config_item_find("console", "tls_ciphers");
+                loc = item_location(c, it);
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                     "[console] tls_ciphers: none of them is a TLS 1.3 cipher, and "
+                     "tls_min_version = tlsv1.3 allows nothing else: no client could connect");
+        }
 
         return 0;
 }

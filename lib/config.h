@@ -46,7 +46,17 @@ typedef enum MigrationTls {
         _MIGRATION_TLS_MAX,
 } MigrationTls;
 
+/* [console] tls_min_version: the oldest TLS version a VNC console accepts (console-tls.h). */
+typedef enum ConsoleTlsVersion {
+        CONSOLE_TLS_VERSION_DEFAULT, /* GnuTLS's defaults, as QEMU has them */
+        CONSOLE_TLS_VERSION_1_1,
+        CONSOLE_TLS_VERSION_1_2,
+        CONSOLE_TLS_VERSION_1_3,
+        _CONSOLE_TLS_VERSION_MAX,
+} ConsoleTlsVersion;
+
 const char *console_listen_to_string(ConsoleListen l);
+const char *console_tls_version_to_string(ConsoleTlsVersion v);
 const char *migration_tls_to_string(MigrationTls t);
 const char *store_backend_to_string(StoreBackend b);
 const char *disable_action_to_string(DisableAction a);
@@ -112,6 +122,9 @@ typedef struct Config {
         } firewall;
         struct {
                 ConsoleListen listen;
+                bool tls; /* VeNCrypt between the proxies and QEMU (console-tls.h) */
+                ConsoleTlsVersion tls_min_version;
+                char **tls_ciphers; /* GnuTLS cipher names, NULL: GnuTLS's defaults */
         } console;
         struct {
                 bool refuse_incoming_when_disabled;
