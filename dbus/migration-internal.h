@@ -9,6 +9,7 @@
 
 #include <libvirt/libvirt.h>
 
+#include "announce-cmd.h"
 #include "migration-leftovers.h"
 #include "migration.h"
 #include "migpolicy.h"
@@ -26,6 +27,7 @@ typedef struct MigrationWork {
         ConsoleListen console_listen;
         unsigned downtime_steps, stall_iterations;
         usec_t downtime_delay;
+        AnnounceSchedule announce; /* announce.h: once it landed */
 
         /* the worker's */
         Preflight *chosen;
