@@ -34,7 +34,7 @@ import pytest
 
 import hwcluster
 import hwinstall
-from hwevac import wait_for
+from hwevac import ctl, definition, list_nodes, record, running, wait_for
 from test_migration import migrate, wait_final
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -100,15 +100,16 @@ class FdbMonitor:
         self.thread.join(timeout=10)
 
 
-class ResumeMonitor:
-    """`virsh event --event lifecycle --timestamp` on a node: when each domain resumed after an
-    incoming migration ("Resumed Migrated"), by the host's clock."""
+class LifecycleMonitor:
+    """`virsh event --event lifecycle --timestamp` on a node: when each domain first had each
+    lifecycle event ("Resumed Migrated": the switchover of an incoming migration; "Started
+    Booted"), by the host's clock."""
 
-    LINE = re.compile(r"^(\S+ \S+): event 'lifecycle' for domain '([^']+)': Resumed Migrated")
+    LINE = re.compile(r"^(\S+ \S+): event 'lifecycle' for domain '([^']+)': (.+)$")
 
     def __init__(self, node):
         self.node = node
-        self.resumed: dict[str, float] = {}
+        self.seen: dict[tuple[str, str], float] = {}
         self.lock = threading.Lock()
         # its PID inside the node first, to end it by its PID
         self.proc = subprocess.Popen(
@@ -121,15 +122,15 @@ class ResumeMonitor:
 
     def _read(self):
         for line in self.proc.stdout:
-            m = self.LINE.match(line)
+            m = self.LINE.match(line.strip())
             if m:
                 t = datetime.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S.%f%z").timestamp()
                 with self.lock:
-                    self.resumed.setdefault(m[2], t)
+                    self.seen.setdefault((m[2], m[3]), t)
 
-    def resume_time(self, name: str) -> float | None:
+    def time_of(self, name: str, event: str = "Resumed Migrated") -> float | None:
         with self.lock:
-            return self.resumed.get(name)
+            return self.seen.get((name, event))
 
     def stop(self):
         self.node.run(["kill", str(self.pid)], check=False)
@@ -142,7 +143,7 @@ def monitors(nodes):
     fdb = FdbMonitor(nodes)
     resume = None
     try:
-        resume = ResumeMonitor(nodes.node(2))
+        resume = LifecycleMonitor(nodes.node(2))
         yield fdb, resume
     finally:
         fdb.stop()
@@ -150,10 +151,10 @@ def monitors(nodes):
             resume.stop()
 
 
-def guest_xml(name: str, mac: str) -> str:
+def guest_xml(name: str, mac: str, uuid: str | None = None) -> str:
     nic = (f"<interface type='bridge'><source bridge='brg'/><mac address='{mac}'/>"
            "<model type='virtio'/><rom bar='off'/></interface>")
-    xml = hwcluster.domain_xml(name, uuid=str(uuidlib.uuid4()), devices=nic)
+    xml = hwcluster.domain_xml(name, uuid=uuid or str(uuidlib.uuid4()), devices=nic)
     xml = xml.replace("<domain type='qemu'>", f"<domain type='qemu' xmlns:qemu='{QEMU_NS}'>")
     return xml.replace("</domain>", f"  {QEMU_OWN_ANNOUNCE_OFF}\n</domain>")
 
@@ -176,9 +177,9 @@ def switch_port(nodes, mac: str) -> str | None:
 def guests(nodes):
     names = []
 
-    def start(name: str, mac: str) -> None:
+    def start(name: str, mac: str, uuid: str | None = None) -> None:
         node1 = nodes.node(1)
-        hwcluster.define_and_start(node1, guest_xml(name, mac))
+        hwcluster.define_and_start(node1, guest_xml(name, mac, uuid))
         names.append(name)
         # The switch learns the guest on node1's port: one round of QEMU's announce-self
         # (the guest has no OS to send anything itself)
@@ -189,6 +190,8 @@ def guests(nodes):
     yield start
     for name in names:
         for n in nodes.nodes:
+            if not n.alive:
+                continue
             n.virsh("destroy", name, check=False)
             n.virsh("undefine", name, check=False)
 
@@ -211,7 +214,7 @@ def test_the_switch_learns_the_guest_on_the_destination_within_a_second(
         name, mac = f"ann-with-{run}", mac_of(run, 1)
         guests(name, mac)
         migrate_and_wait(nodes, name)
-        resumed = wait_until(lambda: resume.resume_time(name), f"{name} resumed on node2")
+        resumed = wait_until(lambda: resume.time_of(name), f"{name} resumed on node2")
         learned = wait_until(lambda: fdb.learned(mac, "v2l1", after=resumed - 1.0),
                              f"{mac} learned on node2's port v2l1", timeout=10.0)
         delay = learned - resumed
@@ -233,7 +236,7 @@ def test_without_an_announcement_the_switch_keeps_the_source_port(
             name, mac = f"ann-without-{run}", mac_of(run, 2)
             guests(name, mac)
             migrate_and_wait(nodes, name)
-            resumed = wait_until(lambda: resume.resume_time(name), f"{name} resumed on node2")
+            resumed = wait_until(lambda: resume.time_of(name), f"{name} resumed on node2")
             assert nodes.node(2).virsh("domstate", name).stdout.strip() == "running"
             # watched for STALE_WATCH s after the migration completed: never moved
             deadline = time.monotonic() + STALE_WATCH
@@ -246,3 +249,29 @@ def test_without_an_announcement_the_switch_keeps_the_source_port(
     finally:
         node1.run(["rm", "-f", DROP_IN])
         node1.run(["hostwardenctl", "reload"])
+
+
+# Last in this module: node1 dies.
+def test_a_rebuilt_guest_is_announced_on_its_new_node(nodes, guests, monitors, record_timing):
+    """node1 dies with a guest; node2 rebuilds it there (node1 down and forced down): the
+    switch learns the guest on node2's port within a second of its start. A freshly started
+    QEMU announces nothing by itself (only after an incoming migration): without hostwarden's
+    announcement the switch would keep node1's dead port until the guest's OS spoke."""
+    fdb, events = monitors
+    node1, node2 = nodes.nodes
+    name, mac, uuid = "ann-rebuild", mac_of(0, 3), str(uuidlib.uuid4())
+    guests(name, mac, uuid)
+    wait_until(lambda: record(node2, uuid).get("owner") == "node1", "node1 owns the instance")
+    wait_until(lambda: f"<mac address='{mac}'/>" in definition(node2, uuid),
+               "the definition saved in the store")
+    node1.kill()
+    wait_until(lambda: list_nodes(node2)["node1"][2] == "down", "node1 down", timeout=30)
+    ctl(node2, "force-down", "node1")
+    ctl(node2, "rebuild", uuid, "--from", "node1")
+    assert running(node2, name)
+    started = wait_until(lambda: events.time_of(name, "Started Booted"), f"{name} started")
+    learned = wait_until(lambda: fdb.learned(mac, "v2l1", after=started - 1.0),
+                         f"{mac} learned on node2's port v2l1", timeout=10.0)
+    record_timing("announce: guest start by a rebuild to switch learned", learned - started)
+    assert 0 <= learned - started < 1.0, f"learned {learned - started:.3f} s after the start"
+    assert switch_port(nodes, mac) == "v2l1"
