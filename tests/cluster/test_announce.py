@@ -213,7 +213,12 @@ def migrate_and_wait(nodes, name: str) -> int:
     assert final["State"] == "completed", final["Error"]
     out = node1.run(BUSCTL + ["--json=short", "get-property", BUS, path, MIG_IFACE,
                               "NetworkDowntime"]).stdout
-    return json.loads(out)["data"]
+    network_downtime = json.loads(out)["data"]
+    # what hostwardenctl shows of it
+    shown = ctl(node1, "migration", "show", path.rsplit("/", 1)[1]).stdout
+    assert (f"Switch learned it: {network_downtime / 1e3:.1f} ms after the switchover"
+            if network_downtime else "Switch learned it: unknown") in shown, shown
+    return network_downtime
 
 
 def mac_of(run: int, kind: int) -> str:
