@@ -204,8 +204,8 @@ def guests(nodes):
             n.virsh("undefine", name, check=False)
 
 
-def migrate_and_wait(nodes, name: str) -> int:
-    """hostwardend migrates NAME from node1 to node2; returns the migration's
+def migrate_and_wait(nodes, name: str) -> tuple[str, int]:
+    """hostwardend migrates NAME from node1 to node2; returns the migration's id and
     NetworkDowntime (µs)."""
     node1 = nodes.node(1)
     path = migrate(node1, name, "node2")
@@ -218,7 +218,13 @@ def migrate_and_wait(nodes, name: str) -> int:
     shown = ctl(node1, "migration", "show", path.rsplit("/", 1)[1]).stdout
     assert (f"Switch learned it: {network_downtime / 1e3:.1f} ms after the switchover"
             if network_downtime else "Switch learned it: unknown") in shown, shown
-    return network_downtime
+    return path.rsplit("/", 1)[1], network_downtime
+
+
+def announced(node, what: str) -> bool:
+    """Did hostwardend on NODE log that it announced a guest (what: "Migration ID: NAME
+    announced on NODE")?"""
+    return what in node.journal("-u", "hostwardend")
 
 
 def mac_of(run: int, kind: int) -> str:
@@ -231,7 +237,9 @@ def test_the_switch_learns_the_guest_on_the_destination_within_a_second(
     for run in range(RUNS_WITH):
         name, mac = f"ann-with-{run}", mac_of(run, 1)
         guests(name, mac)
-        network_downtime = migrate_and_wait(nodes, name)
+        mig_id, network_downtime = migrate_and_wait(nodes, name)
+        assert announced(nodes.node(1), f"Migration {mig_id}: {name} announced on node2 "
+                         "(5 rounds)")
         resumed = wait_until(lambda: resume.time_of(name), f"{name} resumed on node2")
         learned = wait_until(lambda: fdb.learned(mac, "v2l1", after=resumed - 1.0),
                              f"{mac} learned on node2's port v2l1", timeout=10.0)
@@ -260,7 +268,9 @@ def test_without_an_announcement_the_switch_keeps_the_source_port(
             name, mac = f"ann-without-{run}", mac_of(run, 2)
             guests(name, mac)
             # nothing came back from the switch: NetworkDowntime unknown
-            assert migrate_and_wait(nodes, name) == 0
+            mig_id, network_downtime = migrate_and_wait(nodes, name)
+            assert network_downtime == 0
+            assert not announced(node1, f"Migration {mig_id}: {name} announced")
             resumed = wait_until(lambda: resume.time_of(name), f"{name} resumed on node2")
             assert nodes.node(2).virsh("domstate", name).stdout.strip() == "running"
             # watched for STALE_WATCH s after the migration completed: never moved
@@ -294,6 +304,7 @@ def test_a_rebuilt_guest_is_announced_on_its_new_node(nodes, guests, monitors, r
     ctl(node2, "force-down", "node1")
     ctl(node2, "rebuild", uuid, "--from", "node1")
     assert running(node2, name)
+    assert announced(node2, f"Rebuild {uuid}: {name} announced on this node (5 rounds)")
     started = wait_until(lambda: events.time_of(name, "Started Booted"), f"{name} started")
     learned = wait_until(lambda: fdb.learned(mac, "v2l1", after=started - 1.0),
                          f"{mac} learned on node2's port v2l1", timeout=10.0)
