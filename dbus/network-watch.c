@@ -137,6 +137,17 @@ static int open_socket(void)
         return fd;
 }
 
+/* net_watch_result() waits on CLOCK_MONOTONIC, as the times it compares. */
+static void cond_init_monotonic(pthread_cond_t *c)
+{
+        pthread_condattr_t a;
+
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_cond_init(c, &a);
+        pthread_condattr_destroy(&a);
+}
+
 int net_watch_start(virConnectPtr conn, virDomainPtr dom, const DomXml *d, NetWatch **ret)
 {
         NetWatch *w;
@@ -150,14 +161,7 @@ int net_watch_start(virConnectPtr conn, virDomainPtr dom, const DomXml *d, NetWa
         w->fd = -1;
         w->callback = -1;
         pthread_mutex_init(&w->lock, NULL);
-        {
-                pthread_condattr_t a;
-
-                pthread_condattr_init(&a);
-                pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-                pthread_cond_init(&w->cond, &a);
-                pthread_condattr_destroy(&a);
-        }
+        cond_init_monotonic(&w->cond);
         for (size_t i = 0; i < d->n_interfaces && w->n_nics < MAX_NICS; i++) {
                 const DomInterface *nic = &d->interfaces[i];
                 WatchedNic *x = &w->nics[w->n_nics];
