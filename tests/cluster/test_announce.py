@@ -20,6 +20,9 @@ The Migration's NetworkDowntime (what hostwardend on node1 saw: its brg learning
 from the switch, against libvirt's end of the downtime) must agree with what the switch did,
 and be 0 (unknown) when nothing was announced.
 
+One guest keeps QEMU's own announcement: it moves the MAC at the switchover, and
+NetworkDowntime measures that too.
+
 After a rebuild (node1 dies, node2 rebuilds its guest) the switch learns the guest on node2's
 port within a second of its start.
 
