@@ -349,7 +349,7 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
         r = -pthread_create(&monitor, NULL, migration_monitor_thread, mig);
         if (r < 0)
                 return migration_fail(w, "Cannot start the migration monitor: %s", strerror(-r)), r;
-        migration_network_before(mig, w);
+        migration_announce_before(mig, w);
         log_debug("Migration %s: calling virDomainMigrateToURI3", mig->id);
         r = virDomainMigrateToURI3(w->dom, p->dest_uri, params.p, params.n, flags);
         if (r < 0)
@@ -407,7 +407,7 @@ void migration_landed(Migration *mig, MigrationWork *w, virDomainPtr ddom, const
                 virTypedParamsFree(params, n);
         }
         migration_live_update(mig, set_completed_cb, &c);
-        migration_network_landed(mig, w, c.downtime);
+        migration_announce_landed(mig, w, c.downtime);
         virDomainFree(ddom);
 }
 

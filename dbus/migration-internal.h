@@ -90,12 +90,12 @@ void migration_work(Manager *m, void *userdata);
 void migration_unreserve(Manager *m, MigrationWork *w);
 void migration_landed(Migration *mig, MigrationWork *w, virDomainPtr ddom, const char *dest);
 
-/* migration-network.c: the network follows the guest (announce.h, network-watch.h) */
+/* migration-announce.c: the network follows the guest (announce.h, network-watch.h) */
 /* Before virDomainMigrateToURI3: the destination's connection opened for the announcement,
  * the watch for NetworkDowntime started. */
-void migration_network_before(Migration *mig, MigrationWork *w);
+void migration_announce_before(Migration *mig, MigrationWork *w);
 /* Once it landed (after the announcement), libvirt's downtime known: NetworkDowntime. */
-void migration_network_landed(Migration *mig, MigrationWork *w, uint64_t downtime_ms);
+void migration_announce_landed(Migration *mig, MigrationWork *w, uint64_t downtime_ms);
 
 /* migration-monitor.c: libvirt's job statistics, the policy, Abort and ForceComplete */
 void migration_stats_from_params(virTypedParameterPtr params, int n, MigrationInfo *s);

@@ -15,7 +15,7 @@ static void set_network_downtime_cb(MigrationInfo *i, void *u)
         i->network_downtime = *(const uint64_t *)u;
 }
 
-void migration_network_before(Migration *mig, MigrationWork *w)
+void migration_announce_before(Migration *mig, MigrationWork *w)
 {
         const Preflight *p = w->chosen;
         int r;
@@ -32,7 +32,7 @@ void migration_network_before(Migration *mig, MigrationWork *w)
                                   mig->id);
 }
 
-void migration_network_landed(Migration *mig, MigrationWork *w, uint64_t downtime_ms)
+void migration_announce_landed(Migration *mig, MigrationWork *w, uint64_t downtime_ms)
 {
         uint64_t usec;
 
