@@ -27,6 +27,7 @@
 #include "migcheck.h"
 #include "nodecheck.h"
 #include "paths.h"
+#include "migration-network.h"
 #include "runtime.h"
 #include "store-attach.h"
 #include "util.h"
@@ -41,6 +42,8 @@ struct NodeCheck {
         FwSpec spec;                    /* its lists point to the copies above */
         char *node_name, *node_address; /* address: "" when not set */
         char **peer_marks;              /* per facts.peers, from its node record; NULL: none */
+
+        MigNetCheck *mignet; /* NULL: no migration network configured */
 
         /* out */
         NodeFacts facts;
@@ -383,6 +386,7 @@ NodeCheck *check_free(NodeCheck *c)
                 free(c->peer_marks[i]);
         free(c->peer_marks);
         node_facts_done(&c->facts);
+        migration_network_check_free(c->mignet);
         mig_findings_done(&c->findings);
         free(c);
         return NULL;
@@ -465,7 +469,7 @@ NodeCheck *check_new(Manager *m)
         s->lockspace_dir = conf->locking.lockspace_dir ? strdup(conf->locking.lockspace_dir) : NULL;
         r = s->instances_path && (s->lockspace_dir || !conf->locking.lockspace_dir) ? 0 : -ENOMEM;
         if (r >= 0)
-                r = strv_copy(conf->firewall.migration_sources, &c->migration_sources);
+                r = strv_copy(conf->firewall.migration_admitted, &c->migration_sources);
         if (r >= 0)
                 r = strv_copy(conf->firewall.console_clients, &c->console_clients);
         if (r >= 0)
@@ -475,6 +479,8 @@ NodeCheck *check_new(Manager *m)
                 r = gather_store(m, c);
         if (r >= 0)
                 r = gather_secret_files(m, c);
+        if (r >= 0)
+                r = migration_network_check_new(conf, &c->mignet);
         if (r < 0)
                 return check_free(c); /* every failure above is out of memory */
         s->disk_leases = conf->locking.disk_leases;
@@ -506,6 +512,8 @@ void check_gather(NodeCheck *c)
         gather_ports(c);
         if (c->error >= 0)
                 c->error = node_check_judge(&c->settings, &c->facts, &c->findings);
+        if (c->error >= 0)
+                c->error = migration_network_check_run(c->mignet, &c->findings);
 }
 
 int check_result(const NodeCheck *c, const MigFindings **ret)

@@ -16,6 +16,7 @@
 #include "errors.h"
 #include "log.h"
 #include "migration-internal.h"
+#include "migration-network.h"
 #include "paths.h"
 #include "placement.h"
 #include "util.h"
@@ -302,6 +303,9 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
             (mig->opts.bandwidth > 0 &&
              virTypedParamsAddULLong(&params.p, &params.n, &params.max, VIR_MIGRATE_PARAM_BANDWIDTH,
                                      mig->opts.bandwidth) < 0))
+                return migration_fail(w, "Out of memory"), -ENOMEM;
+        /* the configuration let no bad migration_address through: only memory can fail */
+        if (migration_network_params(p, mig->opts.tls, &params.p, &params.n, &params.max) < 0)
                 return migration_fail(w, "Out of memory"), -ENOMEM;
 
         if (mig->opts.block) {

@@ -280,6 +280,8 @@ const ConfigItem config_items[] = {
         { "node", "name", parse_hostname, C(node.name), "a host name", STRING },
         { "node", "address", parse_address, C(node.address), "an IP address or a host name",
           STRING },
+        { "node", "migration_address", parse_address, C(node.migration_address),
+          "an IP address or a host name", STRING },
         { "node", "instances_path", parse_path, C(node.instances_path), "an absolute path",
           STRING },
         { "node", "compute_unit", parse_unit, C(node.compute_unit),
@@ -359,6 +361,8 @@ const ConfigItem config_items[] = {
           STRING },
 
         { "peer", "address", parse_address, P(address), "an IP address or a host name", STRING },
+        { "peer", "migration_address", parse_address, P(migration_address),
+          "an IP address or a host name", STRING },
         { "peer", "libvirt_uri", parse_uri, P(libvirt_uri),
           "a libvirt URI such as qemu+tls://node2.example.com/system", STRING },
         { "peer", "fence_agent", parse_fence_agent, P(fence_agent),

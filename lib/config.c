@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config-internal.h"
+#include "mignet.h"
 
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
 /* libinih's fixed limits (ini.h: INI_MAX_LINE, MAX_SECTION, MAX_NAME); longer input is
@@ -163,6 +164,7 @@ Config *config_free(Config *c)
         for (size_t i = 0; i < c->n_peers; i++)
                 peer_done(&c->peers[i]);
         free(c->peers);
+        strv_free(c->firewall.migration_admitted);
         strv_free(c->files);
         strv_free(c->secret_files);
         free((ConfigPrivate *)c);
@@ -675,6 +677,10 @@ int config_finish(Config *c, ConfigDiags *diags)
                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
                      "[console] listen = node needs [node] address");
         }
+        c->firewall.migration_admitted = strv_free(c->firewall.migration_admitted);
+        if (mignet_admitted_sources(c->firewall.migration_sources, c->peers, c->n_peers,
+                                    &c->firewall.migration_admitted) < 0)
+                return -ENOMEM;
 
         return 0;
 }

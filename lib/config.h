@@ -56,6 +56,8 @@ typedef struct ConfigPeer {
         char *name;
         char *address;
         char *libvirt_uri; /* default qemu+tls://ADDRESS/system */
+        /* its address on the migration network; NULL: none, libvirt chooses */
+        char *migration_address;
         char *fence_agent;
         char *fence_options; /* key=value lines; a secret: never log it */
         char *file;          /* where the [peer NAME] section was (last) opened */
@@ -66,6 +68,7 @@ typedef struct Config {
         struct {
                 char *name; /* default: the host name */
                 char *address;
+                char *migration_address; /* on the migration network; NULL: none */
                 char *instances_path;
                 char *compute_unit;
                 DisableAction disable_action;
@@ -103,6 +106,8 @@ typedef struct Config {
         struct {
                 bool enable;
                 char **migration_sources; /* CIDRs */
+                /* derived: migration_sources and the peers' migration addresses (mignet.h) */
+                char **migration_admitted;
                 usec_t open_window;
                 char **console_clients; /* CIDRs */
                 unsigned console_port_min, console_port_max;
