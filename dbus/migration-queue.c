@@ -16,6 +16,7 @@
 #include "job.h"
 #include "log.h"
 #include "migration-internal.h"
+#include "network-watch.h"
 #include "util.h"
 #include "virt.h"
 
@@ -67,6 +68,7 @@ void migration_work_free(MigrationWork *w)
         free(w->a_dest_uri);
         peer_targets_done(&w->a_peers);
         leftovers_done(&w->made);
+        net_watch_free(w->net_watch);
         if (w->dom)
                 virDomainFree(w->dom);
         if (w->mdom)

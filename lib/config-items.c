@@ -369,6 +369,10 @@ const ConfigItem config_items[] = {
           "a port from 1024 to 65535", 1024, 65535 },
         { "migration", "port_max", parse_unsigned, C(migration.port_max),
           "a port from 1024 to 65535", 1024, 65535 },
+        { "migration", "announce_rounds", parse_unsigned, C(migration.announce_rounds),
+          "an integer from 0 (no announcement) to 1000", 0, 1000 },
+        { "migration", "announce_interval", parse_duration_item, C(migration.announce_interval),
+          "a duration from 10ms to 10s, such as 100ms", 10 * USEC_PER_MSEC, 10 * USEC_PER_SEC },
 
         { "firewall", "enable", parse_bool, C(firewall.enable), "yes or no" },
         { "firewall", "migration_sources", parse_cidr_list, C(firewall.migration_sources),

@@ -131,6 +131,8 @@ int config_new(Config **ret)
         c->migration.tls = MIGRATION_TLS_AUTO;
         c->migration.port_min = 49152;
         c->migration.port_max = 49215;
+        c->migration.announce_rounds = 5;
+        c->migration.announce_interval = 100 * USEC_PER_MSEC;
         c->firewall.enable = true;
         c->firewall.open_window = 10 * USEC_PER_MINUTE;
         c->firewall.console_port_min = 5900;

@@ -110,6 +110,8 @@ typedef struct Config {
                 bool permit_post_copy;
                 MigrationTls tls;
                 unsigned port_min, port_max;
+                unsigned announce_rounds; /* announce-self after a migration, a rebuild; 0 = off */
+                usec_t announce_interval;
         } migration;
         struct {
                 bool enable;
