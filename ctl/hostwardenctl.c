@@ -31,6 +31,8 @@ const char *arg_from = NULL;
 const char *arg_name = NULL;
 const char *arg_reason = NULL;
 bool arg_adopt = false;
+const char *arg_since;
+bool arg_dry_run;
 uint64_t arg_bandwidth = 0;
 char **arg_rest = NULL;
 int arg_n_rest = 0;
@@ -467,7 +469,11 @@ static void help(void)
                "  init-cluster [--name N] [--adopt]\n"
                "                Write a new cluster's identity into the configured store, once\n"
                "  allow-unsynced-starts --reason TEXT\n"
-               "                Let domains start here before hostwardend read the store\n\n"
+               "                Let domains start here before hostwardend read the store\n"
+               "  history [DOMAIN] [--since WHEN]\n"
+               "                Past migrations, rebuilds, drains and fences of the cluster\n"
+               "  archive [--dry-run]\n"
+               "                Move old history and deleted instances to the archive, purge it\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -483,6 +489,8 @@ static void help(void)
                "     --name=NAME        init-cluster: the cluster's name\n"
                "     --adopt            init-cluster: adopt a store an older version wrote\n"
                "     --reason=TEXT      allow-unsynced-starts: why (logged)\n"
+               "     --since=WHEN       history: since 7d, 12h, @SECONDS or YYYY-MM-DD [HH:MM]\n"
+               "     --dry-run          archive: say what would be done, do nothing\n"
                "     --no-ask-password  Do not ask for a password (polkit)\n",
                program_invocation_short_name);
 }
@@ -504,6 +512,8 @@ int main(int argc, char *argv[])
                 ARG_NAME,
                 ARG_ADOPT,
                 ARG_REASON,
+                ARG_SINCE,
+                ARG_DRY_RUN,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -521,6 +531,8 @@ int main(int argc, char *argv[])
                 { "name", required_argument, NULL, ARG_NAME },
                 { "adopt", no_argument, NULL, ARG_ADOPT },
                 { "reason", required_argument, NULL, ARG_REASON },
+                { "since", required_argument, NULL, ARG_SINCE },
+                { "dry-run", no_argument, NULL, ARG_DRY_RUN },
                 {},
         };
         static const struct {
@@ -548,6 +560,8 @@ int main(int argc, char *argv[])
                 { "setup-leases", 0, 0, verb_setup_leases },
                 { "init-cluster", 0, 0, verb_init_cluster },
                 { "allow-unsynced-starts", 0, 0, verb_allow_unsynced_starts },
+                { "history", 0, 1, verb_history },
+                { "archive", 0, 0, verb_archive },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;
@@ -597,6 +611,12 @@ int main(int argc, char *argv[])
                 case ARG_REASON:
                         arg_reason = optarg;
                         break;
+                case ARG_SINCE:
+                        arg_since = optarg;
+                        break;
+                case ARG_DRY_RUN:
+                        arg_dry_run = true;
+                        break;
                 case ARG_BANDWIDTH:
                         if (parse_uint_range(optarg, 1, 1024 * 1024, &arg_bandwidth) < 0) {
                                 fprintf(stderr, "--bandwidth=%s: expected MiB/s, 1 to 1048576.\n",
@@ -625,6 +645,12 @@ int main(int argc, char *argv[])
                 }
                 if (arg_insist && !streq(verb, "force-down") && !streq(verb, "force-up")) {
                         fprintf(stderr, "--insist is for 'force-down' and 'force-up'.\n");
+                        return 1;
+                }
+                if ((arg_since && !streq(verb, "history")) ||
+                    (arg_dry_run && !streq(verb, "archive"))) {
+                        fprintf(stderr, "%s is for '%s'.\n", arg_since ? "--since" : "--dry-run",
+                                arg_since ? "history" : "archive");
                         return 1;
                 }
                 if (arg_watch && !streq(verb, "migrations") && !streq(verb, "overview")) {

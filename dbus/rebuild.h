@@ -45,7 +45,8 @@ typedef struct Rebuild {
         char *message;
         bool claimed;
         bool started;
-        bool locked; /* claimed in m->instance_ops */
+        bool locked;    /* claimed in m->instance_ops */
+        uint64_t began; /* usec realtime: its steps began (the history) */
 } Rebuild;
 
 /*
