@@ -198,7 +198,9 @@ int verb_archive(sd_bus *bus)
                 r = sd_bus_call(bus, m, 0, &error, &reply);
         if (r < 0) {
                 fprintf(stderr, "Could not archive: %s\n", error_message(&error, r));
-                return 1;
+                /* another node runs the pass (its lease): EX_TEMPFAIL, which the timer's
+                 * service takes for success */
+                return sd_bus_error_has_name(&error, "org.hostwarden.Warden1.Error.Busy") ? 75 : 1;
         }
         r = sd_bus_message_enter_container(reply, 'a', "(ssssts)");
         if (arg_json)
