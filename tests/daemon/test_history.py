@@ -6,10 +6,12 @@ times (hw-seed-store writes them: the test holds the clock, not the daemon)."""
 import json
 import subprocess
 import time
+import uuid
 
 import pytest
 
-from hwdaemon import ERR, INVALID_ARGS, MIGRATION, TEST_DOMAIN, TEST_UUID, stop_pid, wait_for
+from hwdaemon import (ERR, INVALID_ARGS, MIGRATION, TEST_DOMAIN, TEST_UUID, domain_xml, stop_pid,
+                      wait_for)
 
 DAY = 86400 * 10**6
 OLD_UUID = "00000000-0000-4000-8000-0000000000d1"
@@ -198,3 +200,47 @@ def test_archive_waits_for_another_nodes_lease(daemon):
                      % ("ab" * 16, now_usec() - 10**6))
     assert daemon.call("Archive", "b", False) is not None
     assert not lease.exists()  # released at the end of the pass
+
+
+def test_rebuilds_are_recorded_rebuilt_or_refused(daemon):
+    t0 = now_usec()
+    daemon.seed("node", "node3", "address=127.0.0.3")
+    wait_for("node3 down", lambda: daemon.nodes()["node3"][2] == "down")
+    daemon.call("ForceDown", "sb", "node3", True)
+    try:
+        u = str(uuid.uuid4())
+        name = "hist-" + u[:8]
+        daemon.seed("instance", u, name, "node3")
+        daemon.seed("definition", u, stdin=domain_xml(name, u))
+        assert daemon.call("Rebuild", "ssa{sv}", u, "node3", {}) is None
+        unknown = str(uuid.uuid4())
+        err, _ = daemon.error("Rebuild", "ssa{sv}", unknown, "node3", {})
+        assert err == ERR + "NoSuchDomain"
+        rows = {r[DOMAIN]: r for r in history(daemon, since=t0) if r[KIND] == "rebuild"}
+        assert (rows[u][NAME], rows[u][SOURCE], rows[u][DEST], rows[u][RESULT],
+                rows[u][ERROR], rows[u][UID]) == (name, "node3", "node1", "rebuilt", "", 0)
+        assert (rows[unknown][RESULT], rows[unknown][DEST]) == ("refused", "node1")
+        assert rows[unknown][ERROR]
+    finally:
+        daemon.call("ForceDown", "sb", "node3", False)
+
+
+def test_a_drain_and_its_migrations_are_recorded_with_its_caller(daemon):
+    t0 = now_usec()
+    try:
+        paths = daemon.call("EvacuateLive", "sa{sv}", "node2", {})
+        assert paths
+        for p in paths:
+            wait_for("the migration to end", lambda p=p: daemon.prop(
+                "State", p, MIGRATION) in ("failed", "aborted", "completed"), timeout=30)
+    finally:
+        daemon.call("Enable")
+    rows = history(daemon, since=t0)
+    drains = [r for r in rows if r[KIND] == "drain"]
+    assert [(r[MODE], r[SOURCE], r[DEST], r[RESULT], r[UID]) for r in drains] == \
+        [(f"{len(paths)}-migrations", "node1", "node2", "queued", 0)]
+    ids = {p.rsplit("/", 1)[1] for p in paths}
+    migrations = [r for r in rows if r[KIND] == "migration" and r[0].split("-")[1] in ids]
+    assert len(migrations) == len(paths), rows
+    # the caller of EvacuateLive is the caller of each migration it queued
+    assert {(r[UID], r[CALLER]) for r in migrations} == {(0, drains[0][CALLER])}
