@@ -27,6 +27,9 @@
  * microseconds), not a question */
 #define SINCE_FUTURE_SLACK USEC_PER_DAY
 #define DOMAIN_ARG_MAX     256U
+/* GetHistory is read-only, anybody's to call, and monitoring may poll it: at most one
+ * listing of the store per HISTORY_MAX_AGE (this node's own records are seen at once) */
+#define HISTORY_MAX_AGE (1 * USEC_PER_SEC)
 
 void history_caller_of(sd_bus_message *msg, HistoryCaller *ret)
 {
@@ -86,6 +89,7 @@ static void history_write(Manager *m, HistoryRecord *h, const char *tag)
                 r = -EHOSTDOWN;
         if (r >= 0)
                 r = store_history_add(m->store, h);
+        m->history_cache_valid = false;
         if (r == -EEXIST && tag) {
                 /* a tag of the same start used before: the record keeps its own, random */
                 free(id);
@@ -219,6 +223,30 @@ void history_fence_ended(Manager *m, sd_bus_message *msg, const char *node, cons
 
 /* ---- GetHistory ----------------------------------------------------------------------- */
 
+/* The history as listed at most HISTORY_MAX_AGE ago. */
+static int history_cached(Manager *m, const HistoryRecord **ret, size_t *ret_n)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (!m->history_cache_valid || now >= m->history_cache_time + HISTORY_MAX_AGE) {
+                HistoryRecord *h = NULL;
+                size_t n = 0;
+                int r;
+
+                r = store_history_list(m->store, &h, &n);
+                if (r < 0)
+                        return r;
+                history_record_array_free(m->history_cache, m->n_history_cache);
+                m->history_cache = h;
+                m->n_history_cache = n;
+                m->history_cache_time = now;
+                m->history_cache_valid = true;
+        }
+        *ret = m->history_cache;
+        *ret_n = m->n_history_cache;
+        return 0;
+}
+
 static bool record_matches(const HistoryRecord *h, const char *dom, uint64_t since)
 {
         if (h->finished < since)
@@ -232,7 +260,7 @@ int history_method_get(Manager *m, sd_bus_message *msg, const char *dom, uint64_
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         uint64_t now = now_realtime();
-        HistoryRecord *h = NULL;
+        const HistoryRecord *h = NULL;
         size_t n = 0;
         int r;
 
@@ -246,7 +274,7 @@ int history_method_get(Manager *m, sd_bus_message *msg, const char *dom, uint64_
                                          "microseconds since the epoch (realtime clock; now is "
                                          "%llu), 0 for all",
                                          (unsigned long long)since, (unsigned long long)now);
-        r = store_history_list(m->store, &h, &n);
+        r = history_cached(m, &h, &n);
         if (r < 0)
                 return sd_bus_error_setf(error, HW_ERROR_STORE_UNAVAILABLE,
                                          "Cannot read the history from the store (%s): %s%s%s",
@@ -267,7 +295,6 @@ int history_method_get(Manager *m, sd_bus_message *msg, const char *dom, uint64_
                         strempty(x->destination), x->result, strempty(x->error), x->caller_uid,
                         strempty(x->caller), x->started, x->finished, x->downtime, x->bytes);
         }
-        history_record_array_free(h, n);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -292,6 +319,7 @@ int history_method_archive(Manager *m, sd_bus_message *msg, bool dry_run, sd_bus
         int r;
 
         r = archive_run(m->store, &o, &a, &n, &holder);
+        m->history_cache_valid = false;
         if (r == -EBUSY)
                 return sd_bus_error_setf(error, HW_ERROR_BUSY,
                                          "The archive is being run by %s right now (its lease in "

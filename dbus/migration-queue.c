@@ -274,6 +274,7 @@ static int start(Manager *m, Migration *mig)
                 mig->live.state = MIGRATION_FAILED;
                 mig->live.finished = now_realtime();
                 (void)free_and_strdup(&mig->live.error, "Cannot start a worker thread");
+                history_migration_ended(m, mig);
                 /* it never ran: the instance is free again, and the object expires */
                 migration_let_go(mig);
                 migration_keep_finished(mig);
