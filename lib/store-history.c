@@ -199,23 +199,16 @@ static int history_kind_compare(const void *a, const void *b)
         return strcmp(((const HistoryRecord *)a)->id, ((const HistoryRecord *)b)->id);
 }
 
-static const RecordKind history_kind = {
-        .space = STORE_HISTORY,
-        .key_is_valid = history_id_is_valid,
-        .size = sizeof(HistoryRecord),
-        .from_text = history_record_from_text,
-        .done = history_kind_done,
-        .compare = history_kind_compare,
-};
+/* History records, live or archived (the archived ones have "archived" set) */
+#define HISTORY_KIND(sp)                                                                         \
+        {                                                                                        \
+                .space = sp, .key_is_valid = history_id_is_valid, .size = sizeof(HistoryRecord), \
+                .from_text = history_record_from_text, .done = history_kind_done,                \
+                .compare = history_kind_compare,                                                 \
+        }
 
-static const RecordKind archived_history_kind = {
-        .space = STORE_ARCHIVE_HISTORY,
-        .key_is_valid = history_id_is_valid,
-        .size = sizeof(HistoryRecord),
-        .from_text = history_record_from_text,
-        .done = history_kind_done,
-        .compare = history_kind_compare,
-};
+static const RecordKind history_kind = HISTORY_KIND(STORE_HISTORY);
+static const RecordKind archived_history_kind = HISTORY_KIND(STORE_ARCHIVE_HISTORY);
 
 int store_history_add(Store *s, const HistoryRecord *rec)
 {
