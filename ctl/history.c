@@ -109,7 +109,7 @@ int verb_history(sd_bus *bus)
         while (r > 0) {
                 const char *id, *kind, *mode, *domain, *name, *node, *source, *dest, *result, *err,
                         *caller;
-                uint64_t started, finished, downtime, bytes;
+                uint64_t started, finished, downtime, bytes, took_usec;
                 uint32_t uid;
                 char when[64], took[64], down[64], by[64];
 
@@ -118,6 +118,8 @@ int verb_history(sd_bus *bus)
                                         &started, &finished, &downtime, &bytes);
                 if (r <= 0)
                         break;
+                /* another node's clock may have been set back during the operation */
+                took_usec = finished > started ? finished - started : 0;
                 if (arg_json) {
                         printf("%s{\"id\":", n ? "," : "");
                         json_string(id);
@@ -137,7 +139,7 @@ int verb_history(sd_bus *bus)
                         json_field("caller", caller);
                         json_u64("started", started);
                         json_u64("finished", finished);
-                        json_u64("duration_usec", finished - started);
+                        json_u64("duration_usec", took_usec);
                         json_u64("downtime_usec", downtime);
                         json_u64("bytes", bytes);
                         printf("}");

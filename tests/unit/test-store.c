@@ -1964,7 +1964,7 @@ static void test_lease_excludes_and_expires(void **state)
         /* the first holder's release no longer releases anything */
         assert_int_equal(store_lease_release(a, "archive", &la), -ESTALE);
         assert_int_equal(store_lease_release(b, "archive", &lb), 0);
-        memset(&la, 0, sizeof(la));
+        store_lease_done(&la);
         assert_int_equal(store_lease_acquire(a, "archive", T0, ttl, &la, NULL), 0);
         assert_int_equal(store_lease_acquire(a, "bad name", T0, ttl, &la, NULL), -EINVAL);
         if (!etcd_mode)
@@ -2193,14 +2193,17 @@ static void test_archive_killed_at_every_step_loses_nothing(void **state)
                                 _exit(2);
                         c->test_step = kill_at_step;
                         c->test_step_data = &left;
-                        _exit(archive_run(c, &o, &a, &n, NULL) < 0 ? 3 : 0);
+                        /* the pass's outcome as a signal: what follows (exit, or valgrind's
+                         * leak check of the child) is not the pass's */
+                        raise(archive_run(c, &o, &a, &n, NULL) < 0 ? SIGUSR2 : SIGUSR1);
+                        _exit(3);
                 }
                 assert_int_equal(waitpid(pid, &status, 0), pid);
-                if (WIFEXITED(status)) {
-                        assert_int_equal(WEXITSTATUS(status), 0);
+                assert_true(WIFSIGNALED(status));
+                if (WTERMSIG(status) == SIGUSR1)
                         finished = true; /* the pass had fewer steps than this */
-                } else {
-                        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+                else {
+                        assert_int_equal(WTERMSIG(status), SIGKILL);
                         kills++;
                 }
 
