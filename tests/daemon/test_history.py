@@ -244,3 +244,20 @@ def test_a_drain_and_its_migrations_are_recorded_with_its_caller(daemon):
     assert len(migrations) == len(paths), rows
     # the caller of EvacuateLive is the caller of each migration it queued
     assert {(r[UID], r[CALLER]) for r in migrations} == {(0, drains[0][CALLER])}
+
+
+def test_the_timer_has_the_seeds_schedule(daemon):
+    """hostwarden-archive.timer: 00:01 and 05:00 (the seeds' archive and purge times) with
+    up to an hour of jitter, each time a calendar systemd accepts; its service runs
+    'hostwardenctl archive' and takes 75 (the lease is another node's) for success."""
+    units = daemon.source / "units"
+    timer = (units / "hostwarden-archive.timer").read_text().splitlines()
+    calendars = [line.split("=", 1)[1] for line in timer if line.startswith("OnCalendar=")]
+    assert calendars == ["*-*-* 00:01:00", "*-*-* 05:00:00"]
+    assert "RandomizedDelaySec=1h" in timer
+    assert "WantedBy=timers.target" in timer
+    for c in calendars:
+        subprocess.run(["systemd-analyze", "calendar", c], check=True, capture_output=True)
+    service = (units / "hostwarden-archive.service.in").read_text().splitlines()
+    assert "ExecStart=@bindir@/hostwardenctl --no-ask-password archive" in service
+    assert "SuccessExitStatus=75" in service
