@@ -18,9 +18,11 @@
 #include "archive.h"
 #include "errors.h"
 #include "history.h"
+#include "job.h"
 #include "log.h"
 #include "migration.h"
 #include "rebuild.h"
+#include "store-attach.h"
 #include "util.h"
 
 /* a since_usec later than now by more than this is a unit mistake (nanoseconds for
@@ -304,40 +306,66 @@ int history_method_get(Manager *m, sd_bus_message *msg, const char *dom, uint64_
 
 /* ---- Archive -------------------------------------------------------------------------- */
 
-int history_method_archive(Manager *m, sd_bus_message *msg, bool dry_run, sd_bus_error *error)
+/*
+ * A pass may move thousands of entries, each a few durable writes on the shared storage or
+ * etcd requests: it runs in a worker thread with a Store of its own (a Store serves one
+ * thread), so that the event loop keeps beating the heartbeat and answering meanwhile.
+ */
+typedef struct ArchiveCall {
+        Store *store;
+        ArchiveOptions o;
+        /* the worker's */
+        ArchiveAction *actions;
+        size_t n;
+        char *holder;
+        char *detail; /* the store's error detail, when the pass failed */
+        int r;
+} ArchiveCall;
+
+static void archive_call_free(ArchiveCall *c)
+{
+        if (!c)
+                return;
+        store_free(c->store);
+        archive_action_array_free(c->actions, c->n);
+        free(c->holder);
+        free(c->detail);
+        free(c);
+}
+
+static void archive_work(Manager *m, void *userdata)
+{
+        ArchiveCall *c = userdata;
+
+        c->r = archive_run(c->store, &c->o, &c->actions, &c->n, &c->holder);
+        if (c->r < 0 && c->r != -EBUSY)
+                c->detail = strdup(store_error_detail(c->store));
+}
+
+static int archive_reply(ArchiveCall *c, sd_bus_message *msg)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ char *holder = NULL;
-        ArchiveOptions o = {
-                .now = now_realtime(),
-                .archive_after = m->config->history.archive_after,
-                .purge_after = m->config->history.purge_after,
-                .dry_run = dry_run,
-        };
-        ArchiveAction *a = NULL;
-        size_t n = 0, moved = 0, purged = 0, failed = 0;
+        size_t moved = 0, purged = 0, failed = 0;
         int r;
 
-        r = archive_run(m->store, &o, &a, &n, &holder);
-        m->history_cache_valid = false;
-        if (r == -EBUSY)
-                return sd_bus_error_setf(error, HW_ERROR_BUSY,
-                                         "The archive is being run by %s right now (its lease in "
-                                         "the store): nothing to do here",
-                                         holder ? holder : "another node");
-        if (r < 0)
-                return sd_bus_error_setf(
-                        error, HW_ERROR_STORE_UNAVAILABLE, "Cannot archive (%s): %s%s%s",
-                        store_backend_name(m->store), strerror(-r),
-                        *store_error_detail(m->store) ? ": " : "", store_error_detail(m->store));
+        if (c->r == -EBUSY)
+                return sd_bus_reply_method_errorf(msg, HW_ERROR_BUSY,
+                                                  "The archive is being run by %s right now (its "
+                                                  "lease in the store): nothing to do here",
+                                                  c->holder ? c->holder : "another node");
+        if (c->r < 0)
+                return sd_bus_reply_method_errorf(
+                        msg, HW_ERROR_STORE_UNAVAILABLE, "Cannot archive (%s): %s%s%s",
+                        store_backend_name(c->store), strerror(-c->r),
+                        !isempty(c->detail) ? ": " : "", strempty(c->detail));
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(ssssts)");
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                const ArchiveAction *x = &a[i];
-                const char *result = x->error < 0 ? strerror(-x->error)
-                                     : dry_run    ? "dry-run"
-                                                  : "done";
+        for (size_t i = 0; r >= 0 && i < c->n; i++) {
+                const ArchiveAction *x = &c->actions[i];
+                const char *result = x->error < 0   ? strerror(-x->error)
+                                     : c->o.dry_run ? "dry-run"
+                                                    : "done";
 
                 if (x->error < 0)
                         failed++;
@@ -349,15 +377,47 @@ int history_method_archive(Manager *m, sd_bus_message *msg, bool dry_run, sd_bus
                                           archive_kind_to_string(x->kind), x->key,
                                           strempty(x->name), x->time, result);
         }
-        archive_action_array_free(a, n);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
-                return r;
-        if (!dry_run)
+                return sd_bus_reply_method_errnof(msg, -r, "Cannot answer: %m");
+        if (!c->o.dry_run)
                 log_full_errno(failed > 0 ? LOG_WARNING : LOG_INFO, 0,
                                "Archive: %zu entr%s moved to the archive, %zu purged from it, "
                                "%zu not moved",
                                moved, moved == 1 ? "y" : "ies", purged, failed);
         return sd_bus_send(NULL, reply, NULL);
+}
+
+static void archive_done(Manager *m, sd_bus_message *msg, void *userdata)
+{
+        ArchiveCall *c = userdata;
+
+        m->history_cache_valid = false; /* the pass moved records out of the history */
+        (void)archive_reply(c, msg);
+        archive_call_free(c);
+}
+
+int history_method_archive(Manager *m, sd_bus_message *msg, bool dry_run, sd_bus_error *error)
+{
+        ArchiveCall *c;
+        int r;
+
+        c = calloc(1, sizeof(ArchiveCall));
+        if (!c)
+                return -ENOMEM;
+        c->o = (ArchiveOptions){
+                .now = now_realtime(),
+                .archive_after = m->config->history.archive_after,
+                .purge_after = m->config->history.purge_after,
+                .dry_run = dry_run,
+        };
+        r = store_attach_open(m->config, &c->store);
+        if (r >= 0)
+                r = job_start(m, msg, archive_work, archive_done, c);
+        if (r < 0) {
+                archive_call_free(c);
+                return sd_bus_error_set_errnof(error, r, "Cannot start the archive pass: %m");
+        }
+        return 1;
 }
