@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hostwardenctl history [DOMAIN] [--since WHEN] [--json] and archive [--dry-run] [--json]:
- * GetHistory and Archive (docs/history.md). */
+ * GetHistory and Archive (docs/history-and-archiving.md). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The history of operations (history.h, docs/history.md): the record each ended operation
- * leaves in the store, GetHistory(s dom, t since_usec) and Archive(b dry_run).
+ * The history of operations (history.h, docs/history-and-archiving.md): the record each
+ * ended operation leaves in the store, GetHistory(s dom, t since_usec) and Archive(b dry_run).
  *
  * Records are written in the event loop when an operation ends, like the other writes that
  * end an operation (an instance record's move). A record that cannot be written is logged

@@ -9,9 +9,10 @@
 #include "manager.h"
 
 /*
- * The history of operations (issue 21; docs/history.md): one record in the store for every
- * migration, rebuild, live evacuation (drain) and fence this node ran, written when it ended;
- * GetHistory reads them, Archive moves the old ones to the store's archive (lib/archive.h).
+ * The history of operations (issue 21; docs/history-and-archiving.md): one record in the
+ * store for every migration, rebuild, live evacuation (drain) and fence this node ran,
+ * written when it ended; GetHistory reads them, Archive moves the old ones to the store's
+ * archive (lib/archive.h).
  *
  * The capability files call one function here where their operation ends; what a record
  * holds is decided here, not there.

@@ -8,12 +8,12 @@
 #include "store.h"
 
 /*
- * One archive run (issue 21, docs/history.md; the seeds' "Database cleaning"): history
- * records and records of deleted instances whose time is archive_after old move to the
- * store's archive; archived entries purge_after after their move are deleted. At most one
- * node of the cluster runs at a time: the lease ARCHIVE_LEASE in the store, taken for
- * lease_ttl and renewed as the run goes, so that a node that died holding it blocks the
- * others for lease_ttl at most.
+ * One archive run (issue 21, docs/history-and-archiving.md; the seeds' "Database
+ * cleaning"): history records and records of deleted instances whose time is archive_after
+ * old move to the store's archive; archived entries purge_after after their move are
+ * deleted. At most one node of the cluster runs at a time: the lease ARCHIVE_LEASE in the
+ * store, taken for lease_ttl and renewed as the run goes, so that a node that died holding
+ * it blocks the others for lease_ttl at most.
  *
  * The clock is the caller's (now), so that tests write records with old times and run the
  * archive at the time they choose.

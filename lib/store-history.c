@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * The store's history of operations, its archive and its leases (store.h; docs/history.md).
+ * The store's history of operations, its archive and its leases (store.h;
+ * docs/history-and-archiving.md).
  *
  * History records are "key=value" texts like every record (store.c's rules), keyed by their
  * id, written once (create-only under the record's lock: a second writer of an id gets

@@ -302,10 +302,11 @@ int store_definition_get(Store *s, const char *uuid, char **ret);
 int store_definition_remove(Store *s, const char *uuid);
 
 /*
- * History (issue 21, docs/history.md): one record per operation this cluster's nodes ran —
- * a migration (live, block, cold), a rebuild, a live evacuation (drain), a fence — written
- * by the node that ran it when the operation ended, never changed afterwards (but moved to
- * the archive, below). Times are usec realtime of the node that wrote them.
+ * History (issue 21; docs/history-and-archiving.md): one record per operation this
+ * cluster's nodes ran — a migration (live, block, cold), a rebuild, a live evacuation
+ * (drain), a fence — written by the node that ran it when the operation ended, never
+ * changed afterwards (but moved to the archive, below). Times are usec realtime of the
+ * node that wrote them.
  */
 typedef struct HistoryRecord {
         char *id;          /* history_id_new(): unique in the cluster */
@@ -346,12 +347,12 @@ int store_history_get(Store *s, const char *id, HistoryRecord *ret);
 int store_history_list(Store *s, HistoryRecord **ret, size_t *ret_n);
 
 /*
- * The archive (issue 21: the seeds' shadow tables, docs/history.md): history records and the
- * records of deleted instances (tombstones, with their last definition) older than
- * [history] archive_after are moved there, and removed from there [history] purge_after
- * after their move. A move copies first and removes the original second, each step atomic
- * and durable, so a move cut short leaves the entry where it was, or in both places (then a
- * reader takes the original, and the next move finishes): never nowhere.
+ * The archive (issue 21: the seeds' shadow tables, docs/history-and-archiving.md): history
+ * records and the records of deleted instances (tombstones, with their last definition)
+ * older than [history] archive_after are moved there, and removed from there [history]
+ * purge_after after their move. A move copies first and removes the original second, each
+ * step atomic and durable, so a move cut short leaves the entry where it was, or in both
+ * places (then a reader takes the original, and the next move finishes): never nowhere.
  */
 typedef enum ArchiveKind {
         ARCHIVE_HISTORY,

@@ -1,7 +1,7 @@
-"""The history lasts (issue 21, item 2; docs/history.md): a live migration leaves its record
-in the cluster store, which both hostwardends find again after they restarted and after the
-destination node rebooted, and `hostwardenctl history --json` shows it on either node, with
-store = dir and store = etcd."""
+"""The history lasts (issue 21, item 2; docs/history-and-archiving.md): a live migration
+leaves its record in the cluster store, which both hostwardends find again after they
+restarted and after the destination node rebooted, and `hostwardenctl history --json` shows
+it on either node, with store = dir and store = etcd."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""The history of operations and its archive (issue 21, docs/history.md): GetHistory's and
-Archive's arguments, who may call them, the records a fence and a migration leave, that
-they outlive a restart of hostwardend, and an archive pass over records written with old
-times (hw-seed-store writes them: the test holds the clock, not the daemon)."""
+"""The history of operations and its archive (issue 21, docs/history-and-archiving.md):
+GetHistory's and Archive's arguments, who may call them, the records a fence, a migration,
+a rebuild and a drain leave, that they outlive a restart of hostwardend, and an archive
+pass over records written with old times (hw-seed-store writes them: the test holds the
+clock, not the daemon)."""
 
 import json
 import subprocess

@@ -87,7 +87,7 @@ def test_the_deb_makes_a_node_ready_and_purge_leaves_only_the_operators_files(de
     assert node2.unit_active("hostwardend.service"), node2.journal("-u", "hostwardend")
     assert node2.unit_active("hostwarden-firewall.service"), \
         node2.journal("-u", "hostwarden-firewall")
-    # the archive pass twice a day (docs/history.md): its timer enabled and waiting
+    # the archive pass twice a day (docs/history-and-archiving.md): its timer enabled and waiting
     assert node2.unit_active("hostwarden-archive.timer"), node2.journal("-u", "hostwarden-archive")
     assert run(node2, ["systemctl", "is-enabled", "hostwarden-archive.timer"]
                ).stdout.strip() == "enabled"
