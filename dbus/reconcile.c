@@ -321,6 +321,41 @@ static void execute(Manager *m, const Pass *p, const InstanceRecord *inst, Recon
         }
 }
 
+/* The archived tombstones of instances evacuated from here whose copy is still defined here
+ * without a live record: the plan undefines such a copy as it would with the tombstone still
+ * live. Without them, a node back after [history] archive_after would claim its stale copies
+ * of deleted instances ("it has no record"). Appended to *records. */
+static int add_archived_tombstones(Manager *m, const Pass *p, InstanceRecord **records,
+                                   size_t *n_records)
+{
+        for (size_t i = 0; i < p->n_domains; i++) {
+                _cleanup_(instance_record_done) InstanceRecord rec = {};
+                const ReconcileDomain *d = &p->domains[i];
+                InstanceRecord *grown;
+                bool live = false;
+                int r;
+
+                for (size_t k = 0; k < *n_records && !live; k++)
+                        live = streq((*records)[k].uuid, d->uuid);
+                if (live)
+                        continue;
+                r = store_archive_instance_get(m->store, d->uuid, &rec);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return r;
+                if (!rec.deleted || !streq_ptr(rec.evacuated_from, m->config->node.name))
+                        continue;
+                grown = reallocarray(*records, *n_records + 1, sizeof(InstanceRecord));
+                if (!grown)
+                        return -ENOMEM;
+                *records = grown;
+                (*records)[(*n_records)++] = rec;
+                rec = (InstanceRecord){};
+        }
+        return 0;
+}
+
 static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         Reconciler *rc = m->reconciler;
@@ -351,6 +386,12 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         if (p->error < 0) {
                 log_debug("Reconciliation skipped: libvirt cannot be listed (%s)",
                           strna(p->error_message));
+                instance_record_array_free(inst, n_inst);
+                goto finish;
+        }
+        r = add_archived_tombstones(m, p, &inst, &n_inst);
+        if (r < 0) {
+                log_warning_errno(r, "Reconciliation skipped: cannot read the archive: %m");
                 instance_record_array_free(inst, n_inst);
                 goto finish;
         }

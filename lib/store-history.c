@@ -265,6 +265,20 @@ int store_archive_history_get(Store *s, const char *id, HistoryRecord *ret)
 
 /* ---- the archive ---------------------------------------------------------------------- */
 
+int store_archive_instance_get(Store *s, const char *uuid, InstanceRecord *ret)
+{
+        _cleanup_free_ char *text = NULL;
+        char u[37];
+        int r;
+
+        if (normalize_uuid(uuid, u) < 0)
+                return -EINVAL;
+        r = s->ops->read(s, STORE_ARCHIVE_INSTANCES, u, RECORD_MAX_SIZE, &text, NULL);
+        if (r < 0)
+                return r;
+        return instance_record_from_text(u, text, ret);
+}
+
 /* text (a complete record: generation last) with "archived=now" before its generation line */
 static int archived_text(const char *text, uint64_t now, char **ret)
 {

@@ -153,6 +153,8 @@ typedef struct RecordKind {
         int (*compare)(const void *a, const void *b);
 } RecordKind;
 
+/* A UUID in lower case, as the store names its records: -EINVAL if uuid is none (store.c). */
+int normalize_uuid(const char *uuid, char out[static 37]);
 /* The record of kind k under key (a valid one), and the backend's version of it (store.c). */
 int record_read(Store *s, const RecordKind *k, const char *key, void *ret, uint64_t *ret_version);
 /* Every record of kind k, parsed into a new array sorted by k->compare (store.c). */

@@ -36,7 +36,7 @@
 
 /* ---- names ---------------------------------------------------------------------------- */
 
-static int normalize_uuid(const char *uuid, char out[static 37])
+int normalize_uuid(const char *uuid, char out[static 37])
 {
         if (!uuid || !uuid_is_valid(uuid))
                 return -EINVAL;

@@ -392,6 +392,10 @@ int store_archive_list(Store *s, ArchivedEntry **ret, size_t *ret_n);
 int store_archive_remove(Store *s, ArchiveKind kind, const char *key);
 /* The archived history record id; -ENOENT if none. */
 int store_archive_history_get(Store *s, const char *id, HistoryRecord *ret);
+/* The archived record of deleted instance uuid (a tombstone, as it was when archived);
+ * -ENOENT if none. Reconciliation asks it for a domain that has no live record: the copy a
+ * node kept of an instance evacuated from it stays stale after its tombstone was archived. */
+int store_archive_instance_get(Store *s, const char *uuid, InstanceRecord *ret);
 
 /*
  * Leases: at most one holder of name in the cluster at a time, until expires (usec realtime

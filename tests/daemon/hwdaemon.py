@@ -236,6 +236,8 @@ class Daemon:
         self.store = store
         self.config_extra = config_extra
         self.peers = peers
+        # this node's libvirt: test:///default, or test://FILE with domains of the test's own
+        self.libvirt_uri = "test:///default"
         self.procs = []  # (what, Popen) in start order
         self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="hw-daemon-"))
         # nobody (polkit tests) must reach the bus socket and the polkit gate files
@@ -274,7 +276,7 @@ class Daemon:
             "HOSTWARDEN_RUNTIME_DIR": str(self.tmp / "run"),
             "HOSTWARDEN_LIB_DIR": str(self.tmp / "lib"),
             "HOSTWARDEN_STATE_DIR": str(self.tmp / "state"),
-            "HOSTWARDEN_LIBVIRT_URI": "test:///default",
+            "HOSTWARDEN_LIBVIRT_URI": self.libvirt_uri,
             "HOSTWARDEN_LOG": "stderr",
         })
         e.pop("NOTIFY_SOCKET", None)

@@ -10,6 +10,8 @@
  *   hw-seed-store STATE_DIR history NODE UUID NAME FINISHED_USEC
  *                                     (a completed live migration of NAME run by NODE, that
  *                                      finished at FINISHED_USEC: an old one, for the archive)
+ *   hw-seed-store STATE_DIR archived UUID        (the tombstone of UUID, and its definition,
+ *                                                 moved to the archive now)
  *   hw-seed-store STATE_DIR definition UUID      (the domain XML on stdin)
  *   hw-seed-store STATE_DIR heartbeat NAME MS    (NAME alive: a heartbeat every MS
  *                                                 milliseconds until killed)
@@ -148,6 +150,20 @@ static int seed_history(Store *s, int argc, char **argv)
         return r;
 }
 
+/* The archive as an Archive pass leaves it, without waiting [history] archive_after. */
+static int seed_archived(Store *s, int argc, char **argv)
+{
+        _cleanup_(instance_record_done) InstanceRecord rec = {};
+        int r;
+
+        if (argc != 1)
+                return -EINVAL;
+        r = store_instance_get(s, argv[0], &rec);
+        if (r < 0)
+                return r;
+        return store_instance_archive(s, rec.uuid, rec.generation, now_realtime());
+}
+
 /* A live peer for as long as the test wants one: the test ends this process by its PID. */
 static int heartbeat_forever(const char *state_dir, const char *name, const char *ms)
 {
@@ -198,6 +214,8 @@ int main(int argc, char **argv)
                 r = seed_instance(s, argc - 3, argv + 3);
         else if (streq(argv[2], "definition"))
                 r = seed_definition(s, argc - 3, argv + 3);
+        else if (streq(argv[2], "archived"))
+                r = seed_archived(s, argc - 3, argv + 3);
         else if (streq(argv[2], "history"))
                 r = seed_history(s, argc - 3, argv + 3);
         else
