@@ -269,7 +269,7 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
                 return migration_fail(
                                w,
                                "Domain %s is %s: live migration needs a running or paused domain; "
-                               "start it or use cold migration (not yet available)",
+                               "start it or use cold migration ('hostwardenctl migrate --cold')",
                                p->domain->name, virt_state_to_string(state)),
                        -EINVAL;
 

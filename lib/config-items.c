@@ -330,6 +330,10 @@ const ConfigItem config_items[] = {
           "a port from 1024 to 65535", 1024, 65535 },
         { "migration", "port_max", parse_unsigned, C(migration.port_max),
           "a port from 1024 to 65535", 1024, 65535 },
+        { "migration", "shutdown_timeout", parse_duration_item, C(migration.shutdown_timeout),
+          "a duration from 0s (destroy at once) to 1h, such as 60s", 0, USEC_PER_HOUR },
+        { "migration", "confirm_window", parse_duration_item, C(migration.confirm_window),
+          "a duration from 0s (never) to 8760h, such as 1h", 0, 365 * 24 * USEC_PER_HOUR },
 
         { "firewall", "enable", parse_bool, C(firewall.enable), "yes or no" },
         { "firewall", "migration_sources", parse_cidr_list, C(firewall.migration_sources),

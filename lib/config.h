@@ -97,6 +97,8 @@ typedef struct Config {
                 bool permit_post_copy;
                 MigrationTls tls;
                 unsigned port_min, port_max;
+                usec_t shutdown_timeout; /* cold migration: ACPI shutdown, then destroy */
+                usec_t confirm_window;   /* cold migration: confirmed after, 0 = never */
         } migration;
         struct {
                 bool enable;

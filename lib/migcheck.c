@@ -179,16 +179,52 @@ static int check_destination(const MigCheckInput *in, MigFindings *f)
 }
 
 /* Migrate refuses the same (dbus/migration-engine.c run_migration()): keep the words alike. */
+/* Cold migration shuts the guest down (ACPI) and boots it on the destination: shut off or
+ * running is fine; a paused guest cannot answer ACPI, and a managed save image would be left
+ * behind. Words alike with dbus/migration-cold.c. */
+static int check_cold_domain_state(const MigCheckInput *in, MigFindings *f)
+{
+        const char *name = in->domain->name;
+
+        switch (in->domain_state) {
+        case MIG_DOMAIN_MANAGED_SAVE:
+                return mig_findings_add(
+                        f, MIG_ERROR, "domain-managed-save",
+                        "Domain %s is shut off with a managed save image on %s: cold migration "
+                        "would leave the saved memory behind; start it ('virsh start %s') or "
+                        "drop the image ('virsh managedsave-remove %s') first",
+                        name, strna(in->source_name), name, name);
+        case MIG_DOMAIN_OTHER:
+                return mig_findings_add(
+                        f, MIG_ERROR, "domain-not-running",
+                        "Domain %s is %s: cold migration needs a running or shut-off domain; "
+                        "'virsh domstate --reason %s' tells why",
+                        name, strna(in->domain_state_word), name);
+        case MIG_DOMAIN_ACTIVE:
+                if (in->paused)
+                        return mig_findings_add(
+                                f, MIG_ERROR, "domain-paused",
+                                "Domain %s is paused: a paused guest cannot shut down; resume "
+                                "it ('virsh resume %s') or shut it down first",
+                                name, name);
+                return 0;
+        default:
+                return 0;
+        }
+}
+
 static int check_domain_state(const MigCheckInput *in, MigFindings *f)
 {
         const char *name = in->domain->name;
 
+        if (in->cold)
+                return check_cold_domain_state(in, f);
         switch (in->domain_state) {
         case MIG_DOMAIN_SHUTOFF:
                 return mig_findings_add(
                         f, MIG_ERROR, "domain-shutoff",
                         "Domain %s is shut off: live migration needs a running domain; start it "
-                        "('virsh start %s') or use cold migration (not yet available)",
+                        "('virsh start %s') or use cold migration ('hostwardenctl migrate --cold')",
                         name, name);
         case MIG_DOMAIN_MANAGED_SAVE:
                 /* the image is on this node's disk: a cold move would leave the memory behind */
@@ -197,7 +233,7 @@ static int check_domain_state(const MigCheckInput *in, MigFindings *f)
                         "Domain %s is shut off with a managed save image on %s: live migration "
                         "needs a running domain; start it ('virsh start %s' restores the saved "
                         "state), or drop the image ('virsh managedsave-remove %s') and use cold "
-                        "migration (not yet available)",
+                        "migration ('hostwardenctl migrate --cold')",
                         name, strna(in->source_name), name, name);
         case MIG_DOMAIN_OTHER:
                 return mig_findings_add(
@@ -252,6 +288,20 @@ static int check_dest_name(const MigCheckInput *in, MigFindings *f)
                 in->dest_name);
 }
 
+/* What stands only in the way of a live migration: for a cold one, a warning. */
+static MigSeverity live_only(const MigCheckInput *in)
+{
+        return in->cold ? MIG_WARNING : MIG_ERROR;
+}
+
+/* The end of a finding that is a warning for a cold migration. */
+static const char *cold_note(const MigCheckInput *in)
+{
+        return in->cold ? " (cold migration: the guest boots there with what the node has; "
+                          "check it before Confirm)"
+                        : "";
+}
+
 static int check_cpu(const MigCheckInput *in, MigFindings *f)
 {
         const DomXml *dom = in->domain;
@@ -273,26 +323,26 @@ static int check_cpu(const MigCheckInput *in, MigFindings *f)
             (streq(dom->cpu_mode, "host-passthrough") || streq(dom->cpu_mode, "maximum"))) {
                 if (!host_caps_cpu_identical(in->source, in->dest))
                         return mig_findings_add(
-                                f, MIG_ERROR, "cpu-passthrough",
+                                f, live_only(in), "cpu-passthrough",
                                 "The domain's CPU is %s: %s's CPU (%s %s) must be identical "
                                 "to this node's (%s %s), model and features; pick an "
                                 "identical node, or give the domain a named CPU model both "
-                                "support (Nova: cpu_mode=custom, cpu_models)",
+                                "support (Nova: cpu_mode=custom, cpu_models)%s",
                                 dom->cpu_mode, in->dest_name, strna(in->dest->cpu_vendor),
                                 strna(in->dest->cpu_model), strna(in->source->cpu_vendor),
-                                strna(in->source->cpu_model));
+                                strna(in->source->cpu_model), cold_note(in));
                 return 0;
         }
         switch (in->cpu_compare) {
         case MIG_CPU_INCOMPATIBLE:
                 r = mig_findings_add(
-                        f, MIG_ERROR, "cpu-model",
+                        f, live_only(in), "cpu-model",
                         "%s's CPU (%s %s) cannot provide the domain's CPU (%s%s%s): the "
                         "destination must have every feature the domain uses; pick a node "
-                        "with a newer CPU or give the domain an older CPU model",
+                        "with a newer CPU or give the domain an older CPU model%s",
                         in->dest_name, strna(in->dest->cpu_vendor), strna(in->dest->cpu_model),
                         dom->cpu_mode ? dom->cpu_mode : "default", dom->cpu_model ? " " : "",
-                        dom->cpu_model ? dom->cpu_model : "");
+                        dom->cpu_model ? dom->cpu_model : "", cold_note(in));
                 break;
         case MIG_CPU_COMPARE_FAILED:
                 r = mig_findings_add(
@@ -313,7 +363,8 @@ static int check_memory(const MigCheckInput *in, MigFindings *f)
         if (in->dest_free_bytes == UINT64_MAX || need <= in->dest_free_bytes)
                 return 0;
         return mig_findings_add(
-                f, MIG_ERROR, "memory",
+                f, in->cold && in->domain_state != MIG_DOMAIN_ACTIVE ? MIG_WARNING : MIG_ERROR,
+                "memory",
                 "The domain needs %llu MiB and %s has %llu MiB free: free memory there or "
                 "pick another node (oversubscribed memory makes the migration fail)",
                 (unsigned long long)(need >> 20), in->dest_name,
@@ -328,12 +379,21 @@ static int check_devices(const MigCheckInput *in, MigFindings *f)
         for (size_t i = 0; i < dom->n_hostdevs; i++) {
                 const DomHostdev *h = &dom->hostdevs[i];
 
-                if (streq_ptr(h->type, "pci"))
+                if (in->cold)
+                        r = mig_findings_add(
+                                f, MIG_WARNING,
+                                streq_ptr(h->type, "pci") ? "pci-passthrough" : "hostdev",
+                                "A %s host device %s is passed through to the domain: cold "
+                                "migration defines it on %s with the same device, which must "
+                                "exist and be free there, or the guest does not start",
+                                strna(h->type), h->device ? h->device : "(no address)",
+                                in->dest_name);
+                else if (streq_ptr(h->type, "pci"))
                         r = mig_findings_add(
                                 f, MIG_ERROR, "pci-passthrough",
                                 "PCI device %s is passed through to the domain: QEMU cannot "
-                                "live-migrate a physical device; use cold migration (stop the "
-                                "domain and migrate it)",
+                                "live-migrate a physical device; use cold migration ('hostwardenctl "
+                                "migrate --cold')",
                                 h->device ? h->device : "(no address)");
                 else
                         r = mig_findings_add(
@@ -351,9 +411,11 @@ static int check_devices(const MigCheckInput *in, MigFindings *f)
                         continue;
                 r = mig_findings_add(
                         f, MIG_WARNING, "sriov-direct",
-                        "Interface %s is a direct-mode SR-IOV port (a VF of the host): it is "
-                        "detached before the migration and attached again on %s, so the guest "
-                        "loses this network for that time",
+                        in->cold ? "Interface %s is a direct-mode SR-IOV port (a VF of the host): "
+                                   "the guest gets a VF of %s's when it starts there"
+                                 : "Interface %s is a direct-mode SR-IOV port (a VF of the host): "
+                                   "it is detached before the migration and attached again on "
+                                   "%s, so the guest loses this network for that time",
                         nic->mac ? nic->mac : "(no MAC)", in->dest_name);
                 if (r < 0)
                         return r;
@@ -380,7 +442,11 @@ static int check_disks(const MigCheckInput *in, MigFindings *f)
 
                 if (info->storage == DISK_EMPTY || info->storage == DISK_VOLUME)
                         continue;
-                if (in->block && info->iso9660)
+                /* cold: local disks are copied as files, shared ones used where they are; the
+                 * destination must still open a shared disk's backing chain */
+                if (in->cold)
+                        r = 0;
+                else if (in->block && info->iso9660)
                         r = mig_findings_add(
                                 f, MIG_ERROR, "config-drive-iso9660",
                                 "Disk %s (%s) is an ISO 9660 config drive: block migration "
@@ -424,7 +490,8 @@ static int check_disks(const MigCheckInput *in, MigFindings *f)
                                 target, strna(d->source), strna(in->source_name),
                                 *where ? " (" : "", where, *where ? ")" : "", in->dest_name);
                 /* on its own: libvirt's check may refuse the same disk as well */
-                if (r >= 0 && !in->block && info->storage == DISK_SHARED && info->local_backing[0])
+                if (r >= 0 && (!in->block || in->cold) && info->storage == DISK_SHARED &&
+                    info->local_backing[0])
                         r = mig_findings_add(
                                 f, MIG_ERROR, "local-backing-file",
                                 "Disk %s (%s) is on shared storage, but its backing file %s is "
@@ -459,11 +526,11 @@ static int check_numa(const MigCheckInput *in, MigFindings *f)
                                 p->cpuset);
                 else if (missing)
                         r = mig_findings_add(
-                                f, MIG_ERROR, "cpu-pinning",
+                                f, live_only(in), "cpu-pinning",
                                 "The domain pins %s to host CPU(s) %s, which %s does not have "
                                 "(it has CPUs %s): pick a node with the same CPU layout "
-                                "(Nova: same cpu_dedicated_set/cpu_shared_set on every node)",
-                                p->what, missing, in->dest_name, have_cpus);
+                                "(Nova: same cpu_dedicated_set/cpu_shared_set on every node)%s",
+                                p->what, missing, in->dest_name, have_cpus, cold_note(in));
         }
         for (size_t i = 0; r >= 0 && (i == 0 || (dom->numa_memnodes && dom->numa_memnodes[i - 1]));
              i++) {
@@ -484,11 +551,11 @@ static int check_numa(const MigCheckInput *in, MigFindings *f)
                                 set);
                 else if (missing)
                         r = mig_findings_add(
-                                f, MIG_ERROR, "numa",
+                                f, live_only(in), "numa",
                                 "The domain's memory is bound to NUMA node(s) %s, which %s does "
                                 "not have (it has node(s) %s): pick a node with the same NUMA "
-                                "topology",
-                                missing, in->dest_name, have_cells);
+                                "topology%s",
+                                missing, in->dest_name, have_cells, cold_note(in));
         }
         return r;
 }
