@@ -90,6 +90,8 @@ static int read_option(sd_bus_message *msg, const char *key, const char *type, v
 
         if (streq(key, "block"))
                 r = read_bool(msg, key, type, &opts->block, error);
+        else if (streq(key, "cold")) /* CheckMigration's: MigrateCold's checks */
+                r = read_bool(msg, key, type, &opts->cold, error);
         else if (streq(key, "auto-converge")) {
                 r = read_bool(msg, key, type, &opts->auto_converge, error);
                 u->asked_auto_converge = opts->auto_converge;

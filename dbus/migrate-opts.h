@@ -19,6 +19,8 @@ typedef struct MigrateOptions {
         uint64_t max_downtime_ms;     /* "max-downtime-ms" t|u: the last downtime step */
         usec_t completion_timeout;    /* "completion-timeout" t|u: seconds per GiB, 0 = none */
         TimeoutAction timeout_action; /* "timeout-action" s: abort | force_complete */
+        bool cold;                    /* MigrateCold (migration-cold.h); CheckMigration "cold" b */
+        usec_t shutdown_timeout;      /* MigrateCold "shutdown-timeout" t|u: seconds */
 } MigrateOptions;
 
 void migrate_options_defaults(const Config *c, MigrateOptions *ret);

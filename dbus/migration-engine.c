@@ -512,3 +512,14 @@ int migration_prepare_work(Manager *m, Migration *mig, const char *uuid, const c
         }
         return 0;
 }
+
+/* For migration-cold.c: the same choice of destination and destination XML. */
+int migration_choose_destination(Manager *m, Migration *mig, MigrationWork *w)
+{
+        return choose_destination(m, mig, w);
+}
+
+char *migration_dest_xml(MigrationWork *w, unsigned flags)
+{
+        return dest_xml(w, flags);
+}

@@ -85,6 +85,11 @@ int migration_prepare_work(Manager *m, Migration *mig, const char *uuid, const c
 void migration_work(Manager *m, void *userdata);
 void migration_unreserve(Manager *m, MigrationWork *w);
 void migration_landed(Migration *mig, MigrationWork *w, virDomainPtr ddom, const char *dest);
+/* In a worker: the preflights gathered and the destination chosen (w->chosen,
+ * w->dest_address); the reason in w->error otherwise. */
+int migration_choose_destination(Manager *m, Migration *mig, MigrationWork *w);
+/* w->dom's XML with flags for w->chosen, console listen rewritten. NULL on failure. */
+char *migration_dest_xml(MigrationWork *w, unsigned flags);
 
 /* migration-monitor.c: libvirt's job statistics, the policy, Abort and ForceComplete */
 void migration_stats_from_params(virTypedParameterPtr params, int n, MigrationInfo *s);

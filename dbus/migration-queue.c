@@ -15,15 +15,16 @@
 #include "instance-ops.h"
 #include "job.h"
 #include "log.h"
+#include "migration-cold.h"
 #include "migration-internal.h"
 #include "util.h"
 #include "virt.h"
 
 static const char *const state_table[_MIGRATION_STATE_MAX] = {
-        [MIGRATION_QUEUED] = "queued",       [MIGRATION_PREPARING] = "preparing",
-        [MIGRATION_RUNNING] = "running",     [MIGRATION_POST_MIGRATING] = "post-migrating",
-        [MIGRATION_COMPLETED] = "completed", [MIGRATION_FAILED] = "failed",
-        [MIGRATION_ABORTED] = "aborted",
+        [MIGRATION_QUEUED] = "queued",   [MIGRATION_PREPARING] = "preparing",
+        [MIGRATION_RUNNING] = "running", [MIGRATION_POST_MIGRATING] = "post-migrating",
+        [MIGRATION_VERIFY] = "verify",   [MIGRATION_COMPLETED] = "completed",
+        [MIGRATION_FAILED] = "failed",   [MIGRATION_ABORTED] = "aborted",
 };
 
 const char *migration_state_to_string(MigrationState s)
@@ -267,7 +268,8 @@ static int start(Manager *m, Migration *mig)
         int r;
 
         mig->live.state = MIGRATION_PREPARING;
-        r = job_start(m, NULL, migration_work, migration_done, mig);
+        r = mig->opts.cold ? migration_cold_start(m, mig)
+                           : job_start(m, NULL, migration_work, migration_done, mig);
         if (r < 0) {
                 mig->live.state = MIGRATION_FAILED;
                 mig->live.finished = now_realtime();
@@ -321,6 +323,7 @@ Migration *migration_free(Migration *mig)
                 return NULL;
         answer_aborts(mig);
         migration_let_go(mig); /* a failed creation, or the daemon's stop */
+        migration_cold_free(mig);
         sd_bus_slot_unref(mig->slot);
         sd_event_source_disable_unref(mig->publish_timer);
         sd_event_source_disable_unref(mig->expire_timer);

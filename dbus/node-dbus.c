@@ -26,6 +26,7 @@
 #include "job.h"
 #include "log.h"
 #include "manager.h"
+#include "migration-cold.h"
 #include "migration.h"
 #include "node-state.h"
 #include "polkit.h"
@@ -410,6 +411,10 @@ static int read_destination_options(Manager *m, sd_bus_message *msg, const char 
         r = migrate_options_read(msg, m->config, ret_opts, error);
         if (r < 0)
                 return r;
+        if (ret_opts->cold)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'cold' is CheckMigration's; a cold migration is "
+                                         "MigrateCold(domain, destination, options)");
         return migrate_options_check_tls(m->config, ret_opts, error);
 }
 
@@ -463,6 +468,37 @@ static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *err
         return migration_request(m, msg, dom, dest, &opts);
 }
 
+/* MigrateCold(s dom, s dest, a{sv} opts) -> o [migrate]: validate, authorize, queue
+ * (migration-cold.c). */
+static int method_migrate_cold(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        MigrateOptions opts;
+        const char *dom, *dest;
+        Migration *busy;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &dom, &dest);
+        if (r < 0)
+                return r;
+        if (isempty(dom))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a domain name or UUID");
+        r = check_destination(m, dest, error);
+        if (r < 0)
+                return r;
+        r = migration_cold_options_read(msg, m->config, &opts, error);
+        if (r < 0)
+                return r;
+        busy = migration_find_unfinished(m, dom);
+        if (busy)
+                return migration_busy_error(error, busy, dom);
+        r = polkit_verify(m, msg, error);
+        if (r != 0)
+                return r;
+        return migration_request(m, msg, dom, dest, &opts);
+}
+
 /* ListMigrations() -> a(sssssso): id, domain, source, destination, state, mode, path */
 static int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
@@ -479,7 +515,10 @@ static int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_er
                                           x->live.domain_name ? x->live.domain_name : x->domain_arg,
                                           x->source, x->live.destination ? x->live.destination : "",
                                           migration_state_to_string(x->live.state),
-                                          x->opts.block ? "block" : "live", x->path);
+                                          x->opts.cold    ? "cold"
+                                          : x->opts.block ? "block"
+                                                          : "live",
+                                          x->path);
                 pthread_mutex_unlock(&x->lock);
         }
         if (r >= 0)
@@ -874,6 +913,9 @@ const sd_bus_vtable node_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS(
                 "Migrate", SD_BUS_ARGS("s", domain, "s", destination, "a{sv}", options),
                 SD_BUS_RESULT("o", migration), method_migrate, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "MigrateCold", SD_BUS_ARGS("s", domain, "s", destination, "a{sv}", options),
+                SD_BUS_RESULT("o", migration), method_migrate_cold, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListMigrations", SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("a(sssssso)", migrations), method_list_migrations,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

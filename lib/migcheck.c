@@ -288,20 +288,6 @@ static int check_dest_name(const MigCheckInput *in, MigFindings *f)
                 in->dest_name);
 }
 
-/* What stands only in the way of a live migration: for a cold one, a warning. */
-static MigSeverity live_only(const MigCheckInput *in)
-{
-        return in->cold ? MIG_WARNING : MIG_ERROR;
-}
-
-/* The end of a finding that is a warning for a cold migration. */
-static const char *cold_note(const MigCheckInput *in)
-{
-        return in->cold ? " (cold migration: the guest boots there with what the node has; "
-                          "check it before Confirm)"
-                        : "";
-}
-
 static int check_cpu(const MigCheckInput *in, MigFindings *f)
 {
         const DomXml *dom = in->domain;
@@ -323,26 +309,26 @@ static int check_cpu(const MigCheckInput *in, MigFindings *f)
             (streq(dom->cpu_mode, "host-passthrough") || streq(dom->cpu_mode, "maximum"))) {
                 if (!host_caps_cpu_identical(in->source, in->dest))
                         return mig_findings_add(
-                                f, live_only(in), "cpu-passthrough",
+                                f, MIG_ERROR, "cpu-passthrough",
                                 "The domain's CPU is %s: %s's CPU (%s %s) must be identical "
                                 "to this node's (%s %s), model and features; pick an "
                                 "identical node, or give the domain a named CPU model both "
-                                "support (Nova: cpu_mode=custom, cpu_models)%s",
+                                "support (Nova: cpu_mode=custom, cpu_models)",
                                 dom->cpu_mode, in->dest_name, strna(in->dest->cpu_vendor),
                                 strna(in->dest->cpu_model), strna(in->source->cpu_vendor),
-                                strna(in->source->cpu_model), cold_note(in));
+                                strna(in->source->cpu_model));
                 return 0;
         }
         switch (in->cpu_compare) {
         case MIG_CPU_INCOMPATIBLE:
                 r = mig_findings_add(
-                        f, live_only(in), "cpu-model",
+                        f, MIG_ERROR, "cpu-model",
                         "%s's CPU (%s %s) cannot provide the domain's CPU (%s%s%s): the "
                         "destination must have every feature the domain uses; pick a node "
-                        "with a newer CPU or give the domain an older CPU model%s",
+                        "with a newer CPU or give the domain an older CPU model",
                         in->dest_name, strna(in->dest->cpu_vendor), strna(in->dest->cpu_model),
                         dom->cpu_mode ? dom->cpu_mode : "default", dom->cpu_model ? " " : "",
-                        dom->cpu_model ? dom->cpu_model : "", cold_note(in));
+                        dom->cpu_model ? dom->cpu_model : "");
                 break;
         case MIG_CPU_COMPARE_FAILED:
                 r = mig_findings_add(
@@ -363,8 +349,7 @@ static int check_memory(const MigCheckInput *in, MigFindings *f)
         if (in->dest_free_bytes == UINT64_MAX || need <= in->dest_free_bytes)
                 return 0;
         return mig_findings_add(
-                f, in->cold && in->domain_state != MIG_DOMAIN_ACTIVE ? MIG_WARNING : MIG_ERROR,
-                "memory",
+                f, MIG_ERROR, "memory",
                 "The domain needs %llu MiB and %s has %llu MiB free: free memory there or "
                 "pick another node (oversubscribed memory makes the migration fail)",
                 (unsigned long long)(need >> 20), in->dest_name,
@@ -379,21 +364,12 @@ static int check_devices(const MigCheckInput *in, MigFindings *f)
         for (size_t i = 0; i < dom->n_hostdevs; i++) {
                 const DomHostdev *h = &dom->hostdevs[i];
 
-                if (in->cold)
-                        r = mig_findings_add(
-                                f, MIG_WARNING,
-                                streq_ptr(h->type, "pci") ? "pci-passthrough" : "hostdev",
-                                "A %s host device %s is passed through to the domain: cold "
-                                "migration defines it on %s with the same device, which must "
-                                "exist and be free there, or the guest does not start",
-                                strna(h->type), h->device ? h->device : "(no address)",
-                                in->dest_name);
-                else if (streq_ptr(h->type, "pci"))
+                if (streq_ptr(h->type, "pci"))
                         r = mig_findings_add(
                                 f, MIG_ERROR, "pci-passthrough",
                                 "PCI device %s is passed through to the domain: QEMU cannot "
-                                "live-migrate a physical device; use cold migration ('hostwardenctl "
-                                "migrate --cold')",
+                                "live-migrate a physical device; use cold migration "
+                                "('hostwardenctl migrate --cold')",
                                 h->device ? h->device : "(no address)");
                 else
                         r = mig_findings_add(
@@ -409,14 +385,19 @@ static int check_devices(const MigCheckInput *in, MigFindings *f)
 
                 if (!streq_ptr(nic->type, "hostdev"))
                         continue;
-                r = mig_findings_add(
-                        f, MIG_WARNING, "sriov-direct",
-                        in->cold ? "Interface %s is a direct-mode SR-IOV port (a VF of the host): "
-                                   "the guest gets a VF of %s's when it starts there"
-                                 : "Interface %s is a direct-mode SR-IOV port (a VF of the host): "
-                                   "it is detached before the migration and attached again on "
-                                   "%s, so the guest loses this network for that time",
-                        nic->mac ? nic->mac : "(no MAC)", in->dest_name);
+                if (in->cold)
+                        r = mig_findings_add(f, MIG_WARNING, "sriov-direct",
+                                             "Interface %s is a direct-mode SR-IOV port (a VF of "
+                                             "the host): the guest gets a VF of %s's when it "
+                                             "starts there",
+                                             nic->mac ? nic->mac : "(no MAC)", in->dest_name);
+                else
+                        r = mig_findings_add(
+                                f, MIG_WARNING, "sriov-direct",
+                                "Interface %s is a direct-mode SR-IOV port (a VF of the host): it "
+                                "is detached before the migration and attached again on %s, so "
+                                "the guest loses this network for that time",
+                                nic->mac ? nic->mac : "(no MAC)", in->dest_name);
                 if (r < 0)
                         return r;
         }
@@ -526,11 +507,11 @@ static int check_numa(const MigCheckInput *in, MigFindings *f)
                                 p->cpuset);
                 else if (missing)
                         r = mig_findings_add(
-                                f, live_only(in), "cpu-pinning",
+                                f, MIG_ERROR, "cpu-pinning",
                                 "The domain pins %s to host CPU(s) %s, which %s does not have "
                                 "(it has CPUs %s): pick a node with the same CPU layout "
-                                "(Nova: same cpu_dedicated_set/cpu_shared_set on every node)%s",
-                                p->what, missing, in->dest_name, have_cpus, cold_note(in));
+                                "(Nova: same cpu_dedicated_set/cpu_shared_set on every node)",
+                                p->what, missing, in->dest_name, have_cpus);
         }
         for (size_t i = 0; r >= 0 && (i == 0 || (dom->numa_memnodes && dom->numa_memnodes[i - 1]));
              i++) {
@@ -551,13 +532,42 @@ static int check_numa(const MigCheckInput *in, MigFindings *f)
                                 set);
                 else if (missing)
                         r = mig_findings_add(
-                                f, live_only(in), "numa",
+                                f, MIG_ERROR, "numa",
                                 "The domain's memory is bound to NUMA node(s) %s, which %s does "
                                 "not have (it has node(s) %s): pick a node with the same NUMA "
-                                "topology%s",
-                                missing, in->dest_name, have_cells, cold_note(in));
+                                "topology",
+                                missing, in->dest_name, have_cells);
         }
         return r;
+}
+
+/* What stands only in the way of a live migration (QEMU moves the running guest's CPU state,
+ * memory and devices): a cold migration boots the guest afresh on the destination, so these
+ * are warnings for it, to check before Confirm; memory only while the guest stays off. */
+static const char *const live_only[] = {
+        "cpu-passthrough", "cpu-model", "pci-passthrough", "hostdev", "cpu-pinning", "numa", NULL,
+};
+
+static int cold_downgrade(const MigCheckInput *in, MigFindings *f)
+{
+        for (size_t i = 0; i < f->n; i++) {
+                MigFinding *x = &f->items[i];
+                char *msg;
+
+                if (x->severity != MIG_ERROR ||
+                    !(strv_contains((char *const *)live_only, x->code) ||
+                      (streq(x->code, "memory") && in->domain_state != MIG_DOMAIN_ACTIVE)))
+                        continue;
+                if (asprintf(&msg,
+                             "%s (a warning for a cold migration: the guest boots afresh on %s "
+                             "and needs this there; check it before Confirm)",
+                             x->message, in->dest_name) < 0)
+                        return -ENOMEM;
+                free(x->message);
+                x->message = msg;
+                x->severity = MIG_WARNING;
+        }
+        return 0;
 }
 
 int mig_check(const MigCheckInput *in, MigFindings *ret)
@@ -582,6 +592,8 @@ int mig_check(const MigCheckInput *in, MigFindings *ret)
                 r = check_disks(in, &f);
         if (r >= 0 && in->dest)
                 r = check_numa(in, &f);
+        if (r >= 0 && in->cold)
+                r = cold_downgrade(in, &f);
         if (r < 0) {
                 mig_findings_done(&f);
                 return r;
