@@ -247,3 +247,114 @@ def test_bad_arguments_unknown_ids_and_live_migrations_get_clear_errors(nodes, g
         for n in nodes.nodes:
             n.virsh("destroy", "live1", check=False)
             n.virsh("undefine", "live1", check=False)
+
+
+def ctl(node, *args, check=True):
+    return node.run(["hostwardenctl", *args], check=check, timeout=300)
+
+
+def wait_verify_again(node, path, timeout=120.0):
+    """After a restart: the migration object is back (the same path), in verify."""
+    def state():
+        proc = node.run(BUSCTL + ["--json=short", "get-property", BUS, path, MIG_IFACE,
+                                  "State"], check=False)
+        return json.loads(proc.stdout)["data"] if proc.returncode == 0 else None
+    assert wait_for(lambda: state() == "verify", timeout=timeout), state()
+
+
+def both_copies_stay(node1, node2, name, image, seconds):
+    """Observed for SECONDS (several reconciliation passes: heartbeat 500 ms, settle 2 s):
+    neither copy nor file goes."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert domstate(node1, name) == "shut off", domstate(node1, name)
+        assert domstate(node2, name) is not None
+        assert exists(node1, image) and exists(node2, image)
+        time.sleep(0.5)
+
+
+def test_a_power_off_of_either_node_in_verify_loses_nothing(nodes, guest, record_timing):
+    node1, node2 = nodes.nodes
+    image = guest("cold3")
+    before = checksum(node1, image)
+    ident = identity(node1, "cold3")
+
+    out = ctl(node1, "migrate", "--cold", "--wait", "cold3", "node2").stdout
+    assert "is in verify" in out, out
+    mid = re.search(r"Migration ([0-9a-f]{16}) of cold3 to node2", out)[1]
+    path = f"/org/hostwarden/Warden1/migration/{mid}"
+    assert "migration confirm " + mid in out and "migration revert " + mid in out, out
+    assert domstate(node2, "cold3") == "running"
+
+    # the destination loses power: its copy comes back shut off, nothing else changes
+    started = time.monotonic()
+    node2.kill()
+    node2.boot()
+    hwinstall.wait_synced([node2])
+    record_timing("destination power cycle", time.monotonic() - started)
+    assert prop(node1, path, "State") == "verify"
+    assert domstate(node2, "cold3") == "shut off"
+    both_copies_stay(node1, node2, "cold3", image, 8)
+
+    # the source loses power: its restarted hostwardend finds the migration in the store
+    started = time.monotonic()
+    node1.kill()
+    node1.boot()
+    hwinstall.wait_synced([node1])
+    wait_verify_again(node1, path)
+    record_timing("source power cycle", time.monotonic() - started)
+    assert prop(node1, path, "Mode") == "cold"
+    assert prop(node1, path, "Destination") == "node2"
+    both_copies_stay(node1, node2, "cold3", image, 8)
+    # the source's copy is still refused
+    proc = node1.virsh("start", "cold3", check=False)
+    assert proc.returncode != 0 and "node2" in proc.stderr, proc.stderr
+
+    # Revert still brings it back exactly as it was (it was running: it runs)
+    out = ctl(node1, "migration", "revert", mid).stdout
+    assert f"Migration {mid} reverted" in out, out
+    assert domstate(node1, "cold3") == "running"
+    assert domstate(node2, "cold3") is None and not exists(node2, image)
+    assert checksum(node1, image) == before
+    assert identity(node1, "cold3") == ident
+
+    # again, power off the source, and Confirm after
+    out = ctl(node1, "--json", "migrate", "--cold", "cold3", "node2").stdout
+    path = json.loads(out)["path"]
+    mid = path.rsplit("/", 1)[1]
+    wait_state(node1, path, ("verify",))
+    node1.kill()
+    node1.boot()
+    hwinstall.wait_synced([node1])
+    wait_verify_again(node1, path)
+    shown = json.loads(ctl(node1, "--json", "migration", "confirm", mid).stdout)
+    assert shown["state"] == "completed", shown
+    assert domstate(node1, "cold3") is None and not exists(node1, image)
+    assert domstate(node2, "cold3") == "running"
+    assert checksum(node2, image) == before
+    assert identity(node2, "cold3") == ident
+
+
+def test_hostwardenctl_errors_for_unknown_ids_and_live_migrations(nodes):
+    node1, _ = nodes.nodes
+    proc = ctl(node1, "migration", "confirm", "0123456789abcdef", check=False)
+    assert proc.returncode == 1
+    assert "No migration '0123456789abcdef' on this node" in proc.stderr, proc.stderr
+    proc = ctl(node1, "migration", "revert", "nonsense", check=False)
+    assert proc.returncode == 1 and "'nonsense' is no migration ID" in proc.stderr
+    proc = ctl(node1, "migrate", "--cold", "--block", "x", "node2", check=False)
+    assert proc.returncode == 1 and "--cold copies the disks itself" in proc.stderr
+    proc = ctl(node1, "migrate", "--cold", "no-such", "node2", check=False)
+    assert proc.returncode == 1 and "No domain 'no-such'" in proc.stderr, proc.stderr
+    hwcluster.define_and_start(node1, hwcluster.domain_xml("live2"))
+    try:
+        out = ctl(node1, "migrate", "--wait", "live2", "node2").stdout
+        mid = re.search(r"Migration ([0-9a-f]{16})", out)[1]
+        proc = ctl(node1, "migration", "confirm", mid, check=False)
+        assert proc.returncode == 1
+        assert "is a live migration: only a cold migration waits in state verify" in \
+            proc.stderr, proc.stderr
+    finally:
+        for n in nodes.nodes:
+            n.virsh("destroy", "live2", check=False)
+            n.virsh("undefine", "live2", check=False)
