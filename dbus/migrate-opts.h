@@ -25,6 +25,11 @@ typedef struct MigrateOptions {
 
 void migrate_options_defaults(const Config *c, MigrateOptions *ret);
 
+/* One option's unsigned integer (t or u) up to max: InvalidArgs saying what was expected
+ * (also for MigrateCold's options, migration-cold.c). */
+int migrate_options_read_uint(sd_bus_message *msg, const char *key, const char *type, uint64_t max,
+                              uint64_t *ret, sd_bus_error *error);
+
 /*
  * Reads an a{sv} from msg over the defaults. Unknown keys, wrong types and values out of
  * range, asking for auto-converge or post-copy where [migration] does not permit them, and

@@ -124,7 +124,6 @@ static int read_option(sd_bus_message *msg, const char *key, const char *type, v
 {
         MigrateOptions *opts = userdata;
         uint64_t v;
-        uint32_t u;
         int r;
 
         if (!streq(key, "shutdown-timeout"))
@@ -132,23 +131,9 @@ static int read_option(sd_bus_message *msg, const char *key, const char *type, v
                                          "Unknown option '%s'; expected shutdown-timeout (t, "
                                          "seconds)",
                                          key);
-        if (streq(type, "t"))
-                r = sd_bus_message_read(msg, "v", "t", &v);
-        else if (streq(type, "u")) {
-                r = sd_bus_message_read(msg, "v", "u", &u);
-                v = u;
-        } else
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Option 'shutdown-timeout' must be an unsigned integer "
-                                         "(t or u, seconds), not '%s'",
-                                         type);
+        r = migrate_options_read_uint(msg, key, type, 3600, &v, error);
         if (r < 0)
                 return r;
-        if (v > 3600)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Option 'shutdown-timeout' is %llu; expected at most "
-                                         "3600 seconds",
-                                         (unsigned long long)v);
         opts->shutdown_timeout = v * USEC_PER_SEC;
         return 0;
 }

@@ -359,6 +359,13 @@ void migration_let_go(Migration *mig)
 /* Busy, naming the migration that has the instance: what the caller can follow or abort. */
 int migration_busy_error(sd_bus_error *error, const Migration *x, const char *dom)
 {
+        if (x->live.state == MIGRATION_VERIFY)
+                return sd_bus_error_setf(error, HW_ERROR_BUSY,
+                                         "Domain %s is in a cold migration waiting in verify: "
+                                         "migration %s (%s); keep it with 'hostwardenctl "
+                                         "migration confirm %s' or undo it with 'hostwardenctl "
+                                         "migration revert %s'",
+                                         dom, x->id, x->path, x->id, x->id);
         return sd_bus_error_setf(error, HW_ERROR_BUSY,
                                  "Domain %s is being migrated already: migration %s (%s, %s, "
                                  "state %s); follow it with 'hostwardenctl migration show %s' or "

@@ -358,3 +358,29 @@ def test_hostwardenctl_errors_for_unknown_ids_and_live_migrations(nodes):
         for n in nodes.nodes:
             n.virsh("destroy", "live2", check=False)
             n.virsh("undefine", "live2", check=False)
+
+
+def test_confirm_window_confirms_by_itself_and_a_second_migration_is_busy(nodes, guest):
+    node1, node2 = nodes.nodes
+    conf = "/etc/hostwarden/hostwarden.conf"
+    original = node1.read_file(conf)
+    image = guest("cold4")
+    node1.write_file(conf, original.replace("[migration]\n",
+                                            "[migration]\nconfirm_window = 10s\n", 1))
+    try:
+        ctl(node1, "reload")
+        path = migrate_cold(node1, "cold4", "node2")
+        wait_state(node1, path, ("verify",))
+        mid = path.rsplit("/", 1)[1]
+        # the instance is the migration's until it ends: a new one is Busy, naming it
+        proc = call(node1, "MigrateCold", "ssa{sv}", "cold4", "node2", "0", check=False)
+        assert "waiting in verify" in proc.stderr and f"migration confirm {mid}" in \
+            proc.stderr, proc.stderr
+        # nobody confirms: confirm_window does
+        assert wait_state(node1, path, ("completed",), timeout=120) == "completed"
+        assert domstate(node1, "cold4") is None and not exists(node1, image)
+        assert domstate(node2, "cold4") == "running" and exists(node2, image)
+        assert "confirm_window passed" in node1.journal("-u", "hostwardend.service")
+    finally:
+        node1.write_file(conf, original)
+        ctl(node1, "reload")

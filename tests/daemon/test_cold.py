@@ -13,9 +13,9 @@ INTERACTIVE = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
 OPTION_ERRORS = [
     ({"block": ("b", True)}, "Unknown option 'block'; expected shutdown-timeout (t, seconds)"),
     ({"shutdown-timeout": ("s", "10")},
-     "Option 'shutdown-timeout' must be an unsigned integer (t or u, seconds), not 's'"),
+     "Option 'shutdown-timeout' must be an unsigned integer (t or u), not 's'"),
     ({"shutdown-timeout": ("t", 3601)},
-     "Option 'shutdown-timeout' is 3601; expected at most 3600 seconds"),
+     "Option 'shutdown-timeout' is 3601; expected at most 3600"),
 ]
 
 
