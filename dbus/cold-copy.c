@@ -79,14 +79,6 @@ void cold_pools_destroy(virConnectPtr conn, char ***pools)
         *pools = strv_free(*pools);
 }
 
-void cold_copy_done(ColdCopy *c)
-{
-        cold_pools_destroy(c->conn, &c->pools);
-        cold_pools_destroy(c->dconn, &c->dpools);
-        free(c->prefix);
-        c->prefix = NULL;
-}
-
 /* The volume of path here, its pool made if needed. */
 static virStorageVolPtr local_volume(ColdCopy *c, const char *path)
 {

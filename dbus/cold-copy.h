@@ -31,10 +31,6 @@ typedef struct ColdCopy {
         char error[768]; /* why the last call failed */
 } ColdCopy;
 
-/* Destroys the transient pools made (the files stay) and frees what c holds but the
- * connections. */
-void cold_copy_done(ColdCopy *c);
-
 /* The length in bytes of the local file path (what a copy covers). */
 int cold_copy_length(ColdCopy *c, const char *path, uint64_t *ret);
 

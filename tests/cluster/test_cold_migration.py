@@ -384,3 +384,29 @@ def test_confirm_window_confirms_by_itself_and_a_second_migration_is_busy(nodes,
     finally:
         node1.write_file(conf, original)
         ctl(node1, "reload")
+
+
+def test_check_migration_in_cold_mode(nodes, guest):
+    """What live migration refuses for this guest (a local disk; shut off) CheckMigration
+    with option cold finds no error in, and MigrateCold makes the same check before it
+    starts."""
+    node1, _ = nodes.nodes
+    guest("cold5", running=False)
+
+    def check(*opts):
+        args = [str(len(opts) // 3), *opts] if opts else ["0"]
+        rows = call(node1, "CheckMigration", "ssa{sv}", "cold5", "node2", *args)[0]
+        return {code: sev for sev, code, _ in rows}
+    live = check()
+    assert live.get("domain-shutoff") == "error" and live.get("local-disk") == "error", live
+    cold = check("cold", "b", "true")
+    assert "error" not in cold.values(), cold
+    assert "local-disk" not in cold and "domain-shutoff" not in cold, cold
+    # a paused guest cannot shut down: an error cold, found before MigrateCold touches it
+    node1.virsh("start", "--paused", "cold5")
+    cold = check("cold", "b", "true")
+    assert cold.get("domain-paused") == "error", cold
+    path = migrate_cold(node1, "cold5", "node2")
+    assert wait_state(node1, path, ("failed",)) == "failed"
+    assert "domain-paused" in prop(node1, path, "Error")
+    assert domstate(node1, "cold5") == "paused"
