@@ -606,11 +606,13 @@ static void finish(Manager *m, Migration *mig, bool completed)
          * for its log are these */
         migration_unreserve(m, w);
         w->chosen = NULL;
-        w->adopted = true;
         free(w->a_uuid);
         w->a_uuid = NULL;
-        (void)free_and_strdup(&w->a_name, c->name);
-        (void)free_and_strdup(&w->a_dest, c->dest);
+        if (c->name) { /* else (refused before a destination was chosen) the caller's name */
+                w->adopted = true;
+                (void)free_and_strdup(&w->a_name, c->name);
+                (void)free_and_strdup(&w->a_dest, c->dest);
+        }
         w->succeeded = completed;
         w->aborted = !completed && c->by_operator;
         if (!completed)
