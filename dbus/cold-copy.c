@@ -65,6 +65,25 @@ static virStoragePoolPtr pool_for(virConnectPtr conn, const char *path, const ch
         return pool;
 }
 
+void cold_pools_destroy_prefix(virConnectPtr conn, const char *prefix)
+{
+        virStoragePoolPtr *pools = NULL;
+        size_t len = strlen(prefix);
+        int n;
+
+        n = virConnectListAllStoragePools(conn, &pools, VIR_CONNECT_LIST_STORAGE_POOLS_TRANSIENT);
+        for (int i = 0; i < n; i++) {
+                const char *name = virStoragePoolGetName(pools[i]);
+
+                if (name && strncmp(name, prefix, len) == 0 && name[len] == '-' &&
+                    virStoragePoolDestroy(pools[i]) < 0)
+                        log_warning("Cannot remove the transient storage pool %s: %s", name,
+                                    virt_last_error("unknown error"));
+                virStoragePoolFree(pools[i]);
+        }
+        free(pools);
+}
+
 void cold_pools_destroy(virConnectPtr conn, char ***pools)
 {
         STRV_FOREACH (n, *pools) {
@@ -221,6 +240,14 @@ int cold_copy_file(ColdCopy *c, const char *path, bool *ret_created)
         if (r < 0)
                 goto out;
         *ret_created = true;
+        if (c->created) {
+                r = c->created(path, c->userdata);
+                if (r < 0) {
+                        fail(c->error, sizeof(c->error), r, "cannot note %s: %s", path,
+                             strerror(-r));
+                        goto out;
+                }
+        }
         in = virStreamNew(c->conn, 0);
         out = virStreamNew(c->dconn, 0);
         if (!in || !out) {

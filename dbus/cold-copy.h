@@ -27,6 +27,9 @@ typedef struct ColdCopy {
         void (*progress)(uint64_t done, void *userdata);
         /* asked between chunks: true stops the copy (-ECANCELED); may be NULL */
         bool (*cancelled)(void *userdata);
+        /* called when a file was created on the destination, before anything is written to
+         * it (to note it for its removal); a negative return stops the copy; may be NULL */
+        int (*created)(const char *path, void *userdata);
         void *userdata;
         char error[768]; /* why the last call failed */
 } ColdCopy;
@@ -51,3 +54,6 @@ int cold_delete_file(virConnectPtr conn, const char *path, const char *prefix, c
 
 /* Destroys the transient pools in *pools on conn and empties the list. */
 void cold_pools_destroy(virConnectPtr conn, char ***pools);
+/* Destroys the transient pools on conn whose names start with prefix- (a copy's, after its
+ * daemon died). */
+void cold_pools_destroy_prefix(virConnectPtr conn, const char *prefix);

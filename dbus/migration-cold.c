@@ -31,6 +31,7 @@
 
 #include "bus-args.h"
 #include "cold-copy.h"
+#include "cold-note.h"
 #include "coldmig.h"
 #include "deny-list.h"
 #include "errors.h"
@@ -38,6 +39,7 @@
 #include "log.h"
 #include "migration-cold.h"
 #include "migration-internal.h"
+#include "paths.h"
 #include "util.h"
 #include "virt.h"
 
@@ -399,6 +401,36 @@ static int learn(Migration *mig, MigrationWork *w, uint64_t *ret_total)
         return 0;
 }
 
+/* What the copy made so far, for a daemon restarted after this one died (cold-note.h). */
+static void note_copy(Migration *mig)
+{
+        ColdMigration *c = mig->cold;
+        ColdNote n = { .pid = getpid(),
+                       .id = mig->id,
+                       .destination = c->dest,
+                       .power = c->power,
+                       .disks = c->disks };
+        int r;
+
+        r = cold_note_save(hw_runtime_dir(), c->uuid, &n);
+        if (r < 0)
+                log_warning_errno(r, "Migration %s: cannot note its copy in %s/cold: %m", mig->id,
+                                  hw_runtime_dir());
+}
+
+/* A file was created there: noted before anything is written to it. */
+static int copy_created(const char *path, void *userdata)
+{
+        Migration *mig = userdata;
+        int r;
+
+        r = strv_extend(&cold_of(mig)->disks, path);
+        if (r < 0)
+                return r;
+        note_copy(mig);
+        return 0;
+}
+
 /* The copy job: everything before the record moves. A failure restarts the guest here and
  * removes what was copied. */
 static void work_copy(Manager *m, void *userdata)
@@ -449,11 +481,13 @@ static void work_copy(Manager *m, void *userdata)
         if (abort_requested(mig))
                 return cold_fail(c, "Aborted by an operator before the guest was shut down");
 
+        note_copy(mig);
         r = c->power == INSTANCE_POWER_RUNNING ? shut_down(mig, w, mig->opts.shutdown_timeout) : 0;
         if (r >= 0) {
                 migration_live_set_state(mig, MIGRATION_RUNNING);
                 c->copy.progress = copy_progress;
                 c->copy.cancelled = copy_cancelled;
+                c->copy.created = copy_created;
                 c->copy.userdata = mig;
                 for (size_t i = 0; r >= 0 && i < p->domain->n_disks; i++) {
                         const char *path = p->domain->disks[i].source;
@@ -462,8 +496,6 @@ static void work_copy(Manager *m, void *userdata)
                         if (!p->disk_copied || !p->disk_copied[i] || !path)
                                 continue;
                         r = cold_copy_file(&c->copy, path, &created);
-                        if (created && strv_extend(&c->disks, path) < 0)
-                                r = -ENOMEM;
                         if (r < 0)
                                 cold_fail(c, "Cannot copy disk %s to %s: %s", path, c->dest,
                                           c->copy.error);
@@ -478,6 +510,7 @@ static void work_copy(Manager *m, void *userdata)
         /* nothing moved yet: the guest runs here again, the copies go */
         (void)remove_there(mig, w);
         restart_here(mig, w);
+        (void)cold_note_forget(hw_runtime_dir(), c->uuid);
 }
 
 /* The land job: defined there, started there if it ran. A failure removes it there. */
@@ -532,6 +565,7 @@ static void work_undo_copy(Manager *m, void *userdata)
         if (connect_both(m, mig, w, true) >= 0)
                 (void)remove_there(mig, w);
         restart_here(mig, w);
+        (void)cold_note_forget(hw_runtime_dir(), cold_of(mig)->uuid);
 }
 
 /* The revert job, second part: the guest here again. */
@@ -818,6 +852,8 @@ static void done_copy(Manager *m, sd_bus_message *msg, void *userdata)
                 start_job(m, mig, work_undo_copy, done_restart);
                 return;
         }
+        /* the record remembers it from now on */
+        (void)cold_note_forget(hw_runtime_dir(), c->uuid);
         migration_live_set_state(mig, MIGRATION_POST_MIGRATING);
         migration_publish_soon(mig);
         start_job(m, mig, work_land, done_land);
@@ -984,6 +1020,132 @@ static int adopt(Manager *m, const InstanceRecord *rec)
         return 0;
 }
 
+/* A copy whose daemon died before the record moved (cold-note.h): undone. */
+typedef struct Recover {
+        char uuid[37];
+        char *dest_uri;
+        char *prefix;
+        ColdNote note;
+        bool done;
+        char error[768];
+} Recover;
+
+static void recover_free(Recover *x)
+{
+        free(x->dest_uri);
+        free(x->prefix);
+        cold_note_done(&x->note);
+        free(x);
+}
+
+static void work_recover(Manager *m, void *userdata)
+{
+        Recover *x = userdata;
+        _cleanup_strv_free_ char **pools = NULL;
+        virConnectPtr conn = NULL, dconn = NULL;
+        virDomainPtr dom;
+        char err[512] = "";
+        int r = 0, state = 0, reason = 0;
+
+        if (x->note.disks) {
+                dconn = x->dest_uri ? virConnectOpen(x->dest_uri) : NULL;
+                if (!dconn) {
+                        snprintf(x->error, sizeof(x->error), "cannot reach libvirt on %s: %s",
+                                 x->note.destination, virt_last_error("not a configured peer"));
+                        return;
+                }
+                /* defined there after all: its disks, not a partial copy */
+                dom = virDomainLookupByUUIDString(dconn, x->uuid);
+                if (dom)
+                        virDomainFree(dom);
+                STRV_FOREACH (p, dom ? NULL : x->note.disks) {
+                        r = cold_delete_file(dconn, *p, x->prefix, &pools, err, sizeof(err));
+                        if (r < 0)
+                                snprintf(x->error, sizeof(x->error), "%s", err);
+                }
+                cold_pools_destroy(dconn, &pools);
+                cold_pools_destroy_prefix(dconn, x->prefix);
+                virConnectClose(dconn);
+                if (r < 0)
+                        return;
+        }
+        if (virt_connect(m->virt, &conn, err, sizeof(err)) >= 0)
+                cold_pools_destroy_prefix(conn, x->prefix);
+        if (x->note.power == INSTANCE_POWER_RUNNING && conn) {
+                dom = virDomainLookupByUUIDString(conn, x->uuid);
+                if (dom && virDomainGetState(dom, &state, &reason, 0) == 0 &&
+                    state == VIR_DOMAIN_SHUTOFF && virDomainCreate(dom) < 0)
+                        snprintf(x->error, sizeof(x->error), "cannot start it here again: %s",
+                                 virt_last_error("unknown error"));
+                if (dom)
+                        virDomainFree(dom);
+        }
+        if (conn)
+                virConnectClose(conn);
+        x->done = !x->error[0];
+}
+
+static void done_recover(Manager *m, sd_bus_message *msg, void *userdata)
+{
+        Recover *x = userdata;
+
+        if (x->done) {
+                log_warning("The cold migration of %s to %s was cut short when hostwardend "
+                            "stopped during its copy: its copy there is removed%s",
+                            x->uuid, x->note.destination,
+                            x->note.power == INSTANCE_POWER_RUNNING ? ", and it runs here again"
+                                                                    : "");
+                (void)cold_note_forget(hw_runtime_dir(), x->uuid);
+        } else
+                log_error("The cold migration of %s to %s was cut short when hostwardend stopped "
+                          "during its copy, and cannot be undone: %s (tried again at the next "
+                          "start; %s/cold/%s lists its files)",
+                          x->uuid, x->note.destination, x->error, hw_runtime_dir(), x->uuid);
+        recover_free(x);
+}
+
+/* The notes of copies whose daemon died: undone unless the record took over. */
+static void recover_copies(Manager *m)
+{
+        _cleanup_strv_free_ char **uuids = NULL;
+
+        if (cold_note_list(hw_runtime_dir(), &uuids) < 0)
+                return;
+        STRV_FOREACH (u, uuids) {
+                _cleanup_(instance_record_done) InstanceRecord rec = {};
+                const ConfigPeer *peer;
+                ColdNote n = {};
+                Recover *x;
+
+                if (cold_note_load(hw_runtime_dir(), *u, &n) <= 0)
+                        continue;
+                if (n.pid == getpid() || migration_busy(m, *u)) {
+                        cold_note_done(&n);
+                        continue;
+                }
+                /* moved (landing and later: the record's cold keys go on from there) */
+                if (store_instance_get(m->store, *u, &rec) >= 0 &&
+                    (rec.cold_source || !streq(rec.owner, m->config->node.name))) {
+                        cold_note_done(&n);
+                        (void)cold_note_forget(hw_runtime_dir(), *u);
+                        continue;
+                }
+                peer = config_find_peer(m->config, n.destination);
+                x = calloc(1, sizeof(Recover));
+                if (!x || (peer && !(x->dest_uri = strdup(peer->libvirt_uri))) ||
+                    asprintf(&x->prefix, "hostwarden-%s", n.id) < 0) {
+                        cold_note_done(&n);
+                        if (x)
+                                recover_free(x);
+                        return;
+                }
+                snprintf(x->uuid, sizeof(x->uuid), "%s", *u);
+                x->note = n;
+                if (job_start(m, NULL, work_recover, done_recover, x) < 0)
+                        recover_free(x);
+        }
+}
+
 int migrations_cold_adopt(Manager *m)
 {
         const char *self = m->config->node.name;
@@ -1011,5 +1173,6 @@ int migrations_cold_adopt(Manager *m)
                                           rec->uuid);
         }
         instance_record_array_free(inst, n);
+        recover_copies(m);
         return 0;
 }

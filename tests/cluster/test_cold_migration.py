@@ -97,13 +97,15 @@ def guest(nodes):
     """A guest with a local qcow2 disk holding patterns, and a NIC with a fixed MAC."""
     made = []
 
-    def make(name, running=True):
+    def make(name, running=True, data_mib=0):
         node1 = nodes.node(1)
         image = f"{IMAGES}/{name}-{uuidlib.uuid4().hex[:8]}.qcow2"
         node1.run(["mkdir", "-p", IMAGES])
-        node1.run(["qemu-img", "create", "-q", "-f", "qcow2", image, "64M"])
+        node1.run(["qemu-img", "create", "-q", "-f", "qcow2", image, f"{64 + data_mib}M"])
         node1.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 4M",
                    "-c", "write -P 0xa5 40M 2M", image])
+        if data_mib:
+            node1.run(["qemu-io", "-f", "qcow2", "-c", f"write -P 0x33 64M {data_mib}M", image])
         mac = "52:54:00:%02x:%02x:%02x" % tuple(uuidlib.uuid4().bytes[:3])
         disk = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
                 f"<source file='{image}'/><target dev='vda' bus='virtio'/></disk>"
@@ -410,3 +412,33 @@ def test_check_migration_in_cold_mode(nodes, guest):
     assert wait_state(node1, path, ("failed",)) == "failed"
     assert "domain-paused" in prop(node1, path, "Error")
     assert domstate(node1, "cold5") == "paused"
+
+
+def test_hostwardend_killed_during_the_copy_undoes_it_when_restarted(nodes, guest):
+    """Before the record moved, the copy is noted in the runtime directory: the restarted
+    daemon removes the files it created on the destination and starts the guest again."""
+    node1, node2 = nodes.nodes
+    image = guest("cold6", data_mib=768)  # long enough a copy to be caught in the middle
+    path = migrate_cold(node1, "cold6", "node2", "shutdown-timeout", "t", "0")
+
+    def copying():
+        out = node1.run(BUSCTL + ["--json=short", "get-property", BUS, path, MIG_IFACE,
+                                  "State", "DiskProcessed"]).stdout
+        state, done = [json.loads(line)["data"] for line in out.splitlines()]
+        assert state in ("preparing", "running"), (state, prop(node1, path, "Error"))
+        return state == "running" and done > 0
+    assert wait_for(copying, timeout=120)
+    node1.run(["systemctl", "kill", "-s", "KILL", "hostwardend.service"])
+    # systemd starts it again (Restart=on-failure); it undoes the copy
+    assert wait_for(lambda: domstate(node1, "cold6") == "running", timeout=120), \
+        node1.journal("-u", "hostwardend.service")[-3000:]
+    assert wait_for(lambda: not exists(node2, image), timeout=60), \
+        node2.journal("-u", "libvirtd.service")[-3000:]
+    assert domstate(node2, "cold6") is None
+    journal = node1.journal("-u", "hostwardend.service")
+    assert "was cut short when hostwardend stopped during its copy" in journal, \
+        journal[-3000:]
+    assert node1.run("ls /run/hostwarden/cold").stdout.strip() == ""
+    assert exists(node1, image)
+    for n in nodes.nodes:  # the dead daemon's transient pools went too
+        assert "hostwarden-" not in n.virsh("pool-list", "--all").stdout
