@@ -97,7 +97,7 @@ def guest(nodes):
     """A guest with a local qcow2 disk holding patterns, and a NIC with a fixed MAC."""
     made = []
 
-    def make(name, running=True, data_mib=0):
+    def make(name, running=True, data_mib=0, graphics=None):
         node1 = nodes.node(1)
         image = f"{IMAGES}/{name}-{uuidlib.uuid4().hex[:8]}.qcow2"
         node1.run(["mkdir", "-p", IMAGES])
@@ -111,7 +111,8 @@ def guest(nodes):
                 f"<source file='{image}'/><target dev='vda' bus='virtio'/></disk>"
                 f"<interface type='user'><mac address='{mac}'/><model type='virtio'/>"
                 f"</interface>")
-        xml = hwcluster.domain_xml(name, uuid=str(uuidlib.uuid4()), devices=disk)
+        xml = hwcluster.domain_xml(name, uuid=str(uuidlib.uuid4()), devices=disk,
+                                   graphics=graphics)
         if running:
             hwcluster.define_and_start(node1, xml)
         else:
@@ -132,7 +133,8 @@ def guest(nodes):
 def test_cold_migration_reverts_exactly_and_confirms_only_its_copies(nodes, guest,
                                                                     record_timing):
     node1, node2 = nodes.nodes
-    image = guest("cold1")
+    # its console listens on node1's address: on node2 QEMU could not bind it
+    image = guest("cold1", graphics=f"<graphics type='vnc' listen='{node1.address}'/>")
     before = checksum(node1, image)
     uuid, macs = identity(node1, "cold1")
     # a file of the same directory that the migration does not copy, on both nodes
@@ -165,6 +167,9 @@ def test_cold_migration_reverts_exactly_and_confirms_only_its_copies(nodes, gues
     assert exists(node1, image) and exists(node2, image)
     assert checksum(node2, image) == before
     assert identity(node2, "cold1") == (uuid, macs)
+    # the console listen rewritten for the destination ([console] listen = 0.0.0.0)
+    assert "listen='0.0.0.0'" in node2.virsh("dumpxml", "--inactive", "cold1").stdout
+    assert f"listen='{node1.address}'" in node1.virsh("dumpxml", "--inactive", "cold1").stdout
     # the source copy is refused by the deny list
     proc = node1.virsh("start", "cold1", check=False)
     assert proc.returncode != 0 and "node2" in proc.stderr, proc.stderr
@@ -184,6 +189,7 @@ def test_cold_migration_reverts_exactly_and_confirms_only_its_copies(nodes, gues
     assert not exists(node2, image)
     assert checksum(node1, image) == before
     assert identity(node1, "cold1") == (uuid, macs)
+    assert f"listen='{node1.address}'" in node1.virsh("dumpxml", "--inactive", "cold1").stdout
     assert exists(node2, bystander)
 
     # again, and Confirm: the source's copy and its file go, the destination's stay
