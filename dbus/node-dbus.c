@@ -438,75 +438,50 @@ static int method_evacuate_live(sd_bus_message *msg, void *userdata, sd_bus_erro
         return drain_start(m, msg, dest, &opts, error);
 }
 
-/* Migrate's and MigrateCold's domain and destination: a domain named. */
-static int read_domain_destination(sd_bus_message *msg, const char **ret_dom, const char **ret_dest,
-                                   sd_bus_error *error)
+/* Migrate's and MigrateCold's arguments, checked; then, before asking polkit, what is plain
+ * without libvirt (the name or UUID of a migration's instance; the instance the name
+ * resolves to is checked once authorized, resolve_done); then authorize and queue. */
+static int queue_migration(Manager *m, sd_bus_message *msg, bool cold, sd_bus_error *error)
 {
-        int r;
-
-        r = sd_bus_message_read(msg, "ss", ret_dom, ret_dest);
-        if (r < 0)
-                return r;
-        if (isempty(*ret_dom))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Expected a domain name or UUID");
-        return 0;
-}
-
-/* Migrate's and MigrateCold's end, their arguments read: before asking polkit, what is plain
- * without libvirt (the name or UUID of a migration's instance); the instance the name
- * resolves to is checked once authorized (resolve_done). */
-static int authorize_and_queue(Manager *m, sd_bus_message *msg, const char *dom, const char *dest,
-                               const MigrateOptions *opts, sd_bus_error *error)
-{
+        MigrateOptions opts;
+        const char *dom, *dest;
         Migration *busy;
         int r;
 
+        r = sd_bus_message_read(msg, "ss", &dom, &dest);
+        if (r < 0)
+                return r;
+        if (isempty(dom))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Expected a domain name or UUID");
+        if (cold) {
+                r = check_destination(m, dest, error);
+                if (r >= 0)
+                        r = migration_cold_options_read(msg, m->config, &opts, error);
+        } else
+                r = read_destination_options(m, msg, dest, &opts, error);
+        if (r < 0)
+                return r;
         busy = migration_find_unfinished(m, dom);
         if (busy)
                 return migration_busy_error(error, busy, dom);
         r = polkit_verify(m, msg, error);
         if (r != 0)
                 return r;
-        return migration_request(m, msg, dom, dest, opts);
+        return migration_request(m, msg, dom, dest, &opts);
 }
 
 /* Migrate(s dom, s dest, a{sv} opts) -> o [migrate]: validate, authorize, queue. */
 static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
-        Manager *m = userdata;
-        MigrateOptions opts;
-        const char *dom, *dest;
-        int r;
-
-        r = read_domain_destination(msg, &dom, &dest, error);
-        if (r < 0)
-                return r;
-        r = read_destination_options(m, msg, dest, &opts, error);
-        if (r < 0)
-                return r;
-        return authorize_and_queue(m, msg, dom, dest, &opts, error);
+        return queue_migration(userdata, msg, false, error);
 }
 
-/* MigrateCold(s dom, s dest, a{sv} opts) -> o [migrate]: validate, authorize, queue
+/* MigrateCold(s dom, s dest, a{sv} opts) -> o [migrate]: the same, a cold migration
  * (migration-cold.c). */
 static int method_migrate_cold(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
-        Manager *m = userdata;
-        MigrateOptions opts;
-        const char *dom, *dest;
-        int r;
-
-        r = read_domain_destination(msg, &dom, &dest, error);
-        if (r < 0)
-                return r;
-        r = check_destination(m, dest, error);
-        if (r < 0)
-                return r;
-        r = migration_cold_options_read(msg, m->config, &opts, error);
-        if (r < 0)
-                return r;
-        return authorize_and_queue(m, msg, dom, dest, &opts, error);
+        return queue_migration(userdata, msg, true, error);
 }
 
 /* ListMigrations() -> a(sssssso): id, domain, source, destination, state, mode, path */
