@@ -17,7 +17,7 @@
  * A failure before the claim restarts the guest here and removes the copies in the copy
  * job itself. Every end goes through migration_done(), as a live migration's.
  *
- * One file of about 1000 lines rather than two: the steps chain each other (each job's
+ * One file of about 1050 lines rather than two: the steps chain each other (each job's
  * event-loop part starts the next) around one private state (ColdMigration); split, both
  * halves would share that struct and most of these functions through a header.
  */
@@ -26,12 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libvirt/virterror.h>
 
 #include "bus-args.h"
 #include "cold-copy.h"
 #include "cold-note.h"
+#include "cold-recover.h"
 #include "coldmig.h"
 #include "deny-list.h"
 #include "errors.h"
@@ -60,6 +62,7 @@ typedef struct ColdMigration {
         ColdCopy copy;
         bool copied, landed, done_ok; /* what the last job achieved */
         bool by_operator;             /* a Revert() (aborted) rather than a failure (failed) */
+        bool restart_failed;          /* the guest could not be started here again */
         char error[1024];             /* the last job's reason */
         sd_bus_message *call;         /* the Confirm or Revert under way, answered at the end */
         bool job_running;             /* a worker of this migration runs */
@@ -321,7 +324,8 @@ static void restart_here(Migration *mig, MigrationWork *w)
         if (!w->dom ||
             (virDomainGetState(w->dom, &state, &reason, 0) == 0 && state == VIR_DOMAIN_RUNNING))
                 return;
-        if (virDomainCreate(w->dom) < 0)
+        c->restart_failed = virDomainCreate(w->dom) < 0;
+        if (c->restart_failed)
                 snprintf(c->error + len, sizeof(c->error) - len,
                          "%sand %s cannot be started here again: %s", len ? "; " : "", c->name,
                          virt_last_error("unknown error"));
@@ -653,7 +657,7 @@ static void finish(Manager *m, Migration *mig, bool completed)
                 migration_fail(w, "%s", c->error[0] ? c->error : "failed");
         migration_done(m, NULL, mig);
         if (call) {
-                if (completed || c->by_operator)
+                if (completed || (c->by_operator && !c->restart_failed))
                         (void)sd_bus_reply_method_return(call, NULL);
                 else
                         (void)sd_bus_reply_method_errorf(call, HW_ERROR_LIBVIRT, "%s", c->error);
@@ -1020,132 +1024,6 @@ static int adopt(Manager *m, const InstanceRecord *rec)
         return 0;
 }
 
-/* A copy whose daemon died before the record moved (cold-note.h): undone. */
-typedef struct Recover {
-        char uuid[37];
-        char *dest_uri;
-        char *prefix;
-        ColdNote note;
-        bool done;
-        char error[768];
-} Recover;
-
-static void recover_free(Recover *x)
-{
-        free(x->dest_uri);
-        free(x->prefix);
-        cold_note_done(&x->note);
-        free(x);
-}
-
-static void work_recover(Manager *m, void *userdata)
-{
-        Recover *x = userdata;
-        _cleanup_strv_free_ char **pools = NULL;
-        virConnectPtr conn = NULL, dconn = NULL;
-        virDomainPtr dom;
-        char err[512] = "";
-        int r = 0, state = 0, reason = 0;
-
-        if (x->note.disks) {
-                dconn = x->dest_uri ? virConnectOpen(x->dest_uri) : NULL;
-                if (!dconn) {
-                        snprintf(x->error, sizeof(x->error), "cannot reach libvirt on %s: %s",
-                                 x->note.destination, virt_last_error("not a configured peer"));
-                        return;
-                }
-                /* defined there after all: its disks, not a partial copy */
-                dom = virDomainLookupByUUIDString(dconn, x->uuid);
-                if (dom)
-                        virDomainFree(dom);
-                STRV_FOREACH (p, dom ? NULL : x->note.disks) {
-                        r = cold_delete_file(dconn, *p, x->prefix, &pools, err, sizeof(err));
-                        if (r < 0)
-                                snprintf(x->error, sizeof(x->error), "%s", err);
-                }
-                cold_pools_destroy(dconn, &pools);
-                cold_pools_destroy_prefix(dconn, x->prefix);
-                virConnectClose(dconn);
-                if (r < 0)
-                        return;
-        }
-        if (virt_connect(m->virt, &conn, err, sizeof(err)) >= 0)
-                cold_pools_destroy_prefix(conn, x->prefix);
-        if (x->note.power == INSTANCE_POWER_RUNNING && conn) {
-                dom = virDomainLookupByUUIDString(conn, x->uuid);
-                if (dom && virDomainGetState(dom, &state, &reason, 0) == 0 &&
-                    state == VIR_DOMAIN_SHUTOFF && virDomainCreate(dom) < 0)
-                        snprintf(x->error, sizeof(x->error), "cannot start it here again: %s",
-                                 virt_last_error("unknown error"));
-                if (dom)
-                        virDomainFree(dom);
-        }
-        if (conn)
-                virConnectClose(conn);
-        x->done = !x->error[0];
-}
-
-static void done_recover(Manager *m, sd_bus_message *msg, void *userdata)
-{
-        Recover *x = userdata;
-
-        if (x->done) {
-                log_warning("The cold migration of %s to %s was cut short when hostwardend "
-                            "stopped during its copy: its copy there is removed%s",
-                            x->uuid, x->note.destination,
-                            x->note.power == INSTANCE_POWER_RUNNING ? ", and it runs here again"
-                                                                    : "");
-                (void)cold_note_forget(hw_runtime_dir(), x->uuid);
-        } else
-                log_error("The cold migration of %s to %s was cut short when hostwardend stopped "
-                          "during its copy, and cannot be undone: %s (tried again at the next "
-                          "start; %s/cold/%s lists its files)",
-                          x->uuid, x->note.destination, x->error, hw_runtime_dir(), x->uuid);
-        recover_free(x);
-}
-
-/* The notes of copies whose daemon died: undone unless the record took over. */
-static void recover_copies(Manager *m)
-{
-        _cleanup_strv_free_ char **uuids = NULL;
-
-        if (cold_note_list(hw_runtime_dir(), &uuids) < 0)
-                return;
-        STRV_FOREACH (u, uuids) {
-                _cleanup_(instance_record_done) InstanceRecord rec = {};
-                const ConfigPeer *peer;
-                ColdNote n = {};
-                Recover *x;
-
-                if (cold_note_load(hw_runtime_dir(), *u, &n) <= 0)
-                        continue;
-                if (n.pid == getpid() || migration_busy(m, *u)) {
-                        cold_note_done(&n);
-                        continue;
-                }
-                /* moved (landing and later: the record's cold keys go on from there) */
-                if (store_instance_get(m->store, *u, &rec) >= 0 &&
-                    (rec.cold_source || !streq(rec.owner, m->config->node.name))) {
-                        cold_note_done(&n);
-                        (void)cold_note_forget(hw_runtime_dir(), *u);
-                        continue;
-                }
-                peer = config_find_peer(m->config, n.destination);
-                x = calloc(1, sizeof(Recover));
-                if (!x || (peer && !(x->dest_uri = strdup(peer->libvirt_uri))) ||
-                    asprintf(&x->prefix, "hostwarden-%s", n.id) < 0) {
-                        cold_note_done(&n);
-                        if (x)
-                                recover_free(x);
-                        return;
-                }
-                snprintf(x->uuid, sizeof(x->uuid), "%s", *u);
-                x->note = n;
-                if (job_start(m, NULL, work_recover, done_recover, x) < 0)
-                        recover_free(x);
-        }
-}
-
 int migrations_cold_adopt(Manager *m)
 {
         const char *self = m->config->node.name;
@@ -1173,6 +1051,6 @@ int migrations_cold_adopt(Manager *m)
                                           rec->uuid);
         }
         instance_record_array_free(inst, n);
-        recover_copies(m);
+        cold_copies_recover(m);
         return 0;
 }
