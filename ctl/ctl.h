@@ -27,6 +27,7 @@ extern const char *arg_from;
 extern const char *arg_name;   /* init-cluster --name */
 extern const char *arg_reason; /* allow-unsynced-starts --reason */
 extern bool arg_adopt;         /* init-cluster --adopt */
+extern bool arg_dry_run;       /* setup-console-tls --dry-run */
 extern char **arg_rest;        /* arguments after the verb */
 extern int arg_n_rest;
 
@@ -51,6 +52,7 @@ int verb_migrations(sd_bus *bus);
 int verb_overview(sd_bus *bus);
 int verb_instances(sd_bus *bus);
 int verb_setup_leases(sd_bus *bus);
+int verb_setup_console_tls(sd_bus *bus);
 int verb_init_cluster(sd_bus *bus);
 int verb_allow_unsynced_starts(sd_bus *bus);
 int verb_migration(sd_bus *bus);

@@ -32,6 +32,7 @@ const char *arg_from = NULL;
 const char *arg_name = NULL;
 const char *arg_reason = NULL;
 bool arg_adopt = false;
+bool arg_dry_run = false;
 uint64_t arg_bandwidth = 0;
 char **arg_rest = NULL;
 int arg_n_rest = 0;
@@ -469,6 +470,8 @@ static void help(void)
                "  rebuild UUID --from NODE\n"
                "                Rebuild here one instance of NODE (down and fenced)\n"
                "  setup-leases  Set up libvirt's disk leases from [locking] (as root, here)\n"
+               "  setup-console-tls [--dry-run]\n"
+               "                Encrypt this node's VNC consoles per [console] (as root, here)\n"
                "  init-cluster [--name N] [--adopt]\n"
                "                Write a new cluster's identity into the configured store, once\n"
                "  allow-unsynced-starts --reason TEXT\n"
@@ -489,6 +492,7 @@ static void help(void)
                "     --name=NAME        init-cluster: the cluster's name\n"
                "     --adopt            init-cluster: adopt a store an older version wrote\n"
                "     --reason=TEXT      allow-unsynced-starts: why (logged)\n"
+               "     --dry-run          setup-console-tls: say what would change, change nothing\n"
                "     --no-ask-password  Do not ask for a password (polkit)\n",
                program_invocation_short_name);
 }
@@ -510,6 +514,7 @@ int main(int argc, char *argv[])
                 ARG_NAME,
                 ARG_ADOPT,
                 ARG_REASON,
+                ARG_DRY_RUN,
                 ARG_COLD,
         };
         static const struct option options[] = {
@@ -528,6 +533,7 @@ int main(int argc, char *argv[])
                 { "name", required_argument, NULL, ARG_NAME },
                 { "adopt", no_argument, NULL, ARG_ADOPT },
                 { "reason", required_argument, NULL, ARG_REASON },
+                { "dry-run", no_argument, NULL, ARG_DRY_RUN },
                 { "cold", no_argument, NULL, ARG_COLD },
                 {},
         };
@@ -554,6 +560,7 @@ int main(int argc, char *argv[])
                 { "overview", 0, 0, verb_overview },
                 { "instances", 0, 0, verb_instances },
                 { "setup-leases", 0, 0, verb_setup_leases },
+                { "setup-console-tls", 0, 0, verb_setup_console_tls },
                 { "init-cluster", 0, 0, verb_init_cluster },
                 { "allow-unsynced-starts", 0, 0, verb_allow_unsynced_starts },
         };
@@ -605,6 +612,9 @@ int main(int argc, char *argv[])
                 case ARG_REASON:
                         arg_reason = optarg;
                         break;
+                case ARG_DRY_RUN:
+                        arg_dry_run = true;
+                        break;
                 case ARG_COLD:
                         arg_cold = true;
                         break;
@@ -636,6 +646,10 @@ int main(int argc, char *argv[])
                 }
                 if (arg_insist && !streq(verb, "force-down") && !streq(verb, "force-up")) {
                         fprintf(stderr, "--insist is for 'force-down' and 'force-up'.\n");
+                        return 1;
+                }
+                if (arg_dry_run && !streq(verb, "setup-console-tls")) {
+                        fprintf(stderr, "--dry-run is for 'setup-console-tls'.\n");
                         return 1;
                 }
                 if (arg_watch && !streq(verb, "migrations") && !streq(verb, "overview")) {

@@ -20,6 +20,7 @@ typedef struct MigrationProps {
         uint64_t memory_total, memory_processed, memory_remaining;
         uint64_t disk_total, disk_processed, disk_remaining;
         uint64_t dirty_rate, iteration, max_downtime, downtime;
+        uint64_t network_downtime; /* µs, 0 = unknown */
         uint32_t progress;
         int post_copy;
 } MigrationProps;
@@ -78,6 +79,7 @@ static int get_props(sd_bus *bus, const char *path, MigrationProps *p, sd_bus_er
                         F("Iteration", 't', iteration),
                         F("MaxDowntime", 't', max_downtime),
                         F("Downtime", 't', downtime),
+                        F("NetworkDowntime", 't', network_downtime),
                         F("Progress", 'u', progress),
                         F("PostCopy", 'b', post_copy),
 #undef F
@@ -237,6 +239,10 @@ static int wait_for(sd_bus *bus, const char *path)
                                 printf("Migration %s of %s to %s completed in %.1fs (downtime "
                                        "%" PRIu64 " ms).\n",
                                        p.id, p.domain_name, p.destination, t - start_t, p.downtime);
+                                if (p.network_downtime > 0)
+                                        printf("The switch learned it on %s %.1f ms after the "
+                                               "switchover.\n",
+                                               p.destination, (double)p.network_downtime / 1e3);
                                 ret = 0;
                         } else
                                 fprintf(stderr, "Migration %s of %s to %s %s: %s\n", p.id,
@@ -699,6 +705,7 @@ static int show(sd_bus *bus, const char *path)
                         { "iteration", p.iteration },
                         { "max_downtime_ms", p.max_downtime },
                         { "downtime_ms", p.downtime },
+                        { "network_downtime_us", p.network_downtime },
                         { "progress", p.progress },
                 };
 
@@ -728,6 +735,11 @@ static int show(sd_bus *bus, const char *path)
                        p.dirty_rate, p.iteration);
                 printf("%24s: %" PRIu64 " ms max, %" PRIu64 " ms measured\n", "Downtime",
                        p.max_downtime, p.downtime);
+                if (p.network_downtime > 0)
+                        printf("%24s: %.1f ms after the switchover\n", "Switch learned it",
+                               (double)p.network_downtime / 1e3);
+                else
+                        printf("%24s: %s\n", "Switch learned it", "unknown");
         }
         props_done(&p);
         return 0;

@@ -4,6 +4,7 @@
  * node. The store and the secret files in the event loop (check_new()), the rest in the
  * worker (check_gather()), which then has node_check_judge() turn the facts into findings.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -18,6 +19,8 @@
 
 #include "certcheck.h"
 #include "check.h"
+#include "console-priority.h"
+#include "console-tls.h"
 #include "firewall.h"
 #include "leases.h"
 #include "migtls.h"
@@ -27,6 +30,7 @@
 #include "migcheck.h"
 #include "nodecheck.h"
 #include "paths.h"
+#include "migration-network.h"
 #include "runtime.h"
 #include "store-attach.h"
 #include "util.h"
@@ -41,6 +45,8 @@ struct NodeCheck {
         FwSpec spec;                    /* its lists point to the copies above */
         char *node_name, *node_address; /* address: "" when not set */
         char **peer_marks;              /* per facts.peers, from its node record; NULL: none */
+
+        MigNetCheck *mignet; /* NULL: no migration network configured */
 
         /* out */
         NodeFacts facts;
@@ -139,6 +145,65 @@ static void gather_tls(NodeCheck *c)
         }
 }
 
+/* A running guest's VNC console (its QEMU's -vnc argument): 1 with TLS, 0 without, -1 none or
+ * unknown. libvirt keeps each running guest's QEMU pid in NAME.pid. */
+static int vnc_has_tls(const char *pidfile)
+{
+        _cleanup_free_ char *pid = NULL, *path = NULL, *cmdline = NULL;
+        size_t size = 0;
+
+        if (read_full_file(pidfile, 64, &pid, NULL) < 0 ||
+            asprintf(&path, "/proc/%d/cmdline", atoi(pid)) < 0 ||
+            read_full_file(path, 1 << 20, &cmdline, &size) < 0)
+                return -1;
+        for (const char *a = cmdline; a < cmdline + size; a += strlen(a) + 1)
+                if (streq(a, "-vnc") && a + strlen(a) + 1 < cmdline + size)
+                        return strstr(a + strlen(a) + 1, "tls-creds=") ? 1 : 0;
+        return -1;
+}
+
+/* [console] tls = yes: the certificate in libvirt's VNC directory, qemu.conf's last change
+ * (qemu.conf itself is read by gather_tls()), and the running guests' consoles. */
+static void gather_console_tls(NodeCheck *c)
+{
+        NodeFacts *n = &c->facts;
+        const char *const names[] = { c->node_address, c->node_name, NULL };
+        DIR *d;
+        struct dirent *de;
+        struct stat st;
+
+        if (!c->settings.console_tls)
+                return;
+        n->console_cert_present = access(CONSOLE_TLS_CERT_DIR "/server-cert.pem", F_OK) >= 0;
+        n->console_key_present = access(CONSOLE_TLS_CERT_DIR "/server-key.pem", F_OK) >= 0;
+        if (n->console_cert_present)
+                cert_check(CONSOLE_TLS_CERT_DIR "/server-cert.pem",
+                           CONSOLE_TLS_CERT_DIR "/ca-cert.pem", names, time(NULL),
+                           &n->console_cert);
+        if (stat(LIBVIRT_QEMU_CONF, &st) >= 0)
+                n->qemu_conf_changed = timespec_usec(&st.st_mtim);
+        d = opendir("/run/libvirt/qemu");
+        while (d && (de = readdir(d))) {
+                _cleanup_free_ char *pidfile = NULL;
+                size_t len = strlen(de->d_name);
+                int k;
+
+                if (len <= 4 || !streq(de->d_name + len - 4, ".pid") ||
+                    asprintf(&pidfile, "/run/libvirt/qemu/%s", de->d_name) < 0)
+                        continue;
+                k = vnc_has_tls(pidfile);
+                if (k > 0)
+                        n->n_tls_consoles++;
+                else if (k == 0) {
+                        de->d_name[len - 4] = 0;
+                        if (strv_extend(&n->plain_consoles, de->d_name) < 0)
+                                c->error = -ENOMEM;
+                }
+        }
+        if (d)
+                closedir(d);
+}
+
 /* The running libvirt daemon (virtqemud or libvirtd) and when it started (usec realtime);
  * NULL when neither runs. Asked of systemd on a connection of the worker's own: the daemon's
  * belongs to the event loop. */
@@ -195,7 +260,7 @@ static void gather_hook(NodeCheck *c)
 /* The hook and the leases are judged against the running libvirt daemon's start. */
 static void gather_libvirt_started(NodeCheck *c)
 {
-        if (c->facts.hook_installed || c->settings.disk_leases)
+        if (c->facts.hook_installed || c->settings.disk_leases || c->settings.console_tls)
                 c->facts.libvirt_unit =
                         libvirt_ask(&c->facts.libvirt_started, &c->facts.libvirt_bus_error);
 }
@@ -375,6 +440,7 @@ NodeCheck *check_free(NodeCheck *c)
                 return NULL;
         free(c->settings.instances_path);
         free(c->settings.lockspace_dir);
+        free(c->settings.console_tls_priority);
         free(c->node_name);
         free(c->node_address);
         strv_free(c->migration_sources);
@@ -383,6 +449,7 @@ NodeCheck *check_free(NodeCheck *c)
                 free(c->peer_marks[i]);
         free(c->peer_marks);
         node_facts_done(&c->facts);
+        migration_network_check_free(c->mignet);
         mig_findings_done(&c->findings);
         free(c);
         return NULL;
@@ -465,7 +532,7 @@ NodeCheck *check_new(Manager *m)
         s->lockspace_dir = conf->locking.lockspace_dir ? strdup(conf->locking.lockspace_dir) : NULL;
         r = s->instances_path && (s->lockspace_dir || !conf->locking.lockspace_dir) ? 0 : -ENOMEM;
         if (r >= 0)
-                r = strv_copy(conf->firewall.migration_sources, &c->migration_sources);
+                r = strv_copy(conf->firewall.migration_admitted, &c->migration_sources);
         if (r >= 0)
                 r = strv_copy(conf->firewall.console_clients, &c->console_clients);
         if (r >= 0)
@@ -475,6 +542,8 @@ NodeCheck *check_new(Manager *m)
                 r = gather_store(m, c);
         if (r >= 0)
                 r = gather_secret_files(m, c);
+        if (r >= 0)
+                r = migration_network_check_new(conf, &c->mignet);
         if (r < 0)
                 return check_free(c); /* every failure above is out of memory */
         s->disk_leases = conf->locking.disk_leases;
@@ -489,6 +558,11 @@ NodeCheck *check_new(Manager *m)
         s->migration_tls = conf->migration.tls;
         s->permit_post_copy = conf->migration.permit_post_copy;
         s->hook_link = HOOK_LINK;
+        s->console_tls = conf->console.tls;
+        c->facts.n_priority_consoles = console_priority_count(m);
+        if (console_tls_priority(conf->console.tls_min_version, conf->console.tls_ciphers,
+                                 &s->console_tls_priority) < 0)
+                return check_free(c);
         return c;
 }
 
@@ -499,6 +573,7 @@ void check_gather(NodeCheck *c)
         gather_hook(c);
         gather_libvirt_started(c);
         gather_leases(c);
+        gather_console_tls(c);
         gather_firewall(c);
         gather_storage(c);
         gather_instances_writable(c);
@@ -506,6 +581,8 @@ void check_gather(NodeCheck *c)
         gather_ports(c);
         if (c->error >= 0)
                 c->error = node_check_judge(&c->settings, &c->facts, &c->findings);
+        if (c->error >= 0)
+                c->error = migration_network_check_run(c->mignet, &c->findings);
 }
 
 int check_result(const NodeCheck *c, const MigFindings **ret)

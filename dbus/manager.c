@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "call-limits.h"
+#include "console-priority.h"
 #include "errors.h"
 #include "instance-ops.h"
 #include "job.h"
@@ -66,7 +67,9 @@ Manager *manager_free(Manager *m)
         if (!m)
                 return NULL;
         window_keeper_free(m); /* before the drain: its last pass must not start another */
-        jobs_drain(m);         /* their replies go out before the bus is closed */
+        /* before the drain too: a pass that ends starts no other */
+        console_priority_free(m);
+        jobs_drain(m); /* their replies go out before the bus is closed */
         reconcile_free(m);
         store_attach_free(m);
         migrations_free(m);

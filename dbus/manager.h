@@ -45,6 +45,9 @@ typedef struct Manager {
         struct InstanceOps *instance_ops;   /* who works on which instance (instance-ops.h) */
         struct Reservations *reservations;  /* memory on its way to each peer (placement.h) */
 
+        /* the consoles' TLS priority on the running guests (console-priority.h) */
+        struct ConsolePriority *console_tls;
+
         /* ListInstances answers from a listing at most LIST_INSTANCES_MAX_AGE old */
         InstanceRecord *instances_cache;
         size_t n_instances_cache;

@@ -10,6 +10,7 @@
 
 #include <libvirt/virterror.h>
 
+#include "announce.h"
 #include "errors.h"
 #include "job.h"
 #include "log.h"
@@ -306,6 +307,7 @@ static int adopt(Manager *m, const Adoptee *x, const PeerTargets *peers)
                 return -ENOMEM;
         }
         w->adopted = true;
+        announce_schedule_from_config(m->config, &w->announce);
         w->a_uuid = strdup(x->uuid);
         w->a_name = x->name ? strdup(x->name) : NULL;
         w->a_dest = x->dest ? strdup(x->dest) : NULL;

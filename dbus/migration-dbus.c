@@ -55,6 +55,7 @@ static int emit_changes(Migration *mig, bool silently)
         CHANGED_U(iteration, "Iteration");
         CHANGED_U(max_downtime, "MaxDowntime");
         CHANGED_U(downtime, "Downtime");
+        CHANGED_U(network_downtime, "NetworkDowntime");
         CHANGED_U(progress, "Progress");
         CHANGED_U(post_copy, "PostCopy");
         pthread_mutex_unlock(&mig->lock);
@@ -178,6 +179,7 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
         U("Iteration", i->iteration);
         U("MaxDowntime", i->max_downtime);
         U("Downtime", i->downtime);
+        U("NetworkDowntime", i->network_downtime);
         if (streq(property, "Progress"))
                 return sd_bus_message_append(reply, "u", i->progress);
         if (streq(property, "PostCopy"))
@@ -316,6 +318,7 @@ const sd_bus_vtable migration_vtable[] = {
         PROP_T("Iteration"),
         PROP_T("MaxDowntime"),
         PROP_T("Downtime"),
+        PROP_T("NetworkDowntime"),
         SD_BUS_PROPERTY("Progress", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PostCopy", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Abort", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_abort,

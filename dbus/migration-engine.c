@@ -11,10 +11,12 @@
 
 #include <libvirt/virterror.h>
 
+#include "announce.h"
 #include "domxml.h"
 #include "errors.h"
 #include "log.h"
 #include "migration-internal.h"
+#include "migration-network.h"
 #include "paths.h"
 #include "placement.h"
 #include "util.h"
@@ -302,6 +304,9 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
              virTypedParamsAddULLong(&params.p, &params.n, &params.max, VIR_MIGRATE_PARAM_BANDWIDTH,
                                      mig->opts.bandwidth) < 0))
                 return migration_fail(w, "Out of memory"), -ENOMEM;
+        /* the configuration let no bad migration_address through: only memory can fail */
+        if (migration_network_params(p, mig->opts.tls, &params.p, &params.n, &params.max) < 0)
+                return migration_fail(w, "Out of memory"), -ENOMEM;
 
         if (mig->opts.block) {
                 bool any = false;
@@ -348,6 +353,7 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
         r = -pthread_create(&monitor, NULL, migration_monitor_thread, mig);
         if (r < 0)
                 return migration_fail(w, "Cannot start the migration monitor: %s", strerror(-r)), r;
+        migration_announce_before(mig, w);
         log_debug("Migration %s: calling virDomainMigrateToURI3", mig->id);
         r = virDomainMigrateToURI3(w->dom, p->dest_uri, params.p, params.n, flags);
         if (r < 0)
@@ -394,6 +400,7 @@ void migration_landed(Migration *mig, MigrationWork *w, virDomainPtr ddom, const
         if (w->paused_by_us && virDomainResume(ddom) < 0)
                 log_warning("Migration %s: the domain is paused on %s and cannot be resumed: %s",
                             mig->id, dest, virt_last_error("unknown error"));
+        (void)announce_guest(ddom, &w->announce, "Migration", mig->id, dest);
         /* the source's domain is gone (undefined); the destination has the completed job's
          * statistics (the source sends them in the migration cookie): keep them there for
          * 'virsh domjobinfo --completed' */
@@ -404,6 +411,7 @@ void migration_landed(Migration *mig, MigrationWork *w, virDomainPtr ddom, const
                 virTypedParamsFree(params, n);
         }
         migration_live_update(mig, set_completed_cb, &c);
+        migration_announce_landed(mig, w, c.downtime);
         virDomainFree(ddom);
 }
 
@@ -488,6 +496,7 @@ int migration_prepare_work(Manager *m, Migration *mig, const char *uuid, const c
         w->downtime_steps = c->migration.downtime_steps;
         w->downtime_delay = c->migration.downtime_delay;
         w->stall_iterations = c->migration.stall_iterations;
+        announce_schedule_from_config(c, &w->announce);
         mig->work = w;
 
         w->candidates = calloc(c->n_peers + 1, sizeof(Preflight *));

@@ -9,6 +9,7 @@
 
 #include <libvirt/libvirt.h>
 
+#include "announce-cmd.h"
 #include "migration-leftovers.h"
 #include "migration.h"
 #include "migpolicy.h"
@@ -26,6 +27,7 @@ typedef struct MigrationWork {
         ConsoleListen console_listen;
         unsigned downtime_steps, stall_iterations;
         usec_t downtime_delay;
+        AnnounceSchedule announce; /* announce.h: once it landed */
 
         /* the worker's */
         Preflight *chosen;
@@ -34,6 +36,8 @@ typedef struct MigrationWork {
         virDomainPtr dom, mdom;
         char *persist_xml;
         Leftovers made; /* block migration: what it made on the destination */
+        /* network-watch.h: NetworkDowntime */
+        struct NetWatch *net_watch;
         MigPolicy policy;
         uint64_t started_monotonic;
 
@@ -90,6 +94,13 @@ void migration_landed(Migration *mig, MigrationWork *w, virDomainPtr ddom, const
 int migration_choose_destination(Manager *m, Migration *mig, MigrationWork *w);
 /* w->dom's XML with flags for w->chosen, console listen rewritten. NULL on failure. */
 char *migration_dest_xml(MigrationWork *w, unsigned flags);
+
+/* migration-announce.c: the network follows the guest (announce.h, network-watch.h) */
+/* Before virDomainMigrateToURI3: the destination's connection opened for the announcement,
+ * the watch for NetworkDowntime started. */
+void migration_announce_before(Migration *mig, MigrationWork *w);
+/* Once it landed (after the announcement), libvirt's downtime known: NetworkDowntime. */
+void migration_announce_landed(Migration *mig, MigrationWork *w, uint64_t downtime_ms);
 
 /* migration-monitor.c: libvirt's job statistics, the policy, Abort and ForceComplete */
 void migration_stats_from_params(virTypedParameterPtr params, int n, MigrationInfo *s);

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "migration-cold.h"
 #include "migration-internal.h"
+#include "network-watch.h"
 #include "util.h"
 #include "virt.h"
 
@@ -68,6 +69,7 @@ void migration_work_free(MigrationWork *w)
         free(w->a_dest_uri);
         peer_targets_done(&w->a_peers);
         leftovers_done(&w->made);
+        net_watch_free(w->net_watch);
         if (w->dom)
                 virDomainFree(w->dom);
         if (w->mdom)

@@ -60,6 +60,9 @@ typedef struct MigrationInfo {
         uint64_t downtime;     /* ms: measured, when completed */
         unsigned progress;     /* percent, never backwards */
         bool post_copy;
+        /* µs from the switchover until the switch knew the guest there, 0 = unknown
+         * (network-watch.h) */
+        uint64_t network_downtime;
 } MigrationInfo;
 
 typedef struct Migration Migration;

@@ -16,6 +16,7 @@
 #include "admit.h"
 #include "bus-args.h"
 #include "check.h"
+#include "console-priority.h"
 #include "config.h"
 #include "drain.h"
 #include "errors.h"
@@ -807,6 +808,7 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         m->firewall_state = NULL; /* looked at again when next read */
         log_info("Configuration reloaded");
         store_attach_retry_now(m); /* e.g. after init-cluster, or once storage is mounted */
+        console_priority_kick(m);  /* [console] may have changed */
         (void)sd_bus_emit_properties_changed(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "Name",
                                              "Address", "Store", "FirewallState", NULL);
         return sd_bus_reply_method_return(msg, NULL);

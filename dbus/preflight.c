@@ -13,6 +13,7 @@
 #include "diskinfo.h"
 #include "errors.h"
 #include "log.h"
+#include "migration-network.h"
 #include "node-state.h"
 #include "paths.h"
 #include "preflight.h"
@@ -27,6 +28,7 @@ Preflight *preflight_free(Preflight *p)
         free(p->source_name);
         free(p->dest_name);
         free(p->dest_uri);
+        free(p->dest_migration_address);
         free(p->dest_state);
         free(p->dest_fence);
         free(p->instances_path);
@@ -74,7 +76,10 @@ int preflight_new(Manager *m, const char *domain, const char *dest, const Migrat
         p->source_name = strdup(c->node.name);
         p->dest_name = strdup(dest);
         p->dest_uri = peer ? strdup(peer->libvirt_uri) : NULL;
-        if (!p->domain_arg || !p->source_name || !p->dest_name || (peer && !p->dest_uri)) {
+        if (peer && peer->migration_address)
+                p->dest_migration_address = strdup(peer->migration_address);
+        if (!p->domain_arg || !p->source_name || !p->dest_name || (peer && !p->dest_uri) ||
+            (peer && peer->migration_address && !p->dest_migration_address)) {
                 preflight_free(p);
                 return -ENOMEM;
         }
@@ -225,6 +230,7 @@ void preflight_gather(Manager *m, Preflight *p)
         char(*where)[128] = NULL;
         char err[512] = "";
         char dest_error[512] = "";
+        char why[512];
         _cleanup_free_ char *parse_error = NULL, *same_name_uuid = NULL;
         SharedFs shared[2];
         size_t n_shared;
@@ -346,6 +352,8 @@ void preflight_gather(Manager *m, Preflight *p)
         if (r >= 0 && p->tls_problem)
                 r = mig_findings_add(&p->findings, MIG_ERROR, "migration-tls", "%s",
                                      p->tls_problem);
+        if (r >= 0 && migration_network_unreachable(p, why, sizeof(why)))
+                r = mig_findings_add(&p->findings, MIG_ERROR, "migration-network", "%s", why);
         if (r >= 0 && p->dest_uri && !dst_caps)
                 /* the destination's libvirt is part of the answer: say it could not be asked */
                 r = mig_findings_add(&p->findings, MIG_ERROR, "destination-unreachable",

@@ -20,6 +20,8 @@ typedef struct Preflight {
         char *source_name;
         char *dest_name;
         char *dest_uri; /* NULL: the destination is this node, not contacted */
+        /* its [peer] migration_address; NULL: none */
+        char *dest_migration_address;
         char *dest_state;
         char *dest_fence;
         dev_t store_dev;      /* the dir store's file system (0: store = etcd) */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "announce.h"
 #include "config.h"
 #include "diskinfo.h"
 #include "domxml.h"
@@ -144,6 +145,7 @@ void rebuild_check(Manager *m, Rebuild *r)
                         }
                 }
         }
+        announce_schedule_from_config(m->config, &r->announce);
         r->base_dir = strdup(m->config->node.instances_path);
         if (!r->base_dir) {
                 rebuild_fail(r, SD_BUS_ERROR_NO_MEMORY, "Out of memory");

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "announce.h"
 #include "config.h"
 #include "deny-list.h"
 #include "errors.h"
@@ -152,6 +153,7 @@ static void rebuild_apply(Manager *m, Rebuild *r)
                                                                   ? VIR_DOMAIN_START_PAUSED
                                                                   : 0) >= 0)) {
                         r->started = true;
+                        (void)announce_guest(dom, &r->announce, "Rebuild", r->uuid, "this node");
                         virDomainFree(dom);
                         virConnectClose(conn);
                         return;

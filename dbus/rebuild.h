@@ -14,6 +14,7 @@
 #include <libvirt/libvirt.h>
 #include <systemd/sd-bus.h>
 
+#include "announce-cmd.h"
 #include "manager.h"
 #include "peers.h"
 #include "store.h"
@@ -46,6 +47,8 @@ typedef struct Rebuild {
         bool claimed;
         bool started;
         bool locked; /* claimed in m->instance_ops */
+        /* announce.h: sent once it started here (a copy of the configuration's) */
+        AnnounceSchedule announce;
 } Rebuild;
 
 /*

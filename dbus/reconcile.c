@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "console-priority.h"
 #include "deny-list.h"
 #include "diskinfo.h"
 #include "instance-ops.h"
@@ -452,6 +453,7 @@ void reconcile_schedule(Manager *m)
 {
         Reconciler *rc = m->reconciler;
 
+        console_priority_kick(m); /* a guest started or arrived, or hostwardend did */
         if (!rc || !m->store)
                 return;
         if (rc->running)

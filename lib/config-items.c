@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config-internal.h"
+#include "console-tls.h"
 
 static const char *const console_listen_table[_CONSOLE_LISTEN_MAX] = {
         [CONSOLE_LISTEN_ANY] = "0.0.0.0",
@@ -38,6 +39,14 @@ static const char *const migration_tls_table[_MIGRATION_TLS_MAX] = {
         [MIGRATION_TLS_NO] = "no",
 };
 
+static const char *const console_tls_version_table[_CONSOLE_TLS_VERSION_MAX] = {
+        [CONSOLE_TLS_VERSION_DEFAULT] = "default",
+        [CONSOLE_TLS_VERSION_1_1] = "tlsv1.1",
+        [CONSOLE_TLS_VERSION_1_2] = "tlsv1.2",
+        [CONSOLE_TLS_VERSION_1_3] = "tlsv1.3",
+};
+
+DEFINE_STRING_TABLE_TO_STRING(console_tls_version, ConsoleTlsVersion);
 DEFINE_STRING_TABLE_TO_STRING(migration_tls, MigrationTls);
 DEFINE_STRING_TABLE_TO_STRING(console_listen, ConsoleListen);
 DEFINE_STRING_TABLE_TO_STRING(store_backend, StoreBackend);
@@ -224,6 +233,34 @@ static int parse_console_listen(const ConfigItem *item, const char *value, void 
         return parse_enum(item, value, dst);
 }
 
+/* tlsv1.2, or the seeds' (Nova's) spelling tlsv1_2 */
+static int parse_console_tls_version(const ConfigItem *item, const char *value, void *dst)
+{
+        char name[16];
+        size_t n = strlen(value);
+
+        if (n >= sizeof(name))
+                return -EINVAL;
+        memcpy(name, value, n + 1);
+        if (startswith(name, "tlsv1_"))
+                name[5] = '.';
+        return parse_enum(item, name, dst);
+}
+
+static int parse_console_tls_ciphers(const ConfigItem *item, const char *value, void *dst)
+{
+        char **l = NULL;
+        int r;
+
+        (void)item;
+        r = console_tls_ciphers_parse(value, &l);
+        if (r < 0)
+                return r;
+        strv_free(*(char ***)dst);
+        *(char ***)dst = l;
+        return 0;
+}
+
 static bool url_is_valid(const char *s)
 {
         return startswith(s, "http://") || startswith(s, "https://");
@@ -280,6 +317,8 @@ const ConfigItem config_items[] = {
         { "node", "name", parse_hostname, C(node.name), "a host name", STRING },
         { "node", "address", parse_address, C(node.address), "an IP address or a host name",
           STRING },
+        { "node", "migration_address", parse_address, C(node.migration_address),
+          "an IP address or a host name", STRING },
         { "node", "instances_path", parse_path, C(node.instances_path), "an absolute path",
           STRING },
         { "node", "compute_unit", parse_unit, C(node.compute_unit),
@@ -330,6 +369,10 @@ const ConfigItem config_items[] = {
           "a port from 1024 to 65535", 1024, 65535 },
         { "migration", "port_max", parse_unsigned, C(migration.port_max),
           "a port from 1024 to 65535", 1024, 65535 },
+        { "migration", "announce_rounds", parse_unsigned, C(migration.announce_rounds),
+          "an integer from 0 (no announcement) to 1000", 0, 1000 },
+        { "migration", "announce_interval", parse_duration_item, C(migration.announce_interval),
+          "a duration from 10ms to 10s, such as 100ms", 10 * USEC_PER_MSEC, 10 * USEC_PER_SEC },
         { "migration", "shutdown_timeout", parse_duration_item, C(migration.shutdown_timeout),
           "a duration from 0s (destroy at once) to 1h, such as 60s", 0, USEC_PER_HOUR },
         { "migration", "confirm_window", parse_duration_item, C(migration.confirm_window),
@@ -351,6 +394,13 @@ const ConfigItem config_items[] = {
 
         { "console", "listen", parse_console_listen, C(console.listen), "0.0.0.0, node or keep",
           ENUM(console_listen_table) },
+        { "console", "tls", parse_bool, C(console.tls), "yes or no" },
+        { "console", "tls_min_version", parse_console_tls_version, C(console.tls_min_version),
+          "default, tlsv1.1, tlsv1.2 or tlsv1.3", ENUM(console_tls_version_table) },
+        { "console", "tls_ciphers", parse_console_tls_ciphers, C(console.tls_ciphers),
+          "GnuTLS cipher names separated by colons, such as AES-256-GCM:CHACHA20-POLY1305 "
+          "(QEMU uses GnuTLS: not OpenSSL suite names; 'gnutls-cli --list' shows them)",
+          LIST },
 
         { "hook", "refuse_incoming_when_disabled", parse_bool,
           C(hook.refuse_incoming_when_disabled), "yes or no" },
@@ -359,6 +409,8 @@ const ConfigItem config_items[] = {
           STRING },
 
         { "peer", "address", parse_address, P(address), "an IP address or a host name", STRING },
+        { "peer", "migration_address", parse_address, P(migration_address),
+          "an IP address or a host name", STRING },
         { "peer", "libvirt_uri", parse_uri, P(libvirt_uri),
           "a libvirt URI such as qemu+tls://node2.example.com/system", STRING },
         { "peer", "fence_agent", parse_fence_agent, P(fence_agent),

@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "config-internal.h"
+#include "console-tls.h"
+#include "mignet.h"
 
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
 /* libinih's fixed limits (ini.h: INI_MAX_LINE, MAX_SECTION, MAX_NAME); longer input is
@@ -130,6 +132,8 @@ int config_new(Config **ret)
         c->migration.tls = MIGRATION_TLS_AUTO;
         c->migration.port_min = 49152;
         c->migration.port_max = 49215;
+        c->migration.announce_rounds = 5;
+        c->migration.announce_interval = 100 * USEC_PER_MSEC;
         c->firewall.enable = true;
         c->firewall.open_window = 10 * USEC_PER_MINUTE;
         c->firewall.console_port_min = 5900;
@@ -162,6 +166,7 @@ Config *config_free(Config *c)
         for (size_t i = 0; i < c->n_peers; i++)
                 peer_done(&c->peers[i]);
         free(c->peers);
+        strv_free(c->firewall.migration_admitted);
         strv_free(c->files);
         strv_free(c->secret_files);
         free((ConfigPrivate *)c);
@@ -673,6 +678,17 @@ int config_finish(Config *c, ConfigDiags *diags)
                 loc = item_location(c, it);
                 diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
                      "[console] listen = node needs [node] address");
+        }
+        c->firewall.migration_admitted = strv_free(c->firewall.migration_admitted);
+        if (mignet_admitted_sources(c->firewall.migration_sources, c->peers, c->n_peers,
+                                    &c->firewall.migration_admitted) < 0)
+                return -ENOMEM;
+        if (!console_tls_ciphers_usable(c->console.tls_min_version, c->console.tls_ciphers)) {
+                it = config_item_find("console", "tls_ciphers");
+                loc = item_location(c, it);
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                     "[console] tls_ciphers: none of them is a TLS 1.3 cipher, and "
+                     "tls_min_version = tlsv1.3 allows nothing else: no client could connect");
         }
 
         return 0;

@@ -46,7 +46,17 @@ typedef enum MigrationTls {
         _MIGRATION_TLS_MAX,
 } MigrationTls;
 
+/* [console] tls_min_version: the oldest TLS version a VNC console accepts (console-tls.h). */
+typedef enum ConsoleTlsVersion {
+        CONSOLE_TLS_VERSION_DEFAULT, /* GnuTLS's defaults, as QEMU has them */
+        CONSOLE_TLS_VERSION_1_1,
+        CONSOLE_TLS_VERSION_1_2,
+        CONSOLE_TLS_VERSION_1_3,
+        _CONSOLE_TLS_VERSION_MAX,
+} ConsoleTlsVersion;
+
 const char *console_listen_to_string(ConsoleListen l);
+const char *console_tls_version_to_string(ConsoleTlsVersion v);
 const char *migration_tls_to_string(MigrationTls t);
 const char *store_backend_to_string(StoreBackend b);
 const char *disable_action_to_string(DisableAction a);
@@ -56,6 +66,8 @@ typedef struct ConfigPeer {
         char *name;
         char *address;
         char *libvirt_uri; /* default qemu+tls://ADDRESS/system */
+        /* its address on the migration network; NULL: none, libvirt chooses */
+        char *migration_address;
         char *fence_agent;
         char *fence_options; /* key=value lines; a secret: never log it */
         char *file;          /* where the [peer NAME] section was (last) opened */
@@ -66,6 +78,7 @@ typedef struct Config {
         struct {
                 char *name; /* default: the host name */
                 char *address;
+                char *migration_address; /* on the migration network; NULL: none */
                 char *instances_path;
                 char *compute_unit;
                 DisableAction disable_action;
@@ -97,18 +110,25 @@ typedef struct Config {
                 bool permit_post_copy;
                 MigrationTls tls;
                 unsigned port_min, port_max;
+                unsigned announce_rounds; /* announce-self after a migration, a rebuild; 0 = off */
+                usec_t announce_interval;
                 usec_t shutdown_timeout; /* cold migration: ACPI shutdown, then destroy */
                 usec_t confirm_window;   /* cold migration: confirmed after, 0 = never */
         } migration;
         struct {
                 bool enable;
                 char **migration_sources; /* CIDRs */
+                /* derived: migration_sources and the peers' migration addresses (mignet.h) */
+                char **migration_admitted;
                 usec_t open_window;
                 char **console_clients; /* CIDRs */
                 unsigned console_port_min, console_port_max;
         } firewall;
         struct {
                 ConsoleListen listen;
+                bool tls; /* VeNCrypt between the proxies and QEMU (console-tls.h) */
+                ConsoleTlsVersion tls_min_version;
+                char **tls_ciphers; /* GnuTLS cipher names, NULL: GnuTLS's defaults */
         } console;
         struct {
                 bool refuse_incoming_when_disabled;

@@ -24,8 +24,7 @@ int leases_lockd_conf(const char *lockspace_dir, char **ret)
         return 0;
 }
 
-/* The line of text that sets key (uncommented), the last one: its start and length. */
-static const char *find_setting(const char *text, const char *key, size_t *ret_len)
+const char *libvirt_conf_find(const char *text, const char *key, size_t *ret_len)
 {
         const char *found = NULL;
         size_t klen = strlen(key);
@@ -49,7 +48,7 @@ static const char *find_setting(const char *text, const char *key, size_t *ret_l
 int libvirt_conf_get(const char *text, const char *key, char **ret)
 {
         size_t len = 0;
-        const char *line = find_setting(text, key, &len), *v, *end;
+        const char *line = libvirt_conf_find(text, key, &len), *v, *end;
 
         if (!line)
                 return -ENOENT;
@@ -73,22 +72,28 @@ int libvirt_conf_get(const char *text, const char *key, char **ret)
         return *ret ? 0 : -ENOMEM;
 }
 
-int leases_qemu_conf(const char *qemu_conf, char **ret)
+int libvirt_conf_set(const char *text, const char *key, const char *value, const char *why,
+                     char **ret)
 {
-        static const char setting[] = "lock_manager = \"lockd\"";
-        size_t len = 0, n = strlen(qemu_conf);
-        const char *line = find_setting(qemu_conf, "lock_manager", &len);
+        size_t len = 0, n = strlen(text);
+        const char *line = libvirt_conf_find(text, key, &len);
 
         if (line) {
-                if (asprintf(ret, "%.*s%s%s", (int)(line - qemu_conf), qemu_conf, setting,
+                if (asprintf(ret, "%.*s%s = %s%s", (int)(line - text), text, key, value,
                              line + len) < 0)
                         return -ENOMEM;
                 return 0;
         }
-        if (asprintf(ret, "%s%s# hostwarden: disk leases (hostwardenctl setup-leases)\n%s\n",
-                     qemu_conf, n > 0 && qemu_conf[n - 1] != '\n' ? "\n" : "", setting) < 0)
+        if (asprintf(ret, "%s%s# hostwarden: %s\n%s = %s\n", text,
+                     n > 0 && text[n - 1] != '\n' ? "\n" : "", why, key, value) < 0)
                 return -ENOMEM;
         return 0;
+}
+
+int leases_qemu_conf(const char *qemu_conf, char **ret)
+{
+        return libvirt_conf_set(qemu_conf, "lock_manager", "\"lockd\"",
+                                "disk leases (hostwardenctl setup-leases)", ret);
 }
 
 static int want(const char *text, const char *file, const char *key, const char *value,

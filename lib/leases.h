@@ -23,6 +23,15 @@ int leases_qemu_conf(const char *qemu_conf, char **ret);
  * quotes removed; -ENOENT if it is not set. */
 int libvirt_conf_get(const char *text, const char *key, char **ret);
 
+/* The line of a libvirt configuration text that sets key (the last uncommented one): its
+ * start and length; NULL when none does. */
+const char *libvirt_conf_find(const char *text, const char *key, size_t *ret_len);
+
+/* text with key = value (value as written: quoted if a string), the setting that is there
+ * replaced in place, else appended after a comment "# hostwarden: why". */
+int libvirt_conf_set(const char *text, const char *key, const char *value, const char *why,
+                     char **ret);
+
 /* 0 if the two texts set up leases in lockspace_dir; else -EINVAL and *problem says what
  * differs (for an operator). */
 int leases_verify(const char *qemu_conf, const char *lockd_conf, const char *lockspace_dir,

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "console-tls.h"
 #include "diskinfo.h"
 #include "leases.h"
 #include "nodecheck.h"
@@ -435,6 +436,82 @@ static void judge_console(Judge *f)
                     restricted ? "reachable only from console_clients" : "address bound");
 }
 
+/* [console] tls = yes: qemu.conf as setup-console-tls writes it, read by the running libvirt,
+ * the certificate the proxies check, and no running guest left with a plain console. */
+static void judge_console_tls(Judge *f)
+{
+        const NodeFacts *n = f->n;
+        const char *prio = f->s->console_tls_priority, *unit = n->libvirt_unit;
+        _cleanup_free_ char *problem = NULL, *plain = NULL;
+        int r;
+
+        if (!f->s->console_tls)
+                return;
+        if (!n->qemu_conf) {
+                add(f, "error", "console-tls", "cannot read %s: %s", LIBVIRT_QEMU_CONF,
+                    strerror(-n->qemu_conf_error));
+                return;
+        }
+        r = console_tls_verify_qemu_conf(n->qemu_conf, prio, &problem);
+        if (r == -ENOMEM) {
+                f->error = r;
+                return;
+        }
+        if (r < 0) {
+                add(f, "error", "console-tls",
+                    "[console] tls = yes, but %s: consoles are not encrypted as configured; run "
+                    "'hostwardenctl setup-console-tls', then restart libvirtd",
+                    problem);
+                return;
+        }
+        if (!n->console_cert_present || !n->console_key_present) {
+                add(f, "error", "console-tls",
+                    "%s/%s is missing: QEMU cannot start a guest with a VNC console; run "
+                    "'hostwardenctl setup-console-tls'",
+                    CONSOLE_TLS_CERT_DIR,
+                    n->console_cert_present ? "server-key.pem" : "server-cert.pem");
+                return;
+        }
+        judge_cert(f, "console-certificate", "The consoles' certificate",
+                   CONSOLE_TLS_CERT_DIR "/server-cert.pem", CONSOLE_TLS_CERT_DIR "/ca-cert.pem",
+                   &n->console_cert, "the console proxies connect to ([node] address, name)");
+        if (!unit) {
+                add(f, "warning", "console-tls",
+                    "set up, but neither libvirtd nor virtqemud is running");
+                return;
+        }
+        if (n->qemu_conf_changed > n->libvirt_started) {
+                add(f, "error", "console-tls",
+                    "set up after %s started, and libvirt reads qemu.conf only when it starts: "
+                    "restart %s (running guests keep running)",
+                    unit, unit);
+                return;
+        }
+        if (n->plain_consoles) {
+                plain = strv_join(n->plain_consoles, ", ");
+                if (!plain) {
+                        f->error = -ENOMEM;
+                        return;
+                }
+                add(f, "warning", "console-tls",
+                    "%zu running guest(s) have a VNC console without TLS, started before libvirt "
+                    "had vnc_tls = 1: %s; restart them, or migrate them to a node set up alike",
+                    strv_length(n->plain_consoles), plain);
+                return;
+        }
+        if (!isempty(prio) && n->n_priority_consoles < n->n_tls_consoles) {
+                add(f, "warning", "console-tls",
+                    "%zu of %zu running console(s) do not have the TLS priority of [console] yet: "
+                    "hostwardend sets it when a guest starts or arrives (see its journal)",
+                    n->n_tls_consoles - n->n_priority_consoles, n->n_tls_consoles);
+                return;
+        }
+        add(f, "ok", "console-tls",
+            "consoles speak VeNCrypt only (x509, client certificates of the CA), TLS priority "
+            "%s; %zu running console(s), all with TLS",
+            isempty(prio) ? "QEMU's default" : prio, n->n_tls_consoles);
+}
+
 static void judge_storage(Judge *f)
 {
         const NodeFacts *n = f->n;
@@ -568,6 +645,7 @@ int node_check_judge(const NodeCheckSettings *s, const NodeFacts *facts, MigFind
         judge_leases(&f);
         judge_firewall(&f);
         judge_console(&f);
+        judge_console_tls(&f);
         judge_storage(&f);
         judge_instances_writable(&f);
         judge_peers(&f);
@@ -588,6 +666,7 @@ void node_facts_done(NodeFacts *f)
         free(f->lockd_conf);
         strv_free(f->firewall_conflicts);
         free(f->marks_owner);
+        strv_free(f->plain_consoles);
         for (size_t i = 0; i < f->n_peers; i++) {
                 free(f->peers[i].name);
                 free(f->peers[i].address);

@@ -34,6 +34,8 @@ typedef struct NodeCheckSettings {
         MigrationTls migration_tls;
         bool permit_post_copy;
         const char *hook_link; /* the hook's link in libvirt's qemu.d */
+        bool console_tls;
+        char *console_tls_priority; /* console_tls_priority() of [console], "" for QEMU's */
 } NodeCheckSettings;
 
 /* The cluster store as the daemon sees it (dbus/store-attach.h, in fewer words). */
@@ -122,6 +124,17 @@ typedef struct NodeFacts {
 
         /* migration_port_min/max in qemu.conf (libvirt's defaults when not set) */
         unsigned qemu_port_min, qemu_port_max;
+
+        /* [console] tls = yes: the certificate in libvirt's VNC directory (read when it is
+         * there), its key, qemu.conf's last change, and the running guests' VNC consoles
+         * (from QEMU's command lines): how many have TLS, the names of those without */
+        bool console_cert_present, console_key_present;
+        CertCheck console_cert;
+        usec_t qemu_conf_changed;
+        size_t n_tls_consoles;
+        char **plain_consoles;
+        /* of the running consoles, those hostwardend set [console]'s priority on */
+        size_t n_priority_consoles;
 } NodeFacts;
 
 void node_facts_done(NodeFacts *f);

@@ -7,7 +7,8 @@
 void fw_spec_from_config(const Config *c, FwSpec *ret)
 {
         *ret = (FwSpec){
-                .migration_sources = c->firewall.migration_sources,
+                /* with the peers' migration addresses (mignet.h) */
+                .migration_sources = c->firewall.migration_admitted,
                 .console_clients = c->firewall.console_clients,
                 .migration_port_min = c->migration.port_min,
                 .migration_port_max = c->migration.port_max,

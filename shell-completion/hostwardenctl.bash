@@ -13,9 +13,9 @@ _hostwardenctl() {
 
         local commands="status check reload overview nodes instances domains migrate
                 migrations migration disable enable force-down force-up fence evacuate rebuild
-                setup-leases init-cluster allow-unsynced-starts"
+                setup-leases setup-console-tls init-cluster allow-unsynced-starts"
         local options="--help --version --json --no-ask-password --block --cold --wait --watch --bandwidth=
-                --live --to= --from= --insist --name= --adopt --reason="
+                --live --to= --from= --insist --name= --adopt --reason= --dry-run"
 
         case $prev in
         --to | --from)

@@ -22,11 +22,14 @@ SNAPLEN = 262144
 
 
 class Capture:
-    """``tcpdump -i eth0 FILTER`` in NODE's network namespace, into PATH (a host file),
-    from the `with` until its end.  Waits until tcpdump listens; stops it by its PID."""
+    """``tcpdump -i INTERFACE FILTER`` in NODE's network namespace, into PATH (a host file),
+    from the `with` until its end.  Waits until tcpdump listens; stops it by its PID.
+    INTERFACE: eth0 (the node's network), or ethK on an extra link (Cluster extra_links)."""
 
-    def __init__(self, node: hwcluster.Node, bpf_filter: str, path: str | os.PathLike):
+    def __init__(self, node: hwcluster.Node, bpf_filter: str, path: str | os.PathLike,
+                 interface: str = "eth0"):
         self.node, self.filter, self.path = node, bpf_filter, Path(path)
+        self.interface = interface
         self.process: subprocess.Popen | None = None
         self._log = self.path.with_suffix(".log")
 
@@ -38,7 +41,7 @@ class Capture:
             # -n: no name lookups
             self.process = subprocess.Popen(
                 ["nsenter", f"--net=/run/netns/{self.node.netns}", "--",
-                 "tcpdump", "-i", "eth0", "-s", str(SNAPLEN), "-B", "16384", "-n",
+                 "tcpdump", "-i", self.interface, "-s", str(SNAPLEN), "-B", "16384", "-n",
                  "-Z", "root", "-w", str(self.path), self.filter],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
@@ -127,6 +130,26 @@ def stream_length(segments: list[Segment]) -> int:
 
 
 @dataclass
+class Flow:
+    """One direction of one TCP connection, as a capture saw it."""
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    bytes: int
+    start: bytes          # the first bytes of its first segment
+    pattern_hits: int
+
+    @property
+    def tls_hello(self) -> bool:
+        """It starts with a TLS handshake record (ClientHello or ServerHello)."""
+        return len(self.start) >= 6 and self.start[0] == 0x16 and self.start[1] == 0x03
+
+    def has_port(self, *ports: int) -> bool:
+        return self.sport in ports or self.dport in ports
+
+
+@dataclass
 class Seen:
     """What a capture saw: payload bytes on the wire, flows, TLS handshakes, hits of a
     pattern in what the capture kept, packets the kernel dropped."""
@@ -137,6 +160,7 @@ class Seen:
     pattern_hits: int = 0
     dropped: int = 0
     notes: list[str] = field(default_factory=list)
+    per_flow: list[Flow] = field(default_factory=list)
 
     @property
     def tls_handshake(self) -> bool:
@@ -156,7 +180,10 @@ def inspect(capture: Capture, pattern: bytes) -> Seen:
                 seen.client_hellos += 1
             elif first[5] == 0x02:
                 seen.server_hellos += 1
-        seen.pattern_hits += sum(s.payload.count(pattern) for s in segments)
+        hits = sum(s.payload.count(pattern) for s in segments)
+        seen.pattern_hits += hits
+        seen.per_flow.append(Flow(src, sport, dst, dport, stream_length(segments), first[:16],
+                                  hits))
         seen.notes.append(f"{src}:{sport}->{dst}:{dport} "
                           f"{stream_length(segments)} bytes, starts {first[:6].hex()}")
     return seen

@@ -23,6 +23,7 @@ PROPERTY_TYPES = {
     "MemoryTotal": "t", "MemoryProcessed": "t", "MemoryRemaining": "t", "DiskTotal": "t",
     "DiskProcessed": "t", "DiskRemaining": "t", "DirtyRate": "t", "Iteration": "t",
     "MaxDowntime": "t", "Downtime": "t", "Progress": "u", "PostCopy": "b",
+    "NetworkDowntime": "t",  # issue 21 item 4
 }
 
 

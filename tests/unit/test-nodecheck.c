@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "console-tls.h"
 #include "leases.h"
 #include "nodecheck.h"
 #include "test-helpers.h"
@@ -576,6 +577,91 @@ static void test_console(void **state)
         done(&x);
 }
 
+/* [console] tls = yes: set up as setup-console-tls does, libvirt started after, every running
+ * console with TLS; then each thing that breaks it. */
+static void test_console_tls(void **state)
+{
+        static const char prio[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+        char *plain[] = { "guest-a", "guest-b", NULL };
+        Fixture x;
+
+        healthy(&x);
+        judge(&x);
+        assert_int_equal(count(&x, "console-tls"), 0); /* tls = no: nothing to say */
+        x.s.console_tls = true;
+        x.s.console_tls_priority = (char *)prio;
+        assert_int_equal(console_tls_qemu_conf("user = \"libvirt-qemu\"\n", prio, &x.qemu_conf), 0);
+        x.n.qemu_conf = x.qemu_conf;
+        x.n.console_cert_present = x.n.console_key_present = true;
+        x.n.console_cert = good_cert;
+        x.n.qemu_conf_changed = 150;
+        x.n.n_tls_consoles = 3;
+        x.n.n_priority_consoles = 2;
+        expect(&x, "console-tls", MIG_WARNING,
+               "1 of 3 running console(s) do not have the TLS priority of [console] yet: "
+               "hostwardend sets it when a guest starts or arrives (see its journal)");
+        x.n.n_priority_consoles = 3;
+        expect(&x, "console-tls", MIG_OK,
+               "consoles speak VeNCrypt only (x509, client certificates of the CA), TLS priority "
+               "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2; 3 running console(s), all with TLS");
+        expect(&x, "console-certificate", MIG_OK,
+               "The consoles' certificate /etc/pki/libvirt-vnc/server-cert.pem is signed by the "
+               "CA, valid until 2030-01-01 00:00 UTC");
+
+        x.n.plain_consoles = plain;
+        expect(&x, "console-tls", MIG_WARNING,
+               "2 running guest(s) have a VNC console without TLS, started before libvirt had "
+               "vnc_tls = 1: guest-a, guest-b; restart them, or migrate them to a node set up "
+               "alike");
+        x.n.plain_consoles = NULL;
+
+        x.n.qemu_conf_changed = 250;
+        expect(&x, "console-tls", MIG_ERROR,
+               "set up after virtqemud.service started, and libvirt reads qemu.conf only when it "
+               "starts: restart virtqemud.service (running guests keep running)");
+        x.n.qemu_conf_changed = 150;
+
+        x.n.console_cert.expired = true;
+        expect(&x, "console-certificate", MIG_ERROR,
+               "The consoles' certificate /etc/pki/libvirt-vnc/server-cert.pem is expired (valid "
+               "until 2030-01-01 00:00 UTC): peers refuse it; renew it");
+        x.n.console_cert = good_cert;
+        snprintf(x.n.console_cert.missing_name, sizeof(x.n.console_cert.missing_name), "10.0.0.1");
+        expect(&x, "console-certificate", MIG_ERROR,
+               "The consoles' certificate /etc/pki/libvirt-vnc/server-cert.pem does not name "
+               "10.0.0.1, which the console proxies connect to ([node] address, name): peers "
+               "refuse it; issue it with that name among its subject alternative names");
+        x.n.console_cert = good_cert;
+
+        x.n.console_key_present = false;
+        expect(&x, "console-tls", MIG_ERROR,
+               "/etc/pki/libvirt-vnc/server-key.pem is missing: QEMU cannot start a guest with a "
+               "VNC console; run 'hostwardenctl setup-console-tls'");
+        assert_int_equal(count(&x, "console-certificate"), 0);
+        x.n.console_key_present = true;
+
+        /* tls_min_version changed since: the priority differs */
+        x.s.console_tls_priority = "NORMAL:-VERS-ALL:+VERS-TLS1.3";
+        expect(&x, "console-tls", MIG_ERROR,
+               "[console] tls = yes, but /etc/libvirt/qemu.conf sets vnc_tls_priority = "
+               "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2, not NORMAL:-VERS-ALL:+VERS-TLS1.3: "
+               "consoles are not encrypted as configured; run 'hostwardenctl setup-console-tls', "
+               "then restart libvirtd");
+        x.s.console_tls_priority = (char *)prio;
+
+        /* never set up */
+        x.n.qemu_conf = "user = \"libvirt-qemu\"\n";
+        expect(&x, "console-tls", MIG_ERROR,
+               "[console] tls = yes, but /etc/libvirt/qemu.conf does not set vnc_tls (= 1): "
+               "consoles are not encrypted as configured; run 'hostwardenctl setup-console-tls', "
+               "then restart libvirtd");
+        x.n.qemu_conf = NULL;
+        x.n.qemu_conf_error = -EACCES;
+        expect(&x, "console-tls", MIG_ERROR,
+               "cannot read /etc/libvirt/qemu.conf: Permission denied");
+        done(&x);
+}
+
 static void test_instances_path(void **state)
 {
         Fixture x;
@@ -703,6 +789,7 @@ int main(void)
                 cmocka_unit_test(test_disk_leases),
                 cmocka_unit_test(test_firewall),
                 cmocka_unit_test(test_console),
+                cmocka_unit_test(test_console_tls),
                 cmocka_unit_test(test_instances_path),
                 cmocka_unit_test(test_instances_writable),
                 cmocka_unit_test(test_peers_and_ports),
