@@ -27,7 +27,8 @@ extern const char *arg_from;
 extern const char *arg_name;   /* init-cluster --name */
 extern const char *arg_reason; /* allow-unsynced-starts --reason */
 extern bool arg_adopt;         /* init-cluster --adopt */
-extern bool arg_dry_run;       /* setup-console-tls --dry-run */
+extern const char *arg_since;  /* history --since */
+extern bool arg_dry_run;       /* setup-console-tls, archive --dry-run */
 extern char **arg_rest;        /* arguments after the verb */
 extern int arg_n_rest;
 
@@ -59,3 +60,5 @@ int verb_migration(sd_bus *bus);
 int verb_fence(sd_bus *bus);
 int verb_evacuate(sd_bus *bus);
 int verb_rebuild(sd_bus *bus);
+int verb_history(sd_bus *bus);
+int verb_archive(sd_bus *bus);

@@ -32,7 +32,8 @@ const char *arg_from = NULL;
 const char *arg_name = NULL;
 const char *arg_reason = NULL;
 bool arg_adopt = false;
-bool arg_dry_run = false;
+const char *arg_since;
+bool arg_dry_run;
 uint64_t arg_bandwidth = 0;
 char **arg_rest = NULL;
 int arg_n_rest = 0;
@@ -475,7 +476,11 @@ static void help(void)
                "  init-cluster [--name N] [--adopt]\n"
                "                Write a new cluster's identity into the configured store, once\n"
                "  allow-unsynced-starts --reason TEXT\n"
-               "                Let domains start here before hostwardend read the store\n\n"
+               "                Let domains start here before hostwardend read the store\n"
+               "  history [DOMAIN] [--since WHEN]\n"
+               "                Past migrations, rebuilds, drains and fences of the cluster\n"
+               "  archive [--dry-run]\n"
+               "                Move old history and deleted instances to the archive, purge it\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -492,7 +497,8 @@ static void help(void)
                "     --name=NAME        init-cluster: the cluster's name\n"
                "     --adopt            init-cluster: adopt a store an older version wrote\n"
                "     --reason=TEXT      allow-unsynced-starts: why (logged)\n"
-               "     --dry-run          setup-console-tls: say what would change, change nothing\n"
+               "     --since=WHEN       history: since 7d, 12h, @SECONDS or YYYY-MM-DD [HH:MM]\n"
+               "     --dry-run          setup-console-tls, archive: say what they would do\n"
                "     --no-ask-password  Do not ask for a password (polkit)\n",
                program_invocation_short_name);
 }
@@ -514,6 +520,7 @@ int main(int argc, char *argv[])
                 ARG_NAME,
                 ARG_ADOPT,
                 ARG_REASON,
+                ARG_SINCE,
                 ARG_DRY_RUN,
                 ARG_COLD,
         };
@@ -533,6 +540,7 @@ int main(int argc, char *argv[])
                 { "name", required_argument, NULL, ARG_NAME },
                 { "adopt", no_argument, NULL, ARG_ADOPT },
                 { "reason", required_argument, NULL, ARG_REASON },
+                { "since", required_argument, NULL, ARG_SINCE },
                 { "dry-run", no_argument, NULL, ARG_DRY_RUN },
                 { "cold", no_argument, NULL, ARG_COLD },
                 {},
@@ -563,6 +571,8 @@ int main(int argc, char *argv[])
                 { "setup-console-tls", 0, 0, verb_setup_console_tls },
                 { "init-cluster", 0, 0, verb_init_cluster },
                 { "allow-unsynced-starts", 0, 0, verb_allow_unsynced_starts },
+                { "history", 0, 1, verb_history },
+                { "archive", 0, 0, verb_archive },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;
@@ -612,6 +622,9 @@ int main(int argc, char *argv[])
                 case ARG_REASON:
                         arg_reason = optarg;
                         break;
+                case ARG_SINCE:
+                        arg_since = optarg;
+                        break;
                 case ARG_DRY_RUN:
                         arg_dry_run = true;
                         break;
@@ -648,8 +661,10 @@ int main(int argc, char *argv[])
                         fprintf(stderr, "--insist is for 'force-down' and 'force-up'.\n");
                         return 1;
                 }
-                if (arg_dry_run && !streq(verb, "setup-console-tls")) {
-                        fprintf(stderr, "--dry-run is for 'setup-console-tls'.\n");
+                if ((arg_since && !streq(verb, "history")) ||
+                    (arg_dry_run && !streq(verb, "archive") && !streq(verb, "setup-console-tls"))) {
+                        fprintf(stderr, "%s is for '%s'.\n", arg_since ? "--since" : "--dry-run",
+                                arg_since ? "history" : "archive' and 'setup-console-tls");
                         return 1;
                 }
                 if (arg_watch && !streq(verb, "migrations") && !streq(verb, "overview")) {

@@ -7,6 +7,7 @@
 
 #include "drain.h"
 #include "errors.h"
+#include "history.h"
 #include "job.h"
 #include "log.h"
 #include "migration-internal.h"
@@ -26,6 +27,7 @@ typedef struct Drain {
         DrainDomain *domains; /* the running domains */
         size_t n_domains;
         char *error;
+        uint64_t began; /* usec realtime, for the history */
 } Drain;
 
 static void drain_free(Drain *d)
@@ -68,9 +70,11 @@ static void drain_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Drain *d = userdata;
+        size_t queued = 0;
         int r;
 
         if (d->error) {
+                history_drain_ended(m, msg, d->dest, 0, d->error, d->began);
                 (void)sd_bus_reply_method_errorf(msg, HW_ERROR_LIBVIRT,
                                                  "Cannot list this node's domains: %s", d->error);
                 drain_free(d);
@@ -93,6 +97,8 @@ static void drain_done(Manager *m, sd_bus_message *msg, void *userdata)
                                     e.message ? e.message : "error");
                         continue;
                 }
+                history_caller_of(msg, &mig->caller);
+                queued++;
                 r = sd_bus_message_append(reply, "o", mig->path);
         }
         if (r >= 0)
@@ -105,6 +111,7 @@ static void drain_done(Manager *m, sd_bus_message *msg, void *userdata)
                    LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_EVACUATION },
                               { "HOSTWARDEN_NODE", m->config->node.name }),
                    "Live evacuation of %zu running domain(s) of this node begins", d->n_domains);
+        history_drain_ended(m, msg, d->dest, queued, NULL, d->began);
         migrations_schedule(m);
         drain_free(d);
 }
@@ -120,6 +127,7 @@ int drain_start(Manager *m, sd_bus_message *msg, const char *dest, const Migrate
         if (!d)
                 return -ENOMEM;
         d->opts = *opts;
+        d->began = now_realtime();
         d->dest = strdup(dest);
         r = d->dest ? 0 : -ENOMEM;
         if (r >= 0) {

@@ -21,6 +21,7 @@
 #include "errors.h"
 #include "fence.h"
 #include "fencing.h"
+#include "history.h"
 #include "job.h"
 #include "log.h"
 #include "manager.h"
@@ -36,6 +37,7 @@ typedef struct FenceJob {
         int error;        /* < 0: the agent could not run or failed */
         FenceState state; /* after success */
         char *message;    /* scrubbed: what the agent said last */
+        uint64_t began;   /* usec realtime, for the history */
 } FenceJob;
 
 static void fence_job_free(FenceJob *j)
@@ -127,6 +129,8 @@ static void fence_done(Manager *m, sd_bus_message *msg, void *userdata)
         const char *action = fence_action_to_string(j->action);
         int r;
 
+        history_fence_ended(m, msg, j->node, action, fence_state_to_string(j->state),
+                            j->error < 0 ? (j->message ?: strerror(-j->error)) : NULL, j->began);
         if (j->error < 0) {
                 log_fields(LOG_ERR, 0,
                            LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_FENCE },
@@ -178,6 +182,7 @@ int fence_start(Manager *m, sd_bus_message *msg, const char *node, const char *a
         if (!j)
                 return -ENOMEM;
         j->action = fence_action_from_string(action);
+        j->began = now_realtime();
         j->node = strdup(node);
         j->agent = strdup(peer->fence_agent);
         j->options = peer->fence_options ? strdup(peer->fence_options) : NULL;

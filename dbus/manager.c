@@ -79,6 +79,7 @@ Manager *manager_free(Manager *m)
         auth_queries_free(m);
         sd_event_source_disable_unref(m->heartbeat);
         instance_record_array_free(m->instances_cache, m->n_instances_cache);
+        history_record_array_free(m->history_cache, m->n_history_cache);
         store_free(m->store);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);

@@ -54,6 +54,13 @@ typedef struct Manager {
         uint64_t instances_cache_time; /* CLOCK_MONOTONIC */
         bool instances_cache_valid;
 
+        /* GetHistory answers from a listing at most HISTORY_MAX_AGE old, dropped by this
+         * node's own records (history.c) */
+        HistoryRecord *history_cache;
+        size_t n_history_cache;
+        uint64_t history_cache_time; /* CLOCK_MONOTONIC */
+        bool history_cache_valid;
+
         /* caps on what callers can keep the daemon busy with (call-limits.h, docs/daemon.md) */
         Limiter *work_limits; /* worker threads of read-only methods */
         Limiter *auth_limits; /* polkit queries pending */

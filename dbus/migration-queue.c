@@ -12,6 +12,7 @@
 
 #include "deny-list.h"
 #include "errors.h"
+#include "history.h"
 #include "instance-ops.h"
 #include "job.h"
 #include "log.h"
@@ -243,6 +244,7 @@ void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
         if (w->succeeded)
                 move_ownership(m, mig, w);
         migration_live_update(mig, set_final_cb, w);
+        history_migration_ended(m, mig);
         if (w->succeeded)
                 log_fields(LOG_INFO, 0,
                            LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_MIGRATION_COMPLETED },
@@ -276,6 +278,7 @@ static int start(Manager *m, Migration *mig)
                 mig->live.state = MIGRATION_FAILED;
                 mig->live.finished = now_realtime();
                 (void)free_and_strdup(&mig->live.error, "Cannot start a worker thread");
+                history_migration_ended(m, mig);
                 /* it never ran: the instance is free again, and the object expires */
                 migration_let_go(mig);
                 migration_keep_finished(mig);
@@ -539,6 +542,7 @@ static void resolve_done(Manager *m, sd_bus_message *msg, void *userdata)
                 else
                         (void)sd_bus_reply_method_errnof(msg, -r, "Cannot queue the migration: %m");
         } else {
+                history_caller_of(msg, &mig->caller);
                 r = sd_bus_reply_method_return(msg, "o", mig->path);
                 if (r < 0)
                         log_warning_errno(r, "Cannot answer Migrate: %m");

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "history.h"
 #include "manager.h"
 #include "migpolicy.h"
 #include "migrate-opts.h"
@@ -76,6 +77,7 @@ struct Migration {
         uint64_t created;
         uint64_t created_monotonic;
         bool dest_chosen_by_us;
+        HistoryCaller caller; /* who asked (history.h); not known for an adopted one */
 
         pthread_mutex_t lock;
         MigrationInfo live;  /* guarded by lock */

@@ -22,6 +22,7 @@
 #include "errors.h"
 #include "fence.h"
 #include "fencing.h"
+#include "history.h"
 #include "firewall.h"
 #include "force-down-opts.h"
 #include "job.h"
@@ -814,6 +815,35 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+/* GetHistory(s dom, t since_usec) -> a(ssssssssssustttt): the history records of dom ("" = all)
+ * that finished at or after since_usec; read-only (history.c). */
+static int method_get_history(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        const char *dom;
+        uint64_t since;
+        int r;
+
+        r = sd_bus_message_read(msg, "st", &dom, &since);
+        if (r < 0)
+                return r;
+        return history_method_get(userdata, msg, dom, since, error);
+}
+
+/* Archive(b dry_run) -> a(ssssts) [manage-node]: one archive pass (history.c). */
+static int method_archive(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        int dry_run, r;
+
+        r = sd_bus_message_read(msg, "b", &dry_run);
+        if (r < 0)
+                return r;
+        r = polkit_verify(m, msg, error);
+        if (r != 0)
+                return r;
+        return history_method_archive(m, msg, dry_run, error);
+}
+
 static void check_node_work(Manager *m, void *userdata)
 {
         check_gather(userdata);
@@ -918,5 +948,11 @@ const sd_bus_vtable node_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CheckNode", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sss)", findings),
                                 method_check_node, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetHistory", SD_BUS_ARGS("s", domain, "t", since_usec),
+                                SD_BUS_RESULT("a(ssssssssssustttt)", records), method_get_history,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Archive", SD_BUS_ARGS("b", dry_run),
+                                SD_BUS_RESULT("a(ssssts)", actions), method_archive,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };

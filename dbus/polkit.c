@@ -34,6 +34,7 @@ static const PolkitEntry actions[] = {
         { HW_NODE_INTERFACE, "EvacuateLive", "org.hostwarden.evacuate" },
         { HW_NODE_INTERFACE, "Rebuild", "org.hostwarden.evacuate" },
         { HW_NODE_INTERFACE, "EvacuateFrom", "org.hostwarden.evacuate" },
+        { HW_NODE_INTERFACE, "Archive", "org.hostwarden.manage-node" },
         { "org.hostwarden.Warden1.Migration", "Abort", "org.hostwarden.migrate" },
         { "org.hostwarden.Warden1.Migration", "ForceComplete", "org.hostwarden.migrate" },
         { HW_NODE_INTERFACE, "MigrateCold", "org.hostwarden.migrate" },
@@ -50,6 +51,7 @@ static const PolkitEntry read_only[] = {
         { HW_NODE_INTERFACE, "ListNodes", NULL },
         { HW_NODE_INTERFACE, "ListInstances", NULL },
         { HW_NODE_INTERFACE, "CheckNode", NULL },
+        { HW_NODE_INTERFACE, "GetHistory", NULL },
 };
 
 const PolkitEntry *polkit_table(size_t *ret_n)

@@ -33,6 +33,7 @@
 #include "config.h"
 #include "deny-list.h"
 #include "errors.h"
+#include "history.h"
 #include "instance-ops.h"
 #include "job.h"
 #include "log.h"
@@ -201,6 +202,7 @@ static void item_done(Manager *m, Evacuation *e)
         if (r->locked)
                 instance_ops_release(m->instance_ops, r->uuid, INSTANCE_OP_REBUILD, r);
         r->locked = false;
+        history_rebuild_ended(m, e->msg, r);
         e->next++;
 }
 
@@ -357,6 +359,7 @@ static void evacuation_step(Manager *m, Evacuation *e)
                 Rebuild *r = &e->items[e->next];
                 int k;
 
+                r->began = now_realtime();
                 /* From the checks to the start, reconciliation leaves it alone, and it
                  * waits for what reconciliation is doing to it. */
                 const InstanceOp *holder =

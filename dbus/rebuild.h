@@ -46,7 +46,8 @@ typedef struct Rebuild {
         char *message;
         bool claimed;
         bool started;
-        bool locked; /* claimed in m->instance_ops */
+        bool locked;    /* claimed in m->instance_ops */
+        uint64_t began; /* usec realtime: its steps began (the history) */
         /* announce.h: sent once it started here (a copy of the configuration's) */
         AnnounceSchedule announce;
 } Rebuild;

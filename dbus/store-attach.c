@@ -386,6 +386,19 @@ const char *store_attach_detail(Manager *m)
         return m->attach && m->attach->detail ? m->attach->detail : "";
 }
 
+int store_attach_open(const Config *c, Store **ret)
+{
+        if (c->cluster.store == STORE_BACKEND_ETCD) {
+                /* the lease of this node's heartbeats lasts as long as it takes to be down */
+                uint64_t ttl = (c->cluster.down_after + USEC_PER_SEC - 1) / USEC_PER_SEC;
+                EtcdOptions opts = store_etcd_options(c);
+
+                return store_open_etcd(c->cluster.etcd_endpoints, NULL, c->node.name, MAX(ttl, 2U),
+                                       &opts, ret);
+        }
+        return store_open_dir(hw_state_dir(c->cluster.state_dir), c->node.name, ret);
+}
+
 int store_attach_start(Manager *m)
 {
         const Config *c = m->config;
@@ -395,20 +408,10 @@ int store_attach_start(Manager *m)
         a = m->attach = calloc(1, sizeof(StoreAttach));
         if (!a)
                 return log_error_errno(-ENOMEM, "Out of memory");
-        if (c->cluster.store == STORE_BACKEND_ETCD) {
-                /* the lease of this node's heartbeats lasts as long as it takes to be down */
-                uint64_t ttl = (c->cluster.down_after + USEC_PER_SEC - 1) / USEC_PER_SEC;
-
-                EtcdOptions opts = store_etcd_options(c);
-
-                a->where = strv_join(c->cluster.etcd_endpoints, ", ");
-                r = a->where ? store_open_etcd(c->cluster.etcd_endpoints, NULL, c->node.name,
-                                               MAX(ttl, 2U), &opts, &a->pending)
-                             : -ENOMEM;
-        } else {
-                a->where = strdup(hw_state_dir(c->cluster.state_dir));
-                r = a->where ? store_open_dir(a->where, c->node.name, &a->pending) : -ENOMEM;
-        }
+        a->where = c->cluster.store == STORE_BACKEND_ETCD
+                           ? strv_join(c->cluster.etcd_endpoints, ", ")
+                           : strdup(hw_state_dir(c->cluster.state_dir));
+        r = a->where ? store_attach_open(c, &a->pending) : -ENOMEM;
         if (r < 0)
                 return log_error_errno(r, "Failed to open the cluster store (%s) at %s: %m",
                                        store_backend_to_string(c->cluster.store), strna(a->where));

@@ -30,6 +30,10 @@ typedef enum StoreState {
 
 const char *store_state_to_string(StoreState s);
 
+/* A Store of the configured backend for this node, reading nothing yet: the daemon's own
+ * (store_attach_start()), or another for a worker thread (a Store serves one thread). */
+int store_attach_open(const Config *c, Store **ret);
+
 /* The first attempt, now; later ones on a timer until one succeeds. Fails only when the
  * store cannot even be opened (a configuration it cannot work with). */
 int store_attach_start(Manager *m);

@@ -407,6 +407,10 @@ const ConfigItem config_items[] = {
         { "locking", "disk_leases", parse_bool, C(locking.disk_leases), "yes or no" },
         { "locking", "lockspace_dir", parse_path, C(locking.lockspace_dir), "an absolute path",
           STRING },
+        { "history", "archive_after", parse_duration_item, C(history.archive_after),
+          "a duration from 0s to 3650d, such as 90d", 0, 3650 * USEC_PER_DAY },
+        { "history", "purge_after", parse_duration_item, C(history.purge_after),
+          "a duration from 0s to 3650d, such as 14d", 0, 3650 * USEC_PER_DAY },
 
         { "peer", "address", parse_address, P(address), "an IP address or a host name", STRING },
         { "peer", "migration_address", parse_address, P(migration_address),

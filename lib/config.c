@@ -138,6 +138,8 @@ int config_new(Config **ret)
         c->firewall.open_window = 10 * USEC_PER_MINUTE;
         c->firewall.console_port_min = 5900;
         c->firewall.console_port_max = 6923;
+        c->history.archive_after = 90 * USEC_PER_DAY; /* the seeds' database cleaning */
+        c->history.purge_after = 14 * USEC_PER_DAY;
         c->console.listen = CONSOLE_LISTEN_ANY;
         c->hook.refuse_incoming_when_disabled = false;
 

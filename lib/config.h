@@ -137,6 +137,10 @@ typedef struct Config {
                 bool disk_leases;    /* libvirt's lockd leases, the second line */
                 char *lockspace_dir; /* default <instances_path>/.leases */
         } locking;
+        struct {
+                usec_t archive_after; /* history and deleted instances move to the archive */
+                usec_t purge_after;   /* archived entries are deleted, after their move */
+        } history;
 
         char **files;        /* the files read, in order */
         char **secret_files; /* those of them that set a secret ([peer] fence_options) */

@@ -11,6 +11,11 @@
  *   <state_dir>/definitions/<uuid>.xml     last known inactive domain XML (0600, dir 0700)
  *   <state_dir>/nodes.lock                 lock file of the node records (never removed)
  *   <state_dir>/instances.lock             lock file of the instance records (never removed)
+ *   <state_dir>/history/<id>               history of operations (store-history.c)
+ *   <state_dir>/archive/history/<id>       archived history
+ *   <state_dir>/archive/instances/<uuid>   archived records of deleted instances
+ *   <state_dir>/archive/definitions/<uuid>.xml   their definitions (0600, dir 0700)
+ *   <state_dir>/leases/<name>              leases such as the archive run's
  *   <dir>/.<file>.tmp.<random>             a write in progress (or left by a crashed writer)
  *
  * Records are "key=value" lines (runtime.h's format). Every key is lower case, every line
@@ -65,7 +70,19 @@ static const char *const space_dir[_STORE_SPACE_MAX] = {
         [STORE_INSTANCES] = INSTANCES_DIR,
         [STORE_DEFINITIONS] = DEFINITIONS_DIR,
         [STORE_CLUSTER] = ".",
+        [STORE_HISTORY] = "history",
+        [STORE_ARCHIVE_HISTORY] = "archive/history",
+        [STORE_ARCHIVE_INSTANCES] = "archive/instances",
+        [STORE_ARCHIVE_DEFINITIONS] = "archive/definitions",
+        [STORE_LEASES] = "leases",
 };
+
+/* The spaces newer than the store's layout: made on first write (under an existing
+ * state_dir only), and a listing of one never written is empty. */
+static bool space_made_on_demand(StoreSpace sp)
+{
+        return sp >= STORE_HISTORY;
+}
 
 /* ---- files ---------------------------------------------------------------------------- */
 
@@ -282,7 +299,8 @@ static int lock_record(Store *s, const char *lock_file, const char *key, int *re
 /* The file of key: definitions are "<uuid>.xml". */
 static int file_name(StoreSpace sp, const char *key, char *buf, size_t size)
 {
-        int k = snprintf(buf, size, "%s%s", key, sp == STORE_DEFINITIONS ? ".xml" : "");
+        bool xml = sp == STORE_DEFINITIONS || sp == STORE_ARCHIVE_DEFINITIONS;
+        int k = snprintf(buf, size, "%s%s", key, xml ? ".xml" : "");
 
         return k < 0 || (size_t)k >= size ? -EINVAL : 0;
 }
@@ -310,6 +328,8 @@ static int dir_list(Store *s, StoreSpace sp, bool (*filter)(const char *key), St
         int r = 0;
 
         dir_fd = open_dir(s, space_dir[sp]);
+        if (dir_fd == -ENOENT && space_made_on_demand(sp) && access(s->state_dir, F_OK) >= 0)
+                return 0;
         if (dir_fd < 0)
                 return dir_fd;
         d = fdopendir(dir_fd);
@@ -354,6 +374,24 @@ static int dir_lock(Store *s, StoreSpace sp, const char *key, int *ret_fd)
         return lock_record(s, sp == STORE_INSTANCES ? INSTANCES_LOCK : NODES_LOCK, key, ret_fd);
 }
 
+/* The directory of a space made on demand, and "archive" above it: never state_dir itself. */
+static int make_space_dir(Store *s, StoreSpace sp)
+{
+        bool secret = sp == STORE_ARCHIVE_DEFINITIONS;
+        _cleanup_free_ char *path = NULL, *parent = NULL;
+        int r;
+
+        if (asprintf(&path, "%s/%s", s->state_dir, space_dir[sp]) < 0 ||
+            asprintf(&parent, "%s/archive", s->state_dir) < 0)
+                return -ENOMEM;
+        if (sp >= STORE_ARCHIVE_HISTORY && sp <= STORE_ARCHIVE_DEFINITIONS) {
+                r = make_dir(parent, 0755, false);
+                if (r < 0)
+                        return r;
+        }
+        return make_dir(path, secret ? 0700 : 0755, secret);
+}
+
 /* The version needs no check here: writers hold the record's lock (dir_lock). */
 static int dir_write(Store *s, StoreSpace sp, const char *key, const char *text, uint64_t version,
                      mode_t mode)
@@ -364,7 +402,13 @@ static int dir_write(Store *s, StoreSpace sp, const char *key, const char *text,
         r = file_name(sp, key, name, sizeof(name));
         if (r < 0)
                 return r;
-        return write_file(s, space_dir[sp], name, text, mode);
+        r = write_file(s, space_dir[sp], name, text, mode);
+        if (r == -ENOENT && space_made_on_demand(sp) && access(s->state_dir, F_OK) >= 0) {
+                r = make_space_dir(s, sp);
+                if (r >= 0)
+                        r = write_file(s, space_dir[sp], name, text, mode);
+        }
+        return r;
 }
 
 static int dir_remove(Store *s, StoreSpace sp, const char *key, uint64_t version)

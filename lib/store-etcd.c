@@ -11,6 +11,9 @@
  *   <prefix>/instances/<uuid>         instance record, UUID in lower case
  *   <prefix>/definitions/<uuid>       last known inactive domain XML
  *   <prefix>/alive/<name>             this node's heartbeat counter, on its lease
+ *   <prefix>/history/<id>             history of operations (store-history.c)
+ *   <prefix>/archive/<space>/<key>    archived history, instances, definitions
+ *   <prefix>/leases/<name>            leases such as the archive run's
  *
  * The values are the same "key=value" texts as the dir backend's files (store.c). Versions
  * are etcd's mod_revision: a conditional write is a transaction that compares the key's
@@ -63,6 +66,11 @@ static const char *const space_name[_STORE_SPACE_MAX] = {
         [STORE_INSTANCES] = "instances",
         [STORE_DEFINITIONS] = "definitions",
         [STORE_CLUSTER] = "cluster",
+        [STORE_HISTORY] = "history",
+        [STORE_ARCHIVE_HISTORY] = "archive/history",
+        [STORE_ARCHIVE_INSTANCES] = "archive/instances",
+        [STORE_ARCHIVE_DEFINITIONS] = "archive/definitions",
+        [STORE_LEASES] = "leases",
 };
 
 static char *full_key(Store *s, StoreSpace sp, const char *key)

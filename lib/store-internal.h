@@ -18,6 +18,12 @@ typedef enum StoreSpace {
         STORE_INSTANCES,   /* key: canonical lower-case UUID */
         STORE_DEFINITIONS, /* key: canonical lower-case UUID */
         STORE_CLUSTER,     /* key: "identity" (store-cluster.c) */
+        /* store-history.c: created on first use, so a store of an older version gets them */
+        STORE_HISTORY,             /* key: history id */
+        STORE_ARCHIVE_HISTORY,     /* key: history id */
+        STORE_ARCHIVE_INSTANCES,   /* key: canonical lower-case UUID */
+        STORE_ARCHIVE_DEFINITIONS, /* key: canonical lower-case UUID */
+        STORE_LEASES,              /* key: lease name */
         _STORE_SPACE_MAX,
 } StoreSpace;
 
@@ -100,12 +106,31 @@ struct Store {
         size_t n_node_cache;
         usec_t node_cache_time;
         bool node_cache_valid;
+
+        /* Tests only: called between the steps of a move to the archive (store-history.c,
+         * archive.c) with the step's name, so that a test can kill the process at each
+         * point that a real crash could hit but no timing can aim at. NULL in production. */
+        void (*test_step)(Store *s, const char *step, void *userdata);
+        void *test_step_data;
 };
+
+static inline void store_test_step(Store *s, const char *step)
+{
+        if (s->test_step)
+                s->test_step(s, step, s->test_step_data);
+}
 
 /* Record text (runtime.h's "key=value" lines): -EBADMSG unless every line is one. Format
  * appends "generation=N" last, so that a text cut short is recognisably incomplete. */
 int store_record_text_parse(const char *text, RuntimeRecord *ret);
 int store_record_text_format(const RuntimeRecord *rec, uint64_t generation, char **ret);
+
+/* One field of a record's text (store-records.c): a missing optional number is 0, a missing
+ * string NULL; a value that does not parse is -EBADMSG. Setting a NULL string sets nothing. */
+int store_record_get_u64(const RuntimeRecord *rec, const char *key, bool required, uint64_t *ret);
+int store_record_get_str(const RuntimeRecord *rec, const char *key, char **ret);
+int store_record_set_u64(RuntimeRecord *rec, const char *key, uint64_t v);
+int store_record_set_str(RuntimeRecord *rec, const char *key, const char *v);
 
 /* Records to and from their text (store-records.c). from_text: -EBADMSG unless the text is a
  * complete record of that name (uuid: lower case); to_text: -EINVAL for a record that may not
@@ -116,6 +141,35 @@ int node_record_copy(const NodeRecord *src, NodeRecord *dst);
 int instance_record_from_text(const char *uuid, const char *text, InstanceRecord *ret);
 int instance_record_to_text(const InstanceRecord *i, const char *uuid, uint64_t generation,
                             char **ret);
+
+/* A kind of record: its space, which keys are its, how its text is parsed and how it is
+ * freed; listings sort by compare (the key). */
+typedef struct RecordKind {
+        StoreSpace space;
+        bool (*key_is_valid)(const char *key);
+        size_t size;
+        int (*from_text)(const char *key, const char *text, void *item);
+        void (*done)(void *item);
+        int (*compare)(const void *a, const void *b);
+} RecordKind;
+
+/* The record of kind k under key (a valid one), and the backend's version of it (store.c). */
+int record_read(Store *s, const RecordKind *k, const char *key, void *ret, uint64_t *ret_version);
+/* Every record of kind k, parsed into a new array sorted by k->compare (store.c). */
+int list_records(Store *s, const RecordKind *k, void **ret, size_t *ret_n);
+
+/* A canonical lower-case UUID: the key of an instance's records (store.c). */
+bool instance_file_name_is_valid(const char *name);
+
+/* name(a, n): done() on each of the n items of a, then frees a; returns NULL. */
+#define DEFINE_ARRAY_FREE_FUNC(name, type, done)    \
+        type *name(type *a, size_t n)               \
+        {                                           \
+                for (size_t i = 0; a && i < n; i++) \
+                        done(&a[i]);                \
+                free(a);                            \
+                return NULL;                        \
+        }
 
 /* A Store of no backend yet, for node_name (-EINVAL if not a valid name). */
 int store_new(const StoreOps *ops, const char *node_name, Store **ret);

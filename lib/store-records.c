@@ -424,3 +424,24 @@ int instance_record_to_text(const InstanceRecord *i, const char *uuid, uint64_t 
                 return r;
         return store_record_text_format(&rec, generation, ret);
 }
+
+/* The field readers and writers above, for the other kinds of records (store-history.c). */
+int store_record_get_u64(const RuntimeRecord *rec, const char *key, bool required, uint64_t *ret)
+{
+        return get_u64(rec, key, required, ret);
+}
+
+int store_record_get_str(const RuntimeRecord *rec, const char *key, char **ret)
+{
+        return get_str(rec, key, ret);
+}
+
+int store_record_set_u64(RuntimeRecord *rec, const char *key, uint64_t v)
+{
+        return set_u64(rec, key, v);
+}
+
+int store_record_set_str(RuntimeRecord *rec, const char *key, const char *v)
+{
+        return record_set_str(rec, key, v);
+}

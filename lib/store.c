@@ -46,7 +46,7 @@ static int normalize_uuid(const char *uuid, char out[static 37])
         return 0;
 }
 
-static bool instance_file_name_is_valid(const char *name)
+bool instance_file_name_is_valid(const char *name)
 {
         if (!uuid_is_valid(name))
                 return false;
@@ -112,20 +112,8 @@ const char *store_error_detail(const Store *s)
 
 /* ---- reading and listing -------------------------------------------------------------- */
 
-/* A kind of record: its space, which keys are its, how its text is parsed and how it is
- * freed; listings sort by compare (the key). */
-typedef struct RecordKind {
-        StoreSpace space;
-        bool (*key_is_valid)(const char *key);
-        size_t size;
-        int (*from_text)(const char *key, const char *text, void *item);
-        void (*done)(void *item);
-        int (*compare)(const void *a, const void *b);
-} RecordKind;
-
 /* The record of kind k under key (a valid one), and the backend's version of it. */
-static int record_read(Store *s, const RecordKind *k, const char *key, void *ret,
-                       uint64_t *ret_version)
+int record_read(Store *s, const RecordKind *k, const char *key, void *ret, uint64_t *ret_version)
 {
         _cleanup_free_ char *text = NULL;
         int r;
@@ -164,7 +152,7 @@ static int list_add(const char *key, const char *text, void *userdata)
 }
 
 /* Every record of kind k, parsed into a new sorted array. */
-static int list_records(Store *s, const RecordKind *k, void **ret, size_t *ret_n)
+int list_records(Store *s, const RecordKind *k, void **ret, size_t *ret_n)
 {
         ListState l = { .kind = k };
         size_t item_size = k->size;

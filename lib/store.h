@@ -309,3 +309,114 @@ int store_instance_list(Store *s, InstanceRecord **ret, size_t *ret_n);
 int store_definition_put(Store *s, const char *uuid, const char *xml);
 int store_definition_get(Store *s, const char *uuid, char **ret);
 int store_definition_remove(Store *s, const char *uuid);
+
+/*
+ * History (issue 21; docs/history-and-archiving.md): one record per operation this
+ * cluster's nodes ran — a migration (live, block, cold), a rebuild, a live evacuation
+ * (drain), a fence — written by the node that ran it when the operation ended, never
+ * changed afterwards (but moved to the archive, below). Times are usec realtime of the
+ * node that wrote them.
+ */
+typedef struct HistoryRecord {
+        char *id;          /* history_id_new(): unique in the cluster */
+        char *kind;        /* "migration", "rebuild", "drain", "fence" */
+        char *mode;        /* migration: "live", "block", "cold"; fence: its action; may be NULL */
+        char *domain;      /* the instance's UUID (lower case); NULL for drain and fence */
+        char *domain_name; /* may be NULL */
+        char *node;        /* the node that ran it (and wrote the record) */
+        char *source;      /* may be NULL */
+        char *destination; /* may be NULL */
+        char *result;      /* "completed", "failed", "aborted", "rebuilt", "refused", "off"... */
+        char *error;       /* NULL when it succeeded */
+        uint32_t caller_uid;        /* HISTORY_UID_UNKNOWN: nobody asked (adopted) or not known */
+        char *caller;               /* the caller's bus name (its polkit subject); may be NULL */
+        uint64_t started, finished; /* usec realtime */
+        uint64_t downtime;          /* usec, measured (migrations); 0: none or unknown */
+        uint64_t bytes;             /* memory and disk bytes sent (migrations) */
+        uint64_t archived;          /* usec realtime of its move to the archive; 0: not moved */
+        uint64_t generation;        /* set by the store */
+} HistoryRecord;
+
+#define HISTORY_UID_UNKNOWN UINT32_MAX
+#define HISTORY_ID_MAX      (34U + 253U)
+
+void history_record_done(HistoryRecord *r);
+HistoryRecord *history_record_array_free(HistoryRecord *a, size_t n);
+/* "<started, 16 hex digits>-<tag, 16 hex digits>-<node>": sorts by start time; unique since
+ * only node writes ids with its name, and tag is random (a migration's id) */
+bool history_id_is_valid(const char *id);
+/* tag: 16 hex digits (a migration's id) or NULL for a random one. */
+int history_id_new(const char *node, uint64_t started, const char *tag, char **ret);
+
+/* Adds rec (rec->id set, rec->generation ignored): -EEXIST if a record has that id, -EINVAL
+ * if a field cannot be stored (no newlines; kind, node, id, UUID and names valid). */
+int store_history_add(Store *s, const HistoryRecord *rec);
+int store_history_get(Store *s, const char *id, HistoryRecord *ret);
+/* All history records not archived, sorted by id (by start time). */
+int store_history_list(Store *s, HistoryRecord **ret, size_t *ret_n);
+
+/*
+ * The archive (issue 21: the seeds' shadow tables, docs/history-and-archiving.md): history
+ * records and the records of deleted instances (tombstones, with their last definition)
+ * older than [history] archive_after are moved there, and removed from there [history]
+ * purge_after after their move. A move copies first and removes the original second, each
+ * step atomic and durable, so a move cut short leaves the entry where it was, or in both
+ * places (then a reader takes the original, and the next move finishes): never nowhere.
+ */
+typedef enum ArchiveKind {
+        ARCHIVE_HISTORY,
+        ARCHIVE_INSTANCE,
+        _ARCHIVE_KIND_MAX,
+        _ARCHIVE_KIND_INVALID = -EINVAL,
+} ArchiveKind;
+
+const char *archive_kind_to_string(ArchiveKind k); /* "history", "instance" */
+
+/* What the archive holds of one entry (its record's text is kept as it was, plus
+ * "archived="). */
+typedef struct ArchivedEntry {
+        ArchiveKind kind;
+        char *key;         /* history id, or instance UUID */
+        char *name;        /* the domain's name, may be NULL */
+        uint64_t time;     /* history: finished; instance: time of the deletion */
+        uint64_t archived; /* usec realtime of the move */
+} ArchivedEntry;
+
+void archived_entry_done(ArchivedEntry *e);
+ArchivedEntry *archived_entry_array_free(ArchivedEntry *a, size_t n);
+
+/* Moves history record id to the archive, archived at now: 0, -ENOENT if it is in the live
+ * history no more (moved already). */
+int store_history_archive(Store *s, const char *id, uint64_t now);
+/* Moves the record of deleted instance uuid, and its definition, to the archive if its
+ * generation is still expected_generation and it is still a tombstone: -ESTALE if it changed
+ * (a restore took it over: any copy made is removed again), -ENOENT if it is gone. */
+int store_instance_archive(Store *s, const char *uuid, uint64_t expected_generation, uint64_t now);
+/* A move of instance uuid cut short after its record left the live store: its definition
+ * follows (unless the instance is live again). 0 when there was nothing to do. */
+int store_instance_archive_finish(Store *s, const char *uuid);
+/* Every archived entry, sorted by kind then key. */
+int store_archive_list(Store *s, ArchivedEntry **ret, size_t *ret_n);
+/* Removes an archived entry (purge): -ENOENT if there is none. */
+int store_archive_remove(Store *s, ArchiveKind kind, const char *key);
+/* The archived history record id; -ENOENT if none. */
+int store_archive_history_get(Store *s, const char *id, HistoryRecord *ret);
+
+/*
+ * Leases: at most one holder of name in the cluster at a time, until expires (usec realtime
+ * of the taker; the holder's clock and the taker's must not differ by more than the margin
+ * the caller leaves, which for runs twice a day is large). Acquire takes a lease that nobody
+ * holds, or that expired, or that holder already holds with token (a renewal): -EBUSY with
+ * *ret_holder (may be NULL) set when another holds it. Release gives it up if held with
+ * token (-ESTALE if not: it expired and was taken).
+ */
+typedef struct StoreLease {
+        char *holder;   /* node */
+        char token[33]; /* random, per acquisition */
+        uint64_t expires;
+} StoreLease;
+
+void store_lease_done(StoreLease *l);
+int store_lease_acquire(Store *s, const char *name, uint64_t now, uint64_t ttl, StoreLease *lease,
+                        char **ret_holder);
+int store_lease_release(Store *s, const char *name, const StoreLease *lease);

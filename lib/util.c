@@ -321,9 +321,9 @@ static const struct {
         const char *suffix;
         usec_t usec;
 } duration_units[] = {
-        /* Longest suffixes first so "min" is not read as "m" + garbage. */
+        /* Longest suffixes first so "min" is not read as "m" + garbage; "d" for [history]. */
         { "min", USEC_PER_MINUTE }, { "ms", USEC_PER_MSEC }, { "us", 1 },
-        { "h", USEC_PER_HOUR },     { "s", USEC_PER_SEC },
+        { "h", USEC_PER_HOUR },     { "s", USEC_PER_SEC },   { "d", USEC_PER_DAY },
 };
 
 int parse_duration(const char *s, usec_t *ret)

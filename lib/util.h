@@ -15,6 +15,7 @@ typedef uint64_t usec_t;
 #define USEC_PER_SEC    1000000ULL
 #define USEC_PER_MINUTE (60ULL * USEC_PER_SEC)
 #define USEC_PER_HOUR   (60ULL * USEC_PER_MINUTE)
+#define USEC_PER_DAY    (24ULL * USEC_PER_HOUR)
 
 static inline bool streq(const char *a, const char *b)
 {

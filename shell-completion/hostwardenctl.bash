@@ -13,16 +13,16 @@ _hostwardenctl() {
 
         local commands="status check reload overview nodes instances domains migrate
                 migrations migration disable enable force-down force-up fence evacuate rebuild
-                setup-leases setup-console-tls init-cluster allow-unsynced-starts"
+                setup-leases setup-console-tls init-cluster allow-unsynced-starts history archive"
         local options="--help --version --json --no-ask-password --block --cold --wait --watch --bandwidth=
-                --live --to= --from= --insist --name= --adopt --reason= --dry-run"
+                --live --to= --from= --insist --name= --adopt --reason= --since= --dry-run"
 
         case $prev in
         --to | --from)
                 COMPREPLY=($(compgen -W "$(__hostwardenctl_column nodes 1)" -- "$cur"))
                 return
                 ;;
-        --bandwidth | --name | --reason)
+        --bandwidth | --name | --reason | --since)
                 return
                 ;;
         esac
@@ -38,7 +38,7 @@ _hostwardenctl() {
                 [[ ${words[i]} == -* ]] && continue
                 [[ ${words[i - 1]} == --to || ${words[i - 1]} == --from ||
                         ${words[i - 1]} == --bandwidth || ${words[i - 1]} == --name ||
-                        ${words[i - 1]} == --reason ]] && continue
+                        ${words[i - 1]} == --reason || ${words[i - 1]} == --since ]] && continue
                 if [[ -z $verb ]]; then
                         verb=${words[i]}
                 else
@@ -71,6 +71,9 @@ _hostwardenctl() {
         force-down | force-up | evacuate)
                 ((n == 0)) &&
                         COMPREPLY=($(compgen -W "$(__hostwardenctl_column nodes 1)" -- "$cur")) ;;
+        history) # a domain of the store's records (past ones too: any name is fine)
+                ((n == 0)) &&
+                        COMPREPLY=($(compgen -W "$(__hostwardenctl_column instances 2)" -- "$cur")) ;;
         rebuild) # an instance of another node: the store's records, not this libvirt's domains
                 ((n == 0)) &&
                         COMPREPLY=($(compgen -W "$(__hostwardenctl_column instances 1)" -- "$cur")) ;;

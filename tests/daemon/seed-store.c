@@ -6,6 +6,10 @@
  *   hw-seed-store STATE_DIR node NAME [address=A] [disabled=REASON] [forced-down=BY]
  *                                     [fence=unknown|on|off]
  *   hw-seed-store STATE_DIR instance UUID NAME OWNER [evacuated-from=NODE] [deleted]
+ *                                     [time=USEC]
+ *   hw-seed-store STATE_DIR history NODE UUID NAME FINISHED_USEC
+ *                                     (a completed live migration of NAME run by NODE, that
+ *                                      finished at FINISHED_USEC: an old one, for the archive)
  *   hw-seed-store STATE_DIR definition UUID      (the domain XML on stdin)
  *   hw-seed-store STATE_DIR heartbeat NAME MS    (NAME alive: a heartbeat every MS
  *                                                 milliseconds until killed)
@@ -86,7 +90,10 @@ static int seed_instance(Store *s, int argc, char **argv)
                         rec.evacuated_from = (char *)v;
                 else if (streq(argv[i], "deleted"))
                         rec.deleted = true;
-                else {
+                else if ((v = arg_value(argv[i], "time"))) {
+                        if (parse_uint_range(v, 1, UINT64_MAX, &rec.time) < 0)
+                                return -EINVAL;
+                } else {
                         fprintf(stderr, "hw-seed-store: unknown instance argument '%s'\n", argv[i]);
                         return -EINVAL;
                 }
@@ -112,6 +119,33 @@ static int seed_definition(Store *s, int argc, char **argv)
                 return -EIO;
         buf[n] = 0;
         return store_definition_put(s, argv[0], buf);
+}
+
+static int seed_history(Store *s, int argc, char **argv)
+{
+        _cleanup_free_ char *id = NULL;
+        HistoryRecord h = { .kind = (char *)"migration",
+                            .mode = (char *)"live",
+                            .result = (char *)"completed",
+                            .caller_uid = 0 };
+        int r;
+
+        if (argc != 4 || parse_uint_range(argv[3], 2 * USEC_PER_SEC, UINT64_MAX, &h.finished) < 0) {
+                fprintf(stderr, "hw-seed-store: history NODE UUID NAME FINISHED_USEC\n");
+                return -EINVAL;
+        }
+        h.node = h.source = argv[0];
+        h.domain = argv[1];
+        h.domain_name = argv[2];
+        h.started = h.finished - 2 * USEC_PER_SEC;
+        r = history_id_new(h.node, h.started, NULL, &id);
+        if (r < 0)
+                return r;
+        h.id = id;
+        r = store_history_add(s, &h);
+        if (r >= 0)
+                printf("%s\n", id);
+        return r;
 }
 
 /* A live peer for as long as the test wants one: the test ends this process by its PID. */
@@ -164,6 +198,8 @@ int main(int argc, char **argv)
                 r = seed_instance(s, argc - 3, argv + 3);
         else if (streq(argv[2], "definition"))
                 r = seed_definition(s, argc - 3, argv + 3);
+        else if (streq(argv[2], "history"))
+                r = seed_history(s, argc - 3, argv + 3);
         else
                 r = -EINVAL;
         if (r < 0) {

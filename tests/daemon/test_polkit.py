@@ -25,6 +25,7 @@ NODE_CALLS = [
     ("Rebuild", "ssa{sv}", ("00000000-0000-4000-8000-0000000000aa", "node3", {}),
      "org.hostwarden.evacuate"),
     ("EvacuateFrom", "sa{sv}", ("node3", {}), "org.hostwarden.evacuate"),
+    ("Archive", "b", (True,), "org.hostwarden.manage-node"),
 ]
 MIGRATION_CALLS = [("Abort", "org.hostwarden.migrate"),
                    ("ForceComplete", "org.hostwarden.migrate")]
@@ -36,6 +37,7 @@ READ_ONLY = [
     ("ListNodes", "", ()),
     ("ListInstances", "", ()),
     ("CheckNode", "", ()),
+    ("GetHistory", "st", ("", 0)),
 ]
 
 

@@ -19,6 +19,8 @@ CALLS = [
     ("Migrate", "ssa{sv}", (TEST_DOMAIN, "node2", {})),
     ("ListNodes", "", ()),
     ("ListInstances", "", ()),
+    ("GetHistory", "st", ("", 0)),
+    ("Archive", "b", (True,)),
 ]
 
 

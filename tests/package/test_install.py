@@ -87,6 +87,10 @@ def test_the_deb_makes_a_node_ready_and_purge_leaves_only_the_operators_files(de
     assert node2.unit_active("hostwardend.service"), node2.journal("-u", "hostwardend")
     assert node2.unit_active("hostwarden-firewall.service"), \
         node2.journal("-u", "hostwarden-firewall")
+    # the archive pass twice a day (docs/history-and-archiving.md): its timer enabled and waiting
+    assert node2.unit_active("hostwarden-archive.timer"), node2.journal("-u", "hostwarden-archive")
+    assert run(node2, ["systemctl", "is-enabled", "hostwarden-archive.timer"]
+               ).stdout.strip() == "enabled"
     # the package's files and links (its directories, and /lib -> usr/lib, are not its own)
     files = run(node2, 'for p in $(dpkg -L hostwarden); do [ -d "$p" ] || echo "$p"; done'
                 ).stdout.split()
@@ -144,6 +148,8 @@ def test_the_deb_makes_a_node_ready_and_purge_leaves_only_the_operators_files(de
     assert complete("hostwardenctl migrate ") == [GUEST]
     assert complete("hostwardenctl fence ") == ["node2"]
     assert complete("hostwardenctl fence node2 o") == ["off", "on"]
+    assert complete("hostwardenctl hist") == ["history"]
+    assert complete("hostwardenctl archive --dr") == ["--dry-run"]
     assert complete("hostwardenctl ov") == ["overview"]
     assert complete("hostwardenctl migrations --wat") == ["--watch"]
     # rebuild takes an instance of the store (reconciliation records the guest here)

@@ -37,6 +37,8 @@ def test_rpmbuild_builds_the_spec_with_scriptlets_and_noreplace_config():
                      "/etc/libvirt/hooks/qemu.d/50-hostwarden",
                      "/usr/lib/systemd/system/hostwardend.service",
                      "/usr/lib/systemd/system/hostwarden-firewall.service",
+                     "/usr/lib/systemd/system/hostwarden-archive.service",
+                     "/usr/lib/systemd/system/hostwarden-archive.timer",
                      "/usr/lib/sysusers.d/hostwarden.conf",
                      "/usr/share/dbus-1/system.d/org.hostwarden.Warden1.conf",
                      "/usr/share/polkit-1/actions/org.hostwarden.policy",
@@ -58,5 +60,6 @@ def test_rpmbuild_builds_the_spec_with_scriptlets_and_noreplace_config():
         assert "preset hostwardend.service hostwarden-firewall.service" in scripts, scripts
         assert "disable --now hostwardend.service" in scripts, scripts
         assert "try-restart hostwardend.service" in scripts, scripts
+        assert "preset hostwarden-archive.timer" in scripts, scripts
     finally:
         shutil.rmtree(out, ignore_errors=True)

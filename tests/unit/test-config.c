@@ -697,6 +697,32 @@ static void test_unreadable_and_binary_files_are_errors(void **state)
         test_rm_rf(dir);
 }
 
+/* [history] (issue 21): the seeds' database cleaning defaults, days as a unit, and a bad
+ * value named with its file, line and what was expected. */
+static void test_history_keys(void **state)
+{
+        ConfigDiags d = { 0 };
+        Config *c = parse("", &d);
+
+        assert_int_equal(c->history.archive_after, 90 * USEC_PER_DAY);
+        assert_int_equal(c->history.purge_after, 14 * USEC_PER_DAY);
+        config_free(c);
+
+        c = parse("[history]\narchive_after = 30d\npurge_after = 0s\n", &d);
+        assert_int_equal(d.n, 0);
+        assert_int_equal(c->history.archive_after, 30 * USEC_PER_DAY);
+        assert_int_equal(c->history.purge_after, 0);
+        config_free(c);
+
+        c = parse("[history]\narchive_after = 90 days\n", &d);
+        assert_true(test_contains(only_diag(&d, CONFIG_DIAG_ERROR),
+                                  "hostwarden.conf:2: [history] archive_after"));
+        assert_true(test_contains(only_diag(&d, CONFIG_DIAG_ERROR), "such as 90d"));
+        assert_int_equal(c->history.archive_after, 90 * USEC_PER_DAY);
+        config_diags_clear(&d);
+        config_free(c);
+}
+
 static void test_example_config_shipped_is_valid(void **state)
 {
         _cleanup_free_ char *text = test_read_data("../../etc/hostwarden.conf", NULL);
@@ -735,6 +761,7 @@ int main(void)
                 cmocka_unit_test(test_missing_config_means_defaults),
                 cmocka_unit_test(test_unreadable_and_binary_files_are_errors),
                 cmocka_unit_test(test_example_config_shipped_is_valid),
+                cmocka_unit_test(test_history_keys),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
