@@ -207,6 +207,14 @@ def test_cold_migration_reverts_exactly_and_confirms_only_its_copies(nodes, gues
     for n in nodes.nodes:
         assert "hostwarden-" not in n.virsh("pool-list", "--all").stdout
         n.run(["rm", "-f", bystander])
+    # both are in the history: reverted (aborted), then confirmed (completed)
+    rows = json.loads(ctl(node1, "history", "--json", "cold1").stdout)
+    mine = [r for r in rows if r["kind"] == "migration"]
+    assert {(r["mode"], r["result"]) for r in mine} == \
+        {("cold", "aborted"), ("cold", "completed")}, rows
+    confirmed = [r for r in mine if path.rsplit("/", 1)[1] in r["id"]]
+    assert len(confirmed) == 1 and confirmed[0]["result"] == "completed", rows
+    assert confirmed[0]["destination"] == "node2"
 
 
 def test_a_shut_off_guest_moves_shut_off_and_a_failure_leaves_it_here(nodes, guest):
