@@ -17,6 +17,7 @@ extern bool arg_json;
 extern bool arg_ask_password;
 extern bool arg_block;
 extern bool arg_wait;
+extern bool arg_cold;
 extern bool arg_watch;
 extern uint64_t arg_bandwidth; /* MiB/s, 0: the node's default */
 extern bool arg_live;

@@ -23,6 +23,7 @@ bool arg_json = false;
 bool arg_ask_password = true;
 bool arg_block = false;
 bool arg_wait = false;
+bool arg_cold = false;
 bool arg_watch = false;
 bool arg_live = false;
 bool arg_insist = false;
@@ -452,6 +453,10 @@ static void help(void)
                "  migrations    List the migrations started on this node (--watch: live)\n"
                "  migration show|abort|force-complete ID\n"
                "                Show, abort or force to complete one migration\n"
+               "  migrate --cold DOMAIN [NODE]  Shut DOMAIN down, copy its local disks, start it\n"
+               "                there; it waits in verify for:\n"
+               "  migration confirm|revert ID\n"
+               "                Keep a cold migration (the source's copy goes) or undo it\n"
                "  disable REASON  Disable this node\n"
                "  enable        Enable this node\n"
                "  force-down NODE  Declare NODE powered off (an admin's assertion); refused\n"
@@ -482,6 +487,7 @@ static void help(void)
                "     --json             Output listings as JSON\n"
                "     --block            migrate: copy the local disks too (block migration)\n"
                "     --wait             migrate: wait until it ends, showing progress\n"
+               "     --cold             migrate: cold migration (shut down, copy, verify)\n"
                "     --watch            overview, migrations: redraw live until Ctrl-C\n"
                "     --bandwidth=MIB    migrate: at most MIB MiB/s\n"
                "     --live             evacuate: drain this node by live migration\n"
@@ -516,6 +522,7 @@ int main(int argc, char *argv[])
                 ARG_REASON,
                 ARG_SINCE,
                 ARG_DRY_RUN,
+                ARG_COLD,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -535,6 +542,7 @@ int main(int argc, char *argv[])
                 { "reason", required_argument, NULL, ARG_REASON },
                 { "since", required_argument, NULL, ARG_SINCE },
                 { "dry-run", no_argument, NULL, ARG_DRY_RUN },
+                { "cold", no_argument, NULL, ARG_COLD },
                 {},
         };
         static const struct {
@@ -619,6 +627,9 @@ int main(int argc, char *argv[])
                         break;
                 case ARG_DRY_RUN:
                         arg_dry_run = true;
+                        break;
+                case ARG_COLD:
+                        arg_cold = true;
                         break;
                 case ARG_BANDWIDTH:
                         if (parse_uint_range(optarg, 1, 1024 * 1024, &arg_bandwidth) < 0) {

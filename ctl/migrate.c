@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* hostwardenctl migrate, migrations, migration show|abort|force-complete */
+/* hostwardenctl migrate [--cold], migrations, migration show|abort|force-complete|confirm|revert */
 #include <errno.h>
 #include <stddef.h>
 #include <inttypes.h>
@@ -221,6 +221,17 @@ static int wait_for(sd_bus *bus, const char *path)
                 }
                 last_t = t;
                 last_done = done;
+                if (streq_ptr(p.state, "verify")) {
+                        /* a cold migration waits for the operator: the wait is over */
+                        if (tty)
+                                putchar('\n');
+                        printf("Migration %s of %s to %s is in verify: %s runs there. Confirm "
+                               "with 'hostwardenctl migration confirm %s', or go back with "
+                               "'hostwardenctl migration revert %s'.\n",
+                               p.id, p.domain_name, p.destination, p.domain_name, p.id, p.id);
+                        ret = 0;
+                        break;
+                }
                 if (state_final(p.state)) {
                         if (tty)
                                 putchar('\n');
@@ -268,7 +279,13 @@ int verb_migrate(sd_bus *bus)
         const char *path;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, DEST, PATH, NODE_IFACE, "Migrate");
+        if (arg_cold && (arg_block || arg_bandwidth > 0)) {
+                fprintf(stderr, "--cold copies the disks itself: --block and --bandwidth are for "
+                                "live migration.\n");
+                return 1;
+        }
+        r = sd_bus_message_new_method_call(bus, &m, DEST, PATH, NODE_IFACE,
+                                           arg_cold ? "MigrateCold" : "Migrate");
         if (r >= 0)
                 r = sd_bus_message_set_allow_interactive_authorization(m, arg_ask_password);
         if (r >= 0)
@@ -630,6 +647,16 @@ static int list_migrations(sd_bus *bus)
         return r < 0 ? 1 : 0;
 }
 
+/* A migration the daemon does not have: said so, with where to look. */
+static int no_such_migration(const char *path)
+{
+        fprintf(stderr,
+                "No migration '%s' on this node: 'hostwardenctl migrations' lists them (a "
+                "migration is listed on its source node, for an hour after it ended).\n",
+                strrchr(path, '/') + 1);
+        return 1;
+}
+
 static int show(sd_bus *bus, const char *path)
 {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -637,6 +664,11 @@ static int show(sd_bus *bus, const char *path)
         int r;
 
         r = get_props(bus, path, &p, &error);
+        if (r < 0 && sd_bus_error_has_names(&error, SD_BUS_ERROR_UNKNOWN_OBJECT,
+                                            SD_BUS_ERROR_UNKNOWN_INTERFACE)) {
+                props_done(&p);
+                return no_such_migration(path);
+        }
         if (r < 0) {
                 fprintf(stderr, "Could not read migration %s: %s\n", strrchr(path, '/') + 1,
                         error_message(&error, r));
@@ -727,11 +759,34 @@ static int call_migration(sd_bus *bus, const char *path, const char *member, con
         if (r >= 0)
                 r = sd_bus_call(bus, m, 10 * USEC_PER_MINUTE, &error, NULL);
         if (r < 0) {
+                if (sd_bus_error_has_names(&error, SD_BUS_ERROR_UNKNOWN_OBJECT,
+                                           SD_BUS_ERROR_UNKNOWN_METHOD))
+                        return no_such_migration(path);
                 fprintf(stderr, "Could not %s migration %s: %s\n", what, strrchr(path, '/') + 1,
                         error_message(&error, r));
                 return 1;
         }
+        /* Confirm and Revert answer when done: what the migration is now */
+        if (arg_json && (streq(member, "Confirm") || streq(member, "Revert")))
+                return show(bus, path);
+        if (streq(member, "Confirm"))
+                printf("Migration %s confirmed.\n", strrchr(path, '/') + 1);
+        else if (streq(member, "Revert"))
+                printf("Migration %s reverted.\n", strrchr(path, '/') + 1);
         return 0;
+}
+
+/* A migration's ID as ListMigrations shows it (16 hex digits), or its object path. */
+static bool id_is_valid(const char *s)
+{
+        if (s[0] == '/')
+                return startswith(s, PATH "/migration/") != NULL;
+        if (strlen(s) != 16)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!strchr("0123456789abcdef", *p))
+                        return false;
+        return true;
 }
 
 int verb_migration(sd_bus *bus)
@@ -741,12 +796,26 @@ int verb_migration(sd_bus *bus)
 
         if (!path)
                 return 1;
+        if (!id_is_valid(arg_rest[1])) {
+                fprintf(stderr,
+                        "'%s' is no migration ID: expected 16 hexadecimal digits, as "
+                        "'hostwardenctl migrations' shows them.\n",
+                        arg_rest[1]);
+                return 1;
+        }
         if (streq(sub, "show"))
                 return show(bus, path);
         if (streq(sub, "abort"))
                 return call_migration(bus, path, "Abort", "abort");
         if (streq(sub, "force-complete"))
                 return call_migration(bus, path, "ForceComplete", "force-complete");
-        fprintf(stderr, "Unknown 'migration %s'; expected show, abort or force-complete.\n", sub);
+        if (streq(sub, "confirm"))
+                return call_migration(bus, path, "Confirm", "confirm");
+        if (streq(sub, "revert"))
+                return call_migration(bus, path, "Revert", "revert");
+        fprintf(stderr,
+                "Unknown 'migration %s'; expected show, abort, force-complete, confirm or "
+                "revert.\n",
+                sub);
         return 1;
 }

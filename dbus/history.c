@@ -123,7 +123,7 @@ static void set_caller(HistoryRecord *h, const HistoryCaller *c)
 /* The Mode property's name of a migration (one place for it: cold joins here). */
 static const char *migration_mode(const Migration *mig)
 {
-        return mig->opts.block ? "block" : "live";
+        return mig->opts.cold ? "cold" : mig->opts.block ? "block" : "live";
 }
 
 void history_migration_ended(Manager *m, const Migration *mig)

@@ -74,6 +74,12 @@ static int read_uint(sd_bus_message *msg, const char *key, const char *type, uin
         return 0;
 }
 
+int migrate_options_read_uint(sd_bus_message *msg, const char *key, const char *type, uint64_t max,
+                              uint64_t *ret, sd_bus_error *error)
+{
+        return read_uint(msg, key, type, max, ret, error);
+}
+
 /* What migrate_options_read() learns from the entries besides the options themselves. */
 typedef struct OptionsRead {
         MigrateOptions *opts;
@@ -90,6 +96,8 @@ static int read_option(sd_bus_message *msg, const char *key, const char *type, v
 
         if (streq(key, "block"))
                 r = read_bool(msg, key, type, &opts->block, error);
+        else if (streq(key, "cold")) /* CheckMigration's: MigrateCold's checks */
+                r = read_bool(msg, key, type, &opts->cold, error);
         else if (streq(key, "auto-converge")) {
                 r = read_bool(msg, key, type, &opts->auto_converge, error);
                 u->asked_auto_converge = opts->auto_converge;

@@ -19,9 +19,16 @@ typedef struct MigrateOptions {
         uint64_t max_downtime_ms;     /* "max-downtime-ms" t|u: the last downtime step */
         usec_t completion_timeout;    /* "completion-timeout" t|u: seconds per GiB, 0 = none */
         TimeoutAction timeout_action; /* "timeout-action" s: abort | force_complete */
+        bool cold;                    /* MigrateCold (migration-cold.h); CheckMigration "cold" b */
+        usec_t shutdown_timeout;      /* MigrateCold "shutdown-timeout" t|u: seconds */
 } MigrateOptions;
 
 void migrate_options_defaults(const Config *c, MigrateOptions *ret);
+
+/* One option's unsigned integer (t or u) up to max: InvalidArgs saying what was expected
+ * (also for MigrateCold's options, migration-cold.c). */
+int migrate_options_read_uint(sd_bus_message *msg, const char *key, const char *type, uint64_t max,
+                              uint64_t *ret, sd_bus_error *error);
 
 /*
  * Reads an a{sv} from msg over the defaults. Unknown keys, wrong types and values out of

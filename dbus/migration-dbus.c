@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "instance-ops.h"
 #include "log.h"
+#include "migration-cold.h"
 #include "migration-internal.h"
 #include "polkit.h"
 #include "util.h"
@@ -162,7 +163,7 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
         S("DomainName", i->domain_name);
         S("Source", mig->source);
         S("Destination", i->destination);
-        S("Mode", mig->opts.block ? "block" : "live");
+        S("Mode", mig->opts.cold ? "cold" : mig->opts.block ? "block" : "live");
         S("State", migration_state_to_string(i->state));
         S("Error", i->error);
         U("Created", mig->created);
@@ -202,6 +203,8 @@ static int method_abort(sd_bus_message *msg, void *userdata, sd_bus_error *error
         r = polkit_verify(mig->manager, msg, error);
         if (r != 0)
                 return r;
+        if (migration_cold_refuse_abort(mig, error))
+                return -EBUSY;
         if (mig->live.state == MIGRATION_QUEUED) {
                 mig->live.state = MIGRATION_ABORTED;
                 mig->live.finished = now_realtime();
@@ -256,6 +259,36 @@ static int method_force_complete(sd_bus_message *msg, void *userdata, sd_bus_err
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+/* Confirm() and Revert() [migrate]: a cold migration in verify (migration-cold.c); answered
+ * when done. */
+static int method_confirm(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Migration *mig = userdata;
+        int r;
+
+        r = migration_cold_check(mig, "Confirm", error);
+        if (r < 0)
+                return r;
+        r = polkit_verify(mig->manager, msg, error);
+        if (r != 0)
+                return r;
+        return migration_cold_confirm(mig, msg);
+}
+
+static int method_revert(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Migration *mig = userdata;
+        int r;
+
+        r = migration_cold_check(mig, "Revert", error);
+        if (r < 0)
+                return r;
+        r = polkit_verify(mig->manager, msg, error);
+        if (r != 0)
+                return r;
+        return migration_cold_revert(mig, msg);
+}
+
 #define PROP_S(name) \
         SD_BUS_PROPERTY(name, "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE)
 
@@ -292,6 +325,10 @@ const sd_bus_vtable migration_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ForceComplete", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
                                 method_force_complete, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Confirm", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_confirm,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Revert", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_revert,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

@@ -271,7 +271,7 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
                 return migration_fail(
                                w,
                                "Domain %s is %s: live migration needs a running or paused domain; "
-                               "start it or use cold migration (not yet available)",
+                               "start it or use cold migration ('hostwardenctl migrate --cold')",
                                p->domain->name, virt_state_to_string(state)),
                        -EINVAL;
 
@@ -520,4 +520,15 @@ int migration_prepare_work(Manager *m, Migration *mig, const char *uuid, const c
                 w->n_candidates++;
         }
         return 0;
+}
+
+/* For migration-cold.c: the same choice of destination and destination XML. */
+int migration_choose_destination(Manager *m, Migration *mig, MigrationWork *w)
+{
+        return choose_destination(m, mig, w);
+}
+
+char *migration_dest_xml(MigrationWork *w, unsigned flags)
+{
+        return dest_xml(w, flags);
 }

@@ -89,6 +89,11 @@ int migration_prepare_work(Manager *m, Migration *mig, const char *uuid, const c
 void migration_work(Manager *m, void *userdata);
 void migration_unreserve(Manager *m, MigrationWork *w);
 void migration_landed(Migration *mig, MigrationWork *w, virDomainPtr ddom, const char *dest);
+/* In a worker: the preflights gathered and the destination chosen (w->chosen,
+ * w->dest_address); the reason in w->error otherwise. */
+int migration_choose_destination(Manager *m, Migration *mig, MigrationWork *w);
+/* w->dom's XML with flags for w->chosen, console listen rewritten. NULL on failure. */
+char *migration_dest_xml(MigrationWork *w, unsigned flags);
 
 /* migration-announce.c: the network follows the guest (announce.h, network-watch.h) */
 /* Before virDomainMigrateToURI3: the destination's connection opened for the announcement,

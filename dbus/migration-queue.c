@@ -16,16 +16,17 @@
 #include "instance-ops.h"
 #include "job.h"
 #include "log.h"
+#include "migration-cold.h"
 #include "migration-internal.h"
 #include "network-watch.h"
 #include "util.h"
 #include "virt.h"
 
 static const char *const state_table[_MIGRATION_STATE_MAX] = {
-        [MIGRATION_QUEUED] = "queued",       [MIGRATION_PREPARING] = "preparing",
-        [MIGRATION_RUNNING] = "running",     [MIGRATION_POST_MIGRATING] = "post-migrating",
-        [MIGRATION_COMPLETED] = "completed", [MIGRATION_FAILED] = "failed",
-        [MIGRATION_ABORTED] = "aborted",
+        [MIGRATION_QUEUED] = "queued",   [MIGRATION_PREPARING] = "preparing",
+        [MIGRATION_RUNNING] = "running", [MIGRATION_POST_MIGRATING] = "post-migrating",
+        [MIGRATION_VERIFY] = "verify",   [MIGRATION_COMPLETED] = "completed",
+        [MIGRATION_FAILED] = "failed",   [MIGRATION_ABORTED] = "aborted",
 };
 
 const char *migration_state_to_string(MigrationState s)
@@ -271,7 +272,8 @@ static int start(Manager *m, Migration *mig)
         int r;
 
         mig->live.state = MIGRATION_PREPARING;
-        r = job_start(m, NULL, migration_work, migration_done, mig);
+        r = mig->opts.cold ? migration_cold_start(m, mig)
+                           : job_start(m, NULL, migration_work, migration_done, mig);
         if (r < 0) {
                 mig->live.state = MIGRATION_FAILED;
                 mig->live.finished = now_realtime();
@@ -326,6 +328,7 @@ Migration *migration_free(Migration *mig)
                 return NULL;
         answer_aborts(mig);
         migration_let_go(mig); /* a failed creation, or the daemon's stop */
+        migration_cold_free(mig);
         sd_bus_slot_unref(mig->slot);
         sd_event_source_disable_unref(mig->publish_timer);
         sd_event_source_disable_unref(mig->expire_timer);
@@ -361,6 +364,13 @@ void migration_let_go(Migration *mig)
 /* Busy, naming the migration that has the instance: what the caller can follow or abort. */
 int migration_busy_error(sd_bus_error *error, const Migration *x, const char *dom)
 {
+        if (x->live.state == MIGRATION_VERIFY)
+                return sd_bus_error_setf(error, HW_ERROR_BUSY,
+                                         "Domain %s is in a cold migration waiting in verify: "
+                                         "migration %s (%s); keep it with 'hostwardenctl "
+                                         "migration confirm %s' or undo it with 'hostwardenctl "
+                                         "migration revert %s'",
+                                         dom, x->id, x->path, x->id, x->id);
         return sd_bus_error_setf(error, HW_ERROR_BUSY,
                                  "Domain %s is being migrated already: migration %s (%s, %s, "
                                  "state %s); follow it with 'hostwardenctl migration show %s' or "

@@ -30,6 +30,7 @@ typedef enum MigrationState {
         MIGRATION_PREPARING,
         MIGRATION_RUNNING,
         MIGRATION_POST_MIGRATING,
+        MIGRATION_VERIFY, /* cold: the guest runs on the destination; Confirm or Revert */
         MIGRATION_COMPLETED,
         MIGRATION_FAILED,
         MIGRATION_ABORTED,
@@ -94,6 +95,7 @@ struct Migration {
         sd_event_source *publish_timer;
         uint64_t last_emit; /* CLOCK_MONOTONIC of the last PropertiesChanged, 0 = none */
         sd_event_source *expire_timer;
+        void *cold; /* a cold migration's own state (migration-cold.c), else NULL */
         Migration *next;
 };
 

@@ -28,6 +28,7 @@
 #include "job.h"
 #include "log.h"
 #include "manager.h"
+#include "migration-cold.h"
 #include "migration.h"
 #include "node-state.h"
 #include "polkit.h"
@@ -412,6 +413,10 @@ static int read_destination_options(Manager *m, sd_bus_message *msg, const char 
         r = migrate_options_read(msg, m->config, ret_opts, error);
         if (r < 0)
                 return r;
+        if (ret_opts->cold)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'cold' is CheckMigration's; a cold migration is "
+                                         "MigrateCold(domain, destination, options)");
         return migrate_options_check_tls(m->config, ret_opts, error);
 }
 
@@ -435,10 +440,11 @@ static int method_evacuate_live(sd_bus_message *msg, void *userdata, sd_bus_erro
         return drain_start(m, msg, dest, &opts, error);
 }
 
-/* Migrate(s dom, s dest, a{sv} opts) -> o [migrate]: validate, authorize, queue. */
-static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+/* Migrate's and MigrateCold's arguments, checked; then, before asking polkit, what is plain
+ * without libvirt (the name or UUID of a migration's instance; the instance the name
+ * resolves to is checked once authorized, resolve_done); then authorize and queue. */
+static int queue_migration(Manager *m, sd_bus_message *msg, bool cold, sd_bus_error *error)
 {
-        Manager *m = userdata;
         MigrateOptions opts;
         const char *dom, *dest;
         Migration *busy;
@@ -450,12 +456,14 @@ static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *err
         if (isempty(dom))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Expected a domain name or UUID");
-        r = read_destination_options(m, msg, dest, &opts, error);
+        if (cold) {
+                r = check_destination(m, dest, error);
+                if (r >= 0)
+                        r = migration_cold_options_read(msg, m->config, &opts, error);
+        } else
+                r = read_destination_options(m, msg, dest, &opts, error);
         if (r < 0)
                 return r;
-        /* before asking polkit, what is plain without libvirt (the name or UUID of a
-         * migration's instance); the instance the name resolves to is checked once
-         * authorized (resolve_done) */
         busy = migration_find_unfinished(m, dom);
         if (busy)
                 return migration_busy_error(error, busy, dom);
@@ -463,6 +471,19 @@ static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *err
         if (r != 0)
                 return r;
         return migration_request(m, msg, dom, dest, &opts);
+}
+
+/* Migrate(s dom, s dest, a{sv} opts) -> o [migrate]: validate, authorize, queue. */
+static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        return queue_migration(userdata, msg, false, error);
+}
+
+/* MigrateCold(s dom, s dest, a{sv} opts) -> o [migrate]: the same, a cold migration
+ * (migration-cold.c). */
+static int method_migrate_cold(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        return queue_migration(userdata, msg, true, error);
 }
 
 /* ListMigrations() -> a(sssssso): id, domain, source, destination, state, mode, path */
@@ -481,7 +502,10 @@ static int method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_er
                                           x->live.domain_name ? x->live.domain_name : x->domain_arg,
                                           x->source, x->live.destination ? x->live.destination : "",
                                           migration_state_to_string(x->live.state),
-                                          x->opts.block ? "block" : "live", x->path);
+                                          x->opts.cold    ? "cold"
+                                          : x->opts.block ? "block"
+                                                          : "live",
+                                          x->path);
                 pthread_mutex_unlock(&x->lock);
         }
         if (r >= 0)
@@ -906,6 +930,9 @@ const sd_bus_vtable node_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS(
                 "Migrate", SD_BUS_ARGS("s", domain, "s", destination, "a{sv}", options),
                 SD_BUS_RESULT("o", migration), method_migrate, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "MigrateCold", SD_BUS_ARGS("s", domain, "s", destination, "a{sv}", options),
+                SD_BUS_RESULT("o", migration), method_migrate_cold, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListMigrations", SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("a(sssssso)", migrations), method_list_migrations,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

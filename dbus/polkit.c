@@ -37,6 +37,9 @@ static const PolkitEntry actions[] = {
         { HW_NODE_INTERFACE, "Archive", "org.hostwarden.manage-node" },
         { "org.hostwarden.Warden1.Migration", "Abort", "org.hostwarden.migrate" },
         { "org.hostwarden.Warden1.Migration", "ForceComplete", "org.hostwarden.migrate" },
+        { HW_NODE_INTERFACE, "MigrateCold", "org.hostwarden.migrate" },
+        { "org.hostwarden.Warden1.Migration", "Confirm", "org.hostwarden.migrate" },
+        { "org.hostwarden.Warden1.Migration", "Revert", "org.hostwarden.migrate" },
 };
 
 /* Methods that change nothing: no authorization. Every method of every vtable is in exactly

@@ -109,7 +109,8 @@ int preflight_new(Manager *m, const char *domain, const char *dest, const Migrat
                 _cleanup_(sd_bus_error_free) sd_bus_error tls = SD_BUS_ERROR_NULL;
 
                 /* what Migrate would refuse for TLS, a finding here */
-                if (migrate_options_check_tls(c, opts, &tls) < 0 &&
+                /* (a cold migration copies over libvirt's own connection: no TLS option) */
+                if (!opts->cold && migrate_options_check_tls(c, opts, &tls) < 0 &&
                     !(p->tls_problem = strdup(tls.message ?: tls.name))) {
                         preflight_free(p);
                         return -ENOMEM;
@@ -307,6 +308,7 @@ void preflight_gather(Manager *m, Preflight *p)
                 .dest_free_bytes = UINT64_MAX,
                 .cpu_compare = MIG_CPU_NOT_COMPARED,
                 .block = p->opts.block,
+                .cold = p->opts.cold,
         };
         if (p->dest_uri) {
                 dconn = virConnectOpen(p->dest_uri);

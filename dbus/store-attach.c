@@ -12,6 +12,7 @@
 #include "diskinfo.h"
 #include "errors.h"
 #include "log.h"
+#include "migration-cold.h"
 #include "migration.h"
 #include "node-state.h"
 #include "paths.h"
@@ -198,6 +199,9 @@ static int attach(Manager *m)
         r = migrations_adopt(m);
         if (r < 0)
                 log_warning_errno(r, "Cannot look for migrations in flight: %m");
+        r = migrations_cold_adopt(m);
+        if (r < 0)
+                log_warning_errno(r, "Cannot look for cold migrations in verify: %m");
         return 0;
 }
 

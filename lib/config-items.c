@@ -373,6 +373,10 @@ const ConfigItem config_items[] = {
           "an integer from 0 (no announcement) to 1000", 0, 1000 },
         { "migration", "announce_interval", parse_duration_item, C(migration.announce_interval),
           "a duration from 10ms to 10s, such as 100ms", 10 * USEC_PER_MSEC, 10 * USEC_PER_SEC },
+        { "migration", "shutdown_timeout", parse_duration_item, C(migration.shutdown_timeout),
+          "a duration from 0s (destroy at once) to 1h, such as 60s", 0, USEC_PER_HOUR },
+        { "migration", "confirm_window", parse_duration_item, C(migration.confirm_window),
+          "a duration from 0s (never) to 8760h, such as 1h", 0, 365 * 24 * USEC_PER_HOUR },
 
         { "firewall", "enable", parse_bool, C(firewall.enable), "yes or no" },
         { "firewall", "migration_sources", parse_cidr_list, C(firewall.migration_sources),

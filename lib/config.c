@@ -127,6 +127,7 @@ int config_new(Config **ret)
         c->migration.downtime_delay = 75 * USEC_PER_SEC;
         c->migration.stall_iterations = 3;
         c->migration.completion_timeout = 800 * USEC_PER_SEC;
+        c->migration.shutdown_timeout = 60 * USEC_PER_SEC; /* Nova's shutdown_timeout */
         c->migration.timeout_action = TIMEOUT_ACTION_ABORT;
         c->migration.tls = MIGRATION_TLS_AUTO;
         c->migration.port_min = 49152;

@@ -112,6 +112,8 @@ typedef struct Config {
                 unsigned port_min, port_max;
                 unsigned announce_rounds; /* announce-self after a migration, a rebuild; 0 = off */
                 usec_t announce_interval;
+                usec_t shutdown_timeout; /* cold migration: ACPI shutdown, then destroy */
+                usec_t confirm_window;   /* cold migration: confirmed after, 0 = never */
         } migration;
         struct {
                 bool enable;

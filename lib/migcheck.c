@@ -179,16 +179,52 @@ static int check_destination(const MigCheckInput *in, MigFindings *f)
 }
 
 /* Migrate refuses the same (dbus/migration-engine.c run_migration()): keep the words alike. */
+/* Cold migration shuts the guest down (ACPI) and boots it on the destination: shut off or
+ * running is fine; a paused guest cannot answer ACPI, and a managed save image would be left
+ * behind. Words alike with dbus/migration-cold.c. */
+static int check_cold_domain_state(const MigCheckInput *in, MigFindings *f)
+{
+        const char *name = in->domain->name;
+
+        switch (in->domain_state) {
+        case MIG_DOMAIN_MANAGED_SAVE:
+                return mig_findings_add(
+                        f, MIG_ERROR, "domain-managed-save",
+                        "Domain %s is shut off with a managed save image on %s: cold migration "
+                        "would leave the saved memory behind; start it ('virsh start %s') or "
+                        "drop the image ('virsh managedsave-remove %s') first",
+                        name, strna(in->source_name), name, name);
+        case MIG_DOMAIN_OTHER:
+                return mig_findings_add(
+                        f, MIG_ERROR, "domain-not-running",
+                        "Domain %s is %s: cold migration needs a running or shut-off domain; "
+                        "'virsh domstate --reason %s' tells why",
+                        name, strna(in->domain_state_word), name);
+        case MIG_DOMAIN_ACTIVE:
+                if (in->paused)
+                        return mig_findings_add(
+                                f, MIG_ERROR, "domain-paused",
+                                "Domain %s is paused: a paused guest cannot shut down; resume "
+                                "it ('virsh resume %s') or shut it down first",
+                                name, name);
+                return 0;
+        default:
+                return 0;
+        }
+}
+
 static int check_domain_state(const MigCheckInput *in, MigFindings *f)
 {
         const char *name = in->domain->name;
 
+        if (in->cold)
+                return check_cold_domain_state(in, f);
         switch (in->domain_state) {
         case MIG_DOMAIN_SHUTOFF:
                 return mig_findings_add(
                         f, MIG_ERROR, "domain-shutoff",
                         "Domain %s is shut off: live migration needs a running domain; start it "
-                        "('virsh start %s') or use cold migration (not yet available)",
+                        "('virsh start %s') or use cold migration ('hostwardenctl migrate --cold')",
                         name, name);
         case MIG_DOMAIN_MANAGED_SAVE:
                 /* the image is on this node's disk: a cold move would leave the memory behind */
@@ -197,7 +233,7 @@ static int check_domain_state(const MigCheckInput *in, MigFindings *f)
                         "Domain %s is shut off with a managed save image on %s: live migration "
                         "needs a running domain; start it ('virsh start %s' restores the saved "
                         "state), or drop the image ('virsh managedsave-remove %s') and use cold "
-                        "migration (not yet available)",
+                        "migration ('hostwardenctl migrate --cold')",
                         name, strna(in->source_name), name, name);
         case MIG_DOMAIN_OTHER:
                 return mig_findings_add(
@@ -332,8 +368,8 @@ static int check_devices(const MigCheckInput *in, MigFindings *f)
                         r = mig_findings_add(
                                 f, MIG_ERROR, "pci-passthrough",
                                 "PCI device %s is passed through to the domain: QEMU cannot "
-                                "live-migrate a physical device; use cold migration (stop the "
-                                "domain and migrate it)",
+                                "live-migrate a physical device; use cold migration "
+                                "('hostwardenctl migrate --cold')",
                                 h->device ? h->device : "(no address)");
                 else
                         r = mig_findings_add(
@@ -349,12 +385,19 @@ static int check_devices(const MigCheckInput *in, MigFindings *f)
 
                 if (!streq_ptr(nic->type, "hostdev"))
                         continue;
-                r = mig_findings_add(
-                        f, MIG_WARNING, "sriov-direct",
-                        "Interface %s is a direct-mode SR-IOV port (a VF of the host): it is "
-                        "detached before the migration and attached again on %s, so the guest "
-                        "loses this network for that time",
-                        nic->mac ? nic->mac : "(no MAC)", in->dest_name);
+                if (in->cold)
+                        r = mig_findings_add(f, MIG_WARNING, "sriov-direct",
+                                             "Interface %s is a direct-mode SR-IOV port (a VF of "
+                                             "the host): the guest gets a VF of %s's when it "
+                                             "starts there",
+                                             nic->mac ? nic->mac : "(no MAC)", in->dest_name);
+                else
+                        r = mig_findings_add(
+                                f, MIG_WARNING, "sriov-direct",
+                                "Interface %s is a direct-mode SR-IOV port (a VF of the host): it "
+                                "is detached before the migration and attached again on %s, so "
+                                "the guest loses this network for that time",
+                                nic->mac ? nic->mac : "(no MAC)", in->dest_name);
                 if (r < 0)
                         return r;
         }
@@ -380,7 +423,11 @@ static int check_disks(const MigCheckInput *in, MigFindings *f)
 
                 if (info->storage == DISK_EMPTY || info->storage == DISK_VOLUME)
                         continue;
-                if (in->block && info->iso9660)
+                /* cold: local disks are copied as files, shared ones used where they are; the
+                 * destination must still open a shared disk's backing chain */
+                if (in->cold)
+                        r = 0;
+                else if (in->block && info->iso9660)
                         r = mig_findings_add(
                                 f, MIG_ERROR, "config-drive-iso9660",
                                 "Disk %s (%s) is an ISO 9660 config drive: block migration "
@@ -424,7 +471,8 @@ static int check_disks(const MigCheckInput *in, MigFindings *f)
                                 target, strna(d->source), strna(in->source_name),
                                 *where ? " (" : "", where, *where ? ")" : "", in->dest_name);
                 /* on its own: libvirt's check may refuse the same disk as well */
-                if (r >= 0 && !in->block && info->storage == DISK_SHARED && info->local_backing[0])
+                if (r >= 0 && (!in->block || in->cold) && info->storage == DISK_SHARED &&
+                    info->local_backing[0])
                         r = mig_findings_add(
                                 f, MIG_ERROR, "local-backing-file",
                                 "Disk %s (%s) is on shared storage, but its backing file %s is "
@@ -493,6 +541,35 @@ static int check_numa(const MigCheckInput *in, MigFindings *f)
         return r;
 }
 
+/* What stands only in the way of a live migration (QEMU moves the running guest's CPU state,
+ * memory and devices): a cold migration boots the guest afresh on the destination, so these
+ * are warnings for it, to check before Confirm; memory only while the guest stays off. */
+static const char *const live_only[] = {
+        "cpu-passthrough", "cpu-model", "pci-passthrough", "hostdev", "cpu-pinning", "numa", NULL,
+};
+
+static int cold_downgrade(const MigCheckInput *in, MigFindings *f)
+{
+        for (size_t i = 0; i < f->n; i++) {
+                MigFinding *x = &f->items[i];
+                char *msg;
+
+                if (x->severity != MIG_ERROR ||
+                    !(strv_contains((char *const *)live_only, x->code) ||
+                      (streq(x->code, "memory") && in->domain_state != MIG_DOMAIN_ACTIVE)))
+                        continue;
+                if (asprintf(&msg,
+                             "%s (a warning for a cold migration: the guest boots afresh on %s "
+                             "and needs this there; check it before Confirm)",
+                             x->message, in->dest_name) < 0)
+                        return -ENOMEM;
+                free(x->message);
+                x->message = msg;
+                x->severity = MIG_WARNING;
+        }
+        return 0;
+}
+
 int mig_check(const MigCheckInput *in, MigFindings *ret)
 {
         MigFindings f = {};
@@ -515,6 +592,8 @@ int mig_check(const MigCheckInput *in, MigFindings *ret)
                 r = check_disks(in, &f);
         if (r >= 0 && in->dest)
                 r = check_numa(in, &f);
+        if (r >= 0 && in->cold)
+                r = cold_downgrade(in, &f);
         if (r < 0) {
                 mig_findings_done(&f);
                 return r;

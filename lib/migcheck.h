@@ -9,10 +9,10 @@
 #include "domxml.h"
 
 /*
- * The live migration constraints of the operator procedures (DESIGN.md §7 CheckMigration),
- * as a pure function of what the daemon gathered: the domain's live XML, both hosts'
- * capabilities, the destination's free memory and CPU comparison, where each disk lives,
- * and the destination's state in the store. Every finding says what to do.
+ * The migration constraints (live, block, cold) of the operator procedures (DESIGN.md §7
+ * CheckMigration), as a pure function of what the daemon gathered: the domain's live XML, both
+ * hosts' capabilities, the destination's free memory and CPU comparison, where each disk lives, and
+ * the destination's state in the store. Every finding says what to do.
  */
 
 typedef enum MigSeverity {
@@ -80,6 +80,10 @@ typedef struct MigCheckInput {
         MigCpuCompare cpu_compare;
         const char *cpu_compare_error; /* libvirt's message when COMPARE_FAILED */
         bool block;                    /* block migration (copy local disks) */
+        /* cold migration (MigrateCold): the guest is shut down and its local disks copied, so
+         * the constraints that are only live (CPU model, pinning, NUMA, host devices) are
+         * warnings, a shut-off domain is fine and local disks are no constraint */
+        bool cold;
         /* The UUID of another domain (a different instance) that the destination's libvirt has
          * under the domain's name; NULL: none, or the destination could not be asked. */
         const char *dest_same_name_uuid;

@@ -202,6 +202,12 @@ static int add_resume(ReconcilePlan *p, const ReconcileInput *in, const Reconcil
         return peer_targets_copy(in->peers, &a->peers); /* asking fewer peers is not an option */
 }
 
+bool reconcile_cold_keeps(const InstanceRecord *rec, const char *self)
+{
+        return rec->cold_source && !rec->deleted &&
+               (streq(rec->cold_source, self) || streq(rec->owner, self));
+}
+
 /* Did the domain arrive here by a migration after the record last changed hands? Then the
  * record has not caught up with that migration yet (its source died before it moved the
  * record): not a stale copy. A node that was fenced kept no marker (the runtime directory
@@ -267,6 +273,11 @@ static int plan_domain(ReconcilePlan *p, const ReconcileInput *in, const Reconci
                 return add_claim(p, in, i, rec->generation,
                                  "it was deleted, and is defined here again");
         }
+        /* the cold migration's source copy, kept for a Revert: nothing is decided about it
+         * (the owner's copy keeps its record current below, and nothing more happens to it
+         * than to any own domain's) */
+        if (reconcile_cold_keeps(rec, in->self) && !streq(rec->owner, in->self))
+                return 0;
         if (streq(rec->owner, in->self)) {
                 int refreshed;
 
@@ -404,8 +415,10 @@ static int plan_missing(ReconcilePlan *p, const ReconcileInput *in, const Reconc
         for (size_t k = 0; k < in->n_records; k++) {
                 const InstanceRecord *rec = &in->records[k];
 
+                /* a cold migration's owner has no copy while it lands or reverts: the record
+                 * must not follow the source's copy meanwhile */
                 if (!streq(rec->owner, in->self) || rec->deleted || local_domain(in, rec->uuid) ||
-                    busy(in, rec->uuid))
+                    busy(in, rec->uuid) || reconcile_cold_keeps(rec, in->self))
                         continue;
                 if (seen_set_settled(&last->missing, rec->uuid, in->now, in->settle)) {
                         r = add_find(p, in, rec, NULL, false);

@@ -183,6 +183,12 @@ typedef struct ReconcilePlan {
         ReconcileMemory memory; /* for the next pass */
 } ReconcilePlan;
 
+/* Is a cold migration between this node (self) and another under way on this record (in
+ * verify, landing or reverting)? Then both copies stay, whatever else holds: the source's
+ * shut-off copy for a Revert, the owner's whether defined yet or not (it is being defined,
+ * or removed by a Revert). The owner's defined copy keeps its record current as any. */
+bool reconcile_cold_keeps(const InstanceRecord *rec, const char *self);
+
 /* The power state a record gives the domain. */
 InstancePower reconcile_power_of(const ReconcileDomain *d);
 

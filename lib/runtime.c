@@ -341,6 +341,36 @@ int runtime_arriving_list(const char *runtime_dir, char ***ret_uuids, uint64_t *
         return list_uuids(runtime_dir, "arriving", ret_uuids, ret_since);
 }
 
+int runtime_cold_lookup(const char *runtime_dir, const char *uuid, RuntimeRecord *ret)
+{
+        char u[37], path[PATH_MAX];
+
+        if (normalize_uuid(uuid, u) < 0)
+                return -EINVAL;
+        if (snprintf(path, sizeof(path), "%s/cold/%s", runtime_dir, u) >= (int)sizeof(path))
+                return -ENAMETOOLONG;
+        return lookup(path, ret);
+}
+
+int runtime_cold_write(const char *runtime_dir, const char *uuid, const RuntimeRecord *rec)
+{
+        char u[37];
+
+        if (normalize_uuid(uuid, u) < 0)
+                return -EINVAL;
+        return write_record(runtime_dir, "cold", u, rec);
+}
+
+int runtime_cold_remove(const char *runtime_dir, const char *uuid)
+{
+        return remove_uuid(runtime_dir, "cold", uuid);
+}
+
+int runtime_cold_list(const char *runtime_dir, char ***ret)
+{
+        return list_uuids(runtime_dir, "cold", ret, NULL);
+}
+
 int runtime_marker_lookup(const char *runtime_dir, NodeMarker m, RuntimeRecord *ret)
 {
         char path[PATH_MAX];

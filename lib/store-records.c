@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coldmig.h"
 #include "runtime.h"
 #include "store-internal.h"
 #include "util.h"
@@ -286,6 +287,10 @@ void instance_record_done(InstanceRecord *r)
         free(r->name);
         free(r->owner);
         free(r->evacuated_from);
+        free(r->cold_source);
+        free(r->cold_migration);
+        free(r->cold_state);
+        strv_free(r->cold_disks);
         *r = (InstanceRecord){};
 }
 
@@ -295,6 +300,60 @@ InstanceRecord *instance_record_array_free(InstanceRecord *a, size_t n)
                 instance_record_done(&a[i]);
         free(a);
         return NULL;
+}
+
+/* A cold migration's keys: all of them or none. */
+static int cold_from_text(const RuntimeRecord *rec, InstanceRecord *i)
+{
+        const char *source = runtime_record_get(rec, "cold_source");
+        const char *id = runtime_record_get(rec, "cold_migration");
+        const char *state = runtime_record_get(rec, "cold_state");
+        const char *disks = runtime_record_get(rec, "cold_disks");
+        const char *power = runtime_record_get(rec, "cold_power");
+        int r;
+
+        if (!source && !id && !state && !disks && !power)
+                return 0;
+        if (!source || !hostname_is_valid(source) || isempty(id) || strlen(id) > 64 ||
+            cold_state_from_string(state) < 0 || !power)
+                return -EBADMSG;
+        i->cold_power = instance_power_from_string(power);
+        if (i->cold_power < 0)
+                return -EBADMSG;
+        /* a guest with no local disk copies none */
+        if (disks && cold_paths_parse(disks, &i->cold_disks) < 0)
+                return -EBADMSG;
+        i->cold_source = strdup(source);
+        i->cold_migration = strdup(id);
+        i->cold_state = strdup(state);
+        r = i->cold_source && i->cold_migration && i->cold_state ? 0 : -ENOMEM;
+        return r;
+}
+
+static int cold_to_text(const InstanceRecord *i, RuntimeRecord *rec)
+{
+        _cleanup_free_ char *disks = NULL;
+        int r;
+
+        if (!i->cold_source)
+                return 0;
+        if (!hostname_is_valid(i->cold_source) || isempty(i->cold_migration) ||
+            strlen(i->cold_migration) > 64 || strpbrk(i->cold_migration, "\n=") ||
+            cold_state_from_string(i->cold_state) < 0 || i->cold_power < 0 ||
+            i->cold_power >= _INSTANCE_POWER_MAX)
+                return -EINVAL;
+        if (i->cold_disks) {
+                r = cold_paths_format(i->cold_disks, &disks);
+                if (r < 0)
+                        return r;
+        }
+        if ((r = record_set_str(rec, "cold_source", i->cold_source)) < 0 ||
+            (r = record_set_str(rec, "cold_migration", i->cold_migration)) < 0 ||
+            (r = record_set_str(rec, "cold_state", i->cold_state)) < 0 ||
+            (r = record_set_str(rec, "cold_disks", disks)) < 0 ||
+            (r = record_set_str(rec, "cold_power", instance_power_to_string(i->cold_power))) < 0)
+                return r;
+        return 0;
 }
 
 int instance_record_from_text(const char *uuid, const char *text, InstanceRecord *ret)
@@ -332,6 +391,9 @@ int instance_record_from_text(const char *uuid, const char *text, InstanceRecord
         i.power = v ? instance_power_from_string(v) : INSTANCE_POWER_UNKNOWN;
         if (i.power < 0)
                 return -EBADMSG;
+        r = cold_from_text(&rec, &i);
+        if (r < 0)
+                return r;
 
         *ret = i;
         i = (InstanceRecord){};
@@ -357,7 +419,8 @@ int instance_record_to_text(const InstanceRecord *i, const char *uuid, uint64_t 
                                 i->power > INSTANCE_POWER_UNKNOWN
                                         ? instance_power_to_string(i->power)
                                         : NULL)) < 0 ||
-            (r = record_set_str(&rec, "deleted", i->deleted ? "yes" : NULL)) < 0)
+            (r = record_set_str(&rec, "deleted", i->deleted ? "yes" : NULL)) < 0 ||
+            (r = cold_to_text(i, &rec)) < 0)
                 return r;
         return store_record_text_format(&rec, generation, ret);
 }

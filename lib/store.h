@@ -257,7 +257,16 @@ typedef struct InstanceRecord {
          * asked them all). Kept, so that a stale copy on the node it was evacuated from
          * cannot claim it again; a new definition elsewhere (a restore) takes it over. */
         bool deleted;
-        uint64_t generation; /* set by the store */
+        /* A cold migration between its source and the owner (dbus/migration-cold.c): the
+         * guest is the owner's; cold_source keeps its shut-off copy and the local disk files
+         * for a Revert until Confirm, and reconciliation removes neither copy meanwhile
+         * (reconcile-plan.h). All NULL/empty when none. */
+        char *cold_source;
+        char *cold_migration;     /* the Migration's id on cold_source */
+        char *cold_state;         /* coldmig.h ColdState, as a word */
+        char **cold_disks;        /* the local files it copied: the same paths on both nodes */
+        InstancePower cold_power; /* the guest's on cold_source before: what Revert restores */
+        uint64_t generation;      /* set by the store */
 } InstanceRecord;
 
 void instance_record_done(InstanceRecord *r);

@@ -14,7 +14,7 @@ _hostwardenctl() {
         local commands="status check reload overview nodes instances domains migrate
                 migrations migration disable enable force-down force-up fence evacuate rebuild
                 setup-leases setup-console-tls init-cluster allow-unsynced-starts history archive"
-        local options="--help --version --json --no-ask-password --block --wait --watch --bandwidth=
+        local options="--help --version --json --no-ask-password --block --cold --wait --watch --bandwidth=
                 --live --to= --from= --insist --name= --adopt --reason= --since= --dry-run"
 
         case $prev in
@@ -58,7 +58,7 @@ _hostwardenctl() {
                 fi ;;
         migration)
                 if ((n == 0)); then
-                        COMPREPLY=($(compgen -W "show abort force-complete" -- "$cur"))
+                        COMPREPLY=($(compgen -W "show abort force-complete confirm revert" -- "$cur"))
                 elif ((n == 1)); then
                         COMPREPLY=($(compgen -W "$(__hostwardenctl_column migrations 1)" -- "$cur"))
                 fi ;;

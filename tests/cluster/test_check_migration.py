@@ -92,7 +92,7 @@ def test_a_shut_off_domain_is_an_error(nodes, domain):
     sev, msg = findings["domain-shutoff"]
     assert sev == "error", findings
     assert "cm-off is shut off" in msg and "virsh start cm-off" in msg, msg
-    assert "cold migration (not yet available)" in msg, msg
+    assert "hostwardenctl migrate --cold" in msg, msg
     assert [c for c, (sev, _) in findings.items() if sev == "error"] == ["domain-shutoff"]
 
 

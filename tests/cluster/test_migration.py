@@ -535,7 +535,8 @@ def test_hostwardenctl_migrate_wait_migrations_and_migration_verbs(nodes, guest)
     proc = node1.run(["hostwardenctl", "migration", "abort", mig_id], check=False)
     assert proc.returncode == 1 and "aborted already" in proc.stderr, proc.stderr
     proc = node1.run(["hostwardenctl", "migration", "frobnicate", mig_id], check=False)
-    assert proc.returncode == 1 and "expected show, abort or force-complete" in proc.stderr
+    assert proc.returncode == 1 and "expected show, abort, force-complete, confirm or revert" \
+        in proc.stderr, proc.stderr
     proc = node1.run(["hostwardenctl", "migrate"], check=False)
     assert proc.returncode == 1 and "takes 1 to 2 arguments" in proc.stderr
     proc = node1.run(["hostwardenctl", "migrate", "--wait", "no-such-guest", "node2"],

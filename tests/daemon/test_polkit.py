@@ -20,6 +20,7 @@ NODE_CALLS = [
     ("ForceDownWithOptions", "sba{sv}", ("node3", True, {}), "org.hostwarden.fence"),
     ("Fence", "ss", ("node2", "status"), "org.hostwarden.fence"),
     ("Migrate", "ssa{sv}", (TEST_DOMAIN, "node2", {}), "org.hostwarden.migrate"),
+    ("MigrateCold", "ssa{sv}", (TEST_DOMAIN, "node2", {}), "org.hostwarden.migrate"),
     ("EvacuateLive", "sa{sv}", ("node2", {}), "org.hostwarden.evacuate"),
     ("Rebuild", "ssa{sv}", ("00000000-0000-4000-8000-0000000000aa", "node3", {}),
      "org.hostwarden.evacuate"),

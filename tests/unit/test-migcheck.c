@@ -265,7 +265,7 @@ static void test_only_an_active_domain_migrates_live(void **state)
                 const char *word, *code, *needle1, *needle2;
         } cases[] = {
                 { MIG_DOMAIN_SHUTOFF, "shutoff", "domain-shutoff", "start it",
-                  "cold migration (not yet available)" },
+                  "hostwardenctl migrate --cold" },
                 { MIG_DOMAIN_MANAGED_SAVE, "shutoff", "domain-managed-save",
                   "managed save image on node1", "managedsave-remove" },
                 { MIG_DOMAIN_OTHER, "crashed", "domain-not-running", "is crashed",
@@ -639,6 +639,133 @@ static void test_storage_marks(void **state)
         test_rm_rf(dir);
 }
 
+/* ---- cold migration (MigrateCold) ------------------------------------------------------ */
+
+/* Every finding is a warning, with these codes in this order. */
+static void expect_warnings(Fixture *x, const char *const *codes, size_t n)
+{
+        run(x);
+        assert_int_equal(x->f.n, n);
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(x->f.items[i].severity, MIG_WARNING);
+                assert_string_equal(x->f.items[i].code, codes[i]);
+                assert_true(test_contains(x->f.items[i].message, "node2"));
+        }
+        assert_int_equal(mig_findings_worst(&x->f), n ? MIG_WARNING : MIG_OK);
+}
+
+static void test_cold_migration_takes_a_shut_off_or_running_domain(void **state)
+{
+        Fixture x;
+
+        setup(&x, "migcheck/nova-instance.xml", NULL);
+        x.in.cold = true;
+        x.in.domain_state = MIG_DOMAIN_SHUTOFF;
+        x.in.domain_state_word = "shutoff";
+        expect_none(&x);
+        x.in.domain_state = MIG_DOMAIN_ACTIVE;
+        expect_none(&x);
+        /* a paused guest cannot answer ACPI */
+        x.in.paused = true;
+        expect_one(&x, MIG_ERROR, "domain-paused", "is paused", "virsh resume");
+        x.in.paused = false;
+        /* the saved memory would stay behind */
+        x.in.domain_state = MIG_DOMAIN_MANAGED_SAVE;
+        expect_one(&x, MIG_ERROR, "domain-managed-save", "cold migration would leave",
+                   "managedsave-remove");
+        x.in.domain_state = MIG_DOMAIN_OTHER;
+        x.in.domain_state_word = "crashed";
+        expect_one(&x, MIG_ERROR, "domain-not-running", "is crashed", "running or shut-off");
+        teardown(&x);
+}
+
+static void test_cold_migration_copies_local_disks_whatever_they_are(void **state)
+{
+        Fixture x;
+
+        /* local disks and an iso9660 config drive: errors live (block or not), fine cold */
+        setup(&x, "migcheck/nova-instance.xml", NULL);
+        x.disks[0].storage = x.disks[1].storage = DISK_LOCAL;
+        x.in.cold = true;
+        expect_none(&x);
+        x.in.block = true; /* not an option of MigrateCold; the mode decides */
+        expect_none(&x);
+        teardown(&x);
+
+        /* shared disks stay where they are, even where libvirt would call them unsafe live;
+         * a backing file only this node has is still an error: nothing copies it */
+        setup(&x, "migcheck/nova-instance.xml", NULL);
+        x.disks[0].libvirt_shared = false;
+        x.in.cold = true;
+        expect_none(&x);
+        snprintf(x.disks[0].local_backing, sizeof(x.disks[0].local_backing), "%s",
+                 "/var/lib/nova/instances/_base/abc");
+        expect_one(&x, MIG_ERROR, "local-backing-file", "_base/abc", "node2");
+        teardown(&x);
+}
+
+static void test_cold_migration_only_warns_of_live_constraints(void **state)
+{
+        static const char *const pci[] = { "pci-passthrough", "hostdev" };
+        static const char *const pinned[] = { "cpu-pinning", "cpu-pinning", "cpu-pinning", "numa" };
+        static const char *const sriov[] = { "sriov-direct" };
+        static const char *const cpu[] = { "cpu-model" };
+        static const char *const passthrough[] = { "cpu-passthrough" };
+        Fixture x;
+
+        setup(&x, "migcheck/nova-pci.xml", NULL);
+        x.in.cold = true;
+        expect_warnings(&x, pci, ELEMENTSOF(pci));
+        assert_true(test_contains(x.f.items[0].message, "0000:03:00.1"));
+        assert_true(test_contains(x.f.items[0].message, "a warning for a cold migration"));
+        teardown(&x);
+
+        setup(&x, "migcheck/nova-pinned.xml", NULL);
+        x.in.cold = true;
+        expect_warnings(&x, pinned, ELEMENTSOF(pinned));
+        assert_true(test_contains(x.f.items[0].message, "check it before Confirm"));
+        teardown(&x);
+
+        setup(&x, "migcheck/nova-sriov.xml", NULL);
+        x.in.cold = true;
+        expect_warnings(&x, sriov, ELEMENTSOF(sriov));
+        assert_true(test_contains(x.f.items[0].message, "when it starts there"));
+        teardown(&x);
+
+        setup(&x, "migcheck/nova-instance.xml", "migcheck/caps-x86_64-intel-2numa.xml");
+        x.in.cold = true;
+        x.in.cpu_compare = MIG_CPU_INCOMPATIBLE;
+        expect_warnings(&x, cpu, ELEMENTSOF(cpu));
+        teardown(&x);
+
+        setup(&x, "migcheck/nova-passthrough.xml", "migcheck/caps-x86_64-intel-2numa.xml");
+        x.in.cold = true;
+        expect_warnings(&x, passthrough, ELEMENTSOF(passthrough));
+        teardown(&x);
+
+        /* the architecture is no live-only constraint */
+        setup(&x, "migcheck/nova-instance.xml", "migcheck/caps-aarch64.xml");
+        x.in.cold = true;
+        run(&x);
+        assert_true(x.f.n >= 1);
+        assert_string_equal(x.f.items[0].code, "cpu-arch");
+        assert_int_equal(x.f.items[0].severity, MIG_ERROR);
+        teardown(&x);
+}
+
+static void test_cold_migration_of_a_shut_off_guest_only_warns_of_memory(void **state)
+{
+        Fixture x;
+
+        setup(&x, "migcheck/nova-instance.xml", NULL);
+        x.in.cold = true;
+        x.in.dest_free_bytes = 1 * GIB;
+        expect_one(&x, MIG_ERROR, "memory", "needs 2048 MiB", NULL); /* it is started there */
+        x.in.domain_state = MIG_DOMAIN_SHUTOFF;
+        expect_one(&x, MIG_WARNING, "memory", "needs 2048 MiB", NULL); /* it stays off */
+        teardown(&x);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -665,6 +792,10 @@ int main(void)
                 cmocka_unit_test(test_pinning_and_numa_the_destination_cannot_satisfy),
                 cmocka_unit_test(test_unknown_destination_caps_skip_only_what_needs_them),
                 cmocka_unit_test(test_disk_classification),
+                cmocka_unit_test(test_cold_migration_takes_a_shut_off_or_running_domain),
+                cmocka_unit_test(test_cold_migration_copies_local_disks_whatever_they_are),
+                cmocka_unit_test(test_cold_migration_only_warns_of_live_constraints),
+                cmocka_unit_test(test_cold_migration_of_a_shut_off_guest_only_warns_of_memory),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -681,6 +681,69 @@ static void test_action_power(void **state)
         assert_int_equal(reconcile_power_of(d), INSTANCE_POWER_RUNNING);
 }
 
+/* A cold migration between node1 and node2: neither copy goes, the record stays. */
+static void test_cold_migration_keeps_both_copies(void **state)
+{
+        Fixture *f = *state;
+        ReconcileDomain *d;
+        InstanceRecord *r;
+        ReconcilePlan p = {};
+
+        /* node1 is the source: its shut-off copy, the record node2's */
+        d = add_domain(f, U1, "vm1", false);
+        r = add_record(f, U1, "vm1", "node2", 4);
+        r->cold_source = "node1";
+        r->cold_migration = "0123456789abcdef";
+        r->cold_state = "verify";
+        assert_true(reconcile_cold_keeps(r, "node1"));
+        assert_true(reconcile_cold_keeps(r, "node2"));
+        assert_false(reconcile_cold_keeps(r, "node3"));
+        plan(f, NULL, &p);
+        assert_int_equal(p.n_steps, 0); /* not UNDEFINE_UNLESS_MOVED */
+        reconcile_plan_done(&p);
+        /* even running (an operator got past the deny list) or evacuated from here: asked
+         * about by nobody, the migration's Confirm or Revert decides */
+        d->active = true;
+        r->evacuated_from = "node1";
+        plan(f, NULL, &p);
+        plan_again(f, &p, 10 * SETTLE);
+        assert_int_equal(p.n_steps, 0);
+        reconcile_plan_done(&p);
+        d->active = false;
+        r->evacuated_from = NULL;
+
+        /* without the cold keys, the same facts undefine the copy here */
+        r->cold_source = NULL;
+        plan(f, NULL, &p);
+        action(&p, 0, RECONCILE_UNDEFINE_UNLESS_MOVED);
+        reconcile_plan_done(&p);
+        /* a tombstone is no migration */
+        r->cold_source = "node1";
+        r->deleted = true;
+        assert_false(reconcile_cold_keeps(r, "node1"));
+        r->deleted = false;
+
+        /* node1 is the destination (the owner) and has no copy yet (landing) or no more
+         * (reverting): the record does not follow the source's copy */
+        f->n_domains = 0;
+        r->owner = "node1";
+        r->cold_source = "node2";
+        r->cold_state = "landing";
+        plan(f, NULL, &p);
+        plan_again(f, &p, 10 * SETTLE);
+        assert_int_equal(p.n_steps, 0);
+        assert_int_equal(p.memory.missing.n, 0);
+        reconcile_plan_done(&p);
+
+        /* the owner's copy keeps its record current as any own domain */
+        d = add_domain(f, U1, "vm1", false);
+        plan(f, NULL, &p);
+        assert_int_equal(p.n_steps, 2);
+        step(&p, 0, RECONCILE_STEP_SAVE_DEFINITION);
+        assert_int_equal(step(&p, 1, RECONCILE_STEP_REFRESH)->power, INSTANCE_POWER_SHUTOFF);
+        reconcile_plan_done(&p);
+}
+
 int main(void)
 {
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
@@ -699,6 +762,7 @@ int main(void)
                 T(test_stale_arrivals),
                 T(test_memory_carried_and_pruned),
                 T(test_action_power),
+                T(test_cold_migration_keeps_both_copies),
         };
 #undef T
 

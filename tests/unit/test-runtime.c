@@ -54,6 +54,34 @@ static void test_deny_add_lookup_remove(void **state)
         test_rm_rf(rt);
 }
 
+/* cold/<uuid>: a cold migration's copy under way, written, listed, read and removed. */
+static void test_cold_notes(void **state)
+{
+        _cleanup_free_ char *rt = test_mkdtemp();
+        RuntimeRecord rec = { NULL }, got = { NULL };
+        char **l = NULL;
+
+        assert_int_equal(runtime_cold_list(rt, &l), 0);
+        assert_null(l);
+        assert_int_equal(runtime_cold_lookup(rt, UUID_A, &got), 0);
+        assert_int_equal(runtime_record_set(&rec, "destination", "node2"), 0);
+        assert_int_equal(runtime_record_set(&rec, "disks", "/a%20b /c"), 0);
+        assert_int_equal(runtime_cold_write(rt, "3F8C5B9E-2D4A-4F61-9B7E-0C1D2E3F4A5B", &rec), 0);
+        runtime_record_done(&rec);
+        assert_int_equal(runtime_cold_list(rt, &l), 0);
+        assert_int_equal(strv_length(l), 1);
+        assert_string_equal(l[0], UUID_A); /* canonical lower case */
+        l = strv_free(l);
+        assert_int_equal(runtime_cold_lookup(rt, UUID_A, &got), 1);
+        assert_string_equal(runtime_record_get(&got, "disks"), "/a%20b /c");
+        runtime_record_done(&got);
+        assert_int_equal(runtime_cold_remove(rt, UUID_A), 0);
+        assert_int_equal(runtime_cold_lookup(rt, UUID_A, NULL), 0);
+        assert_int_equal(runtime_cold_remove(rt, UUID_A), 0); /* idempotent */
+        assert_int_equal(runtime_cold_write(rt, "../x", NULL), -EINVAL);
+        test_rm_rf(rt);
+}
+
 static void test_bad_uuid_is_rejected_not_a_path(void **state)
 {
         assert_int_equal(runtime_deny_lookup("/run/x", "../../etc/passwd", NULL), -EINVAL);
@@ -96,6 +124,7 @@ int main(void)
                 cmocka_unit_test(test_bad_uuid_is_rejected_not_a_path),
                 cmocka_unit_test(test_missing_runtime_dir_denies_nothing),
                 cmocka_unit_test(test_markers),
+                cmocka_unit_test(test_cold_notes),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

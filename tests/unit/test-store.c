@@ -524,6 +524,73 @@ static void test_instance_record_round_trip(void **state)
         test_rm_rf(dir);
 }
 
+/* A cold migration's keys (coldmig.h) go in and come out as they were; the files' paths with
+ * blanks and percent signs too; a record half-written by hand is refused. */
+static void test_instance_record_cold_migration(void **state)
+{
+        _cleanup_free_ char *dir = test_mkdtemp();
+        _cleanup_(store_freep) Store *s = open_store(dir, "node1");
+        _cleanup_(instance_record_done) InstanceRecord got = {};
+        _cleanup_free_ char *text = NULL;
+        char *disks[] = { "/var/lib/libvirt/images/a b.qcow2", "/srv/100%/c.raw", NULL };
+        InstanceRecord rec = {
+                .uuid = UUID_A,
+                .name = "vm",
+                .owner = "node2",
+                .time = 5,
+                .power = INSTANCE_POWER_RUNNING,
+                .cold_source = "node1",
+                .cold_migration = "0123456789abcdef",
+                .cold_state = "verify",
+                .cold_disks = disks,
+                .cold_power = INSTANCE_POWER_RUNNING,
+        };
+        uint64_t gen = 0;
+
+        assert_int_equal(store_instance_cas(s, &rec, 0, &gen), 0);
+        assert_int_equal(store_instance_get(s, UUID_A, &got), 0);
+        assert_string_equal(got.cold_source, "node1");
+        assert_string_equal(got.cold_migration, "0123456789abcdef");
+        assert_string_equal(got.cold_state, "verify");
+        assert_int_equal(got.cold_power, INSTANCE_POWER_RUNNING);
+        assert_int_equal(strv_length(got.cold_disks), 2);
+        assert_string_equal(got.cold_disks[0], disks[0]);
+        assert_string_equal(got.cold_disks[1], disks[1]);
+        instance_record_done(&got);
+        text = raw_read(s, STORE_INSTANCES, UUID_A);
+        assert_true(test_contains(text, "cold_disks=/var/lib/libvirt/images/a%20b.qcow2 "
+                                        "/srv/100%25/c.raw\n"));
+
+        /* a cold migration of a guest without local disks copies none */
+        rec.cold_disks = NULL;
+        assert_int_equal(store_instance_cas(s, &rec, gen, &gen), 0);
+        assert_int_equal(store_instance_get(s, UUID_A, &got), 0);
+        assert_null(got.cold_disks);
+        assert_string_equal(got.cold_state, "verify");
+        instance_record_done(&got);
+
+        /* the keys go with the migration's end */
+        rec.cold_source = NULL;
+        assert_int_equal(store_instance_cas(s, &rec, gen, &gen), 0);
+        assert_int_equal(store_instance_get(s, UUID_A, &got), 0);
+        assert_null(got.cold_source);
+        assert_null(got.cold_state);
+        instance_record_done(&got);
+
+        /* what cannot be written */
+        rec.cold_source = "node1";
+        rec.cold_state = "halfway";
+        assert_int_equal(store_instance_cas(s, &rec, gen, NULL), -EINVAL);
+        rec.cold_state = "verify";
+        rec.cold_migration = NULL;
+        assert_int_equal(store_instance_cas(s, &rec, gen, NULL), -EINVAL);
+        rec.cold_migration = "0123456789abcdef";
+        disks[1] = "relative/path";
+        rec.cold_disks = disks;
+        assert_int_equal(store_instance_cas(s, &rec, gen, NULL), -EINVAL);
+        test_rm_rf(dir);
+}
+
 static void test_definition_round_trip_mode_0600(void **state)
 {
         _cleanup_free_ char *dir = test_mkdtemp();
@@ -2281,6 +2348,7 @@ int main(void)
                 BOTH(test_node_record_round_trip),
                 cmocka_unit_test(test_enum_names),
                 BOTH(test_instance_record_round_trip),
+                BOTH(test_instance_record_cold_migration),
                 BOTH(test_definition_round_trip_mode_0600),
                 BOTH(test_cached_node_list),
                 BOTH(test_instance_cas_semantics),

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A cold migration's copy, noted in the runtime directory while it runs (cold-note.h). */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cold-note.h"
+#include "coldmig.h"
+#include "runtime.h"
+#include "util.h"
+
+void cold_note_done(ColdNote *n)
+{
+        free(n->id);
+        free(n->destination);
+        strv_free(n->disks);
+        *n = (ColdNote){};
+}
+
+int cold_note_forget(const char *runtime_dir, const char *uuid)
+{
+        return runtime_cold_remove(runtime_dir, uuid);
+}
+
+int cold_note_list(const char *runtime_dir, char ***ret)
+{
+        return runtime_cold_list(runtime_dir, ret);
+}
+
+int cold_note_save(const char *runtime_dir, const char *uuid, const ColdNote *n)
+{
+        _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
+        _cleanup_free_ char *disks = NULL;
+        char pid[32];
+        int r;
+
+        if (n->disks && (r = cold_paths_format(n->disks, &disks)) < 0)
+                return r;
+        snprintf(pid, sizeof(pid), "%d", (int)n->pid);
+        if ((r = runtime_record_set(&rec, "pid", pid)) < 0 ||
+            (r = runtime_record_set(&rec, "id", n->id)) < 0 ||
+            (r = runtime_record_set(&rec, "destination", n->destination)) < 0 ||
+            (r = runtime_record_set(&rec, "power", instance_power_to_string(n->power))) < 0 ||
+            (disks && (r = runtime_record_set(&rec, "disks", disks)) < 0))
+                return r;
+        return runtime_cold_write(runtime_dir, uuid, &rec);
+}
+
+int cold_note_load(const char *runtime_dir, const char *uuid, ColdNote *ret)
+{
+        _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
+        ColdNote n = {};
+        const char *v;
+        uint64_t pid;
+        int r;
+
+        r = runtime_cold_lookup(runtime_dir, uuid, &rec);
+        if (r <= 0)
+                return r;
+        v = runtime_record_get(&rec, "pid");
+        if (!v || parse_uint_range(v, 1, INT_MAX, &pid) < 0)
+                return -EBADMSG;
+        n.pid = (pid_t)pid;
+        v = runtime_record_get(&rec, "power");
+        n.power = v ? instance_power_from_string(v) : _INSTANCE_POWER_INVALID;
+        v = runtime_record_get(&rec, "destination");
+        if (n.power < 0 || !v || !hostname_is_valid(v))
+                return -EBADMSG;
+        n.destination = strdup(v);
+        v = runtime_record_get(&rec, "id");
+        if (!v || strpbrk(v, "/ ")) {
+                cold_note_done(&n);
+                return -EBADMSG;
+        }
+        n.id = strdup(v);
+        if (!n.destination || !n.id) {
+                cold_note_done(&n);
+                return -ENOMEM;
+        }
+        v = runtime_record_get(&rec, "disks");
+        if (v && cold_paths_parse(v, &n.disks) < 0) {
+                cold_note_done(&n);
+                return -EBADMSG;
+        }
+        *ret = n;
+        return 1;
+}
