@@ -93,9 +93,8 @@ int deny_list_sync(Manager *m)
         int r;
 
         r = store_instance_list(m->store, &inst, &n);
-        if (r < 0)
-                return r;
-        r = deny_list_sync_from(m, inst, n);
-        instance_record_array_free(inst, n);
+        if (r >= 0)
+                r = deny_list_sync_from(m, inst, n);
+        instance_record_array_free(inst, n); /* NULL and 0 when the listing failed */
         return r;
 }

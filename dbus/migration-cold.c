@@ -1024,16 +1024,11 @@ static int adopt(Manager *m, const InstanceRecord *rec)
         return 0;
 }
 
-int migrations_cold_adopt(Manager *m)
+int migrations_cold_adopt(Manager *m, const InstanceRecord *inst, size_t n)
 {
         const char *self = m->config->node.name;
-        InstanceRecord *inst = NULL;
-        size_t n = 0;
         int r;
 
-        r = store_instance_list(m->store, &inst, &n);
-        if (r < 0)
-                return r;
         for (size_t i = 0; i < n; i++) {
                 const InstanceRecord *rec = &inst[i];
                 bool known = false;
@@ -1050,7 +1045,6 @@ int migrations_cold_adopt(Manager *m)
                         log_warning_errno(r, "Cannot take up the cold migration of %s: %m",
                                           rec->uuid);
         }
-        instance_record_array_free(inst, n);
         cold_copies_recover(m);
         return 0;
 }

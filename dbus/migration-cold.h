@@ -37,9 +37,10 @@ int migration_cold_revert(Migration *mig, sd_bus_message *msg);
  * set then, else 0. */
 int migration_cold_refuse_abort(Migration *mig, sd_bus_error *error);
 
-/* At start, once the store is read: a Migration in verify for every cold migration the
- * store says this node is the source of; one that was landing or reverting is reverted. */
-int migrations_cold_adopt(Manager *m);
+/* At start, once the store is read (inst, its instance records): a Migration in verify for
+ * every cold migration the store says this node is the source of; one that was landing or
+ * reverting is reverted. */
+int migrations_cold_adopt(Manager *m, const InstanceRecord *inst, size_t n);
 
 /* Frees mig->cold. */
 void migration_cold_free(Migration *mig);

@@ -136,7 +136,9 @@ static int attach(Manager *m)
         StoreAttach *a = m->attach;
         const Config *c = m->config;
         _cleanup_free_ char *mark = NULL;
-        int r;
+        InstanceRecord *inst = NULL;
+        size_t n_inst = 0;
+        int listed, r;
 
         r = store_heartbeat(a->pending);
         if (r < 0) {
@@ -184,7 +186,10 @@ static int attach(Manager *m)
         r = node_sync_runtime(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to update the runtime markers: %m");
-        r = deny_list_sync(m); /* marks the runtime directory synced */
+        /* one listing for the deny list and the cold migrations in verify */
+        listed = r = store_instance_list(m->store, &inst, &n_inst);
+        if (r >= 0)
+                r = deny_list_sync_from(m, inst, n_inst); /* marks the runtime directory synced */
         if (r < 0)
                 log_warning_errno(r, "Failed to update the deny list (retried on every "
                                      "heartbeat; until then nothing starts here): %m");
@@ -193,15 +198,18 @@ static int attach(Manager *m)
                                        c->cluster.heartbeat_interval, 0, heartbeat_cb, m);
         if (r >= 0) /* every interval, not once */
                 r = sd_event_source_set_enabled(m->heartbeat, SD_EVENT_ON);
-        if (r < 0)
+        if (r < 0) {
+                instance_record_array_free(inst, n_inst);
                 return log_error_errno(r, "Failed to start the heartbeat: %m");
+        }
         reconcile_schedule(m);
         r = migrations_adopt(m);
         if (r < 0)
                 log_warning_errno(r, "Cannot look for migrations in flight: %m");
-        r = migrations_cold_adopt(m);
+        r = listed < 0 ? listed : migrations_cold_adopt(m, inst, n_inst);
         if (r < 0)
                 log_warning_errno(r, "Cannot look for cold migrations in verify: %m");
+        instance_record_array_free(inst, n_inst);
         return 0;
 }
 

@@ -100,31 +100,25 @@ static int move_one(Pass *p, ArchiveKind kind, const char *key, const char *name
         return keep_lease(p);
 }
 
-static int pass_history(Pass *p)
+/* Moves to the archive what is archive_after old: history records, then deleted instances. */
+static int pass_live(Pass *p)
 {
         HistoryRecord *h = NULL;
-        size_t n = 0;
-        int r;
-
-        r = store_history_list(p->store, &h, &n);
-        for (size_t i = 0; i < n && r >= 0; i++)
-                r = move_one(p, ARCHIVE_HISTORY, h[i].id, h[i].domain_name, h[i].finished, 0);
-        history_record_array_free(h, n);
-        return r;
-}
-
-static int pass_instances(Pass *p)
-{
         InstanceRecord *inst = NULL;
-        size_t n = 0;
+        size_t n_h = 0, n_inst = 0;
         int r;
 
-        r = store_instance_list(p->store, &inst, &n);
-        for (size_t i = 0; i < n && r >= 0; i++)
+        r = store_history_list(p->store, &h, &n_h);
+        for (size_t i = 0; i < n_h && r >= 0; i++)
+                r = move_one(p, ARCHIVE_HISTORY, h[i].id, h[i].domain_name, h[i].finished, 0);
+        if (r >= 0)
+                r = store_instance_list(p->store, &inst, &n_inst);
+        for (size_t i = 0; i < n_inst && r >= 0; i++)
                 if (inst[i].deleted)
                         r = move_one(p, ARCHIVE_INSTANCE, inst[i].uuid, inst[i].name, inst[i].time,
                                      inst[i].generation);
-        instance_record_array_free(inst, n);
+        history_record_array_free(h, n_h);
+        instance_record_array_free(inst, n_inst);
         return r;
 }
 
@@ -178,9 +172,7 @@ int archive_run(Store *s, const ArchiveOptions *o, ArchiveAction **ret, size_t *
          * this pass archives is purged purge_after from now, by a later pass */
         r = pass_archive(&p);
         if (r >= 0)
-                r = pass_history(&p);
-        if (r >= 0)
-                r = pass_instances(&p);
+                r = pass_live(&p);
         if (!o->dry_run) {
                 int k = store_lease_release(s, ARCHIVE_LEASE, &p.lease);
 

@@ -309,15 +309,12 @@ static int dir_read(Store *s, StoreSpace sp, const char *key, size_t max, char *
                     uint64_t *ret_version)
 {
         char name[256];
-        int r;
 
-        r = file_name(sp, key, name, sizeof(name));
-        if (r < 0)
-                return r;
-        r = read_file(s, space_dir[sp], name, max, ret);
-        if (r >= 0 && ret_version)
-                *ret_version = 0;
-        return r;
+        if (ret_version)
+                *ret_version = 0; /* files have no versions: their writers hold a lock */
+        if (file_name(sp, key, name, sizeof(name)) < 0)
+                return -EINVAL;
+        return read_file(s, space_dir[sp], name, max, ret);
 }
 
 static int dir_list(Store *s, StoreSpace sp, bool (*filter)(const char *key), StoreListFunc f,

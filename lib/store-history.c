@@ -267,16 +267,13 @@ int store_archive_history_get(Store *s, const char *id, HistoryRecord *ret)
 
 int store_archive_instance_get(Store *s, const char *uuid, InstanceRecord *ret)
 {
-        _cleanup_free_ char *text = NULL;
+        RecordKind archived = *store_instance_record_kind;
         char u[37];
-        int r;
 
         if (normalize_uuid(uuid, u) < 0)
                 return -EINVAL;
-        r = s->ops->read(s, STORE_ARCHIVE_INSTANCES, u, RECORD_MAX_SIZE, &text, NULL);
-        if (r < 0)
-                return r;
-        return instance_record_from_text(u, text, ret);
+        archived.space = STORE_ARCHIVE_INSTANCES;
+        return record_read(s, &archived, u, ret, NULL);
 }
 
 /* text (a complete record: generation last) with "archived=now" before its generation line */
@@ -327,11 +324,8 @@ int store_history_archive(Store *s, const char *id, uint64_t now)
 
         if (!history_id_is_valid(id))
                 return -EINVAL;
-        r = s->ops->read(s, STORE_HISTORY, id, RECORD_MAX_SIZE, &text, NULL);
-        if (r < 0)
-                return r;
         /* only a record that parses moves: a bad one stays for an operator to look at */
-        r = history_record_from_text(id, text, &h);
+        r = record_read_text(s, &history_kind, id, &h, &text);
         if (r < 0)
                 return r;
         r = copy_to_archive(s, STORE_ARCHIVE_HISTORY, id, text, now);
@@ -391,10 +385,7 @@ int store_instance_archive(Store *s, const char *uuid, uint64_t expected_generat
         if (!uuid_is_lower(uuid))
                 return -EINVAL;
         memcpy(u, uuid, sizeof(u));
-        r = s->ops->read(s, STORE_INSTANCES, u, RECORD_MAX_SIZE, &text, NULL);
-        if (r < 0)
-                return r;
-        r = instance_record_from_text(u, text, &cur);
+        r = record_read_text(s, store_instance_record_kind, u, &cur, &text);
         if (r < 0)
                 return r;
         if (cur.generation != expected_generation || !cur.deleted)
@@ -499,23 +490,17 @@ static bool archived_uuid_is_valid(const char *key)
         return uuid_is_lower(key);
 }
 
+#define ARCHIVED_KIND(sp, valid, parse)                                                           \
+        {                                                                                         \
+                .space = sp, .key_is_valid = valid, .size = sizeof(ArchivedEntry),                \
+                .from_text = parse, .done = archived_kind_done, .compare = archived_kind_compare, \
+        }
+
 static const RecordKind archived_kinds[_ARCHIVE_KIND_MAX] = {
-        [ARCHIVE_HISTORY] = {
-                .space = STORE_ARCHIVE_HISTORY,
-                .key_is_valid = history_id_is_valid,
-                .size = sizeof(ArchivedEntry),
-                .from_text = archived_history_from_text,
-                .done = archived_kind_done,
-                .compare = archived_kind_compare,
-        },
-        [ARCHIVE_INSTANCE] = {
-                .space = STORE_ARCHIVE_INSTANCES,
-                .key_is_valid = archived_uuid_is_valid,
-                .size = sizeof(ArchivedEntry),
-                .from_text = archived_instance_from_text,
-                .done = archived_kind_done,
-                .compare = archived_kind_compare,
-        },
+        [ARCHIVE_HISTORY] = ARCHIVED_KIND(STORE_ARCHIVE_HISTORY, history_id_is_valid,
+                                          archived_history_from_text),
+        [ARCHIVE_INSTANCE] = ARCHIVED_KIND(STORE_ARCHIVE_INSTANCES, archived_uuid_is_valid,
+                                           archived_instance_from_text),
 };
 
 int store_archive_list(Store *s, ArchivedEntry **ret, size_t *ret_n)
@@ -613,6 +598,22 @@ static int lease_read(Store *s, const char *name, StoreLease *ret, uint64_t *ret
         return 0;
 }
 
+/* Takes the lock of lease name (closing *ret_lock_fd releases it) and reads the lease:
+ * -ENOENT, with *ret_version 0, when nobody ever took it. */
+static int lease_lock_read(Store *s, const char *name, int *ret_lock_fd, StoreLease *ret,
+                           uint64_t *ret_version)
+{
+        int r;
+
+        r = s->ops->lock(s, STORE_LEASES, name, ret_lock_fd);
+        if (r < 0)
+                return r;
+        r = lease_read(s, name, ret, ret_version);
+        if (r == -ENOENT)
+                *ret_version = 0;
+        return r;
+}
+
 int store_lease_acquire(Store *s, const char *name, uint64_t now, uint64_t ttl, StoreLease *lease,
                         char **ret_holder)
 {
@@ -626,16 +627,11 @@ int store_lease_acquire(Store *s, const char *name, uint64_t now, uint64_t ttl, 
 
         if (!lease_name_is_valid(name) || ttl == 0 || now > UINT64_MAX - ttl)
                 return -EINVAL;
-        r = s->ops->lock(s, STORE_LEASES, name, &lock_fd);
-        if (r < 0)
+        r = lease_lock_read(s, name, &lock_fd, &cur, &version);
+        if (r < 0 && r != -ENOENT)
                 return r;
-        r = lease_read(s, name, &cur, &version);
-        if (r == -ENOENT)
-                version = 0;
-        else if (r < 0)
-                return r;
-        else if (cur.expires > now &&
-                 !(streq(cur.holder, s->node_name) && streq(cur.token, lease->token))) {
+        if (r >= 0 && cur.expires > now &&
+            !(streq(cur.holder, s->node_name) && streq(cur.token, lease->token))) {
                 if (ret_holder)
                         *ret_holder = TAKE_PTR(cur.holder);
                 return -EBUSY;
@@ -678,10 +674,7 @@ int store_lease_release(Store *s, const char *name, const StoreLease *lease)
 
         if (!lease_name_is_valid(name))
                 return -EINVAL;
-        r = s->ops->lock(s, STORE_LEASES, name, &lock_fd);
-        if (r < 0)
-                return r;
-        r = lease_read(s, name, &cur, &version);
+        r = lease_lock_read(s, name, &lock_fd, &cur, &version);
         if (r == -ENOENT)
                 return -ESTALE;
         if (r < 0)

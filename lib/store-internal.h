@@ -157,6 +157,10 @@ typedef struct RecordKind {
 int normalize_uuid(const char *uuid, char out[static 37]);
 /* The record of kind k under key (a valid one), and the backend's version of it (store.c). */
 int record_read(Store *s, const RecordKind *k, const char *key, void *ret, uint64_t *ret_version);
+/* The same, and the record's text as stored (what moves to the archive, as it is). */
+int record_read_text(Store *s, const RecordKind *k, const char *key, void *ret, char **ret_text);
+/* The instance records' kind (store.c): the archive reads and moves them too. */
+extern const RecordKind *const store_instance_record_kind;
 /* Every record of kind k, parsed into a new array sorted by k->compare (store.c). */
 int list_records(Store *s, const RecordKind *k, void **ret, size_t *ret_n);
 

@@ -165,13 +165,7 @@ void node_record_done(NodeRecord *r)
         *r = (NodeRecord){ .fence = FENCE_UNKNOWN };
 }
 
-NodeRecord *node_record_array_free(NodeRecord *a, size_t n)
-{
-        for (size_t i = 0; a && i < n; i++)
-                node_record_done(&a[i]);
-        free(a);
-        return NULL;
-}
+DEFINE_ARRAY_FREE_FUNC(node_record_array_free, NodeRecord, node_record_done);
 
 int node_record_from_text(const char *name, const char *text, NodeRecord *ret)
 {
@@ -294,13 +288,7 @@ void instance_record_done(InstanceRecord *r)
         *r = (InstanceRecord){};
 }
 
-InstanceRecord *instance_record_array_free(InstanceRecord *a, size_t n)
-{
-        for (size_t i = 0; a && i < n; i++)
-                instance_record_done(&a[i]);
-        free(a);
-        return NULL;
-}
+DEFINE_ARRAY_FREE_FUNC(instance_record_array_free, InstanceRecord, instance_record_done);
 
 /* A cold migration's keys: all of them or none. */
 static int cold_from_text(const RuntimeRecord *rec, InstanceRecord *i)

@@ -113,7 +113,8 @@ const char *store_error_detail(const Store *s)
 /* ---- reading and listing -------------------------------------------------------------- */
 
 /* The record of kind k under key (a valid one), and the backend's version of it. */
-int record_read(Store *s, const RecordKind *k, const char *key, void *ret, uint64_t *ret_version)
+static int record_read_full(Store *s, const RecordKind *k, const char *key, void *ret,
+                            uint64_t *ret_version, char **ret_text)
 {
         _cleanup_free_ char *text = NULL;
         int r;
@@ -121,7 +122,20 @@ int record_read(Store *s, const RecordKind *k, const char *key, void *ret, uint6
         r = s->ops->read(s, k->space, key, RECORD_MAX_SIZE, &text, ret_version);
         if (r < 0)
                 return r;
-        return k->from_text(key, text, ret);
+        r = k->from_text(key, text, ret);
+        if (r >= 0 && ret_text)
+                *ret_text = TAKE_PTR(text);
+        return r;
+}
+
+int record_read(Store *s, const RecordKind *k, const char *key, void *ret, uint64_t *ret_version)
+{
+        return record_read_full(s, k, key, ret, ret_version, NULL);
+}
+
+int record_read_text(Store *s, const RecordKind *k, const char *key, void *ret, char **ret_text)
+{
+        return record_read_full(s, k, key, ret, NULL, ret_text);
 }
 
 typedef struct ListState {
@@ -221,6 +235,7 @@ int list_records(Store *s, const RecordKind *k, void **ret, size_t *ret_n)
 
 DEFINE_RECORD_KIND(node, NodeRecord, STORE_NODES, hostname_is_valid, name);
 DEFINE_RECORD_KIND(instance, InstanceRecord, STORE_INSTANCES, instance_file_name_is_valid, uuid);
+const RecordKind *const store_instance_record_kind = &instance_kind;
 
 /* ---- nodes ---------------------------------------------------------------------------- */
 
