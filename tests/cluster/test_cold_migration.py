@@ -180,6 +180,16 @@ def test_cold_migration_reverts_exactly_and_confirms_only_its_copies(nodes, gues
     used = [int(n.run(["du", "-k", image]).stdout.split()[0]) for n in nodes.nodes]
     assert used[1] <= used[0] + 64, used
 
+    # Confirm and Revert go through polkit: a user without a rule is refused, naming the
+    # action, and the migration stays in verify
+    node1.run("id alice >/dev/null 2>&1 || useradd -M alice")
+    for verb in ("Confirm", "Revert"):
+        proc = node1.run(["setpriv", "--reuid=alice", "--regid=alice", "--init-groups", "--",
+                          *BUSCTL, "call", BUS, path, MIG_IFACE, verb], check=False)
+        assert proc.returncode != 0, (verb, proc.stdout)
+        assert "org.hostwarden.migrate" in proc.stderr, (verb, proc.stderr)
+        assert prop(node1, path, "State") == "verify"
+
     # Revert: the destination's copy and file go, the guest runs here as it was
     mig_call(node1, path, "Revert")
     assert prop(node1, path, "State") == "aborted"

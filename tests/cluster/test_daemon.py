@@ -413,6 +413,12 @@ RECIPES = {
     "EvacuateFrom": ["'node2'", "@a{sv} {}"],
     "Abort": [],
     "ForceComplete": [],
+    "MigrateCold": ["'walk-no-such-domain'", "''", "@a{sv} {}"],
+    # only a cold migration in verify gets as far as polkit (the walk's migration is a live
+    # one, refused before): test_cold_migration.py walks these two as alice on one
+    "Confirm": None,
+    "Revert": None,
+    "Archive": ["true"],  # a dry run: moves nothing
 }
 PEER2 = "/etc/hostwarden/hostwarden.conf.d/80-peer2.conf"
 WALK_DOMAIN = ("<domain type='qemu'><name>walk</name><memory unit='MiB'>32</memory>"
@@ -463,6 +469,8 @@ def test_every_mutating_method_is_refused_without_a_rule_and_granted_to_group_ho
         assert migration_path.startswith(NODE_PATH + "/migration/"), out
         walked = []
         for interface, member, action in table:
+            if RECIPES[member] is None:
+                continue
             path = migration_path if interface.endswith(".Migration") else NODE_PATH
             rc, error, out = gdbus_call(daemon_node, "alice", path, interface, member,
                                         RECIPES[member])
