@@ -4,6 +4,7 @@ configuration with fence agents against their ipmi_sim BMCs, and what the tests 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -46,6 +47,20 @@ def etcd_config(members) -> str:
     return (f"store = etcd\netcd_endpoints = {' '.join(etcd_endpoints(members))}\n"
             f"etcd_cacert = {HW_ETCD_CA}\netcd_cert = {HW_ETCD_CERT}\n"
             f"etcd_key = {HW_ETCD_KEY}\n")
+
+
+@contextlib.contextmanager
+def cluster_on_store(store: str, n: int):
+    """N installed nodes running hostwardend on a "dir" or an "etcd" store (every node an
+    etcd member), as cluster.hw_store says."""
+    extra = etcd_config(n) if store == "etcd" else ""
+    files = {i: etcd_files(i, n) if store == "etcd" else {} for i in range(1, n + 1)}
+    with hwinstall.installed_cluster(
+            n, units=("hostwardend.service",),
+            configs={i: hwinstall.node_config(i, n, extra=extra) for i in range(1, n + 1)},
+            files=files) as cluster:
+        cluster.hw_store = store
+        yield cluster
 
 
 def etcd_files(i: int, n: int, members=None) -> dict[str, str]:

@@ -21,18 +21,9 @@ BUS = "org.hostwarden.Warden1"
 MIG_IFACE = "org.hostwarden.Warden1.Migration"
 
 
-def config(i: int, store: str) -> str:
-    return hwinstall.node_config(i, N, extra=hwevac.etcd_config(N) if store == "etcd" else "")
-
-
 @pytest.fixture(scope="module", params=["dir", "etcd"])
 def nodes(request):
-    store = request.param
-    files = {i: hwevac.etcd_files(i, N) if store == "etcd" else {} for i in range(1, N + 1)}
-    with hwinstall.installed_cluster(N, units=("hostwardend.service",),
-                                     configs={i: config(i, store) for i in range(1, N + 1)},
-                                     files=files) as cluster:
-        cluster.hw_store = store
+    with hwevac.cluster_on_store(request.param, N) as cluster:
         yield cluster
 
 
