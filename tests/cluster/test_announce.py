@@ -293,7 +293,7 @@ def test_without_an_announcement_the_switch_keeps_the_source_port(
             while time.monotonic() < deadline:
                 assert fdb.learned(mac, "v2l1", after=resumed - 1.0) is None
                 assert switch_port(nodes, mac) == "v1l1"
-                time.sleep(0.1)
+                time.sleep(0.1)  # sampling period of the STALE_WATCH window
             record_timing(f"announce: MAC still on node1's port this long after the "
                           f"switchover, without announcement (run {run})", time.time() - resumed)
 

@@ -65,7 +65,7 @@ def wait_state(node, path, states, timeout=180.0):
             return state
         if state in ("completed", "failed", "aborted"):
             break
-        time.sleep(0.3)
+        time.sleep(0.3)  # poll interval: the loop ends on the state or the deadline
     raise AssertionError(f"{path}: {state}, not {states}: {prop(node, path, 'Error')}")
 
 
@@ -154,7 +154,7 @@ def test_cold_migration_reverts_exactly_and_confirms_only_its_copies(nodes, gues
         seen.append((state, total, done))
         if state in ("verify", "completed", "failed", "aborted"):
             break
-        time.sleep(0.2)
+        time.sleep(0.2)  # poll interval: the loop ends on a final state or the deadline
     assert state == "verify", (seen, prop(node1, path, "Error"))
     record_timing("cold migration to verify", time.monotonic() - started)
     dones = [d for _, _, d in seen]
@@ -296,7 +296,7 @@ def both_copies_stay(node1, node2, name, image, seconds):
         assert domstate(node1, name) == "shut off", domstate(node1, name)
         assert domstate(node2, name) is not None
         assert exists(node1, image) and exists(node2, image)
-        time.sleep(0.5)
+        time.sleep(0.5)  # sampling period of an observation window: nothing may change
 
 
 def test_a_power_off_of_either_node_in_verify_loses_nothing(nodes, guest, record_timing):
