@@ -35,13 +35,13 @@ class Capture:
 
     def __enter__(self) -> "Capture":
         with open(self._log, "wb") as log:
-            # whole frames (veth passes segments of up to 64 KiB: GSO/GRO), a 16 MiB kernel
+            # whole frames (veth passes segments of up to 64 KiB: GSO/GRO), a 64 MiB kernel
             # buffer so that tcpdump keeps up on a loaded machine (Seen.dropped says if it
             # did not); -Z root: no switch to the tcpdump user (who could not write here);
             # -n: no name lookups
             self.process = subprocess.Popen(
                 ["nsenter", f"--net=/run/netns/{self.node.netns}", "--",
-                 "tcpdump", "-i", self.interface, "-s", str(SNAPLEN), "-B", "16384", "-n",
+                 "tcpdump", "-i", self.interface, "-s", str(SNAPLEN), "-B", "65536", "-n",
                  "-Z", "root", "-w", str(self.path), self.filter],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
