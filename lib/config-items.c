@@ -46,6 +46,12 @@ static const char *const console_tls_version_table[_CONSOLE_TLS_VERSION_MAX] = {
         [CONSOLE_TLS_VERSION_1_3] = "tlsv1.3",
 };
 
+static const char *const ha_mode_table[_HA_MODE_MAX] = {
+        [HA_OFF] = "off",
+        [HA_RESTART] = "restart",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(ha_mode, HaMode, _HA_MODE_INVALID);
 DEFINE_STRING_TABLE_TO_STRING(console_tls_version, ConsoleTlsVersion);
 DEFINE_STRING_TABLE_TO_STRING(migration_tls, MigrationTls);
 DEFINE_STRING_TABLE_TO_STRING(console_listen, ConsoleListen);
@@ -290,6 +296,55 @@ static int parse_cidr_list(const ConfigItem *item, const char *value, void *dst)
         return parse_list(value, dst, cidr_is_valid);
 }
 
+static bool node_name_in_list_is_valid(const char *s)
+{
+        return hostname_is_valid(s);
+}
+
+static int parse_node_list(const ConfigItem *item, const char *value, void *dst)
+{
+        return parse_list(value, dst, node_name_in_list_is_valid);
+}
+
+/* "0.5" or "50%", kept per mille. */
+static int parse_fraction(const ConfigItem *item, const char *value, void *dst)
+{
+        uint64_t whole, part = 0, scale = 1000;
+        const char *p = value;
+        size_t digits = 0;
+
+        size_t len = strlen(value);
+
+        if (len > 0 && value[len - 1] == '%') {
+                _cleanup_free_ char *n = strndup(value, len - 1);
+                int r;
+
+                if (!n)
+                        return -ENOMEM;
+                r = parse_uint_range(n, 0, 100, &whole);
+                if (r < 0)
+                        return r;
+                *(unsigned *)dst = (unsigned)(whole * 10);
+                return 0;
+        }
+        if (*p != '0' && *p != '1')
+                return -EINVAL;
+        whole = (uint64_t)(*p++ - '0');
+        if (*p == '.') {
+                for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+                        if (digits < 3) {
+                                scale /= 10;
+                                part += (uint64_t)(*p - '0') * scale;
+                        }
+                if (digits == 0)
+                        return -EINVAL;
+        }
+        if (*p || whole * 1000 + part > 1000)
+                return -EINVAL;
+        *(unsigned *)dst = (unsigned)(whole * 1000 + part);
+        return 0;
+}
+
 static int parse_url_list(const ConfigItem *item, const char *value, void *dst)
 {
         return parse_list(value, dst, url_is_valid);
@@ -411,6 +466,23 @@ const ConfigItem config_items[] = {
           "a duration from 0s to 3650d, such as 90d", 0, 3650 * USEC_PER_DAY },
         { "history", "purge_after", parse_duration_item, C(history.purge_after),
           "a duration from 0s to 3650d, such as 14d", 0, 3650 * USEC_PER_DAY },
+
+        { "recovery", "enable", parse_bool, C(recovery.enable), "yes or no" },
+        { "recovery", "confirm_after", parse_duration_item, C(recovery.confirm_after),
+          "a duration from 0s to 1h, such as 30s", 0, USEC_PER_HOUR },
+        { "recovery", "max_lost", parse_fraction, C(recovery.max_lost),
+          "a fraction of the nodes from 0 to 1, such as 0.5 or 50%" },
+        { "recovery", "reserved_nodes", parse_node_list, C(recovery.reserved_nodes),
+          "a list of node names", .multiline = true, LIST },
+        { "recovery", "self_fence", parse_bool, C(recovery.self_fence), "yes or no" },
+        { "recovery", "self_fence_after", parse_duration_item, C(recovery.self_fence_after),
+          "a duration from 1s to 1h, such as 60s", USEC_PER_SEC, USEC_PER_HOUR },
+        { "recovery", "max_restart", parse_unsigned, C(recovery.max_restart),
+          "an integer from 0 to 100", 0, 100 },
+        { "recovery", "max_relocate", parse_unsigned, C(recovery.max_relocate),
+          "an integer from 0 to 100", 0, 100 },
+        { "recovery", "default_ha", parse_enum, C(recovery.default_ha), "off or restart",
+          ENUM(ha_mode_table) },
 
         { "peer", "address", parse_address, P(address), "an IP address or a host name", STRING },
         { "peer", "migration_address", parse_address, P(migration_address),

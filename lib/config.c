@@ -138,6 +138,12 @@ int config_new(Config **ret)
         c->firewall.open_window = 10 * USEC_PER_MINUTE;
         c->firewall.console_port_min = 5900;
         c->firewall.console_port_max = 6923;
+        c->recovery.confirm_after = 30 * USEC_PER_SEC;
+        c->recovery.max_lost = 500;
+        c->recovery.self_fence_after = 60 * USEC_PER_SEC;
+        c->recovery.max_restart = 3;
+        c->recovery.max_relocate = 1;
+        c->recovery.default_ha = HA_RESTART;
         c->history.archive_after = 90 * USEC_PER_DAY; /* the seeds' database cleaning */
         c->history.purge_after = 14 * USEC_PER_DAY;
         c->console.listen = CONSOLE_LISTEN_ANY;
@@ -599,6 +605,27 @@ static void config_finish_etcd(Config *c, ConfigDiags *diags)
         }
 }
 
+/* Self-fencing must leave the heartbeat a few chances, and the peers a margin (recovery.md). */
+static void config_finish_recovery(Config *c, ConfigDiags *diags)
+{
+        const ConfigItem *it = config_item_find("recovery", "self_fence_after");
+        ItemLocation *loc = item_location(c, it);
+
+        if (c->recovery.self_fence && c->recovery.self_fence_after < c->cluster.down_after)
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                     "[recovery] self_fence_after must be at least [cluster] down_after, or a "
+                     "node would power itself off before its peers even see it down");
+        STRV_FOREACH (n, c->recovery.reserved_nodes)
+                if (!config_find_peer(c, *n) && !streq_ptr(*n, c->node.name)) {
+                        it = config_item_find("recovery", "reserved_nodes");
+                        loc = item_location(c, it);
+                        diag(diags, CONFIG_DIAG_WARNING, loc->file, loc->line,
+                             "[recovery] reserved_nodes names %s, which is neither this node "
+                             "nor a [peer]",
+                             *n);
+                }
+}
+
 int config_finish(Config *c, ConfigDiags *diags)
 {
         const ConfigItem *it;
@@ -675,6 +702,7 @@ int config_finish(Config *c, ConfigDiags *diags)
                      "[cluster] store = etcd needs etcd_endpoints");
         }
         config_finish_etcd(c, diags);
+        config_finish_recovery(c, diags);
         if (c->console.listen == CONSOLE_LISTEN_NODE && !c->node.address) {
                 it = config_item_find("console", "listen");
                 loc = item_location(c, it);

@@ -62,6 +62,18 @@ const char *store_backend_to_string(StoreBackend b);
 const char *disable_action_to_string(DisableAction a);
 const char *timeout_action_to_string(TimeoutAction a);
 
+/* A guest's HA mode (DESIGN.md §11; lib/ha.h): what recovery does when its node or its QEMU
+ * fails. */
+typedef enum HaMode {
+        HA_OFF,     /* nothing: an operator decides */
+        HA_RESTART, /* restarted on a QEMU crash, rebuilt elsewhere after a node failure */
+        _HA_MODE_MAX,
+        _HA_MODE_INVALID = -EINVAL,
+} HaMode;
+
+const char *ha_mode_to_string(HaMode m); /* "off", "restart" */
+HaMode ha_mode_from_string(const char *s);
+
 typedef struct ConfigPeer {
         char *name;
         char *address;
@@ -137,6 +149,18 @@ typedef struct Config {
                 bool disk_leases;    /* libvirt's lockd leases, the second line */
                 char *lockspace_dir; /* default <instances_path>/.leases */
         } locking;
+        struct {
+                /* automatic recovery (docs/recovery.md): off unless enable = yes */
+                bool enable;
+                usec_t confirm_after;  /* down for down_after plus this: fenced and rebuilt */
+                unsigned max_lost;     /* per mille of the nodes: more look down, nobody fenced */
+                char **reserved_nodes; /* rebuilt there first */
+                bool self_fence;       /* no heartbeat for self_fence_after: guests stop, off */
+                usec_t self_fence_after;
+                unsigned max_restart;  /* a guest's crashes restarted here in RESTART_WINDOW */
+                unsigned max_relocate; /* then moved, at most this many times */
+                HaMode default_ha;     /* of a guest without its own setting (ha.h) */
+        } recovery;
         struct {
                 usec_t archive_after; /* history and deleted instances move to the archive */
                 usec_t purge_after;   /* archived entries are deleted, after their move */

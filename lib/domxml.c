@@ -124,6 +124,8 @@ DomXml *domxml_free(DomXml *d)
         }
         free(d->pins);
         free(d->numa_nodeset);
+        free(d->hw_ha);
+        free(d->hw_priority);
         strv_free(d->numa_memnodes);
         free(d->arch);
         free(d->cpu_mode);
@@ -392,6 +394,16 @@ static int collect_tuning(DomXml *d, xmlNode *root)
                 if (set && (r = strv_push(&d->numa_memnodes, TAKE_PTR(set))) < 0)
                         return r;
         }
+        n = child_element(root, "metadata");
+        for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
+                if (c->type == XML_ELEMENT_NODE && c->ns && c->ns->href &&
+                    streq((const char *)c->ns->href, HW_DOMAIN_XMLNS) &&
+                    streq((const char *)c->name, "guest")) {
+                        if ((r = attr_dup(c, "ha", &d->hw_ha)) < 0 ||
+                            (r = attr_dup(c, "priority", &d->hw_priority)) < 0)
+                                return r;
+                        break;
+                }
         return 0;
 }
 

@@ -94,7 +94,15 @@ typedef struct DomXml {
         size_t n_disks;
         DomInterface *interfaces;
         size_t n_interfaces;
+        /* hostwarden's own per-guest settings (DESIGN.md §11): the attributes of
+         * <metadata><hostwarden:guest xmlns:hostwarden=HW_DOMAIN_XMLNS>, as written; NULL
+         * when absent. lib/ha.h reads them. */
+        char *hw_ha;
+        char *hw_priority;
 } DomXml;
+
+#define HW_DOMAIN_XMLNS  "https://hostwarden.org/xmlns/domain/1"
+#define HW_DOMAIN_PREFIX "hostwarden"
 
 /*
  * Parses a <domain> document. On failure returns -EINVAL (not well-formed XML, a DOCTYPE),

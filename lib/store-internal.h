@@ -100,6 +100,9 @@ struct Store {
         LivenessEntry *liveness;
         size_t n_liveness;
 
+        /* store_set_heartbeat_facts(): written with each heartbeat */
+        uint64_t mem_available, self_fence_after;
+
         /* store_node_list_cached(): the last listing and when it was read; dropped by every
          * node record write through this Store */
         NodeRecord *node_cache;

@@ -204,6 +204,8 @@ int node_record_from_text(const char *name, const char *text, NodeRecord *ret)
             (r = get_str(&rec, "forced_down_by", &n.forced_down_by)) < 0 ||
             (r = get_u64(&rec, "forced_down_since", false, &n.forced_down_since)) < 0 ||
             (r = get_u64(&rec, "fence_time", false, &n.fence_time)) < 0 ||
+            (r = get_u64(&rec, "mem_available", false, &n.mem_available)) < 0 ||
+            (r = get_u64(&rec, "self_fence_after", false, &n.self_fence_after)) < 0 ||
             (r = get_u64(&rec, "generation", true, &n.generation)) < 0)
                 return r;
         if (n.generation == 0)
@@ -237,7 +239,10 @@ int node_record_to_text(const NodeRecord *n, uint64_t generation, char **ret)
             (r = record_set_str(&rec, "forced_down_by", n->forced_down_by)) < 0 ||
             (r = set_u64(&rec, "forced_down_since", n->forced_down_since)) < 0 ||
             (r = record_set_str(&rec, "fence", fence_state_to_string(n->fence))) < 0 ||
-            (r = set_u64(&rec, "fence_time", n->fence_time)) < 0)
+            (r = set_u64(&rec, "fence_time", n->fence_time)) < 0 ||
+            (n->mem_available && (r = set_u64(&rec, "mem_available", n->mem_available)) < 0) ||
+            (n->self_fence_after &&
+             (r = set_u64(&rec, "self_fence_after", n->self_fence_after)) < 0))
                 return r;
         return store_record_text_format(&rec, generation, ret);
 }
@@ -285,6 +290,8 @@ void instance_record_done(InstanceRecord *r)
         free(r->cold_migration);
         free(r->cold_state);
         strv_free(r->cold_disks);
+        free(r->recover_to);
+        strv_free(r->recover_refused);
         *r = (InstanceRecord){};
 }
 
@@ -344,6 +351,51 @@ static int cold_to_text(const InstanceRecord *i, RuntimeRecord *rec)
         return 0;
 }
 
+/* Automatic recovery's keys (recover_to, recover_time, recover_refused): node names. */
+static int recover_from_text(const RuntimeRecord *rec, InstanceRecord *i)
+{
+        const char *to = runtime_record_get(rec, "recover_to");
+        const char *refused = runtime_record_get(rec, "recover_refused");
+        int r;
+
+        if (to && !hostname_is_valid(to))
+                return -EBADMSG;
+        if (refused) {
+                r = strv_split_list(refused, &i->recover_refused);
+                if (r < 0)
+                        return r == -ENOMEM ? r : -EBADMSG;
+                STRV_FOREACH (n, i->recover_refused)
+                        if (!hostname_is_valid(*n))
+                                return -EBADMSG;
+        }
+        r = get_u64(rec, "recover_time", false, &i->recover_time);
+        if (r < 0)
+                return r;
+        return get_str(rec, "recover_to", &i->recover_to);
+}
+
+static int recover_to_text(const InstanceRecord *i, RuntimeRecord *rec)
+{
+        _cleanup_free_ char *refused = NULL;
+        int r;
+
+        if (i->recover_to && !hostname_is_valid(i->recover_to))
+                return -EINVAL;
+        STRV_FOREACH (n, i->recover_refused)
+                if (!hostname_is_valid(*n))
+                        return -EINVAL;
+        if (i->recover_refused && i->recover_refused[0]) {
+                refused = strv_join(i->recover_refused, " ");
+                if (!refused)
+                        return -ENOMEM;
+        }
+        if ((r = record_set_str(rec, "recover_to", i->recover_to)) < 0 ||
+            (r = record_set_str(rec, "recover_refused", refused)) < 0 ||
+            (i->recover_time && (r = set_u64(rec, "recover_time", i->recover_time)) < 0))
+                return r;
+        return 0;
+}
+
 int instance_record_from_text(const char *uuid, const char *text, InstanceRecord *ret)
 {
         _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
@@ -382,6 +434,9 @@ int instance_record_from_text(const char *uuid, const char *text, InstanceRecord
         r = cold_from_text(&rec, &i);
         if (r < 0)
                 return r;
+        r = recover_from_text(&rec, &i);
+        if (r < 0)
+                return r;
 
         *ret = i;
         i = (InstanceRecord){};
@@ -408,7 +463,7 @@ int instance_record_to_text(const InstanceRecord *i, const char *uuid, uint64_t 
                                         ? instance_power_to_string(i->power)
                                         : NULL)) < 0 ||
             (r = record_set_str(&rec, "deleted", i->deleted ? "yes" : NULL)) < 0 ||
-            (r = cold_to_text(i, &rec)) < 0)
+            (r = cold_to_text(i, &rec)) < 0 || (r = recover_to_text(i, &rec)) < 0)
                 return r;
         return store_record_text_format(&rec, generation, ret);
 }

@@ -302,16 +302,26 @@ int store_node_update(Store *s, const char *name, NodeMutateFunc mutate, void *u
 
 static int heartbeat_mutate(NodeRecord *r, void *userdata)
 {
+        const Store *s = userdata;
+
         r->heartbeat++;
         r->heartbeat_time = now_realtime();
+        r->mem_available = s->mem_available;
+        r->self_fence_after = s->self_fence_after;
         return 0;
+}
+
+void store_set_heartbeat_facts(Store *s, uint64_t mem_available, uint64_t self_fence_after)
+{
+        s->mem_available = mem_available;
+        s->self_fence_after = self_fence_after;
 }
 
 int store_heartbeat(Store *s)
 {
         int r;
 
-        r = store_node_update(s, s->node_name, heartbeat_mutate, NULL, NULL);
+        r = store_node_update(s, s->node_name, heartbeat_mutate, s, NULL);
         if (r >= 0 && s->ops->heartbeat)
                 r = s->ops->heartbeat(s);
         return r;
@@ -393,6 +403,19 @@ int store_node_heartbeat_seen(Store *s, const char *name, usec_t *ret_monotonic)
         if (!e || !e->changed)
                 return -ENODATA;
         *ret_monotonic = e->last_change;
+        return 0;
+}
+
+int store_node_unseen(Store *s, const char *name, usec_t now_monotonic, usec_t *ret)
+{
+        LivenessEntry *e;
+
+        if (!store_node_name_is_valid(name))
+                return -EINVAL;
+        e = liveness_find(s, name);
+        if (!e)
+                return -ENODATA;
+        *ret = now_monotonic > e->last_change ? now_monotonic - e->last_change : 0;
         return 0;
 }
 

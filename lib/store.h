@@ -148,6 +148,12 @@ typedef struct NodeRecord {
 
         FenceState fence;
         uint64_t fence_time;
+        /* Written with each heartbeat (store_set_heartbeat_facts()), for automatic recovery
+         * (docs/recovery.md): the memory a guest started here could use (bytes, 0: not
+         * known), and [recovery] self_fence_after when this node powers itself off after
+         * that long without a heartbeat (usec, 0: it does not). */
+        uint64_t mem_available;
+        uint64_t self_fence_after;
 
         uint64_t generation; /* bumped by every write, set by the store */
 } NodeRecord;
@@ -191,8 +197,10 @@ int store_node_list(Store *s, NodeRecord **ret, size_t *ret_n);
 int store_node_list_cached(Store *s, usec_t now_monotonic, usec_t max_age, NodeRecord **ret,
                            size_t *ret_n);
 
-/* Bumps this node's heartbeat counter (creating its record if needed). */
+/* Bumps this node's heartbeat counter (creating its record if needed), and writes the
+ * facts last set with store_set_heartbeat_facts(). */
 int store_heartbeat(Store *s);
+void store_set_heartbeat_facts(Store *s, uint64_t mem_available, uint64_t self_fence_after);
 
 /*
  * Liveness of node name as judged by this observer. The store remembers, per node, the last
@@ -231,6 +239,9 @@ int store_node_liveness(Store *s, const char *name, usec_t now_monotonic, usec_t
  * -ENODATA when it never saw it change (not watched, or NODE_UNKNOWN so far).
  */
 int store_node_heartbeat_seen(Store *s, const char *name, usec_t *ret_monotonic);
+/* How long node name's heartbeat counter has stood still by this observer's clock: since its
+ * last change seen, or since the first look when none was seen. -ENODATA: never looked at. */
+int store_node_unseen(Store *s, const char *name, usec_t now_monotonic, usec_t *ret);
 
 /* An instance's power state as its owner last saw it, so that an evacuation rebuilds it as
  * it was (Nova's evacuate keeps a stopped instance stopped). */
@@ -266,7 +277,14 @@ typedef struct InstanceRecord {
         char *cold_state;         /* coldmig.h ColdState, as a word */
         char **cold_disks;        /* the local files it copied: the same paths on both nodes */
         InstancePower cold_power; /* the guest's on cold_source before: what Revert restores */
-        uint64_t generation;      /* set by the store */
+        /* Automatic recovery (docs/recovery.md): the coordinator's choice of the node that
+         * rebuilds it, after its owner was fenced (NULL: none), when, and the nodes that
+         * refused it (they cannot host it: the coordinator chooses among the others). A
+         * rebuild writes a fresh record, which drops them. */
+        char *recover_to;
+        uint64_t recover_time;
+        char **recover_refused;
+        uint64_t generation; /* set by the store */
 } InstanceRecord;
 
 void instance_record_done(InstanceRecord *r);
