@@ -17,6 +17,7 @@
 #include "node-state.h"
 #include "paths.h"
 #include "reconcile.h"
+#include "recovery.h"
 #include "runtime.h"
 #include "store-attach.h"
 #include "sysrun.h"
@@ -312,6 +313,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         Manager *m = userdata;
         int r;
 
+        recovery_heartbeat_facts(m);
         r = store_heartbeat(m->store);
         if (r < 0)
                 log_warning_errno(r, "Failed to write this node's heartbeat: %m");
@@ -333,6 +335,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
                 }
                 node_record_array_free(nodes, n);
         }
+        recovery_tick(m);
         return sd_event_source_set_time_relative(s, m->config->cluster.heartbeat_interval);
 }
 
