@@ -48,6 +48,11 @@ typedef struct FenceTry {
         unsigned failures; /* in a row */
         usec_t next;       /* CLOCK_MONOTONIC: not tried again before */
         bool said_cannot;  /* RECOVERY_CANNOT_FENCE was logged */
+        /* its record's fence_time when last looked at, and whether a fence result "on"
+         * recorded since (an operator's `fence NODE on`) waits for its heartbeat: a node
+         * that boots is not fenced again for the time its boot takes */
+        uint64_t fence_time_seen;
+        bool booting;
 } FenceTry;
 
 struct Recovery {
@@ -367,18 +372,28 @@ static int gather_nodes(Manager *m, Recovery *rc, const NodeRecord *recs, size_t
         for (size_t i = 0; i < n; i++) {
                 const ConfigPeer *peer = config_find_peer(m->config, recs[i].name);
                 RecoveryNode *x = &nodes[i];
-                FenceTry *t = NULL;
+                bool first = true;
+                FenceTry *t;
 
                 for (size_t k = 0; k < rc->n_tries; k++)
                         if (streq(rc->tries[k].node, recs[i].name))
-                                t = &rc->tries[k];
+                                first = false;
+                t = fence_try(rc, recs[i].name);
+                if (!t) {
+                        free(nodes);
+                        return -ENOMEM;
+                }
+                /* a result "on" recorded since we last looked: powered on, it boots */
+                if (!first && recs[i].fence_time != t->fence_time_seen && recs[i].fence == FENCE_ON)
+                        t->booting = true;
+                t->fence_time_seen = recs[i].fence_time;
                 *x = (RecoveryNode){
                         .name = recs[i].name,
                         .self = streq(recs[i].name, m->config->node.name),
                         .fenced = recs[i].fence == FENCE_OFF || recs[i].forced_down,
                         .disabled = recs[i].disabled,
                         .has_fence_agent = peer && peer->fence_agent,
-                        .fence_failed = t && t->failed,
+                        .fence_failed = t->failed,
                         .self_fence_after = recs[i].self_fence_after,
                         .mem_available = recs[i].mem_available,
                         .liveness = NODE_UNKNOWN,
@@ -388,6 +403,9 @@ static int gather_nodes(Manager *m, Recovery *rc, const NodeRecord *recs, size_t
                 (void)store_node_unseen(m->store, recs[i].name, now, &x->unseen);
                 if (x->self)
                         x->liveness = NODE_UP;
+                if (x->liveness == NODE_UP)
+                        t->booting = false;
+                x->booting = t->booting;
         }
         *ret = nodes;
         return 0;
@@ -586,7 +604,8 @@ static void coordinate(Manager *m, Recovery *rc, const NodeRecord *recs, size_t 
                         /* back (or never gone): its failures are history */
                         t = nodes[i].liveness == NODE_UP ? fence_try(rc, nodes[i].name) : NULL;
                         if (t && !t->running)
-                                *t = (FenceTry){ .node = t->node };
+                                *t = (FenceTry){ .node = t->node,
+                                                 .fence_time_seen = t->fence_time_seen };
                         break;
                 default:
                         break;

@@ -93,6 +93,10 @@ def test_a_node_that_loses_power_comes_back_on_the_survivors(nodes, record_timin
     # every node says what recovery is doing; one of them coordinates
     assert wait_for(lambda: any("coordinator" == prop_recovery(n) for n in nodes.nodes)), \
         [prop_recovery(n) for n in nodes.nodes]
+    coordinator = next(n.name for n in nodes.nodes if prop_recovery(n) == "coordinator")
+    others = [n for n in nodes.nodes if n.name != coordinator]
+    assert all(prop_recovery(n) == f"watching; coordinator: {coordinator}" for n in others)
+    assert "Automatic recovery: " in ctl(node1, "overview").stdout
 
     t0 = time.monotonic()
     node3.bmc.ipmitool("chassis", "power", "off")
@@ -177,7 +181,9 @@ def test_two_of_three_lost_at_once_fences_nobody(nodes):
     assert "fencing it" not in after and "Running fence agent" not in after, after
     for i in (2, 3):
         assert list_nodes(node1)[f"node{i}"][3] != "off", list_nodes(node1)
-    assert "storm" in prop_recovery(node1) or "fencing nobody" in prop_recovery(node1), \
-        prop_recovery(node1)
+    assert "2 of 3 nodes look down, fencing nobody" in prop_recovery(node1), prop_recovery(node1)
+    shown = ctl(node1, "overview").stdout
+    assert "Automatic recovery: coordinator: 2 of 3 nodes look down" in shown, shown
+    assert "recovery fences it" in shown and "hostwardenctl fence" not in shown, shown
     for n in (node2, node3):
         power_on(n)

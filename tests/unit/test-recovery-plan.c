@@ -78,6 +78,10 @@ static void test_a_fenced_node_is_rebuilt_from_unless_it_is_back(void **state)
         assert_int_equal(recovery_node_action(&n, &times), RECOVERY_REBUILD);
         n.liveness = NODE_UP;
         assert_int_equal(recovery_node_action(&n, &times), RECOVERY_NOTHING);
+        /* powered on again by an operator: not fenced again while it boots */
+        n = down_for(3600 * SEC);
+        n.booting = true;
+        assert_int_equal(recovery_node_action(&n, &times), RECOVERY_WAIT);
 }
 
 static void test_the_storm_guard(void **state)
