@@ -47,6 +47,7 @@ typedef struct Rebuild {
         bool claimed;
         bool started;
         bool locked;    /* claimed in m->instance_ops */
+        bool automatic; /* automatic recovery's (recovery.h), not an operator's call */
         uint64_t began; /* usec realtime: its steps began (the history) */
         /* announce.h: sent once it started here (a copy of the configuration's) */
         AnnounceSchedule announce;

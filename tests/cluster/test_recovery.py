@@ -127,7 +127,8 @@ def test_a_node_that_loses_power_comes_back_on_the_survivors(nodes, record_timin
     assert PASSWORD not in journal
     hist = history(node1)
     assert any(h[1] == "fence" for h in hist), hist
-    assert sum(1 for h in hist if h[1] == "rebuild") >= 2, hist
+    assert sum(1 for h in hist if h[1] == "rebuild" and h[2] == "automatic"
+               and h[8] == "rebuilt") >= 2, hist
 
     # node3 comes back: nothing it had runs there twice
     ctl(node1, "fence", "node3", "on")
