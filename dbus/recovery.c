@@ -614,11 +614,10 @@ static void coordinate(Manager *m, Recovery *rc, const NodeRecord *recs, size_t 
         place(m, rc, nodes, actions, n_recs, inst, n_inst);
 }
 
-void recovery_tick(Manager *m)
+void recovery_tick(Manager *m, const NodeRecord *nodes, size_t n_nodes)
 {
-        NodeRecord *nodes = NULL;
         InstanceRecord *inst = NULL;
-        size_t n_nodes = 0, n_inst = 0;
+        size_t n_inst = 0;
         Recovery *rc;
 
         if (!m->store)
@@ -632,11 +631,16 @@ void recovery_tick(Manager *m)
                 rc->coordinating = false;
                 return;
         }
-        if (store_node_list(m->store, &nodes, &n_nodes) >= 0 &&
-            store_instance_list(m->store, &inst, &n_inst) >= 0) {
-                take_assignments(m, rc, nodes, n_nodes, inst, n_inst);
-                coordinate(m, rc, nodes, n_nodes, inst, n_inst);
-        }
+        /* The instances matter only while some node is known to be off (nothing is
+         * rebuilt or assigned otherwise): no listing of them on every heartbeat. */
+        for (size_t i = 0; i < n_nodes; i++)
+                if ((nodes[i].fence == FENCE_OFF || nodes[i].forced_down) &&
+                    !streq(nodes[i].name, m->config->node.name)) {
+                        if (store_instance_list(m->store, &inst, &n_inst) < 0)
+                                return;
+                        break;
+                }
+        take_assignments(m, rc, nodes, n_nodes, inst, n_inst);
+        coordinate(m, rc, nodes, n_nodes, inst, n_inst);
         instance_record_array_free(inst, n_inst);
-        node_record_array_free(nodes, n_nodes);
 }

@@ -333,9 +333,9 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
                         (void)store_node_liveness_of(m->store, &nodes[i], now,
                                                      m->config->cluster.down_after, &l);
                 }
+                recovery_tick(m, nodes, n);
                 node_record_array_free(nodes, n);
         }
-        recovery_tick(m);
         return sd_event_source_set_time_relative(s, m->config->cluster.heartbeat_interval);
 }
 
