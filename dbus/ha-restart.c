@@ -331,8 +331,11 @@ static void on_crash(HaRestart *h, const CrashNote *n)
         int r;
 
         if (!m->config->recovery.enable) {
-                log_debug("Domain %s stopped (failed or crashed); [recovery] is not enabled",
-                          n->uuid);
+                /* the operator sees the crash all the same */
+                log_fields(LOG_NOTICE, 0,
+                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_HA_RESTART },
+                                      { "HOSTWARDEN_UUID", n->uuid }),
+                           "Domain %s crashed; [recovery] enable is off: left shut off", n->uuid);
                 return;
         }
         c = crashed_get(h, n->uuid);
