@@ -34,6 +34,7 @@ typedef struct Crashed {
         HaCrashTimes times;
         bool busy;      /* looked at, waiting for its back-off or starting */
         uint64_t began; /* realtime of the crash being handled */
+        int detail;     /* its libvirt event's: VIR_DOMAIN_EVENT_STOPPED_FAILED or _CRASHED */
         sd_event_source *timer;
         struct HaRestart *owner;
         struct Crashed *next;
@@ -224,6 +225,14 @@ static int timer_cb(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+/* How libvirt saw the crash: a QEMU that went away unasked (SIGKILL, a segfault, the OOM
+ * killer) is "failed"; a guest that panicked and was destroyed for it (on_crash) "crashed". */
+static const char *crash_kind(const Crashed *c)
+{
+        return c->detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? "the guest crashed"
+                                                             : "its QEMU ended unexpectedly";
+}
+
 /* A look at a crashed guest came back: decide (lib/ha-restart-plan.c). */
 static void decide(HaRestart *h, Crashed *c, RestartJob *j)
 {
@@ -245,8 +254,8 @@ static void decide(HaRestart *h, Crashed *c, RestartJob *j)
                 log_fields(LOG_NOTICE, 0,
                            LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_HA_RESTART },
                                       { "HOSTWARDEN_DOMAIN", c->name }),
-                           "%s crashed; its HA mode is off%s: left shut off", c->name,
-                           j->setting.mode_set ? "" : " ([recovery] default_ha)");
+                           "%s crashed (%s); its HA mode is off%s: left shut off", c->name,
+                           crash_kind(c), j->setting.mode_set ? "" : " ([recovery] default_ha)");
                 return;
         case HA_CRASH_RESTART:
                 wait = ha_restart_backoff(&c->times, now);
@@ -260,8 +269,8 @@ static void decide(HaRestart *h, Crashed *c, RestartJob *j)
                         return;
                 }
                 say(c, LOG_WARNING, HW_MESSAGE_HA_RESTART, NULL, NULL,
-                    "%s crashed; restarting it here in %llu s (restart %zu of %u in %llu min)",
-                    c->name, (unsigned long long)(wait / USEC_PER_SEC),
+                    "%s crashed (%s); restarting it here in %llu s (restart %zu of %u in %llu min)",
+                    c->name, crash_kind(c), (unsigned long long)(wait / USEC_PER_SEC),
                     ha_times_in_window(c->times.restarts, c->times.n_restarts, now,
                                        HA_RESTART_WINDOW),
                     cf->recovery.max_restart,
@@ -273,18 +282,19 @@ static void decide(HaRestart *h, Crashed *c, RestartJob *j)
                 c->busy = false;
                 say(c, LOG_ERR, HW_MESSAGE_HA_GIVE_UP, "given-up",
                     "max_restart reached; relocation is not available",
-                    "%s crashed again after %u restarts in %llu min: left shut off here (moving "
-                    "it to another node is not available yet; start or migrate it by hand)",
-                    c->name, cf->recovery.max_restart,
+                    "%s crashed (%s) again after %u restarts in %llu min: left shut off here "
+                    "(moving it to another node is not available yet; start or migrate it by "
+                    "hand)",
+                    c->name, crash_kind(c), cf->recovery.max_restart,
                     (unsigned long long)(HA_RESTART_WINDOW / USEC_PER_SEC / 60));
                 return;
         default:
                 c->busy = false;
                 say(c, LOG_ERR, HW_MESSAGE_HA_GIVE_UP, "given-up",
                     "max_restart and max_relocate reached",
-                    "%s crashed again after %u restarts and %u relocations in %llu min: left "
-                    "shut off",
-                    c->name, cf->recovery.max_restart, cf->recovery.max_relocate,
+                    "%s crashed (%s) again after %u restarts and %u relocations in %llu min: "
+                    "left shut off",
+                    c->name, crash_kind(c), cf->recovery.max_restart, cf->recovery.max_relocate,
                     (unsigned long long)(HA_RESTART_WINDOW / USEC_PER_SEC / 60));
                 return;
         }
@@ -347,6 +357,7 @@ static void on_crash(HaRestart *h, const CrashNote *n)
                 return;
         c->busy = true;
         c->began = now_realtime();
+        c->detail = n->detail;
         r = restart_job_start(m, n->uuid, false);
         if (r < 0) {
                 c->busy = false;
