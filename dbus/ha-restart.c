@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "ha-relocate.h"
 #include "ha-restart-plan.h"
 #include "ha-restart.h"
 #include "ha.h"
@@ -36,6 +37,8 @@ typedef struct Crashed {
         uint64_t began; /* realtime of the crash being handled */
         int detail;     /* its libvirt event's: VIR_DOMAIN_EVENT_STOPPED_FAILED or _CRASHED */
         sd_event_source *timer;
+        HaRelocation *relocation; /* its move to another node, under way */
+        const char *moved_to;     /* the history's destination, while it is written */
         struct HaRestart *owner;
         struct Crashed *next;
 } Crashed;
@@ -101,6 +104,7 @@ static void crashed_free_all(HaRestart *h)
 
                 h->crashed = c->next;
                 sd_event_source_disable_unref(c->timer);
+                ha_relocation_free(c->relocation);
                 free(c->name);
                 free(c);
         }
@@ -192,7 +196,8 @@ _printf_(6, 7) static void say(Crashed *c, int level, const char *id, const char
                               { "HOSTWARDEN_UUID", c->uuid }),
                    "%s", text);
         if (result)
-                history_restart_ended(c->owner->manager, c->uuid, c->name, result, why, c->began);
+                history_restart_ended(c->owner->manager, c->uuid, c->name, c->moved_to, result, why,
+                                      c->began);
 }
 
 static int timer_cb(sd_event_source *s, uint64_t usec, void *userdata)
@@ -231,6 +236,24 @@ static const char *crash_kind(const Crashed *c)
 {
         return c->detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? "the guest crashed"
                                                              : "its QEMU ended unexpectedly";
+}
+
+/* Its move to another node ended (ha-relocate.h). */
+static void relocated(Manager *m, const char *uuid, const char *dest, const char *error,
+                      void *userdata)
+{
+        Crashed *c = userdata;
+
+        c->moved_to = dest;
+        if (!error)
+                say(c, LOG_NOTICE, HW_MESSAGE_HA_RELOCATE, "relocated", NULL,
+                    "%s moved to %s after its crashes here, and started there", c->name, dest);
+        else
+                say(c, LOG_ERR, HW_MESSAGE_HA_GIVE_UP, "failed", error,
+                    "Cannot move %s to another node after its crashes here: %s", c->name, error);
+        c->moved_to = NULL;
+        c->relocation = ha_relocation_free(c->relocation);
+        c->busy = false;
 }
 
 /* A look at a crashed guest came back: decide (lib/ha-restart-plan.c). */
@@ -276,18 +299,32 @@ static void decide(HaRestart *h, Crashed *c, RestartJob *j)
                     cf->recovery.max_restart,
                     (unsigned long long)(HA_RESTART_WINDOW / USEC_PER_SEC / 60));
                 return;
-        case HA_CRASH_RELOCATE:
-                /* relocation to another node is not built yet (docs/recovery-restart.md):
-                 * the guest stays here, shut off, its disks untouched */
-                c->busy = false;
-                say(c, LOG_ERR, HW_MESSAGE_HA_GIVE_UP, "given-up",
-                    "max_restart reached; relocation is not available",
-                    "%s crashed (%s) again after %u restarts in %llu min: left shut off here "
-                    "(moving it to another node is not available yet; start or migrate it by "
-                    "hand)",
+        case HA_CRASH_RELOCATE: {
+                _cleanup_free_ char *why = NULL;
+
+                ha_times_note(c->times.relocations, &c->times.n_relocations, now,
+                              HA_RESTART_WINDOW);
+                r = ha_relocate_start(m, c->uuid, c->name, relocated, c, &c->relocation, &why);
+                if (r < 0) {
+                        c->busy = false;
+                        say(c, LOG_ERR, HW_MESSAGE_HA_GIVE_UP, "given-up", why ? why : "",
+                            "%s crashed (%s) again after %u restarts in %llu min, and cannot "
+                            "be moved to another node (%s): left shut off here",
+                            c->name, crash_kind(c), cf->recovery.max_restart,
+                            (unsigned long long)(HA_RESTART_WINDOW / USEC_PER_SEC / 60),
+                            why ? why : strerror(-r));
+                        return;
+                }
+                say(c, LOG_WARNING, HW_MESSAGE_HA_RELOCATE, NULL, NULL,
+                    "%s crashed (%s) again after %u restarts in %llu min: moving it to another "
+                    "node (a cold migration, relocation %zu of %u)",
                     c->name, crash_kind(c), cf->recovery.max_restart,
-                    (unsigned long long)(HA_RESTART_WINDOW / USEC_PER_SEC / 60));
+                    (unsigned long long)(HA_RESTART_WINDOW / USEC_PER_SEC / 60),
+                    ha_times_in_window(c->times.relocations, c->times.n_relocations, now,
+                                       HA_RESTART_WINDOW),
+                    cf->recovery.max_relocate);
                 return;
+        }
         default:
                 c->busy = false;
                 say(c, LOG_ERR, HW_MESSAGE_HA_GIVE_UP, "given-up",

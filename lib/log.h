@@ -37,6 +37,7 @@ typedef struct LogField {
 #define HW_MESSAGE_HA_SET              "5c1f0f8e3a2d4b7e9d6a41c2b8e07f13"
 #define HW_MESSAGE_HA_RESTART          "0b7d3e92c64f4a1e8f25d9a6c3b1e470"
 #define HW_MESSAGE_HA_GIVE_UP          "e8a4c2d61f9b4e03a7c5b2d9f6e18a34"
+#define HW_MESSAGE_HA_RELOCATE         "7f3a9c1e5b2d48e6a0c4d8f2b6e91a57"
 
 /* ident: SYSLOG_IDENTIFIER, e.g. "hostwarden-hook". */
 void log_setup(const char *ident);

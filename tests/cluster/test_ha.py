@@ -45,11 +45,13 @@ def guest(nodes):
             n.virsh("undefine", name, check=False)
 
 
-@pytest.fixture
-def recovery(nodes):
-    """[recovery] enable = yes on node1 (a drop-in and Reload), removed afterwards."""
+@pytest.fixture(params=[0])
+def recovery(nodes, request):
+    """[recovery] enable = yes on node1 with max_relocate = the param (a drop-in and Reload),
+    removed afterwards."""
     node1 = nodes.node(1)
-    node1.write_file(DROPIN, f"[recovery]\nenable = yes\nmax_restart = {MAX_RESTART}\n")
+    node1.write_file(DROPIN, f"[recovery]\nenable = yes\nmax_restart = {MAX_RESTART}\n"
+                     f"max_relocate = {request.param}\n")
     node1.run(BUSCTL + ["call", *NODE, "Reload"])
     try:
         yield node1
@@ -118,10 +120,8 @@ def test_set_ha_keeps_other_attributes_and_travels_in_the_store(nodes, guest):
     assert "NoSuchDomain" in proc.stderr or f"No domain '{name}'" in proc.stderr, proc.stderr
 
 
-def test_a_crashed_guest_is_restarted_up_to_max_restart(nodes, guest, recovery):
-    node1 = recovery
-    name, uuid = guest
-    ctl(node1, "ha", name, "restart")
+def restart_max_times(node1, name, uuid):
+    """MAX_RESTART crashes of NAME on NODE1, each restarted there."""
     for i in range(1, MAX_RESTART + 1):
         old = crash(node1, name)
         assert wait_for(lambda: len(journal(node1, MSG_HA_RESTART, name)) >= 2 * i
@@ -140,6 +140,14 @@ def test_a_crashed_guest_is_restarted_up_to_max_restart(nodes, guest, recovery):
         assert [(r["result"], r["domain"], r["node"]) for r in rows] == \
             [("restarted", uuid, "node1")] * i, rows
 
+
+def test_a_crashed_guest_is_restarted_up_to_max_restart(nodes, guest, recovery):
+    """max_relocate = 0: restarted MAX_RESTART times, then left shut off."""
+    node1 = recovery
+    name, uuid = guest
+    ctl(node1, "ha", name, "restart")
+    restart_max_times(node1, name, uuid)
+
     # one crash more than max_restart in the window: left shut off, and said so
     crash(node1, name)
     assert wait_for(lambda: journal(node1, MSG_HA_GIVE_UP, name), timeout=120), \
@@ -150,6 +158,33 @@ def test_a_crashed_guest_is_restarted_up_to_max_restart(nodes, guest, recovery):
                     restart_history(node1, name), timeout=60)
     assert rows[-1]["result"] == "given-up" and "max_restart" in rows[-1]["error"], rows
     assert len(journal(node1, MSG_HA_RESTART, name)) == 2 * MAX_RESTART
+
+
+@pytest.mark.parametrize("recovery", [1], indirect=True)
+def test_then_it_is_moved_to_another_node(nodes, guest, recovery):
+    """max_relocate = 1: after MAX_RESTART restarts here, the next crash moves the guest to
+    node2 (a cold migration, confirmed) and starts it there; the record follows it."""
+    node1, node2 = recovery, nodes.node(2)
+    name, uuid = guest
+    restart_max_times(node1, name, uuid)
+    crash(node1, name)
+    assert wait_for(lambda: hwevac.running(node2, name), timeout=240), \
+        (journal(node1, MSG_HA_RELOCATE, name), node1.journal("-u", "hostwardend", "-n", "60"))
+    messages = wait_for(lambda: len(journal(node1, MSG_HA_RELOCATE, name)) >= 2 and
+                        journal(node1, MSG_HA_RELOCATE, name), timeout=60)
+    assert "moving it to another node (a cold migration, relocation 1 of 1)" in messages[0], \
+        messages
+    assert messages[1] == f"{name} moved to node2 after its crashes here, and started there"
+    # confirmed: the copy here is gone, the record is node2's
+    assert wait_for(lambda: node1.virsh("domstate", name, check=False).returncode != 0,
+                    timeout=60)
+    assert wait_for(lambda: hwevac.record(node2, uuid).get("owner") == "node2", timeout=60), \
+        hwevac.record(node2, uuid)
+    rows = wait_for(lambda: len(restart_history(node1, name)) > MAX_RESTART and
+                    restart_history(node1, name), timeout=60)
+    assert (rows[-1]["result"], rows[-1]["destination"]) == ("relocated", "node2"), rows
+    # the setting went with it
+    assert ctl(node2, "ha", name).stdout == f"{name}: ha restart, priority 0 (its own setting)\n"
 
 
 def test_ha_off_stays_shut_off_and_a_destroy_is_no_crash(nodes, guest, recovery):
