@@ -3,7 +3,8 @@ docs/recovery-restart.md), on real nodes: `hostwardenctl ha` writes the setting 
 guest's libvirt metadata, keeping the element's other attributes, and the store's copy of the
 definition (what a rebuild on another node defines) follows; with [recovery] enable = yes, a
 guest whose QEMU is killed (SIGKILL) is started again on the same node, each time in the
-journal and the history, up to max_restart times; with ha off it stays shut off."""
+journal and the history, up to max_restart times, then moved to the other node (max_relocate
+= 1) or left shut off (max_relocate = 0); with ha off, or recovery off, it stays shut off."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ DROPIN = "/etc/hostwarden/hostwarden.conf.d/50-recovery.conf"
 MSG_HA_SET = "5c1f0f8e3a2d4b7e9d6a41c2b8e07f13"
 MSG_HA_RESTART = "0b7d3e92c64f4a1e8f25d9a6c3b1e470"
 MSG_HA_GIVE_UP = "e8a4c2d61f9b4e03a7c5b2d9f6e18a34"
+MSG_HA_RELOCATE = "7f3a9c1e5b2d48e6a0c4d8f2b6e91a57"
 MAX_RESTART = 2
 
 
@@ -166,6 +168,7 @@ def test_then_it_is_moved_to_another_node(nodes, guest, recovery):
     node2 (a cold migration, confirmed) and starts it there; the record follows it."""
     node1, node2 = recovery, nodes.node(2)
     name, uuid = guest
+    ctl(node1, "ha", name, "restart", "--priority", "7")
     restart_max_times(node1, name, uuid)
     crash(node1, name)
     assert wait_for(lambda: hwevac.running(node2, name), timeout=240), \
@@ -184,7 +187,7 @@ def test_then_it_is_moved_to_another_node(nodes, guest, recovery):
                     restart_history(node1, name), timeout=60)
     assert (rows[-1]["result"], rows[-1]["destination"]) == ("relocated", "node2"), rows
     # the setting went with it
-    assert ctl(node2, "ha", name).stdout == f"{name}: ha restart, priority 0 (its own setting)\n"
+    assert ctl(node2, "ha", name).stdout == f"{name}: ha restart, priority 7 (its own setting)\n"
 
 
 def test_ha_off_stays_shut_off_and_a_destroy_is_no_crash(nodes, guest, recovery):
