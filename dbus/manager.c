@@ -68,10 +68,9 @@ Manager *manager_free(Manager *m)
         if (!m)
                 return NULL;
         window_keeper_free(m); /* before the drain: its last pass must not start another */
+        ha_restart_free(m);    /* before the drain too: no restart starts after it */
         /* before the drain too: a pass that ends starts no other */
         console_priority_free(m);
-        /* before the drain: no restart starts after it */
-        ha_restart_free(m);
         jobs_drain(m); /* their replies go out before the bus is closed */
         reconcile_free(m);
         store_attach_free(m);
