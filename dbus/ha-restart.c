@@ -184,12 +184,11 @@ _printf_(6, 7) static void say(Crashed *c, int level, const char *id, const char
 {
         _cleanup_free_ char *text = NULL;
         va_list ap;
-        int r;
 
         va_start(ap, fmt);
-        r = vasprintf(&text, fmt, ap);
+        set_messagev(&text, fmt, ap);
         va_end(ap);
-        if (r < 0)
+        if (!text)
                 return;
         log_fields(level, 0,
                    LOG_FIELDS({ "MESSAGE_ID", id }, { "HOSTWARDEN_DOMAIN", c->name },
