@@ -9,6 +9,7 @@ journal and the history, up to max_restart times, then moved to the other node (
 from __future__ import annotations
 
 import json
+import time
 import uuid as uuidlib
 
 import pytest
@@ -122,15 +123,20 @@ def test_set_ha_keeps_other_attributes_and_travels_in_the_store(nodes, guest):
     assert "NoSuchDomain" in proc.stderr or f"No domain '{name}'" in proc.stderr, proc.stderr
 
 
-def restart_max_times(node1, name, uuid):
-    """MAX_RESTART crashes of NAME on NODE1, each restarted there."""
+def restart_max_times(node1, name, uuid, record_timing=None):
+    """MAX_RESTART crashes of NAME on NODE1, each restarted there; the time from the SIGKILL
+    to the guest running again, the back-off included, for the report."""
     for i in range(1, MAX_RESTART + 1):
+        began = time.monotonic()
         old = crash(node1, name)
         assert wait_for(lambda: len(journal(node1, MSG_HA_RESTART, name)) >= 2 * i
                         and state(node1, name).startswith("running")
                         and qemu_pid(node1, name) not in (None, old), timeout=120), \
             (state(node1, name), journal(node1, MSG_HA_RESTART, name),
              node1.journal("-u", "hostwardend", "-n", "40"))
+        if record_timing:
+            record_timing(f"ha: crash to running again, restart {i} (back-off {2 ** i} s)",
+                          time.monotonic() - began)
         messages = journal(node1, MSG_HA_RESTART, name)
         # libvirt 9.0: a SIGKILLed QEMU is "stopped, failed" (and shut off, crashed)
         assert f"{name} crashed (its QEMU ended unexpectedly); restarting it here" in \
@@ -143,12 +149,12 @@ def restart_max_times(node1, name, uuid):
             [("restarted", uuid, "node1")] * i, rows
 
 
-def test_a_crashed_guest_is_restarted_up_to_max_restart(nodes, guest, recovery):
+def test_a_crashed_guest_is_restarted_up_to_max_restart(nodes, guest, recovery, record_timing):
     """max_relocate = 0: restarted MAX_RESTART times, then left shut off."""
     node1 = recovery
     name, uuid = guest
     ctl(node1, "ha", name, "restart")
-    restart_max_times(node1, name, uuid)
+    restart_max_times(node1, name, uuid, record_timing)
 
     # one crash more than max_restart in the window: left shut off, and said so
     crash(node1, name)
@@ -163,16 +169,18 @@ def test_a_crashed_guest_is_restarted_up_to_max_restart(nodes, guest, recovery):
 
 
 @pytest.mark.parametrize("recovery", [1], indirect=True)
-def test_then_it_is_moved_to_another_node(nodes, guest, recovery):
+def test_then_it_is_moved_to_another_node(nodes, guest, recovery, record_timing):
     """max_relocate = 1: after MAX_RESTART restarts here, the next crash moves the guest to
     node2 (a cold migration, confirmed) and starts it there; the record follows it."""
     node1, node2 = recovery, nodes.node(2)
     name, uuid = guest
     ctl(node1, "ha", name, "restart", "--priority", "7")
     restart_max_times(node1, name, uuid)
+    began = time.monotonic()
     crash(node1, name)
     assert wait_for(lambda: hwevac.running(node2, name), timeout=240), \
         (journal(node1, MSG_HA_RELOCATE, name), node1.journal("-u", "hostwardend", "-n", "60"))
+    record_timing("ha: crash to running on another node (relocation)", time.monotonic() - began)
     messages = wait_for(lambda: len(journal(node1, MSG_HA_RELOCATE, name)) >= 2 and
                         journal(node1, MSG_HA_RELOCATE, name), timeout=60)
     assert "moving it to another node (a cold migration, relocation 1 of 1)" in messages[0], \
