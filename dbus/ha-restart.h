@@ -8,9 +8,10 @@
  * enable = yes, a guest whose HA mode is restart and whose QEMU died on this live node
  * (libvirt's event: stopped, failed or crashed; never a shutdown, destroy, migration or save)
  * is started again here after a back-off, up to [recovery] max_restart times in
- * HA_RESTART_WINDOW (lib/ha-restart-plan.h); past that it is left shut off, with a journal
- * message and a history record. Each restart is in the journal (HW_MESSAGE_HA_RESTART) and
- * the history (kind "restart").
+ * HA_RESTART_WINDOW (lib/ha-restart-plan.h); past that it is moved to another node
+ * (ha-relocate.h) up to max_relocate times in the window, and past that left shut off. Each
+ * step is in the journal (HW_MESSAGE_HA_RESTART, _RELOCATE, _GIVE_UP) and the history (kind
+ * "restart").
  */
 
 int ha_restart_setup(Manager *m);
