@@ -224,6 +224,28 @@ void history_fence_ended(Manager *m, sd_bus_message *msg, const char *node, cons
         history_write(m, &h, NULL);
 }
 
+void history_restart_ended(Manager *m, const char *uuid, const char *name, const char *dest,
+                           const char *result, const char *error, uint64_t began)
+{
+        _cleanup_free_ char *domain = uuid_is_valid(uuid) ? strdup(uuid) : NULL;
+        HistoryRecord h = {
+                .kind = (char *)"restart",
+                .domain_name = (char *)name,
+                .source = m->config->node.name,
+                .destination = dest ? (char *)dest : m->config->node.name,
+                .result = (char *)result,
+                .error = (char *)error,
+                .caller_uid = HISTORY_UID_UNKNOWN, /* nobody asked: [recovery] did */
+                .started = began,
+                .finished = now_realtime(),
+        };
+
+        for (char *p = domain; p && *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+        h.domain = domain;
+        history_write(m, &h, NULL);
+}
+
 /* ---- GetHistory ----------------------------------------------------------------------- */
 
 /* The history as listed at most HISTORY_MAX_AGE ago. */
