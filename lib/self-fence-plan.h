@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Fencing without a BMC, the node's own side (issue 22, docs/recovery-self-fence.md): when
+ * a node that declared self-fencing in the store has not written a heartbeat for the
+ * self_fence_after it declared, it stops its guests and powers itself off. Its peers take
+ * it as off only after that time plus a margin, on their own clocks (lib/recovery-plan.h).
+ * dbus/self-fence.c keeps the facts and carries the decision out; the decision is here.
+ */
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "util.h"
+
+/* What this node writes as self_fence_after in its record with each heartbeat (usec;
+ * lib/store.h NodeRecord): [recovery] self_fence_after when enable = yes and self_fence =
+ * yes, else 0 (it declares nothing, and never self-fences). */
+usec_t self_fence_declared(const Config *c);
+
+typedef enum SelfFenceAction {
+        SELF_FENCE_NOTHING, /* nothing declared by a heartbeat that got through: no promise */
+        SELF_FENCE_ARM,     /* declared: fence at *ret_deadline unless a heartbeat gets through */
+        SELF_FENCE_NOW,     /* no heartbeat got through for the time declared: fence */
+        _SELF_FENCE_ACTION_MAX,
+} SelfFenceAction;
+
+const char *self_fence_action_to_string(SelfFenceAction a);
+
+typedef struct SelfFenceFacts {
+        bool ever;           /* a heartbeat write ever succeeded (this process) */
+        usec_t declared;     /* self_fence_after that the last successful one wrote, 0: none */
+        usec_t last_success; /* CLOCK_MONOTONIC: when that write started */
+} SelfFenceFacts;
+
+/*
+ * What to do at now (CLOCK_MONOTONIC). A node that never wrote a heartbeat declared nothing:
+ * NOTHING. The time counts from the start of the last write that got through (the peers may
+ * have seen it as early as that), never from a later one that failed. *ret_deadline (may be
+ * NULL) gets when ARM turns into NOW (0 otherwise).
+ */
+SelfFenceAction self_fence_plan(const SelfFenceFacts *f, usec_t now, usec_t *ret_deadline);

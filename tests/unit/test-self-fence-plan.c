@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Fencing without a BMC, the node's decision (lib/self-fence-plan.h): what it declares, and
+ * when it fences itself. */
+#include <stdint.h>
+
+#include "self-fence-plan.h"
+#include "test-helpers.h"
+
+#define SEC   1000000ULL
+#define AFTER (8 * SEC)
+
+static void test_declared_only_when_enabled_and_self_fencing(void **state)
+{
+        Config *c = NULL;
+
+        assert_int_equal(config_new(&c), 0);
+        c->recovery.self_fence_after = AFTER;
+        assert_int_equal(self_fence_declared(c), 0); /* the defaults: no recovery */
+        c->recovery.self_fence = true;
+        assert_int_equal(self_fence_declared(c), 0); /* self_fence without enable: nothing */
+        c->recovery.enable = true;
+        assert_int_equal(self_fence_declared(c), AFTER);
+        c->recovery.self_fence = false;
+        assert_int_equal(self_fence_declared(c), 0);
+        config_free(c);
+}
+
+/* A node that never wrote a heartbeat declared nothing, whatever the time. */
+static void test_never_attached_never_fences(void **state)
+{
+        SelfFenceFacts f = { .ever = false, .declared = AFTER, .last_success = 0 };
+        usec_t deadline = 42;
+
+        assert_int_equal(self_fence_plan(&f, 0, &deadline), SELF_FENCE_NOTHING);
+        assert_int_equal(deadline, 0);
+        assert_int_equal(self_fence_plan(&f, 1000 * SEC, &deadline), SELF_FENCE_NOTHING);
+}
+
+/* The last write that got through declared nothing (self_fence = no, or enable = no): no
+ * promise to keep, however long the store stays away. */
+static void test_nothing_declared_never_fences(void **state)
+{
+        SelfFenceFacts f = { .ever = true, .declared = 0, .last_success = 10 * SEC };
+
+        assert_int_equal(self_fence_plan(&f, 10 * SEC, NULL), SELF_FENCE_NOTHING);
+        assert_int_equal(self_fence_plan(&f, 100000 * SEC, NULL), SELF_FENCE_NOTHING);
+}
+
+/* Armed until self_fence_after has passed since the last success, fence from then on: not
+ * one microsecond before. */
+static void test_fences_at_declared_time_not_before(void **state)
+{
+        SelfFenceFacts f = { .ever = true, .declared = AFTER, .last_success = 100 * SEC };
+        usec_t deadline = 0;
+
+        assert_int_equal(self_fence_plan(&f, 100 * SEC, &deadline), SELF_FENCE_ARM);
+        assert_int_equal(deadline, 108 * SEC);
+        assert_int_equal(self_fence_plan(&f, 108 * SEC - 1, &deadline), SELF_FENCE_ARM);
+        assert_int_equal(deadline, 108 * SEC);
+        assert_int_equal(self_fence_plan(&f, 108 * SEC, &deadline), SELF_FENCE_NOW);
+        assert_int_equal(deadline, 0);
+        assert_int_equal(self_fence_plan(&f, 500 * SEC, NULL), SELF_FENCE_NOW);
+}
+
+/* A success moves the deadline; the clock going "back" (a stale now) is still armed. */
+static void test_success_moves_deadline(void **state)
+{
+        SelfFenceFacts f = { .ever = true, .declared = AFTER, .last_success = 100 * SEC };
+        usec_t deadline = 0;
+
+        assert_int_equal(self_fence_plan(&f, 107 * SEC, NULL), SELF_FENCE_ARM);
+        f.last_success = 107 * SEC;
+        assert_int_equal(self_fence_plan(&f, 110 * SEC, &deadline), SELF_FENCE_ARM);
+        assert_int_equal(deadline, 115 * SEC);
+        assert_int_equal(self_fence_plan(&f, 50 * SEC, &deadline), SELF_FENCE_ARM);
+}
+
+/* No overflow: a deadline past the end of time is armed forever. */
+static void test_deadline_saturates(void **state)
+{
+        SelfFenceFacts f = { .ever = true, .declared = AFTER, .last_success = UINT64_MAX - SEC };
+        usec_t deadline = 0;
+
+        assert_int_equal(self_fence_plan(&f, UINT64_MAX - 1, &deadline), SELF_FENCE_ARM);
+        assert_true(deadline == UINT64_MAX);
+}
+
+static void test_action_names(void **state)
+{
+        assert_string_equal(self_fence_action_to_string(SELF_FENCE_NOTHING), "nothing");
+        assert_string_equal(self_fence_action_to_string(SELF_FENCE_ARM), "arm");
+        assert_string_equal(self_fence_action_to_string(SELF_FENCE_NOW), "fence-now");
+        assert_null(self_fence_action_to_string(_SELF_FENCE_ACTION_MAX));
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_declared_only_when_enabled_and_self_fencing),
+                cmocka_unit_test(test_never_attached_never_fences),
+                cmocka_unit_test(test_nothing_declared_never_fences),
+                cmocka_unit_test(test_fences_at_declared_time_not_before),
+                cmocka_unit_test(test_success_moves_deadline),
+                cmocka_unit_test(test_deadline_saturates),
+                cmocka_unit_test(test_action_names),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
