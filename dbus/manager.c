@@ -17,6 +17,7 @@
 #include "placement.h"
 #include "polkit.h"
 #include "reconcile.h"
+#include "self-fence.h"
 #include "store-attach.h"
 #include "virt.h"
 #include "window-keeper.h"
@@ -66,6 +67,7 @@ Manager *manager_free(Manager *m)
 {
         if (!m)
                 return NULL;
+        self_fence_free(m);    /* first: it withdraws the declaration from the store */
         window_keeper_free(m); /* before the drain: its last pass must not start another */
         /* before the drain too: a pass that ends starts no other */
         console_priority_free(m);

@@ -44,6 +44,7 @@ typedef struct Manager {
         struct WindowKeeper *window_keeper; /* window-keeper.h */
         struct InstanceOps *instance_ops;   /* who works on which instance (instance-ops.h) */
         struct Reservations *reservations;  /* memory on its way to each peer (placement.h) */
+        struct SelfFence *self_fence;       /* NULL until a heartbeat declared it (self-fence.h) */
 
         /* the consoles' TLS priority on the running guests (console-priority.h) */
         struct ConsolePriority *console_tls;

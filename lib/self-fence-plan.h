@@ -19,6 +19,11 @@
  * yes, else 0 (it declares nothing, and never self-fences). */
 usec_t self_fence_declared(const Config *c);
 
+/* The watchdog device's timeout while self-fencing is armed (petted every second): a node
+ * that hangs, or fails to power itself off, is reset this long after its deadline at most.
+ * The margin its peers add to self_fence_after (recovery-plan.h) must be longer. */
+#define SELF_FENCE_WATCHDOG_USEC (10 * USEC_PER_SEC)
+
 typedef enum SelfFenceAction {
         SELF_FENCE_NOTHING, /* nothing declared by a heartbeat that got through: no promise */
         SELF_FENCE_ARM,     /* declared: fence at *ret_deadline unless a heartbeat gets through */
