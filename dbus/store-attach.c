@@ -18,6 +18,8 @@
 #include "paths.h"
 #include "reconcile.h"
 #include "runtime.h"
+#include "self-fence-plan.h"
+#include "self-fence.h"
 #include "store-attach.h"
 #include "sysrun.h"
 
@@ -312,6 +314,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         Manager *m = userdata;
         int r;
 
+        store_set_heartbeat_facts(m->store, 0, self_fence_declared(m->config)); /* lead: yours */
         r = store_heartbeat(m->store);
         if (r < 0)
                 log_warning_errno(r, "Failed to write this node's heartbeat: %m");
@@ -350,6 +353,7 @@ void store_attach_heartbeat_result(Manager *m, int r)
                           "Cannot write this node's heartbeat to the cluster store at %s: %s "
                           "(peers will see this node down after [cluster] down_after)",
                           a->where, store_why(m->store, r, why, sizeof(why)));
+        self_fence_heartbeat_result(m, r);
 }
 
 /* Methods that answer without the store; every other Node method waits for it. */
