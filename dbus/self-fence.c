@@ -363,14 +363,17 @@ void self_fence_free(Manager *m)
                 for (;;) {
                         bool fencing;
 
-                        if (m->store)
-                                r = store_node_update(m->store, sf->node_name, withdraw_mutate,
-                                                      NULL, NULL);
                         pthread_mutex_lock(&sf->lock);
                         fencing = sf->fencing;
                         pthread_mutex_unlock(&sf->lock);
-                        if (r >= 0 || fencing || !m->store)
+                        if (fencing || !m->store)
                                 break;
+                        r = store_node_update(m->store, sf->node_name, withdraw_mutate, NULL, NULL);
+                        if (r >= 0) {
+                                log_notice("Self-fencing: declaration withdrawn from the cluster "
+                                           "store");
+                                break;
+                        }
                         log_warning_errno(r, "Self-fencing: cannot withdraw the declaration from "
                                              "the cluster store (%m): still armed, retrying");
                         (void)usleep(USEC_PER_SEC);
