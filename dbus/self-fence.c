@@ -15,6 +15,7 @@
 #include <libvirt/virterror.h>
 
 #include "log.h"
+#include "paths.h"
 #include "self-fence-plan.h"
 #include "self-fence.h"
 #include "virt.h"
@@ -307,6 +308,39 @@ static SelfFence *self_fence_new(Manager *m)
         return sf;
 }
 
+/* <runtime dir>/self-fence: the facts while armed, for a hostwardend restarted after a crash
+ * (self_fence_resume()); gone once nothing is declared any more. */
+static char *marker_path(void)
+{
+        char *path = NULL;
+
+        return asprintf(&path, "%s/" SELF_FENCE_MARKER, hw_runtime_dir()) < 0 ? NULL : path;
+}
+
+static void marker_write(const SelfFenceFacts *f)
+{
+        _cleanup_free_ char *path = marker_path(), *text = NULL;
+        int r;
+
+        r = self_fence_facts_format(f, &text);
+        if (r >= 0)
+                r = path ? write_file_atomic(path, text, 0644) : -ENOMEM;
+        if (r < 0)
+                log_warning_errno(r,
+                                  "Self-fencing: cannot record its last heartbeat in %s: %m (a "
+                                  "hostwardend restarted after a crash would not keep the "
+                                  "promise this one made)",
+                                  strna(path));
+}
+
+static void marker_remove(void)
+{
+        _cleanup_free_ char *path = marker_path();
+
+        if (path && unlink(path) < 0 && errno != ENOENT)
+                log_warning_errno(-errno, "Self-fencing: cannot remove %s: %m", path);
+}
+
 void self_fence_heartbeat_result(Manager *m, int r)
 {
         SelfFence *sf = m->self_fence;
@@ -333,10 +367,13 @@ void self_fence_heartbeat_result(Manager *m, int r)
         sf->facts.last_success = started;
         pthread_cond_signal(&sf->wake);
         pthread_mutex_unlock(&sf->lock);
+        if (declared > 0)
+                marker_write(&sf->facts);
         if (declared > 0 && !sf->started)
                 (void)arm(sf);
         else if (declared == 0 && sf->started && stop_thread(sf)) {
                 watchdog_close(sf, true);
+                marker_remove();
                 log_fields(LOG_NOTICE, 0, LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_SELF_FENCE }),
                            "Self-fencing disarmed: node %s no longer declares it in the "
                            "cluster store",
@@ -372,6 +409,7 @@ void self_fence_free(Manager *m)
                         if (r >= 0) {
                                 log_notice("Self-fencing: declaration withdrawn from the cluster "
                                            "store");
+                                marker_remove();
                                 break;
                         }
                         log_warning_errno(r, "Self-fencing: cannot withdraw the declaration from "
@@ -391,4 +429,45 @@ void self_fence_free(Manager *m)
         free(sf->node_name);
         free(sf);
         m->self_fence = NULL;
+}
+
+void self_fence_resume(Manager *m)
+{
+        _cleanup_free_ char *path = marker_path(), *text = NULL;
+        SelfFenceFacts facts;
+        SelfFence *sf;
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+        int r;
+
+        if (!path)
+                return;
+        r = read_full_file(path, 4096, &text, NULL);
+        if (r == -ENOENT)
+                return;
+        if (r >= 0)
+                r = self_fence_facts_parse(text, &facts);
+        if (r < 0) {
+                /* not ours (it is written atomically): the last heartbeat's time unknown, the
+                 * declaration may stand; the first heartbeat that gets through settles it */
+                log_error_errno(r,
+                                "Self-fencing: cannot read %s: %m; a previous hostwardend may "
+                                "have declared self-fencing, which this one cannot keep",
+                                path);
+                return;
+        }
+        if (facts.declared == 0 || m->self_fence)
+                return;
+        sf = m->self_fence = self_fence_new(m);
+        if (!sf) {
+                log_error("Self-fencing: out of memory: the previous hostwardend's "
+                          "declaration not kept");
+                return;
+        }
+        sf->facts = facts;
+        log_fields(LOG_WARNING, 0, LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_SELF_FENCE }),
+                   "Self-fencing resumed: a previous hostwardend declared it, and its last "
+                   "heartbeat that got through was %llu s ago",
+                   (unsigned long long)((now > facts.last_success ? now - facts.last_success : 0) /
+                                        USEC_PER_SEC));
+        (void)arm(sf);
 }

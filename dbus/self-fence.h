@@ -3,6 +3,8 @@
 
 #include "manager.h"
 
+#define SELF_FENCE_MARKER "self-fence" /* in the runtime directory (docs/runtime-dir.md) */
+
 /*
  * Fencing without a BMC, this node's side (issue 22, docs/recovery-self-fence.md).
  *
@@ -20,6 +22,12 @@
  * after the write that carried self_fence_declared(m->config) (dbus/store-attach.c). Arms
  * self-fencing on a success that declared it, disarms it on one that declared nothing. */
 void self_fence_heartbeat_result(Manager *m, int r);
+
+/* At start, before the store is read: a hostwardend that stopped without withdrawing its
+ * declaration (a crash, SIGKILL) left the facts in the runtime directory; they are kept as if
+ * this one had made them, so the node still fences itself at that time unless a heartbeat
+ * gets through first. */
+void self_fence_resume(Manager *m);
 
 /* At exit: withdraws the declaration from the store (self_fence_after = 0) before the
  * watchdog is disarmed; while that does not get through, self-fencing stays armed (and

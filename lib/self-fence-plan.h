@@ -46,3 +46,13 @@ typedef struct SelfFenceFacts {
  * NULL) gets when ARM turns into NOW (0 otherwise).
  */
 SelfFenceAction self_fence_plan(const SelfFenceFacts *f, usec_t now, usec_t *ret_deadline);
+
+/*
+ * The facts as hostwardend keeps them in its runtime directory while armed (self-fence in
+ * docs/runtime-dir.md's list): "declared=USEC" and "last_success=USEC" lines, so that a
+ * hostwardend restarted after a crash keeps the promise the previous one made (CLOCK_MONOTONIC
+ * is the machine's, the same in every process of this boot). Parse: -EBADMSG when a field is
+ * missing or is not a number.
+ */
+int self_fence_facts_format(const SelfFenceFacts *f, char **ret);
+int self_fence_facts_parse(const char *text, SelfFenceFacts *ret);

@@ -29,6 +29,7 @@ DOWN_AFTER = 3.0
 SELF_FENCE_AFTER = 8.0
 MEMBERS = (1,)  # etcd on node1 only: a node2 cut from node1 is cut from its store
 DROPIN = "/etc/hostwarden/hostwarden.conf.d/50-hwtest-self-fence.conf"
+RUNTIME_MARKER = "/run/hostwarden/self-fence"  # dbus/self-fence.h SELF_FENCE_MARKER
 BUSCTL, NODE = hwinstall.BUSCTL, hwinstall.NODE_API
 MESSAGE_SELF_FENCE = "7bbc46bbec1e407f956be117d0b7fdcf"  # lib/log.h HW_MESSAGE_SELF_FENCE
 
@@ -141,7 +142,46 @@ def test_self_fence_powers_off_a_node_cut_from_its_store(nodes):
     assert running(node2, name)
 
     cut(node2, node1)
+    assert_self_fences(node1, node2, name, time.monotonic())
+
+
+# Runs after the one above: node2 is booted again first.
+def test_a_hostwardend_killed_while_cut_off_still_fences(nodes):
+    """The promise outlives the process that made it: hostwardend killed (SIGKILL, no
+    withdrawal) at the cut, the one systemd restarts cannot reach the store, and still fences
+    at the time the first one declared (from <runtime dir>/self-fence)."""
+    node1, node2 = nodes.node(1), nodes.node(2)
+    if not node2.alive:
+        node2.boot()
+    heal(node2)  # the cut table lives in node2's network namespace, which outlives a boot
+    configure(node2, self_fence=True)
+    name = "sf-crash"
+    start_guest(node2, name)
+    assert wait_for(lambda: node2.run(["test", "-s", RUNTIME_MARKER], check=False).returncode
+                    == 0, timeout=30), "no self-fence marker in node2's runtime directory"
+
+    cut(node2, node1)
     t_cut = time.monotonic()
+    node2.systemctl("kill", "--kill-whom=main", "--signal=KILL", "hostwardend.service")
+    # the hostwardend systemd started again took the promise over (seen before node2 goes:
+    # its journal is volatile)
+    resumed = wait_for(lambda: resumed_or_off(node2), timeout=SELF_FENCE_AFTER + 90)
+    assert resumed == "resumed", "node2 went off before its new hostwardend said it resumed"
+    assert_self_fences(node1, node2, name, t_cut)
+
+
+def resumed_or_off(node) -> str:
+    try:
+        if "Self-fencing resumed" in node.journal(f"MESSAGE_ID={MESSAGE_SELF_FENCE}"):
+            return "resumed"
+    except hwcluster.HarnessError:
+        pass
+    return "" if node.alive else "off"
+
+
+def assert_self_fences(node1, node2, name, t_cut) -> None:
+    """NODE2, cut from its store at T_CUT, destroys guest NAME and powers off, not before
+    self_fence_after and within a generous deadline after it; node1 stays."""
     # node2 powers off: its PID 1 ends (the namespace's init, ended by reboot() in it)
     off = wait_for(lambda: not node2.alive, timeout=SELF_FENCE_AFTER + 90, interval=0.1)
     elapsed = time.monotonic() - t_cut

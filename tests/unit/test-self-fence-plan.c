@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Fencing without a BMC, the node's decision (lib/self-fence-plan.h): what it declares, and
  * when it fences itself. */
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "self-fence-plan.h"
 #include "test-helpers.h"
@@ -85,6 +87,37 @@ static void test_deadline_saturates(void **state)
         assert_true(deadline == UINT64_MAX);
 }
 
+/* What a restarted hostwardend reads back is what the last one wrote; anything else is
+ * refused, not taken as "nothing declared" by mistake of a zero. */
+static void test_facts_round_trip(void **state)
+{
+        SelfFenceFacts f = { .ever = true, .declared = AFTER, .last_success = 123456789 }, g;
+        char *text = NULL;
+
+        assert_int_equal(self_fence_facts_format(&f, &text), 0);
+        assert_string_equal(text, "declared=8000000\nlast_success=123456789\n");
+        assert_int_equal(self_fence_facts_parse(text, &g), 0);
+        assert_true(g.ever);
+        assert_int_equal(g.declared, AFTER);
+        assert_int_equal(g.last_success, 123456789);
+        free(text);
+}
+
+static void test_facts_parse_refuses_bad(void **state)
+{
+        SelfFenceFacts g = { .ever = false, .declared = 1, .last_success = 2 };
+
+        assert_int_equal(self_fence_facts_parse("", &g), -EBADMSG);
+        assert_int_equal(self_fence_facts_parse("declared=8000000\n", &g), -EBADMSG);
+        assert_int_equal(self_fence_facts_parse("last_success=5\n", &g), -EBADMSG);
+        assert_int_equal(self_fence_facts_parse("declared=8s\nlast_success=5\n", &g), -EBADMSG);
+        assert_int_equal(self_fence_facts_parse("declared=8\nlast_success=-5\n", &g), -EBADMSG);
+        /* untouched on failure */
+        assert_false(g.ever);
+        assert_int_equal(g.declared, 1);
+        assert_int_equal(g.last_success, 2);
+}
+
 static void test_action_names(void **state)
 {
         assert_string_equal(self_fence_action_to_string(SELF_FENCE_NOTHING), "nothing");
@@ -102,6 +135,8 @@ int main(void)
                 cmocka_unit_test(test_fences_at_declared_time_not_before),
                 cmocka_unit_test(test_success_moves_deadline),
                 cmocka_unit_test(test_deadline_saturates),
+                cmocka_unit_test(test_facts_round_trip),
+                cmocka_unit_test(test_facts_parse_refuses_bad),
                 cmocka_unit_test(test_action_names),
         };
 
