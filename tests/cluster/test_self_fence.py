@@ -22,7 +22,7 @@ import hwcluster
 import hwevac
 import hwinstall
 from faults_daemons import cut, heal
-from hwevac import ETCD_PREFIX, etcdctl, running, wait_for
+from hwevac import ETCD_PREFIX, ctl, etcdctl, running, wait_for
 
 HEARTBEAT = 1.0
 DOWN_AFTER = 3.0
@@ -60,10 +60,14 @@ def store_state(node) -> str:
     return json.loads(out)["data"] if out else ""
 
 
-def configure(node, self_fence: bool) -> None:
-    """NODE's [recovery] self_fence, and hostwardend restarted on it, attached again."""
+def write_dropin(node, self_fence: bool) -> None:
     node.write_file(DROPIN, f"[recovery]\nself_fence = {'yes' if self_fence else 'no'}\n"
                             f"self_fence_after = {SELF_FENCE_AFTER:g}s\n")
+
+
+def configure(node, self_fence: bool) -> None:
+    """NODE's [recovery] self_fence, and hostwardend restarted on it, attached again."""
+    write_dropin(node, self_fence)
     node.systemctl("restart", "hostwardend.service")
     assert wait_for(lambda: store_state(node) == "attached", timeout=60), store_state(node)
 
@@ -140,6 +144,19 @@ def test_self_fence_powers_off_a_node_cut_from_its_store(nodes):
     assert wait_for(lambda: node2.journal(f"MESSAGE_ID={MESSAGE_SELF_FENCE}").count(
         "Self-fencing armed") == 2, timeout=30), node2.journal("-u", "hostwardend")
     assert running(node2, name)
+    # a reload that turns it off disarms once a heartbeat declared nothing; on again, armed
+    write_dropin(node2, self_fence=False)
+    ctl(node2, "reload")
+    assert wait_for(lambda: int(node_record(node1, "node2").get("self_fence_after", "0")) == 0,
+                    timeout=30), node_record(node1, "node2")
+    assert wait_for(lambda: "Self-fencing disarmed" in node2.journal(
+        f"MESSAGE_ID={MESSAGE_SELF_FENCE}"), timeout=30), node2.journal("-u", "hostwardend")
+    assert node2.run(["test", "-e", RUNTIME_MARKER], check=False).returncode != 0
+    write_dropin(node2, self_fence=True)
+    ctl(node2, "reload")
+    assert wait_for(lambda: node2.journal(f"MESSAGE_ID={MESSAGE_SELF_FENCE}").count(
+        "Self-fencing armed") == 3, timeout=30), node2.journal("-u", "hostwardend")
+    assert node_record(node1, "node2").get("self_fence_after") == str(declared)
 
     cut(node2, node1)
     assert_self_fences(node1, node2, name, time.monotonic())
