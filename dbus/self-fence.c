@@ -165,11 +165,37 @@ static void sync_bounded(void)
                           (unsigned long long)(SYNC_MAX / USEC_PER_SEC));
 }
 
-/* Every running guest of this node, destroyed at once: they must not run when the peers
- * rebuild them. One that cannot be destroyed goes with the power (or the watchdog). */
+typedef struct Destroy {
+        virDomainPtr dom;
+        pthread_t thread;
+        bool started;
+        int r;
+} Destroy;
+
+static void *destroy_thread(void *userdata)
+{
+        Destroy *d = userdata;
+        const char *name = virDomainGetName(d->dom);
+
+        d->r = virDomainDestroy(d->dom);
+        if (d->r < 0)
+                log_error("Self-fencing: cannot destroy %s (%s): it goes with the power",
+                          strna(name), strna(virGetLastErrorMessage()));
+        else
+                log_fields(LOG_WARNING, 0,
+                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_SELF_FENCE },
+                                      { "HOSTWARDEN_DOMAIN", name }),
+                           "Self-fencing: destroyed %s", strna(name));
+        return NULL;
+}
+
+/* Every running guest of this node, destroyed at once (a thread each: one QEMU slow to die
+ * holds no other up): they must not run when the peers rebuild them. One that cannot be
+ * destroyed goes with the power (or the watchdog). */
 static void destroy_guests(SelfFence *sf)
 {
         virDomainPtr *doms = NULL;
+        Destroy *d;
         size_t n = 0, failed = 0;
         char err[512];
         int r;
@@ -182,20 +208,27 @@ static void destroy_guests(SelfFence *sf)
                           err);
                 return;
         }
+        d = calloc(MAX(n, (size_t)1), sizeof(Destroy));
         for (size_t i = 0; i < n; i++) {
-                const char *name = virDomainGetName(doms[i]);
+                Destroy one = { .dom = doms[i] };
 
-                if (virDomainDestroy(doms[i]) < 0) {
-                        failed++;
-                        log_error("Self-fencing: cannot destroy %s (%s): it goes with the power",
-                                  strna(name), strna(virGetLastErrorMessage()));
-                } else
-                        log_fields(LOG_WARNING, 0,
-                                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_SELF_FENCE },
-                                              { "HOSTWARDEN_DOMAIN", name }),
-                                   "Self-fencing: destroyed %s", strna(name));
+                if (!d) { /* no memory for the threads: one after the other */
+                        (void)destroy_thread(&one);
+                        failed += one.r < 0;
+                        continue;
+                }
+                d[i].dom = doms[i];
+                d[i].started = pthread_create(&d[i].thread, NULL, destroy_thread, &d[i]) == 0;
+                if (!d[i].started)
+                        (void)destroy_thread(&d[i]);
+        }
+        for (size_t i = 0; d && i < n; i++) {
+                if (d[i].started)
+                        (void)pthread_join(d[i].thread, NULL);
+                failed += d[i].r < 0;
         }
         log_notice("Self-fencing: %zu of %zu running guests destroyed", n - failed, n);
+        free(d);
         virt_domains_free(doms, n);
 }
 

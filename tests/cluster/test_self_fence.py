@@ -124,8 +124,9 @@ def test_without_self_fence_a_node_cut_from_its_store_keeps_running(nodes):
 def test_self_fence_powers_off_a_node_cut_from_its_store(nodes):
     node1, node2 = nodes.node(1), nodes.node(2)
     configure(node2, self_fence=True)
-    name = "sf-yes"
+    name, other = "sf-yes", "sf-yes-2"  # two guests: destroyed at once, a thread each
     start_guest(node2, name)
+    start_guest(node2, other)
 
     # declared in the store before it is counted on: node2's record as node1 reads it
     declared = int(SELF_FENCE_AFTER * 1e6)
@@ -159,7 +160,7 @@ def test_self_fence_powers_off_a_node_cut_from_its_store(nodes):
     assert node_record(node1, "node2").get("self_fence_after") == str(declared)
 
     cut(node2, node1)
-    assert_self_fences(node1, node2, name, time.monotonic())
+    assert_self_fences(node1, node2, [name, other], time.monotonic())
 
 
 # Runs after the one above: node2 is booted again first.
@@ -184,7 +185,7 @@ def test_a_hostwardend_killed_while_cut_off_still_fences(nodes):
     # its journal is volatile)
     resumed = wait_for(lambda: resumed_or_off(node2), timeout=SELF_FENCE_AFTER + 90)
     assert resumed == "resumed", "node2 went off before its new hostwardend said it resumed"
-    assert_self_fences(node1, node2, name, t_cut)
+    assert_self_fences(node1, node2, [name], t_cut)
 
 
 def resumed_or_off(node) -> str:
@@ -196,8 +197,8 @@ def resumed_or_off(node) -> str:
     return "" if node.alive else "off"
 
 
-def assert_self_fences(node1, node2, name, t_cut) -> None:
-    """NODE2, cut from its store at T_CUT, destroys guest NAME and powers off, not before
+def assert_self_fences(node1, node2, names, t_cut) -> None:
+    """NODE2, cut from its store at T_CUT, destroys its guests NAMES and powers off, not before
     self_fence_after and within a generous deadline after it; node1 stays."""
     # node2 powers off: its PID 1 ends (the namespace's init, ended by reboot() in it)
     off = wait_for(lambda: not node2.alive, timeout=SELF_FENCE_AFTER + 90, interval=0.1)
@@ -209,10 +210,11 @@ def assert_self_fences(node1, node2, name, t_cut) -> None:
     # through, at most one heartbeat_interval before the cut (plus the 0.1 s of polling).
     assert elapsed >= SELF_FENCE_AFTER - HEARTBEAT - 0.1, \
         f"node2 powered off {elapsed:.1f} s after the cut, before self_fence_after"
-    # its guest was destroyed by hostwardend before the power went (libvirt wrote why), not
-    # killed with the node
-    log = qemu_log_after_poweroff(node2, name)
-    assert "shutting down, reason=destroyed" in log, log[-2000:]
+    # its guests were destroyed by hostwardend before the power went (libvirt wrote why),
+    # not killed with the node
+    for name in names:
+        log = qemu_log_after_poweroff(node2, name)
+        assert "shutting down, reason=destroyed" in log, f"{name}: {log[-2000:]}"
     # the power-off ended node2 only
     assert node1.alive
     assert store_state(node1) == "attached"
