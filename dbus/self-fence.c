@@ -24,7 +24,7 @@
 /* sync() before the power-off, as `systemctl poweroff --force --force` does, but no longer
  * than this: a file system on a storage server this node cannot reach any more would hang
  * it, and the guests are already gone */
-#define SYNC_MAX (5 * USEC_PER_SEC)
+#define SYNC_MAX SELF_FENCE_SYNC_USEC
 /* /proc/self/ns/pid of the machine's own PID namespace (the kernel's PROC_PID_INIT_INO) */
 #define PID_NS_INIT_INO 0xEFFFFFFCU
 

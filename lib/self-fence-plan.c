@@ -20,6 +20,11 @@ usec_t self_fence_declared(const Config *c)
         return c->recovery.enable && c->recovery.self_fence ? c->recovery.self_fence_after : 0;
 }
 
+usec_t self_fence_peer_margin(usec_t down_after)
+{
+        return MAX(down_after, SELF_FENCE_WATCHDOG_USEC + SELF_FENCE_SYNC_USEC + 5 * USEC_PER_SEC);
+}
+
 SelfFenceAction self_fence_plan(const SelfFenceFacts *f, usec_t now, usec_t *ret_deadline)
 {
         usec_t deadline;

@@ -23,6 +23,16 @@ usec_t self_fence_declared(const Config *c);
  * that hangs, or fails to power itself off, is reset this long after its deadline at most.
  * The margin its peers add to self_fence_after (recovery-plan.h) must be longer. */
 #define SELF_FENCE_WATCHDOG_USEC (10 * USEC_PER_SEC)
+/* How long a node's sync() before its power-off may take (dbus/self-fence.c). */
+#define SELF_FENCE_SYNC_USEC (5 * USEC_PER_SEC)
+
+/*
+ * The margin a peer adds to a node's declared self_fence_after before it takes that node as
+ * off (docs/recovery-self-fence.md): at least down_after, and never less than what the node
+ * may take past its deadline when its own power-off does not end (the watchdog's timeout),
+ * plus the sync and 5 s for a loaded node's late wake-up or a restarted hostwardend.
+ */
+usec_t self_fence_peer_margin(usec_t down_after);
 
 typedef enum SelfFenceAction {
         SELF_FENCE_NOTHING, /* nothing declared by a heartbeat that got through: no promise */

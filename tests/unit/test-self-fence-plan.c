@@ -118,6 +118,14 @@ static void test_facts_parse_refuses_bad(void **state)
         assert_int_equal(g.last_success, 2);
 }
 
+/* The peers' margin covers the node's watchdog and sync, whatever down_after says. */
+static void test_peer_margin(void **state)
+{
+        assert_int_equal(self_fence_peer_margin(3 * SEC), 20 * SEC);
+        assert_true(self_fence_peer_margin(0) > SELF_FENCE_WATCHDOG_USEC + SELF_FENCE_SYNC_USEC);
+        assert_int_equal(self_fence_peer_margin(60 * SEC), 60 * SEC);
+}
+
 static void test_action_names(void **state)
 {
         assert_string_equal(self_fence_action_to_string(SELF_FENCE_NOTHING), "nothing");
@@ -137,6 +145,7 @@ int main(void)
                 cmocka_unit_test(test_deadline_saturates),
                 cmocka_unit_test(test_facts_round_trip),
                 cmocka_unit_test(test_facts_parse_refuses_bad),
+                cmocka_unit_test(test_peer_margin),
                 cmocka_unit_test(test_action_names),
         };
 
