@@ -31,6 +31,10 @@
 typedef struct FenceJob {
         char *node;
         FenceAction action;
+        /* recovery's fencing: off, then status must say off; cb instead of a reply */
+        bool confirm;
+        FenceCallback cb;
+        void *userdata;
         char *agent;
         char *options; /* secret */
         /* results */
@@ -66,9 +70,9 @@ static char *last_line(const char *text)
         return strndup(start, (size_t)(end - start));
 }
 
-static void fence_work(Manager *m, void *userdata)
+/* One run of the agent with action; j's results. */
+static void run_agent(FenceJob *j, FenceAction action)
 {
-        FenceJob *j = userdata;
         _cleanup_free_ char *path = NULL;
         char *input = NULL;
         FenceRun run = {};
@@ -80,7 +84,7 @@ static void fence_work(Manager *m, void *userdata)
                 set_message(&j->message, "fence agent %s not found", j->agent);
                 return;
         }
-        r = fence_agent_input(j->options, j->action, &input);
+        r = fence_agent_input(j->options, action, &input);
         if (r < 0) {
                 j->error = r;
                 return;
@@ -98,7 +102,7 @@ static void fence_work(Manager *m, void *userdata)
                 explicit_bzero(run.output, strlen(run.output));
                 j->message = scrubbed ? last_line(scrubbed) : NULL;
         }
-        r = fence_result(j->action, &run, &j->state);
+        r = fence_result(action, &run, &j->state);
         if (r < 0) {
                 _cleanup_free_ char *said = j->message;
 
@@ -114,6 +118,24 @@ static void fence_work(Manager *m, void *userdata)
         fence_run_done(&run);
 }
 
+static void fence_work(Manager *m, void *userdata)
+{
+        FenceJob *j = userdata;
+
+        run_agent(j, j->action);
+        if (!j->confirm || j->error < 0)
+                return;
+        /* an agent's "done" is not proof: its status must say off too (issue 22) */
+        free(j->message);
+        j->message = NULL;
+        run_agent(j, FENCE_ACTION_STATUS);
+        if (j->error >= 0 && j->state != FENCE_OFF) {
+                j->error = -EIO;
+                set_message(&j->message, "%s reported the power off done, but its status says on",
+                            j->agent);
+        }
+}
+
 static int mutate_fence(NodeRecord *rec, void *userdata)
 {
         const FenceState *state = userdata;
@@ -127,61 +149,68 @@ static void fence_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         FenceJob *j = userdata;
         const char *action = fence_action_to_string(j->action);
-        int r;
+        const char *state = fence_state_to_string(j->state);
+        int unrecorded = 0;
 
-        history_fence_ended(m, msg, j->node, action, fence_state_to_string(j->state),
-                            j->error < 0 ? (j->message ?: strerror(-j->error)) : NULL, j->began);
-        if (j->error < 0) {
+        if (j->error >= 0) {
+                unrecorded = store_node_update(m->store, j->node, mutate_fence, &j->state, NULL);
+                log_fields(LOG_WARNING, 0,
+                           LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_FENCE },
+                                      { "HOSTWARDEN_NODE", j->node },
+                                      { "HOSTWARDEN_FENCE_ACTION", action },
+                                      { "HOSTWARDEN_FENCE", state }),
+                           "Fence agent %s reports node %s %s (action %s)", j->agent, j->node,
+                           state, action);
+                if (unrecorded >= 0)
+                        (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE,
+                                                 "NodeChanged", "ss", j->node,
+                                                 j->state == FENCE_OFF ? "fenced" : "powered-on");
+        } else
                 log_fields(LOG_ERR, 0,
                            LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_FENCE },
                                       { "HOSTWARDEN_NODE", j->node },
                                       { "HOSTWARDEN_FENCE_ACTION", action }),
                            "Fencing %s (%s) failed: %s", j->node, action,
                            j->message ? j->message : strerror(-j->error));
+        history_fence_ended(m, msg, j->node, action, state,
+                            j->error < 0 ? (j->message ?: strerror(-j->error)) : NULL, j->began);
+
+        if (j->cb) {
+                /* a result that cannot be recorded is no result: nothing rebuilds on it */
+                if (unrecorded < 0) {
+                        j->error = unrecorded;
+                        set_message(&j->message, "node %s is %s, but that cannot be recorded: %s",
+                                    j->node, state, strerror(-unrecorded));
+                }
+                j->cb(m, j->node, j->error, j->state, j->message, j->userdata);
+        } else if (j->error < 0)
                 (void)sd_bus_reply_method_errorf(
                         msg, HW_ERROR_FENCE_FAILED,
                         "Fencing %s (%s) failed: %s. The recorded fence state is unchanged.",
                         j->node, action, j->message ? j->message : strerror(-j->error));
-                fence_job_free(j);
-                return;
-        }
-
-        r = store_node_update(m->store, j->node, mutate_fence, &j->state, NULL);
-        log_fields(LOG_WARNING, 0,
-                   LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_FENCE }, { "HOSTWARDEN_NODE", j->node },
-                              { "HOSTWARDEN_FENCE_ACTION", action },
-                              { "HOSTWARDEN_FENCE", fence_state_to_string(j->state) }),
-                   "Fence agent %s reports node %s %s (action %s)", j->agent, j->node,
-                   fence_state_to_string(j->state), action);
-        if (r < 0) {
+        else if (unrecorded < 0)
                 (void)sd_bus_reply_method_errnof(
-                        msg, -r, "Node %s is %s, but the result cannot be recorded: %m", j->node,
-                        fence_state_to_string(j->state));
-                fence_job_free(j);
-                return;
-        }
-        (void)sd_bus_emit_signal(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "NodeChanged", "ss",
-                                 j->node, j->state == FENCE_OFF ? "fenced" : "powered-on");
-        (void)sd_bus_reply_method_return(msg, "s", fence_state_to_string(j->state));
+                        msg, -unrecorded, "Node %s is %s, but the result cannot be recorded: %m",
+                        j->node, state);
+        else
+                (void)sd_bus_reply_method_return(msg, "s", state);
         fence_job_free(j);
 }
 
-int fence_start(Manager *m, sd_bus_message *msg, const char *node, const char *action,
-                sd_bus_error *error)
+/* A job for node's agent with action: -ENOENT when none is configured. */
+static int fence_job_new(Manager *m, const char *node, FenceAction action, FenceJob **ret)
 {
         const ConfigPeer *peer;
         FenceJob *j;
-        int r;
 
         /* The configuration may have been reloaded while polkit answered: look again. */
         peer = config_find_peer(m->config, node);
         if (!peer || !peer->fence_agent)
-                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
-                                         "No fence agent configured for node '%s'", node);
+                return -ENOENT;
         j = calloc(1, sizeof(FenceJob));
         if (!j)
                 return -ENOMEM;
-        j->action = fence_action_from_string(action);
+        j->action = action;
         j->began = now_realtime();
         j->node = strdup(node);
         j->agent = strdup(peer->fence_agent);
@@ -191,8 +220,43 @@ int fence_start(Manager *m, sd_bus_message *msg, const char *node, const char *a
                 return -ENOMEM;
         }
         log_fields(LOG_NOTICE, 0,
-                   LOG_FIELDS({ "HOSTWARDEN_NODE", node }, { "HOSTWARDEN_FENCE_ACTION", action }),
-                   "Running fence agent %s for node %s, action %s", j->agent, node, action);
+                   LOG_FIELDS({ "HOSTWARDEN_NODE", node },
+                              { "HOSTWARDEN_FENCE_ACTION", fence_action_to_string(action) }),
+                   "Running fence agent %s for node %s, action %s", j->agent, node,
+                   fence_action_to_string(action));
+        *ret = j;
+        return 0;
+}
+
+int fence_power_off_confirmed(Manager *m, const char *node, FenceCallback cb, void *userdata)
+{
+        FenceJob *j = NULL;
+        int r;
+
+        r = fence_job_new(m, node, FENCE_ACTION_OFF, &j);
+        if (r < 0)
+                return r;
+        j->confirm = true;
+        j->cb = cb;
+        j->userdata = userdata;
+        r = job_start(m, NULL, fence_work, fence_done, j);
+        if (r < 0)
+                fence_job_free(j);
+        return r;
+}
+
+int fence_start(Manager *m, sd_bus_message *msg, const char *node, const char *action,
+                sd_bus_error *error)
+{
+        FenceJob *j = NULL;
+        int r;
+
+        r = fence_job_new(m, node, fence_action_from_string(action), &j);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, HW_ERROR_NO_SUCH_NODE,
+                                         "No fence agent configured for node '%s'", node);
+        if (r < 0)
+                return r;
         r = job_start(m, msg, fence_work, fence_done, j);
         if (r < 0) {
                 fence_job_free(j);

@@ -14,3 +14,13 @@
  */
 int fence_start(Manager *m, sd_bus_message *msg, const char *node, const char *action,
                 sd_bus_error *error);
+
+/*
+ * Automatic recovery's fencing (recovery.c): node's agent with action off, then status, which
+ * must say off; the result is recorded as Fence's (node record, history, journal). Then, in
+ * the event loop, cb(error < 0 with the agent's scrubbed last line in message, or state
+ * FENCE_OFF). -ENOENT: no agent configured for node; other errors: nothing started.
+ */
+typedef void (*FenceCallback)(Manager *m, const char *node, int error, FenceState state,
+                              const char *message, void *userdata);
+int fence_power_off_confirmed(Manager *m, const char *node, FenceCallback cb, void *userdata);

@@ -17,6 +17,7 @@
 #include "placement.h"
 #include "polkit.h"
 #include "reconcile.h"
+#include "recovery.h"
 #include "self-fence.h"
 #include "store-attach.h"
 #include "virt.h"
@@ -71,7 +72,8 @@ Manager *manager_free(Manager *m)
         window_keeper_free(m); /* before the drain: its last pass must not start another */
         /* before the drain too: a pass that ends starts no other */
         console_priority_free(m);
-        jobs_drain(m); /* their replies go out before the bus is closed */
+        jobs_drain(m);    /* their replies go out before the bus is closed */
+        recovery_free(m); /* after the jobs, whose ends it hears of */
         reconcile_free(m);
         store_attach_free(m);
         migrations_free(m);

@@ -34,6 +34,7 @@
 #include "polkit.h"
 #include "preflight.h"
 #include "rebuild.h"
+#include "recovery.h"
 #include "store-attach.h"
 #include "virt.h"
 
@@ -74,6 +75,8 @@ static int property_get_string(sd_bus *bus, const char *path, const char *interf
                 v = store_state_to_string(store_attach_state(m));
         else if (streq(property, "StoreDetail"))
                 v = store_attach_detail(m);
+        else if (streq(property, "Recovery"))
+                v = recovery_summary(m);
         return sd_bus_message_append(reply, "s", v ? v : "");
 }
 
@@ -901,6 +904,8 @@ const sd_bus_vtable node_vtable[] = {
         /* written by peers' fence agents: read when asked, changes are not announced */
         SD_BUS_PROPERTY("FenceState", "s", property_get_state, 0, 0),
         SD_BUS_PROPERTY("FenceTime", "t", property_get_state, 0, 0),
+        /* what automatic recovery does here (recovery.h): read when asked */
+        SD_BUS_PROPERTY("Recovery", "s", property_get_string, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("Disable", SD_BUS_ARGS("s", reason), SD_BUS_NO_RESULT,
                                 method_disable, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Enable", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_enable,

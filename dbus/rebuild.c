@@ -43,7 +43,9 @@
 #include "virt.h"
 
 typedef struct Evacuation {
-        sd_bus_message *msg; /* EvacuateFrom's call, or NULL for a single Rebuild */
+        sd_bus_message *msg; /* the Rebuild or EvacuateFrom call; NULL for recovery's */
+        RebuildCallback cb;  /* recovery's: called instead of a reply */
+        void *userdata;
         char *source;
         Rebuild *items;
         size_t n, next;
@@ -316,6 +318,10 @@ static void evacuation_reply(Manager *m, Evacuation *e)
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int k;
 
+        if (e->cb) {
+                e->cb(m, e->source, e->items, e->n, e->userdata);
+                return;
+        }
         if (streq(sd_bus_message_get_member(e->msg), "Rebuild")) {
                 Rebuild *r = &e->items[0];
 
@@ -429,6 +435,38 @@ static bool self_may_host(Manager *m, sd_bus_error *error)
         }
         node_record_done(&rec);
         return ok;
+}
+
+int rebuild_for_recovery(Manager *m, const char *source, char *const *uuids, RebuildCallback cb,
+                         void *userdata)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        Evacuation *e;
+        int k = 0;
+
+        if (!self_may_host(m, &error))
+                return -EPERM;
+        e = calloc(1, sizeof(Evacuation));
+        if (!e)
+                return -ENOMEM;
+        e->cb = cb;
+        e->userdata = userdata;
+        e->source = strdup(source);
+        if (!e->source)
+                k = -ENOMEM;
+        STRV_FOREACH (u, uuids)
+                if (k >= 0)
+                        k = add_item(e, *u, NULL);
+        if (k < 0) {
+                evacuation_free(e);
+                return k;
+        }
+        log_fields(
+                LOG_WARNING, 0,
+                LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_EVACUATION }, { "HOSTWARDEN_NODE", source }),
+                "Automatic recovery: %zu instance(s) of %s are rebuilt on this node", e->n, source);
+        evacuation_step(m, e);
+        return 0;
 }
 
 int rebuild_start(Manager *m, sd_bus_message *msg, const char *uuid, const char *source,

@@ -60,6 +60,16 @@ typedef struct Rebuild {
  */
 int rebuild_start(Manager *m, sd_bus_message *msg, const char *uuid, const char *source,
                   sd_bus_error *error);
+/*
+ * Automatic recovery's rebuild (recovery.c): the instances uuids (strv) of fenced node source,
+ * one after another, with Rebuild's steps and checks; then cb with every instance's outcome
+ * (error_name, message, claimed, started), in the event loop. -EPERM: this node may host
+ * nothing (it is itself fenced or forced down); other errors: nothing started.
+ */
+typedef void (*RebuildCallback)(Manager *m, const char *source, const Rebuild *items, size_t n,
+                                void *userdata);
+int rebuild_for_recovery(Manager *m, const char *source, char *const *uuids, RebuildCallback cb,
+                         void *userdata);
 
 /* rebuild.c: sets r's error name and message, replacing what an earlier call set. */
 _printf_(3, 4) void rebuild_fail(Rebuild *r, const char *error_name, const char *format, ...);

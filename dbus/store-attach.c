@@ -17,8 +17,8 @@
 #include "node-state.h"
 #include "paths.h"
 #include "reconcile.h"
+#include "recovery.h"
 #include "runtime.h"
-#include "self-fence-plan.h"
 #include "self-fence.h"
 #include "store-attach.h"
 #include "sysrun.h"
@@ -314,7 +314,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         Manager *m = userdata;
         int r;
 
-        store_set_heartbeat_facts(m->store, 0, self_fence_declared(m->config)); /* lead: yours */
+        recovery_heartbeat_facts(m);
         r = store_heartbeat(m->store);
         if (r < 0)
                 log_warning_errno(r, "Failed to write this node's heartbeat: %m");
@@ -336,6 +336,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
                 }
                 node_record_array_free(nodes, n);
         }
+        recovery_tick(m);
         return sd_event_source_set_time_relative(s, m->config->cluster.heartbeat_interval);
 }
 

@@ -30,16 +30,11 @@ static bool parse_priority(const char *s, int *ret)
         return true;
 }
 
-int ha_setting_from_xml(const char *xml, HaMode default_mode, HaSetting *ret, bool *ret_bad)
+void ha_setting_of(const DomXml *d, HaMode default_mode, HaSetting *ret, bool *ret_bad)
 {
-        _cleanup_(domxml_freep) DomXml *d = NULL;
         HaSetting h = { .mode = default_mode, .priority = HA_PRIORITY_DEFAULT };
         bool bad = false;
-        int r;
 
-        r = domxml_parse(xml, strlen(xml), &d, NULL);
-        if (r < 0)
-                return r;
         if (d->hw_ha) {
                 HaMode m = ha_mode_from_string(d->hw_ha);
 
@@ -55,6 +50,17 @@ int ha_setting_from_xml(const char *xml, HaMode default_mode, HaSetting *ret, bo
         *ret = h;
         if (ret_bad)
                 *ret_bad = bad;
+}
+
+int ha_setting_from_xml(const char *xml, HaMode default_mode, HaSetting *ret, bool *ret_bad)
+{
+        _cleanup_(domxml_freep) DomXml *d = NULL;
+        int r;
+
+        r = domxml_parse(xml, strlen(xml), &d, NULL);
+        if (r < 0)
+                return r;
+        ha_setting_of(d, default_mode, ret, ret_bad);
         return 0;
 }
 

@@ -30,6 +30,10 @@ typedef struct HaSetting {
  */
 int ha_setting_from_xml(const char *xml, HaMode default_mode, HaSetting *ret, bool *ret_bad);
 
+/* The same from a parsed document. */
+struct DomXml;
+void ha_setting_of(const struct DomXml *d, HaMode default_mode, HaSetting *ret, bool *ret_bad);
+
 /* The <hostwarden:guest> element for virDomainSetMetadata(), in newly allocated memory. */
 int ha_metadata_format(HaMode mode, int priority, char **ret);
 

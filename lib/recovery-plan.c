@@ -25,11 +25,13 @@ RecoveryAction recovery_node_action(const RecoveryNode *n, const RecoveryTimes *
 
         if (n->self)
                 return RECOVERY_NOTHING;
+        /* a node whose heartbeat runs again is back, whatever its record says: nothing is
+         * ever rebuilt from a node that is up */
         if (n->fenced)
-                return RECOVERY_REBUILD;
+                return n->liveness == NODE_UP ? RECOVERY_NOTHING : RECOVERY_REBUILD;
         if (n->liveness != NODE_DOWN)
                 return RECOVERY_NOTHING;
-        if (n->unseen < t->down_after + t->confirm_after)
+        if (n->booting || n->unseen < t->down_after + t->confirm_after)
                 return RECOVERY_WAIT;
         /* It said it powers itself off after self_fence_after without a heartbeat; the
          * margin covers our look coming late and its clock running slow. */
@@ -52,8 +54,8 @@ bool recovery_storm(const RecoveryNode *nodes, size_t n, unsigned max_lost, size
         size_t lost = 0, watched = 0;
 
         for (size_t i = 0; i < n; i++) {
-                if (nodes[i].fenced)
-                        continue;
+                if (nodes[i].fenced && nodes[i].liveness != NODE_UP)
+                        continue; /* known to be off */
                 watched++;
                 if (!nodes[i].self && nodes[i].liveness == NODE_DOWN)
                         lost++;

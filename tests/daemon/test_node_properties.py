@@ -9,7 +9,7 @@ TYPES = {
     "Name": "s", "Address": "s", "Version": "s", "Store": "s", "StoreState": "s",
     "StoreDetail": "s", "FirewallState": "s", "State": "s", "DisabledReason": "s",
     "DisabledSince": "t", "ForcedDownBy": "s", "ForcedDownSince": "t", "FenceState": "s",
-    "FenceTime": "t",
+    "FenceTime": "t", "Recovery": "s",
 }
 
 
@@ -40,6 +40,7 @@ def test_values_of_a_fresh_node(daemon):
     assert p["ForcedDownSince"] == 0
     assert p["FenceState"] == "unknown"
     assert p["FenceTime"] == 0
+    assert p["Recovery"] == "off"  # [recovery] enable = no, the default
 
 
 def test_version_is_the_executables(daemon):
