@@ -19,6 +19,7 @@
 #include "polkit.h"
 #include "reconcile.h"
 #include "recovery.h"
+#include "self-fence.h"
 #include "store-attach.h"
 #include "virt.h"
 #include "window-keeper.h"
@@ -68,6 +69,7 @@ Manager *manager_free(Manager *m)
 {
         if (!m)
                 return NULL;
+        self_fence_free(m);    /* first: it withdraws the declaration from the store */
         window_keeper_free(m); /* before the drain: its last pass must not start another */
         ha_restart_free(m);    /* before the drain too: no restart starts after it */
         /* before the drain too: a pass that ends starts no other */

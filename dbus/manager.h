@@ -45,6 +45,7 @@ typedef struct Manager {
         struct HaRestart *ha_restart;       /* crashed guests restarted (ha-restart.h) */
         struct InstanceOps *instance_ops;   /* who works on which instance (instance-ops.h) */
         struct Reservations *reservations;  /* memory on its way to each peer (placement.h) */
+        struct SelfFence *self_fence;       /* NULL until a heartbeat declared it (self-fence.h) */
 
         /* the consoles' TLS priority on the running guests (console-priority.h) */
         struct ConsolePriority *console_tls;

@@ -19,6 +19,7 @@
 #include "reconcile.h"
 #include "recovery.h"
 #include "runtime.h"
+#include "self-fence.h"
 #include "store-attach.h"
 #include "sysrun.h"
 
@@ -353,6 +354,7 @@ void store_attach_heartbeat_result(Manager *m, int r)
                           "Cannot write this node's heartbeat to the cluster store at %s: %s "
                           "(peers will see this node down after [cluster] down_after)",
                           a->where, store_why(m->store, r, why, sizeof(why)));
+        self_fence_heartbeat_result(m, r);
 }
 
 /* Methods that answer without the store; every other Node method waits for it. */

@@ -39,6 +39,7 @@ typedef struct LogField {
 #define HW_MESSAGE_STORE               "cf43ae47f75e4353a7679159ab6854b7"
 #define HW_MESSAGE_UNSYNCED_START      "a642b5fac0ca4c44acd88a5c7976492f"
 #define HW_MESSAGE_RECOVERY            "5e0d3c1b9a7f4e26b8c4d2f6a1e93b70"
+#define HW_MESSAGE_SELF_FENCE          "7bbc46bbec1e407f956be117d0b7fdcf"
 
 /* ident: SYSLOG_IDENTIFIER, e.g. "hostwarden-hook". */
 void log_setup(const char *ident);
