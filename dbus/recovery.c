@@ -36,6 +36,7 @@
 #include "rebuild.h"
 #include "recovery-plan.h"
 #include "recovery.h"
+#include "self-fence-plan.h"
 
 #define RECOVERY_LEASE    "recovery"
 #define FENCE_RETRY_FIRST (5 * USEC_PER_SEC)
@@ -142,10 +143,7 @@ void recovery_heartbeat_facts(Manager *m)
         const Config *c = m->config;
 
         if (m->store)
-                store_set_heartbeat_facts(m->store, mem_available(),
-                                          c->recovery.enable && c->recovery.self_fence
-                                                  ? c->recovery.self_fence_after
-                                                  : 0);
+                store_set_heartbeat_facts(m->store, mem_available(), self_fence_declared(c));
 }
 
 /* ---- the assigned rebuilds (every node) --------------------------------------------------- */
@@ -526,7 +524,7 @@ static void coordinate(Manager *m, Recovery *rc, const NodeRecord *recs, size_t 
         _cleanup_free_ RecoveryAction *actions = NULL;
         _cleanup_free_ char *holder = NULL;
         RecoveryTimes times = { c->cluster.down_after, c->recovery.confirm_after,
-                                c->cluster.down_after };
+                                self_fence_peer_margin(c->cluster.down_after) };
         size_t lost, watched;
         usec_t now = 0;
         int r;
