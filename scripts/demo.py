@@ -338,8 +338,8 @@ def automatic_recovery(node1: hwcluster.Node, node2: hwcluster.Node) -> bool:
         say(f"    [{n.name}] Recovery: {recovery_state(n)}")
     show(node2, ["virsh", "list"])
 
-    step("node2 loses power (its BMC switches it off), with both guests; nobody calls anything.\n"
-         "    On node1: hostwardenctl overview --watch")
+    step("node2 loses power (its BMC switches it off), with both guests; nobody calls\n"
+         "    anything. On node1: hostwardenctl overview --watch")
     pid = node1.run("COLUMNS=110 hostwardenctl overview --watch >/run/demo-overview.log 2>&1 "
                     "& echo $!").stdout.strip()
     def n_frames() -> int:
@@ -376,8 +376,8 @@ def automatic_recovery(node1: hwcluster.Node, node2: hwcluster.Node) -> bool:
 
     step("What node1's hostwardend did, by itself (journalctl MESSAGE_ID=" + RECOVERY_MESSAGE_ID
          + ")")
-    show(node1, ["journalctl", "-q", "--no-pager", "-o", "cat", f"MESSAGE_ID={RECOVERY_MESSAGE_ID}"],
-         check=False)
+    show(node1, ["journalctl", "-q", "--no-pager", "-o", "cat",
+                 f"MESSAGE_ID={RECOVERY_MESSAGE_ID}"], check=False)
     show(node1, ["virsh", "list"])
     show(node1, ["hostwardenctl", "nodes"])
     say(f"    (this scene: {time.monotonic() - began:.0f}s)")
