@@ -41,6 +41,8 @@
 #define RECOVERY_LEASE    "recovery"
 #define FENCE_RETRY_FIRST (5 * USEC_PER_SEC)
 #define FENCE_RETRY_MAX   (60 * USEC_PER_SEC)
+/* rebuilds of assigned instances running at once on one node: each starts a QEMU */
+#define RECOVERY_MAX_REBUILDS 4
 
 typedef struct FenceTry {
         char *node;
@@ -62,7 +64,7 @@ struct Recovery {
         FenceTry *tries;
         size_t n_tries;
         bool storm_said;
-        bool rebuilding;      /* this node's rebuild of what was assigned to it runs */
+        char **rebuilding;    /* the instances assigned to this node whose rebuild runs */
         char **said_unplaced; /* instances whose "nobody can take it" was logged */
         char summary[512];    /* what it did last, for the Recovery property */
 };
@@ -94,6 +96,7 @@ void recovery_free(Manager *m)
                 free(rc->tries[i].node);
         free(rc->tries);
         strv_free(rc->said_unplaced);
+        strv_free(rc->rebuilding);
         store_lease_done(&rc->lease);
         free(rc);
         m->recovery = NULL;
@@ -180,10 +183,10 @@ static void assigned_rebuilt(Manager *m, const char *source, const Rebuild *item
 {
         Recovery *rc = userdata;
 
-        rc->rebuilding = false;
         for (size_t i = 0; i < n; i++) {
                 const Rebuild *r = &items[i];
 
+                strv_remove(rc->rebuilding, r->uuid);
                 if (r->started || r->claimed)
                         log_fields(r->started ? LOG_WARNING : LOG_ERR, 0,
                                    LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECOVERY },
@@ -220,40 +223,50 @@ static bool node_known_off(const NodeRecord *nodes, size_t n, const char *name)
         return false;
 }
 
+/* Each instance assigned here is rebuilt on its own, beside the others (up to
+ * RECOVERY_MAX_REBUILDS at once): one after the other, the last of a node's guests would wait
+ * for every start before it. */
 static void take_assignments(Manager *m, Recovery *rc, const NodeRecord *nodes, size_t n_nodes,
                              const InstanceRecord *inst, size_t n_inst)
 {
-        _cleanup_strv_free_ char **uuids = NULL;
-        const char *me = m->config->node.name, *source = NULL;
+        const char *me = m->config->node.name;
         int r;
 
-        if (rc->rebuilding)
-                return;
-        /* one source at a time: Rebuild's steps are per source */
         for (size_t i = 0; i < n_inst; i++) {
                 const InstanceRecord *x = &inst[i];
+                char *one[] = { (char *)x->uuid, NULL };
 
+                if (strv_length(rc->rebuilding) >= RECOVERY_MAX_REBUILDS)
+                        return;
                 if (x->deleted || !streq_ptr(x->recover_to, me) || streq(x->owner, me) ||
-                    (source && !streq(x->owner, source)) ||
+                    strv_contains(rc->rebuilding, x->uuid) ||
                     !node_known_off(nodes, n_nodes, x->owner))
                         continue;
-                source = x->owner;
-                if (strv_push_copy(&uuids, x->uuid) < 0)
+                if (strv_push_copy(&rc->rebuilding, x->uuid) < 0)
                         return;
+                r = rebuild_for_recovery(m, x->owner, one, assigned_rebuilt, rc);
+                if (r < 0) {
+                        strv_remove(rc->rebuilding, x->uuid);
+                        log_warning_errno(r, "Automatic recovery: cannot rebuild %s of %s here: %m",
+                                          x->uuid, x->owner);
+                        return;
+                }
         }
-        if (!source)
-                return;
-        r = rebuild_for_recovery(m, source, uuids, assigned_rebuilt, rc);
-        if (r >= 0)
-                rc->rebuilding = true;
-        else
-                log_warning_errno(r,
-                                  "Automatic recovery: cannot rebuild the instances of %s "
-                                  "assigned to this node: %m",
-                                  source);
 }
 
 /* ---- the coordinator ------------------------------------------------------------------------ */
+
+/* A pass out of the heartbeat's turn: what a fence result changed is acted on at once. */
+static void pass_now(Manager *m)
+{
+        NodeRecord *nodes = NULL;
+        size_t n = 0;
+
+        if (store_node_list(m->store, &nodes, &n) < 0)
+                return;
+        recovery_tick(m, nodes, n);
+        node_record_array_free(nodes, n);
+}
 
 static void fenced_cb(Manager *m, const char *node, int error, FenceState state,
                       const char *message, void *userdata)
@@ -276,6 +289,7 @@ static void fenced_cb(Manager *m, const char *node, int error, FenceState state,
                            "Automatic recovery: node %s is fenced (its agent says off); its HA "
                            "instances go to the survivors",
                            node);
+                pass_now(m);
                 return;
         }
         t->failed = true;
@@ -638,7 +652,8 @@ void recovery_tick(Manager *m, const NodeRecord *nodes, size_t n_nodes)
                                 return;
                         break;
                 }
-        take_assignments(m, rc, nodes, n_nodes, inst, n_inst);
+        /* the coordinator's own assignments of this pass are taken in this pass */
         coordinate(m, rc, nodes, n_nodes, inst, n_inst);
+        take_assignments(m, rc, nodes, n_nodes, inst, n_inst);
         instance_record_array_free(inst, n_inst);
 }
