@@ -43,6 +43,14 @@
 #define FENCE_RETRY_MAX   (60 * USEC_PER_SEC)
 /* rebuilds of assigned instances running at once on one node: each starts a QEMU */
 #define RECOVERY_MAX_REBUILDS 4
+/* While a peer is on its way to being fenced, or an instance is assigned here, passes come
+ * this often, not only with the heartbeat (10 s by default): the fence starts when its time
+ * has come and a survivor takes its assignment at once, not up to a heartbeat later. The
+ * cost is a node listing a second, during an incident only. */
+#define RECOVERY_FAST_INTERVAL USEC_PER_SEC
+/* how long after down_after + confirm_after a peer that is not fenced yet keeps the passes
+ * fast (an agent that fails, a node nobody can fence: then the heartbeat's pace) */
+#define RECOVERY_FAST_WINDOW (2 * USEC_PER_MINUTE)
 
 typedef struct FenceTry {
         char *node;
@@ -67,6 +75,8 @@ struct Recovery {
         char **rebuilding;    /* the instances assigned to this node whose rebuild runs */
         char **said_unplaced; /* instances whose "nobody can take it" was logged */
         char summary[512];    /* what it did last, for the Recovery property */
+        /* during an incident, passes every RECOVERY_FAST_INTERVAL besides the heartbeat's */
+        sd_event_source *fast;
 };
 
 static int strv_push_copy(char ***l, const char *s)
@@ -89,6 +99,7 @@ void recovery_free(Manager *m)
 
         if (!rc)
                 return;
+        sd_event_source_disable_unref(rc->fast);
         /* a node that stops hands coordination on at once, not when the lease expires */
         if (rc->coordinating && m->store)
                 (void)store_lease_release(m->store, RECOVERY_LEASE, &rc->lease);
@@ -262,10 +273,61 @@ static void pass_now(Manager *m)
         NodeRecord *nodes = NULL;
         size_t n = 0;
 
-        if (store_node_list(m->store, &nodes, &n) < 0)
+        if (!m->store || store_node_list(m->store, &nodes, &n) < 0)
                 return;
         recovery_tick(m, nodes, n);
         node_record_array_free(nodes, n);
+}
+
+/* Is something under way that a pass a second acts on sooner: a peer down and not fenced
+ * yet (within RECOVERY_FAST_WINDOW of its fence time), or an instance assigned here and not
+ * rebuilt yet? */
+static bool incident(Manager *m, const NodeRecord *nodes, size_t n_nodes,
+                     const InstanceRecord *inst, size_t n_inst)
+{
+        const Config *c = m->config;
+        usec_t now = 0;
+
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        for (size_t i = 0; i < n_nodes; i++) {
+                NodeLiveness l = NODE_UNKNOWN;
+                usec_t unseen = 0;
+
+                if (streq(nodes[i].name, c->node.name) || nodes[i].fence == FENCE_OFF ||
+                    nodes[i].forced_down)
+                        continue;
+                (void)store_node_liveness_of(m->store, &nodes[i], now, c->cluster.down_after, &l);
+                (void)store_node_unseen(m->store, nodes[i].name, now, &unseen);
+                if (l == NODE_DOWN && unseen < c->cluster.down_after + c->recovery.confirm_after +
+                                                       RECOVERY_FAST_WINDOW)
+                        return true;
+        }
+        for (size_t i = 0; i < n_inst; i++)
+                if (streq_ptr(inst[i].recover_to, c->node.name) && !inst[i].deleted &&
+                    !streq(inst[i].owner, c->node.name))
+                        return true;
+        return false;
+}
+
+static int fast_cb(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        pass_now(userdata);
+        return 0;
+}
+
+static void fast_passes(Manager *m, Recovery *rc, bool on)
+{
+        if (on && !rc->fast &&
+            sd_event_add_time_relative(m->event, &rc->fast, CLOCK_MONOTONIC, RECOVERY_FAST_INTERVAL,
+                                       0, fast_cb, m) < 0)
+                return;
+        if (!rc->fast)
+                return;
+        if (on) {
+                (void)sd_event_source_set_time_relative(rc->fast, RECOVERY_FAST_INTERVAL);
+                (void)sd_event_source_set_enabled(rc->fast, SD_EVENT_ONESHOT);
+        } else
+                (void)sd_event_source_set_enabled(rc->fast, SD_EVENT_OFF);
 }
 
 static void fenced_cb(Manager *m, const char *node, int error, FenceState state,
@@ -655,5 +717,6 @@ void recovery_tick(Manager *m, const NodeRecord *nodes, size_t n_nodes)
         /* the coordinator's own assignments of this pass are taken in this pass */
         coordinate(m, rc, nodes, n_nodes, inst, n_inst);
         take_assignments(m, rc, nodes, n_nodes, inst, n_inst);
+        fast_passes(m, rc, incident(m, nodes, n_nodes, inst, n_inst));
         instance_record_array_free(inst, n_inst);
 }
