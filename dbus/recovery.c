@@ -37,6 +37,7 @@
 #include "recovery-plan.h"
 #include "recovery.h"
 #include "self-fence-plan.h"
+#include "store-attach.h"
 
 #define RECOVERY_LEASE    "recovery"
 #define FENCE_RETRY_FIRST (5 * USEC_PER_SEC)
@@ -51,6 +52,12 @@
 /* how long after down_after + confirm_after a peer that is not fenced yet keeps the passes
  * fast (an agent that fails, a node nobody can fence: then the heartbeat's pace) */
 #define RECOVERY_FAST_WINDOW (2 * USEC_PER_MINUTE)
+/* A node whose record got a fence result "on" less than this ago (by this node's wall
+ * clock against the fencer's: a skew of seconds does not matter here), and whose heartbeat
+ * this node has not seen change since it started watching, is taken as booting: the
+ * coordinator that saw the "on" may be gone (its lease moved while the node booted). A wrong
+ * guess only delays a fence. */
+#define RECOVERY_BOOT_GRACE (10 * USEC_PER_MINUTE)
 
 typedef struct FenceTry {
         char *node;
@@ -117,6 +124,8 @@ const char *recovery_summary(Manager *m)
 {
         if (!m->config->recovery.enable)
                 return "off";
+        if (store_attach_state(m) != STORE_STATE_ATTACHED)
+                return "watching; the cluster store does not answer here";
         return m->recovery && m->recovery->summary[0] ? m->recovery->summary : "watching";
 }
 
@@ -311,7 +320,12 @@ static bool incident(Manager *m, const NodeRecord *nodes, size_t n_nodes,
 
 static int fast_cb(sd_event_source *s, uint64_t usec, void *userdata)
 {
-        pass_now(userdata);
+        Manager *m = userdata;
+
+        /* a store that does not answer blocks each call for its timeout: no extra passes
+         * then, the heartbeat's are enough to find out */
+        if (store_attach_state(m) == STORE_STATE_ATTACHED)
+                pass_now(m);
         return 0;
 }
 
@@ -435,6 +449,23 @@ static void take_self_fenced(Manager *m, const RecoveryNode *n)
                    (unsigned long long)(n->unseen / USEC_PER_SEC));
 }
 
+/* Did node rec get a fence result "on" (RECOVERY_BOOT_GRACE ago at most) after this node
+ * last saw its heartbeat change? The time of that change is put on this node's wall clock
+ * to be compared with the fencer's: a skew of seconds only matters for a node that died
+ * again within seconds of its power-on. */
+static bool powered_on_since_seen(Manager *m, const NodeRecord *rec, usec_t now)
+{
+        uint64_t rt = now_realtime(), seen_rt = 0;
+        usec_t seen;
+
+        if (rec->fence != FENCE_ON || rec->fence_time == 0 ||
+            rt >= rec->fence_time + RECOVERY_BOOT_GRACE)
+                return false;
+        if (store_node_heartbeat_seen(m->store, rec->name, &seen) >= 0 && now >= seen)
+                seen_rt = rt - (now - seen);
+        return seen_rt < rec->fence_time;
+}
+
 /* The facts of every node with a record. */
 static int gather_nodes(Manager *m, Recovery *rc, const NodeRecord *recs, size_t n, usec_t now,
                         RecoveryNode **ret)
@@ -459,6 +490,9 @@ static int gather_nodes(Manager *m, Recovery *rc, const NodeRecord *recs, size_t
                 }
                 /* a result "on" recorded since we last looked: powered on, it boots */
                 if (!first && recs[i].fence_time != t->fence_time_seen && recs[i].fence == FENCE_ON)
+                        t->booting = true;
+                /* ... or recorded before we looked, by a coordinator that may be gone */
+                if (powered_on_since_seen(m, &recs[i], now))
                         t->booting = true;
                 t->fence_time_seen = recs[i].fence_time;
                 *x = (RecoveryNode){
