@@ -51,6 +51,7 @@ import time
 
 import pytest
 
+import hwcluster
 import hwinstall
 from faults_cluster import fault_cluster
 from faults_daemons import cut
@@ -279,11 +280,32 @@ def all_up(fleet: Fleet) -> bool:
     return True
 
 
+#: What went wrong when a fenced node was powered on again with `fence NODE on` (the
+#: operator's command): checked at the end of the test, so that the rounds after it still run
+#: (they power such a node on through its BMC instead, see restore()).
+REFENCED: list[str] = []
+
+
+def boots_and_stays(fleet: Fleet, n, helper) -> bool:
+    """N boots (after a power-on already asked for), and its peers see it up: its heartbeat
+    runs. False if it was killed meanwhile (fenced again while it booted)."""
+    try:
+        n.wait_powered_on()
+    except hwcluster.HarnessError:
+        return False
+    return bool(wait_for(lambda: not n.alive or list_nodes(helper)[n.name][2] in
+                         ("up", "disabled"), timeout=60)) and n.alive
+
+
 def restore(fleet: Fleet, r: Round, fenced=(), forced_down=(), unfenced=()) -> None:
-    """The cluster whole again: each FENCED node powered on through `fence NODE on`; each
+    """The cluster whole again: each FENCED node powered on with `fence NODE on`; each
     FORCED_DOWN one booted (its BMC first, which was stopped) and forced up; each UNFENCED
     one powered on through its BMC; then every node up, synced, enabled, in every node's
-    view."""
+    view.  A FENCED node that the coordinator fences again while it boots (its heartbeat has
+    not run yet) is noted in REFENCED; an UNFENCED one may be fenced while it boots (when
+    two were lost, the first back ends the fence storm and the other has been down for long:
+    it is fenced, its guests rebuilt, as they should be); such a node is powered on
+    through its BMC again, and `fence NODE on` is said once its heartbeat runs."""
     helper = next(n for n in fleet.nodes if n.alive)
     for n in fenced:
         ctl(helper, "fence", n.name, "on")
@@ -292,9 +314,25 @@ def restore(fleet: Fleet, r: Round, fenced=(), forced_down=(), unfenced=()) -> N
             n.bmc.restart()
         n.bmc.ipmitool("chassis", "power", "on")
     for n in list(fenced) + list(forced_down) + list(unfenced):
-        n.wait_powered_on()
+        before, tries = fenced_off(n), 0
+        while not boots_and_stays(fleet, n, helper):
+            tries += 1
+            assert tries < 4, f"{n.name} does not come back: {n.bmc.power_log()[-500:]}"
+            if n in fenced:
+                REFENCED.append(
+                    f"{r.store} {r.scenario}: `fence {n.name} on`: {n.name} was fenced again "
+                    f"while it booted ({fenced_off(n) - before} power-off(s) by its BMC since "
+                    f"the power-on); steps since: " + ", ".join(
+                        f"{e['by']} {e['step']} {e['node']}" for e in events(fleet, r.t0)
+                        if e["step"] in ("fencing", "fenced")))
+            n.bmc.ipmitool("chassis", "power", "on")
+        if tries:
+            r.notes.append(f"{n.name} fenced again while it booted, powered on again")
     for n in forced_down:
         ctl(helper, "force-up", n.name)
+    for n in fleet.nodes:  # fenced again while booting: its record still says off
+        if list_nodes(helper)[n.name][3] == "off":
+            ctl(helper, "fence", n.name, "on")
     hwinstall.wait_synced(fleet.nodes)
     if not wait_for(lambda: all_up(fleet), timeout=60):
         r.problems.append("the cluster is not whole again: " + str(
@@ -532,3 +570,6 @@ def test_recovery_under_faults_never_runs_a_guest_twice(nodes, record_timing,
         run_rounds(fleet, schedule, one_round, record_timing, record_fault_round)
     finally:
         print("\nrecovery rounds:\n" + "\n".join(summary()), flush=True)
+    refenced = [x for x in REFENCED if x.startswith(store + " ")]
+    assert not refenced, "a node powered on again with `fence NODE on` was fenced again " \
+        "while it booted:\n" + "\n".join(refenced)
