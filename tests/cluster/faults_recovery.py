@@ -118,8 +118,9 @@ def steps(evs: list[dict], step: str, about: str | None = None) -> list[dict]:
 
 
 def fenced_off(node) -> int:
-    """How many times NODE's BMC was told to power it off (its power log). The rounds'
-    power losses are the harness's (Node.kill), never the BMC's: each of these is a fence."""
+    """How many times NODE's BMC powered it off (its power log): the rounds' power losses are
+    the harness's (Node.kill), never the BMC's, so each of these is a fence of a node that
+    was on (ipmi_sim does not ask its power control to power off a node that is off)."""
     return sum(1 for line in node.bmc.power_log().splitlines() if line.endswith("power 0"))
 
 
@@ -157,10 +158,7 @@ class Watch:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                where = self.fleet.where()
-            except Exception:  # noqa: BLE001 - a node lost power under the look
-                where = None
+            where = self.look()
             now = time.time()
             if where is not None:
                 for name, places in where.items():
@@ -170,6 +168,21 @@ class Watch:
                         self.first.setdefault((name, p), now)
                 self.last = (now, where)
             self._stop.wait(self.interval)
+
+    def look(self) -> dict[str, list[str]] | None:
+        """Fleet.where(), with a short timeout: a node that loses power under the look (or a
+        libvirtd that hangs) must not blind the watcher for virsh's 120 s. None: no look."""
+        on = {}
+        for n in self.fleet.nodes:
+            if not n.alive:
+                continue
+            try:
+                out = n.virsh("list", "--state-running", "--name", check=False,
+                              timeout=10).stdout
+            except subprocess.TimeoutExpired:
+                return None
+            on[n.name] = set(out.split())
+        return {g: [n for n, names in on.items() if g in names] for g in self.fleet.guests}
 
     def stop(self) -> None:
         self._stop.set()
@@ -243,7 +256,9 @@ class Round:
                 f"{len(self.guests)} guest(s) back in {back:>6}"
                 + (f"; {'; '.join(self.notes)}" if self.notes else "")
                 + (f"; PROBLEMS: {self.problems}" if self.problems else ""))
-        print(line, flush=True)
+        timeline = [f"    {e['t'] - self.t0:+6.1f}s {e['by']}: {e['step']} {e['node'] or ''} "
+                    f"{e['instance'] or ''}".rstrip() for e in events(self.fleet, self.started)]
+        print("\n".join([line] + timeline), flush=True)
         self.fleet.log.append(line)
         RESULTS.append((self.store, self.scenario, landed, self.back, not self.problems))
         assert not self.problems, (
@@ -358,7 +373,6 @@ def power_loss(fleet: Fleet, r: Round, victim) -> bool:
     if rebuilt and steps(evs, "fenced", victim.name):
         r.expect(min(e["t"] for e in rebuilt) >= steps(evs, "fenced", victim.name)[0]["t"],
                  "a guest was rebuilt before its node was fenced")
-    r.expect(r.fences()[victim.name] >= 1, f"{victim.name}'s BMC was never told to power off")
     r.check_fenced([victim])
     restore(fleet, r, fenced=[victim])
     return bool(r.guests)
