@@ -56,7 +56,7 @@ import hwinstall
 from faults_cluster import fault_cluster
 from faults_daemons import cut
 from faults_power import Fleet, run_rounds
-from hwevac import ETCD_PREFIX, SHARED, ctl, etcdctl, list_nodes, uses_etcd, wait_for
+from hwevac import ctl, list_nodes, record, wait_for
 from test_recovery import prop_recovery
 
 STORES = os.environ.get("HW_FAULT_STORES", "dir,etcd").split(",")
@@ -122,16 +122,6 @@ def fenced_off(node) -> int:
     the harness's (Node.kill), never the BMC's, so each of these is a fence of a node that
     was on (ipmi_sim does not ask its power control to power off a node that is off)."""
     return sum(1 for line in node.bmc.power_log().splitlines() if line.endswith("power 0"))
-
-
-def node_record(node, name: str) -> dict:
-    """The store's record of node NAME, read on NODE ({} if there is none)."""
-    if uses_etcd(node):
-        text = etcdctl(node, "get", "--print-value-only", f"{ETCD_PREFIX}/nodes/{name}",
-                       check=False).stdout
-    else:
-        text = node.run(["cat", f"{SHARED}/.hostwarden/nodes/{name}"], check=False).stdout
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
 def coordinator(fleet: Fleet):
@@ -488,8 +478,10 @@ def round_self_fence(fleet, rnd, r):
                  f"self_fence_after = {SELF_FENCE_AFTER}s\n")
     ctl(x, "reload")
     peer = next(n for n in fleet.nodes if n is not x)
-    declared = wait_for(lambda: node_record(peer, x.name).get("self_fence_after"), timeout=30)
-    assert declared, f"{x.name} did not declare self-fencing: {node_record(peer, x.name)}"
+    declared = wait_for(lambda: record(peer, x.name, kind="nodes").get("self_fence_after"),
+                        timeout=30)
+    assert declared, f"{x.name} did not declare self-fencing: " \
+        f"{record(peer, x.name, kind='nodes')}"
     r.take_guests([x])
     x.bmc.stop()
     r.t0 = time.time()
@@ -542,6 +534,22 @@ def round_storm(fleet, rnd, r):
              f"a guest of the lost nodes ran on {survivor.name}")
     r.check_fenced([])
     restore(fleet, r, unfenced=victims)
+    # Their guests, which nobody fenced nor rebuilt, run again only if libvirt autostarts
+    # them (a guest rebuilt in an earlier round has no autostart any more): the operator
+    # starts the rest where their records say.
+    helper = survivor
+    # (a node fenced while it booted, after the storm ended: its guests are rebuilt first)
+    wait_for(lambda: not any(record(helper, fleet.guests[g][0]).get("recover_to")
+                             for g in r.guests), timeout=BACK_TIMEOUT)
+    started = []
+    for g, places in fleet.where().items():
+        if g in r.guests and not places:
+            owner = record(helper, fleet.guests[g][0]).get("owner")
+            if owner and fleet.cluster.node(owner).virsh("start", g, check=False).returncode == 0:
+                started.append(g)
+    if started:
+        r.notes.append(f"{len(started)} guest(s) not autostarted on their node's return, "
+                       "started by hand")
     return bool(r.guests)
 
 
