@@ -298,8 +298,10 @@ def boots_and_stays(fleet: Fleet, n, helper) -> bool:
         n.wait_powered_on()
     except hwcluster.HarnessError:
         return False
-    return bool(wait_for(lambda: not n.alive or list_nodes(helper)[n.name][2] in
-                         ("up", "disabled"), timeout=60)) and n.alive
+    # (a node forced down shows "forced-down" until force-up: its hostwardend has read the
+    # store since it booted, and its peers do not see it down)
+    return bool(wait_for(lambda: not n.alive or (hwinstall.synced(n) and list_nodes(helper)[
+        n.name][2] != "down"), timeout=60)) and n.alive
 
 
 def restore(fleet: Fleet, r: Round, fenced=(), forced_down=(), unfenced=()) -> None:
@@ -322,7 +324,8 @@ def restore(fleet: Fleet, r: Round, fenced=(), forced_down=(), unfenced=()) -> N
         before, tries = fenced_off(n), 0
         while not boots_and_stays(fleet, n, helper):
             tries += 1
-            assert tries < 4, f"{n.name} does not come back: {n.bmc.power_log()[-500:]}"
+            assert tries < 4, f"{n.name} does not come back: {n.bmc.power_log()[-500:]}\n" \
+                + "\n".join(n.console_log().splitlines()[-30:])
             if n in fenced:
                 REFENCED.append(
                     f"{r.store} {r.scenario}: `fence {n.name} on`: {n.name} was fenced again "
