@@ -31,6 +31,7 @@ extern const char *arg_since;  /* history --since */
 extern bool arg_dry_run;       /* setup-console-tls, archive --dry-run */
 extern char **arg_rest;        /* arguments after the verb */
 extern int arg_n_rest;
+extern const char *arg_priority; /* ha --priority */
 
 const char *error_message(const sd_bus_error *e, int r);
 
@@ -62,3 +63,4 @@ int verb_evacuate(sd_bus *bus);
 int verb_rebuild(sd_bus *bus);
 int verb_history(sd_bus *bus);
 int verb_archive(sd_bus *bus);
+int verb_ha(sd_bus *bus);

@@ -34,6 +34,7 @@ const char *arg_reason = NULL;
 bool arg_adopt = false;
 const char *arg_since;
 bool arg_dry_run;
+const char *arg_priority = NULL;
 uint64_t arg_bandwidth = 0;
 char **arg_rest = NULL;
 int arg_n_rest = 0;
@@ -480,7 +481,9 @@ static void help(void)
                "  history [DOMAIN] [--since WHEN]\n"
                "                Past migrations, rebuilds, drains and fences of the cluster\n"
                "  archive [--dry-run]\n"
-               "                Move old history and deleted instances to the archive, purge it\n\n"
+               "                Move old history and deleted instances to the archive, purge it\n"
+               "  ha DOMAIN [off|restart [--priority N]]\n"
+               "                Show or set a guest's HA mode and priority (recovery)\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -499,6 +502,7 @@ static void help(void)
                "     --reason=TEXT      allow-unsynced-starts: why (logged)\n"
                "     --since=WHEN       history: since 7d, 12h, @SECONDS or YYYY-MM-DD [HH:MM]\n"
                "     --dry-run          setup-console-tls, archive: say what they would do\n"
+               "     --priority=N       ha: higher first when guests are recovered\n"
                "     --no-ask-password  Do not ask for a password (polkit)\n",
                program_invocation_short_name);
 }
@@ -523,6 +527,7 @@ int main(int argc, char *argv[])
                 ARG_SINCE,
                 ARG_DRY_RUN,
                 ARG_COLD,
+                ARG_PRIORITY,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -543,6 +548,7 @@ int main(int argc, char *argv[])
                 { "since", required_argument, NULL, ARG_SINCE },
                 { "dry-run", no_argument, NULL, ARG_DRY_RUN },
                 { "cold", no_argument, NULL, ARG_COLD },
+                { "priority", required_argument, NULL, ARG_PRIORITY },
                 {},
         };
         static const struct {
@@ -573,6 +579,7 @@ int main(int argc, char *argv[])
                 { "allow-unsynced-starts", 0, 0, verb_allow_unsynced_starts },
                 { "history", 0, 1, verb_history },
                 { "archive", 0, 0, verb_archive },
+                { "ha", 1, 2, verb_ha },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;
@@ -631,6 +638,9 @@ int main(int argc, char *argv[])
                 case ARG_COLD:
                         arg_cold = true;
                         break;
+                case ARG_PRIORITY:
+                        arg_priority = optarg;
+                        break;
                 case ARG_BANDWIDTH:
                         if (parse_uint_range(optarg, 1, 1024 * 1024, &arg_bandwidth) < 0) {
                                 fprintf(stderr, "--bandwidth=%s: expected MiB/s, 1 to 1048576.\n",
@@ -665,6 +675,10 @@ int main(int argc, char *argv[])
                     (arg_dry_run && !streq(verb, "archive") && !streq(verb, "setup-console-tls"))) {
                         fprintf(stderr, "%s is for '%s'.\n", arg_since ? "--since" : "--dry-run",
                                 arg_since ? "history" : "archive' and 'setup-console-tls");
+                        return 1;
+                }
+                if (arg_priority && !streq(verb, "ha")) {
+                        fprintf(stderr, "--priority is for 'ha'.\n");
                         return 1;
                 }
                 if (arg_watch && !streq(verb, "migrations") && !streq(verb, "overview")) {

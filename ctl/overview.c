@@ -192,15 +192,21 @@ typedef struct NodeAdvice {
         char *action; /* a sentence with the command, when an operator has to act */
 } NodeAdvice;
 
-/* What the operator should know or do about a node. */
+/* What the operator should know or do about a node; recovering: automatic recovery is on,
+ * and it fences and rebuilds by itself (the Recovery line says what it does). */
 static int node_advice(const char *name, const char *state, const char *fence, size_t owned,
-                       bool counted, NodeAdvice *ret)
+                       bool counted, bool recovering, NodeAdvice *ret)
 {
         bool down = streq(state, "down"), forced = streq(state, "forced-down");
         bool fenced = streq(fence, "off") || forced;
         int r = 0;
 
         *ret = (NodeAdvice){ .note = "" };
+        if (recovering && (down || forced) && (owned > 0 || !fenced)) {
+                ret->note = fenced ? "recovery rebuilds its HA instances" : "recovery fences it";
+                ret->color = COLOR_YELLOW;
+                return 0;
+        }
         /* the command first, on a line of its own that fits 80 columns */
         if (down && !fenced) {
                 ret->note = "not fenced";
@@ -251,8 +257,15 @@ static int view_overview(sd_bus *bus, FILE *f, const Screen *screen, void *userd
         bool counted = true;
         FILE *act = NULL, *need_f = NULL;
         uint64_t since, now = now_usec(CLOCK_MONOTONIC);
+        static const char *const recovery_name[] = { "Recovery", NULL };
+        _cleanup_free_ char *recovery = NULL;
+        bool recovering;
         int r;
 
+        /* a daemon older than this client has no such property: no recovery line */
+        if (ctl_get_strings(bus, PATH, NODE_IFACE, NULL, recovery_name, &recovery) < 0)
+                recovery = NULL;
+        recovering = recovery && !streq(recovery, "off");
         r = ctl_get_strings(bus, PATH, NODE_IFACE, &error, names, props);
         if (r >= 0)
                 r = ctl_call(bus, PATH, NODE_IFACE, "ListNodes", &error, &nodes, NULL);
@@ -302,7 +315,7 @@ static int view_overview(sd_bus *bus, FILE *f, const Screen *screen, void *userd
                 for (size_t i = 0; i < n_inst; i++)
                         if (streq(inst[i].owner, name))
                                 owned++;
-                if (node_advice(name, state, fence, owned, counted, &advice) < 0)
+                if (node_advice(name, state, fence, owned, counted, recovering, &advice) < 0)
                         goto oom;
                 if (advice.action) {
                         fprintf(act, "%s\n", advice.action);
@@ -356,7 +369,10 @@ static int view_overview(sd_bus *bus, FILE *f, const Screen *screen, void *userd
         if (n_act > 0)
                 fprintf(f, ". %sNeeds an operator: %s%s", screen->color ? COLOR_BOLD_RED : "", need,
                         screen->color ? COLOR_RESET : "");
-        fputs(".\n\n", f);
+        fputs(".\n", f);
+        if (recovery)
+                fprintf(f, "Automatic recovery: %s.\n", recovery);
+        fputc('\n', f);
         table_print(t, f, screen->width, screen->color);
         if (n_act > 0)
                 fprintf(f, "\n%s", actions);

@@ -159,6 +159,7 @@ void history_rebuild_ended(Manager *m, sd_bus_message *msg, const Rebuild *r)
         HistoryCaller c;
         HistoryRecord h = {
                 .kind = (char *)"rebuild",
+                .mode = (char *)(r->automatic ? "automatic" : NULL),
                 .domain = uuid_is_valid(r->uuid) ? (char *)r->uuid : NULL,
                 .domain_name = r->name,
                 .source = r->source,
@@ -220,6 +221,28 @@ void history_fence_ended(Manager *m, sd_bus_message *msg, const char *node, cons
 
         history_caller_of(msg, &c);
         set_caller(&h, &c);
+        history_write(m, &h, NULL);
+}
+
+void history_restart_ended(Manager *m, const char *uuid, const char *name, const char *dest,
+                           const char *result, const char *error, uint64_t began)
+{
+        _cleanup_free_ char *domain = uuid_is_valid(uuid) ? strdup(uuid) : NULL;
+        HistoryRecord h = {
+                .kind = (char *)"restart",
+                .domain_name = (char *)name,
+                .source = m->config->node.name,
+                .destination = dest ? (char *)dest : m->config->node.name,
+                .result = (char *)result,
+                .error = (char *)error,
+                .caller_uid = HISTORY_UID_UNKNOWN, /* nobody asked: [recovery] did */
+                .started = began,
+                .finished = now_realtime(),
+        };
+
+        for (char *p = domain; p && *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+        h.domain = domain;
         history_write(m, &h, NULL);
 }
 

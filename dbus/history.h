@@ -45,6 +45,12 @@ void history_drain_ended(Manager *m, sd_bus_message *msg, const char *dest, size
 void history_fence_ended(Manager *m, sd_bus_message *msg, const char *node, const char *action,
                          const char *power, const char *error, uint64_t began);
 
+/* ha-restart.c: a crashed guest (uuid, name) was restarted here, moved to dest (NULL: it
+ * stayed here), or left shut off: result "restarted", "relocated", "failed" or "given-up"
+ * (error says why). */
+void history_restart_ended(Manager *m, const char *uuid, const char *name, const char *dest,
+                           const char *result, const char *error, uint64_t began);
+
 /* GetHistory(s dom, t since_usec), its arguments read: checks them and answers msg. */
 int history_method_get(Manager *m, sd_bus_message *msg, const char *dom, uint64_t since,
                        sd_bus_error *error);

@@ -12,6 +12,7 @@
 #include "manager.h"
 #include "migration.h"
 #include "reconcile.h"
+#include "self-fence.h"
 #include "store-attach.h"
 
 int main(int argc, char *argv[])
@@ -67,6 +68,7 @@ int main(int argc, char *argv[])
         r = manager_startup(m);
         if (r < 0)
                 return 1;
+        self_fence_resume(m); /* a previous run's promise, before the store is read */
         /* A first attempt before READY, so that libvirtd (ordered after us) finds the deny
          * list in place and its autostarts go through at once; while the store cannot be
          * read, the hook refuses every start and the attempts go on in the event loop. */

@@ -8,6 +8,7 @@
 #include "call-limits.h"
 #include "console-priority.h"
 #include "errors.h"
+#include "ha-restart.h"
 #include "instance-ops.h"
 #include "job.h"
 #include "log.h"
@@ -18,6 +19,7 @@
 #include "polkit.h"
 #include "reconcile.h"
 #include "recovery.h"
+#include "self-fence.h"
 #include "store-attach.h"
 #include "virt.h"
 #include "window-keeper.h"
@@ -67,7 +69,9 @@ Manager *manager_free(Manager *m)
 {
         if (!m)
                 return NULL;
+        self_fence_free(m);    /* first: it withdraws the declaration from the store */
         window_keeper_free(m); /* before the drain: its last pass must not start another */
+        ha_restart_free(m);    /* before the drain too: no restart starts after it */
         /* before the drain too: a pass that ends starts no other */
         console_priority_free(m);
         jobs_drain(m);    /* their replies go out before the bus is closed */
@@ -147,6 +151,9 @@ int manager_startup(Manager *m)
         r = window_keeper_setup(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the migration window's keeper: %m");
+        r = ha_restart_setup(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the restart of crashed guests: %m");
         r = sd_bus_default_system(&m->bus);
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to the system bus: %m");

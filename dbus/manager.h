@@ -42,8 +42,10 @@ typedef struct Manager {
         Migration *migrations;              /* newest first (migration.h) */
         struct Reconciler *reconciler;      /* reconcile.h */
         struct WindowKeeper *window_keeper; /* window-keeper.h */
+        struct HaRestart *ha_restart;       /* crashed guests restarted (ha-restart.h) */
         struct InstanceOps *instance_ops;   /* who works on which instance (instance-ops.h) */
         struct Reservations *reservations;  /* memory on its way to each peer (placement.h) */
+        struct SelfFence *self_fence;       /* NULL until a heartbeat declared it (self-fence.h) */
 
         /* the consoles' TLS priority on the running guests (console-priority.h) */
         struct ConsolePriority *console_tls;

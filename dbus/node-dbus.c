@@ -22,6 +22,7 @@
 #include "errors.h"
 #include "fence.h"
 #include "fencing.h"
+#include "ha-methods.h"
 #include "history.h"
 #include "firewall.h"
 #include "force-down-opts.h"
@@ -847,6 +848,43 @@ static int method_archive(sd_bus_message *msg, void *userdata, sd_bus_error *err
         return history_method_archive(m, msg, dry_run, error);
 }
 
+/* SetHA(s dom, s mode, i priority) [manage-node]: a guest's HA setting in its metadata (ha.c).
+ * The domain is looked up in the worker (libvirt), after polkit, as Migrate's. */
+static int method_set_ha(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        const char *dom, *mode;
+        int32_t priority;
+        HaMode hm;
+        int r;
+
+        r = sd_bus_message_read(msg, "ssi", &dom, &mode, &priority);
+        if (r < 0)
+                return r;
+        r = ha_check_args(dom, mode, priority, &hm, error);
+        if (r < 0)
+                return r;
+        r = polkit_verify(m, msg, error);
+        if (r != 0)
+                return r;
+        return ha_set_start(m, msg, dom, hm, priority, error);
+}
+
+/* GetHA(s dom) -> (s mode, i priority, b own): read-only (ha.c). */
+static int method_get_ha(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        const char *dom;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &dom);
+        if (r < 0)
+                return r;
+        r = ha_check_args(dom, NULL, 0, NULL, error);
+        if (r < 0)
+                return r;
+        return ha_get_start(userdata, msg, dom, error);
+}
+
 static void check_node_work(Manager *m, void *userdata)
 {
         check_gather(userdata);
@@ -958,6 +996,11 @@ const sd_bus_vtable node_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Archive", SD_BUS_ARGS("b", dry_run),
                                 SD_BUS_RESULT("a(ssssts)", actions), method_archive,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetHA", SD_BUS_ARGS("s", domain, "s", mode, "i", priority),
+                                SD_BUS_NO_RESULT, method_set_ha, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetHA", SD_BUS_ARGS("s", domain),
+                                SD_BUS_RESULT("s", mode, "i", priority, "b", own), method_get_ha,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };

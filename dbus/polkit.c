@@ -35,6 +35,7 @@ static const PolkitEntry actions[] = {
         { HW_NODE_INTERFACE, "Rebuild", "org.hostwarden.evacuate" },
         { HW_NODE_INTERFACE, "EvacuateFrom", "org.hostwarden.evacuate" },
         { HW_NODE_INTERFACE, "Archive", "org.hostwarden.manage-node" },
+        { HW_NODE_INTERFACE, "SetHA", "org.hostwarden.manage-node" },
         { "org.hostwarden.Warden1.Migration", "Abort", "org.hostwarden.migrate" },
         { "org.hostwarden.Warden1.Migration", "ForceComplete", "org.hostwarden.migrate" },
         { HW_NODE_INTERFACE, "MigrateCold", "org.hostwarden.migrate" },
@@ -52,6 +53,7 @@ static const PolkitEntry read_only[] = {
         { HW_NODE_INTERFACE, "ListInstances", NULL },
         { HW_NODE_INTERFACE, "CheckNode", NULL },
         { HW_NODE_INTERFACE, "GetHistory", NULL },
+        { HW_NODE_INTERFACE, "GetHA", NULL },
 };
 
 const PolkitEntry *polkit_table(size_t *ret_n)

@@ -52,6 +52,7 @@ bool rebuild_source_fenced(Manager *m, const char *source, Rebuild *r)
                         source, fence_state_to_string(rec.fence), source, source);
         else
                 ok = true;
+        r->source_off = rec.fence == FENCE_OFF;
         node_record_done(&rec);
         return ok;
 }
@@ -137,7 +138,7 @@ void rebuild_check(Manager *m, Rebuild *r)
         {
                 const ConfigPeer *peer = config_find_peer(m->config, r->source);
 
-                if (peer && peer->libvirt_uri) {
+                if (peer && peer->libvirt_uri && !r->source_off) {
                         r->source_uri = strdup(peer->libvirt_uri);
                         if (!r->source_uri) {
                                 rebuild_fail(r, SD_BUS_ERROR_NO_MEMORY, "Out of memory");

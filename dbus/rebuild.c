@@ -416,6 +416,7 @@ static int add_item(Evacuation *e, const char *uuid, const char *name)
         n->source = strdup(e->source);
         if (!n->source)
                 return -ENOMEM;
+        n->automatic = e->cb != NULL;
         e->n++;
         return 0;
 }

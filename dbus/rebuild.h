@@ -34,7 +34,11 @@ typedef struct Rebuild {
         DiskFix *fixes;
         size_t n_fixes;
         PeerTargets ask;  /* the peers that are not fenced: does it run there? */
-        char *source_uri; /* the source's libvirt, asked too: NULL if [peer SOURCE] is gone */
+        /* the source's libvirt, asked too: NULL if [peer SOURCE] is gone, or when its fence
+         * agent said it is off (then it answers nobody: asking a node that is gone costs
+         * seconds of ARP for nothing) */
+        char *source_uri;
+        bool source_off; /* its record says off: a fence agent's result, not an admin's word */
         char *base_dir;   /* <instances_path>, copied for the worker */
         char *orig_evacuated_from; /* of the record when checked (to swap back) */
         uint64_t claimed_generation;
@@ -47,6 +51,7 @@ typedef struct Rebuild {
         bool claimed;
         bool started;
         bool locked;    /* claimed in m->instance_ops */
+        bool automatic; /* automatic recovery's (recovery.h), not an operator's call */
         uint64_t began; /* usec realtime: its steps began (the history) */
         /* announce.h: sent once it started here (a copy of the configuration's) */
         AnnounceSchedule announce;

@@ -36,10 +36,21 @@
 #include "rebuild.h"
 #include "recovery-plan.h"
 #include "recovery.h"
+#include "self-fence-plan.h"
 
 #define RECOVERY_LEASE    "recovery"
 #define FENCE_RETRY_FIRST (5 * USEC_PER_SEC)
 #define FENCE_RETRY_MAX   (60 * USEC_PER_SEC)
+/* rebuilds of assigned instances running at once on one node: each starts a QEMU */
+#define RECOVERY_MAX_REBUILDS 4
+/* While a peer is on its way to being fenced, or an instance is assigned here, passes come
+ * this often, not only with the heartbeat (10 s by default): the fence starts when its time
+ * has come and a survivor takes its assignment at once, not up to a heartbeat later. The
+ * cost is a node listing a second, during an incident only. */
+#define RECOVERY_FAST_INTERVAL USEC_PER_SEC
+/* how long after down_after + confirm_after a peer that is not fenced yet keeps the passes
+ * fast (an agent that fails, a node nobody can fence: then the heartbeat's pace) */
+#define RECOVERY_FAST_WINDOW (2 * USEC_PER_MINUTE)
 
 typedef struct FenceTry {
         char *node;
@@ -48,6 +59,11 @@ typedef struct FenceTry {
         unsigned failures; /* in a row */
         usec_t next;       /* CLOCK_MONOTONIC: not tried again before */
         bool said_cannot;  /* RECOVERY_CANNOT_FENCE was logged */
+        /* its record's fence_time when last looked at, and whether a fence result "on"
+         * recorded since (an operator's `fence NODE on`) waits for its heartbeat: a node
+         * that boots is not fenced again for the time its boot takes */
+        uint64_t fence_time_seen;
+        bool booting;
 } FenceTry;
 
 struct Recovery {
@@ -56,9 +72,11 @@ struct Recovery {
         FenceTry *tries;
         size_t n_tries;
         bool storm_said;
-        bool rebuilding;      /* this node's rebuild of what was assigned to it runs */
+        char **rebuilding;    /* the instances assigned to this node whose rebuild runs */
         char **said_unplaced; /* instances whose "nobody can take it" was logged */
         char summary[512];    /* what it did last, for the Recovery property */
+        /* during an incident, passes every RECOVERY_FAST_INTERVAL besides the heartbeat's */
+        sd_event_source *fast;
 };
 
 static int strv_push_copy(char ***l, const char *s)
@@ -81,6 +99,7 @@ void recovery_free(Manager *m)
 
         if (!rc)
                 return;
+        sd_event_source_disable_unref(rc->fast);
         /* a node that stops hands coordination on at once, not when the lease expires */
         if (rc->coordinating && m->store)
                 (void)store_lease_release(m->store, RECOVERY_LEASE, &rc->lease);
@@ -88,6 +107,7 @@ void recovery_free(Manager *m)
                 free(rc->tries[i].node);
         free(rc->tries);
         strv_free(rc->said_unplaced);
+        strv_free(rc->rebuilding);
         store_lease_done(&rc->lease);
         free(rc);
         m->recovery = NULL;
@@ -137,10 +157,7 @@ void recovery_heartbeat_facts(Manager *m)
         const Config *c = m->config;
 
         if (m->store)
-                store_set_heartbeat_facts(m->store, mem_available(),
-                                          c->recovery.enable && c->recovery.self_fence
-                                                  ? c->recovery.self_fence_after
-                                                  : 0);
+                store_set_heartbeat_facts(m->store, mem_available(), self_fence_declared(c));
 }
 
 /* ---- the assigned rebuilds (every node) --------------------------------------------------- */
@@ -177,10 +194,10 @@ static void assigned_rebuilt(Manager *m, const char *source, const Rebuild *item
 {
         Recovery *rc = userdata;
 
-        rc->rebuilding = false;
         for (size_t i = 0; i < n; i++) {
                 const Rebuild *r = &items[i];
 
+                strv_remove(rc->rebuilding, r->uuid);
                 if (r->started || r->claimed)
                         log_fields(r->started ? LOG_WARNING : LOG_ERR, 0,
                                    LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_RECOVERY },
@@ -217,40 +234,101 @@ static bool node_known_off(const NodeRecord *nodes, size_t n, const char *name)
         return false;
 }
 
+/* Each instance assigned here is rebuilt on its own, beside the others (up to
+ * RECOVERY_MAX_REBUILDS at once): one after the other, the last of a node's guests would wait
+ * for every start before it. */
 static void take_assignments(Manager *m, Recovery *rc, const NodeRecord *nodes, size_t n_nodes,
                              const InstanceRecord *inst, size_t n_inst)
 {
-        _cleanup_strv_free_ char **uuids = NULL;
-        const char *me = m->config->node.name, *source = NULL;
+        const char *me = m->config->node.name;
         int r;
 
-        if (rc->rebuilding)
-                return;
-        /* one source at a time: Rebuild's steps are per source */
         for (size_t i = 0; i < n_inst; i++) {
                 const InstanceRecord *x = &inst[i];
+                char *one[] = { (char *)x->uuid, NULL };
 
+                if (strv_length(rc->rebuilding) >= RECOVERY_MAX_REBUILDS)
+                        return;
                 if (x->deleted || !streq_ptr(x->recover_to, me) || streq(x->owner, me) ||
-                    (source && !streq(x->owner, source)) ||
+                    strv_contains(rc->rebuilding, x->uuid) ||
                     !node_known_off(nodes, n_nodes, x->owner))
                         continue;
-                source = x->owner;
-                if (strv_push_copy(&uuids, x->uuid) < 0)
+                if (strv_push_copy(&rc->rebuilding, x->uuid) < 0)
                         return;
+                r = rebuild_for_recovery(m, x->owner, one, assigned_rebuilt, rc);
+                if (r < 0) {
+                        strv_remove(rc->rebuilding, x->uuid);
+                        log_warning_errno(r, "Automatic recovery: cannot rebuild %s of %s here: %m",
+                                          x->uuid, x->owner);
+                        return;
+                }
         }
-        if (!source)
-                return;
-        r = rebuild_for_recovery(m, source, uuids, assigned_rebuilt, rc);
-        if (r >= 0)
-                rc->rebuilding = true;
-        else
-                log_warning_errno(r,
-                                  "Automatic recovery: cannot rebuild the instances of %s "
-                                  "assigned to this node: %m",
-                                  source);
 }
 
 /* ---- the coordinator ------------------------------------------------------------------------ */
+
+/* A pass out of the heartbeat's turn: what a fence result changed is acted on at once. */
+static void pass_now(Manager *m)
+{
+        NodeRecord *nodes = NULL;
+        size_t n = 0;
+
+        if (!m->store || store_node_list(m->store, &nodes, &n) < 0)
+                return;
+        recovery_tick(m, nodes, n);
+        node_record_array_free(nodes, n);
+}
+
+/* Is something under way that a pass a second acts on sooner: a peer down and not fenced
+ * yet (within RECOVERY_FAST_WINDOW of its fence time), or an instance assigned here and not
+ * rebuilt yet? */
+static bool incident(Manager *m, const NodeRecord *nodes, size_t n_nodes,
+                     const InstanceRecord *inst, size_t n_inst)
+{
+        const Config *c = m->config;
+        usec_t now = 0;
+
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        for (size_t i = 0; i < n_nodes; i++) {
+                NodeLiveness l = NODE_UNKNOWN;
+                usec_t unseen = 0;
+
+                if (streq(nodes[i].name, c->node.name) || nodes[i].fence == FENCE_OFF ||
+                    nodes[i].forced_down)
+                        continue;
+                (void)store_node_liveness_of(m->store, &nodes[i], now, c->cluster.down_after, &l);
+                (void)store_node_unseen(m->store, nodes[i].name, now, &unseen);
+                if (l == NODE_DOWN && unseen < c->cluster.down_after + c->recovery.confirm_after +
+                                                       RECOVERY_FAST_WINDOW)
+                        return true;
+        }
+        for (size_t i = 0; i < n_inst; i++)
+                if (streq_ptr(inst[i].recover_to, c->node.name) && !inst[i].deleted &&
+                    !streq(inst[i].owner, c->node.name))
+                        return true;
+        return false;
+}
+
+static int fast_cb(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        pass_now(userdata);
+        return 0;
+}
+
+static void fast_passes(Manager *m, Recovery *rc, bool on)
+{
+        if (on && !rc->fast &&
+            sd_event_add_time_relative(m->event, &rc->fast, CLOCK_MONOTONIC, RECOVERY_FAST_INTERVAL,
+                                       0, fast_cb, m) < 0)
+                return;
+        if (!rc->fast)
+                return;
+        if (on) {
+                (void)sd_event_source_set_time_relative(rc->fast, RECOVERY_FAST_INTERVAL);
+                (void)sd_event_source_set_enabled(rc->fast, SD_EVENT_ONESHOT);
+        } else
+                (void)sd_event_source_set_enabled(rc->fast, SD_EVENT_OFF);
+}
 
 static void fenced_cb(Manager *m, const char *node, int error, FenceState state,
                       const char *message, void *userdata)
@@ -273,6 +351,7 @@ static void fenced_cb(Manager *m, const char *node, int error, FenceState state,
                            "Automatic recovery: node %s is fenced (its agent says off); its HA "
                            "instances go to the survivors",
                            node);
+                pass_now(m);
                 return;
         }
         t->failed = true;
@@ -367,18 +446,28 @@ static int gather_nodes(Manager *m, Recovery *rc, const NodeRecord *recs, size_t
         for (size_t i = 0; i < n; i++) {
                 const ConfigPeer *peer = config_find_peer(m->config, recs[i].name);
                 RecoveryNode *x = &nodes[i];
-                FenceTry *t = NULL;
+                bool first = true;
+                FenceTry *t;
 
                 for (size_t k = 0; k < rc->n_tries; k++)
                         if (streq(rc->tries[k].node, recs[i].name))
-                                t = &rc->tries[k];
+                                first = false;
+                t = fence_try(rc, recs[i].name);
+                if (!t) {
+                        free(nodes);
+                        return -ENOMEM;
+                }
+                /* a result "on" recorded since we last looked: powered on, it boots */
+                if (!first && recs[i].fence_time != t->fence_time_seen && recs[i].fence == FENCE_ON)
+                        t->booting = true;
+                t->fence_time_seen = recs[i].fence_time;
                 *x = (RecoveryNode){
                         .name = recs[i].name,
                         .self = streq(recs[i].name, m->config->node.name),
                         .fenced = recs[i].fence == FENCE_OFF || recs[i].forced_down,
                         .disabled = recs[i].disabled,
                         .has_fence_agent = peer && peer->fence_agent,
-                        .fence_failed = t && t->failed,
+                        .fence_failed = t->failed,
                         .self_fence_after = recs[i].self_fence_after,
                         .mem_available = recs[i].mem_available,
                         .liveness = NODE_UNKNOWN,
@@ -388,6 +477,9 @@ static int gather_nodes(Manager *m, Recovery *rc, const NodeRecord *recs, size_t
                 (void)store_node_unseen(m->store, recs[i].name, now, &x->unseen);
                 if (x->self)
                         x->liveness = NODE_UP;
+                if (x->liveness == NODE_UP)
+                        t->booting = false;
+                x->booting = t->booting;
         }
         *ret = nodes;
         return 0;
@@ -508,7 +600,7 @@ static void coordinate(Manager *m, Recovery *rc, const NodeRecord *recs, size_t 
         _cleanup_free_ RecoveryAction *actions = NULL;
         _cleanup_free_ char *holder = NULL;
         RecoveryTimes times = { c->cluster.down_after, c->recovery.confirm_after,
-                                c->cluster.down_after };
+                                self_fence_peer_margin(c->cluster.down_after) };
         size_t lost, watched;
         usec_t now = 0;
         int r;
@@ -586,7 +678,8 @@ static void coordinate(Manager *m, Recovery *rc, const NodeRecord *recs, size_t 
                         /* back (or never gone): its failures are history */
                         t = nodes[i].liveness == NODE_UP ? fence_try(rc, nodes[i].name) : NULL;
                         if (t && !t->running)
-                                *t = (FenceTry){ .node = t->node };
+                                *t = (FenceTry){ .node = t->node,
+                                                 .fence_time_seen = t->fence_time_seen };
                         break;
                 default:
                         break;
@@ -595,11 +688,10 @@ static void coordinate(Manager *m, Recovery *rc, const NodeRecord *recs, size_t 
         place(m, rc, nodes, actions, n_recs, inst, n_inst);
 }
 
-void recovery_tick(Manager *m)
+void recovery_tick(Manager *m, const NodeRecord *nodes, size_t n_nodes)
 {
-        NodeRecord *nodes = NULL;
         InstanceRecord *inst = NULL;
-        size_t n_nodes = 0, n_inst = 0;
+        size_t n_inst = 0;
         Recovery *rc;
 
         if (!m->store)
@@ -613,11 +705,18 @@ void recovery_tick(Manager *m)
                 rc->coordinating = false;
                 return;
         }
-        if (store_node_list(m->store, &nodes, &n_nodes) >= 0 &&
-            store_instance_list(m->store, &inst, &n_inst) >= 0) {
-                take_assignments(m, rc, nodes, n_nodes, inst, n_inst);
-                coordinate(m, rc, nodes, n_nodes, inst, n_inst);
-        }
+        /* The instances matter only while some node is known to be off (nothing is
+         * rebuilt or assigned otherwise): no listing of them on every heartbeat. */
+        for (size_t i = 0; i < n_nodes; i++)
+                if ((nodes[i].fence == FENCE_OFF || nodes[i].forced_down) &&
+                    !streq(nodes[i].name, m->config->node.name)) {
+                        if (store_instance_list(m->store, &inst, &n_inst) < 0)
+                                return;
+                        break;
+                }
+        /* the coordinator's own assignments of this pass are taken in this pass */
+        coordinate(m, rc, nodes, n_nodes, inst, n_inst);
+        take_assignments(m, rc, nodes, n_nodes, inst, n_inst);
+        fast_passes(m, rc, incident(m, nodes, n_nodes, inst, n_inst));
         instance_record_array_free(inst, n_inst);
-        node_record_array_free(nodes, n_nodes);
 }

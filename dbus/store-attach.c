@@ -19,6 +19,7 @@
 #include "reconcile.h"
 #include "recovery.h"
 #include "runtime.h"
+#include "self-fence.h"
 #include "store-attach.h"
 #include "sysrun.h"
 
@@ -333,9 +334,9 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
                         (void)store_node_liveness_of(m->store, &nodes[i], now,
                                                      m->config->cluster.down_after, &l);
                 }
+                recovery_tick(m, nodes, n);
                 node_record_array_free(nodes, n);
         }
-        recovery_tick(m);
         return sd_event_source_set_time_relative(s, m->config->cluster.heartbeat_interval);
 }
 
@@ -353,6 +354,7 @@ void store_attach_heartbeat_result(Manager *m, int r)
                           "Cannot write this node's heartbeat to the cluster store at %s: %s "
                           "(peers will see this node down after [cluster] down_after)",
                           a->where, store_why(m->store, r, why, sizeof(why)));
+        self_fence_heartbeat_result(m, r);
 }
 
 /* Methods that answer without the store; every other Node method waits for it. */

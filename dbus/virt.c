@@ -26,6 +26,8 @@ struct Virt {
         pthread_mutex_t cb_lock; /* guards the two below (never held with lock) */
         void (*lifecycle_cb)(void *userdata);
         void *lifecycle_userdata;
+        VirtLifecycleDetailFunc detail_cb;
+        void *detail_userdata;
 };
 
 /* libvirt prints every error on stderr unless told otherwise; callers report them. */
@@ -129,15 +131,29 @@ static int lifecycle_event(virConnectPtr conn, virDomainPtr dom, int event, int 
 {
         Virt *v = opaque;
         void (*cb)(void *);
-        void *userdata;
+        VirtLifecycleDetailFunc detail_cb;
+        void *userdata, *detail_userdata;
+        char uuid[VIR_UUID_STRING_BUFLEN];
 
         pthread_mutex_lock(&v->cb_lock);
         cb = v->lifecycle_cb;
         userdata = v->lifecycle_userdata;
+        detail_cb = v->detail_cb;
+        detail_userdata = v->detail_userdata;
         pthread_mutex_unlock(&v->cb_lock);
         if (cb)
                 cb(userdata);
+        if (detail_cb && virDomainGetUUIDString(dom, uuid) == 0)
+                detail_cb(uuid, event, detail, detail_userdata);
         return 0;
+}
+
+void virt_set_lifecycle_detail_callback(Virt *v, VirtLifecycleDetailFunc cb, void *userdata)
+{
+        pthread_mutex_lock(&v->cb_lock);
+        v->detail_cb = cb;
+        v->detail_userdata = userdata;
+        pthread_mutex_unlock(&v->cb_lock);
 }
 
 void virt_set_lifecycle_callback(Virt *v, void (*cb)(void *userdata), void *userdata)

@@ -53,6 +53,10 @@ void virt_domains_free(virDomainPtr *doms, size_t n);
  * (NULL: none). It must only hand the news on (e.g. write to an eventfd).
  */
 void virt_set_lifecycle_callback(Virt *v, void (*cb)(void *userdata), void *userdata);
+/* The same with the domain's UUID and libvirt's event and detail (ha-restart.c tells a crash
+ * from a shutdown by them), beside the one above. */
+typedef void (*VirtLifecycleDetailFunc)(const char *uuid, int event, int detail, void *userdata);
+void virt_set_lifecycle_detail_callback(Virt *v, VirtLifecycleDetailFunc cb, void *userdata);
 
 /* Is a migration of this active domain under way, incoming or outgoing? Paused for one (or
  * starting up, as an incoming one is), or a job, or no job info at all: libvirt refuses it

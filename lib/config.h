@@ -157,7 +157,7 @@ typedef struct Config {
                 char **reserved_nodes; /* rebuilt there first */
                 bool self_fence;       /* no heartbeat for self_fence_after: guests stop, off */
                 usec_t self_fence_after;
-                unsigned max_restart;  /* a guest's crashes restarted here in RESTART_WINDOW */
+                unsigned max_restart;  /* a guest's crashes restarted here in HA_RESTART_WINDOW */
                 unsigned max_relocate; /* then moved, at most this many times */
                 HaMode default_ha;     /* of a guest without its own setting (ha.h) */
         } recovery;

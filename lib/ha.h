@@ -38,3 +38,13 @@ void ha_setting_of(const struct DomXml *d, HaMode default_mode, HaSetting *ret, 
 int ha_metadata_format(HaMode mode, int priority, char **ret);
 
 bool ha_priority_is_valid(long long p);
+
+/*
+ * The <guest> element for virDomainSetMetadata() with mode and priority, keeping every other
+ * attribute of current: the element virDomainGetMetadata() returned (prefixed or in the
+ * default namespace; NULL or "": the guest has none). Later settings (maintenance strategy,
+ * migration policy) live beside ha and priority and must survive SetHA. -EBADMSG: current is
+ * not one well-formed element; -EOPNOTSUPP: it has child elements or attributes of another
+ * namespace, which this cannot carry over (refused rather than lost).
+ */
+int ha_metadata_merge(const char *current, HaMode mode, int priority, char **ret);

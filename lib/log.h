@@ -32,9 +32,14 @@ typedef struct LogField {
 #define HW_MESSAGE_FENCE               "9b22479fd7eb4ace97570ee7708f8074"
 #define HW_MESSAGE_EVACUATION          "1332e98f29b34e32bfc81300b1d54ee9"
 #define HW_MESSAGE_RECONCILED          "e59a5c230b524d669a621f14a97b1cef"
+#define HW_MESSAGE_HA_SET              "5c1f0f8e3a2d4b7e9d6a41c2b8e07f13"
+#define HW_MESSAGE_HA_RESTART          "0b7d3e92c64f4a1e8f25d9a6c3b1e470"
+#define HW_MESSAGE_HA_GIVE_UP          "e8a4c2d61f9b4e03a7c5b2d9f6e18a34"
+#define HW_MESSAGE_HA_RELOCATE         "7f3a9c1e5b2d48e6a0c4d8f2b6e91a57"
 #define HW_MESSAGE_STORE               "cf43ae47f75e4353a7679159ab6854b7"
 #define HW_MESSAGE_UNSYNCED_START      "a642b5fac0ca4c44acd88a5c7976492f"
 #define HW_MESSAGE_RECOVERY            "5e0d3c1b9a7f4e26b8c4d2f6a1e93b70"
+#define HW_MESSAGE_SELF_FENCE          "7bbc46bbec1e407f956be117d0b7fdcf"
 
 /* ident: SYSLOG_IDENTIFIER, e.g. "hostwarden-hook". */
 void log_setup(const char *ident);

@@ -31,7 +31,7 @@ RecoveryAction recovery_node_action(const RecoveryNode *n, const RecoveryTimes *
                 return n->liveness == NODE_UP ? RECOVERY_NOTHING : RECOVERY_REBUILD;
         if (n->liveness != NODE_DOWN)
                 return RECOVERY_NOTHING;
-        if (n->unseen < t->down_after + t->confirm_after)
+        if (n->booting || n->unseen < t->down_after + t->confirm_after)
                 return RECOVERY_WAIT;
         /* It said it powers itself off after self_fence_after without a heartbeat; the
          * margin covers our look coming late and its clock running slow. */

@@ -23,8 +23,11 @@ typedef struct RecoveryNode {
         usec_t unseen;         /* its heartbeat counter stood still this long (observer) */
         bool fenced;           /* its record says off, or forced down */
         bool disabled;
-        bool has_fence_agent;      /* [peer NAME] fence_agent is set here */
-        bool fence_failed;         /* the last run of its agent failed */
+        bool has_fence_agent; /* [peer NAME] fence_agent is set here */
+        bool fence_failed;    /* the last run of its agent failed */
+        /* powered on since its last fence (a fence result "on" recorded), and its heartbeat
+         * not seen since: it boots, and is not fenced again for that */
+        bool booting;
         uint64_t self_fence_after; /* declared in its record, 0: none */
         uint64_t mem_available;    /* bytes, 0: not known */
 } RecoveryNode;

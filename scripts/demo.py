@@ -1,6 +1,7 @@
 """hostwarden demo: a VNC-listening guest live-migrates between two compute nodes; then
 a node dies, is fenced through its BMC, its guest is rebuilt on the other node, and when it
-comes back its stale copy stays off.
+comes back its stale copy stays off; last, with automatic recovery on, the other node loses
+power and its guests come back by themselves, under `hostwardenctl overview --watch`.
 
 Run through scripts/demo (which installs dependencies and builds first)."""
 
@@ -208,6 +209,8 @@ def run(stage: str) -> int:
 
         if not node_failure(node1, node2, bmc_password):
             return 1
+        if not automatic_recovery(node1, node2):
+            return 1
 
         step("Powering the nodes off and removing their namespaces, mounts and files")
     left = cluster.leftovers()
@@ -217,7 +220,9 @@ def run(stage: str) -> int:
     say("into a node whose migration ports are closed except while a migration arrives, and")
     say("on node2 its console listens where node2's [console] listen says. When node1 died,")
     say("its guest was rebuilt on node2 only once node1 was fenced, and when node1 came back")
-    say("its stale copy was refused and removed: the guest never ran twice.")
+    say("its stale copy was refused and removed: the guest never ran twice. With [recovery]")
+    say("enable = yes, when node2 lost power nobody called anything: node1 fenced it through")
+    say("its BMC and started its guests again by itself.")
     return 0 if not left else 1
 
 
@@ -278,6 +283,104 @@ def node_failure(node1: hwcluster.Node, node2: hwcluster.Node, bmc_password: str
     if where != ["node2"] or bmc_password in journal:
         say("    UNEXPECTED: the guest must run on node2 only")
         return False
+    return True
+
+
+RECOVERY = "[recovery]\nenable = yes\nconfirm_after = 5s\n"
+RECOVERY_MESSAGE_ID = "5e0d3c1b9a7f4e26b8c4d2f6a1e93b70"
+
+
+def recovery_state(node: hwcluster.Node) -> str:
+    """Node.Recovery: "coordinator", "watching; coordinator: NODE", ..."""
+    out = node.run(["busctl", "--system", "get-property", "org.hostwarden.Warden1",
+                    "/org/hostwarden/Warden1", "org.hostwarden.Warden1.Node", "Recovery"],
+                   check=False).stdout.strip()
+    return out.split(" ", 1)[1].strip('"') if out.startswith("s ") else out
+
+
+def overview_frames(log: str) -> list[str]:
+    """The frames `hostwardenctl overview --watch` printed (not on a terminal: one after the
+    other), those that changed: a frame starts with its title line."""
+    frames: list[str] = []
+    for line in log.splitlines():
+        if line.startswith("hostwarden on ") or not frames:
+            frames.append("")
+        frames[-1] += line + "\n"
+    changed, last = [], None
+    for frame in frames:
+        # the clock and the "3s ago" columns move on every frame; what happened does not
+        key = re.sub(r"\d+(s|m|h|d) ago|\d\d:\d\d:\d\d", "", frame)
+        if key != last:
+            changed.append(frame.strip("\n"))
+        last = key
+    return changed
+
+
+def automatic_recovery(node1: hwcluster.Node, node2: hwcluster.Node) -> bool:
+    """[recovery] enable = yes; node2 loses power with both guests; node1 fences it and
+    starts them again by itself, under hostwardenctl overview --watch."""
+    guests = (GUEST, GUEST2)
+    began = time.monotonic()
+    step("Automatic recovery: [recovery] enable = yes on both nodes, then hostwardenctl reload\n"
+         "    (confirm_after = 5s here, to keep the demo short; the default is 30s)")
+    for n in (node1, node2):
+        n.run(["sh", "-c", "cat >> /etc/hostwarden/hostwarden.conf"], input=RECOVERY)
+        show(n, ["hostwardenctl", "reload"])
+    say("    appended to /etc/hostwarden/hostwarden.conf on both nodes:")
+    for line in RECOVERY.splitlines():
+        say(f"        {line}")
+    # one node takes the recovery lease in the store; both see node1 (back from the last
+    # scene) and node2 up before anything is lost
+    hwevac.wait_for(lambda: "coordinator" in (recovery_state(node1), recovery_state(node2))
+                    and hwevac.list_nodes(node2)["node1"][2] == "up"
+                    and hwevac.list_nodes(node1)["node2"][2] == "up", timeout=60)
+    for n in (node1, node2):
+        say(f"    [{n.name}] Recovery: {recovery_state(n)}")
+    show(node2, ["virsh", "list"])
+
+    step("node2 loses power (its BMC switches it off), with both guests; nobody calls\n"
+         "    anything. On node1: hostwardenctl overview --watch")
+    pid = node1.run("COLUMNS=110 hostwardenctl overview --watch >/run/demo-overview.log 2>&1 "
+                    "& echo $!").stdout.strip()
+    def n_frames() -> int:
+        log = node1.run(["cat", "/run/demo-overview.log"], check=False).stdout
+        return sum(1 for line in log.splitlines() if line.startswith("hostwarden on "))
+
+    hwevac.wait_for(lambda: n_frames() > 0, timeout=15)  # its first screen, before the loss
+    t0 = time.monotonic()
+    node2.bmc.ipmitool("chassis", "power", "off")
+    back = hwevac.wait_for(lambda: all(hwevac.running(node1, g) for g in guests),
+                           timeout=180, interval=0.2)
+    took = time.monotonic() - t0
+    # one more screen after that (not on a terminal, it prints every 5 s and on changes)
+    seen = n_frames()
+    hwevac.wait_for(lambda: n_frames() > seen, timeout=15)
+    # TERM: a background job of sh ignores SIGINT
+    node1.run(["kill", "-TERM", pid], check=False)
+    hwevac.wait_for(lambda: node1.run(["kill", "-0", pid], check=False).returncode != 0,
+                    timeout=10)
+    frames = overview_frames(node1.read_file("/run/demo-overview.log"))
+    say(f"    {len(frames)} different screens of it; the first, then each change:")
+    for frame in frames[:8]:
+        say("    " + "-" * 100)
+        for line in frame.splitlines():
+            say(f"    | {line}")
+    say("    " + "-" * 100)
+    if not back:
+        say(f"    UNEXPECTED: {', '.join(guests)} do not run on node1 after {took:.0f}s")
+        show(node1, ["journalctl", "-q", "--no-pager", "-o", "cat", "-u", "hostwardend",
+                     "-n", "40"], check=False)
+        return False
+    say(f"    both guests run on node1 {took:.1f}s after the power loss "
+        "(down_after 5s + confirm_after 5s + fence + start)")
+
+    step("What node1's hostwardend did, by itself (journalctl MESSAGE_ID=" + RECOVERY_MESSAGE_ID
+         + ")")
+    show(node1, ["journalctl", "-q", "--no-pager", "-o", "cat",
+                 f"MESSAGE_ID={RECOVERY_MESSAGE_ID}"], check=False)
+    show(node1, ["virsh", "list"])
+    show(node1, ["hostwardenctl", "nodes"])
+    say(f"    (this scene: {time.monotonic() - began:.0f}s)")
     return True
 
 

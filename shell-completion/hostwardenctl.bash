@@ -16,6 +16,8 @@ _hostwardenctl() {
                 setup-leases setup-console-tls init-cluster allow-unsynced-starts history archive"
         local options="--help --version --json --no-ask-password --block --cold --wait --watch --bandwidth=
                 --live --to= --from= --insist --name= --adopt --reason= --since= --dry-run"
+        commands+=" ha"
+        options+=" --priority="
 
         case $prev in
         --to | --from)
@@ -23,6 +25,9 @@ _hostwardenctl() {
                 return
                 ;;
         --bandwidth | --name | --reason | --since)
+                return
+                ;;
+        --priority)
                 return
                 ;;
         esac
@@ -39,6 +44,7 @@ _hostwardenctl() {
                 [[ ${words[i - 1]} == --to || ${words[i - 1]} == --from ||
                         ${words[i - 1]} == --bandwidth || ${words[i - 1]} == --name ||
                         ${words[i - 1]} == --reason || ${words[i - 1]} == --since ]] && continue
+                [[ ${words[i - 1]} == --priority ]] && continue
                 if [[ -z $verb ]]; then
                         verb=${words[i]}
                 else
@@ -74,6 +80,12 @@ _hostwardenctl() {
         history) # a domain of the store's records (past ones too: any name is fine)
                 ((n == 0)) &&
                         COMPREPLY=($(compgen -W "$(__hostwardenctl_column instances 2)" -- "$cur")) ;;
+        ha)
+                if ((n == 0)); then
+                        COMPREPLY=($(compgen -W "$(__hostwardenctl_column domains 2)" -- "$cur"))
+                elif ((n == 1)); then
+                        COMPREPLY=($(compgen -W "off restart" -- "$cur"))
+                fi ;;
         rebuild) # an instance of another node: the store's records, not this libvirt's domains
                 ((n == 0)) &&
                         COMPREPLY=($(compgen -W "$(__hostwardenctl_column instances 1)" -- "$cur")) ;;

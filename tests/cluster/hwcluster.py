@@ -1148,7 +1148,8 @@ class Bmc:
         return bmc_fence_options(self.node.cluster, self.node.index)
 
     def start(self) -> None:
-        os.makedirs(os.path.join(self.dir, "state"))
+        """Starts ipmi_sim; again after stop() too (a BMC that died and came back)."""
+        os.makedirs(os.path.join(self.dir, "state"), exist_ok=True)
         power = os.path.join(self.dir, "power.sh")
         Path(power).write_text(_BMC_POWER_SCRIPT)
         os.chmod(power, 0o755)
