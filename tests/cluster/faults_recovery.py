@@ -318,7 +318,7 @@ def restore(fleet: Fleet, r: Round, fenced=(), forced_down=(), unfenced=()) -> N
         ctl(helper, "fence", n.name, "on")
     for n in list(forced_down) + list(unfenced):
         if n.bmc.process is None or n.bmc.process.poll() is not None:
-            n.bmc.restart()
+            n.bmc.start()
         n.bmc.ipmitool("chassis", "power", "on")
     for n in list(fenced) + list(forced_down) + list(unfenced):
         before, tries = fenced_off(n), 0
@@ -459,7 +459,7 @@ def round_bmc_dead(fleet, rnd, r):
     r.expect(list_nodes(r.survivors()[0])[x.name][3] != "off",
              f"{x.name}'s record says off without a fence")
     revived = time.time()
-    x.bmc.restart()
+    x.bmc.start()
     r.wait_back()
     evs = events(fleet, r.t0)
     r.expect(len(steps(evs, "fencing", x.name)) >= 2, "the coordinator did not try again")

@@ -1215,13 +1215,6 @@ class Bmc:
             self.process.kill()
             self.process.wait(timeout=10)
 
-    def restart(self) -> None:
-        """Start ipmi_sim again after stop() (a BMC that died and came back), with its state
-        made anew as start() makes it; the power log goes on."""
-        self.stop()
-        shutil.rmtree(os.path.join(self.dir, "state"), ignore_errors=True)
-        self.start()
-
 
 # --------------------------------------------------------------------------
 # Clusters
