@@ -57,6 +57,7 @@ from faults_cluster import fault_cluster
 from faults_daemons import cut
 from faults_power import Fleet, run_rounds
 from hwevac import ctl, list_nodes, record, wait_for
+from hwinstall import BUSCTL, NODE_API
 from test_recovery import prop_recovery
 
 STORES = os.environ.get("HW_FAULT_STORES", "dir,etcd").split(",")
@@ -524,8 +525,11 @@ def round_storm(fleet, rnd, r):
     if fleet.cluster.hw_store == "dir":
         r.expect(storm, f"{survivor.name} did not say it fences nobody (storm): {said}")
     else:  # etcd on the compute nodes: its one member has no quorum left either
-        r.expect(storm or "store does not answer" in said,
-                 f"{survivor.name} neither says storm nor lost the store: {said}")
+        store = json.loads(survivor.run(BUSCTL + ["--json=short", "get-property", *NODE_API,
+                                                  "StoreState"]).stdout)["data"]
+        r.expect(storm or "store does not answer" in said or store != "attached",
+                 f"{survivor.name} neither says storm nor lost the store: {said}, {store}")
+        r.notes.append(f"its store: {store}")
     r.notes.append(f"{survivor.name} says {said!r}")
     # An observation window: past the time it would have fenced (down_after + confirm_after),
     # a fence agent's run and a few heartbeats more; the pause is the window itself.
