@@ -33,7 +33,8 @@ STORES = ("dir", "etcd")
 
 @contextlib.contextmanager
 def fault_cluster(store: str, firewall: str = "", record_timing=None,
-                  etcd_on_storage_node: bool = False) -> Iterator[hwcluster.Cluster]:
+                  etcd_on_storage_node: bool = False,
+                  config: str = "") -> Iterator[hwcluster.Cluster]:
     """The installed cluster (hwinstall.installed_cluster) of N compute nodes, with
     hostwardend and a BMC each, fencing one another through the BMCs (hwevac.config),
     and the storage node.  STORE: "dir" or "etcd" (hwevac.etcd_files: a member on each
@@ -41,7 +42,8 @@ def fault_cluster(store: str, firewall: str = "", record_timing=None,
     plane: a test that powers off two compute nodes at once keeps its store).
     FIREWALL: a [firewall] section for the compute nodes' hostwarden.conf ("": the
     harness's, hwinstall.FIREWALL).  Sets cluster.compute, cluster.storage_node and
-    cluster.hw_store (and hw_etcd_members).  RECORD_TIMING (conftest's record_timing):
+    cluster.hw_store (and hw_etcd_members).  CONFIG: more sections for the compute nodes'
+    hostwarden.conf (e.g. [recovery]).  RECORD_TIMING (conftest's record_timing):
     where the boot's times go (the storage node's glusterd and volume, the compute nodes'
     mounts, the whole boot)."""
     if store not in STORES:
@@ -58,7 +60,7 @@ def fault_cluster(store: str, firewall: str = "", record_timing=None,
     if store == "etcd":
         for i in range(1, N + 2):
             files[i] = {**hwevac.etcd_files(i, N, members), **files[i]}
-    configs = {i: hwevac.config(i, N, password, store, members) + firewall
+    configs = {i: hwevac.config(i, N, password, store, members) + firewall + config
                for i in range(1, N + 1)}
     t0 = time.monotonic()
     with hwinstall.installed_cluster(

@@ -210,13 +210,14 @@ def list_nodes(node) -> dict:
     return {n[0]: n for n in json.loads(out)["data"][0]}
 
 
-def record(node, uuid) -> dict:
-    """The instance record of UUID in the store ({} if there is none)."""
+def record(node, uuid, kind="instances") -> dict:
+    """The instance record of UUID in the store ({} if there is none); with kind="nodes", the
+    node record of the node named UUID."""
     if uses_etcd(node):
-        text = etcdctl(node, "get", "--print-value-only", f"{ETCD_PREFIX}/instances/{uuid}",
+        text = etcdctl(node, "get", "--print-value-only", f"{ETCD_PREFIX}/{kind}/{uuid}",
                        check=False).stdout
     else:
-        text = node.run(["cat", f"{SHARED}/.hostwarden/instances/{uuid}"], check=False).stdout
+        text = node.run(["cat", f"{SHARED}/.hostwarden/{kind}/{uuid}"], check=False).stdout
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
