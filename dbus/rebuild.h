@@ -33,13 +33,13 @@ typedef struct Rebuild {
         char *xml;           /* the definition, console listen rewritten for this node */
         DiskFix *fixes;
         size_t n_fixes;
-        PeerTargets ask;  /* the peers that are not fenced: does it run there? */
+        PeerTargets ask; /* the peers that are not fenced: does it run there? */
         /* the source's libvirt, asked too: NULL if [peer SOURCE] is gone, or when its fence
          * agent said it is off (then it answers nobody: asking a node that is gone costs
          * seconds of ARP for nothing) */
         char *source_uri;
         bool source_off; /* its record says off: a fence agent's result, not an admin's word */
-        char *base_dir;   /* <instances_path>, copied for the worker */
+        char *base_dir;  /* <instances_path>, copied for the worker */
         char *orig_evacuated_from; /* of the record when checked (to swap back) */
         uint64_t claimed_generation;
         bool defined;        /* the domain is defined here (by us or before) */
