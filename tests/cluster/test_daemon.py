@@ -296,8 +296,11 @@ def test_check_node_flags_a_broken_node(daemon_node):
         daemon_node.run("systemctl stop libvirtd-tcp.socket")
         assert findings["libvirt-listen"][0] == "warning", findings["libvirt-listen"]
         assert "16509 without TLS" in findings["libvirt-listen"][1]
-        # the socket comes back only with libvirtd stopped first
+        # the socket comes back only with libvirtd stopped first; this test has started
+        # libvirtd often within seconds, so systemd's start limit is reset first (a CI run
+        # hit it: "Job failed")
         daemon_node.run("systemctl stop libvirtd.service && "
+                        "systemctl reset-failed libvirtd.service libvirtd-tls.socket && "
                         "systemctl start libvirtd-tls.socket libvirtd.service")
         assert check_node(daemon_node)["libvirt-listen"][0] == "ok"
 
@@ -419,6 +422,7 @@ RECIPES = {
     "Confirm": None,
     "Revert": None,
     "Archive": ["true"],  # a dry run: moves nothing
+    "SetHA": ["'walk'", "'restart'", "5"],  # the walk's shut-off domain: its metadata only
 }
 PEER2 = "/etc/hostwarden/hostwarden.conf.d/80-peer2.conf"
 WALK_DOMAIN = ("<domain type='qemu'><name>walk</name><memory unit='MiB'>32</memory>"
