@@ -288,14 +288,16 @@ static void pass_now(Manager *m)
         node_record_array_free(nodes, n);
 }
 
-/* Is something under way that a pass a second acts on sooner: a peer down and not fenced
- * yet (within RECOVERY_FAST_WINDOW of its fence time), or an instance assigned here and not
- * rebuilt yet? */
-static bool incident(Manager *m, const NodeRecord *nodes, size_t n_nodes,
-                     const InstanceRecord *inst, size_t n_inst)
+/* Is something under way that passes between heartbeats act on sooner: a peer down and not
+ * fenced yet (within RECOVERY_FAST_WINDOW of its fence time), or an instance assigned here and
+ * not rebuilt yet? Returns when the next pass is due (0: no incident): at the latest
+ * RECOVERY_FAST_INTERVAL from now, and at the moment a peer's fence time comes if sooner, so
+ * that the fence does not wait for the next pass of the second. */
+static usec_t incident(Manager *m, const NodeRecord *nodes, size_t n_nodes,
+                       const InstanceRecord *inst, size_t n_inst)
 {
         const Config *c = m->config;
-        usec_t now = 0;
+        usec_t now = 0, due = c->cluster.down_after + c->recovery.confirm_after, next = 0;
 
         (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         for (size_t i = 0; i < n_nodes; i++) {
@@ -307,15 +309,17 @@ static bool incident(Manager *m, const NodeRecord *nodes, size_t n_nodes,
                         continue;
                 (void)store_node_liveness_of(m->store, &nodes[i], now, c->cluster.down_after, &l);
                 (void)store_node_unseen(m->store, nodes[i].name, now, &unseen);
-                if (l == NODE_DOWN && unseen < c->cluster.down_after + c->recovery.confirm_after +
-                                                       RECOVERY_FAST_WINDOW)
-                        return true;
+                if (l != NODE_DOWN || unseen >= due + RECOVERY_FAST_WINDOW)
+                        continue;
+                /* a millisecond late, so that the pass finds it due */
+                next = MIN(next ?: RECOVERY_FAST_INTERVAL,
+                           unseen < due ? due - unseen + USEC_PER_MSEC : RECOVERY_FAST_INTERVAL);
         }
-        for (size_t i = 0; i < n_inst; i++)
+        for (size_t i = 0; i < n_inst && !next; i++)
                 if (streq_ptr(inst[i].recover_to, c->node.name) && !inst[i].deleted &&
                     !streq(inst[i].owner, c->node.name))
-                        return true;
-        return false;
+                        next = RECOVERY_FAST_INTERVAL;
+        return next;
 }
 
 static int fast_cb(sd_event_source *s, uint64_t usec, void *userdata)
@@ -329,16 +333,18 @@ static int fast_cb(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-static void fast_passes(Manager *m, Recovery *rc, bool on)
+/* the next extra pass NEXT from now, or none (0) */
+static void fast_passes(Manager *m, Recovery *rc, usec_t next)
 {
-        if (on && !rc->fast &&
-            sd_event_add_time_relative(m->event, &rc->fast, CLOCK_MONOTONIC, RECOVERY_FAST_INTERVAL,
-                                       0, fast_cb, m) < 0)
+        /* accuracy 1 ms: sd-event's default (250 ms) would let the fence pass come late */
+        if (next && !rc->fast &&
+            sd_event_add_time_relative(m->event, &rc->fast, CLOCK_MONOTONIC, next, USEC_PER_MSEC,
+                                       fast_cb, m) < 0)
                 return;
         if (!rc->fast)
                 return;
-        if (on) {
-                (void)sd_event_source_set_time_relative(rc->fast, RECOVERY_FAST_INTERVAL);
+        if (next) {
+                (void)sd_event_source_set_time_relative(rc->fast, next);
                 (void)sd_event_source_set_enabled(rc->fast, SD_EVENT_ONESHOT);
         } else
                 (void)sd_event_source_set_enabled(rc->fast, SD_EVENT_OFF);
