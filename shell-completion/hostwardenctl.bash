@@ -18,6 +18,7 @@ _hostwardenctl() {
                 --live --to= --from= --insist --name= --adopt --reason= --since= --dry-run"
         commands+=" ha"
         options+=" --priority="
+        options+=" --policy="
 
         case $prev in
         --to | --from)
@@ -28,6 +29,11 @@ _hostwardenctl() {
                 return
                 ;;
         --priority)
+                return
+                ;;
+        --policy) # the built-ins; a node's own [policy NAME] sections are typed
+                COMPREPLY=($(compgen -W "nova minimal-downtime post-copy-when-stalled
+                        suspend-if-needed" -- "$cur"))
                 return
                 ;;
         esac
@@ -45,6 +51,7 @@ _hostwardenctl() {
                         ${words[i - 1]} == --bandwidth || ${words[i - 1]} == --name ||
                         ${words[i - 1]} == --reason || ${words[i - 1]} == --since ]] && continue
                 [[ ${words[i - 1]} == --priority ]] && continue
+                [[ ${words[i - 1]} == --policy ]] && continue
                 if [[ -z $verb ]]; then
                         verb=${words[i]}
                 else
