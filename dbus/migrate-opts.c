@@ -206,13 +206,13 @@ int migrate_options_read(sd_bus_message *msg, const Config *c, MigrateOptions *o
         return 0;
 }
 
-int migrate_options_choose_policy(const Config *c, MigrateOptions *opts, const char *domain_policy,
-                                  char *error, size_t size)
+int migrate_options_choose_policy(const MigPolicySet *set, MigrateOptions *opts,
+                                  const char *domain_policy, char *error, size_t size)
 {
         const char *name = !isempty(opts->policy)    ? opts->policy
                            : !isempty(domain_policy) ? domain_policy
-                                                     : c->migration.policy;
-        const MigSchedule *s = config_find_policy(c, name);
+                                                     : set->default_name;
+        const MigSchedule *s = mig_policy_set_find(set, name);
 
         if (!s)
                 return snprintf(error, size,
@@ -222,7 +222,8 @@ int migrate_options_choose_policy(const Config *c, MigrateOptions *opts, const c
                                 "section); set it with a known policy, or pass option 'policy'",
                                 name),
                        -ENOENT;
-        if (config_policy_permitted(c, s, error, size) < 0)
+        if (mig_schedule_permitted(s, set->permit_auto_converge, set->permit_post_copy, error,
+                                   size) < 0)
                 return -EPERM;
         opts->schedule = *s;
         if (mig_schedule_uses(s, MIG_ACTION_AUTO_CONVERGE))

@@ -43,12 +43,13 @@ int migrate_options_read(sd_bus_message *msg, const Config *c, MigrateOptions *o
 
 /*
  * The migration policy of a live migration: the caller's (option "policy"), else the
- * domain's (domain_policy: its metadata, NULL for none), else [migration] policy. Copies it
+ * domain's (domain_policy: its metadata, NULL for none), else [migration] policy, of the
+ * node's policies as copied into set (a worker's). Copies it
  * into opts->schedule and sets the flags its steps need (post-copy, auto-converge). -ENOENT
  * (a policy nobody defined) or -EPERM (one [migration] does not permit), with why in error.
  */
-int migrate_options_choose_policy(const Config *c, MigrateOptions *opts, const char *domain_policy,
-                                  char *error, size_t size);
+int migrate_options_choose_policy(const MigPolicySet *set, MigrateOptions *opts,
+                                  const char *domain_policy, char *error, size_t size);
 
 /*
  * Whether opts->tls can be had on this node: TLS without its QEMU certificates, or no TLS

@@ -467,8 +467,8 @@ void migration_work(Manager *m, void *userdata)
         log_debug("Migration %s: preflight took %llu us", mig->id,
                   (unsigned long long)(now_usec(CLOCK_MONOTONIC) - t0));
         /* the domain's metadata may name it: known once its XML is read */
-        if (migrate_options_choose_policy(m->config, &mig->opts, w->chosen->domain->hw_policy, why,
-                                          sizeof(why)) < 0) {
+        if (migrate_options_choose_policy(&w->chosen->policies, &mig->opts,
+                                          w->chosen->domain->hw_policy, why, sizeof(why)) < 0) {
                 migration_fail(w, "%s", why);
                 return;
         }

@@ -32,6 +32,7 @@ Preflight *preflight_free(Preflight *p)
         free(p->dest_state);
         free(p->dest_fence);
         free(p->instances_path);
+        mig_policy_set_done(&p->policies);
         free(p->dest_mark);
         free(p->tls_problem);
         domxml_free(p->domain);
@@ -101,7 +102,7 @@ int preflight_new(Manager *m, const char *domain, const char *dest, const Migrat
                 return -ENOMEM;
         }
         p->instances_path = strdup(c->node.instances_path);
-        if (!p->instances_path) {
+        if (!p->instances_path || config_copy_policies(c, &p->policies) < 0) {
                 preflight_free(p);
                 return -ENOMEM;
         }
@@ -223,11 +224,12 @@ static size_t shared_file_systems(const Preflight *p, SharedFs shared[static 2],
 
 /* The migration policy the engine will choose (the caller's, the domain's, [migration]'s):
  * one this node has and permits? */
-static bool policy_usable(const Config *c, const Preflight *p, char *why, size_t size)
+static bool policy_usable(const Preflight *p, char *why, size_t size)
 {
         MigrateOptions o = p->opts;
 
-        return migrate_options_choose_policy(c, &o, p->domain->hw_policy, why, size) >= 0;
+        return migrate_options_choose_policy(&p->policies, &o, p->domain->hw_policy, why, size) >=
+               0;
 }
 
 void preflight_gather(Manager *m, Preflight *p)
@@ -361,7 +363,7 @@ void preflight_gather(Manager *m, Preflight *p)
         if (r >= 0 && p->tls_problem)
                 r = mig_findings_add(&p->findings, MIG_ERROR, "migration-tls", "%s",
                                      p->tls_problem);
-        if (r >= 0 && !p->opts.cold && !policy_usable(m->config, p, why, sizeof(why)))
+        if (r >= 0 && !p->opts.cold && !policy_usable(p, why, sizeof(why)))
                 r = mig_findings_add(&p->findings, MIG_ERROR, "migration-policy", "%s", why);
         if (r >= 0 && migration_network_unreachable(p, why, sizeof(why)))
                 r = mig_findings_add(&p->findings, MIG_ERROR, "migration-network", "%s", why);

@@ -28,7 +28,8 @@ typedef struct Preflight {
         char *instances_path; /* this node's */
         char *dest_mark;      /* the destination's storage mark from the store, or NULL */
         MigrateOptions opts;
-        char *tls_problem; /* why opts.tls cannot be had here (migrate_options_check_tls) */
+        char *tls_problem;     /* why opts.tls cannot be had here (migrate_options_check_tls) */
+        MigPolicySet policies; /* this node's migration policies (the configuration's copy) */
 
         /* out */
         int error; /* < 0: error_name and error_message say why; no findings */

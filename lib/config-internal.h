@@ -50,10 +50,10 @@ bool config_section_known(const char *section);
 void config_items_free(void *base, bool peer);
 
 /* config-policy.c: [policy NAME] sections. open: the section's index (a section opened again
- * starts over) or a negative errno with ret_error saying why; set: its key 'step', or a
+ * starts over) or a negative errno with ret_error saying why; add_key: its key 'step', or a
  * negative errno with ret_error. */
 int config_policy_open(Config *c, const char *name, const char *file, unsigned line,
                        const char **ret_error);
-int config_policy_set(Config *c, size_t index, const char *key, const char *value,
-                      const char **ret_error);
+int config_policy_add_key(Config *c, size_t index, const char *key, const char *value,
+                          const char **ret_error);
 void config_policies_free(Config *c);

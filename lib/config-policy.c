@@ -58,8 +58,8 @@ int config_policy_open(Config *c, const char *name, const char *file, unsigned l
         return (int)i;
 }
 
-int config_policy_set(Config *c, size_t index, const char *key, const char *value,
-                      const char **ret_error)
+int config_policy_add_key(Config *c, size_t index, const char *key, const char *value,
+                          const char **ret_error)
 {
         MigSchedule *s = &c->policies[index].schedule;
         MigStep step;
@@ -78,17 +78,24 @@ int config_policy_set(Config *c, size_t index, const char *key, const char *valu
 
 int config_policy_permitted(const Config *c, const MigSchedule *s, char *error, size_t size)
 {
-        if (mig_schedule_uses(s, MIG_ACTION_AUTO_CONVERGE) && !c->migration.permit_auto_converge)
-                return snprintf(error, size,
-                                "migration policy %s starts with auto-converge, which [migration] "
-                                "permit_auto_converge = no forbids on this node",
-                                s->name),
-                       -EPERM;
-        if (mig_schedule_uses(s, MIG_ACTION_POST_COPY) && !c->migration.permit_post_copy)
-                return snprintf(error, size,
-                                "migration policy %s switches to post-copy, which [migration] "
-                                "permit_post_copy = no forbids on this node",
-                                s->name),
-                       -EPERM;
+        return mig_schedule_permitted(s, c->migration.permit_auto_converge,
+                                      c->migration.permit_post_copy, error, size);
+}
+
+int config_copy_policies(const Config *c, MigPolicySet *ret)
+{
+        MigPolicySet set = {
+                .permit_auto_converge = c->migration.permit_auto_converge,
+                .permit_post_copy = c->migration.permit_post_copy,
+        };
+
+        set.own = calloc(c->n_policies ?: 1, sizeof(MigSchedule));
+        if (!set.own)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_policies; i++)
+                set.own[i] = c->policies[i].schedule;
+        set.n_own = c->n_policies;
+        snprintf(set.default_name, sizeof(set.default_name), "%s", c->migration.policy);
+        *ret = set;
         return 0;
 }

@@ -479,7 +479,7 @@ static int ctx_handler(void *user, const char *section, const char *name, const 
         ctx_flush(ctx);
         if (ctx->policy >= 0) {
                 const char *why = NULL;
-                int r = config_policy_set(ctx->config, ctx->policy, name, value, &why);
+                int r = config_policy_add_key(ctx->config, ctx->policy, name, value, &why);
 
                 if (r == -ENOMEM)
                         ctx->error = r;

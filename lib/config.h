@@ -207,6 +207,8 @@ const char *config_diag_format(const ConfigDiag *d, char *buf, size_t size);
 const MigSchedule *config_find_policy(const Config *c, const char *name);
 /* Whether this node's [migration] permit_* let policy s run: -EPERM, with why in error. */
 int config_policy_permitted(const Config *c, const MigSchedule *s, char *error, size_t size);
+/* A copy of what the policies of c are, for a worker thread. */
+int config_copy_policies(const Config *c, MigPolicySet *ret);
 
 /* A Config with every default applied (node.name from the host name). */
 int config_new(Config **ret);

@@ -2,6 +2,7 @@
 /* Migration policies: their steps and the built-ins (migschedule.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "migschedule.h"
@@ -86,6 +87,40 @@ bool mig_schedule_uses(const MigSchedule *s, MigAction a)
                 if (s->steps[i].action == a)
                         return true;
         return false;
+}
+
+int mig_schedule_permitted(const MigSchedule *s, bool permit_auto_converge, bool permit_post_copy,
+                           char *error, size_t size)
+{
+        if (mig_schedule_uses(s, MIG_ACTION_AUTO_CONVERGE) && !permit_auto_converge)
+                return snprintf(error, size,
+                                "migration policy %s starts with auto-converge, which [migration] "
+                                "permit_auto_converge = no forbids on this node",
+                                s->name),
+                       -EPERM;
+        if (mig_schedule_uses(s, MIG_ACTION_POST_COPY) && !permit_post_copy)
+                return snprintf(error, size,
+                                "migration policy %s switches to post-copy, which [migration] "
+                                "permit_post_copy = no forbids on this node",
+                                s->name),
+                       -EPERM;
+        return 0;
+}
+
+void mig_policy_set_done(MigPolicySet *set)
+{
+        free(set->own);
+        *set = (MigPolicySet){};
+}
+
+const MigSchedule *mig_policy_set_find(const MigPolicySet *set, const char *name)
+{
+        const MigSchedule *s = mig_schedule_builtin(name);
+
+        for (size_t i = 0; !s && name && i < set->n_own; i++)
+                if (streq(set->own[i].name, name))
+                        s = &set->own[i];
+        return s;
 }
 
 static int parse_trigger(char *t, MigStep *ret, const char **ret_error)

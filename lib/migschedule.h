@@ -84,3 +84,20 @@ const MigSchedule *mig_schedule_builtin(const char *name);
 
 /* Whether a step of s takes action a (post-copy needs the migration started with it). */
 bool mig_schedule_uses(const MigSchedule *s, MigAction a);
+
+/* Whether a node that permits what the flags say can follow s: -EPERM with why in error. */
+int mig_schedule_permitted(const MigSchedule *s, bool permit_auto_converge, bool permit_post_copy,
+                           char *error, size_t size);
+
+/* The policies a node can follow, copied from its configuration (config_copy_policies) for a
+ * worker thread, which must not read the configuration (Reload may replace it). */
+typedef struct MigPolicySet {
+        MigSchedule *own; /* its [policy NAME] sections */
+        size_t n_own;
+        char default_name[MIG_POLICY_NAME_MAX + 1]; /* [migration] policy */
+        bool permit_auto_converge, permit_post_copy;
+} MigPolicySet;
+
+void mig_policy_set_done(MigPolicySet *set);
+/* A built-in or one of the set's own; NULL when neither. */
+const MigSchedule *mig_policy_set_find(const MigPolicySet *set, const char *name);
