@@ -99,6 +99,7 @@ typedef struct DomXml {
          * when absent. lib/ha.h reads them. */
         char *hw_ha;
         char *hw_priority;
+        char *hw_maintenance; /* maintenance strategy (lib/maintenance-plan.h) */
 } DomXml;
 
 #define HW_DOMAIN_XMLNS  "https://hostwarden.org/xmlns/domain/1"
