@@ -215,8 +215,8 @@ static void plan_check_done(Manager *m, sd_bus_message *msg, void *userdata)
                 };
                 MaintenanceAction a = maintenance_decide(&f, reason, sizeof(reason));
 
-                r = sd_bus_message_append(reply, "(sss)", d->name,
-                                          maintenance_action_to_string(a), reason);
+                r = sd_bus_message_append(reply, "(sss)", d->name, maintenance_action_to_string(a),
+                                          reason);
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
