@@ -94,6 +94,12 @@ def test_plan_says_what_maintenance_would_do_and_changes_nothing(nodes, record_t
                              "migrate-or-shutdown (its metadata): node2: Disk vda"), reason
     assert plan["mp-off"][1] == "not running (shutoff): stays defined here"
 
+    # anybody may ask (the bus policy lets the interface through; no polkit): the same plan
+    as_nobody = node1.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                           "hostwardenctl", "--json", "maintenance", "plan"])
+    assert {r["domain"]: r["action"] for r in json.loads(as_nobody.stdout)} == {
+        k: v[0] for k, v in plan.items()}
+
     # the table, exit status 0 although a guest is blocked
     table = node1.run(["hostwardenctl", "maintenance", "plan"], check=False)
     assert table.returncode == 0, table
