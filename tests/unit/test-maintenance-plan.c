@@ -203,42 +203,39 @@ static MaintenanceStrategy strategy_of(const char *xml, MaintenanceStrategy def,
         return s;
 }
 
+#define GUEST(attrs) "<hostwarden:guest xmlns:hostwarden='" HW_DOMAIN_XMLNS "' " attrs "/>"
+
 static void test_strategy_from_metadata_or_default(void **state)
 {
-        bool own, bad;
+        static const struct {
+                const char *xml;
+                MaintenanceStrategy def, expected;
+                bool own, bad;
+        } cases[] = {
+                { DOM(GUEST("ha='off' maintenance='shutdown'")), MAINTENANCE_MIGRATE,
+                  MAINTENANCE_SHUTDOWN, true, false },
+                /* the element in the default namespace, as virDomainSetMetadata() may leave it */
+                { DOM("<guest xmlns='" HW_DOMAIN_XMLNS "' maintenance='migrate-or-shutdown'/>"),
+                  MAINTENANCE_MIGRATE, MAINTENANCE_MIGRATE_OR_SHUTDOWN, true, false },
+                /* none: the default */
+                { DOM(GUEST("ha='restart'")), MAINTENANCE_MIGRATE_OR_SHUTDOWN,
+                  MAINTENANCE_MIGRATE_OR_SHUTDOWN, false, false },
+                /* not a strategy: the default, and said so */
+                { DOM(GUEST("maintenance='evacuate'")), MAINTENANCE_MIGRATE, MAINTENANCE_MIGRATE,
+                  false, true },
+                /* another namespace's attribute of that name is not ours */
+                { DOM("<x:guest xmlns:x='https://example.com/ns' maintenance='shutdown'/>"),
+                  MAINTENANCE_MIGRATE, MAINTENANCE_MIGRATE, false, false },
+        };
 
-        assert_int_equal(strategy_of(DOM("<hostwarden:guest xmlns:hostwarden='" HW_DOMAIN_XMLNS
-                                         "' ha='off' maintenance='shutdown'/>"),
-                                     MAINTENANCE_MIGRATE, &own, &bad),
-                         MAINTENANCE_SHUTDOWN);
-        assert_true(own);
-        assert_false(bad);
-        /* the element in the default namespace, as virDomainSetMetadata() may leave it */
-        assert_int_equal(strategy_of(DOM("<guest xmlns='" HW_DOMAIN_XMLNS
-                                         "' maintenance='migrate-or-shutdown'/>"),
-                                     MAINTENANCE_MIGRATE, &own, &bad),
-                         MAINTENANCE_MIGRATE_OR_SHUTDOWN);
-        assert_true(own);
-        /* none: the default */
-        assert_int_equal(strategy_of(DOM("<hostwarden:guest xmlns:hostwarden='" HW_DOMAIN_XMLNS
-                                         "' ha='restart'/>"),
-                                     MAINTENANCE_MIGRATE_OR_SHUTDOWN, &own, &bad),
-                         MAINTENANCE_MIGRATE_OR_SHUTDOWN);
-        assert_false(own);
-        assert_false(bad);
-        /* not a strategy: the default, and said so */
-        assert_int_equal(strategy_of(DOM("<hostwarden:guest xmlns:hostwarden='" HW_DOMAIN_XMLNS
-                                         "' maintenance='evacuate'/>"),
-                                     MAINTENANCE_MIGRATE, &own, &bad),
-                         MAINTENANCE_MIGRATE);
-        assert_false(own);
-        assert_true(bad);
-        /* another namespace's attribute of that name is not ours */
-        assert_int_equal(strategy_of(DOM("<x:guest xmlns:x='https://example.com/ns' "
-                                         "maintenance='shutdown'/>"),
-                                     MAINTENANCE_MIGRATE, &own, &bad),
-                         MAINTENANCE_MIGRATE);
-        assert_false(own);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                bool own, bad;
+
+                assert_int_equal(strategy_of(cases[i].xml, cases[i].def, &own, &bad),
+                                 cases[i].expected);
+                assert_int_equal(own, cases[i].own);
+                assert_int_equal(bad, cases[i].bad);
+        }
 }
 
 static void test_bad_strategy_is_named(void **state)
