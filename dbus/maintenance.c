@@ -279,8 +279,9 @@ static void plan_list_done(Manager *m, sd_bus_message *msg, void *userdata)
         r = store_attach_require(m, &error); /* preflight_new() reads it; it may have gone */
         if (r >= 0)
                 r = plan_prepare_checks(m, p, &error);
+        /* counted against the caller as the first was (the Admission went with it) */
         if (r >= 0)
-                r = job_start(m, msg, plan_check_work, plan_check_done, p);
+                r = job_start_limited(m, msg, plan_check_work, plan_check_done, p, &error);
         if (r < 0) {
                 if (sd_bus_error_is_set(&error))
                         (void)sd_bus_reply_method_error(msg, &error);

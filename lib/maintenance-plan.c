@@ -131,10 +131,11 @@ MaintenanceAction maintenance_decide(const MaintenanceFacts *f, char *reason, si
         if (f->migrating_id) {
                 /* the drain leaves it to that migration (dbus/drain.c does the same) */
                 snprintf(reason, size,
-                         "being migrated already%s%s by migration %s: that migration takes it "
-                         "away; if it fails, the drain does not end",
+                         "being migrated already%s%s by migration %s, which moves it "
+                         "('hostwardenctl migration show %s')",
                          isempty(f->migrating_dest) ? "" : " to ",
-                         isempty(f->migrating_dest) ? "" : f->migrating_dest, f->migrating_id);
+                         isempty(f->migrating_dest) ? "" : f->migrating_dest, f->migrating_id,
+                         f->migrating_id);
                 return MAINTENANCE_ACTION_MIGRATE;
         }
         if (f->strategy == MAINTENANCE_SHUTDOWN) {

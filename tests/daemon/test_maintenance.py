@@ -4,11 +4,12 @@ over [maintenance] strategy, nothing changed; the object's properties; hostwarde
 maintenance plan; a bad [maintenance] strategy refused with its file and line."""
 
 import json
+import socket
 import subprocess
 
 import pytest
 
-from hwdaemon import ERR, TEST_UUID, Daemon, wait_for
+from hwdaemon import ERR, MIGRATION, TEST_DOMAIN, TEST_UUID, Daemon, wait_for
 
 PATH = "/org/hostwarden/Warden1/maintenance"
 IFACE = "org.hostwarden.Warden1.Maintenance"
@@ -163,3 +164,28 @@ def test_hostwardenctl_maintenance_plan(guests):
     assert all(set(r) == {"domain", "action", "reason"} and r["reason"] for r in rows)
     out = ctl(d, "maintenance", "frobnicate")
     assert out.returncode == 1 and "expected plan" in out.stderr
+
+
+def test_a_guest_being_migrated_is_left_to_its_migration():
+    """A running migration of a guest (held in "preparing" by a destination whose libvirt
+    never answers: a socket this test holds open without a word) is what moves it: Plan says
+    migrate and names it, and asks that destination nothing more."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    d = Daemon()
+    d.peers = {"node5": {"address": "127.0.0.5",
+                         "libvirt_uri": f"test+tcp://127.0.0.1:{silent.getsockname()[1]}/default"}}
+    try:
+        with d:
+            try:
+                path = d.call("Migrate", "ssa{sv}", TEST_DOMAIN, "node5", {})
+                d.wait_property("State", "preparing", path, MIGRATION)
+                mid = d.prop("Id", path, MIGRATION)
+                assert plan(d) == {TEST_DOMAIN: (
+                    "migrate", f"being migrated already to node5 by migration {mid}, which "
+                    f"moves it ('hostwardenctl migration show {mid}')")}
+            finally:
+                silent.close()  # before the daemon stops: its worker waits on it
+    finally:
+        silent.close()
