@@ -76,6 +76,7 @@ def test_plan_says_what_maintenance_would_do_and_changes_nothing(nodes, record_t
     out = node1.run(["hostwardenctl", "--json", "maintenance", "plan"])
     record_timing("maintenance plan, 5 domains, 1 peer", time.monotonic() - t0)
     plan = {r["domain"]: (r["action"], r["reason"]) for r in json.loads(out.stdout)}
+    print(json.dumps(plan, indent=1))  # shown when the test fails
     assert {k: v[0] for k, v in plan.items()} == {
         "mp-web": "migrate", "mp-batch": "shutdown", "mp-local": "blocked",
         "mp-local-spare": "shutdown", "mp-off": "none"}, plan
