@@ -20,6 +20,7 @@ extern bool arg_wait;
 extern bool arg_cold;
 extern bool arg_watch;
 extern uint64_t arg_bandwidth; /* MiB/s, 0: the node's default */
+extern const char *arg_policy; /* migrate: the migration policy, NULL: the default */
 extern bool arg_live;
 extern bool arg_insist; /* force-down, force-up: ForceDownWithOptions insist */
 extern const char *arg_to;

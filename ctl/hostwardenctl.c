@@ -36,6 +36,7 @@ const char *arg_since;
 bool arg_dry_run;
 const char *arg_priority = NULL;
 uint64_t arg_bandwidth = 0;
+const char *arg_policy = NULL;
 char **arg_rest = NULL;
 int arg_n_rest = 0;
 
@@ -495,6 +496,7 @@ static void help(void)
                "     --cold             migrate: cold migration (shut down, copy, verify)\n"
                "     --watch            overview, migrations: redraw live until Ctrl-C\n"
                "     --bandwidth=MIB    migrate: at most MIB MiB/s\n"
+               "     --policy=NAME      migrate: the migration policy (hostwarden.conf(5))\n"
                "     --live             evacuate: drain this node by live migration\n"
                "     --to=NODE          evacuate --live: the destination of every domain\n"
                "     --from=NODE        evacuate, rebuild: the fenced node\n"
@@ -530,6 +532,7 @@ int main(int argc, char *argv[])
                 ARG_DRY_RUN,
                 ARG_COLD,
                 ARG_PRIORITY,
+                ARG_POLICY,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -551,6 +554,7 @@ int main(int argc, char *argv[])
                 { "dry-run", no_argument, NULL, ARG_DRY_RUN },
                 { "cold", no_argument, NULL, ARG_COLD },
                 { "priority", required_argument, NULL, ARG_PRIORITY },
+                { "policy", required_argument, NULL, ARG_POLICY },
                 {},
         };
         static const struct {
@@ -643,6 +647,9 @@ int main(int argc, char *argv[])
                         break;
                 case ARG_PRIORITY:
                         arg_priority = optarg;
+                        break;
+                case ARG_POLICY:
+                        arg_policy = optarg;
                         break;
                 case ARG_BANDWIDTH:
                         if (parse_uint_range(optarg, 1, 1024 * 1024, &arg_bandwidth) < 0) {

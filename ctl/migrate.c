@@ -15,7 +15,7 @@
 #include "watch.h"
 
 typedef struct MigrationProps {
-        char *id, *domain, *domain_name, *source, *destination, *mode, *state, *error;
+        char *id, *domain, *domain_name, *source, *destination, *mode, *state, *error, *policy;
         uint64_t created, started, finished;
         uint64_t memory_total, memory_processed, memory_remaining;
         uint64_t disk_total, disk_processed, disk_remaining;
@@ -35,6 +35,7 @@ static void props_done(MigrationProps *p)
         free(p->mode);
         free(p->state);
         free(p->error);
+        free(p->policy);
         *p = (MigrationProps){};
 }
 
@@ -66,6 +67,7 @@ static int get_props(sd_bus *bus, const char *path, MigrationProps *p, sd_bus_er
                         F("Mode", 's', mode),
                         F("State", 's', state),
                         F("Error", 's', error),
+                        F("Policy", 's', policy),
                         F("Created", 't', created),
                         F("Started", 't', started),
                         F("Finished", 't', finished),
@@ -279,9 +281,9 @@ int verb_migrate(sd_bus *bus)
         const char *path;
         int r;
 
-        if (arg_cold && (arg_block || arg_bandwidth > 0)) {
-                fprintf(stderr, "--cold copies the disks itself: --block and --bandwidth are for "
-                                "live migration.\n");
+        if (arg_cold && (arg_block || arg_bandwidth > 0 || arg_policy)) {
+                fprintf(stderr, "--cold copies the disks itself: --block, --bandwidth and "
+                                "--policy are for live migration.\n");
                 return 1;
         }
         r = sd_bus_message_new_method_call(bus, &m, DEST, PATH, NODE_IFACE,
@@ -296,6 +298,8 @@ int verb_migrate(sd_bus *bus)
                 r = sd_bus_message_append(m, "{sv}", "block", "b", 1);
         if (r >= 0 && arg_bandwidth > 0)
                 r = sd_bus_message_append(m, "{sv}", "bandwidth", "t", arg_bandwidth);
+        if (r >= 0 && arg_policy)
+                r = sd_bus_message_append(m, "{sv}", "policy", "s", arg_policy);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
@@ -687,6 +691,7 @@ static int show(sd_bus *bus, const char *path)
                         { "mode", p.mode },
                         { "state", p.state },
                         { "error", p.error },
+                        { "policy", p.policy },
                 };
                 const struct {
                         const char *k;
@@ -726,6 +731,8 @@ static int show(sd_bus *bus, const char *path)
                        p.post_copy ? ", post-copy" : "");
                 if (!isempty(p.error))
                         printf("%24s: %s\n", "Error", p.error);
+                if (!isempty(p.policy))
+                        printf("%24s: %s\n", "Policy", p.policy);
                 printf("%24s: %u%%\n", "Progress", p.progress);
                 printf("%24s: %" PRIu64 " / %" PRIu64 " / %" PRIu64 "\n", "Memory total/done/left",
                        p.memory_total, p.memory_processed, p.memory_remaining);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bus-args.h"
@@ -11,7 +12,7 @@
 #define OPTION_KEYS                                                                         \
         "block (b), bandwidth (t, MiB/s), auto-converge (b), post-copy (b), tls (b), "      \
         "max-downtime-ms (t), completion-timeout (t, seconds per GiB), timeout-action (s: " \
-        "abort or force_complete)"
+        "abort or force_complete), policy (s)"
 
 void migrate_options_defaults(const Config *c, MigrateOptions *ret)
 {
@@ -83,8 +84,39 @@ int migrate_options_read_uint(sd_bus_message *msg, const char *key, const char *
 /* What migrate_options_read() learns from the entries besides the options themselves. */
 typedef struct OptionsRead {
         MigrateOptions *opts;
+        const Config *config;
         bool asked_auto_converge, asked_post_copy, asked_tls;
 } OptionsRead;
+
+/* "policy" s: a policy this node has and permits, or InvalidArgs saying which it has */
+static int read_policy(sd_bus_message *msg, const char *type, const Config *c, MigrateOptions *opts,
+                       sd_bus_error *error)
+{
+        const MigSchedule *s;
+        const char *name;
+        char why[256];
+        int r;
+
+        if (!streq(type, "s"))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'policy' must be a string (s), not '%s'", type);
+        r = sd_bus_message_read(msg, "v", "s", &name);
+        if (r < 0)
+                return r;
+        s = mig_policy_name_is_valid(name) ? config_find_policy(c, name) : NULL;
+        if (!s)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'policy' is '%s'; expected a migration policy of "
+                                         "this node: nova, minimal-downtime, "
+                                         "post-copy-when-stalled, suspend-if-needed, or a [policy "
+                                         "NAME] section of its configuration",
+                                         name);
+        if (config_policy_permitted(c, s, why, sizeof(why)) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'policy': %s",
+                                         why);
+        snprintf(opts->policy, sizeof(opts->policy), "%s", name);
+        return 0;
+}
 
 static int read_option(sd_bus_message *msg, const char *key, const char *type, void *userdata,
                        sd_bus_error *error)
@@ -139,7 +171,9 @@ static int read_option(sd_bus_message *msg, const char *key, const char *type, v
                                               "Option 'timeout-action' is '%s'; expected "
                                               "abort or force_complete",
                                               s);
-        } else
+        } else if (streq(key, "policy"))
+                r = read_policy(msg, type, u->config, opts, error);
+        else
                 r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                       "Unknown option '%s'; expected " OPTION_KEYS, key);
         return r;
@@ -148,7 +182,7 @@ static int read_option(sd_bus_message *msg, const char *key, const char *type, v
 int migrate_options_read(sd_bus_message *msg, const Config *c, MigrateOptions *opts,
                          sd_bus_error *error)
 {
-        OptionsRead u = { .opts = opts };
+        OptionsRead u = { .opts = opts, .config = c };
         int r;
 
         r = bus_options_foreach(msg, read_option, &u, error);
@@ -169,6 +203,32 @@ int migrate_options_read(sd_bus_message *msg, const Config *c, MigrateOptions *o
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Option 'tls' cannot be false on this node: [migration] "
                                          "tls = yes encrypts every migration stream");
+        return 0;
+}
+
+int migrate_options_choose_policy(const Config *c, MigrateOptions *opts, const char *domain_policy,
+                                  char *error, size_t size)
+{
+        const char *name = !isempty(opts->policy)    ? opts->policy
+                           : !isempty(domain_policy) ? domain_policy
+                                                     : c->migration.policy;
+        const MigSchedule *s = config_find_policy(c, name);
+
+        if (!s)
+                return snprintf(error, size,
+                                "The domain's metadata names migration policy '%s', which this "
+                                "node does not have (built-in: nova, minimal-downtime, "
+                                "post-copy-when-stalled, suspend-if-needed; or a [policy NAME] "
+                                "section); set it with a known policy, or pass option 'policy'",
+                                name),
+                       -ENOENT;
+        if (config_policy_permitted(c, s, error, size) < 0)
+                return -EPERM;
+        opts->schedule = *s;
+        if (mig_schedule_uses(s, MIG_ACTION_AUTO_CONVERGE))
+                opts->auto_converge = true;
+        if (mig_schedule_uses(s, MIG_ACTION_POST_COPY))
+                opts->post_copy = true;
         return 0;
 }
 

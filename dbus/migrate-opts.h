@@ -21,6 +21,8 @@ typedef struct MigrateOptions {
         TimeoutAction timeout_action; /* "timeout-action" s: abort | force_complete */
         bool cold;                    /* MigrateCold (migration-cold.h); CheckMigration "cold" b */
         usec_t shutdown_timeout;      /* MigrateCold "shutdown-timeout" t|u: seconds */
+        char policy[MIG_POLICY_NAME_MAX + 1]; /* "policy" s: the caller's, "" for none */
+        MigSchedule schedule; /* the policy the migration follows: migrate_options_choose_policy */
 } MigrateOptions;
 
 void migrate_options_defaults(const Config *c, MigrateOptions *ret);
@@ -38,6 +40,15 @@ int migrate_options_read_uint(sd_bus_message *msg, const char *key, const char *
  */
 int migrate_options_read(sd_bus_message *msg, const Config *c, MigrateOptions *opts,
                          sd_bus_error *error);
+
+/*
+ * The migration policy of a live migration: the caller's (option "policy"), else the
+ * domain's (domain_policy: its metadata, NULL for none), else [migration] policy. Copies it
+ * into opts->schedule and sets the flags its steps need (post-copy, auto-converge). -ENOENT
+ * (a policy nobody defined) or -EPERM (one [migration] does not permit), with why in error.
+ */
+int migrate_options_choose_policy(const Config *c, MigrateOptions *opts, const char *domain_policy,
+                                  char *error, size_t size);
 
 /*
  * Whether opts->tls can be had on this node: TLS without its QEMU certificates, or no TLS

@@ -58,6 +58,10 @@ static int emit_changes(Migration *mig, bool silently)
         CHANGED_U(network_downtime, "NetworkDowntime");
         CHANGED_U(progress, "Progress");
         CHANGED_U(post_copy, "PostCopy");
+        if (!streq(a->policy, b->policy)) {
+                memcpy(a->policy, b->policy, sizeof(a->policy));
+                names[n++] = "Policy";
+        }
         pthread_mutex_unlock(&mig->lock);
         /* strings are only set by the event loop or before the worker reads them: the lock
          * also covers them for the worker's set_chosen_cb */
@@ -166,6 +170,7 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
         S("Mode", mig->opts.cold ? "cold" : mig->opts.block ? "block" : "live");
         S("State", migration_state_to_string(i->state));
         S("Error", i->error);
+        S("Policy", i->policy);
         U("Created", mig->created);
         U("Started", i->started);
         U("Finished", i->finished);
@@ -305,6 +310,7 @@ const sd_bus_vtable migration_vtable[] = {
         SD_BUS_PROPERTY("Mode", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         PROP_S("State"),
         PROP_S("Error"),
+        PROP_S("Policy"),
         SD_BUS_PROPERTY("Created", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         PROP_T("Started"),
         PROP_T("Finished"),

@@ -78,6 +78,7 @@ void migration_unreserve(Manager *m, MigrationWork *w)
 
 typedef struct Chosen {
         const Preflight *p;
+        const char *policy;
 } Chosen;
 
 static void set_chosen_cb(MigrationInfo *i, void *u)
@@ -87,6 +88,7 @@ static void set_chosen_cb(MigrationInfo *i, void *u)
         (void)free_and_strdup(&i->destination, p->dest_name);
         (void)free_and_strdup(&i->domain_uuid, p->domain->uuid);
         (void)free_and_strdup(&i->domain_name, p->domain->name);
+        snprintf(i->policy, sizeof(i->policy), "%s", ((Chosen *)u)->policy);
 }
 
 /* The domain's XML for the destination: console listen rewritten for its address. */
@@ -335,6 +337,7 @@ static int run_migration(Manager *m, Migration *mig, MigrationWork *w)
         mig_policy_init(&w->policy, mig->opts.max_downtime_ms, w->downtime_steps, w->downtime_delay,
                         w->stall_iterations, mig->opts.completion_timeout,
                         p->domain->current_memory_kib >> 10, disk_mib);
+        mig_policy_set_schedule(&w->policy, &mig->opts.schedule);
         w->started_monotonic = now_usec(CLOCK_MONOTONIC);
         migration_live_set_state(mig, MIGRATION_RUNNING);
 
@@ -442,6 +445,7 @@ void migration_work(Manager *m, void *userdata)
 {
         Migration *mig = userdata;
         MigrationWork *w = mig->work;
+        char why[512];
         Chosen c;
 
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
@@ -450,7 +454,14 @@ void migration_work(Manager *m, void *userdata)
                 return;
         log_debug("Migration %s: preflight took %llu us", mig->id,
                   (unsigned long long)(now_usec(CLOCK_MONOTONIC) - t0));
+        /* the domain's metadata may name it: known once its XML is read */
+        if (migrate_options_choose_policy(m->config, &mig->opts, w->chosen->domain->hw_policy, why,
+                                          sizeof(why)) < 0) {
+                migration_fail(w, "%s", why);
+                return;
+        }
         c.p = w->chosen;
+        c.policy = mig->opts.schedule.name;
         migration_live_update(mig, set_chosen_cb, &c);
         if (aborted_before_copy(mig, w))
                 return;

@@ -35,6 +35,22 @@ static bool guest_paused(MigrationWork *w)
         return virDomainGetState(mon_dom(w), &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED;
 }
 
+static void pause_to_complete(Migration *mig, MigrationWork *w)
+{
+        /* paused, the guest dirties nothing: the copy converges; it runs again on the
+         * destination afterwards. virDomainSuspend() succeeds on a paused guest too: one that
+         * was paused already must not count as paused by us, or it would be resumed. */
+        if (guest_paused(w))
+                log_info("Migration %s: the domain is paused already; completing without pausing "
+                         "it (hostwarden does not resume it)",
+                         mig->id);
+        else if (virDomainSuspend(mon_dom(w)) == 0)
+                w->paused_by_us = true;
+        else
+                log_warning("Migration %s: cannot pause the domain to complete: %s", mig->id,
+                            virt_last_error("unknown error"));
+}
+
 static void force_complete(Migration *mig, MigrationWork *w)
 {
         if (mig->opts.post_copy) {
@@ -49,18 +65,42 @@ static void force_complete(Migration *mig, MigrationWork *w)
                 log_warning("Migration %s: cannot switch to post-copy (%s); pausing instead",
                             mig->id, virt_last_error("unknown error"));
         }
-        /* paused, the guest dirties nothing: the copy converges; it runs again on the
-         * destination afterwards. virDomainSuspend() succeeds on a paused guest too: one that
-         * was paused already must not count as paused by us, or it would be resumed. */
-        if (guest_paused(w))
-                log_info("Migration %s: the domain is paused already; completing without pausing "
-                         "it (hostwarden does not resume it)",
-                         mig->id);
-        else if (virDomainSuspend(mon_dom(w)) == 0)
-                w->paused_by_us = true;
-        else
-                log_warning("Migration %s: cannot pause the domain to complete: %s", mig->id,
-                            virt_last_error("unknown error"));
+        pause_to_complete(mig, w);
+}
+
+/* A policy step (migschedule.h) other than a downtime, which the caller sets. */
+static void take_step(Migration *mig, MigrationWork *w, const MigStep *step)
+{
+        char what[MIG_STEP_FORMAT_MAX];
+
+        mig_step_format(step, what);
+        log_info("Migration %s: policy %s, step '%s'", mig->id, mig->opts.schedule.name, what);
+        switch (step->action) {
+        case MIG_ACTION_POST_COPY:
+                if (virDomainMigrateStartPostCopy(mon_dom(w), 0) == 0) {
+                        pthread_mutex_lock(&mig->lock);
+                        mig->live.post_copy = true;
+                        pthread_mutex_unlock(&mig->lock);
+                } else
+                        log_warning("Migration %s: cannot switch to post-copy: %s", mig->id,
+                                    virt_last_error("unknown error"));
+                break;
+        case MIG_ACTION_PAUSE:
+                pause_to_complete(mig, w);
+                break;
+        case MIG_ACTION_ABORT:
+                w->aborted = true;
+                migration_fail(w,
+                               "Aborted by migration policy %s (step '%s'): the copy did not "
+                               "converge; the domain runs here as before",
+                               mig->opts.schedule.name, what);
+                atomic_store(&mig->request, MIGRATION_REQUEST_ABORT);
+                if (virDomainAbortJob(mon_dom(w)) == 0)
+                        w->abort_sent = true;
+                break;
+        default: /* downtime: the caller's; auto-converge: a flag at start */
+                break;
+        }
 }
 
 static uint64_t param_u64(virTypedParameterPtr params, int n, const char *name)
@@ -171,11 +211,16 @@ static void monitor_once(Migration *mig, MigrationWork *w)
                         log_warning("Migration %s: cannot set max downtime %llu ms: %s", mig->id,
                                     (unsigned long long)d.downtime_ms,
                                     virt_last_error("unknown error"));
+                else if (d.step)
+                        log_info("Migration %s: policy %s: max downtime now %llu ms", mig->id,
+                                 mig->opts.schedule.name, (unsigned long long)d.downtime_ms);
                 else if (d.stalled)
                         log_info("Migration %s stalls (no new low of remaining memory in %u "
                                  "iterations): max downtime now %llu ms",
                                  mig->id, w->stall_iterations, (unsigned long long)d.downtime_ms);
         }
+        if (d.step && d.step->action != MIG_ACTION_DOWNTIME)
+                take_step(mig, w, d.step);
         if (d.timeout) {
                 if (mig->opts.timeout_action == TIMEOUT_ACTION_ABORT) {
                         w->aborted = true;

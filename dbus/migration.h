@@ -64,6 +64,7 @@ typedef struct MigrationInfo {
         /* µs from the switchover until the switch knew the guest there, 0 = unknown
          * (network-watch.h) */
         uint64_t network_downtime;
+        char policy[MIG_POLICY_NAME_MAX + 1]; /* once the migration started: "" before */
 } MigrationInfo;
 
 typedef struct Migration Migration;

@@ -221,6 +221,15 @@ static size_t shared_file_systems(const Preflight *p, SharedFs shared[static 2],
         return n;
 }
 
+/* The migration policy the engine will choose (the caller's, the domain's, [migration]'s):
+ * one this node has and permits? */
+static bool policy_usable(const Config *c, const Preflight *p, char *why, size_t size)
+{
+        MigrateOptions o = p->opts;
+
+        return migrate_options_choose_policy(c, &o, p->domain->hw_policy, why, size) >= 0;
+}
+
 void preflight_gather(Manager *m, Preflight *p)
 {
         _cleanup_(host_caps_freep) HostCaps *src_caps = NULL, *dst_caps = NULL;
@@ -352,6 +361,8 @@ void preflight_gather(Manager *m, Preflight *p)
         if (r >= 0 && p->tls_problem)
                 r = mig_findings_add(&p->findings, MIG_ERROR, "migration-tls", "%s",
                                      p->tls_problem);
+        if (r >= 0 && !p->opts.cold && !policy_usable(m->config, p, why, sizeof(why)))
+                r = mig_findings_add(&p->findings, MIG_ERROR, "migration-policy", "%s", why);
         if (r >= 0 && migration_network_unreachable(p, why, sizeof(why)))
                 r = mig_findings_add(&p->findings, MIG_ERROR, "migration-network", "%s", why);
         if (r >= 0 && p->dest_uri && !dst_caps)

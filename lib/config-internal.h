@@ -37,7 +37,7 @@ struct ConfigItem {
 };
 
 /* The number of keys: config-items.c checks it against its table when it is compiled. */
-#define CONFIG_N_ITEMS 64
+#define CONFIG_N_ITEMS 65
 
 extern const ConfigItem config_items[CONFIG_N_ITEMS];
 
@@ -48,3 +48,12 @@ bool config_section_known(const char *section);
 /* Frees the values of the [peer NAME] keys (peer) or of all the others in base, a ConfigPeer or
  * a Config: the table says what each holds, so a key added to it is freed too. */
 void config_items_free(void *base, bool peer);
+
+/* config-policy.c: [policy NAME] sections. open: the section's index (a section opened again
+ * starts over) or a negative errno with ret_error saying why; set: its key 'step', or a
+ * negative errno with ret_error. */
+int config_policy_open(Config *c, const char *name, const char *file, unsigned line,
+                       const char **ret_error);
+int config_policy_set(Config *c, size_t index, const char *key, const char *value,
+                      const char **ret_error);
+void config_policies_free(Config *c);

@@ -95,6 +95,13 @@ static int parse_hostname(const ConfigItem *item, const char *value, void *dst)
         return parse_string(item, value, dst);
 }
 
+static int parse_policy_name(const ConfigItem *item, const char *value, void *dst)
+{
+        if (!mig_policy_name_is_valid(value))
+                return -EINVAL;
+        return parse_string(item, value, dst);
+}
+
 static int parse_address(const ConfigItem *item, const char *value, void *dst)
 {
         if (!ip_address_is_valid(value, NULL) && !hostname_is_valid(value))
@@ -441,6 +448,10 @@ const ConfigItem config_items[] = {
           "a duration from 0s (destroy at once) to 1h, such as 60s", 0, USEC_PER_HOUR },
         { "migration", "confirm_window", parse_duration_item, C(migration.confirm_window),
           "a duration from 0s (never) to 8760h, such as 1h", 0, 365 * 24 * USEC_PER_HOUR },
+        { "migration", "policy", parse_policy_name, C(migration.policy),
+          "a policy name: a built-in (nova, minimal-downtime, post-copy-when-stalled, "
+          "suspend-if-needed) or a [policy NAME] section",
+          STRING },
 
         { "firewall", "enable", parse_bool, C(firewall.enable), "yes or no" },
         { "firewall", "migration_sources", parse_cidr_list, C(firewall.migration_sources),

@@ -151,7 +151,8 @@ int config_new(Config **ret)
         c->hook.refuse_incoming_when_disabled = false;
 
         if (free_and_strdup(&c->node.instances_path, "/var/lib/nova/instances") < 0 ||
-            free_and_strdup(&c->node.compute_unit, "nova-compute.service") < 0) {
+            free_and_strdup(&c->node.compute_unit, "nova-compute.service") < 0 ||
+            free_and_strdup(&c->migration.policy, MIG_POLICY_DEFAULT) < 0) {
                 config_free(c);
                 return -ENOMEM;
         }
@@ -175,6 +176,7 @@ Config *config_free(Config *c)
         for (size_t i = 0; i < c->n_peers; i++)
                 peer_done(&c->peers[i]);
         free(c->peers);
+        config_policies_free(c);
         strv_free(c->firewall.migration_admitted);
         strv_free(c->files);
         strv_free(c->secret_files);
@@ -234,6 +236,7 @@ typedef struct ParseCtx {
         unsigned line;    /* line number of the line last handed to inih */
         char section[INIH_MAX_SECTION + 1];
         char *peer_name;      /* [peer NAME] currently open, else NULL */
+        int policy;           /* [policy NAME] currently open: its index, else -1 */
         bool section_skipped; /* a section we do not read: said at its header, keys ignored */
         const ConfigItem *last_item; /* the key the previous value line set */
         bool continuation;           /* the current line continues last_item */
@@ -249,6 +252,26 @@ typedef struct ParseCtx {
         int error;            /* -ENOMEM and the like: stop */
         bool others_can_read; /* the file's mode lets anyone read it: no secrets in it */
 } ParseCtx;
+
+/* [policy NAME]: true when s is one (opened, or skipped with an error said). */
+static bool ctx_enter_policy(ParseCtx *ctx, const char *s)
+{
+        const char *name = startswith(s, "policy"), *why = NULL;
+        int r;
+
+        if (!name || (*name != ' ' && *name != '\t'))
+                return false;
+        name += strspn(name, " \t");
+        r = config_policy_open(ctx->config, name, ctx->file, ctx->line, &why);
+        if (r == -ENOMEM)
+                ctx->error = r;
+        else if (r < 0) {
+                diag(ctx->diags, CONFIG_DIAG_ERROR, ctx->file, ctx->line, "[%s]: %s", s, why);
+                ctx->section_skipped = true;
+        } else
+                ctx->policy = r;
+        return true;
+}
 
 static void ctx_enter_section(ParseCtx *ctx, const char *raw)
 {
@@ -267,6 +290,7 @@ static void ctx_enter_section(ParseCtx *ctx, const char *raw)
 
         free(ctx->peer_name);
         ctx->peer_name = NULL;
+        ctx->policy = -1;
         ctx->last_item = NULL;
         ctx->section_skipped = false;
 
@@ -300,6 +324,8 @@ static void ctx_enter_section(ParseCtx *ctx, const char *raw)
                 return;
         }
 
+        if (ctx_enter_policy(ctx, s))
+                return;
         if (!config_section_known(s) || streq(s, "peer")) {
                 diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
                      "unknown section [%s], its keys are ignored", s);
@@ -452,6 +478,19 @@ static int ctx_handler(void *user, const char *section, const char *name, const 
         }
 
         ctx_flush(ctx);
+        if (ctx->policy >= 0) {
+                const char *why = NULL;
+                int r = config_policy_set(ctx->config, ctx->policy, name, value, &why);
+
+                if (r == -ENOMEM)
+                        ctx->error = r;
+                else if (r < 0)
+                        diag(ctx->diags, CONFIG_DIAG_ERROR, ctx->file, ctx->line,
+                             "[policy %s] %s = %s: expected %s",
+                             ctx->config->policies[ctx->policy].schedule.name, name, value, why);
+                ctx->last_item = NULL;
+                return 1;
+        }
         item = config_item_find(sname, name);
         if (!item) {
                 if (ctx->peer_name)
@@ -494,6 +533,7 @@ static int parse_text(Config *c, const char *filename, const char *text, bool ot
         ParseCtx ctx = {
                 .config = c,
                 .diags = diags,
+                .policy = -1,
                 .p = text,
                 .others_can_read = others_can_read,
         };
@@ -606,6 +646,28 @@ static void config_finish_etcd(Config *c, ConfigDiags *diags)
         }
 }
 
+/* Every [policy NAME] has steps; [migration] policy names one this node can run. */
+static void config_finish_policies(Config *c, ConfigDiags *diags)
+{
+        ItemLocation *loc = item_location(c, config_item_find("migration", "policy"));
+        const MigSchedule *s;
+        char why[256];
+
+        for (size_t i = 0; i < c->n_policies; i++)
+                if (c->policies[i].schedule.n_steps == 0)
+                        diag(diags, CONFIG_DIAG_ERROR, c->policies[i].file, c->policies[i].line,
+                             "[policy %s] has no step: add 'step = TRIGGER: ACTION' lines",
+                             c->policies[i].schedule.name);
+        s = config_find_policy(c, c->migration.policy);
+        if (!s)
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line,
+                     "[migration] policy = %s: no such policy (built-in: nova, minimal-downtime, "
+                     "post-copy-when-stalled, suspend-if-needed; or a [policy %s] section)",
+                     c->migration.policy, c->migration.policy);
+        else if (config_policy_permitted(c, s, why, sizeof(why)) < 0)
+                diag(diags, CONFIG_DIAG_ERROR, loc->file, loc->line, "[migration] policy: %s", why);
+}
+
 /* Self-fencing must leave the heartbeat a few chances, and the peers a margin (recovery.md). */
 static void config_finish_recovery(Config *c, ConfigDiags *diags)
 {
@@ -704,6 +766,7 @@ int config_finish(Config *c, ConfigDiags *diags)
         }
         config_finish_etcd(c, diags);
         config_finish_recovery(c, diags);
+        config_finish_policies(c, diags);
         if (c->console.listen == CONSOLE_LISTEN_NODE && !c->node.address) {
                 it = config_item_find("console", "listen");
                 loc = item_location(c, it);

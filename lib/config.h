@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "migschedule.h"
 #include "util.h"
 
 /*
@@ -100,6 +101,13 @@ typedef struct ConfigPeer {
         unsigned line;
 } ConfigPeer;
 
+/* A [policy NAME] section: a migration policy (migschedule.h) of this node. */
+typedef struct ConfigPolicy {
+        MigSchedule schedule;
+        char *file; /* where the section was (last) opened */
+        unsigned line;
+} ConfigPolicy;
+
 typedef struct Config {
         struct {
                 char *name; /* default: the host name */
@@ -140,7 +148,10 @@ typedef struct Config {
                 usec_t announce_interval;
                 usec_t shutdown_timeout; /* cold migration: ACPI shutdown, then destroy */
                 usec_t confirm_window;   /* cold migration: confirmed after, 0 = never */
+                char *policy;            /* the default migration policy's name */
         } migration;
+        ConfigPolicy *policies; /* [policy NAME] sections */
+        size_t n_policies;
         struct {
                 bool enable;
                 char **migration_sources; /* CIDRs */
@@ -209,6 +220,11 @@ typedef struct ConfigDiags {
 void config_diags_clear(ConfigDiags *d);
 /* "FILE:LINE: message" into buf. */
 const char *config_diag_format(const ConfigDiag *d, char *buf, size_t size);
+
+/* The migration policy NAME: a built-in or a [policy NAME] section; NULL when neither. */
+const MigSchedule *config_find_policy(const Config *c, const char *name);
+/* Whether this node's [migration] permit_* let policy s run: -EPERM, with why in error. */
+int config_policy_permitted(const Config *c, const MigSchedule *s, char *error, size_t size);
 
 /* A Config with every default applied (node.name from the host name). */
 int config_new(Config **ret);

@@ -28,6 +28,39 @@ void mig_policy_init(MigPolicy *p, uint64_t downtime_ms, unsigned steps, usec_t 
         };
 }
 
+void mig_policy_set_schedule(MigPolicy *p, const MigSchedule *s)
+{
+        p->schedule = s && !s->nova ? s : NULL;
+        p->next_scheduled = 0;
+}
+
+/* The schedule's next step, when its trigger holds. A start step holds at the first sample
+ * (auto-converge is a flag the migration started with: nothing to do). */
+static void schedule_sample(MigPolicy *p, const MigSample *s, MigDecision *ret)
+{
+        const MigStep *step;
+
+        while (p->next_scheduled < p->schedule->n_steps &&
+               p->schedule->steps[p->next_scheduled].action == MIG_ACTION_AUTO_CONVERGE)
+                p->next_scheduled++;
+        if (p->next_scheduled >= p->schedule->n_steps)
+                return;
+        step = &p->schedule->steps[p->next_scheduled];
+        if (step->trigger == MIG_TRIGGER_STALLED && p->stalled < step->when)
+                return;
+        if (step->trigger == MIG_TRIGGER_AFTER && s->elapsed < step->when)
+                return;
+        ret->step = step;
+        ret->stalled = step->trigger == MIG_TRIGGER_STALLED;
+        if (step->action == MIG_ACTION_DOWNTIME) {
+                ret->set_downtime = true;
+                ret->downtime_ms = step->downtime_ms;
+                p->current_downtime_ms = step->downtime_ms;
+        }
+        p->next_scheduled++;
+        p->stalled = 0;
+}
+
 uint64_t mig_policy_step_downtime(const MigPolicy *p, unsigned i)
 {
         uint64_t base = p->downtime_ms / p->steps;
@@ -53,7 +86,9 @@ void mig_policy_sample(MigPolicy *p, const MigSample *s, MigDecision *ret)
                 p->last_iteration = s->iteration;
         }
 
-        if (p->next_step <= p->steps) {
+        if (p->schedule)
+                schedule_sample(p, s, ret);
+        else if (p->next_step <= p->steps) {
                 bool due = s->elapsed >= p->step_delay * p->next_step;
                 bool stall = !due && p->next_step > 0 && p->stall_iterations > 0 &&
                              p->stalled >= p->stall_iterations;

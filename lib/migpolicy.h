@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "migschedule.h"
 #include "util.h"
 
 /*
@@ -21,6 +22,11 @@
  *
  * Data GiB is memory (+ the copied disks for block migration), each at least 2 GiB, as Nova.
  * Pure: the caller passes time (since the migration started) and statistics.
+ *
+ * A migration policy other than "nova" (migschedule.h) takes the place of the downtime
+ * steps: its steps are taken in order, each when its trigger holds, one per sample. Stall
+ * detection counts for its "stalled N" triggers; the completion timeout stays, the last
+ * resort of every policy.
  */
 typedef struct MigPolicy {
         uint64_t downtime_ms;
@@ -36,12 +42,19 @@ typedef struct MigPolicy {
         unsigned stalled; /* memory iterations without a new low */
         bool timed_out;
         unsigned percent;
+
+        const MigSchedule *schedule; /* NULL: the steps above */
+        size_t next_scheduled;       /* the schedule's next step */
 } MigPolicy;
 
 /* memory_mib: the domain's memory; disk_mib: what block migration copies (0 for none). */
 void mig_policy_init(MigPolicy *p, uint64_t downtime_ms, unsigned steps, usec_t delay_per_gib,
                      unsigned stall_iterations, usec_t completion_timeout_per_gib,
                      uint64_t memory_mib, uint64_t disk_mib);
+
+/* Follow schedule s (kept by the caller) instead of the downtime steps; NULL or "nova":
+ * the downtime steps. Auto-converge is the caller's, a flag the migration starts with. */
+void mig_policy_set_schedule(MigPolicy *p, const MigSchedule *s);
 
 /* The data GiB as Nova counts them, in MiB (memory and each disk at least 2 GiB). */
 uint64_t mig_policy_data_mib(uint64_t memory_mib, uint64_t disk_mib);
@@ -60,8 +73,9 @@ typedef struct MigSample {
 typedef struct MigDecision {
         bool set_downtime; /* apply downtime_ms now */
         uint64_t downtime_ms;
-        bool stalled; /* the step was taken early because of a stall */
-        bool timeout; /* apply timeout_action now (reported once) */
+        bool stalled;        /* the step was taken early because of a stall */
+        bool timeout;        /* apply timeout_action now (reported once) */
+        const MigStep *step; /* a schedule's step to take now (downtime: set_downtime too) */
 } MigDecision;
 
 void mig_policy_sample(MigPolicy *p, const MigSample *s, MigDecision *ret);

@@ -19,6 +19,7 @@ _hostwardenctl() {
         commands+=" ha"
         commands+=" maintenance"
         options+=" --priority="
+        options+=" --policy="
 
         case $prev in
         --to | --from)
@@ -29,6 +30,11 @@ _hostwardenctl() {
                 return
                 ;;
         --priority)
+                return
+                ;;
+        --policy) # the built-ins; a node's own [policy NAME] sections are typed
+                COMPREPLY=($(compgen -W "nova minimal-downtime post-copy-when-stalled
+                        suspend-if-needed" -- "$cur"))
                 return
                 ;;
         esac
@@ -46,6 +52,7 @@ _hostwardenctl() {
                         ${words[i - 1]} == --bandwidth || ${words[i - 1]} == --name ||
                         ${words[i - 1]} == --reason || ${words[i - 1]} == --since ]] && continue
                 [[ ${words[i - 1]} == --priority ]] && continue
+                [[ ${words[i - 1]} == --policy ]] && continue
                 if [[ -z $verb ]]; then
                         verb=${words[i]}
                 else

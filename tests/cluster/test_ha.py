@@ -101,13 +101,13 @@ def test_set_ha_keeps_other_attributes_and_travels_in_the_store(nodes, guest):
 
     # a setting a later version keeps beside ha and priority
     node1.virsh("metadata", name, "--uri", NS, "--key", "hostwarden", "--set",
-                '<guest policy="slow" ha="off"/>', "--config", "--live")
+                '<guest future="kept" ha="off"/>', "--config", "--live")
     ctl(node1, "ha", name, "restart", "--priority", "50")
     assert ctl(node1, "ha", name).stdout == \
         f"{name}: ha restart, priority 50 (its own setting)\n"
     for flag in ("--config", "--live"):
         meta = node1.virsh("metadata", name, "--uri", NS, flag).stdout
-        assert 'policy="slow"' in meta and 'ha="restart"' in meta and 'priority="50"' in meta, \
+        assert 'future="kept"' in meta and 'ha="restart"' in meta and 'priority="50"' in meta, \
             (flag, meta)
     assert journal(node1, MSG_HA_SET, name), node1.journal("-u", "hostwardend", "-n", "30")
 
@@ -115,7 +115,7 @@ def test_set_ha_keeps_other_attributes_and_travels_in_the_store(nodes, guest):
     assert wait_for(lambda: 'priority="50"' in definition(node1, uuid), timeout=60), \
         definition(node1, uuid)
     saved = definition(node2, uuid)
-    assert 'ha="restart"' in saved and 'policy="slow"' in saved and NS in saved, saved
+    assert 'ha="restart"' in saved and 'future="kept"' in saved and NS in saved, saved
 
     # the guest is not on node2: its daemon says so, and the CLI exits 1
     proc = ctl(node2, "ha", name, "off", check=False)

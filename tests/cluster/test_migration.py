@@ -28,6 +28,9 @@ permit_post_copy = yes
 migration_sources = 10.77.0.0/24 fd77::/64
 # shorter than the slow block migration below: hostwardend must keep the window open
 open_window = {open_window}s
+# a migration policy of this node's own (issue 23): gives up on a copy that stalls
+[policy giveup]
+step = stalled 2: abort
 """
 
 
@@ -191,6 +194,74 @@ def wait_running(node, path, timeout=30.0):
         assert p["State"] in ("queued", "preparing", "running"), p
         time.sleep(0.2)
     raise AssertionError(f"not running: {props(node, path)}")
+
+
+NS = "https://hostwarden.org/xmlns/domain/1"  # hostwarden's domain metadata (DESIGN.md §11)
+
+
+def set_policy_metadata(node, name, policy):
+    node.virsh("metadata", name, "--uri", NS, "--key", "hostwarden", "--set",
+               f'<guest policy="{policy}"/>', "--config", "--live")
+
+
+def mig_property(node, path, name):
+    return json.loads(node.run(BUSCTL + ["--json=short", "get-property", BUS, path, MIG_IFACE,
+                                         name]).stdout)["data"]
+
+
+def test_policy_post_copy_when_stalled_lands_a_non_converging_guest(nodes, guest):
+    """The guest dirties 46 MiB faster than 32 MiB/s copies it: Nova's schedule would wait
+    its downtime steps out. The built-in policy post-copy-when-stalled, named by the call,
+    switches to post-copy after three memory iterations without a new low, and the guest
+    runs on the destination."""
+    node1, node2 = nodes.nodes
+    guest("dirty-policy-pc", dirty=True)
+    path = migrate(node1, "dirty-policy-pc", "node2", "bandwidth", "t", "32", "policy", "s",
+                   "post-copy-when-stalled")
+    final = wait_final(node1, path, timeout=90)
+    assert final["State"] == "completed", final
+    assert mig_property(node1, path, "Policy") == "post-copy-when-stalled"
+    assert mig_property(node1, path, "PostCopy") is True
+    assert domstate(node2, "dirty-policy-pc") == "running"
+    assert domstate(node1, "dirty-policy-pc") is None
+    assert "policy post-copy-when-stalled, step 'stalled 3: post-copy'" in \
+        node1.journal("-u", "hostwardend")
+
+
+def test_a_domains_policy_that_aborts_leaves_it_running_on_the_source(nodes, guest):
+    """The domain's metadata names this node's [policy giveup] (stalled 2: abort): the
+    migration, asked for without a policy, follows it, gives up, and the guest runs on
+    where it was."""
+    node1, node2 = nodes.nodes
+    guest("dirty-giveup", dirty=True)
+    set_policy_metadata(node1, "dirty-giveup", "giveup")
+    path = migrate(node1, "dirty-giveup", "node2", *SLOW)
+    final = wait_final(node1, path, timeout=90)
+    assert final["State"] == "aborted", final
+    assert final["Error"].startswith("Aborted by migration policy giveup (step 'stalled 2: "
+                                     "abort')"), final
+    assert mig_property(node1, path, "Policy") == "giveup"
+    assert domstate(node1, "dirty-giveup") == "running"
+    assert persistent(node1, "dirty-giveup")
+    assert domstate(node2, "dirty-giveup") is None
+
+
+def test_a_domain_naming_an_unknown_policy_is_refused_before_the_copy(nodes, guest):
+    """migration-policy: CheckMigration says so, and Migrate fails without copying."""
+    node1, node2 = nodes.nodes
+    guest("mig-nopolicy")
+    set_policy_metadata(node1, "mig-nopolicy", "nope")
+    out = node1.run(BUSCTL + ["--json=short", "call", *NODE, "CheckMigration", "ssa{sv}",
+                              "mig-nopolicy", "node2", "0"]).stdout
+    findings = {code: msg for sev, code, msg in json.loads(out)["data"][0] if sev == "error"}
+    assert "names migration policy 'nope'" in findings.get("migration-policy", ""), findings
+    path = migrate(node1, "mig-nopolicy", "node2")
+    final = wait_final(node1, path, timeout=60)
+    assert final["State"] == "failed", final
+    assert "(migration-policy)" in final["Error"], final
+    assert final["MemoryProcessed"] == 0
+    assert domstate(node1, "mig-nopolicy") == "running"
+    assert domstate(node2, "mig-nopolicy") is None
 
 
 def test_abort_leaves_a_non_converging_guest_running_on_the_source(nodes, guest):

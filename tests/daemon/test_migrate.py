@@ -15,6 +15,13 @@ OPTION_ERRORS = [
     ({"timeout-action": ("s", "reboot")}, "Option 'timeout-action' is 'reboot'"),
     ({"auto-converge": ("b", True)}, "Option 'auto-converge' is not permitted"),
     ({"post-copy": ("b", True)}, "Option 'post-copy' is not permitted"),
+    # migration policies (issue 23): a name this node has, and permits
+    ({"policy": ("b", True)}, "Option 'policy' must be a string (s), not 'b'"),
+    ({"policy": ("s", "fastest")}, "Option 'policy' is 'fastest'; expected a migration policy"),
+    ({"policy": ("s", "post-copy-when-stalled")},
+     "Option 'policy': migration policy post-copy-when-stalled switches to post-copy, which "
+     "[migration] permit_post_copy = no forbids on this node"),
+    ({"policy": ("s", "minimal-downtime")}, "permit_auto_converge = no forbids"),
 ]
 
 PROPERTY_TYPES = {
@@ -24,6 +31,7 @@ PROPERTY_TYPES = {
     "DiskProcessed": "t", "DiskRemaining": "t", "DirtyRate": "t", "Iteration": "t",
     "MaxDowntime": "t", "Downtime": "t", "Progress": "u", "PostCopy": "b",
     "NetworkDowntime": "t",  # issue 21 item 4
+    "Policy": "s",  # issue 23 item 2
 }
 
 

@@ -145,10 +145,10 @@ static void test_merge_keeps_other_attributes(void **state)
 
         /* the default namespace, attributes in hostwarden's namespace taken unprefixed */
         assert_int_equal(ha_metadata_merge("<guest xmlns=\"" NS "\" xmlns:h=\"" NS
-                                           "\" h:policy=\"slow\"/>",
+                                           "\" h:future=\"kept\"/>",
                                            HA_OFF, 0, &s),
                          0);
-        assert_string_equal(s, "<guest policy=\"slow\" ha=\"off\" priority=\"0\"/>");
+        assert_string_equal(s, "<guest future=\"kept\" ha=\"off\" priority=\"0\"/>");
         free(s);
 }
 
