@@ -65,3 +65,4 @@ int verb_rebuild(sd_bus *bus);
 int verb_history(sd_bus *bus);
 int verb_archive(sd_bus *bus);
 int verb_ha(sd_bus *bus);
+int verb_maintenance(sd_bus *bus);

@@ -484,7 +484,9 @@ static void help(void)
                "  archive [--dry-run]\n"
                "                Move old history and deleted instances to the archive, purge it\n"
                "  ha DOMAIN [off|restart [--priority N]]\n"
-               "                Show or set a guest's HA mode and priority (recovery)\n\n"
+               "                Show or set a guest's HA mode and priority (recovery)\n"
+               "  maintenance plan\n"
+               "                What maintenance would do to each domain here, and why\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -584,6 +586,7 @@ int main(int argc, char *argv[])
                 { "history", 0, 1, verb_history },
                 { "archive", 0, 0, verb_archive },
                 { "ha", 1, 2, verb_ha },
+                { "maintenance", 1, 1, verb_maintenance },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;

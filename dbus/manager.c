@@ -12,6 +12,7 @@
 #include "instance-ops.h"
 #include "job.h"
 #include "log.h"
+#include "maintenance-dbus.h"
 #include "manager.h"
 #include "migration.h"
 #include "paths.h"
@@ -163,6 +164,9 @@ int manager_startup(Manager *m)
         r = sd_bus_add_object_vtable(m->bus, NULL, HW_BUS_PATH, HW_NODE_INTERFACE, node_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to export %s: %m", HW_NODE_INTERFACE);
+        r = maintenance_setup(m);
+        if (r < 0)
+                return r;
         r = sd_bus_request_name(m->bus, HW_BUS_NAME, 0);
         if (r < 0)
                 return log_error_errno(r, "Failed to take the bus name %s: %m", HW_BUS_NAME);

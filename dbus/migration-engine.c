@@ -47,20 +47,8 @@ static int choose_destination(Manager *m, Migration *mig, MigrationWork *w)
         c = calloc(w->n_candidates ?: 1, sizeof(PlacementCandidate));
         if (!c)
                 return migration_fail(w, "Out of memory"), -ENOMEM;
-        for (size_t i = 0; i < w->n_candidates; i++) {
-                const Preflight *p = w->candidates[i];
-
-                c[i] = (PlacementCandidate){
-                        .name = p->dest_name,
-                        .error = p->error,
-                        .no_such_domain = p->error < 0 && p->error_name &&
-                                          streq(p->error_name, HW_ERROR_NO_SUCH_DOMAIN),
-                        .error_message = p->error_message,
-                        .findings = &p->findings,
-                        .free_bytes = p->dest_free_bytes,
-                        .need_bytes = p->domain ? p->domain->current_memory_kib * 1024 : 0,
-                };
-        }
+        for (size_t i = 0; i < w->n_candidates; i++)
+                preflight_candidate(w->candidates[i], &c[i]);
         placement_choose(m->reservations, c, w->n_candidates, named, &pl);
         if (pl.error == -ENOENT) {
                 const Preflight *p = w->candidates[pl.culprit];

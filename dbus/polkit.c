@@ -54,6 +54,7 @@ static const PolkitEntry read_only[] = {
         { HW_NODE_INTERFACE, "CheckNode", NULL },
         { HW_NODE_INTERFACE, "GetHistory", NULL },
         { HW_NODE_INTERFACE, "GetHA", NULL },
+        { "org.hostwarden.Warden1.Maintenance", "Plan", NULL },
 };
 
 const PolkitEntry *polkit_table(size_t *ret_n)

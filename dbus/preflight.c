@@ -384,3 +384,17 @@ out:
                 virConnectClose(dconn);
         virConnectClose(conn);
 }
+
+void preflight_candidate(const Preflight *p, PlacementCandidate *ret)
+{
+        *ret = (PlacementCandidate){
+                .name = p->dest_name,
+                .error = p->error,
+                .no_such_domain = p->error < 0 && p->error_name &&
+                                  streq(p->error_name, HW_ERROR_NO_SUCH_DOMAIN),
+                .error_message = p->error_message,
+                .findings = &p->findings,
+                .free_bytes = p->dest_free_bytes,
+                .need_bytes = p->domain ? p->domain->current_memory_kib * 1024 : 0,
+        };
+}

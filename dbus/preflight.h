@@ -7,6 +7,7 @@
 #include "manager.h"
 #include "migcheck.h"
 #include "migrate-opts.h"
+#include "placement.h"
 
 /*
  * Everything CheckMigration looks at, and Migrate checks before it starts: gathered in a
@@ -55,3 +56,7 @@ int preflight_new(Manager *m, const char *domain, const char *dest, const Migrat
 
 /* In a worker thread: asks libvirt here and on the destination, runs the checks. */
 void preflight_gather(Manager *m, Preflight *p);
+
+/* What lib/placement.c weighs of p, once gathered (it points into p): the destination choice
+ * of a migration to "" (migration-engine.c) and of Maintenance.Plan (maintenance.c). */
+void preflight_candidate(const Preflight *p, PlacementCandidate *ret);

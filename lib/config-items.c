@@ -52,6 +52,15 @@ static const char *const ha_mode_table[_HA_MODE_MAX] = {
 };
 
 DEFINE_STRING_TABLE_LOOKUP(ha_mode, HaMode, _HA_MODE_INVALID);
+
+static const char *const maintenance_strategy_table[_MAINTENANCE_STRATEGY_MAX] = {
+        [MAINTENANCE_MIGRATE] = "migrate",
+        [MAINTENANCE_MIGRATE_OR_SHUTDOWN] = "migrate-or-shutdown",
+        [MAINTENANCE_SHUTDOWN] = "shutdown",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(maintenance_strategy, MaintenanceStrategy,
+                           _MAINTENANCE_STRATEGY_INVALID);
 DEFINE_STRING_TABLE_TO_STRING(console_tls_version, ConsoleTlsVersion);
 DEFINE_STRING_TABLE_TO_STRING(migration_tls, MigrationTls);
 DEFINE_STRING_TABLE_TO_STRING(console_listen, ConsoleListen);
@@ -494,6 +503,9 @@ const ConfigItem config_items[] = {
           "an integer from 0 to 100", 0, 100 },
         { "recovery", "default_ha", parse_enum, C(recovery.default_ha), "off or restart",
           ENUM(ha_mode_table) },
+
+        { "maintenance", "strategy", parse_enum, C(maintenance.strategy),
+          "migrate, migrate-or-shutdown or shutdown", ENUM(maintenance_strategy_table) },
 
         { "peer", "address", parse_address, P(address), "an IP address or a host name", STRING },
         { "peer", "migration_address", parse_address, P(migration_address),

@@ -146,6 +146,7 @@ int config_new(Config **ret)
         c->recovery.default_ha = HA_RESTART;
         c->history.archive_after = 90 * USEC_PER_DAY; /* the seeds' database cleaning */
         c->history.purge_after = 14 * USEC_PER_DAY;
+        c->maintenance.strategy = MAINTENANCE_MIGRATE;
         c->console.listen = CONSOLE_LISTEN_ANY;
         c->hook.refuse_incoming_when_disabled = false;
 

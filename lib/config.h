@@ -75,6 +75,20 @@ typedef enum HaMode {
 const char *ha_mode_to_string(HaMode m); /* "off", "restart" */
 HaMode ha_mode_from_string(const char *s);
 
+/* What maintenance does with a running guest (DESIGN.md §11, docs/maintenance.md): its
+ * <hostwarden:guest maintenance=...> or [maintenance] strategy. */
+typedef enum MaintenanceStrategy {
+        MAINTENANCE_MIGRATE,             /* live-migrate it; blocked when it cannot */
+        MAINTENANCE_MIGRATE_OR_SHUTDOWN, /* live-migrate it, or shut it down when it cannot */
+        MAINTENANCE_SHUTDOWN,            /* shut it down here */
+        _MAINTENANCE_STRATEGY_MAX,
+        _MAINTENANCE_STRATEGY_INVALID = -EINVAL,
+} MaintenanceStrategy;
+
+/* "migrate", "migrate-or-shutdown", "shutdown" */
+const char *maintenance_strategy_to_string(MaintenanceStrategy s);
+MaintenanceStrategy maintenance_strategy_from_string(const char *s);
+
 typedef struct ConfigPeer {
         char *name;
         char *address;
@@ -176,6 +190,10 @@ typedef struct Config {
                 usec_t archive_after; /* history and deleted instances move to the archive */
                 usec_t purge_after;   /* archived entries are deleted, after their move */
         } history;
+        struct {
+                /* of a guest without its own maintenance="..." (docs/maintenance.md) */
+                MaintenanceStrategy strategy;
+        } maintenance;
 
         char **files;        /* the files read, in order */
         char **secret_files; /* those of them that set a secret ([peer] fence_options) */

@@ -127,6 +127,7 @@ DomXml *domxml_free(DomXml *d)
         free(d->hw_ha);
         free(d->hw_priority);
         free(d->hw_policy);
+        free(d->hw_maintenance);
         strv_free(d->numa_memnodes);
         free(d->arch);
         free(d->cpu_mode);
@@ -402,7 +403,8 @@ static int collect_tuning(DomXml *d, xmlNode *root)
                     streq((const char *)c->name, "guest")) {
                         if ((r = attr_dup(c, "ha", &d->hw_ha)) < 0 ||
                             (r = attr_dup(c, "priority", &d->hw_priority)) < 0 ||
-                            (r = attr_dup(c, "policy", &d->hw_policy)) < 0)
+                            (r = attr_dup(c, "policy", &d->hw_policy)) < 0 ||
+                            (r = attr_dup(c, "maintenance", &d->hw_maintenance)) < 0)
                                 return r;
                         break;
                 }

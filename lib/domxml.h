@@ -99,7 +99,8 @@ typedef struct DomXml {
          * when absent. lib/ha.h reads them. */
         char *hw_ha;
         char *hw_priority;
-        char *hw_policy; /* its migration policy (migschedule.h) */
+        char *hw_policy;      /* its migration policy (migschedule.h) */
+        char *hw_maintenance; /* maintenance strategy (lib/maintenance-plan.h) */
 } DomXml;
 
 #define HW_DOMAIN_XMLNS  "https://hostwarden.org/xmlns/domain/1"

@@ -199,7 +199,17 @@ void placement_choose(Reservations *r, const PlacementCandidate *c, size_t n, bo
                 char why[1024];
                 int k;
 
-                placement_describe_refusal(&c[i], why, sizeof(why));
+                if (candidate_ok(&c[i])) {
+                        /* it passed, but the migrations counted against it took the room */
+                        pthread_mutex_lock(&r->lock);
+                        snprintf(why, sizeof(why),
+                                 "%llu MiB free once the migrations on their way there are "
+                                 "counted, the domain needs %llu MiB",
+                                 (unsigned long long)(free_after_reserved(r, &c[i]) >> 20),
+                                 (unsigned long long)(c[i].need_bytes >> 20));
+                        pthread_mutex_unlock(&r->lock);
+                } else
+                        placement_describe_refusal(&c[i], why, sizeof(why));
                 k = snprintf(ret->why + used, sizeof(ret->why) - used, "%s%s: %s", i ? "; " : "",
                              c[i].name, why);
                 if (k < 0)

@@ -17,6 +17,7 @@ _hostwardenctl() {
         local options="--help --version --json --no-ask-password --block --cold --wait --watch --bandwidth=
                 --live --to= --from= --insist --name= --adopt --reason= --since= --dry-run"
         commands+=" ha"
+        commands+=" maintenance"
         options+=" --priority="
         options+=" --policy="
 
@@ -93,6 +94,8 @@ _hostwardenctl() {
                 elif ((n == 1)); then
                         COMPREPLY=($(compgen -W "off restart" -- "$cur"))
                 fi ;;
+        maintenance)
+                ((n == 0)) && COMPREPLY=($(compgen -W "plan" -- "$cur")) ;;
         rebuild) # an instance of another node: the store's records, not this libvirt's domains
                 ((n == 0)) &&
                         COMPREPLY=($(compgen -W "$(__hostwardenctl_column instances 1)" -- "$cur")) ;;

@@ -188,3 +188,10 @@ def test_pending_authorizations_are_capped_per_connection(pk):
     # all answered: the same connection's calls are admitted again
     assert [a[0] for a in pk.pipelined("Enable", 8).result(timeout=60)] == [INTERACTIVE] * 8
     progress.unlink()
+
+
+def test_maintenance_plan_needs_no_rule(pk):
+    """Maintenance.Plan only reads: anybody may call it (the read-only list of dbus/polkit.c)."""
+    rows = pk.call("Plan", path="/org/hostwarden/Warden1/maintenance",
+                   iface="org.hostwarden.Warden1.Maintenance", uid="nobody")
+    assert [r[0] for r in rows] == [TEST_DOMAIN]

@@ -162,8 +162,11 @@ static void test_chosen_skips_what_does_not_fit(void **state)
         assert_int_equal(p.error, -EPERM);
         assert_int_equal(p.chosen, -1);
         assert_int_equal(p.reserved, 0);
-        /* they passed their checks: nothing to say but their names */
-        assert_string_equal(p.why, "a: ; b: ");
+        /* they passed their checks: what they lack is room, once the reservations count */
+        assert_string_equal(p.why, "a: 1024 MiB free once the migrations on their way there are "
+                                   "counted, the domain needs 2048 MiB; b: 1024 MiB free once "
+                                   "the migrations on their way there are counted, the domain "
+                                   "needs 2048 MiB");
         assert_int_equal(reservations_get(r, "b"), 2 * GIB);
         reservations_free(r);
 }
