@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * org.hostwarden.Warden1.Maintenance (maintenance-dbus.h): Plan(), what `maintenance enter`
- * would do to every domain of this node, and the object's properties.
+ * would do to every domain of this node, the object's vtable and properties (Enter, Cancel,
+ * Exit and the state behind the properties: maintenance-drain.c).
  *
  * Plan changes nothing. It asks what EvacuateLive's migrations ask, with the same code: for
  * each running guest whose strategy may migrate it, CheckMigration on every peer
@@ -21,6 +22,7 @@
 #include "job.h"
 #include "log.h"
 #include "maintenance-dbus.h"
+#include "maintenance-drain.h"
 #include "maintenance-plan.h"
 #include "migration.h"
 #include "preflight.h"
@@ -49,6 +51,9 @@ typedef struct Plan {
         PlanDomain *domains;
         size_t n_domains;
         char *error; /* the listing failed */
+        /* maintenance_plan_start()'s: the decisions go there, not to a caller of Plan() */
+        MaintenancePlanDone done;
+        void *userdata;
 } Plan;
 
 static void plan_free(Plan *p)
@@ -180,12 +185,64 @@ static int plan_compare(const void *a, const void *b)
         return strcmp(x->name, y->name);
 }
 
+/* The decision on d, as Plan() answers it. */
+static MaintenanceAction plan_decide(const PlanDomain *d, char *reason, size_t size)
+{
+        MaintenanceFacts f = {
+                .name = d->name,
+                .active = d->active,
+                .state_word = d->state_word,
+                .strategy = d->strategy,
+                .strategy_own = d->strategy_own,
+                .bad_strategy = d->bad_strategy,
+                .migrating_id = d->migrating_id,
+                .migrating_dest = d->migrating_dest,
+                .candidates = d->candidates,
+                .n_candidates = d->n_preflights,
+                .placement = d->placed ? &d->placement : NULL,
+        };
+
+        return maintenance_decide(&f, reason, size);
+}
+
+/* maintenance_plan_start()'s end: the decisions handed to its caller, in the drain's order. */
+static void plan_hand_over(Manager *m, Plan *p)
+{
+        MaintenanceDecision *dec = NULL;
+
+        if (!p->error) {
+                qsort(p->domains, p->n_domains, sizeof(PlanDomain), plan_compare);
+                dec = calloc(p->n_domains ?: 1, sizeof(MaintenanceDecision));
+                if (!dec)
+                        p->error = strdup("out of memory");
+        }
+        for (size_t i = 0; dec && i < p->n_domains; i++) {
+                const PlanDomain *d = &p->domains[i];
+                MaintenanceDecision *x = &dec[i];
+
+                memcpy(x->uuid, d->uuid, sizeof(x->uuid));
+                x->name = d->name;
+                x->active = d->active;
+                x->migrating_id = d->migrating_id;
+                x->action = plan_decide(d, x->reason, sizeof(x->reason));
+                if (x->action == MAINTENANCE_ACTION_MIGRATE && d->placed &&
+                    d->placement.chosen >= 0)
+                        x->dest = d->candidates[d->placement.chosen].name;
+        }
+        p->done(m, dec, dec ? p->n_domains : 0, p->error ?: (dec ? NULL : "out of memory"),
+                p->userdata);
+        free(dec);
+        plan_free(p);
+}
+
 static void plan_check_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Plan *p = userdata;
         int r;
 
+        if (p->done)
+                return plan_hand_over(m, p);
         if (p->error) {
                 (void)sd_bus_reply_method_errorf(msg, HW_ERROR_LIBVIRT,
                                                  "Cannot check this node's domains: %s", p->error);
@@ -200,20 +257,7 @@ static void plan_check_done(Manager *m, sd_bus_message *msg, void *userdata)
         for (size_t i = 0; r >= 0 && i < p->n_domains; i++) {
                 const PlanDomain *d = &p->domains[i];
                 char reason[4096];
-                MaintenanceFacts f = {
-                        .name = d->name,
-                        .active = d->active,
-                        .state_word = d->state_word,
-                        .strategy = d->strategy,
-                        .strategy_own = d->strategy_own,
-                        .bad_strategy = d->bad_strategy,
-                        .migrating_id = d->migrating_id,
-                        .migrating_dest = d->migrating_dest,
-                        .candidates = d->candidates,
-                        .n_candidates = d->n_preflights,
-                        .placement = d->placed ? &d->placement : NULL,
-                };
-                MaintenanceAction a = maintenance_decide(&f, reason, sizeof(reason));
+                MaintenanceAction a = plan_decide(d, reason, sizeof(reason));
 
                 r = sd_bus_message_append(reply, "(sss)", d->name, maintenance_action_to_string(a),
                                           reason);
@@ -270,6 +314,8 @@ static void plan_list_done(Manager *m, sd_bus_message *msg, void *userdata)
         Plan *p = userdata;
         int r;
 
+        if (p->done && p->error)
+                return plan_hand_over(m, p);
         if (p->error) {
                 (void)sd_bus_reply_method_errorf(msg, HW_ERROR_LIBVIRT,
                                                  "Cannot list this node's domains: %s", p->error);
@@ -280,8 +326,14 @@ static void plan_list_done(Manager *m, sd_bus_message *msg, void *userdata)
         if (r >= 0)
                 r = plan_prepare_checks(m, p, &error);
         /* counted against the caller as the first was (the Admission went with it) */
-        if (r >= 0)
+        if (r >= 0 && !msg)
+                r = job_start(m, NULL, plan_check_work, plan_check_done, p);
+        else if (r >= 0)
                 r = job_start_limited(m, msg, plan_check_work, plan_check_done, p, &error);
+        if (r < 0 && p->done) {
+                free_and_strdup(&p->error, error.message ?: strerror(-r));
+                return plan_hand_over(m, p);
+        }
         if (r < 0) {
                 if (sd_bus_error_is_set(&error))
                         (void)sd_bus_reply_method_error(msg, &error);
@@ -313,28 +365,46 @@ static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                                   error);
 }
 
+int maintenance_plan_start(Manager *m, MaintenancePlanDone done, void *userdata)
+{
+        Plan *p;
+        int r;
+
+        if (!m->store)
+                return -ENOTCONN;
+        p = calloc(1, sizeof(Plan));
+        if (!p)
+                return -ENOMEM;
+        p->default_strategy = m->config->maintenance.strategy;
+        p->done = done;
+        p->userdata = userdata;
+        r = job_start(m, NULL, plan_list_work, plan_list_done, p);
+        if (r < 0)
+                plan_free(p);
+        return r;
+}
+
 static int property_get_state(sd_bus *bus, const char *path, const char *interface,
                               const char *property, sd_bus_message *reply, void *userdata,
                               sd_bus_error *error)
 {
-        /* "off" until Enter exists: nothing drains this node as maintenance yet */
-        return sd_bus_message_append(reply, "s", "off");
+        return sd_bus_message_append(reply, "s", maintenance_state_word(userdata));
 }
 
 static int property_get_blocked(sd_bus *bus, const char *path, const char *interface,
                                 const char *property, sd_bus_message *reply, void *userdata,
                                 sd_bus_error *error)
 {
-        /* (domain, reason) of the guests a drain cannot move: no drain, none */
-        return sd_bus_message_append(reply, "a(ss)", 0);
+        /* (domain, why) of the guests the drain cannot move */
+        return maintenance_append_blocked(userdata, reply);
 }
 
 static int property_get_deadline(sd_bus *bus, const char *path, const char *interface,
                                  const char *property, sd_bus_message *reply, void *userdata,
                                  sd_bus_error *error)
 {
-        /* µs since the epoch when a drain gives up (Enter's --deadline); 0: none */
-        return sd_bus_message_append(reply, "t", UINT64_C(0));
+        /* µs since the epoch after which nothing more leaves (Enter's deadline); 0: none */
+        return sd_bus_message_append(reply, "t", maintenance_deadline(userdata));
 }
 
 const sd_bus_vtable maintenance_vtable[] = {
@@ -346,6 +416,12 @@ const sd_bus_vtable maintenance_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Plan", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sss)", plan), method_plan,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Enter", SD_BUS_ARGS("a{sv}", opts), SD_BUS_NO_RESULT,
+                                maintenance_method_enter, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Cancel", SD_BUS_ARGS("b", abort), SD_BUS_NO_RESULT,
+                                maintenance_method_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Exit", SD_BUS_ARGS("b", return_guests), SD_BUS_NO_RESULT,
+                                maintenance_method_exit, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 

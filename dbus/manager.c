@@ -13,6 +13,7 @@
 #include "job.h"
 #include "log.h"
 #include "maintenance-dbus.h"
+#include "maintenance-drain.h"
 #include "manager.h"
 #include "migration.h"
 #include "paths.h"
@@ -75,11 +76,14 @@ Manager *manager_free(Manager *m)
         ha_restart_free(m);    /* before the drain too: no restart starts after it */
         /* before the drain too: a pass that ends starts no other */
         console_priority_free(m);
+        /* before the drain too: its shutdowns stop waiting */
+        maintenance_stop(m);
         jobs_drain(m);    /* their replies go out before the bus is closed */
         recovery_free(m); /* after the jobs, whose ends it hears of */
         reconcile_free(m);
         store_attach_free(m);
         migrations_free(m);
+        maintenance_free(m);
         reservations_free(m->reservations);
         instance_ops_free(m->instance_ops); /* after those that hold claims in it */
         virt_free(m->virt);

@@ -50,6 +50,8 @@ typedef struct Manager {
         /* the consoles' TLS priority on the running guests (console-priority.h) */
         struct ConsolePriority *console_tls;
         struct Recovery *recovery; /* automatic recovery (recovery.h) */
+        /* the drain of this node's maintenance (maintenance-drain.c) */
+        struct MaintenanceRun *maintenance_run;
 
         /* ListInstances answers from a listing at most LIST_INSTANCES_MAX_AGE old */
         InstanceRecord *instances_cache;

@@ -16,6 +16,7 @@
 #include "instance-ops.h"
 #include "job.h"
 #include "log.h"
+#include "maintenance-drain.h"
 #include "migration-cold.h"
 #include "migration-internal.h"
 #include "network-watch.h"
@@ -265,6 +266,7 @@ void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
         migration_publish_soon(mig);
         migration_keep_finished(mig);
         migrations_schedule(m);
+        maintenance_migration_ended(m, mig);
 }
 
 static int start(Manager *m, Migration *mig)

@@ -41,6 +41,9 @@ static const PolkitEntry actions[] = {
         { HW_NODE_INTERFACE, "MigrateCold", "org.hostwarden.migrate" },
         { "org.hostwarden.Warden1.Migration", "Confirm", "org.hostwarden.migrate" },
         { "org.hostwarden.Warden1.Migration", "Revert", "org.hostwarden.migrate" },
+        { "org.hostwarden.Warden1.Maintenance", "Enter", "org.hostwarden.manage-node" },
+        { "org.hostwarden.Warden1.Maintenance", "Cancel", "org.hostwarden.manage-node" },
+        { "org.hostwarden.Warden1.Maintenance", "Exit", "org.hostwarden.manage-node" },
 };
 
 /* Methods that change nothing: no authorization. Every method of every vtable is in exactly

@@ -12,6 +12,7 @@
 #include "diskinfo.h"
 #include "errors.h"
 #include "log.h"
+#include "maintenance-drain.h"
 #include "migration-cold.h"
 #include "migration.h"
 #include "node-state.h"
@@ -323,6 +324,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         if (r < 0)
                 log_warning_errno(r, "Failed to update the runtime markers: %m");
         reconcile_schedule(m); /* brings the deny list in line, too */
+        maintenance_heartbeat(m);
         /* watch the peers' counters: liveness is judged by our own clock */
         NodeRecord *nodes = NULL;
         size_t n = 0;

@@ -162,6 +162,7 @@ void node_record_done(NodeRecord *r)
         free(r->storage_mark);
         free(r->disabled_reason);
         free(r->forced_down_by);
+        free(r->maintenance_left);
         *r = (NodeRecord){ .fence = FENCE_UNKNOWN };
 }
 
@@ -191,6 +192,10 @@ int node_record_from_text(const char *name, const char *text, NodeRecord *ret)
         v = runtime_record_get(&rec, "storage_mark");
         if (v && !storage_mark_is_valid(v))
                 return -EBADMSG;
+        v = runtime_record_get(&rec, "maintenance"); /* none: off, as before maintenance */
+        n.maintenance = v ? maintenance_state_from_string(v) : MAINTENANCE_OFF;
+        if (n.maintenance < 0)
+                return -EBADMSG;
 
         if ((r = get_str(&rec, "name", &n.name)) < 0 ||
             (r = get_str(&rec, "address", &n.address)) < 0 ||
@@ -206,6 +211,9 @@ int node_record_from_text(const char *name, const char *text, NodeRecord *ret)
             (r = get_u64(&rec, "fence_time", false, &n.fence_time)) < 0 ||
             (r = get_u64(&rec, "mem_available", false, &n.mem_available)) < 0 ||
             (r = get_u64(&rec, "self_fence_after", false, &n.self_fence_after)) < 0 ||
+            (r = get_u64(&rec, "maintenance_since", false, &n.maintenance_since)) < 0 ||
+            (r = get_u64(&rec, "maintenance_deadline", false, &n.maintenance_deadline)) < 0 ||
+            (r = get_str(&rec, "maintenance_left", &n.maintenance_left)) < 0 ||
             (r = get_u64(&rec, "generation", true, &n.generation)) < 0)
                 return r;
         if (n.generation == 0)
@@ -223,7 +231,7 @@ int node_record_to_text(const NodeRecord *n, uint64_t generation, char **ret)
 
         if (!node_name_is_valid(n->name) || (n->address && !address_is_valid(n->address)) ||
             (n->storage_mark && !storage_mark_is_valid(n->storage_mark)) ||
-            !fence_state_to_string(n->fence))
+            !fence_state_to_string(n->fence) || !maintenance_state_to_string(n->maintenance))
                 return -EINVAL;
 
         /* runtime_record_set() refuses values with newlines (-EINVAL). */
@@ -244,6 +252,15 @@ int node_record_to_text(const NodeRecord *n, uint64_t generation, char **ret)
             (n->self_fence_after &&
              (r = set_u64(&rec, "self_fence_after", n->self_fence_after)) < 0))
                 return r;
+        /* only when in maintenance, or with guests to return: older readers see none */
+        if ((n->maintenance != MAINTENANCE_OFF &&
+             ((r = record_set_str(&rec, "maintenance",
+                                  maintenance_state_to_string(n->maintenance))) < 0 ||
+              (r = set_u64(&rec, "maintenance_since", n->maintenance_since)) < 0)) ||
+            (n->maintenance_deadline &&
+             (r = set_u64(&rec, "maintenance_deadline", n->maintenance_deadline)) < 0) ||
+            (r = record_set_str(&rec, "maintenance_left", n->maintenance_left)) < 0)
+                return r;
         return store_record_text_format(&rec, generation, ret);
 }
 
@@ -262,10 +279,12 @@ int node_record_copy(const NodeRecord *src, NodeRecord *dst)
         _cleanup_(node_record_done) NodeRecord n = *src;
 
         n.name = n.address = n.storage_mark = n.disabled_reason = n.forced_down_by = NULL;
+        n.maintenance_left = NULL;
         if (dup_str(src->name, &n.name) < 0 || dup_str(src->address, &n.address) < 0 ||
             dup_str(src->storage_mark, &n.storage_mark) < 0 ||
             dup_str(src->disabled_reason, &n.disabled_reason) < 0 ||
-            dup_str(src->forced_down_by, &n.forced_down_by) < 0)
+            dup_str(src->forced_down_by, &n.forced_down_by) < 0 ||
+            dup_str(src->maintenance_left, &n.maintenance_left) < 0)
                 return -ENOMEM;
         *dst = n;
         n = (NodeRecord){};

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "maintenance-state.h"
 #include "util.h"
 
 /*
@@ -154,6 +155,14 @@ typedef struct NodeRecord {
          * that long without a heartbeat (usec, 0: it does not). */
         uint64_t mem_available;
         uint64_t self_fence_after;
+
+        /* Maintenance (maintenance-state.h, docs/maintenance.md), written by the node itself:
+         * its state, since when, the deadline Enter set (0: none), and the guests that left
+         * during it, "UUID@NODE" each, comma-separated (NULL: none), for Exit's return. */
+        MaintenanceState maintenance;
+        uint64_t maintenance_since;
+        uint64_t maintenance_deadline;
+        char *maintenance_left;
 
         uint64_t generation; /* bumped by every write, set by the store */
 } NodeRecord;

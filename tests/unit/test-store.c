@@ -366,6 +366,10 @@ static int fill_node(NodeRecord *r, void *userdata)
         r->forced_down_since = 1700000000000002ULL;
         r->fence = FENCE_OFF;
         r->fence_time = 1700000000000003ULL;
+        r->maintenance = MAINTENANCE_DRAINING;
+        r->maintenance_since = 1700000000000004ULL;
+        r->maintenance_deadline = 1700000000000005ULL;
+        r->maintenance_left = strdup(UUID_A "@node3," UUID_B "@node4");
         r->generation = 999; /* ignored: the store sets it */
         return 0;
 }
@@ -376,6 +380,8 @@ static int enable_node(NodeRecord *r, void *userdata)
         free(r->disabled_reason);
         r->disabled_reason = NULL;
         r->fence = FENCE_ON;
+        r->maintenance = MAINTENANCE_OFF; /* the guests that left are kept for Exit's return */
+        r->maintenance_deadline = 0;
         return 0;
 }
 
@@ -404,6 +410,10 @@ static void test_node_record_round_trip(void **state)
         assert_int_equal(n.forced_down_since, 1700000000000002ULL);
         assert_int_equal(n.fence, FENCE_OFF);
         assert_int_equal(n.fence_time, 1700000000000003ULL);
+        assert_int_equal(n.maintenance, MAINTENANCE_DRAINING);
+        assert_int_equal(n.maintenance_since, 1700000000000004ULL);
+        assert_int_equal(n.maintenance_deadline, 1700000000000005ULL);
+        assert_string_equal(n.maintenance_left, UUID_A "@node3," UUID_B "@node4");
         assert_int_equal(n.generation, 1);
         node_record_done(&n);
 
@@ -414,6 +424,9 @@ static void test_node_record_round_trip(void **state)
         assert_string_equal(n.address, "192.0.2.7"); /* untouched fields survive */
         assert_string_equal(n.storage_mark, "0123456789abcdef0123456789abcdef");
         assert_int_equal(n.fence, FENCE_ON);
+        assert_int_equal(n.maintenance, MAINTENANCE_OFF);
+        assert_int_equal(n.maintenance_deadline, 0);
+        assert_string_equal(n.maintenance_left, UUID_A "@node3," UUID_B "@node4");
         assert_int_equal(n.generation, 2);
         node_record_done(&n);
 
@@ -1383,6 +1396,8 @@ static void test_unparsable_records_are_ebadmsg(void **state)
                 "name=node1\nheartbeat=1\nfence=unknown\ndisabled=perhaps\ngeneration=1\n",
                 "name=node1\naddress=a b\nheartbeat=1\nfence=unknown\ngeneration=1\n",
                 "name=node1\nstorage_mark=../x\nheartbeat=1\nfence=unknown\ngeneration=1\n",
+                "name=node1\nheartbeat=1\nfence=unknown\nmaintenance=maybe\ngeneration=1\n",
+                "name=node1\nheartbeat=1\nfence=unknown\nmaintenance_deadline=x\ngeneration=1\n",
                 "name=node1\nheartbeat=1\nfence=unknown\ngeneration=99999999999999999999\n",
                 "Name=node1\nheartbeat=1\nfence=unknown\ngeneration=1\n",
         };
