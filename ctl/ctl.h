@@ -33,6 +33,9 @@ extern bool arg_dry_run;       /* setup-console-tls, archive --dry-run */
 extern char **arg_rest;        /* arguments after the verb */
 extern int arg_n_rest;
 extern const char *arg_priority; /* ha --priority */
+extern const char *arg_deadline; /* maintenance enter --deadline */
+extern bool arg_abort;           /* maintenance cancel --abort */
+extern bool arg_return;          /* maintenance exit --return */
 
 const char *error_message(const sd_bus_error *e, int r);
 

@@ -37,6 +37,9 @@ bool arg_dry_run;
 const char *arg_priority = NULL;
 uint64_t arg_bandwidth = 0;
 const char *arg_policy = NULL;
+const char *arg_deadline = NULL;
+bool arg_abort = false;
+bool arg_return = false;
 char **arg_rest = NULL;
 int arg_n_rest = 0;
 
@@ -486,7 +489,15 @@ static void help(void)
                "  ha DOMAIN [off|restart [--priority N]]\n"
                "                Show or set a guest's HA mode and priority (recovery)\n"
                "  maintenance plan\n"
-               "                What maintenance would do to each domain here, and why\n\n"
+               "                What maintenance would do to each domain here, and why\n"
+               "  maintenance enter [--deadline=DURATION]\n"
+               "                Disable this node and drain it, each domain by its strategy\n"
+               "  maintenance status\n"
+               "                Draining, ready (safe to reboot: exit 0) or blocked, and why\n"
+               "  maintenance cancel [--abort]\n"
+               "                Stop the drain (--abort: the running migrations too), enable\n"
+               "  maintenance exit [--return]\n"
+               "                End the maintenance: enable this node\n\n"
                "Options:\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
@@ -507,6 +518,9 @@ static void help(void)
                "     --since=WHEN       history: since 7d, 12h, @SECONDS or YYYY-MM-DD [HH:MM]\n"
                "     --dry-run          setup-console-tls, archive: say what they would do\n"
                "     --priority=N       ha: higher first when guests are recovered\n"
+               "     --deadline=DURATION  maintenance enter: nothing leaves after it\n"
+               "     --abort            maintenance cancel: abort the running migrations\n"
+               "     --return           maintenance exit: bring back the guests that left\n"
                "     --no-ask-password  Do not ask for a password (polkit)\n",
                program_invocation_short_name);
 }
@@ -533,6 +547,9 @@ int main(int argc, char *argv[])
                 ARG_COLD,
                 ARG_PRIORITY,
                 ARG_POLICY,
+                ARG_DEADLINE,
+                ARG_ABORT,
+                ARG_RETURN,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -555,6 +572,9 @@ int main(int argc, char *argv[])
                 { "cold", no_argument, NULL, ARG_COLD },
                 { "priority", required_argument, NULL, ARG_PRIORITY },
                 { "policy", required_argument, NULL, ARG_POLICY },
+                { "deadline", required_argument, NULL, ARG_DEADLINE },
+                { "abort", no_argument, NULL, ARG_ABORT },
+                { "return", no_argument, NULL, ARG_RETURN },
                 {},
         };
         static const struct {
@@ -650,6 +670,15 @@ int main(int argc, char *argv[])
                         break;
                 case ARG_POLICY:
                         arg_policy = optarg;
+                        break;
+                case ARG_DEADLINE:
+                        arg_deadline = optarg;
+                        break;
+                case ARG_ABORT:
+                        arg_abort = true;
+                        break;
+                case ARG_RETURN:
+                        arg_return = true;
                         break;
                 case ARG_BANDWIDTH:
                         if (parse_uint_range(optarg, 1, 1024 * 1024, &arg_bandwidth) < 0) {

@@ -258,7 +258,8 @@ static int view_overview(sd_bus *bus, FILE *f, const Screen *screen, void *userd
         FILE *act = NULL, *need_f = NULL;
         uint64_t since, now = now_usec(CLOCK_MONOTONIC);
         static const char *const recovery_name[] = { "Recovery", NULL };
-        _cleanup_free_ char *recovery = NULL;
+        static const char *const maintenance_name[] = { "State", NULL };
+        _cleanup_free_ char *recovery = NULL, *maintenance = NULL;
         bool recovering;
         int r;
 
@@ -266,6 +267,10 @@ static int view_overview(sd_bus *bus, FILE *f, const Screen *screen, void *userd
         if (ctl_get_strings(bus, PATH, NODE_IFACE, NULL, recovery_name, &recovery) < 0)
                 recovery = NULL;
         recovering = recovery && !streq(recovery, "off");
+        /* nor a maintenance line */
+        if (ctl_get_strings(bus, PATH "/maintenance", "org.hostwarden.Warden1.Maintenance", NULL,
+                            maintenance_name, &maintenance) < 0)
+                maintenance = NULL;
         r = ctl_get_strings(bus, PATH, NODE_IFACE, &error, names, props);
         if (r >= 0)
                 r = ctl_call(bus, PATH, NODE_IFACE, "ListNodes", &error, &nodes, NULL);
@@ -372,6 +377,10 @@ static int view_overview(sd_bus *bus, FILE *f, const Screen *screen, void *userd
         fputs(".\n", f);
         if (recovery)
                 fprintf(f, "Automatic recovery: %s.\n", recovery);
+        if (maintenance && !isempty(maintenance) && !streq(maintenance, "off"))
+                fprintf(f, "Maintenance of this node: %s%s.\n", maintenance,
+                        streq(maintenance, "ready") ? " (no guest left running: safe to reboot)"
+                                                    : "");
         fputc('\n', f);
         table_print(t, f, screen->width, screen->color);
         if (n_act > 0)

@@ -603,6 +603,13 @@ int maintenance_method_enter(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = store_attach_require(m, error);
         if (r < 0)
                 return r;
+        if (!run_get(m))
+                return -ENOMEM;
+        /* the state is checked after polkit: it is the state of now, however long polkit
+         * took (so is Cancel's and Exit's) */
+        r = polkit_verify(m, msg, error);
+        if (r != 0)
+                return r;
         s = own_state(m, NULL);
         if (s != MAINTENANCE_OFF)
                 return sd_bus_error_setf(error, HW_ERROR_BUSY,
@@ -610,11 +617,6 @@ int maintenance_method_enter(sd_bus_message *msg, void *userdata, sd_bus_error *
                                          "hostwardenctl maintenance status shows it; cancel or "
                                          "exit ends it",
                                          maintenance_state_to_string(s));
-        if (!run_get(m))
-                return -ENOMEM;
-        r = polkit_verify(m, msg, error);
-        if (r != 0)
-                return r;
 
         run_forget(m->maintenance_run);
         r = record_update(
@@ -675,14 +677,14 @@ int maintenance_method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = store_attach_require(m, error);
         if (r < 0)
                 return r;
-        if (own_state(m, NULL) == MAINTENANCE_OFF)
-                return not_in_maintenance(error, "cancel");
         run = run_get(m);
         if (!run)
                 return -ENOMEM;
         r = polkit_verify(m, msg, error);
         if (r != 0)
                 return r;
+        if (own_state(m, NULL) == MAINTENANCE_OFF)
+                return not_in_maintenance(error, "cancel");
 
         for (size_t i = 0; i < run->n_migrations; i++) {
                 Migration *mig = migration_by_id(m, run->migrations[i].id);
@@ -723,6 +725,9 @@ int maintenance_method_exit(sd_bus_message *msg, void *userdata, sd_bus_error *e
         r = store_attach_require(m, error);
         if (r < 0)
                 return r;
+        r = polkit_verify(m, msg, error);
+        if (r != 0)
+                return r;
         s = own_state(m, NULL);
         if (s == MAINTENANCE_OFF)
                 return not_in_maintenance(error, "exit");
@@ -731,9 +736,6 @@ int maintenance_method_exit(sd_bus_message *msg, void *userdata, sd_bus_error *e
                                          "The drain is under way: cancel stops it (hostwardenctl "
                                          "maintenance cancel), or wait until the state is ready "
                                          "or blocked");
-        r = polkit_verify(m, msg, error);
-        if (r != 0)
-                return r;
 
         if (m->maintenance_run)
                 run_forget(m->maintenance_run);
