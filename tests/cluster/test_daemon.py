@@ -423,7 +423,13 @@ RECIPES = {
     "Revert": None,
     "Archive": ["true"],  # a dry run: moves nothing
     "SetHA": ["'walk'", "'restart'", "5"],  # the walk's shut-off domain: its metadata only
+    # bob enters (nothing runs here: ready at once), cancels, and his Exit finds no
+    # maintenance (NotRunning): the node's maintenance state is checked after polkit
+    "Enter": ["@a{sv} {}"],
+    "Cancel": ["false"],
+    "Exit": ["false"],
 }
+MAINTENANCE_PATH = NODE_PATH + "/maintenance"
 PEER2 = "/etc/hostwarden/hostwarden.conf.d/80-peer2.conf"
 WALK_DOMAIN = ("<domain type='qemu'><name>walk</name><memory unit='MiB'>32</memory>"
                "<os><type arch='x86_64'>hvm</type></os></domain>")
@@ -476,6 +482,7 @@ def test_every_mutating_method_is_refused_without_a_rule_and_granted_to_group_ho
             if RECIPES[member] is None:
                 continue
             path = migration_path if interface.endswith(".Migration") else NODE_PATH
+            path = MAINTENANCE_PATH if interface.endswith(".Maintenance") else path
             rc, error, out = gdbus_call(daemon_node, "alice", path, interface, member,
                                         RECIPES[member])
             assert rc != 0 and error in REFUSALS, (member, "alice", out)
@@ -489,6 +496,9 @@ def test_every_mutating_method_is_refused_without_a_rule_and_granted_to_group_ho
         print("bob's results:", walked)
     finally:
         daemon_node.run(BUSCTL + ["call", *DEST, "Enable"], check=False)  # EvacuateLive's
+        daemon_node.run(BUSCTL + ["call", DEST[0], MAINTENANCE_PATH,
+                         "org.hostwarden.Warden1.Maintenance", "Cancel", "b", "true"],
+                        check=False)  # Enter's, if the walk stopped between
         daemon_node.run(["rm", "-f", PEER2])
         daemon_node.run(BUSCTL + ["call", *DEST, "Reload"], check=False)
         daemon_node.virsh("undefine", "walk", check=False)

@@ -190,6 +190,20 @@ def test_pending_authorizations_are_capped_per_connection(pk):
     progress.unlink()
 
 
+MAINTENANCE_CALLS = [("Enter", "a{sv}", ({},)), ("Cancel", "b", (True,)), ("Exit", "b", (False,))]
+
+
+@pytest.mark.parametrize("method,sig,args", MAINTENANCE_CALLS, ids=[c[0] for c in MAINTENANCE_CALLS])
+def test_maintenance_methods_refused_without_a_rule(pk, method, sig, args):
+    """Enter, Cancel and Exit are manage-node's; a refusal changes nothing."""
+    name, msg = pk.error(method, sig, *args, path="/org/hostwarden/Warden1/maintenance",
+                         iface="org.hostwarden.Warden1.Maintenance", uid="nobody")
+    assert name == INTERACTIVE, msg
+    assert "org.hostwarden.manage-node" in msg
+    assert pk.prop("State", path="/org/hostwarden/Warden1/maintenance",
+                   iface="org.hostwarden.Warden1.Maintenance") == "off"
+
+
 def test_maintenance_plan_needs_no_rule(pk):
     """Maintenance.Plan only reads: anybody may call it (the read-only list of dbus/polkit.c)."""
     rows = pk.call("Plan", path="/org/hostwarden/Warden1/maintenance",
