@@ -20,6 +20,7 @@ _hostwardenctl() {
         commands+=" maintenance"
         options+=" --priority="
         options+=" --policy="
+        options+=" --deadline= --abort --return"
 
         case $prev in
         --to | --from)
@@ -30,6 +31,9 @@ _hostwardenctl() {
                 return
                 ;;
         --priority)
+                return
+                ;;
+        --deadline)
                 return
                 ;;
         --policy) # the built-ins; a node's own [policy NAME] sections are typed
@@ -53,6 +57,7 @@ _hostwardenctl() {
                         ${words[i - 1]} == --reason || ${words[i - 1]} == --since ]] && continue
                 [[ ${words[i - 1]} == --priority ]] && continue
                 [[ ${words[i - 1]} == --policy ]] && continue
+                [[ ${words[i - 1]} == --deadline ]] && continue
                 if [[ -z $verb ]]; then
                         verb=${words[i]}
                 else
@@ -95,7 +100,7 @@ _hostwardenctl() {
                         COMPREPLY=($(compgen -W "off restart" -- "$cur"))
                 fi ;;
         maintenance)
-                ((n == 0)) && COMPREPLY=($(compgen -W "plan" -- "$cur")) ;;
+                ((n == 0)) && COMPREPLY=($(compgen -W "plan enter status cancel exit" -- "$cur")) ;;
         rebuild) # an instance of another node: the store's records, not this libvirt's domains
                 ((n == 0)) &&
                         COMPREPLY=($(compgen -W "$(__hostwardenctl_column instances 1)" -- "$cur")) ;;

@@ -1,8 +1,11 @@
-"""Maintenance.Plan on two real nodes (issue 23, docs/maintenance.md): node1's running guests
+"""Maintenance on two real nodes (issue 23, docs/maintenance.md). Plan: node1's running guests
 get the action maintenance would take (live migration to node2, shutdown by their strategy,
 blocked by what CheckMigration refuses) and a guest that is not running stays; and the plan
-changes nothing: the same guests run on the same node, the node stays enabled, no migration
-starts."""
+changes nothing. Enter: the same guests drained by it (one to node2, two shut down, the one
+with a node-local disk blocked and named), ready once nothing runs, still ready after a
+restart of hostwardend, Exit enabling the node. Cancel in the middle of a drain of two
+guests that cannot converge at the bandwidth given (max_concurrent 1): the second never
+starts, the first is aborted (--abort), both run on node1, the node is enabled."""
 
 from __future__ import annotations
 
@@ -11,12 +14,19 @@ import time
 
 import pytest
 
+import dirtyguest
 import hwcluster
 import hwinstall
 
 BUSCTL, DEST = hwinstall.BUSCTL, hwinstall.NODE_API
 LOCAL_DIR = "/var/lib/libvirt/images"  # node-local: each node has its own
 NS = "https://hostwarden.org/xmlns/domain/1"
+MAINT = ["org.hostwarden.Warden1", "/org/hostwarden/Warden1/maintenance",
+         "org.hostwarden.Warden1.Maintenance"]
+KERNEL = "/var/lib/nova/instances/mc-dirty.kernel"  # shared: both nodes see it
+# one migration at a time, slow enough that a guest dirtying its memory never converges by
+# itself; a SeaBIOS guest ignores ACPI: destroyed after 5 s
+CONFIG = "[migration]\nmax_concurrent = 1\nbandwidth = 10\nshutdown_timeout = 5s\n"
 
 
 def guest_xml(name, strategy=None, disk=None):
@@ -48,7 +58,7 @@ def running(node):
 def nodes():
     with hwinstall.installed_cluster(
             2, units=("hostwardend.service",),
-            configs={i: hwinstall.node_config(i, 2) for i in (1, 2)}) as cluster:
+            configs={i: hwinstall.node_config(i, 2, extra=CONFIG) for i in (1, 2)}) as cluster:
         node1 = cluster.node(1)
         node1.run(["mkdir", "-p", LOCAL_DIR])
         for name in ("mp-local", "mp-local-spare"):
@@ -119,3 +129,123 @@ def test_plan_says_what_maintenance_would_do_and_changes_nothing(nodes, record_t
                                 "/org/hostwarden/Warden1/maintenance",
                                 "org.hostwarden.Warden1.Maintenance", "State"]).stdout
     assert json.loads(maint)["data"] == "off"
+
+
+def maint_prop(node, name):
+    out = node.run(BUSCTL + ["--json=short", "get-property", *MAINT, name]).stdout
+    return json.loads(out)["data"]
+
+
+def node_state(node):
+    return json.loads(node.run(BUSCTL + ["--json=short", "get-property", *DEST, "State"]
+                               ).stdout)["data"]
+
+
+def wait_for(what, predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def heartbeat(node):
+    """node's heartbeat counter, from ListNodes' detail ("...heartbeat N, generation M")."""
+    out = node.run(BUSCTL + ["--json=short", "call", *DEST, "ListNodes"]).stdout
+    detail = {n[0]: n[4] for n in json.loads(out)["data"][0]}[node.name]
+    return int(detail.split("heartbeat ")[1].split(",")[0])
+
+
+def migrations(node):
+    out = node.run(BUSCTL + ["--json=short", "call", *DEST, "ListMigrations"]).stdout
+    return json.loads(out)["data"][0]
+
+
+def test_enter_drains_blocks_then_ready_survives_a_restart_and_exit_enables(nodes, record_timing):
+    node1, node2 = nodes.nodes
+    t0 = time.monotonic()
+    out = node1.run(["hostwardenctl", "maintenance", "enter"])
+    assert "disabled and drains" in out.stdout
+    assert node_state(node1) == "disabled"
+    # mp-web leaves for node2, mp-batch and mp-local-spare are shut down (destroyed after
+    # shutdown_timeout: SeaBIOS ignores ACPI), mp-local cannot leave: blocked, named
+    wait_for("blocked", lambda: maint_prop(node1, "State") == "blocked", timeout=180)
+    record_timing("maintenance enter → blocked (1 migrated, 2 shut down)", time.monotonic() - t0)
+    blocked = dict(maint_prop(node1, "Blocked"))
+    print(blocked)
+    assert set(blocked) == {"mp-local"}, blocked
+    assert f"Disk vda ({LOCAL_DIR}/mp-local.qcow2) is local to node1" in blocked["mp-local"]
+    assert "mp-web" in running(node2)
+    assert running(node1) == {"mp-local"}
+    status = node1.run(["hostwardenctl", "maintenance", "status"], check=False)
+    assert status.returncode == 3 and "mp-local: no node can take it" in status.stdout, status
+    assert node1.run(["hostwardenctl", "maintenance", "exit", "--return"],
+                     check=False).returncode == 1  # not there yet: said, nothing changed
+    assert maint_prop(node1, "State") == "blocked"
+
+    # the operator deals with mp-local himself; the next heartbeat's look finds nothing
+    # running: ready
+    node1.virsh("destroy", "mp-local")
+    wait_for("ready", lambda: maint_prop(node1, "State") == "ready", timeout=60)
+    assert maint_prop(node1, "Blocked") == []
+    status = node1.run(["hostwardenctl", "maintenance", "status"], check=False)
+    assert status.returncode == 0, status
+    assert "ready (no guest left running: safe to reboot)" in status.stdout
+    assert "Maintenance of this node: ready (no guest left running: safe to reboot)." in \
+        node1.run(["hostwardenctl", "overview"]).stdout
+
+    # a restart of hostwardend (a reboot of the node reads the same record): still ready,
+    # still disabled
+    node1.systemctl("restart", "hostwardend.service")
+    wait_for("hostwardend back", lambda: node1.run(
+        BUSCTL + ["get-property", *MAINT, "State"], check=False).returncode == 0, timeout=60)
+    assert maint_prop(node1, "State") == "ready"
+    beat = heartbeat(node1)
+    wait_for("three heartbeats, each with its look", lambda: heartbeat(node1) >= beat + 3,
+             timeout=60)
+    assert maint_prop(node1, "State") == "ready" and node_state(node1) == "disabled"
+
+    out = node1.run(["hostwardenctl", "maintenance", "exit"])
+    assert "enabled again" in out.stdout
+    assert maint_prop(node1, "State") == "off" and node_state(node1) == "enabled"
+    assert node1.run(["hostwardenctl", "maintenance", "status"],
+                     check=False).returncode == 4
+
+
+def test_cancel_in_the_middle_of_a_drain(nodes, record_timing):
+    node1, node2 = nodes.nodes
+    node1.write_file(KERNEL, dirtyguest.kernel())
+    for name in ("mc-a", "mc-b"):
+        hwcluster.define_and_start(node1, hwcluster.domain_xml(name, memory_mib=64,
+                                                               kernel=KERNEL))
+    try:
+        assert running(node1) == {"mc-a", "mc-b"}
+        node1.run(["hostwardenctl", "maintenance", "enter"])
+        # max_concurrent 1: mc-a's migration runs, mc-b's waits in the queue
+        wait_for("mc-a migrating", lambda: any(
+            m[1] == "mc-a" and m[4] == "running" for m in migrations(node1)), timeout=120)
+        assert maint_prop(node1, "State") == "draining"
+        queued = [m for m in migrations(node1) if m[1] == "mc-b"]
+        assert [m[4] for m in queued] == ["queued"], migrations(node1)
+        t0 = time.monotonic()
+        out = node1.run(["hostwardenctl", "maintenance", "cancel", "--abort"])
+        assert "enabled again" in out.stdout
+        assert maint_prop(node1, "State") == "off" and node_state(node1) == "enabled"
+        wait_for("both migrations ended", lambda: all(
+            m[4] in ("aborted", "failed") for m in migrations(node1)
+            if m[1] in ("mc-a", "mc-b")), timeout=120)
+        record_timing("maintenance cancel --abort → the running migration aborted",
+                      time.monotonic() - t0)
+        ended = {m[1]: m[4] for m in migrations(node1) if m[1] in ("mc-a", "mc-b")}
+        assert ended == {"mc-a": "aborted", "mc-b": "aborted"}, migrations(node1)
+        # the second never started; both guests run where they were
+        assert running(node1) >= {"mc-a", "mc-b"}
+        assert not running(node2) & {"mc-a", "mc-b"}
+        assert maint_prop(node1, "State") == "off"
+    finally:
+        node1.run(["hostwardenctl", "maintenance", "cancel", "--abort"], check=False)
+        for name in ("mc-a", "mc-b"):
+            node1.virsh("destroy", name, check=False)
