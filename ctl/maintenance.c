@@ -218,7 +218,11 @@ static int maintenance_exit(sd_bus *bus)
                 fprintf(stderr, "Could not end the maintenance: %s\n", error_message(&error, r));
                 return 1;
         }
-        printf("Maintenance ended: the node is enabled again.\n");
+        printf("Maintenance ended: the node is enabled again.%s\n",
+               arg_return ? " The nodes running the guests that left migrate them back on their "
+                            "next heartbeat, where they still fit (hostwardenctl migrations "
+                            "there)."
+                          : "");
         return 0;
 }
 

@@ -115,6 +115,7 @@ typedef struct RecordArgs {
         bool set_deadline;
         uint64_t deadline;
         bool clear_left;
+        bool ask_return;  /* Exit(true): ask for the guests that left */
         const char *left; /* "UUID@NODE" to append */
 } RecordArgs;
 
@@ -141,6 +142,8 @@ static int mutate_maintenance(NodeRecord *rec, void *userdata)
                 free(rec->maintenance_left);
                 rec->maintenance_left = NULL;
         }
+        /* asked only when there is something to return, and never while in maintenance */
+        rec->maintenance_return = a->ask_return && rec->maintenance_left;
         return 0;
 }
 
@@ -497,6 +500,7 @@ void maintenance_heartbeat(Manager *m)
 {
         /* also what takes a maintenance up again after a restart of hostwardend or the node */
         maintenance_evaluate(m);
+        maintenance_return_tick(m);
 }
 
 void maintenance_stop(Manager *m)
@@ -579,6 +583,24 @@ static int read_enter_option(sd_bus_message *msg, const char *key, const char *t
                                          "Option 'deadline' must be at least 1 (seconds from "
                                          "now); leave it out for no deadline");
         return 0;
+}
+
+/* Cancel's and Exit's end: the state off in the record, the node enabled. */
+static int end_maintenance(Manager *m, bool ask_return, sd_bus_error *error)
+{
+        int r;
+
+        if (m->maintenance_run)
+                run_forget(m->maintenance_run);
+        r = record_update(m, &(RecordArgs){
+                                     .state = MAINTENANCE_OFF,
+                                     .set_deadline = true,
+                                     .ask_return = ask_return,
+                             });
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r,
+                                               "Cannot record the end of the maintenance: %m");
+        return node_set_disabled(m, false, NULL, error);
 }
 
 static int not_in_maintenance(sd_bus_error *error, const char *method)
@@ -692,13 +714,7 @@ int maintenance_method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error 
                 if (mig)
                         stop_migration(mig, abort);
         }
-        run_forget(run);
-        r = record_update(m, &(RecordArgs){ .state = MAINTENANCE_OFF, .set_deadline = true });
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r,
-                                               "Cannot record the end of the "
-                                               "maintenance: %m");
-        r = node_set_disabled(m, false, NULL, error);
+        r = end_maintenance(m, false, error);
         if (r < 0)
                 return r;
         log_fields(LOG_NOTICE, 0, LOG_FIELDS({ "HOSTWARDEN_NODE", m->config->node.name }),
@@ -717,11 +733,6 @@ int maintenance_method_exit(sd_bus_message *msg, void *userdata, sd_bus_error *e
         r = sd_bus_message_read(msg, "b", &return_guests);
         if (r < 0)
                 return r;
-        if (return_guests)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
-                                         "Exit(true), the return of the guests that left, is not "
-                                         "implemented yet: Exit(false), then migrate them back "
-                                         "one by one (hostwardenctl migrate)");
         r = store_attach_require(m, error);
         if (r < 0)
                 return r;
@@ -737,18 +748,13 @@ int maintenance_method_exit(sd_bus_message *msg, void *userdata, sd_bus_error *e
                                          "maintenance cancel), or wait until the state is ready "
                                          "or blocked");
 
-        if (m->maintenance_run)
-                run_forget(m->maintenance_run);
-        /* the guests that left stay recorded: they are what a return brings back */
-        r = record_update(m, &(RecordArgs){ .state = MAINTENANCE_OFF, .set_deadline = true });
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r,
-                                               "Cannot record the end of the "
-                                               "maintenance: %m");
-        r = node_set_disabled(m, false, NULL, error);
+        /* the guests that left stay recorded: they are what a return brings back, now or
+         * never (the next Enter forgets them) */
+        r = end_maintenance(m, return_guests, error);
         if (r < 0)
                 return r;
         log_fields(LOG_NOTICE, 0, LOG_FIELDS({ "HOSTWARDEN_NODE", m->config->node.name }),
-                   "Maintenance of %s ended: the node is enabled again", m->config->node.name);
+                   "Maintenance of %s ended: the node is enabled again%s", m->config->node.name,
+                   return_guests ? "; the nodes running the guests that left send them back" : "");
         return sd_bus_reply_method_return(msg, NULL);
 }

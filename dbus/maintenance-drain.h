@@ -28,6 +28,9 @@ void maintenance_evaluate(Manager *m);
  * also takes a maintenance up again after a restart. */
 void maintenance_migration_ended(Manager *m, Migration *mig);
 void maintenance_heartbeat(Manager *m);
+/* On the heartbeat too: the guests other nodes ask back after their maintenance, sent back
+ * from here (maintenance-return.c). */
+void maintenance_return_tick(Manager *m);
 /* At the daemon's stop: maintenance_stop() before the jobs are drained (the shutdowns stop
  * waiting), maintenance_free() after. */
 void maintenance_stop(Manager *m);

@@ -214,6 +214,7 @@ int node_record_from_text(const char *name, const char *text, NodeRecord *ret)
             (r = get_u64(&rec, "maintenance_since", false, &n.maintenance_since)) < 0 ||
             (r = get_u64(&rec, "maintenance_deadline", false, &n.maintenance_deadline)) < 0 ||
             (r = get_str(&rec, "maintenance_left", &n.maintenance_left)) < 0 ||
+            (r = get_bool(&rec, "maintenance_return", &n.maintenance_return)) < 0 ||
             (r = get_u64(&rec, "generation", true, &n.generation)) < 0)
                 return r;
         if (n.generation == 0)
@@ -259,7 +260,8 @@ int node_record_to_text(const NodeRecord *n, uint64_t generation, char **ret)
               (r = set_u64(&rec, "maintenance_since", n->maintenance_since)) < 0)) ||
             (n->maintenance_deadline &&
              (r = set_u64(&rec, "maintenance_deadline", n->maintenance_deadline)) < 0) ||
-            (r = record_set_str(&rec, "maintenance_left", n->maintenance_left)) < 0)
+            (r = record_set_str(&rec, "maintenance_left", n->maintenance_left)) < 0 ||
+            (n->maintenance_return && (r = record_set_str(&rec, "maintenance_return", "yes")) < 0))
                 return r;
         return store_record_text_format(&rec, generation, ret);
 }

@@ -158,11 +158,13 @@ typedef struct NodeRecord {
 
         /* Maintenance (maintenance-state.h, docs/maintenance.md), written by the node itself:
          * its state, since when, the deadline Enter set (0: none), and the guests that left
-         * during it, "UUID@NODE" each, comma-separated (NULL: none), for Exit's return. */
+         * during it, "UUID@NODE" each, comma-separated (NULL: none), for Exit's return;
+         * any node may take the entries of the guests it sent back out of it. */
         MaintenanceState maintenance;
         uint64_t maintenance_since;
         uint64_t maintenance_deadline;
         char *maintenance_left;
+        bool maintenance_return; /* Exit(true): the nodes running those guests send them back */
 
         uint64_t generation; /* bumped by every write, set by the store */
 } NodeRecord;

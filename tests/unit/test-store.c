@@ -370,6 +370,7 @@ static int fill_node(NodeRecord *r, void *userdata)
         r->maintenance_since = 1700000000000004ULL;
         r->maintenance_deadline = 1700000000000005ULL;
         r->maintenance_left = strdup(UUID_A "@node3," UUID_B "@node4");
+        r->maintenance_return = true;
         r->generation = 999; /* ignored: the store sets it */
         return 0;
 }
@@ -382,6 +383,7 @@ static int enable_node(NodeRecord *r, void *userdata)
         r->fence = FENCE_ON;
         r->maintenance = MAINTENANCE_OFF; /* the guests that left are kept for Exit's return */
         r->maintenance_deadline = 0;
+        r->maintenance_return = false;
         return 0;
 }
 
@@ -414,6 +416,7 @@ static void test_node_record_round_trip(void **state)
         assert_int_equal(n.maintenance_since, 1700000000000004ULL);
         assert_int_equal(n.maintenance_deadline, 1700000000000005ULL);
         assert_string_equal(n.maintenance_left, UUID_A "@node3," UUID_B "@node4");
+        assert_true(n.maintenance_return);
         assert_int_equal(n.generation, 1);
         node_record_done(&n);
 
@@ -427,6 +430,7 @@ static void test_node_record_round_trip(void **state)
         assert_int_equal(n.maintenance, MAINTENANCE_OFF);
         assert_int_equal(n.maintenance_deadline, 0);
         assert_string_equal(n.maintenance_left, UUID_A "@node3," UUID_B "@node4");
+        assert_false(n.maintenance_return);
         assert_int_equal(n.generation, 2);
         node_record_done(&n);
 
@@ -1398,6 +1402,7 @@ static void test_unparsable_records_are_ebadmsg(void **state)
                 "name=node1\nstorage_mark=../x\nheartbeat=1\nfence=unknown\ngeneration=1\n",
                 "name=node1\nheartbeat=1\nfence=unknown\nmaintenance=maybe\ngeneration=1\n",
                 "name=node1\nheartbeat=1\nfence=unknown\nmaintenance_deadline=x\ngeneration=1\n",
+                "name=node1\nheartbeat=1\nfence=unknown\nmaintenance_return=maybe\ngeneration=1\n",
                 "name=node1\nheartbeat=1\nfence=unknown\ngeneration=99999999999999999999\n",
                 "Name=node1\nheartbeat=1\nfence=unknown\ngeneration=1\n",
         };
