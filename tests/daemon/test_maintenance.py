@@ -3,6 +3,7 @@ this node with the action maintenance would take and why, the guest's maintenanc
 over [maintenance] strategy, nothing changed; the object's properties; hostwardenctl
 maintenance plan; a bad [maintenance] strategy refused with its file and line."""
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -76,8 +77,8 @@ LOCAL_XML = ("<node><cpu><nodes>1</nodes><sockets>1</sockets><cores>2</cores>"
              + "</node>\n")
 
 
-@pytest.fixture(scope="module")
-def guests():
+@contextlib.contextmanager
+def local_guests():
     """hostwardend on node1's own test driver file, with one peer, node2, alive."""
     d = Daemon()
     d.peers = {"node2": d.default_peers()["node2"]}
@@ -86,6 +87,12 @@ def guests():
     with d:
         d.heartbeat("node2")
         wait_for("node2 up", lambda: d.nodes().get("node2", [None] * 3)[2] == "up", timeout=20)
+        yield d
+
+
+@pytest.fixture(scope="module")
+def guests():
+    with local_guests() as d:
         yield d
 
 

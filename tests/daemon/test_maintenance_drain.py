@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from hwdaemon import ERR, Daemon, wait_for
-from test_maintenance import IFACE, LOCAL_XML, PATH, ctl
+from hwdaemon import ERR, wait_for
+from test_maintenance import IFACE, PATH, ctl, local_guests
 
 INVALID = "org.freedesktop.DBus.Error.InvalidArgs"
 
@@ -61,14 +61,8 @@ def test_enter_needs_the_store(no_store):
 
 @pytest.fixture
 def guests():
-    """node1's own test driver file (test_maintenance's guests), one peer, node2, alive."""
-    d = Daemon()
-    d.peers = {"node2": d.default_peers()["node2"]}
-    (d.tmp / "local.xml").write_text(LOCAL_XML)
-    d.libvirt_uri = f"test://{d.tmp}/local.xml"
-    with d:
-        d.heartbeat("node2")
-        wait_for("node2 up", lambda: d.nodes().get("node2", [None] * 3)[2] == "up", timeout=20)
+    """test_maintenance's guests, fresh for each test: a drain changes them."""
+    with local_guests() as d:
         yield d
 
 
