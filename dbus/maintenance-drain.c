@@ -39,9 +39,13 @@
 #define SHUTDOWN_POLL_MS 500
 
 /* A migration the drain queued. */
+/* A migration the drain queued, or one of a guest of this node it found under way (an
+ * operator's, or one adopted after a restart): its guest leaves with it, and its end is
+ * the drain's (recorded for the return, or the guest blocked), but Cancel leaves it be. */
 typedef struct DrainMigration {
         char id[17];
         char uuid[VIR_UUID_STRING_BUFLEN];
+        bool found;
 } DrainMigration;
 
 /* A guest being shut down by the drain, in a worker. */
@@ -332,18 +336,31 @@ static void sweep_migrations(Manager *m, MaintenanceRun *run)
         run->n_migrations = kept;
 }
 
-static int migration_queue(Manager *m, MaintenanceRun *run, const MaintenanceDecision *d,
-                           sd_bus_error *error)
+static int track(MaintenanceRun *run, const char *id, const char *uuid, bool found)
 {
         DrainMigration *a;
-        MigrateOptions opts;
-        Migration *mig;
-        int r;
 
+        for (size_t i = 0; i < run->n_migrations; i++)
+                if (streq(run->migrations[i].id, id))
+                        return 0;
         a = reallocarray(run->migrations, run->n_migrations + 1, sizeof(DrainMigration));
         if (!a)
                 return -ENOMEM;
         run->migrations = a;
+        a = &run->migrations[run->n_migrations++];
+        *a = (DrainMigration){ .found = found };
+        snprintf(a->id, sizeof(a->id), "%s", id);
+        snprintf(a->uuid, sizeof(a->uuid), "%s", uuid);
+        return 0;
+}
+
+static int migration_queue(Manager *m, MaintenanceRun *run, const MaintenanceDecision *d,
+                           sd_bus_error *error)
+{
+        MigrateOptions opts;
+        Migration *mig;
+        int r;
+
         /* what EvacuateLive without options queues: [migration]'s defaults */
         migrate_options_defaults(m->config, &opts);
         r = migrate_options_check_tls(m->config, &opts, error);
@@ -352,9 +369,8 @@ static int migration_queue(Manager *m, MaintenanceRun *run, const MaintenanceDec
                                      error);
         if (r < 0)
                 return r;
-        a = &run->migrations[run->n_migrations++];
-        memcpy(a->id, mig->id, sizeof(a->id));
-        memcpy(a->uuid, d->uuid, sizeof(a->uuid));
+        /* not followed, on ENOMEM: the next look finds it under way and follows it */
+        (void)track(run, mig->id, d->uuid, false);
         log_info("Maintenance: migration %s of %s to %s queued", mig->id, d->name,
                  strempty(d->dest));
         return 0;
@@ -400,6 +416,8 @@ static void evaluated(Manager *m, const MaintenanceDecision *dec, size_t n, cons
                 f.n_running++;
                 /* a migration of it under way (the drain's, or anybody's) moves it */
                 if (d->migrating_id || shutting_down(run, d->uuid)) {
+                        if (d->migrating_id)
+                                (void)track(run, d->migrating_id, d->uuid, true);
                         f.n_moving++;
                         continue;
                 }
@@ -711,7 +729,7 @@ int maintenance_method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error 
         for (size_t i = 0; i < run->n_migrations; i++) {
                 Migration *mig = migration_by_id(m, run->migrations[i].id);
 
-                if (mig)
+                if (mig && !run->migrations[i].found)
                         stop_migration(mig, abort);
         }
         r = end_maintenance(m, false, error);
