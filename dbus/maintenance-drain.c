@@ -383,9 +383,20 @@ static void add_blocked(MaintenanceRun *run, const char *name, const char *why)
         pair_add(&run->blocked, name, "%s", why);
 }
 
+static bool strv_same(char **a, char **b)
+{
+        size_t i = 0;
+
+        for (; a && b && a[i] && b[i]; i++)
+                if (!streq(a[i], b[i]))
+                        return false;
+        return (!a || !a[i]) && (!b || !b[i]);
+}
+
 static void evaluated(Manager *m, const MaintenanceDecision *dec, size_t n, const char *error,
                       void *userdata)
 {
+        _cleanup_strv_free_ char **before = NULL; /* Blocked, from the look before */
         MaintenanceRun *run = userdata;
         MaintenanceStateFacts f = { 0 };
         uint64_t deadline = 0;
@@ -405,7 +416,7 @@ static void evaluated(Manager *m, const MaintenanceDecision *dec, size_t n, cons
         }
         f.deadline_passed = deadline > 0 && now_realtime() >= deadline;
         sweep_migrations(m, run);
-        run->blocked = strv_free(run->blocked);
+        before = TAKE_PTR(run->blocked);
         for (size_t i = 0; i < n; i++) {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
                 const MaintenanceDecision *d = &dec[i];
@@ -469,7 +480,7 @@ static void evaluated(Manager *m, const MaintenanceDecision *dec, size_t n, cons
                                 log_warning("Maintenance: cannot record the state %s (tried "
                                             "again on the next heartbeat)",
                                             maintenance_state_to_string(next));
-                } else
+                } else if (!strv_same(before, run->blocked))
                         (void)sd_bus_emit_properties_changed(m->bus, HW_MAINTENANCE_PATH,
                                                              HW_MAINTENANCE_INTERFACE, "Blocked",
                                                              NULL);

@@ -161,6 +161,12 @@ def heartbeat(node):
     return int(detail.split("heartbeat ")[1].split(",")[0])
 
 
+def mig_prop(node, path, name):
+    out = node.run(BUSCTL + ["--json=short", "get-property", "org.hostwarden.Warden1", path,
+                             "org.hostwarden.Warden1.Migration", name]).stdout
+    return json.loads(out)["data"]
+
+
 def migrations(node):
     out = node.run(BUSCTL + ["--json=short", "call", *DEST, "ListMigrations"]).stdout
     return json.loads(out)["data"][0]
@@ -253,6 +259,9 @@ def test_cancel_in_the_middle_of_a_drain(nodes, record_timing):
         ended = {m[1]: m[4] for m in migrations(node1) if m[1] in ("mc-a", "mc-b")}
         assert ended == {"mc-a": "aborted", "mc-b": "aborted"}, migrations(node1)
         # the second never started; both guests run where they were
+        mc_b = [m for m in migrations(node1) if m[1] == "mc-b"][0][6]
+        assert mig_prop(node1, mc_b, "Started") == 0
+        assert "before it started" in mig_prop(node1, mc_b, "Error")
         assert running(node1) >= {"mc-a", "mc-b"}
         assert not running(node2) & {"mc-a", "mc-b"}
         assert maint_prop(node1, "State") == "off"
