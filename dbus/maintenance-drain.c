@@ -430,6 +430,14 @@ static void evaluated(Manager *m, const MaintenanceDecision *dec, size_t n, cons
                         if (d->migrating_id)
                                 (void)track(run, d->migrating_id, d->uuid, true);
                         f.n_moving++;
+                        /* it may still leave, but the operator is told what is left */
+                        if (f.deadline_passed && d->migrating_id)
+                                pair_add(&run->blocked, d->name,
+                                         "deadline passed (its migration %s is still under way)",
+                                         d->migrating_id);
+                        else if (f.deadline_passed)
+                                add_blocked(run, d->name,
+                                            "deadline passed (its shutdown is still under way)");
                         continue;
                 }
                 failed = pair_find(run->failed, d->uuid);
