@@ -19,6 +19,7 @@
 #include "placement.h"
 #include "polkit.h"
 #include "reconcile.h"
+#include "migration-slots.h"
 #include "recovery.h"
 #include "self-fence.h"
 #include "store-attach.h"
@@ -75,8 +76,9 @@ Manager *manager_free(Manager *m)
         ha_restart_free(m);    /* before the drain too: no restart starts after it */
         /* before the drain too: a pass that ends starts no other */
         console_priority_free(m);
-        jobs_drain(m);    /* their replies go out before the bus is closed */
-        recovery_free(m); /* after the jobs, whose ends it hears of */
+        jobs_drain(m);           /* their replies go out before the bus is closed */
+        recovery_free(m);        /* after the jobs, whose ends it hears of */
+        migration_slots_free(m); /* after the jobs: workers wait on it */
         reconcile_free(m);
         store_attach_free(m);
         migrations_free(m);

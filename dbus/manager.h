@@ -49,7 +49,8 @@ typedef struct Manager {
 
         /* the consoles' TLS priority on the running guests (console-priority.h) */
         struct ConsolePriority *console_tls;
-        struct Recovery *recovery; /* automatic recovery (recovery.h) */
+        struct Recovery *recovery;    /* automatic recovery (recovery.h) */
+        struct MigrationSlots *slots; /* the cluster's migration slots (migration-slots.h) */
 
         /* ListInstances answers from a listing at most LIST_INSTANCES_MAX_AGE old */
         InstanceRecord *instances_cache;

@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "log.h"
 #include "migration-cold.h"
+#include "migration-slots.h"
 #include "migration.h"
 #include "node-state.h"
 #include "paths.h"
@@ -315,6 +316,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         int r;
 
         recovery_heartbeat_facts(m);
+        store_set_max_incoming(m->store, m->config->migration.max_incoming);
         r = store_heartbeat(m->store);
         if (r < 0)
                 log_warning_errno(r, "Failed to write this node's heartbeat: %m");
@@ -323,6 +325,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         if (r < 0)
                 log_warning_errno(r, "Failed to update the runtime markers: %m");
         reconcile_schedule(m); /* brings the deny list in line, too */
+        migration_slots_heartbeat(m);
         /* watch the peers' counters: liveness is judged by our own clock */
         NodeRecord *nodes = NULL;
         size_t n = 0;

@@ -415,9 +415,16 @@ const ConfigItem config_items[] = {
           "a duration from 100ms to 1h, such as 10s", 100 * USEC_PER_MSEC, USEC_PER_HOUR },
         { "cluster", "down_after", parse_duration_item, C(cluster.down_after),
           "a duration from 1s to 1h, such as 60s", USEC_PER_SEC, USEC_PER_HOUR },
+        { "cluster", "max_migrations", parse_unsigned, C(cluster.max_migrations),
+          "an integer from 0 (no cap) to 1024", 0, 1024 },
 
         { "migration", "max_concurrent", parse_unsigned, C(migration.max_concurrent),
           "an integer from 1 to 64", 1, 64 },
+        /* the name DESIGN.md gives it beside max_incoming; max_concurrent is Nova's */
+        { "migration", "max_outgoing", parse_unsigned, C(migration.max_concurrent),
+          "an integer from 1 to 64", 1, 64 },
+        { "migration", "max_incoming", parse_unsigned, C(migration.max_incoming),
+          "an integer from 0 (no limit) to 64", 0, 64 },
         { "migration", "bandwidth", parse_uint64, C(migration.bandwidth),
           "a bandwidth in MiB/s from 0 (unlimited) to 1048576", 0, 1048576 },
         { "migration", "downtime", parse_duration_item, C(migration.downtime),
