@@ -51,6 +51,7 @@ typedef struct Manager {
         struct ConsolePriority *console_tls;
         struct Recovery *recovery;    /* automatic recovery (recovery.h) */
         struct MigrationSlots *slots; /* the cluster's migration slots (migration-slots.h) */
+        char **config_warnings;       /* the last load's, "FILE:LINE: message" (ConfigWarnings) */
 
         /* ListInstances answers from a listing at most LIST_INSTANCES_MAX_AGE old */
         InstanceRecord *instances_cache;

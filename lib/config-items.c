@@ -14,6 +14,7 @@
 
 #include "config-internal.h"
 #include "console-tls.h"
+#include "spelling.h"
 
 static const char *const console_listen_table[_CONSOLE_LISTEN_MAX] = {
         [CONSOLE_LISTEN_ANY] = "0.0.0.0",
@@ -534,6 +535,39 @@ const ConfigItem *config_item_find(const char *section, const char *key)
                 if (streq(config_items[i].section, section) && streq(config_items[i].key, key))
                         return &config_items[i];
         return NULL;
+}
+
+/* The known names: the keys of section, or (section NULL) the sections. */
+static size_t known_names(const char *section, const char *names[static CONFIG_N_ITEMS])
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < CONFIG_N_ITEMS; i++) {
+                const char *v = section ? config_items[i].key : config_items[i].section;
+                bool seen = false;
+
+                if (section && !streq(config_items[i].section, section))
+                        continue;
+                for (size_t k = 0; k < n && !seen; k++)
+                        seen = streq(names[k], v);
+                if (!seen)
+                        names[n++] = v;
+        }
+        return n;
+}
+
+const char *config_key_suggestion(const char *section, const char *key)
+{
+        const char *names[CONFIG_N_ITEMS];
+
+        return spelling_closest(key, names, known_names(section, names));
+}
+
+const char *config_section_suggestion(const char *section)
+{
+        const char *names[CONFIG_N_ITEMS];
+
+        return spelling_closest(section, names, known_names(NULL, names));
 }
 
 bool config_section_known(const char *section)

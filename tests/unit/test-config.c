@@ -317,6 +317,49 @@ static void test_fence_options_errors_never_show_the_secret(void **state)
         config_free(c);
 }
 
+/* Issue 24: the misspellings operators make get the key they meant, and nothing far off. */
+static void test_unknown_keys_suggest_the_closest_known_one(void **state)
+{
+        static const struct {
+                const char *text, *hint;
+        } cases[] = {
+                { "[node]\nadress = 192.0.2.1\n", "did you mean 'address'?" },
+                { "[migration]\nmax_concurent = 2\n", "did you mean 'max_concurrent'?" },
+                { "[migration]\nmax_incomming = 2\n", "did you mean 'max_incoming'?" },
+                { "[peer n2]\naddress = 192.0.2.2\nfence_agnet = fence_ipmilan\n",
+                  "did you mean 'fence_agent'?" },
+                { "[migratoin]\nbandwidth = 10\n", "did you mean [migration]?" },
+                { "[recovery]\nenalbe = yes\n", "did you mean 'enable'?" },
+        };
+        char buf[512];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                ConfigDiags d = { 0 };
+                Config *c = parse(cases[i].text, &d);
+
+                assert_int_equal(d.n_errors, 0);
+                assert_int_equal(d.n, 1);
+                config_diag_format(&d.items[0], buf, sizeof(buf));
+                if (!test_contains(buf, cases[i].hint))
+                        fail_msg("'%s' does not say \"%s\"", buf, cases[i].hint);
+                config_diags_clear(&d);
+                config_free(c);
+        }
+        /* nothing near: no guess */
+        {
+                ConfigDiags d = { 0 };
+                Config *c = parse("[node]\ncolour = blue\n[zzz]\n", &d);
+
+                assert_int_equal(d.n, 2);
+                assert_false(test_contains(config_diag_format(&d.items[0], buf, sizeof(buf)),
+                                           "did you mean"));
+                assert_false(test_contains(config_diag_format(&d.items[1], buf, sizeof(buf)),
+                                           "did you mean"));
+                config_diags_clear(&d);
+                config_free(c);
+        }
+}
+
 static void test_unknown_keys_and_sections_warn(void **state)
 {
         ConfigDiags d = { 0 };
@@ -332,9 +375,11 @@ static void test_unknown_keys_and_sections_warn(void **state)
         assert_int_equal(d.n, 2);
         char buf[512];
         assert_true(test_contains(config_diag_format(&d.items[0], buf, sizeof(buf)),
-                                  "hostwarden.conf:2: unknown key 'nmae' in [node], ignored"));
+                                  "hostwarden.conf:2: unknown key 'nmae' in [node], ignored; "
+                                  "did you mean 'name'?"));
         assert_true(test_contains(config_diag_format(&d.items[1], buf, sizeof(buf)),
-                                  "hostwarden.conf:3: unknown section [nodes]"));
+                                  "hostwarden.conf:3: unknown section [nodes], its keys are "
+                                  "ignored; did you mean [node]?"));
         /* keys of an unknown section are ignored, not applied elsewhere */
         assert_int_equal(c->console.listen, CONSOLE_LISTEN_KEEP);
         config_diags_clear(&d);
@@ -787,6 +832,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_config_policies),
+                cmocka_unit_test(test_unknown_keys_suggest_the_closest_known_one),
                 cmocka_unit_test(test_defaults_match_design),
                 cmocka_unit_test(test_full_config_is_read),
                 cmocka_unit_test(test_indented_keys_are_layout_not_continuations),
