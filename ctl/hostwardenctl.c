@@ -282,6 +282,7 @@ static int verb_reload(sd_bus *bus)
 {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        _cleanup_strv_free_ char **warnings = NULL;
         int r;
 
         r = sd_bus_message_new_method_call(bus, &call, DEST, PATH, NODE_IFACE, "Reload");
@@ -293,6 +294,17 @@ static int verb_reload(sd_bus *bus)
                 fprintf(stderr, "Could not reload: %s\n", error_message(&error, r));
                 return 1;
         }
+        /* taken; what it warned of (a misspelt key is ignored) is the operator's to see */
+        sd_bus_error_free(&error);
+        r = sd_bus_get_property_strv(bus, DEST, PATH, NODE_IFACE, "ConfigWarnings", &error,
+                                     &warnings);
+        if (r < 0) {
+                fprintf(stderr, "Reloaded, but could not read its warnings: %s\n",
+                        error_message(&error, r));
+                return 1;
+        }
+        STRV_FOREACH (w, warnings)
+                fprintf(stderr, "warning: %s\n", *w);
         return 0;
 }
 

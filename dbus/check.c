@@ -45,6 +45,7 @@ struct NodeCheck {
         FwSpec spec;                    /* its lists point to the copies above */
         char *node_name, *node_address; /* address: "" when not set */
         char **peer_marks;              /* per facts.peers, from its node record; NULL: none */
+        char **config_warnings;         /* what the configuration's last load warned of */
 
         MigNetCheck *mignet; /* NULL: no migration network configured */
 
@@ -445,6 +446,7 @@ NodeCheck *check_free(NodeCheck *c)
         free(c->node_address);
         strv_free(c->migration_sources);
         strv_free(c->console_clients);
+        strv_free(c->config_warnings);
         for (size_t i = 0; c->peer_marks && i < c->facts.n_peers; i++)
                 free(c->peer_marks[i]);
         free(c->peer_marks);
@@ -537,6 +539,8 @@ NodeCheck *check_new(Manager *m)
                 r = strv_copy(conf->firewall.console_clients, &c->console_clients);
         if (r >= 0)
                 r = copy_peers(m, c);
+        if (r >= 0)
+                r = strv_copy(m->config_warnings, &c->config_warnings);
         /* the store's state is the event loop's, and nothing in it blocks: looked at here */
         if (r >= 0)
                 r = gather_store(m, c);
@@ -566,6 +570,22 @@ NodeCheck *check_new(Manager *m)
         return c;
 }
 
+/* What the operator typed and hostwarden ignored (a misspelt key, an unknown section): said
+ * where they look, with the closest known name (issue 24). */
+static int judge_config_warnings(NodeCheck *c)
+{
+        int r = 0;
+
+        STRV_FOREACH (w, c->config_warnings)
+                if ((r = mig_findings_add(&c->findings, MIG_WARNING, "config-warnings", "%s", *w)) <
+                    0)
+                        return r;
+        if (!c->config_warnings)
+                r = mig_findings_add(&c->findings, MIG_OK, "config-warnings",
+                                     "The configuration was read without warnings");
+        return r;
+}
+
 void check_gather(NodeCheck *c)
 {
         gather_libvirt_listen(c);
@@ -583,6 +603,8 @@ void check_gather(NodeCheck *c)
                 c->error = node_check_judge(&c->settings, &c->facts, &c->findings);
         if (c->error >= 0)
                 c->error = migration_network_check_run(c->mignet, &c->findings);
+        if (c->error >= 0)
+                c->error = judge_config_warnings(c);
 }
 
 int check_result(const NodeCheck *c, const MigFindings **ret)

@@ -20,6 +20,7 @@
 #include "placement.h"
 #include "polkit.h"
 #include "reconcile.h"
+#include "migration-slots.h"
 #include "recovery.h"
 #include "self-fence.h"
 #include "store-attach.h"
@@ -78,8 +79,9 @@ Manager *manager_free(Manager *m)
         console_priority_free(m);
         /* before the drain too: its shutdowns stop waiting */
         maintenance_stop(m);
-        jobs_drain(m);    /* their replies go out before the bus is closed */
-        recovery_free(m); /* after the jobs, whose ends it hears of */
+        jobs_drain(m);           /* their replies go out before the bus is closed */
+        recovery_free(m);        /* after the jobs, whose ends it hears of */
+        migration_slots_free(m); /* after the jobs: workers wait on it */
         reconcile_free(m);
         store_attach_free(m);
         migrations_free(m);
@@ -95,6 +97,7 @@ Manager *manager_free(Manager *m)
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         config_free(m->config);
+        strv_free(m->config_warnings);
         limiter_free(m->work_limits); /* after the jobs and queries that hold places */
         limiter_free(m->auth_limits);
         free(m);
@@ -104,6 +107,8 @@ Manager *manager_free(Manager *m)
 int manager_load_config(Manager *m, sd_bus_error *error)
 {
         ConfigDiags diags = { 0 };
+        _cleanup_strv_free_ char **warnings = NULL;
+        bool oom = false;
         Config *c = NULL;
         char *all = NULL;
         size_t size = 0;
@@ -117,6 +122,9 @@ int manager_load_config(Manager *m, sd_bus_error *error)
                 const ConfigDiag *d = &diags.items[i];
 
                 config_diag_format(d, buf, sizeof(buf));
+                /* kept only when the configuration is taken (below) */
+                if (d->level == CONFIG_DIAG_WARNING && strv_extend(&warnings, buf) < 0)
+                        oom = true;
                 log_fields(d->level == CONFIG_DIAG_ERROR ? LOG_ERR : LOG_WARNING, 0,
                            LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_CONFIG_BAD }), "%s", buf);
                 if (f && d->level == CONFIG_DIAG_ERROR)
@@ -125,6 +133,10 @@ int manager_load_config(Manager *m, sd_bus_error *error)
         if (f)
                 fclose(f);
         config_diags_clear(&diags);
+        if (r >= 0 && oom) {
+                c = config_free(c);
+                r = -ENOMEM;
+        }
         if (r < 0) {
                 if (r == -EINVAL)
                         sd_bus_error_setf(error, HW_ERROR_CONFIG_INVALID,
@@ -136,6 +148,8 @@ int manager_load_config(Manager *m, sd_bus_error *error)
         free(all);
         config_free(m->config);
         m->config = c;
+        strv_free(m->config_warnings);
+        m->config_warnings = TAKE_PTR(warnings);
         return 0;
 }
 

@@ -49,7 +49,9 @@ typedef struct Manager {
 
         /* the consoles' TLS priority on the running guests (console-priority.h) */
         struct ConsolePriority *console_tls;
-        struct Recovery *recovery; /* automatic recovery (recovery.h) */
+        struct Recovery *recovery;    /* automatic recovery (recovery.h) */
+        struct MigrationSlots *slots; /* the cluster's migration slots (migration-slots.h) */
+        char **config_warnings;       /* the last load's, "FILE:LINE: message" (ConfigWarnings) */
         /* the drain of this node's maintenance (maintenance-drain.c) */
         struct MaintenanceRun *maintenance_run;
 

@@ -16,6 +16,7 @@
 #include "errors.h"
 #include "log.h"
 #include "migration-internal.h"
+#include "migration-slots.h"
 #include "migration-network.h"
 #include "paths.h"
 #include "placement.h"
@@ -465,6 +466,14 @@ void migration_work(Manager *m, void *userdata)
         migration_live_update(mig, set_chosen_cb, &c);
         if (aborted_before_copy(mig, w))
                 return;
+        if (migration_slots_wait(m, mig, w->chosen->dest_name, w->chosen->dest_max_incoming,
+                                 w->cluster_cap) == -ENOMEM) {
+                migration_fail(w, "Out of memory");
+                return;
+        }
+        /* an Abort while it waited for its slots (-ECANCELED), or since */
+        if (aborted_before_copy(mig, w))
+                return;
         if (run_migration(m, mig, w) < 0) {
                 after_failure(mig, w);
                 remove_leftovers(mig, w, true);
@@ -495,7 +504,11 @@ int migration_prepare_work(Manager *m, Migration *mig, const char *uuid, const c
         w->downtime_steps = c->migration.downtime_steps;
         w->downtime_delay = c->migration.downtime_delay;
         w->stall_iterations = c->migration.stall_iterations;
+        w->cluster_cap = c->cluster.max_migrations;
         announce_schedule_from_config(c, &w->announce);
+        r = migration_slots_ensure(m);
+        if (r < 0)
+                return r;
         mig->work = w;
 
         w->candidates = calloc(c->n_peers + 1, sizeof(Preflight *));

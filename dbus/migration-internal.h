@@ -28,6 +28,7 @@ typedef struct MigrationWork {
         unsigned downtime_steps, stall_iterations;
         usec_t downtime_delay;
         AnnounceSchedule announce; /* announce.h: once it landed */
+        unsigned cluster_cap;      /* [cluster] max_migrations (migration-slots.h) */
 
         /* the worker's */
         Preflight *chosen;

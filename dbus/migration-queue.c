@@ -19,6 +19,7 @@
 #include "maintenance-drain.h"
 #include "migration-cold.h"
 #include "migration-internal.h"
+#include "migration-slots.h"
 #include "network-watch.h"
 #include "util.h"
 #include "virt.h"
@@ -242,6 +243,7 @@ void migration_done(Manager *m, sd_bus_message *msg, void *userdata)
                                                    : "(none)";
 
         migration_unreserve(m, w);
+        migration_slots_release(m, mig);
         if (w->succeeded)
                 move_ownership(m, mig, w);
         migration_live_update(mig, set_final_cb, w);

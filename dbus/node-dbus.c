@@ -81,6 +81,16 @@ static int property_get_string(sd_bus *bus, const char *path, const char *interf
         return sd_bus_message_append(reply, "s", v ? v : "");
 }
 
+/* ConfigWarnings: what the last load of the configuration warned of, "FILE:LINE: ..." */
+static int property_get_config_warnings(sd_bus *bus, const char *path, const char *interface,
+                                        const char *property, sd_bus_message *reply, void *userdata,
+                                        sd_bus_error *error)
+{
+        Manager *m = userdata;
+
+        return sd_bus_message_append_strv(reply, m->config_warnings);
+}
+
 static int property_get_state(sd_bus *bus, const char *path, const char *interface,
                               const char *property, sd_bus_message *reply, void *userdata,
                               sd_bus_error *error)
@@ -815,7 +825,8 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         store_attach_retry_now(m); /* e.g. after init-cluster, or once storage is mounted */
         console_priority_kick(m);  /* [console] may have changed */
         (void)sd_bus_emit_properties_changed(m->bus, HW_BUS_PATH, HW_NODE_INTERFACE, "Name",
-                                             "Address", "Store", "FirewallState", NULL);
+                                             "Address", "Store", "FirewallState", "ConfigWarnings",
+                                             NULL);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -944,6 +955,7 @@ const sd_bus_vtable node_vtable[] = {
         SD_BUS_PROPERTY("FenceTime", "t", property_get_state, 0, 0),
         /* what automatic recovery does here (recovery.h): read when asked */
         SD_BUS_PROPERTY("Recovery", "s", property_get_string, 0, 0),
+        PROPERTY_CHANGING("ConfigWarnings", "as", property_get_config_warnings),
         SD_BUS_METHOD_WITH_ARGS("Disable", SD_BUS_ARGS("s", reason), SD_BUS_NO_RESULT,
                                 method_disable, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Enable", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_enable,

@@ -91,6 +91,7 @@ int preflight_new(Manager *m, const char *domain, const char *dest, const Migrat
                 p->dest_state = strdup(node_state_of(m, &rec, now));
                 p->dest_fence = strdup(fence_state_to_string(rec.fence));
                 p->dest_mark = rec.storage_mark;
+                p->dest_max_incoming = rec.max_incoming;
                 rec.storage_mark = NULL;
         } else {
                 /* no record: its hostwardend never ran against this store */

@@ -25,9 +25,10 @@ typedef struct Preflight {
         char *dest_migration_address;
         char *dest_state;
         char *dest_fence;
-        dev_t store_dev;      /* the dir store's file system (0: store = etcd) */
-        char *instances_path; /* this node's */
-        char *dest_mark;      /* the destination's storage mark from the store, or NULL */
+        dev_t store_dev;            /* the dir store's file system (0: store = etcd) */
+        char *instances_path;       /* this node's */
+        char *dest_mark;            /* the destination's storage mark from the store, or NULL */
+        unsigned dest_max_incoming; /* its [migration] max_incoming, from the store */
         MigrateOptions opts;
         char *tls_problem;     /* why opts.tls cannot be had here (migrate_options_check_tls) */
         MigPolicySet policies; /* this node's migration policies (the configuration's copy) */

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "maintenance-drain.h"
 #include "migration-cold.h"
+#include "migration-slots.h"
 #include "migration.h"
 #include "node-state.h"
 #include "paths.h"
@@ -316,6 +317,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         int r;
 
         recovery_heartbeat_facts(m);
+        store_set_max_incoming(m->store, m->config->migration.max_incoming);
         r = store_heartbeat(m->store);
         if (r < 0)
                 log_warning_errno(r, "Failed to write this node's heartbeat: %m");
@@ -324,6 +326,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         if (r < 0)
                 log_warning_errno(r, "Failed to update the runtime markers: %m");
         reconcile_schedule(m); /* brings the deny list in line, too */
+        migration_slots_heartbeat(m);
         maintenance_heartbeat(m);
         /* watch the peers' counters: liveness is judged by our own clock */
         NodeRecord *nodes = NULL;

@@ -37,12 +37,16 @@ struct ConfigItem {
 };
 
 /* The number of keys: config-items.c checks it against its table when it is compiled. */
-#define CONFIG_N_ITEMS 65
+#define CONFIG_N_ITEMS 68
 
 extern const ConfigItem config_items[CONFIG_N_ITEMS];
 
 /* The key of section ("peer" for [peer NAME]), or NULL. */
 const ConfigItem *config_item_find(const char *section, const char *key);
+/* The known key of section, or the known section, closest to a misspelt one; NULL: none
+ * close (spelling.h). */
+const char *config_key_suggestion(const char *section, const char *key);
+const char *config_section_suggestion(const char *section);
 /* Whether any key belongs to section. */
 bool config_section_known(const char *section);
 /* Frees the values of the [peer NAME] keys (peer) or of all the others in base, a ConfigPeer or

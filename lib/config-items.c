@@ -14,6 +14,7 @@
 
 #include "config-internal.h"
 #include "console-tls.h"
+#include "spelling.h"
 
 static const char *const console_listen_table[_CONSOLE_LISTEN_MAX] = {
         [CONSOLE_LISTEN_ANY] = "0.0.0.0",
@@ -415,9 +416,16 @@ const ConfigItem config_items[] = {
           "a duration from 100ms to 1h, such as 10s", 100 * USEC_PER_MSEC, USEC_PER_HOUR },
         { "cluster", "down_after", parse_duration_item, C(cluster.down_after),
           "a duration from 1s to 1h, such as 60s", USEC_PER_SEC, USEC_PER_HOUR },
+        { "cluster", "max_migrations", parse_unsigned, C(cluster.max_migrations),
+          "an integer from 0 (no cap) to 1024", 0, 1024 },
 
         { "migration", "max_concurrent", parse_unsigned, C(migration.max_concurrent),
           "an integer from 1 to 64", 1, 64 },
+        /* the name DESIGN.md gives it beside max_incoming; max_concurrent is Nova's */
+        { "migration", "max_outgoing", parse_unsigned, C(migration.max_concurrent),
+          "an integer from 1 to 64", 1, 64 },
+        { "migration", "max_incoming", parse_unsigned, C(migration.max_incoming),
+          "an integer from 0 (no limit) to 64", 0, 64 },
         { "migration", "bandwidth", parse_uint64, C(migration.bandwidth),
           "a bandwidth in MiB/s from 0 (unlimited) to 1048576", 0, 1048576 },
         { "migration", "downtime", parse_duration_item, C(migration.downtime),
@@ -527,6 +535,39 @@ const ConfigItem *config_item_find(const char *section, const char *key)
                 if (streq(config_items[i].section, section) && streq(config_items[i].key, key))
                         return &config_items[i];
         return NULL;
+}
+
+/* The known names: the keys of section, or (section NULL) the sections. */
+static size_t known_names(const char *section, const char *names[static CONFIG_N_ITEMS])
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < CONFIG_N_ITEMS; i++) {
+                const char *v = section ? config_items[i].key : config_items[i].section;
+                bool seen = false;
+
+                if (section && !streq(config_items[i].section, section))
+                        continue;
+                for (size_t k = 0; k < n && !seen; k++)
+                        seen = streq(names[k], v);
+                if (!seen)
+                        names[n++] = v;
+        }
+        return n;
+}
+
+const char *config_key_suggestion(const char *section, const char *key)
+{
+        const char *names[CONFIG_N_ITEMS];
+
+        return spelling_closest(key, names, known_names(section, names));
+}
+
+const char *config_section_suggestion(const char *section)
+{
+        const char *names[CONFIG_N_ITEMS];
+
+        return spelling_closest(section, names, known_names(NULL, names));
 }
 
 bool config_section_known(const char *section)

@@ -327,8 +327,11 @@ static void ctx_enter_section(ParseCtx *ctx, const char *raw)
         if (ctx_enter_policy(ctx, s))
                 return;
         if (!config_section_known(s) || streq(s, "peer")) {
+                const char *near = config_section_suggestion(s);
+
                 diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
-                     "unknown section [%s], its keys are ignored", s);
+                     "unknown section [%s], its keys are ignored%s%s%s", s,
+                     near ? "; did you mean [" : "", strempty(near), near ? "]?" : "");
                 ctx->section_skipped = true;
         }
 }
@@ -493,12 +496,18 @@ static int ctx_handler(void *user, const char *section, const char *name, const 
         }
         item = config_item_find(sname, name);
         if (!item) {
+                const char *near = config_key_suggestion(sname, name);
+                char hint[96] = "";
+
+                if (near)
+                        snprintf(hint, sizeof(hint), "; did you mean '%s'?", near);
                 if (ctx->peer_name)
                         diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
-                             "unknown key '%s' in [peer %s], ignored", name, ctx->peer_name);
+                             "unknown key '%s' in [peer %s], ignored%s", name, ctx->peer_name,
+                             hint);
                 else
                         diag(ctx->diags, CONFIG_DIAG_WARNING, ctx->file, ctx->line,
-                             "unknown key '%s' in [%s], ignored", name, section);
+                             "unknown key '%s' in [%s], ignored%s", name, section, hint);
                 ctx->last_item = NULL;
                 return 1;
         }

@@ -128,12 +128,14 @@ typedef struct Config {
                 bool etcd_insecure;  /* http:// endpoints allowed */
                 usec_t heartbeat_interval;
                 usec_t down_after;
+                unsigned max_migrations; /* live migrations in the cluster at once, 0: no cap */
         } cluster;
         ConfigPeer *peers;
         size_t n_peers;
         struct {
-                unsigned max_concurrent;
-                uint64_t bandwidth; /* MiB/s, 0 = unlimited */
+                unsigned max_concurrent; /* outgoing at once ("max_outgoing") */
+                unsigned max_incoming;   /* incoming at once, 0: no limit */
+                uint64_t bandwidth;      /* MiB/s, 0 = unlimited */
                 usec_t downtime;
                 unsigned downtime_steps;
                 usec_t downtime_delay; /* per GiB */

@@ -102,6 +102,7 @@ struct Store {
 
         /* store_set_heartbeat_facts(): written with each heartbeat */
         uint64_t mem_available, self_fence_after;
+        unsigned max_incoming;
 
         /* store_node_list_cached(): the last listing and when it was read; dropped by every
          * node record write through this Store */

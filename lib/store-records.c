@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,6 +173,7 @@ int node_record_from_text(const char *name, const char *text, NodeRecord *ret)
 {
         _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
         _cleanup_(node_record_done) NodeRecord n = { .fence = FENCE_UNKNOWN };
+        uint64_t max_incoming = 0;
         const char *v;
         int r;
 
@@ -211,14 +213,16 @@ int node_record_from_text(const char *name, const char *text, NodeRecord *ret)
             (r = get_u64(&rec, "fence_time", false, &n.fence_time)) < 0 ||
             (r = get_u64(&rec, "mem_available", false, &n.mem_available)) < 0 ||
             (r = get_u64(&rec, "self_fence_after", false, &n.self_fence_after)) < 0 ||
+            (r = get_u64(&rec, "max_incoming", false, &max_incoming)) < 0 ||
             (r = get_u64(&rec, "maintenance_since", false, &n.maintenance_since)) < 0 ||
             (r = get_u64(&rec, "maintenance_deadline", false, &n.maintenance_deadline)) < 0 ||
             (r = get_str(&rec, "maintenance_left", &n.maintenance_left)) < 0 ||
             (r = get_bool(&rec, "maintenance_return", &n.maintenance_return)) < 0 ||
             (r = get_u64(&rec, "generation", true, &n.generation)) < 0)
                 return r;
-        if (n.generation == 0)
+        if (n.generation == 0 || max_incoming > UINT_MAX)
                 return -EBADMSG;
+        n.max_incoming = (unsigned)max_incoming;
 
         *ret = n;
         n = (NodeRecord){ .fence = FENCE_UNKNOWN };
@@ -251,7 +255,8 @@ int node_record_to_text(const NodeRecord *n, uint64_t generation, char **ret)
             (r = set_u64(&rec, "fence_time", n->fence_time)) < 0 ||
             (n->mem_available && (r = set_u64(&rec, "mem_available", n->mem_available)) < 0) ||
             (n->self_fence_after &&
-             (r = set_u64(&rec, "self_fence_after", n->self_fence_after)) < 0))
+             (r = set_u64(&rec, "self_fence_after", n->self_fence_after)) < 0) ||
+            (n->max_incoming && (r = set_u64(&rec, "max_incoming", n->max_incoming)) < 0))
                 return r;
         /* only when in maintenance, or with guests to return: older readers see none */
         if ((n->maintenance != MAINTENANCE_OFF &&

@@ -308,6 +308,7 @@ static int heartbeat_mutate(NodeRecord *r, void *userdata)
         r->heartbeat_time = now_realtime();
         r->mem_available = s->mem_available;
         r->self_fence_after = s->self_fence_after;
+        r->max_incoming = s->max_incoming;
         return 0;
 }
 
@@ -315,6 +316,11 @@ void store_set_heartbeat_facts(Store *s, uint64_t mem_available, uint64_t self_f
 {
         s->mem_available = mem_available;
         s->self_fence_after = self_fence_after;
+}
+
+void store_set_max_incoming(Store *s, unsigned max_incoming)
+{
+        s->max_incoming = max_incoming;
 }
 
 int store_heartbeat(Store *s)

@@ -155,6 +155,9 @@ typedef struct NodeRecord {
          * that long without a heartbeat (usec, 0: it does not). */
         uint64_t mem_available;
         uint64_t self_fence_after;
+        /* [migration] max_incoming: live migrations it takes at once, 0: no limit (written
+         * with each heartbeat: store_set_max_incoming()) */
+        unsigned max_incoming;
 
         /* Maintenance (maintenance-state.h, docs/maintenance.md), written by the node itself:
          * its state, since when, the deadline Enter set (0: none), and the guests that left
@@ -212,6 +215,8 @@ int store_node_list_cached(Store *s, usec_t now_monotonic, usec_t max_age, NodeR
  * facts last set with store_set_heartbeat_facts(). */
 int store_heartbeat(Store *s);
 void store_set_heartbeat_facts(Store *s, uint64_t mem_available, uint64_t self_fence_after);
+/* What the next heartbeats write as this node's max_incoming. */
+void store_set_max_incoming(Store *s, unsigned max_incoming);
 
 /*
  * Liveness of node name as judged by this observer. The store remembers, per node, the last

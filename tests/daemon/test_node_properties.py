@@ -9,7 +9,7 @@ TYPES = {
     "Name": "s", "Address": "s", "Version": "s", "Store": "s", "StoreState": "s",
     "StoreDetail": "s", "FirewallState": "s", "State": "s", "DisabledReason": "s",
     "DisabledSince": "t", "ForcedDownBy": "s", "ForcedDownSince": "t", "FenceState": "s",
-    "FenceTime": "t", "Recovery": "s",
+    "FenceTime": "t", "Recovery": "s", "ConfigWarnings": "as",
 }
 
 

@@ -317,6 +317,49 @@ static void test_fence_options_errors_never_show_the_secret(void **state)
         config_free(c);
 }
 
+/* Issue 24: the misspellings operators make get the key they meant, and nothing far off. */
+static void test_unknown_keys_suggest_the_closest_known_one(void **state)
+{
+        static const struct {
+                const char *text, *hint;
+        } cases[] = {
+                { "[node]\nadress = 192.0.2.1\n", "did you mean 'address'?" },
+                { "[migration]\nmax_concurent = 2\n", "did you mean 'max_concurrent'?" },
+                { "[migration]\nmax_incomming = 2\n", "did you mean 'max_incoming'?" },
+                { "[peer n2]\naddress = 192.0.2.2\nfence_agnet = fence_ipmilan\n",
+                  "did you mean 'fence_agent'?" },
+                { "[migratoin]\nbandwidth = 10\n", "did you mean [migration]?" },
+                { "[recovery]\nenalbe = yes\n", "did you mean 'enable'?" },
+        };
+        char buf[512];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                ConfigDiags d = { 0 };
+                Config *c = parse(cases[i].text, &d);
+
+                assert_int_equal(d.n_errors, 0);
+                assert_int_equal(d.n, 1);
+                config_diag_format(&d.items[0], buf, sizeof(buf));
+                if (!test_contains(buf, cases[i].hint))
+                        fail_msg("'%s' does not say \"%s\"", buf, cases[i].hint);
+                config_diags_clear(&d);
+                config_free(c);
+        }
+        /* nothing near: no guess */
+        {
+                ConfigDiags d = { 0 };
+                Config *c = parse("[node]\ncolour = blue\n[zzz]\n", &d);
+
+                assert_int_equal(d.n, 2);
+                assert_false(test_contains(config_diag_format(&d.items[0], buf, sizeof(buf)),
+                                           "did you mean"));
+                assert_false(test_contains(config_diag_format(&d.items[1], buf, sizeof(buf)),
+                                           "did you mean"));
+                config_diags_clear(&d);
+                config_free(c);
+        }
+}
+
 static void test_unknown_keys_and_sections_warn(void **state)
 {
         ConfigDiags d = { 0 };
@@ -332,9 +375,11 @@ static void test_unknown_keys_and_sections_warn(void **state)
         assert_int_equal(d.n, 2);
         char buf[512];
         assert_true(test_contains(config_diag_format(&d.items[0], buf, sizeof(buf)),
-                                  "hostwarden.conf:2: unknown key 'nmae' in [node], ignored"));
+                                  "hostwarden.conf:2: unknown key 'nmae' in [node], ignored; "
+                                  "did you mean 'name'?"));
         assert_true(test_contains(config_diag_format(&d.items[1], buf, sizeof(buf)),
-                                  "hostwarden.conf:3: unknown section [nodes]"));
+                                  "hostwarden.conf:3: unknown section [nodes], its keys are "
+                                  "ignored; did you mean [node]?"));
         /* keys of an unknown section are ignored, not applied elsewhere */
         assert_int_equal(c->console.listen, CONSOLE_LISTEN_KEEP);
         config_diags_clear(&d);
@@ -733,9 +778,61 @@ static void test_example_config_shipped_is_valid(void **state)
         config_free(c);
 }
 
+/* [policy NAME] sections and [migration] policy (migration policies, lib/migschedule.h) */
+static void test_config_policies(void **state)
+{
+        ConfigDiags d = {};
+        const MigSchedule *s;
+        Config *c;
+
+        c = parse("[migration]\npermit_post_copy = yes\npolicy = db\n\n"
+                  "[policy db]\nstep = start: downtime 200\n  step = stalled 4: post-copy\n",
+                  &d);
+        assert_int_equal(d.n_errors, 0);
+        assert_string_equal(c->migration.policy, "db");
+        s = config_find_policy(c, "db");
+        assert_non_null(s);
+        assert_int_equal(s->n_steps, 2);
+        assert_int_equal(s->steps[1].action, MIG_ACTION_POST_COPY);
+        assert_ptr_equal(config_find_policy(c, "nova"), mig_schedule_builtin("nova"));
+        assert_null(config_find_policy(c, "other"));
+        config_diags_clear(&d);
+        config_free(c);
+
+        /* the default: nova */
+        c = parse("", &d);
+        assert_string_equal(c->migration.policy, "nova");
+        config_diags_clear(&d);
+        config_free(c);
+
+        /* a section opened again (a drop-in) starts over */
+        c = parse("[policy a]\nstep = stalled 1: abort\n[policy a]\nstep = after 10s: pause\n", &d);
+        assert_int_equal(d.n_errors, 0);
+        assert_int_equal(config_find_policy(c, "a")->n_steps, 1);
+        assert_int_equal(config_find_policy(c, "a")->steps[0].action, MIG_ACTION_PAUSE);
+        config_diags_clear(&d);
+        config_free(c);
+
+        expect_error("[policy db]\nstep = stalled 1: abort\nstep = stalled 4: jump\n",
+                     "hostwarden.conf:3:", "an action", NULL);
+        expect_error("[policy db]\nstep = stalled 1: abort\nsteps = x\n", ":3:", "the only key",
+                     NULL);
+        expect_error("[policy db]\n", ":1:", "[policy db] has no step", NULL);
+        expect_error("[policy Nope]\n", ":1:", "[policy NAME]", NULL);
+        expect_error("[policy nova]\nstep = stalled 1: abort\n", ":1:", "built-in", NULL);
+        expect_error("[migration]\npolicy = fastest\n", ":2:", "no such policy", NULL);
+        expect_error("[migration]\npolicy = post-copy-when-stalled\n",
+                     ":2:", "permit_post_copy = no", NULL);
+        expect_error("[migration]\npolicy = minimal-downtime\n", ":2:", "permit_auto_converge = no",
+                     NULL);
+        expect_error("[migration]\npolicy = Bad\n", ":2:", "a policy name", NULL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_config_policies),
+                cmocka_unit_test(test_unknown_keys_suggest_the_closest_known_one),
                 cmocka_unit_test(test_defaults_match_design),
                 cmocka_unit_test(test_full_config_is_read),
                 cmocka_unit_test(test_indented_keys_are_layout_not_continuations),

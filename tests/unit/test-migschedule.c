@@ -3,7 +3,6 @@
  * monitor following one (lib/migpolicy.c). */
 #include <string.h>
 
-#include "config.h"
 #include "migpolicy.h"
 #include "test-helpers.h"
 
@@ -202,83 +201,6 @@ static void test_nova_policy_keeps_the_downtime_steps(void **state)
         assert_int_equal(d.downtime_ms, 50);
 }
 
-/* [policy NAME] sections and [migration] policy, as hostwarden.conf writes them. */
-static Config *parse(const char *text, ConfigDiags *diags)
-{
-        Config *c = NULL;
-
-        assert_int_equal(config_new(&c), 0);
-        assert_int_equal(config_parse_text(c, "/etc/hostwarden/hostwarden.conf", text, diags), 0);
-        assert_int_equal(config_finish(c, diags), 0);
-        return c;
-}
-
-static void expect_config_error(const char *text, const char *needle1, const char *needle2)
-{
-        ConfigDiags d = {};
-        Config *c = parse(text, &d);
-        char buf[512];
-
-        assert_int_equal(d.n_errors, 1);
-        for (size_t i = 0; i < d.n; i++)
-                if (d.items[i].level == CONFIG_DIAG_ERROR) {
-                        config_diag_format(&d.items[i], buf, sizeof(buf));
-                        if (!test_contains(buf, needle1) || !test_contains(buf, needle2))
-                                fail_msg("'%s' does not say '%s' and '%s'", buf, needle1, needle2);
-                }
-        config_diags_clear(&d);
-        config_free(c);
-}
-
-static void test_config_policies(void **state)
-{
-        ConfigDiags d = {};
-        const MigSchedule *s;
-        Config *c;
-
-        c = parse("[migration]\npermit_post_copy = yes\npolicy = db\n\n"
-                  "[policy db]\nstep = start: downtime 200\n  step = stalled 4: post-copy\n",
-                  &d);
-        assert_int_equal(d.n_errors, 0);
-        assert_string_equal(c->migration.policy, "db");
-        s = config_find_policy(c, "db");
-        assert_non_null(s);
-        assert_int_equal(s->n_steps, 2);
-        assert_int_equal(s->steps[1].action, MIG_ACTION_POST_COPY);
-        assert_ptr_equal(config_find_policy(c, "nova"), mig_schedule_builtin("nova"));
-        assert_null(config_find_policy(c, "other"));
-        config_diags_clear(&d);
-        config_free(c);
-
-        /* the default: nova */
-        c = parse("", &d);
-        assert_string_equal(c->migration.policy, "nova");
-        config_diags_clear(&d);
-        config_free(c);
-
-        /* a section opened again (a drop-in) starts over */
-        c = parse("[policy a]\nstep = stalled 1: abort\n[policy a]\nstep = after 10s: pause\n", &d);
-        assert_int_equal(d.n_errors, 0);
-        assert_int_equal(config_find_policy(c, "a")->n_steps, 1);
-        assert_int_equal(config_find_policy(c, "a")->steps[0].action, MIG_ACTION_PAUSE);
-        config_diags_clear(&d);
-        config_free(c);
-
-        expect_config_error("[policy db]\nstep = stalled 1: abort\nstep = stalled 4: jump\n",
-                            "hostwarden.conf:3:", "an action");
-        expect_config_error("[policy db]\nstep = stalled 1: abort\nsteps = x\n",
-                            ":3:", "the only key");
-        expect_config_error("[policy db]\n", ":1:", "[policy db] has no step");
-        expect_config_error("[policy Nope]\n", ":1:", "[policy NAME]");
-        expect_config_error("[policy nova]\nstep = stalled 1: abort\n", ":1:", "built-in");
-        expect_config_error("[migration]\npolicy = fastest\n", ":2:", "no such policy");
-        expect_config_error("[migration]\npolicy = post-copy-when-stalled\n",
-                            ":2:", "permit_post_copy = no");
-        expect_config_error("[migration]\npolicy = minimal-downtime\n",
-                            ":2:", "permit_auto_converge = no");
-        expect_config_error("[migration]\npolicy = Bad\n", ":2:", "a policy name");
-}
-
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -288,7 +210,6 @@ int main(void)
                 cmocka_unit_test(test_builtins_are_well_formed),
                 cmocka_unit_test(test_a_policy_takes_its_steps_in_order_on_their_triggers),
                 cmocka_unit_test(test_nova_policy_keeps_the_downtime_steps),
-                cmocka_unit_test(test_config_policies),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -434,8 +434,9 @@ static void test_node_record_round_trip(void **state)
         assert_int_equal(n.generation, 2);
         node_record_done(&n);
 
-        /* the heartbeat creates the record of this node */
+        /* the heartbeat creates the record of this node, with what it says of the node */
         assert_int_equal(store_heartbeat(s), 0);
+        store_set_max_incoming(s, 3);
         assert_int_equal(store_heartbeat(s), 0);
         assert_int_equal(store_node_get(s, "node1", &n), 0);
         assert_int_equal(n.heartbeat, 2);
@@ -443,6 +444,7 @@ static void test_node_record_round_trip(void **state)
         assert_int_equal(n.fence, FENCE_UNKNOWN);
         assert_null(n.address);
         assert_true(n.heartbeat_time > 0);
+        assert_int_equal(n.max_incoming, 3);
 
         assert_int_equal(store_node_list(s, &list, &n_list), 0);
         assert_int_equal(n_list, 2);

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "spelling.h"
 #include "test-helpers.h"
 #include "util.h"
 
@@ -233,6 +234,24 @@ static void test_process_forbid_core_dumps(void **state)
         assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+static void test_spelling_closest(void **state)
+{
+        static const char *const keys[] = { "address", "name", "max_concurrent", "max_incoming",
+                                            "enable" };
+
+        assert_string_equal(spelling_closest("adress", keys, ELEMENTSOF(keys)), "address");
+        assert_string_equal(spelling_closest("adrsess", keys, ELEMENTSOF(keys)), "address");
+        assert_string_equal(spelling_closest("nmae", keys, ELEMENTSOF(keys)), "name"); /* swap */
+        assert_string_equal(spelling_closest("max_concurent", keys, ELEMENTSOF(keys)),
+                            "max_concurrent");
+        assert_string_equal(spelling_closest("enalbe", keys, ELEMENTSOF(keys)), "enable");
+        /* a known word is no misspelling; short words and far ones get no guess */
+        assert_null(spelling_closest("name", keys, ELEMENTSOF(keys)));
+        assert_null(spelling_closest("nm", keys, ELEMENTSOF(keys)));
+        assert_null(spelling_closest("colour", keys, ELEMENTSOF(keys)));
+        assert_null(spelling_closest(NULL, keys, ELEMENTSOF(keys)));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -248,6 +267,7 @@ int main(void)
                 cmocka_unit_test(test_read_full_fd_limits),
                 cmocka_unit_test(test_write_file_atomic),
                 cmocka_unit_test(test_process_forbid_core_dumps),
+                cmocka_unit_test(test_spelling_closest),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
