@@ -37,6 +37,9 @@
 #include "virt.h"
 
 #define SHUTDOWN_POLL_MS 500
+/* A blocked node is looked at on the heartbeat at most this often: a look runs CheckMigration
+ * on every peer for each blocked guest, and what unblocks it is an operator's doing. */
+#define BLOCKED_LOOK_INTERVAL (15 * USEC_PER_SEC)
 
 /* A migration the drain queued. */
 /* A migration the drain queued, or one of a guest of this node it found under way (an
@@ -62,6 +65,7 @@ typedef struct DrainShutdown {
 typedef struct MaintenanceRun {
         bool evaluating, again; /* one look at a time; another after it when asked meanwhile */
         bool stopping;          /* the daemon stops: a look that ends starts nothing */
+        uint64_t last_look;     /* CLOCK_MONOTONIC of the last look's start */
         DrainMigration *migrations;
         size_t n_migrations;
         char **failed;  /* UUID, then the reason, of guests whose move failed */
@@ -516,8 +520,10 @@ void maintenance_evaluate(Manager *m)
         r = maintenance_plan_start(m, evaluated, run);
         if (r < 0)
                 log_warning_errno(r, "Maintenance: cannot look at this node's domains: %m");
-        else
+        else {
                 run->evaluating = true;
+                run->last_look = now_usec(CLOCK_MONOTONIC);
+        }
 }
 
 void maintenance_migration_ended(Manager *m, Migration *mig)
@@ -535,8 +541,12 @@ void maintenance_migration_ended(Manager *m, Migration *mig)
 
 void maintenance_heartbeat(Manager *m)
 {
+        MaintenanceRun *run = run_get(m);
+
         /* also what takes a maintenance up again after a restart of hostwardend or the node */
-        maintenance_evaluate(m);
+        if (run && (own_state(m, NULL) != MAINTENANCE_BLOCKED || run->last_look == 0 ||
+                    now_usec(CLOCK_MONOTONIC) >= run->last_look + BLOCKED_LOOK_INTERVAL))
+                maintenance_evaluate(m);
         maintenance_return_tick(m);
 }
 
