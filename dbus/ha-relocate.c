@@ -64,14 +64,6 @@ static void finish(HaRelocation *r, const char *error)
         r->done(r->manager, r->uuid, r->dest, error, r->userdata);
 }
 
-static Migration *find_migration(Manager *m, const char *id)
-{
-        for (Migration *x = m->migrations; x; x = x->next)
-                if (streq(x->id, id))
-                        return x;
-        return NULL;
-}
-
 static void start_work(Manager *m, void *userdata)
 {
         StartThere *s = userdata;
@@ -148,7 +140,7 @@ static int poll_cb(sd_event_source *src, uint64_t usec, void *userdata)
 {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         HaRelocation *r = userdata;
-        Migration *mig = find_migration(r->manager, r->id);
+        Migration *mig = migration_by_id(r->manager, r->id);
         _cleanup_free_ char *why = NULL, *dest = NULL;
         MigrationState state;
         int k;

@@ -302,14 +302,6 @@ static int shutdown_start(Manager *m, MaintenanceRun *run, const MaintenanceDeci
 
 /* ---- the migrations of the drain -------------------------------------------------------- */
 
-static Migration *migration_by_id(Manager *m, const char *id)
-{
-        for (Migration *x = m->migrations; x; x = x->next)
-                if (streq(x->id, id))
-                        return x;
-        return NULL;
-}
-
 /* The drain's migrations that ended, out of its list: a guest that left is recorded for
  * Exit's return, one that did not is not tried again. */
 static void sweep_migrations(Manager *m, MaintenanceRun *run)

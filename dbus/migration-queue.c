@@ -555,6 +555,14 @@ static void resolve_done(Manager *m, sd_bus_message *msg, void *userdata)
         migrate_call_free(c);
 }
 
+Migration *migration_by_id(Manager *m, const char *id)
+{
+        for (Migration *x = m->migrations; x; x = x->next)
+                if (streq(x->id, id))
+                        return x;
+        return NULL;
+}
+
 Migration *migration_find_unfinished(Manager *m, const char *dom)
 {
         for (Migration *x = m->migrations; x; x = x->next)

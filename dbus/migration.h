@@ -114,6 +114,8 @@ Migration *migration_busy(Manager *m, const char *uuid);
 /* An unfinished migration of the instance named or identified by dom as the caller gave it
  * (what can be told without libvirt, before polkit), or NULL. */
 Migration *migration_find_unfinished(Manager *m, const char *dom);
+/* The migration object of this id (ended ones too, until they expire), or NULL. */
+Migration *migration_by_id(Manager *m, const char *id);
 /* Busy, naming the migration that has the instance: what the caller can follow or abort. */
 int migration_busy_error(sd_bus_error *error, const Migration *x, const char *dom);
 /* Migrate, authorized: resolves dom (name or UUID) to the instance in a worker, then queues a
