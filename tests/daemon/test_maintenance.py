@@ -173,10 +173,11 @@ def test_hostwardenctl_maintenance_plan(guests):
     assert out.returncode == 1 and "expected plan" in out.stderr
 
 
-def test_a_guest_being_migrated_is_left_to_its_migration():
-    """A running migration of a guest (held in "preparing" by a destination whose libvirt
-    never answers: a socket this test holds open without a word) is what moves it: Plan says
-    migrate and names it, and asks that destination nothing more."""
+@contextlib.contextmanager
+def migration_held_in_preparing():
+    """A daemon with a migration of TEST_DOMAIN held in "preparing" by a destination (node5)
+    whose libvirt never answers: a socket held open without a word. Yields (daemon, the
+    migration's path, its id)."""
     silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
@@ -188,11 +189,18 @@ def test_a_guest_being_migrated_is_left_to_its_migration():
             try:
                 path = d.call("Migrate", "ssa{sv}", TEST_DOMAIN, "node5", {})
                 d.wait_property("State", "preparing", path, MIGRATION)
-                mid = d.prop("Id", path, MIGRATION)
-                assert plan(d) == {TEST_DOMAIN: (
-                    "migrate", f"being migrated already to node5 by migration {mid}, which "
-                    f"moves it ('hostwardenctl migration show {mid}')")}
+                yield d, path, d.prop("Id", path, MIGRATION)
             finally:
                 silent.close()  # before the daemon stops: its worker waits on it
     finally:
         silent.close()
+
+
+def test_a_guest_being_migrated_is_left_to_its_migration():
+    """A running migration of a guest (held in "preparing" by a destination whose libvirt
+    never answers: a socket this test holds open without a word) is what moves it: Plan says
+    migrate and names it, and asks that destination nothing more."""
+    with migration_held_in_preparing() as (d, path, mid):
+        assert plan(d) == {TEST_DOMAIN: (
+            "migrate", f"being migrated already to node5 by migration {mid}, which "
+            f"moves it ('hostwardenctl migration show {mid}')")}

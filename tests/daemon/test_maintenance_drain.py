@@ -7,13 +7,12 @@ status's exit status. The cluster suite (tests/cluster/test_maintenance.py) drai
 guests by live migration."""
 
 import json
-import socket
 import time
 
 import pytest
 
-from hwdaemon import ERR, MIGRATION, TEST_DOMAIN, Daemon, wait_for
-from test_maintenance import IFACE, PATH, ctl, local_guests
+from hwdaemon import ERR, MIGRATION, TEST_DOMAIN, wait_for
+from test_maintenance import IFACE, PATH, ctl, local_guests, migration_held_in_preparing
 
 INVALID = "org.freedesktop.DBus.Error.InvalidArgs"
 
@@ -156,28 +155,13 @@ def test_passed_deadline_blocks_and_leaves_the_migration_alone():
     the deadline passed, the state is blocked and Blocked names the guest and its migration,
     which goes on: nothing is aborted or destroyed for a deadline, and Cancel, which stops
     only what the drain queued, leaves it too."""
-    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)
-    d = Daemon()
-    d.peers = {"node5": {"address": "127.0.0.5",
-                         "libvirt_uri": f"test+tcp://127.0.0.1:{silent.getsockname()[1]}/default"}}
-    try:
-        with d:
-            try:
-                path = d.call("Migrate", "ssa{sv}", TEST_DOMAIN, "node5", {})
-                d.wait_property("State", "preparing", path, MIGRATION)
-                mid = d.prop("Id", path, MIGRATION)
-                assert call(d, "Enter", "a{sv}", {"deadline": ("t", 1)}) is None
-                wait_for("blocked by the deadline", lambda: state(d) == "blocked", timeout=30)
-                assert blocked(d) == {TEST_DOMAIN: f"deadline passed (its migration {mid} is "
-                                                   "still under way)"}
-                assert d.prop("State", path, MIGRATION) == "preparing"
-                assert TEST_DOMAIN in running(d)
-                assert call(d, "Cancel", "b", True) is None
-                assert state(d) == "off" and d.prop("State") == "enabled"
-                assert d.prop("State", path, MIGRATION) == "preparing"
-            finally:
-                silent.close()  # before the daemon stops: its worker waits on it
-    finally:
-        silent.close()
+    with migration_held_in_preparing() as (d, path, mid):
+        assert call(d, "Enter", "a{sv}", {"deadline": ("t", 1)}) is None
+        wait_for("blocked by the deadline", lambda: state(d) == "blocked", timeout=30)
+        assert blocked(d) == {TEST_DOMAIN: f"deadline passed (its migration {mid} is "
+                                           "still under way)"}
+        assert d.prop("State", path, MIGRATION) == "preparing"
+        assert TEST_DOMAIN in running(d)
+        assert call(d, "Cancel", "b", True) is None
+        assert state(d) == "off" and d.prop("State") == "enabled"
+        assert d.prop("State", path, MIGRATION) == "preparing"
