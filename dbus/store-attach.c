@@ -314,20 +314,24 @@ static int retry_cb(sd_event_source *s, uint64_t usec, void *userdata)
 static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Manager *m = userdata;
-        int r;
+        int beat, r;
 
         recovery_heartbeat_facts(m);
         store_set_max_incoming(m->store, m->config->migration.max_incoming);
-        r = store_heartbeat(m->store);
-        if (r < 0)
-                log_warning_errno(r, "Failed to write this node's heartbeat: %m");
-        store_attach_heartbeat_result(m, r);
+        beat = store_heartbeat(m->store);
+        if (beat < 0)
+                log_warning_errno(beat, "Failed to write this node's heartbeat: %m");
+        store_attach_heartbeat_result(m, beat);
         r = node_sync_runtime(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to update the runtime markers: %m");
         reconcile_schedule(m); /* brings the deny list in line, too */
-        migration_slots_heartbeat(m);
-        maintenance_heartbeat(m);
+        /* a store that does not answer blocks each call for its timeout, and the loop with
+         * it: the slots and the maintenance wait for a heartbeat that gets through */
+        if (beat >= 0) {
+                migration_slots_heartbeat(m);
+                maintenance_heartbeat(m);
+        }
         /* watch the peers' counters: liveness is judged by our own clock */
         NodeRecord *nodes = NULL;
         size_t n = 0;
