@@ -42,14 +42,10 @@ def guest_xml(name, strategy=None, disk=None):
 
 
 def wait_up(node, peer, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while True:
+    def listed_up():
         out = node.run(BUSCTL + ["--json=short", "call", *DEST, "ListNodes"]).stdout
-        if {n[0]: n[2] for n in json.loads(out)["data"][0]}.get(peer) == "up":
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{peer} not up as seen from {node.name}: {out}")
-        time.sleep(0.2)
+        return {n[0]: n[2] for n in json.loads(out)["data"][0]}.get(peer) == "up"
+    wait_for(f"{peer} up as seen from {node.name}", listed_up, timeout)
 
 
 def running(node):
@@ -144,14 +140,10 @@ def node_state(node):
 
 
 def wait_for(what, predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
+    """hwevac.wait_for, failing the test with what it waited for."""
+    value = hwevac.wait_for(predicate, timeout, interval=0.5)
+    assert value, f"timed out waiting for {what}"
+    return value
 
 
 def heartbeat(node):
