@@ -97,11 +97,13 @@ def report(label, seen):
 
 
 def assert_control_only(eth0: hwcapture.Seen, guest_bytes: int):
-    """eth0: the libvirt control connection (16514) and nothing of the guest's size."""
+    """eth0: the libvirt control connection (16514) and nothing of the guest's size.
+    Every flow has 16514 at its listening end, so none is a connection to a migration
+    port; its client end is an ephemeral port, which may well lie in PORTS (Linux picks
+    them from 32768-60999), so a port in that range alone proves nothing."""
     assert eth0.dropped == 0, eth0
     assert eth0.per_flow, "no libvirt control connection on eth0?"
     assert all(f.has_port(hwcluster.LIBVIRT_TLS_PORT) for f in eth0.per_flow), eth0.notes
-    assert not [f for f in eth0.per_flow if f.has_port(*PORTS)], eth0.notes
     assert eth0.bytes < guest_bytes // 8, eth0.notes
 
 
