@@ -45,6 +45,7 @@ struct NodeCheck {
         FwSpec spec;                    /* its lists point to the copies above */
         char *node_name, *node_address; /* address: "" when not set */
         char **peer_marks;              /* per facts.peers, from its node record; NULL: none */
+        int peer_records_error;         /* the node records could not be read: < 0 */
         char **config_warnings;         /* what the configuration's last load warned of */
 
         MigNetCheck *mignet; /* NULL: no migration network configured */
@@ -308,6 +309,14 @@ static void gather_firewall(NodeCheck *c)
                 c->facts.firewall_conflicts_unknown = true;
 }
 
+static bool mark_file_exists(const char *instances_path, const char *node)
+{
+        _cleanup_free_ char *p = NULL;
+
+        return asprintf(&p, "%s/" STORAGE_MARK_DIR "/%s", instances_path, node) >= 0 &&
+               access(p, F_OK) >= 0;
+}
+
 /* instances_path, and whether each peer mounts it: its storage mark is in it. */
 static void gather_storage(NodeCheck *c)
 {
@@ -321,9 +330,18 @@ static void gather_storage(NodeCheck *c)
         }
         n->instances_fs_type = (unsigned long)sfs.f_type;
         n->instances_fs_shared = fs_shared_name(path);
-        for (size_t i = 0; i < n->n_peers; i++)
-                n->peers[i].has_mark =
-                        storage_mark_check(path, n->peers[i].name, c->peer_marks[i]) > 0;
+        for (size_t i = 0; i < n->n_peers; i++) {
+                NodeCheckPeer *p = &n->peers[i];
+                int k = storage_mark_check(path, p->name, c->peer_marks[i]);
+
+                p->has_mark = k > 0;
+                p->no_mark_why = k > 0                              ? NULL
+                                 : c->peer_records_error            ? "node records unreadable"
+                                 : !c->peer_marks[i]                ? "no mark recorded"
+                                 : k < 0                            ? "mark file unreadable"
+                                 : !mark_file_exists(path, p->name) ? "no mark file"
+                                                                    : "a different mark";
+        }
 }
 
 /* hostwardend's storage marks in instances_path: may it write them (store-attach.c)? */
@@ -492,11 +510,16 @@ static int copy_peers(Manager *m, NodeCheck *c)
         if (!c->facts.peers || !c->peer_marks)
                 return -ENOMEM;
         (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
-        if (!m->store ||
-            store_node_list_cached(m->store, now, PEER_RECORDS_MAX_AGE, &nodes, &n) < 0) {
+        if (!m->store)
+                c->peer_records_error = -ENOTCONN;
+        else
+                c->peer_records_error =
+                        store_node_list_cached(m->store, now, PEER_RECORDS_MAX_AGE, &nodes, &n);
+        if (c->peer_records_error < 0) {
                 nodes = NULL; /* no records: no peer shows a storage mark */
                 n = 0;
-        }
+        } else
+                c->peer_records_error = 0;
         for (size_t i = 0; i < conf->n_peers && r >= 0; i++) {
                 NodeCheckPeer *p = &c->facts.peers[c->facts.n_peers++];
 

@@ -528,9 +528,19 @@ static void judge_storage(Judge *f)
                 return;
         }
         for (size_t i = 0; i < n->n_peers; i++) {
-                if (n->peers[i].has_mark)
+                const NodeCheckPeer *p = &n->peers[i];
+                _cleanup_free_ char *item = NULL;
+
+                if (p->has_mark) {
                         yes++;
-                else if (strv_extend(&no, n->peers[i].name) < 0) {
+                        continue;
+                }
+                if (p->no_mark_why ? asprintf(&item, "%s (%s)", p->name, p->no_mark_why) < 0
+                                   : !(item = strdup(p->name))) {
+                        f->error = -ENOMEM;
+                        return;
+                }
+                if (strv_extend(&no, item) < 0) {
                         f->error = -ENOMEM;
                         return;
                 }

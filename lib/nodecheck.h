@@ -49,7 +49,10 @@ typedef struct NodeCheckPeer {
         char *name;
         char *address;
         bool has_mark; /* its storage mark is in instances_path */
-        int resolve;   /* getaddrinfo()'s result for address: 0 or an EAI_* code */
+        /* without it, why (static text; NULL: not said): "no mark file", "a different
+         * mark", "no mark recorded", "node records unreadable" */
+        const char *no_mark_why;
+        int resolve; /* getaddrinfo()'s result for address: 0 or an EAI_* code */
 } NodeCheckPeer;
 
 /* A file holding fence_options (BMC passwords). */

@@ -681,10 +681,12 @@ static void test_instances_path(void **state)
                "hostwardend has not started since; live migration without block migration needs "
                "it on storage shared by all nodes, mounted at the same path");
         x.peers[0].has_mark = false;
+        x.peers[0].no_mark_why = "a different mark"; /* why, when the daemon knows */
         x.n.instances_fs_shared = "glusterfs";
         expect(&x, "instances-path", MIG_WARNING,
                "instances_path /var/lib/nova/instances (glusterfs) does not hold the storage "
-               "mark of node2, node3: they do not mount the same directory there, or their "
+               "mark of node2 (a different mark), node3: they do not mount the same directory "
+               "there, or their "
                "hostwardend has not started since; live migration without block migration needs "
                "it on storage shared by all nodes, mounted at the same path");
         x.n.n_peers = 0;
