@@ -21,12 +21,12 @@ void cold_note_done(ColdNote *n)
 
 int cold_note_forget(const char *runtime_dir, const char *uuid)
 {
-        return runtime_cold_remove(runtime_dir, uuid);
+        return runtime_note_remove(runtime_dir, RUNTIME_NOTE_COLD, uuid);
 }
 
 int cold_note_list(const char *runtime_dir, char ***ret)
 {
-        return runtime_cold_list(runtime_dir, ret);
+        return runtime_note_list(runtime_dir, RUNTIME_NOTE_COLD, ret);
 }
 
 int cold_note_save(const char *runtime_dir, const char *uuid, const ColdNote *n)
@@ -45,7 +45,7 @@ int cold_note_save(const char *runtime_dir, const char *uuid, const ColdNote *n)
             (r = runtime_record_set(&rec, "power", instance_power_to_string(n->power))) < 0 ||
             (disks && (r = runtime_record_set(&rec, "disks", disks)) < 0))
                 return r;
-        return runtime_cold_write(runtime_dir, uuid, &rec);
+        return runtime_note_write(runtime_dir, RUNTIME_NOTE_COLD, uuid, &rec);
 }
 
 int cold_note_load(const char *runtime_dir, const char *uuid, ColdNote *ret)
@@ -56,7 +56,7 @@ int cold_note_load(const char *runtime_dir, const char *uuid, ColdNote *ret)
         uint64_t pid;
         int r;
 
-        r = runtime_cold_lookup(runtime_dir, uuid, &rec);
+        r = runtime_note_lookup(runtime_dir, RUNTIME_NOTE_COLD, uuid, &rec);
         if (r <= 0)
                 return r;
         v = runtime_record_get(&rec, "pid");

@@ -159,7 +159,9 @@ void history_rebuild_ended(Manager *m, sd_bus_message *msg, const Rebuild *r)
         HistoryCaller c;
         HistoryRecord h = {
                 .kind = (char *)"rebuild",
-                .mode = (char *)(r->automatic ? "automatic" : NULL),
+                .mode = (char *)(r->automatic ? "automatic"
+                                 : r->resumed ? "resumed"
+                                              : NULL),
                 .domain = uuid_is_valid(r->uuid) ? (char *)r->uuid : NULL,
                 .domain_name = r->name,
                 .source = r->source,

@@ -36,6 +36,11 @@ bool rebuild_source_fenced(Manager *m, const char *source, Rebuild *r)
         }
         (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         (void)store_node_liveness_of(m->store, &rec, now, m->config->cluster.down_after, &l);
+        /* A rebuild taken up after a restart passed this check before it claimed the record;
+         * a daemon just started cannot tell "down" for down_after, and the fence result is
+         * what counts (a source powered on since refuses the instance: it is not its own) */
+        if (r->resumed && l == NODE_UNKNOWN)
+                l = NODE_DOWN;
         if (!rec.forced_down && l != NODE_DOWN)
                 rebuild_fail(
                         r, HW_ERROR_NOT_FENCED,
@@ -104,7 +109,8 @@ void rebuild_check(Manager *m, Rebuild *r)
                 return;
         }
         r->generation = rec.generation;
-        r->power = rec.power;
+        if (!r->resumed) /* the claimed record has no power yet */
+                r->power = rec.power;
         if (rec.deleted) {
                 rebuild_fail(r, HW_ERROR_NO_SUCH_DOMAIN,
                              "Instance %s (%s) was deleted (seen on %s): nothing to rebuild",

@@ -38,6 +38,8 @@
 #include "job.h"
 #include "log.h"
 #include "manager.h"
+#include "paths.h"
+#include "rebuild-note.h"
 #include "rebuild.h"
 #include "reconcile.h"
 #include "virt.h"
@@ -204,6 +206,9 @@ static void item_done(Manager *m, Evacuation *e)
         if (r->locked)
                 instance_ops_release(m->instance_ops, r->uuid, INSTANCE_OP_REBUILD, r);
         r->locked = false;
+        if (r->noted)
+                (void)rebuild_note_forget(hw_runtime_dir(), r->uuid);
+        r->noted = false;
         history_rebuild_ended(m, e->msg, r);
         e->next++;
 }
@@ -272,6 +277,23 @@ static void plan_work(Manager *m, void *userdata)
         rebuild_plan(m, &e->items[e->next]);
 }
 
+/* A resumed rebuild's record is this node's already: reconciliation, which does not wait for
+ * a rebuild to refresh an own record, may have recorded the domain's power (shut off) since it
+ * was checked. Claimed again as long as it is still this node's from the same source. */
+static int claim_again(Manager *m, Rebuild *r, const InstanceRecord *claim)
+{
+        _cleanup_(instance_record_done) InstanceRecord cur = {};
+        int k;
+
+        k = store_instance_get(m->store, r->uuid, &cur);
+        if (k < 0)
+                return k;
+        if (cur.deleted || !streq(cur.owner, m->config->node.name) ||
+            !streq_ptr(cur.evacuated_from, r->source))
+                return -ESTALE;
+        return store_instance_cas(m->store, claim, cur.generation, &r->claimed_generation);
+}
+
 static void plan_done(Manager *m, sd_bus_message *msg, void *userdata)
 {
         Evacuation *e = userdata;
@@ -289,7 +311,21 @@ static void plan_done(Manager *m, sd_bus_message *msg, void *userdata)
         memcpy(rec.uuid, r->uuid, sizeof(rec.uuid));
         if (!rebuild_source_fenced(m, r->source, r))
                 goto next; /* it came back while we planned */
+        /* from the claim to the outcome, a note: a hostwardend that dies in between leaves
+         * the record this node's and the domain not started; the next one finishes it */
+        k = rebuild_note_save(
+                hw_runtime_dir(), r->uuid,
+                &(RebuildNote){ .pid = getpid(), .source = r->source, .power = r->power });
+        if (k < 0)
+                log_warning_errno(k,
+                                  "Cannot note the rebuild of %s in %s/rebuild (should "
+                                  "hostwardend stop before it started, it stays shut off here): "
+                                  "%m",
+                                  r->uuid, hw_runtime_dir());
+        r->noted = r->noted || k >= 0;
         k = store_instance_cas(m->store, &rec, r->generation, &r->claimed_generation);
+        if (k == -ESTALE && r->resumed)
+                k = claim_again(m, r, &rec);
         if (k == -ESTALE || k == -EEXIST) {
                 rebuild_fail(r, HW_ERROR_BUSY,
                              "The record of %s changed while it was being rebuilt: look again",
@@ -466,6 +502,41 @@ int rebuild_for_recovery(Manager *m, const char *source, char *const *uuids, Reb
                 LOG_WARNING, 0,
                 LOG_FIELDS({ "MESSAGE_ID", HW_MESSAGE_EVACUATION }, { "HOSTWARDEN_NODE", source }),
                 "Automatic recovery: %zu instance(s) of %s are rebuilt on this node", e->n, source);
+        evacuation_step(m, e);
+        return 0;
+}
+
+static void resumed_done(Manager *m, const char *source, const Rebuild *items, size_t n,
+                         void *userdata)
+{
+        /* apply_done logged the outcome of one that went as far as the start */
+        for (size_t i = 0; i < n; i++)
+                if (items[i].error_name && !items[i].claimed)
+                        log_error("The rebuild of %s cut short when hostwardend stopped cannot be "
+                                  "finished: %s. It is recorded as this node's; start it here "
+                                  "once that is resolved",
+                                  items[i].uuid, strna(items[i].message));
+}
+
+int rebuild_resume(Manager *m, const char *source, const char *uuid, InstancePower power)
+{
+        Evacuation *e = calloc(1, sizeof(Evacuation));
+        int k = -ENOMEM;
+
+        if (!e)
+                return -ENOMEM;
+        e->cb = resumed_done;
+        e->source = strdup(source);
+        if (e->source)
+                k = add_item(e, uuid, NULL);
+        if (k < 0) {
+                evacuation_free(e);
+                return k;
+        }
+        e->items[0].automatic = false;
+        e->items[0].resumed = true;
+        e->items[0].noted = true; /* the dead one's note, forgotten at the outcome */
+        e->items[0].power = power;
         evacuation_step(m, e);
         return 0;
 }

@@ -52,6 +52,9 @@ typedef struct Rebuild {
         bool started;
         bool locked;    /* claimed in m->instance_ops */
         bool automatic; /* automatic recovery's (recovery.h), not an operator's call */
+        bool resumed;   /* one its hostwardend died in, taken up (rebuild-note.h); power
+                           is the noted one, not the claimed record's */
+        bool noted;     /* its note (rebuild-note.h) is to be forgotten at its outcome */
         uint64_t began; /* usec realtime: its steps began (the history) */
         /* announce.h: sent once it started here (a copy of the configuration's) */
         AnnounceSchedule announce;
@@ -75,6 +78,12 @@ typedef void (*RebuildCallback)(Manager *m, const char *source, const Rebuild *i
                                 void *userdata);
 int rebuild_for_recovery(Manager *m, const char *source, char *const *uuids, RebuildCallback cb,
                          void *userdata);
+
+/*
+ * A rebuild whose hostwardend died after it claimed the record (rebuilds_resume): its steps
+ * again from step 1, to power; the outcome is logged. < 0: nothing started.
+ */
+int rebuild_resume(Manager *m, const char *source, const char *uuid, InstancePower power);
 
 /* rebuild.c: sets r's error name and message, replacing what an earlier call set. */
 _printf_(3, 4) void rebuild_fail(Rebuild *r, const char *error_name, const char *format, ...);

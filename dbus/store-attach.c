@@ -18,6 +18,7 @@
 #include "migration.h"
 #include "node-state.h"
 #include "paths.h"
+#include "rebuild-note.h"
 #include "reconcile.h"
 #include "recovery.h"
 #include "runtime.h"
@@ -206,6 +207,7 @@ static int attach(Manager *m)
                 instance_record_array_free(inst, n_inst);
                 return log_error_errno(r, "Failed to start the heartbeat: %m");
         }
+        rebuilds_resume(m); /* before reconciliation takes a claimed record for a deletion */
         reconcile_schedule(m);
         r = migrations_adopt(m);
         if (r < 0)

@@ -341,34 +341,51 @@ int runtime_arriving_list(const char *runtime_dir, char ***ret_uuids, uint64_t *
         return list_uuids(runtime_dir, "arriving", ret_uuids, ret_since);
 }
 
-int runtime_cold_lookup(const char *runtime_dir, const char *uuid, RuntimeRecord *ret)
+static const char *note_dir(RuntimeNote kind)
+{
+        static const char *const dirs[_RUNTIME_NOTE_MAX] = {
+                [RUNTIME_NOTE_COLD] = "cold",
+                [RUNTIME_NOTE_REBUILD] = "rebuild",
+        };
+
+        return kind >= 0 && kind < _RUNTIME_NOTE_MAX ? dirs[kind] : NULL;
+}
+
+int runtime_note_lookup(const char *runtime_dir, RuntimeNote kind, const char *uuid,
+                        RuntimeRecord *ret)
 {
         char u[37], path[PATH_MAX];
 
-        if (normalize_uuid(uuid, u) < 0)
+        if (!note_dir(kind) || normalize_uuid(uuid, u) < 0)
                 return -EINVAL;
-        if (snprintf(path, sizeof(path), "%s/cold/%s", runtime_dir, u) >= (int)sizeof(path))
+        if (snprintf(path, sizeof(path), "%s/%s/%s", runtime_dir, note_dir(kind), u) >=
+            (int)sizeof(path))
                 return -ENAMETOOLONG;
         return lookup(path, ret);
 }
 
-int runtime_cold_write(const char *runtime_dir, const char *uuid, const RuntimeRecord *rec)
+int runtime_note_write(const char *runtime_dir, RuntimeNote kind, const char *uuid,
+                       const RuntimeRecord *rec)
 {
         char u[37];
 
-        if (normalize_uuid(uuid, u) < 0)
+        if (!note_dir(kind) || normalize_uuid(uuid, u) < 0)
                 return -EINVAL;
-        return write_record(runtime_dir, "cold", u, rec);
+        return write_record(runtime_dir, note_dir(kind), u, rec);
 }
 
-int runtime_cold_remove(const char *runtime_dir, const char *uuid)
+int runtime_note_remove(const char *runtime_dir, RuntimeNote kind, const char *uuid)
 {
-        return remove_uuid(runtime_dir, "cold", uuid);
+        if (!note_dir(kind))
+                return -EINVAL;
+        return remove_uuid(runtime_dir, note_dir(kind), uuid);
 }
 
-int runtime_cold_list(const char *runtime_dir, char ***ret)
+int runtime_note_list(const char *runtime_dir, RuntimeNote kind, char ***ret)
 {
-        return list_uuids(runtime_dir, "cold", ret, NULL);
+        if (!note_dir(kind))
+                return -EINVAL;
+        return list_uuids(runtime_dir, note_dir(kind), ret, NULL);
 }
 
 int runtime_marker_lookup(const char *runtime_dir, NodeMarker m, RuntimeRecord *ret)

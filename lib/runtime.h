@@ -76,12 +76,24 @@ int runtime_deferred_remove(const char *runtime_dir, const char *uuid);
 /* The UUIDs in arriving/ with the time each was written (usec realtime), for clean-up. */
 int runtime_arriving_list(const char *runtime_dir, char ***ret_uuids, uint64_t **ret_since);
 
-/* cold/<uuid>: a cold migration's copy under way (dbus/cold-note.h says what it holds).
- * Lookup: 1 and *ret (possibly empty when unreadable), 0 when there is none. */
-int runtime_cold_lookup(const char *runtime_dir, const char *uuid, RuntimeRecord *ret);
-int runtime_cold_write(const char *runtime_dir, const char *uuid, const RuntimeRecord *rec);
-int runtime_cold_remove(const char *runtime_dir, const char *uuid);
-int runtime_cold_list(const char *runtime_dir, char ***ret);
+/*
+ * Notes of work under way that a restarted hostwardend takes up, one file per instance:
+ *   cold/<uuid>     a cold migration's copy (dbus/cold-note.h says what it holds)
+ *   rebuild/<uuid>  a rebuild that claimed the instance's record (dbus/rebuild-note.h)
+ * Lookup: 1 and *ret (possibly empty when unreadable), 0 when there is none.
+ */
+typedef enum RuntimeNote {
+        RUNTIME_NOTE_COLD,
+        RUNTIME_NOTE_REBUILD,
+        _RUNTIME_NOTE_MAX,
+} RuntimeNote;
+
+int runtime_note_lookup(const char *runtime_dir, RuntimeNote kind, const char *uuid,
+                        RuntimeRecord *ret);
+int runtime_note_write(const char *runtime_dir, RuntimeNote kind, const char *uuid,
+                       const RuntimeRecord *rec);
+int runtime_note_remove(const char *runtime_dir, RuntimeNote kind, const char *uuid);
+int runtime_note_list(const char *runtime_dir, RuntimeNote kind, char ***ret);
 
 int runtime_marker_lookup(const char *runtime_dir, NodeMarker m, RuntimeRecord *ret);
 int runtime_marker_set(const char *runtime_dir, NodeMarker m, const RuntimeRecord *rec);

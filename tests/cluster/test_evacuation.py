@@ -266,11 +266,30 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
     assert node2.run(owner + disk_l).stdout.strip() == "nova:nova"
 
 
+# A fault injector, not part of what an operator installs: a libvirt hook after
+# hostwarden's that kills node2's hostwardend at the moment libvirt starts the paused guest
+# (its rebuild has claimed the record and defined the domain), and refuses that start, once.
+# What a hostwardend killed there leaves, every time: the record node2's, the domain defined
+# and shut off. (libvirt runs every script in qemu.d, in order, for each operation.)
+KILL_AT_REBUILD_START = """#!/bin/sh
+[ "$1" = power-paused ] && [ "$2" = prepare ] && [ "$3" = begin ] || exit 0
+[ -e /run/hw-fault-fired ] && exit 0
+touch /run/hw-fault-fired
+kill -9 "$(systemctl show -P MainPID hostwardend.service)"
+echo "fault injection: hostwardend killed before this start" >&2
+exit 1
+"""
+FAULT_HOOK = "/etc/libvirt/hooks/qemu.d/90-test-kill-hostwardend"
+
+
 def test_an_evacuation_keeps_each_guests_power_state(nodes):
     """Node 1 dies with a running, a paused and a shut-off guest (its records say so, as it
     last saw them); after fence off, node 2 rebuilds them running, paused and shut off (as
-    Nova's evacuate keeps a stopped instance stopped), not all started. Node 1 boots again
-    and none of them runs there."""
+    Nova's evacuate keeps a stopped instance stopped), not all started. node2's hostwardend
+    is killed in the paused guest's rebuild, after it claimed the record and before the
+    start: the restarted one finishes that rebuild (its note in /run/hostwarden/rebuild),
+    paused, and a second EvacuateFrom takes the guests not begun. Node 1 boots again and
+    none of them runs there."""
     node1, node2, node3 = nodes.node(1), nodes.node(2), nodes.node(3)
     guests = {}
     for power in ("running", "paused", "shutoff"):
@@ -290,11 +309,36 @@ def test_an_evacuation_keeps_each_guests_power_state(nodes):
     assert wait_for(lambda: not node1.alive)
     assert wait_for(lambda: list_nodes(node2)["node1"][2] == "down", timeout=15)
     ctl(node2, "fence", "node1", "off")
-    results = evacuate_from(node2, "node1")
-    assert isinstance(results, dict), results
+    node2.write_file(FAULT_HOOK, KILL_AT_REBUILD_START, mode=0o755)
+    try:
+        answer = evacuate_from(node2, "node1")
+        assert isinstance(answer, str), answer  # the daemon died under the call
+        assert node2.run(["test", "-e", "/run/hw-fault-fired"], check=False).returncode == 0
+        name, uuid = guests["paused"]
+        paused = wait_for(lambda: node2.virsh("domstate", name, check=False).stdout.strip()
+                          == "paused", timeout=60)
+        if not paused:
+            print(node2.journal("-u", "hostwardend", "-u", "libvirtd")[-6000:])
+        assert paused, node2.virsh("list", "--all").stdout
+        journal = node2.journal("-u", "hostwardend")
+        assert f"The rebuild of {uuid} (evacuated from node1) was cut short" in journal
+        assert wait_for(lambda: not node2.run(["ls", "/run/hostwarden/rebuild"],
+                                              check=False).stdout.strip())
+        rows = json.loads(ctl(node2, "history", "--json", name).stdout)
+        assert [(r["kind"], r["mode"], r["result"]) for r in rows] == \
+            [("rebuild", "resumed", "rebuilt")], rows
+        # the others: rebuilt before the kill, or now (once the restarted daemon has seen
+        # node1 without a heartbeat for down_after: until then the call is refused whole)
+        answers = []
+        assert wait_for(lambda: isinstance(answers.append(evacuate_from(node2, "node1"))
+                                           or answers[-1], dict), timeout=30), answers
+        results = answers[-1]
+        assert isinstance(results, dict) and uuid not in results, results
+        assert all(result == "rebuilt" for result, _ in results.values()), results
+    finally:
+        node2.run(["rm", "-f", FAULT_HOOK, "/run/hw-fault-fired"])
     states = {"running": "running", "paused": "paused", "shutoff": "shut off"}
     for power, (name, uuid) in guests.items():
-        assert results[uuid][0] == "rebuilt", results[uuid]
         assert node2.virsh("domstate", name).stdout.strip() == states[power], power
         assert record(node2, uuid)["owner"] == "node2"
     assert f"{guests['shutoff'][1]} ({guests['shutoff'][0]}) of fenced node node1 rebuilt here, " \

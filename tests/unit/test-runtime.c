@@ -54,31 +54,39 @@ static void test_deny_add_lookup_remove(void **state)
         test_rm_rf(rt);
 }
 
-/* cold/<uuid>: a cold migration's copy under way, written, listed, read and removed. */
+/* cold/<uuid>: a cold migration's copy under way, written, listed, read and removed;
+ * rebuild/<uuid> beside it. */
 static void test_cold_notes(void **state)
 {
         _cleanup_free_ char *rt = test_mkdtemp();
         RuntimeRecord rec = { NULL }, got = { NULL };
         char **l = NULL;
 
-        assert_int_equal(runtime_cold_list(rt, &l), 0);
+        assert_int_equal(runtime_note_list(rt, RUNTIME_NOTE_COLD, &l), 0);
         assert_null(l);
-        assert_int_equal(runtime_cold_lookup(rt, UUID_A, &got), 0);
+        assert_int_equal(runtime_note_lookup(rt, RUNTIME_NOTE_COLD, UUID_A, &got), 0);
         assert_int_equal(runtime_record_set(&rec, "destination", "node2"), 0);
         assert_int_equal(runtime_record_set(&rec, "disks", "/a%20b /c"), 0);
-        assert_int_equal(runtime_cold_write(rt, "3F8C5B9E-2D4A-4F61-9B7E-0C1D2E3F4A5B", &rec), 0);
+        assert_int_equal(runtime_note_write(rt, RUNTIME_NOTE_COLD,
+                                            "3F8C5B9E-2D4A-4F61-9B7E-0C1D2E3F4A5B", &rec),
+                         0);
         runtime_record_done(&rec);
-        assert_int_equal(runtime_cold_list(rt, &l), 0);
+        assert_int_equal(runtime_note_list(rt, RUNTIME_NOTE_COLD, &l), 0);
         assert_int_equal(strv_length(l), 1);
         assert_string_equal(l[0], UUID_A); /* canonical lower case */
         l = strv_free(l);
-        assert_int_equal(runtime_cold_lookup(rt, UUID_A, &got), 1);
+        assert_int_equal(runtime_note_lookup(rt, RUNTIME_NOTE_COLD, UUID_A, &got), 1);
         assert_string_equal(runtime_record_get(&got, "disks"), "/a%20b /c");
         runtime_record_done(&got);
-        assert_int_equal(runtime_cold_remove(rt, UUID_A), 0);
-        assert_int_equal(runtime_cold_lookup(rt, UUID_A, NULL), 0);
-        assert_int_equal(runtime_cold_remove(rt, UUID_A), 0); /* idempotent */
-        assert_int_equal(runtime_cold_write(rt, "../x", NULL), -EINVAL);
+        assert_int_equal(runtime_note_remove(rt, RUNTIME_NOTE_COLD, UUID_A), 0);
+        assert_int_equal(runtime_note_lookup(rt, RUNTIME_NOTE_COLD, UUID_A, NULL), 0);
+        assert_int_equal(runtime_note_remove(rt, RUNTIME_NOTE_COLD, UUID_A), 0); /* idempotent */
+        assert_int_equal(runtime_note_write(rt, RUNTIME_NOTE_COLD, "../x", NULL), -EINVAL);
+        /* each kind in its own directory: a rebuild's note is no cold migration's */
+        assert_int_equal(runtime_note_write(rt, RUNTIME_NOTE_REBUILD, UUID_A, NULL), 0);
+        assert_int_equal(runtime_note_lookup(rt, RUNTIME_NOTE_COLD, UUID_A, NULL), 0);
+        assert_int_equal(runtime_note_lookup(rt, RUNTIME_NOTE_REBUILD, UUID_A, NULL), 1);
+        assert_int_equal(runtime_note_list(rt, _RUNTIME_NOTE_MAX, &l), -EINVAL);
         test_rm_rf(rt);
 }
 
