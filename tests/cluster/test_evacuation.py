@@ -451,8 +451,13 @@ def test_storage_marks_prove_the_shared_instances_directory_with_either_store(no
     mark2 = f"{hwevac.SHARED}/.hostwarden-storage/node2"
     # the earlier tests of the module power nodes off and on: every peer's mark must be
     # recorded again, which took more than 20 s on a CI machine running three suites
-    assert wait_for(lambda: node_findings(node1)["instances-path"][0] == "ok", timeout=90), \
-        node_findings(node1)["instances-path"]
+    if not wait_for(lambda: node_findings(node1)["instances-path"][0] == "ok", timeout=90):
+        # what to look at when it does not (CI, twice: node1 saw neither peer's mark)
+        print(node1.run(["sh", "-c", f"grep -H . {hwevac.SHARED}/.hostwarden-storage/*; grep -H "
+                                     f"storage_mark {hwevac.SHARED}/.hostwarden/nodes/*; "
+                                     "hostwardenctl nodes"], check=False).stdout)
+        print(node1.journal("-u", "hostwardend")[-4000:])
+        pytest.fail(str(node_findings(node1)["instances-path"]))
     assert "storage marks" in node_findings(node1)["instances-path"][1]
     node1.run(f"mkdir -p {hwevac.SHARED}/{uuid} && qemu-img create -q -f raw {disk} 1M")
     devices = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
