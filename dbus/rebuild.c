@@ -225,9 +225,11 @@ static void apply_work(Manager *m, void *userdata)
  * node that has no domain of it (reconciliation would take that for a deleted instance). */
 static void give_back(Manager *m, Rebuild *r)
 {
+        /* a resumed rebuild read its own claim: what the record said before is not known,
+         * and evacuated_from = its owner would make the source undefine its copy */
         InstanceRecord rec = { .name = r->name,
                                .owner = r->source,
-                               .evacuated_from = r->orig_evacuated_from,
+                               .evacuated_from = r->resumed ? NULL : r->orig_evacuated_from,
                                .time = now_realtime() };
         int k;
 
