@@ -22,6 +22,7 @@ void metrics_write_soon(Manager *m);
 typedef struct MetricsTextfile {
         sd_event_source *timer;
         int last_error; /* of the last write: said once, until it changes */
+        char *written;  /* the path last written, removed when a Reload moves or ends it */
 } MetricsTextfile;
 
 MetricsTextfile *metrics_textfile_state(Metrics *x);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics-internal.h"
@@ -55,13 +56,33 @@ static int write_textfile(Manager *m)
         return write_file_atomic(m->config->metrics.textfile, text, 0644);
 }
 
+/* A textfile the configuration no longer names would be served, frozen, for ever. */
+static void forget_old_textfile(Manager *m, MetricsTextfile *t)
+{
+        if (!t->written || streq_ptr(t->written, m->config->metrics.textfile))
+                return;
+        if (unlink(t->written) < 0 && errno != ENOENT)
+                log_warning_errno(-errno, "Cannot remove %s, the metrics' former textfile: %m",
+                                  t->written);
+        free(t->written);
+        t->written = NULL;
+        t->last_error = 0;
+}
+
 static int timer_cb(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Manager *m = userdata;
+        MetricsTextfile *t = metrics_textfile_state(m->metrics);
+        int r;
 
         /* the keys are read here: a Reload that sets or empties textfile takes effect now */
-        if (m->config->metrics.textfile)
-                say_result(m, write_textfile(m));
+        forget_old_textfile(m, t);
+        if (m->config->metrics.textfile) {
+                r = write_textfile(m);
+                say_result(m, r);
+                if (r >= 0 && !t->written)
+                        t->written = strdup(m->config->metrics.textfile);
+        }
         (void)sd_event_source_set_time_relative(s, m->config->metrics.interval);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
@@ -100,6 +121,7 @@ void metrics_free(Manager *m)
         if (!m->metrics)
                 return;
         sd_event_source_disable_unref(metrics_textfile_state(m->metrics)->timer);
+        free(metrics_textfile_state(m->metrics)->written);
         metrics_state_free(m->metrics);
         m->metrics = NULL;
 }

@@ -115,6 +115,21 @@ static const char *const refusal_reasons[] = {
         "deleted", "disabled", "evacuated", "fenced", "forced-down", "owned-elsewhere", "unsynced",
 };
 
+static bool domain_expired(const Counter *c, uint64_t now)
+{
+        return c->family == COUNTER_DOMAIN_MIGRATIONS && now > c->last + DOMAIN_SERIES_KEEP;
+}
+
+static Counter *expired_domain(Metrics *x)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        for (size_t i = 0; i < x->n_counters; i++)
+                if (domain_expired(&x->counters[i], now))
+                        return &x->counters[i];
+        return NULL;
+}
+
 static Counter *counter_find(Metrics *x, CounterFamily family, const char *v0, const char *v1)
 {
         Counter *c;
@@ -124,8 +139,18 @@ static Counter *counter_find(Metrics *x, CounterFamily family, const char *v0, c
                 if (c->family == family && streq_ptr(c->value[0], v0) && streq_ptr(c->value[1], v1))
                         return c;
         }
-        if (x->n_counters >= COUNTERS_MAX)
-                return NULL;
+        if (x->n_counters >= COUNTERS_MAX) {
+                /* full: a guest's label set takes the place of one no longer shown (only
+                 * guests' label sets grow in number) */
+                char *v;
+
+                c = family == COUNTER_DOMAIN_MIGRATIONS ? expired_domain(x) : NULL;
+                if (!c || !(v = strdup(v0)))
+                        return NULL;
+                free(c->value[0]);
+                *c = (Counter){ .family = family, .value = { v } };
+                return c;
+        }
         c = reallocarray(x->counters, x->n_counters + 1, sizeof(Counter));
         if (!c)
                 return NULL;
@@ -316,7 +341,7 @@ static void put_counters(FILE *f, Metrics *x, uint64_t now)
 
                         if (c->family != fam)
                                 continue;
-                        if (fam == COUNTER_DOMAIN_MIGRATIONS && now > c->last + DOMAIN_SERIES_KEEP)
+                        if (domain_expired(c, now))
                                 continue;
                         metrics_text_sample(f, counter_families[fam].name,
                                             labels[0] && labels[1] ? labels : NULL,

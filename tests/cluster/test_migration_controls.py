@@ -454,3 +454,22 @@ def test_metrics_count_what_happened_and_pass_promtool(nodes, guest):
                            capture_output=True, text=True, timeout=30)
     assert check.returncode == 0 and not (check.stdout + check.stderr).strip(), \
         check.stdout + check.stderr
+
+
+def test_metrics_textfile_emptied_by_a_reload_is_removed(nodes):
+    """[metrics] textfile emptied and reloaded: the file node_exporter would otherwise serve,
+    frozen, for ever is removed at the next write (every 15 s by default)."""
+    node1 = nodes.node(1)
+    node1.run(["mkdir", "-p", TEXTFILE_DIR])
+    dropin = "/etc/hostwarden/hostwarden.conf.d/90-no-metrics.conf"
+    if not wait_for(lambda: metrics(node1) is not None, timeout=5):
+        node1.run("systemctl restart hostwardend.service")  # the directory is new to it
+    assert wait_for(lambda: metrics(node1) is not None, timeout=60)
+    try:
+        node1.write_file(dropin, "[metrics]\ntextfile =\n")
+        node1.run(["hostwardenctl", "reload"])
+        assert wait_for(lambda: metrics(node1) is None, timeout=20), \
+            "the textfile stayed after [metrics] textfile was emptied"
+    finally:
+        node1.run(["rm", "-f", dropin])
+        node1.run(["hostwardenctl", "reload"])
