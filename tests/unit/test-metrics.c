@@ -7,6 +7,7 @@
  * bus or a store.
  */
 #include <errno.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,12 +153,53 @@ static void test_heartbeats_are_timed_and_failures_counted(void **state)
         metrics_state_free(m.metrics);
 }
 
+/* Every reason hostwarden-hook refuses for (hook_refuse(ctx, "REASON", ...) in hooks/, and
+ * the fenced and forced-down markers) is a series from the start, so that an alert on its
+ * first refusal sees it: the daemon's list cannot fall behind the hook's. */
+static void test_every_reason_the_hook_refuses_for_is_a_series(void **state)
+{
+        static const char *const files[] = { "hook-migrate.c", "hook-prepare.c", "hook.c" };
+        const char *src = getenv("HW_SOURCE_DIR");
+        Manager m = { .metrics = metrics_new() };
+        char *text = exposition(&m);
+        regmatch_t g[2];
+        regex_t re;
+        size_t found = 0;
+
+        assert_non_null(src);
+        assert_int_equal(regcomp(&re, "hook_refuse\\(\\s*ctx,\\s*\"([a-z-]+)\"", REG_EXTENDED), 0);
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                char *path, *code = NULL;
+
+                assert_true(asprintf(&path, "%s/hooks/%s", src, files[i]) > 0);
+                assert_int_equal(read_full_file(path, 1 << 20, &code, NULL), 0);
+                for (const char *p = code; regexec(&re, p, 2, g, 0) == 0; p += g[0].rm_eo) {
+                        char line[256];
+
+                        snprintf(line, sizeof(line),
+                                 "hostwarden_hook_refusals_total{reason=\"%.*s\"} 0",
+                                 (int)(g[1].rm_eo - g[1].rm_so), p + g[1].rm_so);
+                        assert_true(has_line(text, line));
+                        found++;
+                }
+                free(code);
+                free(path);
+        }
+        assert_true(found >= 5); /* the pattern still finds the hook's refusals */
+        assert_true(has_line(text, "hostwarden_hook_refusals_total{reason=\"fenced\"} 0"));
+        assert_true(has_line(text, "hostwarden_hook_refusals_total{reason=\"forced-down\"} 0"));
+        regfree(&re);
+        free(text);
+        metrics_state_free(m.metrics);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_nothing_happened_yet_every_alerted_series_is_zero),
                 cmocka_unit_test(test_outcomes_are_counted_by_kind_mode_and_result),
                 cmocka_unit_test(test_heartbeats_are_timed_and_failures_counted),
+                cmocka_unit_test(test_every_reason_the_hook_refuses_for_is_a_series),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
