@@ -20,6 +20,7 @@
 #include "history.h"
 #include "job.h"
 #include "log.h"
+#include "metrics.h"
 #include "migration.h"
 #include "rebuild.h"
 #include "store-attach.h"
@@ -112,6 +113,7 @@ static void history_write(Manager *m, HistoryRecord *h, const char *tag)
                         h->caller_uid == HISTORY_UID_UNKNOWN ? -1LL : (long long)h->caller_uid);
         else
                 log_debug("History record %s written", h->id);
+        metrics_operation_ended(m, h); /* counted whether or not the store took it */
 }
 
 static void set_caller(HistoryRecord *h, const HistoryCaller *c)

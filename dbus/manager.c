@@ -15,6 +15,7 @@
 #include "maintenance-dbus.h"
 #include "maintenance-drain.h"
 #include "manager.h"
+#include "metrics.h"
 #include "migration.h"
 #include "paths.h"
 #include "placement.h"
@@ -84,6 +85,7 @@ Manager *manager_free(Manager *m)
         migration_slots_free(m); /* after the jobs: workers wait on it */
         reconcile_free(m);
         store_attach_free(m);
+        metrics_free(m); /* before the migrations it counts */
         migrations_free(m);
         maintenance_free(m);
         reservations_free(m->reservations);
@@ -173,6 +175,9 @@ int manager_startup(Manager *m)
         r = ha_restart_setup(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the restart of crashed guests: %m");
+        r = metrics_setup(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the metrics: %m");
         r = sd_bus_default_system(&m->bus);
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to the system bus: %m");

@@ -54,6 +54,7 @@ typedef struct Manager {
         char **config_warnings;       /* the last load's, "FILE:LINE: message" (ConfigWarnings) */
         /* the drain of this node's maintenance (maintenance-drain.c) */
         struct MaintenanceRun *maintenance_run;
+        struct Metrics *metrics; /* counts and the textfile (metrics.h) */
 
         /* ListInstances answers from a listing at most LIST_INSTANCES_MAX_AGE old */
         InstanceRecord *instances_cache;

@@ -17,6 +17,7 @@
 #include "job.h"
 #include "log.h"
 #include "maintenance-drain.h"
+#include "metrics.h"
 #include "migration-cold.h"
 #include "migration-internal.h"
 #include "migration-slots.h"
@@ -276,6 +277,7 @@ static int start(Manager *m, Migration *mig)
         int r;
 
         mig->live.state = MIGRATION_PREPARING;
+        metrics_migration_started(m, mig->opts.cold ? "cold" : mig->opts.block ? "block" : "live");
         r = mig->opts.cold ? migration_cold_start(m, mig)
                            : job_start(m, NULL, migration_work, migration_done, mig);
         if (r < 0) {

@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "log.h"
 #include "maintenance-drain.h"
+#include "metrics.h"
 #include "migration-cold.h"
 #include "migration-slots.h"
 #include "migration.h"
@@ -316,11 +317,14 @@ static int retry_cb(sd_event_source *s, uint64_t usec, void *userdata)
 static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Manager *m = userdata;
+        uint64_t t0;
         int beat, r;
 
         recovery_heartbeat_facts(m);
         store_set_max_incoming(m->store, m->config->migration.max_incoming);
+        t0 = now_usec(CLOCK_MONOTONIC);
         beat = store_heartbeat(m->store);
+        metrics_heartbeat_written(m, beat, now_usec(CLOCK_MONOTONIC) - t0);
         if (beat < 0)
                 log_warning_errno(beat, "Failed to write this node's heartbeat: %m");
         store_attach_heartbeat_result(m, beat);
@@ -346,6 +350,7 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
                                                      m->config->cluster.down_after, &l);
                 }
                 recovery_tick(m, nodes, n);
+                metrics_nodes_listed(m, nodes, n, now);
                 node_record_array_free(nodes, n);
         }
         return sd_event_source_set_time_relative(s, m->config->cluster.heartbeat_interval);

@@ -6,6 +6,7 @@
 
 #include "hook.h"
 #include "log.h"
+#include "refusals.h"
 #include "runtime.h"
 #include "util.h"
 
@@ -48,6 +49,7 @@ int hook_refuse(HookContext *ctx, const char *reason, const char *format, ...)
         const DomIdentity *id = hook_identity(ctx);
         char message[1024];
         va_list ap;
+        int r;
 
         va_start(ap, format);
         vsnprintf(message, sizeof(message), format, ap);
@@ -62,6 +64,10 @@ int hook_refuse(HookContext *ctx, const char *reason, const char *format, ...)
                               { "HOSTWARDEN_DOMAIN_NAME", ctx->domain },
                               { "HOSTWARDEN_REASON", reason }, { "HOSTWARDEN_OP", ctx->op }),
                    "%s", message);
+        /* for hostwardend's metrics; a count that cannot be kept never changes the answer */
+        r = refusal_count_bump(ctx->runtime_dir, reason);
+        if (r < 0)
+                log_full_errno(LOG_DEBUG, r, "Cannot count the refusal (%s): %m", reason);
         return HOOK_REFUSE;
 }
 

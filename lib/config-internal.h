@@ -37,7 +37,7 @@ struct ConfigItem {
 };
 
 /* The number of keys: config-items.c checks it against its table when it is compiled. */
-#define CONFIG_N_ITEMS 68
+#define CONFIG_N_ITEMS 70
 
 extern const ConfigItem config_items[CONFIG_N_ITEMS];
 

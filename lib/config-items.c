@@ -117,6 +117,22 @@ static int parse_path(const ConfigItem *item, const char *value, void *dst)
         return parse_string(item, value, dst);
 }
 
+/* node_exporter reads *.prom files only; empty: no textfile */
+static int parse_optional_textfile(const ConfigItem *item, const char *value, void *dst)
+{
+        char **p = dst;
+        size_t n = strlen(value);
+
+        if (isempty(value)) {
+                free(*p);
+                *p = NULL;
+                return 0;
+        }
+        if (n < 6 || !streq(value + n - 5, ".prom"))
+                return -EINVAL;
+        return parse_path(item, value, dst);
+}
+
 static int parse_unit(const ConfigItem *item, const char *value, void *dst)
 {
         static const char *const suffixes[] = { ".service", ".target", ".socket", ".scope" };
@@ -514,6 +530,11 @@ const ConfigItem config_items[] = {
 
         { "maintenance", "strategy", parse_enum, C(maintenance.strategy),
           "migrate, migrate-or-shutdown or shutdown", ENUM(maintenance_strategy_table) },
+
+        { "metrics", "textfile", parse_optional_textfile, C(metrics.textfile),
+          "an absolute path ending in .prom, or nothing (no metrics)", STRING },
+        { "metrics", "interval", parse_duration_item, C(metrics.interval),
+          "a duration from 1s to 1h, such as 15s", USEC_PER_SEC, USEC_PER_HOUR },
 
         { "peer", "address", parse_address, P(address), "an IP address or a host name", STRING },
         { "peer", "migration_address", parse_address, P(migration_address),

@@ -147,12 +147,14 @@ int config_new(Config **ret)
         c->history.archive_after = 90 * USEC_PER_DAY; /* the seeds' database cleaning */
         c->history.purge_after = 14 * USEC_PER_DAY;
         c->maintenance.strategy = MAINTENANCE_MIGRATE;
+        c->metrics.interval = 15 * USEC_PER_SEC; /* node_exporter's usual scrape interval */
         c->console.listen = CONSOLE_LISTEN_ANY;
         c->hook.refuse_incoming_when_disabled = false;
 
         if (free_and_strdup(&c->node.instances_path, "/var/lib/nova/instances") < 0 ||
             free_and_strdup(&c->node.compute_unit, "nova-compute.service") < 0 ||
-            free_and_strdup(&c->migration.policy, MIG_POLICY_DEFAULT) < 0) {
+            free_and_strdup(&c->migration.policy, MIG_POLICY_DEFAULT) < 0 ||
+            free_and_strdup(&c->metrics.textfile, METRICS_TEXTFILE_DEFAULT) < 0) {
                 config_free(c);
                 return -ENOMEM;
         }

@@ -14,6 +14,9 @@
  * naming file, line, key and what was expected; unknown sections and keys are warnings.
  */
 
+/* Debian's prometheus-node-exporter reads its textfile collector's files from there */
+#define METRICS_TEXTFILE_DEFAULT "/var/lib/prometheus/node-exporter/hostwarden.prom"
+
 typedef enum ConsoleListen {
         CONSOLE_LISTEN_ANY,  /* "0.0.0.0" (or "::"): the wildcard of the guest's address family */
         CONSOLE_LISTEN_NODE, /* "node": [node] address */
@@ -196,6 +199,11 @@ typedef struct Config {
                 /* of a guest without its own maintenance="..." (docs/maintenance.md) */
                 MaintenanceStrategy strategy;
         } maintenance;
+        struct {
+                /* node_exporter's textfile hostwardend writes (docs/metrics.md); NULL: none */
+                char *textfile;
+                usec_t interval; /* written this often, and soon after each outcome */
+        } metrics;
 
         char **files;        /* the files read, in order */
         char **secret_files; /* those of them that set a secret ([peer] fence_options) */

@@ -28,11 +28,15 @@ Where each (control, phase) pair is covered; M = test_migration.py, C = this mod
 
 "not armed": the timeout action is the caller's option, which a restarted hostwardend does
 not know; it is not applied before the copy starts (the clock starts with the copy).
+
+The metrics (issue 24, docs/metrics.md) are checked here too, at the end: this module's
+cluster completes, aborts and refuses what they count.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import uuid as uuidlib
 
@@ -355,3 +359,117 @@ def test_a_block_migration_that_ends_while_hostwardend_is_away_is_cleaned_at_its
     assert domstate(node1, "ctl-away") == "running" and domstate(node2, "ctl-away") is None
     no_leftovers_on_destination(node1, node2, image)
     assert node1.run(["ls", "/run/hostwarden/outgoing"]).stdout.strip() == ""
+
+
+# ---- metrics (issue 24) ---------------------------------------------------------------------
+
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's prometheus-node-exporter's
+TEXTFILE = f"{TEXTFILE_DIR}/hostwarden.prom"  # [metrics] textfile's default
+
+
+def metrics(node) -> dict[str, float] | None:
+    """The samples of node's textfile, by series as written ('name{labels}'); None before it
+    exists."""
+    proc = node.run(["cat", TEXTFILE], check=False)
+    if proc.returncode != 0:
+        return None
+    samples = {}
+    for line in proc.stdout.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            samples[series] = float(value)
+    return samples
+
+
+def test_metrics_count_what_happened_and_pass_promtool(nodes, guest):
+    """After a live migration that completes, one that is aborted and a start the hook
+    refuses, node1's textfile (node_exporter's directory, made before hostwardend starts:
+    its sandbox lets it write only to a directory that existed then) says so, series by
+    series, within seconds, with mode 0644, and `promtool check metrics` has nothing to say
+    about it."""
+    node1, node2 = nodes.nodes
+    node1.run(["mkdir", "-p", TEXTFILE_DIR])
+    node1.run("systemctl restart hostwardend.service")  # counters from zero
+    seen = wait_for(lambda: (m := metrics(node1)) and m.get('hostwarden_nodes{state="up"}') == 2
+                    and m.get("hostwarden_store_attached") == 1 and m, timeout=60)
+    assert seen, metrics(node1)
+    refused_before = seen['hostwarden_hook_refusals_total{reason="owned-elsewhere"}']
+
+    uuid = guest("met-live")
+    assert wait_final(node1, migrate(node1, "met-live", "node2"))["State"] == "completed"
+    guest("met-abort", dirty=True)
+    path = migrate(node1, "met-abort", "node2", *SLOW)
+    wait_running(node1, path)
+    assert mig_call(node1, path, "Abort").returncode == 0
+    assert wait_final(node1, path, timeout=30)["State"] == "aborted"
+    # met-live is node2's now: node1's hook refuses to start a copy of it
+    assert wait_for(lambda: node1.run(["test", "-e", f"/run/hostwarden/deny/{uuid}"],
+                                      check=False).returncode == 0)
+    node1.write_file("/root/met-live.xml", hwcluster.domain_xml("met-live", uuid=uuid))
+    proc = node1.virsh("create", "/root/met-live.xml", check=False)
+    assert proc.returncode != 0 and "records it as node 'node2''s" in proc.stderr, proc.stderr
+
+    expected = {
+        'hostwarden_migrations_started_total{mode="live"}': 2,
+        'hostwarden_migrations_total{mode="live",result="completed"}': 1,
+        'hostwarden_migrations_total{mode="live",result="aborted"}': 1,
+        'hostwarden_migrations_total{mode="live",result="failed"}': 0,
+        'hostwarden_migrations_total{mode="block",result="completed"}': 0,
+        'hostwarden_domain_migrations_total{domain="met-live"}': 1,
+        'hostwarden_domain_migrations_total{domain="met-abort"}': 1,
+        'hostwarden_migration_duration_seconds_count{mode="live"}': 1,
+        'hostwarden_migration_duration_seconds_bucket{mode="live",le="+Inf"}': 1,
+        'hostwarden_migration_downtime_seconds_count{mode="live"}': 1,
+        'hostwarden_migration_data_processed_bytes_count{mode="live"}': 2,
+        'hostwarden_hook_refusals_total{reason="owned-elsewhere"}': refused_before + 1,
+        'hostwarden_migrations_in_flight{state="running"}': 0,
+        'hostwarden_nodes{state="up"}': 2,
+        'hostwarden_nodes{state="down"}': 0,
+        'hostwarden_node_state{node="node2",state="up",fence="unknown"}': 1,
+        'hostwarden_maintenance_state{state="off"}': 1,
+        'hostwarden_drains_total{result="queued"}': 0,
+    }
+
+    def differences():
+        m = metrics(node1)
+        return {k: (m.get(k), v) for k, v in expected.items() if m.get(k) != v}
+    # a second after the outcomes (the timer's 15 s would do too, later)
+    assert wait_for(lambda: not differences(), timeout=10), differences()
+
+    m = metrics(node1)
+    assert 0 < m['hostwarden_migration_duration_seconds_sum{mode="live"}'] < 120
+    # the idle guest's switchover: a few ms, measured
+    assert 0 < m['hostwarden_migration_downtime_seconds_sum{mode="live"}'] < 5
+    # both guests' memory crossed the network, the aborted one's too
+    assert m['hostwarden_migration_data_processed_bytes_sum{mode="live"}'] > 1 << 20
+    assert m["hostwarden_store_heartbeat_duration_seconds_count"] > 0
+    # cumulative buckets: each at least the one before, +Inf the count
+    buckets = [v for k, v in m.items()
+               if k.startswith("hostwarden_store_heartbeat_duration_seconds_bucket")]
+    assert buckets == sorted(buckets) and buckets[-1] == \
+        m["hostwarden_store_heartbeat_duration_seconds_count"]
+    assert node1.run(["stat", "-c", "%a", TEXTFILE]).stdout.strip() == "644"
+
+    check = subprocess.run(["promtool", "check", "metrics"], input=node1.read_file(TEXTFILE),
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0 and not (check.stdout + check.stderr).strip(), \
+        check.stdout + check.stderr
+
+
+def test_metrics_textfile_emptied_by_a_reload_is_removed(nodes):
+    """[metrics] textfile emptied and reloaded: the file node_exporter would otherwise serve,
+    frozen, for ever is removed at the next write (every 15 s by default)."""
+    node1 = nodes.node(1)
+    node1.run(["mkdir", "-p", TEXTFILE_DIR])
+    dropin = "/etc/hostwarden/hostwarden.conf.d/90-no-metrics.conf"
+    if not wait_for(lambda: metrics(node1) is not None, timeout=5):
+        node1.run("systemctl restart hostwardend.service")  # the directory is new to it
+    assert wait_for(lambda: metrics(node1) is not None, timeout=60)
+    try:
+        node1.write_file(dropin, "[metrics]\ntextfile =\n")
+        node1.run(["hostwardenctl", "reload"])
+        assert wait_for(lambda: metrics(node1) is None, timeout=20), \
+            "the textfile stayed after [metrics] textfile was emptied"
+    finally:
+        node1.run(["rm", "-f", dropin])
+        node1.run(["hostwardenctl", "reload"])

@@ -768,6 +768,37 @@ static void test_history_keys(void **state)
         config_free(c);
 }
 
+/* [metrics] (issue 24): Debian's node_exporter textfile directory by default, empty turns the
+ * textfile off, a path node_exporter would not read is an error naming file and line, and a
+ * misspelt key is a warning that says which one was meant. */
+static void test_metrics_keys(void **state)
+{
+        ConfigDiags d = { 0 };
+        Config *c = parse("", &d);
+
+        assert_string_equal(c->metrics.textfile,
+                            "/var/lib/prometheus/node-exporter/hostwarden.prom");
+        assert_int_equal(c->metrics.interval, 15 * USEC_PER_SEC);
+        config_free(c);
+
+        c = parse("[metrics]\ntextfile =\ninterval = 1min\n", &d);
+        assert_int_equal(d.n, 0);
+        assert_null(c->metrics.textfile);
+        assert_int_equal(c->metrics.interval, 60 * USEC_PER_SEC);
+        config_free(c);
+
+        expect_error("[metrics]\n\ntextfile = /var/lib/hostwarden/metrics.txt\n",
+                     "hostwarden.conf:3: [metrics] textfile", "ending in .prom", NULL);
+        expect_error("[metrics]\ntextfile = metrics.prom\n", ":2:", "an absolute path", NULL);
+        expect_error("[metrics]\ninterval = 100ms\n", ":2:", "from 1s to 1h", NULL);
+
+        c = parse("[metrics]\ntextfil = /x.prom\n", &d);
+        assert_true(test_contains(only_diag(&d, CONFIG_DIAG_WARNING), "did you mean"));
+        assert_true(test_contains(only_diag(&d, CONFIG_DIAG_WARNING), "textfile"));
+        config_diags_clear(&d);
+        config_free(c);
+}
+
 static void test_example_config_shipped_is_valid(void **state)
 {
         _cleanup_free_ char *text = test_read_data("../../etc/hostwarden.conf", NULL);
@@ -859,6 +890,7 @@ int main(void)
                 cmocka_unit_test(test_unreadable_and_binary_files_are_errors),
                 cmocka_unit_test(test_example_config_shipped_is_valid),
                 cmocka_unit_test(test_history_keys),
+                cmocka_unit_test(test_metrics_keys),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
