@@ -298,7 +298,9 @@ class Daemon:
                 "[cluster]\nstore = dir\nheartbeat_interval = 200ms\ndown_after = 1s\n"
                 # mandatory: otherwise the daemon applies or removes the HOST's nftables table
                 "[firewall]\nenable = no\n"
-                "[migration]\ntls = no\n")
+                "[migration]\ntls = no\n"
+                # otherwise it writes the HOST's node_exporter textfile, where one exists
+                "[metrics]\ntextfile =\n")
         for name, keys in peers.items():
             text += f"[peer {name}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
         return text + (self.config_extra if extra is None else extra)
