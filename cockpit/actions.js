@@ -75,6 +75,14 @@ function fence(action) {
         ([power]) => `Fence ${peer} ${action}: the agent says it is ${power}.`).catch(() => {});
 }
 
+// the operator's word that a peer is powered off, as `nova service-force-down`; hostwardend
+// refuses it for a peer whose heartbeat it still sees (NodeUp)
+function forceDown(down) {
+    const peer = $("peer-select").value;
+    act(down ? `Force ${peer} down` : `Take back ${peer}'s force-down`,
+        callNode("ForceDown", "sb", [peer, down])).catch(() => {});
+}
+
 function evacuateFrom() {
     const peer = $("peer-select").value;
     act(`Evacuate ${peer}'s instances to this node`, callNode("EvacuateFrom", "sa{sv}", [peer, {}]),
@@ -146,6 +154,8 @@ export function startActions(reportFn, onMigration) {
     $("fence-status-button").addEventListener("click", () => fence("status"));
     $("fence-off-button").addEventListener("click", () => fence("off"));
     $("fence-on-button").addEventListener("click", () => fence("on"));
+    $("force-down-button").addEventListener("click", () => forceDown(true));
+    $("force-up-button").addEventListener("click", () => forceDown(false));
     $("evacuate-button").addEventListener("click", evacuateFrom);
     setupMaintenance();
 }

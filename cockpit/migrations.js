@@ -51,41 +51,67 @@ function control(path, method) {
         .catch(error => report(`${method}: ${describeError(error)}`, true));
 }
 
-function row(path, entry) {
+// A row is made once per migration and then updated in place: rebuilt twice a second, its
+// buttons would be replaced between a click's press and release, and the click lost.
+function makeRow(path, entry) {
+    const cells = {
+        domain: el("th", { scope: "row" }),
+        destination: el("td"),
+        mode: el("td"),
+        state: el("td"),
+        bar: el("progress", { max: 100, value: 0, class: "hw-progress" }),
+        percent: document.createTextNode(""),
+        speed: el("td", { class: "hw-num" }),
+        downtime: el("td", { class: "hw-num" }),
+        abort: el("button", {
+            type: "button", class: "hw-abort",
+            onclick: ev => { ev.stopPropagation(); control(path, "Abort") },
+        }, "Abort"),
+        force: el("button", {
+            type: "button", class: "hw-force-complete",
+            onclick: ev => { ev.stopPropagation(); control(path, "ForceComplete") },
+        }, "Force complete"),
+    };
+    entry.cells = cells;
+    entry.row = el("tr", { "data-path": path, onclick: () => { selected = path; scheduleRender() } },
+                   cells.domain, cells.destination, cells.mode, cells.state,
+                   el("td", {}, cells.bar, cells.percent), cells.speed, cells.downtime,
+                   el("td", {}, cells.abort, cells.force));
+}
+
+function updateRow(path, entry) {
+    if (!entry.row)
+        makeRow(path, entry);
     const p = entry.proxy;
+    const c = entry.cells;
     const running = p.State === "running";
-    const downtime = p.State === "completed" ? `${p.Downtime} ms`
+    entry.row.dataset.domain = p.DomainName;
+    entry.row.dataset.state = p.State;
+    entry.row.classList.toggle("hw-selected", path === selected);
+    c.domain.textContent = p.DomainName || p.Domain;
+    c.destination.textContent = p.Destination || "(choosing)";
+    c.mode.textContent = p.Mode;
+    c.state.textContent = p.State;
+    c.state.className = "hw-state-" + p.State;
+    c.state.title = p.Error || "";
+    c.bar.value = p.Progress || 0;
+    c.percent.textContent = ` ${p.Progress || 0} %`;
+    c.speed.textContent = running ? mib(entry.speed) + "/s" : "";
+    c.downtime.textContent = p.State === "completed" ? `${p.Downtime} ms`
         : p.MaxDowntime ? `max ${p.MaxDowntime} ms` : "";
-    return el("tr", {
-        "data-path": path, "data-domain": p.DomainName, "data-state": p.State,
-        class: path === selected ? "hw-selected" : null,
-        onclick: () => { selected = path; scheduleRender() },
-    },
-    el("th", { scope: "row" }, p.DomainName || p.Domain),
-    el("td", {}, p.Destination || "(choosing)"),
-    el("td", {}, p.Mode),
-    el("td", { class: "hw-state-" + p.State, title: p.Error || null }, p.State),
-    el("td", {}, el("progress", { max: 100, value: p.Progress || 0, class: "hw-progress" }),
-       ` ${p.Progress || 0} %`),
-    el("td", { class: "hw-num" }, running ? mib(entry.speed) + "/s" : ""),
-    el("td", { class: "hw-num" }, downtime),
-    el("td", {},
-       el("button", {
-           type: "button", class: "hw-abort", disabled: !ABORTABLE.includes(p.State) || p.PostCopy,
-           onclick: ev => { ev.stopPropagation(); control(path, "Abort") },
-       }, "Abort"),
-       el("button", {
-           type: "button", class: "hw-force-complete", disabled: !running,
-           onclick: ev => { ev.stopPropagation(); control(path, "ForceComplete") },
-       }, "Force complete")));
+    c.abort.disabled = !ABORTABLE.includes(p.State) || !!p.PostCopy;
+    c.force.disabled = !running;
+    return entry.row;
 }
 
 function render() {
     renderQueued = false;
     const entries = [...tracked.entries()].filter(([, e]) => e.proxy.valid)
             .sort(([, a], [, b]) => (b.proxy.Created || 0) - (a.proxy.Created || 0));
-    replaceRows(document.querySelector("#migrations-table tbody"),
-                entries.map(([path, entry]) => row(path, entry)));
+    const rows = entries.map(([path, entry]) => updateRow(path, entry));
+    const tbody = document.querySelector("#migrations-table tbody");
+    if (rows.length !== tbody.children.length || rows.some((r, i) => tbody.children[i] !== r))
+        replaceRows(tbody, rows);
     const detail = document.getElementById("migration-detail");
     const entry = tracked.get(selected);
     detail.hidden = !entry;

@@ -29,7 +29,8 @@ from netnsforward import Forwarder  # noqa: E402
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.common.exceptions import (NoSuchElementException,  # noqa: E402
+                                        StaleElementReferenceException, TimeoutException)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -150,7 +151,11 @@ class Page:
                   "the page lists no node")
 
     def wait(self, condition, message: str = "", timeout: float = 60):
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(condition, message)
+        # an element may be replaced between its lookup and its use: look again
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.2,
+                             ignored_exceptions=(NoSuchElementException,
+                                                 StaleElementReferenceException)
+                             ).until(condition, message)
 
     def find(self, css: str):
         return self.driver.find_element(By.CSS_SELECTOR, css)
