@@ -110,7 +110,10 @@ function render() {
             .sort(([, a], [, b]) => (b.proxy.Created || 0) - (a.proxy.Created || 0));
     const rows = entries.map(([path, entry]) => updateRow(path, entry));
     const tbody = document.querySelector("#migrations-table tbody");
-    if (rows.length !== tbody.children.length || rows.some((r, i) => tbody.children[i] !== r))
+    if (rows.length === 0)
+        replaceRows(tbody, [el("tr", {}, el("td", { colspan: 8, class: "hw-muted" },
+                                            "No migration from this node in the last hour."))]);
+    else if (rows.length !== tbody.children.length || rows.some((r, i) => tbody.children[i] !== r))
         replaceRows(tbody, rows);
     const detail = document.getElementById("migration-detail");
     const entry = tracked.get(selected);

@@ -124,3 +124,25 @@ def test_a_user_without_the_group_sees_the_refusal(page, passwords, cluster, scr
     page.tab("nodes")
     assert len(page.finds("#nodes-table tr[data-node]")) == 2
     assert node_state(node1) == "enabled"
+
+
+def test_a_peer_whose_heartbeat_stops_is_shown_down_with_what_to_do(page, passwords, cluster,
+                                                                     screenshot):
+    """node2's hostwardend stops: within [cluster] down_after (3 s here) node1 counts node2
+    down, and the page says what an operator must do first (it owns web1 now, and is not
+    fenced), as `hostwardenctl overview` does."""
+    node2 = cluster.node(2)
+    page.login("warden", passwords["warden"])
+    page.open()
+    node2.systemctl("stop", "hostwardend.service")
+    try:
+        page.wait(lambda d: d.find_elements(By.CSS_SELECTOR,
+                                            "#nodes-table tr[data-node='node2'] td.hw-state-down"),
+                  "node2 is not shown down")
+        page.wait(lambda d: "node2 is down and not fenced" in d.find_element(
+            By.ID, "cluster-advice").text, "no advice for node2")
+        assert "Needs an operator" in page.text("#cluster-summary")
+        assert "not fenced" in page.text("#nodes-table tr[data-node='node2']")
+        screenshot("6-a-peer-down-and-what-to-do")
+    finally:
+        node2.systemctl("start", "hostwardend.service")
