@@ -22,8 +22,13 @@ function act(what, promise, done) {
     });
 }
 
+const MAX_BANDWIDTH = 1048576; // MiB/s, as hostwardend takes it
+
+// null when the field is not a bandwidth hostwardend takes
 function formOptions() {
     const text = $("migrate-bandwidth").value.trim();
+    if (text !== "" && !(/^[0-9]+$/.test(text) && Number(text) <= MAX_BANDWIDTH))
+        return null;
     return migrationOptions({ block: $("migrate-block").checked,
                               bandwidth: text === "" ? null : Number(text) });
 }
@@ -41,8 +46,14 @@ function checkMigration() {
                                     dest ? "No running domain." : "Choose a destination."));
         return;
     }
+    const options = formOptions();
+    if (!options) {
+        findings.replaceChildren(el("li", { class: "hw-finding-error" },
+                                    `Bandwidth: a whole number of MiB/s from 0 (no limit) to ${MAX_BANDWIDTH}.`));
+        return;
+    }
     findings.replaceChildren(el("li", { class: "hw-muted" }, `Checking ${domain} for ${dest}…`));
-    callNode("CheckMigration", "ssa{sv}", [domain, dest, formOptions()]).then(([list]) => {
+    callNode("CheckMigration", "ssa{sv}", [domain, dest, options]).then(([list]) => {
         if (serial !== checkSerial)
             return;
         const errors = list.filter(f => f[0] === "error").length;
@@ -51,7 +62,7 @@ function checkMigration() {
                 el("li", { class: "hw-finding-" + severity, "data-code": code },
                    `${severity}: ${message} (${code})`))
             : [el("li", { class: "hw-finding-ok" }, `Nothing stands in the way of ${domain} to ${dest}.`)]));
-        $("migrate-button").disabled = errors > 0;
+        $("migrate-button").disabled = errors > 0 || formOptions() === null;
     }).catch(error => {
         if (serial === checkSerial)
             findings.replaceChildren(el("li", { class: "hw-finding-error" }, describeError(error)));
@@ -131,9 +142,12 @@ export function startActions(reportFn, onMigration) {
         ev.preventDefault();
         const domain = $("migrate-domain").value;
         const dest = $("migrate-dest").value;
+        const options = formOptions();
         $("migrate-button").disabled = true;
+        if (!options)
+            return checkMigration();
         act(`Migrate ${domain} to ${dest}`,
-            callNode("Migrate", "ssa{sv}", [domain, dest, formOptions()]),
+            callNode("Migrate", "ssa{sv}", [domain, dest, options]),
             ([path]) => { onMigration(path); return `Migration of ${domain} to ${dest} queued.` })
                 .catch(() => {}).finally(checkMigration);
     });

@@ -77,7 +77,13 @@ def test_a_migration_started_from_the_page_moves_and_lands_on_the_peer(
                                   Select(d.find_element(By.ID, "migrate-domain")).options])
     Select(page.find("#migrate-domain")).select_by_value(GUEST)
     Select(page.find("#migrate-dest")).select_by_value("node2")
-    # leaving the field is its change: the page checks the migration again
+    # leaving the field is its change: the page checks the migration again; a bandwidth
+    # hostwardend would not take is said so, and Migrate stays disabled
+    page.find("#migrate-bandwidth").send_keys("-5", Keys.TAB)
+    page.wait(lambda d: "Bandwidth: a whole number" in d.find_element(By.ID, "migrate-findings").text,
+              "a negative bandwidth is not refused: " + page.text("#migrate-findings"))
+    assert not page.find("#migrate-button").is_enabled()
+    page.find("#migrate-bandwidth").clear()
     page.find("#migrate-bandwidth").send_keys("10", Keys.TAB)
     # CheckMigration's findings come before the button is enabled
     page.wait(lambda d: d.find_element(By.ID, "migrate-button").is_enabled(),
