@@ -49,7 +49,8 @@ function checkMigration() {
     const options = formOptions();
     if (!options) {
         findings.replaceChildren(el("li", { class: "hw-finding-error" },
-                                    `Bandwidth: a whole number of MiB/s from 0 (no limit) to ${MAX_BANDWIDTH}.`));
+                                    "Bandwidth: a whole number of MiB/s from 0 (no limit) " +
+                                    `to ${MAX_BANDWIDTH}.`));
         return;
     }
     findings.replaceChildren(el("li", { class: "hw-muted" }, `Checking ${domain} for ${dest}…`));
@@ -61,7 +62,8 @@ function checkMigration() {
             ? list.map(([severity, code, message]) =>
                 el("li", { class: "hw-finding-" + severity, "data-code": code },
                    `${severity}: ${message} (${code})`))
-            : [el("li", { class: "hw-finding-ok" }, `Nothing stands in the way of ${domain} to ${dest}.`)]));
+            : [el("li", { class: "hw-finding-ok" },
+                  `Nothing stands in the way of ${domain} to ${dest}.`)]));
         $("migrate-button").disabled = errors > 0 || formOptions() === null;
     }).catch(error => {
         if (serial === checkSerial)
@@ -75,7 +77,8 @@ export function updateChoices(self, nodes, domains) {
     const before = [$("migrate-domain").value, $("migrate-dest").value];
     fillSelect($("migrate-domain"), running.map(d => [d.name, `${d.name} (${d.state})`]));
     fillSelect($("migrate-dest"), peers.map(n => [n.name, `${n.name} (${n.state})`]));
-    fillSelect($("peer-select"), peers.map(n => [n.name, `${n.name} (${n.state}, fence ${n.fence})`]));
+    fillSelect($("peer-select"),
+               peers.map(n => [n.name, `${n.name} (${n.state}, fence ${n.fence})`]));
     if (before[0] !== $("migrate-domain").value || before[1] !== $("migrate-dest").value)
         checkMigration();
 }
@@ -131,7 +134,8 @@ function setupMaintenance() {
     $("maintenance-cancel-button").addEventListener("click", () =>
         act("Cancel maintenance", call("Cancel", "b", [false])).catch(() => {}));
     $("maintenance-exit-button").addEventListener("click", () =>
-        act("Exit maintenance", call("Exit", "b", [$("maintenance-return").checked])).catch(() => {}));
+        act("Exit maintenance", call("Exit", "b", [$("maintenance-return").checked]))
+                .catch(() => {}));
 }
 
 export function startActions(reportFn, onMigration) {
@@ -163,7 +167,10 @@ export function startActions(reportFn, onMigration) {
         act("Enable this node", callNode("Enable", "", [])).catch(() => {}));
     $("drain-button").addEventListener("click", () =>
         act("Drain this node", callNode("EvacuateLive", "sa{sv}", ["", {}]),
-            ([paths]) => { paths.forEach(onMigration); return `Drain: ${paths.length} migration(s) queued.` })
+            ([paths]) => {
+                paths.forEach(onMigration);
+                return `Drain: ${paths.length} migration(s) queued.`;
+            })
                 .catch(() => {}));
     $("fence-status-button").addEventListener("click", () => fence("status"));
     $("fence-off-button").addEventListener("click", () => fence("off"));

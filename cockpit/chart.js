@@ -6,6 +6,7 @@ import { mib } from "./format.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const W = 640, H = 200, LEFT = 70, BOTTOM = 24, TOP = 10, RIGHT = 10;
+const END_LABEL = { class: "hw-chart-label", "text-anchor": "end" };
 
 function svg(tag, attrs, text) {
     const node = document.createElementNS(SVG, tag);
@@ -35,11 +36,11 @@ export function drawRemaining(chart, samples) {
     const y = v => TOP + (H - TOP - BOTTOM) * (1 - v / top);
     const points = samples.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
     parts.push(svg("polyline", { points, class: "hw-line", "data-samples": samples.length }),
-               svg("text", { x: LEFT - 6, y: TOP + 10, class: "hw-chart-label", "text-anchor": "end" },
+               svg("text", { x: LEFT - 6, y: TOP + 10, ...END_LABEL },
                    mib(top)),
-               svg("text", { x: LEFT - 6, y: H - BOTTOM, class: "hw-chart-label", "text-anchor": "end" },
+               svg("text", { x: LEFT - 6, y: H - BOTTOM, ...END_LABEL },
                    "0"),
-               svg("text", { x: W - RIGHT, y: H - 6, class: "hw-chart-label", "text-anchor": "end" },
+               svg("text", { x: W - RIGHT, y: H - 6, ...END_LABEL },
                    `${(span / 1000).toFixed(0)} s`),
                svg("text", { x: LEFT, y: H - 6, class: "hw-chart-label" }, "0 s"));
     chart.replaceChildren(...parts);

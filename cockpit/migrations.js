@@ -73,7 +73,8 @@ function makeRow(path, entry) {
         }, "Force complete"),
     };
     entry.cells = cells;
-    entry.row = el("tr", { "data-path": path, onclick: () => { selected = path; scheduleRender() } },
+    const choose = () => { selected = path; scheduleRender() };
+    entry.row = el("tr", { "data-path": path, onclick: choose },
                    cells.domain, cells.destination, cells.mode, cells.state,
                    el("td", {}, cells.bar, cells.percent), cells.speed, cells.downtime,
                    el("td", {}, cells.abort, cells.force));
@@ -129,7 +130,8 @@ function render() {
 function scheduleRender() {
     if (!renderQueued) {
         renderQueued = true;
-        window.setTimeout(render, 100); // also while the frame is hidden, unlike requestAnimationFrame
+        // also while the frame is hidden, unlike requestAnimationFrame
+        window.setTimeout(render, 100);
     }
 }
 
@@ -145,7 +147,10 @@ export async function startMigrations(reportFn, onEndedFn) {
     client.subscribe({ path: PATH, interface: NODE, member: "MigrationNew" },
                      (path, iface, signal, [, object]) => track(object));
     client.subscribe({ path: PATH, interface: NODE, member: "MigrationRemoved" },
-                     (path, iface, signal, [, object]) => { tracked.delete(object); scheduleRender() });
+                     (path, iface, signal, [, object]) => {
+                         tracked.delete(object);
+                         scheduleRender();
+                     });
     const [list] = await callNode("ListMigrations", "", []);
     list.forEach(m => track(m[6]));
     if (!selected && list.length)

@@ -86,11 +86,13 @@ export function renderDomains(domains, self) {
     const rows = domains.map(d => el("tr", { "data-domain": d.name },
                                      el("th", { scope: "row" }, d.name),
                                      el("td", {}, d.state),
-                                     el("td", { class: d.owner && d.owner !== self ? "hw-state-down" : null },
+                                     el("td", { class: d.owner && d.owner !== self
+                                         ? "hw-state-down" : null },
                                         d.owner || "no instance record yet"),
                                      el("td", { class: "hw-muted" }, d.uuid)));
     replaceRows(document.querySelector("#domains-table tbody"), rows.length ? rows
-        : [el("tr", {}, el("td", { colspan: 4, class: "hw-muted" }, `No domain is defined on ${self}.`))]);
+        : [el("tr", {}, el("td", { colspan: 4, class: "hw-muted" },
+                           `No domain is defined on ${self}.`))]);
     document.getElementById("domains-caption").textContent = `Domains of ${self}`;
 }
 

@@ -58,7 +58,8 @@ def test_an_operator_sees_the_nodes_and_this_nodes_domains(page, passwords, gues
     page.wait(lambda d: len(d.find_elements(By.CSS_SELECTOR,
                                             "#nodes-table tr[data-node] td.hw-state-up")) == 2,
               "the page does not show both nodes up")
-    page.wait(lambda d: d.find_elements(By.CSS_SELECTOR, f"#domains-table tr[data-domain='{GUEST}']"),
+    page.wait(lambda d: d.find_elements(By.CSS_SELECTOR,
+                                        f"#domains-table tr[data-domain='{GUEST}']"),
               f"the page does not list {GUEST}")
     assert page.text("#node-title") == "Hostwarden on node1"
     row = page.text(f"#domains-table tr[data-domain='{GUEST}']")
@@ -80,7 +81,8 @@ def test_a_migration_started_from_the_page_moves_and_lands_on_the_peer(
     # leaving the field is its change: the page checks the migration again; a bandwidth
     # hostwardend would not take is said so, and Migrate stays disabled
     page.find("#migrate-bandwidth").send_keys("-5", Keys.TAB)
-    page.wait(lambda d: "Bandwidth: a whole number" in d.find_element(By.ID, "migrate-findings").text,
+    page.wait(lambda d: "Bandwidth: a whole number" in d.find_element(By.ID,
+                                                                      "migrate-findings").text,
               "a negative bandwidth is not refused: " + page.text("#migrate-findings"))
     assert not page.find("#migrate-button").is_enabled()
     page.find("#migrate-bandwidth").clear()
