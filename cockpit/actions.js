@@ -74,12 +74,17 @@ function checkMigration() {
 export function updateChoices(self, nodes, domains) {
     const peers = nodes.filter(n => n.name !== self);
     const running = domains.filter(d => d.state === "running" || d.state === "paused");
-    const before = [$("migrate-domain").value, $("migrate-dest").value];
+    // checked again when the choice, or the state of what is chosen, changed
+    const chosen = () => ["migrate-domain", "migrate-dest"].map(id => {
+        const select = $(id);
+        return select.selectedIndex < 0 ? "" : select.options[select.selectedIndex].text;
+    }).join("\n");
+    const before = chosen();
     fillSelect($("migrate-domain"), running.map(d => [d.name, `${d.name} (${d.state})`]));
     fillSelect($("migrate-dest"), peers.map(n => [n.name, `${n.name} (${n.state})`]));
     fillSelect($("peer-select"),
                peers.map(n => [n.name, `${n.name} (${n.state}, fence ${n.fence})`]));
-    if (before[0] !== $("migrate-domain").value || before[1] !== $("migrate-dest").value)
+    if (before !== chosen())
         checkMigration();
 }
 
