@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("HW_SOURCE_DIR", os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "cluster"))
 import hwcluster  # noqa: E402
+
+sys.path.insert(0, HERE)
+from cockpit_files import PAGE_DIR, page_files  # noqa: E402
 
 DROPIN = "/etc/hostwarden/hostwarden.conf.d/50-site.conf"
 SITE = """[node]
@@ -174,3 +178,31 @@ def test_the_deb_makes_a_node_ready_and_purge_leaves_only_the_operators_files(de
     assert node2.virsh("domstate", GUEST).stdout.strip() == "running"
     node2.virsh("destroy", GUEST, check=False)
     node2.virsh("undefine", GUEST, check=False)
+
+
+def deb_fields(path: str, *fields: str) -> dict[str, str]:
+    out = subprocess.run(["dpkg-deb", "-f", path, *fields], capture_output=True, text=True,
+                         check=True).stdout
+    return dict(line.split(": ", 1) for line in out.splitlines())
+
+
+def deb_files(path: str) -> set[str]:
+    out = subprocess.run(["dpkg-deb", "-c", path], capture_output=True, text=True,
+                         check=True).stdout
+    return {line.split()[-1].lstrip(".").rstrip("/") for line in out.splitlines()}
+
+
+def test_the_cockpit_page_is_a_package_of_its_own_with_every_file_it_loads(deb):
+    """cockpit-hostwarden (docs/cockpit.md): Architecture all, depending on Debian 12's
+    cockpit-bridge and on hostwarden; every file index.html reaches is in it, and hostwarden's
+    own package has no Cockpit file."""
+    pages = glob.glob(os.path.join(os.path.dirname(deb), "cockpit-hostwarden_*_all.deb"))
+    assert len(pages) == 1, os.listdir(os.path.dirname(deb))
+    fields = deb_fields(pages[0], "Architecture", "Depends")
+    assert fields["Architecture"] == "all", fields
+    assert "cockpit-bridge (>= 287)" in fields["Depends"], fields
+    assert re.search(r"\bhostwarden \(>= [^)]+\)", fields["Depends"]), fields
+    shipped = deb_files(pages[0])
+    missing = [f for f in sorted(page_files(SOURCE_DIR)) if f"{PAGE_DIR}/{f}" not in shipped]
+    assert missing == [], (missing, sorted(shipped))
+    assert not [p for p in deb_files(deb) if p.startswith("/usr/share/cockpit")]

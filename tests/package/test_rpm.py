@@ -8,10 +8,13 @@ import glob
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 
 SOURCE_DIR = os.environ.get(
     "HW_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cockpit_files import PAGE_DIR, page_files  # noqa: E402
 
 
 def rpmq(rpm: str, *args: str) -> str:
@@ -61,5 +64,15 @@ def test_rpmbuild_builds_the_spec_with_scriptlets_and_noreplace_config():
         assert "disable --now hostwardend.service" in scripts, scripts
         assert "try-restart hostwardend.service" in scripts, scripts
         assert "preset hostwarden-archive.timer" in scripts, scripts
+
+        # the Cockpit page: a noarch subpackage with every file it loads, none in hostwarden
+        pages = glob.glob(os.path.join(out, "cockpit-hostwarden-*.noarch.rpm"))
+        assert len(pages) == 1, os.listdir(out)
+        shipped = set(rpmq(pages[0], "-l").split())
+        missing = [f for f in sorted(page_files(SOURCE_DIR)) if f"{PAGE_DIR}/{f}" not in shipped]
+        assert missing == [], (missing, sorted(shipped))
+        requires = rpmq(pages[0], "--requires")
+        assert "cockpit-bridge >= 287" in requires and "hostwarden >= " in requires, requires
+        assert not [p for p in files if p.startswith("/usr/share/cockpit")]
     finally:
         shutil.rmtree(out, ignore_errors=True)
