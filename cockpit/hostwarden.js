@@ -4,6 +4,7 @@
 import { NODE, PATH, client, describeError } from "./api.js";
 import { startActions, updateChoices } from "./actions.js";
 import { select, startMigrations } from "./migrations.js";
+import { el } from "./format.js";
 import { readDomains, readNodes, renderDomains, renderNodes, renderReadError } from "./nodes.js";
 
 // ListNodes and ListInstances are answered from a listing at most 1 s old; ListDomains
@@ -41,6 +42,11 @@ function renderSelf() {
     if (node.ForcedDownBy)
         parts.push(`forced down by ${node.ForcedDownBy}`);
     document.getElementById("node-summary").textContent = parts.join(", ");
+    // what the last load of the configuration ignored, with the closest known name: a
+    // misspelt key is seen where the operator looks, not only in the journal
+    document.getElementById("config-warnings").replaceChildren(
+        ...(node.ConfigWarnings || []).map(w => el("li", { class: "hw-warning" },
+                                                     "Configuration: " + w)));
 }
 
 async function refreshNodes() {

@@ -192,3 +192,27 @@ def test_a_peer_whose_heartbeat_stops_is_shown_down_with_what_to_do(page, passwo
         screenshot("6-a-peer-down-and-what-to-do")
     finally:
         node2.systemctl("start", "hostwardend.service")
+
+
+def test_a_misspelt_key_is_shown_with_the_closest_known_name(page, passwords, cluster,
+                                                              screenshot):
+    """An operator misspells max_concurrent in a drop-in and reloads: the page lists the
+    warning of that load, with the key it most likely meant (issue 24, item 3); once the
+    drop-in is fixed and reloaded, the list is empty again."""
+    node1 = cluster.node(1)
+    dropin = "/etc/hostwarden/hostwarden.conf.d/90-typo.conf"
+    page.login("warden", passwords["warden"])
+    page.open()
+    assert not page.finds("#config-warnings li")
+    node1.write_file(dropin, "[migration]\nmax_concurent = 2\n")
+    try:
+        node1.run(["hostwardenctl", "reload"])
+        page.wait(lambda d: "did you mean 'max_concurrent'?" in d.find_element(
+            By.ID, "config-warnings").text, "the page shows no warning of the misspelt key")
+        assert "90-typo.conf" in page.text("#config-warnings"), page.text("#config-warnings")
+        screenshot("7-a-misspelt-key")
+    finally:
+        node1.run(["rm", "-f", dropin])
+        node1.run(["hostwardenctl", "reload"])
+    page.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, "#config-warnings li"),
+              "the warning stays after the fix")
