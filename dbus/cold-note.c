@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A cold migration's copy, noted in the runtime directory while it runs (cold-note.h). */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,23 +51,18 @@ int cold_note_load(const char *runtime_dir, const char *uuid, ColdNote *ret)
 {
         _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
         ColdNote n = {};
-        const char *v;
-        uint64_t pid;
+        const char *v, *destination;
         int r;
 
-        r = runtime_note_lookup(runtime_dir, RUNTIME_NOTE_COLD, uuid, &rec);
+        r = runtime_note_load(runtime_dir, RUNTIME_NOTE_COLD, uuid, "destination", &rec, &n.pid,
+                              &destination);
         if (r <= 0)
                 return r;
-        v = runtime_record_get(&rec, "pid");
-        if (!v || parse_uint_range(v, 1, INT_MAX, &pid) < 0)
-                return -EBADMSG;
-        n.pid = (pid_t)pid;
         v = runtime_record_get(&rec, "power");
         n.power = v ? instance_power_from_string(v) : _INSTANCE_POWER_INVALID;
-        v = runtime_record_get(&rec, "destination");
-        if (n.power < 0 || !v || !hostname_is_valid(v))
+        if (n.power < 0)
                 return -EBADMSG;
-        n.destination = strdup(v);
+        n.destination = strdup(destination);
         v = runtime_record_get(&rec, "id");
         if (!v || strpbrk(v, "/ ")) {
                 cold_note_done(&n);

@@ -2,7 +2,6 @@
 /* Rebuilds noted in the runtime directory while they run, and taken up after a restart
  * (rebuild-note.h). */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -38,23 +37,18 @@ int rebuild_note_load(const char *runtime_dir, const char *uuid, RebuildNote *re
 {
         _cleanup_(runtime_record_done) RuntimeRecord rec = { NULL };
         RebuildNote n = {};
-        const char *v;
-        uint64_t pid;
+        const char *source, *power;
         int r;
 
-        r = runtime_note_lookup(runtime_dir, RUNTIME_NOTE_REBUILD, uuid, &rec);
+        r = runtime_note_load(runtime_dir, RUNTIME_NOTE_REBUILD, uuid, "source", &rec, &n.pid,
+                              &source);
         if (r <= 0)
                 return r;
-        v = runtime_record_get(&rec, "pid");
-        if (!v || parse_uint_range(v, 1, INT_MAX, &pid) < 0)
+        power = runtime_record_get(&rec, "power");
+        n.power = power ? instance_power_from_string(power) : _INSTANCE_POWER_INVALID;
+        if (n.power < 0)
                 return -EBADMSG;
-        n.pid = (pid_t)pid;
-        v = runtime_record_get(&rec, "power");
-        n.power = v ? instance_power_from_string(v) : _INSTANCE_POWER_INVALID;
-        v = runtime_record_get(&rec, "source");
-        if (n.power < 0 || !v || !hostname_is_valid(v))
-                return -EBADMSG;
-        n.source = strdup(v);
+        n.source = strdup(source);
         if (!n.source)
                 return -ENOMEM;
         *ret = n;

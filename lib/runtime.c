@@ -388,6 +388,31 @@ int runtime_note_list(const char *runtime_dir, RuntimeNote kind, char ***ret)
         return list_uuids(runtime_dir, note_dir(kind), ret, NULL);
 }
 
+int runtime_note_load(const char *runtime_dir, RuntimeNote kind, const char *uuid,
+                      const char *node_key, RuntimeRecord *ret, pid_t *ret_pid,
+                      const char **ret_node)
+{
+        RuntimeRecord rec = { NULL };
+        const char *pid, *node;
+        uint64_t n;
+        int r;
+
+        r = runtime_note_lookup(runtime_dir, kind, uuid, &rec);
+        if (r <= 0)
+                return r;
+        pid = runtime_record_get(&rec, "pid");
+        node = runtime_record_get(&rec, node_key);
+        if (!pid || parse_uint_range(pid, 1, INT_MAX, &n) < 0 || !node ||
+            !hostname_is_valid(node)) {
+                runtime_record_done(&rec);
+                return -EBADMSG;
+        }
+        *ret = rec;
+        *ret_pid = (pid_t)n;
+        *ret_node = node;
+        return 1;
+}
+
 int runtime_marker_lookup(const char *runtime_dir, NodeMarker m, RuntimeRecord *ret)
 {
         char path[PATH_MAX];

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "macro.h"
 
@@ -94,6 +95,12 @@ int runtime_note_write(const char *runtime_dir, RuntimeNote kind, const char *uu
                        const RuntimeRecord *rec);
 int runtime_note_remove(const char *runtime_dir, RuntimeNote kind, const char *uuid);
 int runtime_note_list(const char *runtime_dir, RuntimeNote kind, char ***ret);
+/* A note with what every kind holds: pid (the hostwardend that wrote it, > 0) and a node name
+ * under node_key. 1 and *ret, *ret_pid, *ret_node (pointing into *ret), 0 when there is none,
+ * -EBADMSG when those two do not parse. */
+int runtime_note_load(const char *runtime_dir, RuntimeNote kind, const char *uuid,
+                      const char *node_key, RuntimeRecord *ret, pid_t *ret_pid,
+                      const char **ret_node);
 
 int runtime_marker_lookup(const char *runtime_dir, NodeMarker m, RuntimeRecord *ret);
 int runtime_marker_set(const char *runtime_dir, NodeMarker m, const RuntimeRecord *rec);

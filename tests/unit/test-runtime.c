@@ -87,6 +87,28 @@ static void test_cold_notes(void **state)
         assert_int_equal(runtime_note_lookup(rt, RUNTIME_NOTE_COLD, UUID_A, NULL), 0);
         assert_int_equal(runtime_note_lookup(rt, RUNTIME_NOTE_REBUILD, UUID_A, NULL), 1);
         assert_int_equal(runtime_note_list(rt, _RUNTIME_NOTE_MAX, &l), -EINVAL);
+        /* what every kind holds: the writer's pid and a node; a note without them is refused */
+        {
+                const char *node = NULL;
+                pid_t pid = 0;
+
+                assert_int_equal(runtime_note_load(rt, RUNTIME_NOTE_REBUILD, UUID_A, "source", &got,
+                                                   &pid, &node),
+                                 -EBADMSG);
+                assert_int_equal(runtime_record_set(&rec, "pid", "4242"), 0);
+                assert_int_equal(runtime_record_set(&rec, "source", "node2"), 0);
+                assert_int_equal(runtime_note_write(rt, RUNTIME_NOTE_REBUILD, UUID_A, &rec), 0);
+                runtime_record_done(&rec);
+                assert_int_equal(runtime_note_load(rt, RUNTIME_NOTE_REBUILD, UUID_A, "source", &got,
+                                                   &pid, &node),
+                                 1);
+                assert_int_equal(pid, 4242);
+                assert_string_equal(node, "node2");
+                runtime_record_done(&got);
+                assert_int_equal(runtime_note_load(rt, RUNTIME_NOTE_COLD, UUID_A, "destination",
+                                                   &got, &pid, &node),
+                                 0);
+        }
         test_rm_rf(rt);
 }
 
