@@ -68,9 +68,10 @@ def migrate(node, dom, dest, *opts):
 def props(node, path):
     out = node.run(BUSCTL + ["--json=short", "get-property", BUS, path, MIG_IFACE, "State",
                              "Error", "Destination", "Progress", "MemoryTotal",
-                             "MemoryProcessed", "Downtime", "Domain", "DomainName"]).stdout
+                             "MemoryProcessed", "DiskProcessed", "Downtime", "Domain",
+                             "DomainName"]).stdout
     names = ["State", "Error", "Destination", "Progress", "MemoryTotal", "MemoryProcessed",
-             "Downtime", "Domain", "DomainName"]
+             "DiskProcessed", "Downtime", "Domain", "DomainName"]
     values = [json.loads(line)["data"] for line in out.splitlines() if line.strip()]
     return dict(zip(names, values))
 
