@@ -316,6 +316,7 @@ def restore(fleet: Fleet, r: Round, fenced=(), forced_down=(), unfenced=()) -> N
     through its BMC again, and `fence NODE on` is said once its heartbeat runs. So is a node
     fenced after it was up again; one that stops without its BMC's power-off is a problem."""
     helper = next(n for n in fleet.nodes if n.alive)
+    since = time.time()
     fenced_before = {n.name: fenced_off(n) for n in fleet.nodes}
     for n in fenced:
         ctl(helper, "fence", n.name, "on")
@@ -343,15 +344,21 @@ def restore(fleet: Fleet, r: Round, fenced=(), forced_down=(), unfenced=()) -> N
     for n in forced_down:
         ctl(helper, "force-up", n.name)
     for tries in range(4):
-        # A node up again can still be fenced, rightly: its heartbeat stalled for
+        # A node up again can still be fenced by the rules: its heartbeat stalled for
         # down_after + confirm_after (5 s here) on two loaded cores while its peer booted.
-        # Its BMC's power log shows the power-off; a node gone without one is a problem.
+        # The coordinator's 'fencing' step and its BMC's power-off say so; a node gone
+        # without both is a problem.
         for n in [n for n in fleet.nodes if not n.alive]:
             offs = fenced_off(n)
-            r.expect(offs > fenced_before[n.name], f"{n.name} stopped, not by its BMC: "
+            why = steps(events(fleet, since), "fencing", n.name)
+            r.expect(offs > fenced_before[n.name] and why,
+                     f"{n.name} stopped, not fenced by a coordinator: "
+                     f"{n.bmc.power_log()[-300:]}\n"
                      + "\n".join(n.console_log().splitlines()[-30:]))
             fenced_before[n.name] = offs
-            r.notes.append(f"{n.name} fenced after it was up again, powered on again")
+            r.notes.append(f"{n.name} fenced after it was up again"
+                           + (f" ({why[-1]['by']}: {why[-1]['message']})" if why else "")
+                           + ", powered on again")
             n.bmc.ipmitool("chassis", "power", "on")
             boots_and_stays(fleet, n, next(h for h in fleet.nodes if h.alive))
         for n in fleet.nodes:  # fenced again while booting: its record still says off
