@@ -405,6 +405,7 @@ static void etcd_free(Store *s)
         erase_and_free(e->password);
         erase_and_free(e->token);
         free(e->detail);
+        free(e->quiet_why);
         free(e);
         s->etcd = NULL;
 }
