@@ -474,10 +474,12 @@ static int etcd_post_tokened(Store *s, const char *path, const char *body, json_
  * A cluster that answered on none of its members (it lost its quorum, or this node is cut off
  * from it) makes each request wait out every member's timeout: 5 s each, and hostwardend's
  * event loop with it, for every call of a heartbeat's pass. So after such a request the
- * members are left alone for as long as it took (ETCD_QUIET_MAX_USEC at most), and the calls
- * meanwhile fail at once with what they said: the loop answers on D-Bus at least half of the
- * time, and a cluster that is back is asked again within that time. (Members that refuse at
- * once, an etcd not started yet, cost nothing and are asked again at once.)
+ * members are left alone for as long as it took (ETCD_QUIET_MAX_USEC at most) by the calls
+ * made in the background (store_set_background()): they fail at once with what the members
+ * said, and the loop answers on D-Bus at least half of the time. An operator's call is tried
+ * all the same (its answer matters more than the wait), and one that gets an answer ends the
+ * quiet time. (Members that refuse at once, an etcd not started yet, cost nothing and are
+ * asked again at once.)
  */
 static bool quiet(EtcdClient *e, usec_t now)
 {
@@ -502,7 +504,8 @@ static void quiet_after(EtcdClient *e, int r, usec_t started)
         e->quiet_until = now + MIN(now - started, ETCD_QUIET_MAX_USEC);
 }
 
-/* etcd_post_tokened(), unless the members are left alone for now (quiet()) */
+/* etcd_post_tokened(), unless the members are left alone for now by the background's calls
+ * (quiet()) */
 int etcd_post(Store *s, const char *path, json_object *req, json_object **ret)
 {
         EtcdClient *e = s->etcd;
@@ -514,7 +517,7 @@ int etcd_post(Store *s, const char *path, json_object *req, json_object **ret)
                 return -ENOMEM;
         free(e->detail);
         e->detail = NULL;
-        if (quiet(e, started))
+        if (e->background && quiet(e, started))
                 return -EHOSTUNREACH;
         r = etcd_post_tokened(s, path, body, ret);
         quiet_after(e, r, started);

@@ -51,6 +51,7 @@ typedef struct EtcdClient {
          * this (0: ask); quiet_why is what the members said then */
         uint64_t quiet_until;
         char *quiet_why;
+        bool background; /* store_set_background(): quiet_until applies */
 } EtcdClient;
 
 /* Base64 of etcd's keys and values (NUL-terminated): -EBADMSG for text that is not base64. */

@@ -427,6 +427,12 @@ const StoreOps store_etcd_ops = {
         .error_detail = etcd_error_detail,
 };
 
+void store_set_background(Store *s, bool background)
+{
+        if (s && s->etcd)
+                s->etcd->background = background;
+}
+
 void store_etcd_set_transport(Store *s, EtcdTransport transport, void *userdata)
 {
         s->etcd->transport = transport;
