@@ -264,6 +264,11 @@ def test_evacuation_of_a_fenced_node_never_twice(nodes, record_timing):
             n.virsh("destroy", name, check=False)
             n.virsh("undefine", name, check=False)
     assert node2.run(owner + disk_l).stdout.strip() == "nova:nova"
+    # undefined everywhere, their records are marked deleted (their owners' reconciliation)
+    # before the next test evacuates node1 again (on an idle machine it came first)
+    uuids = {uuid for _, uuid, _, _ in guests.values()}
+    assert wait_for(lambda: all(not (r := record(node2, u)) or r.get("deleted") == "yes"
+                                for u in uuids), timeout=30), {u: record(node2, u) for u in uuids}
 
 
 # A fault injector, not part of what an operator installs: a libvirt hook after
