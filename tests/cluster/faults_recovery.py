@@ -359,8 +359,9 @@ def restore(fleet: Fleet, r: Round, fenced=(), forced_down=(), unfenced=()) -> N
             r.notes.append(f"{n.name} fenced after it was up again"
                            + (f" ({why[-1]['by']}: {why[-1]['message']})" if why else "")
                            + ", powered on again")
+            peer = next(h for h in fleet.nodes if h.alive and h is not n)  # before it boots
             n.bmc.ipmitool("chassis", "power", "on")
-            boots_and_stays(fleet, n, next(h for h in fleet.nodes if h.alive))
+            boots_and_stays(fleet, n, peer)
         for n in fleet.nodes:  # fenced again while booting: its record still says off
             peer = next(h for h in fleet.nodes if h.alive and h is not n)  # not itself
             if list_nodes(peer)[n.name][3] == "off":
@@ -552,8 +553,8 @@ def round_storm(fleet, rnd, r):
     if fleet.cluster.hw_store == "dir":
         r.expect(storm, f"{survivor.name} did not say it fences nobody (storm): {said}")
     else:  # etcd on the compute nodes: its one member has no quorum left either
-        # (hostwardend still answers: after a request no member answered, its store calls
-        # fail at once for a while, lib/etcd-http.c)
+        # (hostwardend still answers: after a request no member answered, its heartbeat's
+        # store calls fail at once for a while, lib/etcd-http.c)
         proc = survivor.run(BUSCTL + ["--json=short", "get-property", *NODE_API, "StoreState"],
                             check=False)
         store = json.loads(proc.stdout)["data"] if proc.returncode == 0 else \
