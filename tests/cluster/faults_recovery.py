@@ -387,7 +387,12 @@ def power_loss(fleet: Fleet, r: Round, victim) -> bool:
     r.t0 = time.time()
     victim.kill()
     r.wait_back()
-    evs = events(fleet, r.t0)
+
+    def all_rebuilt():
+        evs = events(fleet, r.t0)
+        return evs if len(steps(evs, "rebuilt", victim.name)) >= len(r.guests) else None
+    # a rebuild's step is logged just after its guest starts, which the watcher may see first
+    evs = wait_for(all_rebuilt, timeout=15) or events(fleet, r.t0)
     r.expect(steps(evs, "fenced", victim.name), f"no 'fenced' step for {victim.name}")
     rebuilt = steps(evs, "rebuilt", victim.name)
     r.expect(len(rebuilt) >= len(r.guests), f"{len(r.guests)} guests, 'rebuilt' steps: "
