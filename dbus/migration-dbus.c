@@ -13,9 +13,9 @@
 #include "polkit.h"
 #include "util.h"
 
-/* PropertiesChanged at most twice a second: never two within this (a little over 500 ms, so
- * that no window of one second can hold three) */
-#define PUBLISH_INTERVAL (510 * USEC_PER_MSEC)
+/* PropertiesChanged at most twice a second: never two within this (over 500 ms, so that no
+ * window of one second can hold three, even as a client that receives them late sees it) */
+#define PUBLISH_INTERVAL (550 * USEC_PER_MSEC)
 #define QUIET_START      (1 * USEC_PER_SEC)
 
 /* Returns 1 when PropertiesChanged went out. */
@@ -86,10 +86,11 @@ static int on_publish(sd_event_source *s, uint64_t usec, void *userdata)
         Migration *mig = userdata;
         int r;
 
-        /* the time it really fired, not when it was due: the spacing is from emission to
-         * emission */
-        (void)sd_event_now(mig->manager->event, CLOCK_MONOTONIC, &usec);
         r = emit_changes(mig, false);
+        /* the time it really went out, not when it was due nor when this loop iteration
+         * began (sd_event_now(): handlers before this one may have taken a while): the
+         * spacing is from emission to emission */
+        usec = now_usec(CLOCK_MONOTONIC);
         if (r < 0)
                 log_warning_errno(r, "Migration %s: cannot announce changes: %m", mig->id);
         if (r > 0)

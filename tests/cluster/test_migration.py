@@ -341,6 +341,18 @@ def test_migrate_by_name_and_by_uuid_at_once_is_busy_for_the_second(nodes, guest
 PAUSED_SLOW = ("bandwidth", "t", "4", "post-copy", "b", "false")
 
 
+def suspend_dirtied(node, name):
+    """Suspends NAME (a dirty guest) once its kernel has written every page of its range
+    (the last page's word is set; HMP's xp reads guest-physical memory). Suspended before,
+    it has only zero pages, which cross at once: on a fast machine the copy was over before
+    the test could act on it."""
+    def last_page():
+        return node.virsh("qemu-monitor-command", "--hmp", name, "xp /1wx 0x2fff000",
+                          check=False).stdout.strip()
+    assert wait_for(lambda: (w := last_page()) and not w.endswith("0x00000000")), last_page()
+    node.virsh("suspend", name)
+
+
 def test_an_operator_paused_guest_force_completed_lands_paused(nodes, guest):
     """The operator paused the guest before the migration: ForceComplete finds it paused,
     does not take the pause as its own, and the guest lands paused (libvirt keeps it so).
@@ -349,7 +361,7 @@ def test_an_operator_paused_guest_force_completed_lands_paused(nodes, guest):
     node1, node2 = nodes.nodes
     name = "paused-force"
     guest(name, dirty=True)
-    node1.virsh("suspend", name)
+    suspend_dirtied(node1, name)
     path = migrate(node1, name, "node2", *PAUSED_SLOW)
     wait_running(node1, path)
     assert domstate(node1, name) == "paused"
@@ -365,7 +377,7 @@ def test_an_aborted_migration_of_a_paused_guest_leaves_it_paused(nodes, guest):
     it (the pause was never hostwarden's)."""
     node1, node2 = nodes.nodes
     guest("paused-abort", dirty=True)
-    node1.virsh("suspend", "paused-abort")
+    suspend_dirtied(node1, "paused-abort")
     path = migrate(node1, "paused-abort", "node2", *PAUSED_SLOW)
     wait_running(node1, path)
     assert mig_call(node1, path, "ForceComplete").returncode == 0
@@ -404,7 +416,7 @@ def test_a_paused_guest_migrates_without_post_copy_unless_asked(nodes, guest):
 def test_timeout_action_force_complete_keeps_a_paused_guest_paused(nodes, guest):
     node1, node2 = nodes.nodes
     guest("paused-timeout", dirty=True)
-    node1.virsh("suspend", "paused-timeout")
+    suspend_dirtied(node1, "paused-timeout")
     path = migrate(node1, "paused-timeout", "node2", *PAUSED_SLOW, "completion-timeout", "t",
                    "2", "timeout-action", "s", "force_complete")
     final = wait_final(node1, path, timeout=90)
