@@ -372,8 +372,6 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
         int r;
 
         (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
-        /* this node's own work: after a call no etcd member answered, the next fail at once */
-        store_set_background(m->store, true);
         r = store_instance_list(m->store, &inst, &n_inst);
         if (r < 0) {
                 log_warning_errno(r,
@@ -459,15 +457,12 @@ static void gather_done(Manager *m, sd_bus_message *msg, void *userdata)
                         (void)instance_ops_claim(m->instance_ops, p->actions[i].uuid,
                                                  INSTANCE_OP_RECONCILE, p, 0, NULL);
                 r = job_start(m, NULL, reconcile_act_work, reconcile_act_done, p);
-                if (r >= 0) {
-                        store_set_background(m->store, false);
+                if (r >= 0)
                         return;
-                }
                 instance_ops_release_owner(m->instance_ops, INSTANCE_OP_RECONCILE, p);
                 log_warning_errno(r, "Cannot start a worker thread: %m");
         }
 finish:
-        store_set_background(m->store, false);
         reconcile_pass_free(p);
         reconcile_pass_finished(m);
 }

@@ -320,8 +320,6 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
         uint64_t t0;
         int beat, r;
 
-        /* the pass's store calls fail at once after one that no etcd member answered */
-        store_set_background(m->store, true);
         recovery_heartbeat_facts(m);
         store_set_max_incoming(m->store, m->config->migration.max_incoming);
         t0 = now_usec(CLOCK_MONOTONIC);
@@ -355,7 +353,6 @@ static int heartbeat_cb(sd_event_source *s, uint64_t usec, void *userdata)
                 metrics_nodes_listed(m, nodes, n, now);
                 node_record_array_free(nodes, n);
         }
-        store_set_background(m->store, false);
         return sd_event_source_set_time_relative(s, m->config->cluster.heartbeat_interval);
 }
 

@@ -447,11 +447,16 @@ static int etcd_authenticate(Store *s)
 
 /* etcd_post_members() with the user's token: asks for one first if there is none, and for
  * another once if etcd does not take it. */
-static int etcd_post_tokened(Store *s, const char *path, const char *body, json_object **ret)
+int etcd_post(Store *s, const char *path, json_object *req, json_object **ret)
 {
         EtcdClient *e = s->etcd;
+        const char *body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
         int r;
 
+        if (!body)
+                return -ENOMEM;
+        free(e->detail);
+        e->detail = NULL;
         if (e->user && !e->token && !e->auth_disabled) {
                 r = etcd_authenticate(s);
                 if (r < 0)
@@ -467,60 +472,6 @@ static int etcd_post_tokened(Store *s, const char *path, const char *body, json_
                 r = -EACCES;
         if (r == -EACCES && !e->user)
                 note(e, "etcd asks for credentials: set etcd_user and etcd_password");
-        return r;
-}
-
-/*
- * A cluster that answered on none of its members (it lost its quorum, or this node is cut off
- * from it) makes each request wait out every member's timeout: 5 s each, and hostwardend's
- * event loop with it, for every call of a heartbeat's pass. So after such a request the
- * members are left alone for as long as it took (ETCD_QUIET_MAX_USEC at most) by the calls
- * made in the background (store_set_background()): they fail at once with what the members
- * said, and the loop answers on D-Bus at least half of the time. An operator's call is tried
- * all the same (its answer matters more than the wait), and one that gets an answer ends the
- * quiet time. (Members that refuse at once, an etcd not started yet, cost nothing and are
- * asked again at once.)
- */
-static bool quiet(EtcdClient *e, usec_t now)
-{
-        if (now >= e->quiet_until)
-                return false;
-        /* the same text while nothing changes: it is logged only when it changes */
-        note(e, "not asked again yet: no etcd member answered the last request (%s)",
-             strna(e->quiet_why));
-        return true;
-}
-
-static void quiet_after(EtcdClient *e, int r, usec_t started)
-{
-        usec_t now = now_usec(CLOCK_MONOTONIC);
-
-        free(e->quiet_why);
-        e->quiet_why = NULL;
-        e->quiet_until = 0;
-        if (r != -EHOSTUNREACH && r != -EPROTO)
-                return;
-        e->quiet_why = e->detail ? strdup(e->detail) : NULL;
-        e->quiet_until = now + MIN(now - started, ETCD_QUIET_MAX_USEC);
-}
-
-/* etcd_post_tokened(), unless the members are left alone for now by the background's calls
- * (quiet()) */
-int etcd_post(Store *s, const char *path, json_object *req, json_object **ret)
-{
-        EtcdClient *e = s->etcd;
-        const char *body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-        usec_t started = now_usec(CLOCK_MONOTONIC);
-        int r;
-
-        if (!body)
-                return -ENOMEM;
-        free(e->detail);
-        e->detail = NULL;
-        if (e->background && quiet(e, started))
-                return -EHOSTUNREACH;
-        r = etcd_post_tokened(s, path, body, ret);
-        quiet_after(e, r, started);
         return r;
 }
 

@@ -16,9 +16,6 @@
 #define ETCD_CONNECT_TIMEOUT_MS 1000L
 #define ETCD_TIMEOUT_MS         5000L
 #define ETCD_RESPONSE_MAX       (256U * 1024U * 1024U)
-/* After a request that no member answered, the members are not asked again for as long as it
- * took, this at most (etcd_post()) */
-#define ETCD_QUIET_MAX_USEC (30ULL * 1000000ULL)
 /* etcd refuses requests over 1.5 MiB by default (--max-request-bytes) */
 #define ETCD_VALUE_MAX (1024U * 1024U)
 
@@ -47,11 +44,6 @@ typedef struct EtcdClient {
         bool maybe_applied;    /* a request of this call lost its answer: done all the same? */
         unsigned transfers;    /* answered by libcurl so far */
         char *detail;          /* store_error_detail() */
-        /* CLOCK_MONOTONIC: no member answered the last request, and none is asked before
-         * this (0: ask); quiet_why is what the members said then */
-        uint64_t quiet_until;
-        char *quiet_why;
-        bool background; /* store_set_background(): quiet_until applies */
 } EtcdClient;
 
 /* Base64 of etcd's keys and values (NUL-terminated): -EBADMSG for text that is not base64. */

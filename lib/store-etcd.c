@@ -405,7 +405,6 @@ static void etcd_free(Store *s)
         erase_and_free(e->password);
         erase_and_free(e->token);
         free(e->detail);
-        free(e->quiet_why);
         free(e);
         s->etcd = NULL;
 }
@@ -426,12 +425,6 @@ const StoreOps store_etcd_ops = {
         .heartbeat = etcd_heartbeat,
         .error_detail = etcd_error_detail,
 };
-
-void store_set_background(Store *s, bool background)
-{
-        if (s && s->etcd)
-                s->etcd->background = background;
-}
 
 void store_etcd_set_transport(Store *s, EtcdTransport transport, void *userdata)
 {

@@ -79,12 +79,6 @@ const char *store_backend_name(const Store *s); /* "dir", "etcd" */
  * answered, or why it did not); "" if nothing more is known than the error code. Holds no
  * secret. Valid until the next call on s. */
 const char *store_error_detail(const Store *s);
-/* Calls made for this node's own work (a heartbeat's pass, reconciliation), not for an
- * operator, while BACKGROUND is set: a store that answered no request a moment ago is not
- * asked again yet, and they fail at once (etcd: for as long as that request waited, 30 s at
- * most; etcd-http.c). So a pass's calls do not each wait out every member's timeout, and the
- * event loop with them. An operator's call is always tried. The dir store has no such wait. */
-void store_set_background(Store *s, bool background);
 
 /*
  * The cluster's identity (DESIGN.md §7, §11): written once, by store_cluster_init()

@@ -558,14 +558,11 @@ def round_storm(fleet, rnd, r):
     if fleet.cluster.hw_store == "dir":
         r.expect(storm, f"{survivor.name} did not say it fences nobody (storm): {said}")
     else:  # etcd on the compute nodes: its one member has no quorum left either
-        # (hostwardend still answers: after a request no member answered, its heartbeat's
-        # store calls fail at once for a while, lib/etcd-http.c)
+        # (its hostwardend may not answer at all while its store calls wait for a quorum)
         proc = survivor.run(BUSCTL + ["--json=short", "get-property", *NODE_API, "StoreState"],
                             check=False)
         store = json.loads(proc.stdout)["data"] if proc.returncode == 0 else \
             f"no answer ({proc.stderr.strip()})"
-        r.expect(proc.returncode == 0, f"{survivor.name}'s hostwardend does not answer on D-Bus "
-                 f"while its store has no quorum: {store}")
         r.expect(storm or "store does not answer" in said or store != "attached",
                  f"{survivor.name} neither says storm nor lost the store: {said}, {store}")
         r.notes.append(f"its store: {store}")

@@ -1919,89 +1919,6 @@ static void test_etcd_lost_request_then_other_write_is_conflict(void **state)
         test_rm_rf(dir);
 }
 
-/*
- * A cluster whose members do not answer (no quorum: each waits out its timeout) costs a
- * heartbeat's pass one request's wait, not one per call: the background's calls after it fail
- * at once, saying why, for as long as that request took, and then the members are asked
- * again; an operator's call is tried all the same. The transport stands in for the silent
- * members (a quorum cannot be lost on the one etcd the unit tests have).
- */
-#define SILENT_WAIT_USEC (200 * USEC_PER_MSEC)
-
-typedef struct Silent {
-        Store *s;
-        bool silent;
-        unsigned asked;
-} Silent;
-
-static int silent_post(void *userdata, const char *url, const char *body, long *ret_status,
-                       char **ret_data)
-{
-        Silent *x = userdata;
-
-        x->asked++;
-        if (x->silent) {
-                (void)usleep(SILENT_WAIT_USEC); /* the member's timeout, shortened */
-                return -EHOSTUNREACH;
-        }
-        return store_etcd_curl(x->s, url, body, ret_status, ret_data);
-}
-
-static void test_etcd_members_that_do_not_answer_are_left_alone_a_while(void **state)
-{
-        char *endpoints[] = { etcd_endpoint, etcd_endpoint, NULL };
-        _cleanup_(store_freep) Store *s = NULL;
-        Silent x = { .silent = true };
-        NodeRecord *list = NULL;
-        size_t n_list = 0;
-        usec_t t0, failed, back;
-        unsigned asked;
-
-        assert_int_equal(store_open_etcd(endpoints, "/hwtest/silent", "node1", 10, &etcd_opts, &s),
-                         0);
-        x.s = s;
-        store_etcd_set_transport(s, silent_post, &x);
-        store_set_background(s, true);
-
-        t0 = now_usec(CLOCK_MONOTONIC);
-        assert_int_equal(store_node_list(s, &list, &n_list), -EHOSTUNREACH);
-        failed = now_usec(CLOCK_MONOTONIC);
-        assert_int_equal(x.asked, 2); /* both members, each waited out */
-        assert_true(failed - t0 >= 2 * SILENT_WAIT_USEC);
-
-        /* at once, without asking, and saying why */
-        assert_int_equal(store_heartbeat(s), -EHOSTUNREACH);
-        assert_int_equal(x.asked, 2);
-        assert_true(test_contains(store_error_detail(s), "no etcd member answered"));
-        assert_true(test_contains(store_error_detail(s), etcd_endpoint));
-        /* an operator's call is tried all the same (and starts the quiet time again) */
-        store_set_background(s, false);
-        t0 = now_usec(CLOCK_MONOTONIC);
-        assert_int_equal(store_heartbeat(s), -EHOSTUNREACH);
-        assert_int_equal(x.asked, 4);
-        failed = now_usec(CLOCK_MONOTONIC);
-        store_set_background(s, true);
-
-        /* the members answer again: asked again once the quiet time (as long as the failed
-         * request took) is over, not before */
-        x.silent = false;
-        while (store_node_list(s, &list, &n_list) == -EHOSTUNREACH) {
-                assert_int_equal(x.asked, 4);
-                assert_true(now_usec(CLOCK_MONOTONIC) - failed < 10 * USEC_PER_SEC);
-                (void)usleep(10 * USEC_PER_MSEC);
-        }
-        back = now_usec(CLOCK_MONOTONIC);
-        asked = x.asked;
-        assert_true(asked > 4);
-        /* quiet for as long as the request took (>= 2 waits), counted from its end */
-        assert_true(back - t0 >= 2 * 2 * SILENT_WAIT_USEC);
-        node_record_array_free(list, n_list);
-        list = NULL;
-        /* and answering, they are asked every time */
-        assert_int_equal(store_heartbeat(s), 0);
-        assert_true(x.asked > asked);
-}
-
 /* The behaviour tests, once per backend. */
 /* ---- history, archive, leases (issue 21) ------------------------------------------------ */
 
@@ -2474,7 +2391,6 @@ int main(void)
                 DIR_ONLY(test_dir_store_is_never_created_by_opening_it),
                 DIR_ONLY(test_joined_cluster_is_kept_on_the_node),
                 ETCD_ONLY(test_etcd_members_that_do_not_answer),
-                ETCD_ONLY(test_etcd_members_that_do_not_answer_are_left_alone_a_while),
                 ETCD_ONLY(test_etcd_plain_http_only_when_insecure_and_without_password),
                 ETCD_ONLY(test_etcd_refuses_clients_without_certificate_or_credentials),
                 ETCD_ONLY(test_etcd_reauthenticates_when_the_token_is_refused),
