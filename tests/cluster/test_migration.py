@@ -347,8 +347,8 @@ def suspend_dirtied(node, name):
     it has only zero pages, which cross at once: on a fast machine the copy was over before
     the test could act on it."""
     def last_page():
-        return node.virsh("qemu-monitor-command", "--hmp", name, "xp /1wx 0x2fff000",
-                          check=False).stdout.strip()
+        return node.virsh("qemu-monitor-command", "--hmp", name,
+                          f"xp /1wx {dirtyguest.DIRTY_END - 4096:#x}", check=False).stdout.strip()
     assert wait_for(lambda: (w := last_page()) and not w.endswith("0x00000000")), last_page()
     node.virsh("suspend", name)
 
